@@ -1,0 +1,260 @@
+"""The table registry: what an admin registered, validated, stored in the control database.
+
+Why one module: the API (register/delete), the Dagster code location (asset factory,
+schedules, sensors) and the CLI (demo registrations) must agree on what a valid
+registration is. Validation errors name the offending field so callers can show them
+as 4xx answers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from croniter import croniter
+from sqlalchemy import select
+
+from shared.control.db import session_scope
+from shared.control.models import RegisteredTableRow, TableStatusRow, utcnow
+from shared.served import table_key
+from shared.snowflake import SourceColumn
+
+STRATEGIES = ("full", "incremental", "snapshot")
+PARTITION_KINDS = ("none", "daily", "hourly", "monthly", "static")
+TIME_PARTITION_KINDS = ("daily", "hourly", "monthly")
+DATE_TYPES = ("DATE", "TIMESTAMP_NTZ", "TIMESTAMP_LTZ", "TIMESTAMP_TZ", "TIMESTAMP", "DATETIME")
+PARTITION_KEY_FORMATS = {"daily": "%Y-%m-%d", "hourly": "%Y-%m-%d-%H:%M", "monthly": "%Y-%m-%d"}
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+class RegistrationError(ValueError):
+    """A registration is invalid. ``field`` names what to fix."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+@dataclasses.dataclass(frozen=True)
+class RegisteredTable:
+    """One registered source table, as every component sees it."""
+
+    database: str
+    schema: str
+    table: str
+    strategy: str = "full"
+    partition_kind: str = "none"
+    partition_column: str | None = None
+    partition_start: str | None = None
+    partition_values: tuple[str, ...] = ()
+    cursor_column: str | None = None
+    lookback_s: int = 0
+    primary_key: tuple[str, ...] = ()
+    schedule: str | None = None
+    freshness_s: int | None = None
+    description: str = ""
+
+    @property
+    def key(self) -> str:
+        return table_key(self.database, self.schema, self.table)
+
+    @property
+    def asset_key_path(self) -> list[str]:
+        return [self.database.lower(), self.schema.lower(), self.table.lower()]
+
+    @property
+    def partitioned(self) -> bool:
+        return self.partition_kind != "none"
+
+    @property
+    def time_partitioned(self) -> bool:
+        return self.partition_kind in TIME_PARTITION_KINDS
+
+
+def parse_duration(value: Any, field: str) -> int:
+    """Seconds from ``3600``, ``"90m"``, ``"1h"``, ``"2d"``; refuses anything else."""
+    if isinstance(value, bool):
+        raise RegistrationError(field, f"{value!r} is not a duration; use seconds or e.g. '30m', '1h', '1d'")
+    if isinstance(value, int):
+        seconds = value
+    else:
+        m = _DURATION.match(str(value))
+        if not m:
+            raise RegistrationError(field, f"{value!r} is not a duration; use seconds or e.g. '30m', '1h', '1d'")
+        seconds = int(m.group(1)) * _UNITS[m.group(2).lower()]
+    if seconds < 0:
+        raise RegistrationError(field, "must not be negative")
+    return seconds
+
+
+def _ident(value: Any, field: str) -> str:
+    if not isinstance(value, str) or not _IDENT.match(value):
+        raise RegistrationError(field, f"{value!r} is not a valid identifier (letters, digits, _ and $)")
+    return value
+
+
+def build_registration(raw: dict[str, Any], *, default_database: str) -> RegisteredTable:
+    """Normalise user input (API body, CLI) into a ``RegisteredTable`` or raise ``RegistrationError``.
+
+    Accepts strategy in any case, ``partitioning`` as ``"none"`` or
+    ``{"kind", "column", "start"?, "values"?}``, ``freshness`` as a duration, ``schedule``
+    as a 5-field cron.
+    """
+    database = _ident(raw.get("database") or default_database, "database")
+    schema = _ident(raw.get("schema_name") or raw.get("schema"), "schema_name")
+    table = _ident(raw.get("table_name") or raw.get("table"), "table_name")
+
+    strategy = str(raw.get("strategy") or "full").lower()
+    if strategy not in STRATEGIES:
+        raise RegistrationError("strategy", f"{raw.get('strategy')!r} is not one of {', '.join(STRATEGIES)}")
+
+    part = raw.get("partitioning") or "none"
+    if isinstance(part, str):
+        part = {"kind": part}
+    if not isinstance(part, dict):
+        raise RegistrationError("partitioning", "must be 'none' or an object {kind, column, start?, values?}")
+    kind = str(part.get("kind") or "none").lower()
+    if kind not in PARTITION_KINDS:
+        raise RegistrationError("partitioning.kind", f"{part.get('kind')!r} is not one of {', '.join(PARTITION_KINDS)}")
+    column = part.get("column")
+    start = part.get("start")
+    values: tuple[str, ...] = ()
+    if kind != "none":
+        column = _ident(column, "partitioning.column")
+    if kind in TIME_PARTITION_KINDS:
+        if not start:
+            raise RegistrationError("partitioning.start", "time partitioning needs a start date such as '2025-01-01'")
+        try:
+            dt.date.fromisoformat(str(start)[:10])
+        except ValueError as e:
+            raise RegistrationError("partitioning.start", f"{start!r} is not a date (YYYY-MM-DD)") from e
+        start = str(start)[:10]
+    if kind == "static":
+        vals = part.get("values")
+        if not isinstance(vals, list) or not vals or not all(isinstance(v, str | int) for v in vals):
+            raise RegistrationError("partitioning.values", "static partitioning needs a non-empty list of values")
+        values = tuple(str(v) for v in vals)
+        if len(set(values)) != len(values):
+            raise RegistrationError("partitioning.values", "values must be unique")
+    if strategy == "snapshot" and kind != "none":
+        raise RegistrationError("strategy", "snapshot makes its own daily partitions; leave partitioning as 'none'")
+
+    cursor = raw.get("incremental_key") or raw.get("cursor_column")
+    if cursor is not None:
+        cursor = _ident(cursor, "incremental_key")
+    if strategy == "incremental" and not cursor:
+        raise RegistrationError("incremental_key", "the incremental strategy needs a cursor column")
+    lookback = parse_duration(raw.get("lookback", 0), "lookback")
+
+    pk_raw = raw.get("primary_key") or []
+    if isinstance(pk_raw, str):
+        pk_raw = [p.strip() for p in pk_raw.split(",") if p.strip()]
+    if not isinstance(pk_raw, list):
+        raise RegistrationError("primary_key", "must be a list of column names")
+    primary_key = tuple(_ident(p, "primary_key") for p in pk_raw)
+    if strategy == "incremental" and not primary_key:
+        raise RegistrationError("primary_key", "the incremental strategy merges on a primary key; name one")
+
+    schedule = raw.get("schedule") or None
+    if schedule is not None:
+        if not isinstance(schedule, str) or len(schedule.split()) != 5 or not croniter.is_valid(schedule):
+            raise RegistrationError("schedule", f"{schedule!r} is not a valid 5-field cron expression")
+    freshness = raw.get("freshness")
+    freshness_s = None if freshness in (None, "") else parse_duration(freshness, "freshness")
+    if freshness_s is not None and freshness_s < 60:
+        raise RegistrationError("freshness", "must be at least 60 seconds")
+
+    description = raw.get("description") or ""
+    if not isinstance(description, str):
+        raise RegistrationError("description", "must be a string")
+    return RegisteredTable(
+        database=database.upper(), schema=schema.upper(), table=table.upper(), strategy=strategy,
+        partition_kind=kind, partition_column=column.upper() if column else None, partition_start=start,
+        partition_values=values, cursor_column=cursor.upper() if cursor else None, lookback_s=lookback,
+        primary_key=tuple(p.upper() for p in primary_key), schedule=schedule, freshness_s=freshness_s,
+        description=description,
+    )
+
+
+def check_against_source(reg: RegisteredTable, columns: Sequence[SourceColumn]) -> None:
+    """Refuse a registration whose table or named columns are missing in the source."""
+    if not columns:
+        raise RegistrationError("table_name", f"table {reg.database}.{reg.schema}.{reg.table} does not exist in the source")
+    by_name = {c.name.upper(): c for c in columns}
+    named = [("partitioning.column", reg.partition_column), ("incremental_key", reg.cursor_column)]
+    named += [("primary_key", p) for p in reg.primary_key]
+    for field, col in named:
+        if col and col.upper() not in by_name:
+            raise RegistrationError(field, f"column {col} does not exist in {reg.database}.{reg.schema}.{reg.table}")
+    if reg.time_partitioned and reg.partition_column:
+        kind = by_name[reg.partition_column.upper()].data_type
+        if kind not in DATE_TYPES:
+            raise RegistrationError("partitioning.column", f"column {reg.partition_column} is {kind}, not a DATE or TIMESTAMP")
+
+
+def _to_record(row: RegisteredTableRow) -> RegisteredTable:
+    return RegisteredTable(
+        database=row.database, schema=row.schema_name, table=row.table_name, strategy=row.strategy,
+        partition_kind=row.partition_kind, partition_column=row.partition_column,
+        partition_start=row.partition_start, partition_values=tuple(row.partition_values or ()),
+        cursor_column=row.cursor_column, lookback_s=row.lookback_s, primary_key=tuple(row.primary_key or ()),
+        schedule=row.schedule, freshness_s=row.freshness_s, description=row.description,
+    )
+
+
+def save(url: str, reg: RegisteredTable) -> tuple[RegisteredTable, bool]:
+    """Insert or update (same key: updated, never duplicated). Returns (record, created)."""
+    with session_scope(url) as s:
+        row = s.scalars(
+            select(RegisteredTableRow).where(RegisteredTableRow.key == reg.key, RegisteredTableRow.deleted_at.is_(None))
+        ).first()
+        created = row is None
+        if row is None:
+            row = RegisteredTableRow(key=reg.key)
+            s.add(row)
+        row.database, row.schema_name, row.table_name = reg.database, reg.schema, reg.table
+        row.strategy, row.partition_kind, row.partition_column = reg.strategy, reg.partition_kind, reg.partition_column
+        row.partition_start, row.partition_values = reg.partition_start, list(reg.partition_values)
+        row.cursor_column, row.lookback_s, row.primary_key = reg.cursor_column, reg.lookback_s, list(reg.primary_key)
+        row.schedule, row.freshness_s, row.description = reg.schedule, reg.freshness_s, reg.description
+        row.updated_at = utcnow()
+    return reg, created
+
+
+def list_registered(url: str) -> list[RegisteredTable]:
+    """Live registrations ordered by key."""
+    with session_scope(url) as s:
+        rows = s.scalars(
+            select(RegisteredTableRow).where(RegisteredTableRow.deleted_at.is_(None)).order_by(RegisteredTableRow.key)
+        ).all()
+        return [_to_record(r) for r in rows]
+
+
+def get_registered(url: str, key: str) -> RegisteredTable | None:
+    with session_scope(url) as s:
+        row = s.scalars(
+            select(RegisteredTableRow).where(RegisteredTableRow.key == key.lower(), RegisteredTableRow.deleted_at.is_(None))
+        ).first()
+        return _to_record(row) if row else None
+
+
+def soft_delete(url: str, key: str) -> bool:
+    """Mark a registration deleted (history kept). Returns False if none was live."""
+    with session_scope(url) as s:
+        row = s.scalars(
+            select(RegisteredTableRow).where(RegisteredTableRow.key == key.lower(), RegisteredTableRow.deleted_at.is_(None))
+        ).first()
+        if row is None:
+            return False
+        row.deleted_at = utcnow()
+        status = s.get(TableStatusRow, key.lower())
+        if status is not None:
+            status.served_version = None
+            status.stale, status.stale_reason = True, "registration removed"
+        return True

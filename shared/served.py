@@ -1,0 +1,275 @@
+"""The served-data contract between orchestration (writer) and serving (readers).
+
+Layout, one folder per table so a table can be exposed without exposing another::
+
+    <home>/served/<database>/<schema>/<table>/
+        CURRENT                  manifest of the version readers must use (JSON)
+        v-<version>.duckdb       one immutable, checkpointed DuckDB file, table ``data``
+        v-<version>.json         that version's manifest (history)
+        .lock                    flock held by the single writer of this table
+        .tmp-<version>.duckdb    a version being written (never read)
+
+Why this design (measured with duckdb 2.0.1, see README "Architecture"):
+- DuckDB lets one process open a file read-write and blocks readers meanwhile, so a
+  reader never opens a file that is being written: writers build a *new* file and
+  publish it by ``os.replace`` of ``CURRENT``, which is atomic. In-flight readers keep
+  the file they opened (POSIX keeps unlinked files readable), new readers see the new
+  version at once.
+- ``kill -9`` at any point leaves ``CURRENT`` naming the last complete version; the
+  next writer removes orphaned ``.tmp-*`` files under the lock.
+- Version ids sort by time and file names change per version, so Python's per-path
+  DuckDB instance cache can never hand out stale data.
+- Native DuckDB files (not Parquet folders) keep point queries near 1 ms; Parquet over
+  hundreds of partition files measured ~70x slower for the same query.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import fcntl
+import json
+import os
+import re
+import secrets
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+DATA_TABLE = "data"
+CURRENT = "CURRENT"
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
+
+
+class ServedDataError(RuntimeError):
+    """The served-data folder is not in the shape this module writes."""
+
+
+def table_key(database: str, schema: str, table: str) -> str:
+    """The canonical, lower-case ``database.schema.table`` key of a table."""
+    for part in (database, schema, table):
+        if not _IDENT.match(part):
+            raise ValueError(f"identifier {part!r} must match {_IDENT.pattern}")
+    return f"{database}.{schema}.{table}".lower()
+
+
+def split_key(key: str) -> tuple[str, str, str]:
+    parts = key.split(".")
+    if len(parts) != 3 or not all(_IDENT.match(p) for p in parts):
+        raise ValueError(f"table key {key!r} must be database.schema.table")
+    return parts[0], parts[1], parts[2]
+
+
+def new_version_id(now: dt.datetime | None = None) -> str:
+    """A time-sortable, unique version id such as ``20261125T183000123456-3fa2``."""
+    now = now or dt.datetime.now(dt.UTC)
+    return now.strftime("%Y%m%dT%H%M%S%f") + "-" + secrets.token_hex(2)
+
+
+@dataclasses.dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    nullable: bool = True
+    description: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Manifest:
+    """What one served version holds. Published atomically with its data."""
+
+    table_key: str
+    version: str
+    file: str
+    published_at: str
+    strategy: str
+    row_count: int
+    bytes: int
+    columns: list[Column]
+    partitions: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    watermark: str | None = None
+    run_id: str | None = None
+    previous_version: str | None = None
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True, default=str)
+
+    @classmethod
+    def from_json(cls, text: str) -> Manifest:
+        raw = json.loads(text)
+        raw["columns"] = [Column(**c) for c in raw.get("columns", [])]
+        return cls(**raw)
+
+
+def table_dir(served_root: Path, key: str) -> Path:
+    db, schema, table = split_key(key)
+    return Path(served_root) / db / schema / table
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+_current_cache: dict[Path, tuple[tuple[int, int], Manifest]] = {}
+
+
+def read_current(served_root: Path, key: str) -> Manifest | None:
+    """The manifest readers must use now, or None if the table was never published.
+
+    Cached by (inode, mtime) so a hot path costs one ``stat``.
+    """
+    path = table_dir(served_root, key) / CURRENT
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    stamp = (st.st_ino, st.st_mtime_ns)
+    hit = _current_cache.get(path)
+    if hit and hit[0] == stamp:
+        return hit[1]
+    manifest = Manifest.from_json(path.read_text(encoding="utf-8"))
+    _current_cache[path] = (stamp, manifest)
+    return manifest
+
+
+def version_path(served_root: Path, manifest: Manifest) -> Path:
+    return table_dir(served_root, manifest.table_key) / manifest.file
+
+
+def list_served(served_root: Path) -> list[str]:
+    """Keys of every table that has a CURRENT manifest."""
+    root = Path(served_root)
+    if not root.exists():
+        return []
+    return sorted(".".join(p.parent.relative_to(root).parts) for p in root.glob(f"*/*/*/{CURRENT}"))
+
+
+@dataclasses.dataclass
+class PendingVersion:
+    """A version being written: a private DuckDB file plus the manifest fields to publish."""
+
+    key: str
+    version: str
+    path: Path
+    previous: Manifest | None
+    con: duckdb.DuckDBPyConnection
+
+
+@contextmanager
+def table_lock(served_root: Path, key: str) -> Iterator[Path]:
+    """Exclusive writer lock for one table; released by the kernel even on ``kill -9``."""
+    folder = table_dir(served_root, key)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "a+") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield folder
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+@contextmanager
+def write_version(served_root: Path, key: str, *, copy_previous: bool) -> Iterator[PendingVersion]:
+    """Write a new version of ``key`` under the table lock, without publishing it.
+
+    ``copy_previous`` starts from a copy of the current version (partition and merge
+    writes); otherwise the file starts empty (full replace). On any exception the
+    temporary file is removed and ``CURRENT`` is untouched. Call ``publish`` inside the
+    block to make the version visible.
+    """
+    with table_lock(served_root, key) as folder:
+        for orphan in folder.glob(".tmp-*"):  # left by a killed writer
+            orphan.unlink(missing_ok=True)
+        previous = read_current(served_root, key)
+        version = new_version_id()
+        tmp = folder / f".tmp-{version}.duckdb"
+        if copy_previous and previous is not None:
+            shutil.copyfile(folder / previous.file, tmp)
+        con = duckdb.connect(str(tmp))
+        pending = PendingVersion(key=key, version=version, path=tmp, previous=previous, con=con)
+        try:
+            yield pending
+        finally:
+            try:
+                con.close()
+            except duckdb.Error:
+                pass
+            tmp.unlink(missing_ok=True)
+            Path(str(tmp) + ".wal").unlink(missing_ok=True)
+
+
+def publish(served_root: Path, pending: PendingVersion, **fields: Any) -> Manifest:
+    """Checkpoint, close and atomically publish ``pending``; returns its manifest.
+
+    ``fields`` are the Manifest fields other than key, version, file, bytes, previous.
+    """
+    pending.con.execute("CHECKPOINT")
+    pending.con.close()
+    folder = pending.path.parent
+    final = folder / f"v-{pending.version}.duckdb"
+    with open(pending.path, "rb+") as fh:
+        os.fsync(fh.fileno())
+    os.replace(pending.path, final)
+    manifest = Manifest(
+        table_key=pending.key,
+        version=pending.version,
+        file=final.name,
+        published_at=dt.datetime.now(dt.UTC).isoformat(),
+        bytes=final.stat().st_size,
+        previous_version=pending.previous.version if pending.previous else None,
+        **fields,
+    )
+    _write_atomic(folder / f"v-{pending.version}.json", manifest.to_json())
+    _write_atomic(folder / CURRENT, manifest.to_json())
+    _fsync_dir(folder)
+    return manifest
+
+
+def superseded_versions(served_root: Path, key: str, older_than: dt.datetime) -> list[Path]:
+    """Version files that are not current and were *replaced* before ``older_than``.
+
+    A version is replaced when the next version (ids sort by time) was written, so a
+    file written long ago but replaced a moment ago is kept for the grace period.
+    """
+    current = read_current(served_root, key)
+    folder = table_dir(served_root, key)
+    files = sorted(folder.glob("v-*.duckdb"))
+    out: list[Path] = []
+    for older, newer in zip(files, files[1:], strict=False):
+        if current and older.name == current.file:
+            continue
+        replaced_at = dt.datetime.fromtimestamp(newer.stat().st_mtime, dt.UTC)
+        if replaced_at < older_than:
+            out.append(older)
+    return out
+
+
+def remove_table(served_root: Path, key: str) -> None:
+    """Remove a table's served data (registration deleted). Open readers keep their files."""
+    folder = table_dir(served_root, key)
+    if not folder.exists():
+        return
+    with table_lock(served_root, key):
+        (folder / CURRENT).unlink(missing_ok=True)
+        for f in folder.iterdir():
+            if f.name != ".lock":
+                f.unlink(missing_ok=True)
+    _current_cache.pop(folder / CURRENT, None)

@@ -1,0 +1,236 @@
+"""Typed settings read from the environment, one dataclass per concern.
+
+Why: every process (Dagster code server, run workers, API replicas, CLI) must agree on
+where data lives and how to reach Snowflake, and nothing may read the environment at
+import time. ``get_settings()`` is the single, cached entry point; tests build
+``Settings.from_env(env)`` with an explicit mapping instead of patching globals.
+
+Every field names its environment variable in ``env_var(...)``; ``documented_env_vars()``
+lists them so a test can check that the README documents each one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, get_type_hints
+
+_ENV = "env"
+_DOC = "doc"
+
+
+def env_var(name: str, default: Any, doc: str) -> Any:
+    """Declare a setting bound to environment variable ``name``."""
+    return dataclasses.field(default=default, metadata={_ENV: name, _DOC: doc})
+
+
+def _coerce(raw: str, kind: Any, name: str) -> Any:
+    try:
+        if kind in (bool, "bool"):
+            lowered = raw.strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        if kind in (int, "int"):
+            return int(raw)
+        if kind in (float, "float"):
+            return float(raw)
+    except ValueError as e:
+        raise SettingsError(f"setting {name}={raw!r} is not a valid {kind}") from e
+    return raw
+
+
+class SettingsError(ValueError):
+    """A setting in the environment has a value of the wrong shape."""
+
+
+def _load(cls: type, env: Mapping[str, str], **overrides: Any) -> Any:
+    hints = get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        name = f.metadata.get(_ENV)
+        if f.name in overrides:
+            values[f.name] = overrides[f.name]
+        elif name and env.get(name) not in (None, ""):
+            kind = hints[f.name]
+            base = kind if kind in (bool, int, float) else str
+            values[f.name] = _coerce(env[name], base, name)
+    return cls(**values)
+
+
+@dataclasses.dataclass(frozen=True)
+class SnowflakeSettings:
+    """How to reach the Snowflake source. Empty account means the embedded stand-in."""
+
+    account: str = env_var("SNOWFLAKE_ACCOUNT", "", "Snowflake account identifier. Empty: use the embedded local stand-in (fakesnow).")
+    user: str = env_var("SNOWFLAKE_USER", "fake", "Snowflake user (ideally a dedicated read-only service user).")
+    password: str = env_var("SNOWFLAKE_PASSWORD", "snow", "Snowflake password.")
+    database: str = env_var("SNOWFLAKE_DATABASE", "DEMO", "Default Snowflake database for registrations and browsing.")
+    warehouse: str = env_var("SNOWFLAKE_WAREHOUSE", "", "Snowflake warehouse used by syncs.")
+    role: str = env_var("SNOWFLAKE_ROLE", "", "Snowflake role (a read-only role is advised).")
+    host: str = env_var("SNOWFLAKE_HOST", "", "Non-default endpoint host, e.g. 127.0.0.1 for the local stand-in.")
+    port: int = env_var("SNOWFLAKE_PORT", 0, "Non-default endpoint port (0: connector default).")
+    protocol: str = env_var("SNOWFLAKE_PROTOCOL", "", "Non-default endpoint protocol: http or https.")
+    query_tag: str = env_var("SNOWFLAKE_QUERY_TAG", "agents-data", "QUERY_TAG set on every source session, so syncs are visible in Snowflake's query history.")
+    network_timeout_s: int = env_var("SNOWFLAKE_NETWORK_TIMEOUT_S", 60, "Connector network timeout in seconds; bounds a hung source.")
+    slice_rows: int = env_var("SYNC_SLICE_ROWS", 250_000, "Rows per extraction slice for unpartitioned tables; bounds sync memory.")
+
+    @property
+    def embedded(self) -> bool:
+        return not self.account or self.account == "fakesnow"
+
+
+@dataclasses.dataclass(frozen=True)
+class DemoSettings:
+    """The embedded default: a fakesnow server seeded with demo data."""
+
+    port: int = env_var("DEMO_SNOWFLAKE_PORT", 8765, "Port of the embedded fakesnow server started by `agents-data up`.")
+    orders_rows: int = env_var("DEMO_ORDERS_ROWS", 1_000_000, "Rows seeded into the demo ORDERS table.")
+
+
+@dataclasses.dataclass(frozen=True)
+class DagsterSettings:
+    """How the API reaches Dagster and how orchestration behaves."""
+
+    graphql_url: str = env_var("DAGSTER_GRAPHQL_URL", "http://127.0.0.1:3000/graphql", "Dagster webserver GraphQL endpoint used by the API.")
+    ui_url: str = env_var("DAGSTER_UI_URL", "", "Public Dagster UI base URL used in links (default: derived from DAGSTER_GRAPHQL_URL).")
+    location_name: str = env_var("DAGSTER_LOCATION_NAME", "agents_data", "Code location name (workspace.yaml) reloaded after registrations.")
+    webserver_port: int = env_var("DAGSTER_WEBSERVER_PORT", 3000, "Port of the Dagster webserver started by the CLI.")
+    code_server_port: int = env_var("DAGSTER_CODE_SERVER_PORT", 4266, "Port of the Dagster gRPC code server started by the CLI.")
+    schedules_running: bool = env_var("SCHEDULES_DEFAULT_RUNNING", True, "Whether per-table and housekeeping schedules start running on a fresh install.")
+    request_timeout_s: float = env_var("DAGSTER_REQUEST_TIMEOUT_S", 30.0, "Timeout of one GraphQL call from the API.")
+    stuck_run_minutes: int = env_var("STUCK_JOB_MINUTES", 120, "Query jobs and syncs running longer than this are marked failed by housekeeping.")
+    version_grace_minutes: int = env_var("SERVED_VERSION_GRACE_MINUTES", 30, "Superseded served-data versions are deleted after this many minutes.")
+
+
+@dataclasses.dataclass(frozen=True)
+class AuthSettings:
+    """Admin credentials and token signing."""
+
+    admin_username: str = env_var("ADMIN_USERNAME", "admin", "Admin login name for POST /api/v1/auth/token.")
+    admin_password: str = env_var("ADMIN_PASSWORD", "", "Admin password. Empty: a random one is generated at start and printed once by `agents-data up`.")
+    jwt_secret: str = env_var("JWT_SECRET", "", "HMAC secret for tokens (32+ bytes). Empty: a random secret is generated under AGENTS_DATA_HOME.")
+    jwt_audience: str = env_var("JWT_AUDIENCE", "agents-data", "Audience claim required on every token.")
+    jwt_issuer: str = env_var("JWT_ISSUER", "agents-data", "Issuer claim set on and required of every token.")
+    admin_token_ttl_s: int = env_var("ADMIN_TOKEN_TTL_S", 3600, "Lifetime of admin tokens in seconds.")
+    default_token_ttl_s: int = env_var("TOKEN_DEFAULT_TTL_S", 30 * 24 * 3600, "Default lifetime of swarm and agent tokens in seconds.")
+
+
+@dataclasses.dataclass(frozen=True)
+class QuerySettings:
+    """Limits applied to agent SQL."""
+
+    max_rows: int = env_var("QUERY_MAX_ROWS", 100_000, "Default and maximum rows of a query result.")
+    json_max_rows: int = env_var("QUERY_JSON_MAX_ROWS", 10_000, "Row cap for inline JSON results.")
+    max_result_bytes: int = env_var("QUERY_MAX_RESULT_BYTES", 1 << 30, "Largest result file a query may write, in bytes.")
+    timeout_s: float = env_var("QUERY_TIMEOUT_S", 30.0, "Default query time limit in seconds.")
+    max_timeout_s: float = env_var("QUERY_MAX_TIMEOUT_S", 300.0, "Largest time limit a caller may ask for.")
+    wait_s: float = env_var("QUERY_WAIT_S", 5.0, "Default seconds a request waits before answering with a job id.")
+    result_ttl_s: int = env_var("QUERY_RESULT_TTL_S", 24 * 3600, "How long query results are kept.")
+    memory_limit: str = env_var("QUERY_MEMORY_LIMIT", "1GB", "DuckDB memory_limit for agent connections.")
+    threads: int = env_var("QUERY_THREADS", 2, "DuckDB threads for agent connections.")
+    max_temp_size: str = env_var("QUERY_MAX_TEMP_SIZE", "2GB", "DuckDB max_temp_directory_size for agent connections.")
+    agent_concurrent: int = env_var("AGENT_MAX_CONCURRENT_QUERIES", 4, "Concurrent queries per agent before 429.")
+    agent_rpm: int = env_var("AGENT_REQUESTS_PER_MINUTE", 6000, "Requests per minute per agent before 429.")
+    refresh_per_minute: int = env_var("AGENT_REFRESHES_PER_MINUTE", 10, "Refresh requests per minute per agent before 429.")
+
+
+@dataclasses.dataclass(frozen=True)
+class ArtifactSettings:
+    """Where artifacts live and how big they may be."""
+
+    max_bytes: int = env_var("ARTIFACT_MAX_BYTES", 50 * 1024 * 1024, "Largest artifact upload in bytes (413 beyond).")
+    storage: str = env_var("ARTIFACT_STORAGE", "local", "Artifact backend: local (folder under AGENTS_DATA_HOME) or s3.")
+    s3_bucket: str = env_var("ARTIFACT_S3_BUCKET", "", "Bucket for the s3 backend.")
+    s3_endpoint_url: str = env_var("ARTIFACT_S3_ENDPOINT_URL", "", "Endpoint of an S3-compatible server (empty: AWS).")
+    s3_prefix: str = env_var("ARTIFACT_S3_PREFIX", "artifacts/", "Key prefix inside the bucket.")
+    default_ttl_s: int = env_var("ARTIFACT_DEFAULT_TTL_S", 7 * 24 * 3600, "Default artifact lifetime in seconds.")
+
+
+@dataclasses.dataclass(frozen=True)
+class ApiSettings:
+    """The serving process."""
+
+    host: str = env_var("API_HOST", "127.0.0.1", "Interface the API binds to.")
+    port: int = env_var("API_PORT", 8000, "Port the API listens on.")
+    workers: int = env_var("API_WORKERS", 1, "Uvicorn worker processes per API replica.")
+    replica_id: str = env_var("API_REPLICA_ID", "", "Name of this replica in audit rows and job records (default: hostname:pid).")
+    log_level: str = env_var("LOG_LEVEL", "info", "Log level of every process.")
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """All settings. ``home`` anchors every default path."""
+
+    home: str = env_var("AGENTS_DATA_HOME", ".agents-data", "Root for served DuckDB data, artifacts, query results, the local control database and the default Dagster home.")
+    database_url: str = env_var("DATABASE_URL", "", "Control database URL (SQLAlchemy). Empty: SQLite file under AGENTS_DATA_HOME. PostgreSQL: postgresql+psycopg://user@host/db.")
+    dagster_home: str = env_var("DAGSTER_HOME", "", "Dagster instance folder (default AGENTS_DATA_HOME/dagster).")
+    snowflake: SnowflakeSettings = dataclasses.field(default_factory=SnowflakeSettings)
+    demo: DemoSettings = dataclasses.field(default_factory=DemoSettings)
+    dagster: DagsterSettings = dataclasses.field(default_factory=DagsterSettings)
+    auth: AuthSettings = dataclasses.field(default_factory=AuthSettings)
+    query: QuerySettings = dataclasses.field(default_factory=QuerySettings)
+    artifacts: ArtifactSettings = dataclasses.field(default_factory=ArtifactSettings)
+    api: ApiSettings = dataclasses.field(default_factory=ApiSettings)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        env = os.environ if env is None else env
+        nested = {
+            f.name: _load(f.default_factory, env)  # type: ignore[misc]
+            for f in dataclasses.fields(cls)
+            if f.default_factory is not dataclasses.MISSING  # type: ignore[misc]
+        }
+        base = _load(cls, env, **nested)
+        home = str(Path(base.home).expanduser().resolve())
+        return dataclasses.replace(base, home=home, **overrides)
+
+    @property
+    def home_path(self) -> Path:
+        return Path(self.home)
+
+    @property
+    def served_path(self) -> Path:
+        return self.home_path / "served"
+
+    @property
+    def results_path(self) -> Path:
+        return self.home_path / "results"
+
+    @property
+    def artifacts_path(self) -> Path:
+        return self.home_path / "artifacts"
+
+    @property
+    def control_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home_path / 'control.db'}"
+
+    @property
+    def dagster_home_path(self) -> Path:
+        return Path(self.dagster_home) if self.dagster_home else self.home_path / "dagster"
+
+
+def documented_env_vars() -> dict[str, str]:
+    """Every environment variable the platform reads, with its description."""
+    out: dict[str, str] = {}
+
+    def walk(cls: type) -> None:
+        for f in dataclasses.fields(cls):
+            if f.metadata.get(_ENV):
+                out[f.metadata[_ENV]] = f.metadata[_DOC]
+            elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+                walk(f.default_factory)  # type: ignore[arg-type]
+
+    walk(Settings)
+    return out
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once from ``os.environ``."""
+    return Settings.from_env()

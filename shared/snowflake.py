@@ -1,0 +1,175 @@
+"""One way to reach the Snowflake source: connection arguments and metadata queries.
+
+Why here: orchestration (syncs, the change sensor) and serving (browsing, validating a
+registration) must target the same endpoint. ``host``, ``port`` and ``protocol`` are
+passed explicitly because dagster-snowflake's resource silently drops them as keywords,
+which would quietly point the stand-in configuration at real Snowflake.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import snowflake.connector
+
+from shared.settings import SnowflakeSettings
+
+
+class SourceError(RuntimeError):
+    """The source could not be reached, refused the credentials, or failed a query."""
+
+
+def endpoint_args(settings: SnowflakeSettings) -> dict[str, Any]:
+    """Endpoint and session arguments that must never be dropped (see module docstring)."""
+    args: dict[str, Any] = {
+        "session_parameters": {
+            "CLIENT_OUT_OF_BAND_TELEMETRY_ENABLED": False,
+            "QUERY_TAG": settings.query_tag,
+        },
+        "network_timeout": settings.network_timeout_s,
+        "login_timeout": settings.network_timeout_s,
+    }
+    if settings.host:
+        args["host"] = settings.host
+    if settings.port:
+        args["port"] = settings.port
+    if settings.protocol:
+        args["protocol"] = settings.protocol
+    return args
+
+
+def connect_args(settings: SnowflakeSettings) -> dict[str, Any]:
+    """Full keyword arguments for ``snowflake.connector.connect``."""
+    args: dict[str, Any] = {
+        "account": settings.account or "fakesnow",
+        "user": settings.user,
+        "password": settings.password,
+        **endpoint_args(settings),
+    }
+    for name in ("database", "warehouse", "role"):
+        value = getattr(settings, name)
+        if value:
+            args[name] = value
+    return args
+
+
+@contextmanager
+def connect(settings: SnowflakeSettings) -> Iterator[snowflake.connector.SnowflakeConnection]:
+    """A connector session; connection failures become ``SourceError`` naming the endpoint."""
+    where = f"{settings.host or (settings.account + '.snowflakecomputing.com')}:{settings.port or 443}"
+    try:
+        con = snowflake.connector.connect(**connect_args(settings))
+    except Exception as e:  # the connector raises many unrelated types
+        raise SourceError(f"cannot connect to Snowflake at {where} as {settings.user!r}: {e}") from e
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+@dataclasses.dataclass(frozen=True)
+class SourceColumn:
+    name: str
+    data_type: str  # e.g. NUMBER, TEXT, TIMESTAMP_NTZ
+    precision: int | None
+    scale: int | None
+    nullable: bool
+    comment: str
+
+
+@dataclasses.dataclass(frozen=True)
+class SourceTable:
+    database: str
+    schema: str
+    name: str
+    row_count: int | None
+    bytes: int | None
+    last_altered: str | None
+    comment: str
+
+
+def _q(value: str) -> str:
+    """Quote an identifier for Snowflake (upper-case identifiers stay as written)."""
+    return '"' + value.replace('"', '""') + '"'
+
+
+def list_tables(con: Any, database: str, schema: str | None = None) -> list[SourceTable]:
+    """Tables of ``database`` (optionally one schema) in one INFORMATION_SCHEMA query."""
+    sql = (
+        "SELECT table_catalog, table_schema, table_name, row_count, bytes, last_altered, comment "
+        f"FROM {_q(database.upper())}.information_schema.tables "
+        "WHERE table_type = 'BASE TABLE' AND table_schema <> 'INFORMATION_SCHEMA'"
+    )
+    params: list[Any] = []
+    if schema:
+        sql += " AND upper(table_schema) = upper(%s)"
+        params.append(schema)
+    sql += " ORDER BY table_schema, table_name"
+    cur = con.cursor()
+    try:
+        cur.execute(sql, params)
+        rows = cur.fetchall()
+    finally:
+        cur.close()
+    return [
+        SourceTable(
+            database=r[0], schema=r[1], name=r[2], row_count=r[3], bytes=r[4],
+            last_altered=str(r[5]) if r[5] is not None else None, comment=r[6] or "",
+        )
+        for r in rows
+    ]
+
+
+def table_columns(con: Any, database: str, schema: str, table: str) -> list[SourceColumn]:
+    """Columns of one table, in order; empty if the table does not exist.
+
+    Reads INFORMATION_SCHEMA.COLUMNS (``DESCRIBE TABLE`` hangs the local stand-in).
+    """
+    sql = (
+        "SELECT column_name, data_type, numeric_precision, numeric_scale, is_nullable, comment "
+        f"FROM {_q(database.upper())}.information_schema.columns "
+        "WHERE upper(table_schema) = upper(%s) AND upper(table_name) = upper(%s) "
+        "ORDER BY ordinal_position"
+    )
+    cur = con.cursor()
+    try:
+        cur.execute(sql, (schema, table))
+        rows = cur.fetchall()
+    finally:
+        cur.close()
+    return [
+        SourceColumn(
+            name=r[0], data_type=str(r[1]).upper(), precision=r[2], scale=r[3],
+            nullable=str(r[4]).upper() == "YES", comment=r[5] or "",
+        )
+        for r in rows
+    ]
+
+
+def change_signatures(con: Any, tables: Sequence[tuple[str, str, str]]) -> dict[tuple[str, str, str], str]:
+    """``LAST_ALTERED|ROW_COUNT`` per table, one query per source database (not per table).
+
+    Keys are upper-cased ``(database, schema, table)``; a missing table is absent.
+    """
+    by_db: dict[str, list[tuple[str, str]]] = {}
+    for db, schema, table in tables:
+        by_db.setdefault(db.upper(), []).append((schema.upper(), table.upper()))
+    out: dict[tuple[str, str, str], str] = {}
+    for db, pairs in by_db.items():
+        placeholders = ", ".join(["(%s, %s)"] * len(pairs))
+        sql = (
+            "SELECT table_schema, table_name, last_altered, row_count "
+            f"FROM {_q(db)}.information_schema.tables "
+            f"WHERE (upper(table_schema), upper(table_name)) IN ({placeholders})"
+        )
+        cur = con.cursor()
+        try:
+            cur.execute(sql, [v for pair in pairs for v in pair])
+            for schema, table, altered, rows in cur.fetchall():
+                out[(db, str(schema).upper(), str(table).upper())] = f"{altered}|{rows}"
+        finally:
+            cur.close()
+    return out

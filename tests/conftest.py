@@ -1,0 +1,95 @@
+"""Shared fixtures: the fakesnow server, control databases (SQLite and PostgreSQL), settings.
+
+Everything a test starts binds to 127.0.0.1 on a free port and is stopped by PID.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from shared.settings import Settings
+
+POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def fakesnow_port() -> Iterator[int]:
+    """A fakesnow server (server mode) for the whole session, reached through the real connector."""
+    import fakesnow
+
+    with fakesnow.server(host="127.0.0.1", port=None) as kwargs:
+        yield int(kwargs["port"])
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    path = tmp_path / "home"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def sqlite_url(home: Path) -> str:
+    return f"sqlite:///{home / 'control.db'}"
+
+
+def _pg_schema_url(schema: str) -> str:
+    sep = "&" if "?" in POSTGRES_URL else "?"
+    return f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL schema per test on the server named by TEST_POSTGRES_URL."""
+    if not POSTGRES_URL:
+        pytest.skip("TEST_POSTGRES_URL is not set (.ci/run sets it to the local PostgreSQL server)")
+    from shared.control.db import normalize_url
+
+    schema = "t_" + secrets.token_hex(6)
+    engine = sa.create_engine(normalize_url(POSTGRES_URL))
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield _pg_schema_url(schema)
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def control_url(request: pytest.FixtureRequest) -> str:
+    """The control database, once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        return str(request.getfixturevalue("sqlite_url"))
+    return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+def settings(home: Path, sqlite_url: str, fakesnow_port: int) -> Settings:
+    """Settings pointing at a temporary home, SQLite control DB and the session's fakesnow server."""
+    env = {
+        "AGENTS_DATA_HOME": str(home),
+        "DATABASE_URL": sqlite_url,
+        "SNOWFLAKE_HOST": "127.0.0.1",
+        "SNOWFLAKE_PORT": str(fakesnow_port),
+        "SNOWFLAKE_PROTOCOL": "http",
+        "SNOWFLAKE_DATABASE": "DEMO",
+        "SNOWFLAKE_NETWORK_TIMEOUT_S": "20",
+        "JWT_SECRET": "test-secret-" + "x" * 32,
+        "ADMIN_PASSWORD": "admin-password",
+    }
+    return Settings.from_env(env)
