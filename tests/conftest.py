@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from shared.served import Manifest
 from shared.settings import Settings
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "")
@@ -93,3 +94,29 @@ def settings(home: Path, sqlite_url: str, fakesnow_port: int) -> Settings:
         "ADMIN_PASSWORD": "admin-password",
     }
     return Settings.from_env(env)
+
+
+def publish_table(served_root: Path, key: str, select_sql: str, *, strategy: str = "full",
+                  descriptions: dict[str, str] | None = None) -> "Manifest":
+    """Publish a served version of ``key`` whose rows come from a DuckDB SELECT.
+
+    Lets serving tests run over real served files without a Dagster run.
+    """
+    from shared.served import Column, publish, write_version
+
+    with write_version(served_root, key, copy_previous=False) as pending:
+        pending.con.execute(f"CREATE TABLE data AS {select_sql}")
+        cols = pending.con.execute(
+            "SELECT column_name, data_type, is_nullable FROM information_schema.columns "
+            "WHERE table_name = 'data' ORDER BY ordinal_position"
+        ).fetchall()
+        rows = pending.con.execute("SELECT count(*) FROM data").fetchone()[0]
+        columns = [Column(name=c[0], type=c[1], nullable=c[2] == "YES", description=(descriptions or {}).get(c[0], ""))
+                   for c in cols]
+        return publish(served_root, pending, strategy=strategy, row_count=rows, columns=columns)
+
+
+@pytest.fixture
+def publish() -> object:
+    """The ``publish_table`` helper as a fixture."""
+    return publish_table

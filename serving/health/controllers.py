@@ -1,0 +1,5 @@
+"""Routes of the health feature."""
+
+from typing import Any
+
+ROUTES: list[Any] = []

@@ -1,0 +1,128 @@
+"""One exception hierarchy and one JSON error shape for the whole API.
+
+Why: agents parse errors programmatically. Every failure, whatever raised it, answers::
+
+    {"error": {"status": 404, "code": "not_found", "message": "...", "rule": null, "details": {}}}
+
+``rule`` names the guard rule that rejected a query (``table_not_granted``,
+``statement_not_allowed``, ``function_not_allowed``, ``timeout`` …). No stack trace or
+internal path ever leaves the process: unexpected exceptions are logged and answered
+as a generic 500 (and tests assert no bad input reaches that branch).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, NotAuthorizedException, NotFoundException, PermissionDeniedException
+from litestar.exceptions import ValidationException as LitestarValidationException
+
+log = logging.getLogger("agents_data.api")
+
+
+class ApiError(Exception):
+    """Base of every error the API answers on purpose."""
+
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+
+    def __init__(self, message: str, *, rule: str | None = None, details: dict[str, Any] | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.rule = rule
+        self.details = details or {}
+        self.headers = headers or {}
+
+
+class BadRequest(ApiError):
+    status, code = 400, "bad_request"
+
+
+class Unauthorized(ApiError):
+    status, code = 401, "unauthorized"
+
+
+class Forbidden(ApiError):
+    status, code = 403, "forbidden"
+
+
+class NotFound(ApiError):
+    status, code = 404, "not_found"
+
+
+class Conflict(ApiError):
+    status, code = 409, "conflict"
+
+
+class PayloadTooLarge(ApiError):
+    status, code = 413, "payload_too_large"
+
+
+class Unprocessable(ApiError):
+    status, code = 422, "invalid"
+
+
+class TooManyRequests(ApiError):
+    status, code = 429, "rate_limited"
+
+
+class ServiceUnavailable(ApiError):
+    status, code = 503, "unavailable"
+
+
+class QueryRejected(ApiError):
+    """The SQL guard refused a query; ``rule`` says which layer and why."""
+
+    status, code = 400, "query_rejected"
+
+
+class QueryTimeout(ApiError):
+    status, code = 408, "query_timeout"
+
+
+def error_body(status: int, code: str, message: str, rule: str | None = None,
+               details: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"error": {"status": status, "code": code, "message": message, "rule": rule, "details": details or {}}}
+
+
+def _respond(request: Request, status: int, code: str, message: str, rule: str | None = None,
+             details: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> Response:
+    # The audit middleware reads the rule and status from request state.
+    request.state.error_rule = rule or (code if status >= 400 else None)
+    return Response(error_body(status, code, message, rule, details), status_code=status, headers=headers)
+
+
+def handle_api_error(request: Request, exc: ApiError) -> Response:
+    return _respond(request, exc.status, exc.code, exc.message, exc.rule, exc.details, exc.headers)
+
+
+_HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+               413: "payload_too_large", 415: "unsupported_media_type", 429: "rate_limited"}
+
+
+def handle_http_exception(request: Request, exc: HTTPException) -> Response:
+    """Litestar's own errors (routing, validation, body size) in our shape."""
+    status = exc.status_code
+    if isinstance(exc, LitestarValidationException):
+        details = {"errors": exc.extra} if exc.extra else {}
+        return _respond(request, 400, "validation_error", str(exc.detail), None, details)
+    if isinstance(exc, NotFoundException):
+        return _respond(request, 404, "not_found", "no such resource")
+    if isinstance(exc, NotAuthorizedException):
+        return _respond(request, 401, "unauthorized", str(exc.detail))
+    if isinstance(exc, PermissionDeniedException):
+        return _respond(request, 403, "forbidden", str(exc.detail))
+    code = _HTTP_CODES.get(status, "http_error" if status < 500 else "internal_error")
+    message = str(exc.detail) if status < 500 else "internal error"
+    return _respond(request, status, code, message, headers=dict(exc.headers or {}))
+
+
+def handle_unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return _respond(request, 500, "internal_error", "internal error; the request id is in the server log")
+
+
+EXCEPTION_HANDLERS = {ApiError: handle_api_error, HTTPException: handle_http_exception, Exception: handle_unexpected}
