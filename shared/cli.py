@@ -1,0 +1,236 @@
+"""``agents-data``: the one console entry point.
+
+Subcommands start what a user runs: ``up`` (the whole local platform on the embedded
+default), ``api``, ``dagster``, ``demo`` (the local Snowflake stand-in alone) and
+``migrate``. Components run as child processes started by module name, so this module
+imports neither ``orchestration`` nor ``serving``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import secrets
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from shared import processes
+from shared.settings import Settings, get_settings
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env_for_children(settings: Settings, extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env["AGENTS_DATA_HOME"] = settings.home
+    env["DAGSTER_HOME"] = str(settings.dagster_home_path)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    env.update(extra or {})
+    return env
+
+
+def _secret_file(settings: Settings, name: str) -> str:
+    """A random secret persisted under AGENTS_DATA_HOME (0600), created once."""
+    path = settings.home_path / name
+    if not path.exists():
+        settings.home_path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(18))
+    return path.read_text().strip()
+
+
+def _admin_env(settings: Settings) -> dict[str, str]:
+    if settings.auth.admin_password:
+        return {}
+    return {"ADMIN_PASSWORD": _secret_file(settings, "admin-password")}
+
+
+def prepare_dagster_home(settings: Settings) -> Path:
+    """Put the instance config (dagster.yaml) into DAGSTER_HOME if it has none."""
+    home = settings.dagster_home_path
+    home.mkdir(parents=True, exist_ok=True)
+    target = home / "dagster.yaml"
+    if not target.exists():
+        variant = REPO_ROOT / ("dagster.postgres.yaml" if os.environ.get("DAGSTER_PG_URL") else "dagster.yaml")
+        shutil.copyfile(variant if variant.exists() else REPO_ROOT / "dagster.yaml", target)
+    return home
+
+
+def _grpc_workspace(settings: Settings) -> Path:
+    """A workspace file pointing the webserver and daemon at the warm gRPC code server."""
+    path = settings.dagster_home_path / "workspace.grpc.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        "load_from:\n  - grpc_server:\n      host: 127.0.0.1\n"
+        f"      port: {settings.dagster.code_server_port}\n      location_name: {settings.dagster.location_name}\n"
+    )
+    return path
+
+
+def _dagster_commands(settings: Settings) -> list[tuple[str, list[str]]]:
+    py = sys.executable
+    workspace = str(_grpc_workspace(settings))
+    ws_port = str(settings.dagster.webserver_port)
+    return [
+        ("dagster-code-server", [py, "-m", "dagster", "code-server", "start", "-h", "127.0.0.1",
+                                 "-p", str(settings.dagster.code_server_port), "-m", "orchestration.definitions",
+                                 "--location-name", settings.dagster.location_name]),
+        ("dagster-webserver", [py, "-m", "dagster_webserver", "-h", "127.0.0.1", "-p", ws_port, "-w", workspace]),
+        ("dagster-daemon", [py, "-m", "dagster._daemon", "run", "-w", workspace]),
+    ]
+
+
+def _supervise(children: list[tuple[str, processes.subprocess.Popen[bytes]]]) -> int:
+    """Wait until a child exits or the user interrupts; then stop every child by PID."""
+    code = 0
+    try:
+        while True:
+            for name, proc in children:
+                if proc.poll() is not None:
+                    print(f"[agents-data] {name} exited with {proc.returncode}; stopping the rest", file=sys.stderr)
+                    code = proc.returncode or 1
+                    raise StopIteration
+            time.sleep(0.5)
+    except (KeyboardInterrupt, StopIteration):
+        pass
+    finally:
+        for _name, proc in reversed(children):
+            processes.stop(proc)
+    return code
+
+
+def _logs(settings: Settings) -> Path:
+    path = settings.home_path / "logs"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def cmd_demo(settings: Settings, *, register: bool = True) -> int:
+    """Run the embedded Snowflake stand-in, seeded with demo data, until interrupted."""
+    from shared import demo
+
+    with demo.demo_source(settings.demo.port) as snow:
+        demo.seed_demo(snow)
+        if register:
+            demo.register_demo_tables(settings, snow)
+        print(f"[agents-data] demo Snowflake stand-in ready on 127.0.0.1:{settings.demo.port}", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            return 0
+
+
+def _embedded(settings: Settings) -> Settings:
+    """Settings pointing at the local stand-in when no Snowflake account is configured."""
+    if not settings.snowflake.embedded:
+        return settings
+    sf = dataclasses.replace(settings.snowflake, host="127.0.0.1", port=settings.demo.port, protocol="http")
+    return dataclasses.replace(settings, snowflake=sf)
+
+
+def _snowflake_env(settings: Settings) -> dict[str, str]:
+    sf = settings.snowflake
+    return {"SNOWFLAKE_HOST": sf.host, "SNOWFLAKE_PORT": str(sf.port), "SNOWFLAKE_PROTOCOL": sf.protocol}
+
+
+def cmd_up(settings: Settings) -> int:
+    """The whole local platform: stand-in (if embedded), Dagster, API."""
+    from shared.control.db import migrate
+
+    settings = _embedded(settings)
+    migrate(settings.control_url)
+    logs = _logs(settings)
+    env = _env_for_children(settings, {**_admin_env(settings), **(_snowflake_env(settings) if settings.snowflake.embedded else {})})
+    children: list[tuple[str, processes.subprocess.Popen[bytes]]] = []
+    try:
+        if settings.snowflake.embedded:
+            proc = processes.start([sys.executable, "-m", "shared.cli", "demo"], env=env, cwd=REPO_ROOT,
+                                   log_path=logs / "demo.log")
+            children.append(("demo-snowflake", proc))
+            _wait_for_log(logs / "demo.log", "stand-in ready", proc, timeout_s=300)
+        prepare_dagster_home(settings)
+        for name, args in _dagster_commands(settings):
+            children.append((name, processes.start(args, env=env, cwd=REPO_ROOT, log_path=logs / f"{name}.log")))
+            if name == "dagster-code-server":
+                processes.wait_for_port(settings.dagster.code_server_port, proc=children[-1][1], timeout_s=120)
+        api = processes.start([sys.executable, "-m", "serving"], env=env, cwd=REPO_ROOT, log_path=logs / "api.log")
+        children.append(("api", api))
+        processes.wait_for_http(f"http://{settings.api.host}:{settings.api.port}/health", proc=api, timeout_s=120)
+        processes.wait_for_http(f"http://127.0.0.1:{settings.dagster.webserver_port}/server_info",
+                                proc=children[2][1], timeout_s=120)
+    except Exception as e:
+        print(f"[agents-data] start-up failed: {e}; logs are in {logs}", file=sys.stderr)
+        for _n, proc in reversed(children):
+            processes.stop(proc)
+        return 1
+    admin_pw = env.get("ADMIN_PASSWORD") or "(from ADMIN_PASSWORD)"
+    print(
+        "\n[agents-data] platform is up\n"
+        f"  Dagster UI : http://127.0.0.1:{settings.dagster.webserver_port}\n"
+        f"  API        : http://{settings.api.host}:{settings.api.port}  (docs: /docs)\n"
+        f"  admin      : {settings.auth.admin_username} / {admin_pw}\n"
+        f"  data home  : {settings.home}\n  logs       : {logs}\nPress Ctrl-C to stop.",
+        flush=True,
+    )
+    return _supervise(children)
+
+
+def _wait_for_log(path: Path, needle: str, proc: processes.subprocess.Popen[bytes], *, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}; see {path}")
+        if path.exists() and needle in path.read_text(errors="replace"):
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"{needle!r} not seen in {path} within {timeout_s}s")
+
+
+def cmd_api(settings: Settings) -> int:
+    env = _env_for_children(settings, _admin_env(settings))
+    return _supervise([("api", processes.start([sys.executable, "-m", "serving"], env=env, cwd=REPO_ROOT))])
+
+
+def cmd_dagster(settings: Settings) -> int:
+    prepare_dagster_home(settings)
+    env = _env_for_children(settings)
+    children = []
+    for name, args in _dagster_commands(settings):
+        children.append((name, processes.start(args, env=env, cwd=REPO_ROOT)))
+    return _supervise(children)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="agents-data", description=__doc__.splitlines()[0] if __doc__ else None)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="start the whole local platform (embedded Snowflake stand-in unless SNOWFLAKE_ACCOUNT is set)")
+    sub.add_parser("api", help="start the API alone")
+    sub.add_parser("dagster", help="start the Dagster code server, webserver and daemon")
+    demo = sub.add_parser("demo", help="start the local Snowflake stand-in with demo data alone")
+    demo.add_argument("--no-register", action="store_true", help="seed only; do not register the demo tables")
+    sub.add_parser("migrate", help="upgrade the control database schema")
+    args = parser.parse_args(argv)
+    settings = get_settings()
+    if args.command == "up":
+        return cmd_up(settings)
+    if args.command == "api":
+        return cmd_api(settings)
+    if args.command == "dagster":
+        return cmd_dagster(settings)
+    if args.command == "demo":
+        return cmd_demo(settings, register=not args.no_register)
+    from shared.control.db import migrate
+
+    migrate(settings.control_url)
+    print(f"[agents-data] control database at {settings.control_url.split('@')[-1]} is up to date")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
