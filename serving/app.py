@@ -4,6 +4,10 @@ Why a fixed list: every feature folder (``serving/<feature>/``) has the same sha
 ``controllers.py`` exporting ``ROUTES`` and, when it owns a long-lived client,
 ``services.py`` with ``startup(services)`` / ``shutdown(services)``. Finding "the
 routes of X" or "the client of X" never needs a search.
+
+App-wide, in one place: the ``caller`` and ``services`` dependencies, the one error
+shape, the audit wrapper around every HTTP request (including 404s and refusals), the
+per-agent limiter and the offline docs at ``/docs``.
 """
 
 from __future__ import annotations
@@ -11,10 +15,16 @@ from __future__ import annotations
 import importlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
 from typing import Any
 
+import anyio.to_thread
 from litestar import Litestar
 
+from serving.auth.deps import DEPENDENCIES
+from serving.lib import audit, limits
+from serving.lib.docs import asset_routes, openapi_config
 from serving.lib.errors import EXCEPTION_HANDLERS
 from serving.lib.services import Services
 from shared.control.db import migrate
@@ -32,6 +42,13 @@ def _hooks(name: str) -> Any:
         return None
 
 
+def _version() -> str:
+    try:
+        return package_version("agents-data")
+    except PackageNotFoundError:
+        return "0.0.0"
+
+
 def create_app(settings: Settings | None = None, *, services: Services | None = None) -> Litestar:
     """Build the API. ``services`` lets tests inject ready clients."""
     settings = settings or (services.settings if services else get_settings())
@@ -39,10 +56,13 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     routes: list[Any] = []
     for name in FEATURES:
         routes.extend(importlib.import_module(f"serving.{name}.controllers").ROUTES)
+    routes.extend(asset_routes())
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        migrate(settings.control_url)
+        await anyio.to_thread.run_sync(migrate, settings.control_url)
+        limits.install(svc)
+        writer = audit.start(svc)
         started = []
         try:
             for name in FEATURES:
@@ -55,12 +75,18 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             for hooks in reversed(started):
                 if hasattr(hooks, "shutdown"):
                     await hooks.shutdown(svc)
+            await anyio.to_thread.run_sync(writer.stop)
 
     app = Litestar(
         route_handlers=routes,
         lifespan=[lifespan],
+        dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        openapi_config=openapi_config(_version()),
         state=None,
     )
     app.state.services = svc
+    # Outermost wrapper (inside Litestar's own lifespan dispatch): sees every HTTP request,
+    # including routing 404/405s that never reach route middleware.
+    app.asgi_handler = audit.AuditMiddleware(app.asgi_handler, svc)
     return app

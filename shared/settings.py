@@ -119,6 +119,7 @@ class AuthSettings:
     jwt_issuer: str = env_var("JWT_ISSUER", "agents-data", "Issuer claim set on and required of every token.")
     admin_token_ttl_s: int = env_var("ADMIN_TOKEN_TTL_S", 3600, "Lifetime of admin tokens in seconds.")
     default_token_ttl_s: int = env_var("TOKEN_DEFAULT_TTL_S", 30 * 24 * 3600, "Default lifetime of swarm and agent tokens in seconds.")
+    token_cache_ttl_s: float = env_var("TOKEN_CACHE_TTL_S", 1.0, "Seconds an API replica caches a token's revocation state and grants; revocations and grant changes reach other replicas within this time.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,6 +150,7 @@ class ArtifactSettings:
     s3_bucket: str = env_var("ARTIFACT_S3_BUCKET", "", "Bucket for the s3 backend.")
     s3_endpoint_url: str = env_var("ARTIFACT_S3_ENDPOINT_URL", "", "Endpoint of an S3-compatible server (empty: AWS).")
     s3_prefix: str = env_var("ARTIFACT_S3_PREFIX", "artifacts/", "Key prefix inside the bucket.")
+    s3_region: str = env_var("ARTIFACT_S3_REGION", "us-east-1", "Region of the s3 backend (credentials come from the usual AWS_* variables or profile).")
     default_ttl_s: int = env_var("ARTIFACT_DEFAULT_TTL_S", 7 * 24 * 3600, "Default artifact lifetime in seconds.")
 
 

@@ -1,5 +1,159 @@
-"""Routes of the admin feature."""
+"""Routes of the admin feature: swarms, swarm and agent tokens, the audit log.
 
+Thin handlers: check the capability, run the blocking store call in a thread, and
+clear the identity cache after any change so it applies to the very next request.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
 from typing import Any
 
-ROUTES: list[Any] = []
+import anyio.to_thread
+from litestar import Router, delete, get, patch, post
+from litestar.params import Parameter
+
+from serving.admin import audit_query, store
+from serving.admin.schemas import (
+    AgentTokenCreate,
+    AuditPage,
+    Swarm,
+    SwarmCreate,
+    SwarmUpdate,
+    Token,
+    TokenCreate,
+    TokenCreated,
+    TokenRevoked,
+)
+from serving.auth.caller import Caller
+from serving.auth.deps import get_codec, get_identity
+from serving.auth.guards import requires_admin, requires_swarm
+from serving.lib.services import Services
+
+
+@post("/swarms", operation_id="createSwarm")
+async def create_swarm(caller: Caller, services: Services, data: SwarmCreate) -> Swarm:
+    """Create a swarm with its granted tables (``database.schema.table`` keys)."""
+    requires_admin(caller)
+    return await anyio.to_thread.run_sync(store.create_swarm, services.control_url, data)
+
+
+@get("/swarms", operation_id="listSwarms")
+async def list_swarms(caller: Caller, services: Services) -> list[Swarm]:
+    """All swarms with their grants."""
+    requires_admin(caller)
+    return await anyio.to_thread.run_sync(store.list_swarms, services.control_url)
+
+
+@get("/swarms/{swarm_id:str}", operation_id="getSwarm")
+async def get_swarm(caller: Caller, services: Services, swarm_id: str) -> Swarm:
+    """One swarm."""
+    requires_admin(caller)
+    return await anyio.to_thread.run_sync(store.get_swarm, services.control_url, swarm_id)
+
+
+@patch("/swarms/{swarm_id:str}", operation_id="updateSwarm")
+async def update_swarm(caller: Caller, services: Services, swarm_id: str, data: SwarmUpdate) -> Swarm:
+    """Change a swarm; new grants apply to its swarm and agent tokens on their next request."""
+    requires_admin(caller)
+    swarm = await anyio.to_thread.run_sync(store.update_swarm, services.control_url, swarm_id, data)
+    get_identity(services).invalidate()
+    return swarm
+
+
+@delete("/swarms/{swarm_id:str}", operation_id="deleteSwarm", status_code=200)
+async def delete_swarm(caller: Caller, services: Services, swarm_id: str) -> dict[str, Any]:
+    """Delete a swarm and revoke all its tokens."""
+    requires_admin(caller)
+    revoked = await anyio.to_thread.run_sync(store.delete_swarm, services.control_url, swarm_id)
+    get_identity(services).invalidate()
+    return {"swarm_id": swarm_id, "revoked": revoked}
+
+
+@post("/tokens", operation_id="createToken")
+async def create_token(caller: Caller, services: Services, data: TokenCreate) -> TokenCreated:
+    """Mint a swarm or agent token. The token is in this answer only; keep it."""
+    requires_admin(caller)
+
+    def mint() -> TokenCreated:
+        return store.mint_token(services.control_url, get_codec(services), kind=data.type, swarm_id=data.swarm_id,
+                                name=data.name, expires_in=data.expires_in, allowed_tables=data.allowed_tables,
+                                default_ttl_s=services.settings.auth.default_token_ttl_s)
+
+    return await anyio.to_thread.run_sync(mint)
+
+
+@get("/tokens", operation_id="listTokens")
+async def list_tokens(
+    *, caller: Caller, services: Services,
+    swarm_id: str | None = None,
+    token_type: str | None = Parameter(query="type", default=None, description="swarm or agent"),
+    include_revoked: bool = False,
+    limit: int = Parameter(default=100, ge=1, le=1000),
+    offset: int = Parameter(default=0, ge=0),
+) -> list[Token]:
+    """Issued tokens (never the tokens themselves), newest first."""
+    requires_admin(caller)
+
+    def run() -> list[Token]:
+        return store.list_tokens(services.control_url, swarm_id=swarm_id, kind=token_type,
+                                 include_revoked=include_revoked, limit=limit, offset=offset)
+
+    return await anyio.to_thread.run_sync(run)
+
+
+@delete("/tokens/{token_id:str}", operation_id="revokeToken", status_code=200)
+async def revoke_token(caller: Caller, services: Services, token_id: str) -> TokenRevoked:
+    """Revoke a token; revoking a swarm token also revokes the agent tokens it minted."""
+    requires_admin(caller)
+    revoked = await anyio.to_thread.run_sync(store.revoke_token, services.control_url, token_id)
+    get_identity(services).invalidate()
+    return TokenRevoked(token_id=token_id, revoked=revoked)
+
+
+@get("/audit", operation_id="listAudit")
+async def list_audit(
+    *, caller: Caller, services: Services,
+    swarm_id: str | None = None,
+    token_id: str | None = Parameter(default=None, description="agent or swarm token id"),
+    caller_type: str | None = None,
+    table: str | None = Parameter(default=None, description="table key read by the request"),
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    status: str | None = Parameter(default=None, description="status code (404) or class (4xx)"),
+    limit: int = Parameter(default=100, ge=1, le=1000),
+    cursor: int | None = Parameter(default=None, description="next_cursor of the previous page"),
+) -> AuditPage:
+    """The audit log, newest first, filtered by swarm, token, table, time range and status."""
+    requires_admin(caller)
+
+    def run() -> AuditPage:
+        return audit_query.query_audit(services.control_url, swarm_id=swarm_id, token_id=token_id,
+                                       caller_type=caller_type, table=table, since=since, until=until,
+                                       status=status, limit=limit, cursor=cursor)
+
+    return await anyio.to_thread.run_sync(run)
+
+
+@post("/agents/tokens", operation_id="mintAgentToken")
+async def mint_agent_token(caller: Caller, services: Services, data: AgentTokenCreate) -> TokenCreated:
+    """A swarm token mints an agent token for its own swarm (a subset of its grants, never outliving it)."""
+    requires_swarm(caller)
+    swarm_id, parent_id = caller.swarm_id or "", caller.token_id or ""
+
+    def mint() -> TokenCreated:
+        parent_expiry = store.token_expiry(services.control_url, parent_id)
+        return store.mint_token(services.control_url, get_codec(services), kind="agent", swarm_id=swarm_id,
+                                name=data.name, expires_in=data.expires_in, allowed_tables=data.allowed_tables,
+                                default_ttl_s=services.settings.auth.default_token_ttl_s, parent_id=parent_id,
+                                not_after=parent_expiry)
+
+    return await anyio.to_thread.run_sync(mint)
+
+
+admin_router = Router(path="/api/v1/admin", tags=["admin"],
+                      route_handlers=[create_swarm, list_swarms, get_swarm, update_swarm, delete_swarm,
+                                      create_token, list_tokens, revoke_token, list_audit])
+swarm_router = Router(path="/api/v1/swarm", tags=["swarm"], route_handlers=[mint_agent_token])
+
+ROUTES: list[Any] = [admin_router, swarm_router]

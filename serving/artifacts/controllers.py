@@ -1,5 +1,197 @@
-"""Routes of the artifacts feature."""
+"""Routes of the artifacts feature: upload, list, read, download, change, delete, save a query result."""
 
-from typing import Any
+from __future__ import annotations
 
-ROUTES: list[Any] = []
+import dataclasses
+import datetime as dt
+from typing import Annotated, Any
+
+import anyio.to_thread
+from litestar import Request, Response, delete, get, patch, post
+from litestar.params import Parameter
+from litestar.response import Stream
+
+from serving.artifacts import services as svc
+from serving.artifacts.results import save_job_result
+from serving.artifacts.schemas import Artifact, ArtifactList, ArtifactUpdate, JobArtifactCreate
+from serving.artifacts.storage import RangeNotSatisfiable, etag, not_modified, parse_range, read_span
+from serving.artifacts.upload import Form, receive_upload
+from serving.artifacts.validation import (
+    check_content_type,
+    check_expires_in,
+    check_metadata,
+    check_name,
+    check_tags,
+    check_visibility,
+    content_disposition,
+)
+from serving.auth.caller import Caller
+from serving.auth.guards import requires_agent, requires_reader
+from serving.lib.audit import annotate
+from serving.lib.errors import ApiError, BadRequest, NotFound
+from serving.lib.services import Services
+from shared.artifacts_store import StorageError
+
+TAGS = ["artifacts"]
+ID = Annotated[str, Parameter(description="Artifact id", max_length=64)]
+
+
+class RangeError(ApiError):
+    status, code = 416, "range_not_satisfiable"
+
+
+def _one(fields: dict[str, list[str]], name: str) -> str | None:
+    values = fields.get(name)
+    if not values:
+        return None
+    if len(values) > 1 and name != "tags":
+        raise BadRequest(f"form field {name!r} was given more than once", rule="invalid_artifact_field",
+                         details={"field": name})
+    return values[-1]
+
+
+@dataclasses.dataclass(frozen=True)
+class Draft:
+    name: str
+    content_type: str
+    tags: list[str]
+    metadata: dict[str, Any]
+    visibility: str
+    visible_to: list[str]
+    expires_in: int
+
+
+def _draft(form: Form, default_ttl_s: int) -> Draft:
+    f = form.fields
+    unknown = set(f) - {"name", "content_type", "tags", "metadata", "visibility", "expires_in"}
+    if unknown:
+        raise BadRequest(f"unknown form fields: {', '.join(sorted(unknown))}", rule="invalid_artifact_field",
+                         details={"field": sorted(unknown)[0]})
+    tag_values = f.get("tags") or []
+    visibility, visible_to = check_visibility(_one(f, "visibility"))
+    return Draft(
+        name=check_name(_one(f, "name") or form.filename or "artifact"),
+        content_type=check_content_type(_one(f, "content_type") or form.part_content_type or "application/octet-stream"),
+        tags=check_tags(tag_values[0] if len(tag_values) == 1 else tag_values),
+        metadata=check_metadata(_one(f, "metadata")), visibility=visibility, visible_to=visible_to,
+        expires_in=check_expires_in(_one(f, "expires_in"), default_ttl_s),
+    )
+
+
+@post("/api/v1/artifacts", operation_id="upload_artifact", tags=TAGS, status_code=201, request_max_body_size=None)
+async def upload_artifact(request: Request[Any, Any, Any], caller: Caller, services: Services) -> Artifact:
+    """Upload a file as multipart/form-data, streamed to storage.
+
+    Fields: ``file`` (required), ``name`` (default: the file name; metadata only),
+    ``content_type``, ``tags`` (JSON list or comma-separated), ``metadata`` (JSON
+    object), ``visibility`` (``private``, ``swarm`` or a list of agent token ids) and
+    ``expires_in`` (seconds or '12h', '7d'). Larger than ARTIFACT_MAX_BYTES: 413.
+    """
+    requires_agent(caller)
+    settings = services.settings.artifacts
+
+    async def prepare(form: Form) -> Draft:
+        draft = _draft(form, settings.default_ttl_s)
+        await anyio.to_thread.run_sync(svc.check_visible_to, services.control_url, caller.swarm_id, draft.visible_to)
+        return draft
+
+    stored, d = await receive_upload(request, svc.get_store(services), settings.max_bytes, prepare)
+    artifact = await anyio.to_thread.run_sync(lambda: svc.create(
+        services.control_url, caller, stored, name=d.name, content_type=d.content_type, tags=d.tags,
+        metadata=d.metadata, visibility=d.visibility, visible_to=d.visible_to, expires_in=d.expires_in))
+    annotate(request, bytes=stored.size)
+    return artifact
+
+
+def _utc(value: dt.datetime | None) -> dt.datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+@get("/api/v1/artifacts", operation_id="list_artifacts", tags=TAGS)
+async def list_artifacts(  # noqa: PLR0917 - query parameters are keyword arguments for Litestar
+    caller: Caller, services: Services,
+    tag: str | None = None,
+    content_type: str | None = None,
+    owner: Annotated[str | None, Parameter(description="Owner agent token id")] = None,
+    created_after: dt.datetime | None = None,
+    created_before: dt.datetime | None = None,
+    limit: Annotated[int, Parameter(ge=1, le=svc.MAX_PAGE)] = 100,
+    offset: Annotated[int, Parameter(ge=0)] = 0,
+) -> ArtifactList:
+    """Artifacts this caller may see (newest first), filtered by tag, content type, owner and creation time."""
+    requires_reader(caller)
+    return await anyio.to_thread.run_sync(lambda: svc.list_visible(
+        services.control_url, caller, tag=tag, content_type=content_type, owner=owner,
+        created_after=_utc(created_after), created_before=_utc(created_before), limit=limit, offset=offset))
+
+
+@get("/api/v1/artifacts/{artifact_id:str}", operation_id="get_artifact", tags=TAGS)
+async def get_artifact(artifact_id: ID, caller: Caller, services: Services) -> Artifact:
+    """An artifact's metadata (404 if it does not exist, expired, or this caller may not see it)."""
+    requires_reader(caller)
+    return await anyio.to_thread.run_sync(svc.get, services.control_url, caller, artifact_id)
+
+
+@get("/api/v1/artifacts/{artifact_id:str}/content", operation_id="download_artifact", tags=TAGS)
+async def download_artifact(request: Request[Any, Any, Any], artifact_id: ID, caller: Caller,
+                            services: Services) -> Response[Any]:
+    """Download the content. ETag is the SHA-256; supports ``If-None-Match`` (304) and one ``Range`` (206/416)."""
+    requires_reader(caller)
+    row = await anyio.to_thread.run_sync(svc.content_row, services.control_url, caller, artifact_id)
+    tag = etag(row.sha256)
+    headers = {"ETag": tag, "Accept-Ranges": "bytes", "Cache-Control": "private, no-cache",
+               "X-Content-Type-Options": "nosniff", "Content-Security-Policy": "default-src 'none'; sandbox",
+               "Content-Disposition": content_disposition(row.name)}
+    if not_modified(request.headers.get("if-none-match"), row.sha256):
+        return Response(content=b"", status_code=304, headers=headers)
+    try:
+        span = parse_range(request.headers.get("range"), row.size, request.headers.get("if-range"), row.sha256)
+    except RangeNotSatisfiable as e:
+        raise RangeError(f"range outside the artifact's {row.size} bytes", rule="range_not_satisfiable",
+                         headers={"Content-Range": f"bytes */{row.size}"}) from e
+    store = svc.get_store(services)
+    try:
+        chunks = await anyio.to_thread.run_sync(read_span, store, row.storage_key, span)
+    except StorageError as e:
+        raise NotFound("no such artifact") from e
+    length = row.size if span is None else span.length
+    headers["Content-Length"] = str(length)
+    if span is not None:
+        headers["Content-Range"] = f"bytes {span.start}-{span.end}/{row.size}"
+    annotate(request, bytes=length)
+    return Stream(chunks, media_type=row.content_type, status_code=206 if span else 200, headers=headers)
+
+
+@patch("/api/v1/artifacts/{artifact_id:str}", operation_id="update_artifact", tags=TAGS)
+async def update_artifact(artifact_id: ID, data: ArtifactUpdate, caller: Caller, services: Services) -> Artifact:
+    """Change name, tags, metadata, visibility or expiry (owner only)."""
+    requires_reader(caller)
+    ttl = services.settings.artifacts.default_ttl_s
+    return await anyio.to_thread.run_sync(svc.update, services.control_url, caller, artifact_id, data, ttl)
+
+
+@delete("/api/v1/artifacts/{artifact_id:str}", operation_id="delete_artifact", tags=TAGS, status_code=204)
+async def delete_artifact(artifact_id: ID, caller: Caller, services: Services) -> None:
+    """Delete an artifact (owner or admin). It stops being served at once; storage is reclaimed by housekeeping."""
+    requires_reader(caller)
+    await anyio.to_thread.run_sync(svc.delete, services.control_url, caller, artifact_id)
+
+
+@post("/api/v1/queries/jobs/{job_id:str}/artifact", operation_id="save_query_result_artifact", tags=TAGS,
+      status_code=201)
+async def save_query_result(request: Request[Any, Any, Any], job_id: Annotated[str, Parameter(max_length=64)],
+                            data: JobArtifactCreate, caller: Caller, services: Services) -> Artifact:
+    """Save a finished query job's result as an artifact (CSV or Parquet), server-side.
+
+    The artifact records the job's SQL hash and the served versions the result came from.
+    """
+    requires_agent(caller)
+    artifact = await anyio.to_thread.run_sync(save_job_result, services, caller, job_id, data)
+    annotate(request, bytes=artifact.size)
+    return artifact
+
+
+ROUTES: list[Any] = [upload_artifact, list_artifacts, get_artifact, download_artifact, update_artifact,
+                     delete_artifact, save_query_result]

@@ -13,6 +13,7 @@ as a generic 500 (and tests assert no bad input reaches that branch).
 from __future__ import annotations
 
 import logging
+import secrets
 from typing import Any, ClassVar
 
 from litestar import Request, Response
@@ -88,7 +89,7 @@ def error_body(status: int, code: str, message: str, rule: str | None = None,
     return {"error": {"status": status, "code": code, "message": message, "rule": rule, "details": details or {}}}
 
 
-def _respond(request: Request, status: int, code: str, message: str, rule: str | None = None,
+def _respond(request: Request, status: int, code: str, message: str, *, rule: str | None = None,
              details: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> Response:
     # The audit middleware reads the rule and status from request state.
     request.state.error_rule = rule or (code if status >= 400 else None)
@@ -96,7 +97,7 @@ def _respond(request: Request, status: int, code: str, message: str, rule: str |
 
 
 def handle_api_error(request: Request, exc: ApiError) -> Response:
-    return _respond(request, exc.status, exc.code, exc.message, exc.rule, exc.details, exc.headers)
+    return _respond(request, exc.status, exc.code, exc.message, rule=exc.rule, details=exc.details, headers=exc.headers)
 
 
 _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
@@ -108,7 +109,7 @@ def handle_http_exception(request: Request, exc: HTTPException) -> Response:
     status = exc.status_code
     if isinstance(exc, LitestarValidationException):
         details = {"errors": exc.extra} if exc.extra else {}
-        return _respond(request, 400, "validation_error", str(exc.detail), None, details)
+        return _respond(request, 400, "validation_error", str(exc.detail), details=details)
     if isinstance(exc, NotFoundException):
         return _respond(request, 404, "not_found", "no such resource")
     if isinstance(exc, NotAuthorizedException):
@@ -121,8 +122,11 @@ def handle_http_exception(request: Request, exc: HTTPException) -> Response:
 
 
 def handle_unexpected(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return _respond(request, 500, "internal_error", "internal error; the request id is in the server log")
+    # The id ties the generic answer to the logged stack trace without leaking it.
+    request_id = secrets.token_hex(8)
+    log.exception("unhandled error [request %s] on %s %s", request_id, request.method, request.url.path)
+    return _respond(request, 500, "internal_error", f"internal error; see the server log for request {request_id}",
+                    details={"request_id": request_id})
 
 
 EXCEPTION_HANDLERS = {ApiError: handle_api_error, HTTPException: handle_http_exception, Exception: handle_unexpected}

@@ -1,5 +1,132 @@
-"""Routes of the sync feature."""
+"""Routes of the sync feature: table management and syncs (admin), refresh requests (agents).
+
+Admin (``requires_admin``): browse the source, list/register/delete tables, start syncs
+and backfills, read jobs and table sync state. Agents: ask for a refresh of a granted
+table and poll it; a table the caller may not read answers exactly like a missing one.
+"""
+
+from __future__ import annotations
 
 from typing import Any
 
-ROUTES: list[Any] = []
+from litestar import Response, delete, get, post
+
+from serving.auth.caller import Caller
+from serving.auth.guards import requires_admin, requires_reader
+from serving.lib.errors import NotFound
+from serving.lib.limits import get_limiter
+from serving.lib.services import Services
+from serving.sync.refresh import request_refresh
+from serving.sync.schemas import (
+    RefreshAnswer,
+    RefreshRequest,
+    SyncStart,
+    SyncStarted,
+    TableRegistration,
+    TableRegistrationCreate,
+)
+from serving.sync.services import get_sync, resolve_readable
+
+TAGS = ["sync"]
+
+
+@get("/api/v1/sync/snowflake/tables", operation_id="syncBrowseSource", tags=TAGS)
+async def browse_source(caller: Caller, services: Services, schema_name: str | None = None) -> dict[str, Any]:
+    """Tables in the Snowflake source (row count, bytes, last altered), from one INFORMATION_SCHEMA query."""
+    requires_admin(caller)
+    tables = await get_sync(services).source_tables(schema_name)
+    return {"database": services.settings.snowflake.database, "tables": tables}
+
+
+@get("/api/v1/sync/tables", operation_id="syncListTables", tags=TAGS)
+async def list_tables(caller: Caller, services: Services) -> dict[str, Any]:
+    """Registered tables with strategy, partitioning, schedule, last run, served version and freshness."""
+    requires_admin(caller)
+    return {"tables": await get_sync(services).tables()}
+
+
+@post("/api/v1/sync/tables/register", operation_id="syncRegisterTable", tags=TAGS)
+async def register_table(caller: Caller, services: Services, data: TableRegistrationCreate) -> Response[TableRegistration]:
+    """Validate against the source, store, and reload the Dagster code location: the asset exists on return."""
+    requires_admin(caller)
+    svc = get_sync(services)
+    reg, created = await svc.register(data.to_raw())
+    body = TableRegistration(table=reg.key, created=created, asset_key=reg.asset_key_path,
+                             dagster_url=svc.client.asset_url(reg.asset_key_path),
+                             registration=(await svc.table(reg.key)))
+    return Response(body, status_code=201 if created else 200)
+
+
+@delete("/api/v1/sync/tables/{schema_name:str}/{table_name:str}", operation_id="syncDeleteTable", tags=TAGS,
+        status_code=200)
+async def delete_table(caller: Caller, services: Services, schema_name: str, table_name: str,
+                       database: str | None = None) -> dict[str, Any]:
+    """Soft-delete a registration (history kept), remove its served data, reload Dagster."""
+    requires_admin(caller)
+    svc = get_sync(services)
+    reg = await svc.unregister(svc.key_for(schema_name, table_name, database))
+    return {"table": reg.key, "deleted": True}
+
+
+@post("/api/v1/sync/start", operation_id="syncStart", tags=TAGS, status_code=202)
+async def start_sync(caller: Caller, services: Services, data: SyncStart) -> SyncStarted:
+    """Launch a run (whole table or one partition) or a backfill (several partitions or a range)."""
+    requires_admin(caller)
+    svc = get_sync(services)
+    reg = await svc.registered(svc.key_for(data.schema_name, data.table_name, data.database))
+    rng = data.partition_range
+    job = await svc.start(reg, strategy=data.strategy, partitions=data.partitions,
+                          start=rng.start if rng else None, end=rng.end if rng else None, requested_by=caller.subject)
+    return SyncStarted(job_id=job.id, kind=job.kind, status=job.status, dagster_url=svc.job_url(job),
+                       table=reg.key, partitions=job.partitions)
+
+
+@get("/api/v1/sync/jobs/{job_id:str}", operation_id="syncGetJob", tags=TAGS)
+async def get_job(caller: Caller, services: Services, job_id: str) -> dict[str, Any]:
+    """Status, partitions done/failed/pending, rows, Dagster's errors, times, and the Dagster UI link."""
+    requires_admin(caller)
+    svc = get_sync(services)
+    state = await svc.job(job_id)
+    return state.to_dict(svc)
+
+
+@get("/api/v1/sync/status/{schema_name:str}/{table_name:str}", operation_id="syncTableStatus", tags=TAGS)
+async def table_status(caller: Caller, services: Services, schema_name: str, table_name: str,
+                       database: str | None = None) -> dict[str, Any]:
+    """One table's sync state: last sync, served version, freshness, last run and last job."""
+    requires_admin(caller)
+    svc = get_sync(services)
+    return await svc.table(svc.key_for(schema_name, table_name, database))
+
+
+@post("/api/v1/data/tables/{table:str}/refresh", operation_id="refreshTable", tags=["data"], status_code=202)
+async def refresh_table(caller: Caller, services: Services, table: str,
+                        data: RefreshRequest | None = None) -> Response[RefreshAnswer]:
+    """Ask for fresh data: ``already_fresh``, the queued or running job, or a new one, with an estimate."""
+    requires_reader(caller)
+    svc = get_sync(services)
+    key = await resolve_readable(caller, table, services)
+    get_limiter(services).check_refresh(caller)
+    reg = await svc.registered(key)
+    outcome = await request_refresh(svc, reg, requested_by=caller.subject,
+                                    max_age_s=data.max_age_s if data else None)
+    body = RefreshAnswer(**outcome.to_dict())
+    if outcome.job is not None:
+        body.poll_url = f"/api/v1/data/tables/{table}/refresh/{outcome.job.id}"
+    return Response(body, status_code=200 if outcome.outcome == "already_fresh" else 202)
+
+
+@get("/api/v1/data/tables/{table:str}/refresh/{job_id:str}", operation_id="refreshStatus", tags=["data"])
+async def refresh_status(caller: Caller, services: Services, table: str, job_id: str) -> dict[str, Any]:
+    """Poll a refresh job of a granted table (works through any API replica)."""
+    requires_reader(caller)
+    svc = get_sync(services)
+    key = await resolve_readable(caller, table, services)
+    state = await svc.job(job_id)
+    if state.job.table_key != key:
+        raise NotFound(f"no refresh job {job_id} for table {table}")
+    return state.to_dict(svc, include_links=caller.is_admin)
+
+
+ROUTES: list[Any] = [browse_source, list_tables, register_table, delete_table, start_sync, get_job, table_status,
+                     refresh_table, refresh_status]

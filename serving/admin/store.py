@@ -1,0 +1,196 @@
+"""Control-database operations on swarms and tokens (blocking; handlers run them in a thread).
+
+Why here and not in the handlers: the rules — grants are lower-case table keys, an
+agent token's tables are a subset of its swarm's grants, revoking a swarm token revokes
+the agent tokens it minted, a token never outlives the one that minted it — live in one
+place that the admin and swarm endpoints share.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from collections.abc import Iterable
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from serving.admin.schemas import Swarm, SwarmCreate, SwarmUpdate, Token, TokenCreated
+from serving.auth.tokens import TokenCodec, token_hash
+from serving.lib.errors import BadRequest, Conflict, NotFound
+from shared.control.db import session_scope
+from shared.control.models import SwarmRow, TokenRow
+from shared.served import split_key
+
+MAX_TTL_S = 10 * 365 * 24 * 3600
+
+
+def utc(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def normalize_grants(keys: Iterable[str], field: str = "grants") -> list[str]:
+    """Lower-cased, de-duplicated ``database.schema.table`` keys, or 400 naming the bad ones."""
+    out: list[str] = []
+    bad: list[str] = []
+    for raw in keys:
+        key = str(raw).strip().lower()
+        try:
+            split_key(key)
+        except ValueError:
+            bad.append(str(raw))
+            continue
+        if key not in out:
+            out.append(key)
+    if bad:
+        raise BadRequest(f"{field} must be table keys 'database.schema.table': {', '.join(bad[:20])}",
+                         details={"invalid": bad})
+    return out
+
+
+def _swarm(row: SwarmRow) -> Swarm:
+    return Swarm(id=row.id, name=row.name, description=row.description, grants=list(row.grants or []),
+                 created_at=utc(row.created_at), updated_at=utc(row.updated_at))
+
+
+def _token(row: TokenRow, now: dt.datetime) -> Token:
+    return Token(token_id=row.id, type=row.type, swarm_id=row.swarm_id, name=row.name, created_at=utc(row.created_at),
+                 expires_at=utc(row.expires_at), revoked_at=utc(row.revoked_at) if row.revoked_at else None,
+                 allowed_tables=row.allowed_tables, parent_id=row.parent_id,
+                 active=row.revoked_at is None and utc(row.expires_at) > now)
+
+
+def _name(name: str, what: str) -> str:
+    name = name.strip()
+    if not name or len(name) > 255:
+        raise BadRequest(f"{what} name must be 1 to 255 characters")
+    return name
+
+
+def create_swarm(url: str, data: SwarmCreate) -> Swarm:
+    row = SwarmRow(id="swm_" + secrets.token_hex(8), name=_name(data.name, "swarm"), description=data.description,
+                   grants=normalize_grants(data.grants))
+    try:
+        with session_scope(url) as s:
+            s.add(row)
+    except IntegrityError as e:
+        raise Conflict(f"a swarm named {row.name!r} already exists") from e
+    return _swarm(row)
+
+
+def list_swarms(url: str) -> list[Swarm]:
+    with session_scope(url) as s:
+        return [_swarm(r) for r in s.scalars(sa.select(SwarmRow).order_by(SwarmRow.created_at, SwarmRow.id))]
+
+
+def get_swarm(url: str, swarm_id: str) -> Swarm:
+    with session_scope(url) as s:
+        row = s.get(SwarmRow, swarm_id)
+        if row is None:
+            raise NotFound(f"no swarm {swarm_id!r}")
+        return _swarm(row)
+
+
+def update_swarm(url: str, swarm_id: str, data: SwarmUpdate) -> Swarm:
+    try:
+        with session_scope(url) as s:
+            row = s.get(SwarmRow, swarm_id)
+            if row is None:
+                raise NotFound(f"no swarm {swarm_id!r}")
+            if data.name is not None:
+                row.name = _name(data.name, "swarm")
+            if data.description is not None:
+                row.description = data.description
+            if data.grants is not None:
+                row.grants = normalize_grants(data.grants)
+            row.updated_at = dt.datetime.now(dt.UTC)
+            s.flush()
+            return _swarm(row)
+    except IntegrityError as e:
+        raise Conflict(f"a swarm named {data.name!r} already exists") from e
+
+
+def delete_swarm(url: str, swarm_id: str) -> list[str]:
+    """Delete a swarm and revoke all its tokens (their rows stay for the audit trail)."""
+    now = dt.datetime.now(dt.UTC)
+    with session_scope(url) as s:
+        row = s.get(SwarmRow, swarm_id)
+        if row is None:
+            raise NotFound(f"no swarm {swarm_id!r}")
+        ids = list(s.scalars(sa.select(TokenRow.id).where(TokenRow.swarm_id == swarm_id, TokenRow.revoked_at.is_(None))))
+        s.execute(sa.update(TokenRow).where(TokenRow.swarm_id == swarm_id, TokenRow.revoked_at.is_(None))
+                  .values(revoked_at=now))
+        s.delete(row)
+    return ids
+
+
+def mint_token(url: str, codec: TokenCodec, *, kind: str, swarm_id: str, name: str, expires_in: int | None,
+               allowed_tables: list[str] | None, default_ttl_s: int, parent_id: str | None = None,
+               not_after: dt.datetime | None = None) -> TokenCreated:
+    """Record and sign a swarm or agent token. ``not_after`` caps expiry (a minting token's own)."""
+    name = _name(name, "token")
+    if expires_in is not None and not 0 < expires_in <= MAX_TTL_S:
+        raise BadRequest(f"expires_in must be between 1 and {MAX_TTL_S} seconds")
+    if kind == "swarm" and allowed_tables is not None:
+        raise BadRequest("allowed_tables applies to agent tokens only; a swarm token carries the swarm's grants")
+    now = dt.datetime.now(dt.UTC)
+    ttl = int(expires_in or default_ttl_s)
+    if not_after is not None:
+        ttl = min(ttl, int((not_after - now).total_seconds()))
+        if ttl <= 0:
+            raise BadRequest("the minting token has expired")
+    with session_scope(url) as s:
+        swarm = s.get(SwarmRow, swarm_id)
+        if swarm is None:
+            raise NotFound(f"no swarm {swarm_id!r}")
+        tables = None
+        if allowed_tables is not None:
+            tables = normalize_grants(allowed_tables, "allowed_tables")
+            outside = [t for t in tables if t not in set(swarm.grants or [])]
+            if outside:
+                raise BadRequest(f"allowed_tables must be a subset of the swarm's grants; not granted: {', '.join(outside)}",
+                                 rule="table_not_granted", details={"not_granted": outside})
+        minted = codec.mint(typ="agent" if kind == "agent" else "swarm", sub=name, ttl_s=ttl, swarm_id=swarm_id,
+                            now=now.timestamp())
+        created = dt.datetime.fromtimestamp(minted.issued_at, dt.UTC)
+        expires = dt.datetime.fromtimestamp(minted.expires_at, dt.UTC)
+        s.add(TokenRow(id=minted.token_id, type=kind, swarm_id=swarm_id, parent_id=parent_id, name=name,
+                       token_hash=token_hash(minted.token), allowed_tables=tables, created_at=created,
+                       expires_at=expires))
+    return TokenCreated(token_id=minted.token_id, token=minted.token, type=kind, swarm_id=swarm_id, name=name,
+                        created_at=created, expires_at=expires, allowed_tables=tables, parent_id=parent_id)
+
+
+def token_expiry(url: str, token_id: str) -> dt.datetime:
+    with session_scope(url) as s:
+        row = s.get(TokenRow, token_id)
+        if row is None:
+            raise NotFound(f"no token {token_id!r}")
+        return utc(row.expires_at)
+
+
+def list_tokens(url: str, *, swarm_id: str | None, kind: str | None, include_revoked: bool, limit: int,
+                offset: int) -> list[Token]:
+    now = dt.datetime.now(dt.UTC)
+    q = sa.select(TokenRow).order_by(TokenRow.created_at.desc(), TokenRow.id).limit(limit).offset(offset)
+    if swarm_id:
+        q = q.where(TokenRow.swarm_id == swarm_id)
+    if kind:
+        q = q.where(TokenRow.type == kind)
+    if not include_revoked:
+        q = q.where(TokenRow.revoked_at.is_(None))
+    with session_scope(url) as s:
+        return [_token(r, now) for r in s.scalars(q)]
+
+
+def revoke_token(url: str, token_id: str) -> list[str]:
+    """Revoke a token and every token it minted; returns the ids now revoked (idempotent)."""
+    now = dt.datetime.now(dt.UTC)
+    with session_scope(url) as s:
+        row = s.get(TokenRow, token_id)
+        if row is None:
+            raise NotFound(f"no token {token_id!r}")
+        children = list(s.scalars(sa.select(TokenRow.id).where(TokenRow.parent_id == token_id)))
+        s.execute(sa.update(TokenRow).where(sa.or_(TokenRow.id == token_id, TokenRow.parent_id == token_id),
+                                            TokenRow.revoked_at.is_(None)).values(revoked_at=now))
+    return [token_id, *children]

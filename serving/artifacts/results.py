@@ -1,0 +1,123 @@
+"""Save a finished query job's result as an artifact, without a round trip through the agent.
+
+The job's result file (written by the queries feature under ``<home>/results``) is
+converted batch by batch with pyarrow when the wanted format differs, so memory stays
+bounded, then stored through the same hashing writer as uploads. The artifact records
+the job id, the SQL hash and the served versions the result was read from.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+from pyarrow import ipc
+
+from serving.artifacts import services as svc
+from serving.artifacts.schemas import Artifact, JobArtifactCreate
+from serving.artifacts.validation import check_expires_in, check_metadata, check_name, check_tags, check_visibility
+from serving.auth.caller import Caller
+from serving.lib.errors import Conflict, NotFound
+from serving.lib.services import Services
+from shared.artifacts_store import put_file
+from shared.control.db import session_scope
+from shared.control.models import QueryJobRow
+
+MEDIA = {"csv": "text/csv", "parquet": "application/vnd.apache.parquet"}
+
+
+def _batches(path: Path, fmt: str) -> tuple[pa.Schema, Any]:
+    if fmt == "parquet":
+        f = pq.ParquetFile(path)
+        return f.schema_arrow, f.iter_batches(batch_size=65_536)
+    if fmt == "arrow":
+        try:
+            reader = ipc.open_stream(pa.memory_map(str(path)))
+            return reader.schema, iter(reader)
+        except pa.ArrowInvalid:
+            file_reader = ipc.open_file(pa.memory_map(str(path)))
+            return file_reader.schema, (file_reader.get_batch(i) for i in range(file_reader.num_record_batches))
+    if fmt == "csv":
+        csv_reader = pacsv.open_csv(path)
+        return csv_reader.schema, iter(csv_reader)
+    if fmt in ("json", "jsonl", "ndjson"):
+        import pyarrow.json as pajson
+
+        table = pajson.read_json(path)  # JSON results are row-capped (QUERY_JSON_MAX_ROWS)
+        return table.schema, iter(table.to_batches())
+    raise Conflict(f"results in format {fmt!r} cannot be saved as artifacts", rule="result_format_unsupported")
+
+
+def convert(path: Path, fmt_in: str, fmt_out: str, dest: Path) -> Path:
+    """``path`` itself when already in ``fmt_out``, else a converted copy at ``dest``."""
+    if fmt_in == fmt_out:
+        return path
+    schema, batches = _batches(path, fmt_in)
+    if fmt_out == "parquet":
+        with pq.ParquetWriter(dest, schema) as pw:
+            for batch in batches:
+                pw.write_batch(batch)
+    else:
+        with pacsv.CSVWriter(dest, schema) as cw:
+            for batch in batches:
+                cw.write_batch(batch)
+    return dest
+
+
+def _job_for(url: str, caller: Caller, job_id: str) -> QueryJobRow:
+    with session_scope(url) as s:
+        job = s.get(QueryJobRow, job_id)
+        if job is None or not (caller.is_admin or (caller.token_id is not None and job.token_id == caller.token_id)):
+            raise NotFound("no such query job")
+        s.expunge(job)
+        return job
+
+
+def _result_file(results_root: Path, job: QueryJobRow) -> Path:
+    if job.status != "succeeded":
+        raise Conflict(f"the job is {job.status}; only a succeeded job's result can be saved", rule="job_not_succeeded")
+    if not job.result_path:
+        raise Conflict("the job's result is not available", rule="result_unavailable")
+    path = Path(job.result_path)
+    path = path if path.is_absolute() else results_root / path
+    try:
+        path.resolve().relative_to(results_root.resolve())
+    except ValueError as e:  # a result outside the results folder is never read
+        raise Conflict("the job's result is not available", rule="result_unavailable") from e
+    if not path.is_file():
+        raise Conflict("the job's result has expired", rule="result_expired")
+    return path
+
+
+def save_job_result(services: Services, caller: Caller, job_id: str, data: JobArtifactCreate) -> Artifact:
+    settings = services.settings
+    name = check_name(data.name or f"query-{job_id}.{data.format}")
+    tags, metadata = check_tags(data.tags), check_metadata(data.metadata)
+    visibility, visible_to = check_visibility(data.visibility)
+    expires_in = check_expires_in(data.expires_in, settings.artifacts.default_ttl_s)
+    job = _job_for(settings.control_url, caller, job_id)
+    source = _result_file(settings.results_path, job)
+    store = svc.get_store(services)
+    tmp = settings.artifacts_path / "tmp" / f"export-{secrets.token_hex(8)}.{data.format}"
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        exported = convert(source, (job.output_format or "").lower(), data.format, tmp)
+        if exported.stat().st_size > settings.artifacts.max_bytes:
+            from serving.lib.errors import PayloadTooLarge
+
+            raise PayloadTooLarge(f"the result is larger than the artifact limit of {settings.artifacts.max_bytes} bytes",
+                                  rule="artifact_too_large", details={"max_bytes": settings.artifacts.max_bytes})
+        stored = put_file(store, exported)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+    versions = [{k: t.get(k) for k in ("table", "version", "synced_at") if k in t} for t in (job.tables or [])
+                if isinstance(t, dict)]
+    return svc.create(settings.control_url, caller, stored, name=name, content_type=MEDIA[data.format], tags=tags,
+                      metadata=metadata, visibility=visibility, visible_to=visible_to, expires_in=expires_in,
+                      source_job_id=job.id, sql_hash=job.sql_hash, served_versions=versions)

@@ -1,0 +1,188 @@
+"""Streaming multipart upload: parse ``multipart/form-data`` as it arrives, straight into storage.
+
+Why not Litestar's form parsing: it buffers the whole body (and is capped by the 10 MB
+``request_max_body_size``). Here each ASGI message is fed to python-multipart's
+incremental parser; file bytes go to an ``ObjectWriter`` (hashing as they go) and
+small form fields are collected within ``FIELDS_MAX_BYTES``. The size limit is checked
+on every message, so an oversized upload is refused after at most the limit plus one
+message has been read, whatever ``Content-Length`` says (or if there is none). On any
+failure the writer is aborted: nothing partial is ever published.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import anyio
+import anyio.to_thread
+from litestar import Request
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+from serving.lib.errors import ApiError, BadRequest, PayloadTooLarge
+from shared.artifacts_store import ArtifactStore, ObjectWriter, StoredObject
+
+T = TypeVar("T")
+FIELDS_MAX_BYTES = 64 * 1024  # every non-file field together, plus multipart framing
+FILE_FIELD = "file"
+
+
+class UnsupportedMediaType(ApiError):
+    status, code = 415, "unsupported_media_type"
+
+
+class ClientDisconnected(ApiError):
+    status, code = 400, "client_disconnected"
+
+
+@dataclasses.dataclass
+class Form:
+    """The upload's form fields (strings; repeated ones as lists) and the file part's own headers."""
+
+    fields: dict[str, list[str]]
+    filename: str | None
+    part_content_type: str | None
+
+
+class _Parts:
+    """python-multipart callbacks: collect headers and fields, queue file data for the writer."""
+
+    def __init__(self) -> None:
+        self.fields: dict[str, list[str]] = {}
+        self.field_bytes = 0
+        self.file_chunks: list[bytes] = []
+        self.filename: str | None = None
+        self.part_content_type: str | None = None
+        self.files_seen = 0
+        self.ended = False
+        self._headers: dict[bytes, bytes] = {}
+        self._hname = b""
+        self._hvalue = b""
+        self._name: str | None = None
+        self._is_file = False
+        self._value = bytearray()
+
+    def callbacks(self) -> dict[str, Any]:
+        return {
+            "on_part_begin": self._part_begin, "on_header_field": self._hfield, "on_header_value": self._hval,
+            "on_header_end": self._hend, "on_headers_finished": self._headers_done, "on_part_data": self._data,
+            "on_part_end": self._part_end, "on_end": self._end,
+        }
+
+    def _part_begin(self) -> None:
+        self._headers, self._hname, self._hvalue, self._value = {}, b"", b"", bytearray()
+
+    def _hfield(self, data: bytes, start: int, end: int) -> None:
+        self._hname += data[start:end]
+
+    def _hval(self, data: bytes, start: int, end: int) -> None:
+        self._hvalue += data[start:end]
+
+    def _hend(self) -> None:
+        self._headers[self._hname.strip().lower()] = self._hvalue.strip()
+        self._hname, self._hvalue = b"", b""
+
+    def _headers_done(self) -> None:
+        _, params = parse_options_header(self._headers.get(b"content-disposition", b""))
+        raw_name = params.get(b"name")
+        if raw_name is None:
+            raise BadRequest("every multipart part needs Content-Disposition with a name", rule="malformed_multipart")
+        self._name = raw_name.decode("utf-8", "replace")
+        self._is_file = self._name == FILE_FIELD
+        if self._is_file:
+            self.files_seen += 1
+            if self.files_seen > 1:
+                raise BadRequest("exactly one 'file' part is allowed", rule="malformed_multipart")
+            fname = params.get(b"filename*") or params.get(b"filename")
+            self.filename = fname.decode("utf-8", "replace") if fname is not None else None
+            ctype = self._headers.get(b"content-type")
+            self.part_content_type = ctype.decode("latin-1") if ctype else None
+
+    def _data(self, data: bytes, start: int, end: int) -> None:
+        if self._is_file:
+            self.file_chunks.append(data[start:end])
+        else:
+            self.field_bytes += end - start
+            if self.field_bytes > FIELDS_MAX_BYTES:
+                raise PayloadTooLarge(f"form fields other than 'file' exceed {FIELDS_MAX_BYTES} bytes",
+                                      rule="fields_too_large")
+            self._value += data[start:end]
+
+    def _part_end(self) -> None:
+        if not self._is_file and self._name is not None:
+            try:
+                text = self._value.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise BadRequest(f"form field {self._name!r} is not UTF-8", rule="malformed_multipart") from e
+            self.fields.setdefault(self._name, []).append(text)
+        self._name, self._is_file = None, False
+
+    def _end(self) -> None:
+        self.ended = True
+
+
+def _boundary(request: Request[Any, Any, Any]) -> bytes:
+    ctype, params = parse_options_header(request.headers.get("content-type", ""))
+    if ctype != b"multipart/form-data":
+        raise UnsupportedMediaType("upload with Content-Type multipart/form-data (fields: file, name, content_type, "
+                                   "tags, metadata, visibility, expires_in)", rule="multipart_required")
+    boundary = params.get(b"boundary")
+    if not boundary or len(boundary) > 70:
+        raise BadRequest("multipart boundary is missing or too long", rule="malformed_multipart")
+    return boundary
+
+
+async def receive_upload(request: Request[Any, Any, Any], store: ArtifactStore, max_bytes: int,
+                         prepare: Callable[[Form], Awaitable[T]]) -> tuple[StoredObject, T]:
+    """Read the request body once, streaming the ``file`` part into ``store``.
+
+    ``prepare`` validates the form once the body is complete and *before* the object is
+    published, so a refused upload leaves nothing behind. Raises 413 as soon as the file
+    exceeds ``max_bytes`` (or ``Content-Length`` makes that certain), 415 for a
+    non-multipart body, 400 for malformed or incomplete ones.
+    """
+    boundary = _boundary(request)
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > max_bytes + FIELDS_MAX_BYTES:
+        raise PayloadTooLarge(f"artifact is larger than the limit of {max_bytes} bytes",
+                              rule="artifact_too_large", details={"max_bytes": max_bytes})
+    parts = _Parts()
+    parser = MultipartParser(boundary, parts.callbacks())  # type: ignore[arg-type]
+    writer: ObjectWriter = store.open_writer()
+    try:
+        while True:
+            message = await request.receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnected("the client disconnected before the upload finished", rule="client_disconnected")
+            body = message.get("body", b"")
+            if body:
+                try:
+                    parser.write(body)
+                except MultipartParseError as e:
+                    raise BadRequest("malformed multipart body", rule="malformed_multipart") from e
+                if parts.file_chunks:
+                    chunks, parts.file_chunks = parts.file_chunks, []
+                    if writer.size + sum(map(len, chunks)) > max_bytes:
+                        raise PayloadTooLarge(f"artifact is larger than the limit of {max_bytes} bytes",
+                                              rule="artifact_too_large", details={"max_bytes": max_bytes})
+                    for chunk in chunks:
+                        if store.blocking_writes:
+                            await anyio.to_thread.run_sync(writer.write, chunk)
+                        else:
+                            writer.write(chunk)
+            if not message.get("more_body", False):
+                break
+        if not parts.ended:
+            raise BadRequest("the multipart body ended before its closing boundary", rule="malformed_multipart")
+        if parts.files_seen != 1:
+            raise BadRequest("the upload needs one 'file' part", rule="file_missing")
+        prepared = await prepare(Form(fields=parts.fields, filename=parts.filename,
+                                      part_content_type=parts.part_content_type))
+        stored = await anyio.to_thread.run_sync(writer.commit)
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(writer.abort)
+        raise
+    return stored, prepared

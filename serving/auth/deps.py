@@ -1,0 +1,71 @@
+"""App-wide dependencies: ``caller`` (the verified bearer token) and ``services``.
+
+Why dependencies: a handler states what it needs in its signature
+(``caller: Caller, services: Services``) and nothing else resolves identity. The
+caller is stored in the request state for the audit row, and the per-token request
+rate limit is counted here, before any handler work.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request
+from litestar.di import Provide
+
+from serving.auth.caller import Caller
+from serving.auth.identity import IdentityStore, resolve_caller
+from serving.auth.tokens import CHALLENGE, TokenCodec
+from serving.lib.audit import CALLER_KEY, HINT_KEY
+from serving.lib.errors import Unauthorized
+from serving.lib.limits import get_limiter
+from serving.lib.services import Services
+
+CODEC = "token_codec"
+IDENTITY = "identity"
+
+
+def get_codec(services: Services) -> TokenCodec:
+    return services.get(CODEC, TokenCodec)
+
+
+def get_identity(services: Services) -> IdentityStore:
+    return services.get(IDENTITY, IdentityStore)
+
+
+def bearer_token(request: Request[Any, Any, Any]) -> str:
+    """The token of an ``Authorization: Bearer …`` header, or 401 (the token is never echoed)."""
+    header = request.headers.get("authorization")
+    if not header:
+        raise Unauthorized("missing Authorization header (expected: Bearer <token>)", rule="token_missing",
+                           headers=CHALLENGE)
+    scheme, _, token = header.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("Authorization header must use the Bearer scheme", rule="token_missing", headers=CHALLENGE)
+    if len(token) > 4096 or " " in token:
+        raise Unauthorized("token is malformed", rule="token_invalid", headers=CHALLENGE)
+    return token
+
+
+async def provide_caller(request: Request[Any, Any, Any]) -> Caller:
+    services: Services = request.app.state.services
+    state = request.scope.setdefault("state", {})
+    hint: dict[str, Any] = {}
+    state[HINT_KEY] = hint
+    caller = await resolve_caller(bearer_token(request), codec=get_codec(services), store=get_identity(services),
+                                  admin_username=services.settings.auth.admin_username, hint=hint)
+    state[CALLER_KEY] = caller
+    get_limiter(services).check_request(caller)
+    return caller
+
+
+async def provide_services(request: Request[Any, Any, Any]) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+DEPENDENCIES = {
+    "caller": Provide(provide_caller),
+    "services": Provide(provide_services),
+}

@@ -1,0 +1,146 @@
+"""Turning a bearer token into a :class:`Caller`, checking revocation on every request.
+
+Why a short cache: the control database is the authority for revocation, expiry and
+grants (a PATCH of a swarm's grants or a DELETE of a token must bite at once), but a
+database round trip per request would dominate the hot path. Token rows are cached
+for at most ``TOKEN_CACHE_TTL_S`` (default 1 s), and every change made through this
+process's admin endpoints clears the cache, so here it takes effect immediately and on
+other replicas within the TTL. Cache misses run in a worker thread.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hmac
+import time
+from typing import Any
+
+import anyio.to_thread
+import sqlalchemy as sa
+
+from serving.auth.caller import Caller
+from serving.auth.tokens import CHALLENGE, TokenCodec, token_hash
+from serving.lib.errors import Unauthorized
+from shared.control.db import get_engine
+from shared.control.models import SwarmRow, TokenRow
+
+_TOKENS = TokenRow.__table__
+_SWARMS = SwarmRow.__table__
+_MAX_CACHE = 50_000
+
+
+def _epoch(value: dt.datetime | None) -> float | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:  # SQLite drops the zone; we always write UTC
+        value = value.replace(tzinfo=dt.UTC)
+    return value.timestamp()
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenRecord:
+    """What the control database says about one token, its parent and its swarm."""
+
+    id: str
+    type: str
+    swarm_id: str
+    name: str
+    token_hash: str
+    allowed_tables: frozenset[str] | None
+    expires_at: float
+    revoked: bool
+    parent_revoked: bool
+    swarm_exists: bool
+    swarm_grants: frozenset[str]
+
+    @property
+    def grants(self) -> frozenset[str]:
+        if self.type == "agent" and self.allowed_tables is not None:
+            return self.swarm_grants & self.allowed_tables
+        return self.swarm_grants
+
+
+class IdentityStore:
+    """Cached, read-only view of token rows keyed by ``jti``."""
+
+    def __init__(self, control_url: str, ttl_s: float = 1.0) -> None:
+        self._url = control_url
+        self._ttl = ttl_s
+        self._cache: dict[str, tuple[float, TokenRecord | None]] = {}
+
+    def invalidate(self) -> None:
+        """Forget every cached row (called after any identity change in this process)."""
+        self._cache.clear()
+
+    async def get(self, token_id: str) -> TokenRecord | None:
+        now = time.monotonic()
+        hit = self._cache.get(token_id)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        record = await anyio.to_thread.run_sync(self.load, token_id)
+        if len(self._cache) >= _MAX_CACHE:
+            self._cache = {k: v for k, v in self._cache.items() if v[0] > now}
+            if len(self._cache) >= _MAX_CACHE:
+                self._cache.clear()
+        self._cache[token_id] = (now + self._ttl, record)
+        return record
+
+    def load(self, token_id: str) -> TokenRecord | None:
+        engine = get_engine(self._url)
+        with engine.connect() as conn:
+            row = conn.execute(sa.select(_TOKENS).where(_TOKENS.c.id == token_id)).mappings().first()
+            if row is None:
+                return None
+            parent_revoked = False
+            if row["parent_id"]:
+                parent = conn.execute(sa.select(_TOKENS.c.revoked_at, _TOKENS.c.expires_at)
+                                      .where(_TOKENS.c.id == row["parent_id"])).first()
+                parent_revoked = parent is None or parent.revoked_at is not None
+            swarm = conn.execute(sa.select(_SWARMS.c.grants).where(_SWARMS.c.id == row["swarm_id"])).first()
+        allowed = row["allowed_tables"]
+        return TokenRecord(
+            id=row["id"], type=row["type"], swarm_id=row["swarm_id"], name=row["name"], token_hash=row["token_hash"],
+            allowed_tables=None if allowed is None else frozenset(str(t).lower() for t in allowed),
+            expires_at=_epoch(row["expires_at"]) or 0.0, revoked=row["revoked_at"] is not None,
+            parent_revoked=parent_revoked, swarm_exists=swarm is not None,
+            swarm_grants=frozenset(str(t).lower() for t in (swarm.grants if swarm else []) or []),
+        )
+
+
+def _deny(message: str, rule: str = "token_invalid") -> Unauthorized:
+    return Unauthorized(message, rule=rule, headers=CHALLENGE)
+
+
+async def resolve_caller(token: str, *, codec: TokenCodec, store: IdentityStore, admin_username: str,
+                         hint: dict[str, Any] | None = None) -> Caller:
+    """Verify ``token`` and return who is calling, or raise :class:`Unauthorized`.
+
+    ``hint`` (if given) receives the token id and swarm once the signature is proven,
+    so the audit row of a rejected-but-genuine token (revoked, expired) names it.
+    """
+    claims = codec.decode(token)
+    typ, jti, sub = claims["typ"], claims["jti"], claims["sub"]
+    if typ == "admin":
+        if not hmac.compare_digest(sub.encode(), admin_username.encode()):
+            raise _deny("token subject is not the admin")
+        return Caller(kind="admin", subject=sub)
+    if hint is not None:
+        hint.update(kind=typ, token_id=jti, swarm_id=claims.get("swarm"))
+    record = await store.get(jti)
+    if record is None:
+        raise _deny("token is not known (it may have been deleted)", "token_revoked")
+    if not hmac.compare_digest(record.token_hash, token_hash(token)) or record.type != typ:
+        raise _deny("token does not match its record")
+    if claims.get("swarm") not in (None, record.swarm_id):
+        raise _deny("token swarm does not match its record")
+    if record.revoked:
+        raise _deny("token has been revoked", "token_revoked")
+    if record.parent_revoked:
+        raise _deny("token has been revoked (the swarm token that minted it was revoked)", "token_revoked")
+    if record.expires_at <= time.time():
+        raise _deny("token expired", "token_expired")
+    if not record.swarm_exists:
+        raise _deny("token's swarm no longer exists", "token_revoked")
+    return Caller(kind="agent" if typ == "agent" else "swarm", subject=record.name, token_id=jti,
+                  swarm_id=record.swarm_id, grants=record.grants)

@@ -1,0 +1,28 @@
+"""API shapes of the auth feature."""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class LoginForm(msgspec.Struct):
+    """OAuth2 password-style form fields."""
+
+    username: str
+    password: str
+
+
+class AccessToken(msgspec.Struct):
+    access_token: str
+    expires_in: int
+    token_type: str = "bearer"  # noqa: S105 (the OAuth2 token type, not a secret)
+
+
+class Identity(msgspec.Struct):
+    """The caller as the API sees it; ``grants`` is null for admin (every table)."""
+
+    kind: str
+    subject: str
+    token_id: str | None
+    swarm_id: str | None
+    grants: list[str] | None

@@ -1,0 +1,25 @@
+"""Long-lived parts of the auth feature: the token codec and the identity cache.
+
+Why in the lifespan: the signing secret may be generated (and persisted) under
+AGENTS_DATA_HOME, which must not happen at import time.
+"""
+
+from __future__ import annotations
+
+from serving.auth.deps import CODEC, IDENTITY
+from serving.auth.identity import IdentityStore
+from serving.auth.tokens import TokenCodec, codec_for
+from serving.lib.services import Services
+
+
+async def startup(services: Services) -> None:
+    if not isinstance(services.parts.get(CODEC), TokenCodec):
+        services.parts[CODEC] = codec_for(services.settings)
+    if not isinstance(services.parts.get(IDENTITY), IdentityStore):
+        services.parts[IDENTITY] = IdentityStore(services.control_url, services.settings.auth.token_cache_ttl_s)
+
+
+async def shutdown(services: Services) -> None:
+    identity = services.parts.get(IDENTITY)
+    if isinstance(identity, IdentityStore):
+        identity.invalidate()

@@ -1,0 +1,214 @@
+"""The audit trail: every request, answered or refused, becomes one ``audit_log`` row.
+
+Why an ASGI wrapper around the whole app (not Litestar middleware): Litestar runs
+route middleware only for matched routes, and 404/405/401 answers must be recorded
+too. Why a queue and a writer thread: the request must never wait on the control
+database. Rows are written in batches; a failed write is logged and dropped, and the
+request's answer is never affected. A token is never stored: the row names the caller
+by token id only, and the endpoint is the path without the query string.
+
+Handlers add what only they know with :func:`annotate`::
+
+    annotate(request, sql_text=sql, tables=[{"table": key, "version": v}], rows=n, bytes=b)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import os
+import queue
+import socket
+import threading
+import time
+from typing import Any
+
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from serving.lib.services import Services
+from shared.control.db import get_engine
+from shared.control.models import AuditRow
+
+log = logging.getLogger("agents_data.audit")
+
+ANNOTATIONS = frozenset(("sql_text", "sql_hash", "tables", "rows", "bytes", "rule"))
+AUDIT = "audit"
+_STATE_KEY = "audit_fields"
+CALLER_KEY = "caller"  # scope["state"]["caller"]: the resolved Caller
+HINT_KEY = "auth_hint"  # scope["state"]["auth_hint"]: token id of a genuine but refused token
+
+
+def _state(request_or_scope: Any) -> dict[str, Any]:
+    scope = request_or_scope if isinstance(request_or_scope, dict) else request_or_scope.scope
+    state: dict[str, Any] = scope.setdefault("state", {})
+    return state
+
+
+def annotate(request: Any, **fields: Any) -> None:
+    """Add query facts (sql_text, sql_hash, tables, rows, bytes, rule) to this request's audit row.
+
+    Accepts a Litestar ``Request``/connection or a raw ASGI scope. ``sql_hash`` is derived
+    from ``sql_text`` when not given. Unknown field names are a programming error.
+    """
+    unknown = set(fields) - ANNOTATIONS
+    if unknown:
+        raise TypeError(f"unknown audit fields: {sorted(unknown)}")
+    if fields.get("sql_text") is not None and "sql_hash" not in fields:
+        fields["sql_hash"] = hashlib.sha256(str(fields["sql_text"]).encode()).hexdigest()
+    _state(request).setdefault(_STATE_KEY, {}).update(fields)
+
+
+def default_replica(configured: str) -> str:
+    return configured or f"{socket.gethostname()}:{os.getpid()}"
+
+
+class AuditWriter:
+    """Writes queued audit rows in batches from one daemon thread."""
+
+    def __init__(self, control_url: str, *, batch_size: int = 500, interval_s: float = 0.2,
+                 max_queue: int = 100_000) -> None:
+        self._url = control_url
+        self._batch = batch_size
+        self._interval = interval_s
+        self._queue: queue.Queue[dict[str, Any] | threading.Event | None] = queue.Queue(max_queue)
+        self._thread: threading.Thread | None = None
+        self.dropped = 0
+        self.failed = 0
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
+            self._thread.start()
+
+    def submit(self, row: dict[str, Any]) -> None:
+        """Queue one row; never blocks (a full queue drops the row and logs it)."""
+        try:
+            self._queue.put_nowait(row)
+        except queue.Full:
+            self.dropped += 1
+            if self.dropped == 1 or self.dropped % 1000 == 0:
+                log.error("audit queue full: %d rows dropped so far", self.dropped)
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Block until every row queued so far is written (or failed). For tests and shutdown."""
+        if self._thread is None:
+            return True
+        done = threading.Event()
+        self._queue.put(done)
+        return done.wait(timeout)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self._thread is None:
+            return
+        self._queue.put(None)
+        self._thread.join(timeout)
+        self._thread = None
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            batch: list[dict[str, Any]] = []
+            markers: list[threading.Event] = []
+            stop = False
+            deadline = time.monotonic() + self._interval
+            while True:
+                if item is None:
+                    stop = True
+                elif isinstance(item, threading.Event):
+                    markers.append(item)
+                else:
+                    batch.append(item)
+                if stop or markers or len(batch) >= self._batch:
+                    break
+                try:
+                    item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    break
+            if batch:
+                self._write(batch)
+            for marker in markers:
+                marker.set()
+            if stop:
+                return
+
+    def _write(self, batch: list[dict[str, Any]]) -> None:
+        try:
+            with get_engine(self._url).begin() as conn:
+                conn.execute(AuditRow.__table__.insert(), batch)
+        except Exception:
+            self.failed += len(batch)
+            log.exception("audit write failed; %d rows lost", len(batch))
+
+
+def start(services: Services) -> AuditWriter:
+    """Create and start the audit writer unless a test injected one."""
+    writer = services.parts.get(AUDIT)
+    if not isinstance(writer, AuditWriter):
+        writer = services.parts[AUDIT] = AuditWriter(services.control_url)
+    writer.start()
+    return writer
+
+
+def get_audit(services: Services) -> AuditWriter:
+    return services.get(AUDIT, AuditWriter)
+
+
+class AuditMiddleware:
+    """Raw ASGI wrapper that times every HTTP request and queues its audit row."""
+
+    def __init__(self, app: ASGIApp, services: Services) -> None:
+        self.app = app
+        self.services = services
+        self.replica = default_replica(services.settings.api.replica_id)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        at = dt.datetime.now(dt.UTC)
+        status = [0]
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except BaseException:
+            status[0] = status[0] or 500
+            self._record(scope, at, status[0], started, failed=True)
+            raise
+        self._record(scope, at, status[0] or 500, started)
+
+    def _record(self, scope: Scope, at: dt.datetime, status: int, started: float, failed: bool = False) -> None:
+        try:
+            writer = self.services.parts.get(AUDIT)
+            if writer is None:
+                return
+            state = scope.get("state") or {}
+            fields = state.get(_STATE_KEY) or {}
+            caller = state.get(CALLER_KEY)
+            hint = state.get(HINT_KEY) or {}
+            row = {
+                "at": at,
+                "caller_type": caller.kind if caller is not None else "anonymous",
+                "swarm_id": caller.swarm_id if caller is not None else hint.get("swarm_id"),
+                "token_id": caller.token_id if caller is not None else hint.get("token_id"),
+                "method": str(scope.get("method", ""))[:8],
+                "endpoint": str(scope.get("path", ""))[:1024],
+                "status_code": status,
+                "rule": fields.get("rule") or state.get("error_rule") or ("stream_failed" if failed else None),
+                "sql_text": fields.get("sql_text"),
+                "sql_hash": fields.get("sql_hash"),
+                "tables": list(fields.get("tables") or []),
+                "rows": fields.get("rows"),
+                "bytes": fields.get("bytes"),
+                "duration_ms": (time.perf_counter() - started) * 1000.0,
+                "replica": self.replica,
+            }
+            writer.submit(row)
+        except Exception:
+            log.exception("could not queue an audit row")

@@ -1,0 +1,148 @@
+"""Per-agent limits: requests per minute, refreshes per minute, concurrent query slots.
+
+Why token buckets keyed by token id, checked before any work: an agent over its quota
+is answered 429 in O(1) (no database, no DuckDB), so an agent at ten times its quota
+costs the others almost nothing. Slots are not queued: a caller past its concurrent
+query limit is told so at once (429 with Retry-After) instead of holding a connection.
+
+Limits are per API replica (in memory); with N replicas behind a balancer an agent's
+effective quota is up to N times the setting.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from serving.auth.caller import Caller
+from serving.lib.errors import TooManyRequests
+from serving.lib.services import Services
+from shared.settings import QuerySettings
+
+_MAX_KEYS = 100_000
+LOGINS_PER_MINUTE = 30  # admin login attempts per client address; slows password guessing
+LIMITER = "limiter"
+
+
+class RateLimiter:
+    """Token buckets of ``per_minute`` capacity, refilled continuously, one per key."""
+
+    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_minute = max(int(per_minute), 0)
+        self._rate = self.per_minute / 60.0
+        self._clock = clock
+        self._buckets: dict[str, list[float]] = {}  # key -> [tokens, updated]
+
+    def hit(self, key: str) -> float:
+        """Take one token for ``key``: 0.0 if allowed, else seconds until one is available."""
+        if self.per_minute <= 0:
+            return 60.0
+        now = self._clock()
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            if len(self._buckets) >= _MAX_KEYS:
+                self._prune(now)
+            bucket = self._buckets[key] = [float(self.per_minute), now]
+        else:
+            bucket[0] = min(float(self.per_minute), bucket[0] + (now - bucket[1]) * self._rate)
+            bucket[1] = now
+        if bucket[0] >= 1.0:
+            bucket[0] -= 1.0
+            return 0.0
+        return (1.0 - bucket[0]) / self._rate
+
+    def _prune(self, now: float) -> None:
+        full = 60.0  # a bucket idle this long is full again and can be forgotten
+        self._buckets = {k: b for k, b in self._buckets.items() if now - b[1] < full}
+
+
+def _retry_after(seconds: float) -> dict[str, str]:
+    return {"Retry-After": str(max(1, math.ceil(seconds)))}
+
+
+class Limiter:
+    """All per-agent limits of one API process. Admin callers are not limited."""
+
+    def __init__(self, settings: QuerySettings, clock: Callable[[], float] = time.monotonic) -> None:
+        self.settings = settings
+        self.requests = RateLimiter(settings.agent_rpm, clock)
+        self.refreshes = RateLimiter(settings.refresh_per_minute, clock)
+        self.logins = RateLimiter(LOGINS_PER_MINUTE, clock)
+        self.max_concurrent = settings.agent_concurrent
+        self._in_flight: dict[str, int] = {}
+
+    @staticmethod
+    def _key(caller: Caller) -> str | None:
+        return None if caller.is_admin else (caller.token_id or caller.subject)
+
+    def check_request(self, caller: Caller) -> None:
+        """Count one request; raise 429 past ``AGENT_REQUESTS_PER_MINUTE``."""
+        key = self._key(caller)
+        if key is None:
+            return
+        wait = self.requests.hit(key)
+        if wait:
+            raise TooManyRequests(
+                f"rate limit exceeded: at most {self.requests.per_minute} requests per minute per token; "
+                f"retry in {max(1, math.ceil(wait))} s", rule="rate_limit",
+                details={"limit": self.requests.per_minute, "window_s": 60}, headers=_retry_after(wait))
+
+    def check_refresh(self, caller: Caller) -> None:
+        """Count one refresh request; raise 429 past ``AGENT_REFRESHES_PER_MINUTE``."""
+        key = self._key(caller)
+        if key is None:
+            return
+        wait = self.refreshes.hit(key)
+        if wait:
+            raise TooManyRequests(
+                f"refresh limit exceeded: at most {self.refreshes.per_minute} refreshes per minute per token; "
+                f"retry in {max(1, math.ceil(wait))} s", rule="refresh_rate_limit",
+                details={"limit": self.refreshes.per_minute, "window_s": 60}, headers=_retry_after(wait))
+
+    def check_login(self, client: str) -> None:
+        """Count one admin login attempt from ``client``; raise 429 past ``LOGINS_PER_MINUTE``."""
+        wait = self.logins.hit(client)
+        if wait:
+            raise TooManyRequests(f"too many login attempts; retry in {max(1, math.ceil(wait))} s",
+                                  rule="login_rate_limit", headers=_retry_after(wait))
+
+    def in_flight(self, caller: Caller) -> int:
+        key = self._key(caller)
+        return self._in_flight.get(key, 0) if key else 0
+
+    @asynccontextmanager
+    async def query_slot(self, caller: Caller) -> AsyncIterator[None]:
+        """Hold one of the caller's concurrent query slots for the block, or raise 429."""
+        key = self._key(caller)
+        if key is None:
+            yield
+            return
+        used = self._in_flight.get(key, 0)
+        if used >= self.max_concurrent:
+            raise TooManyRequests(
+                f"too many concurrent queries: at most {self.max_concurrent} per token; wait for one to finish",
+                rule="concurrency_limit", details={"limit": self.max_concurrent}, headers=_retry_after(1))
+        self._in_flight[key] = used + 1
+        try:
+            yield
+        finally:
+            left = self._in_flight.get(key, 1) - 1
+            if left > 0:
+                self._in_flight[key] = left
+            else:
+                self._in_flight.pop(key, None)
+
+
+def install(services: Services) -> Limiter:
+    """Create the process's limiter unless a test injected one."""
+    limiter = services.parts.get(LIMITER)
+    if not isinstance(limiter, Limiter):
+        limiter = services.parts[LIMITER] = Limiter(services.settings.query)
+    return limiter
+
+
+def get_limiter(services: Services) -> Limiter:
+    """The limiter of this API process (typed accessor for handlers)."""
+    return services.get(LIMITER, Limiter)

@@ -1,0 +1,35 @@
+"""Run the API with uvicorn: ``python -m serving`` or ``run(settings)`` from the CLI.
+
+Why a factory string with several workers: uvicorn's worker processes must each build
+their own app (and their own long-lived clients) after forking.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from shared.settings import Settings, get_settings
+
+
+def build() -> object:
+    """App factory for uvicorn workers (reads settings from the environment)."""
+    from serving.app import create_app
+
+    return create_app(get_settings())
+
+
+def run(settings: Settings | None = None) -> None:
+    """Serve the API on ``API_HOST:API_PORT`` until interrupted."""
+    import uvicorn
+
+    settings = settings or get_settings()
+    level = settings.api.log_level.lower()
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    common = {"host": settings.api.host, "port": settings.api.port, "log_level": level, "access_log": False,
+              "proxy_headers": True, "server_header": False}
+    if settings.api.workers > 1:
+        uvicorn.run("serving.main:build", factory=True, workers=settings.api.workers, **common)  # type: ignore[arg-type]
+        return
+    from serving.app import create_app
+
+    uvicorn.run(create_app(settings), **common)  # type: ignore[arg-type]

@@ -1,0 +1,397 @@
+"""The SQL guard: decides whether agent SQL may run, and rewrites it so DuckDB runs exactly what was checked.
+
+Why a rewrite and not just a check: the guard parses with sqlglot (DuckDB dialect) and
+DuckDB parses again. Any difference between the two parsers (comments, unicode case
+folding, quoting, CTE scoping) would be a hole if the *original* text ran. So the
+guard regenerates the SQL from the checked tree, without comments, with every table
+reference replaced by its canonical, quoted ``"database"."schema"."table"``, and
+DuckDB's own parser must then agree that the result is exactly one SELECT.
+
+Layers (each has its own tests in tests/serving/test_guard*.py and test_security*.py):
+- statement: exactly one statement whose root is SELECT, a set operation, VALUES, a
+  parenthesised query, a PIVOT with an explicit IN list, or DESCRIBE/SUMMARIZE of a
+  granted table or of a query (``statement_not_allowed``, ``multiple_statements``,
+  ``parse_error``). No DDL/DML/PRAGMA/SET/COPY/ATTACH/EXPLAIN/CALL node anywhere.
+- tables: every table reference resolves, case-insensitively, to exactly one granted
+  key: ``orders`` / ``public.orders`` / ``demo.public.orders`` (``table_not_granted``
+  for missing and ungranted alike, so existence never leaks; ``ambiguous_table`` when
+  a short name matches several of the caller's own tables). String table references
+  (``FROM 'x.parquet'``) are names like any other and are refused the same way.
+- CTEs hide a table only within their own scope (walked per query node, not collected
+  query-wide, so ``… WHERE EXISTS (WITH secret AS (…) …)`` cannot shadow an outer name).
+- functions (``function_not_allowed``): table functions are denied unless allow-listed
+  (``range``, ``generate_series``, ``unnest``); scalar functions that reach outside the
+  query are denied by name or prefix: ``read_*``, ``query``, ``query_table``, ``glob``,
+  ``duckdb_*``, ``pragma_*``, ``getenv``, ``current_setting`` (it would print the
+  instance's temp path and limits), ``getvariable``, ``json_execute_serialized_sql`` …
+
+The physical boundary is elsewhere (engine.py: a DuckDB instance that holds only the
+tables the query names); the guard gives precise, early, typed refusals on top of it.
+
+Public API (cached per (sql, grants), LRU)::
+
+    check_sql(sql: str, grants: frozenset[str]) -> GuardedQuery        # raises QueryRejected
+    validate_filter(where_sql: str, caller: object | None = None) -> str  # a WHERE fragment, regenerated
+    resolve_name(name: str, grants: frozenset[str]) -> str             # "orders" -> "demo.public.orders"
+    quote_table(key: str) -> str                                       # '"demo"."public"."orders"'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import threading
+from collections import OrderedDict
+from typing import Any
+
+import duckdb
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ParseError, TokenError
+
+from serving.lib.errors import BadRequest, PayloadTooLarge, QueryRejected
+
+MAX_SQL_CHARS = 100_000
+MAX_CACHED_SQL_CHARS = 8_192  # bounds the guard cache's memory (4096 entries)
+ALLOWED_TABLE_FUNCTIONS = frozenset({"range", "generate_series", "unnest"})
+DENIED_FUNCTIONS = frozenset({
+    "query", "query_table", "glob", "getenv", "current_setting", "getvariable", "sniff_csv", "checkpoint",
+    "force_checkpoint", "which_secret", "load_aws_credentials", "sql_auto_complete", "seq_scan", "index_scan",
+    "json_execute_serialized_sql", "json_serialize_sql", "json_deserialize_sql", "json_serialize_plan",
+    "from_substrait", "get_substrait", "get_substrait_json", "from_substrait_json", "enable_logging",
+    "disable_logging", "truncate_duckdb_logs", "set_variable", "setvariable",
+})
+DENIED_PREFIXES = ("read_", "duckdb_", "pragma_", "parquet_", "iceberg_", "delta_", "sqlite_", "postgres_",
+                   "mysql_", "arrow_", "http", "load_", "ducklake_")
+# Node types that are statements of their own: never allowed inside a query.
+_STATEMENT_NODES: tuple[type[exp.Expression], ...] = (
+    exp.Command, exp.DDL, exp.DML, exp.Drop, exp.Alter, exp.Set, exp.Pragma, exp.Attach, exp.Detach,
+    exp.Install, exp.Use, exp.Transaction, exp.Commit, exp.Rollback, exp.Show, exp.Describe, exp.Summarize,
+    exp.Into, exp.Export, exp.Refresh, exp.Kill, exp.Grant, exp.Revoke, exp.Analyze, exp.Cache, exp.Uncache,
+    exp.LoadData, exp.Declare, exp.Execute, exp.ExecuteSql,
+)
+_ROOTS = (exp.Select, exp.SetOperation, exp.Values, exp.Subquery, exp.Pivot)
+_TABLE_POSITION = (exp.Table, exp.From, exp.Join, exp.Lateral)
+
+
+@dataclasses.dataclass(frozen=True)
+class GuardedQuery:
+    """A query the guard accepted: ``sql`` is what runs, ``tables`` the keys it reads."""
+
+    sql: str
+    tables: frozenset[str]
+    kind: str  # select | describe | summarize
+    sql_hash: str
+
+
+def reject(rule: str, message: str) -> QueryRejected:
+    return QueryRejected(message, rule=rule)
+
+
+def sql_hash(sql: str) -> str:
+    return hashlib.sha256(sql.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_table(key: str) -> str:
+    """The canonical SQL reference of a table key (for SQL the server builds itself)."""
+    return ".".join(quote_ident(p) for p in key.split("."))
+
+
+def _shown(name: str) -> str:
+    name = "".join(ch if ch.isprintable() else "?" for ch in name)
+    return name if len(name) <= 200 else name[:200] + "…"
+
+
+class GrantIndex:
+    """Granted keys indexed by table name and by schema.table, for unique short-name resolution."""
+
+    def __init__(self, grants: frozenset[str]) -> None:
+        self.grants = grants
+        self.by_table: dict[str, list[str]] = {}
+        self.by_schema_table: dict[str, list[str]] = {}
+        for key in sorted(grants):
+            parts = key.split(".")
+            if len(parts) != 3:
+                continue
+            self.by_table.setdefault(parts[2], []).append(key)
+            self.by_schema_table.setdefault(f"{parts[1]}.{parts[2]}", []).append(key)
+
+    def resolve(self, parts: list[str]) -> str:
+        shown = _shown(".".join(parts))
+        lowered = [p.lower() for p in parts]
+        if len(parts) == 3:
+            key = ".".join(lowered)
+            candidates = [key] if key in self.grants else []
+        elif len(parts) == 2:
+            candidates = self.by_schema_table.get(".".join(lowered), [])
+        elif len(parts) == 1:
+            candidates = self.by_table.get(lowered[0], [])
+        else:
+            candidates = []
+        if len(candidates) > 1:
+            raise reject("ambiguous_table", f"table {shown} is ambiguous among your tables ({', '.join(candidates)}); "
+                                            "name it as database.schema.table")
+        if not candidates or not all(parts):
+            raise reject("table_not_granted", f"table {shown} does not exist or is not granted to this token")
+        return candidates[0]
+
+
+class _Lru:
+    """A small thread-safe LRU map (guard results, grant indexes)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._data: OrderedDict[Any, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Any) -> Any:
+        with self._lock:
+            value = self._data.get(key)
+            if value is not None:
+                self._data.move_to_end(key)
+            return value
+
+    def put(self, key: Any, value: Any) -> None:
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self.size:
+                self._data.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+
+_indexes = _Lru(1024)
+_results = _Lru(4096)
+_duck_lock = threading.Lock()
+_duck: list[duckdb.DuckDBPyConnection] = []
+
+
+def grant_index(grants: frozenset[str]) -> GrantIndex:
+    index = _indexes.get(grants)
+    if index is None:
+        index = GrantIndex(grants)
+        _indexes.put(grants, index)
+    return index
+
+
+def resolve_name(name: str, grants: frozenset[str]) -> str:
+    """Resolve ``orders``, ``public.orders`` or ``demo.public.orders`` to one granted key (or raise)."""
+    return grant_index(grants).resolve(name.strip().split("."))
+
+
+def function_name(node: exp.Func) -> str:
+    if isinstance(node, exp.Anonymous):
+        return str(node.name).lower()
+    names = node.sql_names()
+    return (names[0] if names else node.key).lower()
+
+
+def _all_names(node: exp.Func) -> list[str]:
+    if isinstance(node, exp.Anonymous):
+        return [str(node.name).lower()]
+    return [n.lower() for n in node.sql_names()] or [node.key.lower()]
+
+
+def _check_function(node: exp.Func) -> None:
+    names = _all_names(node)
+    for name in names:
+        if name in DENIED_FUNCTIONS or name.startswith(DENIED_PREFIXES):
+            raise reject("function_not_allowed", f"function {_shown(name)}() is not allowed")
+    if isinstance(node.parent, _TABLE_POSITION) and node.arg_key == "this" and not set(names) & ALLOWED_TABLE_FUNCTIONS:
+        raise reject("function_not_allowed", f"table function {_shown(names[0])}() is not allowed; "
+                                             f"allowed table functions: {', '.join(sorted(ALLOWED_TABLE_FUNCTIONS))}")
+
+
+def _check_pivot(node: exp.Pivot) -> None:
+    """DuckDB runs a PIVOT without an explicit IN list as CREATE TYPE + SELECT: refuse it."""
+    if node.args.get("unpivot"):
+        return
+    fields = node.args.get("fields")
+    items = fields if fields is not None else node.expressions  # PIVOT(... FOR x IN (...)) | PIVOT t ON x IN (...)
+    for item in items or [None]:
+        explicit = isinstance(item, exp.In) and item.expressions and not item.args.get("query")
+        if not explicit or any(isinstance(v, exp.Query) for v in item.expressions):
+            raise reject("statement_not_allowed", "PIVOT needs an explicit IN (...) list of values")
+
+
+class _Walker:
+    """Checks a tree scope by scope and rewrites table references in place."""
+
+    def __init__(self, index: GrantIndex) -> None:
+        self.index = index
+        self.tables: set[str] = set()
+
+    def visit(self, node: exp.Expression, ctes: frozenset[str]) -> None:
+        with_ = node.args.get("with_")
+        if isinstance(with_, exp.With):
+            visible = set(ctes)
+            recursive = bool(with_.args.get("recursive"))
+            for cte in with_.expressions:
+                name = cte.alias_or_name.lower()
+                if recursive:
+                    visible.add(name)
+                self.visit(cte.this, frozenset(visible))
+                visible.add(name)
+            ctes = frozenset(visible)
+        for child in node.iter_expressions():
+            if child is with_:
+                continue
+            self.check_node(child, ctes)
+            self.visit(child, ctes)
+
+    def check_node(self, node: exp.Expression, ctes: frozenset[str]) -> None:
+        if isinstance(node, _STATEMENT_NODES):
+            raise reject("statement_not_allowed", f"{node.key.upper()} is not allowed inside a query")
+        if isinstance(node, exp.Func):
+            _check_function(node)
+        elif isinstance(node, exp.Pivot):
+            _check_pivot(node)
+        elif isinstance(node, exp.Table):
+            self.table(node, ctes)
+
+    def table(self, node: exp.Table, ctes: frozenset[str]) -> None:
+        target = node.this
+        if isinstance(target, exp.Func | exp.Unnest):
+            return  # checked as a function (allow-list) when visited
+        if not isinstance(target, exp.Identifier):
+            raise reject("table_not_granted", f"table {_shown(node.sql('duckdb'))} does not exist or is not granted to this token")
+        parts = [p.name for p in node.parts]
+        if any(not isinstance(p, exp.Identifier) for p in node.parts):
+            raise reject("table_not_granted", f"table {_shown('.'.join(parts))} does not exist or is not granted to this token")
+        if len(parts) == 1 and parts[0].lower() in ctes:
+            return
+        key = self.index.resolve(parts)
+        self.tables.add(key)
+        db, schema, table = key.split(".")
+        node.set("catalog", exp.to_identifier(db, quoted=True))
+        node.set("db", exp.to_identifier(schema, quoted=True))
+        node.set("this", exp.to_identifier(table, quoted=True))
+
+
+def _parse(sql: str) -> exp.Expression:
+    if len(sql) > MAX_SQL_CHARS:
+        raise PayloadTooLarge(f"query is longer than {MAX_SQL_CHARS} characters", rule="query_too_long")
+    if "\x00" in sql:
+        raise reject("parse_error", "query contains a NUL character")
+    try:
+        statements = [s for s in sqlglot.parse(sql, read="duckdb") if s is not None]
+    except (ParseError, TokenError) as e:
+        raise reject("parse_error", f"could not parse the query: {_shown(str(e).splitlines()[0])}") from e
+    except RecursionError as e:
+        raise reject("parse_error", "query is nested too deeply") from e
+    if not statements:
+        raise reject("parse_error", "empty query")
+    if len(statements) > 1:
+        raise reject("multiple_statements", f"exactly one statement is allowed; got {len(statements)}")
+    return statements[0]
+
+
+def _duckdb_agrees(sql: str) -> None:
+    """DuckDB's own parser must see exactly one SELECT in the SQL we will run."""
+    with _duck_lock:
+        if not _duck:
+            _duck.append(duckdb.connect(":memory:", config={"enable_external_access": False}))
+        try:
+            statements = _duck[0].extract_statements(sql)
+        except duckdb.Error as e:
+            raise reject("parse_error", f"DuckDB could not parse the query: {_shown(str(e).splitlines()[0])}") from e
+    if len(statements) != 1:
+        raise reject("multiple_statements", "exactly one statement is allowed")
+    if statements[0].type != duckdb.StatementType.SELECT:
+        raise reject("statement_not_allowed", f"only SELECT queries are allowed, not {statements[0].type.name}")
+
+
+def _check(sql: str, grants: frozenset[str]) -> GuardedQuery:
+    tree = _parse(sql)
+    walker = _Walker(grant_index(grants))
+    kind = "select"
+    if isinstance(tree, exp.Describe | exp.Summarize):
+        kind = "describe" if isinstance(tree, exp.Describe) else "summarize"
+        if tree.args.get("style") or tree.args.get("kind") or tree.args.get("format") or tree.args.get("as_json"):
+            raise reject("statement_not_allowed", f"only plain {kind.upper()} is allowed")
+        target = tree.this
+        if isinstance(target, exp.Table):
+            walker.table(target, frozenset())
+            walker.visit(target, frozenset())
+        elif isinstance(target, exp.Query):
+            walker.check_node(target, frozenset())
+            walker.visit(target, frozenset())
+        else:
+            raise reject("statement_not_allowed", f"{kind.upper()} takes a table or a query")
+    elif isinstance(tree, _ROOTS):
+        if isinstance(tree, exp.Pivot):
+            _check_pivot(tree)
+        walker.visit(tree, frozenset())
+    elif isinstance(tree, exp.Command):
+        word = str(tree.this).split()[0].upper() if str(tree.this).split() else "COMMAND"
+        raise reject("statement_not_allowed", f"{_shown(word)} statements are not allowed; only SELECT queries")
+    else:
+        raise reject("statement_not_allowed", f"{tree.key.upper()} statements are not allowed; only SELECT queries")
+    rewritten = tree.sql(dialect="duckdb", comments=False)
+    _duckdb_agrees(rewritten)
+    return GuardedQuery(sql=rewritten, tables=frozenset(walker.tables), kind=kind, sql_hash=sql_hash(sql))
+
+
+def check_sql(sql: str, grants: frozenset[str]) -> GuardedQuery:
+    """Check and rewrite agent SQL for a caller holding ``grants``; raise ``QueryRejected`` with a rule.
+
+    Results (acceptances and refusals) are cached per (sql, grants), so a hot query costs
+    one dictionary lookup.
+    """
+    if not isinstance(sql, str):
+        raise BadRequest("query must be a string")
+    cache_key = (sql, grants)
+    hit = _results.get(cache_key)
+    if hit is None:
+        try:
+            hit = _check(sql, grants)
+        except (QueryRejected, PayloadTooLarge) as e:
+            hit = e
+        except RecursionError:
+            hit = reject("parse_error", "query is nested too deeply")
+        if len(sql) <= MAX_CACHED_SQL_CHARS:
+            _results.put(cache_key, hit)
+    if isinstance(hit, Exception):
+        raise type(hit)(hit.message, rule=hit.rule, details=hit.details)
+    return hit
+
+
+def validate_filter(where_sql: str, caller: object | None = None) -> str:
+    """Guard a WHERE fragment written by an agent (sampling's ``where``); return it regenerated.
+
+    Only a plain expression over the table's own columns passes: no subquery, no table
+    reference, no parameter, no denied function. Embed the returned text (never the
+    input) in server-built SQL. ``caller`` is accepted for symmetry and future use.
+    """
+    del caller
+    if not isinstance(where_sql, str) or not where_sql.strip():
+        raise reject("parse_error", "the filter is empty")
+    tree = _parse("SELECT 1 WHERE " + where_sql)
+    if not isinstance(tree, exp.Select) or set(k for k, v in tree.args.items() if v) - {"expressions", "where"}:
+        raise reject("statement_not_allowed", "a filter must be a single boolean expression")
+    condition = tree.args["where"].this
+    for node in condition.walk():
+        if isinstance(node, exp.Query | exp.Table | exp.Subquery | exp.Lateral):
+            raise reject("statement_not_allowed", "a filter cannot contain subqueries or table references")
+        if isinstance(node, exp.Placeholder | exp.Parameter):
+            raise reject("statement_not_allowed", "a filter cannot contain parameters")
+        if isinstance(node, _STATEMENT_NODES):
+            raise reject("statement_not_allowed", f"{node.key.upper()} is not allowed in a filter")
+        if isinstance(node, exp.Func):
+            _check_function(node)
+    text = condition.sql(dialect="duckdb", comments=False)
+    _duckdb_agrees(f"SELECT 1 WHERE {text}")
+    return text
+
+
+def clear_caches() -> None:
+    """Forget cached guard results (tests)."""
+    _results.clear()
+    _indexes.clear()

@@ -1,0 +1,230 @@
+"""Grant-scoped DuckDB instances: the physical boundary around agent SQL.
+
+Why an instance per table set (measured with duckdb 2.0.1, see /work/shared/FACTS.md):
+- ``enable_external_access=false`` still lets a query ``read_blob`` any file the instance
+  has attached, and ``query_table('x')`` reaches any table of the instance. So the
+  instance that runs a query holds exactly the tables that query was allowed to name:
+  each table's current ``v-<version>.duckdb`` is attached READ_ONLY under an internal
+  alias and exposed as a view ``"<db>"."<schema>"."<table>"``. Other tables' files are
+  not attached, so no SQL trick can reach them.
+- ATTACH is refused once the configuration is locked, so an instance is built once per
+  (table, version file) set and never changed. A new served version gives a new key:
+  new queries get a new instance, in-flight ones finish on the old one (refcounts), and
+  the old one is closed when idle, which releases the superseded file.
+- Creating an instance costs ~13 ms, a cursor ~10 µs: instances are cached (LRU, with
+  an idle reaper), every query takes a fresh cursor.
+
+Every instance is built with external access off, extension autoload/autoinstall and
+community extensions off, memory/thread/temp-size limits, ``max_execution_time`` as a
+backstop, its own temp folder, and then ``lock_configuration=true``; the settings are read
+back and the instance is refused if any protection is missing.
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import threading
+import time
+from collections import OrderedDict
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from serving.queries.guard import quote_ident
+from shared.served import Manifest, version_path
+from shared.settings import Settings
+
+RESERVED_CATALOGS = frozenset({"memory", "system", "temp", "main"})
+IDLE_CLOSE_S = 600.0
+_ids = itertools.count(1)
+
+
+class ProtectionError(RuntimeError):
+    """A DuckDB protection is not in force; the API must not serve agent SQL."""
+
+
+def _expected(settings: Settings) -> dict[str, Any]:
+    q = settings.query
+    return {
+        "enable_external_access": "false",
+        "autoinstall_known_extensions": "false",
+        "autoload_known_extensions": "false",
+        "allow_community_extensions": "false",
+        "lock_configuration": "true",
+        "threads": str(q.threads),
+        "max_execution_time": str(backstop_ms(settings)),
+    }
+
+
+def backstop_ms(settings: Settings) -> int:
+    """DuckDB's own ``max_execution_time``: the longest allowed query plus a minute for writing results."""
+    return int((settings.query.max_timeout_s + 60) * 1000)
+
+
+def read_protections(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    names = ("enable_external_access", "autoinstall_known_extensions", "autoload_known_extensions",
+             "allow_community_extensions", "lock_configuration", "threads", "max_execution_time", "memory_limit",
+             "max_temp_directory_size", "temp_directory")
+    rows = con.execute("SELECT name, value FROM duckdb_settings() WHERE name IN (SELECT unnest(?))", [list(names)]).fetchall()
+    return {str(k): str(v) for k, v in rows}
+
+
+def check_protections(con: duckdb.DuckDBPyConnection, settings: Settings) -> dict[str, str]:
+    """Read back the settings of ``con``'s instance; raise ``ProtectionError`` if any is off."""
+    found = read_protections(con)
+    wrong = {k: (found.get(k), v) for k, v in _expected(settings).items() if found.get(k, "").lower() != v}
+    if wrong:
+        raise ProtectionError(f"DuckDB protections not in force (setting: found, expected): {wrong}")
+    return found
+
+
+class Instance:
+    """One locked in-memory DuckDB instance exposing exactly ``manifests``' tables."""
+
+    def __init__(self, key: tuple[tuple[str, str], ...], manifests: tuple[Manifest, ...], settings: Settings) -> None:
+        self.key = key
+        self.manifests = {m.table_key: m for m in manifests}
+        self.refs = 0
+        self.retired = False
+        self.last_used = time.monotonic()
+        q = settings.query
+        self.tmp_dir = settings.home_path / "tmp" / "query-spill" / f"i{next(_ids)}-{time.time_ns()}"
+        self.con = duckdb.connect(":memory:", config={
+            "threads": q.threads, "memory_limit": q.memory_limit, "max_temp_directory_size": q.max_temp_size,
+            "temp_directory": str(self.tmp_dir), "max_execution_time": backstop_ms(settings),
+            "autoinstall_known_extensions": False, "autoload_known_extensions": False,
+            "allow_community_extensions": False,
+        })
+        try:
+            self._expose(manifests, settings.served_path)
+            self.con.execute("SET enable_external_access = false")
+            self.con.execute("SET lock_configuration = true")
+            check_protections(self.con, settings)
+        except BaseException:
+            self.close()
+            raise
+
+    def _expose(self, manifests: tuple[Manifest, ...], served_root: Path) -> None:
+        catalogs: set[str] = set()
+        schemas: set[tuple[str, str]] = set()
+        for i, m in enumerate(manifests):
+            db, schema, table = m.table_key.split(".")
+            if db in RESERVED_CATALOGS or db.startswith("__"):
+                raise ProtectionError(f"table database name {db!r} is reserved by DuckDB; it cannot be served")
+            path = str(version_path(served_root, m)).replace("'", "''")
+            alias = quote_ident(f"__t{i}")
+            self.con.execute(f"ATTACH '{path}' AS {alias} (READ_ONLY)")
+            if db not in catalogs:
+                self.con.execute(f"ATTACH ':memory:' AS {quote_ident(db)}")
+                catalogs.add(db)
+            if (db, schema) not in schemas:
+                self.con.execute(f"CREATE SCHEMA {quote_ident(db)}.{quote_ident(schema)}")
+                schemas.add((db, schema))
+            self.con.execute(f"CREATE VIEW {quote_ident(db)}.{quote_ident(schema)}.{quote_ident(table)} "
+                             f"AS SELECT * FROM {alias}.main.data")
+
+    def close(self) -> None:
+        try:
+            self.con.close()
+        except duckdb.Error:
+            pass
+        shutil.rmtree(self.tmp_dir, ignore_errors=True)
+
+
+class InstanceCache:
+    """LRU of instances keyed by ``((table_key, version_file), ...)``, refcounted while queries run."""
+
+    def __init__(self, settings: Settings, *, max_instances: int = 32) -> None:
+        self.settings = settings
+        self.max_instances = max_instances
+        self._live: OrderedDict[tuple[tuple[str, str], ...], Instance] = OrderedDict()
+        self._building: dict[tuple[tuple[str, str], ...], Future[Instance]] = {}
+        self._lock = threading.Lock()
+        self.built = 0
+
+    def acquire(self, manifests: tuple[Manifest, ...]) -> Instance:
+        """An instance exposing exactly ``manifests`` (built once, shared); pair with ``release``."""
+        key = tuple(sorted((m.table_key, m.file) for m in manifests))
+        while True:
+            with self._lock:
+                inst = self._live.get(key)
+                if inst is not None:
+                    inst.refs += 1
+                    inst.last_used = time.monotonic()
+                    self._live.move_to_end(key)
+                    return inst
+                pending = self._building.get(key)
+                if pending is None:
+                    pending = self._building[key] = Future()
+                    break
+            pending.result()  # someone else is building it; then take it from the cache
+        try:
+            inst = Instance(key, tuple(sorted(manifests, key=lambda m: m.table_key)), self.settings)
+        except BaseException as e:
+            with self._lock:
+                self._building.pop(key, None)
+            pending.set_exception(e)
+            raise
+        with self._lock:
+            self._building.pop(key, None)
+            self._retire_superseded(inst)
+            self._live[key] = inst
+            inst.refs += 1
+            self.built += 1
+            self._evict()
+        pending.set_result(inst)
+        return inst
+
+    def release(self, inst: Instance) -> None:
+        with self._lock:
+            inst.refs -= 1
+            inst.last_used = time.monotonic()
+            close = inst.retired and inst.refs == 0
+        if close:
+            inst.close()
+
+    def _retire(self, key: tuple[tuple[str, str], ...]) -> Instance | None:
+        inst = self._live.pop(key)
+        inst.retired = True
+        return inst if inst.refs == 0 else None
+
+    def _close_later(self, insts: list[Instance]) -> None:
+        for inst in insts:
+            threading.Thread(target=inst.close, name="duckdb-close", daemon=True).start()
+
+    def _retire_superseded(self, new: Instance) -> None:
+        """Instances holding an older version of any of ``new``'s tables get no new queries."""
+        files = dict(new.key)
+        stale = [k for k in self._live if any(t in files and files[t] != f for t, f in k)]
+        self._close_later([i for k in stale if (i := self._retire(k)) is not None])
+
+    def _evict(self) -> None:
+        idle = [k for k, i in self._live.items() if i.refs == 0]
+        excess = len(self._live) - self.max_instances
+        self._close_later([i for k in idle[:max(0, excess)] if (i := self._retire(k)) is not None])
+
+    def reap(self, idle_s: float = IDLE_CLOSE_S) -> int:
+        """Close instances unused for ``idle_s`` (frees memory and superseded files)."""
+        now = time.monotonic()
+        with self._lock:
+            old = [k for k, i in self._live.items() if i.refs == 0 and now - i.last_used > idle_s]
+            closing = [i for k in old if (i := self._retire(k)) is not None]
+        for inst in closing:
+            inst.close()
+        return len(closing)
+
+    def stats(self) -> dict[str, int]:
+        with self._lock:
+            return {"live": len(self._live), "busy": sum(1 for i in self._live.values() if i.refs), "built": self.built}
+
+    def close(self) -> None:
+        with self._lock:
+            insts = list(self._live.values())
+            self._live.clear()
+        for inst in insts:
+            inst.retired = True
+            if inst.refs == 0:
+                inst.close()

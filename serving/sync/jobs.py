@@ -1,0 +1,215 @@
+"""Launching Dagster runs and backfills for a job row, and reading a job's live state back.
+
+Why one module for both directions: the admin ``/sync`` endpoints, the agents' refresh and
+``min_freshness`` queries all launch through :func:`launch` and poll through
+:func:`observe`, so a status, an error message or a table's ``failing`` mark means the
+same thing everywhere. :func:`observe` writes what it learns back to the control
+database (job row, and the table's status row on failure), so the next replica that
+looks, or an agent whose replica died, sees it too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from typing import TYPE_CHECKING, Any
+
+import anyio.to_thread
+
+from serving.sync import store
+from serving.sync.dagster import QUEUED, RUNNING, BackfillInfo, DagsterUnavailable, RunInfo
+from shared.registry import RegisteredTable
+
+if TYPE_CHECKING:
+    from serving.sync.services import SyncService
+
+ERROR_SEPARATOR = "\n---\n"
+TABLE_TAG = "agents_data/table"
+JOB_TAG = "agents_data/job"
+REASON_TAG = "agents_data/reason"
+STRATEGY_TAG = "agents_data/strategy"
+
+
+def run_status(dagster_status: str) -> str:
+    if dagster_status in QUEUED:
+        return "queued"
+    if dagster_status in RUNNING:
+        return "running"
+    return {"SUCCESS": "succeeded", "FAILURE": "failed", "CANCELED": "canceled"}.get(dagster_status, "running")
+
+
+def backfill_status(info: BackfillInfo) -> str:
+    status = info.status
+    if status == "COMPLETED_SUCCESS" or (status == "COMPLETED" and info.failed == 0):
+        return "succeeded"
+    if status in ("COMPLETED", "COMPLETED_FAILED", "FAILED"):
+        return "failed"
+    if status == "CANCELED":
+        return "canceled"
+    if status == "REQUESTED" and not info.runs:
+        return "queued"
+    return "running"  # REQUESTED with runs, CANCELING, FAILING
+
+
+def _ts(value: float | None) -> dt.datetime | None:
+    return dt.datetime.fromtimestamp(value, dt.UTC) if value else None
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def tags_for(job: store.SyncJob, strategy: str | None = None) -> dict[str, str]:
+    tags = {TABLE_TAG: job.table_key, JOB_TAG: job.id, REASON_TAG: job.reason}
+    if strategy:
+        tags[STRATEGY_TAG] = strategy
+    return tags
+
+
+async def launch(svc: SyncService, job: store.SyncJob, reg: RegisteredTable, *,
+                 strategy: str | None = None) -> store.SyncJob:
+    """Ask Dagster to run ``job`` (a run for zero or one partition, else a backfill); record the id.
+
+    On any failure the row is marked failed with the reason before the error propagates,
+    so no job stays ``launching``.
+    """
+    url = svc.control_url
+    tags = tags_for(job, strategy)
+    try:
+        if job.kind == "backfill":
+            backfill_id = await svc.client.launch_backfill(reg.asset_key_path, job.partitions, tags=tags,
+                                                           title=f"{reg.key} ({len(job.partitions)} partitions)")
+            fields: dict[str, Any] = {"dagster_id": backfill_id, "status": "queued"}
+        else:
+            partition = job.partitions[0] if job.partitions else None
+            run = await svc.client.launch_run(reg.asset_key_path, partition=partition, tags=tags)
+            fields = {"dagster_id": run.run_id, "status": run_status(run.status), "started_at": _ts(run.started_at)}
+    except Exception as e:
+        reason = "Dagster is unreachable" if isinstance(e, DagsterUnavailable) else str(e)
+        await anyio.to_thread.run_sync(lambda: store.update(url, job.id, status="failed", error=reason[:4000],
+                                                            finished_at=dt.datetime.now(dt.UTC)))
+        raise
+    return await anyio.to_thread.run_sync(lambda: store.update(url, job.id, **fields))
+
+
+async def attach(svc: SyncService, job: store.SyncJob, run: RunInfo) -> store.SyncJob:
+    """Make ``job`` track a run someone else launched (schedule, sensor, UI)."""
+    fields: dict[str, Any] = {"dagster_id": run.run_id, "reason": "coalesced", "status": run_status(run.status),
+                              "started_at": _ts(run.started_at)}
+    return await anyio.to_thread.run_sync(lambda: store.update(svc.control_url, job.id, **fields))
+
+
+@dataclasses.dataclass(frozen=True)
+class JobState:
+    """A job as the API reports it: the row, refreshed from Dagster when it was reachable."""
+
+    job: store.SyncJob
+    done: tuple[str, ...] = ()
+    failed: tuple[str, ...] = ()
+    rows: int | None = None
+    errors: tuple[str, ...] = ()
+    dagster_reachable: bool = True
+
+    @property
+    def pending(self) -> list[str]:
+        finished = set(self.done) | set(self.failed)
+        return [p for p in self.job.partitions if p not in finished]
+
+    def to_dict(self, svc: SyncService, *, include_links: bool = True) -> dict[str, Any]:
+        job = self.job
+        out: dict[str, Any] = {
+            "job_id": job.id, "kind": job.kind, "status": job.status, "table": job.table_key,
+            "reason": job.reason, "requested_by": job.requested_by,
+            "partitions": {"requested": job.partitions, "done": list(self.done), "failed": list(self.failed),
+                           "pending": self.pending},
+            "rows": self.rows, "errors": list(self.errors),
+            "created_at": _iso(job.created_at), "started_at": _iso(job.started_at), "finished_at": _iso(job.finished_at),
+            "dagster_reachable": self.dagster_reachable,
+        }
+        if include_links:
+            out["dagster_id"] = job.dagster_id
+            out["dagster_url"] = svc.job_url(job)
+        return out
+
+
+def _stored_errors(job: store.SyncJob) -> tuple[str, ...]:
+    return tuple(e for e in (job.error or "").split(ERROR_SEPARATOR) if e)
+
+
+async def observe(svc: SyncService, job: store.SyncJob) -> JobState:
+    """Read ``job``'s state from Dagster and store what changed. Raises ``DagsterUnavailable``
+    only when the job is still active (a finished job is answered from the database)."""
+    if job.dagster_id is None:
+        return JobState(job=job, errors=_stored_errors(job))
+    try:
+        if job.kind == "backfill":
+            return await _observe_backfill(svc, job)
+        return await _observe_run(svc, job)
+    except DagsterUnavailable:
+        if job.active:
+            raise
+        return JobState(job=job, errors=_stored_errors(job), dagster_reachable=False)
+
+
+async def _save(svc: SyncService, job: store.SyncJob, **fields: Any) -> store.SyncJob:
+    changed = {k: v for k, v in fields.items() if getattr(job, k) != v}
+    if not changed:
+        return job
+    return await anyio.to_thread.run_sync(lambda: store.update(svc.control_url, job.id, **changed))
+
+
+async def _observe_run(svc: SyncService, job: store.SyncJob) -> JobState:
+    assert job.dagster_id is not None
+    run = await svc.client.run(job.dagster_id)
+    if run is None:
+        job = await _save(svc, job, status="failed", error="the run no longer exists in Dagster")
+        return JobState(job=job, errors=_stored_errors(job))
+    status = run_status(run.status)
+    errors: tuple[str, ...] = ()
+    if status == "failed":
+        errors = tuple(await svc.client.run_errors(run.run_id)) or ("the run failed; Dagster reported no message",)
+        await _record_failure(svc, job.table_key, run, errors[0])
+    job = await _save(svc, job, status=status, started_at=_ts(run.started_at) or job.started_at,
+                      finished_at=_ts(run.ended_at) if run.terminal else None,
+                      error=ERROR_SEPARATOR.join(errors) or None)
+    done = run.partitions_done or ((run.partition,) if status == "succeeded" and run.partition else ())
+    failed = (run.partition,) if status == "failed" and run.partition else ()
+    return JobState(job=job, done=tuple(done), failed=failed, rows=run.rows, errors=errors)
+
+
+async def _record_failure(svc: SyncService, key: str, run: RunInfo, message: str) -> None:
+    failed_at = _ts(run.ended_at) or dt.datetime.now(dt.UTC)
+    await anyio.to_thread.run_sync(lambda: store.record_run_failure(svc.control_url, key, run.run_id, message, failed_at))
+
+
+async def _observe_backfill(svc: SyncService, job: store.SyncJob) -> JobState:
+    assert job.dagster_id is not None
+    info = await svc.client.backfill(job.dagster_id)
+    if info is None:
+        job = await _save(svc, job, status="failed", error="the backfill no longer exists in Dagster")
+        return JobState(job=job, errors=_stored_errors(job))
+    status = backfill_status(info)
+    done: list[str] = []
+    failed: list[str] = []
+    failed_runs: list[RunInfo] = []
+    rows = 0
+    for run in info.runs:
+        rows += run.rows or 0
+        done.extend(run.partitions_done or ((run.partition,) if run.status == "SUCCESS" and run.partition else ()))
+        if run.status == "FAILURE":
+            failed_runs.append(run)
+            if run.partition:
+                failed.append(run.partition)
+    errors: list[str] = [info.error] if info.error else []
+    for run in failed_runs[:5]:
+        messages = await svc.client.run_errors(run.run_id)
+        where = f"partition {run.partition}: " if run.partition else ""
+        errors.extend(where + m for m in messages[:1] or ["the run failed"])
+    if failed_runs:
+        await _record_failure(svc, job.table_key, failed_runs[-1], errors[-1])
+    done_set = set(done)
+    job = await _save(svc, job, status=status, started_at=_ts(info.created_at) or job.started_at,
+                      finished_at=_ts(info.ended_at) if info.terminal else None,
+                      error=ERROR_SEPARATOR.join(errors) or None)
+    return JobState(job=job, done=tuple(sorted(done_set)), failed=tuple(sorted(set(failed) - done_set)),
+                    rows=rows if info.runs else None, errors=tuple(errors))

@@ -1,0 +1,246 @@
+"""Agent-requested refreshes: coalescing, estimates, and waiting for fresh data.
+
+Why coalescing lives here and not in Dagster: many agents asking for the same table at
+once must cost one run. The order of decisions is:
+
+1. the table was synced within the freshness target (the caller's ``max_age_s``, else the
+   registration's ``freshness``): answer ``already_fresh`` with the sync time;
+2. a job for it is active in the control database (launched through any replica), or
+   Dagster has a run for the asset queued or in progress (a schedule, a sensor, the UI):
+   answer that job;
+3. otherwise launch one (a run of the latest partition, or the whole table).
+
+Every answer carries an estimate: the median request-to-done time of the table's recent
+successful jobs, minus the time the current job has already spent.
+
+``ensure_fresh`` serves ``min_freshness`` in query requests: it returns once every
+table's served version is at most N seconds old, requesting a refresh when needed and
+waiting up to ``wait_s`` for it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import anyio
+import anyio.to_thread
+
+from serving.auth.caller import Caller
+from serving.lib.errors import ServiceUnavailable
+from serving.lib.limits import get_limiter
+from serving.lib.services import Services
+from serving.sync import jobs, store
+from serving.sync.services import SyncService, dagster_calls, get_sync, synced_at_of
+from shared import registry
+from shared.registry import RegisteredTable
+
+DEFAULT_ESTIMATE_S = 10.0
+POLL_S = 0.1
+
+
+@dataclasses.dataclass(frozen=True)
+class Estimate:
+    total_s: float
+    basis: str  # "median of N recent syncs" | "last Dagster run" | "default"
+
+
+@dataclasses.dataclass(frozen=True)
+class RefreshOutcome:
+    table: str
+    outcome: str  # already_fresh | existing_job | started
+    synced_at: dt.datetime | None
+    served_version: str | None
+    freshness_target_s: int | None
+    job: store.SyncJob | None = None
+    eta_s: float | None = None
+    eta_basis: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        now = dt.datetime.now(dt.UTC)
+        out: dict[str, Any] = {
+            "table": self.table, "outcome": self.outcome,
+            "synced_at": self.synced_at.isoformat() if self.synced_at else None,
+            "age_s": round((now - self.synced_at).total_seconds(), 3) if self.synced_at else None,
+            "served_version": self.served_version, "freshness_target_s": self.freshness_target_s,
+            "job_id": None, "job_status": None, "kind": None, "eta_s": self.eta_s, "eta_basis": self.eta_basis,
+            "estimated_ready_at": None,
+        }
+        if self.job is not None:
+            out.update(job_id=self.job.id, job_status=self.job.status, kind=self.job.kind)
+        if self.eta_s is not None and self.job is not None:
+            out["estimated_ready_at"] = (now + dt.timedelta(seconds=self.eta_s)).isoformat()
+        return out
+
+
+async def estimate(svc: SyncService, key: str, job: store.SyncJob | None) -> Estimate:
+    typical, n = await anyio.to_thread.run_sync(store.typical_duration_s, svc.control_url, key)
+    if typical is not None:
+        est = Estimate(typical, f"median of {n} recent sync{'s' if n != 1 else ''}")
+    else:
+        est = Estimate(DEFAULT_ESTIMATE_S, "default (no sync of this table measured yet)")
+    if job is not None:
+        spent = (dt.datetime.now(dt.UTC) - job.created_at).total_seconds()
+        return Estimate(round(max(0.5, est.total_s - spent), 1), est.basis)
+    return Estimate(round(est.total_s, 1), est.basis)
+
+
+async def target_partitions(svc: SyncService, reg: RegisteredTable) -> tuple[str, list[str]]:
+    """What a refresh materializes: the whole table, the latest time partition, or every static value."""
+    if not reg.partitioned:
+        return "run", []
+    if reg.partition_kind == "static":
+        values = list(reg.partition_values)
+        return ("run", values) if len(values) == 1 else ("backfill", values)
+    keys = await svc.client.partition_keys(reg.asset_key_path)
+    if not keys:
+        raise ServiceUnavailable(f"Dagster lists no partitions for {reg.key} yet", rule="no_partitions")
+    return "run", [keys[-1]]
+
+
+def _fresh(synced_at: dt.datetime | None, target_s: float | None) -> bool:
+    if synced_at is None or target_s is None:
+        return False
+    return (dt.datetime.now(dt.UTC) - synced_at).total_seconds() <= target_s
+
+
+async def _sync_state(svc: SyncService, key: str) -> tuple[dt.datetime | None, str | None]:
+    def read() -> tuple[dt.datetime | None, str | None]:
+        return synced_at_of(svc.settings, key, store.table_status(svc.control_url, [key]).get(key))
+
+    return await anyio.to_thread.run_sync(read)
+
+
+async def request_refresh(svc: SyncService, reg: RegisteredTable, *, requested_by: str | None,
+                          max_age_s: float | None = None, reason: str = "refresh",
+                          on_new_run: Any = None) -> RefreshOutcome:
+    """Coalesced refresh of one table (see module docstring). ``on_new_run()`` runs before a launch
+    (the per-agent refresh limit for ``min_freshness`` queries)."""
+    key = reg.key
+    target = max_age_s if max_age_s is not None else reg.freshness_s
+    with dagster_calls():
+        for _ in range(3):  # a job finishing while we look is re-evaluated
+            synced_at, version = await _sync_state(svc, key)
+            if _fresh(synced_at, target):
+                return RefreshOutcome(key, "already_fresh", synced_at, version, reg.freshness_s)
+            kind, partitions = await target_partitions(svc, reg)
+            job, created = await anyio.to_thread.run_sync(
+                lambda kind=kind, partitions=partitions: store.claim(
+                    svc.control_url, table_key=key, kind=kind, partitions=partitions, requested_by=requested_by,
+                    reason=reason))
+            if not created:
+                state = await jobs.observe(svc, job)
+                if state.job.active:
+                    est = await estimate(svc, key, state.job)
+                    return RefreshOutcome(key, "existing_job", synced_at, version, reg.freshness_s, state.job,
+                                          est.total_s, est.basis)
+                if state.job.status == "succeeded" and target is None:
+                    synced_at, version = await _sync_state(svc, key)
+                    return RefreshOutcome(key, "already_fresh", synced_at, version, reg.freshness_s, state.job)
+                continue
+            job = await _start(svc, job, reg, on_new_run)
+            est = await estimate(svc, key, job)
+            outcome = "existing_job" if job.reason == "coalesced" else "started"
+            return RefreshOutcome(key, outcome, synced_at, version, reg.freshness_s, job, est.total_s, est.basis)
+    raise ServiceUnavailable(f"could not settle a refresh of {key}; retry", rule="refresh_contention")
+
+
+async def _start(svc: SyncService, job: store.SyncJob, reg: RegisteredTable, on_new_run: Any) -> store.SyncJob:
+    try:
+        activity = await svc.client.asset_activity(reg.asset_key_path)
+        for run_id in (activity.in_progress + activity.unstarted)[:5]:
+            run = await svc.client.run(run_id)
+            if run is not None and not run.terminal and (not job.partitions or run.partition in job.partitions):
+                return await jobs.attach(svc, job, run)
+        if on_new_run is not None:
+            on_new_run()
+    except Exception as e:
+        message = f"not launched: {e}"[:4000]
+        await anyio.to_thread.run_sync(lambda: store.update(
+            svc.control_url, job.id, status="failed", error=message, finished_at=dt.datetime.now(dt.UTC)))
+        raise
+    return await jobs.launch(svc, job, reg)
+
+
+async def ensure_fresh(services: Services, caller: Caller, table_keys: Sequence[str], min_freshness_s: float,
+                       wait_s: float) -> list[dict[str, Any]]:
+    """Return once every table in ``table_keys`` is at most ``min_freshness_s`` old.
+
+    Refreshes (coalesced) the tables that are older and waits for their new versions up to
+    ``wait_s`` seconds. A failed refresh answers 503 with Dagster's message; running out
+    of time answers 503 (``freshness_timeout``) with the job ids to poll. The caller must
+    already have checked grants on ``table_keys``. Returns one entry per table:
+    ``{table, synced_at, age_s, refreshed, job_id}``.
+    """
+    svc = get_sync(services)
+    deadline = time.monotonic() + max(0.0, wait_s)
+    pending: dict[str, store.SyncJob | None] = {}
+    results: dict[str, dict[str, Any]] = {}
+    for key in dict.fromkeys(k.lower() for k in table_keys):
+        synced_at, _ = await _sync_state(svc, key)
+        if _fresh(synced_at, min_freshness_s):
+            results[key] = _entry(key, synced_at, refreshed=False, job=None)
+            continue
+        reg = await anyio.to_thread.run_sync(registry.get_registered, svc.control_url, key)
+        if reg is None:  # served but no longer registered: nothing can refresh it
+            raise ServiceUnavailable(f"table {key} is older than {min_freshness_s:g} s and is not registered for sync",
+                                     rule="freshness_unavailable")
+        outcome = await request_refresh(
+            svc, reg, requested_by=caller.subject, max_age_s=min_freshness_s, reason="freshness",
+            on_new_run=lambda: get_limiter(services).check_refresh(caller))
+        if outcome.outcome == "already_fresh":
+            results[key] = _entry(key, outcome.synced_at, refreshed=False, job=outcome.job)
+        else:
+            pending[key] = outcome.job
+    last_check = 0.0
+    while pending:
+        for key, job in list(pending.items()):
+            synced_at, _ = await _sync_state(svc, key)
+            if _fresh(synced_at, min_freshness_s) or (job is not None and synced_at is not None
+                                                      and synced_at >= job.created_at):
+                results[key] = _entry(key, synced_at, refreshed=True, job=job)
+                del pending[key]
+        if not pending:
+            break
+        if time.monotonic() - last_check >= 1.0:  # watch the jobs for failures, not every tick
+            last_check = time.monotonic()
+            for key in await _finished_jobs(svc, pending):  # succeeded without a newer version: source unchanged
+                synced_at, _ = await _sync_state(svc, key)
+                results[key] = _entry(key, synced_at, refreshed=True, job=pending.pop(key))
+            if not pending:
+                break
+        if time.monotonic() >= deadline:
+            raise ServiceUnavailable(
+                f"fresh data for {', '.join(sorted(pending))} was not ready within {wait_s:g} s; "
+                "poll the refresh job or retry with a larger wait_s", rule="freshness_timeout",
+                details={"jobs": {k: (j.id if j else None) for k, j in pending.items()}},
+                headers={"Retry-After": "5"})
+        await anyio.sleep(POLL_S)
+    return [results[k] for k in sorted(results)]
+
+
+async def _finished_jobs(svc: SyncService, pending: dict[str, store.SyncJob | None]) -> set[str]:
+    """Tables whose refresh job succeeded; raises 503 with Dagster's message if one failed."""
+    done: set[str] = set()
+    for key, job in pending.items():
+        if job is None:
+            continue
+        with dagster_calls():
+            state = await jobs.observe(svc, job)
+        if state.job.status == "succeeded":
+            done.add(key)
+        elif state.job.status in ("failed", "canceled"):
+            message = state.errors[0] if state.errors else f"the refresh was {state.job.status}"
+            raise ServiceUnavailable(f"the refresh of {key} {state.job.status}: {message}", rule="refresh_failed",
+                                     details={"job_id": job.id, "table": key})
+    return done
+
+
+def _entry(key: str, synced_at: dt.datetime | None, *, refreshed: bool, job: store.SyncJob | None) -> dict[str, Any]:
+    age = (dt.datetime.now(dt.UTC) - synced_at).total_seconds() if synced_at else None
+    return {"table": key, "synced_at": synced_at.isoformat() if synced_at else None,
+            "age_s": round(age, 3) if age is not None else None, "refreshed": refreshed,
+            "job_id": job.id if job else None}

@@ -1,0 +1,84 @@
+"""Request and response shapes of the sync feature (msgspec Structs, so OpenAPI documents them)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+
+class TableRegistrationCreate(msgspec.Struct, forbid_unknown_fields=True):
+    """A table to register. Strategy and partition kind are case-insensitive (``FULL`` == ``full``)."""
+
+    table_name: str
+    schema_name: str
+    database: str | None = None
+    strategy: str | None = None
+    partitioning: str | dict[str, Any] | None = None  # "none" or {kind, column, start?, values?}
+    incremental_key: str | None = None
+    lookback: int | str | None = None  # seconds or "30m", "1h", "2d"
+    primary_key: list[str] | str | None = None
+    schedule: str | None = None  # 5-field cron
+    freshness: int | str | None = None  # seconds or a duration such as "1h"
+    description: str | None = None
+
+    def to_raw(self) -> dict[str, Any]:
+        raw = {f: getattr(self, f) for f in self.__struct_fields__}
+        return {k: v for k, v in raw.items() if v is not None}
+
+
+class TableRegistration(msgspec.Struct):
+    table: str
+    created: bool
+    asset_key: list[str]
+    dagster_url: str
+    registration: dict[str, Any]
+
+
+class PartitionRange(msgspec.Struct, forbid_unknown_fields=True):
+    start: str
+    end: str
+
+
+class SyncStart(msgspec.Struct, forbid_unknown_fields=True):
+    """Start a sync of one table: the whole table, some partitions, or a range of partitions."""
+
+    table_name: str
+    schema_name: str
+    database: str | None = None
+    strategy: str | None = None
+    partitions: list[str] | None = None
+    partition_range: PartitionRange | None = None
+
+
+class SyncStarted(msgspec.Struct):
+    job_id: str
+    kind: str  # run | backfill
+    status: str
+    dagster_url: str | None
+    table: str
+    partitions: list[str]
+
+
+class RefreshRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """Optional body of a refresh: data younger than ``max_age_s`` counts as fresh (default: the table's target)."""
+
+    max_age_s: float | None = None
+
+
+class RefreshAnswer(msgspec.Struct):
+    """``outcome``: ``already_fresh`` (no job), ``existing_job`` (joined a queued or running one) or ``started``."""
+
+    table: str
+    outcome: str
+    synced_at: str | None
+    age_s: float | None
+    served_version: str | None
+    freshness_target_s: int | None
+    job_id: str | None
+    job_status: str | None
+    kind: str | None
+    eta_s: float | None
+    eta_basis: str | None
+    estimated_ready_at: str | None
+    poll_url: str | None = None

@@ -1,0 +1,299 @@
+"""The sync feature's long-lived parts and its admin operations.
+
+``startup`` creates the Dagster GraphQL client (unless a test injected one under
+``services.parts["dagster"]``) and registers the ``dagster`` readiness check. Handlers
+get the :class:`SyncService` through :func:`get_sync`.
+
+Faults: when Dagster cannot be reached, every operation that needs it answers 503
+with the same message (:func:`dagster_calls`), while reading the registry, the status
+rows and served data keeps working; ``/ready`` reports the ``dagster`` check failing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from typing import Any
+
+import anyio.to_thread
+
+from serving.auth.caller import Caller
+from serving.lib.errors import BadRequest, Conflict, NotFound, ServiceUnavailable, Unprocessable
+from serving.lib.ready import add_ready_check
+from serving.lib.services import Services
+from serving.sync import jobs, store
+from serving.sync import partitions as parts
+from serving.sync.dagster import DagsterClient, DagsterError, DagsterUnavailable
+from shared import registry, served
+from shared.registry import RegisteredTable, RegistrationError
+from shared.settings import Settings
+from shared.snowflake import SourceError, connect, list_tables, table_columns
+
+DAGSTER = "dagster"
+SYNC = "sync"
+UNAVAILABLE = ("Dagster (the orchestrator) is unreachable, so syncs cannot be started or tracked right now; "
+               "reading the catalog and querying served data keep working. Retry shortly.")
+
+
+@contextmanager
+def dagster_calls() -> Iterator[None]:
+    """Map Dagster client errors to API errors: unreachable is 503, a refusal is 409 with Dagster's message."""
+    try:
+        yield
+    except DagsterUnavailable as e:
+        raise ServiceUnavailable(f"{UNAVAILABLE} ({e})", rule="dagster_unavailable",
+                                 headers={"Retry-After": "5"}) from e
+    except DagsterError as e:
+        raise Conflict(str(e), rule="dagster_refused", details={"dagster_error": e.kind}) from e
+
+
+class SyncService:
+    """The Dagster client plus the settings the sync feature needs; one per API process."""
+
+    def __init__(self, settings: Settings, client: DagsterClient) -> None:
+        self.settings = settings
+        self.client = client
+
+    @property
+    def control_url(self) -> str:
+        return self.settings.control_url
+
+    def job_url(self, job: store.SyncJob) -> str | None:
+        if job.dagster_id is None:
+            return None
+        if job.kind == "backfill":
+            return self.client.backfill_url(job.dagster_id)
+        return self.client.run_url(job.dagster_id)
+
+    def key_for(self, schema_name: str, table_name: str, database: str | None = None) -> str:
+        try:
+            return served.table_key(database or self.settings.snowflake.database, schema_name, table_name)
+        except ValueError as e:
+            raise BadRequest(str(e), rule="invalid_identifier") from e
+
+    async def registered(self, key: str) -> RegisteredTable:
+        reg = await anyio.to_thread.run_sync(registry.get_registered, self.control_url, key)
+        if reg is None:
+            raise NotFound(f"table {key} is not registered")
+        return reg
+
+    # ----------------------------------------------------------------- source
+    def _source_tables(self, schema_name: str | None) -> list[dict[str, Any]]:
+        sf = self.settings.snowflake
+        with connect(sf) as con:
+            tables = list_tables(con, sf.database, schema_name)
+        return [{"database": t.database, "schema_name": t.schema, "table_name": t.name, "row_count": t.row_count,
+                 "bytes": t.bytes, "last_altered": t.last_altered, "comment": t.comment} for t in tables]
+
+    async def source_tables(self, schema_name: str | None) -> list[dict[str, Any]]:
+        try:
+            return await anyio.to_thread.run_sync(self._source_tables, schema_name)
+        except SourceError as e:
+            raise ServiceUnavailable(f"the Snowflake source is unreachable: {e}", rule="source_unavailable") from e
+
+    # ----------------------------------------------------------- registration
+    def _validated(self, raw: dict[str, Any]) -> RegisteredTable:
+        reg = registry.build_registration(raw, default_database=self.settings.snowflake.database)
+        with connect(self.settings.snowflake) as con:
+            columns = table_columns(con, reg.database, reg.schema, reg.table)
+        registry.check_against_source(reg, columns)
+        return reg
+
+    async def register(self, raw: dict[str, Any]) -> tuple[RegisteredTable, bool]:
+        """Validate against the source, store, reload the code location, and check the asset exists."""
+        with dagster_calls():
+            await self.client.ping()
+        try:
+            reg = await anyio.to_thread.run_sync(self._validated, raw)
+        except RegistrationError as e:
+            raise BadRequest(e.message, rule="invalid_registration", details={"field": e.field}) from e
+        except SourceError as e:
+            raise ServiceUnavailable(f"the Snowflake source is unreachable: {e}", rule="source_unavailable") from e
+        previous = await anyio.to_thread.run_sync(registry.get_registered, self.control_url, reg.key)
+        _, created = await anyio.to_thread.run_sync(registry.save, self.control_url, reg)
+        try:
+            await self._reload_expecting(reg.asset_key_path, present=True)
+        except Exception:
+            await self._revert(reg, previous)
+            raise
+        return reg, created
+
+    async def _revert(self, reg: RegisteredTable, previous: RegisteredTable | None) -> None:
+        """Undo a registration Dagster could not load, so the code location keeps loading."""
+        if previous is None:
+            await anyio.to_thread.run_sync(registry.soft_delete, self.control_url, reg.key)
+        else:
+            await anyio.to_thread.run_sync(registry.save, self.control_url, previous)
+        with suppress(DagsterError, DagsterUnavailable):
+            await self.client.reload_location()
+
+    async def _reload_expecting(self, path: list[str], *, present: bool) -> None:
+        try:
+            with dagster_calls():
+                await self.client.reload_location()
+                exists = await self.client.asset_exists(path)
+        except Conflict as e:
+            raise Unprocessable(f"Dagster could not load the code location after this change: {e.message}",
+                                rule="dagster_load_error") from e
+        if exists != present:
+            state = "missing from" if present else "still in"
+            raise ServiceUnavailable(f"asset {'/'.join(path)} is {state} Dagster after reloading the code location",
+                                     rule="dagster_reload_incomplete")
+
+    async def unregister(self, key: str) -> RegisteredTable:
+        """Soft-delete, remove served data, reload so the asset disappears."""
+        reg = await self.registered(key)
+        with dagster_calls():
+            await self.client.ping()
+        await anyio.to_thread.run_sync(registry.soft_delete, self.control_url, key)
+        await anyio.to_thread.run_sync(served.remove_table, self.settings.served_path, key)
+        await self._reload_expecting(reg.asset_key_path, present=False)
+        return reg
+
+    # ----------------------------------------------------------------- syncs
+    async def start(self, reg: RegisteredTable, *, strategy: str | None, partitions: list[str] | None,
+                    start: str | None, end: str | None, requested_by: str | None) -> store.SyncJob:
+        """Launch a run (whole table or one partition) or a backfill (several partitions)."""
+        if strategy is not None:
+            strategy = strategy.strip().lower()
+            if strategy not in registry.STRATEGIES:
+                raise BadRequest(f"strategy {strategy!r} is not one of {', '.join(registry.STRATEGIES)}",
+                                 rule="invalid_strategy", details={"field": "strategy"})
+        named = partitions is not None or start is not None
+        if not reg.partitioned and named:
+            raise BadRequest(f"table {reg.key} is not partitioned; omit partitions and partition_range",
+                             rule="invalid_partition")
+        if reg.partitioned and not named:
+            raise BadRequest(f"table {reg.key} has {reg.partition_kind} partitions; give partitions [...] or "
+                             f"partition_range {{start, end}} (format: {parts.valid_format(reg)})",
+                             rule="invalid_partition", details={"valid_format": parts.valid_format(reg)})
+        keys: list[str] = []
+        with dagster_calls():
+            if named:
+                if partitions is not None:
+                    for key in partitions:  # a malformed key is answered before Dagster is asked
+                        parts.check_format(reg, key)
+                known = await self.client.partition_keys(reg.asset_key_path)
+                keys = parts.resolve(reg, known, partitions=partitions, start=start, end=end)
+            else:
+                await self.client.ping()
+            kind = "backfill" if len(keys) > 1 else "run"
+            job = await anyio.to_thread.run_sync(lambda: store.create(
+                self.control_url, table_key=reg.key, kind=kind, partitions=keys, requested_by=requested_by,
+                reason="manual"))
+            return await jobs.launch(self, job, reg, strategy=strategy)
+
+    async def job(self, job_id: str) -> jobs.JobState:
+        """A job's live state; 404 when unknown."""
+        job = await anyio.to_thread.run_sync(store.get, self.control_url, job_id)
+        if job is None:
+            raise NotFound(f"no sync job {job_id}")
+        with dagster_calls():
+            return await jobs.observe(self, job)
+
+    # ----------------------------------------------------------------- status
+    def _table_rows(self, regs: list[RegisteredTable]) -> list[dict[str, Any]]:
+        keys = [r.key for r in regs]
+        statuses = store.table_status(self.control_url, keys)
+        latest = store.latest(self.control_url, keys)
+        now = dt.datetime.now(dt.UTC)
+        return [describe_table(reg, statuses.get(reg.key), latest.get(reg.key), self.settings, now) for reg in regs]
+
+    async def tables(self) -> list[dict[str, Any]]:
+        regs = await anyio.to_thread.run_sync(registry.list_registered, self.control_url)
+        return await anyio.to_thread.run_sync(self._table_rows, regs)
+
+    async def table(self, key: str) -> dict[str, Any]:
+        reg = await self.registered(key)
+        rows = await anyio.to_thread.run_sync(self._table_rows, [reg])
+        return rows[0]
+
+
+def freshness(reg: RegisteredTable, status: dict[str, Any] | None, synced_at: dt.datetime | None,
+              now: dt.datetime) -> tuple[str, str | None]:
+    """``fresh`` / ``stale`` / ``failing`` with the reason (same rules as the agents' catalog)."""
+    status = status or {}
+    failure = status.get("last_failure_at")
+    if status.get("last_run_status") == "failure" and (synced_at is None or (failure and failure > synced_at)):
+        return "failing", status.get("last_error") or "the last sync failed"
+    if synced_at is None:
+        return "stale", "never synced"
+    if status.get("stale"):
+        return "stale", status.get("stale_reason") or "marked stale"
+    if reg.freshness_s is not None and (now - synced_at).total_seconds() > reg.freshness_s:
+        return "stale", f"last synced {int((now - synced_at).total_seconds())} s ago; target {reg.freshness_s} s"
+    return "fresh", None
+
+
+def synced_at_of(settings: Settings, key: str, status: dict[str, Any] | None) -> tuple[dt.datetime | None, str | None]:
+    """When the served version was published, and its id (the manifest is the truth)."""
+    manifest = served.read_current(settings.served_path, key)
+    if manifest is not None:
+        return dt.datetime.fromisoformat(manifest.published_at), manifest.version
+    status = status or {}
+    return status.get("last_success_at"), status.get("served_version")
+
+
+def describe_table(reg: RegisteredTable, status: dict[str, Any] | None, job: store.SyncJob | None,
+                   settings: Settings, now: dt.datetime) -> dict[str, Any]:
+    synced_at, version = synced_at_of(settings, reg.key, status)
+    state, reason = freshness(reg, status, synced_at, now)
+    status = status or {}
+    return {
+        "table": reg.key, "database": reg.database, "schema_name": reg.schema, "table_name": reg.table,
+        "strategy": reg.strategy,
+        "partitioning": {"kind": reg.partition_kind, "column": reg.partition_column, "start": reg.partition_start,
+                         "values": list(reg.partition_values)},
+        "incremental_key": reg.cursor_column, "primary_key": list(reg.primary_key), "schedule": reg.schedule,
+        "freshness_target_s": reg.freshness_s, "description": reg.description,
+        "served_version": version, "last_synced_at": synced_at.isoformat() if synced_at else None,
+        "row_count": status.get("row_count"), "bytes": status.get("bytes"),
+        "last_run": {"run_id": status.get("last_run_id"), "status": status.get("last_run_status"),
+                     "error": status.get("last_error")},
+        "last_job": {"job_id": job.id, "kind": job.kind, "status": job.status,
+                     "created_at": job.created_at.isoformat()} if job else None,
+        "freshness": {"status": state, "reason": reason},
+    }
+
+
+async def resolve_readable(caller: Caller, name: str, services: Services) -> str:
+    """The table key ``name`` denotes for ``caller``; 404 (same as a missing table) when not granted."""
+    name = name.strip().lower()
+    parts_ = name.split(".")
+    if len(parts_) == 2:
+        name = f"{services.settings.snowflake.database.lower()}.{name}"
+    elif len(parts_) == 1:
+        matches = [k for k in (caller.grants if not caller.is_admin else []) if k.split(".")[-1] == name]
+        if caller.is_admin:
+            regs = await anyio.to_thread.run_sync(registry.list_registered, services.control_url)
+            matches = [r.key for r in regs if r.table.lower() == name]
+        if len(matches) == 1:
+            name = matches[0]
+    if name.count(".") != 2 or not caller.may_read(name):
+        raise NotFound(f"table {name} not found")
+    return name
+
+
+def get_sync(services: Services) -> SyncService:
+    return services.get(SYNC, SyncService)
+
+
+async def check_dagster(services: Services) -> None:
+    await get_sync(services).client.ping()
+
+
+async def startup(services: Services) -> None:
+    client = services.parts.get(DAGSTER)
+    if not isinstance(client, DagsterClient):
+        client = services.parts[DAGSTER] = DagsterClient(services.settings.dagster)
+        services.parts["dagster_owned"] = True
+    services.parts[SYNC] = SyncService(services.settings, client)
+    add_ready_check(services, "dagster", check_dagster)
+
+
+async def shutdown(services: Services) -> None:
+    client = services.parts.get(DAGSTER)
+    if isinstance(client, DagsterClient) and services.parts.pop("dagster_owned", False):
+        await client.aclose()
+        services.parts.pop(DAGSTER, None)

@@ -1,0 +1,213 @@
+"""Sync jobs in the control database (``sync_requests``): the state every API replica shares.
+
+Why the database and not process memory: a refresh requested through one replica must
+be visible to the others (coalescing, polling), and survive ``kill -9`` of the replica
+that launched it. A job row is written *before* Dagster is asked to launch (status
+``launching``), so a concurrent request through another replica coalesces onto it
+instead of launching a second run; a row stuck in ``launching`` (its replica died
+between the insert and the launch) is given up after ``LAUNCH_GRACE_S``.
+
+All functions are synchronous (SQLAlchemy); async callers use ``anyio.to_thread``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import secrets
+import statistics
+import threading
+from contextlib import nullcontext
+from typing import Any
+
+import sqlalchemy as sa
+
+from shared.control.db import session_scope
+from shared.control.models import SyncRequestRow, TableStatusRow, utcnow
+
+ACTIVE = ("launching", "queued", "running")
+TERMINAL = ("succeeded", "failed", "canceled")
+LAUNCH_GRACE_S = 60.0
+_sqlite_lock = threading.Lock()  # SQLite has one writer anyway; this serialises claims in one process
+
+
+@dataclasses.dataclass(frozen=True)
+class SyncJob:
+    """A detached copy of one ``sync_requests`` row."""
+
+    id: str
+    table_key: str
+    kind: str  # run | backfill
+    dagster_id: str | None
+    status: str  # launching | queued | running | succeeded | failed | canceled
+    partitions: list[str]
+    requested_by: str | None
+    reason: str  # manual | refresh | coalesced | freshness
+    error: str | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE
+
+
+def _aware(value: dt.datetime | None) -> dt.datetime | None:
+    """SQLite returns naive datetimes; everything here is UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value
+
+
+def _job(row: SyncRequestRow) -> SyncJob:
+    return SyncJob(
+        id=row.id, table_key=row.table_key, kind=row.kind, dagster_id=row.dagster_id, status=row.status,
+        partitions=list(row.partitions or []), requested_by=row.requested_by, reason=row.reason, error=row.error,
+        created_at=_aware(row.created_at) or utcnow(), updated_at=_aware(row.updated_at) or utcnow(),
+        started_at=_aware(row.started_at), finished_at=_aware(row.finished_at),
+    )
+
+
+def new_job_id() -> str:
+    return "sync_" + secrets.token_hex(8)
+
+
+def _lock_table(session: Any, key: str) -> None:
+    """Serialise claims for one table across replicas (PostgreSQL advisory lock, held to commit)."""
+    if session.get_bind().dialect.name == "postgresql":
+        lock_id = int.from_bytes(hashlib.sha256(f"sync:{key}".encode()).digest()[:8], "big", signed=True)
+        session.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_id})
+
+
+def create(url: str, *, table_key: str, kind: str, partitions: list[str], requested_by: str | None,
+           reason: str, dagster_id: str | None = None, status: str = "launching") -> SyncJob:
+    with session_scope(url) as s:
+        row = SyncRequestRow(id=new_job_id(), table_key=table_key, kind=kind, dagster_id=dagster_id, status=status,
+                             partitions=partitions, requested_by=requested_by, reason=reason)
+        s.add(row)
+        s.flush()
+        return _job(row)
+
+
+def claim(url: str, *, table_key: str, kind: str, partitions: list[str], requested_by: str | None,
+          reason: str) -> tuple[SyncJob, bool]:
+    """The active job of ``table_key``, or a new ``launching`` one. Returns ``(job, created)``.
+
+    Atomic across replicas: two concurrent claims for the same table give one new job.
+    """
+    with _sqlite_lock if url.startswith("sqlite") else nullcontext(), session_scope(url) as s:
+        _lock_table(s, table_key)
+        rows = s.scalars(
+            sa.select(SyncRequestRow)
+            .where(SyncRequestRow.table_key == table_key, SyncRequestRow.status.in_(ACTIVE))
+            .order_by(SyncRequestRow.created_at.desc())
+        ).all()
+        now = utcnow()
+        for row in rows:
+            age = (now - (_aware(row.created_at) or now)).total_seconds()
+            if row.status == "launching" and row.dagster_id is None and age > LAUNCH_GRACE_S:
+                row.status, row.finished_at = "failed", now
+                row.error = "launch interrupted: the API replica handling it stopped before Dagster accepted the run"
+                continue
+            if list(row.partitions or []) == list(partitions):  # same target: join it
+                return _job(row), False
+        row = SyncRequestRow(id=new_job_id(), table_key=table_key, kind=kind, status="launching",
+                             partitions=partitions, requested_by=requested_by, reason=reason)
+        s.add(row)
+        s.flush()
+        return _job(row), True
+
+
+def update(url: str, job_id: str, **fields: Any) -> SyncJob:
+    with session_scope(url) as s:
+        row = s.get(SyncRequestRow, job_id)
+        if row is None:
+            raise KeyError(job_id)
+        for name, value in fields.items():
+            setattr(row, name, value)
+        row.updated_at = utcnow()
+        s.flush()
+        return _job(row)
+
+
+def get(url: str, job_id: str) -> SyncJob | None:
+    """A job by our id, or by the Dagster run/backfill id it tracks."""
+    with session_scope(url) as s:
+        row = s.get(SyncRequestRow, job_id)
+        if row is None:
+            row = s.scalars(
+                sa.select(SyncRequestRow).where(SyncRequestRow.dagster_id == job_id)
+                .order_by(SyncRequestRow.created_at.desc())
+            ).first()
+        return _job(row) if row else None
+
+
+def latest(url: str, table_keys: list[str]) -> dict[str, SyncJob]:
+    """The most recent job per table (one query)."""
+    if not table_keys:
+        return {}
+    with session_scope(url) as s:
+        rows = s.scalars(
+            sa.select(SyncRequestRow).where(SyncRequestRow.table_key.in_(table_keys))
+            .order_by(SyncRequestRow.created_at.desc())
+        ).all()
+        out: dict[str, SyncJob] = {}
+        for row in rows:
+            out.setdefault(row.table_key, _job(row))
+        return out
+
+
+def typical_duration_s(url: str, table_key: str, *, sample: int = 10) -> tuple[float | None, int]:
+    """Median request-to-done seconds of the table's last successful jobs, and how many were used."""
+    with session_scope(url) as s:
+        rows = s.execute(
+            sa.select(SyncRequestRow.created_at, SyncRequestRow.finished_at)
+            .where(SyncRequestRow.table_key == table_key, SyncRequestRow.status == "succeeded",
+                   SyncRequestRow.kind == "run", SyncRequestRow.finished_at.is_not(None))
+            .order_by(SyncRequestRow.finished_at.desc()).limit(sample)
+        ).all()
+    durations = [((_aware(f) or utcnow()) - (_aware(c) or utcnow())).total_seconds() for c, f in rows]
+    durations = [d for d in durations if d >= 0]
+    return (statistics.median(durations) if durations else None), len(durations)
+
+
+def table_status(url: str, table_keys: list[str]) -> dict[str, dict[str, Any]]:
+    """``table_status`` rows as plain dicts, one query."""
+    if not table_keys:
+        return {}
+    with session_scope(url) as s:
+        rows = s.scalars(sa.select(TableStatusRow).where(TableStatusRow.key.in_(table_keys))).all()
+        return {
+            r.key: {
+                "served_version": r.served_version, "last_success_at": _aware(r.last_success_at),
+                "last_run_id": r.last_run_id, "last_run_status": r.last_run_status,
+                "last_failure_at": _aware(r.last_failure_at), "last_error": r.last_error, "row_count": r.row_count,
+                "bytes": r.bytes, "stale": r.stale, "stale_reason": r.stale_reason,
+            }
+            for r in rows
+        }
+
+
+def record_run_failure(url: str, table_key: str, run_id: str, message: str, failed_at: dt.datetime) -> bool:
+    """Mark the table failing with Dagster's message, unless a later success already superseded it.
+
+    The automation engineer's failure sensor writes the same row from Dagster's side; this
+    is the API's copy of the same fact, so a failure the API sees is never silent.
+    """
+    with session_scope(url) as s:
+        row = s.get(TableStatusRow, table_key)
+        if row is None:
+            row = TableStatusRow(key=table_key)
+            s.add(row)
+        success = _aware(row.last_success_at)
+        if success is not None and success > failed_at:
+            return False
+        previous = _aware(row.last_failure_at)
+        if row.last_run_id == run_id and previous is not None and row.last_error:
+            return False  # already recorded (by the sensor or another replica)
+        row.last_run_id, row.last_run_status = run_id, "failure"
+        row.last_failure_at, row.last_error = failed_at, message[:4000]
+        return True

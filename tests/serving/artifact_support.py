@@ -1,0 +1,120 @@
+"""Real processes for artifact, sampling and profiling tests: a moto S3 server and the API under uvicorn.
+
+Both bind to 127.0.0.1 on a free port, start with SIGINT/SIGTERM reset (the sandbox
+may start children with them ignored) and are stopped by PID, never by name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def reset_signals() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float, log: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=1).close()  # noqa: S310 - loopback URL we built
+            return
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
+                raise RuntimeError(f"{url} did not come up:\n{tail}") from None
+            time.sleep(0.05)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+@contextlib.contextmanager
+def moto_server(workdir: Path) -> Iterator[str]:
+    """``python -m moto.server`` on a free loopback port; yields its endpoint URL."""
+    port = free_port()
+    log_path = workdir / "moto.log"
+    with open(log_path, "wb") as log:
+        env = {**os.environ, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
+        proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                                stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=reset_signals)  # noqa: PLW1509
+        try:
+            url = f"http://127.0.0.1:{port}"
+            _wait_http(url + "/moto-api/", proc, 30, log_path)
+            yield url
+        finally:
+            _stop(proc)
+
+
+def s3_client(endpoint: str):  # type: ignore[no-untyped-def]
+    import boto3
+
+    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                        aws_access_key_id="test", aws_secret_access_key="test")  # noqa: S106 - moto
+
+
+@contextlib.contextmanager
+def api_server(env: Mapping[str, str], workdir: Path) -> Iterator[tuple[str, int]]:
+    """The API as a real uvicorn process (``create_app`` reading settings from ``env``); yields (url, pid)."""
+    port = free_port()
+    log_path = workdir / f"api-{port}.log"
+    with open(log_path, "wb") as log:
+        full_env = {**os.environ, **env, "PYTHONPATH": str(ROOT)}
+        cmd = [sys.executable, "-m", "uvicorn", "--factory", "serving.app:create_app", "--host", "127.0.0.1",
+               "--port", str(port), "--log-level", "warning", "--no-access-log"]
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=full_env,
+                                preexec_fn=reset_signals)  # noqa: PLW1509
+        try:
+            url = f"http://127.0.0.1:{port}"
+            _wait_http(url + "/health", proc, 60, log_path)
+            yield url, proc.pid
+        finally:
+            _stop(proc)
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process, from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024.0
+    return 0.0
+
+
+def multipart_head(boundary: str, fields: Mapping[str, str], filename: str = "data.bin",
+                   content_type: str = "application/octet-stream") -> bytes:
+    """Multipart framing up to the start of the file bytes (fields first, then the file part)."""
+    out = b""
+    for k, v in fields.items():
+        out += (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n").encode()
+    out += (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\n"
+            f"Content-Type: {content_type}\r\n\r\n").encode()
+    return out
+
+
+def multipart_tail(boundary: str) -> bytes:
+    return f"\r\n--{boundary}--\r\n".encode()

@@ -1,0 +1,448 @@
+"""Artifacts through the API in-process: upload fields and limits, downloads, changes, names, expiry, purge."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from litestar import Litestar
+from litestar.testing import TestClient
+
+from shared.artifacts_store import LocalStore, purge_expired_artifacts
+from shared.control.db import session_scope
+from shared.control.models import ArtifactRow
+from shared.settings import Settings
+from tests.serving.artifact_support import multipart_head, multipart_tail
+from tests.serving.helpers import assert_error
+
+LIMIT = 256 * 1024
+Headers = dict[str, str]
+
+
+@pytest.fixture
+def api_settings(settings: Settings) -> Settings:
+    return dataclasses.replace(settings, artifacts=dataclasses.replace(settings.artifacts, max_bytes=LIMIT))
+
+
+@pytest.fixture
+def swarm(make_swarm: Callable[..., dict[str, Any]]) -> dict[str, Any]:
+    return make_swarm([])
+
+
+@pytest.fixture
+def owner(swarm: dict[str, Any], agent_headers: Callable[..., Headers]) -> Headers:
+    return agent_headers(swarm["id"])
+
+
+def upload(client: TestClient[Litestar], headers: Headers, content: bytes = b"hello artifact",
+           filename: str = "hello.txt", part_type: str = "text/plain", **fields: Any) -> Any:
+    return client.post("/api/v1/artifacts", headers=headers, files={"file": (filename, content, part_type)},
+                       data={k: v for k, v in fields.items() if v is not None})
+
+
+def created(client: TestClient[Litestar], headers: Headers, content: bytes = b"hello artifact", **fields: Any) -> dict[str, Any]:
+    r = upload(client, headers, content, **fields)
+    assert r.status_code == 201, r.text
+    return r.json()  # type: ignore[no-any-return]
+
+
+def stored_files(home: Path) -> list[Path]:
+    return sorted(p for p in (home / "artifacts").rglob("*") if p.is_file())
+
+
+# --- upload ------------------------------------------------------------------------------
+
+
+def test_upload_records_checksum_and_fields(client: TestClient[Litestar], owner: Headers, home: Path) -> None:
+    data = os.urandom(50_000)
+    art = created(client, owner, data, name="report.csv", content_type="text/csv", tags='["q3", "sales"]',
+                  metadata='{"rows": 12, "source": {"table": "demo.public.orders"}}', expires_in="2h")
+    assert art["sha256"] == hashlib.sha256(data).hexdigest()
+    assert art["size"] == len(data)
+    assert (art["name"], art["content_type"], art["tags"]) == ("report.csv", "text/csv", ["q3", "sales"])
+    assert art["metadata"] == {"rows": 12, "source": {"table": "demo.public.orders"}}
+    assert art["visibility"] == "private"
+    expires = dt.datetime.fromisoformat(art["expires_at"])
+    assert dt.timedelta(minutes=119) < expires - dt.datetime.now(dt.UTC) <= dt.timedelta(hours=2)
+    files = stored_files(home)
+    assert files == [home / "artifacts" / "objects" / art["sha256"][:2] / art["sha256"]]
+    r = client.get(f"/api/v1/artifacts/{art['id']}/content", headers=owner)
+    assert r.status_code == 200
+    assert r.content == data
+    assert hashlib.sha256(r.content).hexdigest() == r.headers["etag"].strip('"') == art["sha256"]
+    assert r.headers["x-content-type-options"] == "nosniff"
+
+
+def test_defaults_come_from_the_file_part(client: TestClient[Litestar], owner: Headers, api_settings: Settings) -> None:
+    art = created(client, owner, b"x", filename="notes.md", part_type="text/markdown", tags="a, b ,a")
+    assert (art["name"], art["content_type"], art["tags"]) == ("notes.md", "text/markdown", ["a", "b"])
+    ttl = dt.datetime.fromisoformat(art["expires_at"]) - dt.datetime.fromisoformat(art["created_at"])
+    assert ttl == dt.timedelta(seconds=api_settings.artifacts.default_ttl_s)
+
+
+@pytest.mark.parametrize(("fields", "field"), [
+    ({"metadata": "{not json"}, "metadata"),
+    ({"metadata": "[1, 2]"}, "metadata"),
+    ({"tags": '["ok", 3]'}, "tags"),
+    ({"tags": ",".join(f"t{i}" for i in range(40))}, "tags"),
+    ({"visibility": "everyone"}, "visibility"),
+    ({"visibility": '["not an id!"]'}, "visibility"),
+    ({"visibility": '["tok_doesnotexist"]'}, "visibility"),
+    ({"expires_in": "0"}, "expires_in"),
+    ({"expires_in": "soon"}, "expires_in"),
+    ({"expires_in": str(400 * 86400)}, "expires_in"),
+    ({"content_type": "text/html\r\nX-Evil: 1"}, "content_type"),
+    ({"content_type": "nonsense"}, "content_type"),
+    ({"colour": "blue"}, "colour"),
+])
+def test_invalid_fields_are_refused_and_nothing_is_kept(client: TestClient[Litestar], owner: Headers, home: Path,
+                                                        fields: dict[str, str], field: str) -> None:
+    err = assert_error(upload(client, owner, **fields), 400, rule="invalid_artifact_field")
+    assert err["details"]["field"] == field
+    assert client.get("/api/v1/artifacts", headers=owner).json()["items"] == []
+
+
+def test_exactly_the_limit_is_accepted(client: TestClient[Litestar], owner: Headers) -> None:
+    data = os.urandom(LIMIT)
+    art = created(client, owner, data)
+    assert art["size"] == LIMIT
+    assert client.get(f"/api/v1/artifacts/{art['id']}/content", headers=owner).content == data
+
+
+def test_limit_plus_one_byte_is_refused_and_leaves_nothing(client: TestClient[Litestar], owner: Headers, home: Path) -> None:
+    err = assert_error(upload(client, owner, os.urandom(LIMIT + 1)), 413, rule="artifact_too_large")
+    assert err["details"]["max_bytes"] == LIMIT
+    assert [p for p in stored_files(home)] == []
+    with session_scope(client.app.state.services.control_url) as s:  # type: ignore[attr-defined]
+        assert s.scalar(sa.select(sa.func.count()).select_from(ArtifactRow)) == 0
+
+
+def _call_upload(client: TestClient[Litestar], headers: Headers, declared: int | None,
+                 total: int, chunk: int = 64 * 1024) -> tuple[int, int, bytes]:
+    """Drive the ASGI app directly with a body of ``total`` bytes; return (status, bytes read by the app, body)."""
+    boundary = "xYzBoundary"
+    head = multipart_head(boundary, {"name": "huge.bin"})
+    read = [0]
+    sent = [head]
+    remaining = [total]
+
+    async def receive() -> dict[str, Any]:
+        if sent:
+            body = sent.pop()
+        else:
+            n = min(chunk, remaining[0])
+            remaining[0] -= n
+            body = b"\0" * n
+        read[0] += len(body)
+        return {"type": "http.request", "body": body, "more_body": remaining[0] > 0}
+
+    out: dict[str, Any] = {"body": b""}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            out["status"] = message["status"]
+        elif message["type"] == "http.response.body":
+            out["body"] += message.get("body", b"")
+
+    raw_headers = [(b"content-type", f"multipart/form-data; boundary={boundary}".encode()),
+                   *((k.lower().encode(), v.encode()) for k, v in headers.items())]
+    if declared is not None:
+        raw_headers.append((b"content-length", str(declared).encode()))
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": "/api/v1/artifacts", "raw_path": b"/api/v1/artifacts", "root_path": "", "query_string": b"",
+             "headers": raw_headers, "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80), "state": {}}
+
+    async def run() -> None:
+        await client.app(scope, receive, send)  # type: ignore[arg-type]
+
+    client.blocking_portal.call(run)
+    return out["status"], read[0], out["body"]
+
+
+def test_five_gigabytes_are_refused_after_the_limit_plus_one_chunk(client: TestClient[Litestar], owner: Headers,
+                                                                   home: Path) -> None:
+    five_gb = 5 * 1024**3
+    chunk = 64 * 1024
+    status, read, _ = _call_upload(client, owner, declared=None, total=five_gb, chunk=chunk)
+    assert status == 413
+    head = len(multipart_head("xYzBoundary", {"name": "huge.bin"}))
+    assert read <= head + LIMIT + chunk, read
+    # Declared up front: refused before a single body byte is read.
+    status, read, _ = _call_upload(client, owner, declared=five_gb, total=five_gb)
+    assert (status, read) == (413, 0)
+    assert stored_files(home) == []
+
+
+@pytest.mark.parametrize(("body", "ctype", "status", "rule"), [
+    (b"plain body", "text/plain", 415, "multipart_required"),
+    (b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a\"\r\n\r\nhalf", "multipart/form-data; boundary=b",
+     400, "malformed_multipart"),
+    (b"--b\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\nx\r\n--b--\r\n", "multipart/form-data; boundary=b",
+     400, "file_missing"),
+    (b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a\"\r\n\r\n1\r\n"
+     b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"b\"\r\n\r\n2\r\n--b--\r\n",
+     "multipart/form-data; boundary=b", 400, "malformed_multipart"),
+    (b"--b\r\nContent-Disposition: form-data\r\n\r\n1\r\n--b--\r\n", "multipart/form-data; boundary=b",
+     400, "malformed_multipart"),
+    (b"", "multipart/form-data", 400, "malformed_multipart"),
+])
+def test_malformed_bodies(client: TestClient[Litestar], owner: Headers, home: Path, body: bytes, ctype: str,
+                          status: int, rule: str) -> None:
+    r = client.post("/api/v1/artifacts", headers={**owner, "Content-Type": ctype}, content=body)
+    assert_error(r, status, rule=rule)
+    assert stored_files(home) == []
+
+
+def test_oversized_form_fields_are_refused(client: TestClient[Litestar], owner: Headers) -> None:
+    assert_error(upload(client, owner, metadata='{"a": "' + "x" * 70_000 + '"}'), 413, rule="fields_too_large")
+
+
+def test_uploads_need_an_agent_token(client: TestClient[Litestar], admin_headers: Headers,
+                                     swarm_headers: Callable[[str], Headers], swarm: dict[str, Any]) -> None:
+    assert_error(upload(client, admin_headers), 403, rule="requires_agent")
+    assert_error(upload(client, swarm_headers(swarm["id"])), 403, rule="requires_agent")
+    assert_error(upload(client, {}), 401)
+
+
+# --- names are metadata only --------------------------------------------------------------
+
+KEPT_NAMES = [
+    "../../etc/passwd", "/etc/passwd", "..\\..\\windows\\system32\\cmd.exe", "C:\\boot.ini", "./.hidden",
+    "．．／．．／etc／passwd",  # fullwidth dots and slashes (NFKC: ../../etc/passwd)
+    "ﬁle.txt",  # NFKC folds the ligature
+    "report\u0301.csv",  # combining accent (stored NFC)
+    "名前.csv", "a" * 255, "%2e%2e%2fsecret", "file:///etc/shadow", "~root/.ssh/id_rsa", "CON", "nul.txt",
+]
+REFUSED_NAMES = [
+    "evil\x00.txt", "line\nbreak", "tab\there", "bell\x07", "invoice\u202egpj.exe", "isolate\u2066x", "a" * 256,
+    "   ", "del\x7f",
+]
+
+
+@pytest.mark.parametrize("name", KEPT_NAMES)
+def test_path_like_names_are_kept_as_metadata(client: TestClient[Litestar], owner: Headers, home: Path, tmp_path: Path,
+                                              name: str) -> None:
+    before = {p for p in tmp_path.rglob("*")}
+    art = created(client, owner, b"payload", name=name)
+    import unicodedata
+
+    assert art["name"] == unicodedata.normalize("NFC", name)
+    new = {p for p in tmp_path.rglob("*")} - before
+    objects = home / "artifacts" / "objects"
+    assert all(p == objects / art["sha256"][:2] or p == objects / art["sha256"][:2] / art["sha256"] for p in new), new
+    r = client.get(f"/api/v1/artifacts/{art['id']}/content", headers=owner)
+    disposition = r.headers["content-disposition"]
+    ascii_part = disposition.split('filename="', 1)[1].split('"', 1)[0]
+    assert "/" not in ascii_part and "\\" not in ascii_part and not ascii_part.startswith(".")
+    assert "\r" not in disposition and "\n" not in disposition
+
+
+@pytest.mark.parametrize("name", REFUSED_NAMES)
+def test_control_and_bidi_names_are_refused(client: TestClient[Litestar], owner: Headers, home: Path, name: str) -> None:
+    assert_error(upload(client, owner, name=name), 400, rule="invalid_artifact_field")
+    assert stored_files(home) == []
+
+
+def test_client_filename_with_traversal_is_only_a_name(client: TestClient[Litestar], owner: Headers, home: Path) -> None:
+    art = created(client, owner, b"z", filename="../../../../tmp/pwned.sh")
+    assert art["name"] == "../../../../tmp/pwned.sh"
+    assert stored_files(home) == [home / "artifacts" / "objects" / art["sha256"][:2] / art["sha256"]]
+
+
+# --- downloads -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def blob(client: TestClient[Litestar], owner: Headers) -> tuple[dict[str, Any], bytes]:
+    data = bytes(range(256)) * 40  # 10,240 bytes
+    return created(client, owner, data, name="blob.bin"), data
+
+
+@pytest.mark.parametrize(("header", "start", "end"), [
+    ("bytes=0-0", 0, 0), ("bytes=10-19", 10, 19), ("bytes=10240-", None, None), ("bytes=10000-", 10000, 10239),
+    ("bytes=-100", 10140, 10239), ("bytes=-99999", 0, 10239), ("bytes=5-999999", 5, 10239), ("bytes=10239-10239", 10239, 10239),
+])
+def test_single_ranges(client: TestClient[Litestar], owner: Headers, blob: tuple[dict[str, Any], bytes], header: str,
+                       start: int | None, end: int | None) -> None:
+    art, data = blob
+    r = client.get(f"/api/v1/artifacts/{art['id']}/content", headers={**owner, "Range": header})
+    if start is None:
+        assert_error(r, 416, rule="range_not_satisfiable")
+        assert r.headers["content-range"] == f"bytes */{len(data)}"
+        return
+    assert r.status_code == 206
+    assert r.content == data[start:end + 1]  # type: ignore[operator]
+    assert r.headers["content-range"] == f"bytes {start}-{end}/{len(data)}"
+    assert int(r.headers["content-length"]) == end - start + 1  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("header", ["bytes=0-1,5-6", "items=0-5", "bytes=9-3", "bytes=abc", "bytes=-"])
+def test_unsupported_ranges_get_the_whole_object(client: TestClient[Litestar], owner: Headers,
+                                                 blob: tuple[dict[str, Any], bytes], header: str) -> None:
+    art, data = blob
+    r = client.get(f"/api/v1/artifacts/{art['id']}/content", headers={**owner, "Range": header})
+    assert (r.status_code, r.content) == (200, data)
+
+
+def test_conditional_requests(client: TestClient[Litestar], owner: Headers, blob: tuple[dict[str, Any], bytes]) -> None:
+    art, data = blob
+    url = f"/api/v1/artifacts/{art['id']}/content"
+    tag = f'"{art["sha256"]}"'
+    for inm in (tag, f"W/{tag}", f'"other", {tag}', "*"):
+        r = client.get(url, headers={**owner, "If-None-Match": inm})
+        assert (r.status_code, r.content, r.headers["etag"]) == (304, b"", tag)
+    assert client.get(url, headers={**owner, "If-None-Match": '"stale"'}).content == data
+    r = client.get(url, headers={**owner, "Range": "bytes=0-3", "If-Range": tag})
+    assert (r.status_code, r.content) == (206, data[:4])
+    r = client.get(url, headers={**owner, "Range": "bytes=0-3", "If-Range": '"stale"'})
+    assert (r.status_code, r.content) == (200, data)
+
+
+def test_empty_artifact(client: TestClient[Litestar], owner: Headers) -> None:
+    art = created(client, owner, b"")
+    assert art["sha256"] == hashlib.sha256(b"").hexdigest()
+    r = client.get(f"/api/v1/artifacts/{art['id']}/content", headers=owner)
+    assert (r.status_code, r.content) == (200, b"")
+    assert_error(client.get(f"/api/v1/artifacts/{art['id']}/content", headers={**owner, "Range": "bytes=0-0"}), 416)
+
+
+# --- list, change, delete ------------------------------------------------------------------
+
+
+def test_list_filters(client: TestClient[Litestar], owner: Headers, swarm: dict[str, Any],
+                      agent_headers: Callable[..., Headers]) -> None:
+    other = agent_headers(swarm["id"])
+    a = created(client, owner, b"1", tags="x,shared", content_type="text/csv", visibility="swarm")
+    b = created(client, owner, b"2", tags="y", content_type="application/json", visibility="swarm")
+    c = created(client, other, b"3", tags="x", content_type="text/csv", visibility="swarm")
+
+    def ids(**params: Any) -> list[str]:
+        r = client.get("/api/v1/artifacts", headers=owner, params=params)
+        assert r.status_code == 200, r.text
+        return [i["id"] for i in r.json()["items"]]
+
+    assert ids() == [c["id"], b["id"], a["id"]]
+    assert ids(tag="x") == [c["id"], a["id"]]
+    assert ids(tag="shared") == [a["id"]]
+    assert ids(tag="x\"") == []
+    assert ids(content_type="text/csv") == [c["id"], a["id"]]
+    assert ids(owner=a["owner"]) == [b["id"], a["id"]]
+    assert ids(created_after=b["created_at"]) == [c["id"]]
+    assert ids(created_before=b["created_at"]) == [a["id"]]
+    page = client.get("/api/v1/artifacts", headers=owner, params={"limit": 2}).json()
+    assert (page["count"], page["next_offset"]) == (2, 2)
+    rest = client.get("/api/v1/artifacts", headers=owner, params={"limit": 2, "offset": 2}).json()
+    assert ([i["id"] for i in rest["items"]], rest["next_offset"]) == ([a["id"]], None)
+    assert_error(client.get("/api/v1/artifacts", headers=owner, params={"limit": 0}), 400)
+
+
+def test_patch(client: TestClient[Litestar], owner: Headers, swarm: dict[str, Any],
+               agent_headers: Callable[..., Headers]) -> None:
+    art = created(client, owner, b"v1")
+    url = f"/api/v1/artifacts/{art['id']}"
+    r = client.patch(url, headers=owner, json={"name": "renamed.txt", "tags": ["new"], "metadata": {"k": "v"},
+                                               "visibility": "swarm", "expires_in": "1d"})
+    assert r.status_code == 200, r.text
+    got = r.json()
+    assert (got["name"], got["tags"], got["metadata"], got["visibility"]) == ("renamed.txt", ["new"], {"k": "v"}, "swarm")
+    assert dt.datetime.fromisoformat(got["expires_at"]) - dt.datetime.now(dt.UTC) <= dt.timedelta(days=1)
+    assert got["sha256"] == art["sha256"] and got["updated_at"] > art["updated_at"]
+    assert client.get(url, headers=owner).json()["name"] == "renamed.txt"
+    at = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=3)).isoformat()
+    assert dt.datetime.fromisoformat(client.patch(url, headers=owner, json={"expires_at": at}).json()["expires_at"]) == \
+        dt.datetime.fromisoformat(at)
+    peer = agent_headers(swarm["id"])
+    peer_id = client.get("/api/v1/artifacts", headers=peer).json()["items"][0]["id"]
+    assert peer_id == art["id"]
+    assert_error(client.patch(url, headers=peer, json={"name": "mine now"}), 403, rule="not_owner")
+    for bad in ({"name": "a\x00b"}, {"visibility": "world"}, {"expires_in": -5}, {"unknown": 1},
+                {"expires_in": 60, "expires_at": at}, {"expires_at": "2001-01-01T00:00:00Z"}, {"tags": "x"}):
+        assert_error(client.patch(url, headers=owner, json=bad), 400)
+
+
+def test_visibility_list_must_name_agents_of_the_swarm(client: TestClient[Litestar], owner: Headers,
+                                                       swarm: dict[str, Any], make_swarm: Callable[..., dict[str, Any]],
+                                                       admin_headers: Headers) -> None:
+    from tests.serving.helpers import mint_token
+
+    friend = mint_token(client, admin_headers, "agent", swarm["id"])["token_id"]
+    stranger = mint_token(client, admin_headers, "agent", make_swarm([])["id"])["token_id"]
+    swarm_tok = mint_token(client, admin_headers, "swarm", swarm["id"])["token_id"]
+    art = created(client, owner, b"x", visibility=f'["{friend}"]')
+    assert (art["visibility"], art["visible_to"]) == ("agents", [friend])
+    for ids in ([stranger], [friend, stranger], [swarm_tok]):
+        err = assert_error(upload(client, owner, visibility=",".join(ids)), 400, rule="invalid_artifact_field")
+        assert err["details"]["field"] == "visibility"
+
+
+def test_delete_hides_at_once_and_purge_reclaims(client: TestClient[Litestar], owner: Headers, home: Path,
+                                                  api_settings: Settings) -> None:
+    keep = created(client, owner, b"shared content")
+    twin = created(client, owner, b"shared content")  # same object
+    solo = created(client, owner, b"only here")
+    for art in (twin, solo):
+        assert client.delete(f"/api/v1/artifacts/{art['id']}", headers=owner).status_code == 204
+        assert_error(client.get(f"/api/v1/artifacts/{art['id']}", headers=owner), 404)
+        assert_error(client.get(f"/api/v1/artifacts/{art['id']}/content", headers=owner), 404)
+        assert_error(client.delete(f"/api/v1/artifacts/{art['id']}", headers=owner), 404)
+    assert [i["id"] for i in client.get("/api/v1/artifacts", headers=owner).json()["items"]] == [keep["id"]]
+    # Within the grace period the unreferenced object stays (a concurrent upload may be reusing it) …
+    assert purge_expired_artifacts(api_settings) == 2
+    assert len(stored_files(home)) == 2
+    # … and goes after it; the shared object stays while a live artifact refers to it.
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+    assert purge_expired_artifacts(api_settings, now=later) == 0
+    assert stored_files(home) == [LocalStore(home / "artifacts").path_of(keep["sha256"])]
+    assert client.get(f"/api/v1/artifacts/{keep['id']}/content", headers=owner).content == b"shared content"
+
+
+def _expire(url: str, artifact_id: str) -> None:
+    with session_scope(url) as s:
+        s.get(ArtifactRow, artifact_id).expires_at = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)  # type: ignore[union-attr]
+
+
+def test_expired_artifacts_stop_being_served_at_once(client: TestClient[Litestar], owner: Headers, home: Path,
+                                                     admin_headers: Headers, api_settings: Settings) -> None:
+    gone = created(client, owner, b"expiring")
+    live = created(client, owner, b"living")
+    _expire(api_settings.control_url, gone["id"])
+    for headers in (owner, admin_headers):
+        assert_error(client.get(f"/api/v1/artifacts/{gone['id']}", headers=headers), 404)
+        assert_error(client.get(f"/api/v1/artifacts/{gone['id']}/content", headers=headers), 404)
+        assert [i["id"] for i in client.get("/api/v1/artifacts", headers=headers).json()["items"]] == [live["id"]]
+    assert_error(client.patch(f"/api/v1/artifacts/{gone['id']}", headers=owner, json={"expires_in": 3600}), 404)
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+    assert purge_expired_artifacts(api_settings, now=later) == 1
+    assert stored_files(home) == [LocalStore(home / "artifacts").path_of(live["sha256"])]
+    assert purge_expired_artifacts(api_settings, now=later) == 0  # idempotent
+
+
+def test_housekeeping_delegate_finds_the_purge(client: TestClient[Litestar], owner: Headers,
+                                               api_settings: Settings) -> None:
+    from shared.housekeeping import purge_expired_artifacts as housekeeping_purge
+
+    art = created(client, owner, b"old")
+    _expire(api_settings.control_url, art["id"])
+    report = housekeeping_purge(api_settings)
+    assert report.counts == {"artifacts_deleted": 1}
+
+
+def test_audit_records_bytes(client: TestClient[Litestar], owner: Headers, flush_audit: Callable[[], None],
+                             api_settings: Settings) -> None:
+    from shared.control.models import AuditRow
+
+    art = created(client, owner, b"12345")
+    client.get(f"/api/v1/artifacts/{art['id']}/content", headers=owner)
+    flush_audit()
+    with session_scope(api_settings.control_url) as s:
+        rows = s.execute(sa.select(AuditRow.method, AuditRow.endpoint, AuditRow.bytes, AuditRow.status_code)
+                         .where(AuditRow.endpoint.like("/api/v1/artifacts%"))).all()
+    assert ("POST", "/api/v1/artifacts", 5, 201) in rows
+    assert ("GET", f"/api/v1/artifacts/{art['id']}/content", 5, 200) in rows
