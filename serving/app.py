@@ -83,6 +83,9 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         openapi_config=openapi_config(_version()),
+        # Logging is the process's business (serving.main configures it); Litestar's default
+        # would reconfigure the root logger of whatever process builds an app.
+        logging_config=None,
         state=None,
     )
     app.state.services = svc

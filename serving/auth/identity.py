@@ -119,7 +119,8 @@ async def resolve_caller(token: str, *, codec: TokenCodec, store: IdentityStore,
     ``hint`` (if given) receives the token id and swarm once the signature is proven,
     so the audit row of a rejected-but-genuine token (revoked, expired) names it.
     """
-    claims = codec.decode(token)
+    digest = token_hash(token)
+    claims = codec.verify(token, digest)
     typ, jti, sub = claims["typ"], claims["jti"], claims["sub"]
     if typ == "admin":
         if not hmac.compare_digest(sub.encode(), admin_username.encode()):
@@ -130,7 +131,7 @@ async def resolve_caller(token: str, *, codec: TokenCodec, store: IdentityStore,
     record = await store.get(jti)
     if record is None:
         raise _deny("token is not known (it may have been deleted)", "token_revoked")
-    if not hmac.compare_digest(record.token_hash, token_hash(token)) or record.type != typ:
+    if not hmac.compare_digest(record.token_hash, digest) or record.type != typ:
         raise _deny("token does not match its record")
     if claims.get("swarm") not in (None, record.swarm_id):
         raise _deny("token swarm does not match its record")

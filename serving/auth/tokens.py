@@ -89,13 +89,39 @@ class MintedToken:
     expires_at: int
 
 
+_VERIFIED_MAX = 20_000  # cached verified tokens per process
+_VERIFIED_TTL_S = 60.0
+
+
 @dataclasses.dataclass(frozen=True)
 class TokenCodec:
-    """Signs and verifies tokens for one secret, audience and issuer."""
+    """Signs and verifies tokens for one secret, audience and issuer.
+
+    Verified claims are remembered by the token's SHA-256 for up to a minute (never past
+    ``exp``): PyJWT's per-call key checks cost far more than the rest of a request, and a
+    byte-identical token verified a moment ago is still validly signed. Revocation is not
+    cached here; the identity store checks it on every request.
+    """
 
     secret: str
     audience: str
     issuer: str
+    _verified: dict[str, tuple[float, dict[str, Any]]] = dataclasses.field(default_factory=dict, compare=False,
+                                                                           repr=False)
+
+    def verify(self, token: str, digest: str) -> dict[str, Any]:
+        """Like :meth:`decode`, using the cache keyed by ``digest`` (the token's :func:`token_hash`)."""
+        now = time.time()
+        hit = self._verified.get(digest)
+        if hit is not None:
+            if hit[0] > now:
+                return hit[1]
+            del self._verified[digest]
+        claims = self.decode(token)
+        if len(self._verified) >= _VERIFIED_MAX:
+            self._verified.clear()
+        self._verified[digest] = (min(float(claims["exp"]), now + _VERIFIED_TTL_S), claims)
+        return claims
 
     def mint(self, *, typ: TokenType, sub: str, ttl_s: int, token_id: str | None = None,
              swarm_id: str | None = None, now: float | None = None) -> MintedToken:

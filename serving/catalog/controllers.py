@@ -1,5 +1,39 @@
-"""Routes of the catalog feature."""
+"""Routes of the catalog feature: the tables this caller may read, one request each."""
+
+from __future__ import annotations
 
 from typing import Any
 
-ROUTES: list[Any] = []
+import anyio.to_thread
+import msgspec
+from litestar import Request, get
+
+from serving.auth.caller import Caller
+from serving.auth.guards import requires_reader
+from serving.catalog import services as catalog
+from serving.catalog.schemas import TableInfo, TableList
+from serving.lib.audit import annotate
+from serving.lib.services import Services
+
+
+@get("/api/v1/data/tables", operation_id="listTables")
+async def list_tables(request: Request[Any, Any, Any], caller: Caller, services: Services) -> TableList:
+    """Every table this caller may read: columns (name, type, nullable, description), row count, size,
+    served version, last successful sync and freshness (fresh / stale / failing, with the reason)."""
+    requires_reader(caller)
+    entries = await anyio.to_thread.run_sync(catalog.list_tables, caller, services)
+    annotate(request, tables=[{"table": e["table"], "version": e["served_version"]} for e in entries], rows=len(entries))
+    return msgspec.convert({"tables": entries, "count": len(entries)}, TableList)
+
+
+@get("/api/v1/data/tables/{table:str}", operation_id="getTable")
+async def get_table(request: Request[Any, Any, Any], caller: Caller, services: Services, table: str) -> TableInfo:
+    """One table, named ``orders``, ``public.orders`` or ``demo.public.orders`` (unique among your tables).
+    A table you may not read answers 404 exactly like one that does not exist."""
+    requires_reader(caller)
+    entry = await anyio.to_thread.run_sync(catalog.get_table, caller, table, services)
+    annotate(request, tables=[{"table": entry["table"], "version": entry["served_version"]}])
+    return msgspec.convert(entry, TableInfo)
+
+
+ROUTES: list[Any] = [list_tables, get_table]

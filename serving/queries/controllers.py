@@ -1,5 +1,163 @@
-"""Routes of the queries feature."""
+"""Routes of the queries feature: run guarded SQL, poll, fetch and cancel query jobs.
 
+Thin handlers: validate the options, hold one of the caller's query slots, start the
+job and wait up to ``wait_s``; the engine and job manager do the rest. Every answer is
+annotated for the audit row with the SQL, its hash, the tables and versions read, rows
+and bytes. Paths keep the old documentation's aliases (``POST /api/v1/queries/``,
+``GET /api/v1/queries/{job_id}``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+from concurrent.futures import Future
 from typing import Any
 
-ROUTES: list[Any] = []
+import anyio.to_thread
+import msgspec
+from litestar import Request, Response, delete, get, post
+from litestar.response import File
+
+from serving.auth.caller import Caller
+from serving.auth.guards import requires_reader
+from serving.lib.audit import annotate
+from serving.lib.errors import BadRequest, PayloadTooLarge
+from serving.lib.limits import get_limiter
+from serving.lib.services import Services
+from serving.queries import formats
+from serving.queries.guard import sql_hash
+from serving.queries.jobs import Job, aware
+from serving.queries.schemas import QueryJob, QueryRequest, QueryResult
+from serving.queries.services import ensure_fresh, get_engine, get_jobs
+from shared.control.models import QueryJobRow
+from shared.settings import QuerySettings
+
+BASE = "/api/v1/queries"
+
+
+def _limits(data: QueryRequest, fmt: str, q: QuerySettings) -> tuple[int, float, float]:
+    max_rows = q.max_rows if data.max_rows is None else data.max_rows
+    if max_rows > q.max_rows:
+        raise PayloadTooLarge(f"max_rows {max_rows} is over the limit of {q.max_rows} rows per query",
+                              rule="too_many_rows", details={"limit": q.max_rows})
+    if fmt == "json":
+        max_rows = min(max_rows, q.json_max_rows)  # JSON row cap; ``truncated`` tells the caller
+    timeout = q.timeout_s if data.timeout_s is None else data.timeout_s
+    if timeout > q.max_timeout_s:
+        raise BadRequest(f"timeout_s {timeout:g} is over the limit of {q.max_timeout_s:g} s", rule="invalid_timeout")
+    wait = q.wait_s if data.wait_s is None else min(data.wait_s, q.max_timeout_s)
+    return max_rows, timeout, wait
+
+
+def _audit_tables(tables: list[dict[str, str]]) -> list[dict[str, str]]:
+    return [{"table": t["table"], "version": t["version"]} for t in tables]
+
+
+def job_body(job: Job | QueryJobRow) -> dict[str, Any]:
+    """The status document of a job, from this replica's memory or from its row."""
+    is_row = isinstance(job, QueryJobRow)
+    fmt = job.output_format if is_row else job.fmt
+    error = None
+    if is_row and job.error:
+        error = {"message": job.error, "rule": job.error_rule}
+    elif not is_row and job.error:
+        error = {"message": job.error.message, "rule": job.error.rule}
+    duration = job.duration_ms if is_row else (
+        (job.finished_at - job.started_at).total_seconds() * 1000 if job.finished_at else None)
+    finished = job.status == "succeeded"
+    return {
+        "job_id": job.id, "status": job.status, "output_format": fmt,
+        "status_url": f"{BASE}/jobs/{job.id}",
+        "result_url": f"{BASE}/jobs/{job.id}/result" if finished else None,
+        "row_count": job.row_count, "bytes": job.bytes, "truncated": job.truncated if finished else None,
+        "duration_ms": duration, "tables": job.tables or [], "sql_hash": job.sql_hash, "error": error,
+        "created_at": _utc(job.created_at), "finished_at": _utc(job.finished_at), "expires_at": _utc(job.expires_at),
+    }
+
+
+def _utc(value: dt.datetime | None) -> dt.datetime | None:
+    return aware(value) if value is not None else None
+
+
+def _release_when_done(fut: Future[Job], slot: Any, loop: asyncio.AbstractEventLoop) -> None:
+    """A detached job keeps its caller's query slot until it finishes."""
+    def done(_: Future[Job]) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is gone (shutdown)
+            loop.call_soon_threadsafe(lambda: loop.create_task(slot.__aexit__(None, None, None)))
+    fut.add_done_callback(done)
+
+
+@post([f"{BASE}/execute", BASE], operation_id="executeQuery", status_code=200, summary="Run a guarded SQL query")
+async def execute_query(request: Request[Any, Any, Any], caller: Caller, services: Services,
+                        data: QueryRequest) -> Response[Any]:
+    """Run one DuckDB SELECT over the caller's granted tables.
+
+    Finished within ``wait_s``: JSON answers the rows inline (``QueryResult``), other
+    formats answer a ``QueryJob`` whose ``result_url`` streams the file. Still running:
+    202 with ``{job_id, status}``; poll ``status_url``. Every result reports
+    ``truncated`` and, per table read, its served version and ``synced_at``.
+    """
+    requires_reader(caller)
+    annotate(request, sql_text=data.query, sql_hash=sql_hash(data.query))
+    fmt = formats.normalize_format(data.output_format)
+    max_rows, timeout, wait = _limits(data, fmt, services.settings.query)
+    engine, jobs = get_engine(services), get_jobs(services)
+    checked = None
+    if data.min_freshness is not None:
+        checked = await anyio.to_thread.run_sync(engine.guard, caller, data.query)
+        await ensure_fresh(services, caller, checked.tables, data.min_freshness, wait)
+    slot: Any = get_limiter(services).query_slot(caller)
+    await slot.__aenter__()
+    try:
+        job = Job(caller, checked, data.query, fmt=fmt, params=data.params, max_rows=max_rows, timeout_s=timeout)
+        fut = jobs.start(job)
+        await asyncio.wait([asyncio.wrap_future(fut)], timeout=wait)
+        if not fut.done() and await anyio.to_thread.run_sync(jobs.detach, job):
+            _release_when_done(fut, slot, asyncio.get_running_loop())
+            slot = None
+            return Response(job_body(job), status_code=202)
+        job = await asyncio.wrap_future(fut)
+    finally:
+        if slot is not None:
+            await slot.__aexit__(None, None, None)
+    annotate(request, tables=_audit_tables(job.tables), rows=job.row_count, bytes=job.bytes)
+    if job.error is not None:
+        raise job.error
+    if fmt == "json":
+        return Response(job.body, media_type=formats.MEDIA_TYPES["json"])
+    return Response(job_body(job), status_code=200)
+
+
+@get([f"{BASE}/jobs/{{job_id:str}}", f"{BASE}/{{job_id:str}}"], operation_id="getQueryJob")
+async def get_job(caller: Caller, services: Services, job_id: str) -> QueryJob:
+    """Status of a query job: rows, bytes, duration, tables with served versions, error, expiry."""
+    requires_reader(caller)
+    row = await anyio.to_thread.run_sync(get_jobs(services).load, job_id, caller)
+    return msgspec.convert(job_body(row), QueryJob)
+
+
+@get(f"{BASE}/jobs/{{job_id:str}}/result", operation_id="getQueryJobResult", media_type="application/octet-stream")
+async def get_job_result(request: Request[Any, Any, Any], caller: Caller, services: Services, job_id: str) -> File:
+    """Stream a finished job's result file in its format (Arrow IPC stream, CSV, Parquet or JSON)."""
+    requires_reader(caller)
+    jobs = get_jobs(services)
+    row = await anyio.to_thread.run_sync(jobs.load, job_id, caller)
+    path = jobs.result_path(row)
+    annotate(request, sql_text=row.sql_text, sql_hash=row.sql_hash, tables=_audit_tables(row.tables or []),
+             rows=row.row_count, bytes=row.bytes)
+    return File(path, media_type=formats.MEDIA_TYPES[row.output_format], filename=path.name,
+                content_disposition_type="attachment")
+
+
+@delete([f"{BASE}/jobs/{{job_id:str}}", f"{BASE}/{{job_id:str}}"], operation_id="cancelQueryJob", status_code=200)
+async def cancel_job(caller: Caller, services: Services, job_id: str) -> QueryJob:
+    """Cancel a running job (its DuckDB query is interrupted). A finished job is left as it is."""
+    requires_reader(caller)
+    row = await anyio.to_thread.run_sync(get_jobs(services).cancel, job_id, caller)
+    return msgspec.convert(job_body(row), QueryJob)
+
+
+ROUTES: list[Any] = [execute_query, get_job, get_job_result, cancel_job]
+__all__ = ["ROUTES", "QueryResult"]

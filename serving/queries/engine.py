@@ -41,7 +41,7 @@ import duckdb
 import pyarrow as pa
 
 from serving.auth.caller import Caller
-from serving.lib.errors import ApiError, BadRequest, NotFound, PayloadTooLarge, QueryTimeout
+from serving.lib.errors import ApiError, BadRequest, NotFound, PayloadTooLarge, QueryRejected, QueryTimeout
 from serving.queries import guard
 from serving.queries.instances import Instance, InstanceCache, check_protections, read_protections
 from serving.queries.watchdog import Handle, Watchdog
@@ -82,7 +82,7 @@ class QueryResult:
 class ArrowStream:
     """Record batches of a running query, cut at ``max_rows``; ``truncated`` is known once exhausted."""
 
-    def __init__(self, reader: pa.RecordBatchReader, columns: list[dict[str, str]], tables: list[TableRead],
+    def __init__(self, reader: pa.RecordBatchReader, *, columns: list[dict[str, str]], tables: list[TableRead],
                  max_rows: int, sql_hash: str, run: _Run) -> None:
         self.reader, self.schema, self.columns, self.tables = reader, reader.schema, columns, tables
         self.max_rows, self.sql_hash, self._run = max_rows, sql_hash, run
@@ -143,18 +143,24 @@ class QueryEngine:
         self._current: dict[str, tuple[str, tuple[int, int], Manifest]] = {}
 
     # -- who may read what ------------------------------------------------------------
-    def grants_of(self, caller: Caller) -> frozenset[str]:
+    def grants_of(self, caller: Caller, *, refresh: bool = False) -> frozenset[str]:
         """The caller's table keys; for admin every served table (listing cached 2 s)."""
         if not caller.is_admin:
             return caller.grants
         at, keys = self._all
-        if time.monotonic() - at > 2.0:
+        if refresh or time.monotonic() - at > 2.0:
             keys = frozenset(list_served(self.settings.served_path))
             self._all = (time.monotonic(), keys)
         return keys
 
     def guard(self, caller: Caller, sql: str) -> guard.GuardedQuery:
-        return guard.check_sql(sql, self.grants_of(caller))
+        """Check agent SQL against the caller's grants (admin: re-list served tables once on a miss)."""
+        try:
+            return guard.check_sql(sql, self.grants_of(caller))
+        except QueryRejected as e:
+            if not (caller.is_admin and e.rule in ("table_not_granted", "ambiguous_table")):
+                raise
+            return guard.check_sql(sql, self.grants_of(caller, refresh=True))
 
     def current(self, key: str) -> Manifest | None:
         """``read_current`` with the CURRENT path precomputed: one ``stat`` per table per query."""
@@ -219,7 +225,7 @@ class QueryEngine:
         finally:
             self.instances.release(inst)
 
-    def _rows(self, sql: str, tables: frozenset[str], params: Any, max_rows: int | None, timeout_s: float | None,
+    def _rows(self, sql: str, tables: frozenset[str], *, params: Any, max_rows: int | None, timeout_s: float | None,
               handle: Handle | None, digest: str) -> QueryResult:
         started = time.perf_counter()
         manifests = self.manifests(tables)
@@ -241,29 +247,32 @@ class QueryEngine:
                 max_rows: int | None = None, timeout_s: float | None = None, handle: Handle | None = None) -> QueryResult:
         """Guard and run agent SQL; at most ``max_rows`` rows are kept (``truncated`` says if more existed)."""
         checked = self.guard(caller, sql)
-        return self._rows(checked.sql, checked.tables, params, max_rows, timeout_s, handle, checked.sql_hash)
+        return self._rows(checked.sql, checked.tables, params=params, max_rows=max_rows, timeout_s=timeout_s, handle=handle,
+                          digest=checked.sql_hash)
 
     def execute_guarded(self, checked: guard.GuardedQuery, *, params: Any = None, max_rows: int | None = None,
                         timeout_s: float | None = None, handle: Handle | None = None) -> QueryResult:
         """Run a query already accepted by ``guard()`` (the HTTP layer guards first to audit and check freshness)."""
-        return self._rows(checked.sql, checked.tables, params, max_rows, timeout_s, handle, checked.sql_hash)
+        return self._rows(checked.sql, checked.tables, params=params, max_rows=max_rows, timeout_s=timeout_s, handle=handle,
+                          digest=checked.sql_hash)
 
     def execute_trusted(self, caller: Caller, tables: Iterable[str], sql: str, *, params: Any = None,
                         max_rows: int | None = None, timeout_s: float | None = None, handle: Handle | None = None) -> QueryResult:
         """Run SQL built by the server over ``tables`` (which ``caller`` must be granted)."""
         keys = self._trusted_tables(caller, tables)
-        return self._rows(sql, keys, params, max_rows, timeout_s, handle, guard.sql_hash(sql))
+        return self._rows(sql, keys, params=params, max_rows=max_rows, timeout_s=timeout_s, handle=handle,
+                          digest=guard.sql_hash(sql))
 
     def _trusted_tables(self, caller: Caller, tables: Iterable[str]) -> frozenset[str]:
         keys = frozenset(t.lower() for t in tables)
-        grants = self.grants_of(caller)
+        grants = self.grants_of(caller, refresh=caller.is_admin and not keys <= self.grants_of(caller))
         for key in keys:
             if key not in grants:
                 raise NotFound(f"table {key} does not exist or is not granted to this token", rule="table_not_granted")
         return keys
 
     @contextmanager
-    def _stream(self, sql: str, tables: frozenset[str], params: Any, max_rows: int | None, timeout_s: float | None,
+    def _stream(self, sql: str, tables: frozenset[str], *, params: Any, max_rows: int | None, timeout_s: float | None,
                 handle: Handle | None, digest: str, batch_rows: int) -> Iterator[ArrowStream]:
         manifests = self.manifests(tables)
         rows_cap, timeout = self.limits(max_rows, timeout_s)
@@ -271,21 +280,24 @@ class QueryEngine:
             rel = cur.sql(sql, params=params) if params else cur.sql(sql)
             columns = [{"name": n, "type": str(t)} for n, t in zip(rel.columns, rel.types, strict=True)]
             reader = rel.to_arrow_reader(batch_rows)
-            yield ArrowStream(reader, columns, table_reads(manifests), rows_cap, digest, run)
+            yield ArrowStream(reader, columns=columns, tables=table_reads(manifests), max_rows=rows_cap, sql_hash=digest,
+                              run=run)
 
     def stream(self, caller: Caller, sql: str, *, params: Any = None, max_rows: int | None = None,
                timeout_s: float | None = None, handle: Handle | None = None, batch_rows: int = 65_536,
                checked: guard.GuardedQuery | None = None) -> Any:
         """Context manager: guard and stream agent SQL as Arrow batches (for result files)."""
         checked = checked or self.guard(caller, sql)
-        return self._stream(checked.sql, checked.tables, params, max_rows, timeout_s, handle, checked.sql_hash, batch_rows)
+        return self._stream(checked.sql, checked.tables, params=params, max_rows=max_rows, timeout_s=timeout_s, handle=handle,
+                            digest=checked.sql_hash, batch_rows=batch_rows)
 
     def stream_trusted(self, caller: Caller, tables: Iterable[str], sql: str, *, params: Any = None,
                        max_rows: int | None = None, timeout_s: float | None = None, handle: Handle | None = None,
                        batch_rows: int = 65_536) -> Any:
         """Context manager: stream server-built SQL over granted ``tables`` as Arrow batches."""
         keys = self._trusted_tables(caller, tables)
-        return self._stream(sql, keys, params, max_rows, timeout_s, handle, guard.sql_hash(sql), batch_rows)
+        return self._stream(sql, keys, params=params, max_rows=max_rows, timeout_s=timeout_s, handle=handle,
+                            digest=guard.sql_hash(sql), batch_rows=batch_rows)
 
     # -- lifecycle -----------------------------------------------------------------------
     def verify_protections(self) -> dict[str, str]:

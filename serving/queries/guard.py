@@ -261,7 +261,8 @@ class _Walker:
         if isinstance(target, exp.Func | exp.Unnest):
             return  # checked as a function (allow-list) when visited
         if not isinstance(target, exp.Identifier):
-            raise reject("table_not_granted", f"table {_shown(node.sql('duckdb'))} does not exist or is not granted to this token")
+            shown = _shown(node.sql("duckdb"))
+            raise reject("table_not_granted", f"table {shown} does not exist or is not granted to this token")
         parts = [p.name for p in node.parts]
         if any(not isinstance(p, exp.Identifier) for p in node.parts):
             raise reject("table_not_granted", f"table {_shown('.'.join(parts))} does not exist or is not granted to this token")
@@ -374,7 +375,7 @@ def validate_filter(where_sql: str, caller: object | None = None) -> str:
     if not isinstance(where_sql, str) or not where_sql.strip():
         raise reject("parse_error", "the filter is empty")
     tree = _parse("SELECT 1 WHERE " + where_sql)
-    if not isinstance(tree, exp.Select) or set(k for k, v in tree.args.items() if v) - {"expressions", "where"}:
+    if not isinstance(tree, exp.Select) or {k for k, v in tree.args.items() if v} - {"expressions", "where"}:
         raise reject("statement_not_allowed", "a filter must be a single boolean expression")
     condition = tree.args["where"].this
     for node in condition.walk():

@@ -22,6 +22,7 @@ back and the instance is refused if any protection is missing.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import shutil
 import threading
@@ -127,10 +128,8 @@ class Instance:
                              f"AS SELECT * FROM {alias}.main.data")
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(duckdb.Error):
             self.con.close()
-        except duckdb.Error:
-            pass
         shutil.rmtree(self.tmp_dir, ignore_errors=True)
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import anyio.to_thread
 
 from serving.auth.caller import Caller
+from serving.catalog import services as catalog
 from serving.lib.errors import BadRequest, Conflict, NotFound, ServiceUnavailable, Unprocessable
 from serving.lib.ready import add_ready_check
 from serving.lib.services import Services
@@ -26,6 +27,7 @@ from serving.sync import jobs, store
 from serving.sync import partitions as parts
 from serving.sync.dagster import DagsterClient, DagsterError, DagsterUnavailable
 from shared import registry, served
+from shared.control.models import TableStatusRow
 from shared.registry import RegisteredTable, RegistrationError
 from shared.settings import Settings
 from shared.snowflake import SourceError, connect, list_tables, table_columns
@@ -210,36 +212,21 @@ class SyncService:
         return rows[0]
 
 
-def freshness(reg: RegisteredTable, status: dict[str, Any] | None, synced_at: dt.datetime | None,
-              now: dt.datetime) -> tuple[str, str | None]:
-    """``fresh`` / ``stale`` / ``failing`` with the reason (same rules as the agents' catalog)."""
-    status = status or {}
-    failure = status.get("last_failure_at")
-    if status.get("last_run_status") == "failure" and (synced_at is None or (failure and failure > synced_at)):
-        return "failing", status.get("last_error") or "the last sync failed"
-    if synced_at is None:
-        return "stale", "never synced"
-    if status.get("stale"):
-        return "stale", status.get("stale_reason") or "marked stale"
-    if reg.freshness_s is not None and (now - synced_at).total_seconds() > reg.freshness_s:
-        return "stale", f"last synced {int((now - synced_at).total_seconds())} s ago; target {reg.freshness_s} s"
-    return "fresh", None
-
-
-def synced_at_of(settings: Settings, key: str, status: dict[str, Any] | None) -> tuple[dt.datetime | None, str | None]:
+def synced_at_of(settings: Settings, key: str, status: TableStatusRow | None) -> tuple[dt.datetime | None, str | None]:
     """When the served version was published, and its id (the manifest is the truth)."""
     manifest = served.read_current(settings.served_path, key)
     if manifest is not None:
         return dt.datetime.fromisoformat(manifest.published_at), manifest.version
-    status = status or {}
-    return status.get("last_success_at"), status.get("served_version")
+    if status is None:
+        return None, None
+    return store.aware(status.last_success_at), status.served_version
 
 
-def describe_table(reg: RegisteredTable, status: dict[str, Any] | None, job: store.SyncJob | None,
+def describe_table(reg: RegisteredTable, status: TableStatusRow | None, job: store.SyncJob | None,
                    settings: Settings, now: dt.datetime) -> dict[str, Any]:
+    """One registered table for admins; ``freshness`` follows the agents' catalog rules exactly."""
+    manifest = served.read_current(settings.served_path, reg.key)
     synced_at, version = synced_at_of(settings, reg.key, status)
-    state, reason = freshness(reg, status, synced_at, now)
-    status = status or {}
     return {
         "table": reg.key, "database": reg.database, "schema_name": reg.schema, "table_name": reg.table,
         "strategy": reg.strategy,
@@ -248,31 +235,33 @@ def describe_table(reg: RegisteredTable, status: dict[str, Any] | None, job: sto
         "incremental_key": reg.cursor_column, "primary_key": list(reg.primary_key), "schedule": reg.schedule,
         "freshness_target_s": reg.freshness_s, "description": reg.description,
         "served_version": version, "last_synced_at": synced_at.isoformat() if synced_at else None,
-        "row_count": status.get("row_count"), "bytes": status.get("bytes"),
-        "last_run": {"run_id": status.get("last_run_id"), "status": status.get("last_run_status"),
-                     "error": status.get("last_error")},
+        "row_count": manifest.row_count if manifest else (status.row_count if status else None),
+        "bytes": manifest.bytes if manifest else (status.bytes if status else None),
+        "last_run": {"run_id": status.last_run_id if status else None,
+                     "status": status.last_run_status if status else None,
+                     "error": status.last_error if status else None},
         "last_job": {"job_id": job.id, "kind": job.kind, "status": job.status,
                      "created_at": job.created_at.isoformat()} if job else None,
-        "freshness": {"status": state, "reason": reason},
+        "freshness": catalog.freshness(manifest, status, reg.freshness_s, now),
     }
 
 
 async def resolve_readable(caller: Caller, name: str, services: Services) -> str:
-    """The table key ``name`` denotes for ``caller``; 404 (same as a missing table) when not granted."""
-    name = name.strip().lower()
-    parts_ = name.split(".")
-    if len(parts_) == 2:
-        name = f"{services.settings.snowflake.database.lower()}.{name}"
-    elif len(parts_) == 1:
-        matches = [k for k in (caller.grants if not caller.is_admin else []) if k.split(".")[-1] == name]
-        if caller.is_admin:
-            regs = await anyio.to_thread.run_sync(registry.list_registered, services.control_url)
-            matches = [r.key for r in regs if r.table.lower() == name]
-        if len(matches) == 1:
-            name = matches[0]
-    if name.count(".") != 2 or not caller.may_read(name):
-        raise NotFound(f"table {name} not found")
-    return name
+    """The table key ``name`` denotes for ``caller`` (the catalog's resolver); 404 when not granted.
+
+    Admins may also name a registered table that was never served, by its full or short name.
+    """
+    try:
+        return catalog.resolve_table(caller, name, services)
+    except NotFound:
+        if not caller.is_admin:
+            raise
+    regs = await anyio.to_thread.run_sync(registry.list_registered, services.control_url)
+    wanted = name.strip().lower().split(".")
+    matches = [r.key for r in regs if r.key.split(".")[-len(wanted):] == wanted]
+    if len(matches) != 1:
+        raise catalog.not_found(name)
+    return matches[0]
 
 
 def get_sync(services: Services) -> SyncService:

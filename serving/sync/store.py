@@ -55,7 +55,7 @@ class SyncJob:
         return self.status in ACTIVE
 
 
-def _aware(value: dt.datetime | None) -> dt.datetime | None:
+def aware(value: dt.datetime | None) -> dt.datetime | None:
     """SQLite returns naive datetimes; everything here is UTC."""
     if value is not None and value.tzinfo is None:
         return value.replace(tzinfo=dt.UTC)
@@ -66,8 +66,8 @@ def _job(row: SyncRequestRow) -> SyncJob:
     return SyncJob(
         id=row.id, table_key=row.table_key, kind=row.kind, dagster_id=row.dagster_id, status=row.status,
         partitions=list(row.partitions or []), requested_by=row.requested_by, reason=row.reason, error=row.error,
-        created_at=_aware(row.created_at) or utcnow(), updated_at=_aware(row.updated_at) or utcnow(),
-        started_at=_aware(row.started_at), finished_at=_aware(row.finished_at),
+        created_at=aware(row.created_at) or utcnow(), updated_at=aware(row.updated_at) or utcnow(),
+        started_at=aware(row.started_at), finished_at=aware(row.finished_at),
     )
 
 
@@ -107,7 +107,7 @@ def claim(url: str, *, table_key: str, kind: str, partitions: list[str], request
         ).all()
         now = utcnow()
         for row in rows:
-            age = (now - (_aware(row.created_at) or now)).total_seconds()
+            age = (now - (aware(row.created_at) or now)).total_seconds()
             if row.status == "launching" and row.dagster_id is None and age > LAUNCH_GRACE_S:
                 row.status, row.finished_at = "failed", now
                 row.error = "launch interrupted: the API replica handling it stopped before Dagster accepted the run"
@@ -169,26 +169,19 @@ def typical_duration_s(url: str, table_key: str, *, sample: int = 10) -> tuple[f
                    SyncRequestRow.kind == "run", SyncRequestRow.finished_at.is_not(None))
             .order_by(SyncRequestRow.finished_at.desc()).limit(sample)
         ).all()
-    durations = [((_aware(f) or utcnow()) - (_aware(c) or utcnow())).total_seconds() for c, f in rows]
+    durations = [((aware(f) or utcnow()) - (aware(c) or utcnow())).total_seconds() for c, f in rows]
     durations = [d for d in durations if d >= 0]
     return (statistics.median(durations) if durations else None), len(durations)
 
 
-def table_status(url: str, table_keys: list[str]) -> dict[str, dict[str, Any]]:
-    """``table_status`` rows as plain dicts, one query."""
+def table_status(url: str, table_keys: list[str]) -> dict[str, TableStatusRow]:
+    """``table_status`` rows (detached), one query."""
     if not table_keys:
         return {}
     with session_scope(url) as s:
         rows = s.scalars(sa.select(TableStatusRow).where(TableStatusRow.key.in_(table_keys))).all()
-        return {
-            r.key: {
-                "served_version": r.served_version, "last_success_at": _aware(r.last_success_at),
-                "last_run_id": r.last_run_id, "last_run_status": r.last_run_status,
-                "last_failure_at": _aware(r.last_failure_at), "last_error": r.last_error, "row_count": r.row_count,
-                "bytes": r.bytes, "stale": r.stale, "stale_reason": r.stale_reason,
-            }
-            for r in rows
-        }
+        s.expunge_all()
+        return {r.key: r for r in rows}
 
 
 def record_run_failure(url: str, table_key: str, run_id: str, message: str, failed_at: dt.datetime) -> bool:
@@ -202,10 +195,10 @@ def record_run_failure(url: str, table_key: str, run_id: str, message: str, fail
         if row is None:
             row = TableStatusRow(key=table_key)
             s.add(row)
-        success = _aware(row.last_success_at)
+        success = aware(row.last_success_at)
         if success is not None and success > failed_at:
             return False
-        previous = _aware(row.last_failure_at)
+        previous = aware(row.last_failure_at)
         if row.last_run_id == run_id and previous is not None and row.last_error:
             return False  # already recorded (by the sensor or another replica)
         row.last_run_id, row.last_run_status = run_id, "failure"

@@ -62,6 +62,7 @@ class FakeDagster:
         self.backfills: dict[str, FakeBackfill] = {}
         self.down = False
         self.reload_error: str | None = None
+        self.fail_runs_with: str | None = None  # new runs fail at once with this error
         self.calls: list[str] = []
         self.launch_params: list[dict[str, Any]] = []
         self.reload()
@@ -110,7 +111,9 @@ class FakeDagster:
     def _run_json(self, run: FakeRun) -> dict[str, Any]:
         mats = []
         if run.status == "SUCCESS":
-            entries = [{"label": "dagster/row_count", "intValue": run.rows, "intRepr": str(run.rows)}] if run.rows is not None else []
+            entries = []
+            if run.rows is not None:
+                entries = [{"label": "dagster/row_count", "intValue": run.rows, "intRepr": str(run.rows)}]
             mats.append({"partition": run.partition, "metadataEntries": entries})
         return {"runId": run.run_id, "status": run.status, "creationTime": run.created, "startTime": run.started,
                 "endTime": run.ended, "tags": [{"key": k, "value": v} for k, v in run.tags.items()],
@@ -151,6 +154,8 @@ class FakeDagster:
         tags = {t["key"]: t["value"] for t in params["executionMetadata"]["tags"]}
         run = FakeRun(run_id=str(uuid.uuid4()), path=path, tags=tags)
         self.runs[run.run_id] = run
+        if self.fail_runs_with:
+            self.finish(run.run_id, "FAILURE", error=self.fail_runs_with)
         return {"launchRun": {"__typename": "LaunchRunSuccess", "run": self._run_json(run)}}
 
     def _op_Backfill(self, v: dict[str, Any]) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,20 +15,35 @@ import sqlalchemy as sa
 from litestar import Litestar
 from litestar.testing import TestClient
 
+from serving.app import create_app
 from shared.artifacts_store import LocalStore, purge_expired_artifacts
 from shared.control.db import session_scope
 from shared.control.models import ArtifactRow
 from shared.settings import Settings
-from tests.serving.artifact_support import multipart_head, multipart_tail
-from tests.serving.helpers import assert_error
+from tests.serving.artifact_support import multipart_head
+from tests.serving.helpers import admin_token, assert_error, bearer, create_swarm, mint_token
 
 LIMIT = 256 * 1024
 Headers = dict[str, str]
 
 
+def make_settings(home: Path, **artifacts: Any) -> Settings:
+    """Settings for artifact tests: no Snowflake stand-in needed."""
+    home.mkdir(parents=True, exist_ok=True)
+    env = {"AGENTS_DATA_HOME": str(home), "DATABASE_URL": f"sqlite:///{home / 'control.db'}",
+           "JWT_SECRET": "test-secret-" + "x" * 32, "ADMIN_PASSWORD": "admin-password"}
+    base = Settings.from_env(env)
+    return dataclasses.replace(base, artifacts=dataclasses.replace(base.artifacts, **{"max_bytes": LIMIT, **artifacts}))
+
+
 @pytest.fixture
-def api_settings(settings: Settings) -> Settings:
-    return dataclasses.replace(settings, artifacts=dataclasses.replace(settings.artifacts, max_bytes=LIMIT))
+def home(tmp_path: Path) -> Path:
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def api_settings(home: Path) -> Settings:
+    return make_settings(home)
 
 
 @pytest.fixture
@@ -39,6 +54,24 @@ def swarm(make_swarm: Callable[..., dict[str, Any]]) -> dict[str, Any]:
 @pytest.fixture
 def owner(swarm: dict[str, Any], agent_headers: Callable[..., Headers]) -> Headers:
     return agent_headers(swarm["id"])
+
+
+@dataclasses.dataclass
+class Shared:
+    """One app for the many small parametrized cases (each case checks only what it adds)."""
+
+    client: TestClient[Litestar]
+    owner: Headers
+    home: Path
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared]:
+    home = tmp_path_factory.mktemp("shared") / "home"
+    with TestClient(create_app(make_settings(home))) as client:
+        admin = bearer(admin_token(client))
+        swarm_id = create_swarm(client, admin, [])["id"]
+        yield Shared(client, bearer(mint_token(client, admin, "agent", swarm_id)["token"]), home)
 
 
 def upload(client: TestClient[Litestar], headers: Headers, content: bytes = b"hello artifact",
@@ -102,11 +135,11 @@ def test_defaults_come_from_the_file_part(client: TestClient[Litestar], owner: H
     ({"content_type": "nonsense"}, "content_type"),
     ({"colour": "blue"}, "colour"),
 ])
-def test_invalid_fields_are_refused_and_nothing_is_kept(client: TestClient[Litestar], owner: Headers, home: Path,
-                                                        fields: dict[str, str], field: str) -> None:
-    err = assert_error(upload(client, owner, **fields), 400, rule="invalid_artifact_field")
+def test_invalid_fields_are_refused_and_nothing_is_kept(shared: Shared, fields: dict[str, str], field: str) -> None:
+    before = stored_files(shared.home)
+    err = assert_error(upload(shared.client, shared.owner, os.urandom(100), **fields), 400, rule="invalid_artifact_field")
     assert err["details"]["field"] == field
-    assert client.get("/api/v1/artifacts", headers=owner).json()["items"] == []
+    assert stored_files(shared.home) == before
 
 
 def test_exactly_the_limit_is_accepted(client: TestClient[Litestar], owner: Headers) -> None:
@@ -119,7 +152,7 @@ def test_exactly_the_limit_is_accepted(client: TestClient[Litestar], owner: Head
 def test_limit_plus_one_byte_is_refused_and_leaves_nothing(client: TestClient[Litestar], owner: Headers, home: Path) -> None:
     err = assert_error(upload(client, owner, os.urandom(LIMIT + 1)), 413, rule="artifact_too_large")
     assert err["details"]["max_bytes"] == LIMIT
-    assert [p for p in stored_files(home)] == []
+    assert list(stored_files(home)) == []
     with session_scope(client.app.state.services.control_url) as s:  # type: ignore[attr-defined]
         assert s.scalar(sa.select(sa.func.count()).select_from(ArtifactRow)) == 0
 
@@ -193,11 +226,11 @@ def test_five_gigabytes_are_refused_after_the_limit_plus_one_chunk(client: TestC
      400, "malformed_multipart"),
     (b"", "multipart/form-data", 400, "malformed_multipart"),
 ])
-def test_malformed_bodies(client: TestClient[Litestar], owner: Headers, home: Path, body: bytes, ctype: str,
-                          status: int, rule: str) -> None:
-    r = client.post("/api/v1/artifacts", headers={**owner, "Content-Type": ctype}, content=body)
+def test_malformed_bodies(shared: Shared, body: bytes, ctype: str, status: int, rule: str) -> None:
+    before = stored_files(shared.home)
+    r = shared.client.post("/api/v1/artifacts", headers={**shared.owner, "Content-Type": ctype}, content=body)
     assert_error(r, status, rule=rule)
-    assert stored_files(home) == []
+    assert stored_files(shared.home) == before
 
 
 def test_oversized_form_fields_are_refused(client: TestClient[Litestar], owner: Headers) -> None:
@@ -227,27 +260,31 @@ REFUSED_NAMES = [
 
 
 @pytest.mark.parametrize("name", KEPT_NAMES)
-def test_path_like_names_are_kept_as_metadata(client: TestClient[Litestar], owner: Headers, home: Path, tmp_path: Path,
-                                              name: str) -> None:
-    before = {p for p in tmp_path.rglob("*")}
-    art = created(client, owner, b"payload", name=name)
+def test_path_like_names_are_kept_as_metadata(shared: Shared, name: str) -> None:
     import unicodedata
 
+    root = shared.home.parent
+    before = {p for p in root.rglob("*") if not p.name.startswith("control.db")}
+    art = created(shared.client, shared.owner, name.encode() + os.urandom(8), name=name)
     assert art["name"] == unicodedata.normalize("NFC", name)
-    new = {p for p in tmp_path.rglob("*")} - before
-    objects = home / "artifacts" / "objects"
-    assert all(p == objects / art["sha256"][:2] or p == objects / art["sha256"][:2] / art["sha256"] for p in new), new
-    r = client.get(f"/api/v1/artifacts/{art['id']}/content", headers=owner)
+    new = {p for p in root.rglob("*") if not p.name.startswith("control.db")} - before
+    objects = shared.home / "artifacts" / "objects"
+    assert new <= {objects / art["sha256"][:2], objects / art["sha256"][:2] / art["sha256"]}, new
+    r = shared.client.get(f"/api/v1/artifacts/{art['id']}/content", headers=shared.owner)
     disposition = r.headers["content-disposition"]
     ascii_part = disposition.split('filename="', 1)[1].split('"', 1)[0]
-    assert "/" not in ascii_part and "\\" not in ascii_part and not ascii_part.startswith(".")
-    assert "\r" not in disposition and "\n" not in disposition
+    assert "/" not in ascii_part
+    assert "\\" not in ascii_part
+    assert not ascii_part.startswith(".")
+    assert "\r" not in disposition
+    assert "\n" not in disposition
 
 
 @pytest.mark.parametrize("name", REFUSED_NAMES)
-def test_control_and_bidi_names_are_refused(client: TestClient[Litestar], owner: Headers, home: Path, name: str) -> None:
-    assert_error(upload(client, owner, name=name), 400, rule="invalid_artifact_field")
-    assert stored_files(home) == []
+def test_control_and_bidi_names_are_refused(shared: Shared, name: str) -> None:
+    before = stored_files(shared.home)
+    assert_error(upload(shared.client, shared.owner, os.urandom(64), name=name), 400, rule="invalid_artifact_field")
+    assert stored_files(shared.home) == before
 
 
 def test_client_filename_with_traversal_is_only_a_name(client: TestClient[Litestar], owner: Headers, home: Path) -> None:
@@ -259,20 +296,20 @@ def test_client_filename_with_traversal_is_only_a_name(client: TestClient[Litest
 # --- downloads -------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def blob(client: TestClient[Litestar], owner: Headers) -> tuple[dict[str, Any], bytes]:
+@pytest.fixture(scope="module")
+def blob(shared: Shared) -> tuple[dict[str, Any], bytes]:
     data = bytes(range(256)) * 40  # 10,240 bytes
-    return created(client, owner, data, name="blob.bin"), data
+    return created(shared.client, shared.owner, data, name="blob.bin"), data
 
 
 @pytest.mark.parametrize(("header", "start", "end"), [
     ("bytes=0-0", 0, 0), ("bytes=10-19", 10, 19), ("bytes=10240-", None, None), ("bytes=10000-", 10000, 10239),
     ("bytes=-100", 10140, 10239), ("bytes=-99999", 0, 10239), ("bytes=5-999999", 5, 10239), ("bytes=10239-10239", 10239, 10239),
 ])
-def test_single_ranges(client: TestClient[Litestar], owner: Headers, blob: tuple[dict[str, Any], bytes], header: str,
+def test_single_ranges(shared: Shared, blob: tuple[dict[str, Any], bytes], header: str,
                        start: int | None, end: int | None) -> None:
     art, data = blob
-    r = client.get(f"/api/v1/artifacts/{art['id']}/content", headers={**owner, "Range": header})
+    r = shared.client.get(f"/api/v1/artifacts/{art['id']}/content", headers={**shared.owner, "Range": header})
     if start is None:
         assert_error(r, 416, rule="range_not_satisfiable")
         assert r.headers["content-range"] == f"bytes */{len(data)}"
@@ -284,14 +321,14 @@ def test_single_ranges(client: TestClient[Litestar], owner: Headers, blob: tuple
 
 
 @pytest.mark.parametrize("header", ["bytes=0-1,5-6", "items=0-5", "bytes=9-3", "bytes=abc", "bytes=-"])
-def test_unsupported_ranges_get_the_whole_object(client: TestClient[Litestar], owner: Headers,
-                                                 blob: tuple[dict[str, Any], bytes], header: str) -> None:
+def test_unsupported_ranges_get_the_whole_object(shared: Shared, blob: tuple[dict[str, Any], bytes], header: str) -> None:
     art, data = blob
-    r = client.get(f"/api/v1/artifacts/{art['id']}/content", headers={**owner, "Range": header})
+    r = shared.client.get(f"/api/v1/artifacts/{art['id']}/content", headers={**shared.owner, "Range": header})
     assert (r.status_code, r.content) == (200, data)
 
 
-def test_conditional_requests(client: TestClient[Litestar], owner: Headers, blob: tuple[dict[str, Any], bytes]) -> None:
+def test_conditional_requests(shared: Shared, blob: tuple[dict[str, Any], bytes]) -> None:
+    client, owner = shared.client, shared.owner
     art, data = blob
     url = f"/api/v1/artifacts/{art['id']}/content"
     tag = f'"{art["sha256"]}"'
@@ -353,7 +390,8 @@ def test_patch(client: TestClient[Litestar], owner: Headers, swarm: dict[str, An
     got = r.json()
     assert (got["name"], got["tags"], got["metadata"], got["visibility"]) == ("renamed.txt", ["new"], {"k": "v"}, "swarm")
     assert dt.datetime.fromisoformat(got["expires_at"]) - dt.datetime.now(dt.UTC) <= dt.timedelta(days=1)
-    assert got["sha256"] == art["sha256"] and got["updated_at"] > art["updated_at"]
+    assert got["sha256"] == art["sha256"]
+    assert got["updated_at"] > art["updated_at"]
     assert client.get(url, headers=owner).json()["name"] == "renamed.txt"
     at = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=3)).isoformat()
     assert dt.datetime.fromisoformat(client.patch(url, headers=owner, json={"expires_at": at}).json()["expires_at"]) == \

@@ -1,0 +1,249 @@
+"""Serving benchmark: our API (auth, guard, audit on) against a bare ASGI app over the same table.
+
+Run: ``.venv/bin/python bench/serving.py [--rows 1000000] [--duration 4] [--repeats 3]``.
+
+Both sides are real uvicorn processes on free loopback ports, over the same served
+1,000,000-row DuckDB file (published with shared.served):
+- ``bare``: a raw ASGI app holding one DuckDB connection to the file; it parses the same
+  JSON body, runs the same SQL with the same bound parameter and answers msgspec JSON.
+  No auth, no guard, no audit, no thread hop: the limit.
+- ``ours``: ``serving.app:create_app`` with an agent token, the SQL guard, the grant-scoped
+  instance, the per-agent limiter and the audit writer (SQLite control database).
+
+Load comes from ``wrk`` (``apt-get install wrk``) with a Lua script that POSTs the body,
+at concurrency 1 and 16, for a point query (``WHERE id = ?``, a random id per request)
+and a group-by aggregate. Each case runs ``--repeats`` times, alternating bare/ours, and
+the median run is kept (the machine is shared). ``point_literal`` (the id written into
+the SQL text, so every request misses the guard cache) is reported for information.
+
+The last stdout line is one JSON object with at least ``p50_ratio_vs_bare`` (worst case
+of point/aggregate × c1/c16) and ``point_rps`` (ours, concurrency 16).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+POINT = "select * from orders where id = ?"
+AGG = "select status, count(*) as n, sum(amount) as total, avg(quantity) as q from orders group by status order by status"
+LUA = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+{auth}
+local mode = "{mode}"
+request = function()
+  local id = math.random(0, {rows} - 1)
+  local body
+  if mode == "point" then
+    body = '{{"query": "{point}", "params": [' .. id .. ']}}'
+  elseif mode == "literal" then
+    body = '{{"query": "select * from orders where id = ' .. id .. '"}}'
+  else
+    body = '{{"query": "{agg}"}}'
+  end
+  return wrk.format(nil, "{path}", nil, body)
+end
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _child_setup() -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def publish(served: Path, rows: int) -> Path:
+    from shared.served import Column, publish, write_version
+
+    with write_version(served, "demo.public.orders", copy_previous=False) as pending:
+        pending.con.execute(f"""CREATE TABLE data AS SELECT range AS id, range % 50000 AS customer_id,
+            ['new','paid','shipped','returned','cancelled'][1 + range % 5] AS status,
+            (range % 100000) / 100 :: DECIMAL(12,2) AS amount, 1 + range % 9 AS quantity,
+            TIMESTAMP '2025-01-01' + INTERVAL (range) SECOND AS created_at, 'note ' || range AS note,
+            range % 7 = 0 AS flagged, range * 1.5 AS score, 'EU' AS region FROM range({rows})""")
+        cols = pending.con.execute("SELECT column_name, data_type FROM information_schema.columns "
+                                   "WHERE table_name = 'data' ORDER BY ordinal_position").fetchall()
+        manifest = publish(served, pending, strategy="full", row_count=rows,
+                           columns=[Column(name=c[0], type=c[1]) for c in cols])
+    return served / "demo" / "public" / "orders" / manifest.file
+
+
+# --- the bare app (run in a child process: ``bench/serving.py --bare FILE --port N``) ---
+def bare_app(db_file: str):  # type: ignore[no-untyped-def]
+    import duckdb
+    import msgspec
+
+    con = duckdb.connect(db_file, read_only=True)
+    con.execute("CREATE TEMP VIEW orders AS SELECT * FROM data")
+    enc = msgspec.json.Encoder(decimal_format="string")
+
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        if scope["type"] != "http":
+            return
+        body = b""
+        more = True
+        while more:
+            msg = await receive()
+            body += msg.get("body", b"")
+            more = msg.get("more_body", False)
+        status, out = 200, b"{}"
+        if body:
+            req = msgspec.json.decode(body)
+            cur = con.execute(req["query"], req.get("params") or [])
+            rows = cur.fetchall()
+            cols = [{"name": d[0], "type": str(d[1])} for d in cur.description]
+            out = enc.encode({"columns": cols, "rows": rows, "row_count": len(rows), "truncated": False})
+        await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": out})
+
+    return app
+
+
+def serve_bare(db_file: str, port: int) -> None:
+    import uvicorn
+
+    uvicorn.run(bare_app(db_file), host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+def start(cmd: list[str], env: dict[str, str], url: str) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, preexec_fn=_child_setup,  # noqa: PLW1509
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{cmd} exited: {proc.stderr.read().decode()[-2000:] if proc.stderr else ''}")
+        try:
+            httpx.get(url, timeout=1)
+            return proc
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{cmd} did not start")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _ms(value: str, unit: str) -> float:
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def run_wrk(url: str, script: Path, conns: int, duration: float) -> dict[str, float]:
+    out = subprocess.run(["wrk", "-t1" if conns == 1 else "-t2", f"-c{conns}", f"-d{max(1, round(duration))}s", "--latency",
+                          "-s", str(script), url], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    pct = {p: _ms(v, u) for p, v, u in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)}
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    return {"rps": rps, "p50_ms": pct["50"], "p99_ms": pct["99"], "errors": int(non2xx.group(1)) if non2xx else 0}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--duration", type=float, default=4.0)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--bare", help=argparse.SUPPRESS)
+    ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.bare:
+        serve_bare(args.bare, args.port)
+        return
+    if not shutil.which("wrk"):
+        sys.exit("wrk is needed: apt-get install -y wrk")
+
+    home = Path(tempfile.mkdtemp(prefix="bench-serving-"))
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        t0 = time.time()
+        db_file = publish(home / "served", args.rows)
+        print(f"published {args.rows} rows in {time.time() - t0:.1f} s", file=sys.stderr)
+        env = dict(os.environ, AGENTS_DATA_HOME=str(home), DATABASE_URL=f"sqlite:///{home / 'control.db'}",
+                   JWT_SECRET="bench-" + "s" * 40, ADMIN_PASSWORD="bench-password", LOG_LEVEL="warning",
+                   AGENT_REQUESTS_PER_MINUTE="100000000", AGENT_MAX_CONCURRENT_QUERIES="64")
+        bare_port, our_port = free_port(), free_port()
+        procs.append(start([sys.executable, __file__, "--bare", str(db_file), "--port", str(bare_port)], env,
+                           f"http://127.0.0.1:{bare_port}/"))
+        procs.append(start([sys.executable, "-m", "uvicorn", "serving.app:create_app", "--factory", "--host", "127.0.0.1",
+                            "--port", str(our_port), "--log-level", "warning", "--no-access-log"], env,
+                           f"http://127.0.0.1:{our_port}/health"))
+        ours = f"http://127.0.0.1:{our_port}"
+        with httpx.Client(base_url=ours, timeout=30) as c:
+            admin = c.post("/api/v1/auth/token", data={"username": "admin", "password": "bench-password"}).json()
+            h = {"Authorization": f"Bearer {admin['access_token']}"}
+            swarm = c.post("/api/v1/admin/swarms", json={"name": "bench", "grants": ["demo.public.orders"]}, headers=h).json()
+            tok = c.post("/api/v1/admin/tokens", json={"type": "agent", "swarm_id": swarm["id"], "name": "bench-agent"},
+                         headers=h).json()["token"]
+            check = c.post("/api/v1/queries/execute", json={"query": POINT, "params": [42]},
+                           headers={"Authorization": f"Bearer {tok}"})
+            assert check.status_code == 200 and check.json()["row_count"] == 1, check.text
+
+        scripts = {}
+        for side, auth in (("bare", ""), ("ours", f'wrk.headers["Authorization"] = "Bearer {tok}"')):
+            for mode in ("point", "agg", "literal"):
+                path = home / f"{side}-{mode}.lua"
+                path.write_text(LUA.format(auth=auth, mode=mode, rows=args.rows, point=POINT, agg=AGG,
+                                           path="/" if side == "bare" else "/api/v1/queries/execute"))
+                scripts[side, mode] = path
+        urls = {"bare": f"http://127.0.0.1:{bare_port}", "ours": ours}
+        results: dict[str, dict[str, float]] = {}
+        for mode in ("point", "agg", "literal"):
+            for conns in (1, 16):
+                for side in ("bare", "ours"):
+                    run_wrk(urls[side], scripts[side, mode], conns, 1.0)  # warm up
+                runs: dict[str, list[dict[str, float]]] = {"bare": [], "ours": []}
+                for _ in range(args.repeats):
+                    for side in ("bare", "ours"):
+                        runs[side].append(run_wrk(urls[side], scripts[side, mode], conns, args.duration))
+                for side in ("bare", "ours"):
+                    med = sorted(runs[side], key=lambda r: r["p50_ms"])[len(runs[side]) // 2]
+                    med = dict(med, rps=statistics.median(r["rps"] for r in runs[side]))
+                    results[f"{side}_{mode}_c{conns}"] = med
+                    print(f"{side:5s} {mode:8s} c={conns:<3d} {med['rps']:8.0f} req/s  p50 {med['p50_ms']:7.2f} ms  "
+                          f"p99 {med['p99_ms']:7.2f} ms  non-2xx {med['errors']:.0f}", file=sys.stderr)
+        ratios = {f"{m}_c{c}": results[f"ours_{m}_c{c}"]["p50_ms"] / results[f"bare_{m}_c{c}"]["p50_ms"]
+                  for m in ("point", "agg") for c in (1, 16)}
+        summary = {
+            "p50_ratio_vs_bare": round(max(ratios.values()), 3),
+            "p50_ratios": {k: round(v, 3) for k, v in ratios.items()},
+            "point_rps": round(results["ours_point_c16"]["rps"], 1),
+            "bare_point_rps": round(results["bare_point_c16"]["rps"], 1),
+            "literal_point_rps_c16": round(results["ours_literal_c16"]["rps"], 1),
+            "targets": {"p50_ratio_vs_bare": 1.3, "point_rps": 1000},
+            "rows": args.rows, "cases": results,
+        }
+        print(json.dumps(summary))
+    finally:
+        for proc in procs:
+            stop(proc)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

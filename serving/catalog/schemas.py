@@ -1,0 +1,48 @@
+"""API shapes of the catalog feature: what an agent needs to decide what to query."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import msgspec
+
+
+class TableColumn(msgspec.Struct):
+    name: str
+    type: str
+    nullable: bool
+    description: str
+
+
+class Freshness(msgspec.Struct, kw_only=True):
+    """``fresh`` / ``stale`` / ``failing``, why, and the numbers behind it."""
+
+    status: str
+    reason: str
+    age_s: float | None = None
+    target_s: int | None = None
+    last_run_status: str | None = None
+    last_failure_at: dt.datetime | None = None
+
+
+class TableInfo(msgspec.Struct, kw_only=True):
+    """One readable table. ``table`` is the key to use in SQL (``database.schema.table``)."""
+
+    table: str
+    database: str
+    schema: str
+    name: str
+    description: str
+    columns: list[TableColumn]
+    row_count: int | None
+    bytes: int | None
+    served_version: str | None
+    last_synced_at: str | None
+    freshness: Freshness
+    strategy: str | None = None
+    partitioning: str | None = None
+
+
+class TableList(msgspec.Struct):
+    tables: list[TableInfo]
+    count: int

@@ -1,0 +1,157 @@
+"""The table catalog: readable tables with columns, size, served version and freshness.
+
+Why it is cheap: one request costs two control-database queries (statuses and
+registrations, both ``WHERE key IN (…)``) and one ``stat`` per table (manifests are
+stat-cached by the query engine), whatever the number of tables: no N+1.
+
+Freshness, from the served manifest + ``TableStatusRow`` + the registration's target:
+- ``failing``: the last run failed after the last success (reason: when and the error);
+- ``stale``: never synced, marked stale by orchestration, or older than ``freshness_s``;
+- ``fresh``: otherwise (reason: age, and the target if there is one).
+
+``resolve_table(caller, name, services)`` is the one name resolver for table paths
+(catalog, sampling, profiling): ``orders``, ``public.orders`` or ``demo.public.orders``,
+unique among the caller's grants; unknown and ungranted answer the same 404.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import select
+
+from serving.auth.caller import Caller
+from serving.lib.errors import NotFound, QueryRejected
+from serving.lib.services import Services
+from serving.queries.guard import grant_index
+from serving.queries.services import get_engine
+from shared.control.db import session_scope
+from shared.control.models import RegisteredTableRow, TableStatusRow, utcnow
+from shared.served import Manifest
+
+
+def not_found(name: str) -> NotFound:
+    shown = name if len(name) <= 200 else name[:200] + "…"
+    return NotFound(f"table {shown} does not exist or is not granted to this token", rule="table_not_granted")
+
+
+def resolve_table(caller: Caller, name: str, services: Services) -> str:
+    """The granted key ``name`` designates, or 404 ``table_not_granted`` (same answer for unknown tables).
+
+    A short name matching several of the caller's tables is also a 404, whose message
+    lists the caller's own candidates (no other table is ever named).
+    """
+    grants = readable_keys(caller, services)
+    try:
+        return grant_index(grants).resolve(name.strip().split("."))
+    except QueryRejected as e:
+        if e.rule == "ambiguous_table":
+            raise NotFound(e.message, rule="ambiguous_table") from e
+        raise not_found(name) from e
+
+
+def readable_keys(caller: Caller, services: Services) -> frozenset[str]:
+    """Keys the caller may read: its grants, or every served table for admin."""
+    return get_engine(services).grants_of(caller)
+
+
+def _aware(value: dt.datetime | None) -> dt.datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def _age(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f} {unit}"
+    return f"{seconds:.0f} s"
+
+
+def freshness(manifest: Manifest | None, status: TableStatusRow | None, freshness_s: int | None,
+              now: dt.datetime) -> dict[str, Any]:
+    last_success = _aware(status.last_success_at) if status else None
+    last_failure = _aware(status.last_failure_at) if status else None
+    synced = last_success or (dt.datetime.fromisoformat(manifest.published_at) if manifest else None)
+    age = (now - _aware(synced)).total_seconds() if synced else None  # type: ignore[operator]
+    out: dict[str, Any] = {"age_s": round(age, 3) if age is not None else None, "target_s": freshness_s,
+                           "last_run_status": status.last_run_status if status else None,
+                           "last_failure_at": last_failure}
+    if last_failure and (last_success is None or last_failure > last_success):
+        error = ((status.last_error if status else None) or "no error message").strip().splitlines()[0][:300]
+        return out | {"status": "failing", "reason": f"the last sync failed at {last_failure.isoformat()}: {error}"}
+    if manifest is None:
+        return out | {"status": "stale", "reason": "never synced: no data is served yet"}
+    if status is not None and status.stale:
+        return out | {"status": "stale", "reason": status.stale_reason or "marked stale by orchestration"}
+    if freshness_s and age is not None and age > freshness_s:
+        return out | {"status": "stale", "reason": f"last synced {_age(age)} ago; the freshness target is {_age(freshness_s)}"}
+    target = f" (target {_age(freshness_s)})" if freshness_s else " (no freshness target)"
+    return out | {"status": "fresh", "reason": f"last synced {_age(age or 0)} ago{target}"}
+
+
+def _entry(key: str, manifest: Manifest | None, status: TableStatusRow | None, reg: RegisteredTableRow | None,
+           now: dt.datetime) -> dict[str, Any]:
+    db, schema, name = key.split(".")
+    columns = [{"name": c.name, "type": c.type, "nullable": c.nullable, "description": c.description}
+               for c in (manifest.columns if manifest else [])]
+    synced = _aware(status.last_success_at) if status and status.last_success_at else None
+    partitioning = None
+    if reg is not None and reg.partition_kind != "none":
+        partitioning = f"{reg.partition_kind} on {reg.partition_column}" if reg.partition_column else reg.partition_kind
+    return {
+        "table": key, "database": db, "schema": schema, "name": name,
+        "description": reg.description if reg else "",
+        "columns": columns,
+        "row_count": manifest.row_count if manifest else (status.row_count if status else None),
+        "bytes": manifest.bytes if manifest else None,
+        "served_version": manifest.version if manifest else None,
+        "last_synced_at": synced.isoformat() if synced else (manifest.published_at if manifest else None),
+        "freshness": freshness(manifest, status, reg.freshness_s if reg else None, now),
+        "strategy": reg.strategy if reg else (manifest.strategy if manifest else None),
+        "partitioning": partitioning,
+    }
+
+
+def describe_tables(services: Services, keys: frozenset[str] | set[str]) -> list[dict[str, Any]]:
+    """Catalog entries of ``keys`` that exist (served or registered), sorted by key. Blocking: run in a thread."""
+    engine = get_engine(services)
+    wanted = sorted(keys)
+    with session_scope(services.control_url) as s:
+        statuses = {r.key: r for r in s.scalars(select(TableStatusRow).where(TableStatusRow.key.in_(wanted)))}
+        regs = {r.key: r for r in s.scalars(select(RegisteredTableRow).where(
+            RegisteredTableRow.key.in_(wanted), RegisteredTableRow.deleted_at.is_(None)))}
+        s.expunge_all()
+    now = utcnow()
+    out = []
+    for key in wanted:
+        manifest = engine.current(key)
+        if manifest is None and key not in regs:
+            continue  # neither served nor registered: it does not exist
+        out.append(_entry(key, manifest, statuses.get(key), regs.get(key), now))
+    return out
+
+
+def list_tables(caller: Caller, services: Services) -> list[dict[str, Any]]:
+    keys = set(readable_keys(caller, services))
+    if caller.is_admin:  # registered but never served tables too
+        with session_scope(services.control_url) as s:
+            keys |= set(s.scalars(select(RegisteredTableRow.key).where(RegisteredTableRow.deleted_at.is_(None))))
+    return describe_tables(services, keys)
+
+
+def get_table(caller: Caller, name: str, services: Services) -> dict[str, Any]:
+    key = resolve_table(caller, name, services) if not caller.is_admin else _admin_key(caller, name, services)
+    entries = describe_tables(services, {key})
+    if not entries:
+        raise not_found(name)
+    return entries[0]
+
+
+def _admin_key(caller: Caller, name: str, services: Services) -> str:
+    """Admin may also name a registered table that was never served, by its full key."""
+    parts = name.strip().lower().split(".")
+    if len(parts) == 3:
+        return ".".join(parts)
+    return resolve_table(caller, name, services)

@@ -1,0 +1,221 @@
+"""Query jobs: every query runs as a job on a worker thread; slow ones are answered with a job id.
+
+Why this shape:
+- A query that finishes within ``wait_s`` costs no control-database write when its
+  format is JSON (the body goes back inline); the hot path of an agent loop is then one
+  thread hop and no I/O besides DuckDB.
+- A query still running at ``wait_s``, or any file result (csv/parquet/arrow, served by
+  link), is persisted as a ``QueryJobRow`` so any replica can report it and serve the
+  file from ``<home>/results``. A per-job lock orders "request gives up waiting" against
+  "worker finishes", so a row is inserted exactly once and never updated before it exists.
+- Results are private: a job is visible to the token that ran it and to admin; anyone
+  else gets the same 404 as for an unknown id. Expired results answer 410.
+- Cancel interrupts the cursor when the job runs on this replica; otherwise the row is
+  marked cancelled and the owning replica's final write will not resurrect it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import secrets
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import update
+
+from serving.auth.caller import Caller
+from serving.lib.errors import ApiError, NotFound
+from serving.queries import formats
+from serving.queries.engine import QueryEngine
+from serving.queries.guard import GuardedQuery, sql_hash
+from serving.queries.watchdog import Handle
+from shared.control.db import session_scope
+from shared.control.models import QueryJobRow, utcnow
+from shared.settings import Settings
+
+log = logging.getLogger("agents_data.queries")
+ACTIVE = ("queued", "running")
+
+
+class ResultGone(ApiError):
+    status, code = 410, "expired"
+
+
+class Job:
+    """One query's in-memory state while this replica runs it."""
+
+    def __init__(self, caller: Caller, checked: GuardedQuery | None, sql: str, *, fmt: str, params: Any,
+                 max_rows: int, timeout_s: float) -> None:
+        self.id = secrets.token_urlsafe(16)
+        self.caller, self.checked, self.sql, self.fmt, self.params = caller, checked, sql, fmt, params
+        self.max_rows, self.timeout_s = max_rows, timeout_s
+        self.handle = Handle()
+        self.lock = threading.Lock()
+        self.detached = False  # the request stopped waiting; the row exists
+        self.done = False
+        self.status = "running"
+        self.created_at = self.started_at = utcnow()
+        self.finished_at: dt.datetime | None = None
+        self.body: bytes | None = None  # inline JSON body
+        self.error: ApiError | None = None
+        self.row_count: int | None = None
+        self.bytes: int | None = None
+        self.truncated = False
+        self.tables: list[dict[str, str]] = []
+        self.sql_hash = checked.sql_hash if checked else sql_hash(sql)
+        self.expires_at: dt.datetime | None = None
+        self.result_path: Path | None = None
+
+    @property
+    def owner(self) -> str | None:
+        return None if self.caller.is_admin else self.caller.token_id
+
+
+class JobManager:
+    def __init__(self, engine: QueryEngine, settings: Settings, *, workers: int = 16) -> None:
+        self.engine, self.settings, self.q = engine, settings, settings.query
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="query")
+        self.running: dict[str, Job] = {}
+        self.replica = settings.api.replica_id
+        settings.results_path.mkdir(parents=True, exist_ok=True)
+
+    def start(self, job: Job) -> Future[Job]:
+        self.running[job.id] = job
+        return self.pool.submit(self._work, job)
+
+    # -- worker side -------------------------------------------------------------------
+    def _work(self, job: Job) -> Job:
+        try:
+            if job.fmt == "json":
+                self._run_json(job)
+            else:
+                self._run_file(job)
+            job.status = "succeeded"
+        except ApiError as e:
+            job.error, job.status = e, "cancelled" if e.rule == "cancelled" else "failed"
+        except Exception as e:  # never leave a job running because of a bug
+            log.exception("query job %s failed unexpectedly", job.id)
+            job.error, job.status = ApiError("internal error while running the query"), "failed"
+            del e
+        job.finished_at = utcnow()
+        job.expires_at = job.finished_at + dt.timedelta(seconds=self.q.result_ttl_s)
+        with job.lock:
+            job.done = True
+            detached = job.detached
+        try:
+            if detached or job.fmt != "json":
+                if detached and job.fmt == "json" and job.body is not None:
+                    job.result_path = self._path(job)
+                    job.result_path.write_bytes(job.body)
+                    job.bytes = len(job.body)
+                self._save(job, insert=not detached)
+        except Exception:
+            log.exception("could not record query job %s", job.id)
+        finally:
+            self.running.pop(job.id, None)
+        return job
+
+    def _run_json(self, job: Job) -> None:
+        checked = job.checked or self.engine.guard(job.caller, job.sql)
+        result = self.engine.execute_guarded(checked, params=job.params, max_rows=job.max_rows,
+                                             timeout_s=job.timeout_s, handle=job.handle)
+        job.row_count, job.truncated = result.row_count, result.truncated
+        job.tables = [t.as_dict() for t in result.tables]
+        payload = {"job_id": None, "status": "succeeded", "columns": result.columns, "rows": result.rows,
+                   "row_count": result.row_count, "truncated": result.truncated, "max_rows": job.max_rows,
+                   "tables": job.tables, "duration_ms": round(result.duration_ms, 3), "sql_hash": result.sql_hash}
+        job.body = formats.encode_json(payload)
+        job.bytes = len(job.body)
+        formats.check_size(job.bytes, self.q.max_result_bytes)
+
+    def _run_file(self, job: Job) -> None:
+        path = self._path(job)
+        with self.engine.stream(job.caller, job.sql, params=job.params, max_rows=job.max_rows, timeout_s=job.timeout_s,
+                                handle=job.handle, checked=job.checked) as stream:
+            job.tables = [t.as_dict() for t in stream.tables]
+            job.bytes = formats.write_file(stream, job.fmt, path, max_bytes=self.q.max_result_bytes)
+            job.row_count, job.truncated = stream.row_count, stream.truncated
+        job.result_path = path
+
+    def _path(self, job: Job) -> Path:
+        return self.settings.results_path / f"{job.id}.{formats.EXTENSIONS[job.fmt]}"
+
+    # -- persistence -------------------------------------------------------------------
+    def _row_values(self, job: Job) -> dict[str, Any]:
+        finished = job.finished_at
+        duration = (finished - job.started_at).total_seconds() * 1000.0 if finished else None
+        return {
+            "status": job.status, "row_count": job.row_count, "bytes": job.bytes, "truncated": job.truncated,
+            "tables": job.tables, "error": job.error.message if job.error else None,
+            "error_rule": (job.error.rule or job.error.code) if job.error else None,
+            "result_path": job.result_path.name if job.result_path else None, "finished_at": finished,
+            "duration_ms": duration,
+            "expires_at": job.expires_at,
+        }
+
+    def _save(self, job: Job, *, insert: bool) -> None:
+        values = self._row_values(job)
+        with session_scope(self.settings.control_url) as s:
+            if insert:
+                s.add(QueryJobRow(id=job.id, token_id=job.owner, swarm_id=job.caller.swarm_id, replica=self.replica,
+                                  sql_text=job.sql, sql_hash=job.sql_hash, params=job.params, output_format=job.fmt,
+                                  max_rows=job.max_rows, created_at=job.created_at, started_at=job.started_at, **values))
+            else:
+                s.execute(update(QueryJobRow).where(QueryJobRow.id == job.id, QueryJobRow.status != "cancelled")
+                          .values(**values))
+
+    def detach(self, job: Job) -> bool:
+        """The request stops waiting: persist the running job. False if it finished meanwhile."""
+        with job.lock:
+            if job.done:
+                return False
+            self._save(job, insert=True)
+            job.detached = True
+            return True
+
+    # -- reading -------------------------------------------------------------------------
+    def load(self, job_id: str, caller: Caller) -> QueryJobRow:
+        """The job's row if ``caller`` may see it; 404 (same answer as unknown) otherwise."""
+        with session_scope(self.settings.control_url) as s:
+            row = s.get(QueryJobRow, job_id) if len(job_id) <= 64 else None
+            if row is None or not (caller.is_admin or (row.token_id is not None and row.token_id == caller.token_id)):
+                raise NotFound(f"query job {job_id[:64]} does not exist or belongs to another token", rule="job_not_found")
+            s.expunge(row)
+        if row.status not in ACTIVE and row.expires_at is not None and aware(row.expires_at) < utcnow():
+            row.status = "expired"
+        return row
+
+    def result_path(self, row: QueryJobRow) -> Path:
+        if row.status == "expired":
+            raise ResultGone(f"the result of job {row.id} expired and was deleted; run the query again", rule="expired")
+        if row.status != "succeeded" or not row.result_path:
+            raise NotFound(f"job {row.id} has no result (status {row.status})", rule="no_result")
+        path = self.settings.results_path / Path(row.result_path).name
+        if not path.is_file():
+            raise ResultGone(f"the result of job {row.id} is no longer available; run the query again", rule="expired")
+        return path
+
+    def cancel(self, job_id: str, caller: Caller) -> QueryJobRow:
+        row = self.load(job_id, caller)
+        job = self.running.get(job_id)
+        if job is not None:
+            job.handle.cancel()
+        if row.status in ACTIVE:
+            with session_scope(self.settings.control_url) as s:
+                s.execute(update(QueryJobRow).where(QueryJobRow.id == job_id, QueryJobRow.status.in_(ACTIVE))
+                          .values(status="cancelled", finished_at=utcnow(), error="cancelled by request",
+                                  error_rule="cancelled", expires_at=utcnow()))
+            row.status = "cancelled"
+        return row
+
+    def close(self) -> None:
+        for job in list(self.running.values()):
+            job.handle.cancel()
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def aware(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)

@@ -1,0 +1,67 @@
+"""The queries feature's long-lived parts: the query engine and the job manager.
+
+Startup builds the engine, proves the DuckDB protections hold (``verify_protections``)
+and refuses to start otherwise. ``ensure_fresh`` is the extension point for the sync
+feature (issue 6): a query with ``min_freshness`` waits there for a refresh.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import anyio.to_thread
+
+from serving.auth.caller import Caller
+from serving.lib.services import Services
+from serving.queries.engine import QueryEngine
+from serving.queries.jobs import JobManager
+
+log = logging.getLogger("agents_data.queries")
+ENGINE = "query_engine"
+JOBS = "query_jobs"
+FRESHNESS = "freshness"  # services.parts[FRESHNESS]: an object with ``async ensure_fresh(...)`` (sync feature)
+
+
+def get_engine(services: Services) -> QueryEngine:
+    """The process's query engine (THE guarded execute())."""
+    return services.get(ENGINE, QueryEngine)
+
+
+def get_jobs(services: Services) -> JobManager:
+    return services.get(JOBS, JobManager)
+
+
+async def ensure_fresh(services: Services, caller: Caller, tables: frozenset[str], min_freshness_s: float | None,
+                       wait_s: float) -> None:
+    """Extension point for the sync feature: make ``tables`` no older than ``min_freshness_s``.
+
+    Called by POST /api/v1/queries/execute before the query runs, only when the request
+    carries ``min_freshness``. Implemented by ``serving.sync.refresh.ensure_fresh``: it
+    triggers or joins a coalesced refresh per stale table and waits up to ``wait_s``
+    (503 ``freshness_timeout`` / ``refresh_failed`` otherwise).
+    """
+    if min_freshness_s is None or not tables:
+        return
+    from serving.sync.refresh import ensure_fresh as wait_for_fresh
+
+    await wait_for_fresh(services, caller, sorted(tables), min_freshness_s, wait_s)
+
+
+async def startup(services: Services) -> None:
+    engine = services.parts.get(ENGINE)
+    if not isinstance(engine, QueryEngine):
+        engine = QueryEngine(services.settings)
+        services.parts[ENGINE] = engine
+    found = await anyio.to_thread.run_sync(engine.verify_protections)
+    log.info("DuckDB agent-instance protections verified: %s", found)
+    if not isinstance(services.parts.get(JOBS), JobManager):
+        services.parts[JOBS] = JobManager(engine, services.settings)
+
+
+async def shutdown(services: Services) -> None:
+    jobs = services.parts.pop(JOBS, None)
+    if isinstance(jobs, JobManager):
+        await anyio.to_thread.run_sync(jobs.close)
+    engine = services.parts.pop(ENGINE, None)
+    if isinstance(engine, QueryEngine):
+        engine.close()

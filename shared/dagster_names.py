@@ -1,0 +1,21 @@
+"""Names Dagster runs, pools and jobs share with the API and the instance config.
+
+Why in ``shared/``: the API tags the runs it launches, ``dagster.yaml`` limits
+concurrency on the same tag, and the code location puts every table in a pool named the
+same way; the API cannot import ``orchestration`` (layering), so the names live here.
+"""
+
+from __future__ import annotations
+
+# Run tag carrying the table key (``database.schema.table``, lower case); dagster.yaml
+# limits runs per unique value of it to one.
+TABLE_TAG = "agents_data/table"
+# Why a run was requested: schedule | source_change | refresh | manual | backfill.
+REASON_TAG = "agents_data/reason"
+PARTITION_TAG = "dagster/partition"
+POOL_PREFIX = "agents_data/"
+
+
+def table_pool(key: str) -> str:
+    """The concurrency pool of one table; dagster.yaml gives every pool a limit of 1."""
+    return POOL_PREFIX + key.lower()

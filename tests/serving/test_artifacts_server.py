@@ -1,0 +1,224 @@
+"""Artifacts against the API as a real uvicorn process: wire-level uploads, disconnects, concurrency, S3.
+
+Uses raw sockets where a client library would hide what is being tested (chunked
+bodies without Content-Length, a client vanishing mid-upload, a 5 GB body).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import dataclasses
+import datetime as dt
+import hashlib
+import os
+import secrets
+import select
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from shared.artifacts_s3 import S3Store
+from shared.artifacts_store import purge_expired_artifacts
+from shared.settings import Settings
+from tests.serving.artifact_support import api_server, moto_server, multipart_head, multipart_tail, s3_client
+from tests.serving.helpers import admin_token, bearer, create_swarm, mint_token
+
+LIMIT = 1024 * 1024
+
+
+@dataclasses.dataclass
+class Api:
+    url: str
+    home: Path
+    env: dict[str, str]
+    headers: dict[str, str]
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
+    @property
+    def settings(self) -> Settings:
+        return Settings.from_env(self.env)
+
+
+def _env(home: Path, **extra: str) -> dict[str, str]:
+    return {"AGENTS_DATA_HOME": str(home), "DATABASE_URL": f"sqlite:///{home / 'control.db'}",
+            "JWT_SECRET": "test-secret-" + "z" * 32, "ADMIN_PASSWORD": "admin-password",
+            "ARTIFACT_MAX_BYTES": str(LIMIT), **extra}
+
+
+@contextlib.contextmanager
+def _api(workdir: Path, **extra: str) -> Iterator[Api]:
+    home = workdir / "home"
+    home.mkdir(parents=True)
+    env = _env(home, **extra)
+    with api_server(env, workdir) as (url, _pid), httpx.Client(base_url=url, timeout=30) as c:
+        admin = bearer(admin_token(c))
+        swarm_id = create_swarm(c, admin, [])["id"]
+        yield Api(url, home, env, bearer(mint_token(c, admin, "agent", swarm_id)["token"]))
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    with _api(tmp_path_factory.mktemp("api")) as a:
+        yield a
+
+
+def _objects(home: Path) -> list[Path]:
+    return sorted(p for p in (home / "artifacts" / "objects").rglob("*") if p.is_file())
+
+
+def _temps(home: Path) -> list[Path]:
+    return sorted((home / "artifacts" / "tmp").glob("*"))
+
+
+def _read_response(sock: socket.socket, timeout: float = 10.0) -> bytes:
+    sock.settimeout(timeout)
+    data = b""
+    with contextlib.suppress(OSError):
+        while b"\r\n\r\n" not in data:
+            block = sock.recv(65536)
+            if not block:
+                break
+            data += block
+    return data
+
+
+def _request_head(api: Api, boundary: str, extra: str) -> bytes:
+    auth = api.headers["Authorization"]
+    return (f"POST /api/v1/artifacts HTTP/1.1\r\nHost: 127.0.0.1:{api.port}\r\nAuthorization: {auth}\r\n"
+            f"Content-Type: multipart/form-data; boundary={boundary}\r\n{extra}\r\n").encode()
+
+
+def test_chunked_upload_without_content_length(api: Api) -> None:
+    data = os.urandom(LIMIT - 1000)
+    boundary = "b" + secrets.token_hex(8)
+
+    def body() -> Iterator[bytes]:
+        yield multipart_head(boundary, {"name": "chunked.bin", "tags": "chunked"})
+        for i in range(0, len(data), 50_000):
+            yield data[i:i + 50_000]
+        yield multipart_tail(boundary)
+
+    headers = {**api.headers, "Content-Type": f"multipart/form-data; boundary={boundary}"}
+    r = httpx.post(f"{api.url}/api/v1/artifacts", headers=headers, content=body(), timeout=30)
+    assert "content-length" not in r.request.headers
+    assert r.request.headers["transfer-encoding"] == "chunked"
+    assert r.status_code == 201, r.text
+    art = r.json()
+    assert art["sha256"] == hashlib.sha256(data).hexdigest()
+    got = httpx.get(f"{api.url}{art['content_url']}", headers=api.headers)
+    assert hashlib.sha256(got.content).hexdigest() == got.headers["etag"].strip('"') == art["sha256"]
+
+
+def test_five_gigabytes_declared_are_refused_before_reading(api: Api) -> None:
+    boundary = "b5gb"
+    with socket.create_connection(("127.0.0.1", api.port), timeout=10) as sock:
+        sock.sendall(_request_head(api, boundary, f"Content-Length: {5 * 1024**3}\r\n"))
+        sock.sendall(multipart_head(boundary, {}))
+        response = _read_response(sock)
+    assert response.startswith(b"HTTP/1.1 413"), response[:200]
+
+
+def test_five_gigabytes_chunked_are_refused_after_the_limit(api: Api) -> None:
+    """No Content-Length: the server must stop reading at the limit and answer 413."""
+    boundary = "b5gbc"
+    chunk = b"\0" * 65536
+    frame = f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n"
+    sent = 0
+    with socket.create_connection(("127.0.0.1", api.port), timeout=10) as sock:
+        sock.sendall(_request_head(api, boundary, "Transfer-Encoding: chunked\r\n"))
+        head = multipart_head(boundary, {})
+        sock.sendall(f"{len(head):x}\r\n".encode() + head + b"\r\n")
+        sock.setblocking(False)
+        deadline = time.monotonic() + 20
+        while sent < 5 * 1024**3 and time.monotonic() < deadline:
+            readable, writable, _ = select.select([sock], [sock], [], 0.5)
+            if readable:
+                break
+            if writable:
+                try:
+                    sent += sock.send(frame)
+                except (BlockingIOError, BrokenPipeError, ConnectionResetError):
+                    break
+        sock.setblocking(True)
+        response = _read_response(sock)
+    assert response.startswith(b"HTTP/1.1 413"), response[:300]
+    # What the client managed to push includes kernel socket buffers on both sides.
+    assert sent < LIMIT + 16 * 1024**2, sent
+    assert _temps(api.home) == []
+
+
+def test_client_disconnect_mid_upload_leaves_nothing(api: Api) -> None:
+    boundary = "bdisc"
+    before = _objects(api.home)
+    with socket.create_connection(("127.0.0.1", api.port), timeout=10) as sock:
+        sock.sendall(_request_head(api, boundary, f"Content-Length: {LIMIT}\r\n"))
+        sock.sendall(multipart_head(boundary, {"name": "vanishing.bin", "tags": "vanishing"}))
+        sock.sendall(os.urandom(LIMIT // 3))
+        time.sleep(0.3)  # the server is now mid-upload, with a temporary object open
+    deadline = time.monotonic() + 10
+    while _temps(api.home) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _temps(api.home) == []
+    assert _objects(api.home) == before
+    r = httpx.get(f"{api.url}/api/v1/artifacts", headers=api.headers, params={"tag": "vanishing"})
+    assert r.json()["items"] == []
+    assert httpx.get(f"{api.url}/health").status_code == 200
+
+
+def test_concurrent_uploads(api: Api) -> None:
+    payloads = [os.urandom(200_000 + i) for i in range(8)]
+
+    def one(data: bytes) -> dict[str, str]:
+        r = httpx.post(f"{api.url}/api/v1/artifacts", headers=api.headers, timeout=30,
+                       files={"file": ("c.bin", data, "application/octet-stream")}, data={"tags": "concurrent"})
+        assert r.status_code == 201, r.text
+        return r.json()  # type: ignore[no-any-return]
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        arts = list(pool.map(one, payloads))
+    for art, data in zip(arts, payloads, strict=True):
+        assert art["sha256"] == hashlib.sha256(data).hexdigest()
+        got = httpx.get(f"{api.url}{art['content_url']}", headers=api.headers)
+        assert got.content == data
+    listed = httpx.get(f"{api.url}/api/v1/artifacts", headers=api.headers, params={"tag": "concurrent"}).json()
+    assert {i["id"] for i in listed["items"]} == {a["id"] for a in arts}
+
+
+def test_s3_backend_through_the_api(tmp_path: Path) -> None:
+    """The same API on the S3 backend, against a real S3-compatible server (moto server mode)."""
+    with moto_server(tmp_path) as endpoint:
+        client = s3_client(endpoint)
+        bucket = "artifacts-" + secrets.token_hex(4)
+        client.create_bucket(Bucket=bucket)
+        extra = {"ARTIFACT_STORAGE": "s3", "ARTIFACT_S3_BUCKET": bucket, "ARTIFACT_S3_ENDPOINT_URL": endpoint,
+                 "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
+        with _api(tmp_path / "api", **extra) as api:
+            data = os.urandom(LIMIT)  # exactly the limit
+            r = httpx.post(f"{api.url}/api/v1/artifacts", headers=api.headers, timeout=30,
+                           files={"file": ("s3.bin", data, "application/octet-stream")})
+            assert r.status_code == 201, r.text
+            art = r.json()
+            keys = [o["Key"] for o in client.list_objects_v2(Bucket=bucket)["Contents"]]
+            assert keys == [f"artifacts/objects/{art['sha256']}"]
+            url = f"{api.url}{art['content_url']}"
+            assert httpx.get(url, headers=api.headers).content == data
+            part = httpx.get(url, headers={**api.headers, "Range": "bytes=100-199"})
+            assert (part.status_code, part.content) == (206, data[100:200])
+            too_big = httpx.post(f"{api.url}/api/v1/artifacts", headers=api.headers, timeout=30,
+                                 files={"file": ("s3.bin", data + b"!", "application/octet-stream")})
+            assert too_big.status_code == 413
+            assert client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+            assert httpx.delete(url.removesuffix("/content"), headers=api.headers).status_code == 204
+            later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+            settings = api.settings
+            store = S3Store(client, bucket, settings.artifacts.s3_prefix)
+            assert purge_expired_artifacts(settings, now=later, store=store) == 1
+            assert client.list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0

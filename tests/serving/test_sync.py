@@ -1,0 +1,251 @@
+"""Admin sync endpoints against a fake Dagster GraphQL server (the real client code runs).
+
+The same features are exercised against a real Dagster webserver and daemon in
+``tests/e2e/test_replicas.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from litestar import Litestar
+from litestar.testing import TestClient
+
+from shared.settings import Settings
+from tests.conftest import publish_table
+from tests.serving import sync_support
+from tests.serving.dagster_fake import FakeDagster
+from tests.serving.helpers import assert_error
+from tests.serving.sync_support import DAYS, EVENTS_BODY, ITEMS, SCHEMA, register_body
+
+sync_source = sync_support.sync_source
+fake_dagster = sync_support.fake_dagster
+app = sync_support.app
+
+Client = TestClient[Litestar]
+
+
+def _register(client: Client, headers: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
+    r = client.post("/api/v1/sync/tables/register", json=body, headers=headers)
+    assert r.status_code in (200, 201), r.text
+    result: dict[str, Any] = r.json()
+    return result
+
+
+def test_browse_source_lists_tables_with_counts(client: Client, admin_headers: dict[str, str]) -> None:
+    r = client.get("/api/v1/sync/snowflake/tables", params={"schema_name": SCHEMA.lower()}, headers=admin_headers)
+    assert r.status_code == 200, r.text
+    tables = {t["table_name"]: t for t in r.json()["tables"]}
+    assert {"ITEMS", "EVENTS"} <= set(tables)
+    assert tables["ITEMS"]["row_count"] == 2
+    assert {"bytes", "last_altered", "schema_name", "database"} <= set(tables["ITEMS"])
+
+
+def test_register_validates_stores_and_reloads(client: Client, admin_headers: dict[str, str],
+                                               fake_dagster: FakeDagster) -> None:
+    body = _register(client, admin_headers, register_body(strategy="FULL", freshness="1h", schedule="0 * * * *"))
+    assert body["created"] is True
+    assert body["table"] == ITEMS
+    assert body["asset_key"] == ["demo", "synctest", "items"]
+    assert ("demo", "synctest", "items") in fake_dagster.assets
+    assert fake_dagster.calls[-2:] == ["Reload", "Asset"]  # reloaded, then checked the asset exists
+    assert body["registration"]["strategy"] == "full"
+    assert body["registration"]["freshness_target_s"] == 3600
+
+    again = client.post("/api/v1/sync/tables/register", json=register_body(strategy="full"), headers=admin_headers)
+    assert again.status_code == 200
+    assert again.json()["created"] is False
+    listed = client.get("/api/v1/sync/tables", headers=admin_headers).json()["tables"]
+    assert [t["table"] for t in listed] == [ITEMS]
+    row = listed[0]
+    assert {"strategy", "partitioning", "schedule", "last_run", "served_version", "freshness"} <= set(row)
+    assert row["freshness"]["status"] == "stale"
+    assert row["freshness"]["reason"].startswith("never synced")
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (register_body("nope"), "table_name"),
+        (register_body(primary_key=["MISSING"]), "primary_key"),
+        (register_body(strategy="sideways"), "strategy"),
+        (register_body(schedule="every day"), "schedule"),
+        (register_body("events", partitioning={"kind": "daily", "column": "kind", "start": "2025-01-01"}),
+         "partitioning.column"),
+    ],
+)
+def test_register_rejects_bad_input_naming_the_field(client: Client, admin_headers: dict[str, str],
+                                                     fake_dagster: FakeDagster, body: dict[str, Any], field: str) -> None:
+    error = assert_error(client.post("/api/v1/sync/tables/register", json=body, headers=admin_headers), 400,
+                         rule="invalid_registration")
+    assert error["details"]["field"] == field
+    assert fake_dagster.assets == set()
+
+
+def test_register_reverted_when_the_code_location_cannot_load_it(client: Client, admin_headers: dict[str, str],
+                                                                 fake_dagster: FakeDagster) -> None:
+    fake_dagster.reload_error = "KeyError: 'ITEMS'"
+    error = assert_error(client.post("/api/v1/sync/tables/register", json=register_body(), headers=admin_headers),
+                         422, rule="dagster_load_error")
+    assert "KeyError" in error["message"]
+    assert client.get("/api/v1/sync/tables", headers=admin_headers).json()["tables"] == []
+
+
+def test_delete_soft_deletes_removes_served_data_and_reloads(client: Client, admin_headers: dict[str, str],
+                                                            fake_dagster: FakeDagster, api_settings: Settings) -> None:
+    _register(client, admin_headers, register_body())
+    publish_table(api_settings.served_path, ITEMS, "SELECT 1 AS id")
+    r = client.delete(f"/api/v1/sync/tables/{SCHEMA.lower()}/items", headers=admin_headers)
+    assert r.status_code == 200, r.text
+    assert ("demo", "synctest", "items") not in fake_dagster.assets
+    assert not (api_settings.served_path / "demo" / "synctest" / "items" / "CURRENT").exists()
+    assert client.get("/api/v1/sync/tables", headers=admin_headers).json()["tables"] == []
+    assert_error(client.delete(f"/api/v1/sync/tables/{SCHEMA.lower()}/items", headers=admin_headers), 404)
+
+
+def test_start_whole_table_launches_one_asset_with_selection(client: Client, admin_headers: dict[str, str],
+                                                            fake_dagster: FakeDagster) -> None:
+    _register(client, admin_headers, register_body())
+    r = client.post("/api/v1/sync/start", json={"table_name": "ITEMS", "schema_name": "SyncTest", "strategy": "FULL"},
+                    headers=admin_headers)
+    assert r.status_code == 202, r.text
+    body = r.json()
+    assert body["kind"] == "run"
+    assert body["status"] == "queued"
+    assert body["job_id"].startswith("sync_")
+    assert body["dagster_url"] == f"http://127.0.0.1:3000/runs/{next(iter(fake_dagster.runs))}"
+    params = fake_dagster.launch_params[-1]
+    assert params["selector"]["assetSelection"] == [{"path": ["demo", "synctest", "items"]}]
+    assert params["selector"]["jobName"] == "__ASSET_JOB"
+    tags = {t["key"]: t["value"] for t in params["executionMetadata"]["tags"]}
+    assert "dagster/partition" not in tags
+    assert tags["agents_data/strategy"] == "full"
+    assert tags["agents_data/job"] == body["job_id"]
+
+
+def test_start_partitions_run_backfill_and_validation(client: Client, admin_headers: dict[str, str],
+                                                      fake_dagster: FakeDagster) -> None:
+    _register(client, admin_headers, EVENTS_BODY)
+    start = {"table_name": "events", "schema_name": SCHEMA}
+    one = client.post("/api/v1/sync/start", json={**start, "partitions": [DAYS[1]]}, headers=admin_headers).json()
+    assert one["kind"] == "run"
+    tags = {t["key"]: t["value"] for t in fake_dagster.launch_params[-1]["executionMetadata"]["tags"]}
+    assert tags["dagster/partition"] == DAYS[1]
+
+    many = client.post("/api/v1/sync/start", json={**start, "partition_range": {"start": DAYS[2], "end": DAYS[4]}},
+                       headers=admin_headers)
+    assert many.status_code == 202, many.text
+    assert many.json()["kind"] == "backfill"
+    assert many.json()["partitions"] == DAYS[2:5]
+    assert fake_dagster.launch_params[-1]["partitionNames"] == DAYS[2:5]
+    assert "/runs/b/" in many.json()["dagster_url"]
+
+    bad = assert_error(client.post("/api/v1/sync/start", json={**start, "partitions": ["2025/01/02"]},
+                                   headers=admin_headers), 400, rule="invalid_partition")
+    assert "YYYY-MM-DD" in bad["message"]
+    assert_error(client.post("/api/v1/sync/start", json={**start, "partitions": ["2031-01-01"]},
+                             headers=admin_headers), 400, rule="invalid_partition")
+    assert_error(client.post("/api/v1/sync/start", json=start, headers=admin_headers), 400, rule="invalid_partition")
+    assert_error(client.post("/api/v1/sync/start", json={**start, "partitions": [DAYS[0]],
+                                                         "partition_range": {"start": DAYS[0], "end": DAYS[1]}},
+                             headers=admin_headers), 400)
+    assert_error(client.post("/api/v1/sync/start", json={**start, "partition_range": {"start": DAYS[4], "end": DAYS[2]}},
+                             headers=admin_headers), 400)
+    assert_error(client.post("/api/v1/sync/start", json={**start, "partitions": [DAYS[0]], "strategy": "bogus"},
+                             headers=admin_headers), 400, rule="invalid_strategy")
+    assert_error(client.post("/api/v1/sync/start", json={"table_name": "nope", "schema_name": SCHEMA},
+                             headers=admin_headers), 404)
+
+
+def test_job_status_success_failure_and_table_failing(client: Client, admin_headers: dict[str, str],
+                                                     fake_dagster: FakeDagster) -> None:
+    _register(client, admin_headers, register_body())
+    start = {"table_name": "items", "schema_name": SCHEMA}
+    job = client.post("/api/v1/sync/start", json=start, headers=admin_headers).json()
+    run_id = fake_dagster.launch_params and next(iter(fake_dagster.runs))
+    fake_dagster.start(run_id)
+    running = client.get(f"/api/v1/sync/jobs/{job['job_id']}", headers=admin_headers).json()
+    assert running["status"] == "running"
+    assert running["started_at"] is not None
+    fake_dagster.finish(run_id, rows=2)
+    done = client.get(f"/api/v1/sync/jobs/{job['job_id']}", headers=admin_headers).json()
+    assert done["status"] == "succeeded"
+    assert done["rows"] == 2
+    assert done["finished_at"] is not None
+    assert done["dagster_url"].endswith(run_id)
+    assert client.get(f"/api/v1/sync/jobs/{run_id}", headers=admin_headers).json()["job_id"] == job["job_id"]
+
+    job2 = client.post("/api/v1/sync/start", json=start, headers=admin_headers).json()
+    run2 = next(r for r in fake_dagster.runs if r != run_id)
+    fake_dagster.finish(run2, "FAILURE", error="SourceError: table DEMO.SYNCTEST.ITEMS does not exist")
+    failed = client.get(f"/api/v1/sync/jobs/{job2['job_id']}", headers=admin_headers).json()
+    assert failed["status"] == "failed"
+    assert "does not exist" in failed["errors"][0]
+    status = client.get(f"/api/v1/sync/status/{SCHEMA}/items", headers=admin_headers).json()
+    assert status["freshness"]["status"] == "failing"
+    assert "does not exist" in status["freshness"]["reason"]
+    assert status["last_job"]["job_id"] == job2["job_id"]
+    assert_error(client.get("/api/v1/sync/jobs/sync_nope", headers=admin_headers), 404)
+
+
+def test_backfill_status_counts_partitions(client: Client, admin_headers: dict[str, str],
+                                           fake_dagster: FakeDagster) -> None:
+    _register(client, admin_headers, EVENTS_BODY)
+    body = {"table_name": "events", "schema_name": SCHEMA, "partitions": DAYS[:3]}
+    job = client.post("/api/v1/sync/start", json=body, headers=admin_headers).json()
+    runs = {r.partition: r.run_id for r in fake_dagster.runs.values()}
+    fake_dagster.finish(runs[DAYS[0]], rows=5)
+    fake_dagster.finish(runs[DAYS[1]], "FAILURE", error="boom in partition")
+    state = client.get(f"/api/v1/sync/jobs/{job['job_id']}", headers=admin_headers).json()
+    assert state["status"] == "running"
+    assert state["partitions"] == {"requested": DAYS[:3], "done": [DAYS[0]], "failed": [DAYS[1]], "pending": [DAYS[2]]}
+    assert any("boom in partition" in e for e in state["errors"])
+    fake_dagster.finish(runs[DAYS[2]], rows=7)
+    final = client.get(f"/api/v1/sync/jobs/{job['job_id']}", headers=admin_headers).json()
+    assert final["status"] == "failed"
+    assert final["rows"] == 12
+
+
+def test_sync_endpoints_are_admin_only(client: Client, make_swarm: Callable[..., dict[str, Any]],
+                                       agent_headers: Callable[..., dict[str, str]]) -> None:
+    headers = agent_headers(make_swarm([ITEMS])["id"])
+    for method, path in [("get", "/api/v1/sync/tables"), ("get", "/api/v1/sync/snowflake/tables"),
+                         ("get", "/api/v1/sync/jobs/x"), ("get", f"/api/v1/sync/status/{SCHEMA}/items"),
+                         ("delete", f"/api/v1/sync/tables/{SCHEMA}/items")]:
+        assert_error(getattr(client, method)(path, headers=headers), 403, rule="requires_admin")
+    assert_error(client.post("/api/v1/sync/start", json={"table_name": "items", "schema_name": SCHEMA},
+                             headers=headers), 403)
+    assert_error(client.post("/api/v1/sync/tables/register", json=register_body(), headers=headers), 403)
+    assert_error(client.get("/api/v1/sync/tables"), 401)
+
+
+def test_dagster_down_sync_503_reads_work_ready_reports(client: Client, admin_headers: dict[str, str],
+                                                        fake_dagster: FakeDagster,
+                                                        make_swarm: Callable[..., dict[str, Any]],
+                                                        agent_headers: Callable[..., dict[str, str]]) -> None:
+    _register(client, admin_headers, register_body())
+    publish_table(client.app.state.services.settings.served_path, ITEMS, "SELECT 1 AS id")
+    fake_dagster.down = True
+    for r in [
+        client.post("/api/v1/sync/start", json={"table_name": "items", "schema_name": SCHEMA}, headers=admin_headers),
+        client.post("/api/v1/sync/tables/register", json=register_body("events"), headers=admin_headers),
+        client.delete(f"/api/v1/sync/tables/{SCHEMA}/items", headers=admin_headers),
+    ]:
+        error = assert_error(r, 503, rule="dagster_unavailable")
+        assert "Dagster" in error["message"]
+        assert r.headers["retry-after"] == "5"
+    agent = agent_headers(make_swarm([ITEMS])["id"])
+    assert_error(client.post("/api/v1/data/tables/demo.synctest.items/refresh", headers=agent), 503,
+                 rule="dagster_unavailable")
+    assert client.get("/api/v1/sync/tables", headers=admin_headers).status_code == 200
+    assert client.get(f"/api/v1/sync/status/{SCHEMA}/items", headers=admin_headers).status_code == 200
+    assert client.get("/health").status_code == 200
+    ready = client.get("/ready")
+    assert ready.status_code == 503
+    checks = {c["name"]: c for c in ready.json()["checks"]}
+    assert checks["dagster"]["ok"] is False
+    assert checks["control_db"]["ok"] is True
+    fake_dagster.down = False
+    assert client.get("/ready").status_code == 200

@@ -1,0 +1,138 @@
+"""compose.yaml is valid for a real Compose parser, complete, and fully configured by .env.example.
+
+No Docker engine runs here: Debian's ``docker-compose`` (installed by ``.ci/run``) parses
+and interpolates the file with ``config``, which needs no engine.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from shared.settings import documented_env_vars
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE = ROOT / "compose.yaml"
+ENV_EXAMPLE = ROOT / ".env.example"
+DOCKERFILE = ROOT / "deploy" / "Dockerfile"
+APP_SERVICES = ("dagster-code-server", "dagster-webserver", "dagster-daemon", "api")
+REQUIRED_ENV = ("ADMIN_USERNAME", "ADMIN_PASSWORD", "JWT_SECRET", "DATABASE_URL", "DAGSTER_PG_URL",
+                "SNOWFLAKE_ACCOUNT", "SNOWFLAKE_USER", "SNOWFLAKE_PASSWORD", "SNOWFLAKE_DATABASE",
+                "SNOWFLAKE_WAREHOUSE", "SNOWFLAKE_ROLE")
+# Read by processes in the containers but not Settings fields: Dagster's storage URL (dagster.postgres.yaml)
+# and the AWS SDK's credentials for the s3 artifact backend.
+EXTRA_PROCESS_ENV = {"DAGSTER_PG_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+
+
+def _compose() -> str:
+    binary = shutil.which("docker-compose")
+    if binary is None:
+        pytest.skip("docker-compose is not installed (.ci/run installs Debian's docker-compose package)")
+    return binary
+
+
+def _env_example() -> dict[str, str]:
+    out = {}
+    for line in ENV_EXAMPLE.read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            name, _, value = line.partition("=")
+            out[name.strip()] = value
+    return out
+
+
+def _referenced() -> set[str]:
+    text = COMPOSE.read_text(encoding="utf-8")
+    return set(re.findall(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)", text))
+
+
+@pytest.fixture(scope="module")
+def resolved() -> dict[str, Any]:
+    """``docker-compose config`` output: the file as Compose itself resolves it (anchors, .env values)."""
+    binary = _compose()
+    out = subprocess.run([binary, "--env-file", str(ENV_EXAMPLE), "-f", str(COMPOSE), "config"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+    assert out.returncode == 0, out.stderr
+    config: dict[str, Any] = yaml.safe_load(out.stdout)
+    return config
+
+
+def test_compose_config_is_valid() -> None:
+    binary = _compose()
+    out = subprocess.run([binary, "--env-file", str(ENV_EXAMPLE), "-f", str(COMPOSE), "config", "-q"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+    assert out.returncode == 0, out.stderr
+
+
+def test_missing_required_values_are_refused_with_a_message(tmp_path: Path) -> None:
+    binary = _compose()
+    env = tmp_path / "partial.env"
+    env.write_text("\n".join(f"{k}={v}" for k, v in _env_example().items() if k != "JWT_SECRET"))
+    out = subprocess.run([binary, "--env-file", str(env), "-f", str(COMPOSE), "config", "-q"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+    assert out.returncode != 0
+    assert "JWT_SECRET" in out.stderr
+
+
+def test_topology(resolved: dict[str, Any]) -> None:
+    services = resolved["services"]
+    assert {"postgres", *APP_SERVICES} <= set(services)
+    assert services["postgres"]["image"].startswith("postgres:")
+    code_server = services["dagster-code-server"]["command"]
+    assert code_server[:3] == ["dagster", "code-server", "start"]
+    assert "orchestration.definitions" in code_server
+    assert services["dagster-webserver"]["command"][0] == "dagster-webserver"
+    assert services["dagster-daemon"]["command"][:2] == ["dagster-daemon", "run"]
+    assert int(services["api"]["deploy"]["replicas"]) >= 2
+    # served data is shared by the writers (runs in the code server) and the API replicas
+    mounts = {name: {v.split(":")[0] for v in s.get("volumes", [])} for name, s in services.items()}
+    assert "served" in mounts["api"] & mounts["dagster-code-server"]
+    assert "served" in resolved["volumes"]
+    api_env = services["api"]["environment"]
+    assert api_env["DAGSTER_GRAPHQL_URL"] == "http://dagster-webserver:3000/graphql"
+    assert api_env["DATABASE_URL"].startswith("postgresql")
+
+
+@pytest.mark.parametrize("service", ["postgres", *APP_SERVICES, "proxy"])
+def test_every_service_has_healthcheck_restart_and_limits(resolved: dict[str, Any], service: str) -> None:
+    spec = resolved["services"][service]
+    assert spec.get("healthcheck", {}).get("test"), f"{service} has no health check"
+    assert spec.get("restart") in ("unless-stopped", "always", "on-failure"), f"{service} has no restart policy"
+    limits = spec.get("deploy", {}).get("resources", {}).get("limits", {})
+    assert limits.get("cpus"), f"{service} has no CPU limit"
+    assert limits.get("memory"), f"{service} has no memory limit"
+
+
+def test_env_example_has_every_variable_compose_references() -> None:
+    documented = set(_env_example())
+    assert sorted(_referenced() - documented) == []
+
+
+def test_env_example_has_the_required_settings_and_nothing_stale() -> None:
+    documented = set(_env_example())
+    assert sorted(set(REQUIRED_ENV) - documented) == []
+    assert sorted(documented - _referenced()) == [], "variables in .env.example that compose.yaml never uses"
+
+
+def test_app_processes_get_only_known_settings(resolved: dict[str, Any]) -> None:
+    """A misspelt setting in compose.yaml would be silently ignored by the processes."""
+    known = set(documented_env_vars()) | EXTRA_PROCESS_ENV
+    for name in APP_SERVICES:
+        unknown = sorted(set(resolved["services"][name]["environment"]) - known)
+        assert unknown == [], f"{name}: {unknown}"
+
+
+def test_dockerfile_copies_only_existing_paths() -> None:
+    sources: list[str] = []
+    for line in DOCKERFILE.read_text(encoding="utf-8").splitlines():
+        if line.startswith("COPY ") and "--from" not in line:
+            sources.extend(line.split()[1:-1])
+    assert sources
+    assert sorted(s for s in sources if not (ROOT / s).exists()) == []
+    for mounted in ("deploy/nginx.conf", "deploy/postgres-init.sh", "deploy/workspace.yaml"):
+        assert (ROOT / mounted).exists()
