@@ -59,6 +59,8 @@ class RegisteredTable:
     schedule: str | None = None
     freshness_s: int | None = None
     description: str = ""
+    # Day the registration was created (YYYY-MM-DD); anchors snapshot partitions. Not part of equality.
+    registered_at: str | None = dataclasses.field(default=None, compare=False)
 
     @property
     def key(self) -> str:
@@ -205,6 +207,7 @@ def _to_record(row: RegisteredTableRow) -> RegisteredTable:
         partition_start=row.partition_start, partition_values=tuple(row.partition_values or ()),
         cursor_column=row.cursor_column, lookback_s=row.lookback_s, primary_key=tuple(row.primary_key or ()),
         schedule=row.schedule, freshness_s=row.freshness_s, description=row.description,
+        registered_at=row.created_at.date().isoformat() if row.created_at else None,
     )
 
 

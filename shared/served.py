@@ -119,6 +119,14 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _remove(path: Path) -> None:
+    """Remove a file or a folder (DuckDB spills a writer's temp data into ``<file>.tmp/``)."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
 def _write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
@@ -186,6 +194,16 @@ def table_lock(served_root: Path, key: str) -> Iterator[Path]:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
+def _remove_orphans(folder: Path, current: Manifest | None) -> None:
+    """Remove what a killed writer left: temp files, and a version renamed but never made CURRENT."""
+    for orphan in [*folder.glob(".tmp-*"), *folder.glob(".*.tmp")]:
+        _remove(orphan)
+    for path in folder.glob("v-*.duckdb"):
+        if current is None or path.name > current.file:
+            _remove(path)
+            path.with_suffix(".json").unlink(missing_ok=True)
+
+
 @contextmanager
 def write_version(served_root: Path, key: str, *, copy_previous: bool) -> Iterator[PendingVersion]:
     """Write a new version of ``key`` under the table lock, without publishing it.
@@ -196,9 +214,8 @@ def write_version(served_root: Path, key: str, *, copy_previous: bool) -> Iterat
     block to make the version visible.
     """
     with table_lock(served_root, key) as folder:
-        for orphan in folder.glob(".tmp-*"):  # left by a killed writer
-            orphan.unlink(missing_ok=True)
         previous = read_current(served_root, key)
+        _remove_orphans(folder, previous)
         version = new_version_id()
         tmp = folder / f".tmp-{version}.duckdb"
         if copy_previous and previous is not None:
@@ -212,8 +229,8 @@ def write_version(served_root: Path, key: str, *, copy_previous: bool) -> Iterat
                 con.close()
             except duckdb.Error:
                 pass
-            tmp.unlink(missing_ok=True)
-            Path(str(tmp) + ".wal").unlink(missing_ok=True)
+            for leftover in (tmp, Path(str(tmp) + ".wal"), Path(str(tmp) + ".tmp")):
+                _remove(leftover)
 
 
 def publish(served_root: Path, pending: PendingVersion, **fields: Any) -> Manifest:

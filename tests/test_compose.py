@@ -134,5 +134,5 @@ def test_dockerfile_copies_only_existing_paths() -> None:
             sources.extend(line.split()[1:-1])
     assert sources
     assert sorted(s for s in sources if not (ROOT / s).exists()) == []
-    for mounted in ("deploy/nginx.conf", "deploy/postgres-init.sh", "deploy/workspace.yaml"):
+    for mounted in ("deploy/nginx.conf", "deploy/postgres-init.sh", "deploy/workspace.grpc.yaml"):
         assert (ROOT / mounted).exists()

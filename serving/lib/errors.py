@@ -116,6 +116,8 @@ def handle_http_exception(request: Request, exc: HTTPException) -> Response:
         return _respond(request, 401, "unauthorized", str(exc.detail))
     if isinstance(exc, PermissionDeniedException):
         return _respond(request, 403, "forbidden", str(exc.detail))
+    if status >= 500:  # a server-side fault raised as an HTTP exception (e.g. a misconfigured route)
+        log.error("HTTP %s on %s %s: %s", status, request.method, request.url.path, exc.detail, exc_info=exc)
     code = _HTTP_CODES.get(status, "http_error" if status < 500 else "internal_error")
     message = str(exc.detail) if status < 500 else "internal error"
     return _respond(request, status, code, message, headers=dict(exc.headers or {}))

@@ -104,14 +104,18 @@ async def execute_query(request: Request[Any, Any, Any], caller: Caller, service
     fmt = formats.normalize_format(data.output_format)
     max_rows, timeout, wait = _limits(data, fmt, services.settings.query)
     engine, jobs = get_engine(services), get_jobs(services)
-    checked = None
-    if data.min_freshness is not None:
+    checked = engine.guard_cached(caller, data.query)  # a hit costs a dict lookup; a miss is parsed on a worker
+    if checked is None and data.min_freshness is not None:
         checked = await anyio.to_thread.run_sync(engine.guard, caller, data.query)
+    if data.min_freshness is not None and checked is not None:
         await ensure_fresh(services, caller, checked.tables, data.min_freshness, wait)
     slot: Any = get_limiter(services).query_slot(caller)
     await slot.__aenter__()
     try:
         job = Job(caller, checked, data.query, fmt=fmt, params=data.params, max_rows=max_rows, timeout_s=timeout)
+        if jobs.inline_ok(job) and jobs.run_inline(job):
+            annotate(request, tables=_audit_tables(job.tables), rows=job.row_count, bytes=job.bytes)
+            return Response(job.body, media_type=formats.MEDIA_TYPES["json"])
         fut = jobs.start(job)
         await asyncio.wait([asyncio.wrap_future(fut)], timeout=wait)
         if not fut.done() and await anyio.to_thread.run_sync(jobs.detach, job):

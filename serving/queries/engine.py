@@ -183,6 +183,10 @@ class QueryEngine:
             self._current[key] = (str(path), (st.st_ino, st.st_mtime_ns), manifest)
         return manifest
 
+    def guard_cached(self, caller: Caller, sql: str) -> guard.GuardedQuery | None:
+        """The cached guard answer for (sql, grants) without parsing: None on a miss; a cached refusal raises."""
+        return guard.cached(sql, self.grants_of(caller))
+
     def manifests(self, tables: Iterable[str]) -> tuple[Manifest, ...]:
         out = []
         for key in sorted(tables):

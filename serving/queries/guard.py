@@ -364,6 +364,14 @@ def check_sql(sql: str, grants: frozenset[str]) -> GuardedQuery:
     return hit
 
 
+def cached(sql: str, grants: frozenset[str]) -> GuardedQuery | None:
+    """The cached answer of ``check_sql`` if there is one (no parsing); a cached refusal raises."""
+    hit = _results.get((sql, grants))
+    if isinstance(hit, Exception):
+        raise type(hit)(hit.message, rule=hit.rule, details=hit.details)
+    return hit
+
+
 def validate_filter(where_sql: str, caller: object | None = None) -> str:
     """Guard a WHERE fragment written by an agent (sampling's ``where``); return it regenerated.
 

@@ -8,6 +8,12 @@ Why this shape:
   link), is persisted as a ``QueryJobRow`` so any replica can report it and serve the
   file from ``<home>/results``. A per-job lock orders "request gives up waiting" against
   "worker finishes", so a row is inserted exactly once and never updated before it exists.
+- Known-fast queries run inline: a guarded JSON query text that ran ``INLINE_AFTER``
+  times under ``INLINE_FAST_S`` runs on the event loop itself, like a bare ASGI app
+  would, because a thread hop (~60-200 µs, more under load) is most of a point query's
+  budget. The inline run gets a short time limit (``INLINE_BUDGET_S``): a query that
+  turns out slow is interrupted, banned from the inline path for ``INLINE_BAN_S`` and
+  re-run on a worker thread, so one agent can stall the loop for at most that budget.
 - Results are private: a job is visible to the token that ran it and to admin; anyone
   else gets the same 404 as for an unknown id. Expired results answer 410.
 - Cancel interrupts the cursor when the job runs on this replica; otherwise the row is
@@ -20,6 +26,7 @@ import datetime as dt
 import logging
 import secrets
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -27,7 +34,7 @@ from typing import Any
 from sqlalchemy import update
 
 from serving.auth.caller import Caller
-from serving.lib.errors import ApiError, NotFound
+from serving.lib.errors import ApiError, NotFound, QueryTimeout
 from serving.queries import formats
 from serving.queries.engine import QueryEngine
 from serving.queries.guard import GuardedQuery, sql_hash
@@ -38,6 +45,11 @@ from shared.settings import Settings
 
 log = logging.getLogger("agents_data.queries")
 ACTIVE = ("queued", "running")
+INLINE_AFTER = 3  # fast runs on a worker before a query text may run inline
+INLINE_FAST_S = 0.010  # a run at most this long counts as fast
+INLINE_BUDGET_S = 0.025  # time limit of an inline run before it is moved to a worker
+INLINE_BAN_S = 30.0  # a query interrupted inline stays on workers this long
+_SPEED_ENTRIES = 10_000
 
 
 class ResultGone(ApiError):
@@ -80,11 +92,54 @@ class JobManager:
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="query")
         self.running: dict[str, Job] = {}
         self.replica = settings.api.replica_id
+        self._speed: dict[str, list[float]] = {}  # rewritten sql -> [fast runs in a row, banned until]
         settings.results_path.mkdir(parents=True, exist_ok=True)
 
     def start(self, job: Job) -> Future[Job]:
         self.running[job.id] = job
         return self.pool.submit(self._work, job)
+
+    # -- inline fast path ----------------------------------------------------------------
+    def inline_ok(self, job: Job) -> bool:
+        if job.fmt != "json" or job.checked is None:
+            return False
+        speed = self._speed.get(job.checked.sql)
+        return speed is not None and speed[0] >= INLINE_AFTER and speed[1] <= time.monotonic()
+
+    def _record(self, sql: str, seconds: float, *, interrupted: bool = False) -> None:
+        """Count fast runs; an inline run interrupted at its budget resets the count and bans the text for a while.
+
+        Slow-but-finished runs do not reset the count: on a loaded machine occasional
+        slow runs are noise, and the inline budget is what bounds the event loop's stall.
+        """
+        speed = self._speed.get(sql)
+        if speed is None:
+            if len(self._speed) >= _SPEED_ENTRIES:
+                self._speed.clear()
+            speed = self._speed[sql] = [0.0, 0.0]
+        if interrupted:
+            speed[0], speed[1] = 0, time.monotonic() + INLINE_BAN_S
+        elif seconds <= INLINE_FAST_S:
+            speed[0] += 1
+
+    def run_inline(self, job: Job) -> bool:
+        """Run ``job`` on the calling thread within ``INLINE_BUDGET_S``; False if it must go to a worker."""
+        assert job.checked is not None
+        budget = min(job.timeout_s, INLINE_BUDGET_S)
+        started = time.perf_counter()
+        try:
+            self._run_json(job, timeout_s=budget)
+            job.status = "succeeded"
+        except QueryTimeout:
+            if budget >= job.timeout_s:
+                raise
+            self._record(job.checked.sql, time.perf_counter() - started, interrupted=True)
+            job.handle = Handle()
+            return False
+        self._record(job.checked.sql, time.perf_counter() - started)
+        job.finished_at = utcnow()
+        job.done = True
+        return True
 
     # -- worker side -------------------------------------------------------------------
     def _work(self, job: Job) -> Job:
@@ -118,10 +173,14 @@ class JobManager:
             self.running.pop(job.id, None)
         return job
 
-    def _run_json(self, job: Job) -> None:
+    def _run_json(self, job: Job, *, timeout_s: float | None = None) -> None:
         checked = job.checked or self.engine.guard(job.caller, job.sql)
+        job.checked, job.sql_hash = checked, checked.sql_hash
+        started = time.perf_counter()
         result = self.engine.execute_guarded(checked, params=job.params, max_rows=job.max_rows,
-                                             timeout_s=job.timeout_s, handle=job.handle)
+                                             timeout_s=timeout_s or job.timeout_s, handle=job.handle)
+        if timeout_s is None:
+            self._record(checked.sql, time.perf_counter() - started)
         job.row_count, job.truncated = result.row_count, result.truncated
         job.tables = [t.as_dict() for t in result.tables]
         payload = {"job_id": None, "status": "succeeded", "columns": result.columns, "rows": result.rows,

@@ -1,5 +1,104 @@
-"""Routes of the sampling feature."""
+"""Routes of the sampling feature: a sample of a table, and its profile."""
 
-from typing import Any
+from __future__ import annotations
 
-ROUTES: list[Any] = []
+from typing import Annotated, Any, Literal
+
+import anyio.to_thread
+import msgspec
+from litestar import Request, Response, get
+from litestar.params import Parameter
+
+from serving.auth.caller import Caller
+from serving.auth.guards import requires_reader
+from serving.catalog.services import resolve_table
+from serving.lib.audit import annotate
+from serving.lib.errors import BadRequest
+from serving.lib.services import Services
+from serving.queries import formats
+from serving.queries.services import get_engine
+from serving.sampling import services as sampling
+from serving.sampling.schemas import TableProfile
+from serving.sampling.services import SampleRequest, get_profile_cache, pick_columns
+from shared.profile import ColumnSpec
+
+TAGS = ["data"]
+MAX_PROFILE_SAMPLE = 10_000_000
+
+
+def _split(values: list[str] | None) -> list[str] | None:
+    if not values:
+        return None
+    out = [v.strip() for raw in values for v in raw.split(",") if v.strip()]
+    return out or None
+
+
+@get("/api/v1/data/tables/{table:str}/sample", operation_id="sampleTable", tags=TAGS)
+async def sample_table(  # noqa: PLR0917 - query parameters are keyword arguments for Litestar
+    request: Request[Any, Any, Any], caller: Caller, services: Services, table: str,
+    method: Literal["head", "random", "stratified", "recent"] = "random",
+    size: Annotated[int | None, Parameter(ge=1, description="Rows (stratified: rows per value). Default 100.")] = None,
+    fraction: Annotated[float | None, Parameter(gt=0, le=1, description="random only: Bernoulli fraction")] = None,
+    seed: Annotated[int | None, Parameter(ge=0, le=sampling.MAX_SEED)] = None,
+    columns: Annotated[list[str] | None, Parameter(description="Columns (repeat or comma-separate)")] = None,
+    where: Annotated[str | None, Parameter(max_length=4000, description="A filter, checked by the SQL guard")] = None,
+    by: Annotated[str | None, Parameter(description="stratified: column; recent: ordering column")] = None,
+    format: Annotated[str, Parameter(description="json | csv | parquet | arrow (any case)")] = "json",
+) -> Response[Any]:
+    """A sample of a table: ``head``, ``random`` (reservoir for ``size``, Bernoulli for
+    ``fraction``; the same ``seed`` gives the same rows on the same version),
+    ``stratified`` (``size`` rows per value of ``by``) or ``recent`` (latest rows by the
+    table's cursor or partition column). The answer names the method, seed, served
+    version and the table's row count; csv/parquet/arrow carry them in ``X-Sample-*`` headers."""
+    requires_reader(caller)
+    fmt = formats.normalize_format(format)
+    if size is not None and fraction is not None:
+        raise BadRequest("give size or fraction, not both", rule="invalid_sample")
+    q = services.settings.query
+    cap = q.json_max_rows if fmt == "json" else q.max_rows
+    if size is not None and size > cap and method != "stratified":
+        raise BadRequest(f"size {size} is over the limit of {cap} rows for {fmt}", rule="too_many_rows",
+                         details={"limit": cap})
+    key = await anyio.to_thread.run_sync(resolve_table, caller, table, services)
+    req = SampleRequest(method=method, size=size if size is not None else (None if fraction else 100),
+                        fraction=fraction, seed=seed, columns=_split(columns), where=where, by=by, fmt=fmt)
+    result = await anyio.to_thread.run_sync(sampling.run_sample, services, caller, key, req)
+    annotate(request, sql_text=result.sql, tables=[{"table": key, "version": result.manifest.version}],
+             rows=result.row_count, bytes=len(result.body))
+    headers = {"X-Sample-Method": result.method, "X-Served-Version": result.manifest.version,
+               "X-Table-Row-Count": str(result.manifest.row_count), "X-Row-Count": str(result.row_count),
+               "X-Truncated": "true" if result.truncated else "false"}
+    if result.seed is not None:
+        headers["X-Sample-Seed"] = str(result.seed)
+    return Response(result.body, media_type=result.media_type, headers=headers)
+
+
+@get("/api/v1/data/tables/{table:str}/profile", operation_id="profileTable", tags=TAGS)
+async def profile_table(  # noqa: PLR0917 - query parameters are keyword arguments for Litestar
+    request: Request[Any, Any, Any], caller: Caller, services: Services, table: str,
+    columns: Annotated[list[str] | None, Parameter(description="Columns (repeat or comma-separate)")] = None,
+    sample: Annotated[int | None, Parameter(ge=1, le=MAX_PROFILE_SAMPLE,
+                                            description="Profile a reservoir sample of this many rows")] = None,
+    seed: Annotated[int | None, Parameter(ge=0, le=sampling.MAX_SEED)] = None,
+    force_refresh: bool = False,
+) -> TableProfile:
+    """Per-column profile of the served table: type, nulls, approximate distinct count,
+    min/max, mean/stddev/quartiles (numbers), length range (text), top values with
+    counts, histograms (numbers and dates). Full table unless ``sample`` is given;
+    cached per served version (``cached`` says so), ``force_refresh`` recomputes."""
+    requires_reader(caller)
+    key = await anyio.to_thread.run_sync(resolve_table, caller, table, services)
+    engine = get_engine(services)
+    manifest = (await anyio.to_thread.run_sync(engine.manifests, [key]))[0]
+    wanted = _split(columns)
+    names = pick_columns(manifest, wanted)
+    types = {c.name: c.type for c in manifest.columns}
+    specs = [ColumnSpec(n, types[n]) for n in names]
+    profile, cached = await anyio.to_thread.run_sync(lambda: get_profile_cache(services).get_or_compute(
+        engine, caller, key, manifest, specs, all_columns=not wanted, sample_rows=sample,
+        seed=(seed if seed is not None else 0) if sample else None, force=force_refresh))
+    annotate(request, tables=[{"table": key, "version": profile["served_version"]}], rows=len(profile["columns"]))
+    return msgspec.convert(profile | {"cached": cached}, TableProfile)
+
+
+ROUTES: list[Any] = [sample_table, profile_table]

@@ -19,11 +19,11 @@ from typing import Any
 
 import httpx
 
+from shared.dagster_names import PARTITION_TAG
 from shared.settings import DagsterSettings
 
 ASSET_JOB = "__ASSET_JOB"
 REPOSITORY = "__repository__"
-PARTITION_TAG = "dagster/partition"
 
 QUEUED = frozenset({"QUEUED", "NOT_STARTED"})
 RUNNING = frozenset({"STARTING", "STARTED", "CANCELING", "SUSPENDED", "MANAGED"})
@@ -295,9 +295,9 @@ class DagsterClient:
             __typename
             ... on EventConnection { events {
               __typename
-              ... on ExecutionStepFailureEvent { stepKey message error { message } }
-              ... on RunFailureEvent { message error { message } }
-              ... on EngineEvent { message level error { message } }
+              ... on ExecutionStepFailureEvent { stepKey message error { message causes { message } } }
+              ... on RunFailureEvent { message error { message causes { message } } }
+              ... on EngineEvent { message level error { message causes { message } } }
             } }
           }
         }"""
@@ -309,7 +309,11 @@ class DagsterClient:
         others: list[str] = []
         for ev in conn.get("events") or []:
             kind = ev.get("__typename")
-            err = (ev.get("error") or {}).get("message")
+            error = ev.get("error") or {}
+            causes = error.get("causes") or []
+            # The root cause is the user-facing message ("SourceError: table … does not exist");
+            # the outer error is Dagster's "Error occurred while executing op …" wrapper.
+            err = (causes[-1].get("message") if causes else None) or error.get("message")
             if kind == "ExecutionStepFailureEvent":
                 steps.append((err or ev.get("message") or "step failed").strip())
             elif kind == "RunFailureEvent":

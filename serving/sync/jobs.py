@@ -18,16 +18,17 @@ import anyio.to_thread
 
 from serving.sync import store
 from serving.sync.dagster import QUEUED, RUNNING, BackfillInfo, DagsterUnavailable, RunInfo
+from shared.dagster_names import REASON_TAG, TABLE_TAG
 from shared.registry import RegisteredTable
 
 if TYPE_CHECKING:
     from serving.sync.services import SyncService
 
 ERROR_SEPARATOR = "\n---\n"
-TABLE_TAG = "agents_data/table"
 JOB_TAG = "agents_data/job"
-REASON_TAG = "agents_data/reason"
 STRATEGY_TAG = "agents_data/strategy"
+# Values of REASON_TAG shared with schedules and sensors (shared/dagster_names.py).
+_REASON_VALUES = {"refresh": "refresh", "freshness": "refresh", "coalesced": "refresh"}
 
 
 def run_status(dagster_status: str) -> str:
@@ -60,7 +61,9 @@ def _iso(value: dt.datetime | None) -> str | None:
 
 
 def tags_for(job: store.SyncJob, strategy: str | None = None) -> dict[str, str]:
-    tags = {TABLE_TAG: job.table_key, JOB_TAG: job.id, REASON_TAG: job.reason}
+    """Run tags: the table (dagster.yaml allows one run per table at a time), our job id, why, strategy."""
+    reason = _REASON_VALUES.get(job.reason) or ("backfill" if job.kind == "backfill" else "manual")
+    tags = {TABLE_TAG: job.table_key, JOB_TAG: job.id, REASON_TAG: reason}
     if strategy:
         tags[STRATEGY_TAG] = strategy
     return tags

@@ -36,6 +36,7 @@ from serving.lib.services import Services
 from serving.sync import jobs, store
 from serving.sync.services import SyncService, dagster_calls, get_sync, synced_at_of
 from shared import registry
+from shared.partitions import is_partitioned
 from shared.registry import RegisteredTable
 
 DEFAULT_ESTIMATE_S = 10.0
@@ -89,10 +90,14 @@ async def estimate(svc: SyncService, key: str, job: store.SyncJob | None) -> Est
 
 
 async def target_partitions(svc: SyncService, reg: RegisteredTable) -> tuple[str, list[str]]:
-    """What a refresh materializes: the whole table, the latest time partition, or every static value."""
-    if not reg.partitioned:
+    """What a refresh materializes: the whole table, the latest partition, or every static value.
+
+    Time partitions: the newest key Dagster lists (the latest complete window; today for
+    snapshots), so a refresh never asks for a partition the code location lacks.
+    """
+    if not is_partitioned(reg):
         return "run", []
-    if reg.partition_kind == "static":
+    if reg.partition_kind == "static" and reg.strategy != "snapshot":
         values = list(reg.partition_values)
         return ("run", values) if len(values) == 1 else ("backfill", values)
     keys = await svc.client.partition_keys(reg.asset_key_path)

@@ -163,19 +163,19 @@ class SyncService:
                 raise BadRequest(f"strategy {strategy!r} is not one of {', '.join(registry.STRATEGIES)}",
                                  rule="invalid_strategy", details={"field": "strategy"})
         named = partitions is not None or start is not None
-        if not reg.partitioned and named:
+        partitioned = parts.is_partitioned(reg)
+        if not partitioned and named:
             raise BadRequest(f"table {reg.key} is not partitioned; omit partitions and partition_range",
                              rule="invalid_partition")
-        if reg.partitioned and not named:
-            raise BadRequest(f"table {reg.key} has {reg.partition_kind} partitions; give partitions [...] or "
+        if partitioned and not named:
+            raise BadRequest(f"table {reg.key} is partitioned; give partitions [...] or "
                              f"partition_range {{start, end}} (format: {parts.valid_format(reg)})",
                              rule="invalid_partition", details={"valid_format": parts.valid_format(reg)})
         keys: list[str] = []
         with dagster_calls():
             if named:
-                if partitions is not None:
-                    for key in partitions:  # a malformed key is answered before Dagster is asked
-                        parts.check_format(reg, key)
+                for key in [*(partitions or []), *(k for k in (start, end) if k)]:
+                    parts.check_key(reg, key)  # a malformed key is answered before Dagster is asked
                 known = await self.client.partition_keys(reg.asset_key_path)
                 keys = parts.resolve(reg, known, partitions=partitions, start=start, end=end)
             else:

@@ -201,6 +201,6 @@ def record_run_failure(url: str, table_key: str, run_id: str, message: str, fail
         previous = aware(row.last_failure_at)
         if row.last_run_id == run_id and previous is not None and row.last_error:
             return False  # already recorded (by the sensor or another replica)
-        row.last_run_id, row.last_run_status = run_id, "failure"
+        row.last_run_id, row.last_run_status = run_id, "failed"  # same value as the failure sensor
         row.last_failure_at, row.last_error = failed_at, message[:4000]
         return True

@@ -55,10 +55,12 @@ def test_expired_query_results_are_deleted_and_jobs_marked_expired(hk_settings: 
 
     report = hk.purge_expired_query_results(hk_settings, now=NOW)
 
-    assert not (results / "old.parquet").exists() and not (results / "old-part2.arrow").exists()
+    assert not (results / "old.parquet").exists()
+    assert not (results / "old-part2.arrow").exists()
     assert (results / "live.parquet").exists()
     assert outside.read_text() == "keep me", "a result_path outside the results folder must never be deleted"
-    assert report.counts["jobs_expired"] == 2 and report.counts["refused_outside_root"] == 1
+    assert report.counts["jobs_expired"] == 2
+    assert report.counts["refused_outside_root"] == 1
     assert report.counts["rows_deleted"] == 1
     with session_scope(hk_settings.control_url) as s:
         by_id = {j.id: j for j in s.query(QueryJobRow).all()}
@@ -88,13 +90,16 @@ def test_superseded_versions_go_after_the_grace_period_and_current_stays(hk_sett
     within_grace = hk.purge_superseded_versions(hk_settings, now=dt.datetime.now(dt.UTC))
     assert within_grace.counts.get("versions_deleted", 0) == 0
     assert (folder / f"v-{first}.duckdb").exists()
-    assert not orphan.exists() and within_grace.counts["temp_files_deleted"] == 1, "a killed writer's file is old"
+    assert not orphan.exists(), "a killed writer's old temp file is removed"
+    assert within_grace.counts["temp_files_deleted"] == 1
 
     later = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=31)
     report = hk.purge_superseded_versions(hk_settings, now=later)
-    assert report.counts["versions_deleted"] == 1 and report.counts["manifests_deleted"] == 1
+    assert report.counts["versions_deleted"] == 1
+    assert report.counts["manifests_deleted"] == 1
     assert not (folder / f"v-{first}.duckdb").exists()
-    assert (folder / f"v-{second}.duckdb").exists() and (folder / CURRENT).exists()
+    assert (folder / f"v-{second}.duckdb").exists()
+    assert (folder / CURRENT).exists()
     assert read_current(hk_settings.served_path, key).version == second
 
 
@@ -123,7 +128,8 @@ def test_orphan_temp_files_are_left_while_a_writer_holds_the_lock(hk_settings: S
     try:
         assert ready.wait(10)
         report = hk.purge_superseded_versions(hk_settings, now=NOW + dt.timedelta(days=1))
-        assert tmp.exists() and "temp_files_deleted" not in report.counts
+        assert tmp.exists()
+        assert "temp_files_deleted" not in report.counts
     finally:
         done.set()
         p.join(10)
@@ -148,9 +154,13 @@ def test_stuck_jobs_are_marked_failed_and_finished_runs_reconciled(hk_settings: 
     with session_scope(hk_settings.control_url) as s:
         jobs = {j.id: j for j in s.query(QueryJobRow).all()}
         reqs = {r.id: r for r in s.query(SyncRequestRow).all()}
-    assert jobs["stuck"].status == "failed" and "60 minutes" in jobs["stuck"].error and "running" in jobs["stuck"].error
-    assert jobs["busy"].status == "running" and jobs["done"].status == "succeeded"
-    assert reqs["r-lost"].status == "failed" and "no run gone" in reqs["r-lost"].error
+    assert jobs["stuck"].status == "failed"
+    assert "60 minutes" in jobs["stuck"].error
+    assert "running" in jobs["stuck"].error
+    assert jobs["busy"].status == "running"
+    assert jobs["done"].status == "succeeded"
+    assert reqs["r-lost"].status == "failed"
+    assert "no run gone" in reqs["r-lost"].error
     assert reqs["r-ok"].status == "succeeded"
     assert reqs["r-live"].status == "running", "a run Dagster still runs is left to Dagster's run monitoring"
     assert reqs["r-new"].status == "running"
@@ -175,9 +185,12 @@ def test_sync_stats_are_written_per_registered_table(hk_settings: Settings, publ
     with session_scope(hk_settings.control_url) as s:
         stats = s.get(TableStatusRow, reg.key).stats
         never = s.get(TableStatusRow, "demo.public.never").stats
-    assert stats["row_count"] == 7 and stats["versions_on_disk"] == 2 and stats["disk_bytes"] > 0
+    assert stats["row_count"] == 7
+    assert stats["versions_on_disk"] == 2
+    assert stats["disk_bytes"] > 0
     assert (stats["runs_succeeded"], stats["runs_failed"], stats["run_p50_s"], stats["run_max_s"]) == (5, 1, 3.0, 10.0)
-    assert never["served_version"] is None and never["versions_on_disk"] == 0
+    assert never["served_version"] is None
+    assert never["versions_on_disk"] == 0
 
 
 def test_artifact_purge_delegates_to_the_artifact_store(hk_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -191,10 +204,12 @@ def test_artifact_purge_delegates_to_the_artifact_store(hk_settings: Settings, m
     fake.purge_expired_artifacts = purge_expired_artifacts  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "shared.artifacts_store", fake)
     report = hk.purge_expired_artifacts(hk_settings, now=NOW)
-    assert calls == [hk_settings] and report.counts == {"artifacts_deleted": 3}
+    assert calls == [hk_settings]
+    assert report.counts == {"artifacts_deleted": 3}
 
 
 def test_artifact_purge_says_so_when_the_store_is_missing(hk_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "shared.artifacts_store", None)  # import fails
     report = hk.purge_expired_artifacts(hk_settings)
-    assert report.counts == {"not_available": 1} and "not purged" in report.details[0]
+    assert report.counts == {"not_available": 1}
+    assert "not purged" in report.details[0]

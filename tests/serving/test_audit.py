@@ -55,7 +55,7 @@ def _rows(settings: Settings) -> list[AuditRow]:
 
 
 def test_every_request_is_recorded_with_caller_status_and_rule(
-        probed: Litestar, client: Any, admin_headers: dict[str, str], make_swarm: Callable[..., dict[str, Any]],
+        *, probed: Litestar, client: Any, admin_headers: dict[str, str], make_swarm: Callable[..., dict[str, Any]],
         flush_audit: Callable[[], None], api_settings: Settings) -> None:
     swarm = make_swarm([ORDERS])
     agent = mint_token(client, admin_headers, "agent", swarm["id"])
@@ -79,7 +79,7 @@ def test_every_request_is_recorded_with_caller_status_and_rule(
     assert ok.replica
     q = by[("GET", "/test/probe-query", 200)]
     assert q.sql_text == "select 1 from demo.public.orders"
-    assert q.sql_hash and len(q.sql_hash) == 64
+    assert len(q.sql_hash or "") == 64
     assert (q.tables, q.rows, q.bytes) == ([{"table": ORDERS, "version": "v1"}], 1, 42)
     denied = by[("GET", "/api/v1/admin/swarms", 403)]
     assert (denied.caller_type, denied.token_id, denied.rule) == ("agent", agent["token_id"], "requires_admin")
@@ -175,10 +175,10 @@ def test_a_queueing_failure_never_loses_the_answer(client: Any, services: Servic
 
 def test_annotate_rejects_unknown_fields() -> None:
     with pytest.raises(TypeError):
-        annotate({"type": "http"}, token="x")
+        annotate({"type": "http"}, password="x")  # noqa: S106 - an unknown field, not a secret
 
 
-def test_no_token_in_any_log_record_or_audit_row(client: Any, admin_headers: dict[str, str], api_settings: Settings,
+def test_no_token_in_any_log_record_or_audit_row(*, client: Any, admin_headers: dict[str, str], api_settings: Settings,
                                                  make_swarm: Callable[..., dict[str, Any]],
                                                  flush_audit: Callable[[], None],
                                                  caplog: pytest.LogCaptureFixture) -> None:

@@ -178,7 +178,7 @@ def _rsa_key() -> Any:
 
 
 @pytest.mark.parametrize(("name", "make", "path", "status", "rule"), CASES, ids=[c[0] for c in CASES])
-def test_bad_token_is_refused(world: World, name: str, make: Callable[[World], dict[str, str]], path: str,
+def test_bad_token_is_refused(*, world: World, name: str, make: Callable[[World], dict[str, str]], path: str,
                               status: int, rule: str | None) -> None:
     r = world.client.get(path, headers=make(world))
     error = assert_error(r, status, "unauthorized", rule)

@@ -24,7 +24,7 @@ def test_login_answers_a_bearer_token(client: Any, api_settings: Settings) -> No
     assert r.status_code == 200, r.text
     body = r.json()
     assert set(body) == {"access_token", "token_type", "expires_in"}
-    assert body["token_type"] == "bearer"
+    assert body["token_type"] == "bearer"  # noqa: S105 - the OAuth2 token type
     assert body["expires_in"] == api_settings.auth.admin_token_ttl_s
     claims = jwt.decode(body["access_token"], api_settings.auth.jwt_secret, algorithms=["HS256"],
                         audience=api_settings.auth.jwt_audience)

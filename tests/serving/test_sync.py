@@ -187,6 +187,9 @@ def test_job_status_success_failure_and_table_failing(client: Client, admin_head
     assert status["freshness"]["status"] == "failing"
     assert "does not exist" in status["freshness"]["reason"]
     assert status["last_job"]["job_id"] == job2["job_id"]
+    catalog = client.get(f"/api/v1/data/tables/{ITEMS}", headers=admin_headers).json()  # what agents see
+    assert catalog["freshness"]["status"] == "failing"
+    assert "does not exist" in catalog["freshness"]["reason"]
     assert_error(client.get("/api/v1/sync/jobs/sync_nope", headers=admin_headers), 404)
 
 

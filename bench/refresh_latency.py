@@ -1,0 +1,130 @@
+"""Refresh latency: from an agent's ``POST /api/v1/data/tables/{t}/refresh`` to the new rows
+being visible in a query, on a 10,000-row table. Target: p50 <= 5 s.
+
+The bench starts the real topology (fakesnow server, Dagster gRPC code server, webserver
+and daemon with the repository's instance config, one API process) through
+``tests/e2e/platform.py``, registers the table through the API, then, ``--refreshes`` times:
+inserts new rows into the source, asks for a refresh, and polls the query endpoint until
+the new row count is visible. PostgreSQL-backed when TEST_POSTGRES_URL is set (the
+production shape), SQLite otherwise.
+
+    python bench/refresh_latency.py [--refreshes 12] [--rows 10000] [--insert 100]
+
+The last stdout line is JSON with ``refresh_p50_s`` and ``refresh_p95_s``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.e2e.platform import Platform, start_platform, wait_until
+from tests.serving.helpers import bearer, create_swarm, mint_token
+
+TABLE = "demo.bench.refresh_items"
+
+
+def _seed(rows: int) -> Any:
+    def seed(cur: Any) -> None:
+        cur.execute("CREATE SCHEMA IF NOT EXISTS DEMO.BENCH")
+        cur.execute("CREATE OR REPLACE TABLE DEMO.BENCH.REFRESH_ITEMS (ID NUMBER(12,0), NAME TEXT, "
+                    "AMOUNT NUMBER(12,2), UPDATED_AT TIMESTAMP_NTZ)")
+        cur.execute("INSERT INTO DEMO.BENCH.REFRESH_ITEMS SELECT seq4(), 'item-' || seq4(), uniform(1, 1000, random()), "
+                    "current_timestamp() FROM TABLE(GENERATOR(ROWCOUNT => %s))", (rows,))
+
+    return seed
+
+
+def _count(api: httpx.Client, headers: dict[str, str]) -> int:
+    r = api.post("/api/v1/queries/execute", json={"query": f"SELECT count(*) FROM {TABLE}"}, headers=headers)
+    r.raise_for_status()
+    return int(r.json()["rows"][0][0])
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def _refresh_once(platform: Platform, api: httpx.Client, agent: dict[str, str], expected: int,
+                  timeout_s: float) -> dict[str, float]:
+    started = time.perf_counter()
+    r = api.post(f"/api/v1/data/tables/{TABLE}/refresh", json={"max_age_s": 0}, headers=agent)
+    r.raise_for_status()
+    answered = time.perf_counter() - started
+    body = r.json()
+    wait_until(lambda: _count(api, agent) >= expected, timeout_s=timeout_s, interval_s=0.05,
+               message=f"{expected} rows visible")
+    visible = time.perf_counter() - started
+    job = api.get(body["poll_url"], headers=agent).json() if body.get("poll_url") else {}
+    return {"visible_s": visible, "answer_s": answered, "eta_s": float(body.get("eta_s") or 0.0),
+            "job_status": job.get("status", "")}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--refreshes", type=int, default=12, help="timed refreshes (at least 10)")
+    parser.add_argument("--rows", type=int, default=10_000, help="rows in the source table")
+    parser.add_argument("--insert", type=int, default=100, help="rows inserted before each refresh")
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for one refresh")
+    args = parser.parse_args(argv)
+    postgres = bool(os.environ.get("TEST_POSTGRES_URL"))
+    samples: list[dict[str, float]] = []
+    with tempfile.TemporaryDirectory(prefix="bench-refresh-") as tmp, start_platform(
+        Path(tmp), replicas=("a",), seed=_seed(args.rows), postgres=postgres,
+        extra_env={"AGENT_REFRESHES_PER_MINUTE": "10000", "LOG_LEVEL": "warning"},
+    ) as platform:
+        admin = platform.admin_headers()
+        with platform.apis["a"].client() as api:
+            r = api.post("/api/v1/sync/tables/register", headers=admin,
+                         json={"table_name": "refresh_items", "schema_name": "bench", "strategy": "full"})
+            r.raise_for_status()
+            swarm = create_swarm(api, admin, [TABLE])
+            agent = bearer(mint_token(api, admin, "agent", swarm["id"])["token"])
+            expected = args.rows
+            first = _refresh_once(platform, api, agent, expected, args.timeout)  # cold: first materialization
+            print(f"warm-up (first materialization): {first['visible_s']:.2f} s", flush=True)
+            for i in range(args.refreshes):
+                with platform.source() as cur:
+                    cur.execute("INSERT INTO DEMO.BENCH.REFRESH_ITEMS SELECT seq4() + %s, 'new', 1, current_timestamp() "
+                                "FROM TABLE(GENERATOR(ROWCOUNT => %s))", (10_000_000 + i * args.insert, args.insert))
+                expected += args.insert
+                sample = _refresh_once(platform, api, agent, expected, args.timeout)
+                samples.append(sample)
+                print(f"refresh {i + 1:2d}: new rows visible after {sample['visible_s']:.2f} s "
+                      f"(answered in {sample['answer_s'] * 1000:.0f} ms, eta {sample['eta_s']:.1f} s)", flush=True)
+    visible = [s["visible_s"] for s in samples]
+    result = {
+        "bench": "refresh_latency",
+        "refresh_p50_s": round(statistics.median(visible), 3),
+        "refresh_p95_s": round(_percentile(visible, 0.95), 3),
+        "refresh_min_s": round(min(visible), 3),
+        "refresh_max_s": round(max(visible), 3),
+        "answer_p50_ms": round(statistics.median(s["answer_s"] for s in samples) * 1000, 1),
+        "eta_p50_s": round(statistics.median(s["eta_s"] for s in samples), 2),
+        "refreshes": len(samples),
+        "table_rows": args.rows,
+        "rows_per_refresh": args.insert,
+        "dagster_storage": "postgres" if postgres else "sqlite",
+        "target_p50_s": 5.0,
+        "samples_s": [round(v, 3) for v in visible],
+    }
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

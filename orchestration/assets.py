@@ -1,0 +1,144 @@
+"""One keyword-only factory: a registered Snowflake table → a Dagster asset that serves it from DuckDB.
+
+Why one factory: every table gets the same key shape ``[database, schema, table]``
+(lower case), group, kinds, pool, tags, partitions, backfill policy, freshness policy and
+checks, so the UI, the API (which launches runs by asset key) and the automation
+(schedules, sensors) agree without a per-table file. The body is a thin wrapper around
+``orchestration.sync.engine.sync_table``; it turns the outcome into Dagster metadata and
+turns expected failures (source down, drift, bad key) into a ``dg.Failure`` saying what
+happened and that the served data is untouched.
+"""
+
+# No `from __future__ import annotations`: Dagster reads the asset function's annotations at runtime.
+
+import datetime as dt
+import re
+from collections.abc import Iterable
+
+import dagster as dg
+from dagster_snowflake import SnowflakeResource
+
+from orchestration.checks import check_results, table_check_specs
+from orchestration.partitions import backfill_policy_for, partitions_def_for
+from orchestration.resources import SERVED_RESOURCE_KEY, SNOWFLAKE_RESOURCE_KEY, ServedDataResource, source_connection
+from orchestration.sync.drift import SchemaDriftError
+from orchestration.sync.engine import SyncOutcome, SyncRequest, sync_table
+from orchestration.sync.types import UnsupportedTypeError
+from shared.dagster_names import TABLE_TAG, table_pool
+from shared.partitions import PartitionKeyError
+from shared.registry import RegisteredTable
+from shared.served import read_current
+from shared.snowflake import SourceError
+
+GROUP_NAME = "snowflake_tables"
+KINDS = {"snowflake", "duckdb"}
+_STRICT_TAG = re.compile(r"^[A-Za-z0-9_.-]{0,63}$")
+
+
+class SyncConfig(dg.Config):
+    """Run config of a table asset (Launchpad)."""
+
+    full_refresh: bool = False  # rebuild from the source: no watermark, no copy, accept type changes
+
+
+def _tag_value(key: str) -> str:
+    """Dagster definition tags allow 63 characters of [A-Za-z0-9_.-]; longer keys are shortened stably."""
+    if _STRICT_TAG.match(key):
+        return key
+    import hashlib
+
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", key)
+    return f"{safe[:50]}-{hashlib.sha1(key.encode()).hexdigest()[:12]}"  # noqa: S324 - a name, not security
+
+
+def _description(table: RegisteredTable) -> str:
+    where = f"Snowflake {table.database}.{table.schema}.{table.table}, strategy {table.strategy}."
+    return f"{table.description}\n\n{where}" if table.description else where
+
+
+def _definition_metadata(table: RegisteredTable) -> dict[str, object]:
+    meta: dict[str, object] = {
+        "agents_data/table_key": table.key, "agents_data/strategy": table.strategy,
+        "agents_data/partitioning": table.partition_kind if table.strategy != "snapshot" else "snapshot (daily)",
+    }
+    if table.primary_key:
+        meta["agents_data/primary_key"] = ", ".join(table.primary_key)
+    if table.cursor_column:
+        meta["agents_data/cursor"] = f"{table.cursor_column} (lookback {table.lookback_s}s)"
+    if table.schedule:
+        meta["agents_data/schedule"] = table.schedule
+    return meta
+
+
+def _result_metadata(outcome: SyncOutcome) -> dict[str, object]:
+    m = outcome.manifest
+    schema = dg.TableSchema(columns=[
+        dg.TableColumn(name=c.name, type=c.type, description=c.description or None,
+                       constraints=dg.TableColumnConstraints(nullable=c.nullable))
+        for c in m.columns
+    ])
+    meta: dict[str, object] = {
+        "dagster/row_count": m.row_count,
+        "dagster/column_schema": schema,
+        "served_version": m.version,
+        "bytes_written": dg.MetadataValue.int(m.bytes),
+        "rows_written": outcome.rows_written,
+        "source_rows": outcome.source_rows,
+        "mode": outcome.mode,
+        "slices": len(outcome.slices),
+        "source_query_ids": dg.MetadataValue.json([s.query_id for s in outcome.slices][:50]),
+        "source_seconds": round(sum(s.execute_s + s.fetch_s for s in outcome.slices), 3),
+        "timings_s": dg.MetadataValue.json({k: round(v, 3) for k, v in outcome.timings.items()}),
+    }
+    if m.watermark is not None:
+        meta["watermark"] = m.watermark
+    if outcome.merge:
+        meta["merge"] = dg.MetadataValue.json(outcome.merge)
+    if any(outcome.drift.values()):
+        meta["schema_drift"] = dg.MetadataValue.json(outcome.drift)
+    return meta
+
+
+def _untouched(served: ServedDataResource, table: RegisteredTable) -> str:
+    current = read_current(served.served_root(), table.key)
+    return f"served data of {table.key} is untouched (still version {current.version})" if current else \
+        f"nothing was served for {table.key} yet, and nothing was published"
+
+
+def build_table_asset(*, table: RegisteredTable) -> dg.AssetsDefinition:
+    """The asset of one registered table."""
+    partitions_def = partitions_def_for(table)
+    freshness = (dg.FreshnessPolicy.time_window(fail_window=dt.timedelta(seconds=table.freshness_s))
+                 if table.freshness_s else None)
+
+    @dg.asset(
+        key=dg.AssetKey(table.asset_key_path), group_name=GROUP_NAME, kinds=KINDS, description=_description(table),
+        partitions_def=partitions_def, backfill_policy=backfill_policy_for(table), freshness_policy=freshness,
+        tags={TABLE_TAG: _tag_value(table.key)}, pool=table_pool(table.key), check_specs=table_check_specs(table),
+        metadata=_definition_metadata(table),
+    )
+    def _asset(context: dg.AssetExecutionContext, config: SyncConfig, snowflake: SnowflakeResource,
+               served: ServedDataResource) -> dg.MaterializeResult:
+        keys = list(context.partition_keys) if context.has_partition_key_range or context.has_partition_key else []
+        request = SyncRequest(
+            table=table, connect=lambda: source_connection(snowflake), served_root=served.served_root(),
+            partition_keys=keys, run_id=context.run.run_id, full_refresh=config.full_refresh,
+            slice_rows=served.rows_per_slice(), workers=served.extract_workers, log=context.log,
+        )
+        try:
+            outcome = sync_table(request)
+        except (SourceError, SchemaDriftError, PartitionKeyError, UnsupportedTypeError) as e:
+            raise dg.Failure(description=f"{e} — {_untouched(served, table)}.",
+                             metadata={"table": table.key, "error": type(e).__name__}) from e
+        from orchestration.sync.status import record_success
+
+        record_success(served.control_db(), table.key, outcome.manifest, context.run.run_id)
+        return dg.MaterializeResult(metadata=_result_metadata(outcome), check_results=check_results(table, outcome))
+
+    # Resource parameter names must equal the resource keys the definitions provide.
+    assert {SNOWFLAKE_RESOURCE_KEY, SERVED_RESOURCE_KEY} <= set(_asset.required_resource_keys)
+    return _asset
+
+
+def build_table_assets(*, tables: Iterable[RegisteredTable]) -> list[dg.AssetsDefinition]:
+    return [build_table_asset(table=t) for t in tables]

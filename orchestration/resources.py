@@ -1,0 +1,110 @@
+"""Resources of the code location: the Snowflake source and the served-data folder.
+
+Why built by functions: values come from ``shared.settings`` when the definitions load,
+never at import. Credentials and account names are ``dg.EnvVar`` whenever the variable
+is set, so the Dagster UI shows the variable's name and the value is resolved in each
+run worker; unset (the embedded stand-in) they fall back to the stand-in's literals.
+
+``SnowflakeResource`` has no ``host``/``port``/``protocol`` fields and silently drops them
+as keywords, which would quietly send the stand-in configuration to real Snowflake; they
+go through ``additional_snowflake_connection_args`` (tested in
+tests/orchestration/test_resources.py).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from dagster_snowflake import SnowflakeResource
+
+from shared.demo import effective_snowflake
+from shared.settings import Settings, SnowflakeSettings, get_settings
+from shared.snowflake import SourceError, endpoint_args
+
+SNOWFLAKE_RESOURCE_KEY = "snowflake"
+SERVED_RESOURCE_KEY = "served"
+DEFAULT_EXTRACT_WORKERS = 2
+_ENV_FIELDS = {
+    "account": "SNOWFLAKE_ACCOUNT", "user": "SNOWFLAKE_USER", "password": "SNOWFLAKE_PASSWORD",
+    "database": "SNOWFLAKE_DATABASE", "warehouse": "SNOWFLAKE_WAREHOUSE", "role": "SNOWFLAKE_ROLE",
+}
+
+
+def connection_args(sf: SnowflakeSettings) -> dict[str, Any]:
+    """``additional_snowflake_connection_args``: endpoint, session parameters, exact decimals.
+
+    ``arrow_number_to_decimal``: without it the connector turns NUMBER(p,s>0) into float64
+    Arrow columns on real Snowflake (the stand-in happens to send decimals already).
+    """
+    return {**endpoint_args(sf), "arrow_number_to_decimal": True}
+
+
+def snowflake_resource(settings: Settings | None = None, env: Mapping[str, str] | None = None) -> SnowflakeResource:
+    settings = settings or get_settings()
+    env = os.environ if env is None else env
+    sf = effective_snowflake(settings)
+    fields: dict[str, Any] = {}
+    for name, var in _ENV_FIELDS.items():
+        if env.get(var):
+            fields[name] = dg.EnvVar(var)
+        elif name == "account":
+            fields[name] = sf.account or "fakesnow"
+        elif getattr(sf, name):
+            fields[name] = getattr(sf, name)
+    return SnowflakeResource(**fields, additional_snowflake_connection_args=connection_args(sf))
+
+
+def describe_endpoint(resource: SnowflakeResource) -> str:
+    args = resource.additional_snowflake_connection_args or {}
+    host = args.get("host") or f"{resource.account}.snowflakecomputing.com"
+    return f"{args.get('protocol', 'https')}://{host}:{args.get('port', 443)} as {resource.user!r}"
+
+
+@contextmanager
+def source_connection(resource: SnowflakeResource) -> Iterator[Any]:
+    """A connector session from the resource; failing to connect is a ``SourceError`` naming the endpoint."""
+    with ExitStack() as stack:
+        try:
+            con = stack.enter_context(resource.get_connection())
+        except Exception as e:  # the connector raises many unrelated types for a dead endpoint or a bad login
+            raise SourceError(
+                f"Snowflake source unreachable or credentials refused at {describe_endpoint(resource)}: "
+                f"{type(e).__name__}: {e}"
+            ) from e
+        stack.callback(con.close)  # get_connection() does not close when the body raises
+        yield con
+
+
+class ServedDataResource(dg.ConfigurableResource):
+    """Where served DuckDB data and the control database live, and how syncs slice.
+
+    Empty fields resolve from ``shared.settings.get_settings()`` in the process that runs
+    the materialization.
+    """
+
+    home: str = ""
+    control_url: str = ""
+    slice_rows: int = 0
+    extract_workers: int = DEFAULT_EXTRACT_WORKERS
+
+    def settings(self) -> Settings:
+        return get_settings()
+
+    def served_root(self) -> Path:
+        return Path(self.home) / "served" if self.home else self.settings().served_path
+
+    def control_db(self) -> str:
+        return self.control_url or self.settings().control_url
+
+    def rows_per_slice(self) -> int:
+        return self.slice_rows or self.settings().snowflake.slice_rows
+
+
+def build_resources(settings: Settings | None = None) -> dict[str, Any]:
+    settings = settings or get_settings()
+    return {SNOWFLAKE_RESOURCE_KEY: snowflake_resource(settings), SERVED_RESOURCE_KEY: ServedDataResource()}

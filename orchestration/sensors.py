@@ -1,0 +1,223 @@
+"""Sensors: react to source changes and to failed materializations.
+
+Source change: one ``INFORMATION_SCHEMA.TABLES`` query per source database gives every
+registered table's ``LAST_ALTERED|ROW_COUNT`` (``shared.snowflake.change_signatures``).
+The cursor is the JSON map ``{table key: signature}``; a table whose signature differs
+from the cursor gets a run, with ``run_key = key|signature`` so the same change can never
+trigger two runs (Dagster drops a repeated run key even if the cursor were lost). Both
+halves of the signature are needed: ``LAST_ALTERED`` catches updates on real Snowflake
+and ``ROW_COUNT`` catches inserts on the local stand-in, where ``LAST_ALTERED`` never
+moves (FACTS.md). Every tick that requests nothing says why.
+
+Run failure: a failed run writes the failure onto the table's status row (the API shows
+``failing`` with the reason), so a broken table is never silent. A source table that no
+longer exists also marks the served data stale; the served data itself stays.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
+from typing import Any
+
+import dagster as dg
+
+from shared import partitions as sp
+from shared.dagster_names import REASON_TAG, TABLE_TAG
+from shared.registry import RegisteredTable
+from shared.snowflake import change_signatures
+
+SOURCE_CHANGE_SENSOR = "source_change_sensor"
+FAILURE_SENSOR = "table_run_failure_sensor"
+SOURCE_CHANGE_INTERVAL_S = 30
+FAILURE_SENSOR_INTERVAL_S = 5
+# Errors that mean the source table is gone or unreadable, not that one run was unlucky.
+_MISSING_SOURCE = re.compile(r"does not exist|not exist or not authorized|no longer exists|dropped", re.IGNORECASE)
+
+ConnectionFactory = Callable[[], AbstractContextManager[Any]]
+
+
+def _asset_key(table: RegisteredTable) -> dg.AssetKey:
+    return dg.AssetKey(table.asset_key_path)
+
+
+def requests_for_change(table: RegisteredTable, signature: str, *, now: dt.datetime) -> list[dg.RunRequest]:
+    """Run requests for one changed table: the latest partition, every static value, or the table.
+
+    Which rows changed is unknown (the signature is table-wide), so a time-partitioned
+    table refreshes its newest partition, where new rows land; a static-partitioned one
+    refreshes every value (static lists are short).
+    """
+    tags = {TABLE_TAG: table.key, REASON_TAG: "source_change"}
+    base = f"{table.key}|{signature}"
+    if not sp.is_partitioned(table):
+        return [dg.RunRequest(run_key=base, asset_selection=[_asset_key(table)], tags=tags)]
+    keys = list(table.partition_values) if sp.time_kind(table) is None else [sp.latest_key(table, now)]
+    return [
+        dg.RunRequest(run_key=f"{base}|{k}", asset_selection=[_asset_key(table)], partition_key=k, tags=tags)
+        for k in keys if k
+    ]
+
+
+def evaluate_source_changes(tables: Sequence[RegisteredTable], cursor: str | None, signatures: dict[tuple[str, str, str], str],
+                            *, now: dt.datetime) -> dg.SensorResult:
+    """The sensor's decision as a pure function of (registrations, cursor, signatures).
+
+    Tables seen for the first time only record a baseline: the schedule or an explicit
+    sync makes their first copy, and a fresh install does not start every sync at once.
+    """
+    previous: dict[str, str] = json.loads(cursor) if cursor else {}
+    new_cursor: dict[str, str] = {}
+    requests: list[dg.RunRequest] = []
+    changed, baseline, missing = [], [], []
+    for t in tables:
+        sig = signatures.get((t.database.upper(), t.schema.upper(), t.table.upper()))
+        if sig is None:
+            missing.append(t.key)
+            if t.key in previous:
+                new_cursor[t.key] = previous[t.key]  # a re-created table is then seen as changed
+            continue
+        new_cursor[t.key] = sig
+        if t.key not in previous:
+            baseline.append(t.key)
+        elif previous[t.key] != sig:
+            changed.append(t.key)
+            requests.extend(requests_for_change(t, sig, now=now))
+    cursor_out = json.dumps(new_cursor, sort_keys=True)
+    if requests:
+        return dg.SensorResult(run_requests=requests, cursor=cursor_out)
+    reasons = [f"no registered table changed since the last tick ({len(tables) - len(missing)} checked)"]
+    if changed:
+        reasons = [f"changed but nothing to request (no partition yet): {', '.join(changed)}"]
+    if baseline:
+        reasons.append(f"recorded a first signature for {', '.join(baseline)}")
+    if missing:
+        reasons.append(f"missing in the source (dropped or not visible to this role): {', '.join(missing)}")
+    if not tables:
+        reasons = ["no tables are registered"]
+    return dg.SensorResult(skip_reason=dg.SkipReason("; ".join(reasons)), cursor=cursor_out)
+
+
+def build_source_change_sensor(*, tables: Sequence[RegisteredTable],
+                               default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.RUNNING,
+                               minimum_interval_seconds: int = SOURCE_CHANGE_INTERVAL_S) -> dg.SensorDefinition:
+    """The source-change sensor over the registrations loaded with the code location.
+
+    The Snowflake connection comes from the resource the assets use (key ``snowflake``),
+    so the sensor and the syncs always look at the same account.
+    """
+    tables = list(tables)
+    target = dg.AssetSelection.assets(*[_asset_key(t) for t in tables]) if tables else None
+
+    @dg.sensor(name=SOURCE_CHANGE_SENSOR, minimum_interval_seconds=minimum_interval_seconds, target=target,
+               default_status=default_status,
+               description="Requests a sync of every registered table whose LAST_ALTERED|ROW_COUNT changed in the source.")
+    def source_change_sensor(context: dg.SensorEvaluationContext, snowflake: dg.ResourceParam[Any]) -> dg.SensorResult:
+        if not tables:
+            return dg.SensorResult(skip_reason=dg.SkipReason("no tables are registered"), cursor=context.cursor)
+        try:
+            with snowflake.get_connection() as con:
+                sigs = change_signatures(con, [(t.database, t.schema, t.table) for t in tables])
+        except Exception as e:  # unreachable source, bad credentials: skip, keep the cursor
+            return dg.SensorResult(
+                skip_reason=dg.SkipReason(f"source unreachable, nothing compared (cursor kept): {type(e).__name__}: {e}"),
+                cursor=context.cursor,
+            )
+        return evaluate_source_changes(tables, context.cursor, sigs, now=dt.datetime.now(dt.UTC))
+
+    return source_change_sensor
+
+
+# --- failures ------------------------------------------------------------------------------
+
+
+def table_keys_of_run(instance: dg.DagsterInstance, run: dg.DagsterRun) -> list[str]:
+    """Table keys a run was to materialize: its table tag, its asset selection, else its plan.
+
+    The planned-materialization events cover runs launched without a selection (a whole
+    asset job, ``materialize()`` in tests).
+    """
+    if run.tags.get(TABLE_TAG):
+        return [run.tags[TABLE_TAG]]
+    keys = set(run.asset_selection or ())
+    if not keys:
+        planned = instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED)
+        keys = {r.asset_key for r in planned.records if r.asset_key is not None}
+    return sorted(".".join(k.path).lower() for k in keys if len(k.path) == 3)
+
+
+def failure_message(instance: dg.DagsterInstance, run_id: str, fallback: str) -> str:
+    """The most specific error of a failed run: the root cause of its first failed step."""
+    records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.STEP_FAILURE).records
+    for record in records:
+        event = record.event_log_entry.dagster_event
+        error = getattr(getattr(event, "event_specific_data", None), "error", None) if event else None
+        while error is not None and error.cause is not None:
+            error = error.cause
+        if error is not None:
+            return error.message.strip()  # already "ClassName: message"
+    return fallback
+
+
+def is_missing_source(message: str) -> bool:
+    return bool(_MISSING_SOURCE.search(message))
+
+
+def record_run_failure(control_url: str, keys: Iterable[str], run_id: str, message: str, failed_at: dt.datetime) -> None:
+    """Write a failed run onto each table's status row, unless a later run already succeeded.
+
+    A missing source table also marks the table stale: its served data stays queryable,
+    but agents are told it no longer follows the source.
+    """
+    from shared.control.db import migrate, session_scope
+    from shared.control.models import TableStatusRow
+
+    migrate(control_url)
+    with session_scope(control_url) as s:
+        for key in keys:
+            row = s.get(TableStatusRow, key)
+            if row is None:
+                row = TableStatusRow(key=key)
+                s.add(row)
+            last_ok = row.last_success_at
+            if last_ok is not None and last_ok.tzinfo is None:
+                last_ok = last_ok.replace(tzinfo=dt.UTC)
+            if last_ok is not None and last_ok > failed_at:
+                continue  # an older failure reported late must not hide a newer success
+            row.last_failure_at, row.last_error, row.last_run_status, row.last_run_id = failed_at, message, "failed", run_id
+            if is_missing_source(message):
+                row.stale = True
+                row.stale_reason = f"the source table is missing; serving the last copy ({message[:300]})"
+
+
+def _record_with_settings(keys: Iterable[str], run_id: str, message: str, failed_at: dt.datetime) -> None:
+    from shared.settings import get_settings
+
+    record_run_failure(get_settings().control_url, keys, run_id, message, failed_at)
+
+
+def build_failure_sensor(*, record: Callable[[Iterable[str], str, str, dt.datetime], None] = _record_with_settings,
+                         default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.RUNNING) -> dg.SensorDefinition:
+    """Run-failure sensor: ``record(table_keys, run_id, message, failed_at)`` writes the status rows."""
+
+    @dg.run_failure_sensor(name=FAILURE_SENSOR, minimum_interval_seconds=FAILURE_SENSOR_INTERVAL_S,
+                           default_status=default_status,
+                           description="Records every failed table run on the table's status row, so the API reports it.")
+    def table_run_failure_sensor(context: dg.RunFailureSensorContext) -> dg.SkipReason | None:
+        run = context.dagster_run
+        keys = table_keys_of_run(context.instance, run)
+        if not keys:
+            return dg.SkipReason(f"run {run.run_id} ({run.job_name}) materializes no table")
+        fallback = context.failure_event.message or "run failed"
+        message = failure_message(context.instance, run.run_id, fallback)
+        run_record = context.instance.get_run_record_by_id(run.run_id)
+        ended = run_record.end_time if run_record and run_record.end_time else None
+        failed_at = dt.datetime.fromtimestamp(ended, dt.UTC) if ended else dt.datetime.now(dt.UTC)
+        record(keys, run.run_id, message, failed_at)
+        context.log.info(f"recorded failure of run {run.run_id} on {', '.join(keys)}: {message[:200]}")
+        return None
+
+    return table_run_failure_sensor

@@ -1,0 +1,5 @@
+"""The sync engine: Snowflake table slices, as Arrow, into a new served DuckDB version.
+
+``engine.sync_table`` is the whole materialization without Dagster, so the asset, the
+benchmark and the crash tests all run the same code.
+"""

@@ -1,0 +1,261 @@
+"""One materialization of one registered table, without Dagster.
+
+Why separate from the asset: the benchmark, the crash tests and the asset run exactly
+this code. Order matters for the served contract: read the source's metadata and plan
+the slices first (a dead source fails before anything is touched), then write a private
+version under the table's lock, check drift before any row moves, and publish last — so
+an error or ``kill -9`` at any point leaves the previous version served.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import time
+from collections.abc import Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import snowflake.connector.errors
+
+from orchestration.sync import drift as drift_mod
+from orchestration.sync import load
+from orchestration.sync.extract import Connect, Extraction, Slice, SliceStats, key_range_slices, literal, sf_type, window_slices
+from orchestration.sync.sql import qi
+from orchestration.sync.types import ORDERED_SLICE_TYPES, base_type, duckdb_type, served_columns
+from shared import partitions
+from shared.registry import RegisteredTable
+from shared.served import Column, Manifest, publish, read_current, write_version
+from shared.snowflake import SourceColumn, SourceError, table_columns
+
+_log = logging.getLogger(__name__)
+SNAPSHOT_DESCRIPTION = "Day (UTC) on which this copy of the source table was taken."
+
+
+class SourceTableMissingError(SourceError):
+    """The registered table is not visible in the source."""
+
+
+@dataclasses.dataclass
+class SyncRequest:
+    table: RegisteredTable
+    connect: Connect
+    served_root: Path
+    partition_keys: Sequence[str] = ()
+    run_id: str | None = None
+    full_refresh: bool = False
+    slice_rows: int = 250_000
+    workers: int = 2
+    now: dt.datetime | None = None
+    log: Any = None
+
+
+@dataclasses.dataclass
+class _Planned:
+    """Everything decided from the source before the served folder is touched."""
+
+    mode: str
+    source: list[SourceColumn]
+    target: list[Column]
+    slices: list[Slice]
+    source_rows: int
+    windows: list[partitions.Window]
+
+
+@dataclasses.dataclass
+class SyncOutcome:
+    """What one materialization did; the asset turns it into Dagster metadata and checks."""
+
+    manifest: Manifest
+    mode: str
+    rows_written: int
+    source_rows: int
+    served_scope_rows: int
+    duplicate_keys: int | None
+    drift: dict[str, list[str]]
+    slices: list[SliceStats]
+    timings: dict[str, float]
+    partition_keys: list[str]
+    merge: dict[str, int] = dataclasses.field(default_factory=dict)
+
+
+def _mode(table: RegisteredTable, full_refresh: bool) -> str:
+    if table.strategy == "snapshot":
+        return "snapshot"
+    if table.partitioned:
+        return "partition"
+    if table.strategy == "incremental" and not full_refresh:
+        return "merge"
+    return "replace"
+
+
+def _slice_column(table: RegisteredTable, cols: Sequence[SourceColumn]) -> SourceColumn | None:
+    """The column whose ranges split an unpartitioned scan: key, cursor, then any ordered column."""
+    by_name = {c.name.upper(): c for c in cols}
+    ordered = [c for c in cols if base_type(duckdb_type(c)) in ORDERED_SLICE_TYPES]
+    names = (*table.primary_key[:1], table.cursor_column or "", table.partition_column or "")
+    preferred = [by_name.get(n.upper()) for n in names]
+    for c in [*preferred, *(c for c in ordered if not c.nullable), *ordered]:
+        if c is not None and c in ordered:
+            return c
+    return None
+
+
+def _watermark_floor(table: RegisteredTable, col: SourceColumn, previous: Manifest | None) -> Any:
+    """Lowest cursor to re-read: last watermark minus the lookback window (None: read all)."""
+    if previous is None or previous.watermark is None:
+        return None
+    raw, kind = previous.watermark, previous.extra.get("watermark_type", "")
+    if kind in ("TIMESTAMP", "TIMESTAMPTZ"):
+        return dt.datetime.fromisoformat(raw) - dt.timedelta(seconds=table.lookback_s)
+    if kind == "DATE":
+        return dt.date.fromisoformat(raw) - dt.timedelta(days=-(-table.lookback_s // 86400))
+    return Decimal(raw) - table.lookback_s  # numeric cursors: the lookback counts cursor units
+
+
+def _plan(req: SyncRequest, con: Any, cols: list[SourceColumn], mode: str,
+          windows: list[partitions.Window]) -> tuple[list[Slice], int]:
+    table, by_name = req.table, {c.name.upper(): c for c in cols}
+    splitter = _slice_column(table, cols)
+    bases: list[Slice] = [Slice(label="all")]
+    if mode == "partition":
+        kind = partitions.time_kind(table) or partitions.STATIC
+        bases = window_slices(by_name[str(table.partition_column).upper()], windows, kind)
+    elif mode == "merge":
+        cursor = by_name[str(table.cursor_column).upper()]
+        floor = _watermark_floor(table, cursor, read_current(req.served_root, table.key))
+        if floor is not None:  # >= (not >): rows sharing the watermark are re-read; the merge makes it harmless
+            bases = [Slice(label="delta", where=f"{qi(cursor.name)} >= CAST(%s AS {sf_type(cursor)})", params=(literal(floor),))]
+    slices, total = [], 0
+    for base in bases:
+        parts, count = key_range_slices(con, table, splitter, base=base, slice_rows=req.slice_rows)
+        slices += [dataclasses.replace(p, partition_key=base.partition_key) for p in parts]
+        total += count
+    return slices, total
+
+
+def sync_table(req: SyncRequest) -> SyncOutcome:
+    """Copy the scope of ``req`` (whole table, partitions, or the cursor delta) into a new served version."""
+    table, log = req.table, req.log or _log
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    windows: list[partitions.Window] = []
+    if partitions.is_partitioned(table):
+        if not req.partition_keys:
+            raise partitions.PartitionKeyError(f"{table.key} is partitioned; name a partition key")
+        windows = partitions.windows(table, list(req.partition_keys), now=req.now)
+    elif req.partition_keys:
+        partitions.validate_partition_key(table, req.partition_keys[0])  # raises: not partitioned
+    mode = _mode(table, req.full_refresh)
+    try:
+        with req.connect() as con:
+            cols = table_columns(con, table.database, table.schema, table.table)
+            if not cols:
+                raise SourceTableMissingError(
+                    f"table {table.database}.{table.schema}.{table.table} does not exist in the source "
+                    "(dropped, renamed, or not visible to this role)"
+                )
+            slices, source_rows = _plan(req, con, cols, mode, windows)
+            if mode == "merge":
+                source_rows = key_range_slices(con, table, None, base=Slice("all"), slice_rows=1)[1]
+    except snowflake.connector.errors.Error as e:
+        raise SourceError(f"reading {table.database}.{table.schema}.{table.table} from Snowflake failed: {e}") from e
+    timings["plan_s"] = time.perf_counter() - t0
+    target = served_columns(cols)
+    if mode == "snapshot":
+        target = [Column(load.SNAPSHOT_COLUMN, "DATE", nullable=False, description=SNAPSHOT_DESCRIPTION), *target]
+    log.info(f"{table.key}: {mode} of {len(slices)} slice(s), {source_rows} source row(s)")
+    return _write(req, _Planned(mode, cols, target, slices, source_rows, windows), timings, t0)
+
+
+def _write(req: SyncRequest, planned: _Planned, timings: dict[str, float], t0: float) -> SyncOutcome:
+    table, log = req.table, req.log or _log
+    mode, target, cols, slices, windows = planned.mode, planned.target, planned.source, planned.slices, planned.windows
+    source_rows = planned.source_rows
+    copy = mode in ("partition", "snapshot", "merge") and not req.full_refresh
+    with write_version(req.served_root, table.key, copy_previous=copy) as pending:
+        con = pending.con
+        load.prepare(con)
+        previous = pending.previous
+        plan = drift_mod.plan(table.key, previous.columns, target) if previous and not req.full_refresh else None
+        has_data = copy and previous is not None
+        if has_data and plan is not None:
+            drift_mod.apply(con, plan)
+            columns = plan.columns
+        else:
+            load.create_table(con, "data", target)
+            columns = target
+        by_name = {c.name: c for c in columns}
+        part_col = by_name.get(str(table.partition_column).upper()) if table.partition_column else None
+        if mode == "partition" and has_data and part_col is not None:
+            load.delete_windows(con, part_col, windows)
+        snap_key = windows[0].key if mode == "snapshot" else None
+        if snap_key and has_data:
+            day = dt.date.fromisoformat(snap_key)
+            con.execute(f"DELETE FROM {qi('data')} WHERE {qi(load.SNAPSHOT_COLUMN)} = ?", [day])
+        staged = table.primary_key and table.strategy == "incremental" and has_data
+        into = load.STAGE_TABLE if staged else "data"
+        if staged:
+            load.create_table(con, load.STAGE_TABLE, columns, temp=True)
+        constants: dict[str, Any] = {load.SNAPSHOT_COLUMN: dt.date.fromisoformat(snap_key)} if snap_key else {}
+        written, per_key = 0, {}
+        t1 = time.perf_counter()
+        extraction = Extraction(req.connect, table, [c.name for c in cols], slices, workers=req.workers)
+        try:
+            for piece, batch in extraction:
+                n = load.insert_batch(con, into, columns, batch, constants=constants)
+                written += n
+                if piece.partition_key:
+                    per_key[piece.partition_key] = per_key.get(piece.partition_key, 0) + n
+        except snowflake.connector.errors.Error as e:
+            raise SourceError(f"extracting {table.key} from Snowflake failed: {e}") from e
+        timings["extract_load_s"] = time.perf_counter() - t1
+        merge: dict[str, int] = {}
+        key, cursor = list(table.primary_key), table.cursor_column
+        if staged:
+            merge = load.merge_stage(con, columns, key, cursor)
+        elif table.strategy == "incremental" and key:
+            merge = {"duplicates_dropped": load.dedupe(con, "data", key, cursor)}
+        watermark, wm_type = None, None
+        if table.strategy == "incremental" and cursor:
+            value = load.max_value(con, cursor)
+            watermark = value.isoformat() if isinstance(value, dt.date) else (str(value) if value is not None else None)
+            wm_type = by_name[cursor].type if watermark else None
+        scope_rows = _scope_rows(con, mode, part_col, windows, snap_key)
+        dupes = load.duplicate_keys(con, key) if key else None
+        t2 = time.perf_counter()
+        keys_done = [w.key for w in windows]
+        parts = dict(previous.partitions) if previous and has_data else {}
+        stamp = dt.datetime.now(dt.UTC).isoformat()
+        for k in keys_done:
+            parts[k] = {"rows": per_key.get(k, 0), "run_id": req.run_id, "materialized_at": stamp}
+        summary = plan.summary() if plan else {}
+        extra = {
+            "mode": mode, "watermark_type": wm_type, "drift": summary, "source_rows": source_rows,
+            "rows_written": written, "slices": len(slices),
+            "source_query_ids": [s.query_id for s in extraction.stats][:100],
+        }
+        manifest = publish(
+            req.served_root, pending, strategy=table.strategy, row_count=load.count_rows(con), columns=columns,
+            partitions=parts, watermark=watermark, run_id=req.run_id, extra=extra,
+        )
+        timings["publish_s"] = time.perf_counter() - t2
+    timings["total_s"] = time.perf_counter() - t0
+    log.info(f"{table.key}: published version {manifest.version} ({manifest.row_count} rows, {written} written)")
+    return SyncOutcome(
+        manifest=manifest, mode=mode, rows_written=written, source_rows=source_rows, served_scope_rows=scope_rows,
+        duplicate_keys=dupes, drift=summary, slices=extraction.stats, timings=timings, partition_keys=keys_done, merge=merge,
+    )
+
+
+def _scope_rows(con: Any, mode: str, part_col: Column | None, windows: list[partitions.Window], snap_key: str | None) -> int:
+    """Served rows in the scope the source rows were counted for (the row-count check)."""
+    if mode == "snapshot" and snap_key:
+        row = con.execute(f"SELECT count(*) FROM {qi('data')} WHERE {qi(load.SNAPSHOT_COLUMN)} = ?",
+                          [dt.date.fromisoformat(snap_key)]).fetchone()
+        return int(row[0])
+    if mode == "partition" and part_col is not None:
+        return load.count_windows(con, part_col, windows)
+    return load.count_rows(con)

@@ -1,0 +1,222 @@
+"""Arrow extraction from Snowflake in slices, never through Python rows or pandas.
+
+Why slices: real Snowflake returns a result in chunks, but the local stand-in sends each
+result as one base64 Arrow block, so the only way to bound memory everywhere is to ask
+for bounded results: one partition window per query, or key ranges of an unpartitioned
+table sized by ``slice_rows``. Slices are fetched by ``workers`` connections at once so
+the source serialising one slice overlaps the client decoding another; a queue of one
+bounds what waits in memory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import math
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from decimal import Decimal
+from typing import Any
+
+import pyarrow as pa
+
+from orchestration.sync.sql import qi, qlist, qname
+from orchestration.sync.types import duckdb_type
+from shared.partitions import HOURLY, Window
+from shared.registry import RegisteredTable
+from shared.snowflake import SourceColumn
+
+Connect = Callable[[], AbstractContextManager[Any]]
+_DONE = object()
+
+
+@dataclasses.dataclass(frozen=True)
+class Slice:
+    """One bounded source query: a WHERE clause with bound values."""
+
+    label: str
+    where: str = "TRUE"
+    params: tuple[Any, ...] = ()
+    partition_key: str | None = None
+
+
+@dataclasses.dataclass
+class SliceStats:
+    label: str
+    query_id: str | None
+    rows: int
+    execute_s: float
+    fetch_s: float
+
+
+def sf_type(col: SourceColumn) -> str:
+    """The Snowflake type to CAST bound values to when comparing with ``col``."""
+    kind = col.data_type.upper()
+    if duckdb_type(col) in ("BIGINT", "HUGEINT") or kind.startswith("DECIMAL") or kind == "NUMBER":
+        return f"NUMBER({col.precision or 38},{col.scale or 0})"
+    return {"TEXT": "VARCHAR", "TIMESTAMP": "TIMESTAMP_NTZ", "DATETIME": "TIMESTAMP_NTZ"}.get(kind, kind)
+
+
+def literal(value: Any) -> str:
+    """A bound value's text; the SQL casts it to the column type (``sf_type``)."""
+    if isinstance(value, dt.datetime):
+        return value.isoformat(sep=" ")
+    return str(value)
+
+
+def select_sql(table: RegisteredTable, columns: Sequence[str], where: str = "TRUE") -> str:
+    return f"SELECT {qlist(columns)} FROM {qname(table.database, table.schema, table.table)} WHERE {where}"
+
+
+def window_slices(col: SourceColumn, windows: Sequence[Window], kind: str) -> list[Slice]:
+    """One slice per partition: ``[start, end)`` of a time window, or ``= value`` for static partitions."""
+    out = []
+    for w in windows:
+        if w.value is not None:
+            out.append(Slice(label=w.key, where=f"{qi(col.name)} = %s", params=(w.value,), partition_key=w.key))
+            continue
+        assert w.start is not None
+        assert w.end is not None
+        if col.data_type == "DATE" and kind != HOURLY:
+            lo, hi, cast = w.start.date().isoformat(), w.end.date().isoformat(), "DATE"
+        elif col.data_type in ("TIMESTAMP_TZ", "TIMESTAMP_LTZ"):
+            lo, hi, cast = literal(w.start), literal(w.end), "TIMESTAMP_TZ"
+        else:  # naive timestamps hold UTC wall-clock time
+            lo, hi, cast = literal(w.start.replace(tzinfo=None)), literal(w.end.replace(tzinfo=None)), "TIMESTAMP_NTZ"
+        c = qi(col.name)
+        where = f"{c} >= CAST(%s AS {cast}) AND {c} < CAST(%s AS {cast})"
+        out.append(Slice(label=w.key, where=where, params=(lo, hi), partition_key=w.key))
+    return out
+
+
+def _boundaries(lo: Any, hi: Any, n: int) -> list[Any]:
+    """``n - 1`` increasing cut points between lo and hi (equal width)."""
+    if isinstance(lo, dt.datetime | dt.date) and not isinstance(lo, dt.datetime):
+        span = (hi - lo).days
+        cuts = [lo + dt.timedelta(days=span * i // n) for i in range(1, n)]
+    elif isinstance(lo, dt.datetime):
+        cuts = [lo + (hi - lo) * i / n for i in range(1, n)]
+    elif isinstance(lo, int):
+        cuts = [lo + (hi - lo) * i // n for i in range(1, n)]
+    else:
+        lo, hi = Decimal(str(lo)), Decimal(str(hi))
+        cuts = [lo + (hi - lo) * i / n for i in range(1, n)]
+    return sorted(set(cuts))
+
+
+def key_range_slices(
+    con: Any, table: RegisteredTable, col: SourceColumn | None, *, base: Slice, slice_rows: int
+) -> tuple[list[Slice], int]:
+    """Split ``base`` into ranges of ``col`` of about ``slice_rows`` rows; returns (slices, source rows).
+
+    Ranges are open at both ends and NULLs get their own slice, so rows written between
+    the statistics query and the slices are never lost.
+    """
+    target = qname(table.database, table.schema, table.table)
+    stats = "COUNT(*)" + (f", MIN({qi(col.name)}), MAX({qi(col.name)})" if col else "")
+    cur = con.cursor()
+    try:
+        cur.execute(f"SELECT {stats} FROM {target} WHERE {base.where}", base.params)
+        row = cur.fetchone()
+    finally:
+        cur.close()
+    count = int(row[0])
+    if col is None or count <= slice_rows or row[1] is None or row[1] == row[2]:
+        return [base], count
+    cuts = _boundaries(row[1], row[2], math.ceil(count / slice_rows))
+    c, cast = qi(col.name), sf_type(col)
+    bounds: list[tuple[Any, Any]] = list(zip([None, *cuts], [*cuts, None], strict=True))
+    out = []
+    for i, (lo, hi) in enumerate(bounds):
+        parts, params = [f"({base.where})"], list(base.params)
+        if lo is not None:
+            parts.append(f"{c} >= CAST(%s AS {cast})")
+            params.append(literal(lo))
+        if hi is not None:
+            parts.append(f"{c} < CAST(%s AS {cast})")
+            params.append(literal(hi))
+        out.append(Slice(label=f"{base.label}#{i + 1}", where=" AND ".join(parts), params=tuple(params)))
+    if col.nullable:
+        out.append(Slice(label=f"{base.label}#null", where=f"({base.where}) AND {c} IS NULL", params=base.params))
+    return out, count
+
+
+class Extraction:
+    """Iterate ``(slice, arrow batch)`` for every slice; per-slice statistics land in ``stats``."""
+
+    def __init__(self, connect: Connect, table: RegisteredTable, columns: Sequence[str], slices: Sequence[Slice],
+                 *, workers: int = 2) -> None:
+        self.connect, self.table, self.columns = connect, table, list(columns)
+        self.slices = list(slices)
+        self.workers = max(1, min(workers, len(self.slices)))
+        self.stats: list[SliceStats] = []
+        self._stop = threading.Event()
+
+    def _fetch(self, con: Any, piece: Slice) -> Iterator[pa.Table | pa.RecordBatch]:
+        cur = con.cursor()
+        try:
+            t0 = time.perf_counter()
+            cur.execute(select_sql(self.table, self.columns, piece.where), piece.params)
+            t1 = time.perf_counter()
+            rows = 0
+            for batch in cur.fetch_arrow_batches():
+                rows += batch.num_rows
+                yield batch
+            self.stats.append(SliceStats(piece.label, cur.sfqid, rows, t1 - t0, time.perf_counter() - t1))
+        finally:
+            cur.close()
+
+    def _worker(self, todo: queue.SimpleQueue[Slice], out: queue.Queue[Any]) -> None:
+        def put(item: Any) -> None:
+            while not self._stop.is_set():
+                try:
+                    out.put(item, timeout=0.2)
+                    return
+                except queue.Full:
+                    continue
+
+        try:
+            with self.connect() as con:
+                while not self._stop.is_set():
+                    try:
+                        piece = todo.get_nowait()
+                    except queue.Empty:
+                        break
+                    for batch in self._fetch(con, piece):
+                        put((piece, batch))
+        except BaseException as e:  # handed to the consumer, which re-raises it
+            put(e)
+        finally:
+            put(_DONE)
+
+    def __iter__(self) -> Iterator[tuple[Slice, pa.Table | pa.RecordBatch]]:
+        if self.workers == 1:
+            with self.connect() as con:
+                for piece in self.slices:
+                    for batch in self._fetch(con, piece):
+                        yield piece, batch
+            return
+        todo: queue.SimpleQueue[Slice] = queue.SimpleQueue()
+        for piece in self.slices:
+            todo.put(piece)
+        out: queue.Queue[Any] = queue.Queue(maxsize=1)
+        threads = [threading.Thread(target=self._worker, args=(todo, out), daemon=True) for _ in range(self.workers)]
+        for t in threads:
+            t.start()
+        running = len(threads)
+        try:
+            while running:
+                item = out.get()
+                if item is _DONE:
+                    running -= 1
+                elif isinstance(item, BaseException):
+                    raise item
+                else:
+                    yield item
+        finally:
+            self._stop.set()
+            for t in threads:
+                t.join(timeout=30)

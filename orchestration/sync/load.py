@@ -1,0 +1,161 @@
+"""Write Arrow slices into the pending DuckDB version: replace, replace a window, or merge.
+
+Why these operations: a full load starts from an empty file; a partition or merge write
+starts from a copy of the current version (the served contract's copy-on-write), deletes
+exactly what it replaces, and inserts — so a re-run replaces and never duplicates. A merge
+keeps, per primary key, the row with the highest cursor, whether it was already served
+or arrives now.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from orchestration.sync.sql import qi, qlist
+from orchestration.sync.types import cast_expr, column_ddl
+from shared.partitions import Window
+from shared.served import DATA_TABLE, Column
+
+STAGE_TABLE = "_stage"
+SNAPSHOT_COLUMN = "_SNAPSHOT_DATE"
+# The writer's own budget: DuckDB spills beyond it, so a big merge cannot grow RSS unbounded.
+WRITER_MEMORY_LIMIT = "256MB"
+WRITER_THREADS = 2
+
+
+def prepare(con: duckdb.DuckDBPyConnection) -> None:
+    """Session settings of the writer connection: UTC, bounded memory."""
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(f"SET memory_limit = '{WRITER_MEMORY_LIMIT}'")
+    con.execute(f"SET threads = {WRITER_THREADS}")
+    con.execute("SET preserve_insertion_order = true")
+
+
+def create_table(con: duckdb.DuckDBPyConnection, name: str, columns: Sequence[Column], *, temp: bool = False) -> None:
+    ddl = ", ".join(column_ddl(c) for c in columns)
+    con.execute(f"CREATE {'TEMP ' if temp else ''}TABLE {qi(name)} ({ddl})")
+    if not temp:
+        for c in columns:
+            if c.description:
+                con.execute(f"COMMENT ON COLUMN {qi(name)}.{qi(c.name)} IS {_sql_string(c.description)}")
+
+
+def _sql_string(text: str) -> str:
+    """COMMENT ON takes no parameters; this is its only literal, quoted by doubling quotes."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def insert_batch(
+    con: duckdb.DuckDBPyConnection, target: str, columns: Sequence[Column], batch: pa.Table | pa.RecordBatch,
+    *, constants: dict[str, Any] | None = None,
+) -> int:
+    """Insert one Arrow batch, casting every column to its served type; returns rows inserted.
+
+    ``constants`` fills columns the source does not have (the snapshot date, or NULL for a
+    column the source dropped).
+    """
+    constants = constants or {}
+    present = set(batch.schema.names)
+    exprs, params = [], []
+    for c in columns:
+        if c.name in constants:
+            exprs.append(f"CAST(? AS {c.type})")
+            params.append(constants[c.name])
+        elif c.name in present:
+            exprs.append(cast_expr(c))
+        else:
+            exprs.append(f"CAST(NULL AS {c.type})")
+    con.register("_slice", batch)
+    try:
+        con.execute(f"INSERT INTO {qi(target)} ({qlist(c.name for c in columns)}) SELECT {', '.join(exprs)} FROM _slice", params)
+    finally:
+        con.unregister("_slice")
+    return batch.num_rows
+
+
+def _window_predicate(column: Column, w: Window) -> tuple[str, list[Any]]:
+    c = qi(column.name)
+    if w.value is not None:
+        return f"CAST({c} AS VARCHAR) = ?", [w.value]
+    assert w.start is not None
+    assert w.end is not None
+    return f"{c} >= ? AND {c} < ?", [_bound(column, w.start), _bound(column, w.end)]
+
+
+def delete_windows(con: duckdb.DuckDBPyConnection, column: Column, windows: Sequence[Window]) -> int:
+    """Delete exactly the rows of ``windows`` from the served table; returns rows deleted."""
+    deleted = 0
+    for w in windows:
+        where, params = _window_predicate(column, w)
+        row = con.execute(f"DELETE FROM {qi(DATA_TABLE)} WHERE {where}", params).fetchone()
+        deleted += int(row[0]) if row else 0
+    return deleted
+
+
+def count_windows(con: duckdb.DuckDBPyConnection, column: Column, windows: Sequence[Window]) -> int:
+    """Served rows inside ``windows`` (the same predicate a re-run deletes)."""
+    total = 0
+    for w in windows:
+        where, params = _window_predicate(column, w)
+        row = con.execute(f"SELECT count(*) FROM {qi(DATA_TABLE)} WHERE {where}", params).fetchone()
+        total += int(row[0]) if row else 0
+    return total
+
+
+def _bound(column: Column, instant: dt.datetime) -> Any:
+    if column.type == "DATE":
+        return instant.date()
+    if column.type == "TIMESTAMP":
+        return instant.replace(tzinfo=None)
+    return instant
+
+
+def dedupe(con: duckdb.DuckDBPyConnection, table: str, key: Sequence[str], cursor: str | None) -> int:
+    """Keep one row per key in ``table``: the one with the highest cursor (NULL lowest)."""
+    order = f"{qi(cursor)} DESC NULLS LAST" if cursor else "rowid"
+    sql = (
+        f"DELETE FROM {qi(table)} WHERE rowid IN (SELECT rid FROM (SELECT rowid AS rid, row_number() OVER "
+        f"(PARTITION BY {qlist(key)} ORDER BY {order}) AS rn FROM {qi(table)}) WHERE rn > 1)"
+    )
+    row = con.execute(sql).fetchone()
+    return int(row[0]) if row else 0
+
+
+def merge_stage(
+    con: duckdb.DuckDBPyConnection, columns: Sequence[Column], key: Sequence[str], cursor: str | None
+) -> dict[str, int]:
+    """Merge the staged rows into the served table on ``key``, keeping the highest cursor."""
+    dropped = dedupe(con, STAGE_TABLE, key, cursor)
+    same_key = " AND ".join(f"d.{qi(k)} IS NOT DISTINCT FROM s.{qi(k)}" for k in key)
+    newer = f" AND (d.{qi(cursor)} IS NULL OR d.{qi(cursor)} <= s.{qi(cursor)})" if cursor else ""
+    row = con.execute(f"DELETE FROM {qi(DATA_TABLE)} AS d USING {qi(STAGE_TABLE)} AS s WHERE {same_key}{newer}").fetchone()
+    replaced = int(row[0]) if row else 0
+    names = qlist(c.name for c in columns)
+    row = con.execute(
+        f"INSERT INTO {qi(DATA_TABLE)} ({names}) SELECT {', '.join('s.' + qi(c.name) for c in columns)} "
+        f"FROM {qi(STAGE_TABLE)} AS s WHERE NOT EXISTS (SELECT 1 FROM {qi(DATA_TABLE)} AS d WHERE {same_key})"
+    ).fetchone()
+    inserted = int(row[0]) if row else 0
+    con.execute(f"DROP TABLE {qi(STAGE_TABLE)}")
+    return {"duplicates_dropped": dropped, "replaced": replaced, "inserted": inserted - replaced, "merged": inserted}
+
+
+def max_value(con: duckdb.DuckDBPyConnection, column: str) -> Any:
+    row = con.execute(f"SELECT max({qi(column)}) FROM {qi(DATA_TABLE)}").fetchone()
+    return row[0] if row else None
+
+
+def count_rows(con: duckdb.DuckDBPyConnection, table: str = DATA_TABLE) -> int:
+    row = con.execute(f"SELECT count(*) FROM {qi(table)}").fetchone()
+    return int(row[0]) if row else 0
+
+
+def duplicate_keys(con: duckdb.DuckDBPyConnection, key: Sequence[str]) -> int:
+    """Rows beyond the first per primary key in the served table (0 when the key is unique)."""
+    row = con.execute(f"SELECT count(*) - count(DISTINCT ({qlist(key)})) FROM {qi(DATA_TABLE)}").fetchone()
+    return int(row[0]) if row else 0

@@ -1,0 +1,154 @@
+"""Profiles over the guarded engine, cached per served version.
+
+Why a cache keyed by version: a profile of a 10M-row table costs seconds, and it only
+changes when a sync publishes a new version. The key is (table, version, columns,
+sample); a new version is a different key, so the next call recomputes and older
+entries age out. Full-table profiles are also written to
+``<home>/profiles/<table>/<version>.json`` so API replicas share them (older versions'
+files are removed when a newer one is written). ``force_refresh`` recomputes. Concurrent
+requests for the same missing profile compute it once.
+
+Access is checked before the cache is consulted (the caller must be granted the table),
+and every scan runs through ``QueryEngine.execute_trusted`` with its time limit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import secrets
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+from serving.auth.caller import Caller
+from serving.queries.engine import QueryEngine
+from serving.queries.guard import quote_table
+from shared.profile import ColumnSpec, compute_profile
+from shared.served import Manifest
+from shared.settings import Settings
+
+MAX_ENTRIES = 256
+PROFILE_TIMEOUT_S = 300.0
+
+
+class ProfileCache:
+    def __init__(self, settings: Settings, *, max_entries: int = MAX_ENTRIES) -> None:
+        self.root = settings.home_path / "profiles"
+        self.timeout_s = min(PROFILE_TIMEOUT_S, settings.query.max_timeout_s)
+        self.max_entries = max_entries
+        self._mem: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._building: dict[tuple[Any, ...], threading.Lock] = {}
+
+    # -- storage ------------------------------------------------------------------------
+    def _file(self, key: str, version: str) -> Path:
+        return self.root / key / f"{version}.json"
+
+    def _get(self, ckey: tuple[Any, ...]) -> dict[str, Any] | None:
+        with self._lock:
+            hit = self._mem.get(ckey)
+            if hit is not None:
+                self._mem.move_to_end(ckey)
+            return hit
+
+    def _put(self, ckey: tuple[Any, ...], profile: dict[str, Any]) -> None:
+        with self._lock:
+            self._mem[ckey] = profile
+            self._mem.move_to_end(ckey)
+            while len(self._mem) > self.max_entries:
+                self._mem.popitem(last=False)
+
+    def _read_disk(self, key: str, version: str) -> dict[str, Any] | None:
+        try:
+            data: dict[str, Any] = json.loads(self._file(key, version).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return data if data.get("served_version") == version else None
+
+    def _write_disk(self, key: str, version: str, profile: dict[str, Any]) -> None:
+        path = self._file(key, version)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+            tmp.write_text(json.dumps(profile, default=str), encoding="utf-8")
+            os.replace(tmp, path)
+            for old in path.parent.glob("*.json"):
+                if old.name != path.name and old.stem < version:
+                    old.unlink(missing_ok=True)
+        except OSError:
+            return  # the disk cache is an optimisation only
+
+    # -- the one entry point ------------------------------------------------------------------
+    def get_or_compute(self, engine: QueryEngine, caller: Caller, key: str, manifest: Manifest,
+                       columns: list[ColumnSpec], *, all_columns: bool, sample_rows: int | None, seed: int | None,
+                       force: bool) -> tuple[dict[str, Any], bool]:
+        """(profile, served from cache). Blocking: call from a worker thread."""
+        names = tuple(c.name for c in columns)
+        full_key = (key, manifest.version, None, None)
+        ckey = (key, manifest.version, None if all_columns else names, (sample_rows, seed) if sample_rows else None)
+        if not force:
+            hit = self._lookup(ckey, full_key, key, manifest.version, names=names, sample_rows=sample_rows)
+            if hit is not None:
+                return hit, True
+        with self._lock:
+            building = self._building.setdefault(ckey, threading.Lock())
+        with building:
+            if not force:
+                hit = self._lookup(ckey, full_key, key, manifest.version, names=names, sample_rows=sample_rows)
+                if hit is not None:
+                    return hit, True
+            profile = self._compute(engine, caller, key, manifest, columns, sample_rows=sample_rows, seed=seed)
+            version = profile["served_version"]
+            self._put((key, version, *ckey[2:]), profile)
+            if ckey == full_key:
+                self._write_disk(key, version, profile)
+        with self._lock, contextlib.suppress(KeyError):
+            if not building.locked():
+                del self._building[ckey]
+        return profile, False
+
+    def _lookup(self, ckey: tuple[Any, ...], full_key: tuple[Any, ...], key: str, version: str, *,
+                names: tuple[str, ...], sample_rows: int | None) -> dict[str, Any] | None:
+        hit = self._get(ckey)
+        if hit is not None:
+            return hit
+        if sample_rows:
+            return None
+        full = self._get(full_key)
+        if full is None:
+            full = self._read_disk(key, version)
+            if full is not None:
+                self._put(full_key, full)
+        if full is None:
+            return None
+        if ckey == full_key:
+            return full
+        wanted = set(names)
+        return full | {"columns": [c for c in full["columns"] if c["name"] in wanted]}
+
+    def _compute(self, engine: QueryEngine, caller: Caller, key: str, manifest: Manifest, columns: list[ColumnSpec], *,
+                 sample_rows: int | None, seed: int | None) -> dict[str, Any]:
+        versions: set[str] = set()
+
+        def run(sql: str, params: Any) -> list[tuple[Any, ...]]:
+            res = engine.execute_trusted(caller, [key], sql, params=params, max_rows=1, timeout_s=self.timeout_s)
+            versions.update(t.version for t in res.tables)
+            return res.rows
+
+        source = quote_table(key)
+        if sample_rows:
+            source = f"(SELECT * FROM {source} USING SAMPLE reservoir({int(sample_rows)} ROWS) REPEATABLE ({int(seed or 0)}))"
+        for _attempt in range(2):
+            versions.clear()
+            started = dt.datetime.now(dt.UTC).isoformat()
+            body = compute_profile(run, source, columns)
+            if versions <= {manifest.version}:
+                break
+            manifest = engine.manifests([key])[0]  # a sync published mid-profile: redo on the new version
+        return {"table": key, "served_version": manifest.version, "synced_at": manifest.published_at,
+                "sampled": bool(sample_rows), "sample_rows": sample_rows, "seed": seed if sample_rows else None,
+                "computed_at": started, **body}

@@ -1,0 +1,165 @@
+"""The embedded default: a local Snowflake stand-in (fakesnow server) with demo data.
+
+Why: a fresh clone must work with no Snowflake account. ``agents-data demo`` / ``up``
+start the stand-in on loopback (``start_demo_source``), seed it through the real
+Snowflake connector (``seed_demo``: one ``INSERT … SELECT … FROM TABLE(GENERATOR())``
+per table, about a second for a million rows, and only for tables that are missing,
+because the stand-in keeps data in memory and loses it when it stops) and register the
+demo tables once (``register_demo_tables``) so every sync feature works out of the box:
+daily partitions (ORDERS), full copies (CUSTOMERS, PRODUCTS) and an incremental merge
+over a VARIANT column (EVENTS).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import socket
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from typing import Any
+
+from shared.settings import Settings, SnowflakeSettings, get_settings
+
+DEMO_DATABASE, DEMO_SCHEMA = "DEMO", "PUBLIC"
+DAYS_OF_ORDERS = 365
+DAYS_OF_EVENTS = 30
+CUSTOMERS_ROWS, PRODUCTS_ROWS, EVENTS_ROWS = 50_000, 2_000, 200_000
+
+
+def effective_snowflake(settings: Settings) -> SnowflakeSettings:
+    """Source settings, pointed at the local stand-in when neither an account nor a host is set."""
+    sf = settings.snowflake
+    if sf.embedded and not sf.host:
+        return dataclasses.replace(sf, host="127.0.0.1", port=settings.demo.port, protocol="http")
+    return sf
+
+
+@dataclasses.dataclass
+class DemoSource:
+    """A running stand-in; ``owned`` is False when one was already listening on the port."""
+
+    host: str
+    port: int
+    orders_rows: int
+    owned: bool = True
+    _stack: ExitStack | None = None
+
+    def snowflake(self, base: SnowflakeSettings | None = None) -> SnowflakeSettings:
+        base = base or SnowflakeSettings()
+        return dataclasses.replace(base, account="", host=self.host, port=self.port, protocol="http", database=DEMO_DATABASE)
+
+    def stop(self) -> None:
+        if self._stack is not None:
+            self._stack.close()
+            self._stack = None
+
+    def __enter__(self) -> DemoSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _listening(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+def start_demo_source(port: int | None = None, *, host: str = "127.0.0.1", orders_rows: int | None = None) -> DemoSource:
+    """Start the fakesnow server in this process (a thread) on loopback; reuse one already on ``port``."""
+    rows = orders_rows or get_settings().demo.orders_rows
+    if port and _listening(host, port):
+        return DemoSource(host=host, port=port, orders_rows=rows, owned=False)
+    import fakesnow
+
+    stack = ExitStack()
+    kwargs = stack.enter_context(fakesnow.server(host=host, port=port or None))
+    return DemoSource(host=host, port=int(kwargs["port"]), orders_rows=rows, _stack=stack)
+
+
+@contextmanager
+def demo_source(port: int | None = None, **kw: Any) -> Iterator[DemoSource]:
+    source = start_demo_source(port, **kw)
+    try:
+        yield source
+    finally:
+        source.stop()
+
+
+def _snowflake_of(target: DemoSource | Settings) -> tuple[SnowflakeSettings, int]:
+    if isinstance(target, DemoSource):
+        return target.snowflake(), target.orders_rows
+    return dataclasses.replace(effective_snowflake(target), database=DEMO_DATABASE), target.demo.orders_rows
+
+
+def seed_demo(target: DemoSource | Settings, *, orders_rows: int | None = None, today: dt.date | None = None) -> dict[str, int]:
+    """Create and fill every missing or empty demo table; returns row counts per table.
+
+    Orders span the ``DAYS_OF_ORDERS`` days before ``today`` (UTC), one order id per
+    timestamp order, so daily partitions hold about ``orders_rows / 365`` rows each.
+    """
+    from shared.demo_data import TABLES, comment_columns
+    from shared.snowflake import connect
+
+    sf, default_rows = _snowflake_of(target)
+    rows = {"ORDERS": orders_rows or default_rows, "CUSTOMERS": CUSTOMERS_ROWS, "PRODUCTS": PRODUCTS_ROWS, "EVENTS": EVENTS_ROWS}
+    today = today or dt.datetime.now(dt.UTC).date()
+    counts: dict[str, int] = {}
+    with connect(sf) as con:
+        cur = con.cursor()
+        cur.execute(f"CREATE DATABASE IF NOT EXISTS {DEMO_DATABASE}")
+        cur.execute(f"USE DATABASE {DEMO_DATABASE}")  # the stand-in defines its helper functions per database
+        cur.execute(f"CREATE SCHEMA IF NOT EXISTS {DEMO_DATABASE}.{DEMO_SCHEMA}")
+        existing = _row_counts(cur)
+        for name, spec in TABLES.items():
+            if existing.get(name):
+                counts[name] = existing[name]
+                continue
+            cur.execute(spec.ddl)
+            cur.execute(spec.insert, spec.params(rows[name], today))
+            comment_columns(cur, name, spec)
+            counts[name] = rows[name]
+        cur.close()
+    return counts
+
+
+def _row_counts(cur: Any) -> dict[str, int]:
+    cur.execute(
+        f"SELECT table_name, row_count FROM {DEMO_DATABASE}.information_schema.tables "
+        "WHERE upper(table_schema) = %s AND table_type = 'BASE TABLE'",
+        (DEMO_SCHEMA,),
+    )
+    return {str(name).upper(): int(count or 0) for name, count in cur.fetchall()}
+
+
+def register_demo_tables(settings: Settings, source: DemoSource | None = None) -> list[str]:
+    """Register the demo tables that were never registered (a removed one stays removed); returns new keys."""
+    from sqlalchemy import select
+
+    from shared import registry
+    from shared.control.db import migrate, session_scope
+    from shared.control.models import RegisteredTableRow
+    from shared.demo_data import registrations
+    from shared.snowflake import connect, table_columns
+
+    migrate(settings.control_url)
+    sf = source.snowflake(settings.snowflake) if source else _snowflake_of(settings)[0]
+    with session_scope(settings.control_url) as s:
+        known = set(s.scalars(select(RegisteredTableRow.key)).all())
+    added: list[str] = []
+    with connect(sf) as con:
+        cur = con.cursor()
+        cur.execute(f"SELECT MIN(ORDERED_AT) FROM {DEMO_DATABASE}.{DEMO_SCHEMA}.ORDERS")
+        first = cur.fetchone()[0]
+        cur.close()
+        start = (first.date() if first else dt.datetime.now(dt.UTC).date()).isoformat()
+        for raw in registrations(orders_start=start):
+            reg = registry.build_registration(raw, default_database=DEMO_DATABASE)
+            if reg.key in known:
+                continue
+            registry.check_against_source(reg, table_columns(con, reg.database, reg.schema, reg.table))
+            registry.save(settings.control_url, reg)
+            added.append(reg.key)
+    return added

@@ -1,0 +1,138 @@
+"""Partition keys and windows of a registered table, without Dagster.
+
+Why here and pure: the Dagster asset factory (orchestration/), the API (serving/, which
+validates a key before launching a run) and the sync engine must agree on what a key
+looks like and which rows it covers. Keys use Dagster's default formats so the strings
+the API accepts are exactly the partition keys Dagster shows; all windows are UTC and
+half-open ``[start, end)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+from shared.registry import RegisteredTable
+
+DAILY, HOURLY, MONTHLY, STATIC = "daily", "hourly", "monthly", "static"
+# Dagster's default key formats for daily / hourly / monthly partitions.
+KEY_FORMATS = {DAILY: "%Y-%m-%d", HOURLY: "%Y-%m-%d-%H:%M", MONTHLY: "%Y-%m-%d"}
+HUMAN_FORMATS = {DAILY: "YYYY-MM-DD", HOURLY: "YYYY-MM-DD-HH:00", MONTHLY: "YYYY-MM-01"}
+CRON_SCHEDULES = {DAILY: "0 0 * * *", HOURLY: "0 * * * *", MONTHLY: "0 0 1 * *"}
+TIMEZONE = "UTC"
+# A snapshot table gets one daily partition per copy; today's partition exists (end
+# offset 1) because a snapshot copies the source as it is now, not a past window.
+SNAPSHOT_END_OFFSET = 1
+TIME_END_OFFSET = 0  # Dagster's default: the last partition is the latest *complete* window
+
+
+class PartitionKeyError(ValueError):
+    """A partition key is malformed or outside the table's partitions; the message gives the valid format."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Window:
+    """Rows of one partition: a UTC time window, or one static value."""
+
+    key: str
+    start: dt.datetime | None = None
+    end: dt.datetime | None = None
+    value: str | None = None
+
+
+def time_kind(table: RegisteredTable) -> str | None:
+    """daily/hourly/monthly for time-partitioned and snapshot tables, else None."""
+    if table.strategy == "snapshot":
+        return DAILY
+    return table.partition_kind if table.time_partitioned else None
+
+
+def is_partitioned(table: RegisteredTable) -> bool:
+    return table.partitioned or table.strategy == "snapshot"
+
+
+def start_of(table: RegisteredTable) -> dt.datetime:
+    """First partition's start (UTC). Snapshots start on the registration day."""
+    raw = table.partition_start or table.registered_at or dt.datetime.now(dt.UTC).date().isoformat()
+    day = dt.date.fromisoformat(str(raw)[:10])
+    start = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
+    return start.replace(day=1) if time_kind(table) == MONTHLY else start
+
+
+def _floor(kind: str, instant: dt.datetime) -> dt.datetime:
+    instant = instant.astimezone(dt.UTC)
+    if kind == HOURLY:
+        return instant.replace(minute=0, second=0, microsecond=0)
+    if kind == DAILY:
+        return instant.replace(hour=0, minute=0, second=0, microsecond=0)
+    return instant.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def _next(kind: str, start: dt.datetime) -> dt.datetime:
+    if kind == HOURLY:
+        return start + dt.timedelta(hours=1)
+    if kind == DAILY:
+        return start + dt.timedelta(days=1)
+    return (start + dt.timedelta(days=32)).replace(day=1)
+
+
+def key_of(kind: str, instant: dt.datetime) -> str:
+    """The key of the partition containing ``instant``."""
+    return _floor(kind, instant).strftime(KEY_FORMATS[kind])
+
+
+def latest_key(table: RegisteredTable, now: dt.datetime | None = None) -> str | None:
+    """The newest partition Dagster knows: the latest complete window (today for snapshots)."""
+    kind = time_kind(table)
+    now = now or dt.datetime.now(dt.UTC)
+    if kind is None:
+        return table.partition_values[-1] if table.partition_values else None
+    current = _floor(kind, now)
+    if table.strategy != "snapshot":
+        current = _floor(kind, current - dt.timedelta(seconds=1))  # last complete window
+    return current.strftime(KEY_FORMATS[kind]) if current >= start_of(table) else None
+
+
+def _format_hint(table: RegisteredTable) -> str:
+    kind = time_kind(table)
+    if kind is None:
+        return "one of: " + ", ".join(table.partition_values)
+    example = start_of(table).strftime(KEY_FORMATS[kind])
+    return f"{kind} partitions use {HUMAN_FORMATS[kind]} (e.g. {example}), UTC"
+
+
+def validate_partition_key(table: RegisteredTable, key: str, *, now: dt.datetime | None = None) -> Window:
+    """Parse ``key`` for ``table`` or raise ``PartitionKeyError`` stating the valid format and range."""
+    if not is_partitioned(table):
+        raise PartitionKeyError(f"{table.key} is not partitioned; materialize it without a partition key")
+    if not isinstance(key, str) or not key:
+        raise PartitionKeyError(f"partition key {key!r} is not valid for {table.key}: {_format_hint(table)}")
+    kind = time_kind(table)
+    if kind is None:
+        if key not in table.partition_values:
+            raise PartitionKeyError(f"partition key {key!r} is not valid for {table.key}: {_format_hint(table)}")
+        return Window(key=key, value=key)
+    try:
+        start = dt.datetime.strptime(key, KEY_FORMATS[kind]).replace(tzinfo=dt.UTC)
+    except ValueError:
+        start = None
+    # strptime accepts '2025-1-1' and any minute; a key must be the canonical window start.
+    if start is None or start.strftime(KEY_FORMATS[kind]) != key or _floor(kind, start) != start:
+        raise PartitionKeyError(f"partition key {key!r} is not valid for {table.key}: {_format_hint(table)}")
+    first, last = start_of(table), latest_key(table, now)
+    if table.strategy == "snapshot" and key != last:
+        raise PartitionKeyError(
+            f"partition key {key!r} cannot be materialized for snapshot table {table.key}: a snapshot copies the source "
+            f"as it is now, so only today's partition ({last}) can be taken; {_format_hint(table)}"
+        )
+    if start < first or last is None or key > last:
+        bounds = f"from {first.strftime(KEY_FORMATS[kind])} to {last}" if last else "none yet"
+        raise PartitionKeyError(
+            f"partition key {key!r} is outside the partitions of {table.key} ({bounds}); {_format_hint(table)}"
+        )
+    return Window(key=key, start=start, end=_next(kind, start))
+
+
+def windows(table: RegisteredTable, keys: list[str], *, now: dt.datetime | None = None) -> list[Window]:
+    """Validated windows for ``keys`` (sorted, unique)."""
+    return [validate_partition_key(table, k, now=now) for k in sorted(set(keys))]

@@ -1,0 +1,197 @@
+"""The production topology without Docker: PostgreSQL-backed Dagster (code server, webserver,
+daemon) and two API replicas sharing the control database and served data.
+
+One platform for the whole module (tests run in file order and build on each other):
+registration through the API reloads the real code location; an agent's refresh through
+replica A becomes fresh data visible through both; ``kill -9`` of A while a refresh is
+pending loses nothing (B joins and polls it); ``min_freshness`` waits for a refresh;
+admin syncs of partitions and backfills; a failing run carries Dagster's message into
+the job and the catalog; deleting a table removes its asset; Dagster going away leaves
+reads working while sync endpoints answer 503 and /ready says so.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.platform import Platform, wait_until
+from tests.serving.helpers import assert_error, bearer, create_swarm, mint_token
+
+pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
+
+ITEMS = "demo.e2e.items"
+EVENTS = "demo.e2e.events"
+BROKEN = "demo.e2e.broken"
+RUN_TIMEOUT_S = 120
+
+
+def _insert_items(platform: Platform, start: int, count: int) -> None:
+    with platform.source() as cur:
+        cur.execute("CREATE TABLE IF NOT EXISTS DEMO.E2E.ITEMS (ID NUMBER(10,0), NAME TEXT, UPDATED_AT TIMESTAMP_NTZ)")
+        cur.execute("INSERT INTO DEMO.E2E.ITEMS SELECT seq4() + %s, 'item', current_timestamp() "
+                    "FROM TABLE(GENERATOR(ROWCOUNT => %s))", (start, count))
+
+
+def _count(client: httpx.Client, headers: dict[str, str], table: str = ITEMS, **extra: Any) -> int:
+    r = client.post("/api/v1/queries/execute", json={"query": f"SELECT count(*) FROM {table}", **extra},
+                    headers=headers)
+    assert r.status_code == 200, r.text
+    return int(r.json()["rows"][0][0])
+
+
+def _asset_keys(platform: Platform) -> set[str]:
+    nodes = platform.graphql("{ assetNodes { assetKey { path } } }")["assetNodes"]
+    return {".".join(n["assetKey"]["path"]) for n in nodes}
+
+
+def _poll(client: httpx.Client, url: str, headers: dict[str, str], *, until: tuple[str, ...] = ("succeeded",),
+          timeout_s: float = RUN_TIMEOUT_S) -> dict[str, Any]:
+    def done() -> dict[str, Any] | None:
+        r = client.get(url, headers=headers)
+        assert r.status_code == 200, r.text
+        body: dict[str, Any] = r.json()
+        if body["status"] in ("failed", "canceled") and body["status"] not in until:
+            raise AssertionError(f"job ended {body['status']}: {body}")
+        return body if body["status"] in until else None
+
+    result: dict[str, Any] = wait_until(done, timeout_s=timeout_s, interval_s=0.3, message=f"{url} to finish")
+    return result
+
+
+@pytest.fixture(scope="module")
+def agent(e2e_platform: Platform, e2e_admin: dict[str, str]) -> dict[str, str]:
+    """ITEMS registered (1 h freshness target) through replica A, and an agent granted ITEMS."""
+    _insert_items(e2e_platform, 1, 100)
+    with e2e_platform.apis["a"].client() as a:
+        r = a.post("/api/v1/sync/tables/register", headers=e2e_admin,
+                   json={"table_name": "items", "schema_name": "e2e", "strategy": "FULL", "freshness": "1h"})
+        assert r.status_code == 201, r.text
+        assert ITEMS in _asset_keys(e2e_platform)  # the asset exists when the call returns
+        swarm = create_swarm(a, e2e_admin, [ITEMS, EVENTS])
+        return bearer(mint_token(a, e2e_admin, "agent", swarm["id"])["token"])
+
+
+def test_refresh_through_a_is_visible_through_both(e2e_platform: Platform, agent: dict[str, str]) -> None:
+    a, b = e2e_platform.apis["a"].client(), e2e_platform.apis["b"].client()
+    with a, b:
+        started = a.post(f"/api/v1/data/tables/{ITEMS}/refresh", headers=agent)
+        assert started.status_code == 202, started.text
+        body = started.json()
+        assert body["outcome"] == "started"
+        assert body["eta_s"] > 0
+        joined = b.post(f"/api/v1/data/tables/{ITEMS}/refresh", headers=agent).json()
+        assert joined["outcome"] in ("existing_job", "already_fresh")
+        if joined["outcome"] == "existing_job":
+            assert joined["job_id"] == body["job_id"]
+        state = _poll(b, body["poll_url"], agent)
+        assert state["rows"] == 100
+        assert _count(a, agent) == 100
+        assert _count(b, agent) == 100
+        fresh = b.post(f"/api/v1/data/tables/{ITEMS}/refresh", headers=agent).json()
+        assert fresh["outcome"] == "already_fresh"
+
+
+def test_replica_killed_while_refresh_pending(e2e_platform: Platform, agent: dict[str, str]) -> None:
+    _insert_items(e2e_platform, 1001, 50)
+    with e2e_platform.apis["a"].client() as a:
+        body = a.post(f"/api/v1/data/tables/{ITEMS}/refresh", json={"max_age_s": 0}, headers=agent).json()
+    assert body["outcome"] == "started", body
+    e2e_platform.kill_api("a")  # kill -9 while the run is queued or running
+    with e2e_platform.apis["b"].client() as b:
+        joined = b.post(f"/api/v1/data/tables/{ITEMS}/refresh", json={"max_age_s": 0}, headers=agent).json()
+        if joined["outcome"] == "existing_job":  # still pending: B joins the job A launched
+            assert joined["job_id"] == body["job_id"]
+        _poll(b, body["poll_url"], agent)
+        assert _count(b, agent) == 150
+    restarted = e2e_platform.start_api("a")
+    with restarted.client() as a:
+        assert _count(a, agent) == 150
+        assert a.get(body["poll_url"], headers=agent).json()["status"] == "succeeded"
+
+
+def test_min_freshness_waits_for_fresh_rows(e2e_platform: Platform, agent: dict[str, str]) -> None:
+    _insert_items(e2e_platform, 2001, 25)
+    time.sleep(1.5)  # the served version is now older than the one second asked for
+    with e2e_platform.apis["b"].client() as b:
+        assert _count(b, agent, min_freshness=1, wait_s=RUN_TIMEOUT_S) == 175
+
+
+def test_admin_syncs_partition_runs_and_backfills(e2e_platform: Platform, e2e_admin: dict[str, str]) -> None:
+    with e2e_platform.source() as cur:
+        cur.execute("CREATE OR REPLACE TABLE DEMO.E2E.EVENTS (ID NUMBER(10,0), DAY DATE, KIND TEXT)")
+        cur.execute("INSERT INTO DEMO.E2E.EVENTS VALUES (1, '2025-01-02', 'a'), (2, '2025-01-02', 'b'), "
+                    "(3, '2025-01-03', 'c'), (4, '2025-01-04', 'd')")
+    with e2e_platform.apis["b"].client() as b:
+        browse = b.get("/api/v1/sync/snowflake/tables", params={"schema_name": "e2e"}, headers=e2e_admin).json()
+        assert {t["table_name"]: t["row_count"] for t in browse["tables"]}["EVENTS"] == 4
+        r = b.post("/api/v1/sync/tables/register", headers=e2e_admin, json={
+            "table_name": "events", "schema_name": "e2e", "strategy": "full",
+            "partitioning": {"kind": "Daily", "column": "DAY", "start": "2025-01-01"}})
+        assert r.status_code == 201, r.text
+        start = {"table_name": "events", "schema_name": "e2e"}
+        assert_error(b.post("/api/v1/sync/start", json={**start, "partitions": ["2025-1-2"]}, headers=e2e_admin),
+                     400, rule="invalid_partition")
+        run = b.post("/api/v1/sync/start", json={**start, "partitions": ["2025-01-02"]}, headers=e2e_admin).json()
+        assert run["kind"] == "run"
+        assert run["dagster_url"].startswith(f"http://127.0.0.1:{e2e_platform.webserver_port}/runs/")
+        backfill = b.post("/api/v1/sync/start", json={**start, "partition_range": {"start": "2025-01-03",
+                                                                                   "end": "2025-01-04"}},
+                          headers=e2e_admin).json()
+        assert backfill["kind"] == "backfill"
+        state = _poll(b, f"/api/v1/sync/jobs/{run['job_id']}", e2e_admin)
+        assert state["partitions"]["done"] == ["2025-01-02"]
+        assert state["rows"] == 2
+        assert state["started_at"]
+        assert state["finished_at"]
+        filled = _poll(b, f"/api/v1/sync/jobs/{backfill['job_id']}", e2e_admin, timeout_s=180)
+        assert filled["partitions"]["done"] == ["2025-01-03", "2025-01-04"]
+        assert filled["partitions"]["pending"] == []
+        status = b.get("/api/v1/sync/status/e2e/events", headers=e2e_admin).json()
+        assert status["served_version"]
+        assert status["row_count"] == 4
+        listed = {t["table"] for t in b.get("/api/v1/sync/tables", headers=e2e_admin).json()["tables"]}
+        assert {ITEMS, EVENTS} <= listed
+
+
+def test_failed_run_reports_dagster_error_and_catalog_failing(e2e_platform: Platform,
+                                                              e2e_admin: dict[str, str]) -> None:
+    with e2e_platform.source() as cur:
+        cur.execute("CREATE OR REPLACE TABLE DEMO.E2E.BROKEN (ID NUMBER(10,0))")
+        cur.execute("INSERT INTO DEMO.E2E.BROKEN VALUES (1)")
+    with e2e_platform.apis["a"].client() as a:
+        assert a.post("/api/v1/sync/tables/register", json={"table_name": "broken", "schema_name": "e2e"},
+                      headers=e2e_admin).status_code == 201
+        with e2e_platform.source() as cur:
+            cur.execute("DROP TABLE DEMO.E2E.BROKEN")
+        job = a.post("/api/v1/sync/start", json={"table_name": "broken", "schema_name": "e2e"},
+                     headers=e2e_admin).json()
+        failed = _poll(a, f"/api/v1/sync/jobs/{job['job_id']}", e2e_admin, until=("failed",))
+        assert failed["errors"], failed
+        assert "broken" in " ".join(failed["errors"]).lower()
+        catalog = a.get(f"/api/v1/data/tables/{BROKEN}", headers=e2e_admin).json()
+        assert catalog["freshness"]["status"] == "failing"
+        assert "broken" in catalog["freshness"]["reason"].lower()
+
+        deleted = a.delete("/api/v1/sync/tables/e2e/broken", headers=e2e_admin)
+        assert deleted.status_code == 200, deleted.text
+        assert BROKEN not in _asset_keys(e2e_platform)
+
+
+def test_dagster_down_reads_work_sync_503_ready_reports(e2e_platform: Platform, e2e_admin: dict[str, str],
+                                                       agent: dict[str, str]) -> None:
+    e2e_platform.stop("dagster-webserver")  # last test: the platform is torn down after it
+    with e2e_platform.apis["b"].client() as b:
+        assert _count(b, agent) == 175
+        assert b.get(f"/api/v1/data/tables/{ITEMS}", headers=agent).status_code == 200
+        assert b.get("/api/v1/sync/tables", headers=e2e_admin).status_code == 200
+        error = assert_error(b.post("/api/v1/sync/start", json={"table_name": "items", "schema_name": "e2e"},
+                                    headers=e2e_admin), 503, rule="dagster_unavailable")
+        assert "Dagster" in error["message"]
+        assert_error(b.post(f"/api/v1/data/tables/{ITEMS}/refresh", json={"max_age_s": 0}, headers=agent), 503)
+        ready = b.get("/ready")
+        assert ready.status_code == 503
+        assert {c["name"]: c["ok"] for c in ready.json()["checks"]}["dagster"] is False
