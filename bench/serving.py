@@ -80,7 +80,7 @@ def publish(served: Path, rows: int) -> Path:
     with write_version(served, "demo.public.orders", copy_previous=False) as pending:
         pending.con.execute(f"""CREATE TABLE data AS SELECT range AS id, range % 50000 AS customer_id,
             ['new','paid','shipped','returned','cancelled'][1 + range % 5] AS status,
-            (range % 100000) / 100 :: DECIMAL(12,2) AS amount, 1 + range % 9 AS quantity,
+            ((range % 100000) / 100)::DECIMAL(12,2) AS amount, 1 + range % 9 AS quantity,
             TIMESTAMP '2025-01-01' + INTERVAL (range) SECOND AS created_at, 'note ' || range AS note,
             range % 7 = 0 AS flagged, range * 1.5 AS score, 'EU' AS region FROM range({rows})""")
         cols = pending.con.execute("SELECT column_name, data_type FROM information_schema.columns "

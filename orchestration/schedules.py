@@ -72,7 +72,9 @@ def build_table_schedule(*, table: RegisteredTable, cron: str,
         if not sp.is_partitioned(table):
             return dg.RunRequest(tags=tags)
         if sp.time_kind(table) is None:
-            return [dg.RunRequest(partition_key=v, tags=tags) for v in table.partition_values]
+            # Several requests per tick need run keys; scoped to the tick, so every tick runs.
+            tick = context.scheduled_execution_time.isoformat() if context.scheduled_execution_time else "now"
+            return [dg.RunRequest(run_key=f"{v}@{tick}", partition_key=v, tags=tags) for v in table.partition_values]
         latest = sp.latest_key(table, context.scheduled_execution_time)
         if latest is None:
             return dg.SkipReason(f"{table.key} has no complete partition yet (partitions start {table.partition_start})")

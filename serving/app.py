@@ -24,7 +24,7 @@ from litestar import Litestar
 
 from serving.auth.deps import DEPENDENCIES
 from serving.lib import audit, limits
-from serving.lib.docs import asset_routes, openapi_config
+from serving.lib.docs import asset_routes, openapi_config, unique_operation_ids
 from serving.lib.errors import EXCEPTION_HANDLERS
 from serving.lib.services import Services
 from shared.control.db import migrate
@@ -89,6 +89,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         state=None,
     )
     app.state.services = svc
+    unique_operation_ids(app)
     # Outermost wrapper (inside Litestar's own lifespan dispatch): sees every HTTP request,
     # including routing 404/405s that never reach route middleware.
     app.asgi_handler = audit.AuditMiddleware(app.asgi_handler, svc)

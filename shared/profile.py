@@ -216,7 +216,7 @@ def compute_profile(run: Runner, source: str, columns: Sequence[ColumnSpec], *, 
             elif entry["approx_distinct"] < UNIQUE_RATIO * non_null:
                 details.append(("candidates", i, f"approx_top_k({q}, {int(top_k)})"))
             else:
-                entry["top_k_note"] = "nearly every value is distinct"
+                entry["top_k"], entry["top_k_note"] = [], "nearly every value is distinct"
         elif c.kind != "other":
             entry["top_k"] = []
         out.append(entry)

@@ -24,7 +24,7 @@ from orchestration.sync import drift as drift_mod
 from orchestration.sync import load
 from orchestration.sync.extract import Connect, Extraction, Slice, SliceStats, key_range_slices, literal, sf_type, window_slices
 from orchestration.sync.sql import qi
-from orchestration.sync.types import ORDERED_SLICE_TYPES, base_type, duckdb_type, served_columns
+from orchestration.sync.types import ORDERED_SLICE_TYPES, TIMESTAMPTZ, base_type, duckdb_type, served_columns
 from shared import partitions
 from shared.registry import RegisteredTable
 from shared.served import Column, Manifest, publish, read_current, write_version
@@ -108,7 +108,7 @@ def _watermark_floor(table: RegisteredTable, col: SourceColumn, previous: Manife
     if previous is None or previous.watermark is None:
         return None
     raw, kind = previous.watermark, previous.extra.get("watermark_type", "")
-    if kind in ("TIMESTAMP", "TIMESTAMPTZ"):
+    if kind in ("TIMESTAMP", TIMESTAMPTZ):
         return dt.datetime.fromisoformat(raw) - dt.timedelta(seconds=table.lookback_s)
     if kind == "DATE":
         return dt.date.fromisoformat(raw) - dt.timedelta(days=-(-table.lookback_s // 86400))

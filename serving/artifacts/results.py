@@ -22,10 +22,11 @@ from serving.artifacts import services as svc
 from serving.artifacts.schemas import Artifact, JobArtifactCreate
 from serving.artifacts.validation import check_expires_in, check_metadata, check_name, check_tags, check_visibility
 from serving.auth.caller import Caller
-from serving.lib.errors import Conflict, NotFound
+from serving.lib.errors import Conflict, PayloadTooLarge
 from serving.lib.services import Services
+from serving.queries.jobs import ACTIVE
+from serving.queries.services import get_jobs
 from shared.artifacts_store import put_file
-from shared.control.db import session_scope
 from shared.control.models import QueryJobRow
 
 MEDIA = {"csv": "text/csv", "parquet": "application/vnd.apache.parquet"}
@@ -45,10 +46,13 @@ def _batches(path: Path, fmt: str) -> tuple[pa.Schema, Any]:
     if fmt == "csv":
         csv_reader = pacsv.open_csv(path)
         return csv_reader.schema, iter(csv_reader)
-    if fmt in ("json", "jsonl", "ndjson"):
-        import pyarrow.json as pajson
+    if fmt == "json":  # {"columns": [{name, type}], "rows": [[…]], …}; row-capped by QUERY_JSON_MAX_ROWS
+        import msgspec
 
-        table = pajson.read_json(path)  # JSON results are row-capped (QUERY_JSON_MAX_ROWS)
+        doc = msgspec.json.decode(path.read_bytes())
+        names = [c["name"] for c in doc.get("columns", [])]
+        rows = doc.get("rows", [])
+        table = pa.table({n: [r[i] for r in rows] for i, n in enumerate(names)}) if names else pa.table({})
         return table.schema, iter(table.to_batches())
     raise Conflict(f"results in format {fmt!r} cannot be saved as artifacts", rule="result_format_unsupported")
 
@@ -69,29 +73,13 @@ def convert(path: Path, fmt_in: str, fmt_out: str, dest: Path) -> Path:
     return dest
 
 
-def _job_for(url: str, caller: Caller, job_id: str) -> QueryJobRow:
-    with session_scope(url) as s:
-        job = s.get(QueryJobRow, job_id)
-        if job is None or not (caller.is_admin or (caller.token_id is not None and job.token_id == caller.token_id)):
-            raise NotFound("no such query job")
-        s.expunge(job)
-        return job
-
-
-def _result_file(results_root: Path, job: QueryJobRow) -> Path:
-    if job.status != "succeeded":
-        raise Conflict(f"the job is {job.status}; only a succeeded job's result can be saved", rule="job_not_succeeded")
-    if not job.result_path:
-        raise Conflict("the job's result is not available", rule="result_unavailable")
-    path = Path(job.result_path)
-    path = path if path.is_absolute() else results_root / path
-    try:
-        path.resolve().relative_to(results_root.resolve())
-    except ValueError as e:  # a result outside the results folder is never read
-        raise Conflict("the job's result is not available", rule="result_unavailable") from e
-    if not path.is_file():
-        raise Conflict("the job's result has expired", rule="result_expired")
-    return path
+def _result_file(services: Services, caller: Caller, job_id: str) -> tuple[QueryJobRow, Path]:
+    """The job (404 unless the caller ran it, or is admin) and its result file (409 running, 410 expired)."""
+    jobs = get_jobs(services)
+    job = jobs.load(job_id, caller)
+    if job.status in ACTIVE:
+        raise Conflict(f"job {job.id} is {job.status}; save its result once it has succeeded", rule="job_not_finished")
+    return job, jobs.result_path(job)
 
 
 def save_job_result(services: Services, caller: Caller, job_id: str, data: JobArtifactCreate) -> Artifact:
@@ -100,16 +88,14 @@ def save_job_result(services: Services, caller: Caller, job_id: str, data: JobAr
     tags, metadata = check_tags(data.tags), check_metadata(data.metadata)
     visibility, visible_to = check_visibility(data.visibility)
     expires_in = check_expires_in(data.expires_in, settings.artifacts.default_ttl_s)
-    job = _job_for(settings.control_url, caller, job_id)
-    source = _result_file(settings.results_path, job)
+    job, source = _result_file(services, caller, job_id)
+    svc.check_visible_to(settings.control_url, caller.swarm_id, visible_to)
     store = svc.get_store(services)
     tmp = settings.artifacts_path / "tmp" / f"export-{secrets.token_hex(8)}.{data.format}"
     tmp.parent.mkdir(parents=True, exist_ok=True)
     try:
         exported = convert(source, (job.output_format or "").lower(), data.format, tmp)
         if exported.stat().st_size > settings.artifacts.max_bytes:
-            from serving.lib.errors import PayloadTooLarge
-
             raise PayloadTooLarge(f"the result is larger than the artifact limit of {settings.artifacts.max_bytes} bytes",
                                   rule="artifact_too_large", details={"max_bytes": settings.artifacts.max_bytes})
         stored = put_file(store, exported)

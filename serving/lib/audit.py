@@ -24,6 +24,7 @@ import threading
 import time
 from typing import Any
 
+import sqlalchemy as sa
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from serving.lib.services import Services
@@ -137,7 +138,7 @@ class AuditWriter:
 
     def _drain(self) -> None:
         while self._rows:
-            batch = []
+            batch: list[dict[str, Any]] = []
             while self._rows and len(batch) < self._batch:
                 batch.append(self._rows.popleft())
             self._write(batch)
@@ -145,7 +146,7 @@ class AuditWriter:
     def _write(self, batch: list[dict[str, Any]]) -> None:
         try:
             with get_engine(self._url).begin() as conn:
-                conn.execute(AuditRow.__table__.insert(), batch)
+                conn.execute(sa.insert(AuditRow), batch)
             self.written += len(batch)
         except Exception:
             self.failed += len(batch)

@@ -12,9 +12,11 @@ Routes: ``/docs`` (Swagger UI), ``/docs/openapi.json``, ``/docs/openapi.yaml``,
 from __future__ import annotations
 
 import importlib.util
+import re
 from pathlib import Path
 from typing import Any
 
+from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
@@ -56,6 +58,35 @@ def openapi_config(version: str) -> OpenAPIConfig:
         }),
         security=[{BEARER: []}],
     )
+
+
+def _path_key(path: str) -> str:
+    """``/a/{id:str}`` and path components both become ``/a/{id}``."""
+    return re.sub(r"\{(\w+)(?::[^}]*)?\}", r"{\1}", path.rstrip("/") or "/")
+
+
+def unique_operation_ids(app: Litestar) -> None:
+    """Give each alias path of a multi-path handler its own operation id.
+
+    Why: a handler served at several paths (``/queries/execute`` and its documented alias
+    ``/queries``) with one fixed ``operation_id`` makes OpenAPI generation fail (ids must
+    be unique) and ``/docs`` answer 500. The longest path keeps the id; each alias gets
+    ``<id>Alias<n>``.
+    """
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", ()):
+            paths = sorted(getattr(handler, "paths", ()), key=lambda p: (-len(p), p))
+            name = getattr(handler, "operation_id", None)
+            if len(paths) < 2 or not isinstance(name, str):
+                continue
+            ids = {_path_key(p): name if i == 0 else f"{name}Alias{i}" for i, p in enumerate(paths)}
+
+            def creator(_handler: Any, _method: Any, components: list[Any], ids: dict[str, str] = ids,
+                        name: str = name) -> str:
+                path = "/" + "/".join(c if isinstance(c, str) else "{" + c.name + "}" for c in components)
+                return ids.get(_path_key(path), name)
+
+            handler.operation_id = creator
 
 
 def asset_routes() -> list[Any]:

@@ -284,6 +284,7 @@ def _parse(sql: str) -> exp.Expression:
     try:
         statements = [s for s in sqlglot.parse(sql, read="duckdb") if s is not None]
     except (ParseError, TokenError) as e:
+        _classify_unparsed(sql)  # DuckDB's parser names statements sqlglot cannot read (EXPORT, CREATE SECRET …)
         raise reject("parse_error", f"could not parse the query: {_shown(str(e).splitlines()[0])}") from e
     except RecursionError as e:
         raise reject("parse_error", "query is nested too deeply") from e
@@ -294,15 +295,31 @@ def _parse(sql: str) -> exp.Expression:
     return statements[0]
 
 
-def _duckdb_agrees(sql: str) -> None:
-    """DuckDB's own parser must see exactly one SELECT in the SQL we will run."""
+def _duck_statements(sql: str) -> list[Any]:
     with _duck_lock:
         if not _duck:
             _duck.append(duckdb.connect(":memory:", config={"enable_external_access": False}))
-        try:
-            statements = _duck[0].extract_statements(sql)
-        except duckdb.Error as e:
-            raise reject("parse_error", f"DuckDB could not parse the query: {_shown(str(e).splitlines()[0])}") from e
+        return list(_duck[0].extract_statements(sql))
+
+
+def _classify_unparsed(sql: str) -> None:
+    """Refuse with the precise rule when DuckDB can tell what sqlglot could not parse."""
+    try:
+        statements = _duck_statements(sql)
+    except duckdb.Error:
+        return
+    if len(statements) > 1:
+        raise reject("multiple_statements", f"exactly one statement is allowed; got {len(statements)}")
+    if len(statements) == 1 and statements[0].type != duckdb.StatementType.SELECT:
+        raise reject("statement_not_allowed", f"{statements[0].type.name} statements are not allowed; only SELECT queries")
+
+
+def _duckdb_agrees(sql: str) -> None:
+    """DuckDB's own parser must see exactly one SELECT in the SQL we will run."""
+    try:
+        statements = _duck_statements(sql)
+    except duckdb.Error as e:
+        raise reject("parse_error", f"DuckDB could not parse the query: {_shown(str(e).splitlines()[0])}") from e
     if len(statements) != 1:
         raise reject("multiple_statements", "exactly one statement is allowed")
     if statements[0].type != duckdb.StatementType.SELECT:

@@ -243,7 +243,7 @@ class JobManager:
             if row is None or not (caller.is_admin or (row.token_id is not None and row.token_id == caller.token_id)):
                 raise NotFound(f"query job {job_id[:64]} does not exist or belongs to another token", rule="job_not_found")
             s.expunge(row)
-        if row.status not in ACTIVE and row.expires_at is not None and aware(row.expires_at) < utcnow():
+        if row.status == "succeeded" and row.expires_at is not None and aware(row.expires_at) < utcnow():
             row.status = "expired"
         return row
 

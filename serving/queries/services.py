@@ -19,7 +19,6 @@ from serving.queries.jobs import JobManager
 log = logging.getLogger("agents_data.queries")
 ENGINE = "query_engine"
 JOBS = "query_jobs"
-FRESHNESS = "freshness"  # services.parts[FRESHNESS]: an object with ``async ensure_fresh(...)`` (sync feature)
 
 
 def get_engine(services: Services) -> QueryEngine:

@@ -127,8 +127,10 @@ class ProfileCache:
             return None
         if ckey == full_key:
             return full
-        wanted = set(names)
-        return full | {"columns": [c for c in full["columns"] if c["name"] in wanted]}
+        by_name = {c["name"]: c for c in full["columns"]}
+        if not all(n in by_name for n in names):
+            return None
+        return full | {"columns": [by_name[n] for n in names]}
 
     def _compute(self, engine: QueryEngine, caller: Caller, key: str, manifest: Manifest, columns: list[ColumnSpec], *,
                  sample_rows: int | None, seed: int | None) -> dict[str, Any]:

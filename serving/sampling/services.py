@@ -32,7 +32,6 @@ from serving.queries import formats
 from serving.queries.guard import quote_ident, quote_table, validate_filter
 from serving.queries.services import get_engine
 from serving.sampling.profile import ProfileCache
-from shared.registry import get_registered
 from shared.served import Manifest
 
 METHODS = ("head", "random", "stratified", "recent")
@@ -117,6 +116,9 @@ def pick_columns(manifest: Manifest, wanted: list[str] | None) -> list[str]:
 def recency_column(services: Services, key: str, manifest: Manifest, by: str | None) -> str:
     if by:
         return pick_columns(manifest, [by])[0]
+    # Imported here: shared.registry pulls in the Snowflake connector (and pandas), seconds of start-up.
+    from shared.registry import get_registered
+
     reg = get_registered(services.control_url, key)
     for candidate in ((reg.cursor_column if reg else None), (reg.partition_column if reg and reg.time_partitioned else None),
                       manifest.extra.get("cursor_column"), manifest.extra.get("partition_column")):

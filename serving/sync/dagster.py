@@ -13,7 +13,9 @@ Every run is launched with an explicit ``assetSelection``: measured on Dagster 1
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -179,28 +181,43 @@ class DagsterClient:
         return str(data.get("version", ""))
 
     # ---------------------------------------------------------- code location
-    async def reload_location(self) -> None:
-        """``reloadRepositoryLocation`` and wait for it; a code-location load error raises ``DagsterError``."""
-        query = """
-        mutation Reload($name: String!) {
-          reloadRepositoryLocation(repositoryLocationName: $name) {
-            __typename
-            ... on WorkspaceLocationEntry {
-              loadStatus
-              locationOrLoadError { __typename ... on PythonError { message } }
-            }
-            """ + _ERROR_FRAGMENT + """
-          }
-        }"""
-        data = await self.execute(query, {"name": self.location})
-        result = data["reloadRepositoryLocation"]
-        kind = result["__typename"]
+    async def reload_location(self, *, timeout_s: float = 120.0) -> None:
+        """``reloadRepositoryLocation`` and wait until the location is loaded again.
+
+        A code-location load error raises ``DagsterError`` with Dagster's message.
+        """
+        entry_fields = """
+              __typename
+              ... on WorkspaceLocationEntry {
+                loadStatus
+                locationOrLoadError { __typename ... on PythonError { message } }
+              }
+              """ + _ERROR_FRAGMENT
+        reload = ("mutation Reload($name: String!) { reloadRepositoryLocation(repositoryLocationName: $name) {"
+                  + entry_fields + "} }")
+        status = ("query Location($name: String!) { workspaceLocationEntryOrError(name: $name) {"
+                  + entry_fields + "} }")
+        deadline = time.monotonic() + timeout_s
+        data = await self.execute(reload, {"name": self.location}, timeout_s=timeout_s)
+        entry = data["reloadRepositoryLocation"]
+        while not self._loaded(entry):
+            if time.monotonic() > deadline:
+                raise DagsterUnavailable(f"code location {self.location!r} still loading after {timeout_s:g} s")
+            await asyncio.sleep(0.25)
+            entry = (await self.execute(status, {"name": self.location}))["workspaceLocationEntryOrError"]
+
+    def _loaded(self, entry: Mapping[str, Any] | None) -> bool:
+        """True once loaded; raises ``DagsterError`` on a load error; False while loading."""
+        if entry is None:
+            return False
+        kind = entry["__typename"]
         if kind != "WorkspaceLocationEntry":
-            raise DagsterError(result.get("message") or f"reload of code location {self.location!r} failed", kind)
-        loaded = result.get("locationOrLoadError") or {}
+            raise DagsterError(entry.get("message") or f"reload of code location {self.location!r} failed", kind)
+        loaded = entry.get("locationOrLoadError") or {}
         if loaded.get("__typename") == "PythonError":
             raise DagsterError(f"code location {self.location!r} failed to load: {loaded.get('message', '')}",
                                "PythonError")
+        return entry.get("loadStatus") == "LOADED" and bool(loaded)
 
     async def asset_exists(self, path: Sequence[str]) -> bool:
         query = "query Asset($keys: [AssetKeyInput!]) { assetNodes(assetKeys: $keys) { assetKey { path } } }"
@@ -220,7 +237,8 @@ class DagsterClient:
 
     # --------------------------------------------------------------- launching
     async def launch_run(self, path: Sequence[str], *, partition: str | None = None,
-                         tags: Mapping[str, str] | None = None) -> RunInfo:
+                         tags: Mapping[str, str] | None = None,
+                         run_config: Mapping[str, Any] | None = None) -> RunInfo:
         """Materialize one asset (one partition, or the whole unpartitioned asset)."""
         all_tags = dict(tags or {})
         if partition is not None:
@@ -240,7 +258,7 @@ class DagsterClient:
                 "repositoryLocationName": self.location, "repositoryName": REPOSITORY, "jobName": ASSET_JOB,
                 "assetSelection": [_asset_key(path)], "assetCheckSelection": [],
             },
-            "runConfigData": {},
+            "runConfigData": dict(run_config or {}),
             "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in all_tags.items()]},
         }
         data = await self.execute(query, {"params": params})
@@ -252,7 +270,8 @@ class DagsterClient:
         return _run_from(result["run"])
 
     async def launch_backfill(self, path: Sequence[str], partitions: Sequence[str], *,
-                              tags: Mapping[str, str] | None = None, title: str | None = None) -> str:
+                              tags: Mapping[str, str] | None = None, title: str | None = None,
+                              run_config: Mapping[str, Any] | None = None) -> str:
         """An asset backfill of ``partitions`` of one asset; returns the backfill id."""
         query = """
         mutation Backfill($params: LaunchBackfillParams!) {
@@ -269,6 +288,8 @@ class DagsterClient:
         }
         if title:
             params["title"] = title
+        if run_config:
+            params["runConfigData"] = dict(run_config)
         data = await self.execute(query, {"params": params})
         result = data["launchPartitionBackfill"]
         kind = result["__typename"]

@@ -69,6 +69,17 @@ def tags_for(job: store.SyncJob, strategy: str | None = None) -> dict[str, str]:
     return tags
 
 
+def run_config_for(reg: RegisteredTable, strategy: str | None) -> dict[str, Any]:
+    """Run config for a strategy override: ``full`` on an incremental or snapshot table is a full
+    refresh (the asset's ``full_refresh`` config); the registered strategy needs nothing."""
+    if strategy is None or strategy == reg.strategy:
+        return {}
+    if strategy == "full":
+        return {"ops": {"__".join(reg.asset_key_path): {"config": {"full_refresh": True}}}}
+    raise ValueError(f"table {reg.key} is registered as {reg.strategy}; a {strategy} sync needs a registration "
+                     f"with that strategy (register it again with strategy={strategy!r})")
+
+
 async def launch(svc: SyncService, job: store.SyncJob, reg: RegisteredTable, *,
                  strategy: str | None = None) -> store.SyncJob:
     """Ask Dagster to run ``job`` (a run for zero or one partition, else a backfill); record the id.
@@ -79,13 +90,15 @@ async def launch(svc: SyncService, job: store.SyncJob, reg: RegisteredTable, *,
     url = svc.control_url
     tags = tags_for(job, strategy)
     try:
+        config = run_config_for(reg, strategy)
         if job.kind == "backfill":
             backfill_id = await svc.client.launch_backfill(reg.asset_key_path, job.partitions, tags=tags,
-                                                           title=f"{reg.key} ({len(job.partitions)} partitions)")
+                                                           title=f"{reg.key} ({len(job.partitions)} partitions)",
+                                                           run_config=config)
             fields: dict[str, Any] = {"dagster_id": backfill_id, "status": "queued"}
         else:
             partition = job.partitions[0] if job.partitions else None
-            run = await svc.client.launch_run(reg.asset_key_path, partition=partition, tags=tags)
+            run = await svc.client.launch_run(reg.asset_key_path, partition=partition, tags=tags, run_config=config)
             fields = {"dagster_id": run.run_id, "status": run_status(run.status), "started_at": _ts(run.started_at)}
     except Exception as e:
         reason = "Dagster is unreachable" if isinstance(e, DagsterUnavailable) else str(e)

@@ -162,6 +162,10 @@ class SyncService:
             if strategy not in registry.STRATEGIES:
                 raise BadRequest(f"strategy {strategy!r} is not one of {', '.join(registry.STRATEGIES)}",
                                  rule="invalid_strategy", details={"field": "strategy"})
+            try:
+                jobs.run_config_for(reg, strategy)
+            except ValueError as e:
+                raise BadRequest(str(e), rule="invalid_strategy", details={"field": "strategy"}) from e
         named = partitions is not None or start is not None
         partitioned = parts.is_partitioned(reg)
         if not partitioned and named:

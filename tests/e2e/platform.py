@@ -107,7 +107,7 @@ class ApiReplica:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def client(self, timeout_s: float = 60.0) -> httpx.Client:
+    def client(self, timeout_s: float = 240.0) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=timeout_s)
 
 

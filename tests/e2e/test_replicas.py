@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 ITEMS = "demo.e2e.items"
 EVENTS = "demo.e2e.events"
 BROKEN = "demo.e2e.broken"
-RUN_TIMEOUT_S = 120
+RUN_TIMEOUT_S = 180
 
 
 def _insert_items(platform: Platform, start: int, count: int) -> None:

@@ -11,6 +11,7 @@ import sys
 import types
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
 from shared import housekeeping as hk
@@ -213,3 +214,51 @@ def test_artifact_purge_says_so_when_the_store_is_missing(hk_settings: Settings,
     report = hk.purge_expired_artifacts(hk_settings)
     assert report.counts == {"not_available": 1}
     assert "not purged" in report.details[0]
+
+
+# --- the same rules as Dagster jobs ------------------------------------------------------------
+
+
+def test_housekeeping_jobs_run_in_process_and_report_counts(hk_settings: Settings, publish_n) -> None:  # type: ignore[no-untyped-def]
+    from orchestration import housekeeping as ohk
+
+    reg = build_registration({"table_name": "orders", "schema_name": "public"}, default_database="demo")
+    registry.save(hk_settings.control_url, reg)
+    publish_n(reg.key, 3)
+    with session_scope(hk_settings.control_url) as s:
+        s.add(_job("old", expires=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)))
+        s.add(_job("stuck", status="running", started=dt.datetime.now(dt.UTC) - dt.timedelta(hours=3)))
+    resources = {"housekeeping": ohk.HousekeepingResource(home=hk_settings.home, control_url=hk_settings.control_url)}
+
+    @dg.asset(key=["demo", "public", "orders"])
+    def orders() -> None:
+        """Stands in for the table asset so the instance has a materialization run to measure."""
+
+    with dg.instance_for_test() as instance:
+        assert dg.materialize([orders], instance=instance, tags={"agents_data/table": reg.key}).success
+        outputs = {}
+        for job in ohk.JOBS:
+            result = job.execute_in_process(resources=resources, instance=instance)
+            assert result.success, job.name
+            for node in job.graph.node_names():
+                outputs[node] = result.output_for_node(node)
+    assert outputs["purge_expired_query_results"]["jobs_expired"] == 1
+    assert outputs["mark_stuck_jobs_failed"]["query_jobs_failed"] == 1
+    assert outputs["refresh_sync_stats"]["tables_refreshed"] == 1
+    assert "purge_superseded_versions" in outputs
+    assert outputs["purge_expired_artifacts"] == {"artifacts_deleted": 0}
+    with session_scope(hk_settings.control_url) as s:
+        stats = s.get(TableStatusRow, reg.key).stats
+    assert stats["row_count"] == 3
+    assert stats["runs_succeeded"] == 1
+    assert stats["run_p50_s"] is not None
+
+
+def test_housekeeping_jobs_have_their_own_schedules() -> None:
+    from orchestration import housekeeping as ohk
+
+    jobs, schedules = ohk.build_housekeeping(running=True)
+    assert {s.job_name: s.cron_schedule for s in schedules} == ohk.CRONS
+    assert ohk.CRONS[ohk.SYNC_STATS_JOB] == "0 * * * *"
+    assert all(s.default_status == dg.DefaultScheduleStatus.RUNNING for s in schedules)
+    assert {j.name for j in jobs} == set(ohk.CRONS)

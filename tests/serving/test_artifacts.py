@@ -484,3 +484,66 @@ def test_audit_records_bytes(client: TestClient[Litestar], owner: Headers, flush
                          .where(AuditRow.endpoint.like("/api/v1/artifacts%"))).all()
     assert ("POST", "/api/v1/artifacts", 5, 201) in rows
     assert ("GET", f"/api/v1/artifacts/{art['id']}/content", 5, 200) in rows
+
+
+# --- saving a query result ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("output_format", "saved_as"), [("parquet", "csv"), ("arrow", "parquet"), ("csv", "csv"),
+                                                         ("parquet", "parquet")])
+def test_query_result_becomes_an_artifact(client: TestClient[Litestar], api_settings: Settings,  # noqa: PLR0917
+                                          make_swarm: Callable[..., dict[str, Any]], agent_headers: Callable[..., Headers],
+                                          output_format: str, saved_as: str) -> None:
+    import io
+
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    from tests.conftest import publish_table
+
+    manifest = publish_table(api_settings.served_path, "demo.public.orders",
+                             "SELECT i AS id, 'o' || i::VARCHAR AS label, i * 2.5 AS amount FROM range(500) t(i)")
+    swarm_id = make_swarm(["demo.public.orders"])["id"]
+    agent, other = agent_headers(swarm_id), agent_headers(swarm_id)
+    sql = "SELECT id, label FROM orders WHERE id % 5 = 0 ORDER BY id"
+    r = client.post("/api/v1/queries/execute", headers=agent, json={"query": sql, "output_format": output_format})
+    assert r.status_code == 200, r.text
+    job = r.json()
+    assert job["status"] == "succeeded"
+    body = {"format": saved_as, "name": "fives", "tags": ["report"], "visibility": "swarm"}
+    assert_error(client.post(f"/api/v1/queries/jobs/{job['job_id']}/artifact", headers=other, json=body), 404)
+    r = client.post(f"/api/v1/queries/jobs/{job['job_id']}/artifact", headers=agent, json=body)
+    assert r.status_code == 201, r.text
+    art = r.json()
+    assert (art["source_job_id"], art["sql_hash"]) == (job["job_id"], job["sql_hash"])
+    assert art["served_versions"] == [{"table": "demo.public.orders", "version": manifest.version,
+                                       "synced_at": manifest.published_at}]
+    assert art["content_type"] == {"csv": "text/csv", "parquet": "application/vnd.apache.parquet"}[saved_as]
+    content = client.get(f"/api/v1/artifacts/{art['id']}/content", headers=other)  # swarm-visible
+    assert hashlib.sha256(content.content).hexdigest() == art["sha256"]
+    reader = pacsv.read_csv if saved_as == "csv" else pq.read_table
+    table = reader(io.BytesIO(content.content))
+    assert table.column("id").to_pylist() == list(range(0, 500, 5))
+    assert table.column("label").to_pylist() == [f"o{i}" for i in range(0, 500, 5)]
+
+
+def test_query_result_artifact_errors(client: TestClient[Litestar], owner: Headers, api_settings: Settings) -> None:
+    from shared.control.models import QueryJobRow
+
+    now = dt.datetime.now(dt.UTC)
+    token_id = created(client, owner, b"x")["owner"]
+    with session_scope(api_settings.control_url) as s:
+        s.add(QueryJobRow(id="job_running", token_id=token_id, sql_text="select 1", sql_hash="h", output_format="csv",
+                          status="running", max_rows=1, tables=[]))
+        s.add(QueryJobRow(id="job_expired", token_id=token_id, sql_text="select 1", sql_hash="h", output_format="csv",
+                          status="succeeded", max_rows=1, tables=[], result_path="gone.csv", finished_at=now,
+                          expires_at=now - dt.timedelta(seconds=1)))
+        s.add(QueryJobRow(id="job_lost", token_id=token_id, sql_text="select 1", sql_hash="h", output_format="csv",
+                          status="succeeded", max_rows=1, tables=[], result_path="../../etc/passwd", finished_at=now,
+                          expires_at=now + dt.timedelta(hours=1)))
+    url = "/api/v1/queries/jobs/{}/artifact"
+    assert_error(client.post(url.format("job_running"), headers=owner, json={}), 409, rule="job_not_finished")
+    assert_error(client.post(url.format("job_expired"), headers=owner, json={}), 410)
+    assert_error(client.post(url.format("job_lost"), headers=owner, json={}), 410)
+    assert_error(client.post(url.format("job_nope"), headers=owner, json={}), 404)
+    assert_error(client.post(url.format("job_running"), headers=owner, json={"format": "xlsx"}), 400)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import dataclasses
-import datetime as dt
 import hashlib
 import os
 import secrets
@@ -22,10 +21,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shared.artifacts_s3 import S3Store
-from shared.artifacts_store import purge_expired_artifacts
 from shared.settings import Settings
-from tests.serving.artifact_support import api_server, moto_server, multipart_head, multipart_tail, s3_client
+from tests.serving.artifact_support import api_server, multipart_head, multipart_tail
 from tests.serving.helpers import admin_token, bearer, create_swarm, mint_token
 
 LIMIT = 1024 * 1024
@@ -190,35 +187,3 @@ def test_concurrent_uploads(api: Api) -> None:
         assert got.content == data
     listed = httpx.get(f"{api.url}/api/v1/artifacts", headers=api.headers, params={"tag": "concurrent"}).json()
     assert {i["id"] for i in listed["items"]} == {a["id"] for a in arts}
-
-
-def test_s3_backend_through_the_api(tmp_path: Path) -> None:
-    """The same API on the S3 backend, against a real S3-compatible server (moto server mode)."""
-    with moto_server(tmp_path) as endpoint:
-        client = s3_client(endpoint)
-        bucket = "artifacts-" + secrets.token_hex(4)
-        client.create_bucket(Bucket=bucket)
-        extra = {"ARTIFACT_STORAGE": "s3", "ARTIFACT_S3_BUCKET": bucket, "ARTIFACT_S3_ENDPOINT_URL": endpoint,
-                 "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
-        with _api(tmp_path / "api", **extra) as api:
-            data = os.urandom(LIMIT)  # exactly the limit
-            r = httpx.post(f"{api.url}/api/v1/artifacts", headers=api.headers, timeout=30,
-                           files={"file": ("s3.bin", data, "application/octet-stream")})
-            assert r.status_code == 201, r.text
-            art = r.json()
-            keys = [o["Key"] for o in client.list_objects_v2(Bucket=bucket)["Contents"]]
-            assert keys == [f"artifacts/objects/{art['sha256']}"]
-            url = f"{api.url}{art['content_url']}"
-            assert httpx.get(url, headers=api.headers).content == data
-            part = httpx.get(url, headers={**api.headers, "Range": "bytes=100-199"})
-            assert (part.status_code, part.content) == (206, data[100:200])
-            too_big = httpx.post(f"{api.url}/api/v1/artifacts", headers=api.headers, timeout=30,
-                                 files={"file": ("s3.bin", data + b"!", "application/octet-stream")})
-            assert too_big.status_code == 413
-            assert client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
-            assert httpx.delete(url.removesuffix("/content"), headers=api.headers).status_code == 204
-            later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
-            settings = api.settings
-            store = S3Store(client, bucket, settings.artifacts.s3_prefix)
-            assert purge_expired_artifacts(settings, now=later, store=store) == 1
-            assert client.list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0

@@ -52,3 +52,27 @@ def test_openapi_document(client: Any) -> None:
 def test_docs_need_no_token(client: Any) -> None:
     assert client.get("/docs").status_code == 200
     assert client.get("/docs/openapi.json").status_code == 200
+
+
+def test_alias_paths_get_their_own_operation_ids(api_settings: Any) -> None:
+    from litestar import get
+    from litestar.testing import TestClient
+
+    from serving.app import create_app
+
+    @get(["/test/things/{thing_id:str}", "/test/t/{thing_id:str}"], operation_id="getThing", sync_to_thread=False)
+    def thing(thing_id: str) -> dict[str, str]:
+        return {"id": thing_id}
+
+    app = create_app(api_settings)
+    app.register(thing)
+    from serving.lib.docs import unique_operation_ids
+
+    unique_operation_ids(app)
+    with TestClient(app) as client:
+        doc = client.get("/docs/openapi.json").json()
+    ops = [op["operationId"] for item in doc["paths"].values() for op in item.values() if isinstance(op, dict)
+           and "operationId" in op]
+    assert len(ops) == len(set(ops))
+    assert doc["paths"]["/test/things/{thing_id}"]["get"]["operationId"] == "getThing"
+    assert doc["paths"]["/test/t/{thing_id}"]["get"]["operationId"] == "getThingAlias1"

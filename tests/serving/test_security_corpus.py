@@ -27,7 +27,6 @@ CANARY = "CANARY_5e1f0c"
 GRANTED = frozenset({ORDERS, CUSTOMERS})
 
 STATEMENT_NOT_ALLOWED = {"statement_not_allowed"}
-PARSE_OR_STATEMENT = {"statement_not_allowed", "parse_error"}
 
 STATEMENTS = [
     "PRAGMA version", "PRAGMA database_list", "PRAGMA enable_profiling", "PRAGMA threads=1",
@@ -105,7 +104,7 @@ STRING_REFS = ["'x.parquet'", "'/etc/passwd'", "'{vault_file}'", "'data.csv'", '
                "'s3://bucket/x.parquet'", "'https://example.com/x.csv'", "'{served_glob}'", "'{vault_file}.wal'"]
 COMMENT_TRICKS = [
     ("SELECT 1 /* */ ; DROP TABLE orders", {"multiple_statements"}),
-    ("SELECT 1 --\n; ATTACH 'x' AS y", {"multiple_statements", "parse_error"}),
+    ("SELECT 1 --\n; ATTACH 'x' AS y", {"multiple_statements"}),
     ("SELECT 1 -- */ ; SELECT * FROM vault", None),  # the line comment swallows the rest: allowed, checked below
     ("SELECT * FROM orders /* x */ UNION SELECT * FROM vault", {"table_not_granted"}),
     ("/* SELECT * FROM orders */ SELECT * FROM vault", {"table_not_granted"}),
@@ -129,16 +128,16 @@ def corpus() -> list[tuple[str, str, set[str] | None]]:
     out: list[tuple[str, str, set[str] | None]] = []
     for s in STATEMENTS:
         for variant in (s, s.lower(), s.upper(), f"/* hello */ {s};", f"\n\t {s}  ;  "):
-            out.append((variant, "statement", PARSE_OR_STATEMENT))
+            out.append((variant, "statement", STATEMENT_NOT_ALLOWED))
     for s in STATEMENTS[:25]:
-        out.append((f"SELECT 1; {s}", "multiple", {"multiple_statements", "parse_error"}))
+        out.append((f"SELECT 1; {s}", "multiple", {"multiple_statements"}))
     out += [("SELECT * FROM orders; SELECT * FROM vault", "multiple", {"multiple_statements"}),
             ("SELECT 1;SELECT 2", "multiple", {"multiple_statements"}),
             ("SELECT 1 ; ; SELECT 2", "multiple", {"multiple_statements"})]
     for fn in TABLE_FUNCTIONS:
         out.append((f"SELECT * FROM {fn}('x')", "table_function", {"function_not_allowed"}))
         out.append((f"SELECT * FROM orders WHERE id IN (SELECT * FROM {fn.upper()}('x'))", "table_function", {"function_not_allowed"}))
-        out.append((f"SELECT * FROM orders, LATERAL {fn}()", "table_function", {"function_not_allowed"}))
+        out.append((f"SELECT * FROM orders, LATERAL {fn}('x')", "table_function", {"function_not_allowed"}))
     out += [("SELECT * FROM query_table('demo.secret.vault')", "table_function", {"function_not_allowed"}),
             ("SELECT * FROM query('SELECT * FROM demo.secret.vault')", "table_function", {"function_not_allowed"}),
             ("SELECT * FROM read_blob('{vault_file}')", "table_function", {"function_not_allowed"}),
@@ -151,14 +150,14 @@ def corpus() -> list[tuple[str, str, set[str] | None]]:
         for name in UNGRANTED_NAMES:
             out.append((pos.format(t=name), "ungranted", {"table_not_granted"}))
     for name in SYSTEM_NAMES:
-        out.append((f"SELECT * FROM {name}", "system_catalog", {"table_not_granted", "function_not_allowed"}))
+        out.append((f"SELECT * FROM {name}", "system_catalog", {"table_not_granted"}))
     out += [(s, "cte_shadowing", {"table_not_granted"}) for s in CTE_SHADOWING]
     for ref in STRING_REFS:
         out.append((f"SELECT * FROM {ref}", "string_ref", {"table_not_granted"}))
         out.append((f"SELECT * FROM orders JOIN {ref} x ON true", "string_ref", {"table_not_granted"}))
     out += [(s, "comment", rules) for s, rules in COMMENT_TRICKS if rules]
     for name in UNICODE_TRICKS:
-        out.append((f"SELECT * FROM {name}", "unicode", {"table_not_granted", "parse_error"}))
+        out.append((f"SELECT * FROM {name}", "unicode", {"table_not_granted"}))
     out += [("SeLeCt * FrOm VaUlT", "case", {"table_not_granted"}), ("SELECT * FROM Read_Csv('x')", "case", {"function_not_allowed"}),
             ("select * from QUERY_TABLE('vault')", "case", {"function_not_allowed"}), ("pRaGmA version", "case", STATEMENT_NOT_ALLOWED)]
     out += [(s, "runaway", {"timeout"}) for s in RUNAWAY]
@@ -215,7 +214,8 @@ def test_must_fail_against_guard_and_engine(world: tuple[QueryEngine, dict[str, 
         assert CANARY not in repr(result.rows)
     assert 400 <= e.value.status < 500, (sql, e.value.status, e.value.message)
     assert e.value.rule in rules, (sql, e.value.rule, e.value.message)
-    assert CANARY not in e.value.message and paths["vault_file"] not in e.value.message
+    assert CANARY not in e.value.message
+    assert paths["vault_file"] not in e.value.message or paths["vault_file"] in sql  # only the caller's own text is echoed
 
 
 def test_swallowed_tail_after_a_line_comment_is_harmless(world: tuple[QueryEngine, dict[str, str]]) -> None:

@@ -139,3 +139,51 @@ def test_s3_layout(s3_store: S3Store) -> None:
     head = s3_store.client.head_object(Bucket=s3_store.bucket, Key=keys[0])
     assert head["ContentLength"] == 5
     assert head["LastModified"] > dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+
+
+def test_api_on_the_s3_backend(moto_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The artifact API on ARTIFACT_STORAGE=s3 against the moto server: upload, ranges, limit, delete, purge."""
+    from litestar.testing import TestClient
+
+    from serving.app import create_app
+    from shared.artifacts_store import purge_expired_artifacts
+    from shared.settings import Settings
+    from tests.serving.helpers import admin_token, bearer, create_swarm, mint_token
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    client = s3_client(moto_endpoint)
+    bucket = "api-" + secrets.token_hex(4)
+    client.create_bucket(Bucket=bucket)
+    home = tmp_path / "home"
+    home.mkdir()
+    limit = 6 << 20  # crosses no part boundary at the limit, but the +1 upload starts a multipart upload
+    settings = Settings.from_env({
+        "AGENTS_DATA_HOME": str(home), "DATABASE_URL": f"sqlite:///{home / 'control.db'}",
+        "JWT_SECRET": "test-secret-" + "q" * 32, "ADMIN_PASSWORD": "admin-password", "ARTIFACT_MAX_BYTES": str(limit),
+        "ARTIFACT_STORAGE": "s3", "ARTIFACT_S3_BUCKET": bucket, "ARTIFACT_S3_ENDPOINT_URL": moto_endpoint,
+    })
+    with TestClient(create_app(settings)) as c:
+        admin = bearer(admin_token(c))
+        agent = bearer(mint_token(c, admin, "agent", create_swarm(c, admin, [])["id"])["token"])
+        data = os.urandom(limit)  # exactly the limit
+        r = c.post("/api/v1/artifacts", headers=agent, files={"file": ("s3.bin", data, "application/octet-stream")})
+        assert r.status_code == 201, r.text
+        art = r.json()
+        assert art["sha256"] == hashlib.sha256(data).hexdigest()
+        keys = [o["Key"] for o in client.list_objects_v2(Bucket=bucket)["Contents"]]
+        assert keys == [f"artifacts/objects/{art['sha256']}"]
+        url = art["content_url"]
+        assert c.get(url, headers=agent).content == data
+        part = c.get(url, headers={**agent, "Range": "bytes=100-199"})
+        assert (part.status_code, part.content) == (206, data[100:200])
+        assert c.get(url, headers={**agent, "If-None-Match": f'"{art["sha256"]}"'}).status_code == 304
+        big = os.urandom(PART_SIZE + 1)
+        assert c.post("/api/v1/artifacts", headers=agent, files={"file": ("b", big, "x/y")}).status_code == 413
+        assert client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+        assert [o["Key"] for o in client.list_objects_v2(Bucket=bucket)["Contents"]] == keys
+        assert c.delete(url.removesuffix("/content"), headers=agent).status_code == 204
+        assert c.get(url, headers=agent).status_code == 404
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+    assert purge_expired_artifacts(settings, now=later) == 1
+    assert client.list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0

@@ -125,6 +125,22 @@ def test_start_whole_table_launches_one_asset_with_selection(client: Client, adm
     assert tags["agents_data/job"] == body["job_id"]
 
 
+def test_strategy_override_is_a_full_refresh_or_refused(client: Client, admin_headers: dict[str, str],
+                                                       fake_dagster: FakeDagster) -> None:
+    _register(client, admin_headers, register_body(strategy="Incremental", incremental_key="updated_at",
+                                                   primary_key=["id"]))
+    start = {"table_name": "items", "schema_name": SCHEMA}
+    assert client.post("/api/v1/sync/start", json={**start, "strategy": "Full"}, headers=admin_headers).status_code == 202
+    assert fake_dagster.launch_params[-1]["runConfigData"] == {
+        "ops": {"demo__synctest__items": {"config": {"full_refresh": True}}}}
+    assert client.post("/api/v1/sync/start", json={**start, "strategy": "INCREMENTAL"},
+                       headers=admin_headers).status_code == 202
+    assert fake_dagster.launch_params[-1]["runConfigData"] == {}
+    error = assert_error(client.post("/api/v1/sync/start", json={**start, "strategy": "snapshot"},
+                                     headers=admin_headers), 400, rule="invalid_strategy")
+    assert "registered as incremental" in error["message"]
+
+
 def test_start_partitions_run_backfill_and_validation(client: Client, admin_headers: dict[str, str],
                                                       fake_dagster: FakeDagster) -> None:
     _register(client, admin_headers, EVENTS_BODY)

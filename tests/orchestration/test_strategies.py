@@ -1,0 +1,156 @@
+"""Strategies end to end through Dagster: full, partitioned (daily/hourly/monthly/static), incremental, snapshot."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from typing import Any
+
+import pytest
+
+from shared import partitions as sp
+from shared.settings import Settings
+from tests.orchestration.conftest import Source, current, materialization, materialize, rows, sync
+
+RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
+
+
+def _hourly_rows(source: Source, name: str, *, days: int = 4) -> None:
+    """One row per hour from 2025-01-01, ids 1..24*days."""
+    source.sql(f"CREATE TABLE {source.table(name)} (ID NUMBER(10,0) NOT NULL, TS TIMESTAMP_NTZ NOT NULL, AMOUNT NUMBER(10,2))")
+    source.sql(
+        f"INSERT INTO {source.table(name)} SELECT n + 1, DATEADD(hour, n, CAST('2025-01-01' AS TIMESTAMP_NTZ)), n / 4 "
+        f"FROM (SELECT seq4() AS n FROM TABLE(GENERATOR(ROWCOUNT => {24 * days})))"
+    )
+
+
+def _days(settings: Settings, table: Any) -> dict[str, int]:
+    return dict(rows(settings, table, "SELECT strftime(TS, '%Y-%m-%d') AS d, count(*) FROM data GROUP BY d ORDER BY d"))
+
+
+def test_daily_partition_is_exactly_its_window_and_a_rerun_replaces_it(source: Source, sync_settings: Settings) -> None:
+    _hourly_rows(source, "EV")
+    table = source.register("EV", partitioning={"kind": "daily", "column": "TS", "start": "2025-01-01"}, primary_key=["ID"])
+    result = materialize(table, sync_settings, partition_key="2025-01-02")
+    assert result.success
+    meta = materialization(result)
+    assert (meta["dagster/row_count"], meta["source_rows"], meta["rows_written"]) == (24, 24, 24)
+    assert _days(sync_settings, table) == {"2025-01-02": 24}
+
+    source.sql(f"INSERT INTO {source.table('EV')} VALUES (1000, '2025-01-02 12:30:00', 1)")
+    for _ in range(2):  # re-running replaces the window, never duplicates it
+        assert materialize(table, sync_settings, partition_key="2025-01-02").success
+        assert _days(sync_settings, table) == {"2025-01-02": 25}
+    assert materialize(table, sync_settings, partition_key="2025-01-01").success
+    assert _days(sync_settings, table) == {"2025-01-01": 24, "2025-01-02": 25}
+    assert rows(sync_settings, table, "SELECT count(*) - count(DISTINCT ID) FROM data") == [(0,)]
+    manifest = current(sync_settings, table)
+    assert manifest is not None and sorted(manifest.partitions) == ["2025-01-01", "2025-01-02"]
+    assert manifest.partitions["2025-01-02"]["rows"] == 25
+
+
+def test_a_partition_range_runs_in_one_run_one_slice_per_partition(source: Source, sync_settings: Settings) -> None:
+    _hourly_rows(source, "EV")
+    table = source.register("EV", partitioning={"kind": "daily", "column": "TS", "start": "2025-01-01"})
+    result = materialize(table, sync_settings, tags={RANGE_START: "2025-01-01", RANGE_END: "2025-01-03"})
+    assert result.success
+    mats = result.get_asset_materialization_events()
+    assert sorted(m.partition for m in mats) == ["2025-01-01", "2025-01-02", "2025-01-03"]  # one event per partition
+    meta = {k: v.value for k, v in mats[0].materialization.metadata.items()}
+    assert (meta["rows_written"], meta["slices"]) == (72, 3)
+    assert _days(sync_settings, table) == {"2025-01-01": 24, "2025-01-02": 24, "2025-01-03": 24}
+
+
+def test_hourly_and_monthly_windows_are_exact(source: Source, sync_settings: Settings) -> None:
+    _hourly_rows(source, "EV", days=40)
+    hourly = source.register("EV", partitioning={"kind": "hourly", "column": "TS", "start": "2025-01-01"})
+    outcome = sync(hourly, sync_settings, source, partition_keys=["2025-01-02-05:00"])
+    assert rows(sync_settings, hourly, "SELECT ID, TS FROM data") == [(30, dt.datetime(2025, 1, 2, 5))]
+    assert outcome.partition_keys == ["2025-01-02-05:00"]
+
+    monthly = dataclasses.replace(hourly, table="EV", partition_kind="monthly")
+    sync(monthly, sync_settings, source, partition_keys=["2025-02-01"], full_refresh=True)
+    assert rows(sync_settings, monthly, "SELECT count(*), min(TS), max(TS) FROM data") == [
+        (9 * 24, dt.datetime(2025, 2, 1), dt.datetime(2025, 2, 9, 23))]
+
+
+def test_static_partitions_copy_one_value_each(source: Source, sync_settings: Settings) -> None:
+    source.sql(f"CREATE TABLE {source.table('SALES')} (ID NUMBER(10,0), REGION VARCHAR(8), AMOUNT NUMBER(10,2))")
+    source.sql(f"INSERT INTO {source.table('SALES')} VALUES (1, 'eu', 1.5), (2, 'us', 2.5), (3, 'eu', 3.5), (4, 'apac', 4)")
+    table = source.register("SALES", partitioning={"kind": "static", "column": "REGION", "values": ["eu", "us"]})
+    assert materialize(table, sync_settings, partition_key="eu").success
+    assert rows(sync_settings, table, "SELECT ID FROM data ORDER BY ID") == [(1,), (3,)]
+    assert materialize(table, sync_settings, partition_key="us").success
+    assert materialize(table, sync_settings, partition_key="eu").success
+    assert rows(sync_settings, table, "SELECT ID FROM data ORDER BY ID") == [(1,), (2,), (3,)]
+
+
+def test_full_table_is_sliced_by_key_ranges_and_replaced(source: Source, sync_settings: Settings) -> None:
+    name = source.table("WIDE")
+    source.sql(f"CREATE TABLE {name} (K NUMBER(10,0), NAME VARCHAR)")
+    source.sql(f"INSERT INTO {name} SELECT IFF(MOD(n, 10) = 0, NULL, n), 'row ' || n "
+               "FROM (SELECT seq4() AS n FROM TABLE(GENERATOR(ROWCOUNT => 1000)))")
+    table = source.register("WIDE")
+    result = materialize(table, sync_settings, slice_rows=150)
+    meta = materialization(result)
+    assert meta["slices"] >= 8  # ranges of K plus one slice for K IS NULL
+    assert meta["dagster/row_count"] == 1000
+    assert rows(sync_settings, table, "SELECT count(*) FROM data WHERE K IS NULL") == [(100,)]
+
+    source.sql(f"DELETE FROM {name} WHERE K < 200")
+    source.sql(f"INSERT INTO {name} VALUES (5000, 'new'), (NULL, 'new null')")
+    assert materialize(table, sync_settings, slice_rows=150).success
+    want = sorted(source.sql(f"SELECT K, NAME FROM {name}"), key=str)
+    assert sorted(rows(sync_settings, table, "SELECT K, NAME FROM data"), key=str) == want
+
+
+def test_incremental_merges_on_the_key_keeping_the_highest_cursor(source: Source, sync_settings: Settings) -> None:
+    name = source.table("INC")
+    source.sql(f"CREATE TABLE {name} (ID NUMBER(10,0) NOT NULL, UPDATED_AT TIMESTAMP_NTZ NOT NULL, V VARCHAR)")
+    source.sql(f"INSERT INTO {name} SELECT n, DATEADD(hour, n, CAST('2025-01-01' AS TIMESTAMP_NTZ)), 'v' || n "
+               "FROM (SELECT seq4() + 1 AS n FROM TABLE(GENERATOR(ROWCOUNT => 10)))")  # ID n at n:00
+    source.sql(f"INSERT INTO {name} VALUES (3, '2025-01-01 00:30', 'older 3')")  # duplicate key, lower cursor
+    table = source.register("INC", strategy="incremental", incremental_key="UPDATED_AT", primary_key=["ID"], lookback="1h")
+    meta = materialization(materialize(table, sync_settings))
+    assert meta["watermark"] == "2025-01-01T10:00:00"
+    assert rows(sync_settings, table, "SELECT count(*), count(DISTINCT ID) FROM data") == [(10, 10)]
+    assert rows(sync_settings, table, "SELECT V FROM data WHERE ID = 3") == [("v3",)]
+
+    source.sql(f"UPDATE {name} SET V = 'v5 new', UPDATED_AT = '2025-01-01 10:20' WHERE ID = 5")
+    source.sql(f"INSERT INTO {name} VALUES (11, '2025-01-01 10:30', 'first 11'), (11, '2025-01-01 10:31', 'second 11'), "
+               "(12, '2025-01-01 09:40', 'late, inside the lookback'), (13, '2025-01-01 08:00', 'late, outside the lookback')")
+    meta = materialization(materialize(table, sync_settings))
+    assert meta["watermark"] == "2025-01-01T10:31:00"
+    assert meta["rows_written"] == 6  # IDs 9 and 10 (inside the lookback), 5, 11 twice, 12: the delta only
+    got = dict(rows(sync_settings, table, "SELECT ID, V FROM data"))
+    assert got[5] == "v5 new" and got[11] == "second 11" and got[12] == "late, inside the lookback"
+    assert 13 not in got and len(got) == 12
+    assert rows(sync_settings, table, "SELECT count(*) - count(DISTINCT ID) FROM data") == [(0,)]
+    assert current(sync_settings, table).watermark == "2025-01-01T10:31:00"  # type: ignore[union-attr]
+
+
+def test_snapshot_appends_a_dated_copy_and_replaces_todays(source: Source, sync_settings: Settings) -> None:
+    name = source.table("PRICES")
+    source.sql(f"CREATE TABLE {name} (ID NUMBER(10,0), PRICE NUMBER(10,2))")
+    source.sql(f"INSERT INTO {name} VALUES (1, 1.00), (2, 2.00)")
+    table = dataclasses.replace(source.register("PRICES", strategy="snapshot"), registered_at="2025-03-01")
+    day1, day2 = dt.datetime(2025, 3, 1, 12, tzinfo=dt.UTC), dt.datetime(2025, 3, 2, 12, tzinfo=dt.UTC)
+    sync(table, sync_settings, source, partition_keys=["2025-03-01"], now=day1)
+    source.sql(f"UPDATE {name} SET PRICE = 1.50 WHERE ID = 1")
+    source.sql(f"INSERT INTO {name} VALUES (3, 3.00)")
+    for _ in range(2):  # re-taking today's snapshot replaces it
+        sync(table, sync_settings, source, partition_keys=["2025-03-02"], now=day2)
+    got = rows(sync_settings, table, "SELECT strftime(_SNAPSHOT_DATE, '%Y-%m-%d'), ID, PRICE FROM data ORDER BY 1, 2")
+    assert [(d, i, float(p)) for d, i, p in got] == [
+        ("2025-03-01", 1, 1.0), ("2025-03-01", 2, 2.0), ("2025-03-02", 1, 1.5), ("2025-03-02", 2, 2.0), ("2025-03-02", 3, 3.0)]
+    with pytest.raises(sp.PartitionKeyError, match=r"only today's partition \(2025-03-02\)"):
+        sync(table, sync_settings, source, partition_keys=["2025-03-01"], now=day2)
+
+
+def test_snapshot_asset_takes_todays_partition(source: Source, sync_settings: Settings) -> None:
+    source.sql(f"CREATE TABLE {source.table('P')} (ID NUMBER(10,0))")
+    source.sql(f"INSERT INTO {source.table('P')} VALUES (1), (2)")
+    table = source.register("P", strategy="snapshot")
+    today = sp.latest_key(table)
+    meta = materialization(materialize(table, sync_settings, partition_key=today))
+    assert meta["dagster/row_count"] == 2 and meta["mode"] == "snapshot"
