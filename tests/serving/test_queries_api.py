@@ -234,11 +234,12 @@ def test_every_query_is_audited(client: Any, agent: dict[str, Any], services: An
 def test_known_fast_queries_run_inline_and_slow_ones_fall_back(client: Any, agent: dict[str, Any], services: Any,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     h = agent["headers"]
+    monkeypatch.setattr(jobs_module, "INLINE_FAST_S", 1.0)  # the test machine may be loaded
     sql = "select count(*) as n from range(0, ?) t(i) where i % 3 = 0"
     for _ in range(jobs_module.INLINE_AFTER + 1):
         assert run(client, h, query=sql, params=[30]).json()["rows"] == [[10]]
     manager = get_jobs(services)
-    [speed] = [v for k, v in manager._speed.items() if "range" in k]
+    [speed] = [v for k, v in manager._speed.items() if "range" in k.lower()]
     assert speed[0] >= jobs_module.INLINE_AFTER
     monkeypatch.setattr(jobs_module, "INLINE_BUDGET_S", 0.05)
     r = run(client, h, query=sql, params=[3_000_000_000])  # slow: interrupted inline, re-run on a worker
