@@ -82,7 +82,9 @@ def publish(served: Path, rows: int) -> Path:
 def start_api(home: Path, port: int, logfile: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "AGENTS_DATA_HOME": str(home), "DATABASE_URL": f"sqlite:///{home / 'control.db'}",
            "JWT_SECRET": "bench-secret-" + "b" * 32, "ADMIN_PASSWORD": "bench-password", "PYTHONPATH": str(ROOT),
-           "LOG_LEVEL": "warning"}
+           "LOG_LEVEL": "warning",
+           # The venv ships no .pyc and the sandbox sets PYTHONDONTWRITEBYTECODE: cache bytecode outside the venv.
+           "PYTHONPYCACHEPREFIX": str(Path(tempfile.gettempdir()) / "agents-data-pycache"), "PYTHONDONTWRITEBYTECODE": ""}
     cmd = [sys.executable, "-m", "uvicorn", "--factory", "serving.app:create_app", "--host", "127.0.0.1",
            "--port", str(port), "--log-level", "warning", "--no-access-log"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=logfile.open("wb"), stderr=subprocess.STDOUT,

@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -41,6 +42,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+ADMIN_PASSWORD = secrets.token_urlsafe(16)
 POINT = "select * from orders where id = ?"
 AGG = "select status, count(*) as n, sum(amount) as total, avg(quantity) as q from orders group by status order by status"
 LUA = """
@@ -185,7 +187,7 @@ def main() -> None:
         db_file = publish(home / "served", args.rows)
         print(f"published {args.rows} rows in {time.time() - t0:.1f} s", file=sys.stderr)
         env = dict(os.environ, AGENTS_DATA_HOME=str(home), DATABASE_URL=f"sqlite:///{home / 'control.db'}",
-                   JWT_SECRET="bench-" + "s" * 40, ADMIN_PASSWORD="bench-password", LOG_LEVEL="warning",
+                   JWT_SECRET="bench-" + "s" * 40, ADMIN_PASSWORD=ADMIN_PASSWORD, LOG_LEVEL="warning",
                    AGENT_REQUESTS_PER_MINUTE="100000000", AGENT_MAX_CONCURRENT_QUERIES="64")
         bare_port, our_port = free_port(), free_port()
         procs.append(start([sys.executable, __file__, "--bare", str(db_file), "--port", str(bare_port)], env,
@@ -195,14 +197,15 @@ def main() -> None:
                            f"http://127.0.0.1:{our_port}/health"))
         ours = f"http://127.0.0.1:{our_port}"
         with httpx.Client(base_url=ours, timeout=30) as c:
-            admin = c.post("/api/v1/auth/token", data={"username": "admin", "password": "bench-password"}).json()
+            admin = c.post("/api/v1/auth/token", data={"username": "admin", "password": ADMIN_PASSWORD}).json()
             h = {"Authorization": f"Bearer {admin['access_token']}"}
             swarm = c.post("/api/v1/admin/swarms", json={"name": "bench", "grants": ["demo.public.orders"]}, headers=h).json()
             tok = c.post("/api/v1/admin/tokens", json={"type": "agent", "swarm_id": swarm["id"], "name": "bench-agent"},
                          headers=h).json()["token"]
             check = c.post("/api/v1/queries/execute", json={"query": POINT, "params": [42]},
                            headers={"Authorization": f"Bearer {tok}"})
-            assert check.status_code == 200 and check.json()["row_count"] == 1, check.text
+            if check.status_code != 200 or check.json()["row_count"] != 1:
+                raise RuntimeError(f"the API did not answer the point query: {check.text}")
 
         scripts = {}
         for side, auth in (("bare", ""), ("ours", f'wrk.headers["Authorization"] = "Bearer {tok}"')):

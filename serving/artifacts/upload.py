@@ -11,7 +11,11 @@ failure the writer is aborted: nothing partial is ever published.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
+import queue
+import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -46,13 +50,62 @@ class Form:
     part_content_type: str | None
 
 
+class _Pipe:
+    """Feeds an ``ObjectWriter`` from one worker thread, so hashing and writing overlap with receiving.
+
+    The queue is bounded (``DEPTH`` chunks of at most one ASGI message each), so memory
+    stays flat; when it is full the event loop yields until the worker catches up.
+    """
+
+    DEPTH = 32
+
+    def __init__(self, writer: ObjectWriter) -> None:
+        self.writer = writer
+        self.size = 0
+        self.error: BaseException | None = None
+        self.discard = False  # set when the upload is abandoned: queued chunks are dropped
+        self._q: queue.Queue[Any] = queue.Queue(self.DEPTH)
+        self._thread = threading.Thread(target=self._run, name="artifact-upload", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (item := self._q.get()) is not None:
+            if self.error is None and not self.discard:
+                try:
+                    self.writer.write(item)
+                except BaseException as e:  # reported to the request on its next write or at the end
+                    self.error = e
+
+    async def _put(self, item: Any) -> None:
+        while True:
+            try:
+                self._q.put_nowait(item)
+                return
+            except queue.Full:
+                await asyncio.sleep(0.0005)
+
+    async def write(self, chunk: Any) -> None:
+        if self.error is not None:
+            raise self.error
+        await self._put(chunk)
+        self.size += len(chunk)
+
+    async def drain(self) -> None:
+        """Stop the worker once everything queued is written; re-raise its error."""
+        if self._thread.is_alive():
+            await self._put(None)
+            await anyio.to_thread.run_sync(self._thread.join)
+        if self.error is not None:
+            raise self.error
+
+
 class _Parts:
     """python-multipart callbacks: collect headers and fields, queue file data for the writer."""
 
     def __init__(self) -> None:
         self.fields: dict[str, list[str]] = {}
         self.field_bytes = 0
-        self.file_chunks: list[bytes] = []
+        self.file_chunks: list[bytes | memoryview] = []
         self.filename: str | None = None
         self.part_content_type: str | None = None
         self.files_seen = 0
@@ -102,7 +155,9 @@ class _Parts:
 
     def _data(self, data: bytes, start: int, end: int) -> None:
         if self._is_file:
-            self.file_chunks.append(data[start:end])
+            # A view of an immutable message body costs no copy; the parser's own look-behind
+            # buffer (mutable, reused) is copied.
+            self.file_chunks.append(memoryview(data)[start:end] if isinstance(data, bytes) else bytes(data[start:end]))
         else:
             self.field_bytes += end - start
             if self.field_bytes > FIELDS_MAX_BYTES:
@@ -151,12 +206,13 @@ async def receive_upload(request: Request[Any, Any, Any], store: ArtifactStore, 
     parts = _Parts()
     parser = MultipartParser(boundary, parts.callbacks())  # type: ignore[arg-type]
     writer: ObjectWriter = store.open_writer()
+    pipe = _Pipe(writer)
     try:
         while True:
             message = await request.receive()
             if message["type"] == "http.disconnect":
                 raise ClientDisconnected("the client disconnected before the upload finished", rule="client_disconnected")
-            body = message.get("body", b"")
+            body: bytes = message.get("body", b"")  # type: ignore[assignment]
             if body:
                 try:
                     parser.write(body)
@@ -164,14 +220,11 @@ async def receive_upload(request: Request[Any, Any, Any], store: ArtifactStore, 
                     raise BadRequest("malformed multipart body", rule="malformed_multipart") from e
                 if parts.file_chunks:
                     chunks, parts.file_chunks = parts.file_chunks, []
-                    if writer.size + sum(map(len, chunks)) > max_bytes:
+                    if pipe.size + sum(map(len, chunks)) > max_bytes:
                         raise PayloadTooLarge(f"artifact is larger than the limit of {max_bytes} bytes",
                                               rule="artifact_too_large", details={"max_bytes": max_bytes})
                     for chunk in chunks:
-                        if store.blocking_writes:
-                            await anyio.to_thread.run_sync(writer.write, chunk)
-                        else:
-                            writer.write(chunk)
+                        await pipe.write(chunk)
             if not message.get("more_body", False):
                 break
         if not parts.ended:
@@ -180,9 +233,13 @@ async def receive_upload(request: Request[Any, Any, Any], store: ArtifactStore, 
             raise BadRequest("the upload needs one 'file' part", rule="file_missing")
         prepared = await prepare(Form(fields=parts.fields, filename=parts.filename,
                                       part_content_type=parts.part_content_type))
+        await pipe.drain()
         stored = await anyio.to_thread.run_sync(writer.commit)
     except BaseException:
+        pipe.discard = True
         with anyio.CancelScope(shield=True):
+            with contextlib.suppress(BaseException):
+                await pipe.drain()
             await anyio.to_thread.run_sync(writer.abort)
         raise
     return stored, prepared

@@ -183,7 +183,7 @@ def run_sample(services: Services, caller: Caller, key: str, req: SampleRequest)
     sql, sampling, seed, where, by = build_sql(services, caller, key, manifest, req)
     q = services.settings.query
     cap = q.json_max_rows if req.fmt == "json" else q.max_rows
-    common = {"table": key, "method": req.method, "sampling": sampling, "seed": seed, "size": req.size,
+    common: dict[str, Any] = {"table": key, "method": req.method, "sampling": sampling, "seed": seed, "size": req.size,
               "fraction": req.fraction, "where": where, "by": by, "sql": sql}
     if req.fmt == "json":
         res = engine.execute_trusted(caller, [key], sql, max_rows=cap)

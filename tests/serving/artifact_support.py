@@ -20,6 +20,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def bytecode_cache_env() -> dict[str, str]:
+    """Let child processes keep compiled bytecode in a private cache outside the venv.
+
+    The sandbox sets PYTHONDONTWRITEBYTECODE=1 and the venv ships no .pyc files, so every
+    new process compiles the whole dependency tree (several seconds); a cache under the
+    temp folder makes the second start fast without touching the venv.
+    """
+    import tempfile
+
+    env = {"PYTHONPYCACHEPREFIX": str(Path(tempfile.gettempdir()) / "agents-data-pycache")}
+    if os.environ.get("PYTHONDONTWRITEBYTECODE"):
+        env["PYTHONDONTWRITEBYTECODE"] = ""
+    return env
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -84,7 +99,7 @@ def api_server(env: Mapping[str, str], workdir: Path) -> Iterator[tuple[str, int
     port = free_port()
     log_path = workdir / f"api-{port}.log"
     with open(log_path, "wb") as log:
-        full_env = {**os.environ, **env, "PYTHONPATH": str(ROOT)}
+        full_env = {**os.environ, **env, "PYTHONPATH": str(ROOT), **bytecode_cache_env()}
         cmd = [sys.executable, "-m", "uvicorn", "--factory", "serving.app:create_app", "--host", "127.0.0.1",
                "--port", str(port), "--log-level", "warning", "--no-access-log"]
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=full_env,

@@ -48,7 +48,7 @@ def engine(eng_settings: Settings) -> Iterator[QueryEngine]:
 
 @pytest.fixture
 def agent() -> Caller:
-    return Caller(kind="agent", subject="a", token_id="tok-a", swarm_id="s", grants=frozenset({ORDERS}))
+    return Caller(kind="agent", subject="a", token_id=f"tok-{ORDERS}", swarm_id="s", grants=frozenset({ORDERS}))
 
 
 def vault_file(settings: Settings) -> Path:
@@ -122,7 +122,8 @@ def test_runaway_query_is_interrupted_and_the_instance_stays_usable(engine: Quer
     started = time.monotonic()
     with pytest.raises(QueryTimeout) as e:
         engine.execute(agent, "select count(*) from range(1000000000000) a", timeout_s=0.5)
-    assert e.value.rule == "timeout" and e.value.status == 408
+    assert e.value.rule == "timeout"
+    assert e.value.status == 408
     assert time.monotonic() - started < 5
     assert engine.execute(agent, "select count(*) as n from orders").rows == [(1000,)]
 
@@ -166,8 +167,10 @@ def test_duckdb_errors_are_4xx_without_internal_names(engine: QueryEngine, agent
     for sql in ("select nope from orders", "select 1 / 'x'", "select cast('x' as int)", "select * from orders where id = ?"):
         with pytest.raises(ApiError) as e:
             engine.execute(agent, sql)
-        assert 400 <= e.value.status < 500 and e.value.rule == "query_error"
-        assert "__t" not in e.value.message and str(eng_settings.home_path) not in e.value.message
+        assert 400 <= e.value.status < 500
+        assert e.value.rule == "query_error"
+        assert "__t" not in e.value.message
+        assert str(eng_settings.home_path) not in e.value.message
 
 
 def test_trusted_sql_needs_grants(engine: QueryEngine, agent: Caller) -> None:
@@ -190,7 +193,7 @@ def test_new_version_gets_a_new_instance_while_in_flight_reads_finish(tmp_path: 
     key = "demo.public.events"
     publish_table(settings.served_path, key, "select range as id, 'v1' as v from range(50000)")
     eng = QueryEngine(settings)
-    caller = Caller(kind="agent", subject="a", token_id="t", grants=frozenset({key}))
+    caller = Caller(kind="agent", subject="a", token_id=f"tok-{key}", grants=frozenset({key}))
     try:
         with eng.stream(caller, "select * from events", batch_rows=1000) as old:
             batches = iter(old)
@@ -198,7 +201,8 @@ def test_new_version_gets_a_new_instance_while_in_flight_reads_finish(tmp_path: 
             publish_table(settings.served_path, key, "select range as id, 'v2' as v from range(10)")
             assert eng.execute(caller, "select distinct v from events").rows == [("v2",)]
             rest = sum(b.num_rows for b in batches)
-            assert first.column("v")[0].as_py() == "v1" and first.num_rows + rest == 50000
+            assert first.column("v")[0].as_py() == "v1"
+            assert first.num_rows + rest == 50000
         assert eng.instances.stats()["built"] == 2
         eng.instances.reap(idle_s=0)
         assert eng.instances.stats()["live"] == 0

@@ -57,7 +57,8 @@ def test_accepted_queries_are_rewritten_fully_qualified(sql: str, tables: set[st
     checked = check_sql(sql, ONE)
     assert checked.tables == frozenset(tables)
     assert fragment in checked.sql
-    assert "--" not in checked.sql and "/*" not in checked.sql  # comments never reach DuckDB
+    assert "--" not in checked.sql
+    assert "/*" not in checked.sql
 
 
 def test_short_names_resolve_uniquely_among_grants_only() -> None:
@@ -67,7 +68,8 @@ def test_short_names_resolve_uniquely_among_grants_only() -> None:
     with pytest.raises(QueryRejected) as e:
         resolve_name("orders", GRANTS)
     assert e.value.rule == "ambiguous_table"
-    assert "demo.public.orders" in e.value.message and "demo.sales.orders" in e.value.message
+    assert "demo.public.orders" in e.value.message
+    assert "demo.sales.orders" in e.value.message
 
 
 def test_missing_and_ungranted_tables_get_the_same_answer() -> None:
@@ -122,7 +124,8 @@ def test_rules(sql: str, rule: str) -> None:
 def test_over_long_sql_is_413() -> None:
     with pytest.raises(ApiError) as e:
         check_sql("select 1 " + " " * guard.MAX_SQL_CHARS, ONE)
-    assert e.value.status == 413 and e.value.rule == "query_too_long"
+    assert e.value.status == 413
+    assert e.value.rule == "query_too_long"
 
 
 def test_deep_nesting_is_a_parse_error_not_a_crash() -> None:

@@ -33,7 +33,8 @@ STATEMENTS = [
     "SET threads = 1", "SET memory_limit = '64GB'", "SET enable_external_access = true", "SET lock_configuration = false",
     "SET GLOBAL threads = 1", "SET search_path = 'demo.secret'", "SET VARIABLE x = 1", "RESET threads", "RESET memory_limit",
     "ATTACH '/tmp/x.db' AS x", "ATTACH ':memory:' AS m", "ATTACH '{vault_file}' AS v (READ_ONLY)", "DETACH demo",
-    "DETACH \"__t0\"", "COPY demo.public.orders TO '/tmp/x.csv'", "COPY (SELECT * FROM orders) TO '/tmp/x.parquet' (FORMAT parquet)",
+    "DETACH \"__t0\"", "COPY demo.public.orders TO '/tmp/x.csv'",
+    "COPY (SELECT * FROM orders) TO '/tmp/x.parquet' (FORMAT parquet)",
     "COPY orders FROM '/etc/passwd'", "EXPORT DATABASE '/tmp/export'", "IMPORT DATABASE '/tmp/export'", "INSTALL httpfs",
     "FORCE INSTALL httpfs", "LOAD httpfs", "LOAD '/tmp/evil.duckdb_extension'", "UPDATE EXTENSIONS",
     "CREATE SECRET (TYPE s3, KEY_ID 'a', SECRET 'b')", "CREATE PERSISTENT SECRET s (TYPE s3, KEY_ID 'a', SECRET 'b')",
@@ -41,7 +42,8 @@ STATEMENTS = [
     "EXPLAIN ANALYZE SELECT * FROM orders", "CREATE TABLE t AS SELECT 1", "CREATE TEMP TABLE t AS SELECT * FROM orders",
     "CREATE VIEW v AS SELECT * FROM orders", "CREATE OR REPLACE VIEW demo.public.orders AS SELECT 1 AS id",
     "CREATE MACRO m(x) AS x", "CREATE TYPE mood AS ENUM ('a', 'b')", "CREATE SEQUENCE s", "CREATE SCHEMA s",
-    "CREATE INDEX i ON orders (id)", "DROP VIEW demo.public.orders", "DROP TABLE orders", "ALTER VIEW demo.public.orders RENAME TO x",
+    "CREATE INDEX i ON orders (id)", "DROP VIEW demo.public.orders", "DROP TABLE orders",
+    "ALTER VIEW demo.public.orders RENAME TO x",
     "INSERT INTO orders VALUES (1)", "UPDATE orders SET id = 1", "DELETE FROM orders", "TRUNCATE orders",
     "PREPARE p AS SELECT 1", "EXECUTE p", "DEALLOCATE p", "BEGIN", "BEGIN TRANSACTION", "COMMIT", "ROLLBACK", "CHECKPOINT",
     "FORCE CHECKPOINT", "VACUUM", "ANALYZE", "USE demo", "SHOW TABLES", "SHOW DATABASES", "SHOW ALL TABLES",
@@ -136,7 +138,8 @@ def corpus() -> list[tuple[str, str, set[str] | None]]:
             ("SELECT 1 ; ; SELECT 2", "multiple", {"multiple_statements"})]
     for fn in TABLE_FUNCTIONS:
         out.append((f"SELECT * FROM {fn}('x')", "table_function", {"function_not_allowed"}))
-        out.append((f"SELECT * FROM orders WHERE id IN (SELECT * FROM {fn.upper()}('x'))", "table_function", {"function_not_allowed"}))
+        out.append((f"SELECT * FROM orders WHERE id IN (SELECT * FROM {fn.upper()}('x'))", "table_function",
+                    {"function_not_allowed"}))
         out.append((f"SELECT * FROM orders, LATERAL {fn}('x')", "table_function", {"function_not_allowed"}))
     out += [("SELECT * FROM query_table('demo.secret.vault')", "table_function", {"function_not_allowed"}),
             ("SELECT * FROM query('SELECT * FROM demo.secret.vault')", "table_function", {"function_not_allowed"}),
@@ -158,8 +161,10 @@ def corpus() -> list[tuple[str, str, set[str] | None]]:
     out += [(s, "comment", rules) for s, rules in COMMENT_TRICKS if rules]
     for name in UNICODE_TRICKS:
         out.append((f"SELECT * FROM {name}", "unicode", {"table_not_granted"}))
-    out += [("SeLeCt * FrOm VaUlT", "case", {"table_not_granted"}), ("SELECT * FROM Read_Csv('x')", "case", {"function_not_allowed"}),
-            ("select * from QUERY_TABLE('vault')", "case", {"function_not_allowed"}), ("pRaGmA version", "case", STATEMENT_NOT_ALLOWED)]
+    out += [("SeLeCt * FrOm VaUlT", "case", {"table_not_granted"}),
+            ("SELECT * FROM Read_Csv('x')", "case", {"function_not_allowed"}),
+            ("select * from QUERY_TABLE('vault')", "case", {"function_not_allowed"}),
+            ("pRaGmA version", "case", STATEMENT_NOT_ALLOWED)]
     out += [(s, "runaway", {"timeout"}) for s in RUNAWAY]
     return out
 
@@ -201,7 +206,8 @@ def render(template: str, paths: dict[str, str]) -> str:
         .replace("{served_glob}", paths["served_glob"]).replace("{{}}", "{}")
 
 
-AGENT = Caller(kind="agent", subject="attacker", token_id="tok-attacker", swarm_id="s", grants=GRANTED)
+ATTACKER = "attacker"
+AGENT = Caller(kind="agent", subject=ATTACKER, token_id=f"tok-{ATTACKER}", swarm_id="s", grants=GRANTED)
 
 
 @pytest.mark.parametrize(("template", "klass", "rules"), CORPUS, ids=[f"{c}-{i}" for i, (_, c, _) in enumerate(CORPUS)])
@@ -210,8 +216,7 @@ def test_must_fail_against_guard_and_engine(world: tuple[QueryEngine, dict[str, 
     engine, paths = world
     sql = render(template, paths)
     with pytest.raises(ApiError) as e:
-        result = engine.execute(AGENT, sql, timeout_s=0.5 if klass == "runaway" else 5)
-        assert CANARY not in repr(result.rows)
+        engine.execute(AGENT, sql, timeout_s=0.5 if klass == "runaway" else 5)
     assert 400 <= e.value.status < 500, (sql, e.value.status, e.value.message)
     assert e.value.rule in rules, (sql, e.value.rule, e.value.message)
     assert CANARY not in e.value.message

@@ -119,6 +119,7 @@ def test_start_whole_table_launches_one_asset_with_selection(client: Client, adm
     params = fake_dagster.launch_params[-1]
     assert params["selector"]["assetSelection"] == [{"path": ["demo", "synctest", "items"]}]
     assert params["selector"]["jobName"] == "__ASSET_JOB"
+    assert "assetCheckSelection" not in params["selector"]  # the asset's checks run with it
     tags = {t["key"]: t["value"] for t in params["executionMetadata"]["tags"]}
     assert "dagster/partition" not in tags
     assert tags["agents_data/strategy"] == "full"
