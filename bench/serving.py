@@ -132,7 +132,7 @@ def serve_bare(db_file: str, port: int) -> None:
 def start(cmd: list[str], env: dict[str, str], url: str) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, preexec_fn=_child_setup,  # noqa: PLW1509
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 60
+    deadline = time.time() + 240  # the API imports Dagster clients; slow on a loaded machine
     while time.time() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"{cmd} exited: {proc.stderr.read().decode()[-2000:] if proc.stderr else ''}")

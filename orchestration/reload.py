@@ -65,6 +65,19 @@ def _check(entry: dict, location: str) -> bool:
     return entry.get("loadStatus") == "LOADED" and bool(loaded)
 
 
+def wait_until_loaded(graphql_url: str, location_name: str, *, timeout_s: float = 120.0) -> float:
+    """Wait until ``location_name`` is loaded (e.g. after the webserver starts); returns seconds waited."""
+    t0 = time.monotonic()
+    with httpx.Client(timeout=timeout_s) as client:
+        while True:
+            entry = _post(client, graphql_url, STATUS, {"location": location_name})["workspaceLocationEntryOrError"]
+            if _check(entry, location_name):
+                return time.monotonic() - t0
+            if time.monotonic() - t0 > timeout_s:
+                raise ReloadError(f"code location {location_name!r} still loading after {timeout_s}s")
+            time.sleep(0.25)
+
+
 def reload_code_location(graphql_url: str, location_name: str, *, timeout_s: float = 120.0) -> Reloaded:
     """Reload ``location_name`` and wait until it is loaded again; raise ``ReloadError`` on failure."""
     t0 = time.monotonic()

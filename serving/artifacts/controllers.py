@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from typing import Annotated, Any
 
@@ -16,19 +15,11 @@ from serving.artifacts.results import save_job_result
 from serving.artifacts.schemas import Artifact, ArtifactList, ArtifactUpdate, JobArtifactCreate
 from serving.artifacts.storage import RangeNotSatisfiable, etag, not_modified, parse_range, read_span
 from serving.artifacts.upload import Form, receive_upload
-from serving.artifacts.validation import (
-    check_content_type,
-    check_expires_in,
-    check_metadata,
-    check_name,
-    check_tags,
-    check_visibility,
-    content_disposition,
-)
+from serving.artifacts.validation import Draft, content_disposition, draft_from_form
 from serving.auth.caller import Caller
 from serving.auth.guards import requires_agent, requires_reader
 from serving.lib.audit import annotate
-from serving.lib.errors import ApiError, BadRequest, NotFound
+from serving.lib.errors import ApiError, NotFound
 from serving.lib.services import Services
 from shared.artifacts_store import StorageError
 
@@ -38,44 +29,6 @@ ID = Annotated[str, Parameter(description="Artifact id", max_length=64)]
 
 class RangeError(ApiError):
     status, code = 416, "range_not_satisfiable"
-
-
-def _one(fields: dict[str, list[str]], name: str) -> str | None:
-    values = fields.get(name)
-    if not values:
-        return None
-    if len(values) > 1 and name != "tags":
-        raise BadRequest(f"form field {name!r} was given more than once", rule="invalid_artifact_field",
-                         details={"field": name})
-    return values[-1]
-
-
-@dataclasses.dataclass(frozen=True)
-class Draft:
-    name: str
-    content_type: str
-    tags: list[str]
-    metadata: dict[str, Any]
-    visibility: str
-    visible_to: list[str]
-    expires_in: int
-
-
-def _draft(form: Form, default_ttl_s: int) -> Draft:
-    f = form.fields
-    unknown = set(f) - {"name", "content_type", "tags", "metadata", "visibility", "expires_in"}
-    if unknown:
-        raise BadRequest(f"unknown form fields: {', '.join(sorted(unknown))}", rule="invalid_artifact_field",
-                         details={"field": sorted(unknown)[0]})
-    tag_values = f.get("tags") or []
-    visibility, visible_to = check_visibility(_one(f, "visibility"))
-    return Draft(
-        name=check_name(_one(f, "name") or form.filename or "artifact"),
-        content_type=check_content_type(_one(f, "content_type") or form.part_content_type or "application/octet-stream"),
-        tags=check_tags(tag_values[0] if len(tag_values) == 1 else tag_values),
-        metadata=check_metadata(_one(f, "metadata")), visibility=visibility, visible_to=visible_to,
-        expires_in=check_expires_in(_one(f, "expires_in"), default_ttl_s),
-    )
 
 
 @post("/api/v1/artifacts", operation_id="upload_artifact", tags=TAGS, status_code=201, request_max_body_size=None)
@@ -91,7 +44,7 @@ async def upload_artifact(request: Request[Any, Any, Any], caller: Caller, servi
     settings = services.settings.artifacts
 
     async def prepare(form: Form) -> Draft:
-        draft = _draft(form, settings.default_ttl_s)
+        draft = draft_from_form(form, settings.default_ttl_s)
         await anyio.to_thread.run_sync(svc.check_visible_to, services.control_url, caller.swarm_id, draft.visible_to)
         return draft
 

@@ -10,12 +10,14 @@ dots) are harmless here and kept verbatim; only the download header uses a safe 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import unicodedata
 from typing import Any
 from urllib.parse import quote
 
+from serving.artifacts.upload import Form
 from serving.lib.errors import BadRequest
 
 MAX_NAME = 255
@@ -154,3 +156,44 @@ def content_disposition(name: str) -> str:
     ascii_name = unicodedata.normalize("NFKD", base).encode("ascii", "ignore").decode("ascii")
     ascii_name = re.sub(r'[^A-Za-z0-9 ._()+-]', "_", ascii_name).strip(" .") or "artifact"
     return f"attachment; filename=\"{ascii_name[:150]}\"; filename*=UTF-8''{quote(base, safe='')}"
+
+
+def _one(fields: dict[str, list[str]], name: str) -> str | None:
+    values = fields.get(name)
+    if not values:
+        return None
+    if len(values) > 1 and name != "tags":
+        raise BadRequest(f"form field {name!r} was given more than once", rule="invalid_artifact_field",
+                         details={"field": name})
+    return values[-1]
+
+
+@dataclasses.dataclass(frozen=True)
+class Draft:
+    """A validated upload's metadata, before the object is published."""
+
+    name: str
+    content_type: str
+    tags: list[str]
+    metadata: dict[str, Any]
+    visibility: str
+    visible_to: list[str]
+    expires_in: int
+
+
+def draft_from_form(form: Form, default_ttl_s: int) -> Draft:
+    """The artifact's metadata from the upload's form fields, validated (400 names the field)."""
+    f = form.fields
+    unknown = set(f) - {"name", "content_type", "tags", "metadata", "visibility", "expires_in"}
+    if unknown:
+        raise BadRequest(f"unknown form fields: {', '.join(sorted(unknown))}", rule="invalid_artifact_field",
+                         details={"field": sorted(unknown)[0]})
+    tag_values = f.get("tags") or []
+    visibility, visible_to = check_visibility(_one(f, "visibility"))
+    return Draft(
+        name=check_name(_one(f, "name") or form.filename or "artifact"),
+        content_type=check_content_type(_one(f, "content_type") or form.part_content_type or "application/octet-stream"),
+        tags=check_tags(tag_values[0] if len(tag_values) == 1 else tag_values),
+        metadata=check_metadata(_one(f, "metadata")), visibility=visibility, visible_to=visible_to,
+        expires_in=check_expires_in(_one(f, "expires_in"), default_ttl_s),
+    )

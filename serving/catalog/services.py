@@ -24,7 +24,7 @@ from sqlalchemy import select
 from serving.auth.caller import Caller
 from serving.lib.errors import NotFound, QueryRejected
 from serving.lib.services import Services
-from serving.queries.guard import grant_index
+from serving.queries.names import grant_index
 from serving.queries.services import get_engine
 from shared.control.db import session_scope
 from shared.control.models import RegisteredTableRow, TableStatusRow, utcnow

@@ -17,8 +17,11 @@ from typing import Any
 
 import anyio.to_thread
 import msgspec
-from litestar import Request, Response, delete, get, post
+from litestar import Request, delete, get, post
+from litestar.openapi import ResponseSpec
 from litestar.response import File
+from litestar.response.base import ASGIResponse
+from litestar.types import ASGIApp
 
 from serving.auth.caller import Caller
 from serving.auth.guards import requires_reader
@@ -89,25 +92,34 @@ def _release_when_done(fut: Future[Job], slot: Any, loop: asyncio.AbstractEventL
     fut.add_done_callback(done)
 
 
-@post([f"{BASE}/execute", BASE], operation_id="executeQuery", status_code=200, summary="Run a guarded SQL query")
-async def execute_query(request: Request[Any, Any, Any], caller: Caller, services: Services,
-                        data: QueryRequest) -> Response[Any]:
+def _json(payload: Any, status: int = 200) -> ASGIResponse:
+    return ASGIResponse(body=formats.encode_json(payload), media_type=formats.MEDIA_TYPES["json"], status_code=status)
+
+
+@post([f"{BASE}/execute", BASE], operation_id="executeQuery", summary="Run a guarded SQL query", status_code=200,
+      responses={200: ResponseSpec(QueryResult, description="Finished: JSON rows inline, or a QueryJob linking a file"),
+                 202: ResponseSpec(QueryJob, description="Still running after wait_s: poll status_url")})
+async def execute_query(request: Request[Any, Any, Any], caller: Caller, data: QueryRequest) -> ASGIApp:
     """Run one DuckDB SELECT over the caller's granted tables.
 
     Finished within ``wait_s``: JSON answers the rows inline (``QueryResult``), other
     formats answer a ``QueryJob`` whose ``result_url`` streams the file. Still running:
     202 with ``{job_id, status}``; poll ``status_url``. Every result reports
     ``truncated`` and, per table read, its served version and ``synced_at``.
+
+    The hot path is kept lean on purpose: ``services`` comes from the app state (a second
+    dependency would make Litestar resolve both in a task group), the guard answer comes
+    from its cache, and a known-fast query runs inline with no thread hop.
     """
+    services: Services = request.app.state.services
     requires_reader(caller)
     annotate(request, sql_text=data.query, sql_hash=sql_hash(data.query))
     fmt = formats.normalize_format(data.output_format)
     max_rows, timeout, wait = _limits(data, fmt, services.settings.query)
     engine, jobs = get_engine(services), get_jobs(services)
     checked = engine.guard_cached(caller, data.query)  # a hit costs a dict lookup; a miss is parsed on a worker
-    if checked is None and data.min_freshness is not None:
-        checked = await anyio.to_thread.run_sync(engine.guard, caller, data.query)
-    if data.min_freshness is not None and checked is not None:
+    if data.min_freshness is not None:
+        checked = checked or await anyio.to_thread.run_sync(engine.guard, caller, data.query)
         await ensure_fresh(services, caller, checked.tables, data.min_freshness, wait)
     slot: Any = get_limiter(services).query_slot(caller)
     await slot.__aenter__()
@@ -115,13 +127,13 @@ async def execute_query(request: Request[Any, Any, Any], caller: Caller, service
         job = Job(caller, checked, data.query, fmt=fmt, params=data.params, max_rows=max_rows, timeout_s=timeout)
         if jobs.inline_ok(job) and jobs.run_inline(job):
             annotate(request, tables=_audit_tables(job.tables), rows=job.row_count, bytes=job.bytes)
-            return Response(job.body, media_type=formats.MEDIA_TYPES["json"])
+            return ASGIResponse(body=job.body, media_type=formats.MEDIA_TYPES["json"])
         fut = jobs.start(job)
         await asyncio.wait([asyncio.wrap_future(fut)], timeout=wait)
         if not fut.done() and await anyio.to_thread.run_sync(jobs.detach, job):
             _release_when_done(fut, slot, asyncio.get_running_loop())
             slot = None
-            return Response(job_body(job), status_code=202)
+            return _json(job_body(job), 202)
         job = await asyncio.wrap_future(fut)
     finally:
         if slot is not None:
@@ -130,8 +142,8 @@ async def execute_query(request: Request[Any, Any, Any], caller: Caller, service
     if job.error is not None:
         raise job.error
     if fmt == "json":
-        return Response(job.body, media_type=formats.MEDIA_TYPES["json"])
-    return Response(job_body(job), status_code=200)
+        return ASGIResponse(body=job.body, media_type=formats.MEDIA_TYPES["json"])
+    return _json(job_body(job))
 
 
 @get([f"{BASE}/jobs/{{job_id:str}}", f"{BASE}/{{job_id:str}}"], operation_id="getQueryJob")

@@ -214,18 +214,20 @@ class QueryEngine:
             raise QueryCancelled("the query was cancelled", rule="cancelled")
         inst: Instance = self.instances.acquire(manifests)
         run = _Run(self, handle, timeout_s)
+        clean = False
         try:
-            cur = inst.con.cursor()
+            cur = inst.take_cursor()
             handle.attach(cur)
             entry = self.watchdog.arm(timeout_s, handle)
             try:
                 yield cur, run
+                clean = True
             except duckdb.Error as e:
                 raise run.translate(e) from e
             finally:
                 self.watchdog.disarm(entry)
                 handle.detach()
-                cur.close()
+                inst.give_cursor(cur, clean=clean and not (handle.timed_out or handle.cancelled))
         finally:
             self.instances.release(inst)
 

@@ -41,7 +41,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import threading
-from collections import OrderedDict
 from typing import Any
 
 import duckdb
@@ -50,6 +49,7 @@ from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 
 from serving.lib.errors import BadRequest, PayloadTooLarge, QueryRejected
+from serving.queries.names import GrantIndex, Lru, grant_index, quote_ident, quote_table, reject, resolve_name, shown
 
 MAX_SQL_CHARS = 100_000
 MAX_CACHED_SQL_CHARS = 8_192  # bounds the guard cache's memory (4096 entries)
@@ -84,106 +84,13 @@ class GuardedQuery:
     sql_hash: str
 
 
-def reject(rule: str, message: str) -> QueryRejected:
-    return QueryRejected(message, rule=rule)
-
-
 def sql_hash(sql: str) -> str:
     return hashlib.sha256(sql.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def quote_table(key: str) -> str:
-    """The canonical SQL reference of a table key (for SQL the server builds itself)."""
-    return ".".join(quote_ident(p) for p in key.split("."))
-
-
-def _shown(name: str) -> str:
-    name = "".join(ch if ch.isprintable() else "?" for ch in name)
-    return name if len(name) <= 200 else name[:200] + "…"
-
-
-class GrantIndex:
-    """Granted keys indexed by table name and by schema.table, for unique short-name resolution."""
-
-    def __init__(self, grants: frozenset[str]) -> None:
-        self.grants = grants
-        self.by_table: dict[str, list[str]] = {}
-        self.by_schema_table: dict[str, list[str]] = {}
-        for key in sorted(grants):
-            parts = key.split(".")
-            if len(parts) != 3:
-                continue
-            self.by_table.setdefault(parts[2], []).append(key)
-            self.by_schema_table.setdefault(f"{parts[1]}.{parts[2]}", []).append(key)
-
-    def resolve(self, parts: list[str]) -> str:
-        shown = _shown(".".join(parts))
-        lowered = [p.lower() for p in parts]
-        if len(parts) == 3:
-            key = ".".join(lowered)
-            candidates = [key] if key in self.grants else []
-        elif len(parts) == 2:
-            candidates = self.by_schema_table.get(".".join(lowered), [])
-        elif len(parts) == 1:
-            candidates = self.by_table.get(lowered[0], [])
-        else:
-            candidates = []
-        if len(candidates) > 1:
-            raise reject("ambiguous_table", f"table {shown} is ambiguous among your tables ({', '.join(candidates)}); "
-                                            "name it as database.schema.table")
-        if not candidates or not all(parts):
-            raise reject("table_not_granted", f"table {shown} does not exist or is not granted to this token")
-        return candidates[0]
-
-
-class _Lru:
-    """A small thread-safe LRU map (guard results, grant indexes)."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._data: OrderedDict[Any, Any] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: Any) -> Any:
-        with self._lock:
-            value = self._data.get(key)
-            if value is not None:
-                self._data.move_to_end(key)
-            return value
-
-    def put(self, key: Any, value: Any) -> None:
-        with self._lock:
-            self._data[key] = value
-            self._data.move_to_end(key)
-            while len(self._data) > self.size:
-                self._data.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._data.clear()
-
-
-_indexes = _Lru(1024)
-_results = _Lru(4096)
+_results = Lru(4096)
 _duck_lock = threading.Lock()
 _duck: list[duckdb.DuckDBPyConnection] = []
-
-
-def grant_index(grants: frozenset[str]) -> GrantIndex:
-    index = _indexes.get(grants)
-    if index is None:
-        index = GrantIndex(grants)
-        _indexes.put(grants, index)
-    return index
-
-
-def resolve_name(name: str, grants: frozenset[str]) -> str:
-    """Resolve ``orders``, ``public.orders`` or ``demo.public.orders`` to one granted key (or raise)."""
-    return grant_index(grants).resolve(name.strip().split("."))
 
 
 def function_name(node: exp.Func) -> str:
@@ -203,9 +110,9 @@ def _check_function(node: exp.Func) -> None:
     names = _all_names(node)
     for name in names:
         if name in DENIED_FUNCTIONS or name.startswith(DENIED_PREFIXES):
-            raise reject("function_not_allowed", f"function {_shown(name)}() is not allowed")
+            raise reject("function_not_allowed", f"function {shown(name)}() is not allowed")
     if isinstance(node.parent, _TABLE_POSITION) and node.arg_key == "this" and not set(names) & ALLOWED_TABLE_FUNCTIONS:
-        raise reject("function_not_allowed", f"table function {_shown(names[0])}() is not allowed; "
+        raise reject("function_not_allowed", f"table function {shown(names[0])}() is not allowed; "
                                              f"allowed table functions: {', '.join(sorted(ALLOWED_TABLE_FUNCTIONS))}")
 
 
@@ -261,11 +168,11 @@ class _Walker:
         if isinstance(target, exp.Func | exp.Unnest):
             return  # checked as a function (allow-list) when visited
         if not isinstance(target, exp.Identifier):
-            shown = _shown(node.sql("duckdb"))
-            raise reject("table_not_granted", f"table {shown} does not exist or is not granted to this token")
+            text = shown(node.sql("duckdb"))
+            raise reject("table_not_granted", f"table {text} does not exist or is not granted to this token")
         parts = [p.name for p in node.parts]
         if any(not isinstance(p, exp.Identifier) for p in node.parts):
-            raise reject("table_not_granted", f"table {_shown('.'.join(parts))} does not exist or is not granted to this token")
+            raise reject("table_not_granted", f"table {shown('.'.join(parts))} does not exist or is not granted to this token")
         if len(parts) == 1 and parts[0].lower() in ctes:
             return
         key = self.index.resolve(parts)
@@ -285,7 +192,7 @@ def _parse(sql: str) -> exp.Expression:
         statements = [s for s in sqlglot.parse(sql, read="duckdb") if s is not None]
     except (ParseError, TokenError) as e:
         _classify_unparsed(sql)  # DuckDB's parser names statements sqlglot cannot read (EXPORT, CREATE SECRET …)
-        raise reject("parse_error", f"could not parse the query: {_shown(str(e).splitlines()[0])}") from e
+        raise reject("parse_error", f"could not parse the query: {shown(str(e).splitlines()[0])}") from e
     except RecursionError as e:
         raise reject("parse_error", "query is nested too deeply") from e
     if not statements:
@@ -319,7 +226,7 @@ def _duckdb_agrees(sql: str) -> None:
     try:
         statements = _duck_statements(sql)
     except duckdb.Error as e:
-        raise reject("parse_error", f"DuckDB could not parse the query: {_shown(str(e).splitlines()[0])}") from e
+        raise reject("parse_error", f"DuckDB could not parse the query: {shown(str(e).splitlines()[0])}") from e
     if len(statements) != 1:
         raise reject("multiple_statements", "exactly one statement is allowed")
     if statements[0].type != duckdb.StatementType.SELECT:
@@ -349,7 +256,7 @@ def _check(sql: str, grants: frozenset[str]) -> GuardedQuery:
         walker.visit(tree, frozenset())
     elif isinstance(tree, exp.Command):
         word = str(tree.this).split()[0].upper() if str(tree.this).split() else "COMMAND"
-        raise reject("statement_not_allowed", f"{_shown(word)} statements are not allowed; only SELECT queries")
+        raise reject("statement_not_allowed", f"{shown(word)} statements are not allowed; only SELECT queries")
     else:
         raise reject("statement_not_allowed", f"{tree.key.upper()} statements are not allowed; only SELECT queries")
     rewritten = tree.sql(dialect="duckdb", comments=False)
@@ -420,4 +327,7 @@ def validate_filter(where_sql: str, caller: object | None = None) -> str:
 def clear_caches() -> None:
     """Forget cached guard results (tests)."""
     _results.clear()
-    _indexes.clear()
+
+
+__all__ = ["GrantIndex", "GuardedQuery", "cached", "check_sql", "grant_index", "quote_ident", "quote_table", "resolve_name",
+           "sql_hash", "validate_filter"]

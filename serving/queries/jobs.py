@@ -12,8 +12,9 @@ Why this shape:
   times under ``INLINE_FAST_S`` runs on the event loop itself, like a bare ASGI app
   would, because a thread hop (~60-200 µs, more under load) is most of a point query's
   budget. The inline run gets a short time limit (``INLINE_BUDGET_S``): a query that
-  turns out slow is interrupted, banned from the inline path for ``INLINE_BAN_S`` and
-  re-run on a worker thread, so one agent can stall the loop for at most that budget.
+  turns out slow is interrupted and re-run on a worker thread, and its text must again
+  run fast ``INLINE_AFTER`` times on workers (and wait ``INLINE_BAN_S``) before it may
+  run inline, so a slow query stalls the loop at most once, for that budget.
 - Results are private: a job is visible to the token that ran it and to admin; anyone
   else gets the same 404 as for an unknown id. Expired results answer 410.
 - Cancel interrupts the cursor when the job runs on this replica; otherwise the row is
@@ -48,7 +49,7 @@ ACTIVE = ("queued", "running")
 INLINE_AFTER = 3  # fast runs on a worker before a query text may run inline
 INLINE_FAST_S = 0.010  # a run at most this long counts as fast
 INLINE_BUDGET_S = 0.025  # time limit of an inline run before it is moved to a worker
-INLINE_BAN_S = 30.0  # a query interrupted inline stays on workers this long
+INLINE_BAN_S = 2.0  # a query interrupted inline stays on workers at least this long (and needs new fast runs)
 _SPEED_ENTRIES = 10_000
 
 
@@ -61,7 +62,7 @@ class Job:
 
     def __init__(self, caller: Caller, checked: GuardedQuery | None, sql: str, *, fmt: str, params: Any,
                  max_rows: int, timeout_s: float) -> None:
-        self.id = secrets.token_urlsafe(16)
+        self._id: str | None = None
         self.caller, self.checked, self.sql, self.fmt, self.params = caller, checked, sql, fmt, params
         self.max_rows, self.timeout_s = max_rows, timeout_s
         self.handle = Handle()
@@ -80,6 +81,13 @@ class Job:
         self.sql_hash = checked.sql_hash if checked else sql_hash(sql)
         self.expires_at: dt.datetime | None = None
         self.result_path: Path | None = None
+
+    @property
+    def id(self) -> str:
+        """Made on first use: an inline JSON query never needs one (and ``urandom`` is a syscall)."""
+        if self._id is None:
+            self._id = secrets.token_urlsafe(16)
+        return self._id
 
     @property
     def owner(self) -> str | None:

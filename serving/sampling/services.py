@@ -16,8 +16,11 @@ The table is never loaded into Python: DuckDB returns only the sample.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
+import decimal
 import io
 import secrets
+import time
 from typing import Any
 
 import pyarrow as pa
@@ -29,6 +32,7 @@ from serving.auth.caller import Caller
 from serving.lib.errors import BadRequest
 from serving.lib.services import Services
 from serving.queries import formats
+from serving.queries.engine import QueryEngine
 from serving.queries.guard import quote_ident, quote_table, validate_filter
 from serving.queries.services import get_engine
 from serving.sampling.profile import ProfileCache
@@ -128,9 +132,55 @@ def recency_column(services: Services, key: str, manifest: Manifest, by: str | N
                rule="no_recency_column")
 
 
-def build_sql(services: Services, caller: Caller, key: str, manifest: Manifest,
-              req: SampleRequest) -> tuple[str, str | None, int | None, str | None, str | None]:
-    """(sql, sampling kind, seed, regenerated where, by column) for ``req`` on ``key``."""
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """The SQL of a sample and what the answer says about it.
+
+    ``fast`` is an optional first attempt (SQL, params) that is exact whenever it returns
+    ``size`` rows (see ``recent_cutoff``); otherwise ``sql`` runs.
+    """
+
+    sql: str
+    sampling: str | None
+    seed: int | None
+    where: str | None
+    by: str | None
+    fast: tuple[str, list[Any]] | None = None
+
+
+def recent_cutoff(services: Services, caller: Caller, key: str, manifest: Manifest, *, col: str, n: int | None,
+                  select: str, where: str | None, order: str) -> tuple[str, list[Any]] | None:
+    """``WHERE col >= cutoff`` for ``recent``, so zone maps skip all but the newest row groups.
+
+    The cutoff is estimated from min/max (answered from column statistics, no scan) as
+    the value about 4·n/N of the way down from the maximum. If at least n rows pass it,
+    the n newest rows all do, so the answer is exact; otherwise the caller runs the
+    unfiltered query. Numbers, dates and timestamps only.
+    """
+    total = manifest.row_count
+    if not n or not total or 4 * n >= total / 2:
+        return None
+    ctype = next(c.type for c in manifest.columns if c.name == col)
+    q = quote_ident(col)
+    lo, hi = get_engine(services).execute_trusted(caller, [key], f"SELECT min({q}), max({q}) FROM {quote_table(key)}",
+                                                  max_rows=1).rows[0]
+    frac = 4 * n / total
+    try:
+        if isinstance(hi, decimal.Decimal):
+            cutoff: Any = hi - (hi - lo) * decimal.Decimal(repr(frac))
+        elif isinstance(hi, int | float | dt.datetime | dt.date) and not isinstance(hi, bool):
+            cutoff = hi - (hi - lo) * frac
+        else:
+            return None
+    except (TypeError, ValueError, OverflowError, decimal.InvalidOperation):
+        return None
+    extra = f" AND ({where})" if where else ""
+    sql = f"SELECT {select} FROM {quote_table(key)} WHERE {q} >= CAST(? AS {ctype}){extra}{order}"
+    return sql, [cutoff]
+
+
+def build_sql(services: Services, caller: Caller, key: str, manifest: Manifest, req: SampleRequest) -> Plan:
+    """The plan of ``req`` on ``key``: SQL, sampling kind, seed, regenerated filter, column used."""
     cols = pick_columns(manifest, req.columns)
     select = ", ".join(quote_ident(c) for c in cols)
     table = quote_table(key)
@@ -140,20 +190,22 @@ def build_sql(services: Services, caller: Caller, key: str, manifest: Manifest,
         raise _bad("fraction applies to method=random only; use size")
     n = req.size
     if req.method == "head":
-        return f"SELECT {select} FROM {table}{filt} LIMIT {n}", None, None, where, None
+        return Plan(f"SELECT {select} FROM {table}{filt} LIMIT {n}", None, None, where, None)
     if req.method == "recent":
         col = recency_column(services, key, manifest, req.by)
-        sql = f"SELECT {select} FROM {table}{filt} ORDER BY {quote_ident(col)} DESC NULLS LAST LIMIT {n}"
-        return sql, None, None, where, col
+        order = f" ORDER BY {quote_ident(col)} DESC NULLS LAST LIMIT {n}"
+        return Plan(f"SELECT {select} FROM {table}{filt}{order}", None, None, where, col,
+                    recent_cutoff(services, caller, key, manifest, col=col, n=n, select=select, where=where,
+                                  order=order))
     seed = req.seed if req.seed is not None else secrets.randbelow(MAX_SEED)
     if req.method == "random":
         inner = f"(SELECT {select} FROM {table}{filt})" if where else table
         if req.fraction is not None:
             pct = repr(float(req.fraction) * 100.0)
             sql = f"SELECT {select} FROM {inner} AS s USING SAMPLE bernoulli({pct} PERCENT) REPEATABLE ({seed})"
-            return sql, "bernoulli", seed, where, None
+            return Plan(sql, "bernoulli", seed, where, None)
         sql = f"SELECT {select} FROM {inner} AS s USING SAMPLE reservoir({n} ROWS) REPEATABLE ({seed})"
-        return sql, "reservoir", seed, where, None
+        return Plan(sql, "reservoir", seed, where, None)
     if not req.by:
         raise _bad("method=stratified needs 'by' (the column to stratify on)")
     by = pick_columns(manifest, [req.by])[0]
@@ -161,7 +213,7 @@ def build_sql(services: Services, caller: Caller, key: str, manifest: Manifest,
     sql = (f"SELECT {select} FROM {table} AS t{filt} "
            f"QUALIFY row_number() OVER (PARTITION BY {qb} ORDER BY hash(t, {seed})) <= {n} "
            f"ORDER BY {qb} NULLS LAST")
-    return sql, "per_value", seed, where, by
+    return Plan(sql, "per_value", seed, where, by)
 
 
 def arrow_bytes(table: pa.Table, fmt: str) -> bytes:
@@ -176,33 +228,59 @@ def arrow_bytes(table: pa.Table, fmt: str) -> bytes:
     return sink.getvalue()
 
 
+@dataclasses.dataclass
+class _Fetched:
+    """The part of a ``QueryResult`` a sample needs, with an Arrow table as ``rows``."""
+
+    columns: list[dict[str, str]]
+    tables: list[Any]
+    row_count: int
+    truncated: bool
+    rows: Any = None
+
+
+def _json(engine: QueryEngine, caller: Caller, key: str, sql: str, *, params: list[Any] | None, cap: int) -> Any:
+    return engine.execute_trusted(caller, [key], sql, params=params, max_rows=cap)
+
+
+def _arrow(engine: QueryEngine, caller: Caller, key: str, sql: str, *, params: list[Any] | None, cap: int) -> Any:
+    with engine.stream_trusted(caller, [key], sql, params=params, max_rows=cap) as stream:
+        table = pa.Table.from_batches(list(stream), schema=stream.schema)
+        return _Fetched(stream.columns, stream.tables, stream.row_count, stream.truncated, rows=table)
+
+
 def run_sample(services: Services, caller: Caller, key: str, req: SampleRequest) -> Sample:
     """Build, run and encode one sample. Blocking: call from a worker thread."""
+    started = time.perf_counter()
     engine = get_engine(services)
     manifest = engine.manifests([key])[0]
-    sql, sampling, seed, where, by = build_sql(services, caller, key, manifest, req)
+    plan = build_sql(services, caller, key, manifest, req)
     q = services.settings.query
     cap = q.json_max_rows if req.fmt == "json" else q.max_rows
-    common: dict[str, Any] = {"table": key, "method": req.method, "sampling": sampling, "seed": seed, "size": req.size,
-              "fraction": req.fraction, "where": where, "by": by, "sql": sql}
+    fetch = _json if req.fmt == "json" else _arrow
+    res = None
+    if plan.fast is not None:
+        res = fetch(engine, caller, key, plan.fast[0], params=plan.fast[1], cap=cap)
+        if res.row_count < (req.size or 0):
+            res = None
+    if res is None:
+        res = fetch(engine, caller, key, plan.sql, params=None, cap=cap)
+    version = res.tables[0].version
+    used = manifest if manifest.version == version else engine.manifests([key])[0]
+    sample = Sample(table=key, manifest=used, method=req.method, sampling=plan.sampling, seed=plan.seed, size=req.size,
+                    fraction=req.fraction, where=plan.where, by=plan.by, sql=plan.sql, columns=res.columns,
+                    row_count=res.row_count, truncated=res.truncated, duration_ms=0.0, body=b"",
+                    media_type=formats.MEDIA_TYPES[req.fmt])
     if req.fmt == "json":
-        res = engine.execute_trusted(caller, [key], sql, max_rows=cap)
-        used = next((m for m in engine.manifests([key]) if m.version == res.tables[0].version), manifest)
-        sample = Sample(manifest=used, columns=res.columns, row_count=res.row_count, truncated=res.truncated,
-                        duration_ms=res.duration_ms, body=b"", media_type=formats.MEDIA_TYPES["json"], **common)
-        payload = sample.head() | {"columns": res.columns, "rows": res.rows, "row_count": res.row_count,
-                                   "truncated": res.truncated, "duration_ms": round(res.duration_ms, 3)}
-        sample.body = formats.encode_json(payload)
+        sample.duration_ms = (time.perf_counter() - started) * 1000.0
+        sample.body = formats.encode_json(sample.head() | {
+            "columns": res.columns, "rows": res.rows, "row_count": res.row_count, "truncated": res.truncated,
+            "duration_ms": round(sample.duration_ms, 3)})
         return sample
-    with engine.stream_trusted(caller, [key], sql, max_rows=cap) as stream:
-        table = pa.Table.from_batches(list(stream), schema=stream.schema)
-        columns, version = stream.columns, stream.tables[0].version
-        truncated, rows = stream.truncated, stream.row_count
     try:
-        body = arrow_bytes(table, req.fmt)
+        sample.body = arrow_bytes(res.rows, req.fmt)
     except pa.ArrowNotImplementedError as e:
         raise BadRequest(f"a column type cannot be written as {req.fmt}: {e}; choose other columns or json",
                          rule="unsupported_type") from e
-    used = manifest if manifest.version == version else engine.manifests([key])[0]
-    return Sample(manifest=used, columns=columns, row_count=rows, truncated=truncated, duration_ms=0.0, body=body,
-                  media_type=formats.MEDIA_TYPES[req.fmt], **common)
+    sample.duration_ms = (time.perf_counter() - started) * 1000.0
+    return sample

@@ -5,11 +5,17 @@ Reusable pieces:
 - ``e2e_platform`` (module scope): the full topology, API replicas ``a`` and ``b``, an
   empty source schema ``DEMO.E2E``; a :class:`tests.e2e.platform.Platform`.
 - ``e2e_admin``: admin ``Authorization`` headers for it.
-- ``platform_fixture(...)``: build your own module fixture with another seed or replica set::
+- ``platform_fixture(replicas=, seed=, prepare=, extra_env=)``: build your own module fixture
+  with another source seed, pre-registered tables or replica set::
 
       from tests.e2e.conftest import platform_fixture
 
-      journey = platform_fixture(replicas=("a",), seed=my_seed)   # a module-scoped fixture
+      def seed(cur): cur.execute("CREATE SCHEMA IF NOT EXISTS DEMO.JOURNEY") ...
+      def prepare(platform): platform.register(table_name="orders", schema_name="journey")
+
+      journey = platform_fixture(replicas=("a",), seed=seed, prepare=prepare)  # module scope
+
+  Tables registered in ``prepare`` are loaded by the code server at start (no reload).
 
 Every test here skips with a reason when ``TEST_POSTGRES_URL`` is not set.
 """
@@ -21,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.platform import Platform, PostgresUnavailable, Seed, start_platform
+from tests.e2e.platform import Platform, PostgresUnavailable, Prepare, Seed, start_platform
 
 
 def _seed_e2e(cur: Any) -> None:
@@ -29,6 +35,7 @@ def _seed_e2e(cur: Any) -> None:
 
 
 def platform_fixture(*, replicas: tuple[str, ...] = ("a", "b"), seed: Seed | None = _seed_e2e,
+                     prepare: Prepare | None = None,
                      extra_env: dict[str, str] | None = None) -> Callable[..., Iterator[Platform]]:
     """A module-scoped fixture starting the platform with these options (skips without PostgreSQL)."""
 
@@ -36,7 +43,7 @@ def platform_fixture(*, replicas: tuple[str, ...] = ("a", "b"), seed: Seed | Non
     def fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
         try:
             with start_platform(tmp_path_factory.mktemp("platform"), replicas=replicas, seed=seed,
-                                extra_env=extra_env) as platform:
+                                prepare=prepare, extra_env=extra_env) as platform:
                 yield platform
         except PostgresUnavailable as e:
             pytest.skip(str(e))

@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[2]
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "")
 ADMIN_PASSWORD = "e2e-admin-password"  # noqa: S105 - test credential
 Seed = Callable[[Any], None]  # receives a connector cursor
+Prepare = Callable[["Platform"], None]  # runs after migrations, before Dagster starts
 
 
 # ----------------------------------------------------------------------------- PostgreSQL
@@ -190,6 +191,14 @@ class Platform:
         assert not body.get("errors"), body
         return body["data"]  # type: ignore[no-any-return]
 
+    def register(self, **raw: Any) -> str:
+        """Register a table straight into the control DB (no reload: for ``prepare``); returns its key."""
+        from shared import registry
+
+        reg = registry.build_registration(raw, default_database=self.settings.snowflake.database)
+        registry.save(self.settings.control_url, reg)
+        return reg.key
+
     def admin_headers(self, replica: str | None = None) -> dict[str, str]:
         api = self.apis[replica or next(iter(self.apis))]
         r = httpx.post(f"{api.url}/api/v1/auth/token", data={"username": "admin", "password": ADMIN_PASSWORD},
@@ -226,12 +235,14 @@ def _wait_for_daemon(platform: Platform, timeout_s: float) -> None:
 
 @contextlib.contextmanager
 def start_platform(root: Path, *, replicas: tuple[str, ...] = ("a", "b"), seed: Seed | None = None,
-                   extra_env: dict[str, str] | None = None, postgres: bool = True,
-                   timeout_s: float = 180.0) -> Iterator[Platform]:
+                   prepare: Prepare | None = None, extra_env: dict[str, str] | None = None, postgres: bool = True,
+                   timeout_s: float = 300.0) -> Iterator[Platform]:
     """Start the whole topology under ``root``; stop every child by PID and drop the databases at exit.
 
     ``postgres=True`` (the production shape, needs TEST_POSTGRES_URL, else ``PostgresUnavailable``):
     Dagster storage and the control DB in fresh PostgreSQL databases. ``False``: SQLite for both.
+    ``seed(cursor)`` fills the source; ``prepare(platform)`` runs on the migrated control DB before
+    Dagster starts, e.g. to register tables without paying a code-location reload each.
     """
     from shared.cli import _dagster_commands
 
@@ -270,6 +281,8 @@ def start_platform(root: Path, *, replicas: tuple[str, ...] = ("a", "b"), seed: 
             from shared.control.db import migrate
 
             migrate(control_url)  # once, before several processes race to do it
+            if prepare is not None:
+                prepare(platform)
             for name, args in _dagster_commands(platform.settings):
                 child = platform.start(name, args)
                 if name == "dagster-code-server":

@@ -2,11 +2,12 @@
 daemon) and two API replicas sharing the control database and served data.
 
 One platform for the whole module (tests run in file order and build on each other):
-registration through the API reloads the real code location; an agent's refresh through
+tables registered before start are loaded once by the code server; an agent's refresh through
 replica A becomes fresh data visible through both; ``kill -9`` of A while a refresh is
 pending loses nothing (B joins and polls it); ``min_freshness`` waits for a refresh;
-admin syncs of partitions and backfills; a failing run carries Dagster's message into
-the job and the catalog; deleting a table removes its asset; Dagster going away leaves
+admin syncs of partitions and backfills; registration through the API reloads the code
+location; a failing run carries Dagster's message into the job and the catalog; deleting
+a table removes its asset; Dagster going away leaves
 reads working while sync endpoints answer 503 and /ready says so.
 """
 
@@ -18,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.e2e.conftest import platform_fixture
 from tests.e2e.platform import Platform, wait_until
 from tests.serving.helpers import assert_error, bearer, create_swarm, mint_token
 
@@ -29,11 +31,36 @@ BROKEN = "demo.e2e.broken"
 RUN_TIMEOUT_S = 180
 
 
+def _insert(cur: Any, start: int, count: int) -> None:
+    cur.execute("INSERT INTO DEMO.E2E.ITEMS SELECT seq4() + %s, 'item', current_timestamp() "
+                "FROM TABLE(GENERATOR(ROWCOUNT => %s))", (start, count))
+
+
 def _insert_items(platform: Platform, start: int, count: int) -> None:
     with platform.source() as cur:
-        cur.execute("CREATE TABLE IF NOT EXISTS DEMO.E2E.ITEMS (ID NUMBER(10,0), NAME TEXT, UPDATED_AT TIMESTAMP_NTZ)")
-        cur.execute("INSERT INTO DEMO.E2E.ITEMS SELECT seq4() + %s, 'item', current_timestamp() "
-                    "FROM TABLE(GENERATOR(ROWCOUNT => %s))", (start, count))
+        _insert(cur, start, count)
+
+
+def _seed(cur: Any) -> None:
+    cur.execute("CREATE SCHEMA IF NOT EXISTS DEMO.E2E")
+    cur.execute("CREATE OR REPLACE TABLE DEMO.E2E.ITEMS (ID NUMBER(10,0), NAME TEXT, UPDATED_AT TIMESTAMP_NTZ)")
+    _insert(cur, 1, 100)
+    cur.execute("CREATE OR REPLACE TABLE DEMO.E2E.EVENTS (ID NUMBER(10,0), DAY DATE, KIND TEXT)")
+    cur.execute("INSERT INTO DEMO.E2E.EVENTS VALUES (1, '2025-01-02', 'a'), (2, '2025-01-02', 'b'), "
+                "(3, '2025-01-03', 'c'), (4, '2025-01-04', 'd')")
+    cur.execute("CREATE OR REPLACE TABLE DEMO.E2E.BROKEN (ID NUMBER(10,0))")
+    cur.execute("INSERT INTO DEMO.E2E.BROKEN VALUES (1)")
+
+
+def _prepare(platform: Platform) -> None:
+    """ITEMS and EVENTS are registered before Dagster starts (the code location loads them once);
+    BROKEN is registered through the API in its test, which proves the reload path."""
+    platform.register(table_name="items", schema_name="e2e", strategy="FULL", freshness="1h")
+    platform.register(table_name="events", schema_name="e2e", strategy="full",
+                      partitioning={"kind": "Daily", "column": "DAY", "start": "2025-01-01"})
+
+
+e2e_platform = platform_fixture(seed=_seed, prepare=_prepare)
 
 
 def _count(client: httpx.Client, headers: dict[str, str], table: str = ITEMS, **extra: Any) -> int:
@@ -64,13 +91,9 @@ def _poll(client: httpx.Client, url: str, headers: dict[str, str], *, until: tup
 
 @pytest.fixture(scope="module")
 def agent(e2e_platform: Platform, e2e_admin: dict[str, str]) -> dict[str, str]:
-    """ITEMS registered (1 h freshness target) through replica A, and an agent granted ITEMS."""
-    _insert_items(e2e_platform, 1, 100)
+    """An agent granted ITEMS and EVENTS (minted through replica A)."""
+    assert {ITEMS, EVENTS} <= _asset_keys(e2e_platform)
     with e2e_platform.apis["a"].client() as a:
-        r = a.post("/api/v1/sync/tables/register", headers=e2e_admin,
-                   json={"table_name": "items", "schema_name": "e2e", "strategy": "FULL", "freshness": "1h"})
-        assert r.status_code == 201, r.text
-        assert ITEMS in _asset_keys(e2e_platform)  # the asset exists when the call returns
         swarm = create_swarm(a, e2e_admin, [ITEMS, EVENTS])
         return bearer(mint_token(a, e2e_admin, "agent", swarm["id"])["token"])
 
@@ -121,17 +144,9 @@ def test_min_freshness_waits_for_fresh_rows(e2e_platform: Platform, agent: dict[
 
 
 def test_admin_syncs_partition_runs_and_backfills(e2e_platform: Platform, e2e_admin: dict[str, str]) -> None:
-    with e2e_platform.source() as cur:
-        cur.execute("CREATE OR REPLACE TABLE DEMO.E2E.EVENTS (ID NUMBER(10,0), DAY DATE, KIND TEXT)")
-        cur.execute("INSERT INTO DEMO.E2E.EVENTS VALUES (1, '2025-01-02', 'a'), (2, '2025-01-02', 'b'), "
-                    "(3, '2025-01-03', 'c'), (4, '2025-01-04', 'd')")
     with e2e_platform.apis["b"].client() as b:
         browse = b.get("/api/v1/sync/snowflake/tables", params={"schema_name": "e2e"}, headers=e2e_admin).json()
         assert {t["table_name"]: t["row_count"] for t in browse["tables"]}["EVENTS"] == 4
-        r = b.post("/api/v1/sync/tables/register", headers=e2e_admin, json={
-            "table_name": "events", "schema_name": "e2e", "strategy": "full",
-            "partitioning": {"kind": "Daily", "column": "DAY", "start": "2025-01-01"}})
-        assert r.status_code == 201, r.text
         start = {"table_name": "events", "schema_name": "e2e"}
         assert_error(b.post("/api/v1/sync/start", json={**start, "partitions": ["2025-1-2"]}, headers=e2e_admin),
                      400, rule="invalid_partition")
@@ -157,14 +172,14 @@ def test_admin_syncs_partition_runs_and_backfills(e2e_platform: Platform, e2e_ad
         assert {ITEMS, EVENTS} <= listed
 
 
-def test_failed_run_reports_dagster_error_and_catalog_failing(e2e_platform: Platform,
-                                                              e2e_admin: dict[str, str]) -> None:
-    with e2e_platform.source() as cur:
-        cur.execute("CREATE OR REPLACE TABLE DEMO.E2E.BROKEN (ID NUMBER(10,0))")
-        cur.execute("INSERT INTO DEMO.E2E.BROKEN VALUES (1)")
+def test_register_fail_and_delete_through_the_api(e2e_platform: Platform, e2e_admin: dict[str, str]) -> None:
+    """Registration reloads the real code location (the asset exists on return); a run failing
+    carries Dagster's message into the job and the catalog; deletion removes the asset."""
     with e2e_platform.apis["a"].client() as a:
-        assert a.post("/api/v1/sync/tables/register", json={"table_name": "broken", "schema_name": "e2e"},
-                      headers=e2e_admin).status_code == 201
+        r = a.post("/api/v1/sync/tables/register", json={"table_name": "broken", "schema_name": "E2E"},
+                   headers=e2e_admin)
+        assert r.status_code == 201, r.text
+        assert BROKEN in _asset_keys(e2e_platform)
         with e2e_platform.source() as cur:
             cur.execute("DROP TABLE DEMO.E2E.BROKEN")
         job = a.post("/api/v1/sync/start", json={"table_name": "broken", "schema_name": "e2e"},

@@ -144,9 +144,9 @@ def test_partition_launched_through_graphql_is_served_and_fresh(instance: Platfo
     def fresh() -> str | None:
         [node] = instance.graphql(FRESHNESS, {"keys": [{"path": EVENTS}]})["assetNodes"]
         status = (node["freshnessStatusInfo"] or {}).get("freshnessStatus")
-        return status if status == "PASS" else None
+        return status if status == "HEALTHY" else None
 
-    assert wait_until(fresh, timeout_s=90, interval_s=1, message="freshnessStatus PASS") == "PASS"
+    assert wait_until(fresh, timeout_s=90, interval_s=1, message="freshnessStatus HEALTHY") == "HEALTHY"
 
 
 def test_daemon_restart_mid_run_loses_no_registration_and_no_watermark(instance: Platform) -> None:

@@ -34,7 +34,7 @@ def _tick(schedule: dg.ScheduleDefinition, when: dt.datetime = TICK) -> list[dg.
                           resources=build_resources(Settings.from_env({}))).get_repository_def()
     with dg.build_schedule_context(scheduled_execution_time=when, repository_def=repo) as ctx:
         data = schedule.evaluate_tick(ctx)
-    return data.skip_message and dg.SkipReason(data.skip_message) or list(data.run_requests or [])
+    return dg.SkipReason(data.skip_message) if data.skip_message else list(data.run_requests or [])
 
 
 def test_unpartitioned_table_syncs_whole_table_with_its_tags() -> None:

@@ -7,6 +7,7 @@ may start children with them ignored) and are stopped by PID, never by name.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import socket
@@ -14,10 +15,20 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
+
+import pytest
+from litestar import Litestar
+from litestar.testing import TestClient
+
+from serving.app import create_app
+from shared.settings import Settings
+from tests.serving.helpers import admin_token, bearer, create_swarm, mint_token
 
 ROOT = Path(__file__).resolve().parents[2]
+Headers = dict[str, str]
 
 
 def bytecode_cache_env() -> dict[str, str]:
@@ -133,3 +144,73 @@ def multipart_head(boundary: str, fields: Mapping[str, str], filename: str = "da
 
 def multipart_tail(boundary: str) -> bytes:
     return f"\r\n--{boundary}--\r\n".encode()
+
+
+# --- in-process fixtures and helpers shared by the artifact test modules --------------------
+# (import the fixtures into a test module to use them: ``from … import home, owner, …``)
+
+LIMIT = 256 * 1024  # ARTIFACT_MAX_BYTES in the in-process artifact tests
+Headers = dict[str, str]
+
+
+def make_settings(home: Path, **artifacts: Any) -> Settings:
+    """Settings for artifact tests: no Snowflake stand-in needed."""
+    home.mkdir(parents=True, exist_ok=True)
+    env = {"AGENTS_DATA_HOME": str(home), "DATABASE_URL": f"sqlite:///{home / 'control.db'}",
+           "JWT_SECRET": "test-secret-" + "x" * 32, "ADMIN_PASSWORD": "admin-password"}
+    base = Settings.from_env(env)
+    return dataclasses.replace(base, artifacts=dataclasses.replace(base.artifacts, **{"max_bytes": LIMIT, **artifacts}))
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def api_settings(home: Path) -> Settings:
+    return make_settings(home)
+
+
+@pytest.fixture
+def swarm(make_swarm: Callable[..., dict[str, Any]]) -> dict[str, Any]:
+    return make_swarm([])
+
+
+@pytest.fixture
+def owner(swarm: dict[str, Any], agent_headers: Callable[..., Headers]) -> Headers:
+    return agent_headers(swarm["id"])
+
+
+@dataclasses.dataclass
+class Shared:
+    """One app for the many small parametrized cases (each case checks only what it adds)."""
+
+    client: TestClient[Litestar]
+    owner: Headers
+    home: Path
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared]:
+    home = tmp_path_factory.mktemp("shared") / "home"
+    with TestClient(create_app(make_settings(home))) as client:
+        admin = bearer(admin_token(client))
+        swarm_id = create_swarm(client, admin, [])["id"]
+        yield Shared(client, bearer(mint_token(client, admin, "agent", swarm_id)["token"]), home)
+
+
+def upload(client: TestClient[Litestar], headers: Headers, content: bytes = b"hello artifact",
+           filename: str = "hello.txt", part_type: str = "text/plain", **fields: Any) -> Any:
+    return client.post("/api/v1/artifacts", headers=headers, files={"file": (filename, content, part_type)},
+                       data={k: v for k, v in fields.items() if v is not None})
+
+
+def created(client: TestClient[Litestar], headers: Headers, content: bytes = b"hello artifact", **fields: Any) -> dict[str, Any]:
+    r = upload(client, headers, content, **fields)
+    assert r.status_code == 201, r.text
+    return r.json()  # type: ignore[no-any-return]
+
+
+def stored_files(home: Path) -> list[Path]:
+    return sorted(p for p in (home / "artifacts").rglob("*") if p.is_file())

@@ -180,6 +180,13 @@ def test_recent_uses_the_registered_cursor(world: World) -> None:
         "SELECT id FROM data ORDER BY created_at DESC LIMIT 5")]
     by_amount = world.ok(method="recent", size=3, by="amount", columns="id")
     assert [r[0] for r in rows_of(by_amount)] == [ROWS - 1, ROWS - 2, ROWS - 3]
+    # A selective filter defeats the zone-map cutoff: the answer must still be the exact newest rows.
+    filtered = world.ok(method="recent", size=5, where="bucket = 3 AND id < 5000", columns="id")
+    assert [r[0] for r in rows_of(filtered)] == [r[0] for r in world.reference(
+        "SELECT id FROM data WHERE bucket = 3 AND id < 5000 ORDER BY created_at DESC LIMIT 5")]
+    by_text = world.ok(method="recent", size=4, by="note", columns="note")  # no cutoff for text; NULLs last
+    assert [r[0] for r in rows_of(by_text)] == [r[0] for r in world.reference(
+        "SELECT note FROM data ORDER BY note DESC NULLS LAST LIMIT 4")]
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet", "arrow", "CSV"])
