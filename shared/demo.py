@@ -15,6 +15,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import socket
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
@@ -25,6 +27,7 @@ DEMO_DATABASE, DEMO_SCHEMA = "DEMO", "PUBLIC"
 DAYS_OF_ORDERS = 365
 DAYS_OF_EVENTS = 30
 CUSTOMERS_ROWS, PRODUCTS_ROWS, EVENTS_ROWS = 50_000, 2_000, 200_000
+STARTUP_TIMEOUT_S = 30
 
 
 def effective_snowflake(settings: Settings) -> SnowflakeSettings:
@@ -68,15 +71,39 @@ def _listening(host: str, port: int) -> bool:
 
 
 def start_demo_source(port: int | None = None, *, host: str = "127.0.0.1", orders_rows: int | None = None) -> DemoSource:
-    """Start the fakesnow server in this process (a thread) on loopback; reuse one already on ``port``."""
+    """Serve the stand-in from a thread of this process on loopback; reuse one already on ``port``.
+
+    Started with uvicorn directly rather than ``fakesnow.server()``: importing the
+    ``fakesnow.server`` module replaces that helper on the package, so it works once per
+    process only.
+    """
     rows = orders_rows or get_settings().demo.orders_rows
     if port and _listening(host, port):
         return DemoSource(host=host, port=port, orders_rows=rows, owned=False)
-    import fakesnow
+    import uvicorn
+    from fakesnow.server import app
+
+    if not port:
+        with socket.socket() as s:
+            s.bind((host, 0))
+            port = int(s.getsockname()[1])
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="demo snowflake stand-in", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while thread.is_alive() and not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if not server.started:
+        server.should_exit = True
+        raise RuntimeError(f"the Snowflake stand-in did not start on {host}:{port} (port taken?)")
+
+    def stop() -> None:
+        server.should_exit = True
+        thread.join(timeout=STARTUP_TIMEOUT_S)
 
     stack = ExitStack()
-    kwargs = stack.enter_context(fakesnow.server(host=host, port=port or None))
-    return DemoSource(host=host, port=int(kwargs["port"]), orders_rows=rows, _stack=stack)
+    stack.callback(stop)
+    return DemoSource(host=host, port=port, orders_rows=rows, _stack=stack)
 
 
 @contextmanager
@@ -88,54 +115,62 @@ def demo_source(port: int | None = None, **kw: Any) -> Iterator[DemoSource]:
         source.stop()
 
 
-def _snowflake_of(target: DemoSource | Settings) -> tuple[SnowflakeSettings, int]:
+def _snowflake_of(target: DemoSource | Settings, database: str) -> tuple[SnowflakeSettings, int]:
     if isinstance(target, DemoSource):
-        return target.snowflake(), target.orders_rows
-    return dataclasses.replace(effective_snowflake(target), database=DEMO_DATABASE), target.demo.orders_rows
+        return dataclasses.replace(target.snowflake(), database=database), target.orders_rows
+    return dataclasses.replace(effective_snowflake(target), database=database), target.demo.orders_rows
 
 
-def seed_demo(target: DemoSource | Settings, *, orders_rows: int | None = None, today: dt.date | None = None) -> dict[str, int]:
+def seed_demo(target: DemoSource | Settings, *, orders_rows: int | None = None, today: dt.date | None = None,
+              database: str = DEMO_DATABASE, rows: dict[str, int] | None = None) -> dict[str, int]:
     """Create and fill every missing or empty demo table; returns row counts per table.
 
-    Orders span the ``DAYS_OF_ORDERS`` days before ``today`` (UTC), one order id per
-    timestamp order, so daily partitions hold about ``orders_rows / 365`` rows each.
+    Orders span the ``DAYS_OF_ORDERS`` days before ``today`` (UTC), order ids increasing
+    with time, so a daily partition holds about ``orders_rows / 365`` rows. ``database``
+    and ``rows`` exist for tests.
     """
     from shared.demo_data import TABLES, comment_columns
     from shared.snowflake import connect
 
-    sf, default_rows = _snowflake_of(target)
-    rows = {"ORDERS": orders_rows or default_rows, "CUSTOMERS": CUSTOMERS_ROWS, "PRODUCTS": PRODUCTS_ROWS, "EVENTS": EVENTS_ROWS}
+    sf, default_rows = _snowflake_of(target, database)
+    sizes = {"ORDERS": orders_rows or default_rows, "CUSTOMERS": CUSTOMERS_ROWS, "PRODUCTS": PRODUCTS_ROWS,
+             "EVENTS": EVENTS_ROWS, **(rows or {})}
     today = today or dt.datetime.now(dt.UTC).date()
     counts: dict[str, int] = {}
-    with connect(sf) as con:
+    with connect(dataclasses.replace(sf, database="")) as con:
         cur = con.cursor()
-        cur.execute(f"CREATE DATABASE IF NOT EXISTS {DEMO_DATABASE}")
-        cur.execute(f"USE DATABASE {DEMO_DATABASE}")  # the stand-in defines its helper functions per database
-        cur.execute(f"CREATE SCHEMA IF NOT EXISTS {DEMO_DATABASE}.{DEMO_SCHEMA}")
-        existing = _row_counts(cur)
+        cur.execute(f"CREATE DATABASE IF NOT EXISTS {database}")
+        cur.execute(f"USE DATABASE {database}")  # the stand-in defines its helper functions per database
+        cur.execute(f"CREATE SCHEMA IF NOT EXISTS {database}.{DEMO_SCHEMA}")
+        existing = _row_counts(cur, database)
         for name, spec in TABLES.items():
             if existing.get(name):
                 counts[name] = existing[name]
                 continue
-            cur.execute(spec.ddl)
-            cur.execute(spec.insert, spec.params(rows[name], today))
-            comment_columns(cur, name, spec)
-            counts[name] = rows[name]
+            cur.execute(spec.sql(spec.ddl, database))
+            cur.execute(spec.sql(spec.insert, database), spec.params(sizes[name], today))
+            comment_columns(cur, database, name, spec)
+            counts[name] = sizes[name]
         cur.close()
     return counts
 
 
-def _row_counts(cur: Any) -> dict[str, int]:
+def _row_counts(cur: Any, database: str) -> dict[str, int]:
     cur.execute(
-        f"SELECT table_name, row_count FROM {DEMO_DATABASE}.information_schema.tables "
+        f"SELECT table_name, row_count FROM {database}.information_schema.tables "
         "WHERE upper(table_schema) = %s AND table_type = 'BASE TABLE'",
         (DEMO_SCHEMA,),
     )
     return {str(name).upper(): int(count or 0) for name, count in cur.fetchall()}
 
 
-def register_demo_tables(settings: Settings, source: DemoSource | None = None) -> list[str]:
-    """Register the demo tables that were never registered (a removed one stays removed); returns new keys."""
+def register_demo_tables(settings: Settings, source: DemoSource | None = None, *,
+                         database: str = DEMO_DATABASE) -> list[str]:
+    """Register the demo tables that were never registered (a removed one stays removed); returns new keys.
+
+    Each registration is checked against the source like any other. ORDERS' daily
+    partitions start on the day of its first order.
+    """
     from sqlalchemy import select
 
     from shared import registry
@@ -145,18 +180,18 @@ def register_demo_tables(settings: Settings, source: DemoSource | None = None) -
     from shared.snowflake import connect, table_columns
 
     migrate(settings.control_url)
-    sf = source.snowflake(settings.snowflake) if source else _snowflake_of(settings)[0]
+    sf = _snowflake_of(source if source else settings, database)[0]
     with session_scope(settings.control_url) as s:
         known = set(s.scalars(select(RegisteredTableRow.key)).all())
     added: list[str] = []
     with connect(sf) as con:
         cur = con.cursor()
-        cur.execute(f"SELECT MIN(ORDERED_AT) FROM {DEMO_DATABASE}.{DEMO_SCHEMA}.ORDERS")
+        cur.execute(f"SELECT MIN(ORDERED_AT) FROM {database}.{DEMO_SCHEMA}.ORDERS")
         first = cur.fetchone()[0]
         cur.close()
         start = (first.date() if first else dt.datetime.now(dt.UTC).date()).isoformat()
         for raw in registrations(orders_start=start):
-            reg = registry.build_registration(raw, default_database=DEMO_DATABASE)
+            reg = registry.build_registration(raw, default_database=database)
             if reg.key in known:
                 continue
             registry.check_against_source(reg, table_columns(con, reg.database, reg.schema, reg.table))

@@ -12,9 +12,9 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
-from shared.demo import DAYS_OF_EVENTS, DAYS_OF_ORDERS, DEMO_DATABASE, DEMO_SCHEMA
+from shared.demo import DAYS_OF_EVENTS, DAYS_OF_ORDERS, DEMO_SCHEMA
 
-T = f"{DEMO_DATABASE}.{DEMO_SCHEMA}"
+T = "{db}." + DEMO_SCHEMA  # the database is filled in at seed time (tests use their own)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,6 +23,9 @@ class TableSpec:
     insert: str
     params: Callable[[int, dt.date], tuple[Any, ...]]
     comments: dict[str, str]
+
+    def sql(self, text: str, database: str) -> str:
+        return text.replace("{db}", database)
 
 
 def _start(today: dt.date, days: int) -> str:
@@ -104,7 +107,7 @@ EVENTS = TableSpec(
 TABLES = {"CUSTOMERS": CUSTOMERS, "PRODUCTS": PRODUCTS, "ORDERS": ORDERS, "EVENTS": EVENTS}
 
 
-def comment_columns(cur: Any, table: str, spec: TableSpec) -> None:
+def comment_columns(cur: Any, database: str, table: str, spec: TableSpec) -> None:
     """Column comments, which become served column descriptions.
 
     The stand-in stores ``COMMENT ON COLUMN`` and then raises a parser error; real
@@ -112,7 +115,7 @@ def comment_columns(cur: Any, table: str, spec: TableSpec) -> None:
     """
     for column, text in spec.comments.items():
         try:
-            cur.execute(f"COMMENT ON COLUMN {T}.{table}.{column} IS %s", (text,))
+            cur.execute(f"COMMENT ON COLUMN {database}.{DEMO_SCHEMA}.{table}.{column} IS %s", (text,))
         except Exception:  # noqa: S112 - the stand-in's known quirk (FACTS.md)
             continue
 

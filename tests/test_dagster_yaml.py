@@ -138,23 +138,24 @@ def test_celery_launcher_builds_from_the_variant(monkeypatch: pytest.MonkeyPatch
 
 @pytest.mark.postgres
 def test_postgres_variant_builds_against_the_server(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import os
     import secrets
 
     import sqlalchemy as sa
 
-    from tests.conftest import POSTGRES_URL
-    if not POSTGRES_URL:
+    pg = os.environ.get("TEST_POSTGRES_URL", "")
+    if not pg:
         pytest.skip("TEST_POSTGRES_URL is not set (.ci/run sets it to the local PostgreSQL server)")
     from dagster import DagsterInstance
 
     from shared.control.db import normalize_url
 
     db = "dagster_yaml_" + secrets.token_hex(4)
-    admin = sa.create_engine(normalize_url(POSTGRES_URL), isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(normalize_url(pg), isolation_level="AUTOCOMMIT")
     with admin.connect() as c:
         c.execute(sa.text(f'CREATE DATABASE "{db}"'))
     try:
-        monkeypatch.setenv("DAGSTER_PG_URL", POSTGRES_URL.rsplit("/", 1)[0] + "/" + db)
+        monkeypatch.setenv("DAGSTER_PG_URL", pg.rsplit("/", 1)[0] + "/" + db)
         shutil.copyfile(ROOT / "dagster.postgres.yaml", tmp_path / "dagster.yaml")
         instance = DagsterInstance.from_config(str(tmp_path))
         try:
@@ -166,3 +167,18 @@ def test_postgres_variant_builds_against_the_server(monkeypatch: pytest.MonkeyPa
         with admin.connect() as c:
             c.execute(sa.text(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.mark.parametrize("name", ["workspace.yaml", "deploy/workspace.grpc.yaml"])
+def test_workspace_files_pass_dagster_workspace_schema_and_name_the_location(name: str) -> None:
+    from dagster._core.workspace.config_schema import ensure_workspace_config
+
+    from shared.settings import Settings
+
+    raw = _load(ROOT / name)
+    ensure_workspace_config(raw, str(ROOT / name))  # raises on an invalid workspace
+    [entry] = raw["load_from"]
+    target = entry.get("python_module") or entry["grpc_server"]
+    assert target["location_name"] == Settings.from_env({}).dagster.location_name == "agents_data"
+    if "python_module" in entry:
+        assert target["module_name"] == "orchestration.definitions"

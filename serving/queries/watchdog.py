@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 log = logging.getLogger("agents_data.queries")
 GRANULARITY_S = 0.005
@@ -63,10 +63,14 @@ def _interrupt(cursor: Any) -> None:
         log.debug("interrupt of a closed cursor ignored")
 
 
+class Expirable(Protocol):
+    def expire(self) -> None: ...
+
+
 class _Entry:
     __slots__ = ("active", "handle")
 
-    def __init__(self, handle: Handle) -> None:
+    def __init__(self, handle: Expirable) -> None:
         self.handle = handle
         self.active = True
 
@@ -84,7 +88,7 @@ class Watchdog:
         self._thread = threading.Thread(target=self._run, name="query-watchdog", daemon=True)
         self._thread.start()
 
-    def arm(self, timeout_s: float, handle: Handle) -> _Entry:
+    def arm(self, timeout_s: float, handle: Expirable) -> _Entry:
         entry = _Entry(handle)
         with self._lock:
             heapq.heappush(self._heap, (time.monotonic() + timeout_s, next(self._seq), entry))

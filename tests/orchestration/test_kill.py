@@ -78,12 +78,14 @@ def test_kill_9_at_random_points_keeps_the_last_complete_version(source: Source,
     versions, interrupted = set(), 0
     try:
         assert server.stdout.readline().strip() == "READY"
+        print(f"[kill test] fork server ready {time.monotonic() - t0:.1f}s after start; cycle {cycle:.1f}s", flush=True)
         for _ in range(KILLS):
             server.stdin.write("fork\n")
             server.stdin.flush()
             pid = int(server.stdout.readline())
             time.sleep(rng.uniform(0.05, cycle))
             os.kill(pid, signal.SIGKILL)
+            print(f"[kill test] killed at {time.monotonic() - t0:.1f}s", flush=True)
             server.stdin.write(f"reap {pid}\n")
             server.stdin.flush()
             assert server.stdout.readline().strip() == "REAPED"

@@ -202,3 +202,23 @@ def test_failure_sensor_reports_the_root_cause_for_each_table() -> None:
     assert run_id == result.run_id
     assert msg == "RuntimeError: table DEMO.PUBLIC.BROKEN does not exist in the source"
     assert sensors.is_missing_source(msg)
+
+
+def test_a_later_success_clears_failing_and_stale(sqlite_url: str) -> None:
+    """The failure sensor and the asset's success write (orchestration/sync/status.py) share one row."""
+    from orchestration.sync.status import record_success
+    from shared.served import Manifest
+
+    migrate(sqlite_url)
+    failed_at = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5)
+    sensors.record_run_failure(sqlite_url, ["demo.public.a"], "r1", "SourceError: table A does not exist", failed_at)
+    manifest = Manifest(table_key="demo.public.a", version="v2", file="v-v2.duckdb",
+                        published_at=dt.datetime.now(dt.UTC).isoformat(), strategy="full", row_count=3, bytes=10, columns=[])
+    record_success(sqlite_url, "demo.public.a", manifest, "r2")
+    with session_scope(sqlite_url) as s:
+        row = s.get(TableStatusRow, "demo.public.a")
+        last_ok = row.last_success_at.replace(tzinfo=row.last_success_at.tzinfo or dt.UTC)
+        last_bad = row.last_failure_at.replace(tzinfo=row.last_failure_at.tzinfo or dt.UTC)
+    assert last_ok > last_bad, "the API reports failing only while the last failure is newer than the last success"
+    assert not row.stale
+    assert row.served_version == "v2"

@@ -15,11 +15,10 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
@@ -146,40 +145,19 @@ def multipart_tail(boundary: str) -> bytes:
     return f"\r\n--{boundary}--\r\n".encode()
 
 
-# --- in-process fixtures and helpers shared by the artifact test modules --------------------
-# (import the fixtures into a test module to use them: ``from … import home, owner, …``)
+# --- in-process helpers shared by the artifact test modules ----------------------------------
+# Fixtures stay in each test module (pytest resolves them by name there); these are plain functions.
 
 LIMIT = 256 * 1024  # ARTIFACT_MAX_BYTES in the in-process artifact tests
-Headers = dict[str, str]
 
 
 def make_settings(home: Path, **artifacts: Any) -> Settings:
-    """Settings for artifact tests: no Snowflake stand-in needed."""
+    """Settings for artifact tests: a temporary home and SQLite, no Snowflake stand-in needed."""
     home.mkdir(parents=True, exist_ok=True)
     env = {"AGENTS_DATA_HOME": str(home), "DATABASE_URL": f"sqlite:///{home / 'control.db'}",
            "JWT_SECRET": "test-secret-" + "x" * 32, "ADMIN_PASSWORD": "admin-password"}
     base = Settings.from_env(env)
     return dataclasses.replace(base, artifacts=dataclasses.replace(base.artifacts, **{"max_bytes": LIMIT, **artifacts}))
-
-
-@pytest.fixture
-def home(tmp_path: Path) -> Path:
-    return tmp_path / "home"
-
-
-@pytest.fixture
-def api_settings(home: Path) -> Settings:
-    return make_settings(home)
-
-
-@pytest.fixture
-def swarm(make_swarm: Callable[..., dict[str, Any]]) -> dict[str, Any]:
-    return make_swarm([])
-
-
-@pytest.fixture
-def owner(swarm: dict[str, Any], agent_headers: Callable[..., Headers]) -> Headers:
-    return agent_headers(swarm["id"])
 
 
 @dataclasses.dataclass
@@ -191,9 +169,9 @@ class Shared:
     home: Path
 
 
-@pytest.fixture(scope="module")
-def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared]:
-    home = tmp_path_factory.mktemp("shared") / "home"
+@contextlib.contextmanager
+def shared_app(home: Path) -> Iterator[Shared]:
+    """An app on ``home`` with one agent token, for a module-scoped fixture."""
     with TestClient(create_app(make_settings(home))) as client:
         admin = bearer(admin_token(client))
         swarm_id = create_swarm(client, admin, [])["id"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,21 +17,42 @@ from shared.artifacts_store import LocalStore, purge_expired_artifacts
 from shared.control.db import session_scope
 from shared.control.models import ArtifactRow
 from shared.settings import Settings
-from tests.serving.artifact_support import (  # noqa: F401 - fixtures are used by name
-    LIMIT,
+from tests.serving.artifact_support import (
     Headers,
     Shared,
-    api_settings,
     created,
-    home,
-    multipart_head,
-    owner,
-    shared,
+    make_settings,
+    shared_app,
     stored_files,
-    swarm,
     upload,
 )
 from tests.serving.helpers import assert_error
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def api_settings(home: Path) -> Settings:
+    return make_settings(home)
+
+
+@pytest.fixture
+def swarm(make_swarm: Callable[..., dict[str, Any]]) -> dict[str, Any]:
+    return make_swarm([])
+
+
+@pytest.fixture
+def owner(swarm: dict[str, Any], agent_headers: Callable[..., Headers]) -> Headers:
+    return agent_headers(swarm["id"])
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared]:
+    with shared_app(tmp_path_factory.mktemp("shared") / "home") as s:
+        yield s
 
 # --- downloads -------------------------------------------------------------------------------
 
@@ -82,7 +103,8 @@ def test_conditional_requests(shared: Shared, blob: tuple[dict[str, Any], bytes]
     assert (r.status_code, r.content) == (200, data)
 
 
-def test_empty_artifact(client: TestClient[Litestar], owner: Headers) -> None:
+def test_empty_artifact(shared: Shared) -> None:
+    client, owner = shared.client, shared.owner
     art = created(client, owner, b"")
     assert art["sha256"] == hashlib.sha256(b"").hexdigest()
     r = client.get(f"/api/v1/artifacts/{art['id']}/content", headers=owner)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,21 +17,44 @@ from litestar.testing import TestClient
 from shared.control.db import session_scope
 from shared.control.models import ArtifactRow
 from shared.settings import Settings
-from tests.serving.artifact_support import (  # noqa: F401 - fixtures are used by name
+from tests.serving.artifact_support import (
     LIMIT,
     Headers,
     Shared,
-    api_settings,
     created,
-    home,
+    make_settings,
     multipart_head,
-    owner,
-    shared,
+    shared_app,
     stored_files,
-    swarm,
     upload,
 )
 from tests.serving.helpers import assert_error
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def api_settings(home: Path) -> Settings:
+    return make_settings(home)
+
+
+@pytest.fixture
+def swarm(make_swarm: Callable[..., dict[str, Any]]) -> dict[str, Any]:
+    return make_swarm([])
+
+
+@pytest.fixture
+def owner(swarm: dict[str, Any], agent_headers: Callable[..., Headers]) -> Headers:
+    return agent_headers(swarm["id"])
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared]:
+    with shared_app(tmp_path_factory.mktemp("shared") / "home") as s:
+        yield s
 
 # --- upload ------------------------------------------------------------------------------
 
@@ -56,8 +79,9 @@ def test_upload_records_checksum_and_fields(client: TestClient[Litestar], owner:
     assert r.headers["x-content-type-options"] == "nosniff"
 
 
-def test_defaults_come_from_the_file_part(client: TestClient[Litestar], owner: Headers, api_settings: Settings) -> None:
-    art = created(client, owner, b"x", filename="notes.md", part_type="text/markdown", tags="a, b ,a")
+def test_defaults_come_from_the_file_part(shared: Shared) -> None:
+    api_settings = make_settings(shared.home)
+    art = created(shared.client, shared.owner, b"x", filename="notes.md", part_type="text/markdown", tags="a, b ,a")
     assert (art["name"], art["content_type"], art["tags"]) == ("notes.md", "text/markdown", ["a", "b"])
     ttl = dt.datetime.fromisoformat(art["expires_at"]) - dt.datetime.fromisoformat(art["created_at"])
     assert ttl == dt.timedelta(seconds=api_settings.artifacts.default_ttl_s)
@@ -85,7 +109,8 @@ def test_invalid_fields_are_refused_and_nothing_is_kept(shared: Shared, fields: 
     assert stored_files(shared.home) == before
 
 
-def test_exactly_the_limit_is_accepted(client: TestClient[Litestar], owner: Headers) -> None:
+def test_exactly_the_limit_is_accepted(shared: Shared) -> None:
+    client, owner = shared.client, shared.owner
     data = os.urandom(LIMIT)
     art = created(client, owner, data)
     assert art["size"] == LIMIT
@@ -142,8 +167,9 @@ def _call_upload(client: TestClient[Litestar], headers: Headers, declared: int |
     return out["status"], read[0], out["body"]
 
 
-def test_five_gigabytes_are_refused_after_the_limit_plus_one_chunk(client: TestClient[Litestar], owner: Headers,
-                                                                   home: Path) -> None:
+def test_five_gigabytes_are_refused_after_the_limit_plus_one_chunk(shared: Shared) -> None:
+    client, owner = shared.client, shared.owner
+    before = stored_files(shared.home)
     five_gb = 5 * 1024**3
     chunk = 64 * 1024
     status, read, _ = _call_upload(client, owner, declared=None, total=five_gb, chunk=chunk)
@@ -153,7 +179,7 @@ def test_five_gigabytes_are_refused_after_the_limit_plus_one_chunk(client: TestC
     # Declared up front: refused before a single body byte is read.
     status, read, _ = _call_upload(client, owner, declared=five_gb, total=five_gb)
     assert (status, read) == (413, 0)
-    assert stored_files(home) == []
+    assert stored_files(shared.home) == before
 
 
 @pytest.mark.parametrize(("body", "ctype", "status", "rule"), [
@@ -176,8 +202,8 @@ def test_malformed_bodies(shared: Shared, body: bytes, ctype: str, status: int, 
     assert stored_files(shared.home) == before
 
 
-def test_oversized_form_fields_are_refused(client: TestClient[Litestar], owner: Headers) -> None:
-    assert_error(upload(client, owner, metadata='{"a": "' + "x" * 70_000 + '"}'), 413, rule="fields_too_large")
+def test_oversized_form_fields_are_refused(shared: Shared) -> None:
+    assert_error(upload(shared.client, shared.owner, metadata='{"a": "' + "x" * 70_000 + '"}'), 413, rule="fields_too_large")
 
 
 def test_uploads_need_an_agent_token(client: TestClient[Litestar], admin_headers: Headers,
@@ -230,7 +256,9 @@ def test_control_and_bidi_names_are_refused(shared: Shared, name: str) -> None:
     assert stored_files(shared.home) == before
 
 
-def test_client_filename_with_traversal_is_only_a_name(client: TestClient[Litestar], owner: Headers, home: Path) -> None:
-    art = created(client, owner, b"z", filename="../../../../tmp/pwned.sh")
+def test_client_filename_with_traversal_is_only_a_name(shared: Shared) -> None:
+    before = stored_files(shared.home)
+    art = created(shared.client, shared.owner, os.urandom(16), filename="../../../../tmp/pwned.sh")
     assert art["name"] == "../../../../tmp/pwned.sh"
-    assert stored_files(home) == [home / "artifacts" / "objects" / art["sha256"][:2] / art["sha256"]]
+    objects = shared.home / "artifacts" / "objects"
+    assert stored_files(shared.home) == sorted([*before, objects / art["sha256"][:2] / art["sha256"]])

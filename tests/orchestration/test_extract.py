@@ -1,0 +1,54 @@
+"""Extraction is bounded by a slice: no query asks for more than about ``slice_rows`` rows, and only a few
+Arrow batches are alive at once however large the table is."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from orchestration.sync import extract
+from orchestration.sync.extract import Extraction, Slice, key_range_slices
+from shared.snowflake import table_columns
+from tests.orchestration.conftest import Source, connector
+
+ROWS, SLICE = 30_000, 2_500
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_slices_bound_rows_and_batches_alive(source: Source, workers: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    name = source.table("BIG")
+    source.sql(f"CREATE TABLE {name} (ID NUMBER(18,0) NOT NULL, PAYLOAD VARCHAR)")
+    source.sql(f"INSERT INTO {name} SELECT n, REPEAT('x', 100) FROM (SELECT seq4() AS n FROM TABLE(GENERATOR(ROWCOUNT => {ROWS})))")
+    table = source.register("BIG")
+    connect = connector(source.port, source.database)
+    with connect() as con:
+        cols = table_columns(con, source.database, "S", "BIG")
+        slices, total = key_range_slices(con, table, cols[0], base=Slice("all"), slice_rows=SLICE)
+    assert total == ROWS and len(slices) >= ROWS // SLICE
+
+    alive: set[int] = set()
+    peak = 0
+    original = Extraction._fetch
+
+    def tracked(self: Extraction, con: Any, piece: Slice) -> Iterator[Any]:
+        for batch in original(self, con, piece):
+            alive.add(id(batch))
+            weakref.finalize(batch, alive.discard, id(batch))
+            yield batch
+
+    monkeypatch.setattr(extract.Extraction, "_fetch", tracked)
+    extraction = Extraction(connect, table, [c.name for c in cols], slices, workers=workers)
+    seen = 0
+    for _piece, batch in extraction:
+        seen += batch.num_rows
+        del batch
+        gc.collect()
+        peak = max(peak, len(alive))
+    assert seen == ROWS
+    assert max(s.rows for s in extraction.stats) <= SLICE * 1.2
+    assert peak <= workers + 2  # the consumer's batch, one queued, one per worker waiting to hand over
+    assert all(s.query_id for s in extraction.stats)
