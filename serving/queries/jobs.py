@@ -9,12 +9,13 @@ Why this shape:
   file from ``<home>/results``. A per-job lock orders "request gives up waiting" against
   "worker finishes", so a row is inserted exactly once and never updated before it exists.
 - Known-fast queries run inline: a guarded JSON query text that ran ``INLINE_AFTER``
-  times under ``INLINE_FAST_S`` runs on the event loop itself, like a bare ASGI app
-  would, because a thread hop (~60-200 µs, more under load) is most of a point query's
-  budget. The inline run gets a short time limit (``INLINE_BUDGET_S``): a query that
-  turns out slow is interrupted and re-run on a worker thread, and its text must again
-  run fast ``INLINE_AFTER`` times on workers (and wait ``INLINE_BAN_S``) before it may
-  run inline, so a slow query stalls the loop at most once, for that budget.
+  times, at best within ``INLINE_FAST_S``, runs on the event loop itself, like a bare
+  ASGI app would, because a thread hop (~60-200 µs, more under load) is most of a point
+  query's budget. The inline run has a time limit (``INLINE_BUDGET_S``): a query that
+  turns out slow is interrupted and re-run on a worker thread; its text then stays on
+  workers for ``INLINE_BAN_S``, and a token with ``STRIKES`` such interruptions within
+  ``STRIKE_WINDOW_S`` loses the inline path for that window. So a caller can stall the
+  loop for at most ``STRIKES × INLINE_BUDGET_S`` per window, even on purpose.
 - Known-short queries (best run under ``SHORT_S``) run on workers through a FIFO lane of
   ``SHORT_SLOTS`` (about one per core): like a single-threaded server, they finish in
   arrival order instead of all slowing down together (processor sharing doubles the
@@ -55,26 +56,27 @@ from shared.settings import Settings
 
 log = logging.getLogger("agents_data.queries")
 ACTIVE = ("queued", "running")
-INLINE_AFTER = 3  # fast runs on a worker before a query text may run inline
-INLINE_FAST_S = 0.010  # a run at most this long counts as fast
-INLINE_BUDGET_S = 0.025  # time limit of an inline run before it is moved to a worker
-INLINE_BAN_S = 2.0  # a query interrupted inline stays on workers at least this long (and needs new fast runs)
+INLINE_AFTER = 3  # runs on a worker before a query text may run inline
+INLINE_FAST_S = 0.010  # ... and its best run must have been at most this long
+INLINE_BUDGET_S = 0.100  # time limit of an inline run before it is moved to a worker
+INLINE_BAN_S = 1.0  # a text interrupted inline stays on workers this long
+STRIKES, STRIKE_WINDOW_S = 3, 60.0  # inline interruptions that cost a token the inline path, and for how long
 SHORT_S = 0.25  # a query whose last run took at most this long goes through the FIFO short lane
 SHORT_SLOTS = max(2, os.cpu_count() or 2)
 _SPEED_ENTRIES = 10_000
 
 
 class _Speed:
-    """What this replica learned about one query text: fast runs, inline ban, best duration.
+    """What this replica learned about one query text: runs, inline ban, best duration.
 
     The best (not the last) duration classifies a text as short: runs slowed down by a
     busy machine say nothing about the query itself.
     """
 
-    __slots__ = ("banned_until", "best_s", "fast")
+    __slots__ = ("banned_until", "best_s", "runs")
 
     def __init__(self) -> None:
-        self.fast, self.banned_until, self.best_s = 0, 0.0, float("inf")
+        self.runs, self.banned_until, self.best_s = 0, 0.0, float("inf")
 
 
 class ShortLane:
@@ -157,6 +159,7 @@ class JobManager:
         self.running: dict[str, Job] = {}
         self.replica = settings.api.replica_id
         self._speed: dict[str, _Speed] = {}  # keyed by the rewritten SQL
+        self._strikes: dict[str, list[float]] = {}  # token -> monotonic times of inline interruptions
         self.short_lane = ShortLane(SHORT_SLOTS, engine.watchdog)
         self.stats = {"inline": 0, "inline_interrupted": 0, "worker": 0, "short_lane": 0}
         settings.results_path.mkdir(parents=True, exist_ok=True)
@@ -170,29 +173,34 @@ class JobManager:
         if job.fmt != "json" or job.checked is None:
             return False
         speed = self._speed.get(job.checked.sql)
-        return speed is not None and speed.fast >= INLINE_AFTER and speed.banned_until <= time.monotonic()
+        if speed is None or speed.runs < INLINE_AFTER or speed.best_s > INLINE_FAST_S:
+            return False
+        now = time.monotonic()
+        strikes = self._strikes.get(job.owner or "")
+        if strikes and len([t for t in strikes if now - t < STRIKE_WINDOW_S]) >= STRIKES:
+            return False
+        return speed.banned_until <= now
 
     def _short(self, job: Job) -> bool:
         speed = self._speed.get(job.checked.sql) if job.checked is not None else None
         return speed is not None and speed.best_s <= SHORT_S
 
     def _record(self, sql: str, seconds: float, *, interrupted: bool = False) -> None:
-        """Count fast runs; an inline run interrupted at its budget resets the count and bans the text for a while.
+        """Learn from one run; an inline run interrupted at its budget bans the text for ``INLINE_BAN_S``.
 
-        Slow-but-finished runs do not reset the count: on a loaded machine occasional
-        slow runs are noise, and the inline budget is what bounds the event loop's stall.
+        Slow-but-finished runs change nothing: on a loaded machine occasional slow runs are
+        noise, and the inline budget is what bounds the event loop's stall.
         """
         speed = self._speed.get(sql)
         if speed is None:
             if len(self._speed) >= _SPEED_ENTRIES:
                 self._speed.clear()
             speed = self._speed[sql] = _Speed()
-        if not interrupted:
-            speed.best_s = min(speed.best_s, seconds)
         if interrupted:
-            speed.fast, speed.banned_until = 0, time.monotonic() + INLINE_BAN_S
-        elif seconds <= INLINE_FAST_S:
-            speed.fast += 1
+            speed.banned_until = time.monotonic() + INLINE_BAN_S
+        else:
+            speed.runs += 1
+            speed.best_s = min(speed.best_s, seconds)
 
     def run_inline(self, job: Job) -> bool:
         """Run ``job`` on the calling thread within ``INLINE_BUDGET_S``; False if it must go to a worker."""
@@ -207,6 +215,11 @@ class JobManager:
                 raise
             self._record(job.checked.sql, time.perf_counter() - started, interrupted=True)
             self.stats["inline_interrupted"] += 1
+            now = time.monotonic()
+            strikes = self._strikes.setdefault(job.owner or "", [])
+            strikes[:] = [t for t in strikes if now - t < STRIKE_WINDOW_S] + [now]
+            if len(self._strikes) > _SPEED_ENTRIES:
+                self._strikes.clear()
             job.handle = Handle()
             return False
         self._record(job.checked.sql, time.perf_counter() - started)

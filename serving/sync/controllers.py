@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Response, delete, get, post
+from litestar import Request, Response, delete, get, post
 
 from serving.auth.caller import Caller
 from serving.auth.guards import requires_admin, requires_reader
+from serving.lib.audit import annotate
 from serving.lib.errors import NotFound
 from serving.lib.limits import get_limiter
 from serving.lib.services import Services
@@ -100,12 +101,17 @@ async def table_status(caller: Caller, services: Services, schema_name: str, tab
 
 
 @post("/api/v1/data/tables/{table:str}/refresh", operation_id="refreshTable", tags=["data"], status_code=202)
-async def refresh_table(caller: Caller, services: Services, table: str,
+async def refresh_table(request: Request[Any, Any, Any], caller: Caller, services: Services, table: str,
                         data: RefreshRequest | None = None) -> Response[RefreshAnswer]:
-    """Ask for fresh data: ``already_fresh``, the queued or running job, or a new one, with an estimate."""
+    """Ask for fresh data: ``already_fresh``, the queued or running job, or a new one, with an estimate.
+
+    Agents (any reader) may refresh tables they are granted; one refresh per table runs at a
+    time whoever asks, and each token may ask ``AGENT_REFRESHES_PER_MINUTE`` times a minute (429).
+    """
     requires_reader(caller)
     svc = get_sync(services)
     key = await resolve_readable(caller, table, services)
+    annotate(request, tables=[{"table": key}])
     get_limiter(services).check_refresh(caller)
     reg = await svc.registered(key)
     outcome = await request_refresh(svc, reg, requested_by=caller.subject,
@@ -117,11 +123,13 @@ async def refresh_table(caller: Caller, services: Services, table: str,
 
 
 @get("/api/v1/data/tables/{table:str}/refresh/{job_id:str}", operation_id="refreshStatus", tags=["data"])
-async def refresh_status(caller: Caller, services: Services, table: str, job_id: str) -> dict[str, Any]:
+async def refresh_status(request: Request[Any, Any, Any], caller: Caller, services: Services, table: str,
+                         job_id: str) -> dict[str, Any]:
     """Poll a refresh job of a granted table (works through any API replica)."""
     requires_reader(caller)
     svc = get_sync(services)
     key = await resolve_readable(caller, table, services)
+    annotate(request, tables=[{"table": key}])
     state = await svc.job(job_id)
     if state.job.table_key != key:
         raise NotFound(f"no refresh job {job_id} for table {table}")

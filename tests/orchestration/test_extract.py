@@ -3,7 +3,6 @@ Arrow batches are alive at once however large the table is."""
 
 from __future__ import annotations
 
-import gc
 import weakref
 from collections.abc import Iterator
 from typing import Any
@@ -46,7 +45,6 @@ def test_slices_bound_rows_and_batches_alive(source: Source, workers: int, monke
     for _piece, batch in extraction:
         seen += batch.num_rows
         del batch
-        gc.collect()
         peak = max(peak, len(alive))
     assert seen == ROWS
     assert max(s.rows for s in extraction.stats) <= SLICE * 1.2

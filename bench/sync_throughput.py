@@ -1,0 +1,239 @@
+"""Sync throughput: our materialization against the connector's limit, on one 1,000,000-row table.
+
+Run: ``.venv/bin/python bench/sync_throughput.py [--rows 1000000] [--repeats 3]``
+
+What it does, in one run against a fakesnow server it starts itself (a separate process,
+loopback, free port), seeded with the demo ORDERS table (12 columns, a year of orders):
+
+1. ``limit``: the real connector's ``fetch_arrow_batches`` of ``SELECT *`` streamed
+   straight into a DuckDB table, then CHECKPOINT. Nothing else.
+2. ``ours``: ``dg.materialize`` of the table's asset (unpartitioned, full strategy):
+   metadata query, key-range slices fetched by two connections, typed CASTs into a new
+   served version, checks, publish. Timed as the whole ``materialize`` call, Dagster
+   overhead included.
+3. Partitions: the same table daily-partitioned. A backfill of the whole year (ranges of
+   30 partitions per run, as the backfill policy does), then one daily partition
+   re-materialized with the year already served (copy-on-write of the served file).
+
+Every phase runs in its own subprocess so peak RSS (``ru_maxrss``) is that of the process
+doing the work; limit and ours alternate and the medians are reported. The last stdout
+line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+TABLE = "DEMO.PUBLIC.ORDERS"
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from shared.settings import Settings
+
+    return Settings.from_env({
+        "AGENTS_DATA_HOME": args.home, "SNOWFLAKE_HOST": "127.0.0.1", "SNOWFLAKE_PORT": str(args.port),
+        "SNOWFLAKE_PROTOCOL": "http", "SNOWFLAKE_DATABASE": "DEMO", "SNOWFLAKE_NETWORK_TIMEOUT_S": "600",
+    })
+
+
+def phase_limit(args: argparse.Namespace) -> dict[str, Any]:
+    import duckdb
+
+    from shared.snowflake import connect
+
+    settings = _settings(args)
+    base_rss = _rss_mb()
+    out = Path(args.home) / f"limit-{time.time_ns()}.duckdb"
+    with connect(settings.snowflake) as con:
+        db = duckdb.connect(str(out))
+        t0 = time.perf_counter()
+        cur = con.cursor()
+        cur.execute(f"SELECT * FROM {TABLE}")  # noqa: S608 - constant
+        rows, first = 0, True
+        for batch in cur.fetch_arrow_batches():
+            db.register("b", batch)
+            db.execute("CREATE TABLE t AS SELECT * FROM b" if first else "INSERT INTO t SELECT * FROM b")
+            db.unregister("b")
+            rows, first = rows + batch.num_rows, False
+        db.execute("CHECKPOINT")
+        seconds = time.perf_counter() - t0
+        db.close()
+    out.unlink()
+    return {"rows": rows, "seconds": seconds, "base_rss_mb": base_rss, "peak_rss_mb": _rss_mb()}
+
+
+def _table(args: argparse.Namespace, partitioned: bool) -> Any:
+    from shared.registry import build_registration
+
+    raw: dict[str, Any] = {"schema_name": "PUBLIC", "table_name": "ORDERS", "primary_key": ["ORDER_ID"]}
+    if partitioned:
+        raw["partitioning"] = {"kind": "daily", "column": "ORDERED_AT", "start": args.start}
+    return build_registration(raw, default_database="DEMO")
+
+
+def _resources(args: argparse.Namespace) -> dict[str, Any]:
+    from orchestration.resources import ServedDataResource, snowflake_resource
+
+    settings = _settings(args)
+    return {"snowflake": snowflake_resource(settings, env={}),
+            "served": ServedDataResource(home=args.home, control_url=settings.control_url,
+                                         slice_rows=args.slice_rows or settings.snowflake.slice_rows)}
+
+
+def _meta(result: Any) -> dict[str, Any]:
+    mats = result.get_asset_materialization_events()
+    return {k: v.value for k, v in mats[-1].materialization.metadata.items()}
+
+
+def phase_ours(args: argparse.Namespace) -> dict[str, Any]:
+    import dagster as dg
+
+    from orchestration.assets import build_table_asset
+
+    asset, res = build_table_asset(table=_table(args, partitioned=False)), _resources(args)
+    base_rss = _rss_mb()
+    t0 = time.perf_counter()
+    result = dg.materialize([asset], resources=res)
+    seconds = time.perf_counter() - t0
+    meta = _meta(result)
+    return {"rows": meta["dagster/row_count"], "seconds": seconds, "engine_seconds": meta["timings_s"]["total_s"],
+            "slices": meta["slices"], "base_rss_mb": base_rss, "peak_rss_mb": _rss_mb()}
+
+
+def phase_partitions(args: argparse.Namespace) -> dict[str, Any]:
+    """Backfill the year in ranges of 30 (engine, as each backfill run does), then one partition through Dagster."""
+    import dagster as dg
+
+    from orchestration.assets import build_table_asset
+    from orchestration.partitions import MAX_PARTITIONS_PER_RUN
+    from orchestration.resources import source_connection
+    from orchestration.sync.engine import SyncRequest, sync_table
+    from shared import partitions as sp
+
+    table, res = _table(args, partitioned=True), _resources(args)
+    pdef = build_table_asset(table=table).partitions_def
+    keys = [k for k in pdef.get_partition_keys() if k >= args.start][:365]  # type: ignore[union-attr]
+    base_rss = _rss_mb()
+    t0 = time.perf_counter()
+    runs = 0
+    for i in range(0, len(keys), MAX_PARTITIONS_PER_RUN):
+        sync_table(SyncRequest(table=table, connect=lambda: source_connection(res["snowflake"]),
+                               served_root=res["served"].served_root(), partition_keys=keys[i:i + MAX_PARTITIONS_PER_RUN],
+                               slice_rows=res["served"].rows_per_slice()))
+        runs += 1
+    backfill_s = time.perf_counter() - t0
+    one = keys[len(keys) // 2]
+    assert sp.validate_partition_key(table, one)
+    asset = build_table_asset(table=table)
+    dg.materialize([asset], resources=res, partition_key=keys[0])  # warm Dagster in this process
+    t1 = time.perf_counter()
+    meta = _meta(dg.materialize([asset], resources=res, partition_key=one))
+    one_s = time.perf_counter() - t1
+    return {"backfill_365_s": backfill_s, "backfill_runs": runs, "one_partition_s": one_s,
+            "one_partition_engine_s": meta["timings_s"]["total_s"], "one_partition_rows": meta["rows_written"],
+            "served_rows": meta["dagster/row_count"], "served_bytes": meta["bytes_written"],
+            "base_rss_mb": base_rss, "peak_rss_mb": _rss_mb()}
+
+
+PHASES = {"limit": phase_limit, "ours": phase_ours, "partitions": phase_partitions}
+
+
+def _run_phase(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--phase", name, "--port", str(args.port), "--home", args.home,
+           "--start", args.start, "--slice-rows", str(args.slice_rows)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=1800, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"phase {name} failed:\n{proc.stderr[-4000:]}")
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    print(f"  {name}: {json.dumps(result)}", file=sys.stderr, flush=True)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--slice-rows", type=int, default=0, help="rows per slice (0: SYNC_SLICE_ROWS default)")
+    parser.add_argument("--phase", choices=sorted(PHASES))
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--home", default="")
+    parser.add_argument("--start", default="")
+    args = parser.parse_args()
+    if args.phase:
+        print(json.dumps(PHASES[args.phase](args)))
+        return
+
+    from shared import demo, processes
+
+    args.port = processes.free_port()
+    server = processes.start([sys.executable, "-m", "fakesnow", "-s", "--host", "127.0.0.1", "-p", str(args.port)], cwd=ROOT)
+    try:
+        processes.wait_for_port(args.port, proc=server, timeout_s=120)
+        with tempfile.TemporaryDirectory(prefix="sync-bench-") as home:
+            args.home = home
+            source = demo.DemoSource(host="127.0.0.1", port=args.port, orders_rows=args.rows, owned=False)
+            t0 = time.perf_counter()
+            demo.seed_demo(source, rows={"CUSTOMERS": 10, "PRODUCTS": 10, "EVENTS": 10})
+            seed_s = time.perf_counter() - t0
+            args.start = demo_start(source)
+            print(f"seeded {args.rows} rows in {seed_s:.1f}s; phases:", file=sys.stderr, flush=True)
+            limits, ours = [], []
+            for _ in range(args.repeats):
+                limits.append(_run_phase("limit", args))
+                ours.append(_run_phase("ours", args))
+            parts = _run_phase("partitions", args)
+    finally:
+        processes.stop(server)
+    report(args, seed_s, limits, ours, parts)
+
+
+def demo_start(source: Any) -> str:
+    from shared.snowflake import connect
+
+    with connect(dataclasses.replace(source.snowflake(), database="DEMO")) as con:
+        cur = con.cursor()
+        cur.execute(f"SELECT MIN(ORDERED_AT) FROM {TABLE}")  # noqa: S608 - constant
+        return str(cur.fetchone()[0].date())
+
+
+def report(args: argparse.Namespace, seed_s: float, limits: list[dict], ours: list[dict], parts: dict) -> None:
+    limit_s = statistics.median(r["seconds"] for r in limits)
+    ours_s = statistics.median(r["seconds"] for r in ours)
+    engine_s = statistics.median(r["engine_seconds"] for r in ours)
+    full_year_s = ours_s
+    figures = {
+        "rows": args.rows, "repeats": args.repeats, "seed_s": round(seed_s, 2),
+        "limit_rows_per_s": round(args.rows / limit_s), "ours_rows_per_s": round(args.rows / ours_s),
+        "ratio_vs_limit": round(limit_s / ours_s, 3),
+        "ours_engine_rows_per_s": round(args.rows / engine_s), "ratio_engine_vs_limit": round(limit_s / engine_s, 3),
+        "limit_s": round(limit_s, 2), "ours_s": round(ours_s, 2), "ours_slices": ours[0]["slices"],
+        "peak_rss_mb": round(max(r["peak_rss_mb"] for r in ours), 1),
+        "peak_rss_mb_limit": round(max(r["peak_rss_mb"] for r in limits), 1),
+        "import_rss_mb_ours": round(max(r["base_rss_mb"] for r in ours), 1),
+        "one_partition_s": round(parts["one_partition_s"], 2), "one_partition_engine_s": round(parts["one_partition_engine_s"], 3),
+        "one_partition_rows": parts["one_partition_rows"], "full_year_load_s": round(full_year_s, 2),
+        "partition_vs_full_ratio": round(parts["one_partition_engine_s"] / engine_s, 4),
+        "backfill_365_s": round(parts["backfill_365_s"], 2), "backfill_runs": parts["backfill_runs"],
+        "served_bytes_year": parts["served_bytes"], "peak_rss_mb_partitions": round(parts["peak_rss_mb"], 1),
+    }
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
