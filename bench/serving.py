@@ -151,6 +151,8 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+    if os.environ.get("BENCH_DEBUG") and proc.stderr:
+        print(proc.stderr.read().decode()[-3000:], file=sys.stderr)
 
 
 def _ms(value: str, unit: str) -> float:

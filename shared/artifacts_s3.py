@@ -89,7 +89,6 @@ class _S3Writer:
 
 class S3Store:
     name = "s3"
-    blocking_writes = True
 
     def __init__(self, client: Any, bucket: str, prefix: str = "artifacts/") -> None:
         if not bucket:

@@ -24,7 +24,7 @@ from shared.served import DATA_TABLE, Column
 STAGE_TABLE = "_stage"
 SNAPSHOT_COLUMN = "_SNAPSHOT_DATE"
 # The writer's own budget: DuckDB spills beyond it, so a big merge cannot grow RSS unbounded.
-WRITER_MEMORY_LIMIT = "256MB"
+WRITER_MEMORY_LIMIT = "128MB"
 WRITER_THREADS = 2
 
 

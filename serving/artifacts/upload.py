@@ -2,8 +2,9 @@
 
 Why not Litestar's form parsing: it buffers the whole body (and is capped by the 10 MB
 ``request_max_body_size``). Here each ASGI message is fed to python-multipart's
-incremental parser; file bytes go to an ``ObjectWriter`` (hashing as they go) and
-small form fields are collected within ``FIELDS_MAX_BYTES``. The size limit is checked
+incremental parser; file bytes go to an ``ObjectWriter`` (hashing as they go) on one
+worker thread, so hashing and disk or network writes overlap with receiving, and small
+form fields are collected within ``FIELDS_MAX_BYTES``. The size limit is checked
 on every message, so an oversized upload is refused after at most the limit plus one
 message has been read, whatever ``Content-Length`` says (or if there is none). On any
 failure the writer is aborted: nothing partial is ever published.

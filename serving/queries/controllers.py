@@ -113,11 +113,14 @@ async def execute_query(request: Request[Any, Any, Any], caller: Caller, data: Q
     """
     services: Services = request.app.state.services
     requires_reader(caller)
-    annotate(request, sql_text=data.query, sql_hash=sql_hash(data.query))
+    engine, jobs = get_engine(services), get_jobs(services)
+    checked = None
+    try:
+        checked = engine.guard_cached(caller, data.query)  # a hit costs a dict lookup; a miss is parsed on a worker
+    finally:
+        annotate(request, sql_text=data.query, sql_hash=checked.sql_hash if checked else sql_hash(data.query))
     fmt = formats.normalize_format(data.output_format)
     max_rows, timeout, wait = _limits(data, fmt, services.settings.query)
-    engine, jobs = get_engine(services), get_jobs(services)
-    checked = engine.guard_cached(caller, data.query)  # a hit costs a dict lookup; a miss is parsed on a worker
     if data.min_freshness is not None:
         checked = checked or await anyio.to_thread.run_sync(engine.guard, caller, data.query)
         await ensure_fresh(services, caller, checked.tables, data.min_freshness, wait)

@@ -94,6 +94,7 @@ class ArrowStream:
             try:
                 batch = self.reader.read_next_batch()
             except StopIteration:
+                self._run.reusable = True
                 return
             except (OSError, pa.ArrowException, duckdb.Error) as e:
                 raise self._run.translate(e) from e
@@ -117,6 +118,7 @@ class _Run:
     engine: QueryEngine
     handle: Handle
     timeout_s: float
+    reusable: bool = False  # the cursor's result was read to the end (DuckDB refuses new work otherwise)
 
     def translate(self, e: BaseException) -> ApiError:
         text = str(e)
@@ -221,7 +223,7 @@ class QueryEngine:
             entry = self.watchdog.arm(timeout_s, handle)
             try:
                 yield cur, run
-                clean = True
+                clean = run.reusable
             except duckdb.Error as e:
                 raise run.translate(e) from e
             finally:
@@ -236,12 +238,13 @@ class QueryEngine:
         started = time.perf_counter()
         manifests = self.manifests(tables)
         rows_cap, timeout = self.limits(max_rows, timeout_s)
-        with self._cursor(manifests, timeout, handle) as (cur, _run):
+        with self._cursor(manifests, timeout, handle) as (cur, run):
             cur.execute(sql, params) if params else cur.execute(sql)
             rows = cur.fetchmany(rows_cap + 1) if rows_cap else []
             if not rows_cap and cur.fetchone() is not None:
                 rows = [()]
             columns = [{"name": d[0], "type": str(d[1])} for d in cur.description or []]
+            run.reusable = 0 < len(rows) <= rows_cap or (rows_cap > 0 and not rows)
         truncated = len(rows) > rows_cap
         if truncated:
             del rows[rows_cap:]

@@ -362,7 +362,7 @@ class JobManager:
         return row
 
     def close(self) -> None:
-        log.info("query paths used by this process: %s", self.stats)
+        log.warning("query paths used by this process: %s", self.stats)
         for job in list(self.running.values()):
             job.handle.cancel()
         self.pool.shutdown(wait=True, cancel_futures=True)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -132,10 +133,9 @@ async def request_refresh(svc: SyncService, reg: RegisteredTable, *, requested_b
             if _fresh(synced_at, target):
                 return RefreshOutcome(key, "already_fresh", synced_at, version, reg.freshness_s)
             kind, partitions = await target_partitions(svc, reg)
-            job, created = await anyio.to_thread.run_sync(
-                lambda kind=kind, partitions=partitions: store.claim(
-                    svc.control_url, table_key=key, kind=kind, partitions=partitions, requested_by=requested_by,
-                    reason=reason))
+            claim = functools.partial(store.claim, svc.control_url, table_key=key, kind=kind, partitions=partitions,
+                                      requested_by=requested_by, reason=reason)
+            job, created = await anyio.to_thread.run_sync(claim)
             if not created:
                 state = await jobs.observe(svc, job)
                 if state.job.active:

@@ -186,9 +186,14 @@ def test_daemon_restart_mid_run_loses_no_registration_and_no_watermark(instance:
     paths = {tuple(n["assetKey"]["path"]) for n in instance.graphql(ASSETS)["assetNodes"]}
     assert {tuple(EVENTS), tuple(ITEMS)} <= paths
 
-    # A run launched after the restart is dequeued by the new daemon.
-    again = _launch(instance, ITEMS)
-    assert _wait_done(instance, again) == "SUCCESS"
+    # Runs launched after the restart are dequeued by the new daemon, and two runs of the
+    # same table never overlap (dagster.yaml: one run per table pool and per table tag).
+    first_again, second_again = _launch(instance, ITEMS), _launch(instance, ITEMS)
+    assert _wait_done(instance, first_again) == "SUCCESS"
+    assert _wait_done(instance, second_again) == "SUCCESS"
+    spans = sorted((r["startTime"], r["endTime"]) for r in
+                   (instance.graphql(RUN, {"id": i})["runOrError"] for i in (first_again, second_again)))
+    assert spans[0][1] <= spans[1][0], f"two runs of one table overlapped: {spans}"
 
 
 def test_dropped_source_table_fails_clearly_keeps_served_data_and_marks_stale(instance: Platform) -> None:

@@ -214,3 +214,12 @@ def test_admin_reads_every_served_table(engine: QueryEngine) -> None:
     admin = Caller(kind="admin", subject="admin")
     r = engine.execute(admin, "select count(*) from demo.secret.vault")
     assert r.rows == [(3,)]
+
+
+def test_cursors_with_unfinished_results_are_never_reused(engine: QueryEngine, agent: Caller) -> None:
+    """DuckDB refuses new work on a cursor whose result was not read to the end."""
+    for _ in range(12):  # more than an instance keeps idle
+        assert engine.execute(agent, "select id from orders", max_rows=3).truncated
+        with engine.stream(agent, "select id from orders", max_rows=5, batch_rows=2) as stream:
+            assert sum(b.num_rows for b in stream) == 5
+        assert engine.execute(agent, "select count(*) from orders").rows == [(1000,)]

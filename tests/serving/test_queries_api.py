@@ -133,7 +133,7 @@ def test_truncation_and_row_caps(client: Any, agent: dict[str, Any]) -> None:
     body = run(client, agent["headers"], query="select id from orders").json()  # JSON cap 1000 < max_rows 2500
     assert (body["row_count"], body["truncated"], body["max_rows"]) == (1000, True, 1000)
     meta = run(client, agent["headers"], query="select id from orders", output_format="arrow").json()
-    assert (meta["row_count"], meta["truncated"]) == (2500, True)
+    assert (meta.get("row_count"), meta.get("truncated")) == (2500, True), meta
     assert_error(run(client, agent["headers"], query="select 1", max_rows=10_000), 413, rule="too_many_rows")
 
 
