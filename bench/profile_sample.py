@@ -123,7 +123,7 @@ def rss_mb(pid: int) -> float:
 def agent_headers(c: httpx.Client) -> dict[str, str]:
     r = c.post("/api/v1/auth/token", data={"username": "admin", "password": "bench-password"})
     admin = {"Authorization": f"Bearer {r.json()['access_token']}"}
-    swarm = c.post("/api/v1/admin/swarms", headers=admin, json={"name": "bench", "grants": [KEY]}).json()
+    swarm = c.post("/api/v1/admin/swarms", headers=admin, json={"name": f"bench-{secrets.token_hex(3)}", "grants": [KEY]}).json()
     tok = c.post("/api/v1/admin/tokens", headers=admin, json={"type": "agent", "swarm_id": swarm["id"], "name": "b"})
     return {"Authorization": f"Bearer {tok.json()['token']}"}
 

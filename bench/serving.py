@@ -141,6 +141,7 @@ def start(cmd: list[str], env: dict[str, str], url: str) -> subprocess.Popen[byt
             return proc
         except httpx.HTTPError:
             time.sleep(0.2)
+    stop(proc)
     raise RuntimeError(f"{cmd} did not start")
 
 
@@ -159,13 +160,23 @@ def _ms(value: str, unit: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def run_wrk(url: str, script: Path, conns: int, duration: float) -> dict[str, float]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_wrk(url: str, script: Path, conns: int, duration: float, pid: int | None = None) -> dict[str, float]:
+    cpu0 = cpu_seconds(pid) if pid else 0.0
     out = subprocess.run(["wrk", "-t1" if conns == 1 else "-t2", f"-c{conns}", f"-d{max(1, round(duration))}s", "--latency",
                           "-s", str(script), url], capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     pct = {p: _ms(v, u) for p, v, u in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)}
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    return {"rps": rps, "p50_ms": pct["50"], "p99_ms": pct["99"], "errors": int(non2xx.group(1)) if non2xx else 0}
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    cpu_ms = (cpu_seconds(pid) - cpu0) * 1000 / max(total, 1) if pid else 0.0
+    return {"rps": rps, "p50_ms": pct["50"], "p99_ms": pct["99"], "errors": int(non2xx.group(1)) if non2xx else 0,
+            "server_cpu_ms_per_req": round(cpu_ms, 3)}
 
 
 def main() -> None:
@@ -192,7 +203,8 @@ def main() -> None:
         print(f"published {args.rows} rows in {time.time() - t0:.1f} s", file=sys.stderr)
         env = dict(os.environ, AGENTS_DATA_HOME=str(home), DATABASE_URL=f"sqlite:///{home / 'control.db'}",
                    JWT_SECRET="bench-" + "s" * 40, ADMIN_PASSWORD=ADMIN_PASSWORD, LOG_LEVEL="warning",
-                   AGENT_REQUESTS_PER_MINUTE="100000000", AGENT_MAX_CONCURRENT_QUERIES="64")
+                   AGENT_REQUESTS_PER_MINUTE="100000000", AGENT_MAX_CONCURRENT_QUERIES="64",
+                   **({"TOKEN_CACHE_TTL_S": os.environ["BENCH_TOKEN_TTL"]} if os.environ.get("BENCH_TOKEN_TTL") else {}))
         bare_port, our_port = free_port(), free_port()
         procs.append(start([sys.executable, __file__, "--bare", str(db_file), "--port", str(bare_port)], env,
                            f"http://127.0.0.1:{bare_port}/"))
@@ -219,6 +231,7 @@ def main() -> None:
                                            path="/" if side == "bare" else "/api/v1/queries/execute"))
                 scripts[side, mode] = path
         urls = {"bare": f"http://127.0.0.1:{bare_port}", "ours": ours}
+        pids = {"bare": procs[0].pid, "ours": procs[1].pid}
         results: dict[str, dict[str, float]] = {}
         modes = args.modes.split(",")
         for mode in modes:
@@ -228,13 +241,15 @@ def main() -> None:
                 runs: dict[str, list[dict[str, float]]] = {"bare": [], "ours": []}
                 for _ in range(args.repeats):
                     for side in ("bare", "ours"):
-                        runs[side].append(run_wrk(urls[side], scripts[side, mode], conns, args.duration))
+                        runs[side].append(run_wrk(urls[side], scripts[side, mode], conns, args.duration, pids[side]))
                 for side in ("bare", "ours"):
                     med = sorted(runs[side], key=lambda r: r["p50_ms"])[len(runs[side]) // 2]
-                    med = dict(med, rps=statistics.median(r["rps"] for r in runs[side]))
+                    med = dict(med, rps=statistics.median(r["rps"] for r in runs[side]),
+                               server_cpu_ms_per_req=statistics.median(r["server_cpu_ms_per_req"] for r in runs[side]))
                     results[f"{side}_{mode}_c{conns}"] = med
                     print(f"{side:5s} {mode:8s} c={conns:<3d} {med['rps']:8.0f} req/s  p50 {med['p50_ms']:7.2f} ms  "
-                          f"p99 {med['p99_ms']:7.2f} ms  non-2xx {med['errors']:.0f}", file=sys.stderr)
+                          f"p99 {med['p99_ms']:7.2f} ms  cpu/req {med['server_cpu_ms_per_req']:.2f} ms  "
+                          f"non-2xx {med['errors']:.0f}", file=sys.stderr)
         ratios = {k[5:]: results[k]["p50_ms"] / results["bare_" + k[5:]]["p50_ms"]
                   for k in results if k.startswith("ours_") and not k.startswith("ours_literal")}
         summary = {
@@ -243,6 +258,9 @@ def main() -> None:
             "point_rps": round(results.get("ours_point_c16", {}).get("rps", 0.0), 1),
             "bare_point_rps": round(results.get("bare_point_c16", {}).get("rps", 0.0), 1),
             "literal_point_rps_c16": round(results.get("ours_literal_c16", {}).get("rps", 0.0), 1),
+            "cpu_ratio_vs_bare": {k: round(results[f"ours_{k}"]["server_cpu_ms_per_req"]
+                                           / max(results[f"bare_{k}"]["server_cpu_ms_per_req"], 1e-9), 3) for k in ratios},
+            "load_average": os.getloadavg(),
             "targets": {"p50_ratio_vs_bare": 1.3, "point_rps": 1000},
             "rows": args.rows, "cases": results,
         }

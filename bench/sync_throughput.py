@@ -64,7 +64,7 @@ def phase_limit(args: argparse.Namespace) -> dict[str, Any]:
         db = duckdb.connect(str(out))
         t0 = time.perf_counter()
         cur = con.cursor()
-        cur.execute(f"SELECT * FROM {TABLE}")  # noqa: S608 - constant
+        cur.execute(f"SELECT * FROM {TABLE}")
         rows, first = 0, True
         for batch in cur.fetch_arrow_batches():
             db.register("b", batch)
@@ -208,7 +208,7 @@ def demo_start(source: Any) -> str:
 
     with connect(dataclasses.replace(source.snowflake(), database="DEMO")) as con:
         cur = con.cursor()
-        cur.execute(f"SELECT MIN(ORDERED_AT) FROM {TABLE}")  # noqa: S608 - constant
+        cur.execute(f"SELECT MIN(ORDERED_AT) FROM {TABLE}")
         return str(cur.fetchone()[0].date())
 
 
@@ -226,7 +226,8 @@ def report(args: argparse.Namespace, seed_s: float, limits: list[dict], ours: li
         "peak_rss_mb": round(max(r["peak_rss_mb"] for r in ours), 1),
         "peak_rss_mb_limit": round(max(r["peak_rss_mb"] for r in limits), 1),
         "import_rss_mb_ours": round(max(r["base_rss_mb"] for r in ours), 1),
-        "one_partition_s": round(parts["one_partition_s"], 2), "one_partition_engine_s": round(parts["one_partition_engine_s"], 3),
+        "one_partition_s": round(parts["one_partition_s"], 2),
+        "one_partition_engine_s": round(parts["one_partition_engine_s"], 3),
         "one_partition_rows": parts["one_partition_rows"], "full_year_load_s": round(full_year_s, 2),
         "partition_vs_full_ratio": round(parts["one_partition_engine_s"] / engine_s, 4),
         "backfill_365_s": round(parts["backfill_365_s"], 2), "backfill_runs": parts["backfill_runs"],

@@ -4,8 +4,8 @@ Why slices: real Snowflake returns a result in chunks, but the local stand-in se
 result as one base64 Arrow block, so the only way to bound memory everywhere is to ask
 for bounded results: one partition window per query, or key ranges of an unpartitioned
 table sized by ``slice_rows``. Slices are fetched by ``workers`` connections at once so
-the source serialising one slice overlaps the client decoding another; a queue of one
-bounds what waits in memory.
+the source serialising one slice overlaps the client decoding and writing another; at
+most ``workers`` batches are alive at any time.
 """
 
 from __future__ import annotations
@@ -145,7 +145,12 @@ def key_range_slices(
 
 
 class Extraction:
-    """Iterate ``(slice, arrow batch)`` for every slice; per-slice statistics land in ``stats``."""
+    """Iterate ``(slice, arrow batch)`` for every slice; per-slice statistics land in ``stats``.
+
+    With several workers, a semaphore of ``workers`` permits bounds the batches alive at
+    once (being fetched, queued, or being written): a worker takes a permit before it asks
+    for a batch and the consumer returns it once the batch is written.
+    """
 
     def __init__(self, connect: Connect, table: RegisteredTable, columns: Sequence[str], slices: Sequence[Slice],
                  *, workers: int = 2) -> None:
@@ -154,6 +159,13 @@ class Extraction:
         self.workers = max(1, min(workers, len(self.slices)))
         self.stats: list[SliceStats] = []
         self._stop = threading.Event()
+        self._permits = threading.Semaphore(self.workers)
+
+    def _acquire(self) -> bool:
+        while not self._stop.is_set():
+            if self._permits.acquire(timeout=0.2):
+                return True
+        return False
 
     def _fetch(self, con: Any, piece: Slice) -> Iterator[pa.Table | pa.RecordBatch]:
         cur = con.cursor()
@@ -170,14 +182,6 @@ class Extraction:
             cur.close()
 
     def _worker(self, todo: queue.SimpleQueue[Slice], out: queue.Queue[Any]) -> None:
-        def put(item: Any) -> None:
-            while not self._stop.is_set():
-                try:
-                    out.put(item, timeout=0.2)
-                    return
-                except queue.Full:
-                    continue
-
         try:
             with self.connect() as con:
                 while not self._stop.is_set():
@@ -185,12 +189,18 @@ class Extraction:
                         piece = todo.get_nowait()
                     except queue.Empty:
                         break
-                    for batch in self._fetch(con, piece):
-                        put((piece, batch))
+                    if not self._acquire():
+                        return
+                    batches = self._fetch(con, piece)
+                    for batch in batches:
+                        out.put((piece, batch))  # never blocks: at most `workers` batches hold permits
+                        if not self._acquire():
+                            return
+                    self._permits.release()  # the permit taken for a batch that did not come
         except BaseException as e:  # handed to the consumer, which re-raises it
-            put(e)
+            out.put(e)
         finally:
-            put(_DONE)
+            out.put(_DONE)
 
     def __iter__(self) -> Iterator[tuple[Slice, pa.Table | pa.RecordBatch]]:
         if self.workers == 1:
@@ -202,7 +212,7 @@ class Extraction:
         todo: queue.SimpleQueue[Slice] = queue.SimpleQueue()
         for piece in self.slices:
             todo.put(piece)
-        out: queue.Queue[Any] = queue.Queue(maxsize=1)
+        out: queue.Queue[Any] = queue.Queue()
         threads = [threading.Thread(target=self._worker, args=(todo, out), daemon=True) for _ in range(self.workers)]
         for t in threads:
             t.start()
@@ -216,6 +226,8 @@ class Extraction:
                     raise item
                 else:
                     yield item
+                    del item  # drop the batch before handing its permit back
+                    self._permits.release()
         finally:
             self._stop.set()
             for t in threads:

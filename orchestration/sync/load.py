@@ -24,7 +24,7 @@ from shared.served import DATA_TABLE, Column
 STAGE_TABLE = "_stage"
 SNAPSHOT_COLUMN = "_SNAPSHOT_DATE"
 # The writer's own budget: DuckDB spills beyond it, so a big merge cannot grow RSS unbounded.
-WRITER_MEMORY_LIMIT = "128MB"
+WRITER_MEMORY_LIMIT = "64MB"
 WRITER_THREADS = 2
 
 
@@ -156,6 +156,12 @@ def count_rows(con: duckdb.DuckDBPyConnection, table: str = DATA_TABLE) -> int:
 
 
 def duplicate_keys(con: duckdb.DuckDBPyConnection, key: Sequence[str]) -> int:
-    """Rows beyond the first per primary key in the served table (0 when the key is unique)."""
-    row = con.execute(f"SELECT count(*) - count(DISTINCT ({qlist(key)})) FROM {qi(DATA_TABLE)}").fetchone()
+    """Rows beyond the first per primary key in the served table (0 when the key is unique).
+
+    A GROUP BY, unlike count(DISTINCT), spills to disk, so it fits the writer's memory limit.
+    """
+    keys = qlist(key)
+    row = con.execute(
+        f"SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM {qi(DATA_TABLE)} GROUP BY {keys} HAVING count(*) > 1)"
+    ).fetchone()
     return int(row[0]) if row else 0

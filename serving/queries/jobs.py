@@ -2,26 +2,14 @@
 
 Why this shape:
 - A query that finishes within ``wait_s`` costs no control-database write when its
-  format is JSON (the body goes back inline); the hot path of an agent loop is then one
-  thread hop and no I/O besides DuckDB.
+  format is JSON (the body goes back inline); the hot path of an agent loop is then no
+  I/O besides DuckDB, and no thread hop once the query text is known to be fast.
 - A query still running at ``wait_s``, or any file result (csv/parquet/arrow, served by
   link), is persisted as a ``QueryJobRow`` so any replica can report it and serve the
   file from ``<home>/results``. A per-job lock orders "request gives up waiting" against
   "worker finishes", so a row is inserted exactly once and never updated before it exists.
-- Known-fast queries run inline: a guarded JSON query text that ran ``INLINE_AFTER``
-  times, at best within ``INLINE_FAST_S``, runs on the event loop itself, like a bare
-  ASGI app would, because a thread hop (~60-200 µs, more under load) is most of a point
-  query's budget. The inline run has a time limit (``INLINE_BUDGET_S``): a query that
-  turns out slow is interrupted and re-run on a worker thread; its text then stays on
-  workers for ``INLINE_BAN_S``, and a token with ``STRIKES`` such interruptions within
-  ``STRIKE_WINDOW_S`` loses the inline path for that window. So a caller can stall the
-  loop for at most ``STRIKES × INLINE_BUDGET_S`` per window, even on purpose.
-- Known-short queries (best run under ``SHORT_S``) run on workers through a FIFO lane of
-  ``SHORT_SLOTS`` (about one per core): like a single-threaded server, they finish in
-  arrival order instead of all slowing down together (processor sharing doubles the
-  median latency at 16 concurrent requests for the same throughput). Unknown and long
-  queries bypass the lane, and a query that overstays ``4 × SHORT_S`` gives its slot back
-  (it keeps running), so a query that turns out long never holds back short ones.
+- Where a job runs (inline on the event loop, FIFO short lane, or a worker) is decided
+  by ``scheduling.Scheduler`` from what this replica learned about the query text.
 - Results are private: a job is visible to the token that ran it and to admin; anyone
   else gets the same 404 as for an unknown id. Expired results answer 410.
 - Cancel interrupts the cursor when the job runs on this replica; otherwise the row is
@@ -30,14 +18,11 @@ Why this shape:
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import logging
-import os
 import secrets
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -46,69 +31,17 @@ from sqlalchemy import update
 
 from serving.auth.caller import Caller
 from serving.lib.errors import ApiError, NotFound, QueryTimeout
-from serving.queries import formats
+from serving.queries import formats, scheduling
 from serving.queries.engine import QueryEngine
 from serving.queries.guard import GuardedQuery, sql_hash
-from serving.queries.watchdog import Handle, Watchdog
+from serving.queries.scheduling import Scheduler
+from serving.queries.watchdog import Handle
 from shared.control.db import session_scope
 from shared.control.models import QueryJobRow, utcnow
 from shared.settings import Settings
 
 log = logging.getLogger("agents_data.queries")
 ACTIVE = ("queued", "running")
-INLINE_AFTER = 3  # runs on a worker before a query text may run inline
-INLINE_FAST_S = 0.010  # ... and its best run must have been at most this long
-INLINE_BUDGET_S = 0.100  # time limit of an inline run before it is moved to a worker
-INLINE_BAN_S = 1.0  # a text interrupted inline stays on workers this long
-STRIKES, STRIKE_WINDOW_S = 3, 60.0  # inline interruptions that cost a token the inline path, and for how long
-SHORT_S = 0.25  # a query whose last run took at most this long goes through the FIFO short lane
-SHORT_SLOTS = max(2, os.cpu_count() or 2)
-_SPEED_ENTRIES = 10_000
-
-
-class _Speed:
-    """What this replica learned about one query text: runs, inline ban, best duration.
-
-    The best (not the last) duration classifies a text as short: runs slowed down by a
-    busy machine say nothing about the query itself.
-    """
-
-    __slots__ = ("banned_until", "best_s", "runs")
-
-    def __init__(self) -> None:
-        self.runs, self.banned_until, self.best_s = 0, 0.0, float("inf")
-
-
-class ShortLane:
-    """FIFO admission of short queries onto ``slots`` concurrent executions."""
-
-    def __init__(self, slots: int, watchdog: Watchdog) -> None:
-        self._sem = threading.Semaphore(slots)
-        self._watchdog = watchdog
-
-    @contextlib.contextmanager
-    def slot(self) -> Iterator[None]:
-        self._sem.acquire()
-        ticket = _Ticket(self._sem)
-        entry = self._watchdog.arm(4 * SHORT_S, ticket)
-        try:
-            yield
-        finally:
-            self._watchdog.disarm(entry)
-            ticket.expire()
-
-
-class _Ticket:
-    """One held lane slot; released once, at the end or when the query overstays."""
-
-    def __init__(self, sem: threading.Semaphore) -> None:
-        self._sem, self._lock, self._held = sem, threading.Lock(), True
-
-    def expire(self) -> None:
-        with self._lock:
-            if self._held:
-                self._held = False
-                self._sem.release()
 
 
 class ResultGone(ApiError):
@@ -158,10 +91,7 @@ class JobManager:
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="query")
         self.running: dict[str, Job] = {}
         self.replica = settings.api.replica_id
-        self._speed: dict[str, _Speed] = {}  # keyed by the rewritten SQL
-        self._strikes: dict[str, list[float]] = {}  # token -> monotonic times of inline interruptions
-        self.short_lane = ShortLane(SHORT_SLOTS, engine.watchdog)
-        self.stats = {"inline": 0, "inline_interrupted": 0, "worker": 0, "short_lane": 0}
+        self.sched = Scheduler(engine.watchdog)
         settings.results_path.mkdir(parents=True, exist_ok=True)
 
     def start(self, job: Job) -> Future[Job]:
@@ -170,42 +100,12 @@ class JobManager:
 
     # -- inline fast path ----------------------------------------------------------------
     def inline_ok(self, job: Job) -> bool:
-        if job.fmt != "json" or job.checked is None:
-            return False
-        speed = self._speed.get(job.checked.sql)
-        if speed is None or speed.runs < INLINE_AFTER or speed.best_s > INLINE_FAST_S:
-            return False
-        now = time.monotonic()
-        strikes = self._strikes.get(job.owner or "")
-        if strikes and len([t for t in strikes if now - t < STRIKE_WINDOW_S]) >= STRIKES:
-            return False
-        return speed.banned_until <= now
-
-    def _short(self, job: Job) -> bool:
-        speed = self._speed.get(job.checked.sql) if job.checked is not None else None
-        return speed is not None and speed.best_s <= SHORT_S
-
-    def _record(self, sql: str, seconds: float, *, interrupted: bool = False) -> None:
-        """Learn from one run; an inline run interrupted at its budget bans the text for ``INLINE_BAN_S``.
-
-        Slow-but-finished runs change nothing: on a loaded machine occasional slow runs are
-        noise, and the inline budget is what bounds the event loop's stall.
-        """
-        speed = self._speed.get(sql)
-        if speed is None:
-            if len(self._speed) >= _SPEED_ENTRIES:
-                self._speed.clear()
-            speed = self._speed[sql] = _Speed()
-        if interrupted:
-            speed.banned_until = time.monotonic() + INLINE_BAN_S
-        else:
-            speed.runs += 1
-            speed.best_s = min(speed.best_s, seconds)
+        return job.fmt == "json" and job.checked is not None and self.sched.inline_ok(job.checked.sql, job.owner)
 
     def run_inline(self, job: Job) -> bool:
         """Run ``job`` on the calling thread within ``INLINE_BUDGET_S``; False if it must go to a worker."""
         assert job.checked is not None
-        budget = min(job.timeout_s, INLINE_BUDGET_S)
+        budget = min(job.timeout_s, scheduling.INLINE_BUDGET_S)
         started = time.perf_counter()
         try:
             self._run_json(job, timeout_s=budget)
@@ -213,17 +113,11 @@ class JobManager:
         except QueryTimeout:
             if budget >= job.timeout_s:
                 raise
-            self._record(job.checked.sql, time.perf_counter() - started, interrupted=True)
-            self.stats["inline_interrupted"] += 1
-            now = time.monotonic()
-            strikes = self._strikes.setdefault(job.owner or "", [])
-            strikes[:] = [t for t in strikes if now - t < STRIKE_WINDOW_S] + [now]
-            if len(self._strikes) > _SPEED_ENTRIES:
-                self._strikes.clear()
+            self.sched.interrupted(job.checked.sql, job.owner)
             job.handle = Handle()
             return False
-        self._record(job.checked.sql, time.perf_counter() - started)
-        self.stats["inline"] += 1
+        self.sched.record(job.checked.sql, time.perf_counter() - started)
+        self.sched.stats["inline"] += 1
         job.finished_at = utcnow()
         job.done = True
         return True
@@ -231,10 +125,7 @@ class JobManager:
     # -- worker side -------------------------------------------------------------------
     def _work(self, job: Job) -> Job:
         try:
-            short = self._short(job)
-            self.stats["worker"] += 1
-            self.stats["short_lane"] += short
-            with self.short_lane.slot() if short else contextlib.nullcontext():
+            with self.sched.lane(self.sched.is_short(job.checked.sql if job.checked else None)):
                 if job.fmt == "json":
                     self._run_json(job)
                 else:
@@ -271,7 +162,7 @@ class JobManager:
         result = self.engine.execute_guarded(checked, params=job.params, max_rows=job.max_rows,
                                              timeout_s=timeout_s or job.timeout_s, handle=job.handle)
         if timeout_s is None:
-            self._record(checked.sql, time.perf_counter() - started)
+            self.sched.record(checked.sql, time.perf_counter() - started)
         job.row_count, job.truncated = result.row_count, result.truncated
         job.tables = [t.as_dict() for t in result.tables]
         payload = {"job_id": None, "status": "succeeded", "columns": result.columns, "rows": result.rows,
@@ -362,7 +253,7 @@ class JobManager:
         return row
 
     def close(self) -> None:
-        log.warning("query paths used by this process: %s", self.stats)
+        log.info("query paths used by this process: %s", self.sched.stats)
         for job in list(self.running.values()):
             job.handle.cancel()
         self.pool.shutdown(wait=True, cancel_futures=True)

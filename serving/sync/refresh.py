@@ -35,6 +35,7 @@ from serving.lib.errors import ServiceUnavailable
 from serving.lib.limits import get_limiter
 from serving.lib.services import Services
 from serving.sync import jobs, store
+from serving.sync.dagster import QUEUED
 from serving.sync.services import SyncService, dagster_calls, get_sync, synced_at_of
 from shared import registry
 from shared.partitions import is_partitioned
@@ -124,41 +125,56 @@ async def request_refresh(svc: SyncService, reg: RegisteredTable, *, requested_b
                           max_age_s: float | None = None, reason: str = "refresh",
                           on_new_run: Any = None) -> RefreshOutcome:
     """Coalesced refresh of one table (see module docstring). ``on_new_run()`` runs before a launch
-    (the per-agent refresh limit for ``min_freshness`` queries)."""
+    (the per-agent refresh limit for ``min_freshness`` queries).
+
+    With ``max_age_s`` the caller wants data no older than that *from now*: a run that started
+    reading the source earlier is not joined (a follow-up job is queued behind it instead).
+    """
     key = reg.key
     target = max_age_s if max_age_s is not None else reg.freshness_s
+    fresh_after = (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=max_age_s)) if max_age_s is not None else None
+    not_joinable: set[str] = set()
     with dagster_calls():
-        for _ in range(3):  # a job finishing while we look is re-evaluated
+        for _ in range(5):  # a job finishing, or found already started, while we look is re-evaluated
             synced_at, version = await _sync_state(svc, key)
             if _fresh(synced_at, target):
                 return RefreshOutcome(key, "already_fresh", synced_at, version, reg.freshness_s)
             kind, partitions = await target_partitions(svc, reg)
             claim = functools.partial(store.claim, svc.control_url, table_key=key, kind=kind, partitions=partitions,
-                                      requested_by=requested_by, reason=reason)
+                                      requested_by=requested_by, reason=reason, fresh_after=fresh_after,
+                                      not_joinable=frozenset(not_joinable))
             job, created = await anyio.to_thread.run_sync(claim)
             if not created:
                 state = await jobs.observe(svc, job)
-                if state.job.active:
+                started_too_early = (fresh_after is not None and state.job.status == "running"
+                                     and state.job.created_at < fresh_after)
+                if state.job.active and not started_too_early:
                     est = await estimate(svc, key, state.job)
                     return RefreshOutcome(key, "existing_job", synced_at, version, reg.freshness_s, state.job,
                                           est.total_s, est.basis)
                 if state.job.status == "succeeded" and target is None:
                     synced_at, version = await _sync_state(svc, key)
                     return RefreshOutcome(key, "already_fresh", synced_at, version, reg.freshness_s, state.job)
+                not_joinable.add(job.id)
                 continue
-            job = await _start(svc, job, reg, on_new_run)
+            job = await _start(svc, job, reg, on_new_run, fresh_after)
             est = await estimate(svc, key, job)
             outcome = "existing_job" if job.reason == "coalesced" else "started"
             return RefreshOutcome(key, outcome, synced_at, version, reg.freshness_s, job, est.total_s, est.basis)
     raise ServiceUnavailable(f"could not settle a refresh of {key}; retry", rule="refresh_contention")
 
 
-async def _start(svc: SyncService, job: store.SyncJob, reg: RegisteredTable, on_new_run: Any) -> store.SyncJob:
+async def _start(svc: SyncService, job: store.SyncJob, reg: RegisteredTable, on_new_run: Any,
+                 fresh_after: dt.datetime | None) -> store.SyncJob:
+    """Join a run someone else launched for the same target (if it reads the source late enough), else launch."""
     try:
         activity = await svc.client.asset_activity(reg.asset_key_path)
-        for run_id in (activity.in_progress + activity.unstarted)[:5]:
+        for run_id in (activity.unstarted + activity.in_progress)[:5]:
             run = await svc.client.run(run_id)
-            if run is not None and not run.terminal and (not job.partitions or run.partition in job.partitions):
+            if run is None or run.terminal or (job.partitions and run.partition not in job.partitions):
+                continue
+            started = run.started_at or run.created_at
+            if fresh_after is None or run.status in QUEUED or (started and started >= fresh_after.timestamp()):
                 return await jobs.attach(svc, job, run)
         if on_new_run is not None:
             on_new_run()

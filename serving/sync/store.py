@@ -93,10 +93,14 @@ def create(url: str, *, table_key: str, kind: str, partitions: list[str], reques
 
 
 def claim(url: str, *, table_key: str, kind: str, partitions: list[str], requested_by: str | None,
-          reason: str) -> tuple[SyncJob, bool]:
-    """The active job of ``table_key``, or a new ``launching`` one. Returns ``(job, created)``.
+          reason: str, fresh_after: dt.datetime | None = None,
+          not_joinable: frozenset[str] = frozenset()) -> tuple[SyncJob, bool]:
+    """The active job of ``table_key`` to join, or a new ``launching`` one. Returns ``(job, created)``.
 
-    Atomic across replicas: two concurrent claims for the same table give one new job.
+    Joinable: same partitions, and either not started yet (``launching``/``queued``: it will read
+    the source after now) or created at or after ``fresh_after`` (a caller wanting data no older
+    than N seconds must not join a run that read the source before that). Atomic across
+    replicas: concurrent claims for the same table give one new job.
     """
     with _sqlite_lock if url.startswith("sqlite") else nullcontext(), session_scope(url) as s:
         _lock_table(s, table_key)
@@ -107,12 +111,14 @@ def claim(url: str, *, table_key: str, kind: str, partitions: list[str], request
         ).all()
         now = utcnow()
         for row in rows:
-            age = (now - (aware(row.created_at) or now)).total_seconds()
-            if row.status == "launching" and row.dagster_id is None and age > LAUNCH_GRACE_S:
+            created = aware(row.created_at) or now
+            if row.status == "launching" and row.dagster_id is None and (now - created).total_seconds() > LAUNCH_GRACE_S:
                 row.status, row.finished_at = "failed", now
                 row.error = "launch interrupted: the API replica handling it stopped before Dagster accepted the run"
                 continue
-            if list(row.partitions or []) == list(partitions):  # same target: join it
+            if row.id in not_joinable or list(row.partitions or []) != list(partitions):
+                continue
+            if fresh_after is None or created >= fresh_after or row.status in ("launching", "queued"):
                 return _job(row), False
         row = SyncRequestRow(id=new_job_id(), table_key=table_key, kind=kind, status="launching",
                              partitions=partitions, requested_by=requested_by, reason=reason)

@@ -125,8 +125,9 @@ def test_replica_killed_while_refresh_pending(e2e_platform: Platform, agent: dic
     assert body["outcome"] == "started", body
     e2e_platform.kill_api("a")  # kill -9 while the run is queued or running
     with e2e_platform.apis["b"].client() as b:
-        joined = b.post(f"/api/v1/data/tables/{ITEMS}/refresh", json={"max_age_s": 0}, headers=agent).json()
-        if joined["outcome"] == "existing_job":  # still pending: B joins the job A launched
+        # Data younger than 30 s: A's job (created a moment ago) qualifies, so B joins it while it is pending.
+        joined = b.post(f"/api/v1/data/tables/{ITEMS}/refresh", json={"max_age_s": 30}, headers=agent).json()
+        if joined["outcome"] == "existing_job":
             assert joined["job_id"] == body["job_id"]
         _poll(b, body["poll_url"], agent)
         assert _count(b, agent) == 150

@@ -163,4 +163,5 @@ def sync(table: RegisteredTable, settings: Settings, source: Source, **kw: Any) 
     from orchestration.sync.engine import SyncRequest, sync_table
 
     kw.setdefault("slice_rows", 250_000)
-    return sync_table(SyncRequest(table=table, connect=connector(source.port, source.database), served_root=settings.served_path, **kw))
+    connect = connector(source.port, source.database)
+    return sync_table(SyncRequest(table=table, connect=connect, served_root=settings.served_path, **kw))

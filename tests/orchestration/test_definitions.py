@@ -56,13 +56,16 @@ def test_factory_makes_the_exact_asset(settings: Settings) -> None:
     key = dg.AssetKey(["demo", "public", "orders"])
     assert asset.key == key
     spec = asset.specs_by_key[key]
-    assert spec.group_name == GROUP_NAME and spec.kinds == {"snowflake", "duckdb"}
-    assert spec.description is not None and spec.description.startswith("All orders.")
+    assert spec.group_name == GROUP_NAME
+    assert spec.kinds == {"snowflake", "duckdb"}
+    assert spec.description is not None
+    assert spec.description.startswith("All orders.")
     assert spec.tags[TABLE_TAG] == "demo.public.orders"
     assert asset.op.pool == table_pool("demo.public.orders")
     assert spec.freshness_policy == dg.FreshnessPolicy.time_window(fail_window=dt.timedelta(hours=2))
     assert isinstance(asset.partitions_def, dg.TimeWindowPartitionsDefinition)
-    assert asset.backfill_policy is not None and asset.backfill_policy.max_partitions_per_run == 30
+    assert asset.backfill_policy is not None
+    assert asset.backfill_policy.max_partitions_per_run == 30
     assert {c.name for c in asset.check_specs} == {ROW_COUNT_CHECK, SCHEMA_DRIFT_CHECK, PRIMARY_KEY_CHECK}
 
 

@@ -33,7 +33,9 @@ def test_seed_once_and_register_the_demo_tables(settings: Settings, fakesnow_por
         cur = con.cursor()
         cur.execute(f"SELECT MIN(ORDERED_AT), MAX(ORDERED_AT), COUNT(DISTINCT CAST(ORDERED_AT AS DATE)) FROM {db}.PUBLIC.ORDERS")
         first, last, days = cur.fetchone()
-        assert first == dt.datetime(2024, 6, 1) and last.date() == dt.date(2025, 5, 31) and days == 365
+        assert first == dt.datetime(2024, 6, 1)
+        assert last.date() == dt.date(2025, 5, 31)
+        assert days == 365
         cur.execute(f"SELECT PAYLOAD:device::varchar, typeof(PAYLOAD) FROM {db}.PUBLIC.EVENTS LIMIT 1")
         device, _ = cur.fetchone()
         assert device in ("ios", "android", "web")
@@ -46,8 +48,10 @@ def test_seed_once_and_register_the_demo_tables(settings: Settings, fakesnow_por
     assert set(added) == keys
     assert demo.register_demo_tables(env_settings, source, database=db) == []  # only on first start
     regs = {r.table: r for r in registry.list_registered(settings.control_url)}
-    assert regs["ORDERS"].partition_kind == "daily" and regs["ORDERS"].partition_start == "2024-06-01"
-    assert regs["EVENTS"].strategy == "incremental" and regs["EVENTS"].cursor_column == "INGESTED_AT"
+    assert regs["ORDERS"].partition_kind == "daily"
+    assert regs["ORDERS"].partition_start == "2024-06-01"
+    assert regs["EVENTS"].strategy == "incremental"
+    assert regs["EVENTS"].cursor_column == "INGESTED_AT"
     assert all(r.schedule and r.freshness_s for r in regs.values())
 
 
@@ -56,7 +60,8 @@ def test_start_demo_source_serves_on_loopback_and_stops() -> None:
 
     port = free_port()
     with demo.demo_source(port, orders_rows=10) as source:
-        assert source.owned and (source.host, source.port) == ("127.0.0.1", port)
+        assert source.owned
+        assert (source.host, source.port) == ("127.0.0.1", port)
         con = snowflake.connector.connect(**connect_kwargs(port))
         try:
             cur = con.cursor()
@@ -64,7 +69,7 @@ def test_start_demo_source_serves_on_loopback_and_stops() -> None:
             assert cur.fetchone() == (1,)
         finally:
             con.close()
-    assert not demo._listening("127.0.0.1", port)  # noqa: SLF001
+    assert not demo._listening("127.0.0.1", port)
 
 
 def test_embedded_default_points_at_the_demo_port(settings: Settings) -> None:

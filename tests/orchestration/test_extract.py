@@ -21,13 +21,15 @@ ROWS, SLICE = 30_000, 2_500
 def test_slices_bound_rows_and_batches_alive(source: Source, workers: int, monkeypatch: pytest.MonkeyPatch) -> None:
     name = source.table("BIG")
     source.sql(f"CREATE TABLE {name} (ID NUMBER(18,0) NOT NULL, PAYLOAD VARCHAR)")
-    source.sql(f"INSERT INTO {name} SELECT n, REPEAT('x', 100) FROM (SELECT seq4() AS n FROM TABLE(GENERATOR(ROWCOUNT => {ROWS})))")
+    source.sql(f"INSERT INTO {name} SELECT n, REPEAT('x', 100) "
+               f"FROM (SELECT seq4() AS n FROM TABLE(GENERATOR(ROWCOUNT => {ROWS})))")
     table = source.register("BIG")
     connect = connector(source.port, source.database)
     with connect() as con:
         cols = table_columns(con, source.database, "S", "BIG")
         slices, total = key_range_slices(con, table, cols[0], base=Slice("all"), slice_rows=SLICE)
-    assert total == ROWS and len(slices) >= ROWS // SLICE
+    assert total == ROWS
+    assert len(slices) >= ROWS // SLICE
 
     alive: set[int] = set()
     peak = 0
@@ -48,5 +50,5 @@ def test_slices_bound_rows_and_batches_alive(source: Source, workers: int, monke
         peak = max(peak, len(alive))
     assert seen == ROWS
     assert max(s.rows for s in extraction.stats) <= SLICE * 1.2
-    assert peak <= workers + 2  # the consumer's batch, one queued, one per worker waiting to hand over
+    assert peak <= workers  # one permit per batch alive: being written, queued, or being fetched
     assert all(s.query_id for s in extraction.stats)

@@ -30,8 +30,10 @@ def test_unreachable_source_fails_the_run_and_leaves_served_data(seeded, sync_se
     result = materialize(table, sync_settings, port=dead, network_timeout_s=3)
     message = failure_message(result)
     assert "Snowflake source unreachable or credentials refused" in message
-    assert f"127.0.0.1:{dead}" in message and f"still version {before.version}" in message
-    assert current(sync_settings, table) == before and served_files(sync_settings, table) == files
+    assert f"127.0.0.1:{dead}" in message
+    assert f"still version {before.version}" in message
+    assert current(sync_settings, table) == before
+    assert served_files(sync_settings, table) == files
 
 
 class _RefusingLogin(BaseHTTPRequestHandler):
@@ -65,10 +67,12 @@ def refusing_port() -> Iterator[int]:
 
 def test_wrong_credentials_fail_the_run_with_a_clear_message(seeded, sync_settings: Settings, refusing_port: int) -> None:  # type: ignore[no-untyped-def]
     table, before, files = seeded
-    result = materialize(table, sync_settings, port=refusing_port, password="wrong", network_timeout_s=5)
+    result = materialize(table, sync_settings, port=refusing_port, password="wrong", network_timeout_s=5)  # noqa: S106
     message = failure_message(result)
-    assert "credentials refused" in message and "Incorrect username or password" in message
-    assert current(sync_settings, table) == before and served_files(sync_settings, table) == files
+    assert "credentials refused" in message
+    assert "Incorrect username or password" in message
+    assert current(sync_settings, table) == before
+    assert served_files(sync_settings, table) == files
 
 
 def test_a_dropped_source_table_fails_clearly(seeded, source: Source, sync_settings: Settings) -> None:  # type: ignore[no-untyped-def]
@@ -92,7 +96,8 @@ def test_malformed_partition_keys_are_rejected_with_the_valid_format(source: Sou
     table = source.register("T", partitioning={"kind": kind, "column": "TS", "start": "2025-01-01"})
     with pytest.raises(sp.PartitionKeyError, match="partition key") as err:
         sp.validate_partition_key(table, bad)
-    assert hint in str(err.value) and repr(bad) in str(err.value)
+    assert hint in str(err.value)
+    assert repr(bad) in str(err.value)
 
 
 def test_static_keys_name_the_valid_values(source: Source) -> None:

@@ -67,14 +67,15 @@ def test_kill_9_at_random_points_keeps_the_last_complete_version(source: Source,
     # Started first so its imports overlap the baseline runs below.
     server = subprocess.Popen([sys.executable, str(Path(__file__).with_name("kill_child.py")), json.dumps(cfg)],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT,
-                              preexec_fn=_reset_signals)  # noqa: PLW1509
-    assert server.stdin is not None and server.stdout is not None
+                              preexec_fn=_reset_signals)  # noqa: PLW1509 - no threads in this test process do fork work
+    assert server.stdin is not None
+    assert server.stdout is not None
     t0 = time.monotonic()
     assert materialize(full, sync_settings, slice_rows=SLICE_ROWS).success
     assert materialize(part, sync_settings, tags={"dagster/asset_partition_range_start": "2025-01-01",
                                                   "dagster/asset_partition_range_end": "2025-01-03"}).success
     cycle = time.monotonic() - t0
-    rng = random.Random(20261125)  # noqa: S311 - reproducible kill points
+    rng = random.Random(20261125)  # noqa: S311 - reproducible kill points, not cryptography
     versions, interrupted = set(), 0
     try:
         assert server.stdout.readline().strip() == "READY"

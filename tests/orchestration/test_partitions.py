@@ -24,7 +24,8 @@ def _table(kind: str, **raw: object) -> RegisteredTable:
     ("kind", "last", "window"),
     [
         ("daily", "2025-03-09", (dt.datetime(2025, 3, 9, tzinfo=dt.UTC), dt.datetime(2025, 3, 10, tzinfo=dt.UTC))),
-        ("hourly", "2025-03-10-13:00", (dt.datetime(2025, 3, 10, 13, tzinfo=dt.UTC), dt.datetime(2025, 3, 10, 14, tzinfo=dt.UTC))),
+        ("hourly", "2025-03-10-13:00",
+         (dt.datetime(2025, 3, 10, 13, tzinfo=dt.UTC), dt.datetime(2025, 3, 10, 14, tzinfo=dt.UTC))),
         ("monthly", "2025-02-01", (dt.datetime(2025, 2, 1, tzinfo=dt.UTC), dt.datetime(2025, 3, 1, tzinfo=dt.UTC))),
     ],
 )
@@ -48,18 +49,21 @@ def test_static_snapshot_and_unpartitioned() -> None:
 
     snap = dataclasses.replace(_table("none", strategy="snapshot"), registered_at="2025-03-01")
     pdef = partitions_def_for(snap)
-    assert pdef is not None and pdef.get_partition_keys(current_time=NOW)[-1] == "2025-03-10"  # today exists
+    assert pdef is not None
+    assert pdef.get_partition_keys(current_time=NOW)[-1] == "2025-03-10"
     assert sp.latest_key(snap, NOW) == "2025-03-10"
 
     plain = _table("none")
-    assert partitions_def_for(plain) is None and backfill_policy_for(plain) is None
+    assert partitions_def_for(plain) is None
+    assert backfill_policy_for(plain) is None
     with pytest.raises(sp.PartitionKeyError, match="not partitioned"):
         sp.validate_partition_key(plain, "2025-01-01")
 
 
 def test_backfills_take_ranges_of_partitions_per_run() -> None:
     policy = backfill_policy_for(_table("daily"))
-    assert policy is not None and policy.max_partitions_per_run == MAX_PARTITIONS_PER_RUN
+    assert policy is not None
+    assert policy.max_partitions_per_run == MAX_PARTITIONS_PER_RUN
     assert backfill_policy_for(_table("none", strategy="snapshot")).max_partitions_per_run is None  # type: ignore[union-attr]
 
 

@@ -34,7 +34,7 @@ def test_credentials_are_env_vars_when_set(settings: Settings) -> None:
     resource = snowflake_resource(Settings.from_env({**env, "AGENTS_DATA_HOME": settings.home}), env=env)
     for field, var in [("account", "SNOWFLAKE_ACCOUNT"), ("user", "SNOWFLAKE_USER"), ("password", "SNOWFLAKE_PASSWORD"),
                        ("warehouse", "SNOWFLAKE_WAREHOUSE"), ("role", "SNOWFLAKE_ROLE")]:
-        assert resource._get_non_default_public_field_values()[field] == dg.EnvVar(var)  # noqa: SLF001
+        assert resource._get_non_default_public_field_values()[field] == dg.EnvVar(var)
     assert "host" not in (resource.additional_snowflake_connection_args or {})  # real account: connector default
 
 
@@ -42,7 +42,8 @@ def test_keyword_host_port_are_silently_dropped_by_dagster_snowflake() -> None:
     """The trap the factory avoids (FACTS.md): if this starts failing, dagster-snowflake changed."""
     kwargs = {"account": "fakesnow", "user": "u", "password": "p", "host": "127.0.0.1", "port": 1, "protocol": "http"}
     resource = SnowflakeResource(**kwargs)  # type: ignore[arg-type]
-    assert "host" not in resource._connection_args and "port" not in resource._connection_args  # noqa: SLF001
+    assert "host" not in resource._connection_args
+    assert "port" not in resource._connection_args
 
 
 def test_embedded_default_points_at_the_demo_port(settings: Settings) -> None:
@@ -56,7 +57,8 @@ def test_served_resource_defaults_come_from_settings(settings: Settings, monkeyp
 
     monkeypatch.setattr(ServedDataResource, "settings", lambda self: dataclasses.replace(settings))
     res = ServedDataResource()
-    assert res.served_root() == settings.served_path and res.control_db() == settings.control_url
+    assert res.served_root() == settings.served_path
+    assert res.control_db() == settings.control_url
     assert res.rows_per_slice() == settings.snowflake.slice_rows
     assert ServedDataResource(home="/x", slice_rows=7).served_root().as_posix() == "/x/served"
     assert resources.SNOWFLAKE_RESOURCE_KEY == "snowflake"

@@ -45,7 +45,8 @@ def test_daily_partition_is_exactly_its_window_and_a_rerun_replaces_it(source: S
     assert _days(sync_settings, table) == {"2025-01-01": 24, "2025-01-02": 25}
     assert rows(sync_settings, table, "SELECT count(*) - count(DISTINCT ID) FROM data") == [(0,)]
     manifest = current(sync_settings, table)
-    assert manifest is not None and sorted(manifest.partitions) == ["2025-01-01", "2025-01-02"]
+    assert manifest is not None
+    assert sorted(manifest.partitions) == ["2025-01-01", "2025-01-02"]
     assert manifest.partitions["2025-01-02"]["rows"] == 25
 
 
@@ -123,8 +124,11 @@ def test_incremental_merges_on_the_key_keeping_the_highest_cursor(source: Source
     assert meta["watermark"] == "2025-01-01T10:31:00"
     assert meta["rows_written"] == 6  # IDs 9 and 10 (inside the lookback), 5, 11 twice, 12: the delta only
     got = dict(rows(sync_settings, table, "SELECT ID, V FROM data"))
-    assert got[5] == "v5 new" and got[11] == "second 11" and got[12] == "late, inside the lookback"
-    assert 13 not in got and len(got) == 12
+    assert got[5] == "v5 new"
+    assert got[11] == "second 11"
+    assert got[12] == "late, inside the lookback"
+    assert 13 not in got
+    assert len(got) == 12
     assert rows(sync_settings, table, "SELECT count(*) - count(DISTINCT ID) FROM data") == [(0,)]
     assert current(sync_settings, table).watermark == "2025-01-01T10:31:00"  # type: ignore[union-attr]
 
@@ -153,4 +157,5 @@ def test_snapshot_asset_takes_todays_partition(source: Source, sync_settings: Se
     table = source.register("P", strategy="snapshot")
     today = sp.latest_key(table)
     meta = materialization(materialize(table, sync_settings, partition_key=today))
-    assert meta["dagster/row_count"] == 2 and meta["mode"] == "snapshot"
+    assert meta["dagster/row_count"] == 2
+    assert meta["mode"] == "snapshot"

@@ -17,7 +17,6 @@ from tests.conftest import publish_table
 from tests.serving.helpers import assert_error
 
 ORDERS, CUSTOMERS, SALES_ORDERS, VAULT = "demo.public.orders", "demo.public.customers", "demo.sales.orders", "demo.secret.vault"
-NOW = dt.datetime.now(dt.UTC)
 
 
 def register(url: str, key: str, *, freshness_s: int | None = None, description: str = "") -> None:
@@ -41,7 +40,8 @@ def world(client: Any, api_settings: Settings, make_swarm: Any, agent_headers: A
     publish_table(served, SALES_ORDERS, "select 1 as id")
     publish_table(served, VAULT, "select 'CANARY_catalog' as secret")
     register(url, ORDERS, freshness_s=3600, description="All orders")
-    status(url, ORDERS, last_success_at=NOW - dt.timedelta(minutes=5), last_run_status="succeeded")
+    now = dt.datetime.now(dt.UTC)
+    status(url, ORDERS, last_success_at=now - dt.timedelta(minutes=5), last_run_status="succeeded")
     register(url, "demo.public.pending")  # registered and granted, never synced
     swarm = make_swarm([ORDERS, CUSTOMERS, "demo.public.pending", "demo.public.ghost"])
     wide = make_swarm([ORDERS, SALES_ORDERS])
@@ -98,15 +98,16 @@ def test_ambiguous_short_name_lists_only_the_callers_tables(client: Any, world: 
 
 def test_freshness_statuses(client: Any, world: dict[str, Any], make_swarm: Any, agent_headers: Any) -> None:
     url, served = world["url"], world["served"]
+    now = dt.datetime.now(dt.UTC)
     keys = {name: f"demo.fresh.{name}" for name in ("late", "broken", "flagged", "recovered")}
     for key in keys.values():
         publish_table(served, key, "select 1 as x")
         register(url, key, freshness_s=600)
-    status(url, keys["late"], last_success_at=NOW - dt.timedelta(hours=2))
-    status(url, keys["broken"], last_success_at=NOW - dt.timedelta(hours=3), last_failure_at=NOW - dt.timedelta(hours=1),
+    status(url, keys["late"], last_success_at=now - dt.timedelta(hours=2))
+    status(url, keys["broken"], last_success_at=now - dt.timedelta(hours=3), last_failure_at=now - dt.timedelta(hours=1),
            last_run_status="failed", last_error="Snowflake said: table vanished\nstack…")
-    status(url, keys["flagged"], last_success_at=NOW, stale=True, stale_reason="source schema changed")
-    status(url, keys["recovered"], last_success_at=NOW - dt.timedelta(minutes=1), last_failure_at=NOW - dt.timedelta(hours=1))
+    status(url, keys["flagged"], last_success_at=now, stale=True, stale_reason="source schema changed")
+    status(url, keys["recovered"], last_success_at=now - dt.timedelta(minutes=1), last_failure_at=now - dt.timedelta(hours=1))
     h = agent_headers(make_swarm(sorted(keys.values()))["id"])
     got = {t["name"]: t["freshness"] for t in client.get("/api/v1/data/tables", headers=h).json()["tables"]}
     assert got["late"]["status"] == "stale"

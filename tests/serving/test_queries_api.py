@@ -20,7 +20,7 @@ from pyarrow import ipc
 from sqlalchemy import select, update
 
 from serving.lib.audit import get_audit
-from serving.queries import jobs as jobs_module
+from serving.queries import scheduling
 from serving.queries.services import get_jobs
 from shared.control.db import session_scope
 from shared.control.models import AuditRow, QueryJobRow
@@ -257,19 +257,19 @@ def test_every_query_is_audited(client: Any, agent: dict[str, Any], services: An
 def test_known_fast_queries_run_inline_and_slow_ones_fall_back(client: Any, agent: dict[str, Any], services: Any,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     h = agent["headers"]
-    monkeypatch.setattr(jobs_module, "INLINE_FAST_S", 1.0)  # the test machine may be loaded
+    monkeypatch.setattr(scheduling, "INLINE_FAST_S", 1.0)  # the test machine may be loaded
     sql = "select count(*) as n from range(0, ?) t(i) where i % 3 = 0"
-    for _ in range(jobs_module.INLINE_AFTER + 1):
+    for _ in range(scheduling.INLINE_AFTER + 1):
         assert run(client, h, query=sql, params=[30]).json()["rows"] == [[10]]
     manager = get_jobs(services)
-    [speed] = [v for k, v in manager._speed.items() if "range" in k.lower()]
-    assert speed.runs >= jobs_module.INLINE_AFTER
-    monkeypatch.setattr(jobs_module, "INLINE_BUDGET_S", 0.05)
+    [speed] = [v for k, v in manager.sched.speeds.items() if "range" in k.lower()]
+    assert speed.runs >= scheduling.INLINE_AFTER
+    monkeypatch.setattr(scheduling, "INLINE_BUDGET_S", 0.05)
     r = run(client, h, query=sql, params=[300_000_000], wait_s=60)  # slow: interrupted inline, re-run on a worker
     assert r.status_code == 200
     assert r.json()["rows"] == [[100_000_000]]
     assert speed.banned_until > 0  # banned from the inline path for a while
-    assert manager.stats["inline_interrupted"] == 1
+    assert manager.sched.stats["inline_interrupted"] == 1
 
 
 def test_min_freshness_asks_the_sync_feature_with_the_tables_read(client: Any, agent: dict[str, Any],

@@ -38,8 +38,8 @@ REFRESH = "/api/v1/data/tables/{}/refresh"
 
 @pytest.fixture
 def api_settings(settings: Settings) -> Settings:
-    """Four refreshes per minute per agent, so the limit is reachable in a test."""
-    return dataclasses.replace(settings, query=dataclasses.replace(settings.query, refresh_per_minute=4))
+    """Five refreshes per minute per agent, so the limit is reachable in a test."""
+    return dataclasses.replace(settings, query=dataclasses.replace(settings.query, refresh_per_minute=5))
 
 
 @pytest.fixture
@@ -94,6 +94,24 @@ def test_refresh_starts_then_coalesces_then_is_fresh(client: Client, agent: dict
     assert forced["eta_basis"] == "median of 1 recent sync"
 
 
+def test_max_age_never_joins_a_run_that_already_read_the_source(client: Client, agent: dict[str, str],
+                                                                 fake_dagster: FakeDagster) -> None:
+    """Data inserted after a run started is not in it: ``max_age_s`` queues a follow-up instead."""
+    first = _refresh(client, agent, max_age_s=0).json()
+    queued = _refresh(client, agent, max_age_s=0).json()  # not started yet: it will read the source later
+    assert queued["outcome"] == "existing_job"
+    assert queued["job_id"] == first["job_id"]
+    fake_dagster.start(next(iter(fake_dagster.runs)))
+    time.sleep(0.05)
+    follow_up = _refresh(client, agent, max_age_s=0).json()
+    assert follow_up["outcome"] == "started"
+    assert follow_up["job_id"] != first["job_id"]
+    assert len(fake_dagster.runs) == 2
+    joined = _refresh(client, agent, max_age_s=0).json()  # the follow-up is queued: join it
+    assert joined["job_id"] == follow_up["job_id"]
+    assert len(fake_dagster.runs) == 2
+
+
 def test_refresh_joins_a_run_launched_elsewhere(client: Client, agent: dict[str, str],
                                                 fake_dagster: FakeDagster) -> None:
     scheduled = fake_dagster.add_run(["demo", "synctest", "items"], status="STARTED")
@@ -125,10 +143,10 @@ def test_refresh_ungranted_is_not_found_and_rate_limited(client: Client, agent: 
     assert ungranted["code"] == missing["code"]
     assert "items" in ungranted["message"]
     assert "nothing" in missing["message"]
-    for _ in range(4):
+    for _ in range(5):
         assert _refresh(client, agent).status_code in (200, 202)
     limited = assert_error(_refresh(client, agent), 429, rule="refresh_rate_limit")
-    assert limited["details"]["limit"] == 4
+    assert limited["details"]["limit"] == 5
 
 
 def test_estimate_is_median_of_recent_syncs(client: Client, agent: dict[str, str], api_settings: Settings) -> None:
