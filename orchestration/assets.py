@@ -14,6 +14,7 @@ happened and that the served data is untouched.
 import datetime as dt
 import re
 from collections.abc import Iterable
+from typing import Any
 
 import dagster as dg
 from dagster_snowflake import SnowflakeResource
@@ -70,14 +71,14 @@ def _definition_metadata(table: RegisteredTable) -> dict[str, object]:
     return meta
 
 
-def _result_metadata(outcome: SyncOutcome) -> dict[str, object]:
+def _result_metadata(outcome: SyncOutcome) -> dict[str, Any]:
     m = outcome.manifest
     schema = dg.TableSchema(columns=[
         dg.TableColumn(name=c.name, type=c.type, description=c.description or None,
                        constraints=dg.TableColumnConstraints(nullable=c.nullable))
         for c in m.columns
     ])
-    meta: dict[str, object] = {
+    meta: dict[str, Any] = {
         "dagster/row_count": m.row_count,
         "dagster/column_schema": schema,
         "served_version": m.version,

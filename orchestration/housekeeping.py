@@ -10,6 +10,7 @@ them settings, the instance's run history, and log what they did.
 import dataclasses
 import datetime as dt
 from collections.abc import Iterable
+from typing import Any
 
 import dagster as dg
 
@@ -40,12 +41,11 @@ class HousekeepingResource(dg.ConfigurableResource):
 
     def settings(self) -> Settings:
         base = get_settings()
-        changes = {k: v for k, v in (("home", self.home), ("database_url", self.control_url)) if v}
-        return dataclasses.replace(base, **changes) if changes else base
+        return dataclasses.replace(base, home=self.home or base.home, database_url=self.control_url or base.database_url)
 
 
 def _output(report: hk.Report) -> dg.Output:
-    meta: dict[str, object] = {k: dg.MetadataValue.int(v) for k, v in report.counts.items()}
+    meta: dict[str, Any] = {k: dg.MetadataValue.int(v) for k, v in report.counts.items()}
     if report.details:
         meta["details"] = dg.MetadataValue.md("\n".join(f"- {d}" for d in report.details))
     return dg.Output(report.counts, metadata=meta)

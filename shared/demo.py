@@ -187,7 +187,8 @@ def register_demo_tables(settings: Settings, source: DemoSource | None = None, *
     with connect(sf) as con:
         cur = con.cursor()
         cur.execute(f"SELECT MIN(ORDERED_AT) FROM {database}.{DEMO_SCHEMA}.ORDERS")
-        first = cur.fetchone()[0]
+        row = cur.fetchone()
+        first = row[0] if row else None
         cur.close()
         start = (first.date() if first else dt.datetime.now(dt.UTC).date()).isoformat()
         for raw in registrations(orders_start=start):

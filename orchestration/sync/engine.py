@@ -200,7 +200,7 @@ def _write(req: SyncRequest, planned: _Planned, timings: dict[str, float], t0: f
         if staged:
             load.create_table(con, load.STAGE_TABLE, columns, temp=True)
         constants: dict[str, Any] = {load.SNAPSHOT_COLUMN: dt.date.fromisoformat(snap_key)} if snap_key else {}
-        written, per_key = 0, {}
+        written, per_key = 0, dict[str, int]()
         t1 = time.perf_counter()
         extraction = Extraction(req.connect, table, [c.name for c in cols], slices, workers=req.workers)
         try:

@@ -386,6 +386,21 @@ class DagsterClient:
             error=(result.get("error") or {}).get("message"),
         )
 
+    async def recent_durations(self, tag_key: str, tag_value: str, *, limit: int = 10) -> list[float]:
+        """Creation-to-end seconds of the latest successful runs carrying this tag, newest first."""
+        query = """
+        query Durations($filter: RunsFilter, $limit: Int) {
+          runsOrError(filter: $filter, limit: $limit) { __typename ... on Runs { results { creationTime endTime } } }
+        }"""
+        variables = {"filter": {"tags": [{"key": tag_key, "value": tag_value}], "statuses": ["SUCCESS"]},
+                     "limit": limit}
+        data = await self.execute(query, variables)
+        runs = data["runsOrError"]
+        if runs["__typename"] != "Runs":
+            return []
+        return [r["endTime"] - r["creationTime"] for r in runs.get("results") or []
+                if r.get("endTime") and r.get("creationTime") and r["endTime"] >= r["creationTime"]]
+
     async def asset_activity(self, path: Sequence[str]) -> AssetActivity:
         """Runs queued or in progress for an asset, whoever launched them (schedules, sensors, UI)."""
         query = """

@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
+import statistics
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -35,9 +36,10 @@ from serving.lib.errors import ServiceUnavailable
 from serving.lib.limits import get_limiter
 from serving.lib.services import Services
 from serving.sync import jobs, store
-from serving.sync.dagster import QUEUED
+from serving.sync.dagster import QUEUED, DagsterError, DagsterUnavailable
 from serving.sync.services import SyncService, dagster_calls, get_sync, synced_at_of
 from shared import registry
+from shared.dagster_names import TABLE_TAG
 from shared.partitions import is_partitioned
 from shared.registry import RegisteredTable
 
@@ -80,11 +82,22 @@ class RefreshOutcome:
 
 
 async def estimate(svc: SyncService, key: str, job: store.SyncJob | None) -> Estimate:
-    typical, n = await anyio.to_thread.run_sync(store.typical_duration_s, svc.control_url, key)
-    if typical is not None:
-        est = Estimate(typical, f"median of {n} recent sync{'s' if n != 1 else ''}")
+    """Expected request-to-done seconds: the median of the table's recent successful runs in Dagster
+    (whoever launched them), else of the jobs in the control DB, else a default; minus what the
+    current job has already spent."""
+    try:
+        durations = await svc.client.recent_durations(TABLE_TAG, key)
+    except (DagsterError, DagsterUnavailable):
+        durations = []
+    if durations:
+        n = len(durations)
+        est = Estimate(statistics.median(durations), f"median of {n} recent run{'s' if n != 1 else ''}")
     else:
-        est = Estimate(DEFAULT_ESTIMATE_S, "default (no sync of this table measured yet)")
+        typical, n = await anyio.to_thread.run_sync(store.typical_duration_s, svc.control_url, key)
+        if typical is not None:
+            est = Estimate(typical, f"median of {n} recent sync{'s' if n != 1 else ''}")
+        else:
+            est = Estimate(DEFAULT_ESTIMATE_S, "default (no sync of this table measured yet)")
     if job is not None:
         spent = (dt.datetime.now(dt.UTC) - job.created_at).total_seconds()
         return Estimate(round(max(0.5, est.total_s - spent), 1), est.basis)

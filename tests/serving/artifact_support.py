@@ -85,7 +85,7 @@ def moto_server(workdir: Path) -> Iterator[str]:
     port = free_port()
     log_path = workdir / "moto.log"
     with open(log_path, "wb") as log:
-        env = {**os.environ, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
+        env = {**os.environ, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", **bytecode_cache_env()}
         proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
                                 stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=reset_signals)  # noqa: PLW1509
         try:
@@ -111,7 +111,7 @@ def api_server(env: Mapping[str, str], workdir: Path) -> Iterator[tuple[str, int
     with open(log_path, "wb") as log:
         full_env = {**os.environ, **env, "PYTHONPATH": str(ROOT), **bytecode_cache_env()}
         cmd = [sys.executable, "-m", "uvicorn", "--factory", "serving.app:create_app", "--host", "127.0.0.1",
-               "--port", str(port), "--log-level", "warning", "--no-access-log"]
+               "--port", str(port), "--log-level", "warning", "--no-access-log", "--timeout-graceful-shutdown", "2"]
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=full_env,
                                 preexec_fn=reset_signals)  # noqa: PLW1509
         try:

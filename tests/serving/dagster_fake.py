@@ -211,6 +211,13 @@ class FakeDagster:
             events.append({"__typename": "RunFailureEvent", "message": "Execution of run failed.", "error": None})
         return {"logsForRun": {"__typename": "EventConnection", "events": events}}
 
+    def _op_Durations(self, v: dict[str, Any]) -> dict[str, Any]:
+        tags = {t["key"]: t["value"] for t in v["filter"]["tags"]}
+        runs = [r for r in reversed(list(self.runs.values()))
+                if r.status == "SUCCESS" and all(r.tags.get(k) == val for k, val in tags.items())]
+        return {"runsOrError": {"__typename": "Runs", "results": [
+            {"creationTime": r.created, "endTime": r.ended} for r in runs[: v.get("limit") or 10]]}}
+
     def _op_Latest(self, v: dict[str, Any]) -> dict[str, Any]:
         out = []
         for key in v["keys"]:

@@ -171,7 +171,7 @@ def test_client_disconnect_mid_upload_leaves_nothing(api: Api) -> None:
 
 
 def test_concurrent_uploads(api: Api) -> None:
-    payloads = [os.urandom(200_000 + i) for i in range(8)]
+    payloads = [os.urandom(100_000 + i) for i in range(6)]
 
     def one(data: bytes) -> dict[str, str]:
         r = httpx.post(f"{api.url}/api/v1/artifacts", headers=api.headers, timeout=30,
@@ -179,7 +179,7 @@ def test_concurrent_uploads(api: Api) -> None:
         assert r.status_code == 201, r.text
         return r.json()  # type: ignore[no-any-return]
 
-    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
         arts = list(pool.map(one, payloads))
     for art, data in zip(arts, payloads, strict=True):
         assert art["sha256"] == hashlib.sha256(data).hexdigest()

@@ -91,7 +91,7 @@ def test_refresh_starts_then_coalesces_then_is_fresh(client: Client, agent: dict
     # asking for younger data than the target forces a new run, with an estimate from history
     forced = _refresh(client, agent, max_age_s=0).json()
     assert forced["outcome"] == "started"
-    assert forced["eta_basis"] == "median of 1 recent sync"
+    assert forced["eta_basis"] == "median of 1 recent run"  # from Dagster's run history
 
 
 def test_max_age_never_joins_a_run_that_already_read_the_source(client: Client, agent: dict[str, str],
@@ -258,3 +258,25 @@ def test_min_freshness_timeout_and_failure_are_clear(client: Client, agent: dict
     fake_dagster.fail_runs_with = "DagsterAssetCheckFailedError: row count"  # the retry fails too
     failed = assert_error(_query(client, agent, min_freshness=1, wait_s=5), 503, rule="refresh_failed")
     assert "row count" in failed["message"]
+
+
+def test_store_latest_job_and_failure_never_hides_a_later_success(claims_url: str) -> None:
+    now = utcnow()
+    with session_scope(claims_url) as s:
+        for i in range(3):
+            s.add(SyncRequestRow(id=f"j{i}", table_key="db.s.t", kind="run", status="succeeded", reason="refresh",
+                                 created_at=now - dt.timedelta(minutes=10 - i)))
+        s.add(SyncRequestRow(id="other", table_key="db.s.u", kind="run", status="queued", reason="refresh",
+                             created_at=now))
+    latest = store.latest(claims_url, ["db.s.t", "db.s.u", "db.s.none"])
+    assert {k: j.id for k, j in latest.items()} == {"db.s.t": "j2", "db.s.u": "other"}
+
+    assert store.record_run_failure(claims_url, "db.s.t", "run1", "SourceError: gone", now - dt.timedelta(minutes=1))
+    status = store.table_status(claims_url, ["db.s.t"])["db.s.t"]
+    assert status.last_run_status == "failed"
+    assert status.last_error == "SourceError: gone"
+    assert not store.record_run_failure(claims_url, "db.s.t", "run1", "SourceError: gone", now)  # recorded already
+    with session_scope(claims_url) as s:
+        row = s.get(store.TableStatusRow, "db.s.t")
+        row.last_success_at = now
+    assert not store.record_run_failure(claims_url, "db.s.t", "run0", "old failure", now - dt.timedelta(minutes=5))
