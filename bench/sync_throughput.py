@@ -147,6 +147,7 @@ def phase_partitions(args: argparse.Namespace) -> dict[str, Any]:
     one_s = time.perf_counter() - t1
     return {"backfill_365_s": backfill_s, "backfill_runs": runs, "one_partition_s": one_s,
             "one_partition_engine_s": meta["timings_s"]["total_s"], "one_partition_rows": meta["rows_written"],
+            "one_partition_timings_s": meta["timings_s"],
             "served_rows": meta["dagster/row_count"], "served_bytes": meta["bytes_written"],
             "base_rss_mb": base_rss, "peak_rss_mb": _rss_mb()}
 
@@ -230,6 +231,7 @@ def report(args: argparse.Namespace, seed_s: float, limits: list[dict], ours: li
         "one_partition_engine_s": round(parts["one_partition_engine_s"], 3),
         "one_partition_rows": parts["one_partition_rows"], "full_year_load_s": round(full_year_s, 2),
         "partition_vs_full_ratio": round(parts["one_partition_engine_s"] / engine_s, 4),
+        "one_partition_timings_s": parts["one_partition_timings_s"],
         "backfill_365_s": round(parts["backfill_365_s"], 2), "backfill_runs": parts["backfill_runs"],
         "served_bytes_year": parts["served_bytes"], "peak_rss_mb_partitions": round(parts["peak_rss_mb"], 1),
     }

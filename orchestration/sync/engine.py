@@ -175,7 +175,9 @@ def _write(req: SyncRequest, planned: _Planned, timings: dict[str, float], t0: f
     mode, target, cols, slices, windows = planned.mode, planned.target, planned.source, planned.slices, planned.windows
     source_rows = planned.source_rows
     copy = mode in ("partition", "snapshot", "merge") and not req.full_refresh
+    t_copy = time.perf_counter()
     with write_version(req.served_root, table.key, copy_previous=copy) as pending:
+        timings["copy_s"] = time.perf_counter() - t_copy  # lock + copy-on-write of the previous version
         con = pending.con
         load.prepare(con)
         previous = pending.previous

@@ -8,13 +8,24 @@ killed before any code of ours could react.
 
 from __future__ import annotations
 
+from sqlalchemy.exc import OperationalError, ProgrammingError
+
 from shared.control.db import migrate, session_scope
 from shared.control.models import TableStatusRow, utcnow
 from shared.served import Manifest
 
 
 def record_success(control_url: str, key: str, manifest: Manifest, run_id: str | None) -> None:
-    migrate(control_url)
+    """Upsert the status row. Migrations run only if the table is missing: a run worker is a
+    fresh process, and checking Alembic's head on every run costs more than the write."""
+    try:
+        _write(control_url, key, manifest, run_id)
+    except (OperationalError, ProgrammingError):
+        migrate(control_url)
+        _write(control_url, key, manifest, run_id)
+
+
+def _write(control_url: str, key: str, manifest: Manifest, run_id: str | None) -> None:
     with session_scope(control_url) as s:
         row = s.get(TableStatusRow, key)
         if row is None:

@@ -120,7 +120,7 @@ def write_file(stream: Any, fmt: str, path: Path, *, max_bytes: int, json_head: 
         limit.check(size)
         os.replace(tmp, path)
         return size
-    except pa.ArrowNotImplementedError as e:
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError) as e:
         raise BadRequest(f"a column type cannot be written as {fmt}: {e}; cast it (e.g. ::VARCHAR)",
                          rule="unsupported_type") from e
     finally:

@@ -11,8 +11,9 @@ Why an instance per table set (measured with duckdb 2.0.1, see /work/shared/FACT
   (table, version file) set and never changed. A new served version gives a new key:
   new queries get a new instance, in-flight ones finish on the old one (refcounts), and
   the old one is closed when idle, which releases the superseded file.
-- Creating an instance costs ~13 ms, a cursor ~10 µs: instances are cached (LRU, with
-  an idle reaper), every query takes a fresh cursor.
+- Creating an instance costs ~13 ms: instances are cached (LRU, with an idle reaper).
+  Each query takes a cursor of the instance; cursors whose result was read to the end
+  are kept for reuse (DuckDB refuses new work on a cursor with an unfinished result).
 
 Every instance is built with external access off, extension autoload/autoinstall and
 community extensions off, memory/thread/temp-size limits, ``max_execution_time`` as a

@@ -286,3 +286,19 @@ def test_min_freshness_asks_the_sync_feature_with_the_tables_read(client: Any, a
     assert run(client, agent["headers"], query="select count(*) from orders", min_freshness=60).status_code == 200
     assert run(client, agent["headers"], query="select 1", min_freshness=60).status_code == 200  # no table: no wait
     assert calls == [([ORDERS], 60)]
+
+
+def test_every_duckdb_type_has_a_json_answer(client: Any, agent: dict[str, Any]) -> None:
+    sql = ("select {'a': 1} as s, map {1: 'x'} as m, [1, 2] as l, '00000000-0000-0000-0000-000000000001'::uuid as u, "
+           "interval 1 day as i, 170141183460469231731687303715884105727::hugeint as h, 'ab'::blob as b, "
+           "time '12:30' as t, 'nan'::double as n, timestamptz '2025-01-01 00:00:00+00' as tz, 1.5::decimal(38,10) as d")
+    r = run(client, agent["headers"], query=sql)
+    assert r.status_code == 200, r.text
+    [row] = r.json()["rows"]
+    assert row[0] == {"a": 1} and row[2] == [1, 2] and row[3] == "00000000-0000-0000-0000-000000000001"
+    assert row[5] == 170141183460469231731687303715884105727 and row[8] is None and row[10] == "1.5000000000"
+
+
+def test_nested_types_in_csv_are_a_clear_400(client: Any, agent: dict[str, Any]) -> None:
+    r = run(client, agent["headers"], query="select [1, 2] as l", output_format="csv")
+    assert_error(r, 400, rule="unsupported_type")
