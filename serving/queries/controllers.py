@@ -58,7 +58,7 @@ def _audit_tables(tables: list[dict[str, str]]) -> list[dict[str, str]]:
     return [{"table": t["table"], "version": t["version"]} for t in tables]
 
 
-def job_body(job: Job | QueryJobRow) -> dict[str, Any]:
+def job_body(job: Any) -> dict[str, Any]:
     """The status document of a job, from this replica's memory or from its row."""
     is_row = isinstance(job, QueryJobRow)
     fmt = job.output_format if is_row else job.fmt
@@ -123,6 +123,7 @@ async def execute_query(request: Request[Any, Any, Any], caller: Caller, data: Q
     max_rows, timeout, wait = _limits(data, fmt, services.settings.query)
     if data.min_freshness is not None:
         checked = checked or await anyio.to_thread.run_sync(engine.guard, caller, data.query)
+        assert checked is not None
         await ensure_fresh(services, caller, checked.tables, data.min_freshness, wait)
     slot: Any = get_limiter(services).query_slot(caller)
     await slot.__aenter__()
@@ -130,7 +131,7 @@ async def execute_query(request: Request[Any, Any, Any], caller: Caller, data: Q
         job = Job(caller, checked, data.query, fmt=fmt, params=data.params, max_rows=max_rows, timeout_s=timeout)
         if jobs.inline_ok(job) and jobs.run_inline(job):
             annotate(request, tables=_audit_tables(job.tables), rows=job.row_count, bytes=job.bytes)
-            return ASGIResponse(body=job.body, media_type=formats.MEDIA_TYPES["json"])
+            return ASGIResponse(body=job.body or b"", media_type=formats.MEDIA_TYPES["json"])
         fut = jobs.start(job)
         await asyncio.wait([asyncio.wrap_future(fut)], timeout=wait)
         if not fut.done() and await anyio.to_thread.run_sync(jobs.detach, job):
@@ -145,7 +146,7 @@ async def execute_query(request: Request[Any, Any, Any], caller: Caller, data: Q
     if job.error is not None:
         raise job.error
     if fmt == "json":
-        return ASGIResponse(body=job.body, media_type=formats.MEDIA_TYPES["json"])
+        return ASGIResponse(body=job.body or b"", media_type=formats.MEDIA_TYPES["json"])
     return _json(job_body(job))
 
 

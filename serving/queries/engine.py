@@ -43,6 +43,7 @@ import pyarrow as pa
 from serving.auth.caller import Caller
 from serving.lib.errors import ApiError, BadRequest, NotFound, PayloadTooLarge, QueryRejected, QueryTimeout
 from serving.queries import guard
+from serving.queries.guard import GuardedQuery
 from serving.queries.instances import Instance, InstanceCache, check_protections, read_protections
 from serving.queries.watchdog import Handle, Watchdog
 from shared.served import CURRENT, Manifest, list_served, read_current, table_dir
@@ -155,7 +156,7 @@ class QueryEngine:
             self._all = (time.monotonic(), keys)
         return keys
 
-    def guard(self, caller: Caller, sql: str) -> guard.GuardedQuery:
+    def guard(self, caller: Caller, sql: str) -> GuardedQuery:
         """Check agent SQL against the caller's grants (admin: re-list served tables once on a miss)."""
         try:
             return guard.check_sql(sql, self.grants_of(caller))
@@ -185,7 +186,7 @@ class QueryEngine:
             self._current[key] = (str(path), (st.st_ino, st.st_mtime_ns), manifest)
         return manifest
 
-    def guard_cached(self, caller: Caller, sql: str) -> guard.GuardedQuery | None:
+    def guard_cached(self, caller: Caller, sql: str) -> GuardedQuery | None:
         """The cached guard answer for (sql, grants) without parsing: None on a miss; a cached refusal raises."""
         return guard.cached(sql, self.grants_of(caller))
 
@@ -259,7 +260,7 @@ class QueryEngine:
         return self._rows(checked.sql, checked.tables, params=params, max_rows=max_rows, timeout_s=timeout_s, handle=handle,
                           digest=checked.sql_hash)
 
-    def execute_guarded(self, checked: guard.GuardedQuery, *, params: Any = None, max_rows: int | None = None,
+    def execute_guarded(self, checked: GuardedQuery, *, params: Any = None, max_rows: int | None = None,
                         timeout_s: float | None = None, handle: Handle | None = None) -> QueryResult:
         """Run a query already accepted by ``guard()`` (the HTTP layer guards first to audit and check freshness)."""
         return self._rows(checked.sql, checked.tables, params=params, max_rows=max_rows, timeout_s=timeout_s, handle=handle,
@@ -294,7 +295,7 @@ class QueryEngine:
 
     def stream(self, caller: Caller, sql: str, *, params: Any = None, max_rows: int | None = None,
                timeout_s: float | None = None, handle: Handle | None = None, batch_rows: int = 65_536,
-               checked: guard.GuardedQuery | None = None) -> Any:
+               checked: GuardedQuery | None = None) -> Any:
         """Context manager: guard and stream agent SQL as Arrow batches (for result files)."""
         checked = checked or self.guard(caller, sql)
         return self._stream(checked.sql, checked.tables, params=params, max_rows=max_rows, timeout_s=timeout_s, handle=handle,

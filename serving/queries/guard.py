@@ -48,7 +48,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 
-from serving.lib.errors import BadRequest, PayloadTooLarge, QueryRejected
+from serving.lib.errors import ApiError, BadRequest, PayloadTooLarge, QueryRejected
 from serving.queries.names import GrantIndex, Lru, grant_index, quote_ident, quote_table, reject, resolve_name, shown
 
 MAX_SQL_CHARS = 100_000
@@ -64,7 +64,7 @@ DENIED_FUNCTIONS = frozenset({
 DENIED_PREFIXES = ("read_", "duckdb_", "pragma_", "parquet_", "iceberg_", "delta_", "sqlite_", "postgres_",
                    "mysql_", "arrow_", "http", "load_", "ducklake_")
 # Node types that are statements of their own: never allowed inside a query.
-_STATEMENT_NODES: tuple[type[exp.Expression], ...] = (
+_STATEMENT_NODES: tuple[type[exp.Expr], ...] = (
     exp.Command, exp.DDL, exp.DML, exp.Drop, exp.Alter, exp.Set, exp.Pragma, exp.Attach, exp.Detach,
     exp.Install, exp.Use, exp.Transaction, exp.Commit, exp.Rollback, exp.Show, exp.Describe, exp.Summarize,
     exp.Into, exp.Export, exp.Refresh, exp.Kill, exp.Grant, exp.Revoke, exp.Analyze, exp.Cache, exp.Uncache,
@@ -135,7 +135,7 @@ class _Walker:
         self.index = index
         self.tables: set[str] = set()
 
-    def visit(self, node: exp.Expression, ctes: frozenset[str]) -> None:
+    def visit(self, node: exp.Expr, ctes: frozenset[str]) -> None:
         with_ = node.args.get("with_")
         if isinstance(with_, exp.With):
             visible = set(ctes)
@@ -153,7 +153,7 @@ class _Walker:
             self.check_node(child, ctes)
             self.visit(child, ctes)
 
-    def check_node(self, node: exp.Expression, ctes: frozenset[str]) -> None:
+    def check_node(self, node: exp.Expr, ctes: frozenset[str]) -> None:
         if isinstance(node, _STATEMENT_NODES):
             raise reject("statement_not_allowed", f"{node.key.upper()} is not allowed inside a query")
         if isinstance(node, exp.Func):
@@ -183,7 +183,7 @@ class _Walker:
         node.set("this", exp.to_identifier(table, quoted=True))
 
 
-def _parse(sql: str) -> exp.Expression:
+def _parse(sql: str) -> exp.Expr:
     if len(sql) > MAX_SQL_CHARS:
         raise PayloadTooLarge(f"query is longer than {MAX_SQL_CHARS} characters", rule="query_too_long")
     if "\x00" in sql:
@@ -273,7 +273,7 @@ def check_sql(sql: str, grants: frozenset[str]) -> GuardedQuery:
     if not isinstance(sql, str):
         raise BadRequest("query must be a string")
     cache_key = (sql, grants)
-    hit = _results.get(cache_key)
+    hit: Any = _results.get(cache_key)
     if hit is None:
         try:
             hit = _check(sql, grants)
@@ -283,17 +283,21 @@ def check_sql(sql: str, grants: frozenset[str]) -> GuardedQuery:
             hit = reject("parse_error", "query is nested too deeply")
         if len(sql) <= MAX_CACHED_SQL_CHARS:
             _results.put(cache_key, hit)
-    if isinstance(hit, Exception):
+    answer = _answer(hit)
+    assert answer is not None
+    return answer
+
+
+def _answer(hit: GuardedQuery | ApiError | None) -> GuardedQuery | None:
+    """A cached answer: the accepted query, or a fresh copy of the cached refusal raised."""
+    if isinstance(hit, ApiError):
         raise type(hit)(hit.message, rule=hit.rule, details=hit.details)
     return hit
 
 
 def cached(sql: str, grants: frozenset[str]) -> GuardedQuery | None:
     """The cached answer of ``check_sql`` if there is one (no parsing); a cached refusal raises."""
-    hit = _results.get((sql, grants))
-    if isinstance(hit, Exception):
-        raise type(hit)(hit.message, rule=hit.rule, details=hit.details)
-    return hit
+    return _answer(_results.get((sql, grants)))
 
 
 def validate_filter(where_sql: str, caller: object | None = None) -> str:

@@ -52,7 +52,7 @@ class PgDatabases:
     dagster_url: str  # plain postgresql:// URL for dagster-postgres
 
 
-def _server_url(url: str) -> sa.Engine:
+def _admin_engine(url: str) -> sa.Engine:
     from shared.control.db import normalize_url
 
     return sa.create_engine(normalize_url(url), isolation_level="AUTOCOMMIT")
@@ -70,7 +70,7 @@ def postgres_databases(prefix: str = "e2e") -> Iterator[PgDatabases]:
             "TEST_POSTGRES_URL is not set (.ci/run sets it to the local PostgreSQL server); the e2e topology "
             "needs PostgreSQL for Dagster storage and the control database the API replicas share")
     name = f"{prefix}_{secrets.token_hex(4)}"
-    engine = _server_url(POSTGRES_URL)
+    engine = _admin_engine(POSTGRES_URL)
     base = POSTGRES_URL.rsplit("/", 1)[0]
     names = (f"{name}_control", f"{name}_dagster")
     with engine.connect() as conn:

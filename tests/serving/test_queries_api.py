@@ -295,8 +295,12 @@ def test_every_duckdb_type_has_a_json_answer(client: Any, agent: dict[str, Any])
     r = run(client, agent["headers"], query=sql)
     assert r.status_code == 200, r.text
     [row] = r.json()["rows"]
-    assert row[0] == {"a": 1} and row[2] == [1, 2] and row[3] == "00000000-0000-0000-0000-000000000001"
-    assert row[5] == 170141183460469231731687303715884105727 and row[8] is None and row[10] == "1.5000000000"
+    assert row[0] == {"a": 1}
+    assert row[2] == [1, 2]
+    assert row[3] == "00000000-0000-0000-0000-000000000001"
+    assert row[5] == 170141183460469231731687303715884105727
+    assert row[8] is None
+    assert row[10] == "1.5000000000"
 
 
 def test_nested_types_in_csv_are_a_clear_400(client: Any, agent: dict[str, Any]) -> None:
