@@ -23,6 +23,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from orchestration.sync.memory import bound_native_memory
 from orchestration.sync.sql import qi, qlist, qname
 from orchestration.sync.types import duckdb_type
 from shared.partitions import HOURLY, Window
@@ -160,6 +161,7 @@ class Extraction:
         self.stats: list[SliceStats] = []
         self._stop = threading.Event()
         self._permits = threading.Semaphore(self.workers)
+        bound_native_memory()
 
     def _acquire(self) -> bool:
         while not self._stop.is_set():
