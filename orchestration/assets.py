@@ -24,6 +24,7 @@ from orchestration.partitions import backfill_policy_for, partitions_def_for
 from orchestration.resources import SERVED_RESOURCE_KEY, SNOWFLAKE_RESOURCE_KEY, ServedDataResource, source_connection
 from orchestration.sync.drift import SchemaDriftError
 from orchestration.sync.engine import SyncOutcome, SyncRequest, sync_table
+from orchestration.sync.status import record_success
 from orchestration.sync.types import UnsupportedTypeError
 from shared.dagster_names import TABLE_TAG, table_pool
 from shared.partitions import PartitionKeyError
@@ -131,9 +132,10 @@ def build_table_asset(*, table: RegisteredTable) -> dg.AssetsDefinition:
         except (SourceError, SchemaDriftError, PartitionKeyError, UnsupportedTypeError) as e:
             raise dg.Failure(description=f"{e} — {_untouched(served, table)}.",
                              metadata={"table": table.key, "error": type(e).__name__}) from e
-        from orchestration.sync.status import record_success
-
-        record_success(served.control_db(), table.key, outcome.manifest, context.run.run_id)
+        try:
+            record_success(served.control_db(), table.key, outcome.manifest, context.run.run_id)
+        except Exception as e:  # CURRENT is the readers' truth; a lagging status row must not undo a publish
+            context.log.warning(f"published {outcome.manifest.version} but could not update the status row: {e}")
         return dg.MaterializeResult(metadata=_result_metadata(outcome), check_results=check_results(table, outcome))
 
     # Resource parameter names must equal the resource keys the definitions provide.

@@ -141,8 +141,10 @@ def merge_stage(
         f"FROM {qi(STAGE_TABLE)} AS s WHERE NOT EXISTS (SELECT 1 FROM {qi(DATA_TABLE)} AS d WHERE {same_key})"
     ).fetchone()
     inserted = int(row[0]) if row else 0
+    dupes = duplicate_keys(con, key, scope=stage_predicate(key), across=False)
     con.execute(f"DROP TABLE {qi(STAGE_TABLE)}")
-    return {"duplicates_dropped": dropped, "replaced": replaced, "inserted": inserted - replaced, "merged": inserted}
+    return {"duplicates_dropped": dropped, "replaced": replaced, "inserted": inserted - replaced, "merged": inserted,
+            "duplicate_keys": dupes}
 
 
 def max_value(con: duckdb.DuckDBPyConnection, column: str) -> Any:
@@ -155,13 +157,45 @@ def count_rows(con: duckdb.DuckDBPyConnection, table: str = DATA_TABLE) -> int:
     return int(row[0]) if row else 0
 
 
-def duplicate_keys(con: duckdb.DuckDBPyConnection, key: Sequence[str]) -> int:
-    """Rows beyond the first per primary key in the served table (0 when the key is unique).
+def windows_predicate(column: Column, windows: Sequence[Window]) -> tuple[str, list[Any]]:
+    """One predicate selecting the rows of all ``windows``."""
+    parts, params = [], []
+    for w in windows:
+        where, values = _window_predicate(column, w)
+        parts.append(f"({where})")
+        params += values
+    return " OR ".join(parts) or "FALSE", params
 
-    A GROUP BY, unlike count(DISTINCT), spills to disk, so it fits the writer's memory limit.
+
+def stage_predicate(key: Sequence[str]) -> tuple[str, list[Any]]:
+    """Rows of the served table whose key is among the staged keys (call before the stage is dropped)."""
+    same = " AND ".join(f"{qi(DATA_TABLE)}.{qi(k)} IS NOT DISTINCT FROM s.{qi(k)}" for k in key)
+    return f"EXISTS (SELECT 1 FROM {qi(STAGE_TABLE)} AS s WHERE {same})", []
+
+
+def duplicate_keys(con: duckdb.DuckDBPyConnection, key: Sequence[str], *, scope: tuple[str, list[Any]] | None = None,
+                   across: bool = True) -> int:
+    """Rows beyond the first per primary key (0 when the key is unique).
+
+    Without ``scope`` the whole table is grouped. With ``scope`` (a predicate over the rows
+    this run wrote) only their keys are checked: duplicates among them and, if ``across``,
+    older rows sharing one of their keys. That keeps a partition run's check proportional
+    to the partition. GROUP BY, unlike count(DISTINCT), spills, so it fits the memory limit.
     """
-    keys = qlist(key)
-    row = con.execute(
-        f"SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM {qi(DATA_TABLE)} GROUP BY {keys} HAVING count(*) > 1)"
-    ).fetchone()
-    return int(row[0]) if row else 0
+    keys, table = qlist(key), qi(DATA_TABLE)
+    if scope is None:
+        sql = f"SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM {table} GROUP BY {keys} HAVING count(*) > 1)"
+        row = con.execute(sql).fetchone()
+        return int(row[0]) if row else 0
+    where, params = scope
+    inside = (f"SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM {table} WHERE {where} "
+              f"GROUP BY {keys} HAVING count(*) > 1)")
+    row = con.execute(inside, params).fetchone()
+    dupes = int(row[0]) if row else 0
+    if across:
+        same = " AND ".join(f"o.{qi(k)} IS NOT DISTINCT FROM f.{qi(k)}" for k in key)
+        outside = (f"SELECT count(*) FROM (SELECT * FROM {table} WHERE NOT coalesce(({where}), false)) AS o "
+                   f"SEMI JOIN (SELECT DISTINCT {keys} FROM {table} WHERE {where}) AS f ON {same}")
+        row = con.execute(outside, params + params).fetchone()
+        dupes += int(row[0]) if row else 0
+    return dupes

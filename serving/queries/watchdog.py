@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 log = logging.getLogger("agents_data.queries")
-GRANULARITY_S = 0.005
+GRANULARITY_S = 0.05
 
 
 class Handle:

@@ -159,3 +159,20 @@ def test_snapshot_asset_takes_todays_partition(source: Source, sync_settings: Se
     meta = materialization(materialize(table, sync_settings, partition_key=today))
     assert meta["dagster/row_count"] == 2
     assert meta["mode"] == "snapshot"
+
+
+def test_primary_key_duplicates_are_found_in_and_across_the_written_window(source: Source, sync_settings: Settings) -> None:
+    name = source.table("DUP")
+    source.sql(f"CREATE TABLE {name} (ID NUMBER(10,0), D DATE)")
+    source.sql(f"INSERT INTO {name} VALUES (1, '2025-01-01'), (2, '2025-01-01'), (2, '2025-01-02'), (3, '2025-01-02')")
+    table = source.register("DUP", primary_key=["ID"], partitioning={"kind": "daily", "column": "D", "start": "2025-01-01"})
+    assert sync(table, sync_settings, source, partition_keys=["2025-01-01"]).duplicate_keys == 0
+    assert sync(table, sync_settings, source, partition_keys=["2025-01-02"]).duplicate_keys == 1  # ID 2 in both days
+    source.sql(f"INSERT INTO {name} VALUES (3, '2025-01-02')")
+    assert sync(table, sync_settings, source, partition_keys=["2025-01-02"]).duplicate_keys == 2  # and twice inside
+
+    snap = dataclasses.replace(source.register("DUP", strategy="snapshot", primary_key=["ID"]), registered_at="2025-03-01")
+    first = sync(snap, sync_settings, source, partition_keys=["2025-03-01"], now=dt.datetime(2025, 3, 1, 9, tzinfo=dt.UTC),
+                 full_refresh=True)
+    second = sync(snap, sync_settings, source, partition_keys=["2025-03-02"], now=dt.datetime(2025, 3, 2, 9, tzinfo=dt.UTC))
+    assert first.duplicate_keys == second.duplicate_keys == 2  # per snapshot day only, not across days
