@@ -1,6 +1,6 @@
 """Grant-scoped DuckDB instances: the physical boundary around agent SQL.
 
-Why an instance per table set (measured with duckdb 2.0.1, see /work/shared/FACTS.md):
+Why an instance per table set (measured with duckdb 2.0.1, see the README architecture section):
 - ``enable_external_access=false`` still lets a query ``read_blob`` any file the instance
   has attached, and ``query_table('x')`` reaches any table of the instance. So the
   instance that runs a query holds exactly the tables that query was allowed to name:
