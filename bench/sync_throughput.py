@@ -193,6 +193,9 @@ def main() -> None:
             demo.seed_demo(source, rows={"CUSTOMERS": 10, "PRODUCTS": 10, "EVENTS": 10})
             seed_s = time.perf_counter() - t0
             args.start = demo_start(source)
+            from shared.control.db import migrate
+
+            migrate(_settings(args).control_url)  # as `agents-data up` does before any run
             print(f"seeded {args.rows} rows in {seed_s:.1f}s; phases:", file=sys.stderr, flush=True)
             limits, ours = [], []
             for _ in range(args.repeats):

@@ -22,7 +22,18 @@ import snowflake.connector.errors
 
 from orchestration.sync import drift as drift_mod
 from orchestration.sync import load
-from orchestration.sync.extract import Connect, Extraction, Slice, SliceStats, key_range_slices, literal, sf_type, window_slices
+from orchestration.sync.extract import (
+    Connect,
+    Extraction,
+    Slice,
+    SliceStats,
+    key_range_slices,
+    literal,
+    pack_windows,
+    sf_type,
+    window_counts,
+    window_slices,
+)
 from orchestration.sync.sql import qi
 from orchestration.sync.types import ORDERED_SLICE_TYPES, TIMESTAMPTZ, base_type, duckdb_type, served_columns
 from shared import partitions
@@ -122,8 +133,14 @@ def _plan(req: SyncRequest, con: Any, cols: list[SourceColumn], mode: str,
     bases: list[Slice] = [Slice(label="all")]
     if mode == "partition":
         kind = partitions.time_kind(table) or partitions.STATIC
-        bases = window_slices(by_name[str(table.partition_column).upper()], windows, kind)
-    elif mode == "merge":
+        per_window = window_slices(by_name[str(table.partition_column).upper()], windows, kind)
+        counts = window_counts(con, table, per_window)
+        packed, bases = pack_windows(per_window, counts, req.slice_rows)  # only oversized windows are split further
+        slices = list(packed)
+        for base in bases:
+            slices += key_range_slices(con, table, splitter, base=base, slice_rows=req.slice_rows)[0]
+        return slices, sum(counts)
+    if mode == "merge":
         cursor = by_name[str(table.cursor_column).upper()]
         floor = _watermark_floor(table, cursor, read_current(req.served_root, table.key))
         if floor is not None:  # >= (not >): rows sharing the watermark are re-read; the merge makes it harmless
@@ -131,7 +148,7 @@ def _plan(req: SyncRequest, con: Any, cols: list[SourceColumn], mode: str,
     slices, total = [], 0
     for base in bases:
         parts, count = key_range_slices(con, table, splitter, base=base, slice_rows=req.slice_rows)
-        slices += [dataclasses.replace(p, partition_key=base.partition_key) for p in parts]
+        slices += parts
         total += count
     return slices, total
 
@@ -202,15 +219,12 @@ def _write(req: SyncRequest, planned: _Planned, timings: dict[str, float], t0: f
         if staged:
             load.create_table(con, load.STAGE_TABLE, columns, temp=True)
         constants: dict[str, Any] = {load.SNAPSHOT_COLUMN: dt.date.fromisoformat(snap_key)} if snap_key else {}
-        written, per_key = 0, dict[str, int]()
+        written = 0
         t1 = time.perf_counter()
         extraction = Extraction(req.connect, table, [c.name for c in cols], slices, workers=req.workers)
         try:
-            for piece, batch in extraction:
-                n = load.insert_batch(con, into, columns, batch, constants=constants)
-                written += n
-                if piece.partition_key:
-                    per_key[piece.partition_key] = per_key.get(piece.partition_key, 0) + n
+            for _piece, batch in extraction:
+                written += load.insert_batch(con, into, columns, batch, constants=constants)
         except snowflake.connector.errors.Error as e:
             raise SourceError(f"extracting {table.key} from Snowflake failed: {e}") from e
         timings["extract_load_s"] = time.perf_counter() - t1
@@ -234,8 +248,9 @@ def _write(req: SyncRequest, planned: _Planned, timings: dict[str, float], t0: f
         keys_done = [w.key for w in windows]
         parts = dict(previous.partitions) if previous and has_data else {}
         stamp = dt.datetime.now(dt.UTC).isoformat()
-        for k in keys_done:
-            parts[k] = {"rows": per_key.get(k, 0), "run_id": req.run_id, "materialized_at": stamp}
+        for w in windows:
+            rows = written if mode == "snapshot" or part_col is None else load.count_windows(con, part_col, [w])
+            parts[w.key] = {"rows": rows, "run_id": req.run_id, "materialized_at": stamp}
         summary = plan.summary() if plan else {}
         extra = {
             "mode": mode, "watermark_type": wm_type, "drift": summary, "source_rows": source_rows,

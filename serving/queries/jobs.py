@@ -70,6 +70,7 @@ class Job:
         self.truncated = False
         self.tables: list[dict[str, str]] = []
         self.sql_hash = checked.sql_hash if checked else sql_hash(sql)
+        self.was_inline = False  # interrupted inline, now re-run on a worker
         self.expires_at: dt.datetime | None = None
         self.result_path: Path | None = None
 
@@ -113,8 +114,8 @@ class JobManager:
         except QueryTimeout:
             if budget >= job.timeout_s:
                 raise
-            self.sched.interrupted(job.checked.sql, job.owner)
-            job.handle = Handle()
+            self.sched.interrupted(job.checked.sql)
+            job.handle, job.was_inline = Handle(), True
             return False
         self.sched.record(job.checked.sql, time.perf_counter() - started)
         self.sched.stats["inline"] += 1
@@ -162,7 +163,10 @@ class JobManager:
         result = self.engine.execute_guarded(checked, params=job.params, max_rows=job.max_rows,
                                              timeout_s=timeout_s or job.timeout_s, handle=job.handle)
         if timeout_s is None:
-            self.sched.record(checked.sql, time.perf_counter() - started)
+            took = time.perf_counter() - started
+            self.sched.record(checked.sql, took)
+            if job.was_inline and took >= scheduling.INLINE_BUDGET_S:
+                self.sched.strike(job.owner)
         job.row_count, job.truncated = result.row_count, result.truncated
         job.tables = [t.as_dict() for t in result.tables]
         payload = {"job_id": None, "status": "succeeded", "columns": result.columns, "rows": result.rows,

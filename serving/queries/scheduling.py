@@ -9,9 +9,10 @@ arrival order, for the same throughput. So this replica learns, per guarded quer
   ``INLINE_FAST_S``, runs on the event loop itself, like a bare ASGI app would. The
   inline run has a time limit (``INLINE_BUDGET_S``): a query that turns out slow is
   interrupted and re-run on a worker; its text then stays on workers for
-  ``INLINE_BAN_S``, and a token with ``STRIKES`` such interruptions within
-  ``STRIKE_WINDOW_S`` loses the inline path for that window. A caller can thus stall the
-  loop for at most ``STRIKES × INLINE_BUDGET_S`` per window, even on purpose.
+  ``INLINE_BAN_S``. If the re-run confirms the query is slow (not just a busy machine),
+  the token gets a strike, and ``STRIKES`` strikes within ``STRIKE_WINDOW_S`` cost it
+  the inline path for that window. A caller can thus stall the loop for at most
+  ``STRIKES × INLINE_BUDGET_S`` per window, even on purpose.
 - short lane: a query whose best run took at most ``SHORT_S`` runs on a worker through a
   FIFO lane of ``SHORT_SLOTS`` (about one per core), so short queries finish in arrival
   order. A query that overstays ``4 × SHORT_S`` gives its slot back (it keeps running),
@@ -98,16 +99,19 @@ class Scheduler:
         speed.runs += 1
         speed.best_s = min(speed.best_s, seconds)
 
-    def interrupted(self, sql: str, owner: str | None) -> None:
-        """An inline run hit its budget: ban the text for a while and count a strike for the token."""
-        now = time.monotonic()
+    def interrupted(self, sql: str) -> None:
+        """An inline run hit its budget: the text stays on workers for a while."""
         speed = self.speeds.setdefault(sql, Speed())
-        speed.banned_until = now + INLINE_BAN_S
+        speed.banned_until = time.monotonic() + INLINE_BAN_S
+        self.stats["inline_interrupted"] += 1
+
+    def strike(self, owner: str | None) -> None:
+        """The worker re-run of an interrupted inline query was slow too: count it against the token."""
+        now = time.monotonic()
         strikes = self._strikes.setdefault(owner or "", [])
         strikes[:] = [t for t in strikes if now - t < STRIKE_WINDOW_S] + [now]
         if len(self._strikes) > _ENTRIES:
             self._strikes.clear()
-        self.stats["inline_interrupted"] += 1
 
     @contextlib.contextmanager
     def lane(self, short: bool) -> Iterator[None]:

@@ -35,17 +35,16 @@ def test_inline_needs_enough_fast_runs(watchdog: Watchdog) -> None:
     assert not sched.inline_ok("SELECT 2", "tok")  # never fast: stays on workers
 
 
-def test_interruption_bans_the_text_and_strikes_the_token(watchdog: Watchdog, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_interruption_bans_the_text_and_strikes_the_token(watchdog: Watchdog) -> None:
     sched = Scheduler(watchdog)
     for _ in range(scheduling.INLINE_AFTER):
         sched.record(SQL, 0.001)
         sched.record("SELECT 2", 0.001)
-    sched.interrupted(SQL, "tok")
+    sched.interrupted(SQL)
     assert not sched.inline_ok(SQL, "tok")
     assert sched.inline_ok("SELECT 2", "tok")
-    monkeypatch.setattr(scheduling, "INLINE_BAN_S", 0.0)
-    for _ in range(scheduling.STRIKES - 1):
-        sched.interrupted(SQL, "tok")
+    for _ in range(scheduling.STRIKES):
+        sched.strike("tok")
     assert not sched.inline_ok("SELECT 2", "tok")  # the token lost the inline path
     assert sched.inline_ok("SELECT 2", "other")  # other tokens keep it
 
