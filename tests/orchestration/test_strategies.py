@@ -50,16 +50,29 @@ def test_daily_partition_is_exactly_its_window_and_a_rerun_replaces_it(source: S
     assert manifest.partitions["2025-01-02"]["rows"] == 25
 
 
-def test_a_partition_range_runs_in_one_run_one_slice_per_partition(source: Source, sync_settings: Settings) -> None:
+def test_a_partition_range_runs_in_one_run_packing_small_partitions(source: Source, sync_settings: Settings) -> None:
     _hourly_rows(source, "EV")
     table = source.register("EV", partitioning={"kind": "daily", "column": "TS", "start": "2025-01-01"})
-    result = materialize(table, sync_settings, tags={RANGE_START: "2025-01-01", RANGE_END: "2025-01-03"})
+    tags = {RANGE_START: "2025-01-01", RANGE_END: "2025-01-03"}
+    result = materialize(table, sync_settings, tags=tags)
     assert result.success
     mats = result.get_asset_materialization_events()
     assert sorted(m.partition for m in mats) == ["2025-01-01", "2025-01-02", "2025-01-03"]  # one event per partition
     meta = {k: v.value for k, v in mats[0].materialization.metadata.items()}
-    assert (meta["rows_written"], meta["slices"]) == (72, 3)
+    assert (meta["rows_written"], meta["slices"]) == (72, 1)  # three small partitions, one source query
     assert _days(sync_settings, table) == {"2025-01-01": 24, "2025-01-02": 24, "2025-01-03": 24}
+
+    meta = {k: v.value for k, v in materialize(table, sync_settings, tags=tags, slice_rows=30)
+            .get_asset_materialization_events()[0].materialization.metadata.items()}
+    assert (meta["rows_written"], meta["slices"]) == (72, 3)  # 24 + 24 > 30: one partition per slice
+    meta = {k: v.value for k, v in materialize(table, sync_settings, tags=tags, slice_rows=10)
+            .get_asset_materialization_events()[0].materialization.metadata.items()}
+    assert meta["rows_written"] == 72
+    assert meta["slices"] >= 9  # each partition is bigger than a slice: split by key ranges
+    assert _days(sync_settings, table) == {"2025-01-01": 24, "2025-01-02": 24, "2025-01-03": 24}
+    manifest = current(sync_settings, table)
+    assert manifest is not None
+    assert {k: v["rows"] for k, v in manifest.partitions.items()} == {"2025-01-01": 24, "2025-01-02": 24, "2025-01-03": 24}
 
 
 def test_hourly_and_monthly_windows_are_exact(source: Source, sync_settings: Settings) -> None:
