@@ -17,7 +17,12 @@ the median run is kept (the machine is shared). ``point_literal`` (the id writte
 the SQL text, so every request misses the guard cache) is reported for information.
 
 The last stdout line is one JSON object with at least ``p50_ratio_vs_bare`` (worst case
-of point/aggregate × c1/c16) and ``point_rps`` (ours, concurrency 16).
+of point/aggregate × c1/c16) and ``point_rps`` (ours, concurrency 16). It also carries
+``cpu_ratio_vs_bare`` (server CPU per request, ours / bare, from /proc: less sensitive to
+other load on a shared machine than latency) and the load average during the run.
+
+Diagnostics: ``BENCH_DEBUG=1`` prints the servers' stderr at the end;
+``BENCH_TOKEN_TTL=<s>`` sets our token cache TTL (to measure the identity lookups).
 """
 
 from __future__ import annotations

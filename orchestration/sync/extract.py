@@ -2,8 +2,8 @@
 
 Why slices: real Snowflake returns a result in chunks, but the local stand-in sends each
 result as one base64 Arrow block, so the only way to bound memory everywhere is to ask
-for bounded results: one partition window per query, or key ranges of an unpartitioned
-table sized by ``slice_rows``. Slices are fetched by ``workers`` connections at once so
+for bounded results of about ``slice_rows`` rows: small partitions packed together, a big
+partition or an unpartitioned table cut into key ranges. Slices are fetched by ``workers`` connections at once so
 the source serialising one slice overlaps the client decoding and writing another; at
 most ``workers`` batches are alive at any time.
 """
