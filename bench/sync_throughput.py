@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -41,6 +42,17 @@ TABLE = "DEMO.PUBLIC.ORDERS"
 
 def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _server_cpu_s(pid: int) -> float:
+    """CPU seconds used so far by the stand-in's process (and its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _settings(args: argparse.Namespace) -> Any:
@@ -62,7 +74,7 @@ def phase_limit(args: argparse.Namespace) -> dict[str, Any]:
     out = Path(args.home) / f"limit-{time.time_ns()}.duckdb"
     with connect(settings.snowflake) as con:
         db = duckdb.connect(str(out))
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), _cpu_s()
         cur = con.cursor()
         cur.execute(f"SELECT * FROM {TABLE}")
         rows, first = 0, True
@@ -72,10 +84,10 @@ def phase_limit(args: argparse.Namespace) -> dict[str, Any]:
             db.unregister("b")
             rows, first = rows + batch.num_rows, False
         db.execute("CHECKPOINT")
-        seconds = time.perf_counter() - t0
+        seconds, cpu = time.perf_counter() - t0, _cpu_s() - c0
         db.close()
     out.unlink()
-    return {"rows": rows, "seconds": seconds, "base_rss_mb": base_rss, "peak_rss_mb": _rss_mb()}
+    return {"rows": rows, "seconds": seconds, "cpu_s": cpu, "base_rss_mb": base_rss, "peak_rss_mb": _rss_mb()}
 
 
 def _table(args: argparse.Namespace, partitioned: bool) -> Any:
@@ -108,11 +120,11 @@ def phase_ours(args: argparse.Namespace) -> dict[str, Any]:
 
     asset, res = build_table_asset(table=_table(args, partitioned=False)), _resources(args)
     base_rss = _rss_mb()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _cpu_s()
     result = dg.materialize([asset], resources=res)
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, _cpu_s() - c0
     meta = _meta(result)
-    return {"rows": meta["dagster/row_count"], "seconds": seconds, "engine_seconds": meta["timings_s"]["total_s"],
+    return {"rows": meta["dagster/row_count"], "seconds": seconds, "cpu_s": cpu, "engine_seconds": meta["timings_s"]["total_s"],
             "slices": meta["slices"], "base_rss_mb": base_rss, "peak_rss_mb": _rss_mb()}
 
 
@@ -156,12 +168,14 @@ PHASES = {"limit": phase_limit, "ours": phase_ours, "partitions": phase_partitio
 
 
 def _run_phase(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    server_cpu = _server_cpu_s(args.server_pid)
     cmd = [sys.executable, __file__, "--phase", name, "--port", str(args.port), "--home", args.home,
            "--start", args.start, "--slice-rows", str(args.slice_rows)]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=1800, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"phase {name} failed:\n{proc.stderr[-4000:]}")
     result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["server_cpu_s"] = _server_cpu_s(args.server_pid) - server_cpu  # includes the phase's start-up queries
     print(f"  {name}: {json.dumps(result)}", file=sys.stderr, flush=True)
     return result
 
@@ -185,6 +199,7 @@ def main() -> None:
 
     args.port = processes.free_port()
     server = processes.start([sys.executable, "-m", "fakesnow", "-s", "--host", "127.0.0.1", "-p", str(args.port)], cwd=ROOT)
+    args.server_pid = server.pid
     try:
         processes.wait_for_port(args.port, proc=server, timeout_s=120)
         with tempfile.TemporaryDirectory(prefix="sync-bench-") as home:
@@ -229,6 +244,9 @@ def report(args: argparse.Namespace, seed_s: float, limits: list[dict], ours: li
         "ratio_vs_limit": round(limit_s / ours_s, 3),
         "ours_engine_rows_per_s": round(args.rows / engine_s), "ratio_engine_vs_limit": round(limit_s / engine_s, 3),
         "limit_s": round(limit_s, 2), "ours_s": round(ours_s, 2), "ours_slices": ours[0]["slices"],
+        # CPU seconds (client process + stand-in process): independent of other load on the machine.
+        "limit_cpu_s": round(statistics.median(r["cpu_s"] + r["server_cpu_s"] for r in limits), 2),
+        "ours_cpu_s": round(statistics.median(r["cpu_s"] + r["server_cpu_s"] for r in ours), 2),
         "peak_rss_mb": round(max(r["peak_rss_mb"] for r in ours), 1),
         "peak_rss_mb_limit": round(max(r["peak_rss_mb"] for r in limits), 1),
         "import_rss_mb_ours": round(max(r["base_rss_mb"] for r in ours), 1),

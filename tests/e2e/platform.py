@@ -1,7 +1,8 @@
 """The production topology on loopback, without Docker: for e2e tests and benchmarks.
 
-One module-scoped :class:`Platform` runs, as separate processes started through
-``shared.processes`` (signals reset, own process group, stopped by PID, never by name):
+One module-scoped :class:`Platform` runs, as separate processes (signals reset, own
+process group, killed if the test process dies, stopped by PID with ``shared.processes``,
+never by name):
 
 - a fakesnow server (``fakesnow -s``), the Snowflake stand-in;
 - a dedicated PostgreSQL database pair on ``TEST_POSTGRES_URL`` (control DB + Dagster
@@ -20,6 +21,7 @@ fine for one machine, and what the latency benchmark may use. Process logs go to
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import dataclasses
 import os
 import secrets
@@ -43,6 +45,18 @@ POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "")
 ADMIN_PASSWORD = "e2e-admin-password"  # noqa: S105 - test credential
 Seed = Callable[[Any], None]  # receives a connector cursor
 Prepare = Callable[["Platform"], None]  # runs after migrations, before Dagster starts
+_PR_SET_PDEATHSIG = 1
+
+
+def _child_setup() -> None:
+    """In the child before exec: default SIGINT/SIGTERM, its own process group (stopped by PID with
+    ``shared.processes.stop``), and SIGKILL when the test process dies, even by ``kill -9`` or a
+    timeout's ``os._exit``: a child in its own session would otherwise outlive it (Linux prctl)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.setsid()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 # ----------------------------------------------------------------------------- PostgreSQL
@@ -79,9 +93,16 @@ def postgres_databases(prefix: str = "e2e") -> Iterator[PgDatabases]:
     try:
         yield PgDatabases(control_url=f"{base}/{names[0]}", dagster_url=f"{base}/{names[1]}")
     finally:
-        with engine.connect() as conn:
-            for db in names:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
+        for db in names:  # each on its own, so one failure never leaves the other behind
+            for attempt in range(3):
+                try:
+                    with engine.connect() as conn:
+                        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
+                    break
+                except sa.exc.SQLAlchemyError:
+                    if attempt == 2:
+                        raise
+                    time.sleep(1.0)
         engine.dispose()
 
 
@@ -142,7 +163,9 @@ class Platform:
 
     def start(self, name: str, args: list[str], env: dict[str, str] | None = None) -> Child:
         log = self.logs / f"{name}.log"
-        proc = processes.start(args, env=env or self.env, cwd=ROOT, log_path=log)
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(args, env=env or self.env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, preexec_fn=_child_setup)  # noqa: PLW1509
         child = Child(name, proc, log)
         self.children.append(child)
         return child

@@ -23,7 +23,9 @@ from tests.e2e.conftest import platform_fixture
 from tests.e2e.platform import Platform, wait_until
 from tests.serving.helpers import assert_error, bearer, create_swarm, mint_token
 
-pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
+# The tests build on each other over one platform: keep them on one xdist worker
+# (effective with --dist loadgroup; --dist loadscope groups by module as well).
+pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.xdist_group("e2e_replicas")]
 
 ITEMS = "demo.e2e.items"
 EVENTS = "demo.e2e.events"
