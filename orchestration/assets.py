@@ -13,7 +13,7 @@ happened and that the served data is untouched.
 
 import datetime as dt
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import dagster as dg
@@ -26,6 +26,7 @@ from orchestration.sync.drift import SchemaDriftError
 from orchestration.sync.engine import SyncOutcome, SyncRequest, sync_table
 from orchestration.sync.status import record_success
 from orchestration.sync.types import UnsupportedTypeError
+from orchestration.sync.verdicts import BlockingCheckError
 from shared.dagster_names import TABLE_TAG, table_pool
 from shared.partitions import PartitionKeyError
 from shared.registry import RegisteredTable
@@ -120,7 +121,7 @@ def build_table_asset(*, table: RegisteredTable) -> dg.AssetsDefinition:
         metadata=_definition_metadata(table),
     )
     def _asset(context: dg.AssetExecutionContext, config: SyncConfig, snowflake: SnowflakeResource,
-               served: ServedDataResource) -> dg.MaterializeResult:
+               served: ServedDataResource) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         keys = list(context.partition_keys) if context.has_partition_key_range or context.has_partition_key else []
         request = SyncRequest(
             table=table, connect=lambda: source_connection(snowflake), served_root=served.served_root(),
@@ -129,6 +130,10 @@ def build_table_asset(*, table: RegisteredTable) -> dg.AssetsDefinition:
         )
         try:
             outcome = sync_table(request)
+        except BlockingCheckError as e:
+            yield from check_results(e.verdicts)  # the UI shows which check refused the version
+            raise dg.Failure(description=f"{e}; the new version was not published — {_untouched(served, table)}.",
+                             metadata={"table": table.key, "error": type(e).__name__}) from e
         except (SourceError, SchemaDriftError, PartitionKeyError, UnsupportedTypeError) as e:
             raise dg.Failure(description=f"{e} — {_untouched(served, table)}.",
                              metadata={"table": table.key, "error": type(e).__name__}) from e
@@ -136,7 +141,7 @@ def build_table_asset(*, table: RegisteredTable) -> dg.AssetsDefinition:
             record_success(served.control_db(), table.key, outcome.manifest, context.run.run_id)
         except Exception as e:  # CURRENT is the readers' truth; a lagging status row must not undo a publish
             context.log.warning(f"published {outcome.manifest.version} but could not update the status row: {e}")
-        return dg.MaterializeResult(metadata=_result_metadata(outcome), check_results=check_results(table, outcome))
+        yield dg.MaterializeResult(metadata=_result_metadata(outcome), check_results=check_results(outcome.verdicts))
 
     # Resource parameter names must equal the resource keys the definitions provide.
     assert {SNOWFLAKE_RESOURCE_KEY, SERVED_RESOURCE_KEY} <= set(_asset.required_resource_keys)

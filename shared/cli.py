@@ -146,7 +146,8 @@ def cmd_up(settings: Settings) -> int:
     settings = _embedded(settings)
     migrate(settings.control_url)
     logs = _logs(settings)
-    env = _env_for_children(settings, {**_admin_env(settings), **(_snowflake_env(settings) if settings.snowflake.embedded else {})})
+    source_env = _snowflake_env(settings) if settings.snowflake.embedded else {}
+    env = _env_for_children(settings, {**_admin_env(settings), **source_env})
     children: list[tuple[str, processes.subprocess.Popen[bytes]]] = []
     try:
         if settings.snowflake.embedded:

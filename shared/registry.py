@@ -164,8 +164,9 @@ def build_registration(raw: dict[str, Any], *, default_database: str) -> Registe
         raise RegistrationError("primary_key", "the incremental strategy merges on a primary key; name one")
 
     schedule = raw.get("schedule") or None
-    if schedule is not None:
-        if not isinstance(schedule, str) or len(schedule.split()) != 5 or not croniter.is_valid(schedule):
+    if schedule is not None and (
+        not isinstance(schedule, str) or len(schedule.split()) != 5 or not croniter.is_valid(schedule)
+    ):
             raise RegistrationError("schedule", f"{schedule!r} is not a valid 5-field cron expression")
     freshness = raw.get("freshness")
     freshness_s = None if freshness in (None, "") else parse_duration(freshness, "freshness")

@@ -25,9 +25,11 @@ Why this design (measured with duckdb 2.0.1, see README "Architecture"):
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import fcntl
+import itertools
 import json
 import os
 import re
@@ -225,10 +227,8 @@ def write_version(served_root: Path, key: str, *, copy_previous: bool) -> Iterat
         try:
             yield pending
         finally:
-            try:
+            with contextlib.suppress(duckdb.Error):
                 con.close()
-            except duckdb.Error:
-                pass
             for leftover in (tmp, Path(str(tmp) + ".wal"), Path(str(tmp) + ".tmp")):
                 _remove(leftover)
 
@@ -270,7 +270,7 @@ def superseded_versions(served_root: Path, key: str, older_than: dt.datetime) ->
     folder = table_dir(served_root, key)
     files = sorted(folder.glob("v-*.duckdb"))
     out: list[Path] = []
-    for older, newer in zip(files, files[1:], strict=False):
+    for older, newer in itertools.pairwise(files):
         if current and older.name == current.file:
             continue
         replaced_at = dt.datetime.fromtimestamp(newer.stat().st_mtime, dt.UTC)

@@ -184,7 +184,7 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         env = os.environ if env is None else env
         nested = {
-            f.name: _load(f.default_factory, env)  # type: ignore[misc]
+            f.name: _load(f.default_factory, env)  # type: ignore[misc, arg-type]
             for f in dataclasses.fields(cls)
             if f.default_factory is not dataclasses.MISSING  # type: ignore[misc]
         }

@@ -97,7 +97,7 @@ def settings(home: Path, sqlite_url: str, fakesnow_port: int) -> Settings:
 
 
 def publish_table(served_root: Path, key: str, select_sql: str, *, strategy: str = "full",
-                  descriptions: dict[str, str] | None = None) -> "Manifest":
+                  descriptions: dict[str, str] | None = None) -> Manifest:
     """Publish a served version of ``key`` whose rows come from a DuckDB SELECT.
 
     Lets serving tests run over real served files without a Dagster run.

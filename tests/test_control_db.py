@@ -11,7 +11,8 @@ from shared.registry import RegistrationError, build_registration
 def test_migrations_create_every_table(control_url: str) -> None:
     migrate(control_url)
     names = set(inspect(get_engine(control_url)).get_table_names())
-    assert {"registered_tables", "table_status", "swarms", "tokens", "query_jobs", "artifacts", "audit_log", "sync_requests"} <= names
+    expected = {"registered_tables", "table_status", "swarms", "tokens", "query_jobs", "artifacts", "audit_log", "sync_requests"}
+    assert expected <= names
 
 
 def test_registering_twice_updates_without_duplicating(control_url: str) -> None:

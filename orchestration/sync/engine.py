@@ -36,6 +36,7 @@ from orchestration.sync.extract import (
 )
 from orchestration.sync.sql import qi
 from orchestration.sync.types import ORDERED_SLICE_TYPES, TIMESTAMPTZ, base_type, duckdb_type, served_columns
+from orchestration.sync.verdicts import Verdict, enforce, evaluate
 from shared import partitions
 from shared.registry import RegisteredTable
 from shared.served import Column, Manifest, publish, read_current, write_version
@@ -90,6 +91,7 @@ class SyncOutcome:
     timings: dict[str, float]
     partition_keys: list[str]
     merge: dict[str, int] = dataclasses.field(default_factory=dict)
+    verdicts: list[Verdict] = dataclasses.field(default_factory=list)
 
 
 def _mode(table: RegisteredTable, full_refresh: bool) -> str:
@@ -243,7 +245,10 @@ def _write(req: SyncRequest, planned: _Planned, timings: dict[str, float], t0: f
         scope_rows = _scope_rows(con, mode, part_col, windows, snap_key)
         dupes = _duplicates(con, key, mode=mode, merge=merge, part_col=part_col,
                                                 windows=windows, has_data=has_data) if key else None
+        summary = plan.summary() if plan else {}
+        verdicts = evaluate(table, source_rows=source_rows, served_rows=scope_rows, duplicate_keys=dupes, drift=summary)
         timings["checks_s"] = time.perf_counter() - t_checks
+        enforce(verdicts)  # raises inside write_version: the private version is discarded, CURRENT untouched
         t2 = time.perf_counter()
         keys_done = [w.key for w in windows]
         parts = dict(previous.partitions) if previous and has_data else {}
@@ -251,7 +256,6 @@ def _write(req: SyncRequest, planned: _Planned, timings: dict[str, float], t0: f
         for w in windows:
             rows = written if mode == "snapshot" or part_col is None else load.count_windows(con, part_col, [w])
             parts[w.key] = {"rows": rows, "run_id": req.run_id, "materialized_at": stamp}
-        summary = plan.summary() if plan else {}
         extra = {
             "mode": mode, "watermark_type": wm_type, "drift": summary, "source_rows": source_rows,
             "rows_written": written, "slices": len(slices),
@@ -267,6 +271,7 @@ def _write(req: SyncRequest, planned: _Planned, timings: dict[str, float], t0: f
     return SyncOutcome(
         manifest=manifest, mode=mode, rows_written=written, source_rows=source_rows, served_scope_rows=scope_rows,
         duplicate_keys=dupes, drift=summary, slices=extraction.stats, timings=timings, partition_keys=keys_done, merge=merge,
+        verdicts=verdicts,
     )
 
 

@@ -84,6 +84,18 @@ def check_protections(con: duckdb.DuckDBPyConnection, settings: Settings) -> dic
     return found
 
 
+
+def stored_alias(index: int) -> str:
+    """The catalog the ``index``-th exposed table's file is attached as (behind its view)."""
+    return quote_ident(f"__t{index}")
+
+
+def stored_table(index: int) -> str:
+    """The attached base table behind the ``index``-th exposed view, for server-built SQL that
+    needs what a view hides (``rowid``). A single-table instance exposes its table as index 0.
+    Agent SQL can never name it: the guard resolves every reference to a granted key."""
+    return f"{stored_alias(index)}.main.data"
+
 class Instance:
     """One locked in-memory DuckDB instance exposing exactly ``manifests``' tables."""
 
@@ -119,7 +131,7 @@ class Instance:
             if db in RESERVED_CATALOGS or db.startswith("__"):
                 raise ProtectionError(f"table database name {db!r} is reserved by DuckDB; it cannot be served")
             path = str(version_path(served_root, m)).replace("'", "''")
-            alias = quote_ident(f"__t{i}")
+            alias = stored_alias(i)
             self.con.execute(f"ATTACH '{path}' AS {alias} (READ_ONLY)")
             if db not in catalogs:
                 self.con.execute(f"ATTACH ':memory:' AS {quote_ident(db)}")

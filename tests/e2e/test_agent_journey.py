@@ -19,10 +19,10 @@ import dagster as dg
 import httpx
 import pyarrow as pa
 import pyarrow.csv as pacsv
-import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 import pytest
 import snowflake.connector
+from pyarrow import ipc
 
 from orchestration.assets import build_table_asset
 from orchestration.resources import ServedDataResource, snowflake_resource
@@ -38,7 +38,7 @@ DB = "JOURNEY"
 
 def _seed(port: int) -> None:
     con = snowflake.connector.connect(
-        user="fake", password="snow", account="fakesnow", host="127.0.0.1", port=port, protocol="http",
+        user="fake", password="snow", account="fakesnow",  # noqa: S106 - the stand-in accepts any credentials host="127.0.0.1", port=port, protocol="http",
         session_parameters={"CLIENT_OUT_OF_BAND_TELEMETRY_ENABLED": False}, network_timeout=20,
     )
     cur = con.cursor()
@@ -127,8 +127,10 @@ def test_agent_journey(api: str) -> None:
     # JSON inline, with freshness of what was read.
     sql = "select customer, count(*) as n, sum(amount) as total from sales.orders group by customer order by customer"
     res = call("POST", "/api/v1/queries/execute", headers=agent, json={"query": sql, "output_format": "JSON"}).json()
-    assert res["row_count"] == 50 and not res["truncated"]
-    assert res["tables"][0]["table"] == f"{DB.lower()}.sales.orders" and res["tables"][0]["version"]
+    assert res["row_count"] == 50
+    assert not res["truncated"]
+    assert res["tables"][0]["table"] == f"{DB.lower()}.sales.orders"
+    assert res["tables"][0]["version"]
     assert sum(r[1] for r in res["rows"]) == 5000
 
     # Every file format, read back and compared with the JSON answer.
@@ -150,7 +152,8 @@ def test_agent_journey(api: str) -> None:
     # Async job: wait_s=0 answers with a job id; poll until it succeeds, then fetch the result.
     job = call("POST", "/api/v1/queries/execute", headers=agent,
                json={"query": "select count(*) as c from orders", "wait_s": 0}).json()
-    assert job["job_id"] and job["status"] in ("running", "queued", "succeeded")
+    assert job["job_id"]
+    assert job["status"] in ("running", "queued", "succeeded")
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         status = call("GET", f"/api/v1/queries/jobs/{job['job_id']}", headers=agent).json()

@@ -17,7 +17,9 @@ import pytest
 from orchestration.assets import build_table_asset
 from orchestration.checks import PRIMARY_KEY_CHECK, ROW_COUNT_CHECK, SCHEMA_DRIFT_CHECK, table_check_specs
 from orchestration.resources import SERVED_RESOURCE_KEY, ServedDataResource, build_resources
+from orchestration.sync.verdicts import BlockingCheckError, enforce, evaluate
 from shared.registry import RegisteredTable, build_registration
+from shared.served import read_current, table_dir
 from shared.settings import Settings
 from shared.snowflake import connect
 
@@ -114,3 +116,43 @@ def test_duplicate_primary_key_fails_the_blocking_check(settings: Settings, sour
     assert checks[PRIMARY_KEY_CHECK].severity == dg.AssetCheckSeverity.ERROR
     assert checks[ROW_COUNT_CHECK].passed
     assert not result.success, "a failed blocking check fails the run, so the failure sensor marks the table failing"
+    assert read_current(settings.served_path, reg.key) is None, "a version failing a blocking check is never published"
+
+
+def test_blocking_check_failure_keeps_the_last_good_version_served(settings: Settings, source: str) -> None:
+    reg = _reg(source, "customers", primary_key=["id"])
+    assert _materialize(settings, reg).success
+    good = read_current(settings.served_path, reg.key)
+    assert good is not None
+    assert good.row_count == 2
+    with connect(settings.snowflake) as con:
+        con.cursor().execute(f"INSERT INTO {source}.PUBLIC.CUSTOMERS VALUES (2, '2026-01-04 00:00:00', 'dup')")
+    result = _materialize(settings, reg)
+    assert not result.success
+    checks = _checks(result)
+    assert not checks[PRIMARY_KEY_CHECK].passed
+    assert checks[PRIMARY_KEY_CHECK].blocking
+    assert checks[PRIMARY_KEY_CHECK].metadata["duplicate_rows"].value == 1
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    message = str(failure.step_failure_data.user_failure_data.description)
+    assert PRIMARY_KEY_CHECK in message
+    assert "not published" in message
+    after = read_current(settings.served_path, reg.key)
+    assert after is not None
+    assert after.version == good.version, "readers keep the last good version"
+    folder = table_dir(settings.served_path, reg.key)
+    assert not [p for p in folder.iterdir() if p.name.startswith(".tmp-")], "the refused version left no file behind"
+
+
+def test_blocking_verdicts_gate_publication_and_warnings_do_not() -> None:
+    full = _reg("d", "t", primary_key=["id"])
+    evaluate(full, source_rows=3, served_rows=3, duplicate_keys=0, drift={})
+    enforce(evaluate(full, source_rows=3, served_rows=3, duplicate_keys=0, drift={"added": ["X"]}))
+    with pytest.raises(BlockingCheckError, match=ROW_COUNT_CHECK):
+        enforce(evaluate(full, source_rows=3, served_rows=2, duplicate_keys=0, drift={}))
+    with pytest.raises(BlockingCheckError, match=PRIMARY_KEY_CHECK):
+        enforce(evaluate(full, source_rows=3, served_rows=3, duplicate_keys=2, drift={}))
+    incremental = _reg("d", "t", strategy="incremental", incremental_key="u", primary_key=["id"])
+    verdicts = evaluate(incremental, source_rows=3, served_rows=2, duplicate_keys=0, drift={})
+    enforce(verdicts)  # a merge cannot see source deletes: the count mismatch only warns
+    assert [v.passed for v in verdicts if v.name == ROW_COUNT_CHECK] == [False]

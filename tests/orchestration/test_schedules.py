@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import tempfile
 
@@ -57,7 +58,9 @@ def test_daily_table_syncs_the_latest_complete_partition() -> None:
 def test_hourly_and_static_and_snapshot_scopes() -> None:
     hourly = _reg("clicks", partitioning={"kind": "hourly", "column": "ts", "start": "2026-01-01"})
     static = _reg("sales", partitioning={"kind": "static", "column": "region", "values": ["eu", "us"]})
-    snap = _reg("prices", strategy="snapshot")
+    # Snapshot partitions start on the day of registration: pin it before the tick.
+    snap = dataclasses.replace(_reg("prices", strategy="snapshot"), registered_at="2026-11-01")
+    _TABLES.insert(0, snap)
     status = dg.DefaultScheduleStatus.RUNNING
     [h] = _tick(build_table_schedule(table=hourly, cron="5 * * * *", default_status=status), TICK.replace(hour=10, minute=5))
     assert h.partition_key == "2026-11-25-09:00"

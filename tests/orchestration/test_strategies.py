@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from orchestration.sync.verdicts import PRIMARY_KEY_CHECK, BlockingCheckError
 from shared import partitions as sp
+from shared.served import read_current
 from shared.settings import Settings
 from tests.orchestration.conftest import Source, current, materialization, materialize, rows, sync
 
@@ -174,18 +177,39 @@ def test_snapshot_asset_takes_todays_partition(source: Source, sync_settings: Se
     assert meta["mode"] == "snapshot"
 
 
+def _refused_duplicates(run: Callable[[], object]) -> int:
+    """Duplicate keys a run found; a blocking check refuses to publish, so they come back in the error."""
+    with pytest.raises(BlockingCheckError) as refused:
+        run()
+    [verdict] = [v for v in refused.value.verdicts if v.name == PRIMARY_KEY_CHECK]
+    assert not verdict.passed
+    assert verdict.blocking
+    return int(verdict.metadata["duplicate_rows"])
+
+
 def test_primary_key_duplicates_are_found_in_and_across_the_written_window(source: Source, sync_settings: Settings) -> None:
     name = source.table("DUP")
     source.sql(f"CREATE TABLE {name} (ID NUMBER(10,0), D DATE)")
     source.sql(f"INSERT INTO {name} VALUES (1, '2025-01-01'), (2, '2025-01-01'), (2, '2025-01-02'), (3, '2025-01-02')")
     table = source.register("DUP", primary_key=["ID"], partitioning={"kind": "daily", "column": "D", "start": "2025-01-01"})
     assert sync(table, sync_settings, source, partition_keys=["2025-01-01"]).duplicate_keys == 0
-    assert sync(table, sync_settings, source, partition_keys=["2025-01-02"]).duplicate_keys == 1  # ID 2 in both days
+    version = read_current(sync_settings.served_path, table.key)
+    # ID 2 in both days
+    assert _refused_duplicates(lambda: sync(table, sync_settings, source, partition_keys=["2025-01-02"])) == 1
     source.sql(f"INSERT INTO {name} VALUES (3, '2025-01-02')")
-    assert sync(table, sync_settings, source, partition_keys=["2025-01-02"]).duplicate_keys == 2  # and twice inside
+    # and twice inside
+    assert _refused_duplicates(lambda: sync(table, sync_settings, source, partition_keys=["2025-01-02"])) == 2
+    assert read_current(sync_settings.served_path, table.key) == version, "refused versions are never published"
 
     snap = dataclasses.replace(source.register("DUP", strategy="snapshot", primary_key=["ID"]), registered_at="2025-03-01")
-    first = sync(snap, sync_settings, source, partition_keys=["2025-03-01"], now=dt.datetime(2025, 3, 1, 9, tzinfo=dt.UTC),
-                 full_refresh=True)
-    second = sync(snap, sync_settings, source, partition_keys=["2025-03-02"], now=dt.datetime(2025, 3, 2, 9, tzinfo=dt.UTC))
-    assert first.duplicate_keys == second.duplicate_keys == 2  # per snapshot day only, not across days
+    first = _refused_duplicates(lambda: sync(snap, sync_settings, source, partition_keys=["2025-03-01"],
+                                             now=dt.datetime(2025, 3, 1, 9, tzinfo=dt.UTC), full_refresh=True))
+    assert first == 2  # ID 2 and ID 3 each twice in the source: refused
+    source.sql(f"DELETE FROM {name}")
+    source.sql(f"INSERT INTO {name} VALUES (1, '2025-01-01'), (2, '2025-01-01'), (3, '2025-01-02')")
+    day1 = sync(snap, sync_settings, source, partition_keys=["2025-03-01"], now=dt.datetime(2025, 3, 1, 9, tzinfo=dt.UTC),
+                full_refresh=True)
+    day2 = sync(snap, sync_settings, source, partition_keys=["2025-03-02"], now=dt.datetime(2025, 3, 2, 9, tzinfo=dt.UTC))
+    # Unique per snapshot day, not across days: every ID is served twice now, and that is not a duplicate.
+    assert day1.duplicate_keys == day2.duplicate_keys == 0
+    assert day2.manifest.row_count == 6

@@ -1,0 +1,66 @@
+"""The data checks of one materialization, decided before it is published.
+
+Why here and not only in Dagster: Dagster's blocking checks run after the step has
+returned, when the new version is already served. The engine knows the figures (source
+rows for the scope, served rows for the same scope, duplicate keys, drift) while the new
+version is still private, so it refuses to publish when a blocking check fails and the
+readers keep the last good version. ``orchestration/checks.py`` turns the same verdicts
+into Dagster check results, so the UI and the gate can never disagree.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from shared.registry import RegisteredTable
+
+ROW_COUNT_CHECK = "row_count_matches_source"
+PRIMARY_KEY_CHECK = "primary_key_unique"
+SCHEMA_DRIFT_CHECK = "no_unexpected_schema_drift"
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    name: str
+    passed: bool
+    blocking: bool  # a failure means the data is wrong: the version is not published
+    metadata: dict[str, Any]
+
+    def describe(self) -> str:
+        figures = ", ".join(f"{k}={v}" for k, v in self.metadata.items())
+        return f"check {self.name} failed ({figures})"
+
+
+class BlockingCheckError(Exception):
+    """A blocking check failed; the new version was discarded before publication."""
+
+    def __init__(self, verdicts: list[Verdict]):
+        self.verdicts = verdicts
+        failed = [v for v in verdicts if v.blocking and not v.passed]
+        super().__init__("; ".join(v.describe() for v in failed))
+
+
+def row_count_blocks(table: RegisteredTable) -> bool:
+    """A merge cannot see source deletes, so an incremental count mismatch warns instead of blocking."""
+    return table.strategy != "incremental"
+
+
+def evaluate(table: RegisteredTable, *, source_rows: int, served_rows: int, duplicate_keys: int | None,
+             drift: dict[str, list[str]]) -> list[Verdict]:
+    verdicts = [
+        Verdict(ROW_COUNT_CHECK, served_rows == source_rows, row_count_blocks(table),
+                {"source_rows": source_rows, "served_rows": served_rows}),
+        # Incompatible drift already fails the sync (SchemaDriftError); what is left is additive and warns.
+        Verdict(SCHEMA_DRIFT_CHECK, not (drift.get("removed") or drift.get("widened")), False,
+                dict(drift)),
+    ]
+    if table.primary_key:
+        verdicts.append(Verdict(PRIMARY_KEY_CHECK, (duplicate_keys or 0) == 0, True,
+                                {"duplicate_rows": duplicate_keys or 0}))
+    return verdicts
+
+
+def enforce(verdicts: list[Verdict]) -> None:
+    if any(v.blocking and not v.passed for v in verdicts):
+        raise BlockingCheckError(verdicts)
