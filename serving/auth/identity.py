@@ -62,29 +62,57 @@ class TokenRecord:
 
 
 class IdentityStore:
-    """Cached, read-only view of token rows keyed by ``jti``."""
+    """Cached, read-only view of token rows keyed by ``jti``.
+
+    Loads are single-flight: when a hot token's entry expires, the first request reloads it
+    and concurrent requests for the same token wait for that one load instead of each
+    starting their own (which, at 16 concurrent requests, queued 16 database round trips
+    on the thread pool every TTL).
+    """
 
     def __init__(self, control_url: str, ttl_s: float = 1.0) -> None:
         self._url = control_url
         self._ttl = ttl_s
         self._cache: dict[str, tuple[float, TokenRecord | None]] = {}
+        self._loading: dict[str, anyio.Event] = {}
+        self._generation = 0  # bumped by invalidate(); a load started before it is not cached
 
     def invalidate(self) -> None:
         """Forget every cached row (called after any identity change in this process)."""
+        self._generation += 1
         self._cache.clear()
 
-    async def get(self, token_id: str) -> TokenRecord | None:
-        now = time.monotonic()
+    def _fresh(self, token_id: str) -> tuple[bool, TokenRecord | None]:
         hit = self._cache.get(token_id)
-        if hit is not None and hit[0] > now:
-            return hit[1]
-        record = await anyio.to_thread.run_sync(self.load, token_id)
+        if hit is not None and hit[0] > time.monotonic():
+            return True, hit[1]
+        return False, None
+
+    async def get(self, token_id: str) -> TokenRecord | None:
+        found, record = self._fresh(token_id)
+        while not found and (loading := self._loading.get(token_id)) is not None:
+            await loading.wait()  # another request is loading this token: share its answer
+            found, record = self._fresh(token_id)
+        if found:
+            return record
+        done = self._loading[token_id] = anyio.Event()
+        generation = self._generation
+        try:
+            record = await anyio.to_thread.run_sync(self.load, token_id)
+            if generation == self._generation:
+                self._remember(token_id, record)
+        finally:
+            del self._loading[token_id]
+            done.set()
+        return record
+
+    def _remember(self, token_id: str, record: TokenRecord | None) -> None:
+        now = time.monotonic()
         if len(self._cache) >= _MAX_CACHE:
             self._cache = {k: v for k, v in self._cache.items() if v[0] > now}
             if len(self._cache) >= _MAX_CACHE:
                 self._cache.clear()
         self._cache[token_id] = (now + self._ttl, record)
-        return record
 
     def load(self, token_id: str) -> TokenRecord | None:
         engine = get_engine(self._url)
