@@ -16,6 +16,12 @@ and a group-by aggregate. Each case runs ``--repeats`` times, alternating bare/o
 the median run is kept (the machine is shared). ``point_literal`` (the id written into
 the SQL text, so every request misses the guard cache) is reported for information.
 
+A third server, ``python -m serving`` with ``API_WORKERS`` = cores (``--workers``), is
+our API as the README recommends deploying it on this machine; it serves the point
+query at the highest concurrency only. ``p50_ratio_vs_bare`` compares like with like
+(one worker each side); ``point_rps`` is the deployed (``API_WORKERS``) figure, and
+``point_rps_one_worker`` the single-worker one.
+
 The last stdout line is one JSON object with at least ``p50_ratio_vs_bare`` (worst case
 of point/aggregate × c1/c16) and ``point_rps`` (ours, concurrency 16). It also carries
 ``cpu_ratio_vs_bare`` (server CPU per request, ours / bare, from /proc: less sensitive to
@@ -165,10 +171,25 @@ def _ms(value: str, unit: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        kids = task / "children"
+        if kids.exists():
+            found += [int(k) for k in kids.read_text().split()]
+    return found
+
+
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process (all its threads), from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU of a process (all its threads) and its live children (uvicorn workers), from /proc."""
+    total = 0.0
+    for p in [pid, *_children(pid)]:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def run_wrk(url: str, script: Path, conns: int, duration: float, pid: int | None = None) -> dict[str, float]:
@@ -191,6 +212,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--modes", default="point,agg,literal", help="comma-separated subset of point,agg,literal")
     ap.add_argument("--conns", default="1,16", help="comma-separated concurrency levels")
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 2,
+                    help="API_WORKERS of the scaled-out side (point queries at the highest concurrency)")
     ap.add_argument("--bare", help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -217,6 +240,11 @@ def main() -> None:
                             "--port", str(our_port), "--log-level", "warning", "--no-access-log"], env,
                            f"http://127.0.0.1:{our_port}/health"))
         ours = f"http://127.0.0.1:{our_port}"
+        # The recommended deployment: one uvicorn worker per core (API_WORKERS), via `python -m serving`.
+        scaled_port = free_port()
+        procs.append(start([sys.executable, "-m", "serving"],
+                           dict(env, API_HOST="127.0.0.1", API_PORT=str(scaled_port), API_WORKERS=str(args.workers)),
+                           f"http://127.0.0.1:{scaled_port}/health"))
         with httpx.Client(base_url=ours, timeout=30) as c:
             admin = c.post("/api/v1/auth/token", data={"username": "admin", "password": ADMIN_PASSWORD}).json()
             h = {"Authorization": f"Bearer {admin['access_token']}"}
@@ -235,8 +263,9 @@ def main() -> None:
                 path.write_text(LUA.format(auth=auth, mode=mode, rows=args.rows, point=POINT, agg=AGG,
                                            path="/" if side == "bare" else "/api/v1/queries/execute"))
                 scripts[side, mode] = path
-        urls = {"bare": f"http://127.0.0.1:{bare_port}", "ours": ours}
-        pids = {"bare": procs[0].pid, "ours": procs[1].pid}
+        scripts["scaled", "point"] = scripts["ours", "point"]
+        urls = {"bare": f"http://127.0.0.1:{bare_port}", "ours": ours, "scaled": f"http://127.0.0.1:{scaled_port}"}
+        pids = {"bare": procs[0].pid, "ours": procs[1].pid, "scaled": procs[2].pid}
         results: dict[str, dict[str, float]] = {}
         modes = args.modes.split(",")
         for mode in modes:
@@ -255,12 +284,24 @@ def main() -> None:
                     print(f"{side:5s} {mode:8s} c={conns:<3d} {med['rps']:8.0f} req/s  p50 {med['p50_ms']:7.2f} ms  "
                           f"p99 {med['p99_ms']:7.2f} ms  cpu/req {med['server_cpu_ms_per_req']:.2f} ms  "
                           f"non-2xx {med['errors']:.0f}", file=sys.stderr)
+        top = max(int(c) for c in args.conns.split(","))
+        if "point" in modes:  # same SQL, same token, API_WORKERS=args.workers
+            run_wrk(urls["scaled"], scripts["scaled", "point"], top, 1.0)
+            scaled = [run_wrk(urls["scaled"], scripts["scaled", "point"], top, args.duration, pids["scaled"])
+                      for _ in range(args.repeats)]
+            med = sorted(scaled, key=lambda r: r["p50_ms"])[len(scaled) // 2]
+            results[f"scaled_point_c{top}"] = dict(med, rps=statistics.median(r["rps"] for r in scaled))
+            print(f"ours  point    c={top:<3d} {results[f'scaled_point_c{top}']['rps']:8.0f} req/s  p50 {med['p50_ms']:7.2f} ms  "
+                  f"(API_WORKERS={args.workers})", file=sys.stderr)
         ratios = {k[5:]: results[k]["p50_ms"] / results["bare_" + k[5:]]["p50_ms"]
                   for k in results if k.startswith("ours_") and not k.startswith("ours_literal")}
         summary = {
             "p50_ratio_vs_bare": round(max(ratios.values()), 3) if ratios else None,
             "p50_ratios": {k: round(v, 3) for k, v in ratios.items()},
-            "point_rps": round(results.get("ours_point_c16", {}).get("rps", 0.0), 1),
+            # ours at c=16 as deployed (API_WORKERS = cores); the one-worker figure beside it.
+            "point_rps": round(results.get(f"scaled_point_c{top}", {}).get("rps", 0.0), 1),
+            "point_rps_workers": args.workers,
+            "point_rps_one_worker": round(results.get("ours_point_c16", {}).get("rps", 0.0), 1),
             "bare_point_rps": round(results.get("bare_point_c16", {}).get("rps", 0.0), 1),
             "literal_point_rps_c16": round(results.get("ours_literal_c16", {}).get("rps", 0.0), 1),
             "cpu_ratio_vs_bare": {k: round(results[f"ours_{k}"]["server_cpu_ms_per_req"]

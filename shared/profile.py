@@ -115,9 +115,18 @@ def _stats_exprs(c: ColumnSpec) -> list[tuple[str, str]]:
     return out
 
 
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
 def _finite(value: Any) -> bool:
+    """Not NULL, NaN or infinite. DuckDB hands ±infinity dates and timestamps to Python as
+    ``date.min/max`` and ``datetime.min/max``, so those count as infinite (no histogram)."""
     if value is None:
         return False
+    if isinstance(value, dt.datetime):
+        return value.replace(tzinfo=None) not in (dt.datetime.min, dt.datetime.max)
+    if isinstance(value, dt.date):
+        return value not in (dt.date.min, dt.date.max)
     return not isinstance(value, float) or math.isfinite(value)
 
 
@@ -161,7 +170,10 @@ def _bin_expr(c: ColumnSpec, lo: float, width: float, n: int) -> str:
 
 def _edge(c: ColumnSpec, value: float) -> Any:
     if c.kind == "temporal":
-        moment = dt.datetime.fromtimestamp(value, dt.UTC)
+        try:
+            moment = _EPOCH + dt.timedelta(seconds=value)
+        except OverflowError:  # the last edge of a column ending near year 9999
+            moment = dt.datetime.max.replace(tzinfo=dt.UTC)
         return moment.date().isoformat() if c.base == "DATE" and value % 86400 == 0 else moment.isoformat()
     return int(value) if c.integer and float(value).is_integer() else value
 

@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Annotated, Any
 
 import anyio.to_thread
-from litestar import Request, Response, delete, get, patch, post
+from litestar import Request, Response, delete, get, head, patch, post
 from litestar.params import Parameter
 from litestar.response import Stream
 
@@ -19,16 +19,27 @@ from serving.artifacts.validation import Draft, content_disposition, draft_from_
 from serving.auth.caller import Caller
 from serving.auth.guards import requires_agent, requires_reader
 from serving.lib.audit import annotate
-from serving.lib.errors import ApiError, NotFound
+from serving.lib.errors import ApiError, BadRequest, NotFound, handle_api_error
 from serving.lib.services import Services
 from shared.artifacts_store import StorageError
 
 TAGS = ["artifacts"]
 ID = Annotated[str, Parameter(description="Artifact id", max_length=64)]
+JOB_ID = Annotated[str, Parameter(description="Query job id", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
+MAX_OFFSET = 1_000_000_000
 
 
 class RangeError(ApiError):
     status, code = 416, "range_not_satisfiable"
+
+
+def _too_deep(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """A JSON body nested beyond the decoder's recursion limit is bad input, not a server fault."""
+    return handle_api_error(request, BadRequest("the JSON body is nested too deeply", rule="json_too_deep"))
+
+
+# Litestar decodes JSON bodies before the handler runs; its decoder raises RecursionError on deep nesting.
+JSON_BODY_ERRORS: dict[Any, Any] = {RecursionError: _too_deep}
 
 
 @post("/api/v1/artifacts", operation_id="upload_artifact", tags=TAGS, status_code=201, request_max_body_size=None)
@@ -71,7 +82,7 @@ async def list_artifacts(  # noqa: PLR0917 - query parameters are keyword argume
     created_after: dt.datetime | None = None,
     created_before: dt.datetime | None = None,
     limit: Annotated[int, Parameter(ge=1, le=svc.MAX_PAGE)] = 100,
-    offset: Annotated[int, Parameter(ge=0)] = 0,
+    offset: Annotated[int, Parameter(ge=0, le=MAX_OFFSET)] = 0,
 ) -> ArtifactList:
     """Artifacts this caller may see (newest first), filtered by tag, content type, owner and creation time."""
     requires_reader(caller)
@@ -87,16 +98,19 @@ async def get_artifact(artifact_id: ID, caller: Caller, services: Services) -> A
     return await anyio.to_thread.run_sync(svc.get, services.control_url, caller, artifact_id)
 
 
+def _download_headers(row: Any) -> dict[str, str]:
+    return {"ETag": etag(row.sha256), "Accept-Ranges": "bytes", "Cache-Control": "private, no-cache",
+            "X-Content-Type-Options": "nosniff", "Content-Security-Policy": "default-src 'none'; sandbox",
+            "Content-Disposition": content_disposition(row.name)}
+
+
 @get("/api/v1/artifacts/{artifact_id:str}/content", operation_id="download_artifact", tags=TAGS)
 async def download_artifact(request: Request[Any, Any, Any], artifact_id: ID, caller: Caller,
                             services: Services) -> Response[Any]:
     """Download the content. ETag is the SHA-256; supports ``If-None-Match`` (304) and one ``Range`` (206/416)."""
     requires_reader(caller)
     row = await anyio.to_thread.run_sync(svc.content_row, services.control_url, caller, artifact_id)
-    tag = etag(row.sha256)
-    headers = {"ETag": tag, "Accept-Ranges": "bytes", "Cache-Control": "private, no-cache",
-               "X-Content-Type-Options": "nosniff", "Content-Security-Policy": "default-src 'none'; sandbox",
-               "Content-Disposition": content_disposition(row.name)}
+    headers = _download_headers(row)
     if not_modified(request.headers.get("if-none-match"), row.sha256):
         return Response(content=b"", status_code=304, headers=headers)
     try:
@@ -117,7 +131,27 @@ async def download_artifact(request: Request[Any, Any, Any], artifact_id: ID, ca
     return Stream(chunks, media_type=row.content_type, status_code=206 if span else 200, headers=headers)
 
 
-@patch("/api/v1/artifacts/{artifact_id:str}", operation_id="update_artifact", tags=TAGS)
+@head("/api/v1/artifacts/{artifact_id:str}/content", operation_id="head_artifact_content", tags=TAGS)
+async def head_artifact_content(request: Request[Any, Any, Any], artifact_id: ID, caller: Caller,
+                                services: Services) -> Response[None]:
+    """The download's headers without its body: ETag (the SHA-256), Content-Length, Content-Type, Accept-Ranges.
+
+    Same access rules as GET (404 when missing, expired or not visible); ``If-None-Match``
+    answers 304. ``Range`` is ignored, as RFC 9110 defines ranges for GET only.
+    """
+    requires_reader(caller)
+    row = await anyio.to_thread.run_sync(svc.content_row, services.control_url, caller, artifact_id)
+    headers = _download_headers(row)
+    if not_modified(request.headers.get("if-none-match"), row.sha256):
+        return Response(content=None, status_code=304, headers=headers)
+    if not await anyio.to_thread.run_sync(svc.get_store(services).exists, row.storage_key):
+        raise NotFound("no such artifact")
+    headers["Content-Length"] = str(row.size)
+    return Response(content=None, media_type=row.content_type, headers=headers)
+
+
+@patch("/api/v1/artifacts/{artifact_id:str}", operation_id="update_artifact", tags=TAGS,
+       exception_handlers=JSON_BODY_ERRORS)
 async def update_artifact(artifact_id: ID, data: ArtifactUpdate, caller: Caller, services: Services) -> Artifact:
     """Change name, tags, metadata, visibility or expiry (owner only)."""
     requires_reader(caller)
@@ -133,8 +167,8 @@ async def delete_artifact(artifact_id: ID, caller: Caller, services: Services) -
 
 
 @post("/api/v1/queries/jobs/{job_id:str}/artifact", operation_id="save_query_result_artifact", tags=TAGS,
-      status_code=201)
-async def save_query_result(request: Request[Any, Any, Any], job_id: Annotated[str, Parameter(max_length=64)],
+      status_code=201, exception_handlers=JSON_BODY_ERRORS)
+async def save_query_result(request: Request[Any, Any, Any], job_id: JOB_ID,
                             data: JobArtifactCreate, caller: Caller, services: Services) -> Artifact:
     """Save a finished query job's result as an artifact (CSV or Parquet), server-side.
 
@@ -146,5 +180,5 @@ async def save_query_result(request: Request[Any, Any, Any], job_id: Annotated[s
     return artifact
 
 
-ROUTES: list[Any] = [upload_artifact, list_artifacts, get_artifact, download_artifact, update_artifact,
-                     delete_artifact, save_query_result]
+ROUTES: list[Any] = [upload_artifact, list_artifacts, get_artifact, download_artifact, head_artifact_content,
+                     update_artifact, delete_artifact, save_query_result]

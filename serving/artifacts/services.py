@@ -21,11 +21,13 @@ import sqlalchemy as sa
 
 from serving.artifacts.schemas import Artifact, ArtifactList, ArtifactUpdate
 from serving.artifacts.validation import (
+    check_content_type,
     check_expires_in,
     check_metadata,
     check_name,
     check_tags,
     check_visibility,
+    is_id,
 )
 from serving.auth.caller import Caller
 from serving.lib.errors import BadRequest, Forbidden, NotFound
@@ -87,7 +89,7 @@ def _not_found() -> NotFound:
 
 
 def _visible_row(s: Any, artifact_id: str, caller: Caller, now: dt.datetime) -> ArtifactRow:
-    row = s.get(ArtifactRow, artifact_id) if len(artifact_id) <= 64 else None
+    row = s.get(ArtifactRow, artifact_id) if is_id(artifact_id) else None
     if row is None or not is_live(row, now) or not can_read(row, caller):
         raise _not_found()
     return row  # type: ignore[no-any-return]
@@ -149,6 +151,10 @@ def list_visible(url: str, caller: Caller, *, tag: str | None = None, content_ty
                  created_before: dt.datetime | None = None, limit: int = 100, offset: int = 0) -> ArtifactList:
     now = utcnow()
     limit = max(1, min(limit, MAX_PAGE))
+    tag = check_tags([tag])[0] if tag else None  # stored tags are NFC and trimmed: so is the filter
+    content_type = check_content_type(content_type) if content_type else None
+    if owner and not is_id(owner):
+        raise BadRequest("owner: must be an agent token id", rule="invalid_artifact_field", details={"field": "owner"})
     q = sa.select(ArtifactRow).where(ArtifactRow.deleted_at.is_(None),
                                      sa.or_(ArtifactRow.expires_at.is_(None), ArtifactRow.expires_at > now))
     if not caller.is_admin:
@@ -164,7 +170,7 @@ def list_visible(url: str, caller: Caller, *, tag: str | None = None, content_ty
     if tag:
         q = q.where(_json_like(ArtifactRow.tags, tag))
     if content_type:
-        q = q.where(ArtifactRow.content_type == content_type.strip().lower())
+        q = q.where(ArtifactRow.content_type == content_type)
     if owner:
         q = q.where(ArtifactRow.owner_token_id == owner)
     if created_after:

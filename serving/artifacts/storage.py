@@ -15,7 +15,8 @@ from collections.abc import Iterator
 
 from shared.artifacts_store import ArtifactStore
 
-_RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE)
+_RANGE = re.compile(r"^\s*bytes\s*=\s*([0-9]*)\s*-\s*([0-9]*)\s*$", re.IGNORECASE)
+_HUGE = 10**18  # any position this large is past the end of every artifact
 
 
 def etag(sha256: str) -> str:
@@ -48,6 +49,12 @@ class Span:
         return self.end - self.start + 1
 
 
+def _position(digits: str) -> int:
+    """A byte position; very long digit strings saturate instead of overflowing ``int()``'s limits."""
+    digits = digits.lstrip("0") or "0"
+    return int(digits) if len(digits) <= 18 else _HUGE
+
+
 def parse_range(header: str | None, size: int, if_range: str | None, sha256: str) -> Span | None:
     """The single byte range to serve, or None for the whole object.
 
@@ -63,16 +70,16 @@ def parse_range(header: str | None, size: int, if_range: str | None, sha256: str
         return None
     first, last = m.group(1), m.group(2)
     if not first:  # suffix: the last N bytes
-        n = int(last)
+        n = _position(last)
         if n == 0 or size == 0:
             raise RangeNotSatisfiable
         return Span(max(0, size - n), size - 1)
-    start = int(first)
-    if last and int(last) < start:
+    start = _position(first)
+    if last and _position(last) < start:
         return None  # invalid syntax: ignore the header
     if start >= size:
         raise RangeNotSatisfiable
-    return Span(start, min(int(last) if last else size - 1, size - 1))
+    return Span(start, min(_position(last) if last else size - 1, size - 1))
 
 
 def read_span(store: ArtifactStore, key: str, span: Span | None) -> Iterator[bytes]:

@@ -26,13 +26,14 @@ MAX_TAG = 64
 MAX_METADATA_BYTES = 16 * 1024
 MAX_VISIBLE_TO = 100
 MAX_TTL_S = 365 * 24 * 3600
+MAX_CONTENT_TYPE = 255
 VISIBILITIES = ("private", "swarm", "agents")
 _MIME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}"
                    r"(\s*;\s*[A-Za-z0-9_.-]+=(\"[A-Za-z0-9_. /+-]*\"|[A-Za-z0-9_.+-]+))*$")
 _BIDI = {"\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069",
          "\u200e", "\u200f", "\u061c"}
 _ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$", re.IGNORECASE)
+_DURATION = re.compile(r"^\s*([0-9]{1,12})\s*([smhdw]?)\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
@@ -40,7 +41,7 @@ def _bad(field: str, message: str) -> BadRequest:
     return BadRequest(f"{field}: {message}", rule="invalid_artifact_field", details={"field": field})
 
 
-def _check_text(value: str, field: str, limit: int) -> str:
+def check_text(value: str, field: str, limit: int) -> str:
     if not value or not value.strip():
         raise _bad(field, "must not be empty")
     if len(value) > limit:
@@ -57,12 +58,19 @@ def check_name(value: Any) -> str:
     """A display name, stored verbatim (NFC) and never used as a path."""
     if not isinstance(value, str):
         raise _bad("name", "must be a string")
-    return _check_text(unicodedata.normalize("NFC", value), "name", MAX_NAME)
+    return check_text(unicodedata.normalize("NFC", value), "name", MAX_NAME)
+
+
+def is_id(value: str) -> bool:
+    """An artifact, token or job id: 1 to 64 of ``[A-Za-z0-9_.:-]`` (anything else names nothing)."""
+    return bool(_ID.match(value))
 
 
 def check_content_type(value: Any) -> str:
     if not isinstance(value, str) or not _MIME.match(value.strip()):
         raise _bad("content_type", "must be a media type such as text/csv or application/octet-stream")
+    if len(value.strip()) > MAX_CONTENT_TYPE:
+        raise _bad("content_type", f"is longer than {MAX_CONTENT_TYPE} characters")
     return value.strip().lower() if ";" not in value else value.strip()
 
 
@@ -76,8 +84,8 @@ def _listish(value: Any, field: str) -> list[Any]:
         if text.startswith("["):
             try:
                 parsed = json.loads(text)
-            except ValueError as e:
-                raise _bad(field, "is not valid JSON") from e
+            except (ValueError, RecursionError) as e:
+                raise _bad(field, "is not valid JSON (or is nested too deeply)") from e
             if not isinstance(parsed, list):
                 raise _bad(field, "must be a JSON list")
             return parsed
@@ -90,7 +98,7 @@ def check_tags(value: Any) -> list[str]:
     for raw in _listish(value, "tags"):
         if not isinstance(raw, str):
             raise _bad("tags", "must be strings")
-        tag = _check_text(unicodedata.normalize("NFC", raw.strip()), "tags", MAX_TAG)
+        tag = check_text(unicodedata.normalize("NFC", raw.strip()), "tags", MAX_TAG)
         if tag not in tags:
             tags.append(tag)
     if len(tags) > MAX_TAGS:
@@ -98,17 +106,28 @@ def check_tags(value: Any) -> list[str]:
     return tags
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 def check_metadata(value: Any) -> dict[str, Any]:
+    """A JSON object of at most ``MAX_METADATA_BYTES``: standard JSON only (no NaN or
+    Infinity, no unpaired surrogates), so every control database and client can read it back."""
     if value is None or value == "":
         return {}
     if isinstance(value, str):
         try:
-            value = json.loads(value)
-        except ValueError as e:
-            raise _bad("metadata", "is not valid JSON") from e
+            value = json.loads(value, parse_constant=_no_constant)
+        except (ValueError, RecursionError) as e:
+            raise _bad("metadata", "is not valid JSON (or is nested too deeply)") from e
     if not isinstance(value, dict):
         raise _bad("metadata", "must be a JSON object")
-    if len(json.dumps(value)) > MAX_METADATA_BYTES:
+    try:
+        text = json.dumps(value, allow_nan=False, ensure_ascii=False)
+        size = len(text.encode("utf-8"))
+    except (ValueError, RecursionError) as e:  # 1e999 parses as inf; UnicodeEncodeError is a ValueError
+        raise _bad("metadata", "must be standard JSON: finite numbers, valid Unicode, not nested too deeply") from e
+    if size > MAX_METADATA_BYTES:
         raise _bad("metadata", f"is larger than {MAX_METADATA_BYTES} bytes")
     return value
 

@@ -2,8 +2,13 @@
 
 ``/health`` answers as long as the process serves HTTP (no dependency is touched, so a
 slow database never gets a live process restarted). ``/ready`` runs every registered
-readiness check (see ``serving.lib.ready``) and answers 503 when any fails, so a
-balancer stops sending traffic to a replica that cannot serve.
+readiness check (see ``serving.lib.ready``) and reports each dependency:
+
+- ``ready`` (200): every check passes;
+- ``degraded`` (200): only optional checks fail (Dagster): reads and queries work, and
+  the failing check's ``impact`` says what does not (syncs and refreshes answer 503);
+- ``not_ready`` (503): a required check fails (control database, served data), so a
+  balancer stops sending traffic to a replica that cannot serve reads.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from typing import Any
 
 from litestar import Response, get
 
-from serving.lib.ready import run_ready_checks
+from serving.lib.ready import readiness, run_ready_checks
 from serving.lib.services import Services
 
 
@@ -24,10 +29,10 @@ def health() -> dict[str, str]:
 
 @get("/ready", operation_id="ready", tags=["health"], security=[{}])
 async def ready(services: Services) -> Response[dict[str, Any]]:
-    """Readiness: every named check (control database, served data, …) passes."""
+    """Readiness per dependency: 200 ``ready`` or ``degraded`` (Dagster down), 503 ``not_ready``."""
     checks = await run_ready_checks(services)
-    ok = all(c["ok"] for c in checks)
-    return Response({"status": "ready" if ok else "not_ready", "checks": checks}, status_code=200 if ok else 503)
+    status, code = readiness(checks)
+    return Response({"status": status, "checks": checks}, status_code=code)
 
 
 ROUTES: list[Any] = [health, ready]

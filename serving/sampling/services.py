@@ -287,7 +287,7 @@ def run_sample(services: Services, caller: Caller, key: str, req: SampleRequest)
         return sample
     try:
         sample.body = arrow_bytes(res.rows, req.fmt)
-    except pa.ArrowNotImplementedError as e:
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError) as e:  # e.g. lists or maps as CSV
         raise BadRequest(f"a column type cannot be written as {req.fmt}: {e}; choose other columns or json",
                          rule="unsupported_type") from e
     sample.duration_ms = (time.perf_counter() - started) * 1000.0

@@ -6,7 +6,8 @@ get the :class:`SyncService` through :func:`get_sync`.
 
 Faults: when Dagster cannot be reached, every operation that needs it answers 503
 with the same message (:func:`dagster_calls`), while reading the registry, the status
-rows and served data keeps working; ``/ready`` reports the ``dagster`` check failing.
+rows and served data keeps working; ``/ready`` reports the ``dagster`` check failing and
+the replica ``degraded`` (still 200: it serves reads, so balancers keep it in rotation).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import anyio.to_thread
 from serving.auth.caller import Caller
 from serving.catalog import services as catalog
 from serving.lib.errors import BadRequest, Conflict, NotFound, ServiceUnavailable, Unprocessable
-from serving.lib.ready import add_ready_check
+from serving.lib.ready import NotReady, add_ready_check
 from serving.lib.services import Services
 from serving.sync import jobs, store
 from serving.sync import partitions as parts
@@ -178,7 +179,7 @@ class SyncService:
         keys: list[str] = []
         with dagster_calls():
             if named:
-                for key in [*(partitions or []), *(k for k in (start, end) if k)]:
+                for key in [*(partitions or []), *(k for k in (start, end) if k is not None)]:
                     parts.check_key(reg, key)  # a malformed key is answered before Dagster is asked
                 known = await self.client.partition_keys(reg.asset_key_path)
                 keys = parts.resolve(reg, known, partitions=partitions, start=start, end=end)
@@ -276,8 +277,18 @@ def get_sync(services: Services) -> SyncService:
     return services.get(SYNC, SyncService)
 
 
+DAGSTER_IMPACT = ("syncs, refreshes and min_freshness queries answer 503; the catalog, queries and other "
+                  "reads keep working")
+
+
 async def check_dagster(services: Services) -> None:
-    await get_sync(services).client.ping()
+    """Optional for readiness: while Dagster is down the replica is ``degraded``, not ``not_ready``."""
+    try:
+        await get_sync(services).client.ping()
+    except DagsterUnavailable as e:  # its messages name no host ("Dagster is unreachable (ConnectError)")
+        raise NotReady(str(e)) from e
+    except DagsterError as e:
+        raise NotReady(f"Dagster answered with an error ({e.kind})") from e
 
 
 async def startup(services: Services) -> None:
@@ -286,7 +297,7 @@ async def startup(services: Services) -> None:
         client = services.parts[DAGSTER] = DagsterClient(services.settings.dagster)
         services.parts["dagster_owned"] = True
     services.parts[SYNC] = SyncService(services.settings, client)
-    add_ready_check(services, "dagster", check_dagster)
+    add_ready_check(services, "dagster", check_dagster, required=False, impact=DAGSTER_IMPACT)
 
 
 async def shutdown(services: Services) -> None:

@@ -3,16 +3,20 @@ daemon) and two API replicas sharing the control database and served data.
 
 One platform for the whole module (tests run in file order and build on each other):
 tables registered before start are loaded once by the code server; an agent's refresh through
-replica A becomes fresh data visible through both; ``kill -9`` of A while a refresh is
-pending loses nothing (B joins and polls it); ``min_freshness`` waits for a refresh;
-admin syncs of partitions and backfills; registration through the API reloads the code
-location; a failing run carries Dagster's message into the job and the catalog; deleting
-a table removes its asset; Dagster going away leaves
-reads working while sync endpoints answer 503 and /ready says so.
+replica A becomes fresh data visible through both (coalesced: B joins A's job, then answers
+``already_fresh``); refreshes are rate-limited per agent; ``kill -9`` of A while a refresh is
+pending loses nothing (B joins and polls it), and its estimate comes from Dagster's past run
+durations; ``min_freshness`` waits for a refresh; admin syncs of partitions and backfills
+(bad keys name the format, unknown tables are 404); registration through the API reloads
+the code location; a failing run carries Dagster's message into the job and the catalog;
+deleting a table removes its asset; Dagster going away leaves reads working while sync
+endpoints answer 503 and /ready reports the replica ``degraded``.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 import time
 from typing import Any
 
@@ -31,6 +35,7 @@ ITEMS = "demo.e2e.items"
 EVENTS = "demo.e2e.events"
 BROKEN = "demo.e2e.broken"
 RUN_TIMEOUT_S = 180
+MIN_FRESHNESS_WAIT_S = 120
 
 
 def _insert(cur: Any, start: int, count: int) -> None:
@@ -108,16 +113,37 @@ def test_refresh_through_a_is_visible_through_both(e2e_platform: Platform, agent
         body = started.json()
         assert body["outcome"] == "started"
         assert body["eta_s"] > 0
-        joined = b.post(f"/api/v1/data/tables/{ITEMS}/refresh", headers=agent).json()
-        assert joined["outcome"] in ("existing_job", "already_fresh")
-        if joined["outcome"] == "existing_job":
-            assert joined["job_id"] == body["job_id"]
+        assert body["eta_basis"]
+        joined = b.post(f"/api/v1/data/tables/{ITEMS}/refresh", headers=agent)
+        assert joined.status_code == 202, joined.text
+        assert joined.json()["outcome"] == "existing_job"  # a run takes seconds: still queued or running
+        assert joined.json()["job_id"] == body["job_id"]
+        assert joined.json()["job_status"] in ("launching", "queued", "running")
         state = _poll(b, body["poll_url"], agent)
         assert state["rows"] == 100
         assert _count(a, agent) == 100
         assert _count(b, agent) == 100
-        fresh = b.post(f"/api/v1/data/tables/{ITEMS}/refresh", headers=agent).json()
-        assert fresh["outcome"] == "already_fresh"
+        fresh = b.post(f"/api/v1/data/tables/{ITEMS}/refresh", headers=agent)
+        assert fresh.status_code == 200, fresh.text
+        assert fresh.json()["outcome"] == "already_fresh"
+        assert fresh.json()["job_id"] is None
+        synced_at = dt.datetime.fromisoformat(fresh.json()["synced_at"])
+        assert dt.timedelta(0) <= dt.datetime.now(dt.UTC) - synced_at < dt.timedelta(seconds=RUN_TIMEOUT_S)
+
+
+def test_refreshes_are_rate_limited_per_agent(e2e_platform: Platform, e2e_admin: dict[str, str]) -> None:
+    """Each agent token may ask AGENT_REFRESHES_PER_MINUTE times a minute; another token is unaffected."""
+    limit = e2e_platform.settings.query.refresh_per_minute
+    with e2e_platform.apis["b"].client() as b:
+        swarm = create_swarm(b, e2e_admin, [ITEMS])
+        eager, other = (bearer(mint_token(b, e2e_admin, "agent", swarm["id"])["token"]) for _ in range(2))
+        for _ in range(limit):
+            assert b.post(f"/api/v1/data/tables/{ITEMS}/refresh", headers=eager).json()["outcome"] == "already_fresh"
+        limited = b.post(f"/api/v1/data/tables/{ITEMS}/refresh", headers=eager)
+        error = assert_error(limited, 429, rule="refresh_rate_limit")
+        assert error["details"]["limit"] == limit
+        assert int(limited.headers["retry-after"]) >= 1
+        assert b.post(f"/api/v1/data/tables/{ITEMS}/refresh", headers=other).status_code == 200
 
 
 def test_replica_killed_while_refresh_pending(e2e_platform: Platform, agent: dict[str, str]) -> None:
@@ -125,12 +151,15 @@ def test_replica_killed_while_refresh_pending(e2e_platform: Platform, agent: dic
     with e2e_platform.apis["a"].client() as a:
         body = a.post(f"/api/v1/data/tables/{ITEMS}/refresh", json={"max_age_s": 0}, headers=agent).json()
     assert body["outcome"] == "started", body
+    # The estimate comes from the table's earlier run, read back from Dagster's run history.
+    assert re.fullmatch(r"median of \d+ recent runs?", body["eta_basis"]), body
+    assert 0 < body["eta_s"] < RUN_TIMEOUT_S
     e2e_platform.kill_api("a")  # kill -9 while the run is queued or running
     with e2e_platform.apis["b"].client() as b:
         # Data younger than 30 s: A's job (created a moment ago) qualifies, so B joins it while it is pending.
         joined = b.post(f"/api/v1/data/tables/{ITEMS}/refresh", json={"max_age_s": 30}, headers=agent).json()
-        if joined["outcome"] == "existing_job":
-            assert joined["job_id"] == body["job_id"]
+        assert joined["outcome"] == "existing_job", joined
+        assert joined["job_id"] == body["job_id"]
         _poll(b, body["poll_url"], agent)
         assert _count(b, agent) == 150
     restarted = e2e_platform.start_api("a")
@@ -139,16 +168,13 @@ def test_replica_killed_while_refresh_pending(e2e_platform: Platform, agent: dic
         assert a.get(body["poll_url"], headers=agent).json()["status"] == "succeeded"
 
 
-@pytest.mark.xfail(
-    reason="known gap: a Dagster run takes 48-144 s end to end here (new process per run), "
-    "longer than this test's wait; see the closing note on issue 6 latency",
-    strict=False,
-)
 def test_min_freshness_waits_for_fresh_rows(e2e_platform: Platform, agent: dict[str, str]) -> None:
     _insert_items(e2e_platform, 2001, 25)
     time.sleep(1.5)  # the served version is now older than the one second asked for
     with e2e_platform.apis["b"].client() as b:
-        assert _count(b, agent, min_freshness=1, wait_s=RUN_TIMEOUT_S) == 175
+        # A run takes about 5 s here; the wait is generous for a loaded CI machine, and bounded.
+        assert _count(b, agent, min_freshness=1, wait_s=MIN_FRESHNESS_WAIT_S) == 175
+        assert _count(b, agent, min_freshness=60) == 175  # fresh now: answered without another run
 
 
 def test_admin_syncs_partition_runs_and_backfills(e2e_platform: Platform, e2e_admin: dict[str, str]) -> None:
@@ -156,10 +182,20 @@ def test_admin_syncs_partition_runs_and_backfills(e2e_platform: Platform, e2e_ad
         browse = b.get("/api/v1/sync/snowflake/tables", params={"schema_name": "e2e"}, headers=e2e_admin).json()
         assert {t["table_name"]: t["row_count"] for t in browse["tables"]}["EVENTS"] == 4
         start = {"table_name": "events", "schema_name": "e2e"}
-        assert_error(b.post("/api/v1/sync/start", json={**start, "partitions": ["2025-1-2"]}, headers=e2e_admin),
-                     400, rule="invalid_partition")
-        run = b.post("/api/v1/sync/start", json={**start, "partitions": ["2025-01-02"]}, headers=e2e_admin).json()
+        for bad in ({"partitions": ["2025-1-2"]}, {"partition_range": {"start": "2025-01-02", "end": "01/04/2025"}}):
+            error = assert_error(b.post("/api/v1/sync/start", json={**start, **bad}, headers=e2e_admin),
+                                 400, rule="invalid_partition")
+            assert "YYYY-MM-DD" in error["message"]
+        missing = assert_error(b.post("/api/v1/sync/start", json={"table_name": "nope", "schema_name": "e2e"},
+                                      headers=e2e_admin), 404)
+        assert "nope" in missing["message"]
+        assert_error(b.get("/api/v1/sync/status/e2e/nope", headers=e2e_admin), 404)
+        launched = b.post("/api/v1/sync/start", json={**start, "partitions": ["2025-01-02"], "strategy": "FULL"},
+                          headers=e2e_admin)
+        assert launched.status_code == 202, launched.text
+        run = launched.json()
         assert run["kind"] == "run"
+        assert run["status"] in ("queued", "running")
         assert run["dagster_url"].startswith(f"http://127.0.0.1:{e2e_platform.webserver_port}/runs/")
         backfill = b.post("/api/v1/sync/start", json={**start, "partition_range": {"start": "2025-01-03",
                                                                                    "end": "2025-01-04"}},
@@ -215,6 +251,19 @@ def test_dagster_down_reads_work_sync_503_ready_reports(e2e_platform: Platform, 
                                     headers=e2e_admin), 503, rule="dagster_unavailable")
         assert "Dagster" in error["message"]
         assert_error(b.post(f"/api/v1/data/tables/{ITEMS}/refresh", json={"max_age_s": 0}, headers=agent), 503)
+        # A finished job is answered from the control database while Dagster is away.
+        last = b.get("/api/v1/sync/status/e2e/events", headers=e2e_admin).json()["last_job"]
+        finished = b.get(f"/api/v1/sync/jobs/{last['job_id']}", headers=e2e_admin)
+        assert finished.status_code == 200, finished.text
+        assert finished.json()["status"] == "succeeded"
+        assert finished.json()["dagster_reachable"] is False
+        # /ready reports each dependency; Dagster down only degrades it, since reads keep working.
         ready = b.get("/ready")
-        assert ready.status_code == 503
-        assert {c["name"]: c["ok"] for c in ready.json()["checks"]}["dagster"] is False
+        assert ready.status_code == 200, ready.text
+        assert ready.json()["status"] == "degraded"
+        checks = {c["name"]: c for c in ready.json()["checks"]}
+        assert checks["dagster"]["ok"] is False
+        assert checks["dagster"]["required"] is False
+        assert "unreachable" in checks["dagster"]["detail"]
+        assert checks["control_db"]["ok"] is True
+        assert checks["served_data"]["ok"] is True

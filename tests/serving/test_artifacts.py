@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -110,6 +111,41 @@ def test_empty_artifact(shared: Shared) -> None:
     r = client.get(f"/api/v1/artifacts/{art['id']}/content", headers=owner)
     assert (r.status_code, r.content) == (200, b"")
     assert_error(client.get(f"/api/v1/artifacts/{art['id']}/content", headers={**owner, "Range": "bytes=0-0"}), 416)
+
+
+def test_head_answers_the_download_headers_without_a_body(shared: Shared, blob: tuple[dict[str, Any], bytes]) -> None:
+    client, owner = shared.client, shared.owner
+    art, data = blob
+    url = f"/api/v1/artifacts/{art['id']}/content"
+    got, r = client.get(url, headers=owner), client.head(url, headers=owner)
+    assert (r.status_code, r.content) == (200, b"")
+    assert r.headers["etag"] == f'"{hashlib.sha256(data).hexdigest()}"' == got.headers["etag"]
+    assert int(r.headers["content-length"]) == len(data) == len(got.content)
+    assert r.headers["accept-ranges"] == "bytes"
+    for name in ("content-type", "content-disposition", "x-content-type-options", "cache-control"):
+        assert r.headers[name] == got.headers[name], name
+    # Ranges are defined for GET only (RFC 9110): HEAD ignores them, even unsatisfiable ones.
+    for rng in ("bytes=0-9", "bytes=999999-"):
+        ranged = client.head(url, headers={**owner, "Range": rng})
+        assert (ranged.status_code, ranged.content, ranged.headers["content-length"]) == (200, b"", str(len(data)))
+        assert "content-range" not in ranged.headers
+    tag = r.headers["etag"]
+    for inm in (tag, f"W/{tag}", "*"):
+        cached = client.head(url, headers={**owner, "If-None-Match": inm})
+        assert (cached.status_code, cached.content, cached.headers["etag"]) == (304, b"", tag)
+    assert client.head(url, headers={**owner, "If-None-Match": '"stale"'}).status_code == 200
+
+
+def test_head_follows_the_download_access_rules(shared: Shared) -> None:
+    client, owner = shared.client, shared.owner
+    art = created(client, owner, b"to be deleted")
+    url = f"/api/v1/artifacts/{art['id']}/content"
+    assert client.head(url, headers=owner).status_code == 200
+    assert client.head(url).status_code == 401
+    assert client.delete(f"/api/v1/artifacts/{art['id']}", headers=owner).status_code == 204
+    for gone in (url, f"/api/v1/artifacts/art_{'0' * 24}/content", "/api/v1/artifacts/art_%00/content"):
+        assert client.head(gone, headers=owner).status_code == 404
+        assert_error(client.get(gone, headers=owner), 404)
 
 
 # --- list, change, delete ------------------------------------------------------------------
@@ -224,6 +260,24 @@ def test_expired_artifacts_stop_being_served_at_once(client: TestClient[Litestar
     assert purge_expired_artifacts(api_settings, now=later) == 0  # idempotent
 
 
+def test_expiry_by_the_clock(shared: Shared) -> None:
+    """``expires_in`` set at upload: served until then, 404 everywhere from that moment, no purge needed."""
+    client, owner = shared.client, shared.owner
+    art = created(client, owner, b"short-lived", expires_in="1", tags="short-lived")
+    url = f"/api/v1/artifacts/{art['id']}"
+    deadline = dt.datetime.fromisoformat(art["expires_at"])
+    assert dt.datetime.now(dt.UTC) < deadline
+    assert client.get(url + "/content", headers=owner).content == b"short-lived"
+    while dt.datetime.now(dt.UTC) <= deadline:
+        time.sleep(0.05)
+    assert_error(client.get(url, headers=owner), 404)
+    assert_error(client.get(url + "/content", headers=owner), 404)
+    assert client.head(url + "/content", headers=owner).status_code == 404
+    assert_error(client.patch(url, headers=owner, json={"name": "revived"}), 404)
+    assert_error(client.delete(url, headers=owner), 404)
+    assert client.get("/api/v1/artifacts", headers=owner, params={"tag": "short-lived"}).json()["items"] == []
+
+
 def test_housekeeping_delegate_finds_the_purge(client: TestClient[Litestar], owner: Headers,
                                                api_settings: Settings) -> None:
     from shared.housekeeping import purge_expired_artifacts as housekeeping_purge
@@ -287,6 +341,34 @@ def test_query_result_becomes_an_artifact(client: TestClient[Litestar], api_sett
     table = reader(io.BytesIO(content.content))
     assert table.column("id").to_pylist() == list(range(0, 500, 5))
     assert table.column("label").to_pylist() == [f"o{i}" for i in range(0, 500, 5)]
+
+
+def test_query_result_records_every_table_it_read(client: TestClient[Litestar], api_settings: Settings,
+                                                  make_swarm: Callable[..., dict[str, Any]],
+                                                  agent_headers: Callable[..., Headers]) -> None:
+    """A join over two tables: the artifact names both served versions, and the hash of the exact SQL."""
+    from tests.conftest import publish_table
+
+    orders = publish_table(api_settings.served_path, "demo.public.orders",
+                           "SELECT i AS id, i % 4 AS customer_id FROM range(40) t(i)")
+    customers = publish_table(api_settings.served_path, "demo.public.customers",
+                              "SELECT i AS customer_id, 'c' || i::VARCHAR AS name FROM range(4) t(i)")
+    agent = agent_headers(make_swarm(["demo.public.orders", "demo.public.customers"])["id"])
+    sql = "SELECT c.name, count(*) AS n FROM orders o JOIN customers c USING (customer_id) GROUP BY 1 ORDER BY 1"
+    job = client.post("/api/v1/queries/execute", headers=agent, json={"query": sql, "output_format": "parquet"}).json()
+    assert job["status"] == "succeeded", job
+    r = client.post(f"/api/v1/queries/jobs/{job['job_id']}/artifact", headers=agent, json={"format": "csv"})
+    assert r.status_code == 201, r.text
+    art = r.json()
+    assert art["sql_hash"] == hashlib.sha256(sql.encode()).hexdigest()
+    assert sorted(art["served_versions"], key=lambda v: v["table"]) == [
+        {"table": "demo.public.customers", "version": customers.version, "synced_at": customers.published_at},
+        {"table": "demo.public.orders", "version": orders.version, "synced_at": orders.published_at},
+    ]
+    assert (art["name"], art["content_type"]) == (f"query-{job['job_id']}.csv", "text/csv")
+    body = client.get(art["content_url"], headers=agent).content
+    assert body.decode().splitlines() == ['"name","n"', '"c0",10', '"c1",10', '"c2",10', '"c3",10']
+    assert client.get(f"/api/v1/artifacts/{art['id']}", headers=agent).json()["served_versions"] == art["served_versions"]
 
 
 def test_query_result_artifact_errors(client: TestClient[Litestar], owner: Headers, api_settings: Settings) -> None:

@@ -1,4 +1,9 @@
-"""``/health`` (liveness) and ``/ready`` (named readiness checks features can add)."""
+"""``/health`` (liveness) and ``/ready`` (named readiness checks features can add).
+
+Required checks failing make ``/ready`` 503 ``not_ready``; optional ones (Dagster) only
+make it 200 ``degraded``. The Dagster check itself is tested with the sync feature
+(``tests/serving/test_sync.py``) and against a real webserver (``tests/e2e/test_replicas.py``).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from typing import Any
 import anyio
 import pytest
 
-from serving.lib.ready import add_ready_check, ready_checks
+from serving.lib.ready import NotReady, ReadySpec, add_ready_check, readiness, ready_checks
 from serving.lib.services import Services
 
 
@@ -32,7 +37,7 @@ def test_ready_checks_control_db_and_served_data(client: Any, services: Services
     body = r.json()
     assert body["status"] == "ready"
     assert [c["name"] for c in body["checks"]] == ["control_db", "served_data"]
-    assert all(c["ok"] for c in body["checks"])
+    assert all(c["ok"] and c["required"] and c["impact"] is None for c in body["checks"])
 
 
 def test_a_failing_check_makes_ready_503_without_leaking(client: Any, services: Services) -> None:
@@ -84,11 +89,70 @@ def test_unreachable_control_db_is_not_ready(client: Any, services: Services, mo
         raise OSError("database is down")
 
     _only_core_checks(services)
-    monkeypatch.setitem(ready_checks(services), "control_db", broken)
+    monkeypatch.setitem(ready_checks(services), "control_db", ReadySpec(broken))
     assert health_services.check_control_db is not broken
     r = client.get("/ready")
     assert r.status_code == 503
     assert {c["name"] for c in r.json()["checks"] if not c["ok"]} == {"control_db"}
+
+
+def test_control_db_check_against_a_dead_server_is_clear(client: Any, services: Services,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real check against a PostgreSQL port nobody listens on: a clear reason, no URL leaked."""
+    import dataclasses
+
+    from shared import processes
+
+    _only_core_checks(services)
+    dead = f"postgresql+psycopg://nobody:s3cret@127.0.0.1:{processes.free_port()}/gone?connect_timeout=2"
+    monkeypatch.setattr(services, "settings", dataclasses.replace(services.settings, database_url=dead))
+    assert services.control_url == dead
+    r = client.get("/ready")
+    assert r.status_code == 503
+    body = r.json()
+    assert body["status"] == "not_ready"
+    check = {c["name"]: c for c in body["checks"]}["control_db"]
+    assert check["ok"] is False
+    assert check["required"] is True
+    assert check["detail"].startswith("the control database is unreachable")
+    assert check["impact"]
+    assert "s3cret" not in r.text
+    assert "nobody" not in r.text
+
+
+def test_an_optional_check_failing_is_degraded_not_unready(client: Any, services: Services) -> None:
+    def orchestrator(_: Services) -> None:
+        raise NotReady("the orchestrator is unreachable (ConnectError)")
+
+    _only_core_checks(services)
+    add_ready_check(services, "orchestrator", orchestrator, required=False, impact="syncs answer 503")
+    r = client.get("/ready")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["status"] == "degraded"
+    checks = {c["name"]: c for c in body["checks"]}
+    assert checks["orchestrator"] == {**checks["orchestrator"], "ok": False, "required": False,
+                                      "detail": "the orchestrator is unreachable (ConnectError)",
+                                      "impact": "syncs answer 503"}
+    assert checks["control_db"]["ok"] is True
+    assert checks["served_data"]["ok"] is True
+
+    add_ready_check(services, "served_data", lambda _: False)  # a required one failing as well: 503
+    r = client.get("/ready")
+    assert r.status_code == 503
+    assert r.json()["status"] == "not_ready"
+    assert {c["name"] for c in r.json()["checks"] if not c["ok"]} == {"orchestrator", "served_data"}
+
+
+@pytest.mark.parametrize(
+    ("failing", "expected"),
+    [((), ("ready", 200)), ((False,), ("degraded", 200)), ((True,), ("not_ready", 503)),
+     ((True, False), ("not_ready", 503))],
+)
+def test_readiness_rule(failing: tuple[bool, ...], expected: tuple[str, int]) -> None:
+    results = [{"name": "fine", "ok": True, "required": True}]
+    results += [{"name": f"c{i}", "ok": False, "required": req} for i, req in enumerate(failing)]
+    assert readiness(results) == expected
 
 
 def test_health_and_ready_are_audited(client: Any, flush_audit: Any, admin_headers: dict[str, str]) -> None:

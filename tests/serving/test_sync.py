@@ -6,6 +6,7 @@ The same features are exercised against a real Dagster webserver and daemon in
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -181,7 +182,7 @@ def test_job_status_success_failure_and_table_failing(client: Client, admin_head
     _register(client, admin_headers, register_body())
     start = {"table_name": "items", "schema_name": SCHEMA}
     job = client.post("/api/v1/sync/start", json=start, headers=admin_headers).json()
-    run_id = fake_dagster.launch_params and next(iter(fake_dagster.runs))
+    run_id = next(iter(fake_dagster.runs))
     fake_dagster.start(run_id)
     running = client.get(f"/api/v1/sync/jobs/{job['job_id']}", headers=admin_headers).json()
     assert running["status"] == "running"
@@ -247,6 +248,11 @@ def test_dagster_down_sync_503_reads_work_ready_reports(client: Client, admin_he
                                                         agent_headers: Callable[..., dict[str, str]]) -> None:
     _register(client, admin_headers, register_body())
     publish_table(client.app.state.services.settings.served_path, ITEMS, "SELECT 1 AS id")
+    start = {"table_name": "items", "schema_name": SCHEMA}
+    finished = client.post("/api/v1/sync/start", json=start, headers=admin_headers).json()
+    fake_dagster.finish(list(fake_dagster.runs)[-1], rows=1)
+    assert client.get(f"/api/v1/sync/jobs/{finished['job_id']}", headers=admin_headers).json()["status"] == "succeeded"
+    active = client.post("/api/v1/sync/start", json=start, headers=admin_headers).json()
     fake_dagster.down = True
     for r in [
         client.post("/api/v1/sync/start", json={"table_name": "items", "schema_name": SCHEMA}, headers=admin_headers),
@@ -259,13 +265,37 @@ def test_dagster_down_sync_503_reads_work_ready_reports(client: Client, admin_he
     agent = agent_headers(make_swarm([ITEMS])["id"])
     assert_error(client.post("/api/v1/data/tables/demo.synctest.items/refresh", headers=agent), 503,
                  rule="dagster_unavailable")
+    # a finished job is answered from the control database; an active one needs Dagster
+    done = client.get(f"/api/v1/sync/jobs/{finished['job_id']}", headers=admin_headers)
+    assert done.status_code == 200, done.text
+    assert done.json()["status"] == "succeeded"
+    assert done.json()["dagster_reachable"] is False
+    assert_error(client.get(f"/api/v1/sync/jobs/{active['job_id']}", headers=admin_headers), 503,
+                 rule="dagster_unavailable")
+    # agents' reads keep working: the catalog and queries on served data
+    assert client.get(f"/api/v1/data/tables/{ITEMS}", headers=agent).status_code == 200
+    query = {"query": f"SELECT count(*) FROM {ITEMS}"}
+    r = client.post("/api/v1/queries/execute", json=query, headers=agent)
+    assert r.status_code == 200, r.text
+    assert r.json()["rows"] == [[1]]
+    time.sleep(1.1)  # only a query asking for fresher data than served needs Dagster
+    assert_error(client.post("/api/v1/queries/execute", json={**query, "min_freshness": 1, "wait_s": 1},
+                             headers=agent), 503, rule="dagster_unavailable")
     assert client.get("/api/v1/sync/tables", headers=admin_headers).status_code == 200
     assert client.get(f"/api/v1/sync/status/{SCHEMA}/items", headers=admin_headers).status_code == 200
     assert client.get("/health").status_code == 200
+    # /ready reports Dagster failing but stays 200 ("degraded"): this replica still serves reads
     ready = client.get("/ready")
-    assert ready.status_code == 503
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["status"] == "degraded"
     checks = {c["name"]: c for c in ready.json()["checks"]}
     assert checks["dagster"]["ok"] is False
+    assert checks["dagster"]["required"] is False
+    assert checks["dagster"]["detail"] == "Dagster is unreachable (ConnectError)"
+    assert "syncs" in checks["dagster"]["impact"]
     assert checks["control_db"]["ok"] is True
+    assert checks["served_data"]["ok"] is True
     fake_dagster.down = False
-    assert client.get("/ready").status_code == 200
+    ready = client.get("/ready")
+    assert ready.status_code == 200
+    assert ready.json()["status"] == "ready"
