@@ -97,6 +97,8 @@ def _result_metadata(outcome: SyncOutcome) -> dict[str, Any]:
         meta["watermark"] = m.watermark
     if outcome.merge:
         meta["merge"] = dg.MetadataValue.json(outcome.merge)
+    if outcome.profile_markdown:
+        meta["profile"] = dg.MetadataValue.md(outcome.profile_markdown)
     if any(outcome.drift.values()):
         meta["schema_drift"] = dg.MetadataValue.json(outcome.drift)
     return meta

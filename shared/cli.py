@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import datetime as dt
 import os
 import secrets
 import shutil
@@ -17,9 +18,13 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from shared import processes
 from shared.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from shared.registry import RegisteredTable
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,6 +34,8 @@ def _env_for_children(settings: Settings, extra: dict[str, str] | None = None) -
     env["AGENTS_DATA_HOME"] = settings.home
     env["DAGSTER_HOME"] = str(settings.dagster_home_path)
     env.setdefault("PYTHONUNBUFFERED", "1")
+    # The API reaches the webserver this CLI starts, on whatever port it was given.
+    env.setdefault("DAGSTER_GRAPHQL_URL", f"http://127.0.0.1:{settings.dagster.webserver_port}/graphql")
     env.update(extra or {})
     return env
 
@@ -171,6 +178,11 @@ def cmd_up(settings: Settings) -> int:
             processes.stop(proc)
         return 1
     admin_pw = env.get("ADMIN_PASSWORD") or "(from ADMIN_PASSWORD)"
+    if settings.dagster.sync_on_start:
+        try:
+            first_syncs(settings, env.get("ADMIN_PASSWORD") or settings.auth.admin_password)
+        except Exception as e:  # the platform is up; a failed request must not take it down
+            print(f"[agents-data] could not request the first syncs: {e}", file=sys.stderr, flush=True)
     print(
         "\n[agents-data] platform is up\n"
         f"  Dagster UI : http://127.0.0.1:{settings.dagster.webserver_port}\n"
@@ -180,6 +192,63 @@ def cmd_up(settings: Settings) -> int:
         flush=True,
     )
     return _supervise(children)
+
+
+def first_sync_request(table: RegisteredTable, now: dt.datetime | None = None) -> dict[str, object] | None:
+    """The ``POST /api/v1/sync/start`` body that copies all of ``table`` (None: nothing to copy yet).
+
+    Time-partitioned tables get every complete partition (one backfill), static ones every
+    value, a snapshot table today's copy, the rest the whole table.
+    """
+    from shared import partitions
+
+    body: dict[str, object] = {"table_name": table.table, "schema_name": table.schema, "database": table.database}
+    latest = partitions.latest_key(table, now)
+    if table.strategy == "snapshot":
+        return {**body, "partitions": [latest]} if latest else None
+    kind = partitions.time_kind(table)
+    if kind is not None:
+        first = partitions.key_of(kind, partitions.start_of(table))
+        return {**body, "partition_range": {"start": first, "end": latest}} if latest else None
+    if partitions.is_partitioned(table):
+        return {**body, "partitions": list(table.partition_values)}
+    return body
+
+
+def first_syncs(settings: Settings, admin_password: str) -> list[str]:
+    """On a first start, ask the API to copy every registered table that serves nothing yet.
+
+    Why through the API (admin login, ``/sync/start``): it is the one path that launches
+    runs and backfills in Dagster, so these show up in the UI like any other sync, and the
+    platform answers queries within a minute of ``up`` instead of at the first schedule tick.
+    """
+    import httpx
+
+    from shared.registry import list_registered
+    from shared.served import read_current
+
+    pending = [t for t in list_registered(settings.control_url) if read_current(settings.served_path, t.key) is None]
+    started: list[str] = []
+    if not pending:
+        return started
+    with httpx.Client(base_url=f"http://{settings.api.host}:{settings.api.port}", timeout=60) as api:
+        login = api.post("/api/v1/auth/token",
+                         data={"username": settings.auth.admin_username, "password": admin_password})
+        login.raise_for_status()
+        headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        for table in pending:
+            body = first_sync_request(table)
+            if body is None:
+                continue
+            r = api.post("/api/v1/sync/start", json=body, headers=headers)
+            if r.status_code >= 400:
+                print(f"[agents-data] first sync of {table.key} refused: {r.text}", file=sys.stderr, flush=True)
+                continue
+            job = r.json()
+            started.append(table.key)
+            print(f"[agents-data] first sync of {table.key}: {job['kind']} {job['job_id']} ({job.get('dagster_url')})",
+                  flush=True)
+    return started
 
 
 def _wait_for_log(path: Path, needle: str, proc: processes.subprocess.Popen[bytes], *, timeout_s: float) -> None:
@@ -207,6 +276,22 @@ def cmd_dagster(settings: Settings) -> int:
     return _supervise(children)
 
 
+def _stop_on_signals() -> None:
+    """SIGINT and SIGTERM stop the command and its children cleanly.
+
+    Why: a process may inherit SIGINT/SIGTERM ignored (a shell's background job, some
+    supervisors), and Docker, Kubernetes and systemd stop services with SIGTERM; either
+    way the children must be stopped by PID, not orphaned.
+    """
+    import signal
+
+    def interrupt(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, interrupt)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="agents-data", description=__doc__.splitlines()[0] if __doc__ else None)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -217,6 +302,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--no-register", action="store_true", help="seed only; do not register the demo tables")
     sub.add_parser("migrate", help="upgrade the control database schema")
     args = parser.parse_args(argv)
+    _stop_on_signals()
     settings = get_settings()
     if args.command == "up":
         return cmd_up(settings)

@@ -9,20 +9,29 @@ SIGKILL after a grace period) — never by name.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+_PR_SET_PDEATHSIG = 1
+
 
 def _reset_signals() -> None:
+    """In the child, before exec: default signals, own process group, and (Linux) SIGTERM
+    when the parent dies, so a parent killed with SIGKILL leaves no orphan behind."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     os.setsid()
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def start(args: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: str | Path | None = None,

@@ -6,6 +6,7 @@ and interpolates the file with ``config``, which needs no engine.
 
 from __future__ import annotations
 
+import inspect
 import re
 import shutil
 import subprocess
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
+from serving.lib.ready import run_ready_checks
 from shared.settings import documented_env_vars
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -106,6 +108,19 @@ def test_every_service_has_healthcheck_restart_and_limits(resolved: dict[str, An
     limits = spec.get("deploy", {}).get("resources", {}).get("limits", {})
     assert limits.get("cpus"), f"{service} has no CPU limit"
     assert limits.get("memory"), f"{service} has no memory limit"
+
+
+def test_api_health_check_is_readiness_that_tolerates_dagster_down(resolved: dict[str, Any]) -> None:
+    """The API's check hits /ready, which answers 503 only when reads cannot be served (see
+    serving/lib/ready.py); Dagster down is 200 "degraded", so replicas are not marked unhealthy."""
+    check = resolved["services"]["api"]["healthcheck"]
+    test = " ".join(check["test"])
+    assert "http://127.0.0.1:8000/ready" in test
+    # /ready answers within its per-check limit, before the probe and Compose give up on it
+    per_check_s = inspect.signature(run_ready_checks).parameters["timeout_s"].default
+    probe_s = float(re.search(r"timeout=(\d+(?:\.\d+)?)", test).group(1))  # type: ignore[union-attr]
+    compose_s = float(str(check["timeout"]).rstrip("s"))
+    assert per_check_s < probe_s < compose_s
 
 
 def test_env_example_has_every_variable_compose_references() -> None:

@@ -38,11 +38,16 @@ from orchestration.sync.sql import qi
 from orchestration.sync.types import ORDERED_SLICE_TYPES, TIMESTAMPTZ, base_type, duckdb_type, served_columns
 from orchestration.sync.verdicts import Verdict, enforce, evaluate
 from shared import partitions
+from shared.profile import profile_markdown
 from shared.registry import RegisteredTable
 from shared.served import Column, Manifest, publish, read_current, write_version
 from shared.snowflake import SourceColumn, SourceError, table_columns
 
 _log = logging.getLogger(__name__)
+# The profile shown in Dagster's metadata is computed on at most this many rows (a seeded
+# reservoir sample of row ids): its cost stays bounded however large the table grows, so
+# a one-partition run stays proportional to its partition. The API profiles full tables.
+PROFILE_SAMPLE_ROWS = 100_000
 SNAPSHOT_DESCRIPTION = "Day (UTC) on which this copy of the source table was taken."
 
 
@@ -92,6 +97,7 @@ class SyncOutcome:
     partition_keys: list[str]
     merge: dict[str, int] = dataclasses.field(default_factory=dict)
     verdicts: list[Verdict] = dataclasses.field(default_factory=list)
+    profile_markdown: str | None = None
 
 
 def _mode(table: RegisteredTable, full_refresh: bool) -> str:
@@ -249,6 +255,9 @@ def _write(req: SyncRequest, planned: _Planned, timings: dict[str, float], t0: f
         verdicts = evaluate(table, source_rows=source_rows, served_rows=scope_rows, duplicate_keys=dupes, drift=summary)
         timings["checks_s"] = time.perf_counter() - t_checks
         enforce(verdicts)  # raises inside write_version: the private version is discarded, CURRENT untouched
+        t_profile = time.perf_counter()
+        profile_md = _profile(con, table.key, log)
+        timings["profile_s"] = time.perf_counter() - t_profile
         t2 = time.perf_counter()
         keys_done = [w.key for w in windows]
         parts = dict(previous.partitions) if previous and has_data else {}
@@ -271,8 +280,23 @@ def _write(req: SyncRequest, planned: _Planned, timings: dict[str, float], t0: f
     return SyncOutcome(
         manifest=manifest, mode=mode, rows_written=written, source_rows=source_rows, served_scope_rows=scope_rows,
         duplicate_keys=dupes, drift=summary, slices=extraction.stats, timings=timings, partition_keys=keys_done, merge=merge,
-        verdicts=verdicts,
+        verdicts=verdicts, profile_markdown=profile_md,
     )
+
+
+def _profile(con: Any, key: str, log: Any) -> str | None:
+    """The version's profile as Markdown (a sample past ``PROFILE_SAMPLE_ROWS``); None if it fails,
+    since a profile is for people and must never fail or block a sync."""
+    try:
+        total = load.count_rows(con)
+        if total <= PROFILE_SAMPLE_ROWS:
+            return profile_markdown(con, qi("data"), title=f"{key}: profile of all {total:,} rows")
+        sample = (f"(SELECT * FROM {qi('data')} WHERE rowid IN (SELECT rowid FROM {qi('data')} "
+                  f"USING SAMPLE reservoir({PROFILE_SAMPLE_ROWS} ROWS) REPEATABLE (0)))")
+        return profile_markdown(con, sample, title=f"{key}: profile of a {PROFILE_SAMPLE_ROWS:,}-row sample of {total:,} rows")
+    except Exception as e:
+        log.warning(f"{key}: could not profile the new version ({type(e).__name__}: {e})")
+        return None
 
 
 def _duplicates(con: Any, key: list[str], *, mode: str, merge: dict[str, int], part_col: Column | None,

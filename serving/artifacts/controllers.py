@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import anyio.to_thread
 from litestar import Request, Response, delete, get, head, patch, post
@@ -143,11 +143,16 @@ async def head_artifact_content(request: Request[Any, Any, Any], artifact_id: ID
     row = await anyio.to_thread.run_sync(svc.content_row, services.control_url, caller, artifact_id)
     headers = _download_headers(row)
     if not_modified(request.headers.get("if-none-match"), row.sha256):
-        return Response(content=None, status_code=304, headers=headers)
+        return _bodiless(304, headers)
     if not await anyio.to_thread.run_sync(svc.get_store(services).exists, row.storage_key):
         raise NotFound("no such artifact")
     headers["Content-Length"] = str(row.size)
-    return Response(content=None, media_type=row.content_type, headers=headers)
+    return _bodiless(200, headers, row.content_type)
+
+
+def _bodiless(status: int, headers: dict[str, str], media_type: str | None = None) -> Response[None]:
+    # Empty bytes, not None: Litestar cannot render None as e.g. application/octet-stream.
+    return cast("Response[None]", Response(content=b"", status_code=status, headers=headers, media_type=media_type))
 
 
 @patch("/api/v1/artifacts/{artifact_id:str}", operation_id="update_artifact", tags=TAGS,

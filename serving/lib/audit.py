@@ -60,6 +60,12 @@ def annotate(request: Any, **fields: Any) -> None:
     _state(request).setdefault(_STATE_KEY, {}).update(fields)
 
 
+def _storable(row: dict[str, Any]) -> dict[str, Any]:
+    """The row as the control database can store it: PostgreSQL refuses NUL in text
+    columns, and an agent can put one in a path or in SQL. The escape keeps it readable."""
+    return {k: v.replace("\x00", "\\x00") if isinstance(v, str) else v for k, v in row.items()}
+
+
 def default_replica(configured: str) -> str:
     return configured or f"{socket.gethostname()}:{os.getpid()}"
 
@@ -144,13 +150,21 @@ class AuditWriter:
             self._write(batch)
 
     def _write(self, batch: list[dict[str, Any]]) -> None:
+        """Insert a batch; if the batch fails, insert its rows one by one so that one bad
+        row (or a passing outage) costs only the rows that really cannot be written."""
         try:
             with get_engine(self._url).begin() as conn:
-                conn.execute(sa.insert(AuditRow), batch)
+                conn.execute(sa.insert(AuditRow), [_storable(r) for r in batch])
             self.written += len(batch)
-        except Exception:
-            self.failed += len(batch)
-            log.exception("audit write failed; %d rows lost", len(batch))
+            return
+        except Exception as e:
+            if len(batch) == 1:
+                self.failed += 1
+                log.error("audit write failed; 1 row lost: %s", type(e).__name__)
+                return
+            log.warning("audit batch of %d rows failed (%s); retrying row by row", len(batch), type(e).__name__)
+        for row in batch:
+            self._write([row])
 
 
 def start(services: Services) -> AuditWriter:

@@ -131,4 +131,11 @@ def handle_unexpected(request: Request, exc: Exception) -> Response:
                     details={"request_id": request_id})
 
 
-EXCEPTION_HANDLERS = {ApiError: handle_api_error, HTTPException: handle_http_exception, Exception: handle_unexpected}
+def handle_too_deep(request: Request, exc: RecursionError) -> Response:
+    """A JSON body nested deeper than the decoder's recursion limit: the client's input, not our fault."""
+    log.info("request on %s %s refused: nested too deeply", request.method, request.url.path)
+    return _respond(request, 400, "bad_request", "the request body is nested too deeply", rule="json_too_deep")
+
+
+EXCEPTION_HANDLERS = {ApiError: handle_api_error, HTTPException: handle_http_exception, RecursionError: handle_too_deep,
+                      Exception: handle_unexpected}

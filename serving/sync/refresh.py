@@ -11,7 +11,8 @@ once must cost one run. The order of decisions is:
 3. otherwise launch one (a run of the latest partition, or the whole table).
 
 Every answer carries an estimate: the median request-to-done time of the table's recent
-successful jobs, minus the time the current job has already spent.
+successful runs (Dagster's run history, else the jobs in the control database), minus the
+time the current job has already spent; ``already_fresh`` answers 0 (ready since ``synced_at``).
 
 ``ensure_fresh`` serves ``min_freshness`` in query requests: it returns once every
 table's served version is at most N seconds old, requesting a refresh when needed and
@@ -44,6 +45,7 @@ from shared.partitions import is_partitioned
 from shared.registry import RegisteredTable
 
 DEFAULT_ESTIMATE_S = 10.0
+ALREADY_FRESH_BASIS = "already fresh: served data is within the freshness target"
 POLL_S = 0.1
 
 
@@ -76,7 +78,9 @@ class RefreshOutcome:
         }
         if self.job is not None:
             out.update(job_id=self.job.id, job_status=self.job.status, kind=self.job.kind)
-        if self.eta_s is not None and self.job is not None:
+        if self.outcome == "already_fresh":  # the data is there now: it has been since the sync
+            out.update(eta_s=0.0, eta_basis=ALREADY_FRESH_BASIS, estimated_ready_at=out["synced_at"])
+        elif self.eta_s is not None and self.job is not None:
             out["estimated_ready_at"] = (now + dt.timedelta(seconds=self.eta_s)).isoformat()
         return out
 

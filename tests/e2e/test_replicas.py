@@ -36,6 +36,7 @@ EVENTS = "demo.e2e.events"
 BROKEN = "demo.e2e.broken"
 RUN_TIMEOUT_S = 180
 MIN_FRESHNESS_WAIT_S = 120
+JOIN_WINDOW_S = 3
 
 
 def _insert(cur: Any, start: int, count: int) -> None:
@@ -148,6 +149,7 @@ def test_refreshes_are_rate_limited_per_agent(e2e_platform: Platform, e2e_admin:
 
 def test_replica_killed_while_refresh_pending(e2e_platform: Platform, agent: dict[str, str]) -> None:
     _insert_items(e2e_platform, 1001, 50)
+    time.sleep(JOIN_WINDOW_S + 3)  # the served data (from the first test) is now older than B will accept
     with e2e_platform.apis["a"].client() as a:
         body = a.post(f"/api/v1/data/tables/{ITEMS}/refresh", json={"max_age_s": 0}, headers=agent).json()
     assert body["outcome"] == "started", body
@@ -156,8 +158,10 @@ def test_replica_killed_while_refresh_pending(e2e_platform: Platform, agent: dic
     assert 0 < body["eta_s"] < RUN_TIMEOUT_S
     e2e_platform.kill_api("a")  # kill -9 while the run is queued or running
     with e2e_platform.apis["b"].client() as b:
-        # Data younger than 30 s: A's job (created a moment ago) qualifies, so B joins it while it is pending.
-        joined = b.post(f"/api/v1/data/tables/{ITEMS}/refresh", json={"max_age_s": 30}, headers=agent).json()
+        # B wants data younger than a few seconds: the served version is older, while A's job (created a
+        # moment ago, its run takes longer than that) qualifies, so B joins it while it is pending.
+        joined = b.post(f"/api/v1/data/tables/{ITEMS}/refresh", json={"max_age_s": JOIN_WINDOW_S},
+                        headers=agent).json()
         assert joined["outcome"] == "existing_job", joined
         assert joined["job_id"] == body["job_id"]
         _poll(b, body["poll_url"], agent)

@@ -96,6 +96,14 @@ def test_partition_materialization_passes_checks_and_reports_metadata(settings: 
     assert meta["bytes_written"].value > 0
     assert "source_query_ids" in meta
     assert meta["source_seconds"].value >= 0
+    profile = meta["profile"].value  # Markdown, as the Dagster UI renders it
+    assert f"{reg.key}: profile of all 24 rows" in profile
+    assert "| column | type | nulls |" in profile
+    amount = next(line for line in profile.splitlines() if line.startswith("| AMOUNT |"))
+    cells = [c.strip() for c in amount.strip("|").split("|")]
+    # Partition 2026-01-02 holds ids 24..47 and amounts id * 1.5: check against the source rule.
+    assert (float(cells[4]), float(cells[5])) == (36.0, 70.5)
+    assert cells[2] == "0 (0.0%)"
 
 
 def test_incremental_materialization_reports_its_watermark(settings: Settings, source: str) -> None:
@@ -156,3 +164,22 @@ def test_blocking_verdicts_gate_publication_and_warnings_do_not() -> None:
     verdicts = evaluate(incremental, source_rows=3, served_rows=2, duplicate_keys=0, drift={})
     enforce(verdicts)  # a merge cannot see source deletes: the count mismatch only warns
     assert [v.passed for v in verdicts if v.name == ROW_COUNT_CHECK] == [False]
+
+
+def test_large_versions_are_profiled_on_a_bounded_sample() -> None:
+    import logging
+
+    import duckdb
+
+    from orchestration.sync import engine
+
+    con = duckdb.connect()
+    con.execute(f"CREATE TABLE data AS SELECT range AS id, range % 7 AS k FROM range({engine.PROFILE_SAMPLE_ROWS + 50_000})")
+    md = engine._profile(con, "d.s.t", logging.getLogger("test"))
+    assert md is not None
+    assert f"a {engine.PROFILE_SAMPLE_ROWS:,}-row sample of {engine.PROFILE_SAMPLE_ROWS + 50_000:,} rows" in md
+    assert f"{engine.PROFILE_SAMPLE_ROWS:,} rows" in md
+    k_line = next(line for line in md.splitlines() if line.startswith("| k |"))
+    assert "7" in k_line.split("|")[4]  # exactly 7 distinct values survive any large sample
+    con.execute("DROP TABLE data")
+    assert engine._profile(con, "d.s.t", logging.getLogger("test")) is None, "a failed profile never fails the sync"

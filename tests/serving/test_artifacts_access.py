@@ -127,6 +127,24 @@ def test_content(world: World, actor: str, visibility: str) -> None:
         _same_as_missing(world, actor, r, "GET", "/content")
 
 
+@pytest.mark.parametrize(("actor", "visibility"), CASES)
+def test_content_head(world: World, actor: str, visibility: str) -> None:
+    art = world.artifacts[visibility]
+    url = f"/api/v1/artifacts/{art['id']}/content"
+    r = world.client.head(url, headers=world.headers[actor])
+    if actor == "revoked":
+        assert r.status_code == 401
+    elif actor in READERS[visibility]:
+        assert (r.status_code, r.content) == (200, b"")
+        assert (r.headers["etag"], r.headers["content-length"]) == (f'"{art["sha256"]}"', str(len(world.content)))
+    else:
+        # Not visible answers exactly like an id that does not exist (HEAD carries no body to compare).
+        missing = world.client.head(f"/api/v1/artifacts/art_{'0' * 24}/content", headers=world.headers[actor])
+        assert (r.status_code, r.headers.get("etag"), r.headers.get("content-length")) == \
+            (missing.status_code, missing.headers.get("etag"), missing.headers.get("content-length")) == \
+            (404, None, missing.headers.get("content-length"))
+
+
 @pytest.mark.parametrize("actor", ACTORS)
 def test_list(world: World, actor: str) -> None:
     r = world.client.get("/api/v1/artifacts", headers=world.headers[actor], params={"tag": "matrix"})

@@ -14,6 +14,7 @@ import os
 import secrets
 import select
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -187,3 +188,100 @@ def test_concurrent_uploads(api: Api) -> None:
         assert got.content == data
     listed = httpx.get(f"{api.url}/api/v1/artifacts", headers=api.headers, params={"tag": "concurrent"}).json()
     assert {i["id"] for i in listed["items"]} == {a["id"] for a in arts}
+
+
+def _raw_response(sock: socket.socket, request: bytes) -> tuple[bytes, dict[str, str]]:
+    """Send one request and read exactly one response head; return (status line, headers)."""
+    sock.sendall(request)
+    head = _read_response(sock)
+    lines = head.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        assert name.lower() not in headers, f"duplicate header {name}"
+        headers[name.lower()] = value.strip()
+    assert head.split(b"\r\n\r\n", 1)[1] == b"", "bytes after the head of a HEAD response"
+    return lines[0].encode(), headers
+
+
+def test_head_on_the_wire_sends_headers_only(api: Api) -> None:
+    """HEAD through uvicorn: the real Content-Length and ETag, no body bytes, and the connection stays usable."""
+    data = os.urandom(200_000)
+    r = httpx.post(f"{api.url}/api/v1/artifacts", headers=api.headers, files={"file": ("h.bin", data, "x/y")})
+    assert r.status_code == 201, r.text
+    art = r.json()
+    auth = api.headers["Authorization"]
+
+    def head(path: str, extra: str = "") -> bytes:
+        return f"HEAD {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {auth}\r\n{extra}\r\n".encode()
+
+    with socket.create_connection(("127.0.0.1", api.port), timeout=10) as sock:
+        status, headers = _raw_response(sock, head(art["content_url"]))
+        assert status == b"HTTP/1.1 200 OK"
+        assert (headers["content-length"], headers["etag"]) == (str(len(data)), f'"{hashlib.sha256(data).hexdigest()}"')
+        assert (headers["accept-ranges"], headers["content-type"]) == ("bytes", "x/y")
+        time.sleep(0.2)  # would a body follow? nothing may arrive before the next response
+        sock.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            assert sock.recv(1) == b"", "a body followed the HEAD response"
+        sock.setblocking(True)
+        status, headers = _raw_response(sock, head(art["content_url"], f'If-None-Match: "{art["sha256"]}"\r\n'))
+        assert status.startswith(b"HTTP/1.1 304")
+        status, _ = _raw_response(sock, head(f"/api/v1/artifacts/art_{'0' * 24}/content"))
+        assert status.startswith(b"HTTP/1.1 404")
+    got = httpx.get(f"{api.url}{art['content_url']}", headers=api.headers)
+    assert hashlib.sha256(got.content).hexdigest() == art["sha256"]
+
+
+@pytest.mark.parametrize(("size", "status"), [(LIMIT, 201), (LIMIT + 1, 413)])
+def test_chunked_at_the_limit(api: Api, size: int, status: int) -> None:
+    """Without Content-Length only the bytes read decide: exactly the limit passes, one more byte is refused."""
+    data = os.urandom(size)
+    boundary = "b" + secrets.token_hex(8)
+    tag = f"edge{size}"
+
+    def body() -> Iterator[bytes]:
+        yield multipart_head(boundary, {"tags": tag})
+        for i in range(0, len(data), 65_536):
+            yield data[i:i + 65_536]
+        yield multipart_tail(boundary)
+
+    before = _objects(api.home)
+    headers = {**api.headers, "Content-Type": f"multipart/form-data; boundary={boundary}"}
+    r = httpx.post(f"{api.url}/api/v1/artifacts", headers=headers, content=body(), timeout=30)
+    assert "content-length" not in r.request.headers
+    assert r.status_code == status, r.text
+    listed = httpx.get(f"{api.url}/api/v1/artifacts", headers=api.headers, params={"tag": tag}).json()["items"]
+    if status == 201:
+        assert r.json()["size"] == size
+        assert r.json()["sha256"] == hashlib.sha256(data).hexdigest()
+        assert [i["id"] for i in listed] == [r.json()["id"]]
+    else:
+        assert r.json()["error"]["rule"] == "artifact_too_large"
+        assert listed == []
+        assert _objects(api.home) == before
+    assert _temps(api.home) == []
+
+
+def test_concurrent_uploads_of_identical_content(api: Api) -> None:
+    """Eight uploads of the same bytes race to publish one object: all succeed, each is its own artifact."""
+    data = os.urandom(300_000)
+    digest = hashlib.sha256(data).hexdigest()
+    barrier = threading.Barrier(8)
+
+    def one(i: int) -> dict[str, str]:
+        barrier.wait()
+        r = httpx.post(f"{api.url}/api/v1/artifacts", headers=api.headers, timeout=30,
+                       files={"file": (f"same-{i}.bin", data, "application/octet-stream")}, data={"tags": "identical"})
+        assert r.status_code == 201, r.text
+        return r.json()  # type: ignore[no-any-return]
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        arts = list(pool.map(one, range(8)))
+    assert {a["sha256"] for a in arts} == {digest}
+    assert len({a["id"] for a in arts}) == 8
+    assert [p.name for p in _objects(api.home)].count(digest) == 1
+    assert _temps(api.home) == []
+    for art in arts:
+        got = httpx.get(f"{api.url}{art['content_url']}", headers=api.headers)
+        assert hashlib.sha256(got.content).hexdigest() == got.headers["etag"].strip('"') == digest

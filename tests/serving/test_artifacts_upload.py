@@ -125,9 +125,12 @@ def test_limit_plus_one_byte_is_refused_and_leaves_nothing(client: TestClient[Li
         assert s.scalar(sa.select(sa.func.count()).select_from(ArtifactRow)) == 0
 
 
-def _call_upload(client: TestClient[Litestar], headers: Headers, declared: int | None,
-                 total: int, chunk: int = 64 * 1024) -> tuple[int, int, bytes]:
-    """Drive the ASGI app directly with a body of ``total`` bytes; return (status, bytes read by the app, body)."""
+def _call_upload(client: TestClient[Litestar], headers: Headers, declared: int | None,  # noqa: PLR0917
+                 total: int, chunk: int = 64 * 1024, disconnect_after: int | None = None) -> tuple[int, int, bytes]:
+    """Drive the ASGI app directly with a body of ``total`` bytes; return (status, bytes read by the app, body).
+
+    ``disconnect_after``: the client vanishes (``http.disconnect``) once that many file bytes were sent.
+    """
     boundary = "xYzBoundary"
     head = multipart_head(boundary, {"name": "huge.bin"})
     read = [0]
@@ -135,6 +138,8 @@ def _call_upload(client: TestClient[Litestar], headers: Headers, declared: int |
     remaining = [total]
 
     async def receive() -> dict[str, Any]:
+        if disconnect_after is not None and total - remaining[0] >= disconnect_after:
+            return {"type": "http.disconnect"}
         if sent:
             body = sent.pop()
         else:
@@ -180,6 +185,23 @@ def test_five_gigabytes_are_refused_after_the_limit_plus_one_chunk(shared: Share
     status, read, _ = _call_upload(client, owner, declared=five_gb, total=five_gb)
     assert (status, read) == (413, 0)
     assert stored_files(shared.home) == before
+
+
+@pytest.mark.parametrize("declared", [True, False])
+def test_client_disconnect_mid_upload_leaves_nothing(client: TestClient[Litestar], owner: Headers, home: Path,
+                                                    declared: bool) -> None:
+    """The client vanishes half-way: no artifact row, no object, no temporary file, and the app keeps serving."""
+    total = LIMIT - 1000
+    status, read, _ = _call_upload(client, owner, declared=total + 500 if declared else None, total=total,
+                                   disconnect_after=LIMIT // 2)
+    assert status == 400  # what the app answers; the client is gone and never sees it
+    assert LIMIT // 2 <= read < total
+    assert stored_files(home) == []  # neither objects/ nor tmp/ holds anything
+    with session_scope(client.app.state.services.control_url) as s:  # type: ignore[attr-defined]
+        assert s.scalar(sa.select(sa.func.count()).select_from(ArtifactRow)) == 0
+    assert client.get("/api/v1/artifacts", headers=owner).json()["items"] == []
+    art = created(client, owner, b"after the disconnect")
+    assert client.get(art["content_url"], headers=owner).content == b"after the disconnect"
 
 
 @pytest.mark.parametrize(("body", "ctype", "status", "rule"), [

@@ -203,3 +203,55 @@ def test_no_token_in_any_log_record_or_audit_row(*, client: Any, admin_headers: 
         for part in (t, t.split(".")[2]):  # neither the token nor its signature
             assert part not in logged
             assert part not in stored
+
+
+def test_nul_bytes_in_the_path_are_recorded_and_lose_no_neighbours(
+        client: Any, flush_audit: Callable[[], None], api_settings: Settings) -> None:
+    """PostgreSQL refuses NUL in text: an agent's path with one must not cost the batch its rows."""
+    client.get("/health")
+    assert_error(client.get("/api/v1/artifacts/art_%00x"), 401)
+    client.get("/health")
+    flush_audit()
+    endpoints = [r.endpoint for r in _rows(api_settings)]
+    assert endpoints.count("/health") == 2
+    assert "/api/v1/artifacts/art_\\x00x" in endpoints
+
+
+def _audit_row(endpoint: str, **extra: Any) -> dict[str, Any]:
+    return {"at": dt.datetime.now(dt.UTC), "caller_type": "anonymous", "method": "GET", "endpoint": endpoint,
+            "status_code": 200, "tables": [], "duration_ms": 1.0, "replica": "t", **extra}
+
+
+def _endpoints(url: str) -> list[str]:
+    with session_scope(url) as s:
+        return list(s.scalars(sa.select(AuditRow.endpoint).order_by(AuditRow.id)))
+
+
+def test_nul_bytes_are_stored_escaped_on_both_databases(control_url: str) -> None:
+    from shared.control.db import migrate
+
+    migrate(control_url)
+    writer = AuditWriter(control_url)
+    writer.submit(_audit_row("/a"))
+    writer.submit(_audit_row("/api/v1/artifacts/art_\x00x", sql_text="select 1 -- \x00"))
+    writer.submit(_audit_row("/b"))
+    assert writer.flush()
+    assert (writer.written, writer.failed) == (3, 0)
+    assert _endpoints(control_url) == ["/a", "/api/v1/artifacts/art_\\x00x", "/b"]
+
+
+def test_one_unwritable_row_costs_only_itself(control_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    from shared.control.db import migrate
+
+    migrate(control_url)
+    writer = AuditWriter(control_url)
+
+    for r in (_audit_row("/first"), _audit_row("/broken", at=None), _audit_row("/last")):  # "at" is NOT NULL
+        writer.submit(r)
+    with caplog.at_level(logging.WARNING, logger="agents_data.audit"):
+        assert writer.flush()
+    assert (writer.written, writer.failed) == (2, 1)
+    endpoints = set(_endpoints(control_url))
+    assert {"/first", "/last"} <= endpoints
+    assert "/broken" not in endpoints
+    assert "retrying row by row" in caplog.text

@@ -108,3 +108,15 @@ def test_rate_limit_uses_the_shape(api_settings: Settings) -> None:
         r = client.get("/api/v1/auth/whoami", headers=agent)
     assert_error(r, 429, "rate_limited", "rate_limit")
     assert "retry-after" in r.headers
+
+
+@pytest.mark.parametrize(("method", "path"), [("POST", "/api/v1/admin/swarms"), ("POST", "/api/v1/queries/execute"),
+                                              ("POST", "/api/v1/sync/tables/register")])
+def test_a_deeply_nested_body_is_a_400_not_a_500(client: Any, admin_headers: dict[str, str], method: str, path: str) -> None:
+    deep = b'{"name": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    r = client.request(method, path, content=deep, headers={**admin_headers, "content-type": "application/json"})
+    assert r.status_code == 400, r.text
+    body = r.json()["error"]
+    assert body["status"] == 400
+    assert body["rule"] == "json_too_deep"
+    assert "nested too deeply" in body["message"]

@@ -22,7 +22,8 @@ class CountingStore(IdentityStore):
         with self._lock:
             self.loads += 1
         time.sleep(0.05)
-        return TokenRecord(id=token_id, type="agent", swarm_id="s", name="a", token_hash="h", allowed_tables=None,
+        return TokenRecord(id=token_id, type="agent", swarm_id="s", name="a", token_hash="h",  # noqa: S106 - a fake hash
+                           allowed_tables=None,
                            expires_at=time.time() + 60, revoked=False, parent_revoked=False, swarm_exists=True,
                            swarm_grants=frozenset({"d.s.t"}))
 

@@ -224,6 +224,36 @@ def test_cache_per_version(world: World, full: dict[str, Any]) -> None:
     assert replica._read_disk(KEY, version) is not None
 
 
+def test_force_refresh_really_recomputes(world: World) -> None:
+    """A stale cached profile is served until ``force_refresh``, which scans the table again and replaces it."""
+    import json
+
+    version = world.ok()["served_version"]
+    path = world.settings.home_path / "profiles" / KEY / f"{version}.json"
+    planted = json.loads(path.read_text()) | {"row_count": -1, "computed_at": "2000-01-01T00:00:00+00:00"}
+    planted["columns"] = [c | {"null_count": -1} for c in planted["columns"]]
+    path.write_text(json.dumps(planted))
+    # A fresh app (an empty memory cache, like another replica) finds the planted file.
+    with TestClient(create_app(world.settings)) as other:
+        url = "/api/v1/data/tables/facts/profile"
+        stale = other.get(url, headers=world.agent).json()
+        assert (stale["cached"], stale["row_count"], stale["computed_at"]) == (True, -1, planted["computed_at"])
+        fresh = other.get(url, headers=world.agent, params={"force_refresh": True}).json()
+        assert (fresh["cached"], fresh["served_version"]) == (False, version)
+        assert fresh["row_count"] == _scalar(world, "SELECT count(*) FROM data") == ROWS
+        assert fresh["computed_at"] > planted["computed_at"]
+        for c in fresh["columns"]:
+            assert c["null_count"] == _scalar(world, f'SELECT count(*) - count("{c["name"]}") FROM data'), c["name"]
+        after = other.get(url, headers=world.agent).json()
+        assert (after["cached"], after["row_count"], after["computed_at"]) == (True, ROWS, fresh["computed_at"])
+    assert json.loads(path.read_text())["computed_at"] == fresh["computed_at"]
+    # The sampled profile too: recomputed (not cached) with the same seed gives the same figures.
+    first = world.ok(sample=500, seed=9)
+    forced = world.ok(sample=500, seed=9, force_refresh=True)
+    assert (forced["cached"], forced["columns"]) == (False, first["columns"])
+    assert forced["computed_at"] >= first["computed_at"]
+
+
 def test_new_version_invalidates(world: World) -> None:
     before = world.ok()
     manifest = publish_table(world.settings.served_path, KEY, SELECT + " WHERE i < 100")

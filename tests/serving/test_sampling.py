@@ -170,6 +170,27 @@ def test_stratified_per_value(world: World) -> None:
     assert per_bucket == dict.fromkeys(range(7), 2)
 
 
+def test_stratified_counts_match_duckdb(world: World) -> None:
+    """Per value: min(size, rows of that value after the filter), as counted by plain DuckDB; each row is real."""
+    where = "id < 100 OR (bucket = 6 AND id < 300)"
+    body = world.ok(method="stratified", by="bucket", size=20, seed=8, where=where, columns="id,bucket,color,amount")
+    expected = {b: min(20, n) for b, n in world.reference(f"SELECT bucket, count(*) FROM data WHERE {where} GROUP BY 1")}
+    assert Counter(r[1] for r in rows_of(body)) == expected
+    assert body["row_count"] == sum(expected.values())
+    ids = [r[0] for r in rows_of(body)]
+    assert len(set(ids)) == len(ids)
+    truth = {r[0]: r for r in world.reference(
+        f"SELECT id, bucket, color, amount FROM data WHERE id IN ({', '.join(map(str, ids))}) AND ({where})")}
+    assert {r[0]: r for r in rows_of(body)} == truth
+    assert [r[1] for r in rows_of(body)] == sorted(r[1] for r in rows_of(body))  # grouped by value
+
+
+def test_row_count_is_the_tables(world: World) -> None:
+    for params in ({"method": "head", "size": 1}, {"method": "random", "fraction": 0.01, "seed": 1}):
+        body = world.ok(**params)
+        assert body["table_row_count"] == world.reference("SELECT count(*) FROM data")[0][0]
+
+
 def test_recent_uses_the_registered_cursor(world: World) -> None:
     assert_error(world.sample(method="recent", size=5), 400, rule="no_recency_column")
     save(world.settings.control_url, RegisteredTable(database="demo", schema="public", table="events",

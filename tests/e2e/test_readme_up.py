@@ -1,0 +1,134 @@
+"""The README's first command on the embedded default: ``agents-data up`` as a real process.
+
+Everything a new user gets with no Snowflake account and no PostgreSQL: the stand-in
+seeded with the demo data, one Dagster asset per demo table, the first syncs requested
+through the API, every demo table served and queryable by an agent, and a clean stop on
+SIGTERM. A second start over the same home serves what it served before at once and
+requests no first sync again (the stand-in keeps its data in memory, so it is re-seeded:
+seeding happens whenever the source lacks the data).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from shared import processes
+from shared.processes import free_port
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
+ADMIN_PASSWORD = "readme-up-password"
+DEMO_TABLES = {"demo.public.customers", "demo.public.events", "demo.public.orders", "demo.public.products"}
+START_TIMEOUT_S = 420  # seeding + Dagster + API on a loaded 2-core machine
+SYNC_TIMEOUT_S = 600  # the orders backfill covers a year of daily partitions
+
+
+class Up:
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.ports = {name: free_port() for name in ("api", "webserver", "code", "demo")}
+        self.env = {k: v for k, v in os.environ.items()
+                    if not k.startswith(("SNOWFLAKE_", "DAGSTER_", "API_")) and k not in ("DATABASE_URL",)}
+        self.env.update(AGENTS_DATA_HOME=str(home), ADMIN_PASSWORD=ADMIN_PASSWORD, API_PORT=str(self.ports["api"]),
+                        DAGSTER_WEBSERVER_PORT=str(self.ports["webserver"]),
+                        DAGSTER_CODE_SERVER_PORT=str(self.ports["code"]), DEMO_SNOWFLAKE_PORT=str(self.ports["demo"]))
+        self.out = home / "up.out"
+        self.proc: Any = None
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.ports['api']}"
+
+    def start(self) -> None:
+        self.proc = processes.start([sys.executable, "-m", "shared.cli", "up"], env=self.env, cwd=REPO,
+                                    log_path=self.out)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while "platform is up" not in self.text():
+            assert self.proc.poll() is None, f"agents-data up exited early:\n{self.text()[-3000:]}"
+            assert time.monotonic() < deadline, f"agents-data up did not come up:\n{self.text()[-3000:]}"
+            time.sleep(0.5)
+
+    def text(self) -> str:
+        return self.out.read_text(errors="replace") if self.out.exists() else ""
+
+    def stop(self) -> int | None:
+        return processes.stop(self.proc, grace_s=60) if self.proc is not None else None
+
+    def admin(self, client: httpx.Client) -> dict[str, str]:
+        r = client.post("/api/v1/auth/token", data={"username": "admin", "password": ADMIN_PASSWORD})
+        r.raise_for_status()
+        return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+@pytest.fixture(scope="module")
+def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
+    platform = Up(tmp_path_factory.mktemp("readme-up"))
+    try:
+        platform.start()
+        yield platform
+    finally:
+        platform.stop()
+
+
+def _served(client: httpx.Client, headers: dict[str, str]) -> dict[str, Any]:
+    r = client.get("/api/v1/sync/tables", headers=headers)
+    r.raise_for_status()
+    return {t["table"]: t for t in r.json()["tables"]}
+
+
+def test_up_serves_the_demo_tables_to_an_agent(up: Up) -> None:
+    graphql = f"http://127.0.0.1:{up.ports['webserver']}/graphql"
+    nodes = httpx.post(graphql, json={"query": "{ assetNodes { assetKey { path } } }"}, timeout=60).json()
+    assert {".".join(n["assetKey"]["path"]) for n in nodes["data"]["assetNodes"]} == DEMO_TABLES
+
+    text = up.text()
+    for key in DEMO_TABLES:
+        assert f"first sync of {key}:" in text, text
+    assert "first sync of demo.public.orders: backfill" in text
+
+    with httpx.Client(base_url=up.api, timeout=60) as client:
+        admin = up.admin(client)
+        deadline = time.monotonic() + SYNC_TIMEOUT_S
+        tables = _served(client, admin)
+        while not all(t["served_version"] for t in tables.values()):
+            assert time.monotonic() < deadline, f"demo tables not served in time: {tables}"
+            failed = {k: t["last_run"] for k, t in tables.items() if (t["last_run"] or {}).get("status") == "failed"}
+            assert not failed, f"a first sync failed: {failed}"
+            time.sleep(3)
+            tables = _served(client, admin)
+        assert set(tables) == DEMO_TABLES
+        assert tables["demo.public.orders"]["row_count"] >= 1_000_000
+
+        swarm = client.post("/api/v1/admin/swarms", headers=admin,
+                            json={"name": "readme", "grants": sorted(DEMO_TABLES)}).json()
+        token = client.post("/api/v1/admin/tokens", headers=admin,
+                            json={"type": "agent", "swarm_id": swarm["id"], "name": "first-agent"}).json()["token"]
+        agent = {"Authorization": f"Bearer {token}"}
+        catalog = client.get("/api/v1/data/tables", headers=agent).json()
+        assert {t["table"] for t in catalog["tables"]} == DEMO_TABLES
+        q = client.post("/api/v1/queries/execute", headers=agent,
+                        json={"query": "select count(*) as n, min(event_id) is not null as ok from demo.public.events"})
+        assert q.status_code == 200, q.text
+        assert q.json()["rows"][0][0] == tables["demo.public.events"]["row_count"]
+
+
+def test_sigterm_stops_everything_and_a_restart_serves_at_once_without_first_syncs(up: Up) -> None:
+    assert up.stop() is not None
+    for port in up.ports.values():
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"http://127.0.0.1:{port}/", timeout=2)
+    up.out.unlink()
+    up.start()
+    assert "first sync of" not in up.text(), "every table already serves data: nothing to request"
+    with httpx.Client(base_url=up.api, timeout=60) as client:
+        tables = _served(client, up.admin(client))
+        assert all(t["served_version"] for t in tables.values()), tables
