@@ -112,7 +112,7 @@ def build_registration(raw: dict[str, Any], *, default_database: str) -> Registe
     schema = _ident(raw.get("schema_name") or raw.get("schema"), "schema_name")
     table = _ident(raw.get("table_name") or raw.get("table"), "table_name")
 
-    strategy = str(raw.get("strategy") or "full").lower()
+    strategy = str(raw.get("strategy") or "full").strip().lower()
     if strategy not in STRATEGIES:
         raise RegistrationError("strategy", f"{raw.get('strategy')!r} is not one of {', '.join(STRATEGIES)}")
 

@@ -60,3 +60,34 @@ def test_invalid_registration_names_the_field(raw: dict, field: str) -> None:
     with pytest.raises(RegistrationError) as err:
         build_registration({**base, **raw}, default_database="d")
     assert err.value.field == field
+
+
+def test_head_revisions_read_without_alembic_match_alembic(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from alembic.script import ScriptDirectory
+
+    from shared.control import db
+
+    script = ScriptDirectory.from_config(db.alembic_config(f"sqlite:///{tmp_path / 'c.db'}"))
+    assert db.head_revisions() == frozenset(script.get_heads())
+
+
+def test_the_fast_path_sees_a_current_schema_and_only_that(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import sqlalchemy as sa
+
+    from shared.control import db
+
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    engine = db.get_engine(url)
+    assert not db._at_head(engine), "no version table yet"
+    db.migrate(url)
+    assert db._at_head(engine)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = 'older'"))
+    assert not db._at_head(engine), "an older schema takes the Alembic path"
+
+
+@pytest.mark.parametrize("given", ["FULL", "full", " Full ", "Incremental", "SNAPSHOT"])
+def test_strategy_is_accepted_in_any_case_and_spacing(given: str) -> None:
+    extra = {"incremental_key": "u", "primary_key": ["id"]} if "ncremental" in given else {}
+    reg = build_registration({"table_name": "t", "schema_name": "s", "strategy": given, **extra}, default_database="d")
+    assert reg.strategy == given.strip().lower()

@@ -38,7 +38,7 @@ DB = "JOURNEY"
 
 def _seed(port: int) -> None:
     con = snowflake.connector.connect(
-        user="fake", password="snow", account="fakesnow",  # noqa: S106 - the stand-in accepts any credentials host="127.0.0.1", port=port, protocol="http",
+        user="fake", password="snow", account="fakesnow", host="127.0.0.1", port=port, protocol="http",  # noqa: S106
         session_parameters={"CLIENT_OUT_OF_BAND_TELEMETRY_ENABLED": False}, network_timeout=20,
     )
     cur = con.cursor()
