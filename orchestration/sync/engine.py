@@ -9,6 +9,7 @@ an error or ``kill -9`` at any point leaves the previous version served.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import logging
@@ -256,7 +257,12 @@ def _write(req: SyncRequest, planned: _Planned, timings: dict[str, float], t0: f
         timings["checks_s"] = time.perf_counter() - t_checks
         enforce(verdicts)  # raises inside write_version: the private version is discarded, CURRENT untouched
         t_profile = time.perf_counter()
-        profile_md = _profile(con, table.key, log)
+        scope = None
+        if mode == "partition" and part_col is not None and has_data:
+            predicate, values = load.windows_predicate(part_col, windows)
+            scope = (predicate, values, "partition " + ", ".join(w.key for w in windows[:3])
+                     + (f" and {len(windows) - 3} more" if len(windows) > 3 else ""))
+        profile_md = _profile(con, table.key, log, scope=scope)
         timings["profile_s"] = time.perf_counter() - t_profile
         t2 = time.perf_counter()
         keys_done = [w.key for w in windows]
@@ -284,19 +290,28 @@ def _write(req: SyncRequest, planned: _Planned, timings: dict[str, float], t0: f
     )
 
 
-def _profile(con: Any, key: str, log: Any) -> str | None:
-    """The version's profile as Markdown (a sample past ``PROFILE_SAMPLE_ROWS``); None if it fails,
-    since a profile is for people and must never fail or block a sync."""
+def _profile(con: Any, key: str, log: Any, *, scope: tuple[str, list[Any], str] | None = None) -> str | None:
+    """The profile of what this materialization serves, as Markdown; None if it fails, since a
+    profile is for people and must never fail or block a sync.
+
+    ``scope`` (predicate, params, label) narrows it to the partitions this run wrote, so a
+    partition run profiles its partition, not the table. Past ``PROFILE_SAMPLE_ROWS`` rows
+    it profiles a seeded reservoir sample.
+    """
     try:
-        total = load.count_rows(con)
-        if total <= PROFILE_SAMPLE_ROWS:
-            return profile_markdown(con, qi("data"), title=f"{key}: profile of all {total:,} rows")
-        sample = (f"(SELECT * FROM {qi('data')} WHERE rowid IN (SELECT rowid FROM {qi('data')} "
-                  f"USING SAMPLE reservoir({PROFILE_SAMPLE_ROWS} ROWS) REPEATABLE (0)))")
-        return profile_markdown(con, sample, title=f"{key}: profile of a {PROFILE_SAMPLE_ROWS:,}-row sample of {total:,} rows")
+        where, params, label = scope or ("TRUE", [], "all")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _profile_scope AS SELECT * FROM (SELECT * FROM {qi('data')} "
+                    f"WHERE {where}) USING SAMPLE reservoir({PROFILE_SAMPLE_ROWS} ROWS) REPEATABLE (0)", params)
+        scoped = int(con.execute(f"SELECT count(*) FROM {qi('data')} WHERE {where}", params).fetchone()[0])
+        what = f"{label} ({scoped:,} rows)" if scoped <= PROFILE_SAMPLE_ROWS else \
+            f"a {PROFILE_SAMPLE_ROWS:,}-row sample of {label} ({scoped:,} rows)"
+        return profile_markdown(con, "_profile_scope", title=f"{key}: profile of {what}")
     except Exception as e:
         log.warning(f"{key}: could not profile the new version ({type(e).__name__}: {e})")
         return None
+    finally:
+        with contextlib.suppress(Exception):
+            con.execute("DROP TABLE IF EXISTS _profile_scope")
 
 
 def _duplicates(con: Any, key: list[str], *, mode: str, merge: dict[str, int], part_col: Column | None,

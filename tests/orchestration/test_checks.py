@@ -97,13 +97,20 @@ def test_partition_materialization_passes_checks_and_reports_metadata(settings: 
     assert "source_query_ids" in meta
     assert meta["source_seconds"].value >= 0
     profile = meta["profile"].value  # Markdown, as the Dagster UI renders it
-    assert f"{reg.key}: profile of all 24 rows" in profile
+    assert f"{reg.key}: profile of all (24 rows)" in profile
     assert "| column | type | nulls |" in profile
     amount = next(line for line in profile.splitlines() if line.startswith("| AMOUNT |"))
     cells = [c.strip() for c in amount.strip("|").split("|")]
     # Partition 2026-01-02 holds ids 24..47 and amounts id * 1.5: check against the source rule.
     assert (float(cells[4]), float(cells[5])) == (36.0, 70.5)
     assert cells[2] == "0 (0.0%)"
+
+    # A later partition run profiles its own partition, not the whole served table.
+    second = _materialize(settings, reg, partition_key="2026-01-01")
+    assert second.success
+    [mat2] = second.asset_materializations_for_node(build_table_asset(table=reg).node_def.name)
+    assert mat2.metadata["dagster/row_count"].value == 48
+    assert f"{reg.key}: profile of partition 2026-01-01 (24 rows)" in mat2.metadata["profile"].value
 
 
 def test_incremental_materialization_reports_its_watermark(settings: Settings, source: str) -> None:
@@ -177,9 +184,13 @@ def test_large_versions_are_profiled_on_a_bounded_sample() -> None:
     con.execute(f"CREATE TABLE data AS SELECT range AS id, range % 7 AS k FROM range({engine.PROFILE_SAMPLE_ROWS + 50_000})")
     md = engine._profile(con, "d.s.t", logging.getLogger("test"))
     assert md is not None
-    assert f"a {engine.PROFILE_SAMPLE_ROWS:,}-row sample of {engine.PROFILE_SAMPLE_ROWS + 50_000:,} rows" in md
+    assert f"a {engine.PROFILE_SAMPLE_ROWS:,}-row sample of all ({engine.PROFILE_SAMPLE_ROWS + 50_000:,} rows)" in md
     assert f"{engine.PROFILE_SAMPLE_ROWS:,} rows" in md
     k_line = next(line for line in md.splitlines() if line.startswith("| k |"))
     assert "7" in k_line.split("|")[4]  # exactly 7 distinct values survive any large sample
+    scoped = engine._profile(con, "d.s.t", logging.getLogger("test"), scope=("k = ?", [3], "partition 3"))
+    assert scoped is not None
+    assert f"profile of partition 3 ({(engine.PROFILE_SAMPLE_ROWS + 50_000 + 3) // 7:,} rows)" in scoped
+    assert "_profile_scope" not in {r[0] for r in con.execute("SHOW TABLES").fetchall()}
     con.execute("DROP TABLE data")
     assert engine._profile(con, "d.s.t", logging.getLogger("test")) is None, "a failed profile never fails the sync"
