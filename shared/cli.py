@@ -13,7 +13,6 @@ import dataclasses
 import datetime as dt
 import os
 import secrets
-import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -58,13 +57,34 @@ def _admin_env(settings: Settings) -> dict[str, str]:
 
 
 def prepare_dagster_home(settings: Settings) -> Path:
-    """Put the instance config (dagster.yaml) into DAGSTER_HOME if it has none."""
+    """Install the instance config (dagster.yaml) for the storage asked for.
+
+    ``dagster.postgres.yaml`` when DAGSTER_PG_URL is set, else ``dagster.yaml``. Why the
+    bookkeeping: Dagster's YAML cannot switch on an env var, so the choice is made by
+    copying a file, and a later ``DAGSTER_PG_URL`` (or a repository upgrade) must take
+    effect. The hash of the installed copy is recorded next to it; a copy still equal to
+    what was installed is replaced whenever the wanted file differs, and a copy edited by
+    hand is kept, with a warning when it is not the wanted one.
+    """
+    import hashlib
+
     home = settings.dagster_home_path
     home.mkdir(parents=True, exist_ok=True)
-    target = home / "dagster.yaml"
-    if not target.exists():
-        variant = REPO_ROOT / ("dagster.postgres.yaml" if os.environ.get("DAGSTER_PG_URL") else "dagster.yaml")
-        shutil.copyfile(variant if variant.exists() else REPO_ROOT / "dagster.yaml", target)
+    target, record = home / "dagster.yaml", home / ".agents-data-installed"
+    variant = REPO_ROOT / ("dagster.postgres.yaml" if os.environ.get("DAGSTER_PG_URL") else "dagster.yaml")
+    wanted = (variant if variant.exists() else REPO_ROOT / "dagster.yaml").read_bytes()
+    if target.exists():
+        current = target.read_bytes()
+        if current == wanted:
+            return home
+        installed = record.read_text().strip() if record.exists() else ""
+        if hashlib.sha256(current).hexdigest() != installed:
+            print(f"[agents-data] keeping {target}, edited by hand; it differs from {variant.name}, which the current "
+                  "settings ask for (remove it to install that one)", file=sys.stderr, flush=True)
+            return home
+        print(f"[agents-data] installing {variant.name} as {target}", flush=True)
+    target.write_bytes(wanted)
+    record.write_text(hashlib.sha256(wanted).hexdigest() + "\n")
     return home
 
 
