@@ -11,6 +11,7 @@ from litestar import Request, get
 from serving.auth.caller import Caller
 from serving.auth.guards import requires_reader
 from serving.catalog import services as catalog
+from serving.catalog.orchestrator import dagster_freshness
 from serving.catalog.schemas import TableInfo, TableList
 from serving.lib.audit import annotate
 from serving.lib.services import Services
@@ -22,6 +23,7 @@ async def list_tables(request: Request[Any, Any, Any], caller: Caller, services:
     served version, last successful sync and freshness (fresh / stale / failing, with the reason)."""
     requires_reader(caller)
     entries = await anyio.to_thread.run_sync(catalog.list_tables, caller, services)
+    await _with_dagster_freshness(services, entries)
     annotate(request, tables=[{"table": e["table"], "version": e["served_version"]} for e in entries], rows=len(entries))
     return msgspec.convert({"tables": entries, "count": len(entries)}, TableList)
 
@@ -32,8 +34,15 @@ async def get_table(request: Request[Any, Any, Any], caller: Caller, services: S
     A table you may not read answers 404 exactly like one that does not exist."""
     requires_reader(caller)
     entry = await anyio.to_thread.run_sync(catalog.get_table, caller, table, services)
+    await _with_dagster_freshness(services, [entry])
     annotate(request, tables=[{"table": entry["table"], "version": entry["served_version"]}])
     return msgspec.convert(entry, TableInfo)
+
+
+async def _with_dagster_freshness(services: Services, entries: list[dict[str, Any]]) -> None:
+    statuses = await dagster_freshness(services, [e["table"] for e in entries])
+    for e in entries:
+        e["freshness"]["dagster_status"] = statuses.get(e["table"])
 
 
 ROUTES: list[Any] = [list_tables, get_table]

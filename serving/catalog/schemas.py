@@ -15,7 +15,7 @@ class TableColumn(msgspec.Struct):
 
 
 class Freshness(msgspec.Struct, kw_only=True):
-    """``fresh`` / ``stale`` / ``failing``, why, and the numbers behind it."""
+    """``fresh`` / ``stale`` / ``failing``, why, the numbers behind it, and Dagster's own verdict."""
 
     status: str
     reason: str
@@ -23,6 +23,9 @@ class Freshness(msgspec.Struct, kw_only=True):
     target_s: int | None = None
     last_run_status: str | None = None
     last_failure_at: dt.datetime | None = None
+    # Dagster's own verdict on the same policy (HEALTHY, WARNING, DEGRADED, UNKNOWN); None
+    # when Dagster has none or does not answer (the status above never depends on Dagster).
+    dagster_status: str | None = None
 
 
 class TableInfo(msgspec.Struct, kw_only=True):

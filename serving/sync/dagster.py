@@ -401,6 +401,20 @@ class DagsterClient:
         return [r["endTime"] - r["creationTime"] for r in runs.get("results") or []
                 if r.get("endTime") and r.get("creationTime") and r["endTime"] >= r["creationTime"]]
 
+    async def freshness_statuses(self, paths: Sequence[Sequence[str]], *, timeout_s: float | None = None
+                                 ) -> dict[tuple[str, ...], str | None]:
+        """Dagster's own freshness verdict per asset (``freshnessStatusInfo``), in one query.
+
+        Values: HEALTHY, WARNING, DEGRADED, UNKNOWN, NOT_APPLICABLE; None when Dagster has none.
+        """
+        query = """
+        query Freshness($keys: [AssetKeyInput!]!) {
+          assetNodes(assetKeys: $keys) { assetKey { path } freshnessStatusInfo { freshnessStatus } }
+        }"""
+        data = await self.execute(query, {"keys": [_asset_key(p) for p in paths]}, timeout_s=timeout_s)
+        return {tuple(n["assetKey"]["path"]): (n.get("freshnessStatusInfo") or {}).get("freshnessStatus")
+                for n in data.get("assetNodes") or []}
+
     async def asset_activity(self, path: Sequence[str]) -> AssetActivity:
         """Runs queued or in progress for an asset, whoever launched them (schedules, sensors, UI)."""
         query = """

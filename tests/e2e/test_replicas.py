@@ -130,6 +130,10 @@ def test_refresh_through_a_is_visible_through_both(e2e_platform: Platform, agent
         assert fresh.json()["job_id"] is None
         synced_at = dt.datetime.fromisoformat(fresh.json()["synced_at"])
         assert dt.timedelta(0) <= dt.datetime.now(dt.UTC) - synced_at < dt.timedelta(seconds=RUN_TIMEOUT_S)
+        # The catalog carries Dagster's own freshness verdict (freshnessStatusInfo) beside ours.
+        entry = b.get(f"/api/v1/data/tables/{ITEMS}", headers=agent).json()
+        assert entry["freshness"]["status"] == "fresh"
+        assert entry["freshness"]["dagster_status"] in ("HEALTHY", "WARNING", "DEGRADED", "UNKNOWN")
 
 
 def test_refreshes_are_rate_limited_per_agent(e2e_platform: Platform, e2e_admin: dict[str, str]) -> None:

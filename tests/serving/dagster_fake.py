@@ -65,6 +65,7 @@ class FakeDagster:
         self.fail_runs_with: str | None = None  # new runs fail at once with this error
         self.calls: list[str] = []
         self.launch_params: list[dict[str, Any]] = []
+        self.freshness: dict[tuple[str, ...], str] = {}  # Dagster's freshnessStatus per asset
         self.reload()
 
     # ------------------------------------------------------------- test API
@@ -134,6 +135,12 @@ class FakeDagster:
     def _op_Asset(self, v: dict[str, Any]) -> dict[str, Any]:
         keys = [tuple(k["path"]) for k in v["keys"]]
         return {"assetNodes": [{"assetKey": {"path": list(k)}} for k in keys if k in self.assets]}
+
+    def _op_Freshness(self, v: dict[str, Any]) -> dict[str, Any]:
+        keys = [tuple(k["path"]) for k in v["keys"]]
+        return {"assetNodes": [{"assetKey": {"path": list(k)},
+                                "freshnessStatusInfo": {"freshnessStatus": self.freshness[k]} if k in self.freshness else None}
+                               for k in keys if k in self.assets]}
 
     def _op_Keys(self, v: dict[str, Any]) -> dict[str, Any]:
         path = tuple(v["key"]["path"])

@@ -162,3 +162,51 @@ def test_admin_sees_every_table_including_registered_only(client: Any, world: di
 
 def test_requires_a_token(client: Any, world: dict[str, Any]) -> None:
     assert_error(client.get("/api/v1/data/tables"), 401)
+
+
+@pytest.fixture
+def fake(app: Any, api_settings: Settings) -> Any:
+    """The fake Dagster as the API's GraphQL client (injected before the client starts the app)."""
+    from shared.control.db import migrate
+    from tests.serving.dagster_fake import FakeDagster
+
+    migrate(api_settings.control_url)
+    fake = FakeDagster(api_settings.control_url)
+    app.state.services.parts["dagster"] = fake.client(api_settings.dagster)
+    return fake
+
+
+def test_dagster_freshness_is_shown_beside_ours_in_one_cached_query(
+        fake: Any, client: Any, api_settings: Settings, make_swarm: Any, agent_headers: Any) -> None:
+    served, url = api_settings.served_path, api_settings.control_url
+    for key in (ORDERS, CUSTOMERS):
+        publish_table(served, key, "select 1 as id")
+        register(url, key, freshness_s=3600)
+        status(url, key, last_success_at=dt.datetime.now(dt.UTC), last_run_status="succeeded")
+    fake.reload()
+    fake.freshness = {("demo", "public", "orders"): "HEALTHY", ("demo", "public", "customers"): "DEGRADED"}
+    h = agent_headers(make_swarm([ORDERS, CUSTOMERS])["id"])
+    tables = {t["table"]: t for t in client.get("/api/v1/data/tables", headers=h).json()["tables"]}
+    assert tables[ORDERS]["freshness"]["dagster_status"] == "HEALTHY"
+    assert tables[CUSTOMERS]["freshness"]["dagster_status"] == "DEGRADED"
+    assert tables[CUSTOMERS]["freshness"]["status"] == "fresh", "our verdict never depends on Dagster"
+    assert fake.calls.count("Freshness") == 1, "one GraphQL query for every table of the response"
+    one = client.get(f"/api/v1/data/tables/{ORDERS}", headers=h).json()
+    assert one["freshness"]["dagster_status"] == "HEALTHY"
+    assert fake.calls.count("Freshness") == 1, "answered from the cache"
+
+
+def test_catalog_answers_without_dagster_and_does_not_retry_at_once(
+        fake: Any, client: Any, api_settings: Settings, make_swarm: Any, agent_headers: Any) -> None:
+    publish_table(api_settings.served_path, ORDERS, "select 1 as id")
+    fake.down = True
+    h = agent_headers(make_swarm([ORDERS])["id"])
+    for _ in range(3):
+        r = client.get("/api/v1/data/tables", headers=h)
+        assert r.status_code == 200
+        entry = r.json()["tables"][0]
+        assert entry["freshness"]["dagster_status"] is None
+        assert entry["freshness"]["status"] == "fresh"
+    fake.down = False
+    client.get("/api/v1/data/tables", headers=h)
+    assert "Freshness" not in fake.calls, "a failed lookup is not retried within the cache TTL"
