@@ -129,6 +129,12 @@ async def execute_query(request: Request[Any, Any, Any], caller: Caller, data: Q
     await slot.__aenter__()
     try:
         job = Job(caller, checked, data.query, fmt=fmt, params=data.params, max_rows=max_rows, timeout_s=timeout)
+        if wait <= 0:  # the caller asked not to wait: always a job to poll, even for a query that ends at once
+            await anyio.to_thread.run_sync(jobs.detach, job)
+            fut = jobs.start(job)
+            _release_when_done(fut, slot, asyncio.get_running_loop())
+            slot = None
+            return _json(job_body(job), 202)
         if jobs.inline_ok(job) and jobs.run_inline(job):
             annotate(request, tables=_audit_tables(job.tables), rows=job.row_count, bytes=job.bytes)
             return ASGIResponse(body=job.body or b"", media_type=formats.MEDIA_TYPES["json"])

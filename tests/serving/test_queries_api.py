@@ -186,6 +186,21 @@ def test_async_job_poll_and_result(client: Any, agent: dict[str, Any]) -> None:
     assert result.json()["rows"] == [[150000000]]
 
 
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+def test_wait_zero_always_gives_a_job_even_for_an_instant_query(client: Any, agent: dict[str, Any], fmt: str) -> None:
+    h = agent["headers"]
+    for _ in range(5):  # the same text again and again: it would qualify for the inline path
+        r = run(client, h, query="select 42 as answer", wait_s=0, output_format=fmt)
+        assert r.status_code == 202, r.text
+        job = r.json()
+        assert job["job_id"]
+        done = wait_done(client, h, job["job_id"])
+        assert done["status"] == "succeeded"
+        body = client.get(done["result_url"], headers=h)
+        assert body.status_code == 200
+        assert "42" in body.text
+
+
 def test_cancel_a_running_job(client: Any, agent: dict[str, Any]) -> None:
     h = agent["headers"]
     job = run(client, h, query=SLOW, wait_s=0, timeout_s=60).json()
