@@ -162,6 +162,29 @@ def _plan(req: SyncRequest, con: Any, cols: list[SourceColumn], mode: str,
     return slices, total
 
 
+def _recount(req: SyncRequest, planned: _Planned) -> int | None:
+    """The scope's source rows counted again after extraction (None: not comparable, or unreadable).
+
+    Only called when the served rows differ from the count taken while planning: a source
+    written to during the sync then shows where it moved, so the row-count check can tell
+    a moving source (served rows between the two counts) from lost rows.
+    """
+    table, windows = req.table, planned.windows
+    if planned.mode not in ("partition", "replace", "snapshot"):
+        return None  # a merge counts the whole source against the whole served table; it only warns
+    try:
+        with req.connect() as con:
+            if planned.mode == "partition":
+                by_name = {c.name.upper(): c for c in planned.source}
+                kind = partitions.time_kind(table) or partitions.STATIC
+                return sum(window_counts(con, table, window_slices(by_name[str(table.partition_column).upper()],
+                                                                   windows, kind)))
+            return key_range_slices(con, table, None, base=Slice("all"), slice_rows=1)[1]
+    except Exception as e:  # the check then judges on the first count alone
+        (req.log or _log).warning(f"{table.key}: could not recount the source ({type(e).__name__}: {e})")
+    return None
+
+
 def sync_table(req: SyncRequest) -> SyncOutcome:
     """Copy the scope of ``req`` (whole table, partitions, or the cursor delta) into a new served version."""
     table, log = req.table, req.log or _log
@@ -253,7 +276,9 @@ def _write(req: SyncRequest, planned: _Planned, timings: dict[str, float], t0: f
         dupes = _duplicates(con, key, mode=mode, merge=merge, part_col=part_col,
                                                 windows=windows, has_data=has_data) if key else None
         summary = plan.summary() if plan else {}
-        verdicts = evaluate(table, source_rows=source_rows, served_rows=scope_rows, duplicate_keys=dupes, drift=summary)
+        after = _recount(req, planned) if scope_rows != source_rows else None
+        verdicts = evaluate(table, source_rows=source_rows, served_rows=scope_rows, duplicate_keys=dupes, drift=summary,
+                            source_rows_after=after)
         timings["checks_s"] = time.perf_counter() - t_checks
         enforce(verdicts)  # raises inside write_version: the private version is discarded, CURRENT untouched
         t_profile = time.perf_counter()

@@ -46,11 +46,22 @@ def row_count_blocks(table: RegisteredTable) -> bool:
     return table.strategy != "incremental"
 
 
+def row_count_passes(served: int, before: int, after: int | None) -> bool:
+    """Served rows equal the source's, or, when the source moved during the sync (counted
+    again afterwards), lie between its two counts: a read at some instant in between."""
+    if served == before:
+        return True
+    return after is not None and min(before, after) <= served <= max(before, after)
+
+
 def evaluate(table: RegisteredTable, *, source_rows: int, served_rows: int, duplicate_keys: int | None,
-             drift: dict[str, list[str]]) -> list[Verdict]:
+             drift: dict[str, list[str]], source_rows_after: int | None = None) -> list[Verdict]:
+    figures = {"source_rows": source_rows, "served_rows": served_rows}
+    if source_rows_after is not None:
+        figures["source_rows_after_sync"] = source_rows_after
     verdicts = [
-        Verdict(ROW_COUNT_CHECK, served_rows == source_rows, row_count_blocks(table),
-                {"source_rows": source_rows, "served_rows": served_rows}),
+        Verdict(ROW_COUNT_CHECK, row_count_passes(served_rows, source_rows, source_rows_after), row_count_blocks(table),
+                figures),
         # Incompatible drift already fails the sync (SchemaDriftError); what is left is additive and warns.
         Verdict(SCHEMA_DRIFT_CHECK, not (drift.get("removed") or drift.get("widened")), False,
                 dict(drift)),

@@ -213,3 +213,45 @@ def test_primary_key_duplicates_are_found_in_and_across_the_written_window(sourc
     # Unique per snapshot day, not across days: every ID is served twice now, and that is not a duplicate.
     assert day1.duplicate_keys == day2.duplicate_keys == 0
     assert day2.manifest.row_count == 6
+
+
+def test_a_source_written_during_the_sync_still_publishes(source: Source, sync_settings: Settings) -> None:
+    """Rows inserted between the plan's count and the extraction are served, and the row-count
+    check recounts the source instead of refusing a correct copy of a moving table."""
+    from contextlib import contextmanager
+
+    from orchestration.sync.engine import SyncRequest, sync_table
+    from orchestration.sync.verdicts import ROW_COUNT_CHECK
+    from tests.orchestration.conftest import connector
+
+    name = source.table("GROW")
+    source.sql(f"CREATE TABLE {name} (ID NUMBER(10,0), D DATE)")
+    source.sql(f"INSERT INTO {name} VALUES (1, '2025-01-01'), (2, '2025-01-01')")
+    table = source.register("GROW", primary_key=["ID"])
+    base = connector(source.port, source.database)
+    calls: list[int] = []
+
+    @contextmanager
+    def connect():  # type: ignore[no-untyped-def]
+        calls.append(1)
+        if len(calls) == 2:  # the first extraction session: a writer got in after the plan counted
+            source.sql(f"INSERT INTO {name} VALUES (3, '2025-01-02')")
+        with base() as con:
+            yield con
+
+    out = sync_table(SyncRequest(table=table, connect=connect, served_root=sync_settings.served_path))
+    [count] = [v for v in out.verdicts if v.name == ROW_COUNT_CHECK]
+    assert count.passed
+    assert count.metadata == {"source_rows": 2, "served_rows": 3, "source_rows_after_sync": 3}
+    assert out.manifest.row_count == 3
+
+
+def test_row_count_tolerates_a_moving_source_but_not_lost_rows() -> None:
+    from orchestration.sync.verdicts import row_count_passes
+
+    assert row_count_passes(10, 10, None)
+    assert row_count_passes(12, 10, 15), "a read at an instant between the two counts"
+    assert row_count_passes(12, 15, 10), "rows deleted while syncing"
+    assert not row_count_passes(9, 10, None)
+    assert not row_count_passes(9, 10, 10), "the source did not move: a row was lost"
+    assert not row_count_passes(16, 10, 15)
