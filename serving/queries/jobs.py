@@ -13,7 +13,9 @@ Why this shape:
 - Results are private: a job is visible to the token that ran it and to admin; anyone
   else gets the same 404 as for an unknown id. Expired results answer 410.
 - Cancel interrupts the cursor when the job runs on this replica; otherwise the row is
-  marked cancelled and the owning replica's final write will not resurrect it.
+  marked cancelled, and the owning replica sees it within ``CANCEL_POLL_S`` (a thread that
+  queries the control database only while this replica runs persisted jobs) and
+  interrupts the query. Its final write never resurrects a cancelled row.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from serving.auth.caller import Caller
 from serving.lib.errors import ApiError, NotFound, QueryTimeout
@@ -42,6 +44,7 @@ from shared.settings import Settings
 
 log = logging.getLogger("agents_data.queries")
 ACTIVE = ("queued", "running")
+CANCEL_POLL_S = 1.0  # how soon a cancel made through another replica stops the query here
 
 
 class ResultGone(ApiError):
@@ -94,6 +97,27 @@ class JobManager:
         self.replica = settings.api.replica_id
         self.sched = Scheduler(engine.watchdog)
         settings.results_path.mkdir(parents=True, exist_ok=True)
+        self._closing = threading.Event()
+        self._poller = threading.Thread(target=self._poll_cancels, name="query-cancel-poller", daemon=True)
+        self._poller.start()
+
+    def _poll_cancels(self) -> None:
+        """Interrupt persisted jobs of this replica that another replica marked cancelled."""
+        while not self._closing.wait(CANCEL_POLL_S):
+            mine = [job for job in list(self.running.values()) if job.detached and not job.handle.cancelled]
+            if not mine:
+                continue  # nothing persisted runs here: no query at all
+            try:
+                with session_scope(self.settings.control_url) as s:
+                    cancelled = set(s.scalars(select(QueryJobRow.id).where(
+                        QueryJobRow.id.in_([job.id for job in mine]), QueryJobRow.status == "cancelled")))
+            except Exception:
+                log.exception("could not poll for cancelled query jobs")
+                continue
+            for job in mine:
+                if job.id in cancelled:
+                    log.info("query job %s was cancelled through another replica; interrupting it", job.id)
+                    job.handle.cancel()
 
     def start(self, job: Job) -> Future[Job]:
         self.running[job.id] = job
@@ -258,6 +282,7 @@ class JobManager:
 
     def close(self) -> None:
         log.info("query paths used by this process: %s", self.sched.stats)
+        self._closing.set()
         for job in list(self.running.values()):
             job.handle.cancel()
         self.pool.shutdown(wait=True, cancel_futures=True)

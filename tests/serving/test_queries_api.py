@@ -214,6 +214,33 @@ def test_cancel_a_running_job(client: Any, agent: dict[str, Any]) -> None:
     assert_error(client.get(f"/api/v1/queries/jobs/{job['job_id']}/result", headers=h), 404, rule="no_result")
 
 
+def test_cancel_through_another_replica_stops_the_query(client: Any, services: Any, agent: dict[str, Any],
+                                                        api_settings: Settings) -> None:
+    """Replica B (a second app over the same control database) cancels a job running on A: A interrupts it."""
+    from litestar.testing import TestClient
+
+    from serving.app import create_app
+    from serving.queries.services import get_jobs
+
+    h = agent["headers"]
+    job = run(client, h, query=SLOW, wait_s=0, timeout_s=60).json()
+    running_on_a = get_jobs(services).running
+    assert job["job_id"] in running_on_a
+    started = time.monotonic()
+    with TestClient(create_app(api_settings)) as replica_b:
+        r = replica_b.delete(f"/api/v1/queries/jobs/{job['job_id']}", headers=h)
+        assert r.status_code == 200
+        assert r.json()["status"] == "cancelled"
+        assert job["job_id"] not in get_jobs(replica_b.app.state.services).running, "B never ran it"
+    deadline = started + 15
+    while job["job_id"] in running_on_a and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert job["job_id"] not in running_on_a, "A interrupted the query instead of running it to its end"
+    assert time.monotonic() - started < 15
+    body = client.get(f"/api/v1/queries/jobs/{job['job_id']}", headers=h).json()
+    assert body["status"] == "cancelled"
+
+
 def test_jobs_are_private_to_their_token_and_admin(client: Any, agent: dict[str, Any], admin_headers: dict[str, str]) -> None:
     meta = run(client, agent["headers"], query="select 1 as one", output_format="csv").json()
     job_id = meta["job_id"]
