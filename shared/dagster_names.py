@@ -13,6 +13,9 @@ TABLE_TAG = "agents_data/table"
 # Why a run was requested: schedule | source_change | refresh | manual | backfill.
 REASON_TAG = "agents_data/reason"
 PARTITION_TAG = "dagster/partition"
+# A run over a range of partitions (a backfill chunk) carries these instead of PARTITION_TAG.
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
 POOL_PREFIX = "agents_data/"
 
 

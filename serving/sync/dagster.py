@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from shared.dagster_names import PARTITION_TAG
+from shared.dagster_names import PARTITION_TAG, RANGE_END_TAG, RANGE_START_TAG
 from shared.settings import DagsterSettings
 
 ASSET_JOB = "__ASSET_JOB"
@@ -59,6 +59,16 @@ class RunInfo:
     @property
     def partition(self) -> str | None:
         return self.tags.get(PARTITION_TAG)
+
+    def covered(self, ordered: Sequence[str]) -> list[str]:
+        """The partitions of ``ordered`` this run covers: its one partition, or its range
+        (a backfill run over a range of partitions carries range tags, not a partition tag)."""
+        if self.partition:
+            return [self.partition]
+        start, end = self.tags.get(RANGE_START_TAG), self.tags.get(RANGE_END_TAG)
+        if start in ordered and end in ordered:
+            return list(ordered[ordered.index(start): ordered.index(end) + 1])
+        return []
 
     @property
     def terminal(self) -> bool:

@@ -209,17 +209,19 @@ async def _observe_backfill(svc: SyncService, job: store.SyncJob) -> JobState:
     failed: list[str] = []
     failed_runs: list[RunInfo] = []
     rows = 0
+    ordered = list(info.partitions)
     for run in info.runs:
         rows += run.rows or 0
         done.extend(run.partitions_done or ((run.partition,) if run.status == "SUCCESS" and run.partition else ()))
         if run.status == "FAILURE":
             failed_runs.append(run)
-            if run.partition:
-                failed.append(run.partition)
+            failed.extend(run.covered(ordered))
     errors: list[str] = [info.error] if info.error else []
     for run in failed_runs[:5]:
         messages = await svc.client.run_errors(run.run_id)
-        where = f"partition {run.partition}: " if run.partition else ""
+        covered = run.covered(ordered)
+        where = f"partitions {covered[0]}…{covered[-1]}: " if len(covered) > 1 else \
+            (f"partition {covered[0]}: " if covered else "")
         errors.extend(where + m for m in messages[:1] or ["the run failed"])
     if failed_runs:
         await _record_failure(svc, job.table_key, failed_runs[-1], errors[-1])

@@ -224,6 +224,33 @@ def test_admin_syncs_partition_runs_and_backfills(e2e_platform: Platform, e2e_ad
         assert {ITEMS, EVENTS} <= listed
 
 
+def test_a_backfill_refused_by_a_blocking_check_fails_its_partitions(e2e_platform: Platform,
+                                                                      e2e_admin: dict[str, str]) -> None:
+    """A duplicate primary key in one day fails the run that covers it (a backfill run spans a
+    range of partitions, published together or not at all): every partition of it is failed,
+    the job carries Dagster's message naming the check, and nothing is served."""
+    with e2e_platform.source() as cur:
+        cur.execute("CREATE OR REPLACE TABLE DEMO.E2E.DUPES (ID NUMBER(10,0), DAY DATE)")
+        cur.execute("INSERT INTO DEMO.E2E.DUPES VALUES (1, '2025-01-02'), (2, '2025-01-03'), (2, '2025-01-03'), "
+                    "(3, '2025-01-04')")
+    with e2e_platform.apis["b"].client() as b:
+        r = b.post("/api/v1/sync/tables/register", headers=e2e_admin, json={
+            "table_name": "dupes", "schema_name": "e2e", "primary_key": ["ID"],
+            "partitioning": {"kind": "daily", "column": "DAY", "start": "2025-01-01"}})
+        assert r.status_code == 201, r.text
+        job = b.post("/api/v1/sync/start", headers=e2e_admin, json={
+            "table_name": "dupes", "schema_name": "e2e",
+            "partition_range": {"start": "2025-01-02", "end": "2025-01-04"}}).json()
+        assert job["kind"] == "backfill"
+        failed = _poll(b, f"/api/v1/sync/jobs/{job['job_id']}", e2e_admin, until=("failed",), timeout_s=RUN_TIMEOUT_S)
+        assert sorted(failed["partitions"]["failed"]) == ["2025-01-02", "2025-01-03", "2025-01-04"]
+        assert failed["partitions"]["done"] == []
+        assert "primary_key_unique" in " ".join(failed["errors"]), failed
+        status = b.get("/api/v1/sync/status/e2e/dupes", headers=e2e_admin).json()
+        assert status["served_version"] is None, "a refused version is never published"
+        assert b.delete("/api/v1/sync/tables/e2e/dupes", headers=e2e_admin).status_code == 200
+
+
 def test_register_fail_and_delete_through_the_api(e2e_platform: Platform, e2e_admin: dict[str, str]) -> None:
     """Registration reloads the real code location (the asset exists on return); a run failing
     carries Dagster's message into the job and the catalog; deletion removes the asset."""

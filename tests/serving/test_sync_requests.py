@@ -169,3 +169,15 @@ def test_dagster_refusing_a_launch_is_409_with_its_message(client: Client, admin
     assert "not found" in polled["errors"][0]
     assert polled["dagster_url"] is None
     assert polled["table"] == ITEMS
+
+
+def test_a_range_run_covers_the_partitions_between_its_tags() -> None:
+    from serving.sync.dagster import RunInfo
+    from shared.dagster_names import PARTITION_TAG, RANGE_END_TAG, RANGE_START_TAG
+
+    days = ["2025-01-01", "2025-01-02", "2025-01-03", "2025-01-04"]
+    ranged = RunInfo("r1", "FAILURE", tags={RANGE_START_TAG: "2025-01-02", RANGE_END_TAG: "2025-01-04"})
+    assert ranged.covered(days) == ["2025-01-02", "2025-01-03", "2025-01-04"]
+    assert RunInfo("r2", "FAILURE", tags={PARTITION_TAG: "2025-01-03"}).covered(days) == ["2025-01-03"]
+    assert RunInfo("r3", "FAILURE").covered(days) == []
+    assert RunInfo("r4", "FAILURE", tags={RANGE_START_TAG: "2024-12-01", RANGE_END_TAG: "2025-01-02"}).covered(days) == []
