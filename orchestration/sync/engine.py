@@ -37,7 +37,14 @@ from orchestration.sync.extract import (
 )
 from orchestration.sync.sql import qi
 from orchestration.sync.types import ORDERED_SLICE_TYPES, TIMESTAMPTZ, base_type, duckdb_type, served_columns
-from orchestration.sync.verdicts import Verdict, enforce, evaluate
+from orchestration.sync.verdicts import (
+    PRIMARY_KEY_CHECK,
+    ROW_COUNT_CHECK,
+    BlockingCheckError,
+    Verdict,
+    enforce,
+    evaluate,
+)
 from shared import partitions
 from shared.profile import profile_markdown
 from shared.registry import RegisteredTable
@@ -80,6 +87,7 @@ class _Planned:
     slices: list[Slice]
     source_rows: int
     windows: list[partitions.Window]
+    window_rows: list[int] = dataclasses.field(default_factory=list)  # source rows per window (partition mode)
 
 
 @dataclasses.dataclass
@@ -136,7 +144,7 @@ def _watermark_floor(table: RegisteredTable, col: SourceColumn, previous: Manife
 
 
 def _plan(req: SyncRequest, con: Any, cols: list[SourceColumn], mode: str,
-          windows: list[partitions.Window]) -> tuple[list[Slice], int]:
+          windows: list[partitions.Window]) -> tuple[list[Slice], int, list[int]]:
     table, by_name = req.table, {c.name.upper(): c for c in cols}
     splitter = _slice_column(table, cols)
     bases: list[Slice] = [Slice(label="all")]
@@ -148,7 +156,7 @@ def _plan(req: SyncRequest, con: Any, cols: list[SourceColumn], mode: str,
         slices = list(packed)
         for base in bases:
             slices += key_range_slices(con, table, splitter, base=base, slice_rows=req.slice_rows)[0]
-        return slices, sum(counts)
+        return slices, sum(counts), list(counts)
     if mode == "merge":
         cursor = by_name[str(table.cursor_column).upper()]
         floor = _watermark_floor(table, cursor, read_current(req.served_root, table.key))
@@ -159,7 +167,7 @@ def _plan(req: SyncRequest, con: Any, cols: list[SourceColumn], mode: str,
         parts, count = key_range_slices(con, table, splitter, base=base, slice_rows=req.slice_rows)
         slices += parts
         total += count
-    return slices, total
+    return slices, total, []
 
 
 def _recount(req: SyncRequest, planned: _Planned) -> int | None:
@@ -206,7 +214,7 @@ def sync_table(req: SyncRequest) -> SyncOutcome:
                     f"table {table.database}.{table.schema}.{table.table} does not exist in the source "
                     "(dropped, renamed, or not visible to this role)"
                 )
-            slices, source_rows = _plan(req, con, cols, mode, windows)
+            slices, source_rows, window_rows = _plan(req, con, cols, mode, windows)
             if mode == "merge":
                 source_rows = key_range_slices(con, table, None, base=Slice("all"), slice_rows=1)[1]
     except snowflake.connector.errors.Error as e:
@@ -216,7 +224,7 @@ def sync_table(req: SyncRequest) -> SyncOutcome:
     if mode == "snapshot":
         target = [Column(load.SNAPSHOT_COLUMN, "DATE", nullable=False, description=SNAPSHOT_DESCRIPTION), *target]
     log.info(f"{table.key}: {mode} of {len(slices)} slice(s), {source_rows} source row(s)")
-    return _write(req, _Planned(mode, cols, target, slices, source_rows, windows), timings, t0)
+    return _write(req, _Planned(mode, cols, target, slices, source_rows, windows, window_rows), timings, t0)
 
 
 def _write(req: SyncRequest, planned: _Planned, timings: dict[str, float], t0: float) -> SyncOutcome:
@@ -280,7 +288,12 @@ def _write(req: SyncRequest, planned: _Planned, timings: dict[str, float], t0: f
         verdicts = evaluate(table, source_rows=source_rows, served_rows=scope_rows, duplicate_keys=dupes, drift=summary,
                             source_rows_after=after)
         timings["checks_s"] = time.perf_counter() - t_checks
-        enforce(verdicts)  # raises inside write_version: the private version is discarded, CURRENT untouched
+        try:
+            enforce(verdicts)  # raises inside write_version: the private version is discarded, CURRENT untouched
+        except BlockingCheckError as refused:
+            if mode == "partition" and part_col is not None and len(windows) > 1:
+                refused.partitions = _failing_windows(con, planned, part_col, key, verdicts)
+            raise
         t_profile = time.perf_counter()
         scope = None
         if mode == "partition" and part_col is not None and has_data:
@@ -313,6 +326,22 @@ def _write(req: SyncRequest, planned: _Planned, timings: dict[str, float], t0: f
         duplicate_keys=dupes, drift=summary, slices=extraction.stats, timings=timings, partition_keys=keys_done, merge=merge,
         verdicts=verdicts, profile_markdown=profile_md,
     )
+
+
+def _failing_windows(con: Any, planned: _Planned, part_col: Column, key: list[str], verdicts: list[Verdict]) -> list[str]:
+    """Which partitions of a refused multi-partition run fail a blocking check on their own, so
+    ops can re-run the others (a run publishes its partitions together or not at all)."""
+    blocking = {v.name for v in verdicts if v.blocking and not v.passed}
+    failing = []
+    for i, w in enumerate(planned.windows):
+        bad = False
+        if ROW_COUNT_CHECK in blocking and i < len(planned.window_rows):
+            bad = load.count_windows(con, part_col, [w]) != planned.window_rows[i]
+        if not bad and PRIMARY_KEY_CHECK in blocking and key:
+            bad = load.duplicate_keys(con, key, scope=load.windows_predicate(part_col, [w])) > 0
+        if bad:
+            failing.append(w.key)
+    return failing
 
 
 def _profile(con: Any, key: str, log: Any, *, scope: tuple[str, list[Any], str] | None = None) -> str | None:

@@ -33,12 +33,23 @@ class Verdict:
 
 
 class BlockingCheckError(Exception):
-    """A blocking check failed; the new version was discarded before publication."""
+    """A blocking check failed; the new version was discarded before publication.
+
+    ``partitions``: for a run over several partitions, the ones that fail on their own
+    (set by the engine), so the message can tell ops which to fix and which to re-run.
+    """
 
     def __init__(self, verdicts: list[Verdict]):
+        super().__init__()
         self.verdicts = verdicts
-        failed = [v for v in verdicts if v.blocking and not v.passed]
-        super().__init__("; ".join(v.describe() for v in failed))
+        self.partitions: list[str] = []
+
+    def __str__(self) -> str:
+        failed = "; ".join(v.describe() for v in self.verdicts if v.blocking and not v.passed)
+        if not self.partitions:
+            return failed
+        return (f"{failed}; failing partition(s): {', '.join(self.partitions)} "
+                "(the other partitions of this run are fine: re-run them on their own)")
 
 
 def row_count_blocks(table: RegisteredTable) -> bool:

@@ -246,6 +246,7 @@ def test_a_backfill_refused_by_a_blocking_check_fails_its_partitions(e2e_platfor
         assert sorted(failed["partitions"]["failed"]) == ["2025-01-02", "2025-01-03", "2025-01-04"]
         assert failed["partitions"]["done"] == []
         assert "primary_key_unique" in " ".join(failed["errors"]), failed
+        assert "failing partition(s): 2025-01-03" in " ".join(failed["errors"]), failed
         status = b.get("/api/v1/sync/status/e2e/dupes", headers=e2e_admin).json()
         assert status["served_version"] is None, "a refused version is never published"
         assert b.delete("/api/v1/sync/tables/e2e/dupes", headers=e2e_admin).status_code == 200

@@ -255,3 +255,19 @@ def test_row_count_tolerates_a_moving_source_but_not_lost_rows() -> None:
     assert not row_count_passes(9, 10, None)
     assert not row_count_passes(9, 10, 10), "the source did not move: a row was lost"
     assert not row_count_passes(16, 10, 15)
+
+
+def test_a_refused_range_run_names_the_partitions_that_fail(source: Source, sync_settings: Settings) -> None:
+    name = source.table("RANGED")
+    source.sql(f"CREATE TABLE {name} (ID NUMBER(10,0), D DATE)")
+    source.sql(f"INSERT INTO {name} VALUES (1, '2025-01-01'), (2, '2025-01-02'), (2, '2025-01-02'), (3, '2025-01-03')")
+    table = source.register("RANGED", primary_key=["ID"],
+                            partitioning={"kind": "daily", "column": "D", "start": "2025-01-01"})
+    with pytest.raises(BlockingCheckError) as refused:
+        sync(table, sync_settings, source, partition_keys=["2025-01-01", "2025-01-02", "2025-01-03"])
+    assert refused.value.partitions == ["2025-01-02"]
+    assert "failing partition(s): 2025-01-02" in str(refused.value)
+    assert "re-run them on their own" in str(refused.value)
+    assert read_current(sync_settings.served_path, table.key) is None
+    ok = sync(table, sync_settings, source, partition_keys=["2025-01-01"])  # the others do publish on their own
+    assert ok.manifest.row_count == 1
