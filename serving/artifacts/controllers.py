@@ -19,7 +19,7 @@ from serving.artifacts.validation import Draft, content_disposition, draft_from_
 from serving.auth.caller import Caller
 from serving.auth.guards import requires_agent, requires_reader
 from serving.lib.audit import annotate
-from serving.lib.errors import ApiError, BadRequest, NotFound, handle_api_error
+from serving.lib.errors import ApiError, NotFound
 from serving.lib.services import Services
 from shared.artifacts_store import StorageError
 
@@ -31,15 +31,6 @@ MAX_OFFSET = 1_000_000_000
 
 class RangeError(ApiError):
     status, code = 416, "range_not_satisfiable"
-
-
-def _too_deep(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    """A JSON body nested beyond the decoder's recursion limit is bad input, not a server fault."""
-    return handle_api_error(request, BadRequest("the JSON body is nested too deeply", rule="json_too_deep"))
-
-
-# Litestar decodes JSON bodies before the handler runs; its decoder raises RecursionError on deep nesting.
-JSON_BODY_ERRORS: dict[Any, Any] = {RecursionError: _too_deep}
 
 
 @post("/api/v1/artifacts", operation_id="upload_artifact", tags=TAGS, status_code=201, request_max_body_size=None)
@@ -155,8 +146,7 @@ def _bodiless(status: int, headers: dict[str, str], media_type: str | None = Non
     return cast("Response[None]", Response(content=b"", status_code=status, headers=headers, media_type=media_type))
 
 
-@patch("/api/v1/artifacts/{artifact_id:str}", operation_id="update_artifact", tags=TAGS,
-       exception_handlers=JSON_BODY_ERRORS)
+@patch("/api/v1/artifacts/{artifact_id:str}", operation_id="update_artifact", tags=TAGS)
 async def update_artifact(artifact_id: ID, data: ArtifactUpdate, caller: Caller, services: Services) -> Artifact:
     """Change name, tags, metadata, visibility or expiry (owner only)."""
     requires_reader(caller)
@@ -172,7 +162,7 @@ async def delete_artifact(artifact_id: ID, caller: Caller, services: Services) -
 
 
 @post("/api/v1/queries/jobs/{job_id:str}/artifact", operation_id="save_query_result_artifact", tags=TAGS,
-      status_code=201, exception_handlers=JSON_BODY_ERRORS)
+      status_code=201)
 async def save_query_result(request: Request[Any, Any, Any], job_id: JOB_ID,
                             data: JobArtifactCreate, caller: Caller, services: Services) -> Artifact:
     """Save a finished query job's result as an artifact (CSV or Parquet), server-side.

@@ -110,8 +110,10 @@ def test_rate_limit_uses_the_shape(api_settings: Settings) -> None:
     assert "retry-after" in r.headers
 
 
-@pytest.mark.parametrize(("method", "path"), [("POST", "/api/v1/admin/swarms"), ("POST", "/api/v1/queries/execute"),
-                                              ("POST", "/api/v1/sync/tables/register")])
+@pytest.mark.parametrize(("method", "path"), [
+    ("POST", "/api/v1/admin/swarms"), ("POST", "/api/v1/queries/execute"), ("POST", "/api/v1/sync/tables/register"),
+    ("PATCH", "/api/v1/artifacts/art_0123456789abcdef01234567"), ("POST", "/api/v1/queries/jobs/job_x/artifact"),
+])
 def test_a_deeply_nested_body_is_a_400_not_a_500(client: Any, admin_headers: dict[str, str], method: str, path: str) -> None:
     deep = b'{"name": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
     r = client.request(method, path, content=deep, headers={**admin_headers, "content-type": "application/json"})
