@@ -167,7 +167,7 @@ def build_registration(raw: dict[str, Any], *, default_database: str) -> Registe
     if schedule is not None and (
         not isinstance(schedule, str) or len(schedule.split()) != 5 or not croniter.is_valid(schedule)
     ):
-            raise RegistrationError("schedule", f"{schedule!r} is not a valid 5-field cron expression")
+        raise RegistrationError("schedule", f"{schedule!r} is not a valid 5-field cron expression")
     freshness = raw.get("freshness")
     freshness_s = None if freshness in (None, "") else parse_duration(freshness, "freshness")
     if freshness_s is not None and freshness_s < 60:

@@ -143,14 +143,25 @@ def _watermark_floor(table: RegisteredTable, col: SourceColumn, previous: Manife
     return Decimal(raw) - table.lookback_s  # numeric cursors: the lookback counts cursor units
 
 
+def _partition_slices(table: RegisteredTable, cols: Sequence[SourceColumn],
+                      windows: list[partitions.Window]) -> list[Slice]:
+    """One source slice per partition window, on the registered partition column."""
+    column = next(c for c in cols if c.name.upper() == str(table.partition_column).upper())
+    return window_slices(column, windows, partitions.time_kind(table) or partitions.STATIC)
+
+
+def _table_rows(con: Any, table: RegisteredTable) -> int:
+    """The source table's row count."""
+    return key_range_slices(con, table, None, base=Slice("all"), slice_rows=1)[1]
+
+
 def _plan(req: SyncRequest, con: Any, cols: list[SourceColumn], mode: str,
           windows: list[partitions.Window]) -> tuple[list[Slice], int, list[int]]:
     table, by_name = req.table, {c.name.upper(): c for c in cols}
     splitter = _slice_column(table, cols)
     bases: list[Slice] = [Slice(label="all")]
     if mode == "partition":
-        kind = partitions.time_kind(table) or partitions.STATIC
-        per_window = window_slices(by_name[str(table.partition_column).upper()], windows, kind)
+        per_window = _partition_slices(table, cols, windows)
         counts = window_counts(con, table, per_window)
         packed, bases = pack_windows(per_window, counts, req.slice_rows)  # only oversized windows are split further
         slices = list(packed)
@@ -177,17 +188,14 @@ def _recount(req: SyncRequest, planned: _Planned) -> int | None:
     written to during the sync then shows where it moved, so the row-count check can tell
     a moving source (served rows between the two counts) from lost rows.
     """
-    table, windows = req.table, planned.windows
+    table = req.table
     if planned.mode not in ("partition", "replace", "snapshot"):
         return None  # a merge counts the whole source against the whole served table; it only warns
     try:
         with req.connect() as con:
             if planned.mode == "partition":
-                by_name = {c.name.upper(): c for c in planned.source}
-                kind = partitions.time_kind(table) or partitions.STATIC
-                return sum(window_counts(con, table, window_slices(by_name[str(table.partition_column).upper()],
-                                                                   windows, kind)))
-            return key_range_slices(con, table, None, base=Slice("all"), slice_rows=1)[1]
+                return sum(window_counts(con, table, _partition_slices(table, planned.source, planned.windows)))
+            return _table_rows(con, table)
     except Exception as e:  # the check then judges on the first count alone
         (req.log or _log).warning(f"{table.key}: could not recount the source ({type(e).__name__}: {e})")
     return None
@@ -216,7 +224,7 @@ def sync_table(req: SyncRequest) -> SyncOutcome:
                 )
             slices, source_rows, window_rows = _plan(req, con, cols, mode, windows)
             if mode == "merge":
-                source_rows = key_range_slices(con, table, None, base=Slice("all"), slice_rows=1)[1]
+                source_rows = _table_rows(con, table)
     except snowflake.connector.errors.Error as e:
         raise SourceError(f"reading {table.database}.{table.schema}.{table.table} from Snowflake failed: {e}") from e
     timings["plan_s"] = time.perf_counter() - t0
