@@ -5,6 +5,7 @@ Everything a test starts binds to 127.0.0.1 on a free port and is stopped by PID
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import socket
@@ -47,14 +48,10 @@ def sqlite_url(home: Path) -> str:
     return f"sqlite:///{home / 'control.db'}"
 
 
-def _pg_schema_url(schema: str) -> str:
-    sep = "&" if "?" in POSTGRES_URL else "?"
-    return f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A fresh PostgreSQL schema per test on the server named by TEST_POSTGRES_URL."""
+@contextlib.contextmanager
+def postgres_schema() -> Iterator[str]:
+    """A URL to a fresh schema on the PostgreSQL server named by TEST_POSTGRES_URL, dropped after
+    use (skips without it). For fixtures of any scope; ``pg_url`` is the per-test one."""
     if not POSTGRES_URL:
         pytest.skip("TEST_POSTGRES_URL is not set (.ci/run sets it to the local PostgreSQL server)")
     from shared.control.db import normalize_url
@@ -63,12 +60,20 @@ def pg_url() -> Iterator[str]:
     engine = sa.create_engine(normalize_url(POSTGRES_URL))
     with engine.begin() as conn:
         conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in POSTGRES_URL else "?"
     try:
-        yield _pg_schema_url(schema)
+        yield f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"
     finally:
         with engine.begin() as conn:
             conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
         engine.dispose()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL schema per test on the server named by TEST_POSTGRES_URL."""
+    with postgres_schema() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

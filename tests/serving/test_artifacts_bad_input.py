@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,10 +19,10 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from serving.app import create_app
-from shared.control.db import normalize_url, session_scope
+from shared.control.db import session_scope
 from shared.control.models import ArtifactRow
 from shared.settings import Settings
-from tests.conftest import POSTGRES_URL
+from tests.conftest import postgres_schema
 from tests.serving.artifact_support import stored_files
 from tests.serving.helpers import admin_token, assert_error, bearer, create_swarm, mint_token
 
@@ -55,19 +54,8 @@ def _control_db(kind: str, home: Path) -> Iterator[str]:
     if kind == "sqlite":
         yield f"sqlite:///{home / 'control.db'}"
         return
-    if not POSTGRES_URL:
-        pytest.skip("TEST_POSTGRES_URL is not set")
-    schema = "t_" + secrets.token_hex(6)
-    engine = sa.create_engine(normalize_url(POSTGRES_URL))
-    with engine.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in POSTGRES_URL else "?"
-    try:
-        yield f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with engine.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        engine.dispose()
+    with postgres_schema() as url:
+        yield url
 
 
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
