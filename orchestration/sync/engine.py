@@ -288,7 +288,11 @@ def _write(req: SyncRequest, planned: _Planned, timings: dict[str, float], t0: f
             watermark = value.isoformat() if isinstance(value, dt.date) else (str(value) if value is not None else None)
             wm_type = by_name[cursor].type if watermark else None
         t_checks = time.perf_counter()
-        scope_rows = _scope_rows(con, mode, part_col, windows, snap_key)
+        # Served rows per written partition, counted once: the row-count check, the refusal
+        # message and the manifest's partition list all use them.
+        served_by_window = ({w.key: load.count_windows(con, part_col, [w]) for w in windows}
+                            if mode == "partition" and part_col is not None else {})
+        scope_rows = sum(served_by_window.values()) if served_by_window else _scope_rows(con, mode, snap_key)
         dupes = _duplicates(con, key, mode=mode, merge=merge, part_col=part_col,
                                                 windows=windows, has_data=has_data) if key else None
         summary = plan.summary() if plan else {}
@@ -300,7 +304,7 @@ def _write(req: SyncRequest, planned: _Planned, timings: dict[str, float], t0: f
             enforce(verdicts)  # raises inside write_version: the private version is discarded, CURRENT untouched
         except BlockingCheckError as refused:
             if mode == "partition" and part_col is not None and len(windows) > 1:
-                refused.partitions = _failing_windows(con, planned, part_col, key, verdicts)
+                refused.partitions = _failing_windows(con, planned, part_col, key, verdicts, served=served_by_window)
             raise
         t_profile = time.perf_counter()
         scope = None
@@ -315,7 +319,7 @@ def _write(req: SyncRequest, planned: _Planned, timings: dict[str, float], t0: f
         parts = dict(previous.partitions) if previous and has_data else {}
         stamp = dt.datetime.now(dt.UTC).isoformat()
         for w in windows:
-            rows = written if mode == "snapshot" or part_col is None else load.count_windows(con, part_col, [w])
+            rows = served_by_window.get(w.key, written)  # a snapshot's one window holds what this run wrote
             parts[w.key] = {"rows": rows, "run_id": req.run_id, "materialized_at": stamp}
         extra = {
             "mode": mode, "watermark_type": wm_type, "drift": summary, "source_rows": source_rows,
@@ -336,7 +340,8 @@ def _write(req: SyncRequest, planned: _Planned, timings: dict[str, float], t0: f
     )
 
 
-def _failing_windows(con: Any, planned: _Planned, part_col: Column, key: list[str], verdicts: list[Verdict]) -> list[str]:
+def _failing_windows(con: Any, planned: _Planned, part_col: Column, key: list[str], verdicts: list[Verdict],
+                     *, served: dict[str, int]) -> list[str]:
     """Which partitions of a refused multi-partition run fail a blocking check on their own, so
     ops can re-run the others (a run publishes its partitions together or not at all)."""
     blocking = {v.name for v in verdicts if v.blocking and not v.passed}
@@ -344,7 +349,7 @@ def _failing_windows(con: Any, planned: _Planned, part_col: Column, key: list[st
     for i, w in enumerate(planned.windows):
         bad = False
         if ROW_COUNT_CHECK in blocking and i < len(planned.window_rows):
-            bad = load.count_windows(con, part_col, [w]) != planned.window_rows[i]
+            bad = served[w.key] != planned.window_rows[i]
         if not bad and PRIMARY_KEY_CHECK in blocking and key:
             bad = load.duplicate_keys(con, key, scope=load.windows_predicate(part_col, [w])) > 0
         if bad:
@@ -389,12 +394,11 @@ def _duplicates(con: Any, key: list[str], *, mode: str, merge: dict[str, int], p
     return load.duplicate_keys(con, key)
 
 
-def _scope_rows(con: Any, mode: str, part_col: Column | None, windows: list[partitions.Window], snap_key: str | None) -> int:
-    """Served rows in the scope the source rows were counted for (the row-count check)."""
+def _scope_rows(con: Any, mode: str, snap_key: str | None) -> int:
+    """Served rows in the scope the source rows were counted for (the row-count check), outside
+    partition mode, whose rows are counted per window."""
     if mode == "snapshot" and snap_key:
         row = con.execute(f"SELECT count(*) FROM {qi('data')} WHERE {qi(load.SNAPSHOT_COLUMN)} = ?",
                           [dt.date.fromisoformat(snap_key)]).fetchone()
         return int(row[0])
-    if mode == "partition" and part_col is not None:
-        return load.count_windows(con, part_col, windows)
     return load.count_rows(con)
