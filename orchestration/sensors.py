@@ -113,7 +113,17 @@ def with_job_names(result: dg.SensorResult, job_names: Mapping[str, str]) -> dg.
     """
     if not result.run_requests:
         return result
-    requests = [r.with_replaced_attrs(job_name=job_names[r.tags[TABLE_TAG]]) for r in result.run_requests]
+    by_path = {tuple(key.split(".")): name for key, name in job_names.items()}
+
+    def job_of(request: dg.RunRequest) -> str:
+        if request.tags.get(TABLE_TAG) in job_names:
+            return job_names[request.tags[TABLE_TAG]]
+        [asset] = request.asset_selection or [None]  # one table per request
+        if asset is None or tuple(asset.path) not in by_path:
+            raise ValueError(f"run request {request.run_key!r} names no registered table")
+        return by_path[tuple(asset.path)]
+
+    requests = [r.with_replaced_attrs(job_name=job_of(r)) for r in result.run_requests]
     return dg.SensorResult(run_requests=requests, cursor=result.cursor)
 
 
