@@ -7,7 +7,7 @@ from the cursor gets a run, with ``run_key = key|signature`` so the same change 
 trigger two runs (Dagster drops a repeated run key even if the cursor were lost). Both
 halves of the signature are needed: ``LAST_ALTERED`` catches updates on real Snowflake
 and ``ROW_COUNT`` catches inserts on the local stand-in, where ``LAST_ALTERED`` never
-moves (FACTS.md). Every tick that requests nothing says why.
+moves. Every tick that requests nothing says why.
 
 Run failure: a failed run writes the failure onto the table's status row (the API shows
 ``failing`` with the reason), so a broken table is never silent. A source table that no
@@ -19,15 +19,19 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
+from orchestration.assets import build_table_jobs
 from shared import partitions as sp
 from shared.dagster_names import REASON_TAG, TABLE_TAG
 from shared.registry import RegisteredTable
+
+if TYPE_CHECKING:
+    from orchestration.assets import TableJob
 from shared.snowflake import change_signatures
 
 SOURCE_CHANGE_SENSOR = "source_change_sensor"
@@ -101,19 +105,46 @@ def evaluate_source_changes(tables: Sequence[RegisteredTable], cursor: str | Non
     return dg.SensorResult(skip_reason=dg.SkipReason("; ".join(reasons)), cursor=cursor_out)
 
 
+def with_job_names(result: dg.SensorResult, job_names: Mapping[str, str]) -> dg.SensorResult:
+    """Each run request names the asset job of its table (keyed by the table tag).
+
+    The sensor targets one job per table: a single job over every table would need one
+    partitions definition for all of them, which Dagster refuses for mixed layouts.
+    """
+    if not result.run_requests:
+        return result
+    by_path = {tuple(key.split(".")): name for key, name in job_names.items()}
+
+    def job_of(request: dg.RunRequest) -> str:
+        if request.tags.get(TABLE_TAG) in job_names:
+            return job_names[request.tags[TABLE_TAG]]
+        [asset] = request.asset_selection or [None]  # one table per request
+        if asset is None or tuple(asset.path) not in by_path:
+            raise ValueError(f"run request {request.run_key!r} names no registered table")
+        return by_path[tuple(asset.path)]
+
+    requests = [r.with_replaced_attrs(job_name=job_of(r)) for r in result.run_requests]
+    return dg.SensorResult(run_requests=requests, cursor=result.cursor)
+
+
 def build_source_change_sensor(*, tables: Sequence[RegisteredTable],
                                default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.RUNNING,
-                               minimum_interval_seconds: int = SOURCE_CHANGE_INTERVAL_S) -> dg.SensorDefinition:
+                               minimum_interval_seconds: int = SOURCE_CHANGE_INTERVAL_S,
+                               jobs: Mapping[str, TableJob] | None = None
+                               ) -> dg.SensorDefinition:
     """The source-change sensor over the registrations loaded with the code location.
 
     The Snowflake connection comes from the resource the assets use (key ``snowflake``),
-    so the sensor and the syncs always look at the same account.
+    so the sensor and the syncs always look at the same account. It targets every
+    table's own asset job (``jobs`` by table key, shared with the schedules; built here
+    when not given).
     """
     tables = list(tables)
-    target = dg.AssetSelection.assets(*[_asset_key(t) for t in tables]) if tables else None
+    jobs = dict(jobs) if jobs is not None else build_table_jobs(tables=tables)
+    job_names = {t.key: jobs[t.key].name for t in tables}
 
-    @dg.sensor(name=SOURCE_CHANGE_SENSOR, minimum_interval_seconds=minimum_interval_seconds, target=target,
-               default_status=default_status,
+    @dg.sensor(name=SOURCE_CHANGE_SENSOR, minimum_interval_seconds=minimum_interval_seconds,
+               jobs=[jobs[t.key] for t in tables] or None, default_status=default_status,
                description="Requests a sync of every registered table whose LAST_ALTERED|ROW_COUNT changed in the source.")
     def source_change_sensor(context: dg.SensorEvaluationContext, snowflake: dg.ResourceParam[Any]) -> dg.SensorResult:
         if not tables:
@@ -126,7 +157,8 @@ def build_source_change_sensor(*, tables: Sequence[RegisteredTable],
                 skip_reason=dg.SkipReason(f"source unreachable, nothing compared (cursor kept): {type(e).__name__}: {e}"),
                 cursor=context.cursor,
             )
-        return evaluate_source_changes(tables, context.cursor, sigs, now=dt.datetime.now(dt.UTC))
+        result = evaluate_source_changes(tables, context.cursor, sigs, now=dt.datetime.now(dt.UTC))
+        return with_job_names(result, job_names)
 
     return source_change_sensor
 

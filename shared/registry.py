@@ -28,8 +28,25 @@ TIME_PARTITION_KINDS = ("daily", "hourly", "monthly")
 DATE_TYPES = ("DATE", "TIMESTAMP_NTZ", "TIMESTAMP_LTZ", "TIMESTAMP_TZ", "TIMESTAMP", "DATETIME")
 PARTITION_KEY_FORMATS = {"daily": "%Y-%m-%d", "hourly": "%Y-%m-%d-%H:%M", "monthly": "%Y-%m-%d"}
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$", re.IGNORECASE)
+_DURATION = re.compile(r"^\s*(\d{1,15})\s*([smhdw]?)\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+# --- Accepted ranges (documented in the README; the API refuses anything outside with 400).
+# Why bounded at all: every value below ends up in date arithmetic (watermark minus lookback,
+# partition windows, freshness deadlines) or in Dagster's partition list, where an
+# unbounded value either overflows or makes every sync fail, long after the registration.
+YEAR_S = 366 * 86400
+LOOKBACK_MAX_S = YEAR_S  # a cursor re-read window longer than a year is a full reload: use full
+FRESHNESS_MIN_S, FRESHNESS_MAX_S = 60, YEAR_S
+MAX_AGE_MAX_S = YEAR_S  # a refresh's max_age_s (0 always refreshes)
+PARTITION_START_MIN = dt.date(1900, 1, 1)
+PARTITION_START_MAX_AHEAD_DAYS = 366  # a start later than this is a typo, not a go-live date
+MAX_PARTITIONS = 50_000  # per table, start to today (hourly: about 5.7 years); also per sync request
+MAX_STATIC_VALUES, MAX_STATIC_VALUE_CHARS = 1_000, 200
+MAX_PRIMARY_KEY_COLUMNS = 64
+MAX_DESCRIPTION_CHARS = 10_000
+CRON_HORIZON_DAYS = 5 * 366  # a cron must fire within this (29 February fires every 4 years)
+_PARTITIONS_PER_DAY = {"hourly": 24, "daily": 1, "monthly": 1 / 30.4}
 
 
 class RegistrationError(ValueError):
@@ -79,20 +96,77 @@ class RegisteredTable:
         return self.partition_kind in TIME_PARTITION_KINDS
 
 
-def parse_duration(value: Any, field: str) -> int:
-    """Seconds from ``3600``, ``"90m"``, ``"1h"``, ``"2d"``; refuses anything else."""
-    if isinstance(value, bool):
+def to_dict(reg: RegisteredTable) -> dict[str, Any]:
+    """A registration as plain JSON values (for the load check run in another process)."""
+    out = dataclasses.asdict(reg)
+    out["partition_values"], out["primary_key"] = list(reg.partition_values), list(reg.primary_key)
+    return out
+
+
+def from_dict(raw: dict[str, Any]) -> RegisteredTable:
+    """The inverse of :func:`to_dict`; unknown keys are refused (``TypeError``)."""
+    values = dict(raw)
+    values["partition_values"] = tuple(values.get("partition_values") or ())
+    values["primary_key"] = tuple(values.get("primary_key") or ())
+    return RegisteredTable(**values)
+
+
+def _human(seconds: int) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def parse_duration(value: Any, field: str, *, minimum: int = 0, maximum: int = YEAR_S) -> int:
+    """Seconds from ``3600``, ``"90m"``, ``"1h"``, ``"2d"``, within ``[minimum, maximum]``; refuses anything else."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
         raise RegistrationError(field, f"{value!r} is not a duration; use seconds or e.g. '30m', '1h', '1d'")
     if isinstance(value, int):
         seconds = value
     else:
-        m = _DURATION.match(str(value))
+        m = _DURATION.match(value)
         if not m:
-            raise RegistrationError(field, f"{value!r} is not a duration; use seconds or e.g. '30m', '1h', '1d'")
+            raise RegistrationError(field, f"{value[:40]!r} is not a duration; use seconds or e.g. '30m', '1h', '1d'")
         seconds = int(m.group(1)) * _UNITS[m.group(2).lower()]
     if seconds < 0:
         raise RegistrationError(field, "must not be negative")
+    if not minimum <= seconds <= maximum:
+        raise RegistrationError(field, f"must be between {_human(minimum)} and {_human(maximum)} "
+                                       f"({minimum} to {maximum} seconds)")
     return seconds
+
+
+def _partition_start(start: Any, kind: str, today: dt.date) -> str:
+    """A time partitioning's first day: a real date from 1900 to a year ahead, with at most
+    ``MAX_PARTITIONS`` partitions up to today."""
+    field = "partitioning.start"
+    try:
+        day = dt.date.fromisoformat(str(start)[:10])
+    except ValueError as e:
+        raise RegistrationError(field, f"{str(start)[:40]!r} is not a date (YYYY-MM-DD)") from e
+    latest = today + dt.timedelta(days=PARTITION_START_MAX_AHEAD_DAYS)
+    if not PARTITION_START_MIN <= day <= latest:
+        raise RegistrationError(field, f"{day.isoformat()} is outside {PARTITION_START_MIN.isoformat()} .. "
+                                       f"{latest.isoformat()} (from 1900 to at most a year ahead)")
+    count = (today - day).days * _PARTITIONS_PER_DAY[kind]
+    if count > MAX_PARTITIONS:
+        raise RegistrationError(field, f"{day.isoformat()} gives about {int(count):,} {kind} partitions up to today; "
+                                       f"at most {MAX_PARTITIONS:,} are supported, so start later or use a "
+                                       "coarser partitioning")
+    return day.isoformat()
+
+
+def _check_schedule(schedule: Any, now: dt.datetime) -> str:
+    if not isinstance(schedule, str) or len(schedule.split()) != 5 or not croniter.is_valid(schedule):
+        raise RegistrationError("schedule", f"{str(schedule)[:80]!r} is not a valid 5-field cron expression")
+    try:
+        nxt = croniter(schedule, now).get_next(dt.datetime)
+    except Exception as e:  # croniter gives up on dates that never come (31 February)
+        raise RegistrationError("schedule", f"{schedule!r} never fires") from e
+    if nxt - now > dt.timedelta(days=CRON_HORIZON_DAYS):
+        raise RegistrationError("schedule", f"{schedule!r} does not fire within five years")
+    return schedule
 
 
 def _ident(value: Any, field: str) -> str:
@@ -127,23 +201,26 @@ def build_registration(raw: dict[str, Any], *, default_database: str) -> Registe
     column = part.get("column")
     start = part.get("start")
     values: tuple[str, ...] = ()
+    now = dt.datetime.now(dt.UTC)
     if kind != "none":
         column = _ident(column, "partitioning.column")
     if kind in TIME_PARTITION_KINDS:
         if not start:
             raise RegistrationError("partitioning.start", "time partitioning needs a start date such as '2025-01-01'")
-        try:
-            dt.date.fromisoformat(str(start)[:10])
-        except ValueError as e:
-            raise RegistrationError("partitioning.start", f"{start!r} is not a date (YYYY-MM-DD)") from e
-        start = str(start)[:10]
+        start = _partition_start(start, kind, now.date())
     if kind == "static":
         vals = part.get("values")
         if not isinstance(vals, list) or not vals or not all(isinstance(v, str | int) for v in vals):
             raise RegistrationError("partitioning.values", "static partitioning needs a non-empty list of values")
+        if len(vals) > MAX_STATIC_VALUES:
+            raise RegistrationError("partitioning.values", f"at most {MAX_STATIC_VALUES} values ({len(vals)} given)")
         values = tuple(str(v) for v in vals)
         if len(set(values)) != len(values):
             raise RegistrationError("partitioning.values", "values must be unique")
+        for v in values:
+            if not v or len(v) > MAX_STATIC_VALUE_CHARS or not v.isprintable():
+                raise RegistrationError("partitioning.values", f"{v[:40]!r}: each value needs 1 to "
+                                        f"{MAX_STATIC_VALUE_CHARS} printable characters")
     if strategy == "snapshot" and kind != "none":
         raise RegistrationError("strategy", "snapshot makes its own daily partitions; leave partitioning as 'none'")
 
@@ -152,30 +229,31 @@ def build_registration(raw: dict[str, Any], *, default_database: str) -> Registe
         cursor = _ident(cursor, "incremental_key")
     if strategy == "incremental" and not cursor:
         raise RegistrationError("incremental_key", "the incremental strategy needs a cursor column")
-    lookback = parse_duration(raw.get("lookback", 0), "lookback")
+    lookback = parse_duration(raw.get("lookback", 0), "lookback", maximum=LOOKBACK_MAX_S)
 
     pk_raw = raw.get("primary_key") or []
     if isinstance(pk_raw, str):
         pk_raw = [p.strip() for p in pk_raw.split(",") if p.strip()]
     if not isinstance(pk_raw, list):
         raise RegistrationError("primary_key", "must be a list of column names")
+    if len(pk_raw) > MAX_PRIMARY_KEY_COLUMNS:
+        raise RegistrationError("primary_key", f"at most {MAX_PRIMARY_KEY_COLUMNS} columns")
     primary_key = tuple(_ident(p, "primary_key") for p in pk_raw)
     if strategy == "incremental" and not primary_key:
         raise RegistrationError("primary_key", "the incremental strategy merges on a primary key; name one")
 
     schedule = raw.get("schedule") or None
-    if schedule is not None and (
-        not isinstance(schedule, str) or len(schedule.split()) != 5 or not croniter.is_valid(schedule)
-    ):
-        raise RegistrationError("schedule", f"{schedule!r} is not a valid 5-field cron expression")
+    if schedule is not None:
+        schedule = _check_schedule(schedule, now)
     freshness = raw.get("freshness")
-    freshness_s = None if freshness in (None, "") else parse_duration(freshness, "freshness")
-    if freshness_s is not None and freshness_s < 60:
-        raise RegistrationError("freshness", "must be at least 60 seconds")
+    freshness_s = None if freshness in (None, "") else parse_duration(
+        freshness, "freshness", minimum=FRESHNESS_MIN_S, maximum=FRESHNESS_MAX_S)
 
     description = raw.get("description") or ""
     if not isinstance(description, str):
         raise RegistrationError("description", "must be a string")
+    if len(description) > MAX_DESCRIPTION_CHARS:
+        raise RegistrationError("description", f"at most {MAX_DESCRIPTION_CHARS:,} characters")
     return RegisteredTable(
         database=database.upper(), schema=schema.upper(), table=table.upper(), strategy=strategy,
         partition_kind=kind, partition_column=column.upper() if column else None, partition_start=start,
