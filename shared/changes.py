@@ -8,12 +8,12 @@ so they rewrite the same partitions and call the same data fresh:
 
 - *fresh*: no source row has a cursor newer than the served watermark (the served
   table's highest cursor, from the served manifest);
-- *changed partitions*: the partitions holding a row whose cursor is at or past the
-  watermark minus the registration's lookback (rows committed late with an older cursor
+- *changed partitions*: the partitions holding a row whose cursor is past the watermark
+  minus the registration's lookback (rows committed late with an older cursor
   are caught within the lookback). A row whose partition column changed is found in its
   new partition; writing that partition removes the key's old copy elsewhere;
-- *new partitions*: complete windows after the newest served one (a daily table that
-  was not synced for three days gets those three days).
+- *new partitions*: complete windows after the newest served one that hold rows, whatever
+  their cursor (a daily table not synced for three days gets those days' rows).
 
 Identifiers are quoted and every value is bound; the cursor watermark is compared as the
 source column's own type. Rows outside every materializable partition (before the start,
@@ -37,9 +37,6 @@ from shared.snowflake import SourceColumn, table_columns
 # DATE_TRUNC unit of each time partitioning.
 _UNITS = {sp.DAILY: "DAY", sp.HOURLY: "HOUR", sp.MONTHLY: "MONTH"}
 _TZ_TYPES = ("TIMESTAMP_TZ", "TIMESTAMP_LTZ")
-# At most this many new (never served) windows are added to one refresh: a table idle for a
-# long time catches up over several refreshes instead of one unbounded backfill.
-MAX_NEW_PARTITIONS = 400
 # Partitions per run of a backfill (the assets' multi-run backfill policy uses the same number).
 PARTITIONS_PER_RUN = 30
 
@@ -119,9 +116,9 @@ class SourceChanges:
     served_watermark: str | None
     source_newest: str | None
     newer_rows: int  # source rows with a cursor past the served watermark (all rows when nothing is served)
-    changed: tuple[str, ...] = ()  # materializable partitions with rows at or past the floor
-    new: tuple[str, ...] = ()  # complete windows after the newest served partition
-    unplaced_rows: int = 0  # rows at or past the floor outside every materializable partition
+    changed: tuple[str, ...] = ()  # materializable partitions with rows past the floor
+    new: tuple[str, ...] = ()  # windows after the newest served partition that hold rows
+    unplaced_rows: int = 0  # rows past the floor outside every materializable partition
 
     @property
     def fresh(self) -> bool:
@@ -183,34 +180,32 @@ def _key_of(table: RegisteredTable, value: Any, *, now: dt.datetime) -> str | No
     return key
 
 
-def new_partitions(table: RegisteredTable, manifest: Manifest | None, *, now: dt.datetime) -> list[str]:
-    """Complete time windows after the newest served partition (none before a first sync, none for static)."""
-    kind = sp.time_kind(table)
-    if kind is None or manifest is None or not manifest.partitions or table.strategy == "snapshot":
-        return []
-    last = sp.latest_key(table, now)
+def _served_boundary(table: RegisteredTable, manifest: Manifest | None, now: dt.datetime) -> tuple[str, dt.datetime] | None:
+    """The newest served time partition and the end of its window (rows from there on are in new windows)."""
+    if sp.time_kind(table) is None or manifest is None or not manifest.partitions:
+        return None
     newest = max(manifest.partitions)
-    if last is None or newest >= last:
-        return []
     try:
-        cursor = sp.validate_partition_key(table, newest, now=now).end
-    except sp.PartitionKeyError:  # served under another layout: nothing to extend
-        return []
-    out: list[str] = []
-    while cursor is not None and len(out) < MAX_NEW_PARTITIONS:
-        key = sp.key_of(kind, cursor)
-        if key > last:
-            break
-        out.append(key)
-        cursor = sp.validate_partition_key(table, key, now=now).end
-    return out
+        end = sp.validate_partition_key(table, newest, now=now).end
+    except sp.PartitionKeyError:  # served under another layout: no boundary to extend from
+        return None
+    return (newest, end) if end is not None else None
+
+
+def _bound(col: SourceColumn, instant: dt.datetime) -> str:
+    """A window boundary as text for a CAST to ``col``'s type (naive columns hold UTC wall-clock time)."""
+    if col.data_type.upper() == "DATE":
+        return instant.date().isoformat()
+    if col.data_type.upper() in _TZ_TYPES:
+        return instant.isoformat(sep=" ")
+    return instant.replace(tzinfo=None).isoformat(sep=" ")
 
 
 def scan(con: Any, table: RegisteredTable, manifest: Manifest | None, *, now: dt.datetime | None = None) -> SourceChanges:
     """Ask the source what changed since ``manifest``'s watermark (see the module docstring).
 
     Two queries: the newest cursor and the count past the watermark; then, for partitioned
-    tables, the partitions holding rows at or past the floor (grouped in the source, so the
+    tables, the partitions holding rows past the floor (grouped in the source, so the
     answer is one row per partition, not per row).
     """
     if not cursor_based(table):
@@ -235,19 +230,28 @@ def scan(con: Any, table: RegisteredTable, manifest: Manifest | None, *, now: dt
     if part is None:
         raise ChangeScanError(f"partition column {table.partition_column} does not exist in {table.key}")
     floor = watermark_floor(table, manifest)
-    where, params = ("TRUE", []) if floor is None else (f"{c} >= CAST(%s AS {cast})", [bind(floor)])
+    boundary = _served_boundary(table, manifest, now)
+    if floor is None:
+        where, params = "TRUE", []
+    else:
+        where, params = f"{c} > CAST(%s AS {cast})", [bind(floor)]
+        if boundary is not None:  # rows in windows after the newest served one, whatever their cursor
+            where += f" OR {_q(part.name)} >= CAST(%s AS {_cast_type(part)})"
+            params.append(_bound(part, boundary[1]))
     rows = _fetch(con, f"SELECT {_bucket(table, part)} AS bucket, count(*) FROM {name} WHERE {where} GROUP BY 1",
                   params)
     changed: set[str] = set()
+    new: set[str] = set()
     unplaced = 0
     for bucket, count in rows:
         key = _key_of(table, bucket, now=now)
         if key is None:
             unplaced += int(count or 0)
+        elif boundary is not None and key > boundary[0]:
+            new.add(key)
         else:
             changed.add(key)
-    return dataclasses.replace(result, changed=tuple(sorted(changed)), unplaced_rows=unplaced,
-                               new=tuple(new_partitions(table, manifest, now=now)))
+    return dataclasses.replace(result, changed=tuple(sorted(changed)), new=tuple(sorted(new)), unplaced_rows=unplaced)
 
 
 def ordered_keys(table: RegisteredTable, keys: Sequence[str], *, now: dt.datetime | None = None) -> list[str]:

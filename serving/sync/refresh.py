@@ -7,7 +7,7 @@ once must cost one run. The order of decisions is:
    - cursor-based (incremental) tables ask the source (``shared.changes``): fresh means no
      source row has a cursor newer than the served watermark, however recently a
      partition ran. Otherwise the refresh rewrites exactly the partitions holding rows
-     at or past the watermark minus the lookback (late rows and updates in old
+     past the watermark minus the lookback (late rows and updates in old
      partitions, rows whose partition column changed), plus complete windows newer
      than the newest served one; unpartitioned ones merge the cursor delta. Newer rows
      that lie in no materializable partition (the current, incomplete window) cannot be
