@@ -15,7 +15,6 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Sequence
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +35,7 @@ from orchestration.sync.extract import (
     window_slices,
 )
 from orchestration.sync.sql import qi
-from orchestration.sync.types import ORDERED_SLICE_TYPES, TIMESTAMPTZ, base_type, duckdb_type, served_columns
+from orchestration.sync.types import ORDERED_SLICE_TYPES, base_type, duckdb_type, served_columns
 from orchestration.sync.verdicts import (
     PRIMARY_KEY_CHECK,
     ROW_COUNT_CHECK,
@@ -45,7 +44,7 @@ from orchestration.sync.verdicts import (
     enforce,
     evaluate,
 )
-from shared import partitions
+from shared import changes, partitions
 from shared.profile import profile_markdown
 from shared.registry import RegisteredTable
 from shared.served import Column, Manifest, publish, read_current, write_version
@@ -132,15 +131,10 @@ def _slice_column(table: RegisteredTable, cols: Sequence[SourceColumn]) -> Sourc
 
 
 def _watermark_floor(table: RegisteredTable, col: SourceColumn, previous: Manifest | None) -> Any:
-    """Lowest cursor to re-read: last watermark minus the lookback window (None: read all)."""
-    if previous is None or previous.watermark is None:
-        return None
-    raw, kind = previous.watermark, previous.extra.get("watermark_type", "")
-    if kind in ("TIMESTAMP", TIMESTAMPTZ):
-        return dt.datetime.fromisoformat(raw) - dt.timedelta(seconds=table.lookback_s)
-    if kind == "DATE":
-        return dt.date.fromisoformat(raw) - dt.timedelta(days=-(-table.lookback_s // 86400))
-    return Decimal(raw) - table.lookback_s  # numeric cursors: the lookback counts cursor units
+    """Lowest cursor to re-read: last watermark minus the lookback window (None: read all).
+
+    The same floor the API's refresh and the source-change sensor use (``shared.changes``)."""
+    return changes.watermark_floor(table, previous)
 
 
 def _partition_slices(table: RegisteredTable, cols: Sequence[SourceColumn],
@@ -279,7 +273,9 @@ def _write(req: SyncRequest, planned: _Planned, timings: dict[str, float], t0: f
         merge: dict[str, int] = {}
         key, cursor = list(table.primary_key), table.cursor_column
         if staged:
-            merge = load.merge_stage(con, columns, key, cursor)
+            # A partition write holds the source's current rows of its keys: a key's copy in another
+            # partition (its partition column changed in the source) goes, whatever its cursor.
+            merge = load.merge_stage(con, columns, key, cursor, source_wins=mode == "partition")
         elif table.strategy == "incremental" and key:
             merge = {"duplicates_dropped": load.dedupe(con, "data", key, cursor)}
         watermark, wm_type = None, None

@@ -127,12 +127,18 @@ def dedupe(con: duckdb.DuckDBPyConnection, table: str, key: Sequence[str], curso
 
 
 def merge_stage(
-    con: duckdb.DuckDBPyConnection, columns: Sequence[Column], key: Sequence[str], cursor: str | None
+    con: duckdb.DuckDBPyConnection, columns: Sequence[Column], key: Sequence[str], cursor: str | None,
+    *, source_wins: bool = False,
 ) -> dict[str, int]:
-    """Merge the staged rows into the served table on ``key``, keeping the highest cursor."""
+    """Merge the staged rows into the served table on ``key``, keeping the highest cursor.
+
+    ``source_wins``: the staged rows are the source's current rows of their keys (a
+    partition rewrite), so every served copy of a staged key is replaced whatever its
+    cursor; a row whose partition column changed then never stays in its old partition.
+    """
     dropped = dedupe(con, STAGE_TABLE, key, cursor)
     same_key = " AND ".join(f"d.{qi(k)} IS NOT DISTINCT FROM s.{qi(k)}" for k in key)
-    newer = f" AND (d.{qi(cursor)} IS NULL OR d.{qi(cursor)} <= s.{qi(cursor)})" if cursor else ""
+    newer = f" AND (d.{qi(cursor)} IS NULL OR d.{qi(cursor)} <= s.{qi(cursor)})" if cursor and not source_wins else ""
     row = con.execute(f"DELETE FROM {qi(DATA_TABLE)} AS d USING {qi(STAGE_TABLE)} AS s WHERE {same_key}{newer}").fetchone()
     replaced = int(row[0]) if row else 0
     names = qlist(c.name for c in columns)

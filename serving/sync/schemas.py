@@ -73,7 +73,12 @@ class RefreshRequest(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class RefreshAnswer(msgspec.Struct):
-    """``outcome``: ``already_fresh`` (no job), ``existing_job`` (joined a queued or running one) or ``started``."""
+    """``outcome``: ``already_fresh`` (no job), ``existing_job`` (joined a queued or running one) or ``started``.
+
+    ``partitions``: the partitions the job rewrites (null: the whole table). Cursor-based
+    tables also report ``served_watermark`` (highest cursor served), ``source_watermark``
+    (highest cursor in the source) and ``newer_rows`` (source rows past the served one).
+    """
 
     table: str
     outcome: str
@@ -88,3 +93,8 @@ class RefreshAnswer(msgspec.Struct):
     eta_basis: str | None
     estimated_ready_at: str | None
     poll_url: str | None = None
+    partitions: list[str] | None = None
+    served_watermark: str | None = None
+    source_watermark: str | None = None
+    newer_rows: int | None = None
+    note: str | None = None
