@@ -232,6 +232,11 @@ def sql_part(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def snowflake_reference(*names: str) -> str:
+    """Names as Snowflake SQL writes them: ordinary ones bare (``DEMO.PUBLIC.ORDERS``), others quoted."""
+    return ".".join(n if ORDINARY.match(n) else '"' + n.replace('"', '""') + '"' for n in names)
+
+
 def sql_reference(key: str) -> str:
     """The SQL reference of a key: ``demo.public.orders``, ``demo.public."Order Lines"``."""
     return ".".join(sql_part(n) for n in source_names(key))
