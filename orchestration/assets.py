@@ -28,6 +28,7 @@ from orchestration.sync.status import record_success
 from orchestration.sync.types import UnsupportedTypeError
 from orchestration.sync.verdicts import BlockingCheckError
 from shared.dagster_names import TABLE_TAG, table_pool
+from shared.identifiers import snowflake_reference
 from shared.partitions import PartitionKeyError
 from shared.registry import RegisteredTable
 from shared.served import read_current
@@ -60,7 +61,7 @@ def _tag_value(key: str) -> str:
 
 
 def _description(table: RegisteredTable) -> str:
-    where = f"Snowflake {table.database}.{table.schema}.{table.table}, strategy {table.strategy}."
+    where = f"Snowflake {snowflake_reference(table.database, table.schema, table.table)}, strategy {table.strategy}."
     return f"{table.description}\n\n{where}" if table.description else where
 
 
@@ -92,6 +93,7 @@ def _result_metadata(outcome: SyncOutcome) -> dict[str, Any]:
         "bytes_written": dg.MetadataValue.int(m.bytes),
         "rows_written": outcome.rows_written,
         "source_rows": outcome.source_rows,
+        "duplicates_removed": int(m.extra.get("duplicates_removed") or 0),
         "mode": outcome.mode,
         "slices": len(outcome.slices),
         "source_query_ids": dg.MetadataValue.json([s.query_id for s in outcome.slices][:50]),

@@ -112,7 +112,7 @@ def evaluate_source_changes(tables: Sequence[RegisteredTable], cursor: str | Non
     requests: list[dg.RunRequest] = []
     changed, baseline, missing, unchanged_rows, failed = [], [], [], [], []
     for t in tables:
-        sig = signatures.get((t.database.upper(), t.schema.upper(), t.table.upper()))
+        sig = signatures.get((t.database, t.schema, t.table))
         if sig is None:
             missing.append(t.key)
             if t.key in previous:

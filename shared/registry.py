@@ -17,9 +17,10 @@ from typing import Any
 from croniter import croniter
 from sqlalchemy import select
 
+from shared import identifiers
 from shared.control.db import session_scope
 from shared.control.models import RegisteredTableRow, TableStatusRow, utcnow
-from shared.served import table_key
+from shared.served import split_key, table_key
 from shared.snowflake import SourceColumn
 
 STRATEGIES = ("full", "incremental", "snapshot")
@@ -27,7 +28,6 @@ PARTITION_KINDS = ("none", "daily", "hourly", "monthly", "static")
 TIME_PARTITION_KINDS = ("daily", "hourly", "monthly")
 DATE_TYPES = ("DATE", "TIMESTAMP_NTZ", "TIMESTAMP_LTZ", "TIMESTAMP_TZ", "TIMESTAMP", "DATETIME")
 PARTITION_KEY_FORMATS = {"daily": "%Y-%m-%d", "hourly": "%Y-%m-%d-%H:%M", "monthly": "%Y-%m-%d"}
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
 _DURATION = re.compile(r"^\s*(\d{1,15})\s*([smhdw]?)\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -85,7 +85,13 @@ class RegisteredTable:
 
     @property
     def asset_key_path(self) -> list[str]:
-        return [self.database.lower(), self.schema.lower(), self.table.lower()]
+        """The key's encoded parts: valid Dagster names, ``[demo, public, orders]`` for ordinary names."""
+        return list(split_key(self.key))
+
+    @property
+    def sql_name(self) -> str:
+        """How an agent writes this table in SQL (``demo.public."Order Lines"``)."""
+        return identifiers.sql_reference(self.key)
 
     @property
     def partitioned(self) -> bool:
@@ -170,9 +176,26 @@ def _check_schedule(schedule: Any, now: dt.datetime) -> str:
 
 
 def _ident(value: Any, field: str) -> str:
-    if not isinstance(value, str) or not _IDENT.match(value):
-        raise RegistrationError(field, f"{value!r} is not a valid identifier (letters, digits, _ and $)")
-    return value
+    """The exact Snowflake name written as ``value``, by Snowflake's rule: unquoted names are
+    case-insensitive and stored upper-case (``orders`` -> ``ORDERS``); a name in double
+    quotes is exact (``"Order Lines"``)."""
+    try:
+        return identifiers.parse_name(value)
+    except identifiers.IdentifierError as e:
+        raise RegistrationError(field, str(e)) from e
+
+
+def _ident_list(value: Any, field: str) -> tuple[str, ...]:
+    """Column names from a list, or from one comma-separated string (quotes honoured)."""
+    if isinstance(value, str):
+        try:
+            parts = identifiers.split_reference(value, sep=",")
+        except identifiers.IdentifierError as e:
+            raise RegistrationError(field, str(e)) from e
+        value = [f'"{p.replace(chr(34), chr(34) * 2)}"' if quoted else p for p, quoted in parts if quoted or p]
+    if not isinstance(value, list):
+        raise RegistrationError(field, "must be a list of column names")
+    return tuple(_ident(p, field) for p in value)
 
 
 def build_registration(raw: dict[str, Any], *, default_database: str) -> RegisteredTable:
@@ -232,13 +255,11 @@ def build_registration(raw: dict[str, Any], *, default_database: str) -> Registe
     lookback = parse_duration(raw.get("lookback", 0), "lookback", maximum=LOOKBACK_MAX_S)
 
     pk_raw = raw.get("primary_key") or []
-    if isinstance(pk_raw, str):
-        pk_raw = [p.strip() for p in pk_raw.split(",") if p.strip()]
-    if not isinstance(pk_raw, list):
-        raise RegistrationError("primary_key", "must be a list of column names")
-    if len(pk_raw) > MAX_PRIMARY_KEY_COLUMNS:
+    if isinstance(pk_raw, list) and len(pk_raw) > MAX_PRIMARY_KEY_COLUMNS:
         raise RegistrationError("primary_key", f"at most {MAX_PRIMARY_KEY_COLUMNS} columns")
-    primary_key = tuple(_ident(p, "primary_key") for p in pk_raw)
+    primary_key = _ident_list(pk_raw, "primary_key")
+    if len(set(primary_key)) != len(primary_key):
+        raise RegistrationError("primary_key", "names a column twice")
     if strategy == "incremental" and not primary_key:
         raise RegistrationError("primary_key", "the incremental strategy merges on a primary key; name one")
 
@@ -254,11 +275,12 @@ def build_registration(raw: dict[str, Any], *, default_database: str) -> Registe
         raise RegistrationError("description", "must be a string")
     if len(description) > MAX_DESCRIPTION_CHARS:
         raise RegistrationError("description", f"at most {MAX_DESCRIPTION_CHARS:,} characters")
+    # Names are exact from here on (``_ident`` applied Snowflake's rule for unquoted ones).
     return RegisteredTable(
-        database=database.upper(), schema=schema.upper(), table=table.upper(), strategy=strategy,
-        partition_kind=kind, partition_column=column.upper() if column else None, partition_start=start,
-        partition_values=values, cursor_column=cursor.upper() if cursor else None, lookback_s=lookback,
-        primary_key=tuple(p.upper() for p in primary_key), schedule=schedule, freshness_s=freshness_s,
+        database=database, schema=schema, table=table, strategy=strategy,
+        partition_kind=kind, partition_column=column or None, partition_start=start,
+        partition_values=values, cursor_column=cursor or None, lookback_s=lookback,
+        primary_key=primary_key, schedule=schedule, freshness_s=freshness_s,
         description=description,
     )
 
@@ -266,15 +288,22 @@ def build_registration(raw: dict[str, Any], *, default_database: str) -> Registe
 def check_against_source(reg: RegisteredTable, columns: Sequence[SourceColumn]) -> None:
     """Refuse a registration whose table or named columns are missing in the source."""
     if not columns:
-        raise RegistrationError("table_name", f"table {reg.database}.{reg.schema}.{reg.table} does not exist in the source")
-    by_name = {c.name.upper(): c for c in columns}
+        raise RegistrationError("table_name", f"table {reg.sql_name} does not exist in the source")
+    by_name = {c.name: c for c in columns}  # exact: Snowflake names differing in case are different columns
     named = [("partitioning.column", reg.partition_column), ("incremental_key", reg.cursor_column)]
     named += [("primary_key", p) for p in reg.primary_key]
     for field, col in named:
-        if col and col.upper() not in by_name:
-            raise RegistrationError(field, f"column {col} does not exist in {reg.database}.{reg.schema}.{reg.table}")
+        if col and col not in by_name:
+            near = [c for c in by_name if c.upper() == col.upper()]
+            hint = f" (did you mean {identifiers.sql_part(near[0])}? quote exact names)" if near else ""
+            raise RegistrationError(field, f"column {identifiers.sql_part(col)} does not exist in {reg.sql_name}{hint}")
+    clashes = identifiers.column_collisions([c.name for c in columns])
+    if clashes:
+        a, b = clashes[0]
+        raise RegistrationError("table_name", f"columns {identifiers.sql_part(a)} and {identifiers.sql_part(b)} of "
+                                              f"{reg.sql_name} differ only in case, which DuckDB cannot serve as two columns")
     if reg.time_partitioned and reg.partition_column:
-        kind = by_name[reg.partition_column.upper()].data_type
+        kind = by_name[reg.partition_column].data_type
         if kind not in DATE_TYPES:
             raise RegistrationError("partitioning.column", f"column {reg.partition_column} is {kind}, not a DATE or TIMESTAMP")
 

@@ -12,13 +12,16 @@ Layers (each has its own tests in tests/serving/test_guard*.py and test_security
   parenthesised query, a PIVOT with an explicit IN list, or DESCRIBE/SUMMARIZE of a
   granted table or of a query (``statement_not_allowed``, ``multiple_statements``,
   ``parse_error``). No DDL/DML/PRAGMA/SET/COPY/ATTACH/EXPLAIN/CALL node anywhere.
-- tables: every table reference resolves, case-insensitively, to exactly one granted
-  key: ``orders`` / ``public.orders`` / ``demo.public.orders`` (``table_not_granted``
+- tables: every table reference resolves to exactly one granted key, unquoted parts
+  case-insensitively and quoted parts exactly (names.py has the rule):
+  ``orders`` / ``public.orders`` / ``demo.public."Order Lines"`` (``table_not_granted``
   for missing and ungranted alike, so existence never leaks; ``ambiguous_table`` when
   a short name matches several of the caller's own tables). String table references
   (``FROM 'x.parquet'``) are names like any other and are refused the same way.
 - CTEs hide a table only within their own scope (walked per query node, not collected
-  query-wide, so ``… WHERE EXISTS (WITH secret AS (…) …)`` cannot shadow an outer name).
+  query-wide, so ``… WHERE EXISTS (WITH secret AS (…) …)`` cannot shadow an outer name),
+  and only where DuckDB agrees: names compare with DuckDB's ASCII-only case folding, and a
+  CTE or function name with non-ASCII cased letters is refused (``ambiguous_name``).
 - functions (``function_not_allowed``): table functions are denied unless allow-listed
   (``range``, ``generate_series``, ``unnest``); scalar functions that reach outside the
   query are denied by name or prefix: ``read_*``, ``query``, ``query_table``, ``glob``,
@@ -49,7 +52,18 @@ from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 
 from serving.lib.errors import ApiError, BadRequest, PayloadTooLarge, QueryRejected
-from serving.queries.names import GrantIndex, Lru, grant_index, quote_ident, quote_table, reject, resolve_name, shown
+from serving.queries.names import (
+    GrantIndex,
+    Lru,
+    check_foldable,
+    grant_index,
+    quote_ident,
+    quote_table,
+    reject,
+    resolve_name,
+    shown,
+)
+from shared.identifiers import duck_fold
 
 MAX_SQL_CHARS = 100_000
 MAX_CACHED_SQL_CHARS = 8_192  # bounds the guard cache's memory (4096 entries)
@@ -94,16 +108,19 @@ _duck: list[duckdb.DuckDBPyConnection] = []
 
 
 def function_name(node: exp.Func) -> str:
+    """The function's name as DuckDB looks it up (ASCII case folding)."""
     if isinstance(node, exp.Anonymous):
-        return str(node.name).lower()
+        check_foldable(str(node.name), "function")
+        return duck_fold(str(node.name))
     names = node.sql_names()
-    return (names[0] if names else node.key).lower()
+    return duck_fold(names[0] if names else node.key)
 
 
 def _all_names(node: exp.Func) -> list[str]:
     if isinstance(node, exp.Anonymous):
-        return [str(node.name).lower()]
-    return [n.lower() for n in node.sql_names()] or [node.key.lower()]
+        check_foldable(str(node.name), "function")
+        return [duck_fold(str(node.name))]
+    return [duck_fold(n) for n in node.sql_names()] or [duck_fold(node.key)]
 
 
 def _check_function(node: exp.Func) -> None:
@@ -141,7 +158,8 @@ class _Walker:
             visible = set(ctes)
             recursive = bool(with_.args.get("recursive"))
             for cte in with_.expressions:
-                name = cte.alias_or_name.lower()
+                check_foldable(cte.alias_or_name, "CTE name")
+                name = duck_fold(cte.alias_or_name)  # DuckDB matches CTE names with ASCII-only folding
                 if recursive:
                     visible.add(name)
                 self.visit(cte.this, frozenset(visible))
@@ -173,9 +191,12 @@ class _Walker:
         parts = [p.name for p in node.parts]
         if any(not isinstance(p, exp.Identifier) for p in node.parts):
             raise reject("table_not_granted", f"table {shown('.'.join(parts))} does not exist or is not granted to this token")
-        if len(parts) == 1 and parts[0].lower() in ctes:
+        written = [(p.name, bool(p.args.get("quoted"))) for p in node.parts]
+        # A CTE reference is decided with DuckDB's folding; a table name that matches no granted
+        # name as DuckDB and Snowflake compare names (a Unicode look-alike) is simply not granted.
+        if len(parts) == 1 and duck_fold(parts[0]) in ctes:
             return
-        key = self.index.resolve(parts)
+        key = self.index.resolve(written)
         self.tables.add(key)
         db, schema, table = key.split(".")
         node.set("catalog", exp.to_identifier(db, quoted=True))

@@ -41,6 +41,7 @@ from serving.sync import partitions as parts
 from serving.sync.dagster import DagsterClient, DagsterError, DagsterUnavailable, clean_message
 from shared import registry, served
 from shared.control.models import TableStatusRow
+from shared.identifiers import parse_name
 from shared.registry import RegisteredTable, RegistrationError
 from shared.settings import Settings
 from shared.snowflake import SourceError, connect, list_tables, table_columns
@@ -110,8 +111,11 @@ class SyncService:
         return self.client.run_url(job.dagster_id)
 
     def key_for(self, schema_name: str, table_name: str, database: str | None = None) -> str:
+        """The key of names written as in Snowflake SQL: unquoted is case-insensitive, ``"quoted"`` exact
+        (an encoded key part is accepted too)."""
         try:
-            return served.table_key(database or self.settings.snowflake.database, schema_name, table_name)
+            names = [parse_name(n) for n in (database or self.settings.snowflake.database, schema_name, table_name)]
+            return served.table_key(*names)
         except ValueError as e:
             raise BadRequest(str(e), rule="invalid_identifier") from e
 
