@@ -158,6 +158,7 @@ class ArtifactSettings:
     s3_prefix: str = env_var("ARTIFACT_S3_PREFIX", "artifacts/", "Key prefix inside the bucket.")
     s3_region: str = env_var("ARTIFACT_S3_REGION", "us-east-1", "Region of the s3 backend (credentials come from the usual AWS_* variables or profile).")
     default_ttl_s: int = env_var("ARTIFACT_DEFAULT_TTL_S", 7 * 24 * 3600, "Default artifact lifetime in seconds.")
+    deleted_swarm_grace_s: int = env_var("DELETED_SWARM_ARTIFACT_GRACE_S", 7 * 24 * 3600, "Seconds the artifacts of a deleted swarm stay readable by the admin (only) before housekeeping deletes them.")
 
 
 @dataclasses.dataclass(frozen=True)
