@@ -3,7 +3,8 @@
 The job's result file (written by the queries feature under ``<home>/results``) is
 converted batch by batch with pyarrow when the wanted format differs, so memory stays
 bounded, then stored through the same hashing writer as uploads. The artifact records
-the job id, the SQL hash and the served versions the result was read from.
+the job id, the SQL hash and the tables (with served versions) the result was read
+from, so the artifact stops being served when one of them is no longer granted.
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ def _result_file(services: Services, caller: Caller, job_id: str) -> tuple[Query
     job = jobs.load(job_id, caller)
     if job.status in ACTIVE:
         raise Conflict(f"job {job.id} is {job.status}; save its result once it has succeeded", rule="job_not_finished")
-    return job, jobs.result_path(job)
+    return job, jobs.result_path(job, caller)
 
 
 def save_job_result(services: Services, caller: Caller, job_id: str, data: JobArtifactCreate) -> Artifact:

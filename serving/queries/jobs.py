@@ -11,7 +11,9 @@ Why this shape:
 - Where a job runs (inline on the event loop, FIFO short lane, or a worker) is decided
   by ``scheduling.Scheduler`` from what this replica learned about the query text.
 - Results are private: a job is visible to the token that ran it and to admin; anyone
-  else gets the same 404 as for an unknown id. Expired results answer 410.
+  else gets the same 404 as for an unknown id. Expired results answer 410. A result
+  read from a table the token may no longer read is refused (403 ``table_not_granted``):
+  results outlive no grant.
 - Cancel interrupts the cursor when the job runs on this replica; otherwise the row is
   marked cancelled, and the owning replica sees it within ``CANCEL_POLL_S`` (a thread that
   queries the control database only while this replica runs worker jobs) and
@@ -33,7 +35,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from serving.auth.caller import Caller
-from serving.lib.errors import ApiError, NotFound, QueryTimeout
+from serving.lib.errors import ApiError, Forbidden, NotFound, QueryTimeout
 from serving.queries import formats, scheduling
 from serving.queries.engine import QueryEngine
 from serving.queries.guard import GuardedQuery, sql_hash
@@ -278,7 +280,10 @@ class JobManager:
             row.status = "expired"
         return row
 
-    def result_path(self, row: QueryJobRow) -> Path:
+    def result_path(self, row: QueryJobRow, caller: Caller) -> Path:
+        """The result file of ``row`` for ``caller``: 403 ``table_not_granted`` once a table it was read
+        from is no longer granted to the caller, 410 when expired, 404 when there is none."""
+        check_still_granted(caller, row.tables, f"the result of job {row.id}")
         if row.status == "expired":
             raise ResultGone(f"the result of job {row.id} expired and was deleted; run the query again", rule="expired")
         if row.status != "succeeded" or not row.result_path:
@@ -307,6 +312,24 @@ class JobManager:
         for job in list(self.running.values()):
             job.handle.cancel()
         self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def ungranted(caller: Caller, tables: Any) -> list[str]:
+    """Tables among ``tables`` (``[{table, version, synced_at}]`` as results and artifacts record
+    them) that ``caller`` may not read now."""
+    if caller.is_admin:
+        return []
+    names = {str(t.get("table")) for t in (tables or []) if isinstance(t, dict) and t.get("table")}
+    return sorted(n for n in names if not caller.may_read(n))
+
+
+def check_still_granted(caller: Caller, tables: Any, what: str) -> None:
+    """Results outlive no grant: data read from a table is served only to callers who may still read it."""
+    missing = ungranted(caller, tables)
+    if missing:
+        raise Forbidden(f"{what} was read from {', '.join(missing)}, which this token may no longer read; results "
+                        "are served only while their tables are granted", rule="table_not_granted",
+                        details={"tables": missing})
 
 
 def aware(value: dt.datetime) -> dt.datetime:
