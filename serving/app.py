@@ -26,6 +26,7 @@ from serving.auth.deps import DEPENDENCIES
 from serving.lib import audit, limits
 from serving.lib.docs import asset_routes, openapi_config, unique_operation_ids
 from serving.lib.errors import EXCEPTION_HANDLERS
+from serving.lib.params import check_request_params
 from serving.lib.services import Services
 from shared.control.db import migrate
 from shared.settings import Settings, get_settings
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         lifespan=[lifespan],
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        before_request=check_request_params,  # out-of-range int/float/datetime parameters: 400, for every route
         openapi_config=openapi_config(_version()),
         # Logging is the process's business (serving.main configures it); Litestar's default
         # would reconfigure the root logger of whatever process builds an app.

@@ -153,12 +153,17 @@ def cmd_demo(settings: Settings, *, register: bool = True) -> int:
             return 0
 
 
-def _embedded(settings: Settings) -> Settings:
-    """Settings pointing at the local stand-in when no Snowflake account is configured."""
+def source_plan(settings: Settings) -> tuple[Settings, bool]:
+    """The settings ``up`` gives its children, and whether it starts the embedded stand-in.
+
+    The stand-in is started, and the endpoint pointed at it, only when neither an account
+    nor a host is configured: an explicit ``SNOWFLAKE_HOST``/``SNOWFLAKE_PORT`` is used as
+    given, whatever ``SNOWFLAKE_ACCOUNT`` says.
+    """
     if not settings.snowflake.embedded:
-        return settings
+        return settings, False
     sf = dataclasses.replace(settings.snowflake, host="127.0.0.1", port=settings.demo.port, protocol="http")
-    return dataclasses.replace(settings, snowflake=sf)
+    return dataclasses.replace(settings, snowflake=sf), True
 
 
 def _snowflake_env(settings: Settings) -> dict[str, str]:
@@ -170,14 +175,14 @@ def cmd_up(settings: Settings) -> int:
     """The whole local platform: stand-in (if embedded), Dagster, API."""
     from shared.control.db import migrate
 
-    settings = _embedded(settings)
+    settings, embedded = source_plan(settings)
     migrate(settings.control_url)
     logs = _logs(settings)
-    source_env = _snowflake_env(settings) if settings.snowflake.embedded else {}
+    source_env = _snowflake_env(settings) if embedded else {}
     env = _env_for_children(settings, {**_admin_env(settings), **source_env})
     children: list[tuple[str, processes.subprocess.Popen[bytes]]] = []
     try:
-        if settings.snowflake.embedded:
+        if embedded:
             proc = processes.start([sys.executable, "-m", "shared.cli", "demo"], env=env, cwd=REPO_ROOT,
                                    log_path=logs / "demo.log")
             children.append(("demo-snowflake", proc))
@@ -315,7 +320,7 @@ def _stop_on_signals() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="agents-data", description=__doc__.splitlines()[0] if __doc__ else None)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("up", help="start the whole local platform (embedded Snowflake stand-in unless SNOWFLAKE_ACCOUNT is set)")
+    sub.add_parser("up", help="start the whole local platform (embedded stand-in unless SNOWFLAKE_ACCOUNT or _HOST is set)")
     sub.add_parser("api", help="start the API alone")
     sub.add_parser("dagster", help="start the Dagster code server, webserver and daemon")
     demo = sub.add_parser("demo", help="start the local Snowflake stand-in with demo data alone")

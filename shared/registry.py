@@ -15,7 +15,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from croniter import croniter
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from shared import identifiers
 from shared.control.db import session_scope
@@ -320,22 +322,35 @@ def _to_record(row: RegisteredTableRow) -> RegisteredTable:
 
 
 def save(url: str, reg: RegisteredTable) -> tuple[RegisteredTable, bool]:
-    """Insert or update (same key: updated, never duplicated). Returns (record, created)."""
-    with session_scope(url) as s:
-        row = s.scalars(
-            select(RegisteredTableRow).where(RegisteredTableRow.key == reg.key, RegisteredTableRow.deleted_at.is_(None))
-        ).first()
-        created = row is None
-        if row is None:
-            row = RegisteredTableRow(key=reg.key)
-            s.add(row)
-        row.database, row.schema_name, row.table_name = reg.database, reg.schema, reg.table
-        row.strategy, row.partition_kind, row.partition_column = reg.strategy, reg.partition_kind, reg.partition_column
-        row.partition_start, row.partition_values = reg.partition_start, list(reg.partition_values)
-        row.cursor_column, row.lookback_s, row.primary_key = reg.cursor_column, reg.lookback_s, list(reg.primary_key)
-        row.schedule, row.freshness_s, row.description = reg.schedule, reg.freshness_s, reg.description
-        row.updated_at = utcnow()
-    return reg, created
+    """Insert or update (same key: updated, never duplicated). Returns (record, created).
+
+    Race-free across processes: the insert is ``ON CONFLICT DO NOTHING`` against the
+    unique index on live keys, so of two simultaneous registrations of a new table one
+    inserts and the other updates that same row (SQLite and PostgreSQL alike).
+    """
+    now = utcnow()
+    values: dict[str, Any] = {
+        "database": reg.database, "schema_name": reg.schema, "table_name": reg.table, "strategy": reg.strategy,
+        "partition_kind": reg.partition_kind, "partition_column": reg.partition_column,
+        "partition_start": reg.partition_start, "partition_values": list(reg.partition_values),
+        "cursor_column": reg.cursor_column, "lookback_s": reg.lookback_s, "primary_key": list(reg.primary_key),
+        "schedule": reg.schedule, "freshness_s": reg.freshness_s, "description": reg.description, "updated_at": now,
+    }
+    live = (RegisteredTableRow.key == reg.key, RegisteredTableRow.deleted_at.is_(None))
+    for _attempt in range(3):  # a concurrent soft-delete between the two statements: try again
+        with session_scope(url) as s:
+            dialect = s.get_bind().dialect.name
+            insert = pg_insert if dialect == "postgresql" else sqlite_insert
+            stmt = (insert(RegisteredTableRow).values(key=reg.key, created_at=now, **values)
+                    .on_conflict_do_nothing(index_elements=["key"], index_where=RegisteredTableRow.deleted_at.is_(None))
+                    .returning(RegisteredTableRow.id))
+            if s.execute(stmt).first() is not None:
+                return reg, True
+            changed = s.execute(update(RegisteredTableRow).where(*live).values(**values)
+                                .execution_options(synchronize_session=False))
+            if changed.rowcount:  # type: ignore[attr-defined]
+                return reg, False
+    raise RuntimeError(f"could not save the registration of {reg.key}: it changed concurrently three times")
 
 
 def list_registered(url: str) -> list[RegisteredTable]:

@@ -67,13 +67,13 @@ def _load(cls: type, env: Mapping[str, str], **overrides: Any) -> Any:
 class SnowflakeSettings:
     """How to reach the Snowflake source. Empty account means the embedded stand-in."""
 
-    account: str = env_var("SNOWFLAKE_ACCOUNT", "", "Snowflake account identifier. Empty: use the embedded local stand-in (fakesnow).")
+    account: str = env_var("SNOWFLAKE_ACCOUNT", "", "Snowflake account identifier. Empty (and no SNOWFLAKE_HOST): use the embedded local stand-in (fakesnow); an explicit host and port always win.")
     user: str = env_var("SNOWFLAKE_USER", "fake", "Snowflake user (ideally a dedicated read-only service user).")
     password: str = env_var("SNOWFLAKE_PASSWORD", "snow", "Snowflake password.")
     database: str = env_var("SNOWFLAKE_DATABASE", "DEMO", "Default Snowflake database for registrations and browsing.")
     warehouse: str = env_var("SNOWFLAKE_WAREHOUSE", "", "Snowflake warehouse used by syncs.")
     role: str = env_var("SNOWFLAKE_ROLE", "", "Snowflake role (a read-only role is advised).")
-    host: str = env_var("SNOWFLAKE_HOST", "", "Non-default endpoint host, e.g. 127.0.0.1 for the local stand-in.")
+    host: str = env_var("SNOWFLAKE_HOST", "", "Non-default endpoint host, e.g. 127.0.0.1 for a stand-in; when set it is used as given, whatever the account.")
     port: int = env_var("SNOWFLAKE_PORT", 0, "Non-default endpoint port (0: connector default).")
     protocol: str = env_var("SNOWFLAKE_PROTOCOL", "", "Non-default endpoint protocol: http or https.")
     query_tag: str = env_var("SNOWFLAKE_QUERY_TAG", "agents-data", "QUERY_TAG set on every source session, so syncs are visible in Snowflake's query history.")
@@ -82,7 +82,12 @@ class SnowflakeSettings:
 
     @property
     def embedded(self) -> bool:
-        return not self.account or self.account == "fakesnow"
+        """The embedded stand-in is the default only when neither an account nor a host is set.
+
+        An explicit endpoint always wins: ``SNOWFLAKE_ACCOUNT=fakesnow`` with
+        ``SNOWFLAKE_HOST``/``SNOWFLAKE_PORT`` targets that server, never the built-in one.
+        """
+        return not self.account and not self.host
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,6 +158,7 @@ class ArtifactSettings:
     s3_prefix: str = env_var("ARTIFACT_S3_PREFIX", "artifacts/", "Key prefix inside the bucket.")
     s3_region: str = env_var("ARTIFACT_S3_REGION", "us-east-1", "Region of the s3 backend (credentials come from the usual AWS_* variables or profile).")
     default_ttl_s: int = env_var("ARTIFACT_DEFAULT_TTL_S", 7 * 24 * 3600, "Default artifact lifetime in seconds.")
+    deleted_swarm_grace_s: int = env_var("DELETED_SWARM_ARTIFACT_GRACE_S", 7 * 24 * 3600, "Seconds the artifacts of a deleted swarm stay readable by the admin (only) before housekeeping deletes them.")
 
 
 @dataclasses.dataclass(frozen=True)
