@@ -25,8 +25,10 @@ def run(settings: Settings | None = None) -> None:
     settings = settings or get_settings()
     level = settings.api.log_level.lower()
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # uvicorn's own X-Forwarded-For handling trusts loopback peers; the app decides from
+    # TRUSTED_PROXIES instead (serving.lib.ingress), so it must see the real peer.
     common = {"host": settings.api.host, "port": settings.api.port, "log_level": level, "access_log": False,
-              "proxy_headers": True, "server_header": False}
+              "proxy_headers": False, "server_header": False}
     if settings.api.workers > 1:
         uvicorn.run("serving.main:build", factory=True, workers=settings.api.workers, **common)  # type: ignore[arg-type]
         return
