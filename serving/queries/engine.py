@@ -38,6 +38,7 @@ interrupt the longest-running query when the process's RSS passes
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import re
 import threading
@@ -55,13 +56,17 @@ from serving.lib.errors import ApiError, BadRequest, NotFound, PayloadTooLarge, 
 from serving.queries import formats, guard
 from serving.queries.guard import GuardedQuery
 from serving.queries.instances import Instance, InstanceCache, check_protections, read_protections
-from serving.queries.watchdog import Handle, MemoryGuard, Watchdog
+from serving.queries.watchdog import Handle, MemoryGuard, Watchdog, rss_bytes
 from shared.served import CURRENT, Manifest, list_served, read_current, table_dir
 from shared.settings import Settings
 
+log = logging.getLogger("agents_data.queries")
 _SUGGESTION = re.compile(r"\s*Did you mean .*", re.DOTALL)
 _INTERNAL = re.compile(r'"?__t\d+"?(\.main\.data)?')
-FIRST_BATCH_ROWS, MAX_BATCH_ROWS = 64, 4096  # JSON rows are fetched and encoded this many at a time (growing)
+# JSON rows are fetched and encoded in batches of about BATCH_BYTES (between 1 and MAX_BATCH_ROWS rows), so
+# one batch holds the GIL for about a millisecond and the size check comes early.
+FIRST_BATCH_ROWS, MAX_BATCH_ROWS, BATCH_BYTES = 16, 4096, 256 << 10
+MIN_QUERY_MEMORY = 256 << 20  # the process memory budget leaves queries at least this much above start-up size
 STREAM_BATCH_ROWS = 2048  # Arrow batches of result files: one DuckDB vector, so a batch never holds more
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12, "ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40}
@@ -191,7 +196,12 @@ class QueryEngine:
         self.instances = InstanceCache(settings, max_instances=max_instances)
         self._running: set[Handle] = set()
         self._running_lock = threading.Lock()
-        self.memory = MemoryGuard(process_memory_limit(settings), self.running)
+        limit, floor = process_memory_limit(settings), rss_bytes() + MIN_QUERY_MEMORY
+        if limit < floor:  # a budget the idle process already uses would stop every query
+            log.warning("QUERY_PROCESS_MEMORY_LIMIT (%d MB) leaves queries less than %d MB above this process's "
+                        "size; using %d MB", limit >> 20, MIN_QUERY_MEMORY >> 20, floor >> 20)
+            limit = floor
+        self.memory = MemoryGuard(limit, self.running)
         self.watchdog = Watchdog(on_tick=self.instances.reap, memory=self.memory)
         self._all: tuple[float, frozenset[str]] = (0.0, frozenset())
         self._current: dict[str, tuple[str, tuple[int, int], Manifest]] = {}
@@ -434,8 +444,7 @@ def _fetch_json(cur: Any, rows_cap: int, max_bytes: int) -> tuple[msgspec.Raw, i
             formats.check_size(size, max_bytes)
             parts.append(enc)
             count += len(got)
-            if len(enc) < (256 << 10):
-                batch = min(batch * 4, MAX_BATCH_ROWS)
+            batch = max(1, min(MAX_BATCH_ROWS, BATCH_BYTES * len(got) // max(1, len(enc))))
         if truncated or finished:
             break
     return msgspec.Raw(b"[" + b",".join(parts) + b"]"), count, truncated, finished

@@ -19,6 +19,13 @@ build large intermediates outside it. When the process's RSS passes its budget, 
 longest-running query is interrupted (then the next, one per ``MEMORY_STEP_S``) until
 RSS is back under it; freed heap is handed back to the system (``malloc_trim``).
 It also runs periodic maintenance (closing idle DuckDB instances).
+
+Priorities: a query still running after ``DEMOTE_AFTER_S`` has its thread's CPU priority
+lowered (``nice`` + ``DEMOTE_NICE``, Linux per-thread). On a machine shared with a few
+agents' heavy queries, the event loop (``/health``, HTTP parsing, answering on time) and
+short queries then get the CPU first; the heavy query still gets whatever is left. The
+thread restores its priority when the query ends where the process may (otherwise it
+keeps the lower one: fairness among queries is unchanged, the loop still comes first).
 """
 
 from __future__ import annotations
@@ -38,6 +45,8 @@ log = logging.getLogger("agents_data.queries")
 GRANULARITY_S = 0.05
 REPEAT_S = 0.25  # a query past its deadline is interrupted again this often until it stops
 MEMORY_STEP_S = 0.25  # at most one more query is interrupted for memory this often
+DEMOTE_AFTER_S = 0.2  # a query running longer than this yields the CPU to short work
+DEMOTE_NICE = 10
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
@@ -54,6 +63,8 @@ class Handle:
         self.timed_out = False
         self.memory = False
         self.started = 0.0
+        self.tid = 0  # native id of the thread running the query
+        self.demoted = False
         self._cursor: Any = None
         self._lock = threading.Lock()
 
@@ -65,12 +76,26 @@ class Handle:
         with self._lock:
             self._cursor = cursor
             self.started = time.monotonic()
+            self.tid = threading.get_native_id()
             if self.cancelled:
                 _interrupt(cursor)
 
     def detach(self) -> None:
+        """Called by the thread that ran the query: it stops being tracked and gets its priority back."""
         with self._lock:
             self._cursor = None
+            demoted, self.demoted = self.demoted, False
+        if demoted:
+            _restore_priority()
+
+    def demote(self) -> None:
+        """Lower the CPU priority of the thread running this query (once)."""
+        with self._lock:
+            if self._cursor is None or self.demoted:
+                return
+            self.demoted = True
+            with contextlib.suppress(OSError, AttributeError):
+                os.setpriority(os.PRIO_PROCESS, self.tid, os.getpriority(os.PRIO_PROCESS, self.tid) + DEMOTE_NICE)
 
     def cancel(self) -> None:
         with self._lock:
@@ -95,6 +120,21 @@ class Handle:
             self.memory = True
             _interrupt(self._cursor)
             return True
+
+
+_BASE_NICE = os.getpriority(os.PRIO_PROCESS, 0) if hasattr(os, "getpriority") else 0
+
+
+def _restore_priority() -> None:
+    with contextlib.suppress(OSError, AttributeError):  # EPERM without CAP_SYS_NICE: keep the lower priority
+        os.setpriority(os.PRIO_PROCESS, 0, _BASE_NICE)
+
+
+def demote_slow(handles: Iterable[Handle], now: float) -> None:
+    """Lower the priority of queries running longer than ``DEMOTE_AFTER_S``."""
+    for h in handles:
+        if not h.demoted and h.running and now - h.started > DEMOTE_AFTER_S:
+            h.demote()
 
 
 def _interrupt(cursor: Any) -> None:
@@ -136,7 +176,7 @@ class MemoryGuard:
     def __init__(self, limit_bytes: int, running: Callable[[], Iterable[Handle]],
                  rss: Callable[[], int] = rss_bytes) -> None:
         self.limit_bytes = limit_bytes
-        self._running = running
+        self.running = running
         self._rss = rss
         self._next_step = 0.0
         self._next_trim = 0.0
@@ -155,7 +195,7 @@ class MemoryGuard:
             used = self._rss()
         if used <= self.limit_bytes:
             return
-        handles = sorted((h for h in self._running() if h.running), key=lambda h: h.started)
+        handles = sorted((h for h in self.running() if h.running), key=lambda h: h.started)
         for h in handles:
             if h.memory:
                 h.out_of_memory()  # already chosen: keep interrupting until it stops
@@ -215,6 +255,7 @@ class Watchdog:
                     self._push(now + REPEAT_S, entry)
             if self.memory is not None:
                 try:
+                    demote_slow(self.memory.running(), now)
                     self.memory.check()
                 except Exception:
                     log.exception("memory guard failed")
