@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 
 from serving.queries import scheduling
-from serving.queries.scheduling import Scheduler
 from serving.queries import watchdog as watchdog_mod
+from serving.queries.scheduling import Scheduler
 from serving.queries.watchdog import Handle, MemoryGuard, Watchdog
 
 SQL = "SELECT 1"
@@ -125,13 +125,16 @@ def test_memory_guard_interrupts_the_longest_running_query_while_rss_is_over_bud
     new.attach(new_cur)
     guard = MemoryGuard(1000, lambda: [new, old], rss=lambda: rss[0])
     guard.check()
-    assert not old.memory and not new.memory  # under budget: nothing happens
+    assert not old.memory
+    assert not new.memory
     rss[0] = 2000
     guard.check()
-    assert old.memory and old_cur.calls == 1  # the longest-running one first
+    assert old.memory
+    assert old_cur.calls == 1
     assert not new.memory
     guard.check()  # within MEMORY_STEP_S: the chosen one again, no second victim yet
-    assert old_cur.calls == 2 and not new.memory
+    assert old_cur.calls == 2
+    assert not new.memory
     time.sleep(watchdog_mod.MEMORY_STEP_S + 0.05)
     guard.check()
     assert new.memory  # still over budget: the next one
