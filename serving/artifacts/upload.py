@@ -38,7 +38,7 @@ from shared.artifacts_store import ArtifactStore, ObjectWriter, StoredObject
 T = TypeVar("T")
 FIELDS_MAX_BYTES = 64 * 1024  # every non-file field and every part header together
 MAX_PARTS = 32  # the form has 8 fields; repeated tags stay well within this
-PART_HEADERS_MAX_BYTES = 8 * 1024  # the headers of one part (names, values) together
+PART_HEADERS_MAX_BYTES = 4 * 1024  # the headers of one part (names, values) together
 FILE_FIELD = "file"
 
 
