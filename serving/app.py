@@ -7,7 +7,8 @@ routes of X" or "the client of X" never needs a search.
 
 App-wide, in one place: the ``caller`` and ``services`` dependencies, the one error
 shape, the audit wrapper around every HTTP request (including 404s and refusals), the
-per-agent limiter and the offline docs at ``/docs``.
+per-agent limiter, the offline docs at ``/docs``, and the ingress wrapper (client
+address from trusted proxies only, body size and read-time limits).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from serving.auth.deps import DEPENDENCIES
 from serving.lib import audit, limits
 from serving.lib.docs import asset_routes, openapi_config, unique_operation_ids
 from serving.lib.errors import EXCEPTION_HANDLERS
+from serving.lib.ingress import Ingress
 from serving.lib.params import check_request_params
 from serving.lib.services import Services
 from shared.control.db import migrate
@@ -62,7 +64,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await anyio.to_thread.run_sync(migrate, settings.control_url)
-        limits.install(svc)
+        limiter = limits.install(svc)
         writer = audit.start(svc)
         started = []
         try:
@@ -77,6 +79,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
                 if hasattr(hooks, "shutdown"):
                     await hooks.shutdown(svc)
             await anyio.to_thread.run_sync(writer.stop)
+            limiter.close()
 
     app = Litestar(
         route_handlers=routes,
@@ -89,10 +92,11 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         # would reconfigure the root logger of whatever process builds an app.
         logging_config=None,
         state=None,
+        request_max_body_size=settings.api.max_body_bytes,
     )
     app.state.services = svc
     unique_operation_ids(app)
     # Outermost wrapper (inside Litestar's own lifespan dispatch): sees every HTTP request,
     # including routing 404/405s that never reach route middleware.
-    app.asgi_handler = audit.AuditMiddleware(app.asgi_handler, svc)
+    app.asgi_handler = Ingress(audit.AuditMiddleware(app.asgi_handler, svc), settings)
     return app

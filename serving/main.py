@@ -7,14 +7,18 @@ their own app (and their own long-lived clients) after forking.
 from __future__ import annotations
 
 import logging
+import sys
 
 from shared.settings import Settings, get_settings
+
+SWITCH_INTERVAL_S = 0.001
 
 
 def build() -> object:
     """App factory for uvicorn workers (reads settings from the environment)."""
     from serving.app import create_app
 
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     return create_app(get_settings())
 
 
@@ -23,10 +27,15 @@ def run(settings: Settings | None = None) -> None:
     import uvicorn
 
     settings = settings or get_settings()
+    # Worker threads converting query results hold the GIL; a shorter switch interval (default 5 ms)
+    # lets the event loop (health checks, short queries, answers at time limits) in sooner.
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     level = settings.api.log_level.lower()
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # uvicorn's own X-Forwarded-For handling trusts loopback peers; the app decides from
+    # TRUSTED_PROXIES instead (serving.lib.ingress), so it must see the real peer.
     common = {"host": settings.api.host, "port": settings.api.port, "log_level": level, "access_log": False,
-              "proxy_headers": True, "server_header": False}
+              "proxy_headers": False, "server_header": False}
     if settings.api.workers > 1:
         uvicorn.run("serving.main:build", factory=True, workers=settings.api.workers, **common)  # type: ignore[arg-type]
         return

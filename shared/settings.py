@@ -142,7 +142,9 @@ class QuerySettings:
     memory_limit: str = env_var("QUERY_MEMORY_LIMIT", "1GB", "DuckDB memory_limit for agent connections.")
     threads: int = env_var("QUERY_THREADS", 2, "DuckDB threads for agent connections.")
     max_temp_size: str = env_var("QUERY_MAX_TEMP_SIZE", "2GB", "DuckDB max_temp_directory_size for agent connections.")
-    agent_concurrent: int = env_var("AGENT_MAX_CONCURRENT_QUERIES", 4, "Concurrent queries per agent before 429.")
+    agent_concurrent: int = env_var("AGENT_MAX_CONCURRENT_QUERIES", 4, "Concurrent queries, samples and profiles per agent before 429.")
+    json_max_bytes: int = env_var("QUERY_JSON_MAX_BYTES", 64 * 1024 * 1024, "Largest inline JSON result (rows encoded), in bytes; 413 result_too_large at the first batch past it (use csv, parquet or arrow for more).")
+    process_memory_limit: str = env_var("QUERY_PROCESS_MEMORY_LIMIT", "", "RSS budget of one API process (e.g. 4GB); past it the longest-running agent queries are interrupted (413 memory_limit) until it is back under. Empty: 80% of the machine's or container's memory.")
     agent_rpm: int = env_var("AGENT_REQUESTS_PER_MINUTE", 6000, "Requests per minute per agent before 429.")
     refresh_per_minute: int = env_var("AGENT_REFRESHES_PER_MINUTE", 10, "Refresh requests per minute per agent before 429.")
 
@@ -170,6 +172,9 @@ class ApiSettings:
     workers: int = env_var("API_WORKERS", 1, "Uvicorn worker processes per API replica.")
     replica_id: str = env_var("API_REPLICA_ID", "", "Name of this replica in audit rows and job records (default: hostname:pid).")
     log_level: str = env_var("LOG_LEVEL", "info", "Log level of every process.")
+    max_body_bytes: int = env_var("API_MAX_BODY_BYTES", 10 * 1024 * 1024, "Largest request body in bytes (413 beyond); artifact uploads have their own limit, ARTIFACT_MAX_BYTES.")
+    body_timeout_s: float = env_var("API_BODY_TIMEOUT_S", 60.0, "Seconds a client has to send a whole request body (and at most 10 s between two parts of it); slower senders get 408.")
+    trusted_proxies: str = env_var("TRUSTED_PROXIES", "", "Comma-separated proxy addresses or networks (CIDR) whose X-Forwarded-For is believed; empty: the peer address is the client.")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -8,6 +8,12 @@ form fields are collected within ``FIELDS_MAX_BYTES``. The size limit is checked
 on every message, so an oversized upload is refused after at most the limit plus one
 message has been read, whatever ``Content-Length`` says (or if there is none). On any
 failure the writer is aborted: nothing partial is ever published.
+
+Everything besides the file's bytes is bounded too, as it streams, so a body made of
+framing (thousands of empty parts, huge header or field names) is refused early: at
+most ``MAX_PARTS`` parts, ``PART_HEADERS_MAX_BYTES`` of headers per part, all headers
+and non-file fields together within ``FIELDS_MAX_BYTES``, and the whole body within
+``max_bytes + FIELDS_MAX_BYTES``.
 """
 
 from __future__ import annotations
@@ -30,7 +36,9 @@ from serving.lib.errors import ApiError, BadRequest, PayloadTooLarge
 from shared.artifacts_store import ArtifactStore, ObjectWriter, StoredObject
 
 T = TypeVar("T")
-FIELDS_MAX_BYTES = 64 * 1024  # every non-file field together, plus multipart framing
+FIELDS_MAX_BYTES = 64 * 1024  # every non-file field and every part header together
+MAX_PARTS = 32  # the form has 8 fields; repeated tags stay well within this
+PART_HEADERS_MAX_BYTES = 4 * 1024  # the headers of one part (names, values) together
 FILE_FIELD = "file"
 
 
@@ -110,7 +118,9 @@ class _Parts:
         self.filename: str | None = None
         self.part_content_type: str | None = None
         self.files_seen = 0
+        self.parts = 0
         self.ended = False
+        self._header_bytes = 0
         self._headers: dict[bytes, bytes] = {}
         self._hname = b""
         self._hvalue = b""
@@ -126,12 +136,32 @@ class _Parts:
         }
 
     def _part_begin(self) -> None:
+        self.parts += 1
+        if self.parts > MAX_PARTS:
+            raise BadRequest(f"a multipart upload may have at most {MAX_PARTS} parts", rule="too_many_parts",
+                             details={"limit": MAX_PARTS})
         self._headers, self._hname, self._hvalue, self._value = {}, b"", b"", bytearray()
+        self._header_bytes = 0
+
+    def _count_header(self, n: int) -> None:
+        self._header_bytes += n
+        if self._header_bytes > PART_HEADERS_MAX_BYTES:
+            raise BadRequest(f"the headers of one multipart part exceed {PART_HEADERS_MAX_BYTES} bytes",
+                             rule="part_headers_too_large", details={"limit": PART_HEADERS_MAX_BYTES})
+        self._count_field(n)
+
+    def _count_field(self, n: int) -> None:
+        self.field_bytes += n
+        if self.field_bytes > FIELDS_MAX_BYTES:
+            raise PayloadTooLarge(f"form fields and part headers other than the file's bytes exceed "
+                                  f"{FIELDS_MAX_BYTES} bytes", rule="fields_too_large")
 
     def _hfield(self, data: bytes, start: int, end: int) -> None:
+        self._count_header(end - start)
         self._hname += data[start:end]
 
     def _hval(self, data: bytes, start: int, end: int) -> None:
+        self._count_header(end - start)
         self._hvalue += data[start:end]
 
     def _hend(self) -> None:
@@ -160,10 +190,7 @@ class _Parts:
             # buffer (mutable, reused) is copied.
             self.file_chunks.append(memoryview(data)[start:end] if isinstance(data, bytes) else bytes(data[start:end]))
         else:
-            self.field_bytes += end - start
-            if self.field_bytes > FIELDS_MAX_BYTES:
-                raise PayloadTooLarge(f"form fields other than 'file' exceed {FIELDS_MAX_BYTES} bytes",
-                                      rule="fields_too_large")
+            self._count_field(end - start)
             self._value += data[start:end]
 
     def _part_end(self) -> None:
@@ -208,12 +235,17 @@ async def receive_upload(request: Request[Any, Any, Any], store: ArtifactStore, 
     parser = MultipartParser(boundary, parts.callbacks())  # type: ignore[arg-type]
     writer: ObjectWriter = store.open_writer()
     pipe = _Pipe(writer)
+    received = 0
     try:
         while True:
             message = await request.receive()
             if message["type"] == "http.disconnect":
                 raise ClientDisconnected("the client disconnected before the upload finished", rule="client_disconnected")
             body: bytes = message.get("body", b"")  # type: ignore[assignment]
+            received += len(body)
+            if received > max_bytes + FIELDS_MAX_BYTES:
+                raise PayloadTooLarge(f"artifact is larger than the limit of {max_bytes} bytes",
+                                      rule="artifact_too_large", details={"max_bytes": max_bytes})
             if body:
                 try:
                     parser.write(body)

@@ -1,5 +1,13 @@
 """Per-agent limits: requests per minute, refreshes per minute, concurrent query slots.
 
+Every agent query, sample and profile holds one of its agent's slots
+(``AGENT_MAX_CONCURRENT_QUERIES``) from the moment it is accepted until its work has
+really stopped, and runs on a worker thread, never on the event loop. ``run_in_slot``
+answers at the latest ``OVERSHOOT_S`` after the work's time limit (408), even when the
+work itself cannot be stopped that fast (DuckDB sees an interrupt only between chunks);
+the slot is then given back only when the work ends, so an agent can never have more
+runaway queries than slots.
+
 Why token buckets keyed by token id, checked before any work: an agent over its quota
 is answered 429 in O(1) (no database, no DuckDB), so an agent at ten times its quota
 costs the others almost nothing. Slots are not queued: a caller past its concurrent
@@ -11,19 +19,26 @@ effective quota is up to N times the setting.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
 import time
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from typing import Any, TypeVar
 
 from serving.auth.caller import Caller
-from serving.lib.errors import TooManyRequests
+from serving.lib.errors import QueryTimeout, TooManyRequests
 from serving.lib.services import Services
 from shared.settings import QuerySettings
 
 _MAX_KEYS = 100_000
 LOGINS_PER_MINUTE = 30  # admin login attempts per client address; slows password guessing
 LIMITER = "limiter"
+OVERSHOOT_S = 0.5  # an answer comes at most this long after a time limit, whatever the work does
+WORKERS = 64  # threads for samples and profiles of one process
+T = TypeVar("T")
 
 
 class RateLimiter:
@@ -72,6 +87,7 @@ class Limiter:
         self.logins = RateLimiter(LOGINS_PER_MINUTE, clock)
         self.max_concurrent = settings.agent_concurrent
         self._in_flight: dict[str, int] = {}
+        self._pool: ThreadPoolExecutor | None = None
 
     @staticmethod
     def _key(caller: Caller) -> str | None:
@@ -112,27 +128,79 @@ class Limiter:
         key = self._key(caller)
         return self._in_flight.get(key, 0) if key else 0
 
-    @asynccontextmanager
-    async def query_slot(self, caller: Caller) -> AsyncIterator[None]:
-        """Hold one of the caller's concurrent query slots for the block, or raise 429."""
+    def take_slot(self, caller: Caller) -> str | None:
+        """Take one of the caller's concurrent slots or raise 429; give it back with ``give_slot(key)``."""
         key = self._key(caller)
         if key is None:
-            yield
-            return
+            return None
         used = self._in_flight.get(key, 0)
         if used >= self.max_concurrent:
             raise TooManyRequests(
-                f"too many concurrent queries: at most {self.max_concurrent} per token; wait for one to finish",
-                rule="concurrency_limit", details={"limit": self.max_concurrent}, headers=_retry_after(1))
+                f"too many concurrent queries: at most {self.max_concurrent} per token (queries, samples and "
+                f"profiles together); wait for one to finish", rule="concurrency_limit",
+                details={"limit": self.max_concurrent}, headers=_retry_after(1))
         self._in_flight[key] = used + 1
+        return key
+
+    def give_slot(self, key: str | None) -> None:
+        if key is None:
+            return
+        left = self._in_flight.get(key, 1) - 1
+        if left > 0:
+            self._in_flight[key] = left
+        else:
+            self._in_flight.pop(key, None)
+
+    @asynccontextmanager
+    async def query_slot(self, caller: Caller) -> AsyncIterator[None]:
+        """Hold one of the caller's concurrent query slots for the block, or raise 429."""
+        key = self.take_slot(caller)
         try:
             yield
         finally:
-            left = self._in_flight.get(key, 1) - 1
-            if left > 0:
-                self._in_flight[key] = left
-            else:
-                self._in_flight.pop(key, None)
+            self.give_slot(key)
+
+    async def run_in_slot(self, caller: Caller, fn: Callable[[], T], *, limit_s: float) -> T:
+        """Run blocking ``fn`` on a worker thread while holding one of the caller's slots.
+
+        Answers 408 ``timeout`` ``OVERSHOOT_S`` after ``limit_s`` if ``fn`` has not returned;
+        the slot stays taken until ``fn`` really ends.
+        """
+        key = self.take_slot(caller)
+        loop = asyncio.get_running_loop()
+        try:
+            fut: Future[T] = self._executor().submit(fn)
+        except BaseException:
+            self.give_slot(key)
+            raise
+
+        def done(_: Future[T]) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop is gone (shutdown)
+                loop.call_soon_threadsafe(self.give_slot, key)
+
+        fut.add_done_callback(done)
+        waiter = asyncio.wrap_future(fut)
+        try:
+            return await asyncio.wait_for(asyncio.shield(waiter), timeout=limit_s + OVERSHOOT_S)
+        except TimeoutError as e:
+            waiter.add_done_callback(_consume)
+            raise QueryTimeout(f"the work ran longer than its time limit of {limit_s:g} s and was stopped",
+                               rule="timeout", details={"timeout_s": limit_s}) from e
+
+    def _executor(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="agent-work")
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _consume(fut: asyncio.Future[Any]) -> None:
+    """Read an abandoned future's outcome so asyncio does not log it as never retrieved."""
+    if not fut.cancelled():
+        fut.exception()
 
 
 def install(services: Services) -> Limiter:

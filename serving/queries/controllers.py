@@ -1,7 +1,10 @@
 """Routes of the queries feature: run guarded SQL, poll, fetch and cancel query jobs.
 
 Thin handlers: validate the options, hold one of the caller's query slots, start the
-job and wait up to ``wait_s``; the engine and job manager do the rest. Every answer is
+job on a worker thread and wait up to ``wait_s``; the engine and job manager do the rest.
+Agent SQL never runs on the event loop. A query still running ``OVERSHOOT_S`` past its
+time limit (one long uninterruptible function call) is answered 408 at that moment;
+it keeps its slot until it has really stopped. Every answer is
 annotated for the audit row with the SQL, its hash, the tables and versions read, rows
 and bytes. Paths keep the old documentation's aliases (``POST /api/v1/queries/``,
 ``GET /api/v1/queries/{job_id}``).
@@ -12,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import time
 from concurrent.futures import Future
 from typing import Any
 
@@ -26,8 +30,8 @@ from litestar.types import ASGIApp
 from serving.auth.caller import Caller
 from serving.auth.guards import requires_reader
 from serving.lib.audit import annotate
-from serving.lib.errors import BadRequest, PayloadTooLarge
-from serving.lib.limits import get_limiter
+from serving.lib.errors import BadRequest, PayloadTooLarge, QueryTimeout
+from serving.lib.limits import OVERSHOOT_S, get_limiter
 from serving.lib.services import Services
 from serving.queries import formats
 from serving.queries.guard import sql_hash
@@ -108,10 +112,11 @@ async def execute_query(request: Request[Any, Any, Any], caller: Caller, data: Q
     ``truncated`` and, per table read, its served version and ``synced_at``.
 
     The hot path is kept lean on purpose: ``services`` comes from the app state (a second
-    dependency would make Litestar resolve both in a task group), the guard answer comes
-    from its cache, and a known-fast query runs inline with no thread hop.
+    dependency would make Litestar resolve both in a task group) and the guard answer
+    comes from its cache; the query itself always runs on a worker thread.
     """
     services: Services = request.app.state.services
+    started = time.monotonic()
     requires_reader(caller)
     engine, jobs = get_engine(services), get_jobs(services)
     checked = None
@@ -135,15 +140,18 @@ async def execute_query(request: Request[Any, Any, Any], caller: Caller, data: Q
             _release_when_done(fut, slot, asyncio.get_running_loop())
             slot = None
             return _json(job_body(job), 202)
-        if jobs.inline_ok(job) and jobs.run_inline(job):
-            annotate(request, tables=_audit_tables(job.tables), rows=job.row_count, bytes=job.bytes)
-            return ASGIResponse(body=job.body or b"", media_type=formats.MEDIA_TYPES["json"])
         fut = jobs.start(job)
-        await asyncio.wait([asyncio.wrap_future(fut)], timeout=wait)
-        if not fut.done() and await anyio.to_thread.run_sync(jobs.detach, job):
+        give_up = timeout + OVERSHOOT_S - (time.monotonic() - started)  # the latest answer a time limit allows
+        await asyncio.wait([asyncio.wrap_future(fut)], timeout=max(0.0, min(wait, give_up)))
+        if not fut.done() and wait < give_up and await anyio.to_thread.run_sync(jobs.detach, job):
             _release_when_done(fut, slot, asyncio.get_running_loop())
             slot = None
             return _json(job_body(job), 202)
+        if not fut.done():  # past its time limit and not stopped yet: answer now, keep the slot until it ends
+            _release_when_done(fut, slot, asyncio.get_running_loop())
+            slot = None
+            raise QueryTimeout(f"the query ran longer than its time limit of {timeout:g} s and was stopped",
+                               rule="timeout", details={"timeout_s": timeout})
         job = await asyncio.wrap_future(fut)
     finally:
         if slot is not None:

@@ -10,6 +10,9 @@ worker thread, e.g. ``await anyio.to_thread.run_sync(partial(engine.execute_trus
     engine = get_engine(services)                          # serving.queries.services
     engine.execute(caller, sql, *, params=None, max_rows=None, timeout_s=None, handle=None) -> QueryResult
         # agent SQL: guard (cached) + grant-scoped instance; rows fetched max_rows+1
+    engine.execute_guarded(checked, *, ..., max_bytes=N) -> QueryResult
+        # with max_bytes, ``rows`` is pre-encoded JSON (msgspec.Raw), fetched and encoded in
+        # bounded batches and refused (413 result_too_large) at the first batch past N bytes
     engine.execute_trusted(caller, tables, sql, *, params=None, max_rows=None, timeout_s=None, handle=None) -> QueryResult
         # SQL the server built itself; ``tables`` = table keys it names (quote them with
         # guard.quote_table(key)); the caller must be granted each; runs on an instance
@@ -20,37 +23,84 @@ worker thread, e.g. ``await anyio.to_thread.run_sync(partial(engine.execute_trus
     guard.validate_filter(where_sql, caller) -> str        # a safe, regenerated WHERE fragment
     catalog.services.resolve_table(caller, name, services) -> str   # "orders" -> "demo.public.orders"
 
-``QueryResult``: columns [{name, type}], rows (tuples), row_count, truncated, tables
+``QueryResult``: columns [{name, type}], rows (tuples, or msgspec.Raw JSON with max_bytes), row_count, truncated, tables
 [TableRead(table, version, synced_at)], duration_ms, sql_hash. Errors: QueryRejected
 (guard rule), NotFound (table_not_granted / table_not_served), QueryTimeout
 (rule ``timeout``), QueryCancelled (``cancelled``), BadRequest (``query_error``: DuckDB
-refused the SQL, message cleaned of paths), PayloadTooLarge (``memory_limit``).
+refused the SQL, message cleaned of paths), PayloadTooLarge (``memory_limit``: DuckDB's
+own limit, or the process memory guard interrupted the query; ``result_too_large``).
+
+Every run is registered while it holds a cursor, so the watchdog's memory guard can
+interrupt the longest-running query when the process's RSS passes
+``QUERY_PROCESS_MEMORY_LIMIT`` (DuckDB's ``memory_limit`` misses some intermediates).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import re
+import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import duckdb
+import msgspec
 import pyarrow as pa
 
 from serving.auth.caller import Caller
 from serving.lib.errors import ApiError, BadRequest, NotFound, PayloadTooLarge, QueryRejected, QueryTimeout
-from serving.queries import guard
+from serving.queries import formats, guard
 from serving.queries.guard import GuardedQuery
 from serving.queries.instances import Instance, InstanceCache, check_protections, read_protections
-from serving.queries.watchdog import Handle, Watchdog
+from serving.queries.watchdog import Handle, MemoryGuard, Watchdog, rss_bytes
 from shared.served import CURRENT, Manifest, list_served, read_current, table_dir
 from shared.settings import Settings
 
+log = logging.getLogger("agents_data.queries")
 _SUGGESTION = re.compile(r"\s*Did you mean .*", re.DOTALL)
 _INTERNAL = re.compile(r'"?__t\d+"?(\.main\.data)?')
+# JSON rows are fetched and encoded in batches of about BATCH_BYTES (between 1 and MAX_BATCH_ROWS rows), so
+# one batch holds the GIL for about a millisecond and the size check comes early.
+FIRST_BATCH_ROWS, MAX_BATCH_ROWS, BATCH_BYTES = 16, 4096, 256 << 10
+MIN_QUERY_MEMORY = 256 << 20  # the process memory budget leaves queries at least this much above start-up size
+STREAM_BATCH_ROWS = 2048  # Arrow batches of result files: one DuckDB vector, so a batch never holds more
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12, "ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40}
+
+
+def parse_size(text: str) -> int:
+    """Bytes of a DuckDB-style size (``1GB``, ``512MiB``, ``1000000``); 0 for an empty text."""
+    if not text.strip():
+        return 0
+    m = _SIZE.match(text)
+    if m is None:
+        raise ValueError(f"not a size: {text!r}")
+    unit = (m.group(2) or "").lower().removesuffix("b")
+    if unit not in _UNITS:
+        raise ValueError(f"unknown size unit in {text!r}")
+    return int(float(m.group(1)) * _UNITS[unit])
+
+
+def machine_memory() -> int:
+    """Physical memory, or the cgroup (container) limit when smaller."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            raw = open(path, encoding="ascii").read().strip()  # noqa: SIM115 - tiny read
+        except OSError:
+            continue
+        if raw.isdigit():
+            total = min(total, int(raw))
+    return total
+
+
+def process_memory_limit(settings: Settings) -> int:
+    """The RSS budget of one API process: ``QUERY_PROCESS_MEMORY_LIMIT``, default 80% of the machine."""
+    return parse_size(settings.query.process_memory_limit) or int(machine_memory() * 0.8)
 
 
 class QueryCancelled(ApiError):
@@ -125,6 +175,9 @@ class _Run:
         text = str(e)
         if self.handle.cancelled:
             return QueryCancelled("the query was cancelled", rule="cancelled")
+        if self.handle.memory:
+            return PayloadTooLarge("the server ran short of memory while this query ran, and it used the most; "
+                                   "it was stopped: aggregate or filter more", rule="memory_limit")
         if isinstance(e, duckdb.InterruptException) or "INTERRUPT" in text or "maximum execution time" in text:
             return QueryTimeout(f"the query ran longer than its time limit of {self.timeout_s:g} s and was stopped",
                                 rule="timeout", details={"timeout_s": self.timeout_s})
@@ -141,9 +194,22 @@ class QueryEngine:
         self.settings = settings
         self.q = settings.query
         self.instances = InstanceCache(settings, max_instances=max_instances)
-        self.watchdog = Watchdog(on_tick=self.instances.reap)
+        self._running: set[Handle] = set()
+        self._running_lock = threading.Lock()
+        limit, floor = process_memory_limit(settings), rss_bytes() + MIN_QUERY_MEMORY
+        if limit < floor:  # a budget the idle process already uses would stop every query
+            log.warning("QUERY_PROCESS_MEMORY_LIMIT (%d MB) leaves queries less than %d MB above this process's "
+                        "size; using %d MB", limit >> 20, MIN_QUERY_MEMORY >> 20, floor >> 20)
+            limit = floor
+        self.memory = MemoryGuard(limit, self.running)
+        self.watchdog = Watchdog(on_tick=self.instances.reap, memory=self.memory)
         self._all: tuple[float, frozenset[str]] = (0.0, frozenset())
         self._current: dict[str, tuple[str, tuple[int, int], Manifest]] = {}
+
+    def running(self) -> list[Handle]:
+        """Handles of the queries holding a cursor now (for the memory guard)."""
+        with self._running_lock:
+            return list(self._running)
 
     # -- who may read what ------------------------------------------------------------
     def grants_of(self, caller: Caller, *, refresh: bool = False) -> frozenset[str]:
@@ -221,6 +287,8 @@ class QueryEngine:
         try:
             cur = inst.take_cursor()
             handle.attach(cur)
+            with self._running_lock:
+                self._running.add(handle)
             entry = self.watchdog.arm(timeout_s, handle)
             try:
                 yield cur, run
@@ -230,26 +298,33 @@ class QueryEngine:
             finally:
                 self.watchdog.disarm(entry)
                 handle.detach()
-                inst.give_cursor(cur, clean=clean and not (handle.timed_out or handle.cancelled))
+                with self._running_lock:
+                    self._running.discard(handle)
+                inst.give_cursor(cur, clean=clean and not (handle.timed_out or handle.cancelled or handle.memory))
         finally:
             self.instances.release(inst)
 
     def _rows(self, sql: str, tables: frozenset[str], *, params: Any, max_rows: int | None, timeout_s: float | None,
-              handle: Handle | None, digest: str) -> QueryResult:
+              handle: Handle | None, digest: str, max_bytes: int | None = None) -> QueryResult:
         started = time.perf_counter()
         manifests = self.manifests(tables)
         rows_cap, timeout = self.limits(max_rows, timeout_s)
+        rows: Any
         with self._cursor(manifests, timeout, handle) as (cur, run):
             cur.execute(sql, params) if params else cur.execute(sql)
-            rows = cur.fetchmany(rows_cap + 1) if rows_cap else []
-            if not rows_cap and cur.fetchone() is not None:
-                rows = [()]
             columns = [{"name": d[0], "type": str(d[1])} for d in cur.description or []]
-            run.reusable = 0 < len(rows) <= rows_cap or (rows_cap > 0 and not rows)
-        truncated = len(rows) > rows_cap
-        if truncated:
-            del rows[rows_cap:]
-        return QueryResult(columns=columns, rows=rows, row_count=len(rows), truncated=truncated,
+            if max_bytes is not None:
+                rows, count, truncated, run.reusable = _fetch_json(cur, rows_cap, max_bytes)
+            else:
+                rows = cur.fetchmany(rows_cap + 1) if rows_cap else []
+                if not rows_cap and cur.fetchone() is not None:
+                    rows = [()]
+                run.reusable = 0 < len(rows) <= rows_cap or (rows_cap > 0 and not rows)
+                truncated = len(rows) > rows_cap
+                if truncated:
+                    del rows[rows_cap:]
+                count = len(rows)
+        return QueryResult(columns=columns, rows=rows, row_count=count, truncated=truncated,
                            tables=table_reads(manifests), duration_ms=(time.perf_counter() - started) * 1000.0,
                            sql_hash=digest)
 
@@ -261,17 +336,21 @@ class QueryEngine:
                           digest=checked.sql_hash)
 
     def execute_guarded(self, checked: GuardedQuery, *, params: Any = None, max_rows: int | None = None,
-                        timeout_s: float | None = None, handle: Handle | None = None) -> QueryResult:
-        """Run a query already accepted by ``guard()`` (the HTTP layer guards first to audit and check freshness)."""
+                        timeout_s: float | None = None, handle: Handle | None = None,
+                        max_bytes: int | None = None) -> QueryResult:
+        """Run a query already accepted by ``guard()`` (the HTTP layer guards first to audit and check freshness).
+
+        With ``max_bytes``, ``rows`` is JSON encoded batch by batch and refused past that size."""
         return self._rows(checked.sql, checked.tables, params=params, max_rows=max_rows, timeout_s=timeout_s, handle=handle,
-                          digest=checked.sql_hash)
+                          digest=checked.sql_hash, max_bytes=max_bytes)
 
     def execute_trusted(self, caller: Caller, tables: Iterable[str], sql: str, *, params: Any = None,
-                        max_rows: int | None = None, timeout_s: float | None = None, handle: Handle | None = None) -> QueryResult:
+                        max_rows: int | None = None, timeout_s: float | None = None, handle: Handle | None = None,
+                        max_bytes: int | None = None) -> QueryResult:
         """Run SQL built by the server over ``tables`` (which ``caller`` must be granted)."""
         keys = self._trusted_tables(caller, tables)
         return self._rows(sql, keys, params=params, max_rows=max_rows, timeout_s=timeout_s, handle=handle,
-                          digest=guard.sql_hash(sql))
+                          digest=guard.sql_hash(sql), max_bytes=max_bytes)
 
     def _trusted_tables(self, caller: Caller, tables: Iterable[str]) -> frozenset[str]:
         keys = frozenset(t.lower() for t in tables)
@@ -294,7 +373,7 @@ class QueryEngine:
                               run=run)
 
     def stream(self, caller: Caller, sql: str, *, params: Any = None, max_rows: int | None = None,
-               timeout_s: float | None = None, handle: Handle | None = None, batch_rows: int = 65_536,
+               timeout_s: float | None = None, handle: Handle | None = None, batch_rows: int = STREAM_BATCH_ROWS,
                checked: GuardedQuery | None = None) -> Any:
         """Context manager: guard and stream agent SQL as Arrow batches (for result files)."""
         checked = checked or self.guard(caller, sql)
@@ -303,7 +382,7 @@ class QueryEngine:
 
     def stream_trusted(self, caller: Caller, tables: Iterable[str], sql: str, *, params: Any = None,
                        max_rows: int | None = None, timeout_s: float | None = None, handle: Handle | None = None,
-                       batch_rows: int = 65_536) -> Any:
+                       batch_rows: int = STREAM_BATCH_ROWS) -> Any:
         """Context manager: stream server-built SQL over granted ``tables`` as Arrow batches."""
         keys = self._trusted_tables(caller, tables)
         return self._stream(sql, keys, params=params, max_rows=max_rows, timeout_s=timeout_s, handle=handle,
@@ -339,6 +418,36 @@ class QueryEngine:
     def close(self) -> None:
         self.watchdog.stop()
         self.instances.close()
+
+
+def _fetch_json(cur: Any, rows_cap: int, max_bytes: int) -> tuple[msgspec.Raw, int, bool, bool]:
+    """(rows as one JSON array, row count, truncated, result read to the end), fetched in growing batches.
+
+    Each batch is encoded as soon as it is fetched and counted, so a result is refused
+    (413 ``result_too_large``) at the first batch past ``max_bytes``; the Python rows of
+    one batch are all that is ever held besides the encoded bytes.
+    """
+    parts: list[bytes] = []
+    size, count, batch = 2, 0, FIRST_BATCH_ROWS
+    truncated = finished = False
+    while True:
+        want = min(batch, rows_cap + 1 - count)
+        got = cur.fetchmany(want)
+        if count + len(got) > rows_cap:
+            truncated = True
+            del got[rows_cap - count:]
+        elif len(got) < want:
+            finished = True
+        if got:
+            enc = formats.encode_json(got)[1:-1]
+            size += len(enc) + (1 if parts else 0)
+            formats.check_size(size, max_bytes)
+            parts.append(enc)
+            count += len(got)
+            batch = max(1, min(MAX_BATCH_ROWS, BATCH_BYTES * len(got) // max(1, len(enc))))
+        if truncated or finished:
+            break
+    return msgspec.Raw(b"[" + b",".join(parts) + b"]"), count, truncated, finished
 
 
 def table_reads(manifests: Iterable[Manifest]) -> list[TableRead]:

@@ -1,9 +1,13 @@
 """Result formats: inline JSON bodies and result files written batch by batch.
 
 Why batch by batch: a result can be a gigabyte. Arrow IPC stream, CSV and Parquet are
-written from DuckDB's Arrow record batches as they arrive, so memory holds one batch;
-the file is checked against ``QUERY_MAX_RESULT_BYTES`` after each batch. JSON has a row
-cap instead (``QUERY_JSON_MAX_ROWS``), since a JSON document is parsed whole by clients.
+written from DuckDB's Arrow record batches (one DuckDB vector, 2,048 rows, each) as they
+arrive, so memory holds one batch (Parquet: one row group of at most
+``ROW_GROUP_ROWS`` rows or ``ROW_GROUP_BYTES``); the file is checked against
+``QUERY_MAX_RESULT_BYTES`` after each batch, so an oversized result is refused at the
+first batch past the limit. JSON also has a row cap (``QUERY_JSON_MAX_ROWS``), since a
+JSON document is parsed whole by clients; inline JSON rows are counted as they are
+encoded (``QUERY_JSON_MAX_BYTES``, see the engine).
 Files are written under a temporary name and renamed when complete, so a reader never
 sees half a result.
 """
@@ -33,6 +37,7 @@ MEDIA_TYPES = {
     "arrow": "application/vnd.apache.arrow.stream",
 }
 EXTENSIONS = {"json": "json", "csv": "csv", "parquet": "parquet", "arrow": "arrows"}
+ROW_GROUP_ROWS, ROW_GROUP_BYTES = 65_536, 64 << 20  # Parquet row groups are buffered up to either
 
 
 def _enc_hook(value: Any) -> Any:
@@ -111,9 +116,17 @@ def write_file(stream: Any, fmt: str, path: Path, *, max_bytes: int, json_head: 
                         limit.check(fh.tell())
             elif fmt == "parquet":
                 with pq.ParquetWriter(fh, stream.schema, compression="zstd") as writer:
+                    group: list[pa.RecordBatch] = []
+                    rows = size = 0
                     for batch in stream:
-                        writer.write_batch(batch)
-                        limit.check(fh.tell())
+                        group.append(batch)
+                        rows, size = rows + batch.num_rows, size + batch.nbytes
+                        if rows >= ROW_GROUP_ROWS or size >= ROW_GROUP_BYTES:
+                            writer.write_table(pa.Table.from_batches(group, schema=stream.schema))
+                            group, rows, size = [], 0, 0
+                            limit.check(fh.tell())
+                    if group:
+                        writer.write_table(pa.Table.from_batches(group, schema=stream.schema))
             else:
                 _write_json(fh, stream, json_head or {}, limit)
         size = tmp.stat().st_size

@@ -3,13 +3,15 @@
 Why this shape:
 - A query that finishes within ``wait_s`` costs no control-database write when its
   format is JSON (the body goes back inline); the hot path of an agent loop is then no
-  I/O besides DuckDB, and no thread hop once the query text is known to be fast.
+  I/O besides DuckDB and one thread hop (agent SQL never runs on the event loop).
 - A query still running at ``wait_s``, or any file result (csv/parquet/arrow, served by
   link), is persisted as a ``QueryJobRow`` so any replica can report it and serve the
   file from ``<home>/results``. A per-job lock orders "request gives up waiting" against
   "worker finishes", so a row is inserted exactly once and never updated before it exists.
-- Where a job runs (inline on the event loop, FIFO short lane, or a worker) is decided
-  by ``scheduling.Scheduler`` from what this replica learned about the query text.
+- Whether a job takes the FIFO short lane is decided by ``scheduling.Scheduler`` from
+  what this replica learned about the query text; it always runs on a worker thread.
+- JSON rows are encoded batch by batch and refused past ``QUERY_JSON_MAX_BYTES``, so an
+  oversized result is never built in memory.
 - Results are private: a job is visible to the token that ran it and to admin; anyone
   else gets the same 404 as for an unknown id. Expired results answer 410. A result
   read from a table the token may no longer read is refused (403 ``table_not_granted``):
@@ -35,7 +37,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from serving.auth.caller import Caller
-from serving.lib.errors import ApiError, Forbidden, NotFound, QueryTimeout
+from serving.lib.errors import ApiError, Forbidden, NotFound
 from serving.queries import formats, scheduling
 from serving.queries.engine import QueryEngine
 from serving.queries.guard import GuardedQuery, sql_hash
@@ -76,7 +78,6 @@ class Job:
         self.truncated = False
         self.tables: list[dict[str, str]] = []
         self.sql_hash = checked.sql_hash if checked else sql_hash(sql)
-        self.was_inline = False  # interrupted inline, now re-run on a worker
         self.expires_at: dt.datetime | None = None
         self.result_path: Path | None = None
 
@@ -93,7 +94,7 @@ class Job:
 
 
 class JobManager:
-    def __init__(self, engine: QueryEngine, settings: Settings, *, workers: int = 16) -> None:
+    def __init__(self, engine: QueryEngine, settings: Settings, *, workers: int = scheduling.WORKERS) -> None:
         self.engine, self.settings, self.q = engine, settings, settings.query
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="query")
         self.running: dict[str, Job] = {}
@@ -146,30 +147,6 @@ class JobManager:
         self.running[job.id] = job
         return self.pool.submit(self._work, job)
 
-    # -- inline fast path ----------------------------------------------------------------
-    def inline_ok(self, job: Job) -> bool:
-        return job.fmt == "json" and job.checked is not None and self.sched.inline_ok(job.checked.sql, job.owner)
-
-    def run_inline(self, job: Job) -> bool:
-        """Run ``job`` on the calling thread within ``INLINE_BUDGET_S``; False if it must go to a worker."""
-        assert job.checked is not None
-        budget = min(job.timeout_s, scheduling.INLINE_BUDGET_S)
-        started = time.perf_counter()
-        try:
-            self._run_json(job, timeout_s=budget)
-            job.status = "succeeded"
-        except QueryTimeout:
-            if budget >= job.timeout_s:
-                raise
-            self.sched.interrupted(job.checked.sql)
-            job.handle, job.was_inline = Handle(), True
-            return False
-        self.sched.record(job.checked.sql, time.perf_counter() - started)
-        self.sched.stats["inline"] += 1
-        job.finished_at = utcnow()
-        job.done = True
-        return True
-
     # -- worker side -------------------------------------------------------------------
     def _work(self, job: Job) -> Job:
         try:
@@ -208,12 +185,9 @@ class JobManager:
         job.checked, job.sql_hash = checked, checked.sql_hash
         started = time.perf_counter()
         result = self.engine.execute_guarded(checked, params=job.params, max_rows=job.max_rows,
-                                             timeout_s=timeout_s or job.timeout_s, handle=job.handle)
-        if timeout_s is None:
-            took = time.perf_counter() - started
-            self.sched.record(checked.sql, took)
-            if job.was_inline and took >= scheduling.INLINE_BUDGET_S:
-                self.sched.strike(job.owner)
+                                             timeout_s=timeout_s or job.timeout_s, handle=job.handle,
+                                             max_bytes=self.q.json_max_bytes)
+        self.sched.record(checked.sql, time.perf_counter() - started)
         job.row_count, job.truncated = result.row_count, result.truncated
         job.tables = [t.as_dict() for t in result.tables]
         payload = {"job_id": None, "status": "succeeded", "columns": result.columns, "rows": result.rows,
@@ -221,7 +195,7 @@ class JobManager:
                    "tables": job.tables, "duration_ms": round(result.duration_ms, 3), "sql_hash": result.sql_hash}
         job.body = formats.encode_json(payload)
         job.bytes = len(job.body)
-        formats.check_size(job.bytes, self.q.max_result_bytes)
+        formats.check_size(job.bytes, self.q.json_max_bytes + (64 << 10))  # rows plus the answer's own fields
 
     def _run_file(self, job: Job) -> None:
         path = self._path(job)

@@ -1,26 +1,24 @@
-"""Where a query runs: inline on the event loop, through the FIFO short lane, or freely on a worker.
+"""Where a query runs: always on a worker thread, through the FIFO short lane or freely.
 
-Why (measured on 2 cores; see bench/serving.py): a thread hop costs 60-200 µs (more on a
-loaded machine), most of a ~1 ms point query; and at 16 concurrent requests processor
-sharing doubles the median latency of short queries compared with running them in
-arrival order, for the same throughput. So this replica learns, per guarded query text:
+Agent SQL never runs on the event loop. An earlier version ran query texts it had
+learned were fast inline on the loop, but speed belongs to a (text, parameters) pair and
+to the data, not to the text: the same text with other parameters froze every request
+of the process for seconds. A thread hop costs 60-200 µs on 2 cores (more when loaded),
+a small part of a point query's HTTP round trip; see the README's isolation figures.
 
-- inline: a JSON query text that ran ``INLINE_AFTER`` times, at best within
-  ``INLINE_FAST_S``, runs on the event loop itself, like a bare ASGI app would. The
-  inline run has a time limit (``INLINE_BUDGET_S``): a query that turns out slow is
-  interrupted and re-run on a worker; its text then stays on workers for
-  ``INLINE_BAN_S``. If the re-run confirms the query is slow (not just a busy machine),
-  the token gets a strike, and ``STRIKES`` strikes within ``STRIKE_WINDOW_S`` cost it
-  the inline path for that window. A caller can thus stall the loop for at most
-  ``STRIKES × INLINE_BUDGET_S`` per window, even on purpose.
-- short lane: a query whose best run took at most ``SHORT_S`` runs on a worker through a
-  FIFO lane of ``SHORT_SLOTS`` (about one per core), so short queries finish in arrival
-  order. A query that overstays ``4 × SHORT_S`` gives its slot back (it keeps running),
-  so one that turns out long never holds back the others.
+What this replica still learns, per guarded query text:
+- short lane: a query whose best run took at most ``SHORT_S`` runs through a FIFO lane
+  of ``SHORT_SLOTS`` (about one per core), so short queries finish in arrival order
+  (processor sharing doubled their median latency at 16 concurrent requests). A query
+  that overstays ``4 × SHORT_S`` gives its slot back (it keeps running), so one that
+  turns out long (other parameters) never holds back the others, and a query waits at
+  most ``LANE_WAIT_S`` for a slot before it runs without one: a lane clogged by queries
+  that only looked short (one agent's bombs) cannot delay other agents by more.
 - anything else (unknown or long) runs on a worker at once and shares the CPU.
 
 The best (not the last) duration classifies a text: runs slowed down by a busy machine
-say nothing about the query itself.
+say nothing about the query itself. Workers are plentiful (``WORKERS``): a worker blocked
+in a long DuckDB query costs little, and per-agent slots, not the pool, bound how many run.
 """
 
 from __future__ import annotations
@@ -28,28 +26,24 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-import time
 from collections.abc import Iterator
 
 from serving.queries.watchdog import Watchdog
 
-INLINE_AFTER = 3  # runs on a worker before a query text may run inline
-INLINE_FAST_S = 0.010  # ... and its best run must have been at most this long
-INLINE_BUDGET_S = 0.100  # time limit of an inline run before it is moved to a worker
-INLINE_BAN_S = 1.0  # a text interrupted inline stays on workers this long
-STRIKES, STRIKE_WINDOW_S = 3, 60.0  # inline interruptions that cost a token the inline path, and for how long
 SHORT_S = 0.25  # a query whose best run took at most this long goes through the FIFO short lane
 SHORT_SLOTS = max(2, os.cpu_count() or 2)
+LANE_WAIT_S = 0.05  # longest wait for a short-lane slot; then the query runs without one
+WORKERS = 128  # query worker threads of one process
 _ENTRIES = 10_000
 
 
 class Speed:
     """What this replica learned about one query text."""
 
-    __slots__ = ("banned_until", "best_s", "runs")
+    __slots__ = ("best_s", "runs")
 
     def __init__(self) -> None:
-        self.runs, self.banned_until, self.best_s = 0, 0.0, float("inf")
+        self.runs, self.best_s = 0, float("inf")
 
 
 class _Ticket:
@@ -66,24 +60,13 @@ class _Ticket:
 
 
 class Scheduler:
-    """The per-replica memory of query speeds, the short lane, and per-token strikes."""
+    """The per-replica memory of query speeds and the short lane."""
 
     def __init__(self, watchdog: Watchdog, *, slots: int = SHORT_SLOTS) -> None:
         self.speeds: dict[str, Speed] = {}  # keyed by the rewritten SQL
-        self._strikes: dict[str, list[float]] = {}  # token -> monotonic times of inline interruptions
         self._lane = threading.Semaphore(slots)
         self._watchdog = watchdog
-        self.stats = {"inline": 0, "inline_interrupted": 0, "worker": 0, "short_lane": 0}
-
-    def inline_ok(self, sql: str, owner: str | None) -> bool:
-        speed = self.speeds.get(sql)
-        if speed is None or speed.runs < INLINE_AFTER or speed.best_s > INLINE_FAST_S:
-            return False
-        now = time.monotonic()
-        strikes = self._strikes.get(owner or "")
-        if strikes and len([t for t in strikes if now - t < STRIKE_WINDOW_S]) >= STRIKES:
-            return False
-        return speed.banned_until <= now
+        self.stats = {"worker": 0, "short_lane": 0}
 
     def is_short(self, sql: str | None) -> bool:
         speed = self.speeds.get(sql) if sql is not None else None
@@ -99,20 +82,6 @@ class Scheduler:
         speed.runs += 1
         speed.best_s = min(speed.best_s, seconds)
 
-    def interrupted(self, sql: str) -> None:
-        """An inline run hit its budget: the text stays on workers for a while."""
-        speed = self.speeds.setdefault(sql, Speed())
-        speed.banned_until = time.monotonic() + INLINE_BAN_S
-        self.stats["inline_interrupted"] += 1
-
-    def strike(self, owner: str | None) -> None:
-        """The worker re-run of an interrupted inline query was slow too: count it against the token."""
-        now = time.monotonic()
-        strikes = self._strikes.setdefault(owner or "", [])
-        strikes[:] = [t for t in strikes if now - t < STRIKE_WINDOW_S] + [now]
-        if len(self._strikes) > _ENTRIES:
-            self._strikes.clear()
-
     @contextlib.contextmanager
     def lane(self, short: bool) -> Iterator[None]:
         """Hold a FIFO short-lane slot for the block when ``short``; otherwise run at once."""
@@ -120,8 +89,10 @@ class Scheduler:
         if not short:
             yield
             return
+        if not self._lane.acquire(timeout=LANE_WAIT_S):
+            yield
+            return
         self.stats["short_lane"] += 1
-        self._lane.acquire()
         ticket = _Ticket(self._lane)
         entry = self._watchdog.arm(4 * SHORT_S, ticket)
         try:

@@ -1,4 +1,9 @@
-"""Routes of the sampling feature: a sample of a table, and its profile."""
+"""Routes of the sampling feature: a sample of a table, and its profile.
+
+Both are agent work like a query: each holds one of the agent's concurrent slots
+(``AGENT_MAX_CONCURRENT_QUERIES``, shared with queries) and runs on a worker thread under
+its time limit (``Limiter.run_in_slot``): 429 past the slots, 408 past the time.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from serving.auth.guards import requires_reader
 from serving.catalog.services import resolve_table
 from serving.lib.audit import annotate
 from serving.lib.errors import BadRequest
+from serving.lib.limits import get_limiter
 from serving.lib.services import Services
 from serving.queries import formats
 from serving.queries.services import get_engine
@@ -62,7 +68,8 @@ async def sample_table(  # noqa: PLR0917 - query parameters are keyword argument
     key = await anyio.to_thread.run_sync(resolve_table, caller, table, services)
     req = SampleRequest(method=method, size=size if size is not None else (None if fraction else 100),
                         fraction=fraction, seed=seed, columns=_split(columns), where=where, by=by, fmt=fmt)
-    result = await anyio.to_thread.run_sync(sampling.run_sample, services, caller, key, req)
+    result = await get_limiter(services).run_in_slot(caller, lambda: sampling.run_sample(services, caller, key, req),
+                                                     limit_s=q.timeout_s)
     annotate(request, sql_text=result.sql, tables=[{"table": key, "version": result.manifest.version}],
              rows=result.row_count, bytes=len(result.body))
     headers = {"X-Sample-Method": result.method, "X-Served-Version": result.manifest.version,
@@ -94,9 +101,10 @@ async def profile_table(  # noqa: PLR0917 - query parameters are keyword argumen
     names = pick_columns(manifest, wanted)
     types = {c.name: c.type for c in manifest.columns}
     specs = [ColumnSpec(n, types[n]) for n in names]
-    profile, cached = await anyio.to_thread.run_sync(lambda: get_profile_cache(services).get_or_compute(
+    cache = get_profile_cache(services)
+    profile, cached = await get_limiter(services).run_in_slot(caller, lambda: cache.get_or_compute(
         engine, caller, key, manifest, specs, all_columns=not wanted, sample_rows=sample,
-        seed=(seed if seed is not None else 0) if sample else None, force=force_refresh))
+        seed=(seed if seed is not None else 0) if sample else None, force=force_refresh), limit_s=cache.timeout_s)
     annotate(request, tables=[{"table": key, "version": profile["served_version"]}], rows=len(profile["columns"]))
     return msgspec.convert(profile | {"cached": cached}, TableProfile)
 

@@ -9,7 +9,9 @@ files are removed when a newer one is written). ``force_refresh`` recomputes. Co
 requests for the same missing profile compute it once.
 
 Access is checked before the cache is consulted (the caller must be granted the table),
-and every scan runs through ``QueryEngine.execute_trusted`` with its time limit.
+and every scan runs through ``QueryEngine.execute_trusted``; all scans of one profile
+share one deadline (``timeout_s``: ``QUERY_MAX_TIMEOUT_S``, at most 300 s), and the
+request holds one of the agent's query slots (the controller).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import json
 import os
 import secrets
 import threading
+import time
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -135,9 +138,11 @@ class ProfileCache:
     def _compute(self, engine: QueryEngine, caller: Caller, key: str, manifest: Manifest, columns: list[ColumnSpec], *,
                  sample_rows: int | None, seed: int | None) -> dict[str, Any]:
         versions: set[str] = set()
+        deadline = time.monotonic() + self.timeout_s
 
         def run(sql: str, params: Any) -> list[tuple[Any, ...]]:
-            res = engine.execute_trusted(caller, [key], sql, params=params, max_rows=1, timeout_s=self.timeout_s)
+            res = engine.execute_trusted(caller, [key], sql, params=params, max_rows=1,
+                                         timeout_s=max(0.001, deadline - time.monotonic()))
             versions.update(t.version for t in res.tables)
             return res.rows
 

@@ -10,7 +10,10 @@ Methods (``T`` is the table, ``W`` the agent's filter after ``validate_filter``)
 - ``recent``: the n latest rows by the table's cursor column, or its time-partition
   column (from the registry), or ``by``.
 
-The table is never loaded into Python: DuckDB returns only the sample.
+The table is never loaded into Python: DuckDB returns only the sample. A sample is one
+agent query: it holds one of the agent's slots (the controller), and all its DuckDB work
+together stays within ``QUERY_TIMEOUT_S`` (one deadline shared by its statements); JSON
+rows are encoded batch by batch within ``QUERY_JSON_MAX_BYTES``.
 """
 
 from __future__ import annotations
@@ -149,8 +152,13 @@ class Plan:
     fast: tuple[str, list[Any]] | None = None
 
 
+def remaining(deadline: float) -> float:
+    """Seconds left before ``deadline`` (a ``time.monotonic()`` value), at least 1 ms."""
+    return max(0.001, deadline - time.monotonic())
+
+
 def recent_cutoff(services: Services, caller: Caller, key: str, manifest: Manifest, *, col: str, n: int | None,
-                  select: str, where: str | None, order: str) -> tuple[str, list[Any]] | None:
+                  select: str, where: str | None, order: str, deadline: float) -> tuple[str, list[Any]] | None:
     """``WHERE col >= cutoff`` for ``recent``, so zone maps skip all but the newest row groups.
 
     The cutoff is estimated from min/max (answered from column statistics, no scan) as
@@ -164,7 +172,7 @@ def recent_cutoff(services: Services, caller: Caller, key: str, manifest: Manife
     ctype = next(c.type for c in manifest.columns if c.name == col)
     q = quote_ident(col)
     lo, hi = get_engine(services).execute_trusted(caller, [key], f"SELECT min({q}), max({q}) FROM {quote_table(key)}",
-                                                  max_rows=1).rows[0]
+                                                  max_rows=1, timeout_s=remaining(deadline)).rows[0]
     frac = 4 * n / total
     try:
         if isinstance(hi, decimal.Decimal):
@@ -180,7 +188,8 @@ def recent_cutoff(services: Services, caller: Caller, key: str, manifest: Manife
     return sql, [cutoff]
 
 
-def build_sql(services: Services, caller: Caller, key: str, manifest: Manifest, req: SampleRequest) -> Plan:
+def build_sql(services: Services, caller: Caller, key: str, manifest: Manifest, req: SampleRequest, *,
+              deadline: float) -> Plan:
     """The plan of ``req`` on ``key``: SQL, sampling kind, seed, regenerated filter, column used."""
     cols = pick_columns(manifest, req.columns)
     select = ", ".join(quote_ident(c) for c in cols)
@@ -197,7 +206,7 @@ def build_sql(services: Services, caller: Caller, key: str, manifest: Manifest, 
         order = f" ORDER BY {quote_ident(col)} DESC NULLS LAST LIMIT {n}"
         return Plan(f"SELECT {select} FROM {table}{filt}{order}", None, None, where, col,
                     recent_cutoff(services, caller, key, manifest, col=col, n=n, select=select, where=where,
-                                  order=order))
+                                  order=order, deadline=deadline))
     seed = req.seed if req.seed is not None else secrets.randbelow(MAX_SEED)
     if req.method == "random":
         inner = f"(SELECT {select} FROM {table}{filt})" if where else table
@@ -247,32 +256,41 @@ class _Fetched:
     rows: Any = None
 
 
-def _json(engine: QueryEngine, caller: Caller, key: str, sql: str, *, params: list[Any] | None, cap: int) -> Any:
-    return engine.execute_trusted(caller, [key], sql, params=params, max_rows=cap)
+def _json(engine: QueryEngine, caller: Caller, key: str, sql: str, *, params: list[Any] | None, cap: int,
+          deadline: float) -> Any:
+    return engine.execute_trusted(caller, [key], sql, params=params, max_rows=cap, timeout_s=remaining(deadline),
+                                  max_bytes=engine.q.json_max_bytes)
 
 
-def _arrow(engine: QueryEngine, caller: Caller, key: str, sql: str, *, params: list[Any] | None, cap: int) -> Any:
-    with engine.stream_trusted(caller, [key], sql, params=params, max_rows=cap) as stream:
-        table = pa.Table.from_batches(list(stream), schema=stream.schema)
+def _arrow(engine: QueryEngine, caller: Caller, key: str, sql: str, *, params: list[Any] | None, cap: int,
+           deadline: float) -> Any:
+    with engine.stream_trusted(caller, [key], sql, params=params, max_rows=cap, timeout_s=remaining(deadline)) as stream:
+        batches, size = [], 0
+        for batch in stream:
+            size += batch.nbytes
+            formats.check_size(size, engine.q.max_result_bytes)
+            batches.append(batch)
+        table = pa.Table.from_batches(batches, schema=stream.schema)
         return _Fetched(stream.columns, stream.tables, stream.row_count, stream.truncated, rows=table)
 
 
 def run_sample(services: Services, caller: Caller, key: str, req: SampleRequest) -> Sample:
     """Build, run and encode one sample. Blocking: call from a worker thread."""
     started = time.perf_counter()
+    q = services.settings.query
+    deadline = time.monotonic() + q.timeout_s
     engine = get_engine(services)
     manifest = engine.manifests([key])[0]
-    plan = build_sql(services, caller, key, manifest, req)
-    q = services.settings.query
+    plan = build_sql(services, caller, key, manifest, req, deadline=deadline)
     cap = q.json_max_rows if req.fmt == "json" else q.max_rows
     fetch = _json if req.fmt == "json" else _arrow
     res = None
     if plan.fast is not None:
-        res = fetch(engine, caller, key, plan.fast[0], params=plan.fast[1], cap=cap)
+        res = fetch(engine, caller, key, plan.fast[0], params=plan.fast[1], cap=cap, deadline=deadline)
         if res.row_count < (req.size or 0):
             res = None
     if res is None:
-        res = fetch(engine, caller, key, plan.sql, params=None, cap=cap)
+        res = fetch(engine, caller, key, plan.sql, params=None, cap=cap, deadline=deadline)
     version = res.tables[0].version
     used = manifest if manifest.version == version else engine.manifests([key])[0]
     sample = Sample(table=key, manifest=used, method=req.method, sampling=plan.sampling, seed=plan.seed, size=req.size,
