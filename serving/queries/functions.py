@@ -135,12 +135,20 @@ def check_functions(tree: dict[str, Any], wrapped: Counter[str]) -> None:
                                                  f"({name}(x, …), not as a method or qualified name) so its size can be bounded")
 
 
+def _constant_text(node: Any) -> str | None:
+    """The text of a constant in DuckDB's serialized parse (either serialization format), else None."""
+    if not isinstance(node, dict) or node.get("class") != "CONSTANT":
+        return None
+    value = node.get("literal") or node.get("value") or {}
+    text = value.get("text", value.get("value")) if isinstance(value, dict) else None
+    return text if isinstance(text, str) else None
+
+
 def _check_named_aggregate(name: str, node: dict[str, Any], p: FunctionPolicy) -> None:
-    children = node.get("children") or []
-    target = children[1] if len(children) > 1 else None
-    value = (target or {}).get("value") or {}
-    aggregate = value.get("value") if target and target.get("class") == "CONSTANT" else None
-    if not isinstance(aggregate, str) or aggregate.lower() not in p.aggregates:
+    args = [a.get("expression") if isinstance(a, dict) else None for a in node.get("arguments") or []]
+    args = args or list(node.get("children") or [])
+    aggregate = _constant_text(args[1]) if len(args) > 1 else None
+    if aggregate is None or ascii_lower(aggregate) not in p.aggregates:
         raise reject("function_not_allowed", f"{name}() needs the name of an allowed aggregate function as a constant string")
 
 

@@ -132,8 +132,11 @@ def _call_shape(node: exp.Func) -> tuple[str, list[str], list[exp.Expr]] | None:
     return name, positional, originals
 
 
-def _check_format(name: str, node: exp.Func, originals: list[exp.Expr]) -> None:
-    fmt = originals[0] if originals else None
+def _check_format(name: str, positional: list[str]) -> None:
+    try:
+        fmt = sqlglot.parse_one(positional[0], read="duckdb") if positional else None
+    except sqlglot.errors.SqlglotError:
+        fmt = None
     if not (isinstance(fmt, exp.Literal) and fmt.is_string):
         raise reject("function_not_allowed", f"{name}() needs a literal format string, so the guard can bound its output")
     text = fmt.this
@@ -148,7 +151,6 @@ def _check_format(name: str, node: exp.Func, originals: list[exp.Expr]) -> None:
             widths += re.findall(r"\d+|\*", field.partition(":")[2])
     if any(w == "*" or int(w) > MAX_FORMAT_WIDTH for w in widths):
         raise reject("function_not_allowed", f"{name}() widths and precisions must be literal numbers up to {MAX_FORMAT_WIDTH}")
-    del node
 
 
 def _wrapper(name: str, positional: list[str], originals: list[exp.Expr], serial: int) -> exp.Expr:
@@ -177,24 +179,39 @@ def bound_calls(tree: exp.Expr) -> Counter[str]:
     for ident in tree.find_all(exp.Identifier):
         if str(ident.this).lower().startswith(RESERVED_PREFIX):
             raise reject("statement_not_allowed", f"names starting with {RESERVED_PREFIX} are reserved: {shown(ident.this)}")
+    for lam in tree.find_all(exp.Lambda):
+        lam.set("colon", True)  # DuckDB 2 refuses `x -> …` at bind time; `lambda x: …` is the same function
     bounded = policy().bounded
     done: Counter[str] = Counter()
-    for node in list(tree.find_all(exp.Func)):
+    for found in list(tree.find_all(exp.Func)):
+        node = found
         if isinstance(node.parent, _TABLE_POSITION) and node.arg_key == "this":
             continue  # a table function: checked against the table allow-list
         shape = _call_shape(node)
         if shape is None or shape[0] not in bounded:
             continue
-        name, positional, originals = shape
         if isinstance(node.parent, exp.Dot) and node.arg_key == "expression":
-            raise reject("function_not_allowed", f"function {name}() must be called as a plain function "
-                                                 f"({name}(x, …), not as a method or qualified name) so its size can be bounded")
+            node = _method_as_call(node, shape[0])
+            shape = _call_shape(node)
+            assert shape is not None
+        name, positional, originals = shape
         if name in _FORMATS:
-            _check_format(name, node, originals)
+            _check_format(name, positional)
         else:
-            replacement = _wrapper(name, positional, originals, sum(done.values()) + 1)
-            if node is tree:
-                raise reject("statement_not_allowed", "a bare function call is not a query")
-            node.replace(replacement)
+            node.replace(_wrapper(name, positional, originals, sum(done.values()) + 1))
         done[name] += 1
     return done
+
+
+def _method_as_call(node: exp.Func, name: str) -> exp.Func:
+    """``x.repeat(3)`` (DuckDB's method syntax) as ``repeat(x, 3)``, so the bound sees every argument."""
+    dot = node.parent
+    if not isinstance(node, exp.Anonymous) or not isinstance(dot, exp.Dot):
+        raise reject("function_not_allowed", f"function {name}() must be called as a plain function ({name}(x, …)) "
+                                             "so its size can be bounded")
+    receiver = dot.this
+    if isinstance(receiver, exp.Identifier):
+        receiver = exp.Column(this=receiver)
+    call = exp.Anonymous(this=node.name, expressions=[receiver, *node.expressions])
+    dot.replace(call)
+    return call
