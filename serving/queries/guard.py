@@ -22,11 +22,11 @@ Layers (each has its own tests in tests/serving/test_guard*.py and test_security
   query-wide, so ``… WHERE EXISTS (WITH secret AS (…) …)`` cannot shadow an outer name),
   and only where DuckDB agrees: names compare with DuckDB's ASCII-only case folding, and a
   CTE or function name with non-ASCII cased letters is refused (``ambiguous_name``).
-- functions (``function_not_allowed``): table functions are denied unless allow-listed
-  (``range``, ``generate_series``, ``unnest``); scalar functions that reach outside the
-  query are denied by name or prefix: ``read_*``, ``query``, ``query_table``, ``glob``,
-  ``duckdb_*``, ``pragma_*``, ``getenv``, ``current_setting`` (it would print the
-  instance's temp path and limits), ``getvariable``, ``json_execute_serialized_sql`` …
+- functions (``function_not_allowed``): an allow-list (``functions.toml``, generated
+  from ``duckdb_functions()`` and reviewed), checked on DuckDB's own parse of the SQL
+  that will run, so sqlglot's renaming of functions, casts and operators cannot hide a
+  call (functions.py). Calls of functions whose memory DuckDB does not account for are
+  rewritten with a size bound (functions_bounds.py, rule ``function_limit`` at run time).
 
 The physical boundary is elsewhere (engine.py: a DuckDB instance that holds only the
 tables the query names); the guard gives precise, early, typed refusals on top of it.
@@ -52,6 +52,7 @@ from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 
 from serving.lib.errors import ApiError, BadRequest, PayloadTooLarge, QueryRejected
+from serving.queries import functions, functions_bounds
 from serving.queries.names import (
     GrantIndex,
     Lru,
@@ -67,16 +68,6 @@ from shared.identifiers import duck_fold
 
 MAX_SQL_CHARS = 100_000
 MAX_CACHED_SQL_CHARS = 8_192  # bounds the guard cache's memory (4096 entries)
-ALLOWED_TABLE_FUNCTIONS = frozenset({"range", "generate_series", "unnest"})
-DENIED_FUNCTIONS = frozenset({
-    "query", "query_table", "glob", "getenv", "current_setting", "getvariable", "sniff_csv", "checkpoint",
-    "force_checkpoint", "which_secret", "load_aws_credentials", "sql_auto_complete", "seq_scan", "index_scan",
-    "json_execute_serialized_sql", "json_serialize_sql", "json_deserialize_sql", "json_serialize_plan",
-    "from_substrait", "get_substrait", "get_substrait_json", "from_substrait_json", "enable_logging",
-    "disable_logging", "truncate_duckdb_logs", "set_variable", "setvariable",
-})
-DENIED_PREFIXES = ("read_", "duckdb_", "pragma_", "parquet_", "iceberg_", "delta_", "sqlite_", "postgres_",
-                   "mysql_", "arrow_", "http", "load_", "ducklake_")
 # Node types that are statements of their own: never allowed inside a query.
 _STATEMENT_NODES: tuple[type[exp.Expr], ...] = (
     exp.Command, exp.DDL, exp.DML, exp.Drop, exp.Alter, exp.Set, exp.Pragma, exp.Attach, exp.Detach,
@@ -107,30 +98,33 @@ _duck_lock = threading.Lock()
 _duck: list[duckdb.DuckDBPyConnection] = []
 
 
-def function_name(node: exp.Func) -> str:
-    """The function's name as DuckDB looks it up (ASCII case folding)."""
-    if isinstance(node, exp.Anonymous):
-        check_foldable(str(node.name), "function")
-        return duck_fold(str(node.name))
-    names = node.sql_names()
-    return duck_fold(names[0] if names else node.key)
-
-
-def _all_names(node: exp.Func) -> list[str]:
-    if isinstance(node, exp.Anonymous):
-        check_foldable(str(node.name), "function")
-        return [duck_fold(str(node.name))]
-    return [duck_fold(n) for n in node.sql_names()] or [duck_fold(node.key)]
-
-
 def _check_function(node: exp.Func) -> None:
-    names = _all_names(node)
-    for name in names:
-        if name in DENIED_FUNCTIONS or name.startswith(DENIED_PREFIXES):
-            raise reject("function_not_allowed", f"function {shown(name)}() is not allowed")
-    if isinstance(node.parent, _TABLE_POSITION) and node.arg_key == "this" and not set(names) & ALLOWED_TABLE_FUNCTIONS:
-        raise reject("function_not_allowed", f"table function {shown(names[0])}() is not allowed; "
-                                             f"allowed table functions: {', '.join(sorted(ALLOWED_TABLE_FUNCTIONS))}")
+    """An early refusal of a function written under its DuckDB name (sqlglot's ``Anonymous``).
+
+    Only a shortcut for a precise message: the allow-list itself is enforced on DuckDB's
+    parse of the rewritten SQL (``functions.check_functions``), which also sees the
+    functions sqlglot maps to its own nodes.
+    """
+    if not isinstance(node, exp.Anonymous):
+        return
+    p = functions.policy()
+    check_foldable(str(node.name), "function")
+    name = functions.ascii_lower(str(node.name))
+    if isinstance(node.parent, _TABLE_POSITION) and node.arg_key == "this":
+        if name not in p.table:
+            raise reject("function_not_allowed", f"table function {shown(name)}() is not allowed: {p.refusal('table', name)}; "
+                                                 f"allowed table functions: {', '.join(sorted(p.table))}")
+    elif name not in p.expression and name not in p.bounded and name not in functions.PARSER_FUNCTIONS:
+        raise reject("function_not_allowed", f"function {shown(name)}() is not allowed: {p.refusal('expression', name)}")
+
+
+def _bound_and_check_functions(tree: exp.Expr) -> str:
+    """Bound the size of calls that need it, print the tree, and check every function DuckDB will call."""
+    wrapped = functions_bounds.bound_calls(tree)
+    sql = tree.sql(dialect="duckdb", comments=False)
+    _duckdb_agrees(sql)
+    functions.check_functions(functions.parse_tree(sql, _duck_serialize), wrapped)
+    return sql
 
 
 def _check_pivot(node: exp.Pivot) -> None:
@@ -230,6 +224,14 @@ def _duck_statements(sql: str) -> list[Any]:
         return list(_duck[0].extract_statements(sql))
 
 
+def _duck_serialize(sql: str) -> str:
+    with _duck_lock:
+        if not _duck:
+            _duck.append(duckdb.connect(":memory:", config={"enable_external_access": False}))
+        row = _duck[0].execute("SELECT json_serialize_sql(?)", [sql]).fetchone()
+    return str(row[0]) if row else ""
+
+
 def _classify_unparsed(sql: str) -> None:
     """Refuse with the precise rule when DuckDB can tell what sqlglot could not parse."""
     try:
@@ -280,8 +282,7 @@ def _check(sql: str, grants: frozenset[str]) -> GuardedQuery:
         raise reject("statement_not_allowed", f"{shown(word)} statements are not allowed; only SELECT queries")
     else:
         raise reject("statement_not_allowed", f"{tree.key.upper()} statements are not allowed; only SELECT queries")
-    rewritten = tree.sql(dialect="duckdb", comments=False)
-    _duckdb_agrees(rewritten)
+    rewritten = _bound_and_check_functions(tree)
     return GuardedQuery(sql=rewritten, tables=frozenset(walker.tables), kind=kind, sql_hash=sql_hash(sql))
 
 
@@ -344,9 +345,8 @@ def validate_filter(where_sql: str, caller: object | None = None) -> str:
             raise reject("statement_not_allowed", f"{node.key.upper()} is not allowed in a filter")
         if isinstance(node, exp.Func):
             _check_function(node)
-    text = condition.sql(dialect="duckdb", comments=False)
-    _duckdb_agrees(f"SELECT 1 WHERE {text}")
-    return text
+    _bound_and_check_functions(tree)
+    return tree.args["where"].this.sql(dialect="duckdb", comments=False)
 
 
 def clear_caches() -> None:
