@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 
+from shared.filemodes import secure_home
 from shared.settings import Settings, get_settings
 
 
@@ -23,6 +24,7 @@ def run(settings: Settings | None = None) -> None:
     import uvicorn
 
     settings = settings or get_settings()
+    secure_home(settings.home)  # owner-only umask, and a home made before that rule repaired
     level = settings.api.log_level.lower()
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     common = {"host": settings.api.host, "port": settings.api.port, "log_level": level, "access_log": False,
