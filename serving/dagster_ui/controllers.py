@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import hmac
 from html import escape
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
+from urllib.parse import unquote
 
 from litestar import MediaType, Request, Response, asgi, get, post
 from litestar.connection import ASGIConnection
@@ -92,7 +93,7 @@ async def logout() -> Redirect:
     return Redirect(path=LOGIN_PATH, status_code=303, cookies=[cookie])
 
 
-async def _redirect(send: Send, location: str, status: int) -> None:
+async def _redirect(send: Any, location: str, status: int) -> None:
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"location", location.encode()), (b"content-length", b"0"), (b"cache-control", b"no-store")]})
     await send({"type": "http.response.body", "body": b""})
@@ -103,13 +104,19 @@ def _wants_page(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
             and "authorization" not in connection.headers)
 
 
-@asgi(UI_PATH_PREFIX, is_mount=True, operation_id="dagster_ui", include_in_schema=False, copy_scope=True)
+@asgi(UI_PATH_PREFIX, is_mount=True, operation_id="dagster_ui", include_in_schema=False, copy_scope=False)
 async def dagster_ui(scope: Scope, receive: Receive, send: Send) -> None:
     """The Dagster UI (pages, static assets, GraphQL, websockets), for the admin only."""
+    await _serve(cast("dict[str, Any]", scope), receive, send)
+
+
+async def _serve(scope: dict[str, Any], receive: Any, send: Any) -> None:
     services: Services = scope["app"].state.services
     ui = get_ui(services)
-    connection: ASGIConnection[Any, Any, Any, Any] = ASGIConnection(scope, receive=receive, send=send)
+    connection: ASGIConnection[Any, Any, Any, Any] = ASGIConnection(scope, receive=receive, send=send)  # type: ignore[arg-type]
     websocket = scope["type"] == "websocket"
+    # The mount rewrote the path to the remainder; the audit row must name what was asked.
+    scope["path"] = unquote(bytes(scope.get("raw_path") or b"").split(b"?", 1)[0].decode("latin-1")) or scope["path"]
     try:
         rest = proxied_rest(scope)
         caller = await ui.access.admit(connection, method="WEBSOCKET" if websocket else scope["method"])

@@ -18,15 +18,22 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 import anyio
 import httpx
-from litestar.types import Receive, Scope, Send
 
 from serving.lib.errors import NotFound, PayloadTooLarge, ServiceUnavailable
 from shared.dagster_names import UI_PATH_PREFIX
 from shared.settings import DagsterSettings
+
+# Raw ASGI plumbing: messages are plain dicts here (Litestar's TypedDicts are too narrow
+# for a relay that passes through whatever the other side sent).
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
 _HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
@@ -69,7 +76,7 @@ def proxied_rest(scope: Scope) -> str:
     Why ``raw_path``: Litestar's mount hands the app a normalised remainder (a trailing
     slash added, and ``/dagsterx`` matched as ``x``); the raw path is what Dagster must see.
     """
-    raw = scope.get("raw_path") or scope["path"].encode()
+    raw: bytes = scope.get("raw_path") or scope["path"].encode()
     path = raw.split(b"?", 1)[0].decode("latin-1")
     if path != UI_PATH_PREFIX and not path.startswith(UI_PATH_PREFIX + "/"):
         raise NotFound("no such resource")
