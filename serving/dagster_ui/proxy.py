@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 import anyio
 import httpx
 
-from serving.lib.errors import NotFound, PayloadTooLarge, ServiceUnavailable
+from serving.lib.errors import ApiError, NotFound, PayloadTooLarge, ServiceUnavailable
 from shared.dagster_names import UI_PATH_PREFIX
 from shared.settings import DagsterSettings
 
@@ -36,10 +36,15 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
+BODY_TIMEOUT_S = 30.0  # a sender slower than this holds a worker for nothing
 _HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
                   "trailers", "transfer-encoding", "upgrade"})
 _DROP_REQUEST = _HOP | {"host", "authorization", "cookie", "content-length", "origin", "referer",
                         "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "forwarded"}
+
+
+class BodyTimeout(ApiError):
+    status, code = 408, "request_timeout"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,7 +114,12 @@ async def _read_body(receive: Receive) -> bytes:
 async def forward_http(client: httpx.AsyncClient, upstream: Upstream, scope: Scope, receive: Receive, send: Send,
                        *, rest: str, drop: frozenset[str]) -> None:
     """Send the request to the webserver and stream its answer back."""
-    body = await _read_body(receive)
+    try:
+        with anyio.fail_after(BODY_TIMEOUT_S):
+            body = await _read_body(receive)
+    except TimeoutError as e:
+        raise BodyTimeout(f"the request body did not arrive within {BODY_TIMEOUT_S:g} s",
+                          rule="body_timeout") from e
     request = client.build_request(scope["method"], upstream.url(rest, scope.get("query_string", b"")),
                                    headers=_request_headers(scope, _DROP_REQUEST | drop), content=body)
     try:

@@ -127,3 +127,37 @@ def test_proxied_requests_are_audited_with_the_caller(client: TestClient[Litesta
     rows = client.get("/api/v1/admin/audit", headers=admin_headers, params={"limit": 50}).json()["items"]
     proxied = [(r["caller_type"], r["status_code"]) for r in rows if r["endpoint"] == "/dagster/graphql"]
     assert sorted(proxied) == [("admin", 200), ("anonymous", 401)]
+
+
+def test_a_slow_sender_is_cut_off(app: Litestar, client: TestClient[Litestar], admin_headers: dict[str, str],
+                                  upstream: Seen, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A body that never finishes arriving is answered 408 after the body timeout, not waited for."""
+    import asyncio
+
+    from serving.dagster_ui import proxy
+
+    monkeypatch.setattr(proxy, "BODY_TIMEOUT_S", 0.3)
+    sent: list[dict[str, Any]] = []
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": "/dagster/graphql", "raw_path": b"/dagster/graphql", "query_string": b"", "root_path": "",
+             "headers": [(b"host", b"testserver"), (b"authorization", admin_headers["Authorization"].encode()),
+                         (b"content-length", b"100")], "client": ("127.0.0.1", 5000), "server": ("testserver", 80)}
+
+    async def receive() -> dict[str, Any]:
+        if not sent and not getattr(receive, "started", False):
+            receive.started = True  # type: ignore[attr-defined]
+            return {"type": "http.request", "body": b"{", "more_body": True}
+        await asyncio.sleep(3600)
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async def call() -> None:
+        await asyncio.wait_for(app(scope, receive, send), timeout=10)  # type: ignore[arg-type]
+
+    asyncio.run(call())
+    assert sent[0]["type"] == "http.response.start"
+    assert sent[0]["status"] == 408
+    assert b"body_timeout" in b"".join(m.get("body", b"") for m in sent[1:])
+    assert upstream == []
