@@ -23,6 +23,7 @@ from orchestration.schedules import build_table_schedules
 from orchestration.sensors import build_failure_sensor, build_source_change_sensor
 from shared import partitions as sp
 from shared.control.db import migrate
+from shared.filemodes import restrict_process
 from shared.registry import RegisteredTable, list_registered
 from shared.settings import Settings, get_settings
 
@@ -80,6 +81,7 @@ def build_definitions(tables: Sequence[RegisteredTable], settings: Settings) -> 
 
 def load_definitions(settings: Settings | None = None) -> dg.Definitions:
     settings = settings or get_settings()
+    restrict_process()  # owner-only files for this process and the run workers it starts
     migrate(settings.control_url)
     return build_definitions(list_registered(settings.control_url), settings)
 

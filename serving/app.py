@@ -31,9 +31,10 @@ from serving.lib.ingress import Ingress
 from serving.lib.params import check_request_params
 from serving.lib.services import Services
 from shared.control.db import migrate
+from shared.filemodes import restrict_process
 from shared.settings import Settings, get_settings
 
-FEATURES = ("health", "auth", "admin", "catalog", "queries", "sampling", "artifacts", "sync")
+FEATURES = ("health", "auth", "admin", "catalog", "queries", "sampling", "artifacts", "sync", "dagster_ui")
 
 
 def _hooks(name: str) -> Any:
@@ -55,6 +56,7 @@ def _version() -> str:
 def create_app(settings: Settings | None = None, *, services: Services | None = None) -> Litestar:
     """Build the API. ``services`` lets tests inject ready clients."""
     settings = settings or (services.settings if services else get_settings())
+    restrict_process()  # owner-only files under AGENTS_DATA_HOME, whatever umask the process inherited
     svc = services or Services(settings=settings)
     routes: list[Any] = []
     for name in FEATURES:

@@ -102,13 +102,15 @@ class DemoSettings:
 class DagsterSettings:
     """How the API reaches Dagster and how orchestration behaves."""
 
-    graphql_url: str = env_var("DAGSTER_GRAPHQL_URL", "http://127.0.0.1:3000/graphql", "Dagster webserver GraphQL endpoint used by the API.")
+    graphql_url: str = env_var("DAGSTER_GRAPHQL_URL", "http://127.0.0.1:3000/dagster/graphql", "Dagster webserver GraphQL endpoint used by the API (internal address; the webserver runs with --path-prefix /dagster, and the API's /dagster/ proxy forwards there).")
     ui_url: str = env_var("DAGSTER_UI_URL", "", "Public Dagster UI base URL used in links (default: derived from DAGSTER_GRAPHQL_URL).")
     location_name: str = env_var("DAGSTER_LOCATION_NAME", "agents_data", "Code location name (workspace.yaml) reloaded after registrations.")
     webserver_port: int = env_var("DAGSTER_WEBSERVER_PORT", 3000, "Port of the Dagster webserver started by the CLI.")
     code_server_port: int = env_var("DAGSTER_CODE_SERVER_PORT", 4266, "Port of the Dagster gRPC code server started by the CLI.")
     schedules_running: bool = env_var("SCHEDULES_DEFAULT_RUNNING", True, "Whether per-table and housekeeping schedules start running on a fresh install.")
     sync_on_start: bool = env_var("SYNC_ON_START", True, "`agents-data up` asks the API for a first sync of every registered table that serves no data yet (time-partitioned: every complete partition, as a backfill).")
+    ui_sso_header: str = env_var("DAGSTER_UI_SSO_HEADER", "X-Forwarded-User", "Header naming the user an SSO proxy authenticated; admits that user to the Dagster UI at /dagster/, but only on requests from DAGSTER_UI_SSO_PROXIES.")
+    ui_sso_proxies: str = env_var("DAGSTER_UI_SSO_PROXIES", "", "Comma-separated addresses or CIDR ranges of the SSO proxies trusted to set DAGSTER_UI_SSO_HEADER. Empty: the header is ignored (admin login only).")
     request_timeout_s: float = env_var("DAGSTER_REQUEST_TIMEOUT_S", 30.0, "Timeout of one GraphQL call from the API.")
     stuck_run_minutes: int = env_var("STUCK_JOB_MINUTES", 120, "Query jobs and syncs running longer than this are marked failed by housekeeping.")
     version_grace_minutes: int = env_var("SERVED_VERSION_GRACE_MINUTES", 30, "Superseded served-data versions are deleted after this many minutes.")
