@@ -202,7 +202,8 @@ def build_source_change_sensor(*, tables: Sequence[RegisteredTable],
 
     @dg.sensor(name=SOURCE_CHANGE_SENSOR, minimum_interval_seconds=minimum_interval_seconds,
                jobs=[jobs[t.key] for t in tables] or None, default_status=default_status,
-               description="Requests a sync of every registered table whose LAST_ALTERED|ROW_COUNT changed in the source.")
+               description="Requests a sync of every registered table whose LAST_ALTERED|ROW_COUNT changed in the source "
+                           "(for incremental partitioned tables: the partitions with rows past the served watermark).")
     def source_change_sensor(context: dg.SensorEvaluationContext, snowflake: dg.ResourceParam[Any]) -> dg.SensorResult:
         if not tables:
             return dg.SensorResult(skip_reason=dg.SkipReason("no tables are registered"), cursor=context.cursor)

@@ -128,9 +128,6 @@ class SourceChanges:
     def partitions(self) -> list[str]:
         return sorted(set(self.changed) | set(self.new))
 
-    def to_dict(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "partitions": self.partitions, "fresh": self.fresh}
-
 
 def _columns(con: Any, table: RegisteredTable) -> dict[str, SourceColumn]:
     cols = {c.name.upper(): c for c in table_columns(con, table.database, table.schema, table.table)}

@@ -246,7 +246,7 @@ async def request_refresh(svc: SyncService, reg: RegisteredTable, *, requested_b
             synced_at, version = await _sync_state(svc, key)
             if scan is not None:
                 kind, partitions = await changed_partitions(svc, reg, scan)
-                if scan.fresh or (is_partitioned(reg) and not partitions and scan.served_watermark is not None):
+                if scan.fresh or (is_partitioned(reg) and not partitions):
                     note = None if scan.fresh else (
                         f"{scan.newer_rows} source row(s) are newer than the served watermark but lie in no partition "
                         "that can be materialized yet (such as the current, incomplete window); they are served "

@@ -65,6 +65,9 @@ class SyncStarted(msgspec.Struct):
 class RefreshRequest(msgspec.Struct, forbid_unknown_fields=True):
     """Optional body of a refresh: data younger than ``max_age_s`` counts as fresh (default: the table's target).
 
+    Cursor-based (incremental) tables ignore it for freshness: they are fresh when no source
+    row is newer than the served watermark, whatever the age.
+
     0 always refreshes; at most 366 days (a longer age is no freshness requirement at all).
     """
 

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import platform_fixture
-from tests.e2e.platform import Platform
+from tests.e2e.platform import Platform, wait_until
 from tests.e2e.test_replicas import _poll
 from tests.serving.helpers import bearer, create_swarm, mint_token
 
@@ -90,7 +90,7 @@ def refresh_and_wait(api: httpx.Client, agent: dict[str, str], table: str) -> di
     return body
 
 
-def _assert_visits_equalsource(platform: Platform, api: httpx.Client, agent: dict[str, str]) -> None:
+def _assert_visits_equal_source(platform: Platform, api: httpx.Client, agent: dict[str, str]) -> None:
     [(count, newest)] = source(platform, f"SELECT count(*), max(UPDATED_AT) FROM {SRC_VISITS}")
     placed = sorted((int(k), d.isoformat()) for k, d in source(platform, f"SELECT VISIT_ID, VISIT_DATE FROM {SRC_VISITS}"))
     [[served, served_newest, distinct]] = query(
@@ -114,7 +114,7 @@ def test_first_refresh_serves_every_partition_with_rows(e2e_platform: Platform, 
         body = refresh_and_wait(api, agent, VISITS)
         assert body["partitions"] == [f"2025-01-{d:02d}" for d in range(1, DAYS + 1)]
         assert body["kind"] == "backfill"
-        _assert_visits_equalsource(e2e_platform, api, agent)
+        _assert_visits_equal_source(e2e_platform, api, agent)
 
 
 def test_late_rows_in_old_partitions(e2e_platform: Platform, agent: dict[str, str]) -> None:
@@ -127,7 +127,7 @@ def test_late_rows_in_old_partitions(e2e_platform: Platform, agent: dict[str, st
         body = refresh_and_wait(api, agent, VISITS)
         assert body["partitions"] == last_two
         assert body["newer_rows"] == 50
-        _assert_visits_equalsource(e2e_platform, api, agent)
+        _assert_visits_equal_source(e2e_platform, api, agent)
 
 
 def test_updates_spread_over_many_days(e2e_platform: Platform, agent: dict[str, str]) -> None:
@@ -139,7 +139,7 @@ def test_updates_spread_over_many_days(e2e_platform: Platform, agent: dict[str, 
         assert len(changed) == DAYS // 2
         body = refresh_and_wait(api, agent, VISITS)
         assert body["partitions"] == changed  # exactly the updated days, not the newest partition
-        _assert_visits_equalsource(e2e_platform, api, agent)
+        _assert_visits_equal_source(e2e_platform, api, agent)
         [[updated]] = query(api, agent, f"SELECT count(*) FROM {VISITS} WHERE v = 'updated'")
         assert [(updated,)] == source(e2e_platform, f"SELECT count(*) FROM {SRC_VISITS} WHERE V = 'updated'")
 
@@ -151,6 +151,52 @@ def test_rows_moving_between_partitions(e2e_platform: Platform, agent: dict[str,
                         "UPDATED_AT = CAST('2025-03-03 10:00:00' AS TIMESTAMP_NTZ) WHERE VISIT_ID IN (1, 2, 12)")
         body = refresh_and_wait(api, agent, VISITS)
         assert body["partitions"] == ["2025-01-06"]
-        _assert_visits_equalsource(e2e_platform, api, agent)
+        _assert_visits_equal_source(e2e_platform, api, agent)
         moved = query(api, agent, f"SELECT visit_id, visit_date FROM {VISITS} WHERE visit_id IN (1, 2, 12) ORDER BY 1")
         assert [(int(k), str(d)[:10]) for k, d in moved] == [(1, "2025-01-06"), (2, "2025-01-06"), (12, "2025-01-06")]
+
+
+SENSOR_SELECTOR = {"repositoryLocationName": "agents_data", "repositoryName": "__repository__",
+                   "sensorName": "source_change_sensor"}
+SENSOR_TICKS = """query($s: SensorSelector!) { sensorOrError(sensorSelector: $s) {
+  __typename ... on Sensor { sensorState { ticks(limit: 20) { status skipReason runIds timestamp } } } } }"""
+RUN_STATUS = """query($id: ID!) { runOrError(runId: $id) { __typename ... on Run { status tags { key value } } } }"""
+
+
+def _ticks(platform: Platform) -> list[dict[str, Any]]:
+    sensor = platform.graphql(SENSOR_TICKS, {"s": SENSOR_SELECTOR})["sensorOrError"]
+    assert sensor["__typename"] == "Sensor", sensor
+    return sensor["sensorState"]["ticks"]  # type: ignore[no-any-return]
+
+
+def _run(platform: Platform, run_id: str) -> dict[str, Any]:
+    run = platform.graphql(RUN_STATUS, {"id": run_id})["runOrError"]
+    assert run["__typename"] == "Run", run
+    return {"status": run["status"], "tags": {t["key"]: t["value"] for t in run["tags"]}}
+
+
+def test_the_source_change_sensor_materializes_the_late_partitions(e2e_platform: Platform,
+                                                                    agent: dict[str, str]) -> None:
+    """A sensor tick asks the source which partitions changed and runs exactly those (last: it leaves
+    the sensor running)."""
+    started = e2e_platform.graphql("mutation($s: SensorSelector!) { startSensor(sensorSelector: $s) { __typename } }",
+                                   {"s": SENSOR_SELECTOR})["startSensor"]
+    assert started["__typename"] == "Sensor", started
+    wait_until(lambda: _ticks(e2e_platform), timeout_s=RUN_TIMEOUT_S, interval_s=1.0, message="a first sensor tick")
+    with e2e_platform.source() as cur:  # late rows in two days that are not adjacent
+        cur.execute(f"INSERT INTO {SRC_VISITS} VALUES (20001, '2025-01-03', '2025-03-05 00:00:00', 'sensor'), "
+                    "(20002, '2025-01-09', '2025-03-05 00:00:00', 'sensor')")
+
+    def requested() -> list[str]:
+        return [r for t in _ticks(e2e_platform) for r in t["runIds"]]
+
+    run_ids = wait_until(requested, timeout_s=RUN_TIMEOUT_S, interval_s=1.0, message="a tick requesting runs")
+    def finished() -> list[dict[str, Any]] | None:
+        runs = [_run(e2e_platform, i) for i in run_ids]
+        return runs if all(r["status"] in ("SUCCESS", "FAILURE", "CANCELED") for r in runs) else None
+
+    runs = wait_until(finished, timeout_s=RUN_TIMEOUT_S, interval_s=1.0, message="the sensor's runs to finish")
+    assert all(r["status"] == "SUCCESS" for r in runs), runs
+    assert sorted(r["tags"].get("dagster/partition") for r in runs) == ["2025-01-03", "2025-01-09"]
+    with e2e_platform.apis["a"].client() as api:
+        _assert_visits_equal_source(e2e_platform, api, agent)

@@ -208,3 +208,25 @@ def test_tables_without_a_cursor_are_not_scanned(kind: str) -> None:
     assert not changes.cursor_based(table)
     with pytest.raises(changes.ChangeScanError):
         changes.scan(object(), table, None)
+
+
+@pytest.mark.parametrize("cursor_type", ["TIMESTAMP_LTZ", "TIMESTAMP_TZ", "NUMBER(18,0)", "DATE"])
+def test_cursor_types_round_trip_through_the_served_watermark(source: Source, sync_settings: Settings,
+                                                               cursor_type: str) -> None:
+    """The watermark the engine writes is read back and compared in the source's own type."""
+    t = source.table("CT")
+    source.sql(f"CREATE TABLE {t} (ID NUMBER(10,0), D DATE, U {cursor_type})")
+    first = "1" if cursor_type.startswith("NUMBER") else "'2025-01-02'"
+    later = "5" if cursor_type.startswith("NUMBER") else "'2025-02-02'"
+    source.sql(f"INSERT INTO {t} VALUES (1, '2025-01-01', {first}), (2, '2025-01-02', {first}), (3, '2025-01-03', {first})")
+    table = source.register("CT", strategy="incremental", incremental_key="U", primary_key=["ID"],
+                            partitioning={"kind": "daily", "column": "D", "start": "2025-01-01"})
+    sync(table, sync_settings, source, partition_keys=_scan(source, sync_settings, table).partitions, now=NOW)
+    assert _scan(source, sync_settings, table).fresh
+    source.sql(f"UPDATE {t} SET U = {later} WHERE ID = 2")
+    found = _scan(source, sync_settings, table)
+    assert (found.partitions, found.newer_rows) == (["2025-01-02"], 1)
+    sync(table, sync_settings, source, partition_keys=found.partitions, now=NOW)
+    after = _scan(source, sync_settings, table)
+    assert after.fresh
+    assert after.served_watermark == after.source_newest

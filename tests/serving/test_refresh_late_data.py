@@ -8,6 +8,7 @@ Dagster processes are in ``tests/e2e/test_late_data.py``.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
@@ -145,3 +146,35 @@ def test_a_source_that_cannot_answer_is_a_clear_503(client: Client, agent: dict[
     assert_error(r, 503, rule="source_unavailable")
     assert "does not exist in the source" in r.json()["error"]["message"]
     assert not fake_dagster.runs
+
+
+SNAPS = "demo.synctest.snaps"
+
+
+@pytest.fixture
+def snap_agent(client: Client, admin_headers: dict[str, str], make_swarm: Callable[..., dict[str, Any]],
+               agent_headers: Callable[..., dict[str, str]], api_settings: Settings) -> dict[str, str]:
+    """SNAPS (three rows) registered as a snapshot table, and an agent granted it."""
+    _sql(api_settings, f"CREATE OR REPLACE TABLE DEMO.{SCHEMA}.SNAPS (ID NUMBER(10,0))",
+         f"INSERT INTO DEMO.{SCHEMA}.SNAPS VALUES (1), (2), (3)")
+    r = client.post("/api/v1/sync/tables/register", headers=admin_headers,
+                    json=register_body("snaps", strategy="snapshot", freshness="1h"))
+    assert r.status_code == 201, r.text
+    return agent_headers(make_swarm([SNAPS])["id"])
+
+
+def test_a_snapshot_is_not_fresh_once_the_source_lost_rows(client: Client, snap_agent: dict[str, str],
+                                                           fake_dagster: FakeDagster, api_settings: Settings) -> None:
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    fake_dagster.partition_keys["demo/synctest/snaps"] = [today]
+    with write_version(api_settings.served_path, SNAPS, copy_previous=False) as pending:
+        pending.con.execute("CREATE TABLE data AS SELECT 1 AS ID")
+        publish(api_settings.served_path, pending, strategy="snapshot", row_count=3, columns=[Column("ID", "INTEGER")],
+                partitions={today: {"rows": 3}})
+    url = f"/api/v1/data/tables/{SNAPS}/refresh"
+    assert client.post(url, headers=snap_agent).json()["outcome"] == "already_fresh"
+    _sql(api_settings, f"DELETE FROM DEMO.{SCHEMA}.SNAPS WHERE ID = 2")
+    body = client.post(url, headers=snap_agent).json()
+    assert (body["outcome"], body["partitions"]) == ("started", [today])
+    [run] = fake_dagster.runs.values()
+    assert run.partition == today
