@@ -174,6 +174,10 @@ def test_resource_config_shows_no_password(platform: Platform, admin: dict[str, 
     assert values["password"]["value"] == "SNOWFLAKE_PASSWORD"
     assert STAND_IN_PASSWORD not in json.dumps(values["password"])
     assert f'"{STAND_IN_PASSWORD}"' not in response.text
+    # No resource shows any other secret either (the others resolve settings in the run worker).
+    shown = json.dumps([r["configuredValues"] for r in details["results"]])
+    for secret in ("ADMIN_PASSWORD", "JWT_SECRET", "DATABASE_URL"):
+        assert platform.env[secret] not in shown, secret
 
 
 def test_admin_login_cookie_loads_the_ui(platform: Platform) -> None:

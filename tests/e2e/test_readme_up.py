@@ -72,11 +72,14 @@ class Up:
 
 @pytest.fixture(scope="module")
 def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
+    """Started under a umask of 0022 (as many shells have): files must still be owner-only."""
     platform = Up(tmp_path_factory.mktemp("readme-up"))
+    old = os.umask(0o022)
     try:
         platform.start()
         yield platform
     finally:
+        os.umask(old)
         platform.stop()
 
 
@@ -122,6 +125,26 @@ def test_up_serves_the_demo_tables_to_an_agent(up: Up) -> None:
                         json={"query": "select count(*) as n, min(event_id) is not null as ok from demo.public.events"})
         assert q.status_code == 200, q.text
         assert q.json()["rows"][0][0] == tables["demo.public.events"]["row_count"]
+
+
+def test_up_shows_dagster_only_to_the_admin_and_keeps_the_home_owner_only(up: Up) -> None:
+    """The UI is printed as the API's /dagster/; it asks for the admin; the webserver is on loopback;
+    everything under the data home (served data, control DB, Dagster home, logs) is 0700/0600."""
+    from shared.filemodes import loose_entries
+
+    assert f"Dagster UI : {up.api}/dagster/" in up.text()
+    with httpx.Client(base_url=up.api, timeout=60) as browser:
+        assert browser.post("/dagster/graphql", json={"query": "{ version }"}).status_code == 401
+        login = browser.post("/dagster/_login", data={"username": "admin", "password": ADMIN_PASSWORD})
+        assert login.status_code == 303, login.text
+        page = browser.get("/dagster/", headers={"Accept": "text/html"})
+        assert page.status_code == 200
+        assert "/dagster/_next/" in page.text
+    listening = [line for line in (up.home / "logs" / "dagster-webserver.log").read_text().splitlines()
+                 if "Serving dagster-webserver on" in line]
+    assert listening, "the webserver did not log its address"
+    assert f"http://127.0.0.1:{up.ports['webserver']}/dagster" in listening[-1]
+    assert loose_entries(up.home) == [], "group/other permissions under the data home"
 
 
 def test_sigterm_stops_everything_and_a_restart_serves_at_once_without_first_syncs(up: Up) -> None:

@@ -62,3 +62,15 @@ def test_served_resource_defaults_come_from_settings(settings: Settings, monkeyp
     assert res.rows_per_slice() == settings.snowflake.slice_rows
     assert ServedDataResource(home="/x", slice_rows=7).served_root().as_posix() == "/x/served"
     assert resources.SNOWFLAKE_RESOURCE_KEY == "snowflake"
+
+
+def test_the_password_is_always_an_env_var_even_for_the_stand_in(settings: Settings,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dagster shows resource config to whoever reads its UI: a literal password would be shown."""
+    monkeypatch.delenv("SNOWFLAKE_PASSWORD", raising=False)
+    embedded = Settings.from_env({"AGENTS_DATA_HOME": settings.home})
+    resource = snowflake_resource(embedded, env={})
+    assert resource._get_non_default_public_field_values()["password"] == dg.EnvVar("SNOWFLAKE_PASSWORD")
+    import os
+
+    assert os.environ["SNOWFLAKE_PASSWORD"] == embedded.snowflake.password, "run workers inherit the default"
