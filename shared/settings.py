@@ -110,6 +110,7 @@ class DagsterSettings:
     schedules_running: bool = env_var("SCHEDULES_DEFAULT_RUNNING", True, "Whether per-table and housekeeping schedules start running on a fresh install.")
     sync_on_start: bool = env_var("SYNC_ON_START", True, "`agents-data up` asks the API for a first sync of every registered table that serves no data yet (time-partitioned: every complete partition, as a backfill).")
     request_timeout_s: float = env_var("DAGSTER_REQUEST_TIMEOUT_S", 30.0, "Timeout of one GraphQL call from the API.")
+    sync_reconcile_s: float = env_var("SYNC_RECONCILE_INTERVAL_S", 5.0, "Seconds between an API replica's checks of unfinished sync jobs against Dagster, so their status is true without anyone polling them (0: off).")
     stuck_run_minutes: int = env_var("STUCK_JOB_MINUTES", 120, "Query jobs and syncs running longer than this are marked failed by housekeeping.")
     version_grace_minutes: int = env_var("SERVED_VERSION_GRACE_MINUTES", 30, "Superseded served-data versions are deleted after this many minutes.")
 
