@@ -29,8 +29,10 @@ SLOW = "select count(*) as n from range(20000000000) t(i) where hash(i) % 7 = 3"
 
 
 @pytest.fixture
-def api_settings(settings: Settings) -> Settings:
-    return dataclasses.replace(settings, artifacts=dataclasses.replace(settings.artifacts, deleted_swarm_grace_s=GRACE_S))
+def api_settings(settings: Settings, control_url: str) -> Settings:
+    """Once on SQLite, once on PostgreSQL."""
+    return dataclasses.replace(settings, database_url=control_url,
+                               artifacts=dataclasses.replace(settings.artifacts, deleted_swarm_grace_s=GRACE_S))
 
 
 @pytest.fixture
