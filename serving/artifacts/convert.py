@@ -116,8 +116,19 @@ def _interval_text(v: Any) -> str | None:
     return f"P{v.months}M{v.days}DT{seconds:f}S"
 
 
+def _plain(value: Any) -> Any:
+    """Nested values made JSON-ready: intervals in the same spelling as interval columns."""
+    if isinstance(value, pa.MonthDayNano):
+        return _interval_text(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
 def _json_text(value: Any) -> str | None:
-    return None if value is None else encode_json(value).decode()
+    return None if value is None else encode_json(_plain(value)).decode()
 
 
 # --- column rules --------------------------------------------------------------------------
