@@ -23,9 +23,10 @@ def _status_filter(status: str) -> sa.ColumnElement[bool]:
     if len(status) == 3 and status[0] in "12345" and status[1:] == "xx":
         low = int(status[0]) * 100
         return sa.and_(AuditRow.status_code >= low, AuditRow.status_code < low + 100)
-    if status.isdigit():
+    if len(status) == 3 and status.isascii() and status.isdigit():  # "²" and "٣" are digits too, not codes
         return AuditRow.status_code == int(status)
-    raise BadRequest("status must be a code such as 404 or a class such as 4xx")
+    raise BadRequest("status must be a code such as 404 or a class such as 4xx", rule="out_of_range",
+                     details={"parameter": "status"})
 
 
 def query_audit(url: str, *, swarm_id: str | None = None, token_id: str | None = None, caller_type: str | None = None,

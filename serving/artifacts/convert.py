@@ -13,11 +13,7 @@ from the result's schema, that keeps every value exact:
 - Parquet: everything Parquet holds stays typed (nested types, HUGEINT as
   DECIMAL(38,0), BLOB); INTERVAL becomes a ``{months, days, nanoseconds}`` struct,
   BIGNUM its digits, UNION (and nested types holding one of those) JSON text.
-- JSON results carry DuckDB's column types: integers, floats, booleans and decimals are
-  typed, integers beyond 64 bits become their digits, and the rest keeps the text the
-  JSON result gave (dates, blobs as base64, intervals) or JSON text for nested values.
-- CSV results carry no types: a column is typed (BIGINT, DOUBLE, DATE) only where every
-  value converts back to the same text; otherwise it stays text.
+- JSON and CSV results are read without loss first (``result_files.py``).
 
 A value that still cannot be converted answers 400 ``type_not_convertible`` naming the
 column, never a 500. Batches are streamed, so memory holds one batch.
@@ -28,8 +24,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import decimal
-import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +33,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
-from pyarrow import ipc
 
-from serving.lib.errors import BadRequest, Conflict
+from serving.artifacts.result_files import UnreadableColumn, read_result
+from serving.lib.errors import BadRequest
 from serving.queries.formats import encode_json
 
 Convert = Callable[[pa.Array], pa.Array]
@@ -49,10 +44,6 @@ _INT32_INF, _INT64_INF = 2**31 - 1, 2**63 - 1
 _EPOCH = dt.date(1970, 1, 1)
 _SAFE_DAYS = ((dt.date(1, 1, 1) - _EPOCH).days, (dt.date(9999, 12, 31) - _EPOCH).days)
 _UNIT_PER_DAY = {"s": 86_400, "ms": 86_400_000, "us": 86_400_000_000, "ns": 86_400_000_000_000}
-_INT_TYPES = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT"}
-_UINT_TYPES = {"UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT"}
-_WIDE_INT_TYPES = {"HUGEINT", "UHUGEINT", "BIGNUM", "VARINT"}
-_DECIMAL = re.compile(r"^DECIMAL\((\d+),\s*(\d+)\)$")
 
 
 class NotConvertible(BadRequest):
@@ -125,8 +116,19 @@ def _interval_text(v: Any) -> str | None:
     return f"P{v.months}M{v.days}DT{seconds:f}S"
 
 
+def _plain(value: Any) -> Any:
+    """Nested values made JSON-ready: intervals in the same spelling as interval columns."""
+    if isinstance(value, pa.MonthDayNano):
+        return _interval_text(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
 def _json_text(value: Any) -> str | None:
-    return None if value is None else encode_json(value).decode()
+    return None if value is None else encode_json(_plain(value)).decode()
 
 
 # --- column rules --------------------------------------------------------------------------
@@ -216,94 +218,6 @@ def column_rule(t: pa.DataType, fmt: str) -> tuple[pa.DataType, Convert]:
     return t, _identity
 
 
-# --- readers -------------------------------------------------------------------------------
-
-
-def _json_column(name: str, duck_type: str, values: list[Any]) -> pa.Array:
-    base = duck_type.strip().upper()
-    if base == "BOOLEAN":
-        return pa.array(values, type=pa.bool_())
-    if base in _INT_TYPES:
-        return pa.array(values, type=pa.int64())
-    if base in _UINT_TYPES:
-        return pa.array(values, type=pa.uint64())
-    if base in ("FLOAT", "DOUBLE", "REAL"):
-        return pa.array(values, type=pa.float64())
-    if base in _WIDE_INT_TYPES:
-        return pa.array([None if v is None else str(v) for v in values], type=pa.string())
-    if m := _DECIMAL.match(base):
-        precision, scale = int(m.group(1)), int(m.group(2))
-        typ = pa.decimal128(precision, scale) if precision <= 38 else pa.decimal256(precision, scale)
-        return pa.array([None if v is None else decimal.Decimal(str(v)) for v in values], type=typ)
-    return pa.array([v if v is None or isinstance(v, str) else _json_text(v) for v in values], type=pa.string())
-
-
-def _read_json(path: Path) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
-    """``{"columns": [{name, type}], "rows": [[…]], …}``; row-capped by QUERY_JSON_MAX_ROWS."""
-    doc = msgspec.json.decode(path.read_bytes())
-    columns = doc.get("columns", [])
-    rows = doc.get("rows", [])
-    arrays, fields = [], []
-    for i, col in enumerate(columns):
-        name, duck_type = str(col.get("name")), str(col.get("type", ""))
-        try:
-            arr = _json_column(name, duck_type, [r[i] for r in rows])
-        except (pa.ArrowException, ValueError, TypeError, OverflowError, decimal.InvalidOperation) as e:
-            raise _refuse(name, duck_type, "an Arrow column", str(e)[:200]) from e
-        arrays.append(arr)
-        fields.append(pa.field(name, arr.type))
-    schema = pa.schema(fields)
-    return schema, iter([pa.record_batch(arrays, schema=schema)] if fields else [])
-
-
-def _csv_types(path: Path) -> dict[str, pa.DataType]:
-    """The type of each CSV column: BIGINT, DOUBLE or DATE where every value converts back to the same text."""
-    names = pacsv.open_csv(path).schema.names
-    reader = pacsv.open_csv(path, convert_options=_csv_options(dict.fromkeys(names, pa.string())))
-    candidates = {n: [pa.int64(), pa.float64(), pa.date32()] for n in names}
-    seen: set[str] = set()
-    for batch in reader:
-        for name, col in zip(names, batch.columns, strict=True):
-            if col.null_count < len(col):
-                seen.add(name)
-            kept = []
-            for typ in candidates[name]:
-                try:
-                    back = pc.cast(pc.cast(col, typ), pa.string())
-                except pa.ArrowException:
-                    continue
-                if pc.all(pc.or_kleene(pc.equal(back, col), pc.is_null(col))).as_py() in (True, None):
-                    kept.append(typ)
-            candidates[name] = kept
-    return {n: (c[0] if c and n in seen else pa.string()) for n, c in candidates.items()}
-
-
-def _csv_options(types: dict[str, pa.DataType]) -> pacsv.ConvertOptions:
-    """Only an empty field is null (the result writer's spelling); "nan", "NA" or "null" are values."""
-    return pacsv.ConvertOptions(column_types=types, null_values=[""], strings_can_be_null=True,
-                                quoted_strings_can_be_null=False)
-
-
-def _read(path: Path, fmt: str) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
-    if fmt == "parquet":
-        f = pq.ParquetFile(path)
-        return f.schema_arrow, f.iter_batches(batch_size=65_536)
-    if fmt == "arrow":
-        try:
-            reader = ipc.open_stream(pa.memory_map(str(path)))
-            return reader.schema, iter(reader)
-        except pa.ArrowInvalid:
-            file_reader = ipc.open_file(pa.memory_map(str(path)))
-            return file_reader.schema, (file_reader.get_batch(i) for i in range(file_reader.num_record_batches))
-    if fmt == "csv":
-        types = _csv_types(path)
-        csv_reader = pacsv.open_csv(path, convert_options=_csv_options(types))
-        return csv_reader.schema, iter(csv_reader)
-    if fmt == "json":
-        return _read_json(path)
-    raise Conflict(f"results in format {fmt!r} cannot be saved as artifacts", rule="result_format_unsupported")
-
-
 # --- the conversion --------------------------------------------------------------------------
 
 
@@ -326,7 +240,10 @@ def convert(path: Path, fmt_in: str, fmt_out: str, dest: Path) -> Path:
     """``path`` itself when already in ``fmt_out``, else an exact converted copy at ``dest``."""
     if fmt_in == fmt_out:
         return path
-    schema, batches = _read(path, fmt_in)
+    try:
+        schema, batches = read_result(path, fmt_in)
+    except UnreadableColumn as e:
+        raise _refuse(e.name, e.duck_type, fmt_out, str(e)) from e
     rules = [column_rule(field.type, fmt_out) for field in schema]
     out_schema = pa.schema([pa.field(f.name, out, nullable=True) for f, (out, _) in zip(schema, rules, strict=True)])
     with _open_writer(dest, out_schema, fmt_out) as writer:

@@ -143,7 +143,7 @@ def handle_overflow(request: Request, exc: OverflowError) -> Response:
     The backstop behind ``serving.lib.params`` (which refuses such query and path
     parameters up front): a body field at the calendar's edge must not become a 500 either.
     """
-    log.info("request on %s %s refused: a value overflowed (%s)", request.method, request.url.path, exc)
+    log.warning("request on %s %s refused: a value overflowed", request.method, request.url.path, exc_info=exc)
     return _respond(request, 400, "bad_request", "a number or date in the request is out of range", rule="out_of_range")
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+import weakref
 from typing import Any
 
 from litestar import Request
@@ -67,19 +68,31 @@ def _kind(field: Any) -> type | None:
     return None
 
 
+_CHECKED: weakref.WeakKeyDictionary[Any, tuple[tuple[str, str, type], ...]] = weakref.WeakKeyDictionary()
+
+
+def _checked_params(handler: Any) -> tuple[tuple[str, str, type], ...]:
+    """(name, query alias, kind) of a handler's typed parameters; worked out once per handler."""
+    if handler is None:
+        return ()
+    found = _CHECKED.get(handler)
+    if found is None:
+        signature = getattr(handler, "parsed_fn_signature", None)
+        params = signature.parameters.items() if signature is not None else ()
+        found = tuple((name, getattr(field.kwarg_definition, "query", None) or name, kind)
+                      for name, field in params if (kind := _kind(field)) is not None)
+        _CHECKED[handler] = found
+    return found
+
+
 async def check_request_params(request: Request[Any, Any, Any]) -> None:
     """``before_request`` hook: range-check the typed query and path parameters of the matched handler."""
-    handler = request.scope.get("route_handler")
-    signature = getattr(handler, "parsed_fn_signature", None)
-    if signature is None:
-        return
+    params = _checked_params(request.scope.get("route_handler"))
+    if not params:
+        return  # the hot path (query execution) has none: one dict lookup
     query = request.query_params
     path = request.path_params
-    for name, field in signature.parameters.items():
-        kind = _kind(field)
-        if kind is None:
-            continue
-        alias = getattr(field.kwarg_definition, "query", None) or name
+    for name, alias, kind in params:
         values: list[str] = [str(v) for v in query.getall(alias, [])] if alias in query else []
         if name in path:
             values.append(str(path[name]))

@@ -1,7 +1,8 @@
 """The sync feature's long-lived parts and its admin operations.
 
 ``startup`` creates the Dagster GraphQL client (unless a test injected one under
-``services.parts["dagster"]``) and registers the ``dagster`` readiness check. Handlers
+``services.parts["dagster"]``), registers the ``dagster`` readiness check and starts the
+reconciler that keeps unfinished job rows true without polling (``reconcile.py``). Handlers
 get the :class:`SyncService` through :func:`get_sync`.
 
 Faults: when Dagster cannot be reached, every operation that needs it answers 503
@@ -36,7 +37,7 @@ from serving.catalog import services as catalog
 from serving.lib.errors import BadRequest, Conflict, NotFound, ServiceUnavailable, Unprocessable
 from serving.lib.ready import NotReady, add_ready_check
 from serving.lib.services import Services
-from serving.sync import jobs, store
+from serving.sync import jobs, reconcile, store
 from serving.sync import partitions as parts
 from serving.sync.dagster import DagsterClient, DagsterError, DagsterUnavailable, clean_message
 from shared import registry, served
@@ -51,6 +52,8 @@ SYNC = "sync"
 LOAD_CHECK_PART = "load_check"
 LOAD_CHECK = (sys.executable, "-m", "orchestration.loadcheck")
 LOAD_CHECK_TIMEOUT_S = 300.0  # the child imports the code location: seconds, more on a loaded machine
+
+RECONCILER = "sync_reconciler"  # keeps job rows true without polling (reconcile.py)
 UNAVAILABLE = ("Dagster (the orchestrator) is unreachable, so syncs cannot be started or tracked right now; "
                "reading the catalog and querying served data keep working. Retry shortly.")
 
@@ -371,9 +374,11 @@ async def startup(services: Services) -> None:
         services.parts["dagster_owned"] = True
     services.parts[SYNC] = SyncService(services.settings, client, services.parts.get(LOAD_CHECK_PART))
     add_ready_check(services, "dagster", check_dagster, required=False, impact=DAGSTER_IMPACT)
+    services.parts[RECONCILER] = reconcile.start(services.parts[SYNC], services.settings.dagster.sync_reconcile_s)
 
 
 async def shutdown(services: Services) -> None:
+    await reconcile.stop(services.parts.pop(RECONCILER, None))
     client = services.parts.get(DAGSTER)
     if isinstance(client, DagsterClient) and services.parts.pop("dagster_owned", False):
         await client.aclose()

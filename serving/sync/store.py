@@ -127,6 +127,27 @@ def claim(url: str, *, table_key: str, kind: str, partitions: list[str], request
         return _job(row), True
 
 
+def unfinished(url: str, *, limit: int = 500) -> list[SyncJob]:
+    """Jobs still ``launching``, ``queued`` or ``running``, oldest first (for the reconciler).
+
+    ``launching`` rows whose replica died before Dagster accepted them (older than
+    ``LAUNCH_GRACE_S``, no Dagster id) are marked failed here, as ``claim`` does.
+    """
+    now = utcnow()
+    with session_scope(url) as s:
+        rows = s.scalars(sa.select(SyncRequestRow).where(SyncRequestRow.status.in_(ACTIVE))
+                         .order_by(SyncRequestRow.created_at).limit(limit)).all()
+        out = []
+        for row in rows:
+            created = aware(row.created_at) or now
+            if row.status == "launching" and row.dagster_id is None and (now - created).total_seconds() > LAUNCH_GRACE_S:
+                row.status, row.finished_at, row.updated_at = "failed", now, now
+                row.error = "launch interrupted: the API replica handling it stopped before Dagster accepted the run"
+                continue
+            out.append(_job(row))
+        return out
+
+
 def update(url: str, job_id: str, **fields: Any) -> SyncJob:
     with session_scope(url) as s:
         row = s.get(SyncRequestRow, job_id)

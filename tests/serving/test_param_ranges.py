@@ -77,6 +77,8 @@ def test_every_typed_parameter_refuses_out_of_range_values(app: Litestar, client
     ("/api/v1/admin/audit?since=0001-01-01T00:00:00%2B14:00", "since"),
     ("/api/v1/admin/audit?until=9999-12-31T23:59:59-14:00", "until"),
     ("/api/v1/admin/tokens?offset=1180591620717411303424", "offset"),
+    ("/api/v1/admin/audit?status=1180591620717411303424", "status"),
+    ("/api/v1/admin/audit?status=%C2%B2%C2%B2%C2%B2", "status"),
 ])
 def test_reported_examples_are_400_naming_the_parameter(client: Client, admin_headers: dict[str, str],
                                                         url: str, name: str) -> None:

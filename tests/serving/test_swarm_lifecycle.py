@@ -29,8 +29,10 @@ SLOW = "select count(*) as n from range(20000000000) t(i) where hash(i) % 7 = 3"
 
 
 @pytest.fixture
-def api_settings(settings: Settings) -> Settings:
-    return dataclasses.replace(settings, artifacts=dataclasses.replace(settings.artifacts, deleted_swarm_grace_s=GRACE_S))
+def api_settings(settings: Settings, control_url: str) -> Settings:
+    """Once on SQLite, once on PostgreSQL."""
+    return dataclasses.replace(settings, database_url=control_url,
+                               artifacts=dataclasses.replace(settings.artifacts, deleted_swarm_grace_s=GRACE_S))
 
 
 @pytest.fixture
@@ -159,3 +161,26 @@ def test_housekeeping_retires_rows_that_landed_after_the_delete(client: Any, api
     assert expires <= now + dt.timedelta(seconds=GRACE_S)
     assert status == "cancelled"
     assert hk.retire_deleted_swarms(api_settings, now=now + dt.timedelta(seconds=5)).counts == {}  # idempotent
+
+
+def test_deleting_through_another_replica_stops_the_query_here(client: Any, services: Any, api_settings: Settings,
+                                                                admin_headers: dict[str, str],
+                                                                world: dict[str, Any]) -> None:
+    """Replica B (a second app over the same control database) deletes the swarm; A interrupts its query."""
+    from litestar.testing import TestClient
+
+    from serving.app import create_app
+
+    slow = client.post("/api/v1/queries/execute", headers=world["a1"],
+                       json={"query": SLOW, "wait_s": 0, "timeout_s": 120}).json()
+    running_on_a = get_jobs(services).running
+    assert slow["job_id"] in running_on_a
+    started = time.monotonic()
+    with TestClient(create_app(api_settings)) as replica_b:
+        r = replica_b.delete(f"/api/v1/admin/swarms/{world['swarm']['id']}", headers=admin_headers)
+        assert r.status_code == 200, r.text
+        assert r.json()["query_jobs_cancelled"] == 1
+    _wait(lambda: slow["job_id"] not in running_on_a, 10)
+    assert time.monotonic() - started < 10
+    job = client.get(f"/api/v1/queries/jobs/{slow['job_id']}", headers=admin_headers).json()
+    assert job["status"] == "cancelled"
