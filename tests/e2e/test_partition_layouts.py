@@ -175,14 +175,16 @@ def test_a_backfill_of_every_partition_runs_on_every_layout_and_serves_the_sourc
     for name, extra in LAYOUTS.items():
         body: dict[str, Any] = {"schema_name": SCHEMA.lower(), "table_name": name}
         part = extra.get("partitioning")
+        now = dt.datetime.now(dt.UTC)  # not the import time: the module may run across midnight
         if name == "snap":
-            body["partitions"] = [TODAY.isoformat()]  # a snapshot has one window: today
+            body["partitions"] = [now.date().isoformat()]  # a snapshot has one window: today
         elif part and part["kind"] == "static":
             body["partitions"] = part["values"]
         elif part:
             first = dt.datetime.fromisoformat(part["start"])
-            last = {"daily": YESTERDAY.isoformat(), "monthly": LAST_MONTH.isoformat(),
-                    "hourly": LAST_HOUR.strftime("%Y-%m-%d-%H:%M")}[part["kind"]]
+            last = {"daily": (now.date() - dt.timedelta(days=1)).isoformat(),
+                    "monthly": (now.date().replace(day=1) - dt.timedelta(days=1)).replace(day=1).isoformat(),
+                    "hourly": (now - dt.timedelta(hours=1)).strftime("%Y-%m-%d-%H:00")}[part["kind"]]
             fmt = "%Y-%m-%d-%H:%M" if part["kind"] == "hourly" else "%Y-%m-%d"
             body["partition_range"] = {"start": first.strftime(fmt), "end": last}
         r = api.post("/api/v1/sync/start", json=body, headers=admin)
