@@ -168,10 +168,10 @@ def with_job_names(result: dg.SensorResult, job_names: Mapping[str, str]) -> dg.
     def job_of(request: dg.RunRequest) -> str:
         if request.tags.get(TABLE_TAG) in job_names:
             return job_names[request.tags[TABLE_TAG]]
-        [asset] = request.asset_selection or [None]  # one table per request
-        if asset is None or tuple(asset.path) not in by_path:
+        paths = [tuple(a.path) for a in request.asset_selection or ()]  # one table per request
+        if len(paths) != 1 or paths[0] not in by_path:
             raise ValueError(f"run request {request.run_key!r} names no registered table")
-        return by_path[tuple(asset.path)]
+        return by_path[paths[0]]
 
     requests = [r.with_replaced_attrs(job_name=job_of(r)) for r in result.run_requests]
     return dg.SensorResult(run_requests=requests, cursor=result.cursor)
