@@ -116,7 +116,7 @@ def comment_columns(cur: Any, database: str, table: str, spec: TableSpec) -> Non
     for column, text in spec.comments.items():
         try:
             cur.execute(f"COMMENT ON COLUMN {database}.{DEMO_SCHEMA}.{table}.{column} IS %s", (text,))
-        except Exception:  # noqa: S112 - the stand-in's known quirk (FACTS.md)
+        except Exception:  # noqa: S112 - the stand-in's known quirk (docs/local-stand-in.md)
             continue
 
 

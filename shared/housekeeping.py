@@ -363,7 +363,7 @@ def table_stats(settings: Settings, key: str, runs: Iterable[RunSample] = (), *,
                 now: dt.datetime | None = None) -> dict[str, Any]:
     """Statistics of one table: served data on disk and recent run durations.
 
-    The API uses ``run_p50_s`` to estimate when a requested refresh will land (issue 6),
+    The API uses ``run_p50_s`` to estimate when a requested refresh will land,
     and shows the rest to admins.
     """
     now = now or utcnow()

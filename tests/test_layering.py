@@ -1,4 +1,4 @@
-"""orchestration/ and serving/ import shared/, never each other (DEVELOPERS.md)."""
+"""orchestration/ and serving/ import shared/, never each other (README, Architecture)."""
 
 import ast
 from pathlib import Path

@@ -1,6 +1,6 @@
 """THE guarded execute(): every DuckDB read of the API goes through ``QueryEngine``.
 
-Why one place (STYLE habit 12): the time limit, the row cap with its ``truncated``
+Why one place: the time limit, the row cap with its ``truncated``
 flag, the typed timeout, the table versions a result came from, and the grant-scoped
 instance are enforced once, for queries, sampling and profiling alike.
 

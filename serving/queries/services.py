@@ -2,7 +2,7 @@
 
 Startup builds the engine, proves the DuckDB protections hold (``verify_protections``)
 and refuses to start otherwise. ``ensure_fresh`` is the extension point for the sync
-feature (issue 6): a query with ``min_freshness`` waits there for a refresh.
+feature: a query with ``min_freshness`` waits there for a refresh.
 """
 
 from __future__ import annotations

@@ -45,7 +45,7 @@ def source(settings: Settings) -> str:
             f"INSERT INTO {db}.PUBLIC.CUSTOMERS VALUES (1, '2026-01-01 00:00:00', 'x'), (2, '2026-01-03 00:00:00', 'y')",
         ):
             cur.execute(sql)
-        with contextlib.suppress(Exception):  # the stand-in stores the comment, then raises (FACTS.md)
+        with contextlib.suppress(Exception):  # the stand-in stores the comment, then raises (docs/local-stand-in.md)
             cur.execute(f"COMMENT ON COLUMN {db}.PUBLIC.ORDERS.AMOUNT IS 'Order total in EUR'")
     return db
 

@@ -39,7 +39,7 @@ def test_credentials_are_env_vars_when_set(settings: Settings) -> None:
 
 
 def test_keyword_host_port_are_silently_dropped_by_dagster_snowflake() -> None:
-    """The trap the factory avoids (FACTS.md): if this starts failing, dagster-snowflake changed."""
+    """The trap the factory avoids (docs/local-stand-in.md): if this starts failing, dagster-snowflake changed."""
     kwargs = {"account": "fakesnow", "user": "u", "password": "p", "host": "127.0.0.1", "port": 1, "protocol": "http"}
     resource = SnowflakeResource(**kwargs)  # type: ignore[arg-type]
     assert "host" not in resource._connection_args

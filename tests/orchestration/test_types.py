@@ -1,7 +1,7 @@
 """Every Snowflake type lands in DuckDB with its exact type and values: NULLs, extremes, unicode, empty strings.
 
 One test per type mapping; values are written in the source with SQL and read back from
-the served DuckDB file. Stand-in quirks (FACTS.md) are asserted as such, not "fixed".
+the served DuckDB file. Stand-in quirks (docs/local-stand-in.md) are asserted as such, not "fixed".
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 from tests.orchestration.conftest import Source, rows, sync
 
 UTC = dt.UTC
-# The stand-in returns a NULL TIMESTAMP as 1970-01-01 (FACTS.md); real Snowflake returns NULL.
+# The stand-in returns a NULL TIMESTAMP as 1970-01-01 (docs/local-stand-in.md); real Snowflake returns NULL.
 NULL_TS = (None, dt.datetime(1970, 1, 1), dt.datetime(1970, 1, 1, tzinfo=UTC))
 N37 = 10**37 - 1
 
@@ -97,7 +97,7 @@ def test_type_maps_exactly(case: str, source: Source, sync_settings: Any) -> Non
 def test_not_null_and_comments_become_constraints_and_descriptions(source: Source, sync_settings: Any) -> None:
     source.sql(f"CREATE TABLE {source.table('C')} (ID NUMBER(10,0) NOT NULL, NAME VARCHAR NOT NULL, NOTE VARCHAR)")
     source.sql(f"INSERT INTO {source.table('C')} VALUES (1, 'a', NULL)")
-    with contextlib.suppress(Exception):  # the stand-in stores the comment, then raises a parser error (FACTS.md)
+    with contextlib.suppress(Exception):  # the stand-in stores the comment, then raises a parser error (docs/local-stand-in.md)
         source.sql(f"COMMENT ON COLUMN {source.table('C')}.NAME IS 'Customer''s full name'")
     table = source.register("C")
     outcome = sync(table, sync_settings, source)
