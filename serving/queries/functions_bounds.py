@@ -33,6 +33,7 @@ rule ``function_limit``.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections import Counter
 from collections.abc import Callable
@@ -51,34 +52,37 @@ MAX_FORMAT_WIDTH = 1_000  # width or precision in a printf/format literal
 RESERVED_PREFIX = "__guard"
 _TABLE_POSITION = (exp.Table, exp.From, exp.Join, exp.Lateral)
 
-B, E, C = MAX_BUILT_CHARS, MAX_BUILT_ELEMENTS, MAX_DISTANCE_CELLS
-_DISTANCE = f"len({{0}})::DOUBLE * len({{1}}) > {C}"
-_SERIES2 = f"{{1}}::DOUBLE - {{0}}::DOUBLE > {E}"
-_SERIES3 = (f"coalesce(CASE WHEN try({{0}} + {{2}}) > {{0}} THEN {{1}} > try({{0}} + {E} * {{2}}) "
-            f"WHEN try({{0}} + {{2}}) < {{0}} THEN {{1}} < try({{0}} + {E} * {{2}}) END, false)")
-# DuckDB name -> (condition over positional arguments {0}, {1}, …, what the limit is)
+LAMBDA_DIVISOR = 1_000  # inside a lambda the bounds shrink this much per level: the lambda runs once per element
+_DISTANCE = "len({0})::DOUBLE * len({1}) > {C}"
+_SERIES2 = "{1}::DOUBLE - {0}::DOUBLE > {E}"
+_SERIES3 = ("coalesce(CASE WHEN try({0} + {2}) > {0} THEN {1} > try({0} + {E} * {2}) "
+            "WHEN try({0} + {2}) < {0} THEN {1} < try({0} + {E} * {2}) END, false)")
+_CELLS = "len(a) * len(b) <= {C}"
+# DuckDB name -> (condition over positional arguments {0}, {1}, … given their count, what the limit is);
+# {B}, {E}, {C} are the character, element and cell bounds where the call is.
 _BOUNDS: dict[str, tuple[Callable[[int], str], str]] = {
-    "repeat": (lambda n: f"len({{0}})::DOUBLE * {{1}} > CASE WHEN typeof({{0}}) LIKE '%]' THEN {E} ELSE {B} END",
-               f"{B} characters or {E} list elements"),
-    "lpad": (lambda n: f"{{1}} > {B}", f"{B} characters"),
-    "rpad": (lambda n: f"{{1}} > {B}", f"{B} characters"),
-    "bitstring": (lambda n: f"{{1}} > {8 * B}", f"{8 * B} bits"),
-    "replace": (lambda n: f"len({{2}}) > len({{1}}) AND len({{0}}) + len({{0}})::DOUBLE / greatest(len({{1}}), 1) "
-                          f"* (len({{2}}) - len({{1}})) > {B}", f"{B} characters in the worst case"),
-    "regexp_replace": (lambda n: f"len({{2}}) > 0 AND len({{0}}) + 2 * len({{2}})::DOUBLE * (len({{0}}) + 1) > {B}",
-                       f"{B} characters in the worst case"),
-    "list_resize": (lambda n: f"{{1}} > {E}", f"{E} elements"),
-    "array_resize": (lambda n: f"{{1}} > {E}", f"{E} elements"),
-    "range": (lambda n: _SERIES3 if n >= 3 else _SERIES2, f"{E} elements (FROM range(…) streams without this limit)"),
+    "repeat": (lambda n: "len({0})::DOUBLE * {1} > CASE WHEN typeof({0}) LIKE '%]' THEN {E} ELSE {B} END",
+               "{B} characters or {E} list elements"),
+    "lpad": (lambda n: "{1} > {B}", "{B} characters"),
+    "rpad": (lambda n: "{1} > {B}", "{B} characters"),
+    "bitstring": (lambda n: "{1} > 8 * {B}", "8 * {B} bits"),
+    "replace": (lambda n: "len({2}) > len({1}) AND len({0}) + len({0})::DOUBLE / greatest(len({1}), 1) "
+                          "* (len({2}) - len({1})) > {B}", "{B} characters in the worst case"),
+    "regexp_replace": (lambda n: "len({2}) > 0 AND len({0}) + 2 * len({2})::DOUBLE * (len({0}) + 1) > {B}",
+                       "{B} characters in the worst case"),
+    "list_resize": (lambda n: "{1} > {E}", "{E} elements"),
+    "array_resize": (lambda n: "{1} > {E}", "{E} elements"),
+    "range": (lambda n: _SERIES3 if n >= 3 else _SERIES2, "{E} elements (FROM range(…) streams without this limit)"),
     "generate_series": (lambda n: _SERIES3 if n >= 3 else _SERIES2,
-                        f"{E} elements (FROM generate_series(…) streams without this limit)"),
-    "levenshtein": (lambda n: _DISTANCE, f"len(a) * len(b) <= {C}"),
-    "editdist3": (lambda n: _DISTANCE, f"len(a) * len(b) <= {C}"),
-    "damerau_levenshtein": (lambda n: _DISTANCE, f"len(a) * len(b) <= {C}"),
-    "jaro_similarity": (lambda n: _DISTANCE, f"len(a) * len(b) <= {C}"),
-    "jaro_winkler_similarity": (lambda n: _DISTANCE, f"len(a) * len(b) <= {C}"),
+                        "{E} elements (FROM generate_series(…) streams without this limit)"),
+    "levenshtein": (lambda n: _DISTANCE, _CELLS),
+    "editdist3": (lambda n: _DISTANCE, _CELLS),
+    "damerau_levenshtein": (lambda n: _DISTANCE, _CELLS),
+    "jaro_similarity": (lambda n: _DISTANCE, _CELLS),
+    "jaro_winkler_similarity": (lambda n: _DISTANCE, _CELLS),
 }
 _FORMATS = frozenset({"printf", "format"})
+_LITERAL_ONLY: dict[type, tuple[str, ...]] = {exp.RegexpReplace: ("modifiers",)}
 _PRINTF_SPEC = re.compile(r"%[-+ #0']*(\*|\d+)?(?:\.(\*|\d+))?")
 _FMT_FIELD = re.compile(r"\{[^{}]*\}")
 
@@ -93,14 +97,14 @@ def _call_shape(node: exp.Func) -> tuple[str, list[str], list[exp.Expr]] | None:
     originals: list[exp.Expr] = []
 
     def placeholder(value: exp.Expr) -> exp.Expr:
-        if isinstance(value, exp.Literal | exp.Boolean | exp.Null):
-            return value.copy()  # constants stay in place: sqlglot prints some (regexp flags) only as literals
         originals.append(value)
         return exp.column(f"{RESERVED_PREFIX}_p{len(originals) - 1}")
 
     args: dict[str, object] = {}
     for key, value in node.args.items():
-        if isinstance(value, exp.Expr):
+        if key in _LITERAL_ONLY.get(type(node), ()) and isinstance(value, exp.Literal):
+            args[key] = value.copy()  # sqlglot prints regexp flags only as literals
+        elif isinstance(value, exp.Expr):
             args[key] = placeholder(value)
         elif isinstance(value, list):
             args[key] = [placeholder(v) if isinstance(v, exp.Expr) else v for v in value]
@@ -132,11 +136,9 @@ def _call_shape(node: exp.Func) -> tuple[str, list[str], list[exp.Expr]] | None:
     return name, positional, originals
 
 
-def _check_format(name: str, positional: list[str]) -> None:
-    try:
-        fmt = sqlglot.parse_one(positional[0], read="duckdb") if positional else None
-    except sqlglot.errors.SqlglotError:
-        fmt = None
+def _check_format(name: str, positional: list[str], originals: list[exp.Expr]) -> None:
+    first = re.fullmatch(rf"{RESERVED_PREFIX}_p(\d+)", positional[0]) if positional else None
+    fmt = originals[int(first.group(1))] if first else None
     if not (isinstance(fmt, exp.Literal) and fmt.is_string):
         raise reject("function_not_allowed", f"{name}() needs a literal format string, so the guard can bound its output")
     text = fmt.this
@@ -153,13 +155,23 @@ def _check_format(name: str, positional: list[str]) -> None:
         raise reject("function_not_allowed", f"{name}() widths and precisions must be literal numbers up to {MAX_FORMAT_WIDTH}")
 
 
-def _wrapper(name: str, positional: list[str], originals: list[exp.Expr], serial: int) -> exp.Expr:
-    param = f"{RESERVED_PREFIX}_{serial}"
+def bounds_at(depth: int) -> dict[str, int]:
+    """The bounds for a call inside ``depth`` nested lambdas (each runs once per list element)."""
+    scale = LAMBDA_DIVISOR ** depth
+    return {"B": MAX_BUILT_CHARS // scale, "E": MAX_BUILT_ELEMENTS // scale, "C": MAX_DISTANCE_CELLS // scale}
+
+
+def _wrapper(name: str, positional: list[str], originals: list[exp.Expr], key: str, depth: int) -> exp.Expr:
+    param = f"{RESERVED_PREFIX}_{key}"
     args = [re.sub(rf"\b{RESERVED_PREFIX}_p(\d+)\b", rf"{param}.p\1", a) for a in positional]
     condition_of, limit = _BOUNDS[name]
-    condition = condition_of(len(args)).format(*args)
-    message = f"{RUNTIME_MARKER} {name}() would exceed {limit} in one call".replace("'", "''")
+    bounds = bounds_at(depth)
+    condition = condition_of(len(args)).format(*args, **bounds)
+    where = " inside a lambda" if depth else ""
+    message = f"{RUNTIME_MARKER} {name}() would exceed {limit.format(**bounds)} in one call{where}".replace("'", "''")
     fields = ", ".join(f"'p{i}': {RESERVED_PREFIX}_p{i}" for i in range(len(originals)))
+    # Every argument goes through the struct: a call with only constant arguments inside the lambda could be
+    # constant-folded by DuckDB's optimizer before the check runs (measured: CASE alone is folded).
     text = (f"list_transform([{{{fields}}}], lambda {param}: CASE WHEN {condition} THEN error('{message}') "
             f"ELSE {name}({', '.join(args)}) END)[1]")
     wrapper = sqlglot.parse_one(text, read="duckdb")
@@ -196,11 +208,23 @@ def bound_calls(tree: exp.Expr) -> Counter[str]:
             assert shape is not None
         name, positional, originals = shape
         if name in _FORMATS:
-            _check_format(name, positional)
+            _check_format(name, positional, originals)
         else:
-            node.replace(_wrapper(name, positional, originals, sum(done.values()) + 1))
+            # the lambda's name comes from the call's text, so equal calls (in SELECT and GROUP BY) stay equal
+            key = hashlib.sha256(node.sql(dialect="duckdb").encode("utf-8", "surrogatepass")).hexdigest()[:12]
+            depth = sum(1 for a in _ancestors(node) if isinstance(a, exp.Lambda))
+            node.replace(_wrapper(name, positional, originals, key, depth))
         done[name] += 1
     return done
+
+
+def _ancestors(node: exp.Expr) -> list[exp.Expr]:
+    out = []
+    parent = node.parent
+    while parent is not None:
+        out.append(parent)
+        parent = parent.parent
+    return out
 
 
 def _method_as_call(node: exp.Func, name: str) -> exp.Func:
