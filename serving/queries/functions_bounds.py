@@ -23,10 +23,19 @@ Measured on DuckDB 2.0.1, the class and the rule for each member:
   ``equi_width_bins`` (<= 1,000,000 bins), regular expressions (RE2: linear time,
   bounded memory), ``sleep_ms`` (interruptible).
 
+- not bounded here: values grown by repeated concatenation (``||`` in ``list_reduce``,
+  recursive CTEs, long ``||`` chains over a CTE column); the query's memory and time
+  limits are what stop those.
+
+Inside a lambda (``list_transform(l, lambda x: repeat('*', x))``) the call runs once per
+list element, so the bounds shrink by ``LAMBDA_DIVISOR`` per lambda level.
+
 How: each call ``f(a, b)`` is rewritten in the checked tree as
 ``list_transform([{'p0': a, 'p1': b}], lambda g: CASE WHEN <bound exceeded> THEN
 error('function_limit: …') ELSE f(g.p0, g.p1) END)[1]``. Each argument is evaluated once
-(the check and the call see the same value, also for ``random()`` or bound parameters)
+(the check and the call see the same value, also for ``random()`` or bound parameters),
+the call never has constant arguments that DuckDB's optimizer could fold before the
+check, equal calls get equal lambdas (so ``GROUP BY f(a)`` still matches ``SELECT f(a)``),
 and the tree grows linearly with nesting. The engine answers the error as a 400 with
 rule ``function_limit``.
 """
