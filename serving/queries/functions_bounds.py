@@ -42,8 +42,10 @@ rule ``function_limit``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
+import secrets
 from collections import Counter
 from collections.abc import Callable
 
@@ -170,32 +172,73 @@ def bounds_at(depth: int) -> dict[str, int]:
     return {"B": MAX_BUILT_CHARS // scale, "E": MAX_BUILT_ELEMENTS // scale, "C": MAX_DISTANCE_CELLS // scale}
 
 
-def _wrapper(name: str, positional: list[str], originals: list[exp.Expr], key: str, depth: int) -> exp.Expr:
-    param = f"{RESERVED_PREFIX}_{key}"
+_TEMPLATE_PARAM = f"{RESERVED_PREFIX}_lambda"
+MAX_BOUNDED_CALLS = 256  # per query: each wrapper adds ~400 characters for DuckDB to parse
+
+
+@functools.lru_cache(maxsize=512)
+def _template(name: str, positional: tuple[str, ...], fields: int, depth: int) -> str:
+    """The wrapper's text for one call shape, over ``__guard_pI`` (arguments) and ``__guard_lambda``."""
+    param = _TEMPLATE_PARAM
     args = [re.sub(rf"\b{RESERVED_PREFIX}_p(\d+)\b", rf"{param}.p\1", a) for a in positional]
     condition_of, limit = _BOUNDS[name]
     bounds = bounds_at(depth)
     condition = condition_of(len(args)).format(*args, **bounds)
     where = " inside a lambda" if depth else ""
     message = f"{RUNTIME_MARKER} {name}() would exceed {limit.format(**bounds)} in one call{where}".replace("'", "''")
-    fields = ", ".join(f"'p{i}': {RESERVED_PREFIX}_p{i}" for i in range(len(originals)))
+    struct = ", ".join(f"'p{i}': {RESERVED_PREFIX}_p{i}" for i in range(fields))
     # Every argument goes through the struct: a call with only constant arguments inside the lambda could be
     # constant-folded by DuckDB's optimizer before the check runs (measured: CASE alone is folded).
-    text = (f"list_transform([{{{fields}}}], lambda {param}: CASE WHEN {condition} THEN error('{message}') "
-            f"ELSE {name}({', '.join(args)}) END)[1]")
-    wrapper = sqlglot.parse_one(text, read="duckdb")
-    for column in list(wrapper.find_all(exp.Column)):
-        match = re.fullmatch(rf"{RESERVED_PREFIX}_p(\d+)", column.name) if not column.table else None
-        if match:
-            column.replace(originals[int(match.group(1))])
-    return wrapper
+    return (f"list_transform([{{{struct}}}], lambda {param}: CASE WHEN {condition} "
+            f"THEN error('{message}') ELSE {name}({', '.join(args)}) END)[1]")
 
 
-def bound_calls(tree: exp.Expr) -> Counter[str]:
-    """Rewrite every call of a size-bounded function in ``tree``; return how many of each were bounded.
+class BoundCalls:
+    """The calls ``bound_calls`` took out of a tree, and how to print them back as bounded SQL.
 
-    The counts are checked against DuckDB's own parse of the rewritten SQL
-    (``functions.check_functions``), so a call this rewrite missed is refused.
+    Why text and not tree: building and printing ~100 sqlglot nodes per wrapper made a
+    query with a few hundred calls take seconds to check. Each bounded call is replaced
+    in the tree by a placeholder column with a per-check random name; ``expand`` swaps
+    every placeholder in the printed SQL for its wrapper text, with the call's arguments
+    printed by sqlglot, and refuses the result unless each placeholder appears exactly once
+    (so no string in the query can stand in for one).
+    """
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self.nonce = secrets.token_hex(6)
+        self.pieces: list[tuple[str, exp.Tuple]] = []
+        self._pattern = re.compile(rf'"?{RESERVED_PREFIX}_w{self.nonce}_(\d+)"?')
+
+    def placeholder(self, template: str, originals: list[exp.Expr]) -> exp.Expr:
+        # the arguments move under a holder node, so an argument that is itself a bounded call (taken out
+        # later) is replaced there by its own placeholder
+        self.pieces.append((template, exp.Tuple(expressions=originals)))
+        return exp.column(f"{RESERVED_PREFIX}_w{self.nonce}_{len(self.pieces) - 1}")
+
+    def expand(self, text: str) -> str:
+        used: Counter[int] = Counter()
+
+        def piece(match: re.Match[str]) -> str:
+            index = int(match.group(1))
+            used[index] += 1
+            if index >= len(self.pieces) or used[index] > 1:
+                raise reject("parse_error", "the query could not be bounded")
+            template, holder = self.pieces[index]
+            args = [self._pattern.sub(piece, o.sql(dialect="duckdb", comments=False)) for o in holder.expressions]
+            return re.sub(rf"\b{RESERVED_PREFIX}_p(\d+)\b", lambda m: args[int(m.group(1))], template)
+
+        out = self._pattern.sub(piece, text)
+        if sorted(used) != list(range(len(self.pieces))):
+            raise reject("parse_error", "the query could not be bounded")
+        return out
+
+
+def bound_calls(tree: exp.Expr) -> BoundCalls:
+    """Take every call of a size-bounded function out of ``tree``; print the result with ``expand``.
+
+    ``counts`` (bounded calls per function) is checked against DuckDB's own parse of the
+    expanded SQL (``functions.check_functions``), so a call this rewrite missed is refused.
     """
     for ident in tree.find_all(exp.Identifier):
         if str(ident.this).lower().startswith(RESERVED_PREFIX):
@@ -203,8 +246,11 @@ def bound_calls(tree: exp.Expr) -> Counter[str]:
     for lam in tree.find_all(exp.Lambda):
         lam.set("colon", True)  # DuckDB 2 refuses `x -> …` at bind time; `lambda x: …` is the same function
     bounded = policy().bounded
-    done: Counter[str] = Counter()
-    for found in list(tree.find_all(exp.Func)):
+    out = BoundCalls()
+    calls = list(tree.find_all(exp.Func))
+    # lambda depth before any call is taken out (a taken-out call's arguments lose their ancestors)
+    depths = {id(n): sum(1 for a in _ancestors(n) if isinstance(a, exp.Lambda)) for n in calls}
+    for found in calls:
         node = found
         if isinstance(node.parent, _TABLE_POSITION) and node.arg_key == "this":
             continue  # a table function: checked against the table allow-list
@@ -219,12 +265,16 @@ def bound_calls(tree: exp.Expr) -> Counter[str]:
         if name in _FORMATS:
             _check_format(name, positional, originals)
         else:
+            if len(out.pieces) >= MAX_BOUNDED_CALLS:
+                raise reject("function_not_allowed", f"a query may make at most {MAX_BOUNDED_CALLS} calls of "
+                                                     "size-bounded functions (repeat, lpad, range, levenshtein …)")
             # the lambda's name comes from the call's text, so equal calls (in SELECT and GROUP BY) stay equal
             key = hashlib.sha256(node.sql(dialect="duckdb").encode("utf-8", "surrogatepass")).hexdigest()[:12]
-            depth = sum(1 for a in _ancestors(node) if isinstance(a, exp.Lambda))
-            node.replace(_wrapper(name, positional, originals, key, depth))
-        done[name] += 1
-    return done
+            depth = depths[id(found)]
+            template = _template(name, tuple(positional), len(originals), depth)
+            node.replace(out.placeholder(template.replace(_TEMPLATE_PARAM, f"{RESERVED_PREFIX}_{key}"), originals))
+        out.counts[name] += 1
+    return out
 
 
 def _ancestors(node: exp.Expr) -> list[exp.Expr]:
