@@ -230,6 +230,37 @@ def test_the_bound_and_the_call_see_the_same_value_of_a_volatile_argument() -> N
         con.close()
 
 
+def test_bounds_shrink_inside_lambdas_which_run_once_per_element() -> None:
+    con = duckdb.connect()
+    try:
+        assert con.execute(check_sql("SELECT length(repeat('a', 2000))", GRANTS).sql).fetchall() == [(2000,)]
+        with pytest.raises(duckdb.Error, match="inside a lambda"):
+            con.execute(check_sql("SELECT list_transform([2000], lambda n: repeat('a', n))", GRANTS).sql).fetchall()
+        with pytest.raises(duckdb.Error, match="function_limit"):
+            con.execute(check_sql("SELECT list_transform(range(100000), lambda i: range(1000))", GRANTS).sql).fetchall()
+        ok = check_sql("SELECT list_transform([1, 2], lambda i: lpad(i::VARCHAR, 3, '0'))", GRANTS).sql
+        assert con.execute(ok).fetchall() == [(["001", "002"],)]
+    finally:
+        con.close()
+
+
+def test_the_splice_touches_only_its_own_placeholders() -> None:
+    sql = "SELECT repeat('a', 2) AS r, '__guard_p0' AS s, '__guard_lambda' AS t"
+    con = duckdb.connect()
+    try:
+        assert con.execute(check_sql(sql, GRANTS).sql).fetchall() == [("aa", "__guard_p0", "__guard_lambda")]
+    finally:
+        con.close()
+
+
+def test_a_query_may_make_a_bounded_number_of_bounded_calls() -> None:
+    many = "SELECT " + ", ".join(f"repeat('a', {i})" for i in range(functions_bounds.MAX_BOUNDED_CALLS + 1))
+    assert rule_of(many) == "function_not_allowed"
+    started = time.monotonic()
+    assert rule_of("SELECT " + ", ".join(f"lpad(s, {i}, 'x')" for i in range(200)) + " FROM (SELECT 'a' AS s)") is None
+    assert time.monotonic() - started < 3
+
+
 def test_deeply_nested_bounds_grow_the_sql_linearly() -> None:
     def rewritten(depth: int) -> str:
         return check_sql("SELECT " + "repeat(" * depth + "'a'" + ", 1)" * depth, GRANTS).sql
