@@ -15,6 +15,10 @@ Measured on DuckDB 2.0.1, the class and the rule for each member:
 - quadratic string distances (``levenshtein``, ``editdist3``, ``damerau_levenshtein``,
   ``jaro_similarity``, ``jaro_winkler_similarity``): ``len(a) * len(b)`` at most
   ``MAX_DISTANCE_CELLS``;
+- concatenation (``||``, ``concat``, ``concat_ws``, ``list_concat`` and aliases): the output
+  is the sum of the inputs, harmless once, but doubling when repeated (a ``||`` chain over
+  a CTE column, a ``list_reduce`` accumulator, a recursive CTE; measured: 1.3 GB and 1.5 s
+  past the time limit): at most ``MAX_CONCAT_CHARS`` of text per call;
 - ``printf``/``format``: the format string must be a literal, with no ``*`` or nested
   width and no width or precision above ``MAX_FORMAT_WIDTH``;
 - not bounded, because DuckDB accounts for them or bounds them itself (measured: each ends
@@ -23,14 +27,10 @@ Measured on DuckDB 2.0.1, the class and the rule for each member:
   ``equi_width_bins`` (<= 1,000,000 bins), regular expressions (RE2: linear time,
   bounded memory), ``sleep_ms`` (interruptible).
 
-- not bounded here: values grown by repeated concatenation (``||`` in ``list_reduce``,
-  recursive CTEs, long ``||`` chains over a CTE column); the query's memory and time
-  limits are what stop those.
-
 Inside a lambda (``list_transform(l, lambda x: repeat('*', x))``) the call runs once per
 list element, so the bounds shrink by ``LAMBDA_DIVISOR`` per lambda level.
 
-How: each call ``f(a, b)`` is rewritten in the checked tree as
+How: each call ``f(a, b)`` in the checked tree becomes, in the SQL that runs,
 ``list_transform([{'p0': a, 'p1': b}], lambda g: CASE WHEN <bound exceeded> THEN
 error('function_limit: …') ELSE f(g.p0, g.p1) END)[1]``. Each argument is evaluated once
 (the check and the call see the same value, also for ``random()`` or bound parameters),
@@ -60,6 +60,7 @@ MAX_BUILT_CHARS = 1 << 20  # characters of one built string (1 MiB of ASCII)
 MAX_BUILT_ELEMENTS = 100_000  # elements of one built list
 MAX_DISTANCE_CELLS = 4_000_000  # len(a) * len(b) of one string-distance call (2,000 x 2,000 characters)
 MAX_FORMAT_WIDTH = 1_000  # width or precision in a printf/format literal
+MAX_CONCAT_CHARS = 16 << 20  # characters (as text) of one concatenation's output
 RESERVED_PREFIX = "__guard"
 _TABLE_POSITION = (exp.Table, exp.From, exp.Join, exp.Lateral)
 
@@ -69,6 +70,14 @@ _SERIES2 = "{1}::DOUBLE - {0}::DOUBLE > {E}"
 _SERIES3 = ("coalesce(CASE WHEN try({0} + {2}) > {0} THEN {1} > try({0} + {E} * {2}) "
             "WHEN try({0} + {2}) < {0} THEN {1} < try({0} + {E} * {2}) END, false)")
 _CELLS = "len(a) * len(b) <= {C}"
+
+
+def _sum_of_sizes(n: int, first: int = 0) -> str:
+    # as text: exact for strings (the cast is free), and defined for every type || and concat accept
+    return " + ".join(f"strlen({{{i}}}::VARCHAR)" for i in range(first, n)) or "0"
+
+
+_CONCAT = "{K} characters"
 # DuckDB name -> (condition over positional arguments {0}, {1}, … given their count, what the limit is);
 # {B}, {E}, {C} are the character, element and cell bounds where the call is.
 _BOUNDS: dict[str, tuple[Callable[[int], str], str]] = {
@@ -91,14 +100,22 @@ _BOUNDS: dict[str, tuple[Callable[[int], str], str]] = {
     "damerau_levenshtein": (lambda n: _DISTANCE, _CELLS),
     "jaro_similarity": (lambda n: _DISTANCE, _CELLS),
     "jaro_winkler_similarity": (lambda n: _DISTANCE, _CELLS),
+    "||": (lambda n: _sum_of_sizes(n) + " > {K}", _CONCAT),
+    "concat": (lambda n: _sum_of_sizes(n) + " > {K}", _CONCAT),
+    "list_concat": (lambda n: _sum_of_sizes(n) + " > {K}", _CONCAT),
+    "list_cat": (lambda n: _sum_of_sizes(n) + " > {K}", _CONCAT),
+    "array_concat": (lambda n: _sum_of_sizes(n) + " > {K}", _CONCAT),
+    "array_cat": (lambda n: _sum_of_sizes(n) + " > {K}", _CONCAT),
+    "concat_ws": (lambda n: f"strlen({{0}}::VARCHAR) * {max(n - 2, 0)} + " + _sum_of_sizes(n, 1) + " > {K}", _CONCAT),
 }
+_OPERATORS = {"||": "({0} || {1})"}  # bounded operators: how the call is written
 _FORMATS = frozenset({"printf", "format"})
 _LITERAL_ONLY: dict[type, tuple[str, ...]] = {exp.RegexpReplace: ("modifiers",)}
 _PRINTF_SPEC = re.compile(r"%[-+ #0']*(\*|\d+)?(?:\.(\*|\d+))?")
 _FMT_FIELD = re.compile(r"\{[^{}]*\}")
 
 
-def _call_shape(node: exp.Func) -> tuple[str, list[str], list[exp.Expr]] | None:
+def _call_shape(node: exp.Expr) -> tuple[str, list[str], list[exp.Expr]] | None:
     """(DuckDB name, positional argument texts over placeholders ``__guard_pI``, the original arguments).
 
     The node is printed with each argument replaced by a placeholder, so the name and
@@ -106,6 +123,9 @@ def _call_shape(node: exp.Func) -> tuple[str, list[str], list[exp.Expr]] | None:
     adds default arguments); None when it does not print as a plain ``name(…)`` call.
     """
     originals: list[exp.Expr] = []
+    if isinstance(node, exp.DPipe):
+        originals += [node.this, node.expression]
+        return "||", [f"{RESERVED_PREFIX}_p0", f"{RESERVED_PREFIX}_p1"], originals
 
     def placeholder(value: exp.Expr) -> exp.Expr:
         originals.append(value)
@@ -169,7 +189,8 @@ def _check_format(name: str, positional: list[str], originals: list[exp.Expr]) -
 def bounds_at(depth: int) -> dict[str, int]:
     """The bounds for a call inside ``depth`` nested lambdas (each runs once per list element)."""
     scale = LAMBDA_DIVISOR ** depth
-    return {"B": MAX_BUILT_CHARS // scale, "E": MAX_BUILT_ELEMENTS // scale, "C": MAX_DISTANCE_CELLS // scale}
+    return {"B": MAX_BUILT_CHARS // scale, "E": MAX_BUILT_ELEMENTS // scale, "C": MAX_DISTANCE_CELLS // scale,
+            "K": MAX_CONCAT_CHARS // scale}
 
 
 _TEMPLATE_PARAM = f"{RESERVED_PREFIX}_lambda"
@@ -185,12 +206,14 @@ def _template(name: str, positional: tuple[str, ...], fields: int, depth: int) -
     bounds = bounds_at(depth)
     condition = condition_of(len(args)).format(*args, **bounds)
     where = " inside a lambda" if depth else ""
-    message = f"{RUNTIME_MARKER} {name}() would exceed {limit.format(**bounds)} in one call{where}".replace("'", "''")
+    label = f"the {name} operator" if name in _OPERATORS else f"{name}()"
+    message = f"{RUNTIME_MARKER} {label} would exceed {limit.format(**bounds)} in one call{where}".replace("'", "''")
     struct = ", ".join(f"'p{i}': {RESERVED_PREFIX}_p{i}" for i in range(fields))
     # Every argument goes through the struct: a call with only constant arguments inside the lambda could be
     # constant-folded by DuckDB's optimizer before the check runs (measured: CASE alone is folded).
+    call = _OPERATORS[name].format(*args) if name in _OPERATORS else f"{name}({', '.join(args)})"
     return (f"list_transform([{{{struct}}}], lambda {param}: CASE WHEN {condition} "
-            f"THEN error('{message}') ELSE {name}({', '.join(args)}) END)[1]")
+            f"THEN error('{message}') ELSE {call} END)[1]")
 
 
 class BoundCalls:
@@ -247,7 +270,7 @@ def bound_calls(tree: exp.Expr) -> BoundCalls:
         lam.set("colon", True)  # DuckDB 2 refuses `x -> …` at bind time; `lambda x: …` is the same function
     bounded = policy().bounded
     out = BoundCalls()
-    calls = list(tree.find_all(exp.Func))
+    calls = list(tree.find_all(exp.Func, exp.DPipe))
     # lambda depth before any call is taken out (a taken-out call's arguments lose their ancestors)
     depths = {id(n): sum(1 for a in _ancestors(n) if isinstance(a, exp.Lambda)) for n in calls}
     for found in calls:

@@ -170,6 +170,10 @@ SAME_RESULT = [
     ("SELECT string_agg(repeat(s, 2), ',') FROM (VALUES ('a'), ('b')) v(s)", None),
     ("SELECT repeat(s, row_number() OVER (ORDER BY s)::INTEGER) FROM (VALUES ('a'), ('b')) v(s) ORDER BY 1", None),
     ("SELECT lpad(s, 3, '0') AS k, count(*) FROM (VALUES ('a'), ('b'), ('a')) v(s) GROUP BY lpad(s, 3, '0') ORDER BY 1", None),
+    ("SELECT 'a' || 'b' || 1, concat('x', NULL, 2), concat_ws('-', 'a', NULL, 'c'), [1] || [2], list_concat([1], [2], [3]), "
+     "NULL || 'a', '\\x01'::BLOB || '\\x02'::BLOB, DATE '2024-01-01' || 'x'", None),
+    ("SELECT s || s AS k, count(*) FROM (VALUES ('a'), ('b')) v(s) GROUP BY s || s ORDER BY 1", None),
+    ("SELECT id || ':' || name FROM (VALUES (1, 'a')) v(id, name) WHERE id || name = ?", ["1a"]),
     ("SELECT upper(repeat(repeat(s, 2), 2)) FROM (VALUES ('a')) v(s) GROUP BY upper(repeat(repeat(s, 2), 2))", None),
 ]
 

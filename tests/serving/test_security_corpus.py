@@ -152,6 +152,12 @@ RESOURCE_BOMBS = [
     ("len(array_resize([1], 300000000, 0))", {"function_limit"}),
     ("list_transform([300000000], lambda n: len(range(n)))", {"function_limit"}),
     ("length(repeat(repeat('x', 1000000), 1000))", {"function_limit"}),
+    ("length(list_reduce(list_transform(range(40), lambda i: 'ab'), lambda acc, x: acc || acc))", {"function_limit"}),
+    ("(WITH t AS (SELECT repeat('x', 1000000) s), u AS (SELECT " + " || ".join(["s"] * 40) + " AS s FROM t) "
+     "SELECT length(" + " || ".join(["s"] * 40) + ") FROM u)", {"function_limit"}),
+    ("(WITH RECURSIVE r(n, s) AS (SELECT 1, 'ab' UNION ALL SELECT n + 1, concat(s, s) FROM r WHERE n < 60) "
+     "SELECT max(length(s)) FROM r)", {"function_limit"}),
+    ("len(list_reduce(list_transform(range(40), lambda i: [1]), lambda acc, x: list_concat(acc, acc)))", {"function_limit"}),
     ("length(printf('%0300000000d', 1))", {"function_not_allowed"}),
     ("length(printf('%*d', 300000000, 1))", {"function_not_allowed"}),
     ("length(format('{:>300000000}', 1))", {"function_not_allowed"}),
