@@ -108,7 +108,7 @@ _BOUNDS: dict[str, tuple[Callable[[int], str], str]] = {
     "array_cat": (lambda n: _sum_of_sizes(n) + " > {K}", _CONCAT),
     "concat_ws": (lambda n: f"strlen({{0}}::VARCHAR) * {max(n - 2, 0)} + " + _sum_of_sizes(n, 1) + " > {K}", _CONCAT),
 }
-_OPERATORS = {"||": "({0} || {1})"}  # bounded operators: how the call is written
+_OPERATORS: dict[str, Callable[[list[str]], str]] = {"||": lambda args: "(" + " || ".join(args) + ")"}
 _FORMATS = frozenset({"printf", "format"})
 _LITERAL_ONLY: dict[type, tuple[str, ...]] = {exp.RegexpReplace: ("modifiers",)}
 _PRINTF_SPEC = re.compile(r"%[-+ #0']*(\*|\d+)?(?:\.(\*|\d+))?")
@@ -123,9 +123,14 @@ def _call_shape(node: exp.Expr) -> tuple[str, list[str], list[exp.Expr]] | None:
     adds default arguments); None when it does not print as a plain ``name(…)`` call.
     """
     originals: list[exp.Expr] = []
-    if isinstance(node, exp.DPipe):
-        originals += [node.this, node.expression]
-        return "||", [f"{RESERVED_PREFIX}_p0", f"{RESERVED_PREFIX}_p1"], originals
+    if isinstance(node, exp.DPipe):  # a whole chain a || b || c at once: one wrapper, not one per operator
+        operand: exp.Expr = node
+        while isinstance(operand, exp.DPipe):
+            originals.append(operand.expression)
+            operand = operand.this
+        originals.append(operand)
+        originals.reverse()
+        return "||", [f"{RESERVED_PREFIX}_p{i}" for i in range(len(originals))], originals
 
     def placeholder(value: exp.Expr) -> exp.Expr:
         originals.append(value)
@@ -211,7 +216,7 @@ def _template(name: str, positional: tuple[str, ...], fields: int, depth: int) -
     struct = ", ".join(f"'p{i}': {RESERVED_PREFIX}_p{i}" for i in range(fields))
     # Every argument goes through the struct: a call with only constant arguments inside the lambda could be
     # constant-folded by DuckDB's optimizer before the check runs (measured: CASE alone is folded).
-    call = _OPERATORS[name].format(*args) if name in _OPERATORS else f"{name}({', '.join(args)})"
+    call = _OPERATORS[name](args) if name in _OPERATORS else f"{name}({', '.join(args)})"
     return (f"list_transform([{{{struct}}}], lambda {param}: CASE WHEN {condition} "
             f"THEN error('{message}') ELSE {call} END)[1]")
 
@@ -277,6 +282,8 @@ def bound_calls(tree: exp.Expr) -> BoundCalls:
         node = found
         if isinstance(node.parent, _TABLE_POSITION) and node.arg_key == "this":
             continue  # a table function: checked against the table allow-list
+        if isinstance(node, exp.DPipe) and isinstance(node.parent, exp.DPipe) and node.arg_key == "this":
+            continue  # part of a chain, bounded with its top
         shape = _call_shape(node)
         if shape is None or shape[0] not in bounded:
             continue
@@ -296,7 +303,7 @@ def bound_calls(tree: exp.Expr) -> BoundCalls:
             depth = depths[id(found)]
             template = _template(name, tuple(positional), len(originals), depth)
             node.replace(out.placeholder(template.replace(_TEMPLATE_PARAM, f"{RESERVED_PREFIX}_{key}"), originals))
-        out.counts[name] += 1
+        out.counts[name] += len(positional) - 1 if name in _OPERATORS else 1
     return out
 
 

@@ -257,6 +257,17 @@ def test_the_splice_touches_only_its_own_placeholders() -> None:
         con.close()
 
 
+def test_a_long_concatenation_chain_is_one_bound() -> None:
+    sql = "SELECT " + " || ".join(f"'c{i}'" for i in range(250)) + " AS s, ('a' || 'b') || ('c' || 'd') AS t"
+    rewritten = check_sql(sql, GRANTS).sql
+    assert rewritten.count("function_limit") == 3
+    con = duckdb.connect()
+    try:
+        assert con.execute(rewritten).fetchall() == con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
 def test_a_query_may_make_a_bounded_number_of_bounded_calls() -> None:
     many = "SELECT " + ", ".join(f"repeat('a', {i})" for i in range(functions_bounds.MAX_BOUNDED_CALLS + 1))
     assert rule_of(many) == "function_not_allowed"
