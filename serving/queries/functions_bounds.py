@@ -73,8 +73,9 @@ _CELLS = "len(a) * len(b) <= {C}"
 
 
 def _sum_of_sizes(n: int, first: int = 0) -> str:
-    # as text: exact for strings (the cast is free), and defined for every type || and concat accept
-    return " + ".join(f"strlen({{{i}}}::VARCHAR)" for i in range(first, n)) or "0"
+    # as text: exact for strings (the cast is free), and defined for every type || and concat accept;
+    # a NULL counts 0, because concat() skips NULLs (a NULL sum would skip the check)
+    return " + ".join(f"coalesce(strlen({{{i}}}::VARCHAR), 0)" for i in range(first, n)) or "0"
 
 
 _CONCAT = "{K} characters"
@@ -106,7 +107,8 @@ _BOUNDS: dict[str, tuple[Callable[[int], str], str]] = {
     "list_cat": (lambda n: _sum_of_sizes(n) + " > {K}", _CONCAT),
     "array_concat": (lambda n: _sum_of_sizes(n) + " > {K}", _CONCAT),
     "array_cat": (lambda n: _sum_of_sizes(n) + " > {K}", _CONCAT),
-    "concat_ws": (lambda n: f"strlen({{0}}::VARCHAR) * {max(n - 2, 0)} + " + _sum_of_sizes(n, 1) + " > {K}", _CONCAT),
+    "concat_ws": (lambda n: f"coalesce(strlen({{0}}::VARCHAR), 0) * {max(n - 2, 0)} + " + _sum_of_sizes(n, 1) + " > {K}",
+                  _CONCAT),
 }
 _OPERATORS: dict[str, Callable[[list[str]], str]] = {"||": lambda args: "(" + " || ".join(args) + ")"}
 _FORMATS = frozenset({"printf", "format"})

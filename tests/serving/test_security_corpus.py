@@ -158,6 +158,8 @@ RESOURCE_BOMBS = [
     ("(WITH RECURSIVE r(n, s) AS (SELECT 1, 'ab' UNION ALL SELECT n + 1, concat(s, s) FROM r WHERE n < 60) "
      "SELECT max(length(s)) FROM r)", {"function_limit"}),
     ("len(list_reduce(list_transform(range(40), lambda i: [1]), lambda acc, x: list_concat(acc, acc)))", {"function_limit"}),
+    ("(WITH RECURSIVE r(n, s) AS (SELECT 1, 'ab' UNION ALL SELECT n + 1, concat(NULL, s, s) FROM r WHERE n < 60) "
+     "SELECT max(length(s)) FROM r)", {"function_limit"}),
     ("length(printf('%0300000000d', 1))", {"function_not_allowed"}),
     ("length(printf('%*d', 300000000, 1))", {"function_not_allowed"}),
     ("length(format('{:>300000000}', 1))", {"function_not_allowed"}),
