@@ -294,6 +294,9 @@ BOMBS = [
     ("SELECT len(list_resize([1], 300000000))", None, 5),
     ("SELECT length(regexp_replace(repeat('a', 20000), '', repeat('b', 20000), 'g'))", None, 5),
     ("SELECT length(printf('%0300000000d', 1))", None, 5),
+    ("WITH t AS (SELECT repeat('x', 1000000) s), u AS (SELECT " + " || ".join(["s"] * 40) + " AS s FROM t) "
+     "SELECT length(" + " || ".join(["s"] * 40) + ") FROM u", None, 2),
+    ("SELECT length(list_reduce(list_transform(range(40), lambda i: 'ab'), lambda acc, x: acc || acc))", None, 2),
 ]
 
 
