@@ -13,8 +13,9 @@ Measured on DuckDB 2.0.1, the class and the rule for each member:
   ``array_resize``): at most ``MAX_BUILT_ELEMENTS`` elements (the table functions
   ``FROM range(…)`` stream and are not bounded);
 - quadratic string distances (``levenshtein``, ``editdist3``, ``damerau_levenshtein``,
-  ``jaro_similarity``, ``jaro_winkler_similarity``): ``len(a) * len(b)`` at most
-  ``MAX_DISTANCE_CELLS``;
+  ``jaro_similarity``, ``jaro_winkler_similarity``): ``len(a) * len(b)`` at most a
+  per-function budget, small enough that a whole 2,048-row chunk of calls (DuckDB checks
+  for interrupts only between chunks) stays well under a second;
 - concatenation (``||``, ``concat``, ``concat_ws``, ``list_concat`` and aliases): the output
   is the sum of the inputs, harmless once, but doubling when repeated (a ``||`` chain over
   a CTE column, a ``list_reduce`` accumulator, a recursive CTE; measured: 1.3 GB and 1.5 s
@@ -58,18 +59,23 @@ from serving.queries.names import reject, shown
 
 MAX_BUILT_CHARS = 1 << 20  # characters of one built string (1 MiB of ASCII)
 MAX_BUILT_ELEMENTS = 100_000  # elements of one built list
-MAX_DISTANCE_CELLS = 4_000_000  # len(a) * len(b) of one string-distance call (2,000 x 2,000 characters)
+# len(a) * len(b) of one string-distance call. A call cannot be interrupted and DuckDB evaluates 2,048 rows
+# at a time, so the budget is per call such that a full chunk stays well under a second (measured: 2,048
+# levenshtein calls of 300 x 300 characters take 0.47 s, damerau_levenshtein 1.6 s, jaro 0.01 s).
+MAX_DISTANCE_CELLS = 100_000  # levenshtein, editdist3 (about 316 x 316 characters)
+MAX_DAMERAU_CELLS = 25_000  # damerau_levenshtein: ~3.5 times slower, and its memory grows with the product
+MAX_JARO_CELLS = 4_000_000  # jaro(_winkler)_similarity: linear in practice, bounded for the odd case
 MAX_FORMAT_WIDTH = 1_000  # width or precision in a printf/format literal
 MAX_CONCAT_CHARS = 16 << 20  # characters (as text) of one concatenation's output
 RESERVED_PREFIX = "__guard"
 _TABLE_POSITION = (exp.Table, exp.From, exp.Join, exp.Lateral)
 
 LAMBDA_DIVISOR = 1_000  # inside a lambda the bounds shrink this much per level: the lambda runs once per element
-_DISTANCE = "len({0})::DOUBLE * len({1}) > {C}"
+_DISTANCE = "len({0})::DOUBLE * len({1}) > {%s}"
 _SERIES2 = "{1}::DOUBLE - {0}::DOUBLE > {E}"
 _SERIES3 = ("coalesce(CASE WHEN try({0} + {2}) > {0} THEN {1} > try({0} + {E} * {2}) "
             "WHEN try({0} + {2}) < {0} THEN {1} < try({0} + {E} * {2}) END, false)")
-_CELLS = "len(a) * len(b) <= {C}"
+_CELLS = "len(a) * len(b) <= {%s}"
 
 
 def _sum_of_sizes(n: int, first: int = 0) -> str:
@@ -80,7 +86,7 @@ def _sum_of_sizes(n: int, first: int = 0) -> str:
 
 _CONCAT = "{K} characters"
 # DuckDB name -> (condition over positional arguments {0}, {1}, … given their count, what the limit is);
-# {B}, {E}, {C} are the character, element and cell bounds where the call is.
+# {B}, {E}, {C}/{D}/{J}, {K} are the character, element, cell and concatenation bounds where the call is.
 _BOUNDS: dict[str, tuple[Callable[[int], str], str]] = {
     "repeat": (lambda n: "len({0})::DOUBLE * {1} > CASE WHEN typeof({0}) LIKE '%]' THEN {E} ELSE {B} END",
                "{B} characters or {E} list elements"),
@@ -96,11 +102,11 @@ _BOUNDS: dict[str, tuple[Callable[[int], str], str]] = {
     "range": (lambda n: _SERIES3 if n >= 3 else _SERIES2, "{E} elements (FROM range(…) streams without this limit)"),
     "generate_series": (lambda n: _SERIES3 if n >= 3 else _SERIES2,
                         "{E} elements (FROM generate_series(…) streams without this limit)"),
-    "levenshtein": (lambda n: _DISTANCE, _CELLS),
-    "editdist3": (lambda n: _DISTANCE, _CELLS),
-    "damerau_levenshtein": (lambda n: _DISTANCE, _CELLS),
-    "jaro_similarity": (lambda n: _DISTANCE, _CELLS),
-    "jaro_winkler_similarity": (lambda n: _DISTANCE, _CELLS),
+    "levenshtein": (lambda n: _DISTANCE % "C", _CELLS % "C"),
+    "editdist3": (lambda n: _DISTANCE % "C", _CELLS % "C"),
+    "damerau_levenshtein": (lambda n: _DISTANCE % "D", _CELLS % "D"),
+    "jaro_similarity": (lambda n: _DISTANCE % "J", _CELLS % "J"),
+    "jaro_winkler_similarity": (lambda n: _DISTANCE % "J", _CELLS % "J"),
     "||": (lambda n: _sum_of_sizes(n) + " > {K}", _CONCAT),
     "concat": (lambda n: _sum_of_sizes(n) + " > {K}", _CONCAT),
     "list_concat": (lambda n: _sum_of_sizes(n) + " > {K}", _CONCAT),
@@ -197,7 +203,7 @@ def bounds_at(depth: int) -> dict[str, int]:
     """The bounds for a call inside ``depth`` nested lambdas (each runs once per list element)."""
     scale = LAMBDA_DIVISOR ** depth
     return {"B": MAX_BUILT_CHARS // scale, "E": MAX_BUILT_ELEMENTS // scale, "C": MAX_DISTANCE_CELLS // scale,
-            "K": MAX_CONCAT_CHARS // scale}
+            "D": MAX_DAMERAU_CELLS // scale, "J": MAX_JARO_CELLS // scale, "K": MAX_CONCAT_CHARS // scale}
 
 
 _TEMPLATE_PARAM = f"{RESERVED_PREFIX}_lambda"

@@ -136,6 +136,11 @@ RESOURCE_BOMBS = [
     ("damerau_levenshtein(repeat('a', 15000), repeat('b', 15000))", {"function_limit"}),
     ("levenshtein(repeat('a', 100000), repeat('b', 100000))", {"function_limit"}),
     ("jaro_winkler_similarity(repeat('a', 5000), repeat('b', 5000))", {"function_limit"}),
+    # within a generous per-call bound, but 2,048 rows per uninterruptible chunk would take a minute
+    ("(SELECT max(damerau_levenshtein(repeat('a', 2000) || range::VARCHAR, repeat('b', 2000))) FROM range(4096))",
+     {"function_limit"}),
+    ("(SELECT max(levenshtein(repeat('a', 1000) || range::VARCHAR, repeat('b', 1000))) FROM range(4096))",
+     {"function_limit"}),
     ("length(repeat('x', 2000000000))", {"function_limit"}),
     ("length('x'.repeat(2000000000))", {"function_limit"}),
     ("len(repeat([1, 2, 3], 100000000))", {"function_limit"}),
