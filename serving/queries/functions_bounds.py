@@ -324,7 +324,7 @@ def _ancestors(node: exp.Expr) -> list[exp.Expr]:
     return out
 
 
-def _method_as_call(node: exp.Func, name: str) -> exp.Func:
+def _method_as_call(node: exp.Expr, name: str) -> exp.Func:
     """``x.repeat(3)`` (DuckDB's method syntax) as ``repeat(x, 3)``, so the bound sees every argument."""
     dot = node.parent
     if not isinstance(node, exp.Anonymous) or not isinstance(dot, exp.Dot):
