@@ -80,8 +80,10 @@ _CELLS = "len(a) * len(b) <= {%s}"
 
 def _sum_of_sizes(n: int, first: int = 0) -> str:
     # as text: exact for strings (the cast is free), and defined for every type || and concat accept;
-    # a NULL counts 0, because concat() skips NULLs (a NULL sum would skip the check)
-    return " + ".join(f"coalesce(strlen({{{i}}}::VARCHAR), 0)" for i in range(first, n)) or "0"
+    # a NULL counts 0, because concat() skips NULLs (a NULL sum would skip the check); a flat list_sum,
+    # not a + chain, so a long || chain does not nest the check as deep as the chain
+    terms = ", ".join(f"coalesce(strlen({{{i}}}::VARCHAR), 0)" for i in range(first, n))
+    return f"coalesce(list_sum([{terms}]), 0)" if terms else "0"
 
 
 _CONCAT = "{K} characters"
@@ -210,23 +212,69 @@ _TEMPLATE_PARAM = f"{RESERVED_PREFIX}_lambda"
 MAX_BOUNDED_CALLS = 256  # per query: each wrapper adds ~400 characters for DuckDB to parse
 
 
+MAX_DIRECT_ARGUMENT_CHARS = 500  # longer arguments are not repeated in the check: they go through a lambda
+
+
 @functools.lru_cache(maxsize=512)
-def _template(name: str, positional: tuple[str, ...], fields: int, depth: int) -> str:
-    """The wrapper's text for one call shape, over ``__guard_pI`` (arguments) and ``__guard_lambda``."""
-    param = _TEMPLATE_PARAM
-    args = [re.sub(rf"\b{RESERVED_PREFIX}_p(\d+)\b", rf"{param}.p\1", a) for a in positional]
+def _template(name: str, positional: tuple[str, ...], fields: int, depth: int, direct: bool) -> str:
+    """The bounded call's text for one call shape, over ``__guard_pI`` (the arguments).
+
+    The check gates the call's first argument: ``[a][CASE WHEN <exceeded> THEN
+    CAST('function_limit: …' AS INTEGER) ELSE 1 END]`` is ``a`` or a conversion error that
+    names the bound. Unlike ``error()`` it is not volatile, so the call may still stand in
+    PARTITION BY, be referenced by a later alias, or match its GROUP BY twin; and because
+    the check is inside an argument, DuckDB cannot constant-fold the call before it.
+
+    ``direct``: the check repeats the arguments (simple, deterministic ones). Otherwise they
+    are evaluated once, into a struct that a one-element ``list_transform`` lambda reads, so
+    a volatile argument (``random()``) has one value for the check and the call, and nested
+    bounded calls do not double the SQL per level.
+    """
+    ref = (lambda i: f"{RESERVED_PREFIX}_p{i}") if direct else (lambda i: f"{_TEMPLATE_PARAM}.p{i}")
+    args = [re.sub(rf"\b{RESERVED_PREFIX}_p(\d+)\b", lambda m: ref(int(m.group(1))), a) for a in positional]
     condition_of, limit = _BOUNDS[name]
     bounds = bounds_at(depth)
     condition = condition_of(len(args)).format(*args, **bounds)
     where = " inside a lambda" if depth else ""
     label = f"the {name} operator" if name in _OPERATORS else f"{name}()"
     message = f"{RUNTIME_MARKER} {label} would exceed {limit.format(**bounds)} in one call{where}".replace("'", "''")
+    # the first argument is gated: DuckDB evaluates it first, before anything is built (in a || chain too)
+    gated = [f"[{args[0]}][CASE WHEN {condition} THEN CAST('{message}' AS INTEGER) ELSE 1 END]", *args[1:]]
+    call = _OPERATORS[name](gated) if name in _OPERATORS else f"{name}({', '.join(gated)})"
+    if direct:
+        return call
     struct = ", ".join(f"'p{i}': {RESERVED_PREFIX}_p{i}" for i in range(fields))
-    # Every argument goes through the struct: a call with only constant arguments inside the lambda could be
-    # constant-folded by DuckDB's optimizer before the check runs (measured: CASE alone is folded).
-    call = _OPERATORS[name](args) if name in _OPERATORS else f"{name}({', '.join(args)})"
-    return (f"list_transform([{{{struct}}}], lambda {param}: CASE WHEN {condition} "
-            f"THEN error('{message}') ELSE {call} END)[1]")
+    return f"list_transform([{{{struct}}}], lambda {_TEMPLATE_PARAM}: {call})[1]"
+
+
+@functools.cache
+def _volatile() -> frozenset[str]:
+    """DuckDB's volatile functions (random(), uuid() …): arguments using them are not repeated."""
+    import duckdb
+
+    con = duckdb.connect(":memory:")
+    try:
+        rows = con.execute("SELECT DISTINCT function_name FROM duckdb_functions() WHERE stability = 'VOLATILE'").fetchall()
+    finally:
+        con.close()
+    return frozenset(str(r[0]) for r in rows)
+
+
+def _repeatable(originals: list[exp.Expr], bounded: frozenset[str]) -> bool:
+    """Whether the arguments may be evaluated twice (for the check and the call) with the same result, cheaply."""
+    if sum(len(o.sql(dialect="duckdb")) for o in originals) > MAX_DIRECT_ARGUMENT_CHARS:
+        return False
+    volatile = _volatile()
+    for original in originals:
+        for node in original.walk():
+            if isinstance(node, exp.Query | exp.Subquery | exp.Lambda | exp.Placeholder | exp.Parameter):
+                return False  # also parameters: a repeated ? would be a new parameter
+            if isinstance(node, exp.Func | exp.DPipe):
+                shape = _call_shape(node)
+                name = shape[0] if shape else ""
+                if name in volatile or name in bounded or isinstance(node, exp.Rand | exp.Uuid):
+                    return False
+    return True
 
 
 class BoundCalls:
@@ -243,13 +291,13 @@ class BoundCalls:
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()
         self.nonce = secrets.token_hex(6)
-        self.pieces: list[tuple[str, exp.Tuple]] = []
+        self.pieces: list[tuple[str, exp.Tuple, bool]] = []
         self._pattern = re.compile(rf'"?{RESERVED_PREFIX}_w{self.nonce}_(\d+)"?')
 
-    def placeholder(self, template: str, originals: list[exp.Expr]) -> exp.Expr:
+    def placeholder(self, template: str, originals: list[exp.Expr], direct: bool) -> exp.Expr:
         # the arguments move under a holder node, so an argument that is itself a bounded call (taken out
         # later) is replaced there by its own placeholder
-        self.pieces.append((template, exp.Tuple(expressions=originals)))
+        self.pieces.append((template, exp.Tuple(expressions=originals), direct))
         return exp.column(f"{RESERVED_PREFIX}_w{self.nonce}_{len(self.pieces) - 1}")
 
     def expand(self, text: str) -> str:
@@ -260,8 +308,10 @@ class BoundCalls:
             used[index] += 1
             if index >= len(self.pieces) or used[index] > 1:
                 raise reject("parse_error", "the query could not be bounded")
-            template, holder = self.pieces[index]
+            template, holder, direct = self.pieces[index]
             args = [self._pattern.sub(piece, o.sql(dialect="duckdb", comments=False)) for o in holder.expressions]
+            if direct:
+                args = [f"({a})" for a in args]
             return re.sub(rf"\b{RESERVED_PREFIX}_p(\d+)\b", lambda m: args[int(m.group(1))], template)
 
         out = self._pattern.sub(piece, text)
@@ -300,6 +350,9 @@ def bound_calls(tree: exp.Expr) -> BoundCalls:
             shape = _call_shape(node)
             assert shape is not None
         name, positional, originals = shape
+        if not positional:
+            out.counts[name] += 1  # nothing to build from: list_cat() and the like stay as they are
+            continue
         if name in _FORMATS:
             _check_format(name, positional, originals)
         else:
@@ -309,8 +362,9 @@ def bound_calls(tree: exp.Expr) -> BoundCalls:
             # the lambda's name comes from the call's text, so equal calls (in SELECT and GROUP BY) stay equal
             key = hashlib.sha256(node.sql(dialect="duckdb").encode("utf-8", "surrogatepass")).hexdigest()[:12]
             depth = depths[id(found)]
-            template = _template(name, tuple(positional), len(originals), depth)
-            node.replace(out.placeholder(template.replace(_TEMPLATE_PARAM, f"{RESERVED_PREFIX}_{key}"), originals))
+            direct = _repeatable(originals, bounded)
+            template = _template(name, tuple(positional), len(originals), depth, direct)
+            node.replace(out.placeholder(template.replace(_TEMPLATE_PARAM, f"{RESERVED_PREFIX}_{key}"), originals, direct))
         out.counts[name] += len(positional) - 1 if name in _OPERATORS else 1
     return out
 
