@@ -32,13 +32,14 @@ Inside a lambda (``list_transform(l, lambda x: repeat('*', x))``) the call runs 
 list element, so the bounds shrink by ``LAMBDA_DIVISOR`` per lambda level.
 
 How: each call ``f(a, b)`` in the checked tree becomes, in the SQL that runs,
-``list_transform([{'p0': a, 'p1': b}], lambda g: CASE WHEN <bound exceeded> THEN
-error('function_limit: …') ELSE f(g.p0, g.p1) END)[1]``. Each argument is evaluated once
-(the check and the call see the same value, also for ``random()`` or bound parameters),
-the call never has constant arguments that DuckDB's optimizer could fold before the
-check, equal calls get equal lambdas (so ``GROUP BY f(a)`` still matches ``SELECT f(a)``),
-and the tree grows linearly with nesting. The engine answers the error as a 400 with
-rule ``function_limit``.
+``f([a][CASE WHEN <bound exceeded> THEN CAST('function_limit: …' AS INTEGER) ELSE 1 END], b)``:
+the first argument, or a conversion error naming the bound, raised before anything is
+built and before DuckDB could constant-fold the call (see ``_template``). Arguments that
+are volatile (``random()``), parameters, subqueries or other bounded calls are evaluated
+once, through ``list_transform([{'p0': a, 'p1': b}], lambda g: f(<gated g.p0>, g.p1))[1]``,
+so the check and the call see the same value and the SQL grows linearly with nesting;
+equal calls print equally (``GROUP BY f(a)`` still matches ``SELECT f(a)``). The engine
+answers the error as a 400 with rule ``function_limit``.
 """
 
 from __future__ import annotations

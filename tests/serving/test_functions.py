@@ -190,6 +190,33 @@ def test_bounded_calls_return_what_the_plain_call_returns(sql: str, params: list
         con.close()
 
 
+T = "(SELECT range AS id, 's' || (range % 3) AS status, range * 1.5 AS amount FROM range(10)) t"
+PLACES = [  # bounded calls (||, lpad) where SQL restricts expressions: not volatile, equal to their twins
+    "SELECT * FROM (SELECT status, amount FROM @) PIVOT (max(status || 'x') FOR status IN ('s0', 's1'))",
+    "SELECT status || '-' AS k, count(*) FROM @ GROUP BY ALL ORDER BY ALL",
+    "SELECT status, string_agg(id::VARCHAR || '!', ',' ORDER BY lpad(id::VARCHAR, 3, '0')) FROM @ GROUP BY status "
+    "HAVING string_agg(status, '') || 'a' <> '' ORDER BY 1",
+    "SELECT status || 'a' AS k, k || 'b' AS k2 FROM @ ORDER BY k2 LIMIT 2",
+    "SELECT lag(status || 'x') OVER (PARTITION BY lpad(status, 4, '0') ORDER BY id) FROM @ ORDER BY id",
+    "SELECT DISTINCT ON (status || 'x') id FROM @ ORDER BY status || 'x', id",
+    "SELECT id FROM @ QUALIFY row_number() OVER (PARTITION BY status || '' ORDER BY id) = 1 ORDER BY id",
+    "SELECT count(*) FILTER (WHERE status || 'x' = 's1x') FROM @",
+    "SUMMARIZE SELECT status || 'x' AS k FROM @",
+    "SELECT list_transform([1, 2], lambda x: x::VARCHAR || status) FROM @ ORDER BY id LIMIT 1",
+    "SELECT (SELECT max(lpad(s, 3, '0')) FROM (SELECT t.status AS s)) FROM @ ORDER BY id LIMIT 1",
+    "SELECT status, count(*) FROM @ GROUP BY ROLLUP (status) HAVING status || '' IS NOT NULL ORDER BY 1",
+]
+
+
+@pytest.mark.parametrize("sql", [p.replace("@", T) for p in PLACES])
+def test_bounded_calls_work_where_sql_restricts_expressions(sql: str) -> None:
+    con = duckdb.connect()
+    try:
+        assert con.execute(check_sql(sql, GRANTS).sql).fetchall() == con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
 @pytest.mark.parametrize(("sql", "params"), [
     ("SELECT repeat(?, ?)", ["x", 2_000_000_000]),
     ("SELECT length(repeat($1, $2))", ["ab", 600_000]),
