@@ -6,9 +6,9 @@ past its time limit, ``damerau_levenshtein`` of two 15,000-character strings too
 Measured on DuckDB 2.0.1, the class and the rule for each member:
 
 - value builders (``repeat``, ``lpad``, ``rpad``, ``replace``, ``regexp_replace``,
-  ``bitstring``): each call may build at most ``MAX_BUILT_CHARS`` characters (lists from
-  ``repeat``: ``MAX_BUILT_ELEMENTS``); ``replace``/``regexp_replace`` are bounded by their
-  worst case (every match replaced, back-references included);
+  ``bitstring``): each call may build at most ``MAX_BUILT_CHARS`` characters (``repeat`` of
+  a blob or list: of its text); ``replace``/``regexp_replace`` are bounded by their worst
+  case (every match replaced, back-references included);
 - list builders (``range``, ``generate_series`` as scalars, ``list_resize``,
   ``array_resize``): at most ``MAX_BUILT_ELEMENTS`` elements (the table functions
   ``FROM range(…)`` stream and are not bounded);
@@ -91,8 +91,8 @@ _CONCAT = "{K} characters"
 # DuckDB name -> (condition over positional arguments {0}, {1}, … given their count, what the limit is);
 # {B}, {E}, {C}/{D}/{J}, {K} are the character, element, cell and concatenation bounds where the call is.
 _BOUNDS: dict[str, tuple[Callable[[int], str], str]] = {
-    "repeat": (lambda n: "len({0})::DOUBLE * {1} > CASE WHEN typeof({0}) LIKE '%]' THEN {E} ELSE {B} END",
-               "{B} characters or {E} list elements"),
+    # sized as text: exact for strings, defined for blobs and lists (a list's text is longer than its length)
+    "repeat": (lambda n: "coalesce(strlen({0}::VARCHAR), 0)::DOUBLE * {1} > {B}", "{B} characters (as text)"),
     "lpad": (lambda n: "{1} > {B}", "{B} characters"),
     "rpad": (lambda n: "{1} > {B}", "{B} characters"),
     "bitstring": (lambda n: "{1} > 8 * {B}", "8 * {B} bits"),

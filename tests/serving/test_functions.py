@@ -151,7 +151,7 @@ SAME_RESULT = [
     ("SELECT repeat('ab', 3)", None),
     ("SELECT repeat(?, ?)", ["ab", 3]),
     ("SELECT repeat($1, $2)", ["xy", 2]),
-    ("SELECT repeat([1, 2], 2), repeat(NULL, 2), repeat('a', NULL), repeat('a', -1)", None),
+    ("SELECT repeat([1, 2], 2), repeat(NULL, 2), repeat('a', NULL), repeat('a', -1), repeat('\\x01'::BLOB, 2)", None),
     ("SELECT 'ab'.repeat(2), s.repeat(2) FROM (SELECT 'q' AS s)", None),
     ("SELECT lpad('7', 3, '0'), rpad('ab', 4, '.'), lpad(?, ?, ?)", ["x", 4, "*"]),
     ("SELECT replace('banana', 'a', 'oo'), replace('aaa', '', 'x'), replace(?, ?, ?)", ["a-b", "-", "+"]),
