@@ -31,7 +31,7 @@ from serving.queries.names import reject, shown
 # The parser turns these into FUNCTION nodes although they are not catalog functions.
 PARSER_FUNCTIONS = frozenset({"unnest", "unlist"})
 NAMED_AGGREGATE_FUNCTIONS = frozenset({"list_aggr", "list_aggregate", "array_aggr", "array_aggregate", "aggregate"})
-RUNTIME_MARKER = "function_limit:"  # prefix of the error() messages raised by size-bound rewrites
+RUNTIME_MARKER = "function_limit:"  # prefix of the errors raised by size-bound checks
 
 
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
@@ -153,8 +153,9 @@ def _check_named_aggregate(name: str, node: dict[str, Any], p: FunctionPolicy) -
 
 
 def runtime_refusal(message: str) -> QueryRejected | None:
-    """The refusal for a DuckDB error raised by a size-bound rewrite (``error('function_limit: …')``), else None."""
+    """The refusal for a DuckDB error raised by a size-bound check (``CAST('function_limit: …' AS INTEGER)``)."""
     at = message.find(RUNTIME_MARKER)
     if at < 0:
         return None
-    return QueryRejected(message[at + len(RUNTIME_MARKER):].strip(), rule="function_limit")
+    text = message[at + len(RUNTIME_MARKER):].split("'", 1)[0].strip()
+    return QueryRejected(text or "a size bound was exceeded", rule="function_limit")

@@ -118,13 +118,20 @@ def _check_function(node: exp.Func) -> None:
         raise reject("function_not_allowed", f"function {shown(name)}() is not allowed: {p.refusal('expression', name)}")
 
 
-def _bound_and_check_functions(tree: exp.Expr) -> str:
-    """Bound the size of calls that need it, print the tree, and check every function DuckDB will call."""
-    wrapped = functions_bounds.bound_calls(tree)
-    sql = tree.sql(dialect="duckdb", comments=False)
+def _bound_and_check_functions(tree: exp.Expr, *, filter_only: bool = False) -> str:
+    """Bound the size of calls that need it, print the tree, and check every function DuckDB will call.
+
+    Returns the SQL of the tree, or with ``filter_only`` of its WHERE condition, bounded the same way.
+    """
+    bounds = functions_bounds.bound_calls(tree)
+    if filter_only:
+        text = bounds.expand(tree.args["where"].this.sql(dialect="duckdb", comments=False))
+        sql = f"SELECT 1 WHERE {text}"
+    else:
+        text = sql = bounds.expand(tree.sql(dialect="duckdb", comments=False))
     _duckdb_agrees(sql)
-    functions.check_functions(functions.parse_tree(sql, _duck_serialize), wrapped)
-    return sql
+    functions.check_functions(functions.parse_tree(sql, _duck_serialize), bounds.counts)
+    return text
 
 
 def _check_pivot(node: exp.Pivot) -> None:
@@ -345,8 +352,7 @@ def validate_filter(where_sql: str, caller: object | None = None) -> str:
             raise reject("statement_not_allowed", f"{node.key.upper()} is not allowed in a filter")
         if isinstance(node, exp.Func):
             _check_function(node)
-    _bound_and_check_functions(tree)
-    return tree.args["where"].this.sql(dialect="duckdb", comments=False)
+    return _bound_and_check_functions(tree, filter_only=True)
 
 
 def clear_caches() -> None:

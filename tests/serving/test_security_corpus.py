@@ -136,6 +136,11 @@ RESOURCE_BOMBS = [
     ("damerau_levenshtein(repeat('a', 15000), repeat('b', 15000))", {"function_limit"}),
     ("levenshtein(repeat('a', 100000), repeat('b', 100000))", {"function_limit"}),
     ("jaro_winkler_similarity(repeat('a', 5000), repeat('b', 5000))", {"function_limit"}),
+    # within a generous per-call bound, but 2,048 rows per uninterruptible chunk would take a minute
+    ("(SELECT max(damerau_levenshtein(repeat('a', 2000) || range::VARCHAR, repeat('b', 2000))) FROM range(4096))",
+     {"function_limit"}),
+    ("(SELECT max(levenshtein(repeat('a', 1000) || range::VARCHAR, repeat('b', 1000))) FROM range(4096))",
+     {"function_limit"}),
     ("length(repeat('x', 2000000000))", {"function_limit"}),
     ("length('x'.repeat(2000000000))", {"function_limit"}),
     ("len(repeat([1, 2, 3], 100000000))", {"function_limit"}),
@@ -152,6 +157,14 @@ RESOURCE_BOMBS = [
     ("len(array_resize([1], 300000000, 0))", {"function_limit"}),
     ("list_transform([300000000], lambda n: len(range(n)))", {"function_limit"}),
     ("length(repeat(repeat('x', 1000000), 1000))", {"function_limit"}),
+    ("length(list_reduce(list_transform(range(40), lambda i: 'ab'), lambda acc, x: acc || acc))", {"function_limit"}),
+    ("(WITH t AS (SELECT repeat('x', 1000000) s), u AS (SELECT " + " || ".join(["s"] * 40) + " AS s FROM t) "
+     "SELECT length(" + " || ".join(["s"] * 40) + ") FROM u)", {"function_limit"}),
+    ("(WITH RECURSIVE r(n, s) AS (SELECT 1, 'ab' UNION ALL SELECT n + 1, concat(s, s) FROM r WHERE n < 60) "
+     "SELECT max(length(s)) FROM r)", {"function_limit"}),
+    ("len(list_reduce(list_transform(range(40), lambda i: [1]), lambda acc, x: list_concat(acc, acc)))", {"function_limit"}),
+    ("(WITH RECURSIVE r(n, s) AS (SELECT 1, 'ab' UNION ALL SELECT n + 1, concat(NULL, s, s) FROM r WHERE n < 60) "
+     "SELECT max(length(s)) FROM r)", {"function_limit"}),
     ("length(printf('%0300000000d', 1))", {"function_not_allowed"}),
     ("length(printf('%*d', 300000000, 1))", {"function_not_allowed"}),
     ("length(format('{:>300000000}', 1))", {"function_not_allowed"}),
