@@ -14,7 +14,7 @@ happened and that the served data is untouched.
 import datetime as dt
 import re
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 from dagster_snowflake import SnowflakeResource
@@ -28,10 +28,16 @@ from orchestration.sync.status import record_success
 from orchestration.sync.types import UnsupportedTypeError
 from orchestration.sync.verdicts import BlockingCheckError
 from shared.dagster_names import TABLE_TAG, table_pool
+from shared.identifiers import snowflake_reference
 from shared.partitions import PartitionKeyError
 from shared.registry import RegisteredTable
 from shared.served import read_current
 from shared.snowflake import SourceError
+
+if TYPE_CHECKING:  # what define_asset_job returns; Dagster exports no public name for it
+    from dagster._core.definitions.unresolved_asset_job_definition import (
+        UnresolvedAssetJobDefinition as TableJob,
+    )
 
 GROUP_NAME = "snowflake_tables"
 KINDS = {"snowflake", "duckdb"}
@@ -55,7 +61,7 @@ def _tag_value(key: str) -> str:
 
 
 def _description(table: RegisteredTable) -> str:
-    where = f"Snowflake {table.database}.{table.schema}.{table.table}, strategy {table.strategy}."
+    where = f"Snowflake {snowflake_reference(table.database, table.schema, table.table)}, strategy {table.strategy}."
     return f"{table.description}\n\n{where}" if table.description else where
 
 
@@ -87,6 +93,7 @@ def _result_metadata(outcome: SyncOutcome) -> dict[str, Any]:
         "bytes_written": dg.MetadataValue.int(m.bytes),
         "rows_written": outcome.rows_written,
         "source_rows": outcome.source_rows,
+        "duplicates_removed": int(m.extra.get("duplicates_removed") or 0),
         "mode": outcome.mode,
         "slices": len(outcome.slices),
         "source_query_ids": dg.MetadataValue.json([s.query_id for s in outcome.slices][:50]),
@@ -152,3 +159,42 @@ def build_table_asset(*, table: RegisteredTable) -> dg.AssetsDefinition:
 
 def build_table_assets(*, tables: Iterable[RegisteredTable]) -> list[dg.AssetsDefinition]:
     return [build_table_asset(table=t) for t in tables]
+
+
+# --- jobs --------------------------------------------------------------------------------------
+# Dagster refuses a job whose assets have different partitions definitions, so nothing may
+# target several tables at once: every table gets its own asset job, and schedules and the
+# source-change sensor launch through it (a run request names its job). Any mix of layouts
+# (daily/hourly/monthly with any start, static, snapshot, unpartitioned) then loads side by side.
+
+
+def definition_name(table: RegisteredTable, suffix: str) -> str:
+    """``<database>__<schema>__<table>_<suffix>``, valid as a Dagster name and unique per table.
+
+    A key that needs replacing characters (quoted names) gets a hash of the exact key, so two
+    tables that differ only in such characters never share a job or schedule name.
+    """
+    joined = "__".join(table.asset_key_path)
+    safe = re.sub(r"[^A-Za-z0-9_]", "_", joined)
+    if safe != joined:
+        import hashlib
+
+        safe = f"{safe[:80]}_{hashlib.sha1(table.key.encode()).hexdigest()[:10]}"  # noqa: S324 - a name
+    return f"{safe}_{suffix}"
+
+
+def table_job_name(table: RegisteredTable) -> str:
+    return definition_name(table, "job")
+
+
+def build_table_job(*, table: RegisteredTable) -> "TableJob":
+    """The asset job of one table: its asset and checks, with the table's own partitions."""
+    return dg.define_asset_job(
+        name=table_job_name(table), selection=dg.AssetSelection.assets(dg.AssetKey(table.asset_key_path)),
+        description=f"Syncs {table.key} (schedules and the source-change sensor launch through this job).",
+    )
+
+
+def build_table_jobs(*, tables: Iterable[RegisteredTable]) -> dict[str, "TableJob"]:
+    """One job per table, by table key."""
+    return {t.key: build_table_job(table=t) for t in tables}

@@ -31,7 +31,8 @@ def table_check_specs(table: RegisteredTable) -> list[dg.AssetCheckSpec]:
     key = dg.AssetKey(table.asset_key_path)
     specs = [
         dg.AssetCheckSpec(ROW_COUNT_CHECK, asset=key, blocking=row_count_blocks(table),
-                          description="Served rows in the materialized scope equal the source's rows for the same scope."),
+                          description="Served rows in the materialized scope equal the source's rows for the same scope, "
+                                      "minus the duplicates the primary key removed (counted and reported)."),
         dg.AssetCheckSpec(SCHEMA_DRIFT_CHECK, asset=key,
                           description="Source columns were not removed or retyped since the previous version."),
     ]

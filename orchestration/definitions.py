@@ -16,13 +16,14 @@ from collections.abc import Callable, Sequence
 
 import dagster as dg
 
-from orchestration.assets import build_table_assets
+from orchestration.assets import build_table_assets, build_table_jobs
 from orchestration.housekeeping import HOUSEKEEPING_RESOURCE_KEY, HousekeepingResource, build_housekeeping
 from orchestration.resources import build_resources
 from orchestration.schedules import build_table_schedules
 from orchestration.sensors import build_failure_sensor, build_source_change_sensor
 from shared import partitions as sp
 from shared.control.db import migrate
+from shared.filemodes import restrict_process
 from shared.registry import RegisteredTable, list_registered
 from shared.settings import Settings, get_settings
 
@@ -46,18 +47,24 @@ def with_policy(table: RegisteredTable) -> RegisteredTable:
 
 
 def automation(tables: Sequence[RegisteredTable], settings: Settings) -> dg.Definitions:
-    """Schedules, sensors and housekeeping jobs (issue 3). SCHEDULES_DEFAULT_RUNNING=false starts
-    table schedules, housekeeping schedules and the source-change sensor stopped; the failure
-    sensor always runs, since it only records what happened."""
+    """Schedules, sensors and jobs. SCHEDULES_DEFAULT_RUNNING=false starts table schedules,
+    housekeeping schedules and the source-change sensor stopped; the failure sensor always
+    runs, since it only records what happened.
+
+    Every table has its own asset job, shared by its schedule and the source-change sensor:
+    a job spanning tables would need one partitions definition for all of them.
+    """
     running = settings.dagster.schedules_running
-    jobs, housekeeping_schedules = build_housekeeping(running=running)
+    housekeeping_jobs, housekeeping_schedules = build_housekeeping(running=running)
+    table_jobs = build_table_jobs(tables=tables)
     sensor_status = dg.DefaultSensorStatus.RUNNING if running else dg.DefaultSensorStatus.STOPPED
     table_schedules = build_table_schedules(
-        tables=tables, freshness_s={t.key: int(t.freshness_s or 0) for t in tables}, running=running)
+        tables=tables, freshness_s={t.key: int(t.freshness_s or 0) for t in tables}, running=running, jobs=table_jobs)
     return dg.Definitions(
-        jobs=jobs,
+        jobs=[*housekeeping_jobs, *table_jobs.values()],
         schedules=[*table_schedules, *housekeeping_schedules],
-        sensors=[build_source_change_sensor(tables=tables, default_status=sensor_status), build_failure_sensor()],
+        sensors=[build_source_change_sensor(tables=tables, default_status=sensor_status, jobs=table_jobs),
+                 build_failure_sensor()],
         resources={HOUSEKEEPING_RESOURCE_KEY: HousekeepingResource()},
     )
 
@@ -74,6 +81,7 @@ def build_definitions(tables: Sequence[RegisteredTable], settings: Settings) -> 
 
 def load_definitions(settings: Settings | None = None) -> dg.Definitions:
     settings = settings or get_settings()
+    restrict_process()  # owner-only files for this process and the run workers it starts
     migrate(settings.control_url)
     return build_definitions(list_registered(settings.control_url), settings)
 

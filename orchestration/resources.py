@@ -1,9 +1,15 @@
 """Resources of the code location: the Snowflake source and the served-data folder.
 
 Why built by functions: values come from ``shared.settings`` when the definitions load,
-never at import. Credentials and account names are ``dg.EnvVar`` whenever the variable
-is set, so the Dagster UI shows the variable's name and the value is resolved in each
-run worker; unset (the embedded stand-in) they fall back to the stand-in's literals.
+never at import. Account names and the user are ``dg.EnvVar`` whenever the variable is
+set, so the Dagster UI shows the variable's name and the value is resolved in each run
+worker; unset (the embedded stand-in) they fall back to the stand-in's literals.
+
+The password is *always* ``dg.EnvVar("SNOWFLAKE_PASSWORD")``: Dagster shows resource
+config to anyone who can read its UI or GraphQL (``allTopLevelResourceDetails``), and a
+literal would be shown as is. When the variable is unset (the embedded stand-in's
+default password), the default is put into this process's environment, which the run
+workers it starts inherit (and they resolve it the same way when they load the code).
 
 ``SnowflakeResource`` has no ``host``/``port``/``protocol`` fields and silently drops them
 as keywords, which would quietly send the stand-in configuration to real Snowflake; they
@@ -29,8 +35,9 @@ from shared.snowflake import SourceError, endpoint_args
 SNOWFLAKE_RESOURCE_KEY = "snowflake"
 SERVED_RESOURCE_KEY = "served"
 DEFAULT_EXTRACT_WORKERS = 2
+PASSWORD_VAR = "SNOWFLAKE_PASSWORD"  # noqa: S105 - the variable's name, never its value
 _ENV_FIELDS = {
-    "account": "SNOWFLAKE_ACCOUNT", "user": "SNOWFLAKE_USER", "password": "SNOWFLAKE_PASSWORD",
+    "account": "SNOWFLAKE_ACCOUNT", "user": "SNOWFLAKE_USER",
     "database": "SNOWFLAKE_DATABASE", "warehouse": "SNOWFLAKE_WAREHOUSE", "role": "SNOWFLAKE_ROLE",
 }
 
@@ -48,7 +55,9 @@ def snowflake_resource(settings: Settings | None = None, env: Mapping[str, str] 
     settings = settings or get_settings()
     env = os.environ if env is None else env
     sf = effective_snowflake(settings)
-    fields: dict[str, Any] = {}
+    if not os.environ.get(PASSWORD_VAR):
+        os.environ[PASSWORD_VAR] = sf.password
+    fields: dict[str, Any] = {"password": dg.EnvVar(PASSWORD_VAR)}
     for name, var in _ENV_FIELDS.items():
         if env.get(var):
             fields[name] = dg.EnvVar(var)

@@ -19,13 +19,18 @@ partition cadence or from half the freshness target.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
+from orchestration.assets import build_table_job, definition_name
 from shared import partitions as sp
 from shared.dagster_names import REASON_TAG, TABLE_TAG
 from shared.registry import RegisteredTable
+
+if TYPE_CHECKING:
+    from orchestration.assets import TableJob
 
 SCHEDULE_TIMEZONE = "UTC"
 # Just after the window closes, so the latest complete partition is the one that just ended.
@@ -36,7 +41,7 @@ _HOUR_STEPS = (1, 2, 3, 4, 6, 8, 12)
 
 def schedule_name(table: RegisteredTable) -> str:
     """``<database>__<schema>__<table>_schedule``: stable, and valid as a Dagster name."""
-    return re.sub(r"[^A-Za-z0-9_]", "_", "__".join(table.asset_key_path)) + "_schedule"
+    return definition_name(table, "schedule")
 
 
 def default_cron(table: RegisteredTable, freshness_s: int) -> str:
@@ -59,14 +64,18 @@ def default_cron(table: RegisteredTable, freshness_s: int) -> str:
     return "0 1 * * *"
 
 
-def build_table_schedule(*, table: RegisteredTable, cron: str,
-                         default_status: dg.DefaultScheduleStatus) -> dg.ScheduleDefinition:
-    """The schedule of one table (see the module docstring for what a tick requests)."""
-    key = dg.AssetKey(table.asset_key_path)
+def build_table_schedule(*, table: RegisteredTable, cron: str, default_status: dg.DefaultScheduleStatus,
+                         job: TableJob | None = None) -> dg.ScheduleDefinition:
+    """The schedule of one table (see the module docstring for what a tick requests).
+
+    It targets the table's own asset job (``job``, built here when not given), never a
+    selection spanning tables, so tables of different layouts never share a job.
+    """
+    job = job or build_table_job(table=table)
     tags = {TABLE_TAG: table.key, REASON_TAG: "schedule"}
 
     @dg.schedule(name=schedule_name(table), cron_schedule=cron, execution_timezone=SCHEDULE_TIMEZONE,
-                 target=dg.AssetSelection.assets(key), default_status=default_status,
+                 target=job, default_status=default_status,
                  description=f"Syncs {table.key} ({cron}, UTC).", tags={TABLE_TAG: re.sub(r"[^A-Za-z0-9_.-]", "_", table.key)})
     def _schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | list[dg.RunRequest] | dg.SkipReason:
         if not sp.is_partitioned(table):
@@ -83,11 +92,14 @@ def build_table_schedule(*, table: RegisteredTable, cron: str,
     return _schedule
 
 
-def build_table_schedules(*, tables: Sequence[RegisteredTable], freshness_s: dict[str, int],
-                          running: bool) -> list[dg.ScheduleDefinition]:
-    """One schedule per table. ``freshness_s`` is each table's effective target (global default applied)."""
+def build_table_schedules(*, tables: Sequence[RegisteredTable], freshness_s: dict[str, int], running: bool,
+                          jobs: Mapping[str, TableJob] | None = None
+                          ) -> list[dg.ScheduleDefinition]:
+    """One schedule per table. ``freshness_s`` is each table's effective target (global default applied);
+    ``jobs`` the tables' asset jobs by key (shared with the sensor), built here when not given."""
     status = dg.DefaultScheduleStatus.RUNNING if running else dg.DefaultScheduleStatus.STOPPED
     return [
-        build_table_schedule(table=t, cron=t.schedule or default_cron(t, freshness_s[t.key]), default_status=status)
+        build_table_schedule(table=t, cron=t.schedule or default_cron(t, freshness_s[t.key]), default_status=status,
+                             job=(jobs or {}).get(t.key))
         for t in tables
     ]

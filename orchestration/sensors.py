@@ -7,7 +7,11 @@ from the cursor gets a run, with ``run_key = key|signature`` so the same change 
 trigger two runs (Dagster drops a repeated run key even if the cursor were lost). Both
 halves of the signature are needed: ``LAST_ALTERED`` catches updates on real Snowflake
 and ``ROW_COUNT`` catches inserts on the local stand-in, where ``LAST_ALTERED`` never
-moves (FACTS.md). Every tick that requests nothing says why.
+moves. A changed partitioned, cursor-based (incremental) table is then asked which
+partitions hold rows past its served watermark (``shared.changes``, the same question an
+agent's refresh asks), and exactly those, plus new windows, are requested as runs over
+ranges of adjacent partitions: late rows and updates in old partitions are served, not
+only the newest partition. Every tick that requests nothing says why.
 
 Run failure: a failed run writes the failure onto the table's status row (the API shows
 ``failing`` with the reason), so a broken table is never silent. A source table that no
@@ -19,16 +23,23 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
+from orchestration.assets import build_table_jobs
+from shared import changes
 from shared import partitions as sp
-from shared.dagster_names import REASON_TAG, TABLE_TAG
+from shared.dagster_names import RANGE_END_TAG, RANGE_START_TAG, REASON_TAG, TABLE_TAG
 from shared.registry import RegisteredTable
+from shared.served import read_current
 from shared.snowflake import change_signatures
+
+if TYPE_CHECKING:
+    from orchestration.assets import TableJob
 
 SOURCE_CHANGE_SENSOR = "source_change_sensor"
 FAILURE_SENSOR = "table_run_failure_sensor"
@@ -44,17 +55,32 @@ def _asset_key(table: RegisteredTable) -> dg.AssetKey:
     return dg.AssetKey(table.asset_key_path)
 
 
-def requests_for_change(table: RegisteredTable, signature: str, *, now: dt.datetime) -> list[dg.RunRequest]:
-    """Run requests for one changed table: the latest partition, every static value, or the table.
+def requests_for_change(table: RegisteredTable, signature: str, *, now: dt.datetime,
+                        partitions: Sequence[str] | None = None) -> list[dg.RunRequest]:
+    """Run requests for one changed table: the given partitions, else the latest partition,
+    every static value, or the whole table.
 
-    Which rows changed is unknown (the signature is table-wide), so a time-partitioned
-    table refreshes its newest partition, where new rows land; a static-partitioned one
-    refreshes every value (static lists are short).
+    ``partitions`` comes from :func:`shared.changes.scan` for cursor-based tables (the
+    partitions holding rows past the served watermark, plus new ones): they are requested
+    as runs over ranges of adjacent partitions, so exactly those are rewritten. Without it
+    (no cursor), which rows changed is unknown (the signature is table-wide), so a
+    time-partitioned table refreshes its newest partition, where new rows land, and a
+    static-partitioned one every value (static lists are short).
     """
     tags = {TABLE_TAG: table.key, REASON_TAG: "source_change"}
     base = f"{table.key}|{signature}"
     if not sp.is_partitioned(table):
         return [dg.RunRequest(run_key=base, asset_selection=[_asset_key(table)], tags=tags)]
+    if partitions is not None:
+        out = []
+        for first, last in changes.contiguous_ranges(table, partitions, now=now):
+            if first == last:
+                out.append(dg.RunRequest(run_key=f"{base}|{first}", asset_selection=[_asset_key(table)],
+                                         partition_key=first, tags=tags))
+            else:
+                out.append(dg.RunRequest(run_key=f"{base}|{first}..{last}", asset_selection=[_asset_key(table)],
+                                         tags={**tags, RANGE_START_TAG: first, RANGE_END_TAG: last}))
+        return out
     keys = list(table.partition_values) if sp.time_kind(table) is None else [sp.latest_key(table, now)]
     return [
         dg.RunRequest(run_key=f"{base}|{k}", asset_selection=[_asset_key(table)], partition_key=k, tags=tags)
@@ -62,19 +88,31 @@ def requests_for_change(table: RegisteredTable, signature: str, *, now: dt.datet
     ]
 
 
+ScanChanges = Callable[[RegisteredTable], changes.SourceChanges]
+
+
+def _scans(table: RegisteredTable) -> bool:
+    """Tables whose changed partitions are asked of the source: partitioned and cursor-based."""
+    return changes.cursor_based(table) and table.partitioned
+
+
 def evaluate_source_changes(tables: Sequence[RegisteredTable], cursor: str | None, signatures: dict[tuple[str, str, str], str],
-                            *, now: dt.datetime) -> dg.SensorResult:
-    """The sensor's decision as a pure function of (registrations, cursor, signatures).
+                            *, now: dt.datetime, scan: ScanChanges | None = None) -> dg.SensorResult:
+    """The sensor's decision as a pure function of (registrations, cursor, signatures, ``scan``).
 
     Tables seen for the first time only record a baseline: the schedule or an explicit
     sync makes their first copy, and a fresh install does not start every sync at once.
+    A changed partitioned, cursor-based table is scanned (``scan(table)``): only the
+    partitions with rows past the served watermark, plus new ones, are requested; none
+    when no row is newer. A scan that fails keeps the table's previous signature, so the
+    next tick asks again.
     """
     previous: dict[str, str] = json.loads(cursor) if cursor else {}
     new_cursor: dict[str, str] = {}
     requests: list[dg.RunRequest] = []
-    changed, baseline, missing = [], [], []
+    changed, baseline, missing, unchanged_rows, failed = [], [], [], [], []
     for t in tables:
-        sig = signatures.get((t.database.upper(), t.schema.upper(), t.table.upper()))
+        sig = signatures.get((t.database, t.schema, t.table))
         if sig is None:
             missing.append(t.key)
             if t.key in previous:
@@ -85,13 +123,29 @@ def evaluate_source_changes(tables: Sequence[RegisteredTable], cursor: str | Non
             baseline.append(t.key)
         elif previous[t.key] != sig:
             changed.append(t.key)
-            requests.extend(requests_for_change(t, sig, now=now))
+            if scan is None or not _scans(t):
+                requests.extend(requests_for_change(t, sig, now=now))
+                continue
+            try:
+                found = scan(t)
+            except Exception as e:  # the source answered the signature but not the scan: ask again next tick
+                new_cursor[t.key] = previous[t.key]
+                failed.append(f"{t.key} ({type(e).__name__}: {str(e)[:200]})")
+                continue
+            if found.partitions:
+                requests.extend(requests_for_change(t, sig, now=now, partitions=found.partitions))
+            else:
+                unchanged_rows.append(t.key)
     cursor_out = json.dumps(new_cursor, sort_keys=True)
     if requests:
         return dg.SensorResult(run_requests=requests, cursor=cursor_out)
     reasons = [f"no registered table changed since the last tick ({len(tables) - len(missing)} checked)"]
     if changed:
         reasons = [f"changed but nothing to request (no partition yet): {', '.join(changed)}"]
+    if unchanged_rows:
+        reasons = [f"changed, but no row is newer than the served watermark: {', '.join(unchanged_rows)}"]
+    if failed:
+        reasons.append(f"could not ask the source which partitions changed (retried next tick): {', '.join(failed)}")
     if baseline:
         reasons.append(f"recorded a first signature for {', '.join(baseline)}")
     if missing:
@@ -101,19 +155,53 @@ def evaluate_source_changes(tables: Sequence[RegisteredTable], cursor: str | Non
     return dg.SensorResult(skip_reason=dg.SkipReason("; ".join(reasons)), cursor=cursor_out)
 
 
+def with_job_names(result: dg.SensorResult, job_names: Mapping[str, str]) -> dg.SensorResult:
+    """Each run request names the asset job of its table (keyed by the table tag).
+
+    The sensor targets one job per table: a single job over every table would need one
+    partitions definition for all of them, which Dagster refuses for mixed layouts.
+    """
+    if not result.run_requests:
+        return result
+    by_path = {tuple(key.split(".")): name for key, name in job_names.items()}
+
+    def job_of(request: dg.RunRequest) -> str:
+        if request.tags.get(TABLE_TAG) in job_names:
+            return job_names[request.tags[TABLE_TAG]]
+        [asset] = request.asset_selection or [None]  # one table per request
+        if asset is None or tuple(asset.path) not in by_path:
+            raise ValueError(f"run request {request.run_key!r} names no registered table")
+        return by_path[tuple(asset.path)]
+
+    requests = [r.with_replaced_attrs(job_name=job_of(r)) for r in result.run_requests]
+    return dg.SensorResult(run_requests=requests, cursor=result.cursor)
+
+
+def _served_root() -> Path:
+    from shared.settings import get_settings
+
+    return get_settings().served_path
+
+
 def build_source_change_sensor(*, tables: Sequence[RegisteredTable],
                                default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.RUNNING,
-                               minimum_interval_seconds: int = SOURCE_CHANGE_INTERVAL_S) -> dg.SensorDefinition:
+                               minimum_interval_seconds: int = SOURCE_CHANGE_INTERVAL_S,
+                               jobs: Mapping[str, TableJob] | None = None,
+                               served_root: Callable[[], Path] = _served_root) -> dg.SensorDefinition:
     """The source-change sensor over the registrations loaded with the code location.
 
     The Snowflake connection comes from the resource the assets use (key ``snowflake``),
-    so the sensor and the syncs always look at the same account.
+    so the sensor and the syncs always look at the same account. It targets every
+    table's own asset job (``jobs`` by table key, shared with the schedules; built here
+    when not given). The served watermark of a changed cursor-based table is read from
+    its served manifest under ``served_root()``.
     """
     tables = list(tables)
-    target = dg.AssetSelection.assets(*[_asset_key(t) for t in tables]) if tables else None
+    jobs = dict(jobs) if jobs is not None else build_table_jobs(tables=tables)
+    job_names = {t.key: jobs[t.key].name for t in tables}
 
-    @dg.sensor(name=SOURCE_CHANGE_SENSOR, minimum_interval_seconds=minimum_interval_seconds, target=target,
-               default_status=default_status,
+    @dg.sensor(name=SOURCE_CHANGE_SENSOR, minimum_interval_seconds=minimum_interval_seconds,
+               jobs=[jobs[t.key] for t in tables] or None, default_status=default_status,
                description="Requests a sync of every registered table whose LAST_ALTERED|ROW_COUNT changed in the source.")
     def source_change_sensor(context: dg.SensorEvaluationContext, snowflake: dg.ResourceParam[Any]) -> dg.SensorResult:
         if not tables:
@@ -121,12 +209,18 @@ def build_source_change_sensor(*, tables: Sequence[RegisteredTable],
         try:
             with snowflake.get_connection() as con:
                 sigs = change_signatures(con, [(t.database, t.schema, t.table) for t in tables])
+                now = dt.datetime.now(dt.UTC)
+
+                def scan(table: RegisteredTable) -> changes.SourceChanges:
+                    return changes.scan(con, table, read_current(served_root(), table.key), now=now)
+
+                result = evaluate_source_changes(tables, context.cursor, sigs, now=now, scan=scan)
+                return with_job_names(result, job_names)
         except Exception as e:  # unreachable source, bad credentials: skip, keep the cursor
             return dg.SensorResult(
                 skip_reason=dg.SkipReason(f"source unreachable, nothing compared (cursor kept): {type(e).__name__}: {e}"),
                 cursor=context.cursor,
             )
-        return evaluate_source_changes(tables, context.cursor, sigs, now=dt.datetime.now(dt.UTC))
 
     return source_change_sensor
 

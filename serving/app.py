@@ -28,11 +28,13 @@ from serving.lib import audit, limits
 from serving.lib.docs import asset_routes, openapi_config, unique_operation_ids
 from serving.lib.errors import EXCEPTION_HANDLERS
 from serving.lib.ingress import Ingress
+from serving.lib.params import check_request_params
 from serving.lib.services import Services
 from shared.control.db import migrate
+from shared.filemodes import restrict_process
 from shared.settings import Settings, get_settings
 
-FEATURES = ("health", "auth", "admin", "catalog", "queries", "sampling", "artifacts", "sync")
+FEATURES = ("health", "auth", "admin", "catalog", "queries", "sampling", "artifacts", "sync", "dagster_ui")
 
 
 def _hooks(name: str) -> Any:
@@ -54,6 +56,7 @@ def _version() -> str:
 def create_app(settings: Settings | None = None, *, services: Services | None = None) -> Litestar:
     """Build the API. ``services`` lets tests inject ready clients."""
     settings = settings or (services.settings if services else get_settings())
+    restrict_process()  # owner-only files under AGENTS_DATA_HOME, whatever umask the process inherited
     svc = services or Services(settings=settings)
     routes: list[Any] = []
     for name in FEATURES:
@@ -85,6 +88,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         lifespan=[lifespan],
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        before_request=check_request_params,  # out-of-range int/float/datetime parameters: 400, for every route
         openapi_config=openapi_config(_version()),
         # Logging is the process's business (serving.main configures it); Litestar's default
         # would reconfigure the root logger of whatever process builds an app.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 
+from shared.filemodes import secure_home
 from shared.settings import Settings, get_settings
 
 SWITCH_INTERVAL_S = 0.001
@@ -30,6 +31,7 @@ def run(settings: Settings | None = None) -> None:
     # Worker threads converting query results hold the GIL; a shorter switch interval (default 5 ms)
     # lets the event loop (health checks, short queries, answers at time limits) in sooner.
     sys.setswitchinterval(SWITCH_INTERVAL_S)
+    secure_home(settings.home)  # owner-only umask, and a home made before that rule repaired
     level = settings.api.log_level.lower()
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # uvicorn's own X-Forwarded-For handling trusts loopback peers; the app decides from

@@ -4,6 +4,11 @@ Subcommands start what a user runs: ``up`` (the whole local platform on the embe
 default), ``api``, ``dagster``, ``demo`` (the local Snowflake stand-in alone) and
 ``migrate``. Components run as child processes started by module name, so this module
 imports neither ``orchestration`` nor ``serving``.
+
+The Dagster webserver listens on loopback only, under ``/dagster``; people reach the UI
+through the API's authenticated proxy at ``http://<API>/dagster/`` (admin login). Every
+command first makes the process umask owner-only and repairs the data home's modes, so
+everything the children create under AGENTS_DATA_HOME is 0700/0600.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from shared import processes
+from shared.dagster_names import UI_PATH_PREFIX
+from shared.filemodes import private_dir, secure_home
 from shared.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -33,17 +40,30 @@ def _env_for_children(settings: Settings, extra: dict[str, str] | None = None) -
     env["AGENTS_DATA_HOME"] = settings.home
     env["DAGSTER_HOME"] = str(settings.dagster_home_path)
     env.setdefault("PYTHONUNBUFFERED", "1")
-    # The API reaches the webserver this CLI starts, on whatever port it was given.
-    env.setdefault("DAGSTER_GRAPHQL_URL", f"http://127.0.0.1:{settings.dagster.webserver_port}/graphql")
+    # The API reaches the webserver this CLI starts, on whatever port it was given; links
+    # for people point at the API's authenticated proxy, never at the webserver itself.
+    env.setdefault("DAGSTER_GRAPHQL_URL", f"{_webserver_url(settings)}/graphql")
+    env.setdefault("DAGSTER_UI_URL", ui_url(settings))
     env.update(extra or {})
     return env
+
+
+def _webserver_url(settings: Settings) -> str:
+    """The webserver's internal address (loopback, under the UI path prefix)."""
+    return f"http://127.0.0.1:{settings.dagster.webserver_port}{UI_PATH_PREFIX}"
+
+
+def ui_url(settings: Settings) -> str:
+    """Where a person opens the Dagster UI: the API's proxy, which asks for the admin login."""
+    host = settings.api.host if settings.api.host not in ("0.0.0.0", "::", "") else "127.0.0.1"  # noqa: S104
+    return settings.dagster.ui_url or f"http://{host}:{settings.api.port}{UI_PATH_PREFIX}"
 
 
 def _secret_file(settings: Settings, name: str) -> str:
     """A random secret persisted under AGENTS_DATA_HOME (0600), created once."""
     path = settings.home_path / name
     if not path.exists():
-        settings.home_path.mkdir(parents=True, exist_ok=True)
+        private_dir(settings.home_path)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(secrets.token_urlsafe(18))
@@ -68,8 +88,7 @@ def prepare_dagster_home(settings: Settings) -> Path:
     """
     import hashlib
 
-    home = settings.dagster_home_path
-    home.mkdir(parents=True, exist_ok=True)
+    home = private_dir(settings.dagster_home_path)
     target, record = home / "dagster.yaml", home / ".agents-data-installed"
     variant = REPO_ROOT / ("dagster.postgres.yaml" if os.environ.get("DAGSTER_PG_URL") else "dagster.yaml")
     wanted = (variant if variant.exists() else REPO_ROOT / "dagster.yaml").read_bytes()
@@ -90,8 +109,7 @@ def prepare_dagster_home(settings: Settings) -> Path:
 
 def _grpc_workspace(settings: Settings) -> Path:
     """A workspace file pointing the webserver and daemon at the warm gRPC code server."""
-    path = settings.dagster_home_path / "workspace.grpc.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = private_dir(settings.dagster_home_path) / "workspace.grpc.yaml"
     path.write_text(
         "load_from:\n  - grpc_server:\n      host: 127.0.0.1\n"
         f"      port: {settings.dagster.code_server_port}\n      location_name: {settings.dagster.location_name}\n"
@@ -107,7 +125,9 @@ def _dagster_commands(settings: Settings) -> list[tuple[str, list[str]]]:
         ("dagster-code-server", [py, "-m", "dagster", "code-server", "start", "-h", "127.0.0.1",
                                  "-p", str(settings.dagster.code_server_port), "-m", "orchestration.definitions",
                                  "--location-name", settings.dagster.location_name]),
-        ("dagster-webserver", [py, "-m", "dagster_webserver", "-h", "127.0.0.1", "-p", ws_port, "-w", workspace]),
+        # Loopback only, no auth of its own: people come through the API's /dagster/ proxy.
+        ("dagster-webserver", [py, "-m", "dagster_webserver", "-h", "127.0.0.1", "-p", ws_port, "-w", workspace,
+                               "--path-prefix", UI_PATH_PREFIX]),
         ("dagster-daemon", [py, "-m", "dagster._daemon", "run", "-w", workspace]),
     ]
 
@@ -132,9 +152,7 @@ def _supervise(children: list[tuple[str, processes.subprocess.Popen[bytes]]]) ->
 
 
 def _logs(settings: Settings) -> Path:
-    path = settings.home_path / "logs"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return private_dir(settings.home_path / "logs")
 
 
 def cmd_demo(settings: Settings, *, register: bool = True) -> int:
@@ -153,12 +171,17 @@ def cmd_demo(settings: Settings, *, register: bool = True) -> int:
             return 0
 
 
-def _embedded(settings: Settings) -> Settings:
-    """Settings pointing at the local stand-in when no Snowflake account is configured."""
+def source_plan(settings: Settings) -> tuple[Settings, bool]:
+    """The settings ``up`` gives its children, and whether it starts the embedded stand-in.
+
+    The stand-in is started, and the endpoint pointed at it, only when neither an account
+    nor a host is configured: an explicit ``SNOWFLAKE_HOST``/``SNOWFLAKE_PORT`` is used as
+    given, whatever ``SNOWFLAKE_ACCOUNT`` says.
+    """
     if not settings.snowflake.embedded:
-        return settings
+        return settings, False
     sf = dataclasses.replace(settings.snowflake, host="127.0.0.1", port=settings.demo.port, protocol="http")
-    return dataclasses.replace(settings, snowflake=sf)
+    return dataclasses.replace(settings, snowflake=sf), True
 
 
 def _snowflake_env(settings: Settings) -> dict[str, str]:
@@ -170,14 +193,14 @@ def cmd_up(settings: Settings) -> int:
     """The whole local platform: stand-in (if embedded), Dagster, API."""
     from shared.control.db import migrate
 
-    settings = _embedded(settings)
+    settings, embedded = source_plan(settings)
     migrate(settings.control_url)
     logs = _logs(settings)
-    source_env = _snowflake_env(settings) if settings.snowflake.embedded else {}
+    source_env = _snowflake_env(settings) if embedded else {}
     env = _env_for_children(settings, {**_admin_env(settings), **source_env})
     children: list[tuple[str, processes.subprocess.Popen[bytes]]] = []
     try:
-        if settings.snowflake.embedded:
+        if embedded:
             proc = processes.start([sys.executable, "-m", "shared.cli", "demo"], env=env, cwd=REPO_ROOT,
                                    log_path=logs / "demo.log")
             children.append(("demo-snowflake", proc))
@@ -190,7 +213,7 @@ def cmd_up(settings: Settings) -> int:
         api = processes.start([sys.executable, "-m", "serving"], env=env, cwd=REPO_ROOT, log_path=logs / "api.log")
         children.append(("api", api))
         processes.wait_for_http(f"http://{settings.api.host}:{settings.api.port}/health", proc=api, timeout_s=120)
-        processes.wait_for_http(f"http://127.0.0.1:{settings.dagster.webserver_port}/server_info",
+        processes.wait_for_http(f"{_webserver_url(settings)}/server_info",
                                 proc=children[2][1], timeout_s=120)
     except Exception as e:
         print(f"[agents-data] start-up failed: {e}; logs are in {logs}", file=sys.stderr)
@@ -205,7 +228,7 @@ def cmd_up(settings: Settings) -> int:
             print(f"[agents-data] could not request the first syncs: {e}", file=sys.stderr, flush=True)
     print(
         "\n[agents-data] platform is up\n"
-        f"  Dagster UI : http://127.0.0.1:{settings.dagster.webserver_port}\n"
+        f"  Dagster UI : {ui_url(settings)}/  (admin login; the webserver itself listens on loopback only)\n"
         f"  API        : http://{settings.api.host}:{settings.api.port}  (docs: /docs)\n"
         f"  admin      : {settings.auth.admin_username} / {admin_pw}\n"
         f"  data home  : {settings.home}\n  logs       : {logs}\nPress Ctrl-C to stop.",
@@ -315,7 +338,7 @@ def _stop_on_signals() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="agents-data", description=__doc__.splitlines()[0] if __doc__ else None)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("up", help="start the whole local platform (embedded Snowflake stand-in unless SNOWFLAKE_ACCOUNT is set)")
+    sub.add_parser("up", help="start the whole local platform (embedded stand-in unless SNOWFLAKE_ACCOUNT or _HOST is set)")
     sub.add_parser("api", help="start the API alone")
     sub.add_parser("dagster", help="start the Dagster code server, webserver and daemon")
     demo = sub.add_parser("demo", help="start the local Snowflake stand-in with demo data alone")
@@ -324,6 +347,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _stop_on_signals()
     settings = get_settings()
+    secure_home(settings.home)  # owner-only umask (children inherit it) and existing modes repaired
     if args.command == "up":
         return cmd_up(settings)
     if args.command == "api":

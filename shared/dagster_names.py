@@ -22,3 +22,7 @@ POOL_PREFIX = "agents_data/"
 def table_pool(key: str) -> str:
     """The concurrency pool of one table; dagster.yaml gives every pool a limit of 1."""
     return POOL_PREFIX + key.lower()
+
+# Where the Dagster UI lives: the webserver runs with ``--path-prefix`` this value on an
+# internal address, and the API serves the authenticated proxy to it at the same path.
+UI_PATH_PREFIX = "/dagster"

@@ -33,7 +33,7 @@ STARTUP_TIMEOUT_S = 30
 def effective_snowflake(settings: Settings) -> SnowflakeSettings:
     """Source settings, pointed at the local stand-in when neither an account nor a host is set."""
     sf = settings.snowflake
-    if sf.embedded and not sf.host:
+    if sf.embedded:
         return dataclasses.replace(sf, host="127.0.0.1", port=settings.demo.port, protocol="http")
     return sf
 

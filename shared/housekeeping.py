@@ -30,10 +30,11 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.orm import Session
 
 from shared.control.db import migrate, session_scope
-from shared.control.models import QueryJobRow, SyncRequestRow, TableStatusRow, utcnow
+from shared.control.models import ArtifactRow, QueryJobRow, SwarmRow, SyncRequestRow, TableStatusRow, utcnow
 from shared.registry import list_registered
 from shared.served import list_served, read_current, superseded_versions, table_dir
 from shared.settings import Settings
@@ -92,11 +93,80 @@ def _unlink(path: Path, root: Path, report: Report, what: str) -> None:
         report.add(what)
 
 
+# --- deleted swarms ---------------------------------------------------------------------
+
+SWARM_DELETED_RULE = "swarm_deleted"
+QUERY_ACTIVE = ("queued", "running")
+
+
+def retire_swarm_data(session: Session, swarm_id: str, *, now: dt.datetime, grace_s: int) -> dict[str, int]:
+    """The rule for what a deleted swarm leaves behind, applied in the caller's transaction.
+
+    - its query jobs still queued or running are marked ``cancelled`` (rule
+      ``swarm_deleted``); the replica running one sees the mark within a second and
+      interrupts the query, as for any cancel made through another replica;
+    - its finished query results expire now (housekeeping deletes the files);
+    - its artifacts expire at the latest ``grace_s`` after the deletion
+      (``DELETED_SWARM_ARTIFACT_GRACE_S``): until then only the admin can read them
+      (the swarm's tokens are revoked and no other swarm can see them), then
+      ``purge_expired_artifacts`` deletes rows and objects.
+
+    Idempotent: applying it again never extends an expiry. Returns what it changed.
+    """
+    jobs = session.execute(
+        update(QueryJobRow).where(QueryJobRow.swarm_id == swarm_id, QueryJobRow.status.in_(QUERY_ACTIVE))
+        .values(status="cancelled", finished_at=now, error="cancelled: the swarm was deleted",
+                error_rule=SWARM_DELETED_RULE, expires_at=now)
+        .execution_options(synchronize_session=False))
+    results = session.execute(
+        update(QueryJobRow).where(QueryJobRow.swarm_id == swarm_id, QueryJobRow.status != "expired",
+                                  or_(QueryJobRow.expires_at.is_(None), QueryJobRow.expires_at > now))
+        .values(expires_at=now).execution_options(synchronize_session=False))
+    until = now + dt.timedelta(seconds=grace_s)
+    artifacts = session.execute(
+        update(ArtifactRow).where(ArtifactRow.swarm_id == swarm_id, ArtifactRow.deleted_at.is_(None),
+                                  or_(ArtifactRow.expires_at.is_(None), ArtifactRow.expires_at > until))
+        .values(expires_at=until).execution_options(synchronize_session=False))
+    return {"query_jobs_cancelled": int(jobs.rowcount or 0),  # type: ignore[attr-defined]
+            "query_results_expired": int(results.rowcount or 0),  # type: ignore[attr-defined]
+            "artifacts_expiring": int(artifacts.rowcount or 0)}  # type: ignore[attr-defined]
+
+
+def retire_deleted_swarms(settings: Settings, *, now: dt.datetime | None = None) -> Report:
+    """Apply ``retire_swarm_data`` to every swarm id that jobs or artifacts name but that no longer exists.
+
+    Why a pass as well as the admin's delete: an upload or a query that was in flight
+    while its swarm was deleted can land a row after the delete's transaction; this
+    catches it on the next housekeeping pass.
+    """
+    now = now or utcnow()
+    report = Report("retire_deleted_swarms")
+    migrate(settings.control_url)
+    live = select(SwarmRow.id)
+    with session_scope(settings.control_url) as s:
+        orphans = set(s.scalars(select(ArtifactRow.swarm_id).where(
+            ArtifactRow.swarm_id.is_not(None), ArtifactRow.swarm_id.not_in(live), ArtifactRow.deleted_at.is_(None),
+            or_(ArtifactRow.expires_at.is_(None), ArtifactRow.expires_at > now)).distinct()))
+        orphans |= set(s.scalars(select(QueryJobRow.swarm_id).where(
+            QueryJobRow.swarm_id.is_not(None), QueryJobRow.swarm_id.not_in(live), QueryJobRow.status != "expired",
+            or_(QueryJobRow.expires_at.is_(None), QueryJobRow.expires_at > now)).distinct()))
+        for swarm_id in sorted(orphans):
+            for what, n in retire_swarm_data(s, swarm_id, now=now,
+                                             grace_s=settings.artifacts.deleted_swarm_grace_s).items():
+                if n:
+                    report.add(what, n)
+            report.note(f"swarm {swarm_id} no longer exists: its jobs and artifacts follow the deleted-swarm rule")
+    return report
+
+
 # --- query results ---------------------------------------------------------------------
 
 
 def purge_expired_query_results(settings: Settings, *, now: dt.datetime | None = None) -> Report:
     """Delete result files of query jobs past ``expires_at`` and mark the jobs ``expired``.
+
+    Deleted swarms' leftovers are retired first (``retire_deleted_swarms``), so their
+    results go in this same pass.
 
     Rows expired for longer than ``EXPIRED_ROW_RETENTION`` are deleted. Result files
     named by a row (``result_path``, absolute or relative to ``<home>/results``) and any
@@ -105,7 +175,8 @@ def purge_expired_query_results(settings: Settings, *, now: dt.datetime | None =
     now = now or utcnow()
     report = Report("purge_expired_query_results")
     root = settings.results_path
-    migrate(settings.control_url)
+    for what, n in retire_deleted_swarms(settings, now=now).counts.items():
+        report.add(what, n)
     with session_scope(settings.control_url) as s:
         rows = s.scalars(
             select(QueryJobRow).where(QueryJobRow.expires_at.is_not(None), QueryJobRow.expires_at < now,

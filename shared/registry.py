@@ -15,11 +15,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from croniter import croniter
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from shared import identifiers
 from shared.control.db import session_scope
 from shared.control.models import RegisteredTableRow, TableStatusRow, utcnow
-from shared.served import table_key
+from shared.served import split_key, table_key
 from shared.snowflake import SourceColumn
 
 STRATEGIES = ("full", "incremental", "snapshot")
@@ -27,9 +30,25 @@ PARTITION_KINDS = ("none", "daily", "hourly", "monthly", "static")
 TIME_PARTITION_KINDS = ("daily", "hourly", "monthly")
 DATE_TYPES = ("DATE", "TIMESTAMP_NTZ", "TIMESTAMP_LTZ", "TIMESTAMP_TZ", "TIMESTAMP", "DATETIME")
 PARTITION_KEY_FORMATS = {"daily": "%Y-%m-%d", "hourly": "%Y-%m-%d-%H:%M", "monthly": "%Y-%m-%d"}
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$", re.IGNORECASE)
+_DURATION = re.compile(r"^\s*(\d{1,15})\s*([smhdw]?)\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+# --- Accepted ranges (documented in the README; the API refuses anything outside with 400).
+# Why bounded at all: every value below ends up in date arithmetic (watermark minus lookback,
+# partition windows, freshness deadlines) or in Dagster's partition list, where an
+# unbounded value either overflows or makes every sync fail, long after the registration.
+YEAR_S = 366 * 86400
+LOOKBACK_MAX_S = YEAR_S  # a cursor re-read window longer than a year is a full reload: use full
+FRESHNESS_MIN_S, FRESHNESS_MAX_S = 60, YEAR_S
+MAX_AGE_MAX_S = YEAR_S  # a refresh's max_age_s (0 always refreshes)
+PARTITION_START_MIN = dt.date(1900, 1, 1)
+PARTITION_START_MAX_AHEAD_DAYS = 366  # a start later than this is a typo, not a go-live date
+MAX_PARTITIONS = 50_000  # per table, start to today (hourly: about 5.7 years); also per sync request
+MAX_STATIC_VALUES, MAX_STATIC_VALUE_CHARS = 1_000, 200
+MAX_PRIMARY_KEY_COLUMNS = 64
+MAX_DESCRIPTION_CHARS = 10_000
+CRON_HORIZON_DAYS = 5 * 366  # a cron must fire within this (29 February fires every 4 years)
+_PARTITIONS_PER_DAY = {"hourly": 24, "daily": 1, "monthly": 1 / 30.4}
 
 
 class RegistrationError(ValueError):
@@ -68,7 +87,13 @@ class RegisteredTable:
 
     @property
     def asset_key_path(self) -> list[str]:
-        return [self.database.lower(), self.schema.lower(), self.table.lower()]
+        """The key's encoded parts: valid Dagster names, ``[demo, public, orders]`` for ordinary names."""
+        return list(split_key(self.key))
+
+    @property
+    def sql_name(self) -> str:
+        """How an agent writes this table in SQL (``demo.public."Order Lines"``)."""
+        return identifiers.sql_reference(self.key)
 
     @property
     def partitioned(self) -> bool:
@@ -79,26 +104,100 @@ class RegisteredTable:
         return self.partition_kind in TIME_PARTITION_KINDS
 
 
-def parse_duration(value: Any, field: str) -> int:
-    """Seconds from ``3600``, ``"90m"``, ``"1h"``, ``"2d"``; refuses anything else."""
-    if isinstance(value, bool):
+def to_dict(reg: RegisteredTable) -> dict[str, Any]:
+    """A registration as plain JSON values (for the load check run in another process)."""
+    out = dataclasses.asdict(reg)
+    out["partition_values"], out["primary_key"] = list(reg.partition_values), list(reg.primary_key)
+    return out
+
+
+def from_dict(raw: dict[str, Any]) -> RegisteredTable:
+    """The inverse of :func:`to_dict`; unknown keys are refused (``TypeError``)."""
+    values = dict(raw)
+    values["partition_values"] = tuple(values.get("partition_values") or ())
+    values["primary_key"] = tuple(values.get("primary_key") or ())
+    return RegisteredTable(**values)
+
+
+def _human(seconds: int) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def parse_duration(value: Any, field: str, *, minimum: int = 0, maximum: int = YEAR_S) -> int:
+    """Seconds from ``3600``, ``"90m"``, ``"1h"``, ``"2d"``, within ``[minimum, maximum]``; refuses anything else."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
         raise RegistrationError(field, f"{value!r} is not a duration; use seconds or e.g. '30m', '1h', '1d'")
     if isinstance(value, int):
         seconds = value
     else:
-        m = _DURATION.match(str(value))
+        m = _DURATION.match(value)
         if not m:
-            raise RegistrationError(field, f"{value!r} is not a duration; use seconds or e.g. '30m', '1h', '1d'")
+            raise RegistrationError(field, f"{value[:40]!r} is not a duration; use seconds or e.g. '30m', '1h', '1d'")
         seconds = int(m.group(1)) * _UNITS[m.group(2).lower()]
     if seconds < 0:
         raise RegistrationError(field, "must not be negative")
+    if not minimum <= seconds <= maximum:
+        raise RegistrationError(field, f"must be between {_human(minimum)} and {_human(maximum)} "
+                                       f"({minimum} to {maximum} seconds)")
     return seconds
 
 
+def _partition_start(start: Any, kind: str, today: dt.date) -> str:
+    """A time partitioning's first day: a real date from 1900 to a year ahead, with at most
+    ``MAX_PARTITIONS`` partitions up to today."""
+    field = "partitioning.start"
+    try:
+        day = dt.date.fromisoformat(str(start)[:10])
+    except ValueError as e:
+        raise RegistrationError(field, f"{str(start)[:40]!r} is not a date (YYYY-MM-DD)") from e
+    latest = today + dt.timedelta(days=PARTITION_START_MAX_AHEAD_DAYS)
+    if not PARTITION_START_MIN <= day <= latest:
+        raise RegistrationError(field, f"{day.isoformat()} is outside {PARTITION_START_MIN.isoformat()} .. "
+                                       f"{latest.isoformat()} (from 1900 to at most a year ahead)")
+    count = (today - day).days * _PARTITIONS_PER_DAY[kind]
+    if count > MAX_PARTITIONS:
+        raise RegistrationError(field, f"{day.isoformat()} gives about {int(count):,} {kind} partitions up to today; "
+                                       f"at most {MAX_PARTITIONS:,} are supported, so start later or use a "
+                                       "coarser partitioning")
+    return day.isoformat()
+
+
+def _check_schedule(schedule: Any, now: dt.datetime) -> str:
+    if not isinstance(schedule, str) or len(schedule.split()) != 5 or not croniter.is_valid(schedule):
+        raise RegistrationError("schedule", f"{str(schedule)[:80]!r} is not a valid 5-field cron expression")
+    try:
+        nxt = croniter(schedule, now).get_next(dt.datetime)
+    except Exception as e:  # croniter gives up on dates that never come (31 February)
+        raise RegistrationError("schedule", f"{schedule!r} never fires") from e
+    if nxt - now > dt.timedelta(days=CRON_HORIZON_DAYS):
+        raise RegistrationError("schedule", f"{schedule!r} does not fire within five years")
+    return schedule
+
+
 def _ident(value: Any, field: str) -> str:
-    if not isinstance(value, str) or not _IDENT.match(value):
-        raise RegistrationError(field, f"{value!r} is not a valid identifier (letters, digits, _ and $)")
-    return value
+    """The exact Snowflake name written as ``value``, by Snowflake's rule: unquoted names are
+    case-insensitive and stored upper-case (``orders`` -> ``ORDERS``); a name in double
+    quotes is exact (``"Order Lines"``)."""
+    try:
+        return identifiers.parse_name(value)
+    except identifiers.IdentifierError as e:
+        raise RegistrationError(field, str(e)) from e
+
+
+def _ident_list(value: Any, field: str) -> tuple[str, ...]:
+    """Column names from a list, or from one comma-separated string (quotes honoured)."""
+    if isinstance(value, str):
+        try:
+            parts = identifiers.split_reference(value, sep=",")
+        except identifiers.IdentifierError as e:
+            raise RegistrationError(field, str(e)) from e
+        value = [f'"{p.replace(chr(34), chr(34) * 2)}"' if quoted else p for p, quoted in parts if quoted or p]
+    if not isinstance(value, list):
+        raise RegistrationError(field, "must be a list of column names")
+    return tuple(_ident(p, field) for p in value)
 
 
 def build_registration(raw: dict[str, Any], *, default_database: str) -> RegisteredTable:
@@ -127,23 +226,26 @@ def build_registration(raw: dict[str, Any], *, default_database: str) -> Registe
     column = part.get("column")
     start = part.get("start")
     values: tuple[str, ...] = ()
+    now = dt.datetime.now(dt.UTC)
     if kind != "none":
         column = _ident(column, "partitioning.column")
     if kind in TIME_PARTITION_KINDS:
         if not start:
             raise RegistrationError("partitioning.start", "time partitioning needs a start date such as '2025-01-01'")
-        try:
-            dt.date.fromisoformat(str(start)[:10])
-        except ValueError as e:
-            raise RegistrationError("partitioning.start", f"{start!r} is not a date (YYYY-MM-DD)") from e
-        start = str(start)[:10]
+        start = _partition_start(start, kind, now.date())
     if kind == "static":
         vals = part.get("values")
         if not isinstance(vals, list) or not vals or not all(isinstance(v, str | int) for v in vals):
             raise RegistrationError("partitioning.values", "static partitioning needs a non-empty list of values")
+        if len(vals) > MAX_STATIC_VALUES:
+            raise RegistrationError("partitioning.values", f"at most {MAX_STATIC_VALUES} values ({len(vals)} given)")
         values = tuple(str(v) for v in vals)
         if len(set(values)) != len(values):
             raise RegistrationError("partitioning.values", "values must be unique")
+        for v in values:
+            if not v or len(v) > MAX_STATIC_VALUE_CHARS or not v.isprintable():
+                raise RegistrationError("partitioning.values", f"{v[:40]!r}: each value needs 1 to "
+                                        f"{MAX_STATIC_VALUE_CHARS} printable characters")
     if strategy == "snapshot" and kind != "none":
         raise RegistrationError("strategy", "snapshot makes its own daily partitions; leave partitioning as 'none'")
 
@@ -152,35 +254,35 @@ def build_registration(raw: dict[str, Any], *, default_database: str) -> Registe
         cursor = _ident(cursor, "incremental_key")
     if strategy == "incremental" and not cursor:
         raise RegistrationError("incremental_key", "the incremental strategy needs a cursor column")
-    lookback = parse_duration(raw.get("lookback", 0), "lookback")
+    lookback = parse_duration(raw.get("lookback", 0), "lookback", maximum=LOOKBACK_MAX_S)
 
     pk_raw = raw.get("primary_key") or []
-    if isinstance(pk_raw, str):
-        pk_raw = [p.strip() for p in pk_raw.split(",") if p.strip()]
-    if not isinstance(pk_raw, list):
-        raise RegistrationError("primary_key", "must be a list of column names")
-    primary_key = tuple(_ident(p, "primary_key") for p in pk_raw)
+    if isinstance(pk_raw, list) and len(pk_raw) > MAX_PRIMARY_KEY_COLUMNS:
+        raise RegistrationError("primary_key", f"at most {MAX_PRIMARY_KEY_COLUMNS} columns")
+    primary_key = _ident_list(pk_raw, "primary_key")
+    if len(set(primary_key)) != len(primary_key):
+        raise RegistrationError("primary_key", "names a column twice")
     if strategy == "incremental" and not primary_key:
         raise RegistrationError("primary_key", "the incremental strategy merges on a primary key; name one")
 
     schedule = raw.get("schedule") or None
-    if schedule is not None and (
-        not isinstance(schedule, str) or len(schedule.split()) != 5 or not croniter.is_valid(schedule)
-    ):
-        raise RegistrationError("schedule", f"{schedule!r} is not a valid 5-field cron expression")
+    if schedule is not None:
+        schedule = _check_schedule(schedule, now)
     freshness = raw.get("freshness")
-    freshness_s = None if freshness in (None, "") else parse_duration(freshness, "freshness")
-    if freshness_s is not None and freshness_s < 60:
-        raise RegistrationError("freshness", "must be at least 60 seconds")
+    freshness_s = None if freshness in (None, "") else parse_duration(
+        freshness, "freshness", minimum=FRESHNESS_MIN_S, maximum=FRESHNESS_MAX_S)
 
     description = raw.get("description") or ""
     if not isinstance(description, str):
         raise RegistrationError("description", "must be a string")
+    if len(description) > MAX_DESCRIPTION_CHARS:
+        raise RegistrationError("description", f"at most {MAX_DESCRIPTION_CHARS:,} characters")
+    # Names are exact from here on (``_ident`` applied Snowflake's rule for unquoted ones).
     return RegisteredTable(
-        database=database.upper(), schema=schema.upper(), table=table.upper(), strategy=strategy,
-        partition_kind=kind, partition_column=column.upper() if column else None, partition_start=start,
-        partition_values=values, cursor_column=cursor.upper() if cursor else None, lookback_s=lookback,
-        primary_key=tuple(p.upper() for p in primary_key), schedule=schedule, freshness_s=freshness_s,
+        database=database, schema=schema, table=table, strategy=strategy,
+        partition_kind=kind, partition_column=column or None, partition_start=start,
+        partition_values=values, cursor_column=cursor or None, lookback_s=lookback,
+        primary_key=primary_key, schedule=schedule, freshness_s=freshness_s,
         description=description,
     )
 
@@ -188,15 +290,22 @@ def build_registration(raw: dict[str, Any], *, default_database: str) -> Registe
 def check_against_source(reg: RegisteredTable, columns: Sequence[SourceColumn]) -> None:
     """Refuse a registration whose table or named columns are missing in the source."""
     if not columns:
-        raise RegistrationError("table_name", f"table {reg.database}.{reg.schema}.{reg.table} does not exist in the source")
-    by_name = {c.name.upper(): c for c in columns}
+        raise RegistrationError("table_name", f"table {reg.sql_name} does not exist in the source")
+    by_name = {c.name: c for c in columns}  # exact: Snowflake names differing in case are different columns
     named = [("partitioning.column", reg.partition_column), ("incremental_key", reg.cursor_column)]
     named += [("primary_key", p) for p in reg.primary_key]
     for field, col in named:
-        if col and col.upper() not in by_name:
-            raise RegistrationError(field, f"column {col} does not exist in {reg.database}.{reg.schema}.{reg.table}")
+        if col and col not in by_name:
+            near = [c for c in by_name if c.upper() == col.upper()]
+            hint = f" (did you mean {identifiers.sql_part(near[0])}? quote exact names)" if near else ""
+            raise RegistrationError(field, f"column {identifiers.sql_part(col)} does not exist in {reg.sql_name}{hint}")
+    clashes = identifiers.column_collisions([c.name for c in columns])
+    if clashes:
+        a, b = clashes[0]
+        raise RegistrationError("table_name", f"columns {identifiers.sql_part(a)} and {identifiers.sql_part(b)} of "
+                                              f"{reg.sql_name} differ only in case, which DuckDB cannot serve as two columns")
     if reg.time_partitioned and reg.partition_column:
-        kind = by_name[reg.partition_column.upper()].data_type
+        kind = by_name[reg.partition_column].data_type
         if kind not in DATE_TYPES:
             raise RegistrationError("partitioning.column", f"column {reg.partition_column} is {kind}, not a DATE or TIMESTAMP")
 
@@ -213,22 +322,35 @@ def _to_record(row: RegisteredTableRow) -> RegisteredTable:
 
 
 def save(url: str, reg: RegisteredTable) -> tuple[RegisteredTable, bool]:
-    """Insert or update (same key: updated, never duplicated). Returns (record, created)."""
-    with session_scope(url) as s:
-        row = s.scalars(
-            select(RegisteredTableRow).where(RegisteredTableRow.key == reg.key, RegisteredTableRow.deleted_at.is_(None))
-        ).first()
-        created = row is None
-        if row is None:
-            row = RegisteredTableRow(key=reg.key)
-            s.add(row)
-        row.database, row.schema_name, row.table_name = reg.database, reg.schema, reg.table
-        row.strategy, row.partition_kind, row.partition_column = reg.strategy, reg.partition_kind, reg.partition_column
-        row.partition_start, row.partition_values = reg.partition_start, list(reg.partition_values)
-        row.cursor_column, row.lookback_s, row.primary_key = reg.cursor_column, reg.lookback_s, list(reg.primary_key)
-        row.schedule, row.freshness_s, row.description = reg.schedule, reg.freshness_s, reg.description
-        row.updated_at = utcnow()
-    return reg, created
+    """Insert or update (same key: updated, never duplicated). Returns (record, created).
+
+    Race-free across processes: the insert is ``ON CONFLICT DO NOTHING`` against the
+    unique index on live keys, so of two simultaneous registrations of a new table one
+    inserts and the other updates that same row (SQLite and PostgreSQL alike).
+    """
+    now = utcnow()
+    values: dict[str, Any] = {
+        "database": reg.database, "schema_name": reg.schema, "table_name": reg.table, "strategy": reg.strategy,
+        "partition_kind": reg.partition_kind, "partition_column": reg.partition_column,
+        "partition_start": reg.partition_start, "partition_values": list(reg.partition_values),
+        "cursor_column": reg.cursor_column, "lookback_s": reg.lookback_s, "primary_key": list(reg.primary_key),
+        "schedule": reg.schedule, "freshness_s": reg.freshness_s, "description": reg.description, "updated_at": now,
+    }
+    live = (RegisteredTableRow.key == reg.key, RegisteredTableRow.deleted_at.is_(None))
+    for _attempt in range(3):  # a concurrent soft-delete between the two statements: try again
+        with session_scope(url) as s:
+            dialect = s.get_bind().dialect.name
+            insert = pg_insert if dialect == "postgresql" else sqlite_insert
+            stmt = (insert(RegisteredTableRow).values(key=reg.key, created_at=now, **values)
+                    .on_conflict_do_nothing(index_elements=["key"], index_where=RegisteredTableRow.deleted_at.is_(None))
+                    .returning(RegisteredTableRow.id))
+            if s.execute(stmt).first() is not None:
+                return reg, True
+            changed = s.execute(update(RegisteredTableRow).where(*live).values(**values)
+                                .execution_options(synchronize_session=False))
+            if changed.rowcount:  # type: ignore[attr-defined]
+                return reg, False
+    raise RuntimeError(f"could not save the registration of {reg.key}: it changed concurrently three times")
 
 
 def list_registered(url: str) -> list[RegisteredTable]:

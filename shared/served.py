@@ -2,7 +2,7 @@
 
 Layout, one folder per table so a table can be exposed without exposing another::
 
-    <home>/served/<database>/<schema>/<table>/
+    <home>/served/<database>/<schema>/<table>/   (the key's encoded parts: shared/identifiers.py)
         CURRENT                  manifest of the version readers must use (JSON)
         v-<version>.duckdb       one immutable, checkpointed DuckDB file, table ``data``
         v-<version>.json         that version's manifest (history)
@@ -32,7 +32,6 @@ import fcntl
 import itertools
 import json
 import os
-import re
 import secrets
 import shutil
 from collections.abc import Iterator
@@ -42,9 +41,10 @@ from typing import Any
 
 import duckdb
 
+from shared import identifiers
+
 DATA_TABLE = "data"
 CURRENT = "CURRENT"
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
 
 
 class ServedDataError(RuntimeError):
@@ -52,18 +52,15 @@ class ServedDataError(RuntimeError):
 
 
 def table_key(database: str, schema: str, table: str) -> str:
-    """The canonical, lower-case ``database.schema.table`` key of a table."""
-    for part in (database, schema, table):
-        if not _IDENT.match(part):
-            raise ValueError(f"identifier {part!r} must match {_IDENT.pattern}")
-    return f"{database}.{schema}.{table}".lower()
+    """The canonical key of exact Snowflake names: ``demo.public.orders`` for ordinary (unquoted)
+    names, an encoded part such as ``demo.public.0_order_32__lines`` for any other; the
+    encoding (reversible, one spelling per name) lives in ``shared/identifiers.py``."""
+    return identifiers.table_key(database, schema, table)
 
 
 def split_key(key: str) -> tuple[str, str, str]:
-    parts = key.split(".")
-    if len(parts) != 3 or not all(_IDENT.match(p) for p in parts):
-        raise ValueError(f"table key {key!r} must be database.schema.table")
-    return parts[0], parts[1], parts[2]
+    """The key's three encoded parts, which are also its folder and DuckDB names."""
+    return identifiers.split_key(key)
 
 
 def new_version_id(now: dt.datetime | None = None) -> str:

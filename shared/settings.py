@@ -67,13 +67,13 @@ def _load(cls: type, env: Mapping[str, str], **overrides: Any) -> Any:
 class SnowflakeSettings:
     """How to reach the Snowflake source. Empty account means the embedded stand-in."""
 
-    account: str = env_var("SNOWFLAKE_ACCOUNT", "", "Snowflake account identifier. Empty: use the embedded local stand-in (fakesnow).")
+    account: str = env_var("SNOWFLAKE_ACCOUNT", "", "Snowflake account identifier. Empty (and no SNOWFLAKE_HOST): use the embedded local stand-in (fakesnow); an explicit host and port always win.")
     user: str = env_var("SNOWFLAKE_USER", "fake", "Snowflake user (ideally a dedicated read-only service user).")
     password: str = env_var("SNOWFLAKE_PASSWORD", "snow", "Snowflake password.")
     database: str = env_var("SNOWFLAKE_DATABASE", "DEMO", "Default Snowflake database for registrations and browsing.")
     warehouse: str = env_var("SNOWFLAKE_WAREHOUSE", "", "Snowflake warehouse used by syncs.")
     role: str = env_var("SNOWFLAKE_ROLE", "", "Snowflake role (a read-only role is advised).")
-    host: str = env_var("SNOWFLAKE_HOST", "", "Non-default endpoint host, e.g. 127.0.0.1 for the local stand-in.")
+    host: str = env_var("SNOWFLAKE_HOST", "", "Non-default endpoint host, e.g. 127.0.0.1 for a stand-in; when set it is used as given, whatever the account.")
     port: int = env_var("SNOWFLAKE_PORT", 0, "Non-default endpoint port (0: connector default).")
     protocol: str = env_var("SNOWFLAKE_PROTOCOL", "", "Non-default endpoint protocol: http or https.")
     query_tag: str = env_var("SNOWFLAKE_QUERY_TAG", "agents-data", "QUERY_TAG set on every source session, so syncs are visible in Snowflake's query history.")
@@ -82,7 +82,12 @@ class SnowflakeSettings:
 
     @property
     def embedded(self) -> bool:
-        return not self.account or self.account == "fakesnow"
+        """The embedded stand-in is the default only when neither an account nor a host is set.
+
+        An explicit endpoint always wins: ``SNOWFLAKE_ACCOUNT=fakesnow`` with
+        ``SNOWFLAKE_HOST``/``SNOWFLAKE_PORT`` targets that server, never the built-in one.
+        """
+        return not self.account and not self.host
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,13 +102,15 @@ class DemoSettings:
 class DagsterSettings:
     """How the API reaches Dagster and how orchestration behaves."""
 
-    graphql_url: str = env_var("DAGSTER_GRAPHQL_URL", "http://127.0.0.1:3000/graphql", "Dagster webserver GraphQL endpoint used by the API.")
+    graphql_url: str = env_var("DAGSTER_GRAPHQL_URL", "http://127.0.0.1:3000/dagster/graphql", "Dagster webserver GraphQL endpoint used by the API (internal address; the webserver runs with --path-prefix /dagster, and the API's /dagster/ proxy forwards there).")
     ui_url: str = env_var("DAGSTER_UI_URL", "", "Public Dagster UI base URL used in links (default: derived from DAGSTER_GRAPHQL_URL).")
     location_name: str = env_var("DAGSTER_LOCATION_NAME", "agents_data", "Code location name (workspace.yaml) reloaded after registrations.")
     webserver_port: int = env_var("DAGSTER_WEBSERVER_PORT", 3000, "Port of the Dagster webserver started by the CLI.")
     code_server_port: int = env_var("DAGSTER_CODE_SERVER_PORT", 4266, "Port of the Dagster gRPC code server started by the CLI.")
     schedules_running: bool = env_var("SCHEDULES_DEFAULT_RUNNING", True, "Whether per-table and housekeeping schedules start running on a fresh install.")
     sync_on_start: bool = env_var("SYNC_ON_START", True, "`agents-data up` asks the API for a first sync of every registered table that serves no data yet (time-partitioned: every complete partition, as a backfill).")
+    ui_sso_header: str = env_var("DAGSTER_UI_SSO_HEADER", "X-Forwarded-User", "Header naming the user an SSO proxy authenticated; admits that user to the Dagster UI at /dagster/, but only on requests from DAGSTER_UI_SSO_PROXIES.")
+    ui_sso_proxies: str = env_var("DAGSTER_UI_SSO_PROXIES", "", "Comma-separated addresses or CIDR ranges of the SSO proxies trusted to set DAGSTER_UI_SSO_HEADER. Empty: the header is ignored (admin login only).")
     request_timeout_s: float = env_var("DAGSTER_REQUEST_TIMEOUT_S", 30.0, "Timeout of one GraphQL call from the API.")
     stuck_run_minutes: int = env_var("STUCK_JOB_MINUTES", 120, "Query jobs and syncs running longer than this are marked failed by housekeeping.")
     version_grace_minutes: int = env_var("SERVED_VERSION_GRACE_MINUTES", 30, "Superseded served-data versions are deleted after this many minutes.")
@@ -155,6 +162,7 @@ class ArtifactSettings:
     s3_prefix: str = env_var("ARTIFACT_S3_PREFIX", "artifacts/", "Key prefix inside the bucket.")
     s3_region: str = env_var("ARTIFACT_S3_REGION", "us-east-1", "Region of the s3 backend (credentials come from the usual AWS_* variables or profile).")
     default_ttl_s: int = env_var("ARTIFACT_DEFAULT_TTL_S", 7 * 24 * 3600, "Default artifact lifetime in seconds.")
+    deleted_swarm_grace_s: int = env_var("DELETED_SWARM_ARTIFACT_GRACE_S", 7 * 24 * 3600, "Seconds the artifacts of a deleted swarm stay readable by the admin (only) before housekeeping deletes them.")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -92,7 +92,7 @@ class SourceTable:
 
 
 def _q(value: str) -> str:
-    """Quote an identifier for Snowflake (upper-case identifiers stay as written)."""
+    """Quote an identifier for Snowflake; the name is exact (an unquoted name's exact form is upper case)."""
     return '"' + value.replace('"', '""') + '"'
 
 
@@ -126,12 +126,15 @@ def list_tables(con: Any, database: str, schema: str | None = None) -> list[Sour
 def table_columns(con: Any, database: str, schema: str, table: str) -> list[SourceColumn]:
     """Columns of one table, in order; empty if the table does not exist.
 
+    Names are exact Snowflake names (``ORDERS``, ``Order Lines``): two tables whose names
+    differ only in case are two tables.
+
     Reads INFORMATION_SCHEMA.COLUMNS (``DESCRIBE TABLE`` hangs the local stand-in).
     """
     sql = (
         "SELECT column_name, data_type, numeric_precision, numeric_scale, is_nullable, comment "
-        f"FROM {_q(database.upper())}.information_schema.columns "
-        "WHERE upper(table_schema) = upper(%s) AND upper(table_name) = upper(%s) "
+        f"FROM {_q(database)}.information_schema.columns "
+        "WHERE table_schema = %s AND table_name = %s "
         "ORDER BY ordinal_position"
     )
     cur = con.cursor()
@@ -152,24 +155,24 @@ def table_columns(con: Any, database: str, schema: str, table: str) -> list[Sour
 def change_signatures(con: Any, tables: Sequence[tuple[str, str, str]]) -> dict[tuple[str, str, str], str]:
     """``LAST_ALTERED|ROW_COUNT`` per table, one query per source database (not per table).
 
-    Keys are upper-cased ``(database, schema, table)``; a missing table is absent.
+    Keys are the exact ``(database, schema, table)`` names asked for; a missing table is absent.
     """
     by_db: dict[str, list[tuple[str, str]]] = {}
     for db, schema, table in tables:
-        by_db.setdefault(db.upper(), []).append((schema.upper(), table.upper()))
+        by_db.setdefault(db, []).append((schema, table))
     out: dict[tuple[str, str, str], str] = {}
     for db, pairs in by_db.items():
         placeholders = ", ".join(["(%s, %s)"] * len(pairs))
         sql = (
             "SELECT table_schema, table_name, last_altered, row_count "
             f"FROM {_q(db)}.information_schema.tables "
-            f"WHERE (upper(table_schema), upper(table_name)) IN ({placeholders})"
+            f"WHERE (table_schema, table_name) IN ({placeholders})"
         )
         cur = con.cursor()
         try:
             cur.execute(sql, [v for pair in pairs for v in pair])
             for schema, table, altered, rows in cur.fetchall():
-                out[(db, str(schema).upper(), str(table).upper())] = f"{altered}|{rows}"
+                out[(db, str(schema), str(table))] = f"{altered}|{rows}"
         finally:
             cur.close()
     return out

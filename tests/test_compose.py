@@ -96,7 +96,7 @@ def test_topology(resolved: dict[str, Any]) -> None:
     assert "served" in mounts["api"] & mounts["dagster-code-server"]
     assert "served" in resolved["volumes"]
     api_env = services["api"]["environment"]
-    assert api_env["DAGSTER_GRAPHQL_URL"] == "http://dagster-webserver:3000/graphql"
+    assert api_env["DAGSTER_GRAPHQL_URL"] == "http://dagster-webserver:3000/dagster/graphql"
     assert api_env["DATABASE_URL"].startswith("postgresql")
 
 
@@ -151,3 +151,23 @@ def test_dockerfile_copies_only_existing_paths() -> None:
     assert sorted(s for s in sources if not (ROOT / s).exists()) == []
     for mounted in ("deploy/nginx.conf", "deploy/postgres-init.sh", "deploy/workspace.grpc.yaml"):
         assert (ROOT / mounted).exists()
+
+
+def test_only_the_proxy_publishes_a_port_and_dagster_sits_behind_the_api(resolved: dict[str, Any]) -> None:
+    """The Dagster webserver has no authentication of its own: nothing but the compose network
+    reaches it, and people come through the API's admin-only proxy at /dagster/."""
+    services = resolved["services"]
+    published = sorted(name for name, spec in services.items() if spec.get("ports"))
+    assert published == ["proxy"]
+    webserver = services["dagster-webserver"]["command"]
+    assert webserver[webserver.index("--path-prefix") + 1] == "/dagster"
+    assert "/dagster/server_info" in " ".join(services["dagster-webserver"]["healthcheck"]["test"])
+    assert services["api"]["environment"]["DAGSTER_UI_URL"].endswith("/dagster")
+
+
+def test_nginx_never_passes_a_client_sso_header_and_relays_websockets() -> None:
+    conf = (ROOT / "deploy" / "nginx.conf").read_text(encoding="utf-8")
+    active = "\n".join(line.split("#", 1)[0] for line in conf.splitlines())
+    assert 'proxy_set_header X-Forwarded-User "";' in active
+    assert "proxy_set_header Upgrade $http_upgrade;" in active
+    assert "proxy_set_header Host $http_host;" in active

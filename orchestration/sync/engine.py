@@ -15,7 +15,6 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Sequence
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +35,7 @@ from orchestration.sync.extract import (
     window_slices,
 )
 from orchestration.sync.sql import qi
-from orchestration.sync.types import ORDERED_SLICE_TYPES, TIMESTAMPTZ, base_type, duckdb_type, served_columns
+from orchestration.sync.types import ORDERED_SLICE_TYPES, base_type, duckdb_type, served_columns
 from orchestration.sync.verdicts import (
     PRIMARY_KEY_CHECK,
     ROW_COUNT_CHECK,
@@ -45,7 +44,7 @@ from orchestration.sync.verdicts import (
     enforce,
     evaluate,
 )
-from shared import partitions
+from shared import changes, partitions
 from shared.profile import profile_markdown
 from shared.registry import RegisteredTable
 from shared.served import Column, Manifest, publish, read_current, write_version
@@ -121,10 +120,10 @@ def _mode(table: RegisteredTable, full_refresh: bool) -> str:
 
 def _slice_column(table: RegisteredTable, cols: Sequence[SourceColumn]) -> SourceColumn | None:
     """The column whose ranges split an unpartitioned scan: key, cursor, then any ordered column."""
-    by_name = {c.name.upper(): c for c in cols}
+    by_name = {c.name: c for c in cols}  # names are exact (case included)
     ordered = [c for c in cols if base_type(duckdb_type(c)) in ORDERED_SLICE_TYPES]
     names = (*table.primary_key[:1], table.cursor_column or "", table.partition_column or "")
-    preferred = [by_name.get(n.upper()) for n in names]
+    preferred = [by_name.get(n) for n in names]
     for c in [*preferred, *(c for c in ordered if not c.nullable), *ordered]:
         if c is not None and c in ordered:
             return c
@@ -132,22 +131,28 @@ def _slice_column(table: RegisteredTable, cols: Sequence[SourceColumn]) -> Sourc
 
 
 def _watermark_floor(table: RegisteredTable, col: SourceColumn, previous: Manifest | None) -> Any:
-    """Lowest cursor to re-read: last watermark minus the lookback window (None: read all)."""
-    if previous is None or previous.watermark is None:
-        return None
-    raw, kind = previous.watermark, previous.extra.get("watermark_type", "")
-    if kind in ("TIMESTAMP", TIMESTAMPTZ):
-        return dt.datetime.fromisoformat(raw) - dt.timedelta(seconds=table.lookback_s)
-    if kind == "DATE":
-        return dt.date.fromisoformat(raw) - dt.timedelta(days=-(-table.lookback_s // 86400))
-    return Decimal(raw) - table.lookback_s  # numeric cursors: the lookback counts cursor units
+    """Lowest cursor to re-read: last watermark minus the lookback window (None: read all).
+
+    The same floor the API's refresh and the source-change sensor use (``shared.changes``)."""
+    return changes.watermark_floor(table, previous)
 
 
 def _partition_slices(table: RegisteredTable, cols: Sequence[SourceColumn],
                       windows: list[partitions.Window]) -> list[Slice]:
     """One source slice per partition window, on the registered partition column."""
-    column = next(c for c in cols if c.name.upper() == str(table.partition_column).upper())
+    column = next(c for c in cols if c.name == table.partition_column)
     return window_slices(column, windows, partitions.time_kind(table) or partitions.STATIC)
+
+
+def _snapshot_column(req: SyncRequest, cols: Sequence[SourceColumn]) -> str:
+    """The snapshot-date column's name: the one already served, else ``_SNAPSHOT_DATE`` unless a
+    source column has that name (then ``_SNAPSHOT_DATE_2`` …)."""
+    previous = None if req.full_refresh else read_current(req.served_root, req.table.key)
+    if previous is not None and previous.columns:
+        named = previous.extra.get("snapshot_column") or load.SNAPSHOT_COLUMN
+        if any(c.name == named for c in previous.columns) and not any(c.name == named for c in cols):
+            return str(named)
+    return load.helper_name(load.SNAPSHOT_COLUMN, [c.name for c in cols])
 
 
 def _table_rows(con: Any, table: RegisteredTable) -> int:
@@ -157,7 +162,7 @@ def _table_rows(con: Any, table: RegisteredTable) -> int:
 
 def _plan(req: SyncRequest, con: Any, cols: list[SourceColumn], mode: str,
           windows: list[partitions.Window]) -> tuple[list[Slice], int, list[int]]:
-    table, by_name = req.table, {c.name.upper(): c for c in cols}
+    table, by_name = req.table, {c.name: c for c in cols}
     splitter = _slice_column(table, cols)
     bases: list[Slice] = [Slice(label="all")]
     if mode == "partition":
@@ -169,7 +174,7 @@ def _plan(req: SyncRequest, con: Any, cols: list[SourceColumn], mode: str,
             slices += key_range_slices(con, table, splitter, base=base, slice_rows=req.slice_rows)[0]
         return slices, sum(counts), list(counts)
     if mode == "merge":
-        cursor = by_name[str(table.cursor_column).upper()]
+        cursor = by_name[str(table.cursor_column)]
         floor = _watermark_floor(table, cursor, read_current(req.served_root, table.key))
         if floor is not None:  # >= (not >): rows sharing the watermark are re-read; the merge makes it harmless
             bases = [Slice(label="delta", where=f"{qi(cursor.name)} >= CAST(%s AS {sf_type(cursor)})", params=(literal(floor),))]
@@ -230,7 +235,7 @@ def sync_table(req: SyncRequest) -> SyncOutcome:
     timings["plan_s"] = time.perf_counter() - t0
     target = served_columns(cols)
     if mode == "snapshot":
-        target = [Column(load.SNAPSHOT_COLUMN, "DATE", nullable=False, description=SNAPSHOT_DESCRIPTION), *target]
+        target = [Column(_snapshot_column(req, cols), "DATE", nullable=False, description=SNAPSHOT_DESCRIPTION), *target]
     log.info(f"{table.key}: {mode} of {len(slices)} slice(s), {source_rows} source row(s)")
     return _write(req, _Planned(mode, cols, target, slices, source_rows, windows, window_rows), timings, t0)
 
@@ -255,18 +260,19 @@ def _write(req: SyncRequest, planned: _Planned, timings: dict[str, float], t0: f
             load.create_table(con, "data", target)
             columns = target
         by_name = {c.name: c for c in columns}
-        part_col = by_name.get(str(table.partition_column).upper()) if table.partition_column else None
+        part_col = by_name.get(str(table.partition_column)) if table.partition_column else None
         if mode == "partition" and has_data and part_col is not None:
             load.delete_windows(con, part_col, windows)
         snap_key = windows[0].key if mode == "snapshot" else None
+        snap_col = target[0].name if mode == "snapshot" else None
         if snap_key and has_data:
             day = dt.date.fromisoformat(snap_key)
-            con.execute(f"DELETE FROM {qi('data')} WHERE {qi(load.SNAPSHOT_COLUMN)} = ?", [day])
+            con.execute(f"DELETE FROM {qi('data')} WHERE {qi(str(snap_col))} = ?", [day])
         staged = table.primary_key and table.strategy == "incremental" and has_data
         into = load.STAGE_TABLE if staged else "data"
         if staged:
             load.create_table(con, load.STAGE_TABLE, columns, temp=True)
-        constants: dict[str, Any] = {load.SNAPSHOT_COLUMN: dt.date.fromisoformat(snap_key)} if snap_key else {}
+        constants: dict[str, Any] = {str(snap_col): dt.date.fromisoformat(snap_key)} if snap_key else {}
         written = 0
         t1 = time.perf_counter()
         extraction = Extraction(req.connect, table, [c.name for c in cols], slices, workers=req.workers)
@@ -279,7 +285,9 @@ def _write(req: SyncRequest, planned: _Planned, timings: dict[str, float], t0: f
         merge: dict[str, int] = {}
         key, cursor = list(table.primary_key), table.cursor_column
         if staged:
-            merge = load.merge_stage(con, columns, key, cursor)
+            # A partition write holds the source's current rows of its keys: a key's copy in another
+            # partition (its partition column changed in the source) goes, whatever its cursor.
+            merge = load.merge_stage(con, columns, key, cursor, source_wins=mode == "partition")
         elif table.strategy == "incremental" and key:
             merge = {"duplicates_dropped": load.dedupe(con, "data", key, cursor)}
         watermark, wm_type = None, None
@@ -292,13 +300,17 @@ def _write(req: SyncRequest, planned: _Planned, timings: dict[str, float], t0: f
         # message and the manifest's partition list all use them.
         served_by_window = ({w.key: load.count_windows(con, part_col, [w]) for w in windows}
                             if mode == "partition" and part_col is not None else {})
-        scope_rows = sum(served_by_window.values()) if served_by_window else _scope_rows(con, mode, snap_key)
-        dupes = _duplicates(con, key, mode=mode, merge=merge, part_col=part_col,
-                                                windows=windows, has_data=has_data) if key else None
+        scope_rows = sum(served_by_window.values()) if served_by_window else _scope_rows(con, mode, snap_key, snap_col)
+        dupes = _duplicates(con, key, mode=mode, merge=merge, part_col=part_col, snap_col=snap_col,
+                            windows=windows, has_data=has_data) if key else None
         summary = plan.summary() if plan else {}
-        after = _recount(req, planned) if scope_rows != source_rows else None
+        removed, kept_newer = merge.get("duplicates_dropped", 0), merge.get("kept_newer", 0)
+        merge_expected = merge["expected_rows"] if mode == "merge" and "expected_rows" in merge else None
+        explained = source_rows - removed - kept_newer
+        after = _recount(req, planned) if merge_expected is None and scope_rows != explained else None
         verdicts = evaluate(table, source_rows=source_rows, served_rows=scope_rows, duplicate_keys=dupes, drift=summary,
-                            source_rows_after=after)
+                            source_rows_after=after, duplicates_removed=removed, kept_newer=kept_newer,
+                            merge_expected=merge_expected)
         timings["checks_s"] = time.perf_counter() - t_checks
         try:
             enforce(verdicts)  # raises inside write_version: the private version is discarded, CURRENT untouched
@@ -323,7 +335,8 @@ def _write(req: SyncRequest, planned: _Planned, timings: dict[str, float], t0: f
             parts[w.key] = {"rows": rows, "run_id": req.run_id, "materialized_at": stamp}
         extra = {
             "mode": mode, "watermark_type": wm_type, "drift": summary, "source_rows": source_rows,
-            "rows_written": written, "slices": len(slices),
+            "rows_written": written, "duplicates_removed": removed, "kept_newer_served": kept_newer,
+            "snapshot_column": snap_col, "slices": len(slices),
             "source_query_ids": [s.query_id for s in extraction.stats][:100],
         }
         manifest = publish(
@@ -382,23 +395,23 @@ def _profile(con: Any, key: str, log: Any, *, scope: tuple[str, list[Any], str] 
 
 
 def _duplicates(con: Any, key: list[str], *, mode: str, merge: dict[str, int], part_col: Column | None,
-                windows: list[partitions.Window], has_data: bool) -> int:
+                snap_col: str | None, windows: list[partitions.Window], has_data: bool) -> int:
     """Primary-key duplicates, checked over what this run wrote when older rows were kept."""
     if "duplicate_keys" in merge:  # a merge checked its staged keys before dropping the stage
         return merge["duplicate_keys"]
     if mode == "snapshot":  # a key repeats across snapshot days by design; unique within one day
         day = dt.date.fromisoformat(windows[0].key)
-        return load.duplicate_keys(con, key, scope=(f"{qi(load.SNAPSHOT_COLUMN)} = ?", [day]), across=False)
+        return load.duplicate_keys(con, key, scope=(f"{qi(str(snap_col))} = ?", [day]), across=False)
     if mode == "partition" and has_data and part_col is not None:
         return load.duplicate_keys(con, key, scope=load.windows_predicate(part_col, windows))
     return load.duplicate_keys(con, key)
 
 
-def _scope_rows(con: Any, mode: str, snap_key: str | None) -> int:
+def _scope_rows(con: Any, mode: str, snap_key: str | None, snap_col: str | None) -> int:
     """Served rows in the scope the source rows were counted for (the row-count check), outside
     partition mode, whose rows are counted per window."""
     if mode == "snapshot" and snap_key:
-        row = con.execute(f"SELECT count(*) FROM {qi('data')} WHERE {qi(load.SNAPSHOT_COLUMN)} = ?",
+        row = con.execute(f"SELECT count(*) FROM {qi('data')} WHERE {qi(str(snap_col))} = ?",
                           [dt.date.fromisoformat(snap_key)]).fetchone()
         return int(row[0])
     return load.count_rows(con)

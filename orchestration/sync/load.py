@@ -10,6 +10,7 @@ or arrives now.
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,11 +19,12 @@ import pyarrow as pa
 
 from orchestration.sync.sql import qi, qlist
 from orchestration.sync.types import cast_expr, column_ddl
+from shared.identifiers import duck_fold
 from shared.partitions import Window
 from shared.served import DATA_TABLE, Column
 
 STAGE_TABLE = "_stage"
-SNAPSHOT_COLUMN = "_SNAPSHOT_DATE"
+SNAPSHOT_COLUMN = "_SNAPSHOT_DATE"  # the default name; ``helper_name`` picks another if a source column has it
 # The writer's own budget: DuckDB spills beyond it, so a big merge cannot grow RSS unbounded.
 WRITER_MEMORY_LIMIT = "64MB"
 WRITER_THREADS = 2
@@ -115,24 +117,67 @@ def _bound(column: Column, instant: dt.datetime) -> Any:
     return instant
 
 
+def helper_name(base: str, taken: Sequence[str]) -> str:
+    """A name for a column the engine adds, unequal (as DuckDB compares names) to every name in
+    ``taken``: ``base``, else ``base_2``, ``base_3`` … Source columns may take any name."""
+    folded = {duck_fold(n) for n in taken}
+    name, i = base, 1
+    while duck_fold(name) in folded:
+        i += 1
+        name = f"{base}_{i}"
+    return name
+
+
 def dedupe(con: duckdb.DuckDBPyConnection, table: str, key: Sequence[str], cursor: str | None) -> int:
-    """Keep one row per key in ``table``: the one with the highest cursor (NULL lowest)."""
-    order = f"{qi(cursor)} DESC NULLS LAST" if cursor else "rowid"
-    sql = (
-        f"DELETE FROM {qi(table)} WHERE rowid IN (SELECT rid FROM (SELECT rowid AS rid, row_number() OVER "
-        f"(PARTITION BY {qlist(key)} ORDER BY {order}) AS rn FROM {qi(table)}) WHERE rn > 1)"
-    )
-    row = con.execute(sql).fetchone()
-    return int(row[0]) if row else 0
+    """Keep one row per key in ``table``: one with the highest cursor (NULL lowest).
+
+    Returns the duplicates counted (rows beyond the first per key) before removing them: the
+    row-count check compares the rows left against the source's minus this figure, so a
+    removal that took other rows than the duplicates is refused.
+
+    Why no ``rowid`` and no helper column: a source column may be called ``rowid`` (which
+    then shadows DuckDB's pseudo-column) or take any helper's name. The duplicates are
+    counted with GROUP BY; only when there are some is the table rebuilt from a
+    ``QUALIFY`` copy (a table in the temp schema, whose name no column can shadow),
+    keeping the table's own definition (types, NOT NULL, comments).
+    """
+    counted = duplicate_keys(con, key, table=table)
+    if not counted:
+        return 0
+    order = f" ORDER BY {qi(cursor)} DESC NULLS LAST" if cursor else ""
+    keep = qi(f"_dedupe_{secrets.token_hex(4)}")
+    con.execute(f"CREATE TEMP TABLE {keep} AS SELECT * FROM {qi(table)} "
+                f"QUALIFY row_number() OVER (PARTITION BY {qlist(key)}{order}) = 1")
+    try:
+        con.execute(f"DELETE FROM {qi(table)}")
+        con.execute(f"INSERT INTO {qi(table)} SELECT * FROM {keep}")
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {keep}")
+    return counted
 
 
 def merge_stage(
-    con: duckdb.DuckDBPyConnection, columns: Sequence[Column], key: Sequence[str], cursor: str | None
+    con: duckdb.DuckDBPyConnection, columns: Sequence[Column], key: Sequence[str], cursor: str | None,
+    *, source_wins: bool = False,
 ) -> dict[str, int]:
-    """Merge the staged rows into the served table on ``key``, keeping the highest cursor."""
+    """Merge the staged rows into the served table on ``key``, keeping the highest cursor.
+
+    Also returns the figures that explain the served row count: ``expected_rows`` (rows
+    served before, plus staged rows after removing their duplicates, minus staged rows whose
+    key was already served) and ``kept_newer`` (staged rows not taken because a newer row of
+    their key is served).
+
+    ``source_wins``: the staged rows are the source's current rows of their keys (a
+    partition rewrite), so every served copy of a staged key is replaced whatever its
+    cursor; a row whose partition column changed then never stays in its old partition.
+    """
     dropped = dedupe(con, STAGE_TABLE, key, cursor)
     same_key = " AND ".join(f"d.{qi(k)} IS NOT DISTINCT FROM s.{qi(k)}" for k in key)
-    newer = f" AND (d.{qi(cursor)} IS NULL OR d.{qi(cursor)} <= s.{qi(cursor)})" if cursor else ""
+    served_before, staged = count_rows(con), count_rows(con, STAGE_TABLE)
+    row = con.execute(f"SELECT count(*) FROM {qi(STAGE_TABLE)} AS s WHERE EXISTS "
+                      f"(SELECT 1 FROM {qi(DATA_TABLE)} AS d WHERE {same_key})").fetchone()
+    matched = int(row[0]) if row else 0
+    newer = f" AND (d.{qi(cursor)} IS NULL OR d.{qi(cursor)} <= s.{qi(cursor)})" if cursor and not source_wins else ""
     row = con.execute(f"DELETE FROM {qi(DATA_TABLE)} AS d USING {qi(STAGE_TABLE)} AS s WHERE {same_key}{newer}").fetchone()
     replaced = int(row[0]) if row else 0
     names = qlist(c.name for c in columns)
@@ -144,7 +189,8 @@ def merge_stage(
     dupes = duplicate_keys(con, key, scope=stage_predicate(key), across=False)
     con.execute(f"DROP TABLE {qi(STAGE_TABLE)}")
     return {"duplicates_dropped": dropped, "replaced": replaced, "inserted": inserted - replaced, "merged": inserted,
-            "duplicate_keys": dupes}
+            "duplicate_keys": dupes, "staged": staged, "kept_newer": staged - inserted,
+            "expected_rows": served_before + staged - matched}
 
 
 def max_value(con: duckdb.DuckDBPyConnection, column: str) -> Any:
@@ -174,7 +220,7 @@ def stage_predicate(key: Sequence[str]) -> tuple[str, list[Any]]:
 
 
 def duplicate_keys(con: duckdb.DuckDBPyConnection, key: Sequence[str], *, scope: tuple[str, list[Any]] | None = None,
-                   across: bool = True) -> int:
+                   across: bool = True, table: str = DATA_TABLE) -> int:
     """Rows beyond the first per primary key (0 when the key is unique).
 
     Without ``scope`` the whole table is grouped. With ``scope`` (a predicate over the rows
@@ -182,7 +228,7 @@ def duplicate_keys(con: duckdb.DuckDBPyConnection, key: Sequence[str], *, scope:
     older rows sharing one of their keys. That keeps a partition run's check proportional
     to the partition. GROUP BY, unlike count(DISTINCT), spills, so it fits the memory limit.
     """
-    keys, table = qlist(key), qi(DATA_TABLE)
+    keys, table = qlist(key), qi(table)
     if scope is None:
         sql = f"SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM {table} GROUP BY {keys} HAVING count(*) > 1)"
         row = con.execute(sql).fetchone()

@@ -53,8 +53,11 @@ class BlockingCheckError(Exception):
 
 
 def row_count_blocks(table: RegisteredTable) -> bool:
-    """A merge cannot see source deletes, so an incremental count mismatch warns instead of blocking."""
-    return table.strategy != "incremental"
+    """Every strategy: a served row count that the source and the key cannot explain means
+    rows were lost or invented, whatever the strategy (a merge is judged on its own
+    accounting, since it cannot see source deletes)."""
+    del table
+    return True
 
 
 def row_count_passes(served: int, before: int, after: int | None) -> bool:
@@ -66,13 +69,35 @@ def row_count_passes(served: int, before: int, after: int | None) -> bool:
 
 
 def evaluate(table: RegisteredTable, *, source_rows: int, served_rows: int, duplicate_keys: int | None,
-             drift: dict[str, list[str]], source_rows_after: int | None = None) -> list[Verdict]:
-    figures = {"source_rows": source_rows, "served_rows": served_rows}
-    if source_rows_after is not None:
-        figures["source_rows_after_sync"] = source_rows_after
+             drift: dict[str, list[str]], source_rows_after: int | None = None, duplicates_removed: int = 0,
+             kept_newer: int = 0, merge_expected: int | None = None) -> list[Verdict]:
+    """The verdicts of one version.
+
+    The row count is explained when the served rows of the scope equal the source's rows of
+    the scope minus ``duplicates_removed`` (rows beyond the first per primary key, counted
+    and reported) minus ``kept_newer`` (rows of a merge whose key is served with a newer
+    cursor). A whole-table merge (``merge_expected``) is judged on its own accounting: rows
+    served before, plus the delta's new keys; the whole-table source count is reported
+    beside it (source deletes stay invisible to a merge).
+    """
+    removed = duplicates_removed + kept_newer
+    figures: dict[str, Any] = {"source_rows": source_rows, "served_rows": served_rows}
+    if duplicates_removed:
+        figures["duplicates_removed"] = duplicates_removed
+    if kept_newer:
+        figures["kept_newer_served"] = kept_newer
+    if merge_expected is not None:
+        figures["expected_rows"] = merge_expected
+        passed = served_rows == merge_expected
+    else:
+        if removed:
+            figures["expected_rows"] = source_rows - removed
+        if source_rows_after is not None:
+            figures["source_rows_after_sync"] = source_rows_after
+        after = source_rows_after - removed if source_rows_after is not None else None
+        passed = row_count_passes(served_rows, source_rows - removed, after)
     verdicts = [
-        Verdict(ROW_COUNT_CHECK, row_count_passes(served_rows, source_rows, source_rows_after), row_count_blocks(table),
-                figures),
+        Verdict(ROW_COUNT_CHECK, passed, row_count_blocks(table), figures),
         # Incompatible drift already fails the sync (SchemaDriftError); what is left is additive and warns.
         Verdict(SCHEMA_DRIFT_CHECK, not (drift.get("removed") or drift.get("widened")), False,
                 dict(drift)),

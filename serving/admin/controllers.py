@@ -19,6 +19,7 @@ from serving.admin.schemas import (
     AuditPage,
     Swarm,
     SwarmCreate,
+    SwarmDeleted,
     SwarmUpdate,
     Token,
     TokenCreate,
@@ -62,12 +63,18 @@ async def update_swarm(caller: Caller, services: Services, swarm_id: str, data: 
 
 
 @delete("/swarms/{swarm_id:str}", operation_id="deleteSwarm", status_code=200)
-async def delete_swarm(caller: Caller, services: Services, swarm_id: str) -> dict[str, Any]:
-    """Delete a swarm and revoke all its tokens."""
+async def delete_swarm(caller: Caller, services: Services, swarm_id: str) -> SwarmDeleted:
+    """Delete a swarm: revoke all its tokens and cancel its running query jobs at once.
+
+    Its query results expire now; its artifacts stay readable by the admin only, for
+    ``DELETED_SWARM_ARTIFACT_GRACE_S``, and are then deleted by housekeeping.
+    """
     requires_admin(caller)
-    revoked = await anyio.to_thread.run_sync(store.delete_swarm, services.control_url, swarm_id)
+    grace = services.settings.artifacts.deleted_swarm_grace_s
+    deleted = await anyio.to_thread.run_sync(
+        lambda: store.delete_swarm(services.control_url, swarm_id, artifact_grace_s=grace))
     get_identity(services).invalidate()
-    return {"swarm_id": swarm_id, "revoked": revoked}
+    return deleted
 
 
 @post("/tokens", operation_id="createToken")

@@ -33,6 +33,18 @@ class SwarmUpdate(msgspec.Struct, forbid_unknown_fields=True):
     grants: list[str] | None = None
 
 
+class SwarmDeleted(msgspec.Struct):
+    """What deleting a swarm did: its tokens are revoked and its running query jobs cancelled at
+    once; its artifacts stay readable by the admin only until ``artifacts_deleted_after``, then
+    housekeeping deletes them (``DELETED_SWARM_ARTIFACT_GRACE_S``)."""
+
+    swarm_id: str
+    revoked: list[str]
+    query_jobs_cancelled: int
+    artifacts_kept: int
+    artifacts_deleted_after: dt.datetime
+
+
 class TokenCreate(msgspec.Struct, forbid_unknown_fields=True):
     """``allowed_tables`` (agent tokens only) must be a subset of the swarm's grants; omitted means all of them."""
 

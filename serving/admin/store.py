@@ -15,11 +15,12 @@ from collections.abc import Iterable
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from serving.admin.schemas import Swarm, SwarmCreate, SwarmUpdate, Token, TokenCreated
+from serving.admin.schemas import Swarm, SwarmCreate, SwarmDeleted, SwarmUpdate, Token, TokenCreated
 from serving.auth.tokens import TokenCodec, token_hash
 from serving.lib.errors import BadRequest, Conflict, NotFound
 from shared.control.db import session_scope
 from shared.control.models import SwarmRow, TokenRow
+from shared.housekeeping import retire_swarm_data
 from shared.served import split_key
 
 MAX_TTL_S = 10 * 365 * 24 * 3600
@@ -110,8 +111,10 @@ def update_swarm(url: str, swarm_id: str, data: SwarmUpdate) -> Swarm:
         raise Conflict(f"a swarm named {data.name!r} already exists") from e
 
 
-def delete_swarm(url: str, swarm_id: str) -> list[str]:
-    """Delete a swarm and revoke all its tokens (their rows stay for the audit trail)."""
+def delete_swarm(url: str, swarm_id: str, *, artifact_grace_s: int) -> SwarmDeleted:
+    """Delete a swarm, revoke all its tokens (their rows stay for the audit trail), and retire
+    its jobs and artifacts by the deleted-swarm rule (``shared.housekeeping.retire_swarm_data``),
+    all in one transaction."""
     now = dt.datetime.now(dt.UTC)
     with session_scope(url) as s:
         row = s.get(SwarmRow, swarm_id)
@@ -120,8 +123,11 @@ def delete_swarm(url: str, swarm_id: str) -> list[str]:
         ids = list(s.scalars(sa.select(TokenRow.id).where(TokenRow.swarm_id == swarm_id, TokenRow.revoked_at.is_(None))))
         s.execute(sa.update(TokenRow).where(TokenRow.swarm_id == swarm_id, TokenRow.revoked_at.is_(None))
                   .values(revoked_at=now))
+        retired = retire_swarm_data(s, swarm_id, now=now, grace_s=artifact_grace_s)
         s.delete(row)
-    return ids
+    return SwarmDeleted(swarm_id=swarm_id, revoked=ids, query_jobs_cancelled=retired["query_jobs_cancelled"],
+                        artifacts_kept=retired["artifacts_expiring"],
+                        artifacts_deleted_after=now + dt.timedelta(seconds=artifact_grace_s))
 
 
 def mint_token(url: str, codec: TokenCodec, *, kind: str, swarm_id: str, name: str, expires_in: int | None,

@@ -1,9 +1,11 @@
 """Save a finished query job's result as an artifact, without a round trip through the agent.
 
 The job's result file (written by the queries feature under ``<home>/results``) is
-converted batch by batch with pyarrow when the wanted format differs, so memory stays
-bounded, then stored through the same hashing writer as uploads. The artifact records
-the job id, the SQL hash and the served versions the result was read from.
+converted batch by batch when the wanted format differs (``convert.py``: exact, or a
+400 naming the column), so memory stays bounded, then stored through the same hashing
+writer as uploads. The artifact records
+the job id, the SQL hash and the tables (with served versions) the result was read
+from, so the artifact stops being served when one of them is no longer granted.
 """
 
 from __future__ import annotations
@@ -11,14 +13,9 @@ from __future__ import annotations
 import contextlib
 import secrets
 from pathlib import Path
-from typing import Any
-
-import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
-from pyarrow import ipc
 
 from serving.artifacts import services as svc
+from serving.artifacts.convert import convert
 from serving.artifacts.schemas import Artifact, JobArtifactCreate
 from serving.artifacts.validation import check_expires_in, check_metadata, check_name, check_tags, check_visibility
 from serving.auth.caller import Caller
@@ -32,54 +29,13 @@ from shared.control.models import QueryJobRow
 MEDIA = {"csv": "text/csv", "parquet": "application/vnd.apache.parquet"}
 
 
-def _batches(path: Path, fmt: str) -> tuple[pa.Schema, Any]:
-    if fmt == "parquet":
-        f = pq.ParquetFile(path)
-        return f.schema_arrow, f.iter_batches(batch_size=65_536)
-    if fmt == "arrow":
-        try:
-            reader = ipc.open_stream(pa.memory_map(str(path)))
-            return reader.schema, iter(reader)
-        except pa.ArrowInvalid:
-            file_reader = ipc.open_file(pa.memory_map(str(path)))
-            return file_reader.schema, (file_reader.get_batch(i) for i in range(file_reader.num_record_batches))
-    if fmt == "csv":
-        csv_reader = pacsv.open_csv(path)
-        return csv_reader.schema, iter(csv_reader)
-    if fmt == "json":  # {"columns": [{name, type}], "rows": [[…]], …}; row-capped by QUERY_JSON_MAX_ROWS
-        import msgspec
-
-        doc = msgspec.json.decode(path.read_bytes())
-        names = [c["name"] for c in doc.get("columns", [])]
-        rows = doc.get("rows", [])
-        table = pa.table({n: [r[i] for r in rows] for i, n in enumerate(names)}) if names else pa.table({})
-        return table.schema, iter(table.to_batches())
-    raise Conflict(f"results in format {fmt!r} cannot be saved as artifacts", rule="result_format_unsupported")
-
-
-def convert(path: Path, fmt_in: str, fmt_out: str, dest: Path) -> Path:
-    """``path`` itself when already in ``fmt_out``, else a converted copy at ``dest``."""
-    if fmt_in == fmt_out:
-        return path
-    schema, batches = _batches(path, fmt_in)
-    if fmt_out == "parquet":
-        with pq.ParquetWriter(dest, schema) as pw:
-            for batch in batches:
-                pw.write_batch(batch)
-    else:
-        with pacsv.CSVWriter(dest, schema) as cw:
-            for batch in batches:
-                cw.write_batch(batch)
-    return dest
-
-
 def _result_file(services: Services, caller: Caller, job_id: str) -> tuple[QueryJobRow, Path]:
     """The job (404 unless the caller ran it, or is admin) and its result file (409 running, 410 expired)."""
     jobs = get_jobs(services)
     job = jobs.load(job_id, caller)
     if job.status in ACTIVE:
         raise Conflict(f"job {job.id} is {job.status}; save its result once it has succeeded", rule="job_not_finished")
-    return job, jobs.result_path(job)
+    return job, jobs.result_path(job, caller)
 
 
 def save_job_result(services: Services, caller: Caller, job_id: str, data: JobArtifactCreate) -> Artifact:

@@ -6,7 +6,11 @@ Access rules, in one place (``can_read``):
   tokens of that swarm;
 - anyone else gets 404, exactly like a missing id, and so does everyone once it has
   expired or been deleted;
-- only the owner changes it; the owner or the admin deletes it.
+- only the owner changes it; the owner or the admin deletes it;
+- an artifact saved from a query result records the tables it was read from
+  (``served_versions``); it is served (listed, read, downloaded, changed) only to
+  callers who may still read every one of them, else 403 ``table_not_granted``
+  (and it is left out of listings). Uploaded files name no table.
 
 The store (local folder or S3) is created in the lifespan and injected.
 """
@@ -84,14 +88,27 @@ def can_read(row: ArtifactRow, caller: Caller) -> bool:
     return row.visibility == "agents" and caller.token_id in (row.visible_to or [])
 
 
+def ungranted_tables(row: ArtifactRow, caller: Caller) -> list[str]:
+    """Tables the artifact was made from (saved query results record them) that ``caller`` may not read now."""
+    if caller.is_admin:
+        return []
+    names = {str(v.get("table")) for v in (row.served_versions or []) if isinstance(v, dict) and v.get("table")}
+    return sorted(n for n in names if not caller.may_read(n))
+
+
 def _not_found() -> NotFound:
     return NotFound("no such artifact")
 
 
-def _visible_row(s: Any, artifact_id: str, caller: Caller, now: dt.datetime) -> ArtifactRow:
+def _visible_row(s: Any, artifact_id: str, caller: Caller, now: dt.datetime, *, check_grants: bool = True) -> ArtifactRow:
     row = s.get(ArtifactRow, artifact_id) if is_id(artifact_id) else None
     if row is None or not is_live(row, now) or not can_read(row, caller):
         raise _not_found()
+    missing = ungranted_tables(row, caller) if check_grants else []
+    if missing:
+        raise Forbidden(f"this artifact was made from {', '.join(missing)}, which this token may no longer read; "
+                        "artifacts made from a table are served only while it is granted", rule="table_not_granted",
+                        details={"tables": missing})
     return row  # type: ignore[no-any-return]
 
 
@@ -181,7 +198,8 @@ def list_visible(url: str, caller: Caller, *, tag: str | None = None, content_ty
     with session_scope(url) as s:
         rows = list(s.scalars(q))
     more = len(rows) > limit
-    rows = [r for r in rows[:limit] if can_read(r, caller) and (not tag or tag in (r.tags or []))]
+    rows = [r for r in rows[:limit] if can_read(r, caller) and (not tag or tag in (r.tags or []))
+            and not ungranted_tables(r, caller)]
     items = [to_schema(r) for r in rows]
     return ArtifactList(items=items, count=len(items), next_offset=offset + limit if more else None)
 
@@ -224,7 +242,7 @@ def delete(url: str, caller: Caller, artifact_id: str) -> None:
     """Hide at once; the housekeeping purge removes the row and, when unreferenced, the object."""
     now = utcnow()
     with session_scope(url) as s:
-        row = _visible_row(s, artifact_id, caller, now)
+        row = _visible_row(s, artifact_id, caller, now, check_grants=False)  # an owner may always delete
         if not caller.is_admin and (caller.token_id is None or row.owner_token_id != caller.token_id):
             raise Forbidden("only the artifact's owner may delete it", rule="not_owner")
         row.deleted_at = now

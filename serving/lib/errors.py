@@ -137,5 +137,15 @@ def handle_too_deep(request: Request, exc: RecursionError) -> Response:
     return _respond(request, 400, "bad_request", "the request body is nested too deeply", rule="json_too_deep")
 
 
+def handle_overflow(request: Request, exc: OverflowError) -> Response:
+    """A number or date from the request that overflowed in arithmetic: the client's input, not our fault.
+
+    The backstop behind ``serving.lib.params`` (which refuses such query and path
+    parameters up front): a body field at the calendar's edge must not become a 500 either.
+    """
+    log.info("request on %s %s refused: a value overflowed (%s)", request.method, request.url.path, exc)
+    return _respond(request, 400, "bad_request", "a number or date in the request is out of range", rule="out_of_range")
+
+
 EXCEPTION_HANDLERS = {ApiError: handle_api_error, HTTPException: handle_http_exception, RecursionError: handle_too_deep,
-                      Exception: handle_unexpected}
+                      OverflowError: handle_overflow, Exception: handle_unexpected}

@@ -178,7 +178,7 @@ async def get_job_result(request: Request[Any, Any, Any], caller: Caller, servic
     requires_reader(caller)
     jobs = get_jobs(services)
     row = await anyio.to_thread.run_sync(jobs.load, job_id, caller)
-    path = jobs.result_path(row)
+    path = jobs.result_path(row, caller)
     annotate(request, sql_text=row.sql_text, sql_hash=row.sql_hash, tables=_audit_tables(row.tables or []),
              rows=row.row_count, bytes=row.bytes)
     return File(path, media_type=formats.MEDIA_TYPES[row.output_format], filename=path.name,

@@ -53,7 +53,7 @@ import pyarrow as pa
 
 from serving.auth.caller import Caller
 from serving.lib.errors import ApiError, BadRequest, NotFound, PayloadTooLarge, QueryRejected, QueryTimeout
-from serving.queries import formats, guard
+from serving.queries import formats, functions, guard
 from serving.queries.guard import GuardedQuery
 from serving.queries.instances import Instance, InstanceCache, check_protections, read_protections
 from serving.queries.watchdog import Handle, MemoryGuard, Watchdog, rss_bytes
@@ -181,6 +181,8 @@ class _Run:
         if isinstance(e, duckdb.InterruptException) or "INTERRUPT" in text or "maximum execution time" in text:
             return QueryTimeout(f"the query ran longer than its time limit of {self.timeout_s:g} s and was stopped",
                                 rule="timeout", details={"timeout_s": self.timeout_s})
+        if (refusal := functions.runtime_refusal(text)) is not None:
+            return refusal  # a size bound the guard wrapped around a call was exceeded
         if isinstance(e, duckdb.OutOfMemoryException) or "Out of Memory" in text:
             return PayloadTooLarge("the query needs more memory than an agent query may use; aggregate or filter more",
                                    rule="memory_limit")

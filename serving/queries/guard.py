@@ -12,18 +12,21 @@ Layers (each has its own tests in tests/serving/test_guard*.py and test_security
   parenthesised query, a PIVOT with an explicit IN list, or DESCRIBE/SUMMARIZE of a
   granted table or of a query (``statement_not_allowed``, ``multiple_statements``,
   ``parse_error``). No DDL/DML/PRAGMA/SET/COPY/ATTACH/EXPLAIN/CALL node anywhere.
-- tables: every table reference resolves, case-insensitively, to exactly one granted
-  key: ``orders`` / ``public.orders`` / ``demo.public.orders`` (``table_not_granted``
+- tables: every table reference resolves to exactly one granted key, unquoted parts
+  case-insensitively and quoted parts exactly (names.py has the rule):
+  ``orders`` / ``public.orders`` / ``demo.public."Order Lines"`` (``table_not_granted``
   for missing and ungranted alike, so existence never leaks; ``ambiguous_table`` when
   a short name matches several of the caller's own tables). String table references
   (``FROM 'x.parquet'``) are names like any other and are refused the same way.
 - CTEs hide a table only within their own scope (walked per query node, not collected
-  query-wide, so ``… WHERE EXISTS (WITH secret AS (…) …)`` cannot shadow an outer name).
-- functions (``function_not_allowed``): table functions are denied unless allow-listed
-  (``range``, ``generate_series``, ``unnest``); scalar functions that reach outside the
-  query are denied by name or prefix: ``read_*``, ``query``, ``query_table``, ``glob``,
-  ``duckdb_*``, ``pragma_*``, ``getenv``, ``current_setting`` (it would print the
-  instance's temp path and limits), ``getvariable``, ``json_execute_serialized_sql`` …
+  query-wide, so ``… WHERE EXISTS (WITH secret AS (…) …)`` cannot shadow an outer name),
+  and only where DuckDB agrees: names compare with DuckDB's ASCII-only case folding, and a
+  CTE or function name with non-ASCII cased letters is refused (``ambiguous_name``).
+- functions (``function_not_allowed``): an allow-list (``functions.toml``, generated
+  from ``duckdb_functions()`` and reviewed), checked on DuckDB's own parse of the SQL
+  that will run, so sqlglot's renaming of functions, casts and operators cannot hide a
+  call (functions.py). Calls of functions whose memory DuckDB does not account for are
+  rewritten with a size bound (functions_bounds.py, rule ``function_limit`` at run time).
 
 The physical boundary is elsewhere (engine.py: a DuckDB instance that holds only the
 tables the query names); the guard gives precise, early, typed refusals on top of it.
@@ -49,20 +52,22 @@ from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 
 from serving.lib.errors import ApiError, BadRequest, PayloadTooLarge, QueryRejected
-from serving.queries.names import GrantIndex, Lru, grant_index, quote_ident, quote_table, reject, resolve_name, shown
+from serving.queries import functions, functions_bounds
+from serving.queries.names import (
+    GrantIndex,
+    Lru,
+    check_foldable,
+    grant_index,
+    quote_ident,
+    quote_table,
+    reject,
+    resolve_name,
+    shown,
+)
+from shared.identifiers import duck_fold
 
 MAX_SQL_CHARS = 100_000
 MAX_CACHED_SQL_CHARS = 8_192  # bounds the guard cache's memory (4096 entries)
-ALLOWED_TABLE_FUNCTIONS = frozenset({"range", "generate_series", "unnest"})
-DENIED_FUNCTIONS = frozenset({
-    "query", "query_table", "glob", "getenv", "current_setting", "getvariable", "sniff_csv", "checkpoint",
-    "force_checkpoint", "which_secret", "load_aws_credentials", "sql_auto_complete", "seq_scan", "index_scan",
-    "json_execute_serialized_sql", "json_serialize_sql", "json_deserialize_sql", "json_serialize_plan",
-    "from_substrait", "get_substrait", "get_substrait_json", "from_substrait_json", "enable_logging",
-    "disable_logging", "truncate_duckdb_logs", "set_variable", "setvariable",
-})
-DENIED_PREFIXES = ("read_", "duckdb_", "pragma_", "parquet_", "iceberg_", "delta_", "sqlite_", "postgres_",
-                   "mysql_", "arrow_", "http", "load_", "ducklake_")
 # Node types that are statements of their own: never allowed inside a query.
 _STATEMENT_NODES: tuple[type[exp.Expr], ...] = (
     exp.Command, exp.DDL, exp.DML, exp.Drop, exp.Alter, exp.Set, exp.Pragma, exp.Attach, exp.Detach,
@@ -93,27 +98,33 @@ _duck_lock = threading.Lock()
 _duck: list[duckdb.DuckDBPyConnection] = []
 
 
-def function_name(node: exp.Func) -> str:
-    if isinstance(node, exp.Anonymous):
-        return str(node.name).lower()
-    names = node.sql_names()
-    return (names[0] if names else node.key).lower()
-
-
-def _all_names(node: exp.Func) -> list[str]:
-    if isinstance(node, exp.Anonymous):
-        return [str(node.name).lower()]
-    return [n.lower() for n in node.sql_names()] or [node.key.lower()]
-
-
 def _check_function(node: exp.Func) -> None:
-    names = _all_names(node)
-    for name in names:
-        if name in DENIED_FUNCTIONS or name.startswith(DENIED_PREFIXES):
-            raise reject("function_not_allowed", f"function {shown(name)}() is not allowed")
-    if isinstance(node.parent, _TABLE_POSITION) and node.arg_key == "this" and not set(names) & ALLOWED_TABLE_FUNCTIONS:
-        raise reject("function_not_allowed", f"table function {shown(names[0])}() is not allowed; "
-                                             f"allowed table functions: {', '.join(sorted(ALLOWED_TABLE_FUNCTIONS))}")
+    """An early refusal of a function written under its DuckDB name (sqlglot's ``Anonymous``).
+
+    Only a shortcut for a precise message: the allow-list itself is enforced on DuckDB's
+    parse of the rewritten SQL (``functions.check_functions``), which also sees the
+    functions sqlglot maps to its own nodes.
+    """
+    if not isinstance(node, exp.Anonymous):
+        return
+    p = functions.policy()
+    check_foldable(str(node.name), "function")
+    name = functions.ascii_lower(str(node.name))
+    if isinstance(node.parent, _TABLE_POSITION) and node.arg_key == "this":
+        if name not in p.table:
+            raise reject("function_not_allowed", f"table function {shown(name)}() is not allowed: {p.refusal('table', name)}; "
+                                                 f"allowed table functions: {', '.join(sorted(p.table))}")
+    elif name not in p.expression and name not in p.bounded and name not in functions.PARSER_FUNCTIONS:
+        raise reject("function_not_allowed", f"function {shown(name)}() is not allowed: {p.refusal('expression', name)}")
+
+
+def _bound_and_check_functions(tree: exp.Expr) -> str:
+    """Bound the size of calls that need it, print the tree, and check every function DuckDB will call."""
+    wrapped = functions_bounds.bound_calls(tree)
+    sql = tree.sql(dialect="duckdb", comments=False)
+    _duckdb_agrees(sql)
+    functions.check_functions(functions.parse_tree(sql, _duck_serialize), wrapped)
+    return sql
 
 
 def _check_pivot(node: exp.Pivot) -> None:
@@ -141,7 +152,8 @@ class _Walker:
             visible = set(ctes)
             recursive = bool(with_.args.get("recursive"))
             for cte in with_.expressions:
-                name = cte.alias_or_name.lower()
+                check_foldable(cte.alias_or_name, "CTE name")
+                name = duck_fold(cte.alias_or_name)  # DuckDB matches CTE names with ASCII-only folding
                 if recursive:
                     visible.add(name)
                 self.visit(cte.this, frozenset(visible))
@@ -173,9 +185,12 @@ class _Walker:
         parts = [p.name for p in node.parts]
         if any(not isinstance(p, exp.Identifier) for p in node.parts):
             raise reject("table_not_granted", f"table {shown('.'.join(parts))} does not exist or is not granted to this token")
-        if len(parts) == 1 and parts[0].lower() in ctes:
+        written = [(p.name, bool(p.args.get("quoted"))) for p in node.parts]
+        # A CTE reference is decided with DuckDB's folding; a table name that matches no granted
+        # name as DuckDB and Snowflake compare names (a Unicode look-alike) is simply not granted.
+        if len(parts) == 1 and duck_fold(parts[0]) in ctes:
             return
-        key = self.index.resolve(parts)
+        key = self.index.resolve(written)
         self.tables.add(key)
         db, schema, table = key.split(".")
         node.set("catalog", exp.to_identifier(db, quoted=True))
@@ -207,6 +222,14 @@ def _duck_statements(sql: str) -> list[Any]:
         if not _duck:
             _duck.append(duckdb.connect(":memory:", config={"enable_external_access": False}))
         return list(_duck[0].extract_statements(sql))
+
+
+def _duck_serialize(sql: str) -> str:
+    with _duck_lock:
+        if not _duck:
+            _duck.append(duckdb.connect(":memory:", config={"enable_external_access": False}))
+        row = _duck[0].execute("SELECT json_serialize_sql(?)", [sql]).fetchone()
+    return str(row[0]) if row else ""
 
 
 def _classify_unparsed(sql: str) -> None:
@@ -259,8 +282,7 @@ def _check(sql: str, grants: frozenset[str]) -> GuardedQuery:
         raise reject("statement_not_allowed", f"{shown(word)} statements are not allowed; only SELECT queries")
     else:
         raise reject("statement_not_allowed", f"{tree.key.upper()} statements are not allowed; only SELECT queries")
-    rewritten = tree.sql(dialect="duckdb", comments=False)
-    _duckdb_agrees(rewritten)
+    rewritten = _bound_and_check_functions(tree)
     return GuardedQuery(sql=rewritten, tables=frozenset(walker.tables), kind=kind, sql_hash=sql_hash(sql))
 
 
@@ -323,9 +345,8 @@ def validate_filter(where_sql: str, caller: object | None = None) -> str:
             raise reject("statement_not_allowed", f"{node.key.upper()} is not allowed in a filter")
         if isinstance(node, exp.Func):
             _check_function(node)
-    text = condition.sql(dialect="duckdb", comments=False)
-    _duckdb_agrees(f"SELECT 1 WHERE {text}")
-    return text
+    _bound_and_check_functions(tree)
+    return tree.args["where"].this.sql(dialect="duckdb", comments=False)
 
 
 def clear_caches() -> None:

@@ -12,8 +12,9 @@ Why an instance per table set (measured with duckdb 2.0.1, see the README archit
   new queries get a new instance, in-flight ones finish on the old one (refcounts), and
   the old one is closed when idle, which releases the superseded file.
 - Creating an instance costs ~13 ms: instances are cached (LRU, with an idle reaper).
-  Each query takes a cursor of the instance; cursors whose result was read to the end
-  are kept for reuse (DuckDB refuses new work on a cursor with an unfinished result).
+  Each query takes a fresh cursor of the instance and closes it afterwards: a cursor is a
+  DuckDB connection with its own session state (the ``random()`` generator, sequences),
+  and reusing one across callers would let one caller's query shape another's.
 
 Every instance is built with external access off, extension autoload/autoinstall and
 community extensions off, memory/thread/temp-size limits, ``max_execution_time`` as a
@@ -41,7 +42,7 @@ from shared.settings import Settings
 
 RESERVED_CATALOGS = frozenset({"memory", "system", "temp", "main"})
 IDLE_CLOSE_S = 600.0
-MAX_IDLE_CURSORS = 8
+MAX_IDLE_CURSORS = 0  # no cursor (session state) outlives its query; a new one costs ~60 µs
 _ids = itertools.count(1)
 
 

@@ -13,11 +13,14 @@ Why this shape:
 - JSON rows are encoded batch by batch and refused past ``QUERY_JSON_MAX_BYTES``, so an
   oversized result is never built in memory.
 - Results are private: a job is visible to the token that ran it and to admin; anyone
-  else gets the same 404 as for an unknown id. Expired results answer 410.
+  else gets the same 404 as for an unknown id. Expired results answer 410. A result
+  read from a table the token may no longer read is refused (403 ``table_not_granted``):
+  results outlive no grant.
 - Cancel interrupts the cursor when the job runs on this replica; otherwise the row is
   marked cancelled, and the owning replica sees it within ``CANCEL_POLL_S`` (a thread that
-  queries the control database only while this replica runs persisted jobs) and
-  interrupts the query. Its final write never resurrects a cancelled row.
+  queries the control database only while this replica runs worker jobs) and
+  interrupts the query. Its final write never resurrects a cancelled row. The same
+  thread stops the jobs of revoked tokens, so deleting a swarm stops its queries.
 """
 
 from __future__ import annotations
@@ -34,14 +37,14 @@ from typing import Any
 from sqlalchemy import select, update
 
 from serving.auth.caller import Caller
-from serving.lib.errors import ApiError, NotFound
+from serving.lib.errors import ApiError, Forbidden, NotFound
 from serving.queries import formats, scheduling
 from serving.queries.engine import QueryEngine
 from serving.queries.guard import GuardedQuery, sql_hash
 from serving.queries.scheduling import Scheduler
 from serving.queries.watchdog import Handle
 from shared.control.db import session_scope
-from shared.control.models import QueryJobRow, utcnow
+from shared.control.models import QueryJobRow, TokenRow, utcnow
 from shared.settings import Settings
 
 log = logging.getLogger("agents_data.queries")
@@ -103,22 +106,42 @@ class JobManager:
         self._poller.start()
 
     def _poll_cancels(self) -> None:
-        """Interrupt persisted jobs of this replica that another replica marked cancelled."""
+        """Interrupt jobs of this replica that another replica marked cancelled, or whose token was revoked.
+
+        A revoked token (its own revocation, its parent's, or its swarm's deletion) stops
+        its queries too, whether their request is still waiting or they were persisted.
+        """
         while not self._closing.wait(CANCEL_POLL_S):
-            mine = [job for job in list(self.running.values()) if job.detached and not job.handle.cancelled]
+            mine = [job for job in list(self.running.values()) if not job.handle.cancelled]
             if not mine:
-                continue  # nothing persisted runs here: no query at all
+                continue  # no worker query runs here
             try:
-                with session_scope(self.settings.control_url) as s:
-                    cancelled = set(s.scalars(select(QueryJobRow.id).where(
-                        QueryJobRow.id.in_([job.id for job in mine]), QueryJobRow.status == "cancelled")))
+                stop = self._to_interrupt(mine)
             except Exception:
                 log.exception("could not poll for cancelled query jobs")
                 continue
             for job in mine:
-                if job.id in cancelled:
-                    log.info("query job %s was cancelled through another replica; interrupting it", job.id)
+                if job.id in stop:
+                    log.info("query job %s: %s; interrupting it", job.id, stop[job.id])
                     job.handle.cancel()
+
+    def _to_interrupt(self, jobs: list[Job]) -> dict[str, str]:
+        """Ids of ``jobs`` to stop, with why: one control-database round trip per kind."""
+        persisted = [job.id for job in jobs if job.detached]
+        tokens = {job.caller.token_id for job in jobs if job.caller.token_id}
+        stop: dict[str, str] = {}
+        with session_scope(self.settings.control_url) as s:
+            if persisted:
+                for job_id in s.scalars(select(QueryJobRow.id).where(QueryJobRow.id.in_(persisted),
+                                                                      QueryJobRow.status == "cancelled")):
+                    stop[job_id] = "cancelled through another replica"
+            if tokens:
+                revoked = set(s.scalars(select(TokenRow.id).where(TokenRow.id.in_(tokens),
+                                                                  TokenRow.revoked_at.is_not(None))))
+                for job in jobs:
+                    if job.caller.token_id in revoked:
+                        stop.setdefault(job.id, "its token was revoked")
+        return stop
 
     def start(self, job: Job) -> Future[Job]:
         self.running[job.id] = job
@@ -231,7 +254,10 @@ class JobManager:
             row.status = "expired"
         return row
 
-    def result_path(self, row: QueryJobRow) -> Path:
+    def result_path(self, row: QueryJobRow, caller: Caller) -> Path:
+        """The result file of ``row`` for ``caller``: 403 ``table_not_granted`` once a table it was read
+        from is no longer granted to the caller, 410 when expired, 404 when there is none."""
+        check_still_granted(caller, row.tables, f"the result of job {row.id}")
         if row.status == "expired":
             raise ResultGone(f"the result of job {row.id} expired and was deleted; run the query again", rule="expired")
         if row.status != "succeeded" or not row.result_path:
@@ -260,6 +286,24 @@ class JobManager:
         for job in list(self.running.values()):
             job.handle.cancel()
         self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def ungranted(caller: Caller, tables: Any) -> list[str]:
+    """Tables among ``tables`` (``[{table, version, synced_at}]`` as results and artifacts record
+    them) that ``caller`` may not read now."""
+    if caller.is_admin:
+        return []
+    names = {str(t.get("table")) for t in (tables or []) if isinstance(t, dict) and t.get("table")}
+    return sorted(n for n in names if not caller.may_read(n))
+
+
+def check_still_granted(caller: Caller, tables: Any, what: str) -> None:
+    """Results outlive no grant: data read from a table is served only to callers who may still read it."""
+    missing = ungranted(caller, tables)
+    if missing:
+        raise Forbidden(f"{what} was read from {', '.join(missing)}, which this token may no longer read; results "
+                        "are served only while their tables are granted", rule="table_not_granted",
+                        details={"tables": missing})
 
 
 def aware(value: dt.datetime) -> dt.datetime:

@@ -2,18 +2,39 @@
 
 Why separate from the guard: the catalog (``GET /api/v1/data/tables/{table}``), sampling
 and profiling resolve table names exactly as the guard does inside SQL, so an agent meets
-one rule everywhere: ``orders``, ``public.orders`` or ``demo.public.orders``, compared
-case-insensitively, must match exactly one granted key; a missing and an ungranted table
-get the same answer, and an ambiguous short name lists only the caller's own tables.
+one rule everywhere: ``orders``, ``public.orders`` or ``demo.public.orders`` must match
+exactly one granted key; a missing and an ungranted table get the same answer, and an
+ambiguous short name lists only the caller's own tables.
+
+How a written part matches a table's exact Snowflake name (``shared/identifiers.py``), as
+in Snowflake SQL: an unquoted part is case-insensitive and stands for its upper-case form
+(``orders`` is ``ORDERS``); a quoted part is exact (``"Order Lines"``, ``"lower_t"``). So
+``"Order Lines"`` and ``"ORDER LINES"`` stay two tables. For DuckDB habits, a quoted part
+that matches no table exactly may still match an ordinary (upper-case) name
+case-insensitively (``"orders"`` finds ``ORDERS`` when no table is named ``orders``).
+Case is compared the way DuckDB compares it, ASCII letters only (``duck_fold``): Python's
+``lower()`` would also fold e.g. the Kelvin sign into ``k``, a name DuckDB keeps distinct.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from typing import Any
 
 from serving.lib.errors import QueryRejected
+from shared.identifiers import (
+    IdentifierError,
+    duck_fold,
+    folds_ambiguously,
+    is_ordinary,
+    source_names,
+    split_reference,
+    sql_reference,
+)
+
+Written = tuple[str, bool]  # (text of one name part, was it quoted)
 
 
 def reject(rule: str, message: str) -> QueryRejected:
@@ -31,42 +52,88 @@ def quote_ident(name: str) -> str:
 
 
 def quote_table(key: str) -> str:
-    """The canonical SQL reference of a table key (for SQL the server builds itself)."""
+    """The canonical SQL reference of a table key (for SQL the server builds itself): its
+    encoded parts, which are the names the query instance attaches it under."""
     return ".".join(quote_ident(p) for p in key.split("."))
 
 
+def same_name(a: str, b: str) -> bool:
+    """Whether DuckDB takes two identifiers for the same name (CTEs, functions, aliases)."""
+    return duck_fold(a) == duck_fold(b)
+
+
+def check_foldable(name: str, what: str) -> None:
+    """Refuse a case-insensitive name with non-ASCII letters that have a case: DuckDB folds
+    ASCII only, so any Unicode-aware comparison of it would disagree with DuckDB's."""
+    if folds_ambiguously(name):
+        raise reject("ambiguous_name", f"{what} {shown(name)} has non-ASCII letters with upper and lower case, which "
+                                       "DuckDB compares differently from Unicode; spell it in ASCII (or quote a table "
+                                       "name exactly)")
+
+
+def _upper_ascii(text: str) -> str:
+    return text.translate(_UPPER)
+
+
+_UPPER = {c: c - 32 for c in range(ord("a"), ord("z") + 1)}
+
+
+def _strict(written: Written, name: str) -> bool:
+    text, quoted = written
+    return name == text if quoted else name == _upper_ascii(text)
+
+
+def _lenient(written: Written, name: str) -> bool:
+    text, quoted = written
+    if _strict(written, name):
+        return True
+    return quoted and is_ordinary(name) and duck_fold(name) == duck_fold(text)
+
+
 class GrantIndex:
-    """Granted keys indexed by table name and by schema.table, for unique short-name resolution."""
+    """Granted keys with their exact names, indexed by folded table name for short-name resolution."""
 
     def __init__(self, grants: frozenset[str]) -> None:
         self.grants = grants
-        self.by_table: dict[str, list[str]] = {}
-        self.by_schema_table: dict[str, list[str]] = {}
+        self.by_table: dict[str, list[tuple[str, tuple[str, str, str]]]] = {}
         for key in sorted(grants):
-            parts = key.split(".")
-            if len(parts) != 3:
+            try:
+                names = source_names(key)
+            except ValueError:
                 continue
-            self.by_table.setdefault(parts[2], []).append(key)
-            self.by_schema_table.setdefault(f"{parts[1]}.{parts[2]}", []).append(key)
+            self.by_table.setdefault(duck_fold(names[2]), []).append((key, names))
 
-    def resolve(self, parts: list[str]) -> str:
-        text = shown(".".join(parts))
-        lowered = [p.lower() for p in parts]
-        if len(parts) == 3:
-            key = ".".join(lowered)
-            candidates = [key] if key in self.grants else []
-        elif len(parts) == 2:
-            candidates = self.by_schema_table.get(".".join(lowered), [])
-        elif len(parts) == 1:
-            candidates = self.by_table.get(lowered[0], [])
-        else:
-            candidates = []
+    def resolve(self, parts: Sequence[str | Written]) -> str:
+        """The one granted key ``parts`` (1 to 3 parts; plain strings count as unquoted) names, or raise."""
+        written = [(p, False) if isinstance(p, str) else p for p in parts]
+        text = shown(".".join(quote_ident(t) if q else t for t, q in written))
+        candidates: list[str] = []
+        if 1 <= len(written) <= 3 and all(t for t, _ in written):
+            pool = self.by_table.get(duck_fold(written[-1][0]), [])
+            for match in (_strict, _lenient):
+                candidates = [key for key, names in pool
+                              if all(match(w, n) for w, n in zip(written, names[-len(written):], strict=True))]
+                if candidates:
+                    break
         if len(candidates) > 1:
-            raise reject("ambiguous_table", f"table {text} is ambiguous among your tables ({', '.join(candidates)}); "
+            listed = ", ".join(sql_reference(k) for k in candidates)
+            raise reject("ambiguous_table", f"table {text} is ambiguous among your tables ({listed}); "
                                             "name it as database.schema.table")
-        if not candidates or not all(parts):
+        if not candidates:
             raise reject("table_not_granted", f"table {text} does not exist or is not granted to this token")
         return candidates[0]
+
+    def resolve_text(self, name: str) -> str:
+        """Resolve a name given as text (a URL path): SQL spelling (``demo.public."Order Lines"``)
+        or the table's key itself (``demo.public.0_order_32__lines``)."""
+        name = name.strip()
+        if name in self.grants:
+            return name
+        try:
+            parts = split_reference(name)
+        except IdentifierError as e:
+            raise reject("table_not_granted", f"table {shown(name)} does not exist or is not granted to this token") from e
+        return self.resolve(parts)
 
 
 class Lru:
@@ -108,5 +175,5 @@ def grant_index(grants: frozenset[str]) -> GrantIndex:
 
 
 def resolve_name(name: str, grants: frozenset[str]) -> str:
-    """Resolve ``orders``, ``public.orders`` or ``demo.public.orders`` to one granted key (or raise)."""
-    return grant_index(grants).resolve(name.strip().split("."))
+    """Resolve ``orders``, ``public.orders``, ``demo.public."Order Lines"`` or a key to one granted key (or raise)."""
+    return grant_index(grants).resolve_text(name)

@@ -8,13 +8,20 @@ feature's ``startup`` and injected; tests pass an ``httpx`` transport that fakes
 server.
 
 Every run is launched with an explicit ``assetSelection``: measured on Dagster 1.13,
-``__ASSET_JOB`` without a selection runs every asset.
+``__ASSET_JOB`` without a selection runs every asset. ``__ASSET_JOB`` holds every table
+whatever its partitions (Dagster checks one partitions definition per *selection*), and a
+selection here is always one table, so runs and backfills work for any mix of layouts.
+
+Every message taken from Dagster passes :func:`clean_message` before it can reach an API
+answer: Dagster's errors carry Python stack traces and server paths (a code location that
+failed to load answers with its whole traceback), which callers must never see.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -33,6 +40,26 @@ TERMINAL_RUN = frozenset({"SUCCESS", "FAILURE", "CANCELED"})
 TERMINAL_BACKFILL = frozenset({"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"})
 
 
+MAX_MESSAGE_CHARS = 1000
+# Where Dagster's own text stops being a message and becomes a trace.
+_TRACE_MARKERS = re.compile(r"\n\s*(?:Stack Trace:|Traceback \(most recent call last\)|The above exception)|"
+                            r"\n\s*File \"", re.IGNORECASE)
+# An absolute path of two or more segments, not part of a URL or a relative name (``demo/public/t``).
+_PATH = re.compile(r"""(?<![\w.:/~-])~?/[^\s/'"`,;:()<>\[\]{}]+(?:/[^\s/'"`,;:()<>\[\]{}]*)+""")
+_SPACE = re.compile(r"\s+")
+
+
+def clean_message(text: str | None) -> str:
+    """Dagster's message without its stack trace, server paths or line breaks, at most 1,000 characters."""
+    if not text:
+        return ""
+    head = _TRACE_MARKERS.split(str(text), maxsplit=1)[0]
+    head = _SPACE.sub(" ", _PATH.sub("<path>", head)).strip()
+    if len(head) > MAX_MESSAGE_CHARS:
+        head = head[:MAX_MESSAGE_CHARS - 1] + "…"
+    return head
+
+
 class DagsterUnavailable(RuntimeError):
     """Dagster's webserver could not be reached, timed out, or answered a server error."""
 
@@ -41,7 +68,7 @@ class DagsterError(RuntimeError):
     """Dagster answered, but refused or failed the request; ``kind`` is its GraphQL type."""
 
     def __init__(self, message: str, kind: str = "Error") -> None:
-        super().__init__(message)
+        super().__init__(clean_message(message))
         self.kind = kind
 
 
@@ -347,13 +374,13 @@ class DagsterClient:
             causes = error.get("causes") or []
             # The root cause is the user-facing message ("SourceError: table … does not exist");
             # the outer error is Dagster's "Error occurred while executing op …" wrapper.
-            err = (causes[-1].get("message") if causes else None) or error.get("message")
+            err = clean_message((causes[-1].get("message") if causes else None) or error.get("message"))
             if kind == "ExecutionStepFailureEvent":
-                steps.append((err or ev.get("message") or "step failed").strip())
+                steps.append(err or clean_message(ev.get("message")) or "step failed")
             elif kind == "RunFailureEvent":
-                others.append((err or ev.get("message") or "run failed").strip())
+                others.append(err or clean_message(ev.get("message")) or "run failed")
             elif kind == "EngineEvent" and err:
-                others.append(err.strip())
+                others.append(err)
         return list(dict.fromkeys(steps + others))
 
     async def backfill(self, backfill_id: str) -> BackfillInfo | None:
@@ -393,7 +420,7 @@ class DagsterClient:
             targeted=counts["numPartitionsTargeted"] or len(names), materialized=counts["numPartitionsMaterialized"],
             failed=counts["numPartitionsFailed"], in_progress=counts["numPartitionsInProgress"],
             runs=tuple(_run_from(r) for r in result.get("runs") or []),
-            error=(result.get("error") or {}).get("message"),
+            error=clean_message((result.get("error") or {}).get("message")) or None,
         )
 
     async def recent_durations(self, tag_key: str, tag_value: str, *, limit: int = 10) -> list[float]:

@@ -1,18 +1,31 @@
-"""Agent-requested refreshes: coalescing, estimates, and waiting for fresh data.
+"""Agent-requested refreshes: what is stale, coalescing, estimates, and waiting for fresh data.
 
 Why coalescing lives here and not in Dagster: many agents asking for the same table at
 once must cost one run. The order of decisions is:
 
-1. the table was synced within the freshness target (the caller's ``max_age_s``, else the
-   registration's ``freshness``): answer ``already_fresh`` with the sync time;
-2. a job for it is active in the control database (launched through any replica), or
-   Dagster has a run for the asset queued or in progress (a schedule, a sensor, the UI):
-   answer that job;
-3. otherwise launch one (a run of the latest partition, or the whole table).
+1. is the table fresh?
+   - cursor-based (incremental) tables ask the source (``shared.changes``): fresh means no
+     source row has a cursor newer than the served watermark, however recently a
+     partition ran. Otherwise the refresh rewrites exactly the partitions holding rows
+     past the watermark minus the lookback (late rows and updates in old
+     partitions, rows whose partition column changed), plus complete windows newer
+     than the newest served one; unpartitioned ones merge the cursor delta. Newer rows
+     that lie in no materializable partition (the current, incomplete window) cannot be
+     rewritten yet: the answer is ``already_fresh`` and says how many wait there;
+   - tables without a cursor keep the time rule: synced within the freshness target
+     (the caller's ``max_age_s``, else the registration's ``freshness``) is fresh.
+     Snapshot tables must also serve, in their newest snapshot, as many rows as the
+     source holds now, so deletes in the source are taken up by the next refresh;
+2. a job for the same partitions is active in the control database (launched through any
+   replica), or Dagster has a run for the asset queued or in progress (a schedule, a
+   sensor, the UI): answer that job;
+3. otherwise launch one: a run for one partition or the table, else a backfill.
 
 Every answer carries an estimate: the median request-to-done time of the table's recent
-successful runs (Dagster's run history, else the jobs in the control database), minus the
-time the current job has already spent; ``already_fresh`` answers 0 (ready since ``synced_at``).
+successful runs (Dagster's run history, else the jobs in the control database), times the
+runs the job needs (a backfill runs one range of up to ``PARTITIONS_PER_RUN`` adjacent
+partitions per run, one run at a time per table), minus the time the job has already
+spent; ``already_fresh`` answers 0 (ready since ``synced_at``).
 
 ``ensure_fresh`` serves ``min_freshness`` in query requests: it returns once every
 table's served version is at most N seconds old, requesting a refresh when needed and
@@ -39,10 +52,12 @@ from serving.lib.services import Services
 from serving.sync import jobs, store
 from serving.sync.dagster import QUEUED, DagsterError, DagsterUnavailable
 from serving.sync.services import SyncService, dagster_calls, get_sync, synced_at_of
-from shared import registry
+from shared import changes, registry
 from shared.dagster_names import TABLE_TAG
 from shared.partitions import is_partitioned
 from shared.registry import RegisteredTable
+from shared.served import read_current
+from shared.snowflake import SourceError, connect
 
 DEFAULT_ESTIMATE_S = 10.0
 ALREADY_FRESH_BASIS = "already fresh: served data is within the freshness target"
@@ -65,6 +80,9 @@ class RefreshOutcome:
     job: store.SyncJob | None = None
     eta_s: float | None = None
     eta_basis: str | None = None
+    partitions: list[str] | None = None  # what the job rewrites (None: the whole table)
+    source: changes.SourceChanges | None = None  # cursor-based tables: what the source said
+    note: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         now = dt.datetime.now(dt.UTC)
@@ -74,10 +92,14 @@ class RefreshOutcome:
             "age_s": round((now - self.synced_at).total_seconds(), 3) if self.synced_at else None,
             "served_version": self.served_version, "freshness_target_s": self.freshness_target_s,
             "job_id": None, "job_status": None, "kind": None, "eta_s": self.eta_s, "eta_basis": self.eta_basis,
-            "estimated_ready_at": None,
+            "estimated_ready_at": None, "partitions": self.partitions, "note": self.note,
+            "served_watermark": self.source.served_watermark if self.source else None,
+            "source_watermark": self.source.source_newest if self.source else None,
+            "newer_rows": self.source.newer_rows if self.source else None,
         }
         if self.job is not None:
-            out.update(job_id=self.job.id, job_status=self.job.status, kind=self.job.kind)
+            out.update(job_id=self.job.id, job_status=self.job.status, kind=self.job.kind,
+                       partitions=list(self.job.partitions) or None)
         if self.outcome == "already_fresh":  # the data is there now: it has been since the sync
             out.update(eta_s=0.0, eta_basis=ALREADY_FRESH_BASIS, estimated_ready_at=out["synced_at"])
         elif self.eta_s is not None and self.job is not None:
@@ -85,10 +107,21 @@ class RefreshOutcome:
         return out
 
 
-async def estimate(svc: SyncService, key: str, job: store.SyncJob | None) -> Estimate:
+def runs_needed(reg: RegisteredTable, partitions: Sequence[str]) -> int:
+    """Runs a job over ``partitions`` takes: one per range of adjacent partitions (at most
+    ``PARTITIONS_PER_RUN`` each), the backfill policy of partitioned assets."""
+    if len(partitions) <= 1 or not is_partitioned(reg):
+        return 1
+    try:
+        return max(1, len(changes.contiguous_ranges(reg, partitions)))
+    except ValueError:  # a key this registration no longer has: count one run per partition
+        return len(partitions)
+
+
+async def estimate(svc: SyncService, key: str, job: store.SyncJob | None, *, runs: int = 1) -> Estimate:
     """Expected request-to-done seconds: the median of the table's recent successful runs in Dagster
-    (whoever launched them), else of the jobs in the control DB, else a default; minus what the
-    current job has already spent."""
+    (whoever launched them), else of the jobs in the control DB, else a default; times ``runs``
+    (a table's runs go one at a time); minus what the current job has already spent."""
     try:
         durations = await svc.client.recent_durations(TABLE_TAG, key)
     except (DagsterError, DagsterUnavailable):
@@ -102,6 +135,8 @@ async def estimate(svc: SyncService, key: str, job: store.SyncJob | None) -> Est
             est = Estimate(typical, f"median of {n} recent sync{'s' if n != 1 else ''}")
         else:
             est = Estimate(DEFAULT_ESTIMATE_S, "default (no sync of this table measured yet)")
+    if runs > 1:
+        est = Estimate(est.total_s * runs, f"{est.basis}, times {runs} runs (one per range of adjacent partitions)")
     if job is not None:
         spent = (dt.datetime.now(dt.UTC) - job.created_at).total_seconds()
         return Estimate(round(max(0.5, est.total_s - spent), 1), est.basis)
@@ -123,6 +158,60 @@ async def target_partitions(svc: SyncService, reg: RegisteredTable) -> tuple[str
     if not keys:
         raise ServiceUnavailable(f"Dagster lists no partitions for {reg.key} yet", rule="no_partitions")
     return "run", [keys[-1]]
+
+
+async def changed_partitions(svc: SyncService, reg: RegisteredTable,
+                             scan: changes.SourceChanges) -> tuple[str, list[str]]:
+    """What a refresh of a cursor-based table materializes: the scan's partitions that Dagster
+    lists (so a run never names a partition the code location lacks), or the whole table."""
+    if not is_partitioned(reg):
+        return "run", []
+    wanted = scan.partitions
+    if wanted:
+        listed = set(await svc.client.partition_keys(reg.asset_key_path))
+        wanted = [k for k in wanted if k in listed]
+    return ("run" if len(wanted) == 1 else "backfill"), wanted
+
+
+async def scan_source(svc: SyncService, reg: RegisteredTable) -> changes.SourceChanges:
+    """Ask the source what changed since the served watermark (503 when it cannot answer)."""
+    def run() -> changes.SourceChanges:
+        manifest = read_current(svc.settings.served_path, reg.key)
+        with connect(svc.settings.snowflake) as con:
+            return changes.scan(con, reg, manifest)
+
+    try:
+        return await anyio.to_thread.run_sync(run)
+    except (SourceError, changes.ChangeScanError) as e:
+        raise ServiceUnavailable(f"could not ask the source what changed in {reg.key}: {e}", rule="source_unavailable",
+                                 headers={"Retry-After": "5"}) from e
+    except Exception as e:  # the connector raises many unrelated types
+        raise ServiceUnavailable(f"could not ask the source what changed in {reg.key}: {type(e).__name__}",
+                                 rule="source_unavailable", headers={"Retry-After": "5"}) from e
+
+
+async def snapshot_current(svc: SyncService, reg: RegisteredTable) -> bool:
+    """Whether the newest served snapshot holds as many rows as the source does now (a
+    delete or insert since then makes a refresh take a new snapshot)."""
+    def run() -> bool:
+        manifest = read_current(svc.settings.served_path, reg.key)
+        if manifest is None or not manifest.partitions:
+            return False
+        served_rows = manifest.partitions[max(manifest.partitions)].get("rows")
+        name = ".".join('"' + p.replace('"', '""') + '"' for p in (reg.database, reg.schema, reg.table))
+        with connect(svc.settings.snowflake) as con:
+            cur = con.cursor()
+            try:
+                cur.execute(f"SELECT count(*) FROM {name}")
+                row = cur.fetchone()
+            finally:
+                cur.close()
+        return row is not None and served_rows == int(row[0])
+
+    try:
+        return await anyio.to_thread.run_sync(run)
+    except Exception:  # the source is unreachable: the refresh will say so
+        return False
 
 
 def _fresh(synced_at: dt.datetime | None, target_s: float | None) -> bool:
@@ -151,12 +240,23 @@ async def request_refresh(svc: SyncService, reg: RegisteredTable, *, requested_b
     target = max_age_s if max_age_s is not None else reg.freshness_s
     fresh_after = (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=max_age_s)) if max_age_s is not None else None
     not_joinable: set[str] = set()
+    scan = await scan_source(svc, reg) if changes.cursor_based(reg) else None
     with dagster_calls():
         for _ in range(5):  # a job finishing, or found already started, while we look is re-evaluated
             synced_at, version = await _sync_state(svc, key)
-            if _fresh(synced_at, target):
-                return RefreshOutcome(key, "already_fresh", synced_at, version, reg.freshness_s)
-            kind, partitions = await target_partitions(svc, reg)
+            if scan is not None:
+                kind, partitions = await changed_partitions(svc, reg, scan)
+                if scan.fresh or (is_partitioned(reg) and not partitions and scan.served_watermark is not None):
+                    note = None if scan.fresh else (
+                        f"{scan.newer_rows} source row(s) are newer than the served watermark but lie in no partition "
+                        "that can be materialized yet (such as the current, incomplete window); they are served "
+                        "when their window completes")
+                    return RefreshOutcome(key, "already_fresh", synced_at, version, reg.freshness_s, source=scan,
+                                          note=note)
+            else:
+                if _fresh(synced_at, target) and (reg.strategy != "snapshot" or await snapshot_current(svc, reg)):
+                    return RefreshOutcome(key, "already_fresh", synced_at, version, reg.freshness_s)
+                kind, partitions = await target_partitions(svc, reg)
             claim = functools.partial(store.claim, svc.control_url, table_key=key, kind=kind, partitions=partitions,
                                       requested_by=requested_by, reason=reason, fresh_after=fresh_after,
                                       not_joinable=frozenset(not_joinable))
@@ -166,18 +266,21 @@ async def request_refresh(svc: SyncService, reg: RegisteredTable, *, requested_b
                 started_too_early = (fresh_after is not None and state.job.status == "running"
                                      and state.job.created_at < fresh_after)
                 if state.job.active and not started_too_early:
-                    est = await estimate(svc, key, state.job)
+                    est = await estimate(svc, key, state.job, runs=runs_needed(reg, state.job.partitions))
                     return RefreshOutcome(key, "existing_job", synced_at, version, reg.freshness_s, state.job,
-                                          est.total_s, est.basis)
-                if state.job.status == "succeeded" and target is None:
+                                          est.total_s, est.basis, partitions=partitions or None, source=scan)
+                if state.job.status == "succeeded" and target is None and scan is None:
                     synced_at, version = await _sync_state(svc, key)
                     return RefreshOutcome(key, "already_fresh", synced_at, version, reg.freshness_s, state.job)
                 not_joinable.add(job.id)
+                if scan is not None and state.job.status == "succeeded":  # it may have served what we saw
+                    scan = await scan_source(svc, reg)
                 continue
             job = await _start(svc, job, reg, on_new_run, fresh_after)
-            est = await estimate(svc, key, job)
+            est = await estimate(svc, key, job, runs=runs_needed(reg, job.partitions))
             outcome = "existing_job" if job.reason == "coalesced" else "started"
-            return RefreshOutcome(key, outcome, synced_at, version, reg.freshness_s, job, est.total_s, est.basis)
+            return RefreshOutcome(key, outcome, synced_at, version, reg.freshness_s, job, est.total_s, est.basis,
+                                  partitions=partitions or None, source=scan)
     raise ServiceUnavailable(f"could not settle a refresh of {key}; retry", rule="refresh_contention")
 
 
@@ -188,7 +291,8 @@ async def _start(svc: SyncService, job: store.SyncJob, reg: RegisteredTable, on_
         activity = await svc.client.asset_activity(reg.asset_key_path)
         for run_id in (activity.unstarted + activity.in_progress)[:5]:
             run = await svc.client.run(run_id)
-            if run is None or run.terminal or (job.partitions and run.partition not in job.partitions):
+            # A run covers the whole table, one partition or one range: join it only if that is the whole job.
+            if run is None or run.terminal or (job.partitions and [run.partition] != list(job.partitions)):
                 continue
             started = run.started_at or run.created_at
             if fresh_after is None or run.status in QUEUED or (started and started >= fresh_after.timestamp()):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
+
+from shared.registry import MAX_AGE_MAX_S, MAX_PARTITIONS
 
 
 class TableRegistrationCreate(msgspec.Struct, forbid_unknown_fields=True):
@@ -16,10 +18,10 @@ class TableRegistrationCreate(msgspec.Struct, forbid_unknown_fields=True):
     strategy: str | None = None
     partitioning: str | dict[str, Any] | None = None  # "none" or {kind, column, start?, values?}
     incremental_key: str | None = None
-    lookback: int | str | None = None  # seconds or "30m", "1h", "2d"
+    lookback: int | str | None = None  # seconds or "30m", "1h", "2d"; 0 to 366 days
     primary_key: list[str] | str | None = None
     schedule: str | None = None  # 5-field cron
-    freshness: int | str | None = None  # seconds or a duration such as "1h"
+    freshness: int | str | None = None  # seconds or a duration such as "1h"; 60 s to 366 days
     description: str | None = None
 
     def to_raw(self) -> dict[str, Any]:
@@ -47,7 +49,7 @@ class SyncStart(msgspec.Struct, forbid_unknown_fields=True):
     schema_name: str
     database: str | None = None
     strategy: str | None = None
-    partitions: list[str] | None = None
+    partitions: Annotated[list[str], msgspec.Meta(max_length=MAX_PARTITIONS)] | None = None
     partition_range: PartitionRange | None = None
 
 
@@ -61,13 +63,22 @@ class SyncStarted(msgspec.Struct):
 
 
 class RefreshRequest(msgspec.Struct, forbid_unknown_fields=True):
-    """Optional body of a refresh: data younger than ``max_age_s`` counts as fresh (default: the table's target)."""
+    """Optional body of a refresh: data younger than ``max_age_s`` counts as fresh (default: the table's target).
 
-    max_age_s: float | None = None
+    0 always refreshes; at most 366 days (a longer age is no freshness requirement at all).
+    """
+
+    max_age_s: Annotated[float, msgspec.Meta(ge=0, le=MAX_AGE_MAX_S, description=(
+        "Seconds, 0 to 31622400 (366 days); data younger than this counts as fresh."))] | None = None
 
 
 class RefreshAnswer(msgspec.Struct):
-    """``outcome``: ``already_fresh`` (no job), ``existing_job`` (joined a queued or running one) or ``started``."""
+    """``outcome``: ``already_fresh`` (no job), ``existing_job`` (joined a queued or running one) or ``started``.
+
+    ``partitions``: the partitions the job rewrites (null: the whole table). Cursor-based
+    tables also report ``served_watermark`` (highest cursor served), ``source_watermark``
+    (highest cursor in the source) and ``newer_rows`` (source rows past the served one).
+    """
 
     table: str
     outcome: str
@@ -82,3 +93,8 @@ class RefreshAnswer(msgspec.Struct):
     eta_basis: str | None
     estimated_ready_at: str | None
     poll_url: str | None = None
+    partitions: list[str] | None = None
+    served_watermark: str | None = None
+    source_watermark: str | None = None
+    newer_rows: int | None = None
+    note: str | None = None

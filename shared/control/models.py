@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, Index, Integer, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -52,7 +52,12 @@ class RegisteredTableRow(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     deleted_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
 
-    __table_args__ = (Index("ix_registered_tables_live", "key", "deleted_at"),)
+    __table_args__ = (
+        Index("ix_registered_tables_live", "key", "deleted_at"),
+        # One live row per key (soft-deleted rows are history); see migration 0002_lifecycle.
+        Index("uq_registered_tables_live_key", "key", unique=True, sqlite_where=text("deleted_at IS NULL"),
+              postgresql_where=text("deleted_at IS NULL")),
+    )
 
 
 class TableStatusRow(Base):

@@ -38,6 +38,7 @@ import httpx
 import sqlalchemy as sa
 
 from shared import processes
+from shared.dagster_names import UI_PATH_PREFIX
 from shared.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -152,7 +153,7 @@ class Platform:
 
     @property
     def graphql_url(self) -> str:
-        return f"http://127.0.0.1:{self.webserver_port}/graphql"
+        return f"http://127.0.0.1:{self.webserver_port}{UI_PATH_PREFIX}/graphql"
 
     @property
     def logs(self) -> Path:
@@ -286,7 +287,7 @@ def start_platform(root: Path, *, replicas: tuple[str, ...] = ("a", "b"), seed: 
             "SNOWFLAKE_HOST": "127.0.0.1", "SNOWFLAKE_PORT": str(snow_port), "SNOWFLAKE_PROTOCOL": "http",
             "SNOWFLAKE_DATABASE": "DEMO", "SNOWFLAKE_NETWORK_TIMEOUT_S": "30",
             "DAGSTER_WEBSERVER_PORT": str(ws_port), "DAGSTER_CODE_SERVER_PORT": str(cs_port),
-            "DAGSTER_GRAPHQL_URL": f"http://127.0.0.1:{ws_port}/graphql", "DAGSTER_LOCATION_NAME": "agents_data",
+            "DAGSTER_GRAPHQL_URL": f"http://127.0.0.1:{ws_port}{UI_PATH_PREFIX}/graphql", "DAGSTER_LOCATION_NAME": "agents_data",
             "SCHEDULES_DEFAULT_RUNNING": "false", "JWT_SECRET": "e2e-" + secrets.token_hex(24),
             "ADMIN_USERNAME": "admin", "ADMIN_PASSWORD": ADMIN_PASSWORD, "LOG_LEVEL": "warning",
             **({"DAGSTER_PG_URL": dbs.dagster_url} if dbs else {}),
@@ -310,7 +311,7 @@ def start_platform(root: Path, *, replicas: tuple[str, ...] = ("a", "b"), seed: 
                 child = platform.start(name, args)
                 if name == "dagster-code-server":
                     processes.wait_for_port(cs_port, timeout_s=timeout_s, proc=child.proc)
-            processes.wait_for_http(f"http://127.0.0.1:{ws_port}/server_info", timeout_s=timeout_s,
+            processes.wait_for_http(f"http://127.0.0.1:{ws_port}{UI_PATH_PREFIX}/server_info", timeout_s=timeout_s,
                                     proc=platform.child("dagster-webserver").proc)
             _wait_for_daemon(platform, timeout_s)
             for name in replicas:

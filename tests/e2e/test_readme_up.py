@@ -87,7 +87,7 @@ def _served(client: httpx.Client, headers: dict[str, str]) -> dict[str, Any]:
 
 
 def test_up_serves_the_demo_tables_to_an_agent(up: Up) -> None:
-    graphql = f"http://127.0.0.1:{up.ports['webserver']}/graphql"
+    graphql = f"http://127.0.0.1:{up.ports['webserver']}/dagster/graphql"  # internal address, as the API uses it
     nodes = httpx.post(graphql, json={"query": "{ assetNodes { assetKey { path } } }"}, timeout=60).json()
     assert {".".join(n["assetKey"]["path"]) for n in nodes["data"]["assetNodes"]} == DEMO_TABLES
 

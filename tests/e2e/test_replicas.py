@@ -204,7 +204,7 @@ def test_admin_syncs_partition_runs_and_backfills(e2e_platform: Platform, e2e_ad
         run = launched.json()
         assert run["kind"] == "run"
         assert run["status"] in ("queued", "running")
-        assert run["dagster_url"].startswith(f"http://127.0.0.1:{e2e_platform.webserver_port}/runs/")
+        assert run["dagster_url"].startswith(f"http://127.0.0.1:{e2e_platform.webserver_port}/dagster/runs/")
         backfill = b.post("/api/v1/sync/start", json={**start, "partition_range": {"start": "2025-01-03",
                                                                                    "end": "2025-01-04"}},
                           headers=e2e_admin).json()

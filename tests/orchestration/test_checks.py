@@ -73,8 +73,8 @@ def test_every_table_declares_its_checks_blocking_where_wrong_data_is_at_stake()
     assert no_pk == {ROW_COUNT_CHECK, SCHEMA_DRIFT_CHECK}
     incremental = {s.name: s for s in table_check_specs(_reg("d", "t", strategy="incremental", incremental_key="u",
                                                                 primary_key=["id"]))}
-    # A merge cannot see source deletes, so a count mismatch warns instead of blocking.
-    assert not incremental[ROW_COUNT_CHECK].blocking
+    # Every strategy: a count the source and the key cannot explain blocks (a merge on its own accounting).
+    assert incremental[ROW_COUNT_CHECK].blocking
 
 
 def test_partition_materialization_passes_checks_and_reports_metadata(settings: Settings, source: str) -> None:
@@ -168,9 +168,13 @@ def test_blocking_verdicts_gate_publication_and_warnings_do_not() -> None:
     with pytest.raises(BlockingCheckError, match=PRIMARY_KEY_CHECK):
         enforce(evaluate(full, source_rows=3, served_rows=3, duplicate_keys=2, drift={}))
     incremental = _reg("d", "t", strategy="incremental", incremental_key="u", primary_key=["id"])
-    verdicts = evaluate(incremental, source_rows=3, served_rows=2, duplicate_keys=0, drift={})
-    enforce(verdicts)  # a merge cannot see source deletes: the count mismatch only warns
-    assert [v.passed for v in verdicts if v.name == ROW_COUNT_CHECK] == [False]
+    with pytest.raises(BlockingCheckError, match=ROW_COUNT_CHECK):  # every strategy: unexplained rows refuse
+        enforce(evaluate(incremental, source_rows=3, served_rows=2, duplicate_keys=0, drift={}))
+    explained = evaluate(incremental, source_rows=3, served_rows=2, duplicate_keys=0, drift={}, duplicates_removed=1)
+    enforce(explained)  # one duplicate key counted and removed explains the missing row
+    assert explained[0].metadata == {"source_rows": 3, "served_rows": 2, "duplicates_removed": 1, "expected_rows": 2}
+    merge = evaluate(incremental, source_rows=3, served_rows=4, duplicate_keys=0, drift={}, merge_expected=4)
+    enforce(merge)  # a merge is judged on its own accounting: source deletes stay invisible to it
 
 
 def test_large_versions_are_profiled_on_a_bounded_sample() -> None:

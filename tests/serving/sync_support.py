@@ -14,6 +14,14 @@ from shared.settings import Settings
 from shared.snowflake import connect
 from tests.serving.dagster_fake import FakeDagster
 
+
+async def in_process_load_check(tables: list[dict[str, object]]) -> dict[str, object]:
+    """The registration load check of ``python -m orchestration.loadcheck``, run in the test process:
+    the same verdict without an interpreter start per registration."""
+    from orchestration.loadcheck import check
+
+    return check(list(tables))  # type: ignore[arg-type]
+
 SCHEMA = "SYNCTEST"
 ITEMS = "demo.synctest.items"
 EVENTS = "demo.synctest.events"
@@ -51,6 +59,7 @@ def app(api_settings: Settings, fake_dagster: FakeDagster) -> Litestar:
     """The API with the fake Dagster injected as its GraphQL client."""
     app = create_app(api_settings)
     app.state.services.parts["dagster"] = fake_dagster.client(api_settings.dagster)
+    app.state.services.parts["load_check"] = in_process_load_check
     return app
 
 

@@ -193,7 +193,7 @@ def test_row_count_is_the_tables(world: World) -> None:
 
 def test_recent_uses_the_registered_cursor(world: World) -> None:
     assert_error(world.sample(method="recent", size=5), 400, rule="no_recency_column")
-    save(world.settings.control_url, RegisteredTable(database="demo", schema="public", table="events",
+    save(world.settings.control_url, RegisteredTable(database="DEMO", schema="PUBLIC", table="EVENTS",
                                                      strategy="incremental", cursor_column="created_at"))
     body = world.ok(method="recent", size=5, columns="id,created_at")
     assert body["by"] == "created_at"

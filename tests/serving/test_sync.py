@@ -116,7 +116,7 @@ def test_start_whole_table_launches_one_asset_with_selection(client: Client, adm
     assert body["kind"] == "run"
     assert body["status"] == "queued"
     assert body["job_id"].startswith("sync_")
-    assert body["dagster_url"] == f"http://127.0.0.1:3000/runs/{next(iter(fake_dagster.runs))}"
+    assert body["dagster_url"] == f"http://127.0.0.1:3000/dagster/runs/{next(iter(fake_dagster.runs))}"
     params = fake_dagster.launch_params[-1]
     assert params["selector"]["assetSelection"] == [{"path": ["demo", "synctest", "items"]}]
     assert params["selector"]["jobName"] == "__ASSET_JOB"

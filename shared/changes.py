@@ -1,0 +1,288 @@
+"""What changed in the source since the served watermark: the one query behind refreshes and the sensor.
+
+Why one place: rows of a partitioned, cursor-based table arrive late and get updated in
+old partitions (facts partitioned by event date, corrected weeks later). Refreshing the
+newest partition misses them. Both the API's refresh (``serving/sync/refresh.py``) and the
+source-change sensor (``orchestration/sensors.py``) ask the source the same question here,
+so they rewrite the same partitions and call the same data fresh:
+
+- *fresh*: no source row has a cursor newer than the served watermark (the served
+  table's highest cursor, from the served manifest);
+- *changed partitions*: the partitions holding a row whose cursor is past the watermark
+  minus the registration's lookback (rows committed late with an older cursor
+  are caught within the lookback). A row whose partition column changed is found in its
+  new partition; writing that partition removes the key's old copy elsewhere;
+- *new partitions*: complete windows after the newest served one that hold rows, whatever
+  their cursor (a daily table not synced for three days gets those days' rows).
+
+Identifiers are quoted and every value is bound; the cursor watermark is compared as the
+source column's own type. Rows outside every materializable partition (before the start,
+in the current incomplete window, an unlisted static value) cannot be served by a
+partition run; they are counted (``unplaced_rows``) so callers can say so.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Sequence
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from shared import partitions as sp
+from shared.registry import RegisteredTable
+from shared.served import Manifest
+from shared.snowflake import SourceColumn, table_columns
+
+# DATE_TRUNC unit of each time partitioning.
+_UNITS = {sp.DAILY: "DAY", sp.HOURLY: "HOUR", sp.MONTHLY: "MONTH"}
+_TZ_TYPES = ("TIMESTAMP_TZ", "TIMESTAMP_LTZ")
+# Partitions per run of a backfill (the assets' multi-run backfill policy uses the same number).
+PARTITIONS_PER_RUN = 30
+
+
+class ChangeScanError(RuntimeError):
+    """The source could not answer which partitions changed (table or cursor column missing)."""
+
+
+def cursor_based(table: RegisteredTable) -> bool:
+    """Tables whose freshness and refresh scope are decided by the cursor (incremental ones)."""
+    return table.strategy == "incremental" and bool(table.cursor_column)
+
+
+def _q(name: str) -> str:
+    return '"' + str(name).replace('"', '""') + '"'
+
+
+def _source_name(table: RegisteredTable) -> str:
+    return ".".join(_q(p) for p in (table.database, table.schema, table.table))
+
+
+def _cast_type(col: SourceColumn) -> str:
+    """The Snowflake type a bound watermark is cast to before comparing it with ``col``."""
+    kind = col.data_type.upper()
+    if kind in ("NUMBER", "DECIMAL", "NUMERIC", "INT", "INTEGER", "BIGINT", "SMALLINT"):
+        return f"NUMBER({col.precision or 38},{col.scale or 0})"
+    return {"TEXT": "VARCHAR", "STRING": "VARCHAR", "TIMESTAMP": "TIMESTAMP_NTZ", "DATETIME": "TIMESTAMP_NTZ"}.get(kind, kind)
+
+
+def watermark_value(manifest: Manifest | None) -> Any:
+    """The served watermark as a Python value (datetime, date, Decimal or str), or None."""
+    if manifest is None or manifest.watermark is None:
+        return None
+    raw, kind = manifest.watermark, str(manifest.extra.get("watermark_type") or "").upper()
+    if kind.startswith("TIMESTAMP"):
+        return dt.datetime.fromisoformat(raw)
+    if kind == "DATE":
+        return dt.date.fromisoformat(raw)
+    try:
+        return Decimal(raw) if kind and kind not in ("VARCHAR", "TEXT") else raw
+    except InvalidOperation:
+        return raw
+
+
+def watermark_floor(table: RegisteredTable, manifest: Manifest | None) -> Any:
+    """Lowest cursor to re-read: the served watermark minus the lookback (None: read everything)."""
+    value = watermark_value(manifest)
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        return value - dt.timedelta(seconds=table.lookback_s)
+    if isinstance(value, dt.date):
+        return value - dt.timedelta(days=-(-table.lookback_s // 86400))
+    if isinstance(value, Decimal):
+        return value - table.lookback_s  # numeric cursors: the lookback counts cursor units
+    return value  # text cursors have no arithmetic: re-read from the watermark itself
+
+
+def bind(value: Any) -> str:
+    """A bound value's text; the SQL casts it to the column's type."""
+    if isinstance(value, dt.datetime):
+        return value.isoformat(sep=" ")
+    return str(value)
+
+
+def as_text(value: Any) -> str | None:
+    """A cursor value written the way the served manifest writes its watermark."""
+    if value is None:
+        return None
+    return value.isoformat() if isinstance(value, dt.date) else str(value)
+
+
+@dataclasses.dataclass(frozen=True)
+class SourceChanges:
+    """The answer for one table; ``partitions`` is what a refresh rewrites."""
+
+    served_watermark: str | None
+    source_newest: str | None
+    newer_rows: int  # source rows with a cursor past the served watermark (all rows when nothing is served)
+    changed: tuple[str, ...] = ()  # materializable partitions with rows past the floor
+    new: tuple[str, ...] = ()  # windows after the newest served partition that hold rows
+    unplaced_rows: int = 0  # rows past the floor outside every materializable partition
+
+    @property
+    def fresh(self) -> bool:
+        return self.served_watermark is not None and self.newer_rows == 0
+
+    @property
+    def partitions(self) -> list[str]:
+        return sorted(set(self.changed) | set(self.new))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "partitions": self.partitions, "fresh": self.fresh}
+
+
+def _columns(con: Any, table: RegisteredTable) -> dict[str, SourceColumn]:
+    cols = {c.name.upper(): c for c in table_columns(con, table.database, table.schema, table.table)}
+    if not cols:
+        raise ChangeScanError(f"table {table.database}.{table.schema}.{table.table} does not exist in the source")
+    return cols
+
+
+def _fetch(con: Any, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    cur = con.cursor()
+    try:
+        cur.execute(sql, list(params))
+        return list(cur.fetchall())
+    finally:
+        cur.close()
+
+
+def _bucket(table: RegisteredTable, col: SourceColumn) -> str:
+    kind = sp.time_kind(table)
+    c = _q(col.name)
+    if kind is None:
+        return c
+    if col.data_type.upper() in _TZ_TYPES:  # truncate in UTC, where partition windows are
+        c = f"CONVERT_TIMEZONE('UTC', {c})"
+    return f"DATE_TRUNC('{_UNITS[kind]}', {c})"
+
+
+def _key_of(table: RegisteredTable, value: Any, *, now: dt.datetime) -> str | None:
+    """The materializable partition of a bucket value, or None."""
+    if value is None:
+        return None
+    kind = sp.time_kind(table)
+    if kind is None:
+        text = str(value)
+        return text if text in table.partition_values else None
+    if isinstance(value, dt.datetime):
+        instant = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    elif isinstance(value, dt.date):
+        instant = dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
+    else:
+        return None
+    key = sp.key_of(kind, instant)
+    try:
+        sp.validate_partition_key(table, key, now=now)
+    except sp.PartitionKeyError:
+        return None
+    return key
+
+
+def _served_boundary(table: RegisteredTable, manifest: Manifest | None, now: dt.datetime) -> tuple[str, dt.datetime] | None:
+    """The newest served time partition and the end of its window (rows from there on are in new windows)."""
+    if sp.time_kind(table) is None or manifest is None or not manifest.partitions:
+        return None
+    newest = max(manifest.partitions)
+    try:
+        end = sp.validate_partition_key(table, newest, now=now).end
+    except sp.PartitionKeyError:  # served under another layout: no boundary to extend from
+        return None
+    return (newest, end) if end is not None else None
+
+
+def _bound(col: SourceColumn, instant: dt.datetime) -> str:
+    """A window boundary as text for a CAST to ``col``'s type (naive columns hold UTC wall-clock time)."""
+    if col.data_type.upper() == "DATE":
+        return instant.date().isoformat()
+    if col.data_type.upper() in _TZ_TYPES:
+        return instant.isoformat(sep=" ")
+    return instant.replace(tzinfo=None).isoformat(sep=" ")
+
+
+def scan(con: Any, table: RegisteredTable, manifest: Manifest | None, *, now: dt.datetime | None = None) -> SourceChanges:
+    """Ask the source what changed since ``manifest``'s watermark (see the module docstring).
+
+    Two queries: the newest cursor and the count past the watermark; then, for partitioned
+    tables, the partitions holding rows past the floor (grouped in the source, so the
+    answer is one row per partition, not per row).
+    """
+    if not cursor_based(table):
+        raise ChangeScanError(f"{table.key} has no cursor column; its changes cannot be told by cursor")
+    now = now or dt.datetime.now(dt.UTC)
+    cols = _columns(con, table)
+    cursor = cols.get(str(table.cursor_column).upper())
+    if cursor is None:
+        raise ChangeScanError(f"cursor column {table.cursor_column} does not exist in {table.key}")
+    c, name, cast = _q(cursor.name), _source_name(table), _cast_type(cursor)
+    watermark = watermark_value(manifest)
+    if watermark is None:
+        newest, newer = _fetch(con, f"SELECT max({c}), count(*) FROM {name}", [])[0]
+    else:
+        newest, newer = _fetch(con, f"SELECT max({c}), count_if({c} > CAST(%s AS {cast})) FROM {name}",
+                               [bind(watermark)])[0]
+    served = manifest.watermark if manifest is not None else None
+    result = SourceChanges(served_watermark=served, source_newest=as_text(newest), newer_rows=int(newer or 0))
+    if not sp.is_partitioned(table) or table.strategy == "snapshot" or not table.partition_column:
+        return result
+    part = cols.get(table.partition_column.upper())
+    if part is None:
+        raise ChangeScanError(f"partition column {table.partition_column} does not exist in {table.key}")
+    floor = watermark_floor(table, manifest)
+    boundary = _served_boundary(table, manifest, now)
+    if floor is None:
+        where, params = "TRUE", []
+    else:
+        where, params = f"{c} > CAST(%s AS {cast})", [bind(floor)]
+        if boundary is not None:  # rows in windows after the newest served one, whatever their cursor
+            where += f" OR {_q(part.name)} >= CAST(%s AS {_cast_type(part)})"
+            params.append(_bound(part, boundary[1]))
+    rows = _fetch(con, f"SELECT {_bucket(table, part)} AS bucket, count(*) FROM {name} WHERE {where} GROUP BY 1",
+                  params)
+    changed: set[str] = set()
+    new: set[str] = set()
+    unplaced = 0
+    for bucket, count in rows:
+        key = _key_of(table, bucket, now=now)
+        if key is None:
+            unplaced += int(count or 0)
+        elif boundary is not None and key > boundary[0]:
+            new.add(key)
+        else:
+            changed.add(key)
+    return dataclasses.replace(result, changed=tuple(sorted(changed)), new=tuple(sorted(new)), unplaced_rows=unplaced)
+
+
+def ordered_keys(table: RegisteredTable, keys: Sequence[str], *, now: dt.datetime | None = None) -> list[str]:
+    """``keys`` in partition order (static partitions keep their registered order)."""
+    if sp.time_kind(table) is None:
+        position = {v: i for i, v in enumerate(table.partition_values)}
+        return sorted(set(keys), key=lambda k: position.get(k, len(position)))
+    return sorted(set(keys))
+
+
+def contiguous_ranges(table: RegisteredTable, keys: Sequence[str], *, max_len: int = PARTITIONS_PER_RUN,
+                      now: dt.datetime | None = None) -> list[tuple[str, str]]:
+    """``keys`` as ``(first, last)`` runs of adjacent partitions, each at most ``max_len`` long.
+
+    One run per range rewrites exactly ``keys`` (never a partition in a gap), with one
+    process start and one copy of the served file per range.
+    """
+    ordered = ordered_keys(table, keys, now=now)
+    kind = sp.time_kind(table)
+    out: list[list[str]] = []
+    for key in ordered:
+        if out and len(out[-1]) < max_len and _adjacent(table, kind, out[-1][-1], key, now=now):
+            out[-1].append(key)
+        else:
+            out.append([key])
+    return [(group[0], group[-1]) for group in out]
+
+
+def _adjacent(table: RegisteredTable, kind: str | None, before: str, after: str, *, now: dt.datetime | None) -> bool:
+    if kind is None:
+        values = list(table.partition_values)
+        return before in values and after in values and values.index(after) == values.index(before) + 1
+    end = sp.validate_partition_key(table, before, now=now).end
+    return end is not None and sp.key_of(kind, end) == after

@@ -1,0 +1,147 @@
+"""Refreshes of a partitioned, cursor-based table: freshness is asked of the source, and a refresh
+names exactly the partitions holding rows past the served watermark.
+
+Dagster is the fake GraphQL server; the source is the stand-in. The same journeys through real
+Dagster processes are in ``tests/e2e/test_late_data.py``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from litestar import Litestar
+from litestar.testing import TestClient
+
+from shared.served import Column, Manifest, publish, write_version
+from shared.settings import Settings
+from shared.snowflake import connect
+from tests.serving import sync_support
+from tests.serving.dagster_fake import FakeDagster
+from tests.serving.helpers import assert_error
+from tests.serving.sync_support import SCHEMA, register_body
+
+sync_source = sync_support.sync_source
+app = sync_support.app
+
+Client = TestClient[Litestar]
+VISITS = "demo.synctest.visits"
+SOURCE = f"DEMO.{SCHEMA}.VISITS"
+PATH = "demo/synctest/visits"
+DAYS = [f"2025-01-{d:02d}" for d in range(1, 11)]
+REFRESH = f"/api/v1/data/tables/{VISITS}/refresh"
+
+
+@pytest.fixture
+def api_settings(settings: Settings) -> Settings:
+    return dataclasses.replace(settings, query=dataclasses.replace(settings.query, refresh_per_minute=100))
+
+
+def _sql(settings: Settings, *statements: str) -> None:
+    with connect(dataclasses.replace(settings.snowflake, database="DEMO")) as con:
+        cur = con.cursor()
+        for sql in statements:
+            cur.execute(sql)
+        cur.close()
+
+
+@pytest.fixture
+def fake_dagster(api_settings: Settings, sync_source: str) -> FakeDagster:
+    """The fake Dagster listing VISITS' daily partitions, over a fresh VISITS table in the stand-in:
+    rows on 2025-01-01..03 and 2025-01-07, cursor at noon of each day."""
+    from shared.control.db import migrate
+
+    migrate(api_settings.control_url)
+    _sql(api_settings, f"CREATE OR REPLACE TABLE {SOURCE} (ID NUMBER(10,0), DAY DATE, UPDATED_AT TIMESTAMP_NTZ)",
+         f"INSERT INTO {SOURCE} VALUES (1, '2025-01-01', '2025-01-01 12:00:00'), (2, '2025-01-02', '2025-01-02 12:00:00'), "
+         "(3, '2025-01-03', '2025-01-03 12:00:00'), (4, '2025-01-07', '2025-01-07 12:00:00')")
+    return FakeDagster(api_settings.control_url, partition_keys={PATH: DAYS})
+
+
+@pytest.fixture
+def agent(client: Client, admin_headers: dict[str, str], make_swarm: Callable[..., dict[str, Any]],
+          agent_headers: Callable[..., dict[str, str]]) -> dict[str, str]:
+    body = register_body("visits", strategy="incremental", incremental_key="updated_at", primary_key=["id"],
+                         freshness="1h", partitioning={"kind": "daily", "column": "day", "start": "2025-01-01"})
+    r = client.post("/api/v1/sync/tables/register", json=body, headers=admin_headers)
+    assert r.status_code == 201, r.text
+    return agent_headers(make_swarm([VISITS])["id"])
+
+
+def _serve(settings: Settings, watermark: str, partitions: list[str]) -> Manifest:
+    """A served version as an incremental partition run leaves it: its watermark and partitions."""
+    with write_version(settings.served_path, VISITS, copy_previous=False) as pending:
+        pending.con.execute("CREATE TABLE data AS SELECT 1 AS ID")
+        return publish(settings.served_path, pending, strategy="incremental", row_count=1,
+                       columns=[Column("ID", "INTEGER")], partitions={k: {"rows": 1} for k in partitions},
+                       watermark=watermark, extra={"watermark_type": "TIMESTAMP"})
+
+
+def test_first_refresh_backfills_the_partitions_with_rows_with_an_eta_per_run(
+        client: Client, agent: dict[str, str], fake_dagster: FakeDagster) -> None:
+    r = client.post(REFRESH, headers=agent)
+    assert r.status_code == 202, r.text
+    body = r.json()
+    assert body["outcome"] == "started"
+    assert body["kind"] == "backfill"
+    assert body["partitions"] == ["2025-01-01", "2025-01-02", "2025-01-03", "2025-01-07"]
+    assert (body["served_watermark"], body["source_watermark"], body["newer_rows"]) == (None, "2025-01-07T12:00:00", 4)
+    [backfill] = fake_dagster.backfills.values()
+    assert sorted(backfill.partitions) == body["partitions"]
+    # two ranges of adjacent partitions: two runs, one after the other
+    assert body["eta_basis"].endswith("times 2 runs (one per range of adjacent partitions)")
+    assert body["eta_s"] == pytest.approx(20.0, abs=1.0)
+
+
+def test_fresh_means_no_source_row_past_the_served_watermark_whatever_the_age(
+        client: Client, agent: dict[str, str], fake_dagster: FakeDagster, api_settings: Settings) -> None:
+    _serve(api_settings, "2025-01-07T12:00:00", ["2025-01-01", "2025-01-02", "2025-01-03", "2025-01-07"])
+    for body in ({}, {"max_age_s": 0}):
+        r = client.post(REFRESH, json=body or None, headers=agent)
+        assert r.status_code == 200, r.text
+        fresh = r.json()
+        assert fresh["outcome"] == "already_fresh"
+        assert (fresh["newer_rows"], fresh["served_watermark"], fresh["source_watermark"]) == (
+            0, "2025-01-07T12:00:00", "2025-01-07T12:00:00")
+    assert not fake_dagster.runs
+    assert not fake_dagster.backfills
+
+
+def test_a_late_row_in_an_old_partition_rewrites_that_partition_although_the_sync_is_recent(
+        client: Client, agent: dict[str, str], fake_dagster: FakeDagster, api_settings: Settings) -> None:
+    _serve(api_settings, "2025-01-07T12:00:00", ["2025-01-01", "2025-01-02", "2025-01-03", "2025-01-07"])
+    _sql(api_settings, f"INSERT INTO {SOURCE} VALUES (5, '2025-01-02', '2025-02-01 00:00:00')")
+    r = client.post(REFRESH, headers=agent)
+    assert r.status_code == 202, r.text
+    body = r.json()
+    assert (body["outcome"], body["kind"], body["partitions"], body["newer_rows"]) == (
+        "started", "run", ["2025-01-02"], 1)
+    [run] = fake_dagster.runs.values()
+    assert run.partition == "2025-01-02"
+    again = client.post(REFRESH, headers=agent).json()  # the same change: join the same job
+    assert (again["outcome"], again["job_id"]) == ("existing_job", body["job_id"])
+
+
+def test_rows_only_in_the_current_window_are_reported_not_launched(
+        client: Client, agent: dict[str, str], fake_dagster: FakeDagster, api_settings: Settings) -> None:
+    _serve(api_settings, "2025-01-07T12:00:00", DAYS[:7])
+    _sql(api_settings, f"INSERT INTO {SOURCE} VALUES (6, '2025-01-11', '2025-02-01 00:00:00')")  # not listed yet
+    r = client.post(REFRESH, headers=agent)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["outcome"] == "already_fresh"
+    assert body["newer_rows"] == 1
+    assert "no partition that can be materialized yet" in body["note"]
+    assert not fake_dagster.runs
+    assert not fake_dagster.backfills
+
+
+def test_a_source_that_cannot_answer_is_a_clear_503(client: Client, agent: dict[str, str],
+                                                    fake_dagster: FakeDagster, api_settings: Settings) -> None:
+    _sql(api_settings, f"DROP TABLE {SOURCE}")
+    r = client.post(REFRESH, headers=agent)
+    assert_error(r, 503, rule="source_unavailable")
+    assert "does not exist in the source" in r.json()["error"]["message"]
+    assert not fake_dagster.runs
