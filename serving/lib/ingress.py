@@ -31,6 +31,7 @@ from shared.settings import Settings
 
 IDLE_S = 10.0  # longest pause between two messages of one request body
 CLIENT_KEY = "agents_data.client"  # the ASGI scope key holding the client address
+RECEIVED_KEY = "agents_data.received"  # ... and the monotonic time the request arrived (time limits count from it)
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -83,6 +84,11 @@ def client_host(connection: Any) -> str:
     return str(host or "unknown")
 
 
+def received_at(connection: Any) -> float:
+    """When the request arrived (``time.monotonic()``); time limits are kept from then, not from the handler."""
+    return float(connection.scope.get(RECEIVED_KEY) or time.monotonic())
+
+
 class Ingress:
     """ASGI wrapper: the client address from trusted proxies; bound body size and time."""
 
@@ -97,6 +103,7 @@ class Ingress:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        scope[RECEIVED_KEY] = time.monotonic()
         peer = scope["client"][0] if scope.get("client") else None
         if self.trusted and peer is not None:
             forwarded = [v.decode("latin-1") for k, v in scope.get("headers", ()) if k == b"x-forwarded-for"]

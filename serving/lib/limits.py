@@ -160,12 +160,15 @@ class Limiter:
         finally:
             self.give_slot(key)
 
-    async def run_in_slot(self, caller: Caller, fn: Callable[[], T], *, limit_s: float) -> T:
+    async def run_in_slot(self, caller: Caller, fn: Callable[[], T], *, limit_s: float,
+                          since: float | None = None) -> T:
         """Run blocking ``fn`` on a worker thread while holding one of the caller's slots.
 
-        Answers 408 ``timeout`` ``OVERSHOOT_S`` after ``limit_s`` if ``fn`` has not returned;
+        Answers 408 ``timeout`` ``OVERSHOOT_S`` after ``limit_s`` (counted from ``since``, a
+        ``time.monotonic()`` value such as the request's arrival) if ``fn`` has not returned;
         the slot stays taken until ``fn`` really ends.
         """
+        give_up = limit_s + OVERSHOOT_S - (time.monotonic() - since if since is not None else 0.0)
         key = self.take_slot(caller)
         loop = asyncio.get_running_loop()
         try:
@@ -181,7 +184,7 @@ class Limiter:
         fut.add_done_callback(done)
         waiter = asyncio.wrap_future(fut)
         try:
-            return await asyncio.wait_for(asyncio.shield(waiter), timeout=limit_s + OVERSHOOT_S)
+            return await asyncio.wait_for(asyncio.shield(waiter), timeout=max(0.0, give_up))
         except TimeoutError as e:
             waiter.add_done_callback(_consume)
             raise QueryTimeout(f"the work ran longer than its time limit of {limit_s:g} s and was stopped",
