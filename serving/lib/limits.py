@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -38,6 +39,7 @@ LOGINS_PER_MINUTE = 30  # admin login attempts per client address; slows passwor
 LIMITER = "limiter"
 OVERSHOOT_S = 0.25  # an answer comes at most this long after a time limit, whatever the work does
 WORKERS = 64  # threads for samples and profiles of one process
+BATCH_NICE = 5  # their threads' CPU priority below the event loop's
 T = TypeVar("T")
 
 
@@ -192,12 +194,19 @@ class Limiter:
 
     def _executor(self) -> ThreadPoolExecutor:
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="agent-work")
+            self._pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="agent-work",
+                                            initializer=_lower_priority)
         return self._pool
 
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _lower_priority() -> None:
+    """Samples and profiles are batch work: their threads yield the CPU to the event loop and point queries."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, 0, os.getpriority(os.PRIO_PROCESS, 0) + BATCH_NICE)
 
 
 def _consume(fut: asyncio.Future[Any]) -> None:
