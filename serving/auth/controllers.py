@@ -14,6 +14,7 @@ from serving.auth.deps import get_codec
 from serving.auth.schemas import AccessToken, Identity, LoginForm
 from serving.auth.tokens import CHALLENGE
 from serving.lib.errors import Unauthorized
+from serving.lib.ingress import client_host
 from serving.lib.limits import get_limiter
 from serving.lib.services import Services
 
@@ -26,8 +27,7 @@ def _same(given: str, expected: str) -> bool:
 async def login(request: Request[Any, Any, Any], services: Services,
                 data: Annotated[LoginForm, Body(media_type=RequestEncodingType.URL_ENCODED)]) -> AccessToken:
     """Exchange the admin user name and password (form fields) for an admin bearer token."""
-    client = request.client.host if request.client else "unknown"
-    get_limiter(services).check_login(client)
+    get_limiter(services).check_login(client_host(request))
     auth = services.settings.auth
     # Compare both fields every time, in constant time, so timing tells nothing.
     user_ok = _same(data.username, auth.admin_username)

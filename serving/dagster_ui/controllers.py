@@ -32,6 +32,7 @@ from serving.dagster_ui.proxy import forward_http, forward_websocket, proxied_re
 from serving.dagster_ui.services import get_ui
 from serving.lib.audit import CALLER_KEY
 from serving.lib.errors import ApiError, Unauthorized
+from serving.lib.ingress import client_host
 from serving.lib.limits import get_limiter
 from serving.lib.services import Services
 from shared.dagster_names import UI_PATH_PREFIX
@@ -72,7 +73,7 @@ def login_form(services: Services) -> Response[str]:
 async def login(request: Request[Any, Any, Any], services: Services,
                 data: Annotated[LoginForm, Body(media_type=RequestEncodingType.URL_ENCODED)]) -> Redirect:
     """Check the admin credentials (same rate limit as the API login) and start a UI session."""
-    get_limiter(services).check_login(request.client.host if request.client else "unknown")
+    get_limiter(services).check_login(client_host(request))
     auth = services.settings.auth
     user_ok = _same(data.username, auth.admin_username)
     password_ok = _same(data.password, auth.admin_password)

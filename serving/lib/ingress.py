@@ -6,8 +6,10 @@ Why here, as one ASGI wrapper around the whole app, and not in the server:
   addresses or CIDR networks). The header is then read from the right: each hop a
   trusted proxy added is skipped, and the first address that is not a trusted proxy is
   the client. Anything else (no trusted peer, a malformed entry) leaves the peer address.
-  The login rate limit and the audit use the result. uvicorn's own proxy handling
-  trusts loopback by default, so ``serving.main`` turns it off: this is the one place.
+  The result is kept beside the TCP peer (``client_host``), never in its place: rate
+  limits key on the client, while checks that trust a proxy by its own address (the
+  Dagster UI's SSO header) keep seeing the real peer. uvicorn's own proxy handling
+  rewrites the peer and trusts loopback by default, so ``serving.main`` turns it off.
 - **Body limits.** A body must arrive completely within ``API_BODY_TIMEOUT_S``, with at
   most ``IDLE_S`` between two of its messages, or the request gets 408 (slow senders
   are cut off); and no body may exceed the largest one any route accepts (413), counted
@@ -28,6 +30,8 @@ from serving.lib.errors import ApiError, PayloadTooLarge, error_body
 from shared.settings import Settings
 
 IDLE_S = 10.0  # longest pause between two messages of one request body
+CLIENT_KEY = "agents_data.client"  # the ASGI scope key holding the client address
+RECEIVED_KEY = "agents_data.received"  # ... and the monotonic time the request arrived (time limits count from it)
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -72,8 +76,21 @@ def client_address(peer: str | None, forwarded_for: list[str], trusted: tuple[Ne
     return client
 
 
+def client_host(connection: Any) -> str:
+    """The client address of a request (see the module docstring); ``unknown`` without one."""
+    host = connection.scope.get(CLIENT_KEY)
+    if host is None and connection.client:
+        host = connection.client.host
+    return str(host or "unknown")
+
+
+def received_at(connection: Any) -> float:
+    """When the request arrived (``time.monotonic()``); time limits are kept from then, not from the handler."""
+    return float(connection.scope.get(RECEIVED_KEY) or time.monotonic())
+
+
 class Ingress:
-    """ASGI wrapper: rewrite ``scope["client"]`` from trusted proxies; bound body size and time."""
+    """ASGI wrapper: the client address from trusted proxies; bound body size and time."""
 
     def __init__(self, app: Any, settings: Settings) -> None:
         self.app = app
@@ -86,11 +103,12 @@ class Ingress:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if self.trusted and scope.get("client"):
+        scope[RECEIVED_KEY] = time.monotonic()
+        peer = scope["client"][0] if scope.get("client") else None
+        if self.trusted and peer is not None:
             forwarded = [v.decode("latin-1") for k, v in scope.get("headers", ()) if k == b"x-forwarded-for"]
-            host = client_address(scope["client"][0], forwarded, self.trusted)
-            if host != scope["client"][0]:
-                scope = dict(scope, client=(host, 0))
+            peer = client_address(peer, forwarded, self.trusted)
+        scope[CLIENT_KEY] = peer
         body = _Body(receive, self.timeout_s, self.max_bytes)
         started = False
 

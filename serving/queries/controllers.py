@@ -31,6 +31,7 @@ from serving.auth.caller import Caller
 from serving.auth.guards import requires_reader
 from serving.lib.audit import annotate
 from serving.lib.errors import BadRequest, PayloadTooLarge, QueryTimeout
+from serving.lib.ingress import received_at
 from serving.lib.limits import OVERSHOOT_S, get_limiter
 from serving.lib.services import Services
 from serving.queries import formats
@@ -116,7 +117,7 @@ async def execute_query(request: Request[Any, Any, Any], caller: Caller, data: Q
     comes from its cache; the query itself always runs on a worker thread.
     """
     services: Services = request.app.state.services
-    started = time.monotonic()
+    started = received_at(request)  # the time limit's answer is due counting from the request's arrival
     requires_reader(caller)
     engine, jobs = get_engine(services), get_jobs(services)
     checked = None

@@ -293,6 +293,8 @@ class QueryEngine:
                 self._running.add(handle)
             entry = self.watchdog.arm(timeout_s, handle)
             try:
+                if handle.cancelled:  # cancelled before its statement started: an interrupt now would be lost
+                    raise QueryCancelled("the query was cancelled", rule="cancelled")
                 yield cur, run
                 clean = run.reusable
             except duckdb.Error as e:

@@ -10,7 +10,7 @@ What this replica still learns, per guarded query text:
 - short lane: a query whose best run took at most ``SHORT_S`` runs through a FIFO lane
   of ``SHORT_SLOTS`` (about one per core), so short queries finish in arrival order
   (processor sharing doubled their median latency at 16 concurrent requests). A query
-  that overstays ``4 × SHORT_S`` gives its slot back (it keeps running), so one that
+  that overstays ``SHORT_S`` gives its slot back (it keeps running), so one that
   turns out long (other parameters) never holds back the others, and a query waits at
   most ``LANE_WAIT_S`` for a slot before it runs without one: a lane clogged by queries
   that only looked short (one agent's bombs) cannot delay other agents by more.
@@ -32,7 +32,7 @@ from serving.queries.watchdog import Watchdog
 
 SHORT_S = 0.25  # a query whose best run took at most this long goes through the FIFO short lane
 SHORT_SLOTS = max(2, os.cpu_count() or 2)
-LANE_WAIT_S = 0.05  # longest wait for a short-lane slot; then the query runs without one
+LANE_WAIT_S = 0.02  # longest wait for a short-lane slot; then the query runs without one
 WORKERS = 128  # query worker threads of one process
 _ENTRIES = 10_000
 
@@ -94,7 +94,7 @@ class Scheduler:
             return
         self.stats["short_lane"] += 1
         ticket = _Ticket(self._lane)
-        entry = self._watchdog.arm(4 * SHORT_S, ticket)
+        entry = self._watchdog.arm(SHORT_S, ticket)
         try:
             yield
         finally:

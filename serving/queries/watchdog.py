@@ -131,9 +131,16 @@ def _restore_priority() -> None:
 
 
 def demote_slow(handles: Iterable[Handle], now: float) -> None:
-    """Lower the priority of queries running longer than ``DEMOTE_AFTER_S``."""
+    """Lower the priority of queries running longer than ``DEMOTE_AFTER_S``; interrupt cancelled ones again.
+
+    A cancel that lands between a cursor's attach and the start of its statement is lost
+    by DuckDB (an interrupt of an idle connection does nothing), so cancelled queries are
+    interrupted on every poll until they stop.
+    """
     for h in handles:
-        if not h.demoted and h.running and now - h.started > DEMOTE_AFTER_S:
+        if h.cancelled and h.running:
+            h.cancel()
+        elif not h.demoted and h.running and now - h.started > DEMOTE_AFTER_S:
             h.demote()
 
 

@@ -19,6 +19,7 @@ from serving.auth.guards import requires_reader
 from serving.catalog.services import resolve_table
 from serving.lib.audit import annotate
 from serving.lib.errors import BadRequest
+from serving.lib.ingress import received_at
 from serving.lib.limits import get_limiter
 from serving.lib.services import Services
 from serving.queries import formats
@@ -69,7 +70,7 @@ async def sample_table(  # noqa: PLR0917 - query parameters are keyword argument
     req = SampleRequest(method=method, size=size if size is not None else (None if fraction else 100),
                         fraction=fraction, seed=seed, columns=_split(columns), where=where, by=by, fmt=fmt)
     result = await get_limiter(services).run_in_slot(caller, lambda: sampling.run_sample(services, caller, key, req),
-                                                     limit_s=q.timeout_s)
+                                                     limit_s=q.timeout_s, since=received_at(request))
     annotate(request, sql_text=result.sql, tables=[{"table": key, "version": result.manifest.version}],
              rows=result.row_count, bytes=len(result.body))
     headers = {"X-Sample-Method": result.method, "X-Served-Version": result.manifest.version,
@@ -104,7 +105,8 @@ async def profile_table(  # noqa: PLR0917 - query parameters are keyword argumen
     cache = get_profile_cache(services)
     profile, cached = await get_limiter(services).run_in_slot(caller, lambda: cache.get_or_compute(
         engine, caller, key, manifest, specs, all_columns=not wanted, sample_rows=sample,
-        seed=(seed if seed is not None else 0) if sample else None, force=force_refresh), limit_s=cache.timeout_s)
+        seed=(seed if seed is not None else 0) if sample else None, force=force_refresh), limit_s=cache.timeout_s,
+        since=received_at(request))
     annotate(request, tables=[{"table": key, "version": profile["served_version"]}], rows=len(profile["columns"]))
     return msgspec.convert(profile | {"cached": cached}, TableProfile)
 
