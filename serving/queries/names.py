@@ -25,10 +25,13 @@ from typing import Any
 
 from serving.lib.errors import QueryRejected
 from shared.identifiers import (
+    UNQUOTED,
     IdentifierError,
+    decode_part,
     duck_fold,
     folds_ambiguously,
     is_ordinary,
+    is_part,
     source_names,
     split_reference,
     sql_reference,
@@ -130,10 +133,20 @@ class GrantIndex:
         if name in self.grants:
             return name
         try:
-            parts = split_reference(name)
+            parts = [_written(p, quoted) for p, quoted in split_reference(name)]
         except IdentifierError as e:
             raise reject("table_not_granted", f"table {shown(name)} does not exist or is not granted to this token") from e
         return self.resolve(parts)
+
+
+def _written(text: str, quoted: bool) -> Written:
+    """A part of a name given as text: unquoted parts must be identifiers (``order lines`` is not
+    ``"ORDER LINES"``), or a key's encoded part, which stands for its exact name."""
+    if quoted or UNQUOTED.match(text):
+        return text, quoted
+    if is_part(text):
+        return decode_part(text), True
+    raise IdentifierError(f"{text!r} is not an identifier")
 
 
 class Lru:
