@@ -31,7 +31,7 @@ from serving.queries.services import get_engine
 from shared.control.db import session_scope
 from shared.control.models import RegisteredTableRow, TableStatusRow, utcnow
 from shared.identifiers import canonical_key, source_names, sql_part, sql_reference
-from shared.served import Manifest
+from shared.served import Manifest, split_key
 
 
 def not_found(name: str) -> NotFound:
@@ -134,6 +134,10 @@ def describe_tables(services: Services, keys: frozenset[str] | set[str]) -> list
     now = utcnow()
     out = []
     for key in wanted:
+        try:
+            split_key(key)
+        except ValueError:
+            continue  # not a canonical key (a grant written before names were encoded): names no table
         manifest = engine.current(key)
         if manifest is None and key not in regs:
             continue  # neither served nor registered: it does not exist
