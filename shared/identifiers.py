@@ -230,9 +230,10 @@ def unused_name(base: str, taken: Sequence[str]) -> str:
 
 
 def folds_ambiguously(name: str) -> bool:
-    """True when a non-ASCII character of ``name`` has a case mapping: Unicode-aware tools and
-    DuckDB would then disagree about which names it equals."""
-    return any(ord(ch) > 127 and (ch.lower() != ch or ch.upper() != ch or ch.casefold() != ch) for ch in name)
+    """True when Python's Unicode case folding and DuckDB's (ASCII only) disagree about ``name``:
+    it holds a non-ASCII character that ``lower()`` changes (``É``, the Kelvin sign). Lower-case
+    non-ASCII letters (``Umsätze``) fold the same way in both and pass."""
+    return name.lower() != duck_fold(name)
 
 
 def sql_part(name: str) -> str:

@@ -21,7 +21,7 @@ Layers (each has its own tests in tests/serving/test_guard*.py and test_security
 - CTEs hide a table only within their own scope (walked per query node, not collected
   query-wide, so ``… WHERE EXISTS (WITH secret AS (…) …)`` cannot shadow an outer name),
   and only where DuckDB agrees: names compare with DuckDB's ASCII-only case folding, and a
-  CTE or function name with non-ASCII cased letters is refused (``ambiguous_name``).
+  CTE or function name that Unicode and DuckDB fold differently is refused (``ambiguous_name``).
 - functions (``function_not_allowed``): table functions are denied unless allow-listed
   (``range``, ``generate_series``, ``unnest``); scalar functions that reach outside the
   query are denied by name or prefix: ``read_*``, ``query``, ``query_table``, ``glob``,

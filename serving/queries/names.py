@@ -66,12 +66,12 @@ def same_name(a: str, b: str) -> bool:
 
 
 def check_foldable(name: str, what: str) -> None:
-    """Refuse a case-insensitive name with non-ASCII letters that have a case: DuckDB folds
-    ASCII only, so any Unicode-aware comparison of it would disagree with DuckDB's."""
+    """Refuse a case-insensitive name that Unicode and DuckDB fold differently (a non-ASCII
+    upper-case letter, the Kelvin sign): DuckDB folds ASCII only, so any Unicode-aware
+    comparison of it would disagree with DuckDB's."""
     if folds_ambiguously(name):
-        raise reject("ambiguous_name", f"{what} {shown(name)} has non-ASCII letters with upper and lower case, which "
-                                       "DuckDB compares differently from Unicode; spell it in ASCII (or quote a table "
-                                       "name exactly)")
+        raise reject("ambiguous_name", f"{what} {shown(name)} has non-ASCII upper-case letters, whose case DuckDB "
+                                       "does not fold as Unicode does; write them in lower case or in ASCII")
 
 
 def _upper_ascii(text: str) -> str:

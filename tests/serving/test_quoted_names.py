@@ -149,6 +149,15 @@ def test_function_names_that_fold_differently_are_refused(client: Any, world: di
     assert error["rule"] in ("ambiguous_name", "function_not_allowed")
 
 
+def test_lower_case_unicode_cte_names_fold_alike_and_are_kept(client: Any, world: dict[str, Any]) -> None:
+    sql = 'WITH "ums\u00e4tze" AS (SELECT 3 AS x) SELECT x FROM ums\u00e4tze'
+    assert _rows(_query(client, world["h"], sql)) == [[3]]
+    upper = 'WITH "UMS\u00c4TZE" AS (SELECT 3 AS x) SELECT x FROM ums\u00e4tze'
+    assert_error(_query(client, world["h"], upper), 400, rule="ambiguous_name")
+    other = 'WITH ums\u00e4tze AS (SELECT 3 AS x) SELECT x FROM "UMS\u00c4TZE"'  # another name to DuckDB
+    assert_error(_query(client, world["h"], other), 400, rule="table_not_granted")
+
+
 def test_ascii_cte_shadowing_still_works_as_duckdb_does(client: Any, world: dict[str, Any]) -> None:
     assert _rows(_query(client, world["h"], 'WITH "ORDERS" AS (SELECT 42 AS x) SELECT x FROM orders')) == [[42]]
     assert _rows(_query(client, world["h"], 'WITH "Secret" AS (SELECT 7 AS x) SELECT x FROM secret')) == [[7]]
