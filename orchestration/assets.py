@@ -36,7 +36,7 @@ from shared.snowflake import SourceError
 
 GROUP_NAME = "snowflake_tables"
 KINDS = {"snowflake", "duckdb"}
-_STRICT_TAG = re.compile(r"^[A-Za-z0-9_.-]{0,63}$")
+_STRICT_TAG = re.compile(r"[A-Za-z0-9_.-]{0,63}\Z")  # \Z: "$" would accept a trailing newline
 
 
 class SyncConfig(dg.Config):

@@ -60,11 +60,6 @@ def quote_table(key: str) -> str:
     return ".".join(quote_ident(p) for p in key.split("."))
 
 
-def same_name(a: str, b: str) -> bool:
-    """Whether DuckDB takes two identifiers for the same name (CTEs, functions, aliases)."""
-    return duck_fold(a) == duck_fold(b)
-
-
 def check_foldable(name: str, what: str) -> None:
     """Refuse a case-insensitive name that Unicode and DuckDB fold differently (a non-ASCII
     upper-case letter, the Kelvin sign): DuckDB folds ASCII only, so any Unicode-aware
