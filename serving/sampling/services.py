@@ -37,7 +37,7 @@ from serving.queries.guard import quote_ident, quote_table, validate_filter
 from serving.queries.instances import stored_table
 from serving.queries.services import get_engine
 from serving.sampling.profile import ProfileCache
-from shared.identifiers import unused_name
+from shared.identifiers import duck_fold, unused_name
 from shared.served import Manifest
 
 METHODS = ("head", "random", "stratified", "recent")
@@ -101,14 +101,15 @@ def column_names(manifest: Manifest) -> list[str]:
 
 
 def pick_columns(manifest: Manifest, wanted: list[str] | None) -> list[str]:
-    """The requested columns in the table's spelling (case-insensitive), or 400 ``unknown_column``."""
+    """The requested columns in the table's spelling (case-insensitive as DuckDB compares names:
+    ASCII only, so ``É`` and ``é`` stay two columns), or 400 ``unknown_column``."""
     names = column_names(manifest)
     if not wanted:
         return names
-    by_lower = {n.lower(): n for n in names}
+    by_lower = {duck_fold(n): n for n in names}
     out, unknown = [], []
     for w in wanted:
-        name = by_lower.get(w.strip().lower())
+        name = by_lower.get(duck_fold(w.strip()))
         if name is None:
             unknown.append(w)
         elif name not in out:
