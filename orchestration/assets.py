@@ -41,7 +41,7 @@ if TYPE_CHECKING:  # what define_asset_job returns; Dagster exports no public na
 
 GROUP_NAME = "snowflake_tables"
 KINDS = {"snowflake", "duckdb"}
-_STRICT_TAG = re.compile(r"^[A-Za-z0-9_.-]{0,63}$")
+_STRICT_TAG = re.compile(r"[A-Za-z0-9_.-]{0,63}\Z")  # \Z: "$" would accept a trailing newline
 
 
 class SyncConfig(dg.Config):

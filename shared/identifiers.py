@@ -218,10 +218,22 @@ def duck_fold(name: str) -> str:
 _ASCII_LOWER = {c: c + 32 for c in range(ord("A"), ord("Z") + 1)}
 
 
+def unused_name(base: str, taken: Sequence[str]) -> str:
+    """A name for something the platform adds to a query or table (a helper column, an alias),
+    unequal as DuckDB compares names to every name in ``taken``: ``base``, ``base_2`` …"""
+    folded = {duck_fold(n) for n in taken}
+    name, i = base, 1
+    while duck_fold(name) in folded:
+        i += 1
+        name = f"{base}_{i}"
+    return name
+
+
 def folds_ambiguously(name: str) -> bool:
-    """True when a non-ASCII character of ``name`` has a case mapping: Unicode-aware tools and
-    DuckDB would then disagree about which names it equals."""
-    return any(ord(ch) > 127 and (ch.lower() != ch or ch.upper() != ch or ch.casefold() != ch) for ch in name)
+    """True when Python's Unicode case folding and DuckDB's (ASCII only) disagree about ``name``:
+    it holds a non-ASCII character that ``lower()`` changes (``É``, the Kelvin sign). Lower-case
+    non-ASCII letters (``Umsätze``) fold the same way in both and pass."""
+    return name.lower() != duck_fold(name)
 
 
 def sql_part(name: str) -> str:

@@ -289,21 +289,23 @@ def build_registration(raw: dict[str, Any], *, default_database: str) -> Registe
 
 def check_against_source(reg: RegisteredTable, columns: Sequence[SourceColumn]) -> None:
     """Refuse a registration whose table or named columns are missing in the source."""
+    source = identifiers.snowflake_reference(reg.database, reg.schema, reg.table)  # as Snowflake names it
     if not columns:
-        raise RegistrationError("table_name", f"table {reg.sql_name} does not exist in the source")
+        raise RegistrationError("table_name", f"table {source} does not exist in the source (unquoted names are "
+                                              'upper-cased; quote an exact name, e.g. "Order Lines")')
     by_name = {c.name: c for c in columns}  # exact: Snowflake names differing in case are different columns
     named = [("partitioning.column", reg.partition_column), ("incremental_key", reg.cursor_column)]
     named += [("primary_key", p) for p in reg.primary_key]
     for field, col in named:
         if col and col not in by_name:
             near = [c for c in by_name if c.upper() == col.upper()]
-            hint = f" (did you mean {identifiers.sql_part(near[0])}? quote exact names)" if near else ""
-            raise RegistrationError(field, f"column {identifiers.sql_part(col)} does not exist in {reg.sql_name}{hint}")
+            hint = f" (did you mean {identifiers.snowflake_reference(near[0])}? quote exact names)" if near else ""
+            raise RegistrationError(field, f"column {identifiers.snowflake_reference(col)} does not exist in {source}{hint}")
     clashes = identifiers.column_collisions([c.name for c in columns])
     if clashes:
-        a, b = clashes[0]
-        raise RegistrationError("table_name", f"columns {identifiers.sql_part(a)} and {identifiers.sql_part(b)} of "
-                                              f"{reg.sql_name} differ only in case, which DuckDB cannot serve as two columns")
+        a, b = (identifiers.snowflake_reference(n) for n in clashes[0])
+        raise RegistrationError("table_name", f"columns {a} and {b} of {source} differ only in case, which DuckDB "
+                                              "cannot serve as two columns")
     if reg.time_partitioned and reg.partition_column:
         kind = by_name[reg.partition_column].data_type
         if kind not in DATE_TYPES:

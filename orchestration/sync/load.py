@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from orchestration.sync.sql import qi, qlist
 from orchestration.sync.types import cast_expr, column_ddl
-from shared.identifiers import duck_fold
+from shared.identifiers import unused_name
 from shared.partitions import Window
 from shared.served import DATA_TABLE, Column
 
@@ -120,12 +120,7 @@ def _bound(column: Column, instant: dt.datetime) -> Any:
 def helper_name(base: str, taken: Sequence[str]) -> str:
     """A name for a column the engine adds, unequal (as DuckDB compares names) to every name in
     ``taken``: ``base``, else ``base_2``, ``base_3`` … Source columns may take any name."""
-    folded = {duck_fold(n) for n in taken}
-    name, i = base, 1
-    while duck_fold(name) in folded:
-        i += 1
-        name = f"{base}_{i}"
-    return name
+    return unused_name(base, taken)
 
 
 def dedupe(con: duckdb.DuckDBPyConnection, table: str, key: Sequence[str], cursor: str | None) -> int:

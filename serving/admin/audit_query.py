@@ -16,6 +16,7 @@ from serving.admin.store import utc
 from serving.lib.errors import BadRequest
 from shared.control.db import session_scope
 from shared.control.models import AuditRow
+from shared.identifiers import canonical_key
 
 
 def _status_filter(status: str) -> sa.ColumnElement[bool]:
@@ -49,7 +50,11 @@ def query_audit(url: str, *, swarm_id: str | None = None, token_id: str | None =
         q = q.where(AuditRow.id < cursor)
     if table:
         # ``tables`` holds [{"table": key, "version": v}] as JSON text on SQLite and PostgreSQL alike.
-        needle = json.dumps({"table": table.strip().lower()})[1:-1]
+        try:  # a key, or a table written as SQL names (``demo.public."Order Lines"``)
+            wanted = canonical_key(table)
+        except ValueError:
+            wanted = table.strip().lower()
+        needle = json.dumps({"table": wanted})[1:-1]
         q = q.where(sa.cast(AuditRow.tables, sa.Text).contains(needle, autoescape=True))
     with session_scope(url) as s:
         rows = list(s.scalars(q))

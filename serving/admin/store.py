@@ -21,7 +21,7 @@ from serving.lib.errors import BadRequest, Conflict, NotFound
 from shared.control.db import session_scope
 from shared.control.models import SwarmRow, TokenRow
 from shared.housekeeping import retire_swarm_data
-from shared.served import split_key
+from shared.identifiers import canonical_key
 
 MAX_TTL_S = 10 * 365 * 24 * 3600
 
@@ -31,13 +31,14 @@ def utc(value: dt.datetime) -> dt.datetime:
 
 
 def normalize_grants(keys: Iterable[str], field: str = "grants") -> list[str]:
-    """Lower-cased, de-duplicated ``database.schema.table`` keys, or 400 naming the bad ones."""
+    """Canonical, de-duplicated table keys, or 400 naming the bad ones. A grant is written as a key
+    (``demo.public.orders``) or as SQL names (``demo.public."Order Lines"``: unquoted parts are
+    case-insensitive, quoted ones exact)."""
     out: list[str] = []
     bad: list[str] = []
     for raw in keys:
-        key = str(raw).strip().lower()
         try:
-            split_key(key)
+            key = canonical_key(str(raw))
         except ValueError:
             bad.append(str(raw))
             continue

@@ -28,10 +28,22 @@ class Freshness(msgspec.Struct, kw_only=True):
     dagster_status: str | None = None
 
 
+class SourceName(msgspec.Struct):
+    """The exact Snowflake names of a table."""
+
+    database: str
+    schema: str
+    table: str
+
+
 class TableInfo(msgspec.Struct, kw_only=True):
-    """One readable table. ``table`` is the key to use in SQL (``database.schema.table``)."""
+    """One readable table. ``table`` is exactly what to write in SQL: ``demo.public.orders``, or
+    ``demo.public."Order Lines"`` for a name Snowflake only has quoted (case-sensitive). ``key``
+    names the table in grants and URLs; ``database``/``schema``/``name`` are the SQL parts."""
 
     table: str
+    key: str = ""
+    source: SourceName | None = None
     database: str
     schema: str
     name: str

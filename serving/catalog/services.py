@@ -10,8 +10,10 @@ Freshness, from the served manifest + ``TableStatusRow`` + the registration's ta
 - ``fresh``: otherwise (reason: age, and the target if there is one).
 
 ``resolve_table(caller, name, services)`` is the one name resolver for table paths
-(catalog, sampling, profiling): ``orders``, ``public.orders`` or ``demo.public.orders``,
-unique among the caller's grants; unknown and ungranted answer the same 404.
+(catalog, sampling, profiling): ``orders``, ``public.orders``, ``demo.public.orders`` or
+``demo.public."Order Lines"`` (URL-encoded), or the key itself, unique among the caller's
+grants; unknown and ungranted answer the same 404. Each entry's ``table`` is the name an
+agent writes in SQL.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from serving.queries.names import grant_index
 from serving.queries.services import get_engine
 from shared.control.db import session_scope
 from shared.control.models import RegisteredTableRow, TableStatusRow, utcnow
-from shared.served import Manifest
+from shared.identifiers import canonical_key, source_names, sql_part, sql_reference
+from shared.served import Manifest, split_key
 
 
 def not_found(name: str) -> NotFound:
@@ -44,7 +47,7 @@ def resolve_table(caller: Caller, name: str, services: Services) -> str:
     """
     grants = readable_keys(caller, services)
     try:
-        return grant_index(grants).resolve(name.strip().split("."))
+        return grant_index(grants).resolve_text(name)
     except QueryRejected as e:
         if e.rule == "ambiguous_table":
             raise NotFound(e.message, rule="ambiguous_table") from e
@@ -93,7 +96,8 @@ def freshness(manifest: Manifest | None, status: TableStatusRow | None, freshnes
 
 def _entry(key: str, manifest: Manifest | None, status: TableStatusRow | None, reg: RegisteredTableRow | None,
            now: dt.datetime) -> dict[str, Any]:
-    db, schema, name = key.split(".")
+    names = source_names(key)
+    db, schema, name = (sql_part(n) for n in names)
     columns = [{"name": c.name, "type": c.type, "nullable": c.nullable, "description": c.description}
                for c in (manifest.columns if manifest else [])]
     synced = _aware(status.last_success_at) if status and status.last_success_at else None
@@ -101,7 +105,11 @@ def _entry(key: str, manifest: Manifest | None, status: TableStatusRow | None, r
     if reg is not None and reg.partition_kind != "none":
         partitioning = f"{reg.partition_kind} on {reg.partition_column}" if reg.partition_column else reg.partition_kind
     return {
-        "table": key, "database": db, "schema": schema, "name": name,
+        # ``table`` is what an agent writes in SQL (``demo.public."Order Lines"``; the key itself
+        # for ordinary names); ``key`` is the table's key in grants and URLs; ``source`` the exact
+        # Snowflake names.
+        "table": sql_reference(key), "key": key, "database": db, "schema": schema, "name": name,
+        "source": {"database": names[0], "schema": names[1], "table": names[2]},
         "description": reg.description if reg else "",
         "columns": columns,
         "row_count": manifest.row_count if manifest else (status.row_count if status else None),
@@ -126,6 +134,10 @@ def describe_tables(services: Services, keys: frozenset[str] | set[str]) -> list
     now = utcnow()
     out = []
     for key in wanted:
+        try:
+            split_key(key)
+        except ValueError:
+            continue  # not a canonical key (a grant written before names were encoded): names no table
         manifest = engine.current(key)
         if manifest is None and key not in regs:
             continue  # neither served nor registered: it does not exist
@@ -150,8 +162,8 @@ def get_table(caller: Caller, name: str, services: Services) -> dict[str, Any]:
 
 
 def _admin_key(caller: Caller, name: str, services: Services) -> str:
-    """Admin may also name a registered table that was never served, by its full key."""
-    parts = name.strip().lower().split(".")
-    if len(parts) == 3:
-        return ".".join(parts)
-    return resolve_table(caller, name, services)
+    """Admin may also name a registered table that was never served, by its full key or SQL name."""
+    try:
+        return canonical_key(name)
+    except ValueError:
+        return resolve_table(caller, name, services)

@@ -21,7 +21,7 @@ Layers (each has its own tests in tests/serving/test_guard*.py and test_security
 - CTEs hide a table only within their own scope (walked per query node, not collected
   query-wide, so ``… WHERE EXISTS (WITH secret AS (…) …)`` cannot shadow an outer name),
   and only where DuckDB agrees: names compare with DuckDB's ASCII-only case folding, and a
-  CTE or function name with non-ASCII cased letters is refused (``ambiguous_name``).
+  CTE or function name that Unicode and DuckDB fold differently is refused (``ambiguous_name``).
 - functions (``function_not_allowed``): an allow-list (``functions.toml``, generated
   from ``duckdb_functions()`` and reviewed), checked on DuckDB's own parse of the SQL
   that will run, so sqlglot's renaming of functions, casts and operators cannot hide a

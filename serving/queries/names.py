@@ -25,10 +25,13 @@ from typing import Any
 
 from serving.lib.errors import QueryRejected
 from shared.identifiers import (
+    UNQUOTED,
     IdentifierError,
+    decode_part,
     duck_fold,
     folds_ambiguously,
     is_ordinary,
+    is_part,
     source_names,
     split_reference,
     sql_reference,
@@ -57,18 +60,13 @@ def quote_table(key: str) -> str:
     return ".".join(quote_ident(p) for p in key.split("."))
 
 
-def same_name(a: str, b: str) -> bool:
-    """Whether DuckDB takes two identifiers for the same name (CTEs, functions, aliases)."""
-    return duck_fold(a) == duck_fold(b)
-
-
 def check_foldable(name: str, what: str) -> None:
-    """Refuse a case-insensitive name with non-ASCII letters that have a case: DuckDB folds
-    ASCII only, so any Unicode-aware comparison of it would disagree with DuckDB's."""
+    """Refuse a case-insensitive name that Unicode and DuckDB fold differently (a non-ASCII
+    upper-case letter, the Kelvin sign): DuckDB folds ASCII only, so any Unicode-aware
+    comparison of it would disagree with DuckDB's."""
     if folds_ambiguously(name):
-        raise reject("ambiguous_name", f"{what} {shown(name)} has non-ASCII letters with upper and lower case, which "
-                                       "DuckDB compares differently from Unicode; spell it in ASCII (or quote a table "
-                                       "name exactly)")
+        raise reject("ambiguous_name", f"{what} {shown(name)} has non-ASCII upper-case letters, whose case DuckDB "
+                                       "does not fold as Unicode does; write them in lower case or in ASCII")
 
 
 def _upper_ascii(text: str) -> str:
@@ -130,10 +128,20 @@ class GrantIndex:
         if name in self.grants:
             return name
         try:
-            parts = split_reference(name)
+            parts = [_written(p, quoted) for p, quoted in split_reference(name)]
         except IdentifierError as e:
             raise reject("table_not_granted", f"table {shown(name)} does not exist or is not granted to this token") from e
         return self.resolve(parts)
+
+
+def _written(text: str, quoted: bool) -> Written:
+    """A part of a name given as text: unquoted parts must be identifiers (``order lines`` is not
+    ``"ORDER LINES"``), or a key's encoded part, which stands for its exact name."""
+    if quoted or UNQUOTED.match(text):
+        return text, quoted
+    if is_part(text):
+        return decode_part(text), True
+    raise IdentifierError(f"{text!r} is not an identifier")
 
 
 class Lru:

@@ -40,6 +40,7 @@ from serving.queries.guard import quote_ident, quote_table, validate_filter
 from serving.queries.instances import stored_table
 from serving.queries.services import get_engine
 from serving.sampling.profile import ProfileCache
+from shared.identifiers import duck_fold, unused_name
 from shared.served import Manifest
 
 METHODS = ("head", "random", "stratified", "recent")
@@ -103,14 +104,15 @@ def column_names(manifest: Manifest) -> list[str]:
 
 
 def pick_columns(manifest: Manifest, wanted: list[str] | None) -> list[str]:
-    """The requested columns in the table's spelling (case-insensitive), or 400 ``unknown_column``."""
+    """The requested columns in the table's spelling (case-insensitive as DuckDB compares names:
+    ASCII only, so ``É`` and ``é`` stay two columns), or 400 ``unknown_column``."""
     names = column_names(manifest)
     if not wanted:
         return names
-    by_lower = {n.lower(): n for n in names}
+    by_lower = {duck_fold(n): n for n in names}
     out, unknown = [], []
     for w in wanted:
-        name = by_lower.get(w.strip().lower())
+        name = by_lower.get(duck_fold(w.strip()))
         if name is None:
             unknown.append(w)
         elif name not in out:
@@ -219,6 +221,10 @@ def build_sql(services: Services, caller: Caller, key: str, manifest: Manifest, 
         # sampling whole rows, and faster than an unseeded whole-row sample).
         # Views hide rowid, so this reads the stored table behind the view (trusted SQL runs on
         # an instance exposing this one table).
+        names = column_names(manifest)
+        if unused_name("rowid", names) != "rowid":  # a column shadows the row id: sample whole rows
+            sql = f"SELECT {select} FROM {inner} AS s USING SAMPLE reservoir({n} ROWS) REPEATABLE ({seed})"
+            return Plan(sql, "reservoir", seed, where, None)
         stored = stored_table(0)
         ids = f"(SELECT rowid FROM {stored}{filt}) AS s USING SAMPLE reservoir({n} ROWS) REPEATABLE ({seed})"
         sql = f"SELECT {select} FROM {stored} WHERE rowid IN (SELECT rowid FROM {ids}) ORDER BY rowid"
@@ -227,8 +233,9 @@ def build_sql(services: Services, caller: Caller, key: str, manifest: Manifest, 
         raise _bad("method=stratified needs 'by' (the column to stratify on)")
     by = pick_columns(manifest, [req.by])[0]
     qb = quote_ident(by)
-    sql = (f"SELECT {select} FROM {table} AS t{filt} "
-           f"QUALIFY row_number() OVER (PARTITION BY {qb} ORDER BY hash(t, {seed})) <= {n} "
+    t = quote_ident(unused_name("t", column_names(manifest)))  # the row as a whole; no column may shadow it
+    sql = (f"SELECT {select} FROM {table} AS {t}{filt} "
+           f"QUALIFY row_number() OVER (PARTITION BY {qb} ORDER BY hash({t}, {seed})) <= {n} "
            f"ORDER BY {qb} NULLS LAST")
     return Plan(sql, "per_value", seed, where, by)
 

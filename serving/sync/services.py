@@ -34,9 +34,10 @@ import snowflake.connector
 
 from serving.auth.caller import Caller
 from serving.catalog import services as catalog
-from serving.lib.errors import BadRequest, Conflict, NotFound, ServiceUnavailable, Unprocessable
+from serving.lib.errors import BadRequest, Conflict, NotFound, QueryRejected, ServiceUnavailable, Unprocessable
 from serving.lib.ready import NotReady, add_ready_check
 from serving.lib.services import Services
+from serving.queries.names import grant_index
 from serving.sync import jobs, reconcile, store
 from serving.sync import partitions as parts
 from serving.sync.dagster import DagsterClient, DagsterError, DagsterUnavailable, clean_message
@@ -313,7 +314,8 @@ def describe_table(reg: RegisteredTable, status: TableStatusRow | None, job: sto
     manifest = served.read_current(settings.served_path, reg.key)
     synced_at, version = synced_at_of(settings, reg.key, status)
     return {
-        "table": reg.key, "database": reg.database, "schema_name": reg.schema, "table_name": reg.table,
+        "table": reg.key, "sql_name": reg.sql_name, "database": reg.database, "schema_name": reg.schema,
+        "table_name": reg.table,
         "strategy": reg.strategy,
         "partitioning": {"kind": reg.partition_kind, "column": reg.partition_column, "start": reg.partition_start,
                          "values": list(reg.partition_values)},
@@ -342,11 +344,10 @@ async def resolve_readable(caller: Caller, name: str, services: Services) -> str
         if not caller.is_admin:
             raise
     regs = await anyio.to_thread.run_sync(registry.list_registered, services.control_url)
-    wanted = name.strip().lower().split(".")
-    matches = [r.key for r in regs if r.key.split(".")[-len(wanted):] == wanted]
-    if len(matches) != 1:
-        raise catalog.not_found(name)
-    return matches[0]
+    try:  # the agents' name rule, over every registered table
+        return grant_index(frozenset(r.key for r in regs)).resolve_text(name)
+    except QueryRejected as e:
+        raise catalog.not_found(name) from e
 
 
 def get_sync(services: Services) -> SyncService:

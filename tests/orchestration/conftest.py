@@ -71,7 +71,8 @@ def source(fakesnow_port: int) -> Iterator[Source]:
     finally:
         try:  # the stand-in has no DROP DATABASE; free the tables' memory
             for (name,) in src.sql(f"SELECT table_name FROM {db}.information_schema.tables WHERE table_schema = 'S'"):
-                src.sql(f"DROP TABLE IF EXISTS {db}.S.{name}")
+                quoted = '"' + str(name).replace('"', '""') + '"'  # exact: tables may have quoted names
+                src.sql(f"DROP TABLE IF EXISTS {db}.S.{quoted}")
         finally:
             con.close()
 

@@ -138,3 +138,32 @@ def test_helper_names_are_generated_against_the_columns() -> None:
     assert load.helper_name("_X", ["a", "b"]) == "_X"
     assert load.helper_name("_X", ["_x", "_X_2"]) == "_X_3", "compared as DuckDB compares names (ASCII case)"
     assert load.helper_name("_K", ["_\u212a"]) == "_K", "the Kelvin sign is another name to DuckDB"
+
+
+def _rowid_dedupe(con: Any, table: str, key: Any, cursor: Any) -> int:
+    """The old deduplication, by DuckDB's ``rowid``, which a source column named ROWID shadows."""
+    row = con.execute(
+        f"DELETE FROM {_q(table)} WHERE rowid IN (SELECT rid FROM (SELECT rowid AS rid, row_number() OVER "
+        f"(PARTITION BY {', '.join(_q(k) for k in key)} ORDER BY {_q(cursor)} DESC) AS rn FROM {_q(table)}) "
+        "WHERE rn > 1)").fetchone()
+    return 1 if row and row[0] else 0  # and it claims the one duplicate it should have removed
+
+
+@pytest.mark.parametrize("strategy", ["incremental", "incremental-partitioned"])
+def test_an_unexplained_row_count_is_refused_for_incremental_tables_too(
+        source: Source, sync_settings: Settings, monkeypatch: pytest.MonkeyPatch, strategy: str) -> None:
+    from orchestration.sync.verdicts import BlockingCheckError
+    from tests.orchestration.conftest import sync
+
+    _create(source, "T", ["ROWID"])
+    extra: dict[str, Any] = {"partitioning": {"kind": "daily", "column": "DAY", "start": "2025-01-01"}} \
+        if strategy.endswith("partitioned") else {}
+    table = source.register("T", strategy="incremental", incremental_key="UPDATED_AT", primary_key=["ID"], **extra)
+    monkeypatch.setattr(load, "dedupe", _rowid_dedupe)
+    keys = {"partition_keys": ["2025-01-01"]} if extra else {}
+    with pytest.raises(BlockingCheckError, match=ROW_COUNT_CHECK) as refused:
+        sync(table, sync_settings, source, **keys)
+    [count] = [v for v in refused.value.verdicts if v.name == ROW_COUNT_CHECK]
+    assert count.metadata["duplicates_removed"] == 1
+    assert count.metadata["served_rows"] < count.metadata["expected_rows"]
+    assert current(sync_settings, table) is None, "nothing was published"

@@ -1,0 +1,122 @@
+"""Snowflake names as Snowflake allows them, and columns that shadow the engine's internals,
+end to end: registered through the API (the code location reloads), synced by real Dagster
+runs, granted by SQL name, listed, sampled, profiled and queried by an agent.
+
+``"Order Lines"`` has a space, mixed case and columns named ``"select"``, ``"group"``,
+``"Order"``, ``"Line Id"`` and ``"MixedCase"``; ``"lower_t"`` is a lower-case quoted name;
+``T2_RID`` has a ``ROWID`` column and a duplicated key (the row count must be explained by the
+duplicate the key removed, counted in the manifest).
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from typing import Any
+
+import httpx
+import pytest
+
+from shared.served import read_current
+from tests.e2e.conftest import platform_fixture
+from tests.e2e.platform import Platform, wait_until
+from tests.serving.helpers import assert_error, bearer, create_swarm, mint_token
+
+pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.xdist_group("e2e_quoted_names")]
+RUN_TIMEOUT_S = 180
+LINES = "demo.e2e.0_order_32__lines"
+LOWER = "demo.e2e.0lower__t"
+RID = "demo.e2e.t2_rid"
+
+
+def _seed(cur: Any) -> None:
+    cur.execute("CREATE SCHEMA IF NOT EXISTS DEMO.E2E")
+    cur.execute('CREATE OR REPLACE TABLE DEMO.E2E."Order Lines" ("Line Id" NUMBER(10,0), "select" NUMBER(10,0), '
+                '"group" VARCHAR, "Order" NUMBER(10,0), "MixedCase" VARCHAR, "Updated At" TIMESTAMP_NTZ)')
+    cur.execute('INSERT INTO DEMO.E2E."Order Lines" SELECT seq4() + 1, seq4() % 3, \'g\' || (seq4() % 2), 7, '
+                "'m', dateadd(minute, seq4(), '2025-01-01'::timestamp_ntz) FROM TABLE(GENERATOR(ROWCOUNT => 12))")
+    cur.execute('CREATE OR REPLACE TABLE DEMO.E2E."lower_t" (id NUMBER(10,0))')
+    cur.execute('INSERT INTO DEMO.E2E."lower_t" VALUES (1), (2), (3)')
+    cur.execute("CREATE OR REPLACE TABLE DEMO.E2E.T2_RID (ID NUMBER(10,0), ROWID NUMBER(10,0), "
+                "UPDATED_AT TIMESTAMP_NTZ, V VARCHAR)")
+    cur.execute("INSERT INTO DEMO.E2E.T2_RID VALUES (1, 9, '2025-01-01 00:00:00', 'old'), "
+                "(1, 9, '2025-01-02 00:00:00', 'new'), (2, 9, '2025-01-01 00:00:00', 'b'), "
+                "(3, 9, '2025-01-01 00:00:00', 'c'), (4, 9, '2025-01-01 00:00:00', 'd')")
+
+
+names_platform = platform_fixture(replicas=("a",), seed=_seed)
+
+
+def _poll(client: httpx.Client, url: str, headers: dict[str, str]) -> dict[str, Any]:
+    def done() -> dict[str, Any] | None:
+        r = client.get(url, headers=headers)
+        assert r.status_code == 200, r.text
+        body: dict[str, Any] = r.json()
+        if body["status"] in ("failed", "canceled"):
+            raise AssertionError(f"job ended {body['status']}: {body}")
+        return body if body["status"] == "succeeded" else None
+
+    result: dict[str, Any] = wait_until(done, timeout_s=RUN_TIMEOUT_S, interval_s=0.5, message=f"{url} to finish")
+    return result
+
+
+def _register_and_sync(client: httpx.Client, admin: dict[str, str], key: str, **raw: Any) -> dict[str, Any]:
+    r = client.post("/api/v1/sync/tables/register", json={"schema_name": "e2e", **raw}, headers=admin)
+    assert r.status_code == 201, r.text
+    assert r.json()["table"] == key
+    assert r.json()["asset_key"] == key.split(".")
+    job = client.post("/api/v1/sync/start", json={"schema_name": "e2e", "table_name": raw["table_name"]},
+                      headers=admin)
+    assert job.status_code == 202, job.text
+    return _poll(client, f"/api/v1/sync/jobs/{job.json()['job_id']}", admin)
+
+
+def _query(client: httpx.Client, headers: dict[str, str], sql: str) -> list[list[Any]]:
+    r = client.post("/api/v1/queries/execute", json={"query": sql}, headers=headers)
+    assert r.status_code == 200, r.text
+    return r.json()["rows"]  # type: ignore[no-any-return]
+
+
+def test_quoted_names_and_hostile_columns_end_to_end(names_platform: Platform) -> None:
+    admin = names_platform.admin_headers()
+    with names_platform.apis["a"].client() as a:
+        bad = a.post("/api/v1/sync/tables/register", json={"schema_name": "e2e", "table_name": "Order Lines"},
+                     headers=admin)
+        assert "double quotes" in assert_error(bad, 400)["message"], "an unquoted name with a space is not a name"
+        assert_error(a.post("/api/v1/sync/tables/register", json={"schema_name": "e2e", "table_name": "T2_RID\n"},
+                            headers=admin), 400)
+        _register_and_sync(a, admin, LINES, table_name='"Order Lines"', strategy="incremental",
+                           incremental_key='"Updated At"', primary_key=['"Line Id"'])
+        _register_and_sync(a, admin, LOWER, table_name='"lower_t"')
+        _register_and_sync(a, admin, RID, table_name="T2_RID", strategy="incremental", incremental_key="UPDATED_AT",
+                           primary_key=["ID"])
+        manifest = read_current(names_platform.settings.served_path, RID)
+        assert manifest is not None
+        assert (manifest.extra["source_rows"], manifest.extra["duplicates_removed"], manifest.row_count) == (5, 1, 4)
+
+        swarm = create_swarm(a, admin, ['demo.e2e."Order Lines"', 'demo.e2e."lower_t"', "demo.e2e.t2_rid"])
+        agent = bearer(mint_token(a, admin, "agent", swarm["id"])["token"])
+        listed = {t["key"]: t for t in a.get("/api/v1/data/tables", headers=agent).json()["tables"]}
+        assert {k: t["table"] for k, t in listed.items()} == {
+            LINES: 'demo.e2e."Order Lines"', LOWER: 'demo.e2e."lower_t"', RID: "demo.e2e.t2_rid"}
+        assert [c["name"] for c in listed[LINES]["columns"]] == ["Line Id", "select", "group", "Order", "MixedCase",
+                                                                 "Updated At"]
+
+        assert _query(a, agent, 'SELECT count(*), sum("select"), min("group"), max("Order") FROM "Order Lines"') == \
+            [[12, 12, "g0", 7]]
+        assert _query(a, agent, 'SELECT count(*) FROM demo.e2e."lower_t"') == [[3]]
+        assert _query(a, agent, "SELECT ID, ROWID, V FROM t2_rid ORDER BY ID") == \
+            [[1, 9, "new"], [2, 9, "b"], [3, 9, "c"], [4, 9, "d"]]
+        assert_error(a.post("/api/v1/queries/execute", json={"query": "SELECT * FROM lower_t"}, headers=agent), 400,
+                     rule="table_not_granted")
+
+        path = urllib.parse.quote('demo.e2e."Order Lines"', safe="")
+        sample = a.get(f"/api/v1/data/tables/{path}/sample", params={"method": "random", "size": 5, "seed": 1},
+                       headers=agent)
+        assert sample.status_code == 200, sample.text
+        profile = a.get(f"/api/v1/data/tables/{path}/profile", headers=agent)
+        assert profile.status_code == 200, profile.text
+        assert {c["name"] for c in profile.json()["columns"]} >= {"select", "group", "Line Id"}
+        rid_sample = a.get("/api/v1/data/tables/t2_rid/sample", params={"method": "random", "size": 10, "seed": 3},
+                           headers=agent)
+        assert rid_sample.status_code == 200, rid_sample.text
+        assert len(rid_sample.json()["rows"]) == 4, "a ROWID column never stands in for the row id"
