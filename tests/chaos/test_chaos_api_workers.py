@@ -131,7 +131,7 @@ def _other_worker_answers(url: str, agent: dict[str, str], counts: Counts) -> No
 
 @pytest.mark.timeout(600)
 def test_killing_a_worker_mid_upload_and_mid_query(tmp_path: Path) -> None:
-    kills = scale(2, 20)
+    kills = scale(1, 20)
     home = tmp_path / "home"
     env = api_env(home, f"sqlite:///{home / 'control.db'}", API_WORKERS="2", QUERY_TIMEOUT_S="120",
                   QUERY_MAX_TIMEOUT_S="300")
