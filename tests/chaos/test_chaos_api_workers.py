@@ -129,7 +129,7 @@ def _other_worker_answers(url: str, agent: dict[str, str], counts: Counts) -> No
         assert ok, (health.status_code, query.status_code, query.text[:300])
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(scale(600, 2400))
 def test_killing_a_worker_mid_upload_and_mid_query(tmp_path: Path) -> None:
     kills = scale(1, 20)
     home = tmp_path / "home"

@@ -65,7 +65,7 @@ def _loop(url: str, name: str, spec: tuple[str, str, dict[str, str], Any], stop:
             time.sleep(0.1 if name != "refresh" else 0.5)
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(scale(600, 900))
 def test_dagster_webserver_down_under_load(chaos_platform: Platform) -> None:
     outage_s = float(scale(6, 30))
     api = chaos_platform.apis["a"]

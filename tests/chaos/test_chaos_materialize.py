@@ -78,7 +78,7 @@ def _wait_marker(marker: Path, pid: int, timeout_s: float) -> bool:
     return False
 
 
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(scale(600, 1800))
 def test_kill_9_at_named_points_and_random_moments(source: Source, sync_settings: Settings) -> None:
     kills = scale(7, 50)
     source.sql(f"CREATE TABLE {source.table('FULLT')} (ID NUMBER(10,0) NOT NULL, V VARCHAR, AMOUNT NUMBER(12,2))")
