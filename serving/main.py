@@ -39,6 +39,11 @@ def run(settings: Settings | None = None) -> None:
     common = {"host": settings.api.host, "port": settings.api.port, "log_level": level, "access_log": False,
               "proxy_headers": False, "server_header": False}
     if settings.api.workers > 1:
+        # Migrate once here: workers starting together would otherwise race to create the schema
+        # (SQLite has no advisory lock), and uvicorn stops every worker when one fails to start.
+        from shared.control.db import migrate
+
+        migrate(settings.control_url)
         uvicorn.run("serving.main:build", factory=True, workers=settings.api.workers, **common)  # type: ignore[arg-type]
         return
     from serving.app import create_app

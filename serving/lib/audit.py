@@ -90,6 +90,7 @@ class AuditWriter:
         self._stopping = False
         self._thread: threading.Thread | None = None
         self.dropped = 0
+        self._unreachable = False
         self.failed = 0
         self.written = 0
 
@@ -147,24 +148,41 @@ class AuditWriter:
             batch: list[dict[str, Any]] = []
             while self._rows and len(batch) < self._batch:
                 batch.append(self._rows.popleft())
-            self._write(batch)
+            unwritten = self._write(batch)
+            if unwritten:
+                # The database is unreachable: these rows go back in front, in order, and are
+                # written once it answers again (the queue bound still caps memory).
+                self._rows.extendleft(reversed(unwritten))
+                return
 
-    def _write(self, batch: list[dict[str, Any]]) -> None:
-        """Insert a batch; if the batch fails, insert its rows one by one so that one bad
-        row (or a passing outage) costs only the rows that really cannot be written."""
+    def _write(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Insert a batch; if the batch fails, insert its rows one by one so that one bad row
+        costs only itself. Returns the rows kept for a retry because the database could not
+        be reached at all (a stopped or restarting control database loses no row)."""
         try:
             with get_engine(self._url).begin() as conn:
                 conn.execute(sa.insert(AuditRow), [_storable(r) for r in batch])
             self.written += len(batch)
-            return
+            if self._unreachable:
+                self._unreachable = False
+                log.warning("audit writer: control database reachable again")
+            return []
+        except (sa.exc.OperationalError, sa.exc.InterfaceError) as e:
+            if not self._unreachable:
+                self._unreachable = True
+                log.error("audit writer: control database unreachable (%s); rows are kept and retried",
+                          type(e).__name__)
+            return batch
         except Exception as e:
             if len(batch) == 1:
                 self.failed += 1
                 log.error("audit write failed; 1 row lost: %s", type(e).__name__)
-                return
+                return []
             log.warning("audit batch of %d rows failed (%s); retrying row by row", len(batch), type(e).__name__)
-        for row in batch:
-            self._write([row])
+        for i, row in enumerate(batch):
+            if self._write([row]):
+                return batch[i:]
+        return []
 
 
 def start(services: Services) -> AuditWriter:

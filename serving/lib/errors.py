@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException, NotFoundException, PermissionDeniedException
 from litestar.exceptions import ValidationException as LitestarValidationException
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 log = logging.getLogger("agents_data.api")
 
@@ -147,5 +148,18 @@ def handle_overflow(request: Request, exc: OverflowError) -> Response:
     return _respond(request, 400, "bad_request", "a number or date in the request is out of range", rule="out_of_range")
 
 
+CONTROL_DB_RETRY_AFTER_S = 5
+
+
+def handle_db_error(request: Request, exc: DBAPIError) -> Response:
+    """The control database unreachable (down, restarting, connection lost): a clean 503 the
+    client may retry, not a 500; any other database error stays an unexpected one."""
+    if not (isinstance(exc, (OperationalError, InterfaceError)) or exc.connection_invalidated):
+        return handle_unexpected(request, exc)
+    log.warning("control database unavailable on %s %s: %s", request.method, request.url.path, type(exc.orig).__name__)
+    return _respond(request, 503, "unavailable", "the control database is unavailable; retry shortly",
+                    rule="control_db_unavailable", headers={"Retry-After": str(CONTROL_DB_RETRY_AFTER_S)})
+
+
 EXCEPTION_HANDLERS = {ApiError: handle_api_error, HTTPException: handle_http_exception, RecursionError: handle_too_deep,
-                      OverflowError: handle_overflow, Exception: handle_unexpected}
+                      OverflowError: handle_overflow, DBAPIError: handle_db_error, Exception: handle_unexpected}
