@@ -10,10 +10,11 @@ import contextlib
 import dataclasses
 import os
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
@@ -103,7 +104,7 @@ def multipart_tail(boundary: str) -> bytes:
 
 
 # --- in-process helpers shared by the artifact test modules ----------------------------------
-# Fixtures stay in each test module (pytest resolves them by name there); these are plain functions.
+# The fixtures below are imported by name into each artifact test module (pytest finds them there).
 
 LIMIT = 256 * 1024  # ARTIFACT_MAX_BYTES in the in-process artifact tests
 
@@ -133,6 +134,33 @@ def shared_app(home: Path) -> Iterator[Shared]:
         admin = bearer(admin_token(client))
         swarm_id = create_swarm(client, admin, [])["id"]
         yield Shared(client, bearer(mint_token(client, admin, "agent", swarm_id)["token"]), home)
+
+
+# Fixtures for the in-process artifact test modules: a temporary home without the stand-in.
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def api_settings(home: Path) -> Settings:
+    return make_settings(home)
+
+
+@pytest.fixture
+def swarm(make_swarm: Callable[..., dict[str, Any]]) -> dict[str, Any]:
+    return make_swarm([])
+
+
+@pytest.fixture
+def owner(swarm: dict[str, Any], agent_headers: Callable[..., Headers]) -> Headers:
+    return agent_headers(swarm["id"])
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared]:
+    with shared_app(tmp_path_factory.mktemp("shared") / "home") as s:
+        yield s
 
 
 def upload(client: TestClient[Litestar], headers: Headers, content: bytes = b"hello artifact",
