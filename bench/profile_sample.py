@@ -42,6 +42,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.support import log, publish_select  # noqa: E402
 from shared import processes  # noqa: E402
 
 KEY = "demo.public.events"
@@ -52,20 +53,8 @@ TABLE_SQL = """SELECT i AS id, (i % 1000) AS customer_id, round(random() * 1000,
   FROM range({rows}) t(i)"""
 
 
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
 def publish(served: Path, rows: int) -> Path:
-    from shared.served import Column, publish, version_path, write_version
-
-    with write_version(served, KEY, copy_previous=False) as pending:
-        pending.con.execute(f"CREATE TABLE data AS {TABLE_SQL.format(rows=int(rows))}")
-        cols = pending.con.execute("SELECT column_name, data_type FROM information_schema.columns "
-                                   "WHERE table_name = 'data' ORDER BY ordinal_position").fetchall()
-        manifest = publish(served, pending, strategy="full", row_count=rows,
-                           columns=[Column(name=c, type=t) for c, t in cols])
-    return version_path(served, manifest)
+    return publish_select(served, KEY, TABLE_SQL.format(rows=int(rows)), rows)
 
 
 def start_api(home: Path, port: int, logfile: Path) -> subprocess.Popen[bytes]:

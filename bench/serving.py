@@ -51,6 +51,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.support import publish_select  # noqa: E402
 from shared import processes  # noqa: E402
 
 ADMIN_PASSWORD = secrets.token_urlsafe(16)
@@ -77,19 +78,11 @@ end
 
 
 def publish(served: Path, rows: int) -> Path:
-    from shared.served import Column, publish, write_version
-
-    with write_version(served, "demo.public.orders", copy_previous=False) as pending:
-        pending.con.execute(f"""CREATE TABLE data AS SELECT range AS id, range % 50000 AS customer_id,
-            ['new','paid','shipped','returned','cancelled'][1 + range % 5] AS status,
-            ((range % 100000) / 100)::DECIMAL(12,2) AS amount, 1 + range % 9 AS quantity,
-            TIMESTAMP '2025-01-01' + INTERVAL (range) SECOND AS created_at, 'note ' || range AS note,
-            range % 7 = 0 AS flagged, range * 1.5 AS score, 'EU' AS region FROM range({rows})""")
-        cols = pending.con.execute("SELECT column_name, data_type FROM information_schema.columns "
-                                   "WHERE table_name = 'data' ORDER BY ordinal_position").fetchall()
-        manifest = publish(served, pending, strategy="full", row_count=rows,
-                           columns=[Column(name=c[0], type=c[1]) for c in cols])
-    return served / "demo" / "public" / "orders" / manifest.file
+    return publish_select(served, "demo.public.orders", f"""SELECT range AS id, range % 50000 AS customer_id,
+        ['new','paid','shipped','returned','cancelled'][1 + range % 5] AS status,
+        ((range % 100000) / 100)::DECIMAL(12,2) AS amount, 1 + range % 9 AS quantity,
+        TIMESTAMP '2025-01-01' + INTERVAL (range) SECOND AS created_at, 'note ' || range AS note,
+        range % 7 = 0 AS flagged, range * 1.5 AS score, 'EU' AS region FROM range({int(rows)})""", rows)
 
 
 # --- the bare app (run in a child process: ``bench/serving.py --bare FILE --port N``) ---
