@@ -357,8 +357,8 @@ def table_stats(settings: Settings, key: str, runs: Iterable[RunSample] = (), *,
                 now: dt.datetime | None = None) -> dict[str, Any]:
     """Statistics of one table: served data on disk and recent run durations.
 
-    The API uses ``run_p50_s`` to estimate when a requested refresh will land,
-    and shows the rest to admins.
+    Admins see them in the table's sync status (``stats``); the API's refresh estimate
+    reads its own job history instead (``serving/sync/store.py``).
     """
     now = now or utcnow()
     root = settings.served_path

@@ -89,7 +89,7 @@ class RegisteredTableRow(Base):
 
 
 class TableStatusRow(Base):
-    """Latest sync state of a table, written by orchestration and read by the API."""
+    """Latest sync state of a table; written only through ``shared/status.py``, which owns its rules."""
 
     __tablename__ = "table_status"
 
