@@ -52,6 +52,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.support import log, publish_select  # noqa: E402
 from shared import processes  # noqa: E402
 
 KEY = "demo.public.orders"
@@ -64,18 +65,8 @@ HTTP_TIMEOUT_S = 60.0
 KINDS = ("learned", "repeat", "json", "scan", "sample", "profile")
 
 
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
 def publish(served: Path, rows: int) -> None:
-    from shared.served import Column, publish, write_version
-
-    with write_version(served, KEY, copy_previous=False) as pending:
-        pending.con.execute(f"CREATE TABLE data AS {TABLE_SQL.format(rows=int(rows))}")
-        cols = pending.con.execute("SELECT column_name, data_type FROM information_schema.columns "
-                                   "WHERE table_name = 'data' ORDER BY ordinal_position").fetchall()
-        publish(served, pending, strategy="full", row_count=rows, columns=[Column(name=c, type=t) for c, t in cols])
+    publish_select(served, KEY, TABLE_SQL.format(rows=int(rows)), rows)
 
 
 def start_api(home: Path, port: int, logfile: Path, *, slots: int) -> Any:

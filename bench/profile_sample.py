@@ -26,8 +26,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -44,6 +42,9 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.support import log, publish_select  # noqa: E402
+from shared import processes  # noqa: E402
+
 KEY = "demo.public.events"
 TABLE_SQL = """SELECT i AS id, (i % 1000) AS customer_id, round(random() * 1000, 2)::DECIMAL(12, 2) AS amount,
   random() * 100 AS score, ['red', 'green', 'blue', 'black'][1 + (i % 4)::INT] AS color,
@@ -52,31 +53,8 @@ TABLE_SQL = """SELECT i AS id, (i % 1000) AS customer_id, round(random() * 1000,
   FROM range({rows}) t(i)"""
 
 
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _child_setup() -> None:
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def publish(served: Path, rows: int) -> Path:
-    from shared.served import Column, publish, version_path, write_version
-
-    with write_version(served, KEY, copy_previous=False) as pending:
-        pending.con.execute(f"CREATE TABLE data AS {TABLE_SQL.format(rows=int(rows))}")
-        cols = pending.con.execute("SELECT column_name, data_type FROM information_schema.columns "
-                                   "WHERE table_name = 'data' ORDER BY ordinal_position").fetchall()
-        manifest = publish(served, pending, strategy="full", row_count=rows,
-                           columns=[Column(name=c, type=t) for c, t in cols])
-    return version_path(served, manifest)
+    return publish_select(served, KEY, TABLE_SQL.format(rows=int(rows)), rows)
 
 
 def start_api(home: Path, port: int, logfile: Path) -> subprocess.Popen[bytes]:
@@ -87,30 +65,17 @@ def start_api(home: Path, port: int, logfile: Path) -> subprocess.Popen[bytes]:
            "PYTHONPYCACHEPREFIX": str(Path(tempfile.gettempdir()) / "agents-data-pycache"), "PYTHONDONTWRITEBYTECODE": ""}
     cmd = [sys.executable, "-m", "uvicorn", "--factory", "serving.app:create_app", "--host", "127.0.0.1",
            "--port", str(port), "--log-level", "warning", "--no-access-log"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=logfile.open("wb"), stderr=subprocess.STDOUT,
-                            preexec_fn=_child_setup)  # noqa: PLW1509
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            break
-        time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError(f"API did not start:\n{logfile.read_text(errors='replace')[-3000:]}")
+    proc = processes.start(cmd, env=env, cwd=ROOT, log_path=logfile)
+    try:
+        processes.wait_for_http(f"http://127.0.0.1:{port}/health", proc=proc, timeout_s=180)
+    except (RuntimeError, TimeoutError) as e:
+        processes.stop(proc)
+        raise RuntimeError(f"API did not start: {e}\n{logfile.read_text(errors='replace')[-3000:]}") from e
+    return proc
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+    processes.stop(proc, grace_s=15)
 
 
 def rss_mb(pid: int) -> float:
@@ -255,7 +220,7 @@ def main() -> None:
         started = time.perf_counter()
         path = publish(home / "served", args.rows)
         log(f"published in {time.perf_counter() - started:.1f} s: {path.stat().st_size / 1e6:.0f} MB")
-        port = free_port()
+        port = processes.free_port()
         proc = start_api(home, port, tmp / "api.log")
         con = duckdb.connect(str(path), read_only=True)
         con.execute("SET threads = 2")  # what agent instances get (QUERY_THREADS)

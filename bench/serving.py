@@ -27,7 +27,7 @@ of point/aggregate × c1/c16) and ``point_rps`` (ours, concurrency 16). It also 
 ``cpu_ratio_vs_bare`` (server CPU per request, ours / bare, from /proc: less sensitive to
 other load on a shared machine than latency) and the load average during the run.
 
-Diagnostics: ``BENCH_DEBUG=1`` prints the servers' stderr at the end;
+Diagnostics: ``BENCH_DEBUG=1`` prints the servers' logs at the end;
 ``BENCH_TOKEN_TTL=<s>`` sets our token cache TTL (to measure the identity lookups).
 """
 
@@ -39,8 +39,6 @@ import os
 import re
 import secrets
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -52,6 +50,9 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.support import publish_select  # noqa: E402
+from shared import processes  # noqa: E402
 
 ADMIN_PASSWORD = secrets.token_urlsafe(16)
 POINT = "select * from orders where id = ?"
@@ -76,31 +77,12 @@ end
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _child_setup() -> None:
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def publish(served: Path, rows: int) -> Path:
-    from shared.served import Column, publish, write_version
-
-    with write_version(served, "demo.public.orders", copy_previous=False) as pending:
-        pending.con.execute(f"""CREATE TABLE data AS SELECT range AS id, range % 50000 AS customer_id,
-            ['new','paid','shipped','returned','cancelled'][1 + range % 5] AS status,
-            ((range % 100000) / 100)::DECIMAL(12,2) AS amount, 1 + range % 9 AS quantity,
-            TIMESTAMP '2025-01-01' + INTERVAL (range) SECOND AS created_at, 'note ' || range AS note,
-            range % 7 = 0 AS flagged, range * 1.5 AS score, 'EU' AS region FROM range({rows})""")
-        cols = pending.con.execute("SELECT column_name, data_type FROM information_schema.columns "
-                                   "WHERE table_name = 'data' ORDER BY ordinal_position").fetchall()
-        manifest = publish(served, pending, strategy="full", row_count=rows,
-                           columns=[Column(name=c[0], type=c[1]) for c in cols])
-    return served / "demo" / "public" / "orders" / manifest.file
+    return publish_select(served, "demo.public.orders", f"""SELECT range AS id, range % 50000 AS customer_id,
+        ['new','paid','shipped','returned','cancelled'][1 + range % 5] AS status,
+        ((range % 100000) / 100)::DECIMAL(12,2) AS amount, 1 + range % 9 AS quantity,
+        TIMESTAMP '2025-01-01' + INTERVAL (range) SECOND AS created_at, 'note ' || range AS note,
+        range % 7 = 0 AS flagged, range * 1.5 AS score, 'EU' AS region FROM range({int(rows)})""", rows)
 
 
 # --- the bare app (run in a child process: ``bench/serving.py --bare FILE --port N``) ---
@@ -141,30 +123,15 @@ def serve_bare(db_file: str, port: int) -> None:
 
 
 def start(cmd: list[str], env: dict[str, str], url: str) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, preexec_fn=_child_setup,  # noqa: PLW1509
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 240  # the API imports Dagster clients; slow on a loaded machine
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{cmd} exited: {proc.stderr.read().decode()[-2000:] if proc.stderr else ''}")
-        try:
-            httpx.get(url, timeout=1)
-            return proc
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    stop(proc)
-    raise RuntimeError(f"{cmd} did not start")
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGTERM)
+    """Start a server (signals reset, own process group, output in a log next to its data) and wait for ``url``."""
+    log_path = Path(env["AGENTS_DATA_HOME"]) / f"server-{url.split(':')[2].split('/', maxsplit=1)[0]}.log"
+    proc = processes.start(cmd, env=env, cwd=ROOT, log_path=log_path)
     try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    if os.environ.get("BENCH_DEBUG") and proc.stderr:
-        print(proc.stderr.read().decode()[-3000:], file=sys.stderr)
+        processes.wait_for_http(url, proc=proc, timeout_s=240)  # the API imports Dagster clients; slow when loaded
+    except (RuntimeError, TimeoutError) as e:
+        processes.stop(proc, grace_s=10)
+        raise RuntimeError(f"{cmd} did not start: {e}\n{log_path.read_text(errors='replace')[-2000:]}") from e
+    return proc
 
 
 def _ms(value: str, unit: str) -> float:
@@ -233,7 +200,7 @@ def main() -> None:
                    JWT_SECRET="bench-" + "s" * 40, ADMIN_PASSWORD=ADMIN_PASSWORD, LOG_LEVEL="warning",
                    AGENT_REQUESTS_PER_MINUTE="100000000", AGENT_MAX_CONCURRENT_QUERIES="64",
                    **({"TOKEN_CACHE_TTL_S": os.environ["BENCH_TOKEN_TTL"]} if os.environ.get("BENCH_TOKEN_TTL") else {}))
-        bare_port, our_port = free_port(), free_port()
+        bare_port, our_port = processes.free_port(), processes.free_port()
         procs.append(start([sys.executable, __file__, "--bare", str(db_file), "--port", str(bare_port)], env,
                            f"http://127.0.0.1:{bare_port}/"))
         procs.append(start([sys.executable, "-m", "uvicorn", "serving.app:create_app", "--factory", "--host", "127.0.0.1",
@@ -241,7 +208,7 @@ def main() -> None:
                            f"http://127.0.0.1:{our_port}/health"))
         ours = f"http://127.0.0.1:{our_port}"
         # The recommended deployment: one uvicorn worker per core (API_WORKERS), via `python -m serving`.
-        scaled_port = free_port()
+        scaled_port = processes.free_port()
         procs.append(start([sys.executable, "-m", "serving"],
                            dict(env, API_HOST="127.0.0.1", API_PORT=str(scaled_port), API_WORKERS=str(args.workers)),
                            f"http://127.0.0.1:{scaled_port}/health"))
@@ -313,7 +280,9 @@ def main() -> None:
         print(json.dumps(summary))
     finally:
         for proc in procs:
-            stop(proc)
+            processes.stop(proc, grace_s=10)
+        for log_path in sorted(home.glob("server-*.log")) if os.environ.get("BENCH_DEBUG") else []:
+            print(log_path.read_text(errors="replace")[-3000:], file=sys.stderr)
         shutil.rmtree(home, ignore_errors=True)
 
 

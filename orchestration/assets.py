@@ -24,7 +24,6 @@ from orchestration.partitions import backfill_policy_for, partitions_def_for
 from orchestration.resources import SERVED_RESOURCE_KEY, SNOWFLAKE_RESOURCE_KEY, ServedDataResource, source_connection
 from orchestration.sync.drift import SchemaDriftError
 from orchestration.sync.engine import SyncOutcome, SyncRequest, sync_table
-from orchestration.sync.status import record_success
 from orchestration.sync.types import UnsupportedTypeError
 from orchestration.sync.verdicts import BlockingCheckError
 from shared.dagster_names import TABLE_TAG, table_pool
@@ -33,6 +32,7 @@ from shared.partitions import PartitionKeyError
 from shared.registry import RegisteredTable
 from shared.served import read_current
 from shared.snowflake import SourceError
+from shared.status import record_success
 
 if TYPE_CHECKING:  # what define_asset_job returns; Dagster exports no public name for it
     from dagster._core.definitions.unresolved_asset_job_definition import (

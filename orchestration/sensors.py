@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -31,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 
 from orchestration.assets import build_table_jobs
-from shared import changes
+from shared import changes, status
 from shared import partitions as sp
 from shared.dagster_names import RANGE_END_TAG, RANGE_START_TAG, REASON_TAG, TABLE_TAG
 from shared.registry import RegisteredTable
@@ -46,8 +45,6 @@ FAILURE_SENSOR = "table_run_failure_sensor"
 SOURCE_CHANGE_INTERVAL_S = 30
 FAILURE_SENSOR_INTERVAL_S = 5
 # Errors that mean the source table is gone or unreadable, not that one run was unlucky.
-_MISSING_SOURCE = re.compile(r"does not exist|not exist or not authorized|no longer exists|dropped", re.IGNORECASE)
-
 ConnectionFactory = Callable[[], AbstractContextManager[Any]]
 
 
@@ -257,35 +254,15 @@ def failure_message(instance: dg.DagsterInstance, run_id: str, fallback: str) ->
     return fallback
 
 
-def is_missing_source(message: str) -> bool:
-    return bool(_MISSING_SOURCE.search(message))
+is_missing_source = status.is_missing_source
 
 
 def record_run_failure(control_url: str, keys: Iterable[str], run_id: str, message: str, failed_at: dt.datetime) -> None:
-    """Write a failed run onto each table's status row, unless a later run already succeeded.
-
-    A missing source table also marks the table stale: its served data stays queryable,
-    but agents are told it no longer follows the source.
-    """
-    from shared.control.db import migrate, session_scope
-    from shared.control.models import TableStatusRow
+    """Write a failed run onto each table's status row (rules: ``shared/status.py``)."""
+    from shared.control.db import migrate
 
     migrate(control_url)
-    with session_scope(control_url) as s:
-        for key in keys:
-            row = s.get(TableStatusRow, key)
-            if row is None:
-                row = TableStatusRow(key=key)
-                s.add(row)
-            last_ok = row.last_success_at
-            if last_ok is not None and last_ok.tzinfo is None:
-                last_ok = last_ok.replace(tzinfo=dt.UTC)
-            if last_ok is not None and last_ok > failed_at:
-                continue  # an older failure reported late must not hide a newer success
-            row.last_failure_at, row.last_error, row.last_run_status, row.last_run_id = failed_at, message, "failed", run_id
-            if is_missing_source(message):
-                row.stale = True
-                row.stale_reason = f"the source table is missing; serving the last copy ({message[:300]})"
+    status.record_failure(control_url, keys, run_id, message, failed_at)
 
 
 def _record_with_settings(keys: Iterable[str], run_id: str, message: str, failed_at: dt.datetime) -> None:

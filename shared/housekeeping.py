@@ -33,8 +33,9 @@ from typing import Any
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
+from shared import status
 from shared.control.db import migrate, session_scope
-from shared.control.models import ArtifactRow, QueryJobRow, SwarmRow, SyncRequestRow, TableStatusRow, utcnow
+from shared.control.models import ArtifactRow, QueryJobRow, SwarmRow, SyncRequestRow, as_utc, utcnow
 from shared.registry import list_registered
 from shared.served import list_served, read_current, superseded_versions, table_dir
 from shared.settings import Settings
@@ -46,7 +47,6 @@ EXPIRED_ROW_RETENTION = dt.timedelta(days=7)
 # Statuses of work that is still in flight (query jobs and sync requests; the latter
 # mirror Dagster run statuses, in any case).
 ACTIVE_STATUSES = ("queued", "running", "starting", "started", "not_started", "canceling", "pending")
-TERMINAL_DAGSTER = {"SUCCESS": "succeeded", "FAILURE": "failed", "CANCELED": "cancelled"}
 
 
 @dataclasses.dataclass
@@ -63,13 +63,6 @@ class Report:
     def note(self, text: str) -> None:
         if len(self.details) < 50:  # keep run metadata small
             self.details.append(text)
-
-
-def _aware(value: dt.datetime | None) -> dt.datetime | None:
-    """SQLite hands back naive datetimes; every timestamp we store is UTC."""
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=dt.UTC)
-    return value
 
 
 def _inside(path: Path, root: Path) -> bool:
@@ -298,7 +291,7 @@ def mark_stuck_jobs_failed(settings: Settings, *, now: dt.datetime | None = None
     with session_scope(settings.control_url) as s:
         jobs = s.scalars(select(QueryJobRow).where(QueryJobRow.status.in_(ACTIVE_STATUSES))).all()
         for job in jobs:
-            since = _aware(job.started_at) or _aware(job.created_at)
+            since = job.started_at or job.created_at
             if since is None or since >= cutoff:
                 continue
             job.error = (f"marked failed by housekeeping: still {job.status} after more than {minutes} minutes "
@@ -311,12 +304,13 @@ def mark_stuck_jobs_failed(settings: Settings, *, now: dt.datetime | None = None
         for req in reqs:
             if req.status.lower() not in ACTIVE_STATUSES:
                 continue
-            since = _aware(req.started_at) or _aware(req.created_at)
+            since = req.started_at or req.created_at
             if since is None or since >= cutoff:
                 continue
             real = run_status(req.dagster_id) if (run_status and req.dagster_id) else None
-            if real and real.upper() in TERMINAL_DAGSTER:
-                req.status, req.finished_at = TERMINAL_DAGSTER[real.upper()], now
+            outcome = status.RunStatus.from_dagster(real)
+            if outcome is not None:
+                req.status, req.finished_at = outcome.value, now
                 report.add("sync_requests_reconciled")
                 continue
             if real and real.upper() not in ("", "UNKNOWN"):
@@ -363,8 +357,8 @@ def table_stats(settings: Settings, key: str, runs: Iterable[RunSample] = (), *,
                 now: dt.datetime | None = None) -> dict[str, Any]:
     """Statistics of one table: served data on disk and recent run durations.
 
-    The API uses ``run_p50_s`` to estimate when a requested refresh will land,
-    and shows the rest to admins.
+    Admins see them in the table's sync status (``stats``); the API's refresh estimate
+    reads its own job history instead (``serving/sync/store.py``).
     """
     now = now or utcnow()
     root = settings.served_path
@@ -392,14 +386,14 @@ def table_stats(settings: Settings, key: str, runs: Iterable[RunSample] = (), *,
         "run_max_s": round(durations[-1], 3) if durations else None,
     }
     if manifest:
-        published = _aware(dt.datetime.fromisoformat(manifest.published_at))
+        published = as_utc(dt.datetime.fromisoformat(manifest.published_at))
         stats["age_s"] = round((now - published).total_seconds(), 1) if published else None
     return stats
 
 
 def refresh_sync_stats(settings: Settings, *, now: dt.datetime | None = None,
                        runs_for: Callable[[str], Iterable[RunSample]] | None = None) -> Report:
-    """Write ``table_stats`` of every registered table into ``TableStatusRow.stats``.
+    """Write ``table_stats`` of every registered table onto its status row (shown by the admin sync status).
 
     ``runs_for(key)`` returns recent runs of the table (the Dagster job reads them from
     the instance); without it only served-data figures are refreshed.
@@ -415,12 +409,7 @@ def refresh_sync_stats(settings: Settings, *, now: dt.datetime | None = None,
             report.note(f"{reg.key}: run history unavailable: {e}")
             runs = []
         stats = table_stats(settings, reg.key, runs, now=now)
-        with session_scope(settings.control_url) as s:
-            row = s.get(TableStatusRow, reg.key)
-            if row is None:
-                row = TableStatusRow(key=reg.key)
-                s.add(row)
-            row.stats = {**(row.stats or {}), **stats}
+        status.record_stats(settings.control_url, reg.key, stats)
         report.add("tables_refreshed")
     return report
 

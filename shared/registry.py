@@ -19,9 +19,9 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from shared import identifiers
+from shared import identifiers, status
 from shared.control.db import session_scope
-from shared.control.models import RegisteredTableRow, TableStatusRow, utcnow
+from shared.control.models import RegisteredTableRow, utcnow
 from shared.served import split_key, table_key
 from shared.snowflake import SourceColumn
 
@@ -381,8 +381,5 @@ def soft_delete(url: str, key: str) -> bool:
         if row is None:
             return False
         row.deleted_at = utcnow()
-        status = s.get(TableStatusRow, key.lower())
-        if status is not None:
-            status.served_version = None
-            status.stale, status.stale_reason = True, "registration removed"
+        status.mark_stale(s, key.lower(), "registration removed", unserve=True)
         return True

@@ -8,23 +8,20 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
+from shared import processes
 from shared.served import Manifest
 from shared.settings import Settings
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+free_port = processes.free_port  # older tests import it from here
 
 
 @pytest.fixture(scope="session")

@@ -12,10 +12,9 @@ import json
 import sqlalchemy as sa
 
 from serving.admin.schemas import AuditEntry, AuditPage
-from serving.admin.store import utc
 from serving.lib.errors import BadRequest
 from shared.control.db import session_scope
-from shared.control.models import AuditRow
+from shared.control.models import AuditRow, as_utc
 from shared.identifiers import canonical_key
 
 
@@ -41,9 +40,9 @@ def query_audit(url: str, *, swarm_id: str | None = None, token_id: str | None =
     if caller_type:
         q = q.where(AuditRow.caller_type == caller_type)
     if since:
-        q = q.where(AuditRow.at >= utc(since))
+        q = q.where(AuditRow.at >= as_utc(since))
     if until:
-        q = q.where(AuditRow.at < utc(until))
+        q = q.where(AuditRow.at < as_utc(until))
     if status:
         q = q.where(_status_filter(status))
     if cursor is not None:
@@ -60,7 +59,7 @@ def query_audit(url: str, *, swarm_id: str | None = None, token_id: str | None =
         rows = list(s.scalars(q))
     more = len(rows) > limit
     rows = rows[:limit]
-    items = [AuditEntry(id=r.id, at=utc(r.at), caller_type=r.caller_type, swarm_id=r.swarm_id, token_id=r.token_id,
+    items = [AuditEntry(id=r.id, at=r.at, caller_type=r.caller_type, swarm_id=r.swarm_id, token_id=r.token_id,
                         method=r.method, endpoint=r.endpoint, status_code=r.status_code, rule=r.rule,
                         sql_text=r.sql_text, sql_hash=r.sql_hash, tables=list(r.tables or []), rows=r.rows,
                         bytes=r.bytes, duration_ms=r.duration_ms, replica=r.replica) for r in rows]

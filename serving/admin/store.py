@@ -26,10 +26,6 @@ from shared.identifiers import canonical_key
 MAX_TTL_S = 10 * 365 * 24 * 3600
 
 
-def utc(value: dt.datetime) -> dt.datetime:
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-
-
 def normalize_grants(keys: Iterable[str], field: str = "grants") -> list[str]:
     """Canonical, de-duplicated table keys, or 400 naming the bad ones. A grant is written as a key
     (``demo.public.orders``) or as SQL names (``demo.public."Order Lines"``: unquoted parts are
@@ -52,14 +48,14 @@ def normalize_grants(keys: Iterable[str], field: str = "grants") -> list[str]:
 
 def _swarm(row: SwarmRow) -> Swarm:
     return Swarm(id=row.id, name=row.name, description=row.description, grants=list(row.grants or []),
-                 created_at=utc(row.created_at), updated_at=utc(row.updated_at))
+                 created_at=row.created_at, updated_at=row.updated_at)
 
 
 def _token(row: TokenRow, now: dt.datetime) -> Token:
-    return Token(token_id=row.id, type=row.type, swarm_id=row.swarm_id, name=row.name, created_at=utc(row.created_at),
-                 expires_at=utc(row.expires_at), revoked_at=utc(row.revoked_at) if row.revoked_at else None,
+    return Token(token_id=row.id, type=row.type, swarm_id=row.swarm_id, name=row.name, created_at=row.created_at,
+                 expires_at=row.expires_at, revoked_at=row.revoked_at,
                  allowed_tables=row.allowed_tables, parent_id=row.parent_id,
-                 active=row.revoked_at is None and utc(row.expires_at) > now)
+                 active=row.revoked_at is None and row.expires_at > now)
 
 
 def _name(name: str, what: str) -> str:
@@ -173,7 +169,7 @@ def token_expiry(url: str, token_id: str) -> dt.datetime:
         row = s.get(TokenRow, token_id)
         if row is None:
             raise NotFound(f"no token {token_id!r}")
-        return utc(row.expires_at)
+        return row.expires_at
 
 
 def list_tokens(url: str, *, swarm_id: str | None, kind: str | None, include_revoked: bool, limit: int,

@@ -22,6 +22,7 @@ from serving.lib.audit import annotate
 from serving.lib.errors import ApiError, NotFound
 from serving.lib.services import Services
 from shared.artifacts_store import StorageError
+from shared.control.models import as_utc
 
 TAGS = ["artifacts"]
 ID = Annotated[str, Parameter(description="Artifact id", max_length=64)]
@@ -58,12 +59,6 @@ async def upload_artifact(request: Request[Any, Any, Any], caller: Caller, servi
     return artifact
 
 
-def _utc(value: dt.datetime | None) -> dt.datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
-
-
 @get("/api/v1/artifacts", operation_id="list_artifacts", tags=TAGS)
 async def list_artifacts(  # noqa: PLR0917 - query parameters are keyword arguments for Litestar
     caller: Caller, services: Services,
@@ -79,7 +74,7 @@ async def list_artifacts(  # noqa: PLR0917 - query parameters are keyword argume
     requires_reader(caller)
     return await anyio.to_thread.run_sync(lambda: svc.list_visible(
         services.control_url, caller, tag=tag, content_type=content_type, owner=owner,
-        created_after=_utc(created_after), created_before=_utc(created_before), limit=limit, offset=offset))
+        created_after=as_utc(created_after), created_before=as_utc(created_before), limit=limit, offset=offset))
 
 
 @get("/api/v1/artifacts/{artifact_id:str}", operation_id="get_artifact", tags=TAGS)

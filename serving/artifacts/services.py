@@ -38,7 +38,7 @@ from serving.lib.errors import BadRequest, Forbidden, NotFound
 from serving.lib.services import Services
 from shared.artifacts_store import ArtifactStore, StoredObject, open_store
 from shared.control.db import session_scope
-from shared.control.models import ArtifactRow, TokenRow, utcnow
+from shared.control.models import ArtifactRow, TokenRow, as_utc, utcnow
 
 STORE = "artifact_store"
 MAX_PAGE = 1000
@@ -56,23 +56,19 @@ def get_store(services: Services) -> ArtifactStore:
     return store  # type: ignore[no-any-return]
 
 
-def _utc(value: dt.datetime | None) -> dt.datetime | None:
-    return value.replace(tzinfo=dt.UTC) if value is not None and value.tzinfo is None else value
-
-
 def to_schema(row: ArtifactRow) -> Artifact:
     return Artifact(
         id=row.id, name=row.name, content_type=row.content_type, size=row.size, sha256=row.sha256,
         tags=list(row.tags or []), metadata=dict(row.meta or {}), visibility=row.visibility,  # type: ignore[arg-type]
         visible_to=list(row.visible_to or []), owner=row.owner_token_id, owner_name=row.owner_agent,
-        swarm_id=row.swarm_id, created_at=_utc(row.created_at), updated_at=_utc(row.updated_at),  # type: ignore[arg-type]
-        expires_at=_utc(row.expires_at), source_job_id=row.source_job_id, sql_hash=row.sql_hash,
+        swarm_id=row.swarm_id, created_at=row.created_at, updated_at=row.updated_at,  # type: ignore[arg-type]
+        expires_at=row.expires_at, source_job_id=row.source_job_id, sql_hash=row.sql_hash,
         served_versions=list(row.served_versions or []), content_url=f"/api/v1/artifacts/{row.id}/content",
     )
 
 
 def is_live(row: ArtifactRow, now: dt.datetime) -> bool:
-    expires = _utc(row.expires_at)
+    expires = row.expires_at
     return row.deleted_at is None and (expires is None or expires > now)
 
 
@@ -228,7 +224,7 @@ def update(url: str, caller: Caller, artifact_id: str, data: ArtifactUpdate, def
         if data.expires_in is not msgspec.UNSET:
             row.expires_at = now + dt.timedelta(seconds=check_expires_in(data.expires_in, default_ttl_s))
         if data.expires_at is not msgspec.UNSET:
-            at = _utc(data.expires_at)
+            at = as_utc(data.expires_at)
             if at is None or not now < at <= now + dt.timedelta(seconds=365 * 24 * 3600):
                 raise BadRequest("expires_at: must be in the future and within a year", rule="invalid_artifact_field",
                                  details={"field": "expires_at"})

@@ -31,11 +31,7 @@ _MAX_CACHE = 50_000
 
 
 def _epoch(value: dt.datetime | None) -> float | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:  # SQLite drops the zone; we always write UTC
-        value = value.replace(tzinfo=dt.UTC)
-    return value.timestamp()
+    return value.timestamp() if value is not None else None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -28,6 +28,7 @@ from serving.lib.errors import NotFound, QueryRejected
 from serving.lib.services import Services
 from serving.queries.names import grant_index
 from serving.queries.services import get_engine
+from shared import status as table_status
 from shared.control.db import session_scope
 from shared.control.models import RegisteredTableRow, TableStatusRow, utcnow
 from shared.identifiers import canonical_key, source_names, sql_part, sql_reference
@@ -59,39 +60,8 @@ def readable_keys(caller: Caller, services: Services) -> frozenset[str]:
     return get_engine(services).grants_of(caller)
 
 
-def _aware(value: dt.datetime | None) -> dt.datetime | None:
-    if value is None:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-
-
-def _age(seconds: float) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if seconds >= size:
-            return f"{seconds / size:.1f} {unit}"
-    return f"{seconds:.0f} s"
-
-
-def freshness(manifest: Manifest | None, status: TableStatusRow | None, freshness_s: int | None,
-              now: dt.datetime) -> dict[str, Any]:
-    last_success = _aware(status.last_success_at) if status else None
-    last_failure = _aware(status.last_failure_at) if status else None
-    synced = last_success or (dt.datetime.fromisoformat(manifest.published_at) if manifest else None)
-    age = (now - _aware(synced)).total_seconds() if synced else None  # type: ignore[operator]
-    out: dict[str, Any] = {"age_s": round(age, 3) if age is not None else None, "target_s": freshness_s,
-                           "last_run_status": status.last_run_status if status else None,
-                           "last_failure_at": last_failure}
-    if last_failure and (last_success is None or last_failure > last_success):
-        error = ((status.last_error if status else None) or "no error message").strip().splitlines()[0][:300]
-        return out | {"status": "failing", "reason": f"the last sync failed at {last_failure.isoformat()}: {error}"}
-    if manifest is None:
-        return out | {"status": "stale", "reason": "never synced: no data is served yet"}
-    if status is not None and status.stale:
-        return out | {"status": "stale", "reason": status.stale_reason or "marked stale by orchestration"}
-    if freshness_s and age is not None and age > freshness_s:
-        return out | {"status": "stale", "reason": f"last synced {_age(age)} ago; the freshness target is {_age(freshness_s)}"}
-    target = f" (target {_age(freshness_s)})" if freshness_s else " (no freshness target)"
-    return out | {"status": "fresh", "reason": f"last synced {_age(age or 0)} ago{target}"}
+# Freshness rules live with the status row they read (shared/status.py).
+freshness = table_status.freshness
 
 
 def _entry(key: str, manifest: Manifest | None, status: TableStatusRow | None, reg: RegisteredTableRow | None,
@@ -100,7 +70,7 @@ def _entry(key: str, manifest: Manifest | None, status: TableStatusRow | None, r
     db, schema, name = (sql_part(n) for n in names)
     columns = [{"name": c.name, "type": c.type, "nullable": c.nullable, "description": c.description}
                for c in (manifest.columns if manifest else [])]
-    synced = _aware(status.last_success_at) if status and status.last_success_at else None
+    synced = status.last_success_at if status else None
     partitioning = None
     if reg is not None and reg.partition_kind != "none":
         partitioning = f"{reg.partition_kind} on {reg.partition_column}" if reg.partition_column else reg.partition_kind

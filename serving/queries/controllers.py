@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import time
 from concurrent.futures import Future
 from typing import Any
@@ -36,7 +35,7 @@ from serving.lib.limits import OVERSHOOT_S, get_limiter
 from serving.lib.services import Services
 from serving.queries import formats
 from serving.queries.guard import sql_hash
-from serving.queries.jobs import Job, aware
+from serving.queries.jobs import Job
 from serving.queries.schemas import QueryJob, QueryRequest, QueryResult
 from serving.queries.services import ensure_fresh, get_engine, get_jobs
 from shared.control.models import QueryJobRow
@@ -81,12 +80,10 @@ def job_body(job: Any) -> dict[str, Any]:
         "result_url": f"{BASE}/jobs/{job.id}/result" if finished else None,
         "row_count": job.row_count, "bytes": job.bytes, "truncated": job.truncated if finished else None,
         "duration_ms": duration, "tables": job.tables or [], "sql_hash": job.sql_hash, "error": error,
-        "created_at": _utc(job.created_at), "finished_at": _utc(job.finished_at), "expires_at": _utc(job.expires_at),
+        "created_at": job.created_at, "finished_at": job.finished_at, "expires_at": job.expires_at,
     }
 
 
-def _utc(value: dt.datetime | None) -> dt.datetime | None:
-    return aware(value) if value is not None else None
 
 
 def _release_when_done(fut: Future[Job], slot: Any, loop: asyncio.AbstractEventLoop) -> None:

@@ -250,7 +250,7 @@ class JobManager:
             if row is None or not (caller.is_admin or (row.token_id is not None and row.token_id == caller.token_id)):
                 raise NotFound(f"query job {job_id[:64]} does not exist or belongs to another token", rule="job_not_found")
             s.expunge(row)
-        if row.status == "succeeded" and row.expires_at is not None and aware(row.expires_at) < utcnow():
+        if row.status == "succeeded" and row.expires_at is not None and row.expires_at < utcnow():
             row.status = "expired"
         return row
 
@@ -304,7 +304,3 @@ def check_still_granted(caller: Caller, tables: Any, what: str) -> None:
         raise Forbidden(f"{what} was read from {', '.join(missing)}, which this token may no longer read; results "
                         "are served only while their tables are granted", rule="table_not_granted",
                         details={"tables": missing})
-
-
-def aware(value: dt.datetime) -> dt.datetime:
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)

@@ -42,6 +42,7 @@ from serving.sync import jobs, reconcile, store
 from serving.sync import partitions as parts
 from serving.sync.dagster import DagsterClient, DagsterError, DagsterUnavailable, clean_message
 from shared import registry, served
+from shared import status as table_status
 from shared.control.models import TableStatusRow
 from shared.identifiers import parse_name
 from shared.registry import RegisteredTable, RegistrationError
@@ -301,13 +302,10 @@ def synced_at_of(settings: Settings, key: str, status: TableStatusRow | None) ->
         return dt.datetime.fromisoformat(manifest.published_at), manifest.version
     if status is None:
         return None, None
-    return store.aware(status.last_success_at), status.served_version
+    return status.last_success_at, status.served_version
 
 
 # Status rows are written by the asset ("SUCCESS"), the failure sensor and this API ("failed").
-_RUN_STATUS = {"SUCCESS": "succeeded", "success": "succeeded", "FAILURE": "failed", "failure": "failed"}
-
-
 def describe_table(reg: RegisteredTable, status: TableStatusRow | None, job: store.SyncJob | None,
                    settings: Settings, now: dt.datetime) -> dict[str, Any]:
     """One registered table for admins; ``freshness`` follows the agents' catalog rules exactly."""
@@ -325,11 +323,12 @@ def describe_table(reg: RegisteredTable, status: TableStatusRow | None, job: sto
         "row_count": manifest.row_count if manifest else (status.row_count if status else None),
         "bytes": manifest.bytes if manifest else (status.bytes if status else None),
         "last_run": {"run_id": status.last_run_id if status else None,
-                     "status": _RUN_STATUS.get(status.last_run_status or "", status.last_run_status) if status else None,
+                     "status": table_status.run_status(status),
                      "error": clean_message(status.last_error) or None if status else None},
         "last_job": {"job_id": job.id, "kind": job.kind, "status": job.status,
                      "created_at": job.created_at.isoformat()} if job else None,
         "freshness": catalog.freshness(manifest, status, reg.freshness_s, now),
+        "stats": (status.stats or None) if status else None,
     }
 
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from shared import status
 from shared.control.db import session_scope
 from shared.control.models import SyncRequestRow, TableStatusRow, utcnow
 
@@ -55,19 +56,12 @@ class SyncJob:
         return self.status in ACTIVE
 
 
-def aware(value: dt.datetime | None) -> dt.datetime | None:
-    """SQLite returns naive datetimes; everything here is UTC."""
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=dt.UTC)
-    return value
-
-
 def _job(row: SyncRequestRow) -> SyncJob:
     return SyncJob(
         id=row.id, table_key=row.table_key, kind=row.kind, dagster_id=row.dagster_id, status=row.status,
         partitions=list(row.partitions or []), requested_by=row.requested_by, reason=row.reason, error=row.error,
-        created_at=aware(row.created_at) or utcnow(), updated_at=aware(row.updated_at) or utcnow(),
-        started_at=aware(row.started_at), finished_at=aware(row.finished_at),
+        created_at=row.created_at or utcnow(), updated_at=row.updated_at or utcnow(),
+        started_at=row.started_at, finished_at=row.finished_at,
     )
 
 
@@ -111,7 +105,7 @@ def claim(url: str, *, table_key: str, kind: str, partitions: list[str], request
         ).all()
         now = utcnow()
         for row in rows:
-            created = aware(row.created_at) or now
+            created = row.created_at or now
             if row.status == "launching" and row.dagster_id is None and (now - created).total_seconds() > LAUNCH_GRACE_S:
                 row.status, row.finished_at = "failed", now
                 row.error = "launch interrupted: the API replica handling it stopped before Dagster accepted the run"
@@ -139,7 +133,7 @@ def unfinished(url: str, *, limit: int = 500) -> list[SyncJob]:
                          .order_by(SyncRequestRow.created_at).limit(limit)).all()
         out = []
         for row in rows:
-            created = aware(row.created_at) or now
+            created = row.created_at or now
             if row.status == "launching" and row.dagster_id is None and (now - created).total_seconds() > LAUNCH_GRACE_S:
                 row.status, row.finished_at, row.updated_at = "failed", now, now
                 row.error = "launch interrupted: the API replica handling it stopped before Dagster accepted the run"
@@ -197,38 +191,17 @@ def typical_duration_s(url: str, table_key: str, *, sample: int = 10) -> tuple[f
                    SyncRequestRow.kind == "run", SyncRequestRow.finished_at.is_not(None))
             .order_by(SyncRequestRow.finished_at.desc()).limit(sample)
         ).all()
-    durations = [((aware(f) or utcnow()) - (aware(c) or utcnow())).total_seconds() for c, f in rows]
+    durations = [((f or utcnow()) - (c or utcnow())).total_seconds() for c, f in rows]
     durations = [d for d in durations if d >= 0]
     return (statistics.median(durations) if durations else None), len(durations)
 
 
 def table_status(url: str, table_keys: list[str]) -> dict[str, TableStatusRow]:
     """``table_status`` rows (detached), one query."""
-    if not table_keys:
-        return {}
-    with session_scope(url) as s:
-        rows = s.scalars(sa.select(TableStatusRow).where(TableStatusRow.key.in_(table_keys))).all()
-        s.expunge_all()
-        return {r.key: r for r in rows}
+    return status.read(url, table_keys)
 
 
 def record_run_failure(url: str, table_key: str, run_id: str, message: str, failed_at: dt.datetime) -> bool:
-    """Mark the table failing with Dagster's message, unless a later success already superseded it.
-
-    The automation engineer's failure sensor writes the same row from Dagster's side; this
-    is the API's copy of the same fact, so a failure the API sees is never silent.
-    """
-    with session_scope(url) as s:
-        row = s.get(TableStatusRow, table_key)
-        if row is None:
-            row = TableStatusRow(key=table_key)
-            s.add(row)
-        success = aware(row.last_success_at)
-        if success is not None and success > failed_at:
-            return False
-        previous = aware(row.last_failure_at)
-        if row.last_run_id == run_id and previous is not None and row.last_error:
-            return False  # already recorded (by the sensor or another replica)
-        row.last_run_id, row.last_run_status = run_id, "failed"  # same value as the failure sensor
-        row.last_failure_at, row.last_error = failed_at, message[:4000]
-        return True
+    """Mark the table failing with Dagster's message: the API's copy of the failure sensor's fact,
+    so a failure the API sees is never silent. Same rules as the sensor (``shared/status.py``)."""
+    return status.record_failure(url, [table_key], run_id, message, failed_at)

@@ -11,19 +11,47 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, Index, Integer, String, Text, text
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Dialect, Float, Index, Integer, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
 
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+class UtcDateTime(TypeDecorator[dt.datetime]):
+    """A timestamp stored as UTC and always read back as an aware UTC datetime.
+
+    Why: SQLite drops the zone and hands back naive values while PostgreSQL returns aware
+    ones, so every reader used to add UTC by hand. The stored form is what
+    ``DateTime(timezone=True)`` wrote before (UTC wall time on SQLite, ``timestamptz`` on
+    PostgreSQL), so existing rows read the same and no migration is needed. A naive value
+    given to a write is taken as UTC, as every writer here means it.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        return as_utc(value)
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        return as_utc(value)
+
+
+def as_utc(value: dt.datetime | None) -> dt.datetime | None:
+    """``value`` as an aware UTC datetime; a naive one is taken as UTC (how this schema stores time)."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
 class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {
         dict[str, Any]: JSON,
         list[Any]: JSON,
-        dt.datetime: DateTime(timezone=True),
+        dt.datetime: UtcDateTime(),
     }
 
 
@@ -61,7 +89,7 @@ class RegisteredTableRow(Base):
 
 
 class TableStatusRow(Base):
-    """Latest sync state of a table, written by orchestration and read by the API."""
+    """Latest sync state of a table; written only through ``shared/status.py``, which owns its rules."""
 
     __tablename__ = "table_status"
 

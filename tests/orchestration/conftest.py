@@ -166,3 +166,20 @@ def sync(table: RegisteredTable, settings: Settings, source: Source, **kw: Any) 
     kw.setdefault("slice_rows", 250_000)
     connect = connector(source.port, source.database)
     return sync_table(SyncRequest(table=table, connect=connect, served_root=settings.served_path, **kw))
+
+
+def reload_code_location(graphql_url: str, location: str, *, timeout_s: float = 120.0) -> None:
+    """Reload the code location the way the API does (serving/sync/dagster.py), and wait until it is loaded."""
+    import asyncio
+
+    from serving.sync.dagster import DagsterClient
+    from shared.settings import DagsterSettings
+
+    async def reload() -> None:
+        client = DagsterClient(dataclasses.replace(DagsterSettings(), graphql_url=graphql_url, location_name=location))
+        try:
+            await client.reload_location(timeout_s=timeout_s)
+        finally:
+            await client.aclose()
+
+    asyncio.run(reload())

@@ -20,12 +20,12 @@ import pytest
 from orchestration.assets import GROUP_NAME, build_table_asset
 from orchestration.checks import PRIMARY_KEY_CHECK, ROW_COUNT_CHECK, SCHEMA_DRIFT_CHECK
 from orchestration.definitions import load_definitions
-from orchestration.reload import reload_code_location, wait_until_loaded
 from shared import processes, registry
 from shared.control.db import migrate
 from shared.dagster_names import TABLE_TAG, table_pool
 from shared.registry import build_registration
 from shared.settings import Settings
+from tests.orchestration.conftest import reload_code_location
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCATION = "agents_data"
@@ -87,7 +87,7 @@ def webserver(settings: Settings, fakesnow_port: int, tmp_path: Path) -> Iterato
                             "-w", str(ROOT / "workspace.yaml")], env=env, cwd=ROOT, log_path=log)
     try:
         processes.wait_for_http(f"http://127.0.0.1:{port}/server_info", proc=proc, timeout_s=300)
-        wait_until_loaded(f"http://127.0.0.1:{port}/graphql", LOCATION, timeout_s=300)
+        reload_code_location(f"http://127.0.0.1:{port}/graphql", LOCATION, timeout_s=300)  # returns once loaded
         yield f"http://127.0.0.1:{port}/graphql"
     finally:
         processes.stop(proc, grace_s=5)

@@ -145,11 +145,12 @@ def test_stuck_jobs_are_marked_failed_and_finished_runs_reconciled(hk_settings: 
         for rid, status, dagster_id, created in [
             ("r-lost", "STARTED", "gone", old), ("r-ok", "queued", "finished", old),
             ("r-live", "running", "still", old), ("r-new", "running", "x", recent), ("r-nodag", "queued", None, old),
+            ("r-cancel", "running", "stopped", old),
         ]:
             s.add(SyncRequestRow(id=rid, table_key="demo.public.t", kind="run", dagster_id=dagster_id, status=status,
                                  created_at=created))
 
-    statuses = {"finished": "SUCCESS", "still": "STARTED"}
+    statuses = {"finished": "SUCCESS", "still": "STARTED", "stopped": "CANCELED"}
     report = hk.mark_stuck_jobs_failed(hk_settings, now=NOW, run_status=statuses.get)
 
     with session_scope(hk_settings.control_url) as s:
@@ -163,10 +164,11 @@ def test_stuck_jobs_are_marked_failed_and_finished_runs_reconciled(hk_settings: 
     assert reqs["r-lost"].status == "failed"
     assert "no run gone" in reqs["r-lost"].error
     assert reqs["r-ok"].status == "succeeded"
+    assert reqs["r-cancel"].status == "canceled", "the sync API's spelling, whoever records the outcome"
     assert reqs["r-live"].status == "running", "a run Dagster still runs is left to Dagster's run monitoring"
     assert reqs["r-new"].status == "running"
     assert reqs["r-nodag"].status == "failed"
-    assert report.counts == {"query_jobs_failed": 1, "sync_requests_reconciled": 1, "sync_requests_failed": 2}
+    assert report.counts == {"query_jobs_failed": 1, "sync_requests_reconciled": 2, "sync_requests_failed": 2}
 
 
 def test_sync_stats_are_written_per_registered_table(hk_settings: Settings, publish_n) -> None:

@@ -84,7 +84,7 @@ def instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
                 "table_name": "items", "schema_name": "inst", "database": "demo", "strategy": "incremental",
                 "incremental_key": "updated_at", "primary_key": ["id"],
             }, default_database="DEMO"))
-            from orchestration.reload import reload_code_location
+            from tests.orchestration.conftest import reload_code_location
 
             reload_code_location(platform.graphql_url, LOCATION)
             yield platform

@@ -205,9 +205,9 @@ def test_failure_sensor_reports_the_root_cause_for_each_table() -> None:
 
 
 def test_a_later_success_clears_failing_and_stale(sqlite_url: str) -> None:
-    """The failure sensor and the asset's success write (orchestration/sync/status.py) share one row."""
-    from orchestration.sync.status import record_success
+    """The failure sensor and the asset's success write (shared/status.py) share one row."""
     from shared.served import Manifest
+    from shared.status import record_success
 
     migrate(sqlite_url)
     failed_at = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5)

@@ -9,20 +9,17 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import signal
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
 from serving.app import create_app
+from shared import processes
 from shared.settings import Settings
 from tests.serving.helpers import admin_token, bearer, create_swarm, mint_token
 
@@ -45,55 +42,19 @@ def bytecode_cache_env() -> dict[str, str]:
     return env
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def reset_signals() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-
-def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float, log: Path) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=1).close()  # noqa: S310 - loopback URL we built
-            return
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
-                raise RuntimeError(f"{url} did not come up:\n{tail}") from None
-            time.sleep(0.05)
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-
-
 @contextlib.contextmanager
 def moto_server(workdir: Path) -> Iterator[str]:
     """``python -m moto.server`` on a free loopback port; yields its endpoint URL."""
-    port = free_port()
-    log_path = workdir / "moto.log"
-    with open(log_path, "wb") as log:
-        env = {**os.environ, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", **bytecode_cache_env()}
-        proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                                stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=reset_signals)  # noqa: PLW1509
-        try:
-            url = f"http://127.0.0.1:{port}"
-            _wait_http(url + "/moto-api/", proc, 30, log_path)
-            yield url
-        finally:
-            _stop(proc)
+    port = processes.free_port()
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", **bytecode_cache_env()}
+    proc = processes.start([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], env=env,
+                           log_path=workdir / "moto.log")
+    try:
+        url = f"http://127.0.0.1:{port}"
+        processes.wait_for_http(url + "/moto-api/", proc=proc, timeout_s=30)
+        yield url
+    finally:
+        processes.stop(proc)
 
 
 def s3_client(endpoint: str):  # type: ignore[no-untyped-def]
@@ -106,20 +67,17 @@ def s3_client(endpoint: str):  # type: ignore[no-untyped-def]
 @contextlib.contextmanager
 def api_server(env: Mapping[str, str], workdir: Path) -> Iterator[tuple[str, int]]:
     """The API as a real uvicorn process (``create_app`` reading settings from ``env``); yields (url, pid)."""
-    port = free_port()
-    log_path = workdir / f"api-{port}.log"
-    with open(log_path, "wb") as log:
-        full_env = {**os.environ, **env, "PYTHONPATH": str(ROOT), **bytecode_cache_env()}
-        cmd = [sys.executable, "-m", "uvicorn", "--factory", "serving.app:create_app", "--host", "127.0.0.1",
-               "--port", str(port), "--log-level", "warning", "--no-access-log", "--timeout-graceful-shutdown", "2"]
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=full_env,
-                                preexec_fn=reset_signals)  # noqa: PLW1509
-        try:
-            url = f"http://127.0.0.1:{port}"
-            _wait_http(url + "/health", proc, 60, log_path)
-            yield url, proc.pid
-        finally:
-            _stop(proc)
+    port = processes.free_port()
+    full_env = {**os.environ, **env, "PYTHONPATH": str(ROOT), **bytecode_cache_env()}
+    cmd = [sys.executable, "-m", "uvicorn", "--factory", "serving.app:create_app", "--host", "127.0.0.1",
+           "--port", str(port), "--log-level", "warning", "--no-access-log", "--timeout-graceful-shutdown", "2"]
+    proc = processes.start(cmd, env=full_env, cwd=ROOT, log_path=workdir / f"api-{port}.log")
+    try:
+        url = f"http://127.0.0.1:{port}"
+        processes.wait_for_http(url + "/health", proc=proc, timeout_s=60)
+        yield url, proc.pid
+    finally:
+        processes.stop(proc)
 
 
 def rss_mb(pid: int) -> float:
@@ -146,7 +104,7 @@ def multipart_tail(boundary: str) -> bytes:
 
 
 # --- in-process helpers shared by the artifact test modules ----------------------------------
-# Fixtures stay in each test module (pytest resolves them by name there); these are plain functions.
+# The fixtures below are imported by name into each artifact test module (pytest finds them there).
 
 LIMIT = 256 * 1024  # ARTIFACT_MAX_BYTES in the in-process artifact tests
 
@@ -176,6 +134,33 @@ def shared_app(home: Path) -> Iterator[Shared]:
         admin = bearer(admin_token(client))
         swarm_id = create_swarm(client, admin, [])["id"]
         yield Shared(client, bearer(mint_token(client, admin, "agent", swarm_id)["token"]), home)
+
+
+# Fixtures for the in-process artifact test modules: a temporary home without the stand-in.
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def api_settings(home: Path) -> Settings:
+    return make_settings(home)
+
+
+@pytest.fixture
+def swarm(make_swarm: Callable[..., dict[str, Any]]) -> dict[str, Any]:
+    return make_swarm([])
+
+
+@pytest.fixture
+def owner(swarm: dict[str, Any], agent_headers: Callable[..., Headers]) -> Headers:
+    return agent_headers(swarm["id"])
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared]:
+    with shared_app(tmp_path_factory.mktemp("shared") / "home") as s:
+        yield s
 
 
 def upload(client: TestClient[Litestar], headers: Headers, content: bytes = b"hello artifact",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ from litestar.testing import TestClient
 
 from shared.control.db import session_scope
 from shared.control.models import ArtifactRow
-from shared.settings import Settings
+from tests.serving import artifact_support
 from tests.serving.artifact_support import (
     LIMIT,
     Headers,
@@ -24,37 +24,14 @@ from tests.serving.artifact_support import (
     created,
     make_settings,
     multipart_head,
-    shared_app,
     stored_files,
     upload,
 )
 from tests.serving.helpers import assert_error
 
-
-@pytest.fixture
-def home(tmp_path: Path) -> Path:
-    return tmp_path / "home"
-
-
-@pytest.fixture
-def api_settings(home: Path) -> Settings:
-    return make_settings(home)
-
-
-@pytest.fixture
-def swarm(make_swarm: Callable[..., dict[str, Any]]) -> dict[str, Any]:
-    return make_swarm([])
-
-
-@pytest.fixture
-def owner(swarm: dict[str, Any], agent_headers: Callable[..., Headers]) -> Headers:
-    return agent_headers(swarm["id"])
-
-
-@pytest.fixture(scope="module")
-def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared]:
-    with shared_app(tmp_path_factory.mktemp("shared") / "home") as s:
-        yield s
+# The artifact modules' fixtures (tests/serving/artifact_support.py), found by pytest under these names.
+home, api_settings, swarm, owner, shared = (artifact_support.home, artifact_support.api_settings,
+                                            artifact_support.swarm, artifact_support.owner, artifact_support.shared)
 
 # --- upload ------------------------------------------------------------------------------
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -13,57 +11,27 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import free_port
+from shared import processes
 from tests.serving.helpers import admin_token, assert_error, bearer, create_swarm, mint_token
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _default_signals() -> None:
-    # Background processes here may start with SIGINT/SIGTERM ignored; the server must obey them.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-
-
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[str]:
-    port = free_port()
+    port = processes.free_port()
     home = tmp_path / "home"
     env = {**os.environ, "AGENTS_DATA_HOME": str(home), "DATABASE_URL": f"sqlite:///{home / 'control.db'}",
            "ADMIN_PASSWORD": "admin-password", "JWT_SECRET": "", "API_HOST": "127.0.0.1", "API_PORT": str(port),
            "LOG_LEVEL": "warning", "TOKEN_CACHE_TTL_S": "0.5"}
-    log = (tmp_path / "server.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "serving"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            preexec_fn=_default_signals)  # noqa: PLW1509 - only resets signal dispositions
+    proc = processes.start([sys.executable, "-m", "serving"], env=env, cwd=ROOT, log_path=tmp_path / "server.log")
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError("API exited: " + (tmp_path / "server.log").read_text()[-3000:])
-            try:
-                if httpx.get(base + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("API did not answer /health within 60 s")
-            time.sleep(0.2)
+        processes.wait_for_http(base + "/health", proc=proc, timeout_s=60)
         yield base
     finally:
-        _stop(proc)
-        log.close()
+        processes.stop(proc, grace_s=15)
     assert proc.returncode is not None
 
 

@@ -14,6 +14,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
+from shared import status as table_status
 from shared.settings import Settings
 from tests.conftest import publish_table
 from tests.serving import sync_support
@@ -178,7 +179,7 @@ def test_start_partitions_run_backfill_and_validation(client: Client, admin_head
 
 
 def test_job_status_success_failure_and_table_failing(client: Client, admin_headers: dict[str, str],
-                                                     fake_dagster: FakeDagster) -> None:
+                                                     fake_dagster: FakeDagster, settings: Settings) -> None:
     _register(client, admin_headers, register_body())
     start = {"table_name": "items", "schema_name": SCHEMA}
     job = client.post("/api/v1/sync/start", json=start, headers=admin_headers).json()
@@ -205,8 +206,14 @@ def test_job_status_success_failure_and_table_failing(client: Client, admin_head
     assert status["freshness"]["status"] == "failing"
     assert "does not exist" in status["freshness"]["reason"]
     assert status["last_job"]["job_id"] == job2["job_id"]
+    assert status["last_run"]["status"] == "failed"
+    assert status["stats"] is None, "no housekeeping pass yet"
     catalog = client.get(f"/api/v1/data/tables/{ITEMS}", headers=admin_headers).json()  # what agents see
     assert catalog["freshness"]["status"] == "failing"
+    assert catalog["freshness"]["last_run_status"] == "failed", "one vocabulary on every path"
+    table_status.record_stats(settings.control_url, status["table"], {"run_p50_s": 3.0, "versions_on_disk": 1})
+    shown = client.get(f"/api/v1/sync/status/{SCHEMA}/items", headers=admin_headers).json()["stats"]
+    assert shown == {"run_p50_s": 3.0, "versions_on_disk": 1}, "housekeeping's figures reach the admin"
     assert "does not exist" in catalog["freshness"]["reason"]
     assert_error(client.get("/api/v1/sync/jobs/sync_nope", headers=admin_headers), 404)
 
