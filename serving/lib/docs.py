@@ -126,8 +126,20 @@ def _add_error_shape(doc: OpenAPI) -> None:
             responses = operation.responses if operation.responses is not None else {}
             for status in [s for s in responses if s[:1] in ("4", "5")]:
                 responses[status] = OpenAPIResponse(description=responses[status].description, content=content)  # type: ignore[union-attr]
+            for response in responses.values():
+                _http_date_headers(response)
             responses["default"] = OpenAPIResponse(description="An error, in the one error shape", content=content)
             operation.responses = responses
+
+
+def _http_date_headers(response: Any) -> None:
+    """Litestar documents a file's ``Last-Modified`` as an ISO ``date-time``; it is an HTTP-date
+    (``Sun, 06 Dec 2026 00:14:34 GMT``), so the format is dropped from the document."""
+    for name, header in (getattr(response, "headers", None) or {}).items():
+        schema = getattr(header, "schema", None)
+        if name.lower() == "last-modified" and isinstance(schema, Schema) and schema.format is not None:
+            schema.format = None
+            header.description = "Last modification time, as an HTTP-date"
 
 
 class _ErrorShapeOpenAPIPlugin(OpenAPIPlugin):
@@ -148,7 +160,8 @@ def document_errors(app: Litestar) -> None:
     ``detail``) for 400, which this API never sends, and documents no other error status.
     Clients generated from the document (and contract fuzzers) would then reject every real
     error body. Each operation's 4xx/5xx responses and its ``default`` response point at the
-    ``Error`` schema instead. The app builds its document lazily (on the first docs request),
+    ``Error`` schema instead (and file responses' ``Last-Modified`` is documented as the
+    HTTP-date it is). The app builds its document lazily (on the first docs request),
     so the plugin's build step is extended rather than the document built here.
     """
     plugin = app.plugins.get(OpenAPIPlugin)

@@ -64,18 +64,6 @@ def _maybe_str(value: Any) -> str:
 
 
 @dataclasses.dataclass
-class FuzzTarget:
-    """The running app, the loaded schema, one header set per role and real ids per path parameter."""
-
-    app: Litestar
-    client: asgi.ASGIClient
-    schema: Any
-    headers: dict[str, dict[str, str]]
-    known: dict[str, list[str]]
-    tally: Tally = dataclasses.field(default_factory=lambda: Tally())
-
-
-@dataclasses.dataclass
 class Tally:
     """Counts of one fuzz run, per operation, for the report line."""
 
@@ -91,6 +79,19 @@ class Tally:
                 "server_errors": len(self.server_errors), "schema_violations": len(self.schema_violations),
                 "statuses": dict(sorted(self.statuses.items())),
                 "server_error_examples": self.server_errors[:10], "schema_violation_examples": self.schema_violations[:10]}
+
+
+@dataclasses.dataclass
+class FuzzTarget:
+    """The running app, the loaded schema, one header set per role and real ids per path parameter."""
+
+    app: Litestar
+    client: asgi.ASGIClient
+    schema: Any
+    headers: dict[str, dict[str, str]]
+    known: dict[str, list[str]]
+    tally: Tally = dataclasses.field(default_factory=Tally)
+    last_response: Any = None
 
 
 def _expired(settings: Settings, token: dict[str, Any], swarm_id: str) -> str:
@@ -184,7 +185,7 @@ def run_case(target: FuzzTarget, case: Any, role: str) -> None:
     headers.pop("Authorization", None)
     headers.update(target.headers[role])
     case.headers = headers
-    response = case.call(session=target.client)
+    response = target.last_response = case.call(session=target.client)
     tally = target.tally
     tally.cases[op] += 1
     tally.statuses[str(response.status_code)] += 1
@@ -199,7 +200,7 @@ def run_case(target: FuzzTarget, case: Any, role: str) -> None:
         failures.append("leak")
     try:
         case.validate_response(response, checks=_schema_checks())
-    except AssertionError as e:  # schemathesis' FailureGroup is an AssertionError
+    except (AssertionError, BaseExceptionGroup) as e:  # schemathesis raises a FailureGroup (an exception group)
         tally.schema_violations.append(f"{where}: {str(e)[:400]}")
         failures.append("schema violation")
     if failures:
