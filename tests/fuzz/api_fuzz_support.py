@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import random
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -36,6 +37,8 @@ from typing import Any
 
 import jwt
 import schemathesis
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 from litestar import Litestar
 from schemathesis.python import asgi
 
@@ -222,3 +225,65 @@ def _schema_checks() -> list[Any]:
     from schemathesis.specs.openapi import checks as openapi_checks
 
     return [getattr(openapi_checks, name) for name in SCHEMA_CHECKS]
+
+
+def operations(target: FuzzTarget) -> list[Any]:
+    return [result.ok() for result in target.schema.get_all_operations()]
+
+
+def _hypothesis_settings(examples: int, **extra: Any) -> settings:
+    return settings(max_examples=examples, deadline=None, database=None, derandomize=True,
+                    suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate], **extra)
+
+
+def run_stateless(target: FuzzTarget, cases_per_operation: int) -> list[str]:
+    """Fuzz every operation with up to ``cases_per_operation`` generated cases; return the failures."""
+    failures: list[str] = []
+    for operation in operations(target):
+
+        @given(case=operation.as_strategy(), role=st.sampled_from(ROLES), pick=st.integers(0, 999))
+        @_hypothesis_settings(cases_per_operation)
+        def fuzz(case: Any, role: str, pick: int) -> None:
+            fill_known(case, target.known, pick)
+            try:
+                run_case(target, case, role)
+            except AssertionError as e:
+                failures.append(str(e)[:600])
+
+        fuzz()
+    return failures
+
+
+def _role_for(path: str, rng: random.Random) -> str:
+    """The owner's role for a step (so chains get somewhere), now and then a token that must be refused."""
+    if rng.random() < 0.1:
+        return rng.choice(("other_swarm", "expired", "revoked", "anonymous"))
+    if path.startswith(("/api/v1/admin", "/api/v1/sync", "/api/v1/auth/token")):
+        return "admin"
+    if path.startswith("/api/v1/swarm/"):
+        return "swarm"
+    return "agent"
+
+
+def run_stateful(target: FuzzTarget, scenarios: int, steps: int) -> tuple[int, int, list[str]]:
+    """Run schemathesis' state machine over the links it infers; return (links, calls, failures)."""
+    machine = target.schema.as_state_machine()
+    links = int(target.schema.statistic.transitions.total)
+    rng = random.Random(17)  # noqa: S311 (a reproducible choice of roles, not a secret)
+    failures: list[str] = []
+
+    class Workflow(machine):  # type: ignore[misc,valid-type]
+        def call(self, case: Any, **kwargs: Any) -> Any:
+            try:
+                run_case(target, case, _role_for(case.path, rng))
+            except AssertionError as e:
+                failures.append(str(e)[:600])
+            return target.last_response
+
+        def validate_response(self, response: Any, case: Any, additional_checks: Any = None, **kwargs: Any) -> None:
+            return None  # run_case already judged the response
+
+    Workflow.TestCase.settings = _hypothesis_settings(scenarios, stateful_step_count=steps)
+    before = sum(target.tally.cases.values())
+    Workflow.TestCase().runTest()
+    return links, sum(target.tally.cases.values()) - before, failures

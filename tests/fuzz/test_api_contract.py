@@ -13,17 +13,13 @@ sized for CI (derandomized, so it is the same every run).
 
 from __future__ import annotations
 
-import random
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
-from hypothesis import strategies as st
 
 from shared.settings import Settings
-from tests.fuzz.api_fuzz_support import ROLES, FuzzTarget, fill_known, fuzz_target, run_case
+from tests.fuzz.api_fuzz_support import ROLES, FuzzTarget, fuzz_target, operations, run_stateful, run_stateless
 from tests.serving.helpers import assert_error
 
 CASES_PER_OPERATION = 12
@@ -40,10 +36,6 @@ def target(tmp_path_factory: pytest.TempPathFactory, fakesnow_port: int) -> Iter
            "JWT_SECRET": "fuzz-secret-" + "x" * 32, "ADMIN_PASSWORD": "admin-password"}
     with fuzz_target(Settings.from_env(env)) as t:
         yield t
-
-
-def _operations(target: FuzzTarget) -> list[Any]:
-    return [result.ok() for result in target.schema.get_all_operations()]
 
 
 def test_the_roles_are_what_they_claim(target: FuzzTarget) -> None:
@@ -77,23 +69,9 @@ def test_the_document_states_one_error_shape(target: FuzzTarget) -> None:
 
 
 def test_every_operation_without_server_errors_or_schema_violations(target: FuzzTarget) -> None:
-    operations = _operations(target)
-    assert len(operations) >= 40, "the document lost operations"
-    failures: list[str] = []
-    for operation in operations:
-
-        @given(case=operation.as_strategy(), role=st.sampled_from(ROLES), pick=st.integers(0, 999))
-        @settings(max_examples=CASES_PER_OPERATION, deadline=None, database=None, derandomize=True,
-                  suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate])
-        def fuzz(case: Any, role: str, pick: int) -> None:
-            fill_known(case, target.known, pick)
-            try:
-                run_case(target, case, role)
-            except AssertionError as e:
-                failures.append(str(e)[:600])
-
-        fuzz()
-    labels = [op.label for op in operations]
+    labels = [op.label for op in operations(target)]
+    assert len(labels) >= 40, "the document lost operations"
+    failures = run_stateless(target, CASES_PER_OPERATION)
     summary = target.tally.summary(labels)
     assert not failures, "\n\n".join(failures[:10])
     assert summary["server_errors"] == 0, summary["server_error_examples"]
@@ -105,44 +83,8 @@ def test_every_operation_without_server_errors_or_schema_violations(target: Fuzz
     assert summary["statuses"].get("401", 0) > 0, summary
 
 
-def _role_for(path: str, rng: random.Random) -> str:
-    """The owner's role for a step (so chains get somewhere), now and then a token that must be refused."""
-    roll = rng.random()
-    if roll < 0.1:
-        return rng.choice(("other_swarm", "expired", "revoked", "anonymous"))
-    if path.startswith("/api/v1/admin"):
-        return "admin"
-    if path.startswith("/api/v1/swarm/"):
-        return "swarm"
-    if path.startswith(("/api/v1/sync", "/api/v1/auth/token")):
-        return "admin"
-    return "agent"
-
-
 def test_stateful_links_without_server_errors_or_schema_violations(target: FuzzTarget) -> None:
-    machine = target.schema.as_state_machine()
-    rng = random.Random(17)  # noqa: S311 (a reproducible choice of roles, not a secret)
-    failures: list[str] = []
-    links = target.schema.statistic.links.total if hasattr(target.schema, "statistic") else None
-
-    class Workflow(machine):  # type: ignore[misc,valid-type]
-        def call(self, case: Any, **kwargs: Any) -> Any:
-            role = _role_for(case.path, rng)
-            try:
-                run_case(target, case, role)
-            except AssertionError as e:
-                failures.append(str(e)[:600])
-            return target.last_response
-
-        def validate_response(self, response: Any, case: Any, additional_checks: Any = None, **kwargs: Any) -> None:
-            return None  # run_case already judged the response
-
-    Workflow.TestCase.settings = settings(max_examples=STATEFUL_SCENARIOS, stateful_step_count=STATEFUL_STEPS,
-                                          deadline=None, database=None, derandomize=True,
-                                          suppress_health_check=list(HealthCheck),
-                                          phases=[Phase.explicit, Phase.generate])
-    before = sum(target.tally.cases.values())
-    Workflow.TestCase().runTest()
-    steps = sum(target.tally.cases.values()) - before
+    links, calls, failures = run_stateful(target, STATEFUL_SCENARIOS, STATEFUL_STEPS)
+    assert links > 0, "schemathesis found no links between operations"
     assert not failures, "\n\n".join(failures[:10])
-    assert steps > STATEFUL_SCENARIOS, f"the state machine made {steps} calls (links: {links})"
+    assert calls > STATEFUL_SCENARIOS, f"the state machine made {calls} calls over {links} links"
