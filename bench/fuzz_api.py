@@ -8,11 +8,12 @@ fake Dagster; tokens of every kind (admin, swarm, agent, other-swarm agent, expi
 revoked, none) are minted through the real endpoints. The set-up and the verdicts are
 those of the bounded test (tests/fuzz/api_fuzz_support.py); this run is only larger:
 ``--cases`` generated cases per operation (derandomized, so reproducible), then a stateful
-run of ``--scenarios`` scenarios over the links schemathesis infers.
+run of ``--scenarios`` scenarios over the links schemathesis infers (in batches, with
+random seeds: see ``run_stateful`` for why a batch can be aborted as flaky).
 
 The last stdout line is one JSON object: ``cases``, ``operations``, ``operations_covered``,
 ``min_cases_per_operation``, ``server_errors``, ``schema_violations``, ``stateful_links``,
-``stateful_calls``, ``statuses`` and the first few failures. Exit status 1 if any server
+``stateful_calls``, ``stateful_aborted_batches``, ``statuses`` and the first few failures. Exit status 1 if any server
 error or schema violation was found.
 """
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import tempfile
 import time
@@ -44,6 +46,7 @@ def main() -> int:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="fuzz-api-") as tmp, fakesnow.server(host="127.0.0.1", port=None) as kw:
         home = Path(tmp)
+        logging.getLogger("uvicorn.access").setLevel(logging.WARNING)  # the stand-in's access log is not the report
         settings = Settings.from_env({
             "AGENTS_DATA_HOME": str(home), "DATABASE_URL": f"sqlite:///{home / 'control.db'}",
             "SNOWFLAKE_HOST": "127.0.0.1", "SNOWFLAKE_PORT": str(kw["port"]), "SNOWFLAKE_PROTOCOL": "http",
@@ -53,10 +56,12 @@ def main() -> int:
             labels = [op.label for op in operations(target)]
             failures = run_stateless(target, args.cases)
             stateless_s = time.monotonic() - started
-            links, calls, stateful_failures = run_stateful(target, args.scenarios, args.steps)
+            stateful = run_stateful(target, args.scenarios, args.steps, derandomize=False)
             summary = target.tally.summary(labels)
-    summary.update(stateful_links=links, stateful_calls=calls, failures=len(failures) + len(stateful_failures),
-                   failure_examples=(failures + stateful_failures)[:5], cases_per_operation_target=args.cases,
+    summary.update(stateful_links=stateful.links, stateful_calls=stateful.calls, stateful_scenarios=stateful.scenarios,
+                   stateful_aborted_batches=stateful.aborted_batches,
+                   failures=len(failures) + len(stateful.failures),
+                   failure_examples=(failures + stateful.failures)[:5], cases_per_operation_target=args.cases,
                    stateless_s=round(stateless_s, 1), total_s=round(time.monotonic() - started, 1))
     for label in labels:
         print(f"{label}: {target.tally.cases[label]} cases", file=sys.stderr)

@@ -265,25 +265,52 @@ def _role_for(path: str, rng: random.Random) -> str:
     return "agent"
 
 
-def run_stateful(target: FuzzTarget, scenarios: int, steps: int) -> tuple[int, int, list[str]]:
-    """Run schemathesis' state machine over the links it infers; return (links, calls, failures)."""
+@dataclasses.dataclass
+class StatefulRun:
+    links: int
+    calls: int = 0
+    scenarios: int = 0
+    aborted_batches: int = 0  # batches hypothesis stopped as flaky (see run_stateful)
+    failures: list[str] = dataclasses.field(default_factory=list)
+
+
+def run_stateful(target: FuzzTarget, scenarios: int, steps: int, *, batch: int = 20,
+                 derandomize: bool = True) -> StatefulRun:
+    """Run schemathesis' state machine over the links it infers, in batches of ``batch`` scenarios.
+
+    Why batches: which links can be followed depends on the live server's answers (a link
+    leaves only a 2xx response), so when hypothesis replays a scenario prefix against the
+    changed server it may see a different set of enabled steps and stop the run as a
+    ``FlakyStrategyDefinition``. That is a property of stateful fuzzing against a real
+    server, not an API failure: the batch is counted as aborted and the next one runs.
+    """
+    from hypothesis.errors import Flaky, FlakyStrategyDefinition
+
     machine = target.schema.as_state_machine()
-    links = int(target.schema.statistic.transitions.total)
+    result = StatefulRun(links=int(target.schema.statistic.transitions.total))
     rng = random.Random(17)  # noqa: S311 (a reproducible choice of roles, not a secret)
-    failures: list[str] = []
 
     class Workflow(machine):  # type: ignore[misc,valid-type]
         def call(self, case: Any, **kwargs: Any) -> Any:
             try:
                 run_case(target, case, _role_for(case.path, rng))
             except AssertionError as e:
-                failures.append(str(e)[:600])
+                result.failures.append(str(e)[:600])
             return target.last_response
 
         def validate_response(self, response: Any, case: Any, additional_checks: Any = None, **kwargs: Any) -> None:
             return None  # run_case already judged the response
 
-    Workflow.TestCase.settings = _hypothesis_settings(scenarios, stateful_step_count=steps)
     before = sum(target.tally.cases.values())
-    Workflow.TestCase().runTest()
-    return links, sum(target.tally.cases.values()) - before, failures
+    while result.scenarios < scenarios:
+        size = min(batch, scenarios - result.scenarios)
+        Workflow.TestCase.settings = settings(max_examples=size, stateful_step_count=steps, deadline=None, database=None,
+                                              derandomize=derandomize, suppress_health_check=list(HealthCheck),
+                                              phases=[Phase.explicit, Phase.generate])
+        try:
+            Workflow.TestCase().runTest()
+        except (FlakyStrategyDefinition, Flaky):
+            result.aborted_batches += 1
+        result.scenarios += size
+    result.calls = sum(target.tally.cases.values()) - before
+    return result

@@ -84,7 +84,7 @@ def test_every_operation_without_server_errors_or_schema_violations(target: Fuzz
 
 
 def test_stateful_links_without_server_errors_or_schema_violations(target: FuzzTarget) -> None:
-    links, calls, failures = run_stateful(target, STATEFUL_SCENARIOS, STATEFUL_STEPS)
-    assert links > 0, "schemathesis found no links between operations"
-    assert not failures, "\n\n".join(failures[:10])
-    assert calls > STATEFUL_SCENARIOS, f"the state machine made {calls} calls over {links} links"
+    run = run_stateful(target, STATEFUL_SCENARIOS, STATEFUL_STEPS, batch=STATEFUL_SCENARIOS)
+    assert run.links > 0, "schemathesis found no links between operations"
+    assert not run.failures, "\n\n".join(run.failures[:10])
+    assert run.calls > STATEFUL_SCENARIOS, f"the state machine made {run.calls} calls over {run.links} links"
