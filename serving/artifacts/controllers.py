@@ -8,7 +8,7 @@ from typing import Annotated, Any, cast
 
 import anyio.to_thread
 from litestar import Request, Response, delete, get, head, patch, post
-from litestar.openapi.spec import OpenAPIFormat, OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
+from litestar.openapi.spec import OpenAPIFormat, OpenAPIMediaType, OpenAPIType, Operation, Reference, RequestBody, Schema
 from litestar.params import Parameter
 from litestar.response import Stream
 
@@ -41,8 +41,9 @@ class _UploadOperation(Operation):
 
     def __post_init__(self) -> None:
         text = Schema(type=OpenAPIType.STRING)
-        fields = {"file": Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY),
-                  "name": text, "content_type": text, "tags": text, "metadata": text, "visibility": text, "expires_in": text}
+        fields: dict[str, Schema | Reference] = {
+            "file": Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY),
+            "name": text, "content_type": text, "tags": text, "metadata": text, "visibility": text, "expires_in": text}
         self.request_body = RequestBody(required=True, content={"multipart/form-data": OpenAPIMediaType(
             schema=Schema(type=OpenAPIType.OBJECT, required=["file"], properties=fields))})
 
