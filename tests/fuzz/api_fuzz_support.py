@@ -15,8 +15,7 @@ The world the fuzzer meets:
 - resources of agent A (an artifact, a finished query job) whose ids the fuzzer can hit,
   so the other-swarm token is tried against real ids, not only random ones;
 - Dagster is the in-memory fake (tests/serving/dagster_fake.py); the Snowflake stand-in is
-  the session's fakesnow server when given, else an unreachable port (the sync endpoints
-  must then answer their documented error, not crash).
+  the fakesnow server the settings name (the test session's, or the bench's own).
 
 Verdicts counted per response: a server error (any 5xx: every dependency is up here, so
 even the API's by-design 503 for an unavailable dependency must not appear), a schema
