@@ -25,7 +25,7 @@ from litestar import Litestar
 
 from serving.auth.deps import DEPENDENCIES
 from serving.lib import audit, limits
-from serving.lib.docs import asset_routes, openapi_config, unique_operation_ids
+from serving.lib.docs import asset_routes, document_errors, openapi_config, unique_operation_ids
 from serving.lib.errors import EXCEPTION_HANDLERS
 from serving.lib.ingress import Ingress
 from serving.lib.params import check_request_params
@@ -98,6 +98,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     )
     app.state.services = svc
     unique_operation_ids(app)
+    document_errors(app)
     # Outermost wrapper (inside Litestar's own lifespan dispatch): sees every HTTP request,
     # including routing 404/405s that never reach route middleware.
     app.asgi_handler = Ingress(audit.AuditMiddleware(app.asgi_handler, svc), settings)

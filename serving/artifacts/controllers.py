@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from typing import Annotated, Any, cast
 
 import anyio.to_thread
 from litestar import Request, Response, delete, get, head, patch, post
+from litestar.openapi.spec import OpenAPIFormat, OpenAPIMediaType, OpenAPIType, Operation, Reference, RequestBody, Schema
 from litestar.params import Parameter
 from litestar.response import Stream
 
@@ -34,7 +36,21 @@ class RangeError(ApiError):
     status, code = 416, "range_not_satisfiable"
 
 
-@post("/api/v1/artifacts", operation_id="upload_artifact", tags=TAGS, status_code=201, request_max_body_size=None)
+@dataclasses.dataclass
+class _UploadOperation(Operation):
+    """The upload's OpenAPI operation: the multipart body is read by hand (streamed), so document it here."""
+
+    def __post_init__(self) -> None:
+        text = Schema(type=OpenAPIType.STRING)
+        fields: dict[str, Schema | Reference] = {
+            "file": Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY),
+            "name": text, "content_type": text, "tags": text, "metadata": text, "visibility": text, "expires_in": text}
+        self.request_body = RequestBody(required=True, content={"multipart/form-data": OpenAPIMediaType(
+            schema=Schema(type=OpenAPIType.OBJECT, required=["file"], properties=fields))})
+
+
+@post("/api/v1/artifacts", operation_id="upload_artifact", tags=TAGS, status_code=201, request_max_body_size=None,
+      operation_class=_UploadOperation)
 async def upload_artifact(request: Request[Any, Any, Any], caller: Caller, services: Services) -> Artifact:
     """Upload a file as multipart/form-data, streamed to storage.
 

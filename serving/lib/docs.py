@@ -17,9 +17,18 @@ from pathlib import Path
 from typing import Any
 
 from litestar import Litestar
+from litestar._openapi.plugin import OpenAPIPlugin  # the app's own plugin; no public hook edits its document
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
-from litestar.openapi.spec import Components, SecurityScheme
+from litestar.openapi.spec import (
+    Components,
+    OpenAPI,
+    OpenAPIMediaType,
+    OpenAPIResponse,
+    Reference,
+    Schema,
+    SecurityScheme,
+)
 from litestar.static_files import create_static_files_router
 
 DOCS_PATH = "/docs"
@@ -87,6 +96,76 @@ def unique_operation_ids(app: Litestar) -> None:
                 return ids.get(_path_key(path), name)
 
             handler.operation_id = creator
+
+
+ERROR_SCHEMA = "Error"
+
+
+def _error_schema() -> Schema:
+    """The one error shape (serving/lib/errors.py), as the OpenAPI document states it."""
+    nullable_str = Schema(one_of=[Schema(type="string"), Schema(type="null")])  # type: ignore[arg-type]
+    body = Schema(type="object", required=["status", "code", "message", "rule", "details"],  # type: ignore[arg-type]
+                  additional_properties=False,
+                  properties={"status": Schema(type="integer"), "code": Schema(type="string"),  # type: ignore[arg-type]
+                              "message": Schema(type="string"), "rule": nullable_str,  # type: ignore[arg-type]
+                              "details": Schema(type="object")})  # type: ignore[arg-type]
+    return Schema(type="object", required=["error"], additional_properties=False,  # type: ignore[arg-type]
+                  properties={"error": body})
+
+
+def _add_error_shape(doc: OpenAPI) -> None:
+    if doc.components.schemas is None or ERROR_SCHEMA in doc.components.schemas:
+        return
+    doc.components.schemas[ERROR_SCHEMA] = _error_schema()
+    content = {"application/json": OpenAPIMediaType(schema=Reference(ref=f"#/components/schemas/{ERROR_SCHEMA}"))}
+    for item in (doc.paths or {}).values():
+        for method in ("get", "put", "post", "delete", "options", "head", "patch", "trace"):
+            operation = getattr(item, method, None)
+            if operation is None:
+                continue
+            responses = operation.responses if operation.responses is not None else {}
+            for status in [s for s in responses if s[:1] in ("4", "5")]:
+                responses[status] = OpenAPIResponse(description=responses[status].description, content=content)  # type: ignore[union-attr]
+            for response in responses.values():
+                _http_date_headers(response)
+            responses["default"] = OpenAPIResponse(description="An error, in the one error shape", content=content)
+            operation.responses = responses
+
+
+def _http_date_headers(response: Any) -> None:
+    """Litestar documents a file's ``Last-Modified`` as an ISO ``date-time``; it is an HTTP-date
+    (``Sun, 06 Dec 2026 00:14:34 GMT``), so the format is dropped from the document."""
+    for name, header in (getattr(response, "headers", None) or {}).items():
+        schema = getattr(header, "schema", None)
+        if name.lower() == "last-modified" and isinstance(schema, Schema) and schema.format is not None:
+            schema.format = None
+            header.description = "Last modification time, as an HTTP-date"
+
+
+class _ErrorShapeOpenAPIPlugin(OpenAPIPlugin):
+    """Litestar's OpenAPI plugin, with the one error shape added to the document it builds."""
+
+    __slots__ = ()
+
+    def _build_openapi(self) -> OpenAPI:
+        doc = super()._build_openapi()
+        _add_error_shape(doc)
+        return doc
+
+
+def document_errors(app: Litestar) -> None:
+    """State the one error shape for every error status of every operation.
+
+    Why: Litestar documents its own ``ValidationException`` body (``status_code``,
+    ``detail``) for 400, which this API never sends, and documents no other error status.
+    Clients generated from the document (and contract fuzzers) would then reject every real
+    error body. Each operation's 4xx/5xx responses and its ``default`` response point at the
+    ``Error`` schema instead (and file responses' ``Last-Modified`` is documented as the
+    HTTP-date it is). The app builds its document lazily (on the first docs request),
+    so the plugin's build step is extended rather than the document built here.
+    """
+    plugin = app.plugins.get(OpenAPIPlugin)
+    plugin.__class__ = _ErrorShapeOpenAPIPlugin
 
 
 def asset_routes() -> list[Any]:

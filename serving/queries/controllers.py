@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from concurrent.futures import Future
 from typing import Any
@@ -22,6 +23,7 @@ import anyio.to_thread
 import msgspec
 from litestar import Request, delete, get, post
 from litestar.openapi import ResponseSpec
+from litestar.openapi.spec import OpenAPIFormat, OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Operation, Schema
 from litestar.response import File
 from litestar.response.base import ASGIResponse
 from litestar.types import ASGIApp
@@ -170,7 +172,20 @@ async def get_job(caller: Caller, services: Services, job_id: str) -> QueryJob:
     return msgspec.convert(job_body(row), QueryJob)
 
 
-@get(f"{BASE}/jobs/{{job_id:str}}/result", operation_id="getQueryJobResult", media_type="application/octet-stream")
+@dataclasses.dataclass
+class _ResultOperation(Operation):
+    """The result's OpenAPI operation: the file comes in its format's media type, not as octet-stream."""
+
+    def __post_init__(self) -> None:
+        ok = (self.responses or {}).get("200")
+        if isinstance(ok, OpenAPIResponse):
+            binary = Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)
+            ok.content = {media: OpenAPIMediaType(schema=Schema() if media == "application/json" else binary)
+                          for media in formats.MEDIA_TYPES.values()}
+
+
+@get(f"{BASE}/jobs/{{job_id:str}}/result", operation_id="getQueryJobResult", media_type="application/octet-stream",
+     operation_class=_ResultOperation)
 async def get_job_result(request: Request[Any, Any, Any], caller: Caller, services: Services, job_id: str) -> File:
     """Stream a finished job's result file in its format (Arrow IPC stream, CSV, Parquet or JSON)."""
     requires_reader(caller)
