@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from shared.artifacts_store import CHUNK, StorageError, StoredObject, check_key
+from shared.artifacts_objects import CHUNK, StorageError, StoredObject, check_key
 from shared.settings import ArtifactSettings
 
 PART_SIZE = 8 << 20  # S3 needs >= 5 MiB for every part but the last

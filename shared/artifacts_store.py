@@ -18,11 +18,9 @@ it inserts its row).
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import hashlib
 import os
-import re
 import secrets
 import time
 from collections.abc import Iterator
@@ -31,33 +29,14 @@ from typing import Protocol
 
 from sqlalchemy import delete, or_, select
 
+from shared.artifacts_objects import CHUNK, KEY_PATTERN, StorageError, StoredObject, check_key
 from shared.control.db import migrate, session_scope
 from shared.control.models import ArtifactRow, utcnow
 from shared.settings import Settings
 
-CHUNK = 1 << 20
 WRITEBACK_EVERY = 8 << 20  # local uploads start flushing to disk every 8 MiB (see _LocalWriter._writeback)
 ORPHAN_GRACE_S = 600
 STALE_TEMP_S = 24 * 3600
-_KEY = re.compile(r"^[0-9a-f]{64}$")
-
-
-class StorageError(RuntimeError):
-    """The artifact backend failed or holds no such object."""
-
-
-def check_key(key: str) -> str:
-    """A storage key is a lower-case SHA-256 hex digest, nothing else."""
-    if not isinstance(key, str) or not _KEY.match(key):
-        raise StorageError("invalid storage key")
-    return key
-
-
-@dataclasses.dataclass(frozen=True)
-class StoredObject:
-    key: str
-    sha256: str
-    size: int
 
 
 class ObjectWriter(Protocol):
@@ -200,7 +179,7 @@ class LocalStore:
 
     def list_objects(self) -> Iterator[tuple[str, float]]:
         for path in self.objects_dir.glob("*/*"):
-            if _KEY.match(path.name):
+            if KEY_PATTERN.match(path.name):
                 try:
                     yield path.name, path.stat().st_mtime
                 except FileNotFoundError:

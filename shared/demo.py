@@ -21,11 +21,10 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
+from shared.demo_data import DEMO_SCHEMA, TABLES, comment_columns, registrations
 from shared.settings import Settings, SnowflakeSettings, get_settings
 
-DEMO_DATABASE, DEMO_SCHEMA = "DEMO", "PUBLIC"
-DAYS_OF_ORDERS = 365
-DAYS_OF_EVENTS = 30
+DEMO_DATABASE = "DEMO"
 CUSTOMERS_ROWS, PRODUCTS_ROWS, EVENTS_ROWS = 50_000, 2_000, 200_000
 STARTUP_TIMEOUT_S = 30
 
@@ -129,7 +128,6 @@ def seed_demo(target: DemoSource | Settings, *, orders_rows: int | None = None, 
     with time, so a daily partition holds about ``orders_rows / 365`` rows. ``database``
     and ``rows`` exist for tests.
     """
-    from shared.demo_data import TABLES, comment_columns
     from shared.snowflake import connect
 
     sf, default_rows = _snowflake_of(target, database)
@@ -176,7 +174,6 @@ def register_demo_tables(settings: Settings, source: DemoSource | None = None, *
     from shared import registry
     from shared.control.db import migrate, session_scope
     from shared.control.models import RegisteredTableRow
-    from shared.demo_data import registrations
     from shared.snowflake import connect, table_columns
 
     migrate(settings.control_url)

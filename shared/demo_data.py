@@ -12,7 +12,9 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
-from shared.demo import DAYS_OF_EVENTS, DAYS_OF_ORDERS, DEMO_SCHEMA
+DEMO_SCHEMA = "PUBLIC"
+DAYS_OF_ORDERS = 365
+DAYS_OF_EVENTS = 30
 
 T = "{db}." + DEMO_SCHEMA  # the database is filled in at seed time (tests use their own)
 

@@ -26,9 +26,9 @@ from serving.admin.schemas import (
     TokenCreated,
     TokenRevoked,
 )
-from serving.auth.caller import Caller
 from serving.auth.deps import get_codec, get_identity
-from serving.auth.guards import requires_admin, requires_swarm
+from serving.lib.caller import Caller
+from serving.lib.guards import requires_admin, requires_swarm
 from serving.lib.services import Services
 
 

@@ -18,10 +18,10 @@ from serving.artifacts.schemas import Artifact, ArtifactList, ArtifactUpdate, Jo
 from serving.artifacts.storage import RangeNotSatisfiable, etag, not_modified, parse_range, read_span
 from serving.artifacts.upload import Form, receive_upload
 from serving.artifacts.validation import Draft, content_disposition, draft_from_form
-from serving.auth.caller import Caller
-from serving.auth.guards import requires_agent, requires_reader
 from serving.lib.audit import annotate
+from serving.lib.caller import Caller
 from serving.lib.errors import ApiError, NotFound
+from serving.lib.guards import requires_agent
 from serving.lib.services import Services
 from shared.artifacts_store import StorageError
 from shared.control.models import as_utc
@@ -87,7 +87,6 @@ async def list_artifacts(  # noqa: PLR0917 - query parameters are keyword argume
     offset: Annotated[int, Parameter(ge=0, le=MAX_OFFSET)] = 0,
 ) -> ArtifactList:
     """Artifacts this caller may see (newest first), filtered by tag, content type, owner and creation time."""
-    requires_reader(caller)
     return await anyio.to_thread.run_sync(lambda: svc.list_visible(
         services.control_url, caller, tag=tag, content_type=content_type, owner=owner,
         created_after=as_utc(created_after), created_before=as_utc(created_before), limit=limit, offset=offset))
@@ -96,7 +95,6 @@ async def list_artifacts(  # noqa: PLR0917 - query parameters are keyword argume
 @get("/api/v1/artifacts/{artifact_id:str}", operation_id="get_artifact", tags=TAGS)
 async def get_artifact(artifact_id: ID, caller: Caller, services: Services) -> Artifact:
     """An artifact's metadata (404 if it does not exist, expired, or this caller may not see it)."""
-    requires_reader(caller)
     return await anyio.to_thread.run_sync(svc.get, services.control_url, caller, artifact_id)
 
 
@@ -110,7 +108,6 @@ def _download_headers(row: Any) -> dict[str, str]:
 async def download_artifact(request: Request[Any, Any, Any], artifact_id: ID, caller: Caller,
                             services: Services) -> Response[Any]:
     """Download the content. ETag is the SHA-256; supports ``If-None-Match`` (304) and one ``Range`` (206/416)."""
-    requires_reader(caller)
     row = await anyio.to_thread.run_sync(svc.content_row, services.control_url, caller, artifact_id)
     headers = _download_headers(row)
     if not_modified(request.headers.get("if-none-match"), row.sha256):
@@ -141,7 +138,6 @@ async def head_artifact_content(request: Request[Any, Any, Any], artifact_id: ID
     Same access rules as GET (404 when missing, expired or not visible); ``If-None-Match``
     answers 304. ``Range`` is ignored, as RFC 9110 defines ranges for GET only.
     """
-    requires_reader(caller)
     row = await anyio.to_thread.run_sync(svc.content_row, services.control_url, caller, artifact_id)
     headers = _download_headers(row)
     if not_modified(request.headers.get("if-none-match"), row.sha256):
@@ -160,7 +156,6 @@ def _bodiless(status: int, headers: dict[str, str], media_type: str | None = Non
 @patch("/api/v1/artifacts/{artifact_id:str}", operation_id="update_artifact", tags=TAGS)
 async def update_artifact(artifact_id: ID, data: ArtifactUpdate, caller: Caller, services: Services) -> Artifact:
     """Change name, tags, metadata, visibility or expiry (owner only)."""
-    requires_reader(caller)
     ttl = services.settings.artifacts.default_ttl_s
     return await anyio.to_thread.run_sync(svc.update, services.control_url, caller, artifact_id, data, ttl)
 
@@ -168,7 +163,6 @@ async def update_artifact(artifact_id: ID, data: ArtifactUpdate, caller: Caller,
 @delete("/api/v1/artifacts/{artifact_id:str}", operation_id="delete_artifact", tags=TAGS, status_code=204)
 async def delete_artifact(artifact_id: ID, caller: Caller, services: Services) -> None:
     """Delete an artifact (owner or admin). It stops being served at once; storage is reclaimed by housekeeping."""
-    requires_reader(caller)
     await anyio.to_thread.run_sync(svc.delete, services.control_url, caller, artifact_id)
 
 

@@ -36,7 +36,7 @@ import pyarrow.parquet as pq
 
 from serving.artifacts.result_files import UnreadableColumn, read_result
 from serving.lib.errors import BadRequest
-from serving.queries.formats import encode_json
+from serving.lib.formats import encode_json
 
 Convert = Callable[[pa.Array], pa.Array]
 INTERVAL_STRUCT = pa.struct([("months", pa.int32()), ("days", pa.int32()), ("nanoseconds", pa.int64())])

@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 from pyarrow import ipc
 
 from serving.lib.errors import Conflict
-from serving.queries.formats import encode_json
+from serving.lib.formats import encode_json
 
 _INT_TYPES = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT"}
 _UINT_TYPES = {"UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT"}

@@ -18,7 +18,7 @@ from serving.artifacts import services as svc
 from serving.artifacts.convert import convert
 from serving.artifacts.schemas import Artifact, JobArtifactCreate
 from serving.artifacts.validation import check_expires_in, check_metadata, check_name, check_tags, check_visibility
-from serving.auth.caller import Caller
+from serving.lib.caller import Caller
 from serving.lib.errors import Conflict, PayloadTooLarge
 from serving.lib.services import Services
 from serving.queries.jobs import ACTIVE

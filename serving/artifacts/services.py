@@ -33,7 +33,7 @@ from serving.artifacts.validation import (
     check_visibility,
     is_id,
 )
-from serving.auth.caller import Caller
+from serving.lib.caller import Caller
 from serving.lib.errors import BadRequest, Forbidden, NotFound
 from serving.lib.services import Services
 from shared.artifacts_store import ArtifactStore, StoredObject, open_store

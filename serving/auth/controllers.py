@@ -9,10 +9,10 @@ from litestar import Request, get, post
 from litestar.enums import RequestEncodingType
 from litestar.params import Body
 
-from serving.auth.caller import Caller
 from serving.auth.deps import get_codec
 from serving.auth.schemas import AccessToken, Identity, LoginForm
 from serving.auth.tokens import CHALLENGE
+from serving.lib.caller import Caller
 from serving.lib.errors import Unauthorized
 from serving.lib.ingress import client_host
 from serving.lib.limits import get_limiter

@@ -13,10 +13,10 @@ from typing import Any
 from litestar import Request
 from litestar.di import Provide
 
-from serving.auth.caller import Caller
 from serving.auth.identity import IdentityStore, resolve_caller
 from serving.auth.tokens import CHALLENGE, TokenCodec
 from serving.lib.audit import CALLER_KEY, HINT_KEY
+from serving.lib.caller import Caller
 from serving.lib.errors import Unauthorized
 from serving.lib.limits import get_limiter
 from serving.lib.services import Services

@@ -19,8 +19,8 @@ from typing import Any
 import anyio.to_thread
 import sqlalchemy as sa
 
-from serving.auth.caller import Caller
 from serving.auth.tokens import CHALLENGE, TokenCodec, token_hash
+from serving.lib.caller import Caller
 from serving.lib.errors import Unauthorized
 from shared.control.db import get_engine
 from shared.control.models import SwarmRow, TokenRow

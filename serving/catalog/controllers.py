@@ -8,12 +8,11 @@ import anyio.to_thread
 import msgspec
 from litestar import Request, get
 
-from serving.auth.caller import Caller
-from serving.auth.guards import requires_reader
 from serving.catalog import services as catalog
 from serving.catalog.orchestrator import dagster_freshness
 from serving.catalog.schemas import TableInfo, TableList
 from serving.lib.audit import annotate
+from serving.lib.caller import Caller
 from serving.lib.services import Services
 
 
@@ -21,7 +20,6 @@ from serving.lib.services import Services
 async def list_tables(request: Request[Any, Any, Any], caller: Caller, services: Services) -> TableList:
     """Every table this caller may read: columns (name, type, nullable, description), row count, size,
     served version, last successful sync and freshness (fresh / stale / failing, with the reason)."""
-    requires_reader(caller)
     entries = await anyio.to_thread.run_sync(catalog.list_tables, caller, services)
     await _with_dagster_freshness(services, entries)
     annotate(request, tables=[{"table": e["key"], "version": e["served_version"]} for e in entries], rows=len(entries))
@@ -33,7 +31,6 @@ async def get_table(request: Request[Any, Any, Any], caller: Caller, services: S
     """One table, named ``orders``, ``public.orders``, ``demo.public.orders``, ``demo.public."Order Lines"``
     (as in SQL: quoted names are exact) or by its key (unique among your tables).
     A table you may not read answers 404 exactly like one that does not exist."""
-    requires_reader(caller)
     entry = await anyio.to_thread.run_sync(catalog.get_table, caller, table, services)
     await _with_dagster_freshness(services, [entry])
     annotate(request, tables=[{"table": entry["key"], "version": entry["served_version"]}])

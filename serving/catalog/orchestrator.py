@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterable
 
 from serving.lib.services import Services
+from serving.tables.hooks import freshness_source
 
 log = logging.getLogger(__name__)
 TTL_S = 10.0
@@ -46,9 +47,7 @@ class FreshnessCache:
 
 async def dagster_freshness(services: Services, keys: list[str]) -> dict[str, str | None]:
     """``{table key: Dagster freshness status}`` for ``keys``; empty when Dagster is unavailable."""
-    from serving.sync.services import DAGSTER
-
-    client = services.parts.get(DAGSTER)
+    client = freshness_source(services)
     if client is None or not keys:
         return {}
     cache = services.parts.setdefault(_KEY, FreshnessCache())

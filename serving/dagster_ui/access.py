@@ -32,9 +32,9 @@ from urllib.parse import urlsplit
 
 from litestar.connection import ASGIConnection
 
-from serving.auth.caller import Caller
 from serving.auth.identity import IdentityStore, resolve_caller
 from serving.auth.tokens import TokenCodec
+from serving.lib.caller import Caller
 from serving.lib.errors import Forbidden, Unauthorized
 from shared.settings import Settings
 

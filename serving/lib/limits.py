@@ -29,7 +29,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
-from serving.auth.caller import Caller
+from serving.lib.caller import Caller
 from serving.lib.errors import QueryTimeout, TooManyRequests
 from serving.lib.services import Services
 from shared.settings import QuerySettings

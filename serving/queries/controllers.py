@@ -28,14 +28,13 @@ from litestar.response import File
 from litestar.response.base import ASGIResponse
 from litestar.types import ASGIApp
 
-from serving.auth.caller import Caller
-from serving.auth.guards import requires_reader
+from serving.lib import formats
 from serving.lib.audit import annotate
+from serving.lib.caller import Caller
 from serving.lib.errors import BadRequest, PayloadTooLarge, QueryTimeout
 from serving.lib.ingress import received_at
 from serving.lib.limits import OVERSHOOT_S, get_limiter
 from serving.lib.services import Services
-from serving.queries import formats
 from serving.queries.guard import sql_hash
 from serving.queries.jobs import Job
 from serving.queries.schemas import QueryJob, QueryRequest, QueryResult
@@ -117,7 +116,6 @@ async def execute_query(request: Request[Any, Any, Any], caller: Caller, data: Q
     """
     services: Services = request.app.state.services
     started = received_at(request)  # the time limit's answer is due counting from the request's arrival
-    requires_reader(caller)
     engine, jobs = get_engine(services), get_jobs(services)
     checked = None
     try:
@@ -167,7 +165,6 @@ async def execute_query(request: Request[Any, Any, Any], caller: Caller, data: Q
 @get([f"{BASE}/jobs/{{job_id:str}}", f"{BASE}/{{job_id:str}}"], operation_id="getQueryJob")
 async def get_job(caller: Caller, services: Services, job_id: str) -> QueryJob:
     """Status of a query job: rows, bytes, duration, tables with served versions, error, expiry."""
-    requires_reader(caller)
     row = await anyio.to_thread.run_sync(get_jobs(services).load, job_id, caller)
     return msgspec.convert(job_body(row), QueryJob)
 
@@ -188,7 +185,6 @@ class _ResultOperation(Operation):
      operation_class=_ResultOperation)
 async def get_job_result(request: Request[Any, Any, Any], caller: Caller, services: Services, job_id: str) -> File:
     """Stream a finished job's result file in its format (Arrow IPC stream, CSV, Parquet or JSON)."""
-    requires_reader(caller)
     jobs = get_jobs(services)
     row = await anyio.to_thread.run_sync(jobs.load, job_id, caller)
     path = jobs.result_path(row, caller)
@@ -201,7 +197,6 @@ async def get_job_result(request: Request[Any, Any, Any], caller: Caller, servic
 @delete([f"{BASE}/jobs/{{job_id:str}}", f"{BASE}/{{job_id:str}}"], operation_id="cancelQueryJob", status_code=200)
 async def cancel_job(caller: Caller, services: Services, job_id: str) -> QueryJob:
     """Cancel a running job (its DuckDB query is interrupted). A finished job is left as it is."""
-    requires_reader(caller)
     row = await anyio.to_thread.run_sync(get_jobs(services).cancel, job_id, caller)
     return msgspec.convert(job_body(row), QueryJob)
 

@@ -21,7 +21,7 @@ worker thread, e.g. ``await anyio.to_thread.run_sync(partial(engine.execute_trus
         # context managers yielding an ArrowStream (pyarrow RecordBatches, max_rows enforced)
     engine.manifests(tables) -> tuple[Manifest, ...]      # current served versions (404 if never served)
     guard.validate_filter(where_sql, caller) -> str        # a safe, regenerated WHERE fragment
-    catalog.services.resolve_table(caller, name, services) -> str   # "orders" -> "demo.public.orders"
+    tables.served.resolve_table(caller, name, services) -> str   # "orders" -> "demo.public.orders"
 
 ``QueryResult``: columns [{name, type}], rows (tuples, or msgspec.Raw JSON with max_bytes), row_count, truncated, tables
 [TableRead(table, version, synced_at)], duration_ms, sql_hash. Errors: QueryRejected
@@ -51,9 +51,10 @@ import duckdb
 import msgspec
 import pyarrow as pa
 
-from serving.auth.caller import Caller
+from serving.lib import formats
+from serving.lib.caller import Caller
 from serving.lib.errors import ApiError, BadRequest, NotFound, PayloadTooLarge, QueryRejected, QueryTimeout
-from serving.queries import formats, functions, guard
+from serving.queries import functions, guard
 from serving.queries.guard import GuardedQuery
 from serving.queries.instances import Instance, InstanceCache, check_protections, read_protections
 from serving.queries.watchdog import Handle, MemoryGuard, Watchdog, rss_bytes

@@ -26,7 +26,7 @@ from typing import Any
 
 from serving.lib.errors import QueryRejected
 from serving.queries.functions_gen import POLICY_FILE, load
-from serving.queries.names import reject, shown
+from serving.tables.names import reject, shown
 
 # The parser turns these into FUNCTION nodes although they are not catalog functions.
 PARSER_FUNCTIONS = frozenset({"unnest", "unlist"})

@@ -56,7 +56,7 @@ from sqlglot import exp
 from sqlglot.tokens import TokenType
 
 from serving.queries.functions import RUNTIME_MARKER, policy
-from serving.queries.names import reject, shown
+from serving.tables.names import reject, shown
 
 MAX_BUILT_CHARS = 1 << 20  # characters of one built string (1 MiB of ASCII)
 MAX_BUILT_ELEMENTS = 100_000  # elements of one built list

@@ -13,7 +13,7 @@ Layers (each has its own tests in tests/serving/test_guard*.py and test_security
   granted table or of a query (``statement_not_allowed``, ``multiple_statements``,
   ``parse_error``). No DDL/DML/PRAGMA/SET/COPY/ATTACH/EXPLAIN/CALL node anywhere.
 - tables: every table reference resolves to exactly one granted key, unquoted parts
-  case-insensitively and quoted parts exactly (names.py has the rule):
+  case-insensitively and quoted parts exactly (serving/tables/names.py has the rule):
   ``orders`` / ``public.orders`` / ``demo.public."Order Lines"`` (``table_not_granted``
   for missing and ungranted alike, so existence never leaks; ``ambiguous_table`` when
   a short name matches several of the caller's own tables). String table references
@@ -53,7 +53,7 @@ from sqlglot.errors import ParseError, TokenError
 
 from serving.lib.errors import ApiError, BadRequest, PayloadTooLarge, QueryRejected
 from serving.queries import functions, functions_bounds
-from serving.queries.names import (
+from serving.tables.names import (
     GrantIndex,
     Lru,
     check_foldable,

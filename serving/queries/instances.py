@@ -36,7 +36,7 @@ from typing import Any
 
 import duckdb
 
-from serving.queries.names import quote_ident
+from serving.tables.names import quote_ident
 from shared.served import Manifest, version_path
 from shared.settings import Settings
 

@@ -36,9 +36,10 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from serving.auth.caller import Caller
+from serving.lib import formats
+from serving.lib.caller import Caller
 from serving.lib.errors import ApiError, Forbidden, NotFound
-from serving.queries import formats, scheduling
+from serving.queries import scheduling
 from serving.queries.engine import QueryEngine
 from serving.queries.guard import GuardedQuery, sql_hash
 from serving.queries.scheduling import Scheduler

@@ -2,7 +2,8 @@
 
 Startup builds the engine, proves the DuckDB protections hold (``verify_protections``)
 and refuses to start otherwise. ``ensure_fresh`` is the extension point for the sync
-feature: a query with ``min_freshness`` waits there for a refresh.
+feature (a hook it registers at start-up): a query with ``min_freshness`` waits there for
+a refresh. Startup also registers the engine as the tables layer's served-tables provider.
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ import logging
 
 import anyio.to_thread
 
-from serving.auth.caller import Caller
+from serving.lib.caller import Caller
 from serving.lib.services import Services
 from serving.queries.engine import QueryEngine
 from serving.queries.jobs import JobManager
+from serving.tables import hooks, served
 
 log = logging.getLogger("agents_data.queries")
 ENGINE = "query_engine"
@@ -35,15 +37,13 @@ async def ensure_fresh(services: Services, caller: Caller, tables: frozenset[str
     """Extension point for the sync feature: make ``tables`` no older than ``min_freshness_s``.
 
     Called by POST /api/v1/queries/execute before the query runs, only when the request
-    carries ``min_freshness``. Implemented by ``serving.sync.refresh.ensure_fresh``: it
+    carries ``min_freshness``. Served by the sync feature's hook (``serving.sync.refresh.ensure_fresh``): it
     triggers or joins a coalesced refresh per stale table and waits up to ``wait_s``
     (503 ``freshness_timeout`` / ``refresh_failed`` otherwise).
     """
     if min_freshness_s is None or not tables:
         return
-    from serving.sync.refresh import ensure_fresh as wait_for_fresh
-
-    await wait_for_fresh(services, caller, sorted(tables), min_freshness_s, wait_s)
+    await hooks.wait_for_fresh(services)(services, caller, sorted(tables), min_freshness_s, wait_s)
 
 
 async def startup(services: Services) -> None:
@@ -51,6 +51,7 @@ async def startup(services: Services) -> None:
     if not isinstance(engine, QueryEngine):
         engine = QueryEngine(services.settings)
         services.parts[ENGINE] = engine
+    served.register(services, engine)
     found = await anyio.to_thread.run_sync(engine.verify_protections)
     log.info("DuckDB agent-instance protections verified: %s", found)
     if not isinstance(services.parts.get(JOBS), JobManager):

@@ -14,19 +14,18 @@ import msgspec
 from litestar import Request, Response, get
 from litestar.params import Parameter
 
-from serving.auth.caller import Caller
-from serving.auth.guards import requires_reader
-from serving.catalog.services import resolve_table
+from serving.lib import formats
 from serving.lib.audit import annotate
+from serving.lib.caller import Caller
 from serving.lib.errors import BadRequest
 from serving.lib.ingress import received_at
 from serving.lib.limits import get_limiter
 from serving.lib.services import Services
-from serving.queries import formats
 from serving.queries.services import get_engine
 from serving.sampling import services as sampling
 from serving.sampling.schemas import TableProfile
 from serving.sampling.services import SampleRequest, get_profile_cache, pick_columns
+from serving.tables.served import resolve_table
 from shared.profile import ColumnSpec
 
 TAGS = ["data"]
@@ -57,7 +56,6 @@ async def sample_table(  # noqa: PLR0917 - query parameters are keyword argument
     ``stratified`` (``size`` rows per value of ``by``) or ``recent`` (latest rows by the
     table's cursor or partition column). The answer names the method, seed, served
     version and the table's row count; csv/parquet/arrow carry them in ``X-Sample-*`` headers."""
-    requires_reader(caller)
     fmt = formats.normalize_format(format)
     if size is not None and fraction is not None:
         raise BadRequest("give size or fraction, not both", rule="invalid_sample")
@@ -94,7 +92,6 @@ async def profile_table(  # noqa: PLR0917 - query parameters are keyword argumen
     min/max, mean/stddev/quartiles (numbers), length range (text), top values with
     counts, histograms (numbers and dates). Full table unless ``sample`` is given;
     cached per served version (``cached`` says so), ``force_refresh`` recomputes."""
-    requires_reader(caller)
     key = await anyio.to_thread.run_sync(resolve_table, caller, table, services)
     engine = get_engine(services)
     manifest = (await anyio.to_thread.run_sync(engine.manifests, [key]))[0]

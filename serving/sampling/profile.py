@@ -27,9 +27,9 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-from serving.auth.caller import Caller
+from serving.lib.caller import Caller
 from serving.queries.engine import QueryEngine
-from serving.queries.guard import quote_table
+from serving.tables.names import quote_table
 from shared.profile import ColumnSpec, compute_profile
 from shared.served import Manifest
 from shared.settings import Settings

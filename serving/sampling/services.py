@@ -31,15 +31,16 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from pyarrow import ipc
 
-from serving.auth.caller import Caller
+from serving.lib import formats
+from serving.lib.caller import Caller
 from serving.lib.errors import BadRequest
 from serving.lib.services import Services
-from serving.queries import formats
 from serving.queries.engine import QueryEngine
-from serving.queries.guard import quote_ident, quote_table, validate_filter
+from serving.queries.guard import validate_filter
 from serving.queries.instances import stored_table
 from serving.queries.services import get_engine
 from serving.sampling.profile import ProfileCache
+from serving.tables.names import quote_ident, quote_table
 from shared.identifiers import duck_fold, unused_name
 from shared.served import Manifest
 

@@ -22,7 +22,7 @@ from shared.dagster_names import REASON_TAG, TABLE_TAG
 from shared.registry import RegisteredTable
 
 if TYPE_CHECKING:
-    from serving.sync.services import SyncService
+    from serving.sync.core import SyncService
 
 ERROR_SEPARATOR = "\n---\n"
 JOB_TAG = "agents_data/job"

@@ -34,7 +34,7 @@ from serving.sync import jobs, store
 from serving.sync.dagster import DagsterUnavailable
 
 if TYPE_CHECKING:
-    from serving.sync.services import SyncService
+    from serving.sync.core import SyncService
 
 log = logging.getLogger("agents_data.sync")
 

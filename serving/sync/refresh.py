@@ -45,13 +45,13 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from serving.auth.caller import Caller
+from serving.lib.caller import Caller
 from serving.lib.errors import ServiceUnavailable
 from serving.lib.limits import get_limiter
 from serving.lib.services import Services
 from serving.sync import jobs, store
+from serving.sync.core import SyncService, dagster_calls, get_sync, synced_at_of
 from serving.sync.dagster import QUEUED, DagsterError, DagsterUnavailable
-from serving.sync.services import SyncService, dagster_calls, get_sync, synced_at_of
 from shared import changes, registry
 from shared.dagster_names import TABLE_TAG
 from shared.partitions import is_partitioned

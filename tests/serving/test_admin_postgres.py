@@ -11,8 +11,8 @@ from litestar import Litestar, Request, get
 from litestar.testing import TestClient
 
 from serving.app import create_app
-from serving.auth.caller import Caller
 from serving.lib.audit import annotate, get_audit
+from serving.lib.caller import Caller
 from shared.settings import Settings
 from tests.serving.helpers import admin_token, assert_error, bearer, create_swarm, mint_token
 

@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-from serving.catalog.services import freshness
 from shared.control.db import get_engine, session_scope
 from shared.control.models import RegisteredTableRow, TableStatusRow
 from shared.served import read_current
 from shared.settings import Settings
+from shared.status import freshness
 from tests.conftest import publish_table
 from tests.serving.helpers import assert_error
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from serving.auth.caller import Caller
+from serving.lib.caller import Caller
 from serving.lib.errors import ApiError, NotFound, QueryTimeout
 from serving.queries.engine import QueryCancelled, QueryEngine
 from serving.queries.instances import ProtectionError, check_protections

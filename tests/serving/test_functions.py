@@ -21,7 +21,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from serving.auth.caller import Caller
+from serving.lib.caller import Caller
 from serving.lib.errors import ApiError, QueryRejected
 from serving.queries import functions, functions_bounds, functions_gen
 from serving.queries.engine import QueryEngine

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from serving.auth.caller import Caller
+from serving.lib.caller import Caller
 from serving.lib.ingress import client_address, parse_proxies
 from serving.queries.engine import QueryCancelled
 from serving.queries.services import get_jobs

@@ -18,7 +18,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient, TestClient
 
 from serving.app import create_app
-from serving.auth.caller import Caller
+from serving.lib.caller import Caller
 from serving.lib.errors import TooManyRequests
 from serving.lib.limits import Limiter, RateLimiter, get_limiter
 from shared.settings import QuerySettings, Settings

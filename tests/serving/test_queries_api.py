@@ -322,7 +322,7 @@ def test_agent_sql_never_runs_on_the_event_loop_whatever_the_scheduler_learned(c
 
 def test_min_freshness_asks_the_sync_feature_with_the_tables_read(client: Any, agent: dict[str, Any],
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    import serving.sync.refresh
+    from serving.tables import hooks
 
     calls = []
 
@@ -330,7 +330,8 @@ def test_min_freshness_asks_the_sync_feature_with_the_tables_read(client: Any, a
         calls.append((tables, min_freshness_s))
         return []
 
-    monkeypatch.setattr(serving.sync.refresh, "ensure_fresh", fake)
+    services = client.app.state.services
+    monkeypatch.setitem(services.parts, hooks.WAIT_FOR_FRESH, fake)  # the hook the sync feature registered
     assert run(client, agent["headers"], query="select count(*) from orders", min_freshness=60).status_code == 200
     assert run(client, agent["headers"], query="select 1", min_freshness=60).status_code == 200  # no table: no wait
     assert calls == [([ORDERS], 60)]

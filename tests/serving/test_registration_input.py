@@ -18,8 +18,8 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
+from serving.sync.core import run_load_check
 from serving.sync.dagster import clean_message
-from serving.sync.services import run_load_check
 from shared import registry
 from shared.settings import Settings
 from tests.serving import sync_support

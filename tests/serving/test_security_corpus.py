@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from serving.auth.caller import Caller
+from serving.lib.caller import Caller
 from serving.lib.errors import ApiError
 from serving.queries.engine import QueryEngine
 from shared.served import read_current, table_dir

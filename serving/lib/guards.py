@@ -7,7 +7,7 @@ the handler, and features can combine them without a framework hook.
 
 from __future__ import annotations
 
-from serving.auth.caller import Caller
+from serving.lib.caller import Caller
 from serving.lib.errors import Forbidden
 
 
@@ -29,11 +29,4 @@ def requires_agent(caller: Caller) -> Caller:
     """An agent token (work that is owned by one agent, such as query jobs)."""
     if caller.kind != "agent":
         raise Forbidden(f"this endpoint needs an agent token; a {caller.kind} token was given", rule="requires_agent")
-    return caller
-
-
-def requires_reader(caller: Caller) -> Caller:
-    """Any caller that may read data: agent, swarm or admin (grants still apply per table)."""
-    if caller.kind not in ("agent", "swarm", "admin"):
-        raise Forbidden("this endpoint needs an agent, swarm or admin token", rule="requires_reader")
     return caller

@@ -1,6 +1,6 @@
 """Table names: quoting, and resolving what an agent wrote to one of its granted table keys.
 
-Why separate from the guard: the catalog (``GET /api/v1/data/tables/{table}``), sampling
+Why in the tables layer, not in the guard: the catalog (``GET /api/v1/data/tables/{table}``), sampling
 and profiling resolve table names exactly as the guard does inside SQL, so an agent meets
 one rule everywhere: ``orders``, ``public.orders`` or ``demo.public.orders`` must match
 exactly one granted key; a missing and an ungranted table get the same answer, and an
