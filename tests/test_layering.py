@@ -193,3 +193,14 @@ def test_the_layering_checks_catch_what_they_name(tmp_path: Path, monkeypatch: p
     assert ("serving/a/x.py", "a", "b") in _feature_edges()
     assert ("serving/b/y.py", "b", "a") in _feature_edges()
     assert _cycles(("serving",)) == [["serving.a.x", "serving.b.y"]]
+
+
+def test_capabilities_are_route_guards() -> None:
+    """``requires_admin`` and friends are declared on routes (``guards=[…]``), never called in a handler."""
+    checks = {"requires_admin", "requires_swarm", "requires_agent"}
+    calls = []
+    for path in sorted((ROOT / "serving").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in checks:
+                calls.append(f"{path.relative_to(ROOT)}:{node.lineno} calls {node.func.id}")
+    assert calls == []

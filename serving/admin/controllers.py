@@ -32,44 +32,39 @@ from serving.lib.guards import requires_admin, requires_swarm
 from serving.lib.services import Services
 
 
-@post("/swarms", operation_id="createSwarm")
-async def create_swarm(caller: Caller, services: Services, data: SwarmCreate) -> Swarm:
+@post("/swarms", operation_id="createSwarm", guards=[requires_admin])
+async def create_swarm(services: Services, data: SwarmCreate) -> Swarm:
     """Create a swarm with its granted tables (``database.schema.table`` keys)."""
-    requires_admin(caller)
     return await anyio.to_thread.run_sync(store.create_swarm, services.control_url, data)
 
 
-@get("/swarms", operation_id="listSwarms")
-async def list_swarms(caller: Caller, services: Services) -> list[Swarm]:
+@get("/swarms", operation_id="listSwarms", guards=[requires_admin])
+async def list_swarms(services: Services) -> list[Swarm]:
     """All swarms with their grants."""
-    requires_admin(caller)
     return await anyio.to_thread.run_sync(store.list_swarms, services.control_url)
 
 
-@get("/swarms/{swarm_id:str}", operation_id="getSwarm")
-async def get_swarm(caller: Caller, services: Services, swarm_id: str) -> Swarm:
+@get("/swarms/{swarm_id:str}", operation_id="getSwarm", guards=[requires_admin])
+async def get_swarm(services: Services, swarm_id: str) -> Swarm:
     """One swarm."""
-    requires_admin(caller)
     return await anyio.to_thread.run_sync(store.get_swarm, services.control_url, swarm_id)
 
 
-@patch("/swarms/{swarm_id:str}", operation_id="updateSwarm")
-async def update_swarm(caller: Caller, services: Services, swarm_id: str, data: SwarmUpdate) -> Swarm:
+@patch("/swarms/{swarm_id:str}", operation_id="updateSwarm", guards=[requires_admin])
+async def update_swarm(services: Services, swarm_id: str, data: SwarmUpdate) -> Swarm:
     """Change a swarm; new grants apply to its swarm and agent tokens on their next request."""
-    requires_admin(caller)
     swarm = await anyio.to_thread.run_sync(store.update_swarm, services.control_url, swarm_id, data)
     get_identity(services).invalidate()
     return swarm
 
 
-@delete("/swarms/{swarm_id:str}", operation_id="deleteSwarm", status_code=200)
-async def delete_swarm(caller: Caller, services: Services, swarm_id: str) -> SwarmDeleted:
+@delete("/swarms/{swarm_id:str}", operation_id="deleteSwarm", status_code=200, guards=[requires_admin])
+async def delete_swarm(services: Services, swarm_id: str) -> SwarmDeleted:
     """Delete a swarm: revoke all its tokens and cancel its running query jobs at once.
 
     Its query results expire now; its artifacts stay readable by the admin only, for
     ``DELETED_SWARM_ARTIFACT_GRACE_S``, and are then deleted by housekeeping.
     """
-    requires_admin(caller)
     grace = services.settings.artifacts.deleted_swarm_grace_s
     deleted = await anyio.to_thread.run_sync(
         lambda: store.delete_swarm(services.control_url, swarm_id, artifact_grace_s=grace))
@@ -77,10 +72,9 @@ async def delete_swarm(caller: Caller, services: Services, swarm_id: str) -> Swa
     return deleted
 
 
-@post("/tokens", operation_id="createToken")
-async def create_token(caller: Caller, services: Services, data: TokenCreate) -> TokenCreated:
+@post("/tokens", operation_id="createToken", guards=[requires_admin])
+async def create_token(services: Services, data: TokenCreate) -> TokenCreated:
     """Mint a swarm or agent token. The token is in this answer only; keep it."""
-    requires_admin(caller)
 
     def mint() -> TokenCreated:
         return store.mint_token(services.control_url, get_codec(services), kind=data.type, swarm_id=data.swarm_id,
@@ -90,9 +84,9 @@ async def create_token(caller: Caller, services: Services, data: TokenCreate) ->
     return await anyio.to_thread.run_sync(mint)
 
 
-@get("/tokens", operation_id="listTokens")
+@get("/tokens", operation_id="listTokens", guards=[requires_admin])
 async def list_tokens(
-    *, caller: Caller, services: Services,
+    *, services: Services,
     swarm_id: str | None = None,
     token_type: str | None = Parameter(query="type", default=None, description="swarm or agent"),
     include_revoked: bool = False,
@@ -100,7 +94,6 @@ async def list_tokens(
     offset: int = Parameter(default=0, ge=0),
 ) -> list[Token]:
     """Issued tokens (never the tokens themselves), newest first."""
-    requires_admin(caller)
 
     def run() -> list[Token]:
         return store.list_tokens(services.control_url, swarm_id=swarm_id, kind=token_type,
@@ -109,18 +102,17 @@ async def list_tokens(
     return await anyio.to_thread.run_sync(run)
 
 
-@delete("/tokens/{token_id:str}", operation_id="revokeToken", status_code=200)
-async def revoke_token(caller: Caller, services: Services, token_id: str) -> TokenRevoked:
+@delete("/tokens/{token_id:str}", operation_id="revokeToken", status_code=200, guards=[requires_admin])
+async def revoke_token(services: Services, token_id: str) -> TokenRevoked:
     """Revoke a token; revoking a swarm token also revokes the agent tokens it minted."""
-    requires_admin(caller)
     revoked = await anyio.to_thread.run_sync(store.revoke_token, services.control_url, token_id)
     get_identity(services).invalidate()
     return TokenRevoked(token_id=token_id, revoked=revoked)
 
 
-@get("/audit", operation_id="listAudit")
+@get("/audit", operation_id="listAudit", guards=[requires_admin])
 async def list_audit(
-    *, caller: Caller, services: Services,
+    *, services: Services,
     swarm_id: str | None = None,
     token_id: str | None = Parameter(default=None, description="agent or swarm token id"),
     caller_type: str | None = None,
@@ -132,7 +124,6 @@ async def list_audit(
     cursor: int | None = Parameter(default=None, description="next_cursor of the previous page"),
 ) -> AuditPage:
     """The audit log, newest first, filtered by swarm, token, table, time range and status."""
-    requires_admin(caller)
 
     def run() -> AuditPage:
         return audit_query.query_audit(services.control_url, swarm_id=swarm_id, token_id=token_id,
@@ -142,10 +133,9 @@ async def list_audit(
     return await anyio.to_thread.run_sync(run)
 
 
-@post("/agents/tokens", operation_id="mintAgentToken")
+@post("/agents/tokens", operation_id="mintAgentToken", guards=[requires_swarm])
 async def mint_agent_token(caller: Caller, services: Services, data: AgentTokenCreate) -> TokenCreated:
     """A swarm token mints an agent token for its own swarm (a subset of its grants, never outliving it)."""
-    requires_swarm(caller)
     swarm_id, parent_id = caller.swarm_id or "", caller.token_id or ""
 
     def mint() -> TokenCreated:

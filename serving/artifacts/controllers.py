@@ -50,7 +50,7 @@ class _UploadOperation(Operation):
 
 
 @post("/api/v1/artifacts", operation_id="upload_artifact", tags=TAGS, status_code=201, request_max_body_size=None,
-      operation_class=_UploadOperation)
+      operation_class=_UploadOperation, guards=[requires_agent])
 async def upload_artifact(request: Request[Any, Any, Any], caller: Caller, services: Services) -> Artifact:
     """Upload a file as multipart/form-data, streamed to storage.
 
@@ -59,7 +59,6 @@ async def upload_artifact(request: Request[Any, Any, Any], caller: Caller, servi
     object), ``visibility`` (``private``, ``swarm`` or a list of agent token ids) and
     ``expires_in`` (seconds or '12h', '7d'). Larger than ARTIFACT_MAX_BYTES: 413.
     """
-    requires_agent(caller)
     settings = services.settings.artifacts
 
     async def prepare(form: Form) -> Draft:
@@ -167,14 +166,13 @@ async def delete_artifact(artifact_id: ID, caller: Caller, services: Services) -
 
 
 @post("/api/v1/queries/jobs/{job_id:str}/artifact", operation_id="save_query_result_artifact", tags=TAGS,
-      status_code=201)
+      status_code=201, guards=[requires_agent])
 async def save_query_result(request: Request[Any, Any, Any], job_id: JOB_ID,
                             data: JobArtifactCreate, caller: Caller, services: Services) -> Artifact:
     """Save a finished query job's result as an artifact (CSV or Parquet), server-side.
 
     The artifact records the job's SQL hash and the served versions the result came from.
     """
-    requires_agent(caller)
     artifact = await anyio.to_thread.run_sync(save_job_result, services, caller, job_id, data)
     annotate(request, bytes=artifact.size)
     return artifact

@@ -49,8 +49,11 @@ def bearer_token(request: Request[Any, Any, Any]) -> str:
 
 
 async def provide_caller(request: Request[Any, Any, Any]) -> Caller:
+    """The verified caller; resolved once per request (a route guard may already have done it)."""
     services: Services = request.app.state.services
     state = request.scope.setdefault("state", {})
+    if isinstance(known := state.get(CALLER_KEY), Caller):
+        return known
     hint: dict[str, Any] = {}
     state[HINT_KEY] = hint
     caller = await resolve_caller(bearer_token(request), codec=get_codec(services), store=get_identity(services),

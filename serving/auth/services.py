@@ -6,9 +6,10 @@ AGENTS_DATA_HOME, which must not happen at import time.
 
 from __future__ import annotations
 
-from serving.auth.deps import CODEC, IDENTITY
+from serving.auth.deps import CODEC, IDENTITY, provide_caller
 from serving.auth.identity import IdentityStore
 from serving.auth.tokens import TokenCodec, codec_for
+from serving.lib.guards import provide_resolver
 from serving.lib.services import Services
 
 
@@ -17,6 +18,7 @@ async def startup(services: Services) -> None:
         services.parts[CODEC] = codec_for(services.settings)
     if not isinstance(services.parts.get(IDENTITY), IdentityStore):
         services.parts[IDENTITY] = IdentityStore(services.control_url, services.settings.auth.token_cache_ttl_s)
+    provide_resolver(services, provide_caller)  # route guards resolve the caller through it
 
 
 async def shutdown(services: Services) -> None:

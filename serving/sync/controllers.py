@@ -31,25 +31,22 @@ from serving.sync.schemas import (
 TAGS = ["sync"]
 
 
-@get("/api/v1/sync/snowflake/tables", operation_id="syncBrowseSource", tags=TAGS)
-async def browse_source(caller: Caller, services: Services, schema_name: str | None = None) -> dict[str, Any]:
+@get("/api/v1/sync/snowflake/tables", operation_id="syncBrowseSource", tags=TAGS, guards=[requires_admin])
+async def browse_source(services: Services, schema_name: str | None = None) -> dict[str, Any]:
     """Tables in the Snowflake source (row count, bytes, last altered), from one INFORMATION_SCHEMA query."""
-    requires_admin(caller)
     tables = await get_sync(services).source_tables(schema_name)
     return {"database": services.settings.snowflake.database, "tables": tables}
 
 
-@get("/api/v1/sync/tables", operation_id="syncListTables", tags=TAGS)
-async def list_tables(caller: Caller, services: Services) -> dict[str, Any]:
+@get("/api/v1/sync/tables", operation_id="syncListTables", tags=TAGS, guards=[requires_admin])
+async def list_tables(services: Services) -> dict[str, Any]:
     """Registered tables with strategy, partitioning, schedule, last run, served version and freshness."""
-    requires_admin(caller)
     return {"tables": await get_sync(services).tables()}
 
 
-@post("/api/v1/sync/tables/register", operation_id="syncRegisterTable", tags=TAGS)
-async def register_table(caller: Caller, services: Services, data: TableRegistrationCreate) -> Response[TableRegistration]:
+@post("/api/v1/sync/tables/register", operation_id="syncRegisterTable", tags=TAGS, guards=[requires_admin])
+async def register_table(services: Services, data: TableRegistrationCreate) -> Response[TableRegistration]:
     """Validate against the source, store, and reload the Dagster code location: the asset exists on return."""
-    requires_admin(caller)
     svc = get_sync(services)
     reg, created = await svc.register(data.to_raw())
     body = TableRegistration(table=reg.key, created=created, asset_key=reg.asset_key_path,
@@ -59,20 +56,18 @@ async def register_table(caller: Caller, services: Services, data: TableRegistra
 
 
 @delete("/api/v1/sync/tables/{schema_name:str}/{table_name:str}", operation_id="syncDeleteTable", tags=TAGS,
-        status_code=200)
-async def delete_table(caller: Caller, services: Services, schema_name: str, table_name: str,
+        status_code=200, guards=[requires_admin])
+async def delete_table(services: Services, schema_name: str, table_name: str,
                        database: str | None = None) -> dict[str, Any]:
     """Soft-delete a registration (history kept), remove its served data, reload Dagster."""
-    requires_admin(caller)
     svc = get_sync(services)
     reg = await svc.unregister(svc.key_for(schema_name, table_name, database))
     return {"table": reg.key, "deleted": True}
 
 
-@post("/api/v1/sync/start", operation_id="syncStart", tags=TAGS, status_code=202)
+@post("/api/v1/sync/start", operation_id="syncStart", tags=TAGS, status_code=202, guards=[requires_admin])
 async def start_sync(caller: Caller, services: Services, data: SyncStart) -> SyncStarted:
     """Launch a run (whole table or one partition) or a backfill (several partitions or a range)."""
-    requires_admin(caller)
     svc = get_sync(services)
     reg = await svc.registered(svc.key_for(data.schema_name, data.table_name, data.database))
     rng = data.partition_range
@@ -82,20 +77,18 @@ async def start_sync(caller: Caller, services: Services, data: SyncStart) -> Syn
                        table=reg.key, partitions=job.partitions)
 
 
-@get("/api/v1/sync/jobs/{job_id:str}", operation_id="syncGetJob", tags=TAGS)
-async def get_job(caller: Caller, services: Services, job_id: str) -> dict[str, Any]:
+@get("/api/v1/sync/jobs/{job_id:str}", operation_id="syncGetJob", tags=TAGS, guards=[requires_admin])
+async def get_job(services: Services, job_id: str) -> dict[str, Any]:
     """Status, partitions done/failed/pending, rows, Dagster's errors, times, and the Dagster UI link."""
-    requires_admin(caller)
     svc = get_sync(services)
     state = await svc.job(job_id)
     return state.to_dict(svc)
 
 
-@get("/api/v1/sync/status/{schema_name:str}/{table_name:str}", operation_id="syncTableStatus", tags=TAGS)
-async def table_status(caller: Caller, services: Services, schema_name: str, table_name: str,
+@get("/api/v1/sync/status/{schema_name:str}/{table_name:str}", operation_id="syncTableStatus", tags=TAGS, guards=[requires_admin])
+async def table_status(services: Services, schema_name: str, table_name: str,
                        database: str | None = None) -> dict[str, Any]:
     """One table's sync state: last sync, served version, freshness, last run and last job."""
-    requires_admin(caller)
     svc = get_sync(services)
     return await svc.table(svc.key_for(schema_name, table_name, database))
 

@@ -114,11 +114,25 @@ def test_rate_limit_uses_the_shape(api_settings: Settings) -> None:
     ("POST", "/api/v1/admin/swarms"), ("POST", "/api/v1/queries/execute"), ("POST", "/api/v1/sync/tables/register"),
     ("PATCH", "/api/v1/artifacts/art_0123456789abcdef01234567"), ("POST", "/api/v1/queries/jobs/job_x/artifact"),
 ])
-def test_a_deeply_nested_body_is_a_400_not_a_500(client: Any, admin_headers: dict[str, str], method: str, path: str) -> None:
+def test_a_deeply_nested_body_is_a_400_not_a_500(client: Any, admin_headers: dict[str, str],
+                                                 agent_headers: Callable[..., dict[str, str]], method: str,
+                                                 path: str) -> None:
     deep = b'{"name": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
-    r = client.request(method, path, content=deep, headers={**admin_headers, "content-type": "application/json"})
+    headers = admin_headers
+    if path.startswith("/api/v1/queries/jobs/"):  # an agent-only route: its guard refuses the admin first
+        swarm = client.post("/api/v1/admin/swarms", json={"name": "deep"}, headers=admin_headers).json()
+        headers = agent_headers(swarm["id"])
+    r = client.request(method, path, content=deep, headers={**headers, "content-type": "application/json"})
     assert r.status_code == 400, r.text
     body = r.json()["error"]
     assert body["status"] == 400
     assert body["rule"] == "json_too_deep"
     assert "nested too deeply" in body["message"]
+
+
+def test_a_route_guard_refuses_before_the_body_is_read(client: Any, admin_headers: dict[str, str]) -> None:
+    """Capabilities are route guards: a caller the route refuses gets 403 whatever its body holds."""
+    deep = b'{"name": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    r = client.post("/api/v1/queries/jobs/job_x/artifact", content=deep,
+                    headers={**admin_headers, "content-type": "application/json"})
+    assert_error(r, 403, "forbidden", "requires_agent")
