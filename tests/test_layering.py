@@ -43,7 +43,6 @@ KNOWN = {
     ("admin", "auth"),  # minting and revoking tokens uses the auth feature's codec and identity store
     ("dagster_ui", "auth"),  # the UI's cookie login resolves callers with the auth feature's store
     ("sampling", "queries"),  # samples and profiles run through the query engine and its filter guard
-    ("artifacts", "queries"),  # result files of query jobs are read from the job manager
 }
 
 

@@ -12,30 +12,18 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-from pathlib import Path
 
 from serving.artifacts import services as svc
 from serving.artifacts.convert import convert
 from serving.artifacts.schemas import Artifact, JobArtifactCreate
 from serving.artifacts.validation import check_expires_in, check_metadata, check_name, check_tags, check_visibility
 from serving.lib.caller import Caller
-from serving.lib.errors import Conflict, PayloadTooLarge
+from serving.lib.errors import PayloadTooLarge
 from serving.lib.services import Services
-from serving.queries.jobs import ACTIVE
-from serving.queries.services import get_jobs
+from serving.tables.hooks import job_result
 from shared.artifacts_store import put_file
-from shared.control.models import QueryJobRow
 
 MEDIA = {"csv": "text/csv", "parquet": "application/vnd.apache.parquet"}
-
-
-def _result_file(services: Services, caller: Caller, job_id: str) -> tuple[QueryJobRow, Path]:
-    """The job (404 unless the caller ran it, or is admin) and its result file (409 running, 410 expired)."""
-    jobs = get_jobs(services)
-    job = jobs.load(job_id, caller)
-    if job.status in ACTIVE:
-        raise Conflict(f"job {job.id} is {job.status}; save its result once it has succeeded", rule="job_not_finished")
-    return job, jobs.result_path(job, caller)
 
 
 def save_job_result(services: Services, caller: Caller, job_id: str, data: JobArtifactCreate) -> Artifact:
@@ -44,7 +32,7 @@ def save_job_result(services: Services, caller: Caller, job_id: str, data: JobAr
     tags, metadata = check_tags(data.tags), check_metadata(data.metadata)
     visibility, visible_to = check_visibility(data.visibility)
     expires_in = check_expires_in(data.expires_in, settings.artifacts.default_ttl_s)
-    job, source = _result_file(services, caller, job_id)
+    job, source = job_result(services)(services, caller, job_id)  # served by the queries feature
     svc.check_visible_to(settings.control_url, caller.swarm_id, visible_to)
     store = svc.get_store(services)
     tmp = settings.artifacts_path / "tmp" / f"export-{secrets.token_hex(8)}.{data.format}"

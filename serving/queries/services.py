@@ -3,20 +3,24 @@
 Startup builds the engine, proves the DuckDB protections hold (``verify_protections``)
 and refuses to start otherwise. ``ensure_fresh`` is the extension point for the sync
 feature (a hook it registers at start-up): a query with ``min_freshness`` waits there for
-a refresh. Startup also registers the engine as the tables layer's served-tables provider.
+a refresh. Startup also registers the engine as the tables layer's served-tables provider,
+and ``finished_result`` as the artifacts feature's way to read a query job's result.
 """
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import anyio.to_thread
 
 from serving.lib.caller import Caller
+from serving.lib.errors import Conflict
 from serving.lib.services import Services
 from serving.queries.engine import QueryEngine
-from serving.queries.jobs import JobManager
+from serving.queries.jobs import ACTIVE, JobManager
 from serving.tables import hooks, served
+from shared.control.models import QueryJobRow
 
 log = logging.getLogger("agents_data.queries")
 ENGINE = "query_engine"
@@ -46,12 +50,25 @@ async def ensure_fresh(services: Services, caller: Caller, tables: frozenset[str
     await hooks.wait_for_fresh(services)(services, caller, sorted(tables), min_freshness_s, wait_s)
 
 
+def finished_result(services: Services, caller: Caller, job_id: str) -> tuple[QueryJobRow, Path]:
+    """The job (404 unless the caller ran it, or is admin) and its result file (409 running, 410 expired).
+
+    The artifacts feature calls it through a start-up hook to save a result as an artifact.
+    """
+    jobs = get_jobs(services)
+    job = jobs.load(job_id, caller)
+    if job.status in ACTIVE:
+        raise Conflict(f"job {job.id} is {job.status}; save its result once it has succeeded", rule="job_not_finished")
+    return job, jobs.result_path(job, caller)
+
+
 async def startup(services: Services) -> None:
     engine = services.parts.get(ENGINE)
     if not isinstance(engine, QueryEngine):
         engine = QueryEngine(services.settings)
         services.parts[ENGINE] = engine
     served.register(services, engine)
+    hooks.provide_job_result(services, finished_result)
     found = await anyio.to_thread.run_sync(engine.verify_protections)
     log.info("DuckDB agent-instance protections verified: %s", found)
     if not isinstance(services.parts.get(JOBS), JobManager):
