@@ -7,5 +7,6 @@ here once, below the features, so no feature imports another (``tests/test_layer
 - ``names.py``: quoting and resolving a written name to one granted key;
 - ``served.py``: the served-tables provider (grants of a caller, the current manifest),
   ``resolve_table`` and the one "not found or not granted" answer;
-- ``describe.py``: the one description of a table (the catalog entry).
+- ``describe.py``: the one description of a table (the catalog entry);
+- ``hooks.py``: where two features meet, through functions registered at start-up.
 """
