@@ -26,9 +26,9 @@ from serving.admin.schemas import (
     TokenCreated,
     TokenRevoked,
 )
-from serving.auth.deps import get_codec, get_identity
 from serving.lib.caller import Caller
 from serving.lib.guards import requires_admin, requires_swarm
+from serving.lib.identity import get_codec, get_identity
 from serving.lib.services import Services
 
 

@@ -16,8 +16,8 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from serving.admin.schemas import Swarm, SwarmCreate, SwarmDeleted, SwarmUpdate, Token, TokenCreated
-from serving.auth.tokens import TokenCodec, token_hash
 from serving.lib.errors import BadRequest, Conflict, NotFound
+from serving.lib.tokens import TokenCodec, token_hash
 from shared.control.db import session_scope
 from shared.control.models import SwarmRow, TokenRow
 from shared.housekeeping import retire_swarm_data

@@ -9,14 +9,14 @@ from litestar import Request, get, post
 from litestar.enums import RequestEncodingType
 from litestar.params import Body
 
-from serving.auth.deps import get_codec
-from serving.auth.schemas import AccessToken, Identity, LoginForm
-from serving.auth.tokens import CHALLENGE
+from serving.auth.schemas import AccessToken, Identity
 from serving.lib.caller import Caller
 from serving.lib.errors import Unauthorized
+from serving.lib.identity import LoginForm, get_codec
 from serving.lib.ingress import client_host
 from serving.lib.limits import get_limiter
 from serving.lib.services import Services
+from serving.lib.tokens import CHALLENGE
 
 
 def _same(given: str, expected: str) -> bool:

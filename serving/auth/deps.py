@@ -13,24 +13,13 @@ from typing import Any
 from litestar import Request
 from litestar.di import Provide
 
-from serving.auth.identity import IdentityStore, resolve_caller
-from serving.auth.tokens import CHALLENGE, TokenCodec
 from serving.lib.audit import CALLER_KEY, HINT_KEY
 from serving.lib.caller import Caller
 from serving.lib.errors import Unauthorized
+from serving.lib.identity import get_codec, get_identity, resolve_caller
 from serving.lib.limits import get_limiter
 from serving.lib.services import Services
-
-CODEC = "token_codec"
-IDENTITY = "identity"
-
-
-def get_codec(services: Services) -> TokenCodec:
-    return services.get(CODEC, TokenCodec)
-
-
-def get_identity(services: Services) -> IdentityStore:
-    return services.get(IDENTITY, IdentityStore)
+from serving.lib.tokens import CHALLENGE
 
 
 def bearer_token(request: Request[Any, Any, Any]) -> str:

@@ -5,13 +5,6 @@ from __future__ import annotations
 import msgspec
 
 
-class LoginForm(msgspec.Struct):
-    """OAuth2 password-style form fields."""
-
-    username: str
-    password: str
-
-
 class AccessToken(msgspec.Struct):
     access_token: str
     expires_in: int

@@ -6,11 +6,11 @@ AGENTS_DATA_HOME, which must not happen at import time.
 
 from __future__ import annotations
 
-from serving.auth.deps import CODEC, IDENTITY, provide_caller
-from serving.auth.identity import IdentityStore
-from serving.auth.tokens import TokenCodec, codec_for
+from serving.auth.deps import provide_caller
 from serving.lib.guards import provide_resolver
+from serving.lib.identity import CODEC, IDENTITY, IdentityStore
 from serving.lib.services import Services
+from serving.lib.tokens import TokenCodec, codec_for
 
 
 async def startup(services: Services) -> None:

@@ -32,10 +32,10 @@ from urllib.parse import urlsplit
 
 from litestar.connection import ASGIConnection
 
-from serving.auth.identity import IdentityStore, resolve_caller
-from serving.auth.tokens import TokenCodec
 from serving.lib.caller import Caller
 from serving.lib.errors import Forbidden, Unauthorized
+from serving.lib.identity import IdentityStore, resolve_caller
+from serving.lib.tokens import TokenCodec
 from shared.settings import Settings
 
 SESSION_COOKIE = "agents_data_dagster_ui"

@@ -26,12 +26,12 @@ from litestar.params import Body
 from litestar.response import Redirect
 from litestar.types import Receive, Scope, Send
 
-from serving.auth.schemas import LoginForm
 from serving.dagster_ui.access import SESSION_COOKIE
 from serving.dagster_ui.proxy import forward_http, forward_websocket, proxied_rest
 from serving.dagster_ui.services import get_ui
 from serving.lib.audit import CALLER_KEY
 from serving.lib.errors import ApiError, Unauthorized
+from serving.lib.identity import LoginForm
 from serving.lib.ingress import client_host
 from serving.lib.limits import get_limiter
 from serving.lib.services import Services

@@ -12,9 +12,9 @@ import dataclasses
 
 import httpx
 
-from serving.auth.deps import get_codec, get_identity
 from serving.dagster_ui.access import UiAccess
 from serving.dagster_ui.proxy import Upstream
+from serving.lib.identity import get_codec, get_identity
 from serving.lib.services import Services
 
 UI = "dagster_ui"

@@ -8,7 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from serving.auth.tokens import token_hash
+from serving.lib.tokens import token_hash
 from shared.control.db import session_scope
 from shared.control.models import TokenRow
 from tests.serving.helpers import assert_error, bearer, mint_token

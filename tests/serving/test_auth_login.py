@@ -12,7 +12,7 @@ import pytest
 from litestar.testing import TestClient
 
 from serving.app import create_app
-from serving.auth.tokens import SECRET_FILE, resolve_jwt_secret
+from serving.lib.tokens import SECRET_FILE, resolve_jwt_secret
 from shared.settings import Settings
 from tests.serving.helpers import ADMIN_PASSWORD, assert_error, bearer
 

@@ -7,7 +7,7 @@ import time
 
 import anyio
 
-from serving.auth.identity import IdentityStore, TokenRecord
+from serving.lib.identity import IdentityStore, TokenRecord
 
 
 class CountingStore(IdentityStore):

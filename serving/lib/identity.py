@@ -6,6 +6,10 @@ database round trip per request would dominate the hot path. Token rows are cach
 for at most ``TOKEN_CACHE_TTL_S`` (default 1 s), and every change made through this
 process's admin endpoints clears the cache, so here it takes effect immediately and on
 other replicas within the TTL. Cache misses run in a worker thread.
+
+Why in ``lib``: the auth feature (token routes), admin (minting, revoking) and the Dagster
+UI's cookie login all need the same identity store and codec; the auth feature builds
+them at start-up, and the others reach them through ``get_codec`` / ``get_identity``.
 """
 
 from __future__ import annotations
@@ -17,11 +21,13 @@ import time
 from typing import Any
 
 import anyio.to_thread
+import msgspec
 import sqlalchemy as sa
 
-from serving.auth.tokens import CHALLENGE, TokenCodec, token_hash
 from serving.lib.caller import Caller
 from serving.lib.errors import Unauthorized
+from serving.lib.services import Services
+from serving.lib.tokens import CHALLENGE, TokenCodec, token_hash
 from shared.control.db import get_engine
 from shared.control.models import SwarmRow, TokenRow
 
@@ -169,3 +175,24 @@ async def resolve_caller(token: str, *, codec: TokenCodec, store: IdentityStore,
         raise _deny("token's swarm no longer exists", "token_revoked")
     return Caller(kind="agent" if typ == "agent" else "swarm", subject=record.name, token_id=jti,
                   swarm_id=record.swarm_id, grants=record.grants)
+
+
+CODEC = "token_codec"
+IDENTITY = "identity"
+
+
+def get_codec(services: Services) -> TokenCodec:
+    """The process's token codec (built by the auth feature at start-up)."""
+    return services.get(CODEC, TokenCodec)
+
+
+def get_identity(services: Services) -> IdentityStore:
+    """The process's identity store (built by the auth feature at start-up)."""
+    return services.get(IDENTITY, IdentityStore)
+
+
+class LoginForm(msgspec.Struct):
+    """OAuth2 password-style form fields (the API's token endpoint and the Dagster UI's login page)."""
+
+    username: str
+    password: str
