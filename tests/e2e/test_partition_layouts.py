@@ -209,6 +209,7 @@ DRY_RUN = """mutation Dry($s: ScheduleSelector!, $t: Float) { scheduleDryRun(sel
   ... on PythonError { message } } }"""
 LAUNCH = """mutation Launch($p: ExecutionParams!) { launchRun(executionParams: $p) { __typename
   ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } ... on InvalidSubsetError { message } } }"""
+SCHEDULE = "query S($s: ScheduleSelector!) { scheduleOrError(scheduleSelector: $s) { ... on Schedule { pipelineName } } }"
 RUN = "query Run($id: ID!) { runOrError(runId: $id) { ... on Run { status jobName } } }"
 
 
@@ -219,14 +220,16 @@ def test_every_schedule_tick_runs_through_its_own_job(layouts_platform: Platform
     for name in LAYOUTS:
         selector = {"repositoryLocationName": "agents_data", "repositoryName": "__repository__",
                     "scheduleName": f"demo__layouts__{name}_schedule"}
+        schedule = layouts_platform.graphql(SCHEDULE, {"s": selector})["scheduleOrError"]
+        assert schedule["pipelineName"] == f"demo__layouts__{name}_job", schedule
         tick = layouts_platform.graphql(DRY_RUN, {"s": selector, "t": dt.datetime.now(dt.UTC).timestamp()})
         result = tick["scheduleDryRun"]["evaluationResult"]
         assert result["error"] is None, (name, result)
         assert result["runRequests"], (name, result)
         for request in result["runRequests"]:
-            assert request["jobName"] == f"demo__layouts__{name}_job"
+            assert request["jobName"] in (None, schedule["pipelineName"])  # None: the schedule's own job
             params = {"selector": {"repositoryLocationName": "agents_data", "repositoryName": "__repository__",
-                                   "jobName": request["jobName"]},
+                                   "jobName": schedule["pipelineName"]},
                       "runConfigData": {}, "executionMetadata": {"tags": request["tags"]}}
             launched = layouts_platform.graphql(LAUNCH, {"p": params})["launchRun"]
             assert launched["__typename"] == "LaunchRunSuccess", (name, launched)
