@@ -302,13 +302,13 @@ def test_agent_sql_never_runs_on_the_event_loop_whatever_the_scheduler_learned(c
     h = agent["headers"]
     engine = get_jobs(services).engine
     threads: list[str] = []
-    real = engine.execute_guarded
+    real = engine.execute
 
     def spy(*args: Any, **kwargs: Any) -> Any:
         threads.append(threading.current_thread().name)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(engine, "execute_guarded", spy)
+    monkeypatch.setattr(engine, "execute", spy)
     sql = "select count(*) as n from range(0, ?) t(i) where i % 3 = 0"
     for _ in range(8):  # a text the scheduler knows to be fast
         assert run(client, h, query=sql, params=[30]).json()["rows"] == [[10]]
