@@ -245,11 +245,11 @@ class QueryEngine:
         granted each of ``tables`` (quote them with ``guard.quote_table``), and the SQL runs on
         an instance holding exactly those tables, under the same limits.
         """
-        keys = self._trusted_tables(caller, tables)
+        keys = self._granted_tables(caller, tables)
         return self._run(sql, keys, digest=guard.sql_hash(sql), params=params, max_rows=max_rows, timeout_s=timeout_s,
                          handle=handle, output=output)
 
-    def _trusted_tables(self, caller: Caller, tables: Iterable[str]) -> frozenset[str]:
+    def _granted_tables(self, caller: Caller, tables: Iterable[str]) -> frozenset[str]:
         keys = frozenset(t.lower() for t in tables)
         grants = self.grants_of(caller, refresh=caller.is_admin and not keys <= self.grants_of(caller))
         for key in keys:
