@@ -96,6 +96,9 @@ def test_the_run_step_records_success_and_failure_on_the_status_row(seeded, sour
     assert not result.success
     row = status.read(sync_settings.control_url, [table.key])[table.key]
     assert (row.last_run_id, row.last_run_status) == (result.run_id, "failed")
+    assert row.last_error is not None
+    assert row.last_failure_at is not None
+    assert ok.last_success_at is not None
     assert row.last_error.startswith("orchestration.sync.plan.SourceTableMissingError: ")
     assert f"table {source.database}.S.T does not exist in the source" in row.last_error
     assert row.stale, "a missing source marks the served copy stale"
