@@ -13,6 +13,7 @@ happened and that the served data is untouched.
 
 import datetime as dt
 import re
+import traceback
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -26,13 +27,13 @@ from orchestration.sync.drift import SchemaDriftError
 from orchestration.sync.engine import SyncOutcome, SyncRequest, sync_table
 from orchestration.sync.types import UnsupportedTypeError
 from orchestration.sync.verdicts import BlockingCheckError
+from shared import status
 from shared.dagster_names import TABLE_TAG, table_pool
 from shared.identifiers import snowflake_reference
 from shared.partitions import PartitionKeyError
 from shared.registry import RegisteredTable
 from shared.served import read_current
 from shared.snowflake import SourceError
-from shared.status import record_success
 
 if TYPE_CHECKING:  # what define_asset_job returns; Dagster exports no public name for it
     from dagster._core.definitions.unresolved_asset_job_definition import (
@@ -117,6 +118,47 @@ def _untouched(served: ServedDataResource, table: RegisteredTable) -> str:
         f"nothing was served for {table.key} yet, and nothing was published"
 
 
+def record_run(control_url: str, key: str, run_id: str, outcome: SyncOutcome | BaseException, log: Any) -> None:
+    """Record a run's end on the table's status row: the one place for both outcomes of a run step.
+
+    Why here, at the engine/asset boundary: the step knows its outcome first, so agents see
+    a failure as soon as the run fails. The run-failure sensor (``orchestration/sensors.py``)
+    stays for runs that die before this line can run (``kill -9``, a lost worker, a run
+    canceled before its step); ``shared.status.record_failure`` ignores its second report of
+    a run already recorded here. A status row that cannot be written is logged, never
+    raised: CURRENT is the readers' truth, and a lagging row must neither undo a publish
+    nor hide the run's own error.
+    """
+    try:
+        if isinstance(outcome, BaseException):
+            status.record_failure(control_url, [key], run_id, _error_message(outcome), dt.datetime.now(dt.UTC))
+        else:
+            status.record_success(control_url, key, outcome.manifest, run_id)
+    except Exception as e:
+        what = "its failure" if isinstance(outcome, BaseException) else f"version {outcome.manifest.version}"
+        log.warning(f"{key}: could not record {what} on the status row: {e}")
+
+
+def _error_message(error: BaseException) -> str:
+    """The run's root cause as ``module.Class: message``, as the failure sensor reads it from Dagster."""
+    while error.__cause__ is not None:
+        error = error.__cause__
+    return "".join(traceback.format_exception_only(type(error), error)).strip()
+
+
+def _refused(error: Exception, served: ServedDataResource, table: RegisteredTable) -> Iterator[dg.AssetCheckResult]:
+    """Turn an expected failure (refused checks, source down, drift, bad key) into a ``dg.Failure``
+    saying what happened and that the served data is untouched; anything else is raised as it is."""
+    if isinstance(error, BlockingCheckError):
+        yield from check_results(error.verdicts)  # the UI shows which check refused the version
+        raise dg.Failure(description=f"{error}; the new version was not published — {_untouched(served, table)}.",
+                         metadata={"table": table.key, "error": type(error).__name__}) from error
+    if isinstance(error, (SourceError, SchemaDriftError, PartitionKeyError, UnsupportedTypeError)):
+        raise dg.Failure(description=f"{error} — {_untouched(served, table)}.",
+                         metadata={"table": table.key, "error": type(error).__name__}) from error
+    raise error
+
+
 def build_table_asset(*, table: RegisteredTable) -> dg.AssetsDefinition:
     """The asset of one registered table."""
     partitions_def = partitions_def_for(table)
@@ -138,19 +180,14 @@ def build_table_asset(*, table: RegisteredTable) -> dg.AssetsDefinition:
             slice_rows=served.rows_per_slice(), workers=served.extract_workers, log=context.log,
         )
         try:
-            outcome = sync_table(request)
-        except BlockingCheckError as e:
-            yield from check_results(e.verdicts)  # the UI shows which check refused the version
-            raise dg.Failure(description=f"{e}; the new version was not published — {_untouched(served, table)}.",
-                             metadata={"table": table.key, "error": type(e).__name__}) from e
-        except (SourceError, SchemaDriftError, PartitionKeyError, UnsupportedTypeError) as e:
-            raise dg.Failure(description=f"{e} — {_untouched(served, table)}.",
-                             metadata={"table": table.key, "error": type(e).__name__}) from e
-        try:
-            record_success(served.control_db(), table.key, outcome.manifest, context.run.run_id)
-        except Exception as e:  # CURRENT is the readers' truth; a lagging status row must not undo a publish
-            context.log.warning(f"published {outcome.manifest.version} but could not update the status row: {e}")
-        yield dg.MaterializeResult(metadata=_result_metadata(outcome), check_results=check_results(outcome.verdicts))
+            outcome: SyncOutcome | Exception = sync_table(request)
+        except Exception as e:
+            outcome = e
+        record_run(served.control_db(), table.key, context.run.run_id, outcome, context.log)
+        if isinstance(outcome, Exception):
+            yield from _refused(outcome, served, table)  # raises
+        else:
+            yield dg.MaterializeResult(metadata=_result_metadata(outcome), check_results=check_results(outcome.verdicts))
 
     # Resource parameter names must equal the resource keys the definitions provide.
     assert {SNOWFLAKE_RESOURCE_KEY, SERVED_RESOURCE_KEY} <= set(_asset.required_resource_keys)

@@ -15,7 +15,10 @@ only the newest partition. Every tick that requests nothing says why.
 
 Run failure: a failed run writes the failure onto the table's status row (the API shows
 ``failing`` with the reason), so a broken table is never silent. A source table that no
-longer exists also marks the served data stale; the served data itself stays.
+longer exists also marks the served data stale; the served data itself stays. The asset's
+step records both outcomes of a run itself (``orchestration.assets.record_run``); this
+sensor is the backstop for a run that dies before its step can record anything (``kill
+-9``, a lost worker), and a second report of an already recorded run changes nothing.
 """
 
 from __future__ import annotations

@@ -143,7 +143,7 @@ def retire_deleted_swarms(settings: Settings, *, now: dt.datetime | None = None)
         orphans |= set(s.scalars(select(QueryJobRow.swarm_id).where(
             QueryJobRow.swarm_id.is_not(None), QueryJobRow.swarm_id.not_in(live), QueryJobRow.status != "expired",
             or_(QueryJobRow.expires_at.is_(None), QueryJobRow.expires_at > now)).distinct()))
-        for swarm_id in sorted(orphans):
+        for swarm_id in sorted(o for o in orphans if o is not None):
             for what, n in retire_swarm_data(s, swarm_id, now=now,
                                              grace_s=settings.artifacts.deleted_swarm_grace_s).items():
                 if n:

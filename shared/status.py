@@ -1,9 +1,9 @@
 """A table's sync status (``table_status``): the one owner of that row, for every writer and reader.
 
-Orchestration writes it (a run's success in the asset, its failure in the run-failure
-sensor), the API writes it too (a failure it sees while following a run, so a failure
-is never silent), housekeeping and the registry mark it stale. They all come here, so
-the rules are one set:
+Orchestration writes it (a run's success or failure where the asset's step ends, and the
+run-failure sensor for a run that died before its step could), the API writes it too (a
+failure it sees while following a run, so a failure is never silent), housekeeping and
+the registry mark it stale. They all come here, so the rules are one set:
 
 - ``last_run_status`` has one vocabulary, ``RunStatus`` (``succeeded``, ``failed``,
   ``canceled``: the spelling of the sync API's job statuses). Dagster's own words
@@ -107,8 +107,18 @@ def record_failure(control_url: str, keys: Iterable[str], run_id: str, message: 
     and a no-op when the same run's failure is already recorded (the sensor and every
     API replica may report the same run). A missing source marks the table stale: its
     served data stays queryable, but agents are told it no longer follows the source.
+    Migrations run only if the table is missing, as for ``record_success``.
     """
     failed_at = as_utc(failed_at) or utcnow()
+    keys = list(keys)
+    try:
+        return _write_failure(control_url, keys, run_id, message, failed_at)
+    except (OperationalError, ProgrammingError):
+        migrate(control_url)
+        return _write_failure(control_url, keys, run_id, message, failed_at)
+
+
+def _write_failure(control_url: str, keys: list[str], run_id: str, message: str, failed_at: dt.datetime) -> bool:
     changed = False
     with session_scope(control_url) as s:
         for key in keys:

@@ -6,14 +6,26 @@ rows for the scope, served rows for the same scope, duplicate keys, drift) while
 version is still private, so it refuses to publish when a blocking check fails and the
 readers keep the last good version. ``orchestration/checks.py`` turns the same verdicts
 into Dagster check results, so the UI and the gate can never disagree.
+
+``check`` is step 3 of a materialization: it counts the written version (served rows of
+the scope, duplicate keys), counts the source again when the rows differ (what to count
+was decided by the plan), judges, and refuses the version, naming the failing partitions.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+import datetime as dt
+import time
+from typing import TYPE_CHECKING, Any
 
+from orchestration.sync import load
+from orchestration.sync.sql import qi
 from shared.registry import RegisteredTable
+from shared.served import Column
+
+if TYPE_CHECKING:
+    from orchestration.sync.write import Written
 
 ROW_COUNT_CHECK = "row_count_matches_source"
 PRIMARY_KEY_CHECK = "primary_key_unique"
@@ -111,3 +123,99 @@ def evaluate(table: RegisteredTable, *, source_rows: int, served_rows: int, dupl
 def enforce(verdicts: list[Verdict]) -> None:
     if any(v.blocking and not v.passed for v in verdicts):
         raise BlockingCheckError(verdicts)
+
+
+@dataclasses.dataclass
+class Checked:
+    """The figures the checks judged on; the manifest and the outcome report the same ones."""
+
+    verdicts: list[Verdict]
+    scope_rows: int  # served rows in the scope the source rows were counted for
+    duplicate_keys: int | None
+    served_by_window: dict[str, int]  # served rows per written partition (partition mode)
+    drift: dict[str, list[str]]
+    duplicates_removed: int
+    kept_newer: int
+
+
+def check(w: Written) -> Checked:
+    """Judge the private version; raises ``BlockingCheckError`` (inside the write, so it is discarded)."""
+    t_checks = time.perf_counter()
+    planned, con, part_col, key = w.planned, w.con, w.part_col, w.key
+    # Served rows per written partition, counted once: the row-count check, the refusal
+    # message and the manifest's partition list all use them.
+    served_by_window = ({win.key: load.count_windows(con, part_col, [win]) for win in planned.windows}
+                        if planned.mode == "partition" and part_col is not None else {})
+    scope_rows = sum(served_by_window.values()) if served_by_window else _scope_rows(w)
+    dupes = _duplicates(w) if key else None
+    summary = w.drift.summary() if w.drift else {}
+    removed, kept_newer = w.merge.get("duplicates_dropped", 0), w.merge.get("kept_newer", 0)
+    merge_expected = w.merge["expected_rows"] if planned.mode == "merge" and "expected_rows" in w.merge else None
+    explained = planned.source_rows - removed - kept_newer
+    after = _recount(w) if merge_expected is None and scope_rows != explained else None
+    verdicts = evaluate(w.req.table, source_rows=planned.source_rows, served_rows=scope_rows, duplicate_keys=dupes,
+                        drift=summary, source_rows_after=after, duplicates_removed=removed, kept_newer=kept_newer,
+                        merge_expected=merge_expected)
+    w.timings["checks_s"] = time.perf_counter() - t_checks
+    try:
+        enforce(verdicts)
+    except BlockingCheckError as refused:
+        if planned.mode == "partition" and part_col is not None and len(planned.windows) > 1:
+            refused.partitions = _failing_windows(w, part_col, verdicts, served=served_by_window)
+        raise
+    return Checked(verdicts, scope_rows, dupes, served_by_window, summary, removed, kept_newer)
+
+
+def _recount(w: Written) -> int | None:
+    """The scope's source rows counted again after extraction (None: not comparable, or unreadable).
+
+    Only called when the served rows differ from the count taken while planning: a source
+    written to during the sync then shows where it moved, so the row-count check can tell
+    a moving source (served rows between the two counts) from lost rows.
+    """
+    recount = w.planned.recount
+    if recount is None:
+        return None  # a merge counts the whole source against the whole served table; it only warns
+    try:
+        return recount.count(w.req.connect, w.req.table)
+    except Exception as e:  # the check then judges on the first count alone
+        w.req.logger.warning(f"{w.req.table.key}: could not recount the source ({type(e).__name__}: {e})")
+    return None
+
+
+def _failing_windows(w: Written, part_col: Column, verdicts: list[Verdict], *, served: dict[str, int]) -> list[str]:
+    """Which partitions of a refused multi-partition run fail a blocking check on their own, so
+    ops can re-run the others (a run publishes its partitions together or not at all)."""
+    blocking = {v.name for v in verdicts if v.blocking and not v.passed}
+    failing = []
+    for i, win in enumerate(w.planned.windows):
+        bad = False
+        if ROW_COUNT_CHECK in blocking and i < len(w.planned.window_rows):
+            bad = served[win.key] != w.planned.window_rows[i]
+        if not bad and PRIMARY_KEY_CHECK in blocking and w.key:
+            bad = load.duplicate_keys(w.con, w.key, scope=load.windows_predicate(part_col, [win])) > 0
+        if bad:
+            failing.append(win.key)
+    return failing
+
+
+def _duplicates(w: Written) -> int:
+    """Primary-key duplicates, checked over what this run wrote when older rows were kept."""
+    if "duplicate_keys" in w.merge:  # a merge checked its staged keys before dropping the stage
+        return w.merge["duplicate_keys"]
+    if w.planned.mode == "snapshot":  # a key repeats across snapshot days by design; unique within one day
+        day = dt.date.fromisoformat(w.planned.windows[0].key)
+        return load.duplicate_keys(w.con, w.key, scope=(f"{qi(str(w.snap_col))} = ?", [day]), across=False)
+    if w.planned.mode == "partition" and w.has_data and w.part_col is not None:
+        return load.duplicate_keys(w.con, w.key, scope=load.windows_predicate(w.part_col, w.planned.windows))
+    return load.duplicate_keys(w.con, w.key)
+
+
+def _scope_rows(w: Written) -> int:
+    """Served rows in the scope the source rows were counted for (the row-count check), outside
+    partition mode, whose rows are counted per window."""
+    if w.planned.mode == "snapshot" and w.snap_key:
+        row = w.con.execute(f"SELECT count(*) FROM {qi('data')} WHERE {qi(str(w.snap_col))} = ?",
+                            [dt.date.fromisoformat(w.snap_key)]).fetchone()
+        return int(row[0])
+    return load.count_rows(w.con)

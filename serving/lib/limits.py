@@ -154,13 +154,17 @@ class Limiter:
             self._in_flight.pop(key, None)
 
     @asynccontextmanager
-    async def query_slot(self, caller: Caller) -> AsyncIterator[None]:
-        """Hold one of the caller's concurrent query slots for the block, or raise 429."""
-        key = self.take_slot(caller)
+    async def query_slot(self, caller: Caller) -> AsyncIterator[Slot]:
+        """Hold one of the caller's concurrent query slots for the block, or raise 429.
+
+        Work that outlives the block keeps the slot through ``Slot.release_when_done``.
+        """
+        slot = Slot(self, self.take_slot(caller))
         try:
-            yield
+            yield slot
         finally:
-            self.give_slot(key)
+            if not slot.handed_over:
+                self.give_slot(slot.key)
 
     async def run_in_slot(self, caller: Caller, fn: Callable[[], T], *, limit_s: float,
                           since: float | None = None) -> T:
@@ -171,26 +175,16 @@ class Limiter:
         the slot stays taken until ``fn`` really ends.
         """
         give_up = limit_s + OVERSHOOT_S - (time.monotonic() - since if since is not None else 0.0)
-        key = self.take_slot(caller)
-        loop = asyncio.get_running_loop()
-        try:
+        async with self.query_slot(caller) as slot:
             fut: Future[T] = self._executor().submit(fn)
-        except BaseException:
-            self.give_slot(key)
-            raise
-
-        def done(_: Future[T]) -> None:
-            with contextlib.suppress(RuntimeError):  # the loop is gone (shutdown)
-                loop.call_soon_threadsafe(self.give_slot, key)
-
-        fut.add_done_callback(done)
-        waiter = asyncio.wrap_future(fut)
-        try:
-            return await asyncio.wait_for(asyncio.shield(waiter), timeout=max(0.0, give_up))
-        except TimeoutError as e:
-            waiter.add_done_callback(_consume)
-            raise QueryTimeout(f"the work ran longer than its time limit of {limit_s:g} s and was stopped",
-                               rule="timeout", details={"timeout_s": limit_s}) from e
+            slot.release_when_done(fut)
+            waiter = asyncio.wrap_future(fut)
+            try:
+                return await asyncio.wait_for(asyncio.shield(waiter), timeout=max(0.0, give_up))
+            except TimeoutError as e:
+                waiter.add_done_callback(_consume)
+                raise QueryTimeout(f"the work ran longer than its time limit of {limit_s:g} s and was stopped",
+                                   rule="timeout", details={"timeout_s": limit_s}) from e
 
     def _executor(self) -> ThreadPoolExecutor:
         if self._pool is None:
@@ -201,6 +195,26 @@ class Limiter:
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+class Slot:
+    """One concurrent slot held by a ``Limiter.query_slot`` block."""
+
+    def __init__(self, limiter: Limiter, key: str | None) -> None:
+        self.limiter, self.key = limiter, key
+        self.handed_over = False
+
+    def release_when_done(self, fut: Future[Any]) -> None:
+        """Hand the slot to work running on another thread: it is given back, on this event loop, once
+        ``fut`` ends, not when the block that took it exits. Call it from the event loop."""
+        self.handed_over = True
+        loop = asyncio.get_running_loop()
+
+        def done(_: Future[Any]) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop is gone (shutdown)
+                loop.call_soon_threadsafe(self.limiter.give_slot, self.key)
+
+        fut.add_done_callback(done)
 
 
 def _lower_priority() -> None:

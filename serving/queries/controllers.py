@@ -13,10 +13,8 @@ and bytes. Paths keep the old documentation's aliases (``POST /api/v1/queries/``
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import time
-from concurrent.futures import Future
 from typing import Any
 
 import anyio.to_thread
@@ -33,10 +31,11 @@ from serving.lib.audit import annotate
 from serving.lib.caller import Caller
 from serving.lib.errors import BadRequest, PayloadTooLarge, QueryTimeout
 from serving.lib.ingress import received_at
-from serving.lib.limits import OVERSHOOT_S, get_limiter
+from serving.lib.limits import OVERSHOOT_S, Slot, get_limiter
 from serving.lib.services import Services
-from serving.queries.guard import sql_hash
-from serving.queries.jobs import Job
+from serving.queries.engine import QueryEngine
+from serving.queries.guard import GuardedQuery, sql_hash
+from serving.queries.jobs import Job, JobManager
 from serving.queries.schemas import QueryJob, QueryRequest, QueryResult
 from serving.queries.services import ensure_fresh, get_engine, get_jobs
 from shared.control.models import QueryJobRow
@@ -86,15 +85,6 @@ def job_body(job: Any) -> dict[str, Any]:
 
 
 
-
-def _release_when_done(fut: Future[Job], slot: Any, loop: asyncio.AbstractEventLoop) -> None:
-    """A detached job keeps its caller's query slot until it finishes."""
-    def done(_: Future[Job]) -> None:
-        with contextlib.suppress(RuntimeError):  # the loop is gone (shutdown)
-            loop.call_soon_threadsafe(lambda: loop.create_task(slot.__aexit__(None, None, None)))
-    fut.add_done_callback(done)
-
-
 def _json(payload: Any, status: int = 200) -> ASGIResponse:
     return ASGIResponse(body=formats.encode_json(payload), media_type=formats.MEDIA_TYPES["json"], status_code=status)
 
@@ -117,47 +107,69 @@ async def execute_query(request: Request[Any, Any, Any], caller: Caller, data: Q
     services: Services = request.app.state.services
     started = received_at(request)  # the time limit's answer is due counting from the request's arrival
     engine, jobs = get_engine(services), get_jobs(services)
-    checked = None
-    try:
-        checked = engine.guard_cached(caller, data.query)  # a hit costs a dict lookup; a miss is parsed on a worker
-    finally:
-        annotate(request, sql_text=data.query, sql_hash=checked.sql_hash if checked else sql_hash(data.query))
+    checked = _audited_guard_answer(request, engine, caller, data.query)
     fmt = formats.normalize_format(data.output_format)
     max_rows, timeout, wait = _limits(data, fmt, services.settings.query)
     if data.min_freshness is not None:
         checked = checked or await anyio.to_thread.run_sync(engine.guard, caller, data.query)
         assert checked is not None
         await ensure_fresh(services, caller, checked.tables, data.min_freshness, wait)
-    slot: Any = get_limiter(services).query_slot(caller)
-    await slot.__aenter__()
+    job = Job(caller, checked, data.query, fmt=fmt, params=data.params, max_rows=max_rows, timeout_s=timeout)
+    async with get_limiter(services).query_slot(caller) as slot:
+        outcome = await _run(jobs, job, slot, wait=wait, started=started)
+    return _answer(request, job, outcome)
+
+
+_FINISHED, _DETACHED, _OVERDUE = "finished", "detached", "overdue"
+
+
+def _audited_guard_answer(request: Request[Any, Any, Any], engine: QueryEngine, caller: Caller,
+                          sql: str) -> GuardedQuery | None:
+    """The guard's cached answer (a dict lookup; a miss is guarded later, on a worker), with the SQL
+    annotated for the audit row even when the cached answer is a refusal."""
+    checked = None
     try:
-        job = Job(caller, checked, data.query, fmt=fmt, params=data.params, max_rows=max_rows, timeout_s=timeout)
-        if wait <= 0:  # the caller asked not to wait: always a job to poll, even for a query that ends at once
-            await anyio.to_thread.run_sync(jobs.detach, job)
-            fut = jobs.start(job)
-            _release_when_done(fut, slot, asyncio.get_running_loop())
-            slot = None
-            return _json(job_body(job), 202)
-        fut = jobs.start(job)
-        give_up = timeout + OVERSHOOT_S - (time.monotonic() - started)  # the latest answer a time limit allows
-        await asyncio.wait([asyncio.wrap_future(fut)], timeout=max(0.0, min(wait, give_up)))
-        if not fut.done() and wait < give_up and await anyio.to_thread.run_sync(jobs.detach, job):
-            _release_when_done(fut, slot, asyncio.get_running_loop())
-            slot = None
-            return _json(job_body(job), 202)
-        if not fut.done():  # past its time limit and not stopped yet: answer now, keep the slot until it ends
-            _release_when_done(fut, slot, asyncio.get_running_loop())
-            slot = None
-            raise QueryTimeout(f"the query ran longer than its time limit of {timeout:g} s and was stopped",
-                               rule="timeout", details={"timeout_s": timeout})
-        job = await asyncio.wrap_future(fut)
+        checked = engine.guard_cached(caller, sql)
     finally:
-        if slot is not None:
-            await slot.__aexit__(None, None, None)
+        annotate(request, sql_text=sql, sql_hash=checked.sql_hash if checked else sql_hash(sql))
+    return checked
+
+
+async def _run(jobs: JobManager, job: Job, slot: Slot, *, wait: float, started: float) -> str:
+    """Start ``job`` and wait for it up to ``wait``, and never past its time limit counted from ``started``.
+
+    ``_FINISHED``: it ended (the caller's slot is given back with the block). Otherwise it
+    keeps running and keeps the slot until it ends: ``_DETACHED`` (persisted, the caller
+    polls it) or ``_OVERDUE`` (past its time limit and not stopped yet).
+    """
+    if wait <= 0:  # the caller asked not to wait: always a job to poll, even for a query that ends at once
+        await anyio.to_thread.run_sync(jobs.detach, job)
+        slot.release_when_done(jobs.start(job))
+        return _DETACHED
+    fut = jobs.start(job)
+    give_up = job.timeout_s + OVERSHOOT_S - (time.monotonic() - started)  # the latest answer a time limit allows
+    await asyncio.wait([asyncio.wrap_future(fut)], timeout=max(0.0, min(wait, give_up)))
+    if not fut.done() and wait < give_up and await anyio.to_thread.run_sync(jobs.detach, job):
+        slot.release_when_done(fut)
+        return _DETACHED
+    if not fut.done():
+        slot.release_when_done(fut)
+        return _OVERDUE
+    await asyncio.wrap_future(fut)
+    return _FINISHED
+
+
+def _answer(request: Request[Any, Any, Any], job: Job, outcome: str) -> ASGIApp:
+    """The response to ``execute_query``: a job to poll, a timeout, the job's error, inline rows or a job with its file."""
+    if outcome == _DETACHED:
+        return _json(job_body(job), 202)
+    if outcome == _OVERDUE:
+        raise QueryTimeout(f"the query ran longer than its time limit of {job.timeout_s:g} s and was stopped",
+                           rule="timeout", details={"timeout_s": job.timeout_s})
     annotate(request, tables=_audit_tables(job.tables), rows=job.row_count, bytes=job.bytes)
     if job.error is not None:
         raise job.error
-    if fmt == "json":
+    if job.fmt == "json":
         return ASGIResponse(body=job.body or b"", media_type=formats.MEDIA_TYPES["json"])
     return _json(job_body(job))
 

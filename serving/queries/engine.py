@@ -4,27 +4,24 @@ Why one place: the time limit, the row cap with its ``truncated``
 flag, the typed timeout, the table versions a result came from, and the grant-scoped
 instance are enforced once, for queries, sampling and profiling alike.
 
-For the sampling/profiling engineer — signatures (all synchronous: call them from a
-worker thread, e.g. ``await anyio.to_thread.run_sync(partial(engine.execute_trusted, …))``)::
+Two entry points, both synchronous (call them from a worker thread)::
 
-    engine = get_engine(services)                          # serving.queries.services
-    engine.execute(caller, sql, *, params=None, max_rows=None, timeout_s=None, handle=None) -> QueryResult
-        # agent SQL: guard (cached) + grant-scoped instance; rows fetched max_rows+1
-    engine.execute_guarded(checked, *, ..., max_bytes=N) -> QueryResult
-        # with max_bytes, ``rows`` is pre-encoded JSON (msgspec.Raw), fetched and encoded in
-        # bounded batches and refused (413 result_too_large) at the first batch past N bytes
-    engine.execute_trusted(caller, tables, sql, *, params=None, max_rows=None, timeout_s=None, handle=None) -> QueryResult
-        # SQL the server built itself; ``tables`` = table keys it names (quote them with
-        # guard.quote_table(key)); the caller must be granted each; runs on an instance
-        # holding exactly those tables, same limits, no SQL parsing
-    engine.stream(caller, sql, ...) / engine.stream_trusted(caller, tables, sql, ...)
-        # context managers yielding an ArrowStream (pyarrow RecordBatches, max_rows enforced)
+    engine.execute(caller, sql_or_guarded, *, params=None, max_rows=None, timeout_s=None, handle=None,
+                   output=TUPLES) -> QueryResult
+        # THE way to run agent SQL: guarded once (or given the answer of engine.guard()),
+        # grant-scoped instance; output is a mode, not another path: Tuples() (rows fetched
+        # max_rows+1), JsonRows(max_bytes) (msgspec.Raw, refused 413 past max_bytes batch by
+        # batch) or ArrowBatches(consume) (consume(ArrowStream) runs while the cursor is held)
+    engine.execute_platform_sql(caller, tables, sql, *, ..., output=TUPLES) -> QueryResult
+        # internal: SQL the server wrote (samples, profiles); ``tables`` = table keys it names
+        # (quote them with guard.quote_table(key)); the caller must be granted each; runs on an
+        # instance holding exactly those tables, same limits, no SQL parsing
     engine.manifests(tables) -> tuple[Manifest, ...]      # current served versions (404 if never served)
     guard.validate_filter(where_sql, caller) -> str        # a safe, regenerated WHERE fragment
     tables.served.resolve_table(caller, name, services) -> str   # "orders" -> "demo.public.orders"
 
-``QueryResult``: columns [{name, type}], rows (tuples, or msgspec.Raw JSON with max_bytes), row_count, truncated, tables
-[TableRead(table, version, synced_at)], duration_ms, sql_hash. Errors: QueryRejected
+``QueryResult`` (results.py): columns [{name, type}], rows, row_count, truncated, tables
+[TableRead(table, version, synced_at)], duration_ms, sql_hash, consumed. Errors: QueryRejected
 (guard rule), NotFound (table_not_granted / table_not_served), QueryTimeout
 (rule ``timeout``), QueryCancelled (``cancelled``), BadRequest (``query_error``: DuckDB
 refused the SQL, message cleaned of paths), PayloadTooLarge (``memory_limit``: DuckDB's
@@ -48,119 +45,33 @@ from contextlib import contextmanager
 from typing import Any
 
 import duckdb
-import msgspec
-import pyarrow as pa
 
-from serving.lib import formats
 from serving.lib.caller import Caller
 from serving.lib.errors import ApiError, BadRequest, NotFound, PayloadTooLarge, QueryRejected, QueryTimeout
 from serving.queries import functions, guard
 from serving.queries.guard import GuardedQuery
 from serving.queries.instances import Instance, InstanceCache, check_protections, read_protections
-from serving.queries.watchdog import Handle, MemoryGuard, Watchdog, rss_bytes
+from serving.queries.memory import memory_budget
+from serving.queries.results import (
+    TUPLES,
+    ArrowBatches,
+    ArrowStream,
+    JsonRows,
+    Output,
+    QueryResult,
+    TableRead,
+    Tuples,
+    table_reads,
+)
+from serving.queries.watchdog import Handle, MemoryGuard, Watchdog
 from shared.served import CURRENT, Manifest, list_served, read_current, table_dir
 from shared.settings import Settings
 
 log = logging.getLogger("agents_data.queries")
 _SUGGESTION = re.compile(r"\s*Did you mean .*", re.DOTALL)
 _INTERNAL = re.compile(r'"?__t\d+"?(\.main\.data)?')
-# JSON rows are fetched and encoded in batches of about BATCH_BYTES (between 1 and MAX_BATCH_ROWS rows), so
-# one batch holds the GIL for about a millisecond and the size check comes early.
-FIRST_BATCH_ROWS, MAX_BATCH_ROWS, BATCH_BYTES = 16, 4096, 256 << 10
-MIN_QUERY_MEMORY = 256 << 20  # the process memory budget leaves queries at least this much above start-up size
-STREAM_BATCH_ROWS = 2048  # Arrow batches of result files: one DuckDB vector, so a batch never holds more
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
-_UNITS = {"": 1, "b": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12, "ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40}
-
-
-def parse_size(text: str) -> int:
-    """Bytes of a DuckDB-style size (``1GB``, ``512MiB``, ``1000000``); 0 for an empty text."""
-    if not text.strip():
-        return 0
-    m = _SIZE.match(text)
-    if m is None:
-        raise ValueError(f"not a size: {text!r}")
-    unit = (m.group(2) or "").lower().removesuffix("b")
-    if unit not in _UNITS:
-        raise ValueError(f"unknown size unit in {text!r}")
-    return int(float(m.group(1)) * _UNITS[unit])
-
-
-def machine_memory() -> int:
-    """Physical memory, or the cgroup (container) limit when smaller."""
-    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
-        try:
-            raw = open(path, encoding="ascii").read().strip()  # noqa: SIM115 - tiny read
-        except OSError:
-            continue
-        if raw.isdigit():
-            total = min(total, int(raw))
-    return total
-
-
-def process_memory_limit(settings: Settings) -> int:
-    """The RSS budget of one API process: ``QUERY_PROCESS_MEMORY_LIMIT``, default 80% of the machine."""
-    return parse_size(settings.query.process_memory_limit) or int(machine_memory() * 0.8)
-
-
 class QueryCancelled(ApiError):
     status, code = 409, "cancelled"
-
-
-@dataclasses.dataclass(frozen=True)
-class TableRead:
-    """A table a result was read from: its served version and when that version was synced."""
-
-    table: str
-    version: str
-    synced_at: str
-
-    def as_dict(self) -> dict[str, str]:
-        return {"table": self.table, "version": self.version, "synced_at": self.synced_at}
-
-
-@dataclasses.dataclass
-class QueryResult:
-    columns: list[dict[str, str]]
-    rows: list[tuple[Any, ...]]
-    row_count: int
-    truncated: bool
-    tables: list[TableRead]
-    duration_ms: float
-    sql_hash: str
-
-
-class ArrowStream:
-    """Record batches of a running query, cut at ``max_rows``; ``truncated`` is known once exhausted."""
-
-    def __init__(self, reader: pa.RecordBatchReader, *, columns: list[dict[str, str]], tables: list[TableRead],
-                 max_rows: int, sql_hash: str, run: _Run) -> None:
-        self.reader, self.schema, self.columns, self.tables = reader, reader.schema, columns, tables
-        self.max_rows, self.sql_hash, self._run = max_rows, sql_hash, run
-        self.row_count = 0
-        self.truncated = False
-
-    def __iter__(self) -> Iterator[pa.RecordBatch]:
-        while True:
-            try:
-                batch = self.reader.read_next_batch()
-            except StopIteration:
-                self._run.reusable = True
-                return
-            except (OSError, pa.ArrowException, duckdb.Error) as e:
-                raise self._run.translate(e) from e
-            if batch.num_rows == 0:
-                continue
-            room = self.max_rows - self.row_count
-            if batch.num_rows > room:
-                self.truncated = True
-                if room > 0:
-                    self.row_count += room
-                    yield batch.slice(0, room)
-                return
-            self.row_count += batch.num_rows
-            yield batch
 
 
 @dataclasses.dataclass
@@ -199,12 +110,7 @@ class QueryEngine:
         self.instances = InstanceCache(settings, max_instances=max_instances)
         self._running: set[Handle] = set()
         self._running_lock = threading.Lock()
-        limit, floor = process_memory_limit(settings), rss_bytes() + MIN_QUERY_MEMORY
-        if limit < floor:  # a budget the idle process already uses would stop every query
-            log.warning("QUERY_PROCESS_MEMORY_LIMIT (%d MB) leaves queries less than %d MB above this process's "
-                        "size; using %d MB", limit >> 20, MIN_QUERY_MEMORY >> 20, floor >> 20)
-            limit = floor
-        self.memory = MemoryGuard(limit, self.running)
+        self.memory = MemoryGuard(memory_budget(settings), self.running)
         self.watchdog = Watchdog(on_tick=self.instances.reap, memory=self.memory)
         self._all: tuple[float, frozenset[str]] = (0.0, frozenset())
         self._current: dict[str, tuple[str, tuple[int, int], Manifest]] = {}
@@ -309,89 +215,49 @@ class QueryEngine:
         finally:
             self.instances.release(inst)
 
-    def _rows(self, sql: str, tables: frozenset[str], *, params: Any, max_rows: int | None, timeout_s: float | None,
-              handle: Handle | None, digest: str, max_bytes: int | None = None) -> QueryResult:
+    def _run(self, sql: str, tables: frozenset[str], *, digest: str, params: Any, max_rows: int | None,
+             timeout_s: float | None, handle: Handle | None, output: Output) -> QueryResult:
+        """Run SQL already judged safe on an instance holding exactly ``tables``, under the limits."""
         started = time.perf_counter()
         manifests = self.manifests(tables)
         rows_cap, timeout = self.limits(max_rows, timeout_s)
-        rows: Any
+        reads = table_reads(manifests)
         with self._cursor(manifests, timeout, handle) as (cur, run):
-            cur.execute(sql, params) if params else cur.execute(sql)
-            columns = [{"name": d[0], "type": str(d[1])} for d in cur.description or []]
-            if max_bytes is not None:
-                rows, count, truncated, run.reusable = _fetch_json(cur, rows_cap, max_bytes)
-            else:
-                rows = cur.fetchmany(rows_cap + 1) if rows_cap else []
-                if not rows_cap and cur.fetchone() is not None:
-                    rows = [()]
-                run.reusable = 0 < len(rows) <= rows_cap or (rows_cap > 0 and not rows)
-                truncated = len(rows) > rows_cap
-                if truncated:
-                    del rows[rows_cap:]
-                count = len(rows)
-        return QueryResult(columns=columns, rows=rows, row_count=count, truncated=truncated,
-                           tables=table_reads(manifests), duration_ms=(time.perf_counter() - started) * 1000.0,
-                           sql_hash=digest)
+            got = output.read(cur, run, sql=sql, params=params, rows_cap=rows_cap, tables=reads)
+        return QueryResult(columns=got.columns, rows=got.rows, row_count=got.row_count, truncated=got.truncated,
+                           tables=reads, duration_ms=(time.perf_counter() - started) * 1000.0, sql_hash=digest,
+                           consumed=got.consumed)
 
-    def execute(self, caller: Caller, sql: str, *, params: Sequence[Any] | dict[str, Any] | None = None,
-                max_rows: int | None = None, timeout_s: float | None = None, handle: Handle | None = None) -> QueryResult:
-        """Guard and run agent SQL; at most ``max_rows`` rows are kept (``truncated`` says if more existed)."""
-        checked = self.guard(caller, sql)
-        return self._rows(checked.sql, checked.tables, params=params, max_rows=max_rows, timeout_s=timeout_s, handle=handle,
-                          digest=checked.sql_hash)
+    def execute(self, caller: Caller, query: str | GuardedQuery, *, params: Sequence[Any] | dict[str, Any] | None = None,
+                max_rows: int | None = None, timeout_s: float | None = None, handle: Handle | None = None,
+                output: Output = TUPLES) -> QueryResult:
+        """THE way to run agent SQL: guard it (unless ``query`` is the answer ``guard()`` already gave
+        for this caller) and run it in the chosen ``output`` mode; at most ``max_rows`` rows are kept
+        (``truncated`` says if more existed)."""
+        checked = query if isinstance(query, GuardedQuery) else self.guard(caller, query)
+        return self._run(checked.sql, checked.tables, digest=checked.sql_hash, params=params, max_rows=max_rows,
+                         timeout_s=timeout_s, handle=handle, output=output)
 
-    def execute_guarded(self, checked: GuardedQuery, *, params: Any = None, max_rows: int | None = None,
-                        timeout_s: float | None = None, handle: Handle | None = None,
-                        max_bytes: int | None = None) -> QueryResult:
-        """Run a query already accepted by ``guard()`` (the HTTP layer guards first to audit and check freshness).
+    def execute_platform_sql(self, caller: Caller, tables: Iterable[str], sql: str, *, params: Any = None,
+                             max_rows: int | None = None, timeout_s: float | None = None, handle: Handle | None = None,
+                             output: Output = TUPLES) -> QueryResult:
+        """Internal: run SQL the server wrote itself (samples, profiles), never agent text.
 
-        With ``max_bytes``, ``rows`` is JSON encoded batch by batch and refused past that size."""
-        return self._rows(checked.sql, checked.tables, params=params, max_rows=max_rows, timeout_s=timeout_s, handle=handle,
-                          digest=checked.sql_hash, max_bytes=max_bytes)
+        Not guarded (there is nothing to parse), but confined the same way: ``caller`` must be
+        granted each of ``tables`` (quote them with ``guard.quote_table``), and the SQL runs on
+        an instance holding exactly those tables, under the same limits.
+        """
+        keys = self._granted_tables(caller, tables)
+        return self._run(sql, keys, digest=guard.sql_hash(sql), params=params, max_rows=max_rows, timeout_s=timeout_s,
+                         handle=handle, output=output)
 
-    def execute_trusted(self, caller: Caller, tables: Iterable[str], sql: str, *, params: Any = None,
-                        max_rows: int | None = None, timeout_s: float | None = None, handle: Handle | None = None,
-                        max_bytes: int | None = None) -> QueryResult:
-        """Run SQL built by the server over ``tables`` (which ``caller`` must be granted)."""
-        keys = self._trusted_tables(caller, tables)
-        return self._rows(sql, keys, params=params, max_rows=max_rows, timeout_s=timeout_s, handle=handle,
-                          digest=guard.sql_hash(sql), max_bytes=max_bytes)
-
-    def _trusted_tables(self, caller: Caller, tables: Iterable[str]) -> frozenset[str]:
+    def _granted_tables(self, caller: Caller, tables: Iterable[str]) -> frozenset[str]:
         keys = frozenset(t.lower() for t in tables)
         grants = self.grants_of(caller, refresh=caller.is_admin and not keys <= self.grants_of(caller))
         for key in keys:
             if key not in grants:
                 raise NotFound(f"table {key} does not exist or is not granted to this token", rule="table_not_granted")
         return keys
-
-    @contextmanager
-    def _stream(self, sql: str, tables: frozenset[str], *, params: Any, max_rows: int | None, timeout_s: float | None,
-                handle: Handle | None, digest: str, batch_rows: int) -> Iterator[ArrowStream]:
-        manifests = self.manifests(tables)
-        rows_cap, timeout = self.limits(max_rows, timeout_s)
-        with self._cursor(manifests, timeout, handle) as (cur, run):
-            rel = cur.sql(sql, params=params) if params else cur.sql(sql)
-            columns = [{"name": n, "type": str(t)} for n, t in zip(rel.columns, rel.types, strict=True)]
-            reader = rel.to_arrow_reader(batch_rows)
-            yield ArrowStream(reader, columns=columns, tables=table_reads(manifests), max_rows=rows_cap, sql_hash=digest,
-                              run=run)
-
-    def stream(self, caller: Caller, sql: str, *, params: Any = None, max_rows: int | None = None,
-               timeout_s: float | None = None, handle: Handle | None = None, batch_rows: int = STREAM_BATCH_ROWS,
-               checked: GuardedQuery | None = None) -> Any:
-        """Context manager: guard and stream agent SQL as Arrow batches (for result files)."""
-        checked = checked or self.guard(caller, sql)
-        return self._stream(checked.sql, checked.tables, params=params, max_rows=max_rows, timeout_s=timeout_s, handle=handle,
-                            digest=checked.sql_hash, batch_rows=batch_rows)
-
-    def stream_trusted(self, caller: Caller, tables: Iterable[str], sql: str, *, params: Any = None,
-                       max_rows: int | None = None, timeout_s: float | None = None, handle: Handle | None = None,
-                       batch_rows: int = STREAM_BATCH_ROWS) -> Any:
-        """Context manager: stream server-built SQL over granted ``tables`` as Arrow batches."""
-        keys = self._trusted_tables(caller, tables)
-        return self._stream(sql, keys, params=params, max_rows=max_rows, timeout_s=timeout_s, handle=handle,
-                            digest=guard.sql_hash(sql), batch_rows=batch_rows)
 
     # -- lifecycle -----------------------------------------------------------------------
     def verify_protections(self) -> dict[str, str]:
@@ -425,38 +291,5 @@ class QueryEngine:
         self.instances.close()
 
 
-def _fetch_json(cur: Any, rows_cap: int, max_bytes: int) -> tuple[msgspec.Raw, int, bool, bool]:
-    """(rows as one JSON array, row count, truncated, result read to the end), fetched in growing batches.
-
-    Each batch is encoded as soon as it is fetched and counted, so a result is refused
-    (413 ``result_too_large``) at the first batch past ``max_bytes``; the Python rows of
-    one batch are all that is ever held besides the encoded bytes.
-    """
-    parts: list[bytes] = []
-    size, count, batch = 2, 0, FIRST_BATCH_ROWS
-    truncated = finished = False
-    while True:
-        want = min(batch, rows_cap + 1 - count)
-        got = cur.fetchmany(want)
-        if count + len(got) > rows_cap:
-            truncated = True
-            del got[rows_cap - count:]
-        elif len(got) < want:
-            finished = True
-        if got:
-            enc = formats.encode_json(got)[1:-1]
-            size += len(enc) + (1 if parts else 0)
-            formats.check_size(size, max_bytes)
-            parts.append(enc)
-            count += len(got)
-            batch = max(1, min(MAX_BATCH_ROWS, BATCH_BYTES * len(got) // max(1, len(enc))))
-        if truncated or finished:
-            break
-    return msgspec.Raw(b"[" + b",".join(parts) + b"]"), count, truncated, finished
-
-
-def table_reads(manifests: Iterable[Manifest]) -> list[TableRead]:
-    return [TableRead(m.table_key, m.version, m.published_at) for m in manifests]
-
-
-__all__ = ["ArrowStream", "Handle", "QueryCancelled", "QueryEngine", "QueryResult", "TableRead", "read_protections"]
+__all__ = ["ArrowBatches", "ArrowStream", "Handle", "JsonRows", "QueryCancelled", "QueryEngine", "QueryResult", "TableRead",
+           "Tuples", "read_protections"]

@@ -42,6 +42,7 @@ from serving.lib.errors import ApiError, Forbidden, NotFound
 from serving.queries import scheduling
 from serving.queries.engine import QueryEngine
 from serving.queries.guard import GuardedQuery, sql_hash
+from serving.queries.results import ArrowBatches, ArrowStream, JsonRows
 from serving.queries.scheduling import Scheduler
 from serving.queries.watchdog import Handle
 from shared.control.db import session_scope
@@ -152,10 +153,12 @@ class JobManager:
     def _work(self, job: Job) -> Job:
         try:
             with self.sched.lane(self.sched.is_short(job.checked.sql if job.checked else None)):
+                job.checked = job.checked or self.engine.guard(job.caller, job.sql)  # the query's one guard check
+                job.sql_hash = job.checked.sql_hash
                 if job.fmt == "json":
-                    self._run_json(job)
+                    self._run_json(job, job.checked)
                 else:
-                    self._run_file(job)
+                    self._run_file(job, job.checked)
             job.status = "succeeded"
         except ApiError as e:
             job.error, job.status = e, "cancelled" if e.rule == "cancelled" else "failed"
@@ -181,13 +184,11 @@ class JobManager:
             self.running.pop(job.id, None)
         return job
 
-    def _run_json(self, job: Job, *, timeout_s: float | None = None) -> None:
-        checked = job.checked or self.engine.guard(job.caller, job.sql)
-        job.checked, job.sql_hash = checked, checked.sql_hash
+    def _run_json(self, job: Job, checked: GuardedQuery) -> None:
         started = time.perf_counter()
-        result = self.engine.execute_guarded(checked, params=job.params, max_rows=job.max_rows,
-                                             timeout_s=timeout_s or job.timeout_s, handle=job.handle,
-                                             max_bytes=self.q.json_max_bytes)
+        result = self.engine.execute(job.caller, checked, params=job.params, max_rows=job.max_rows,
+                                     timeout_s=job.timeout_s, handle=job.handle,
+                                     output=JsonRows(self.q.json_max_bytes))
         self.sched.record(checked.sql, time.perf_counter() - started)
         job.row_count, job.truncated = result.row_count, result.truncated
         job.tables = [t.as_dict() for t in result.tables]
@@ -198,13 +199,16 @@ class JobManager:
         job.bytes = len(job.body)
         formats.check_size(job.bytes, self.q.json_max_bytes + (64 << 10))  # rows plus the answer's own fields
 
-    def _run_file(self, job: Job) -> None:
+    def _run_file(self, job: Job, checked: GuardedQuery) -> None:
         path = self._path(job)
-        with self.engine.stream(job.caller, job.sql, params=job.params, max_rows=job.max_rows, timeout_s=job.timeout_s,
-                                handle=job.handle, checked=job.checked) as stream:
-            job.tables = [t.as_dict() for t in stream.tables]
-            job.bytes = formats.write_file(stream, job.fmt, path, max_bytes=self.q.max_result_bytes)
-            job.row_count, job.truncated = stream.row_count, stream.truncated
+
+        def write(stream: ArrowStream) -> int:
+            job.tables = [t.as_dict() for t in stream.tables]  # known to the audit row even if writing fails
+            return formats.write_file(stream, job.fmt, path, max_bytes=self.q.max_result_bytes)
+
+        result = self.engine.execute(job.caller, checked, params=job.params, max_rows=job.max_rows,
+                                     timeout_s=job.timeout_s, handle=job.handle, output=ArrowBatches(write))
+        job.bytes, job.row_count, job.truncated = result.consumed, result.row_count, result.truncated
         job.result_path = path
 
     def _path(self, job: Job) -> Path:

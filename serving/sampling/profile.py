@@ -9,7 +9,7 @@ files are removed when a newer one is written). ``force_refresh`` recomputes. Co
 requests for the same missing profile compute it once.
 
 Access is checked before the cache is consulted (the caller must be granted the table),
-and every scan runs through ``QueryEngine.execute_trusted``; all scans of one profile
+and every scan runs through ``QueryEngine.execute_platform_sql``; all scans of one profile
 share one deadline (``timeout_s``: ``QUERY_MAX_TIMEOUT_S``, at most 300 s), and the
 request holds one of the agent's query slots (the controller).
 """
@@ -141,8 +141,8 @@ class ProfileCache:
         deadline = time.monotonic() + self.timeout_s
 
         def run(sql: str, params: Any) -> list[tuple[Any, ...]]:
-            res = engine.execute_trusted(caller, [key], sql, params=params, max_rows=1,
-                                         timeout_s=max(0.001, deadline - time.monotonic()))
+            res = engine.execute_platform_sql(caller, [key], sql, params=params, max_rows=1,
+                                              timeout_s=max(0.001, deadline - time.monotonic()))
             versions.update(t.version for t in res.tables)
             return res.rows
 

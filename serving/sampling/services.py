@@ -38,6 +38,7 @@ from serving.lib.services import Services
 from serving.queries.engine import QueryEngine
 from serving.queries.guard import validate_filter
 from serving.queries.instances import stored_table
+from serving.queries.results import ArrowBatches, ArrowStream, JsonRows
 from serving.queries.services import get_engine
 from serving.sampling.profile import ProfileCache
 from serving.tables.names import quote_ident, quote_table
@@ -174,8 +175,8 @@ def recent_cutoff(services: Services, caller: Caller, key: str, manifest: Manife
         return None
     ctype = next(c.type for c in manifest.columns if c.name == col)
     q = quote_ident(col)
-    lo, hi = get_engine(services).execute_trusted(caller, [key], f"SELECT min({q}), max({q}) FROM {quote_table(key)}",
-                                                  max_rows=1, timeout_s=remaining(deadline)).rows[0]
+    lo, hi = get_engine(services).execute_platform_sql(caller, [key], f"SELECT min({q}), max({q}) FROM {quote_table(key)}",
+                                                       max_rows=1, timeout_s=remaining(deadline)).rows[0]
     frac = 4 * n / total
     try:
         if isinstance(hi, decimal.Decimal):
@@ -266,20 +267,23 @@ class _Fetched:
 
 def _json(engine: QueryEngine, caller: Caller, key: str, sql: str, *, params: list[Any] | None, cap: int,
           deadline: float) -> Any:
-    return engine.execute_trusted(caller, [key], sql, params=params, max_rows=cap, timeout_s=remaining(deadline),
-                                  max_bytes=engine.q.json_max_bytes)
+    return engine.execute_platform_sql(caller, [key], sql, params=params, max_rows=cap, timeout_s=remaining(deadline),
+                                       output=JsonRows(engine.q.json_max_bytes))
 
 
 def _arrow(engine: QueryEngine, caller: Caller, key: str, sql: str, *, params: list[Any] | None, cap: int,
            deadline: float) -> Any:
-    with engine.stream_trusted(caller, [key], sql, params=params, max_rows=cap, timeout_s=remaining(deadline)) as stream:
+    def collect(stream: ArrowStream) -> pa.Table:
         batches, size = [], 0
         for batch in stream:
             size += batch.nbytes
             formats.check_size(size, engine.q.max_result_bytes)
             batches.append(batch)
-        table = pa.Table.from_batches(batches, schema=stream.schema)
-        return _Fetched(stream.columns, stream.tables, stream.row_count, stream.truncated, rows=table)
+        return pa.Table.from_batches(batches, schema=stream.schema)
+
+    res = engine.execute_platform_sql(caller, [key], sql, params=params, max_rows=cap, timeout_s=remaining(deadline),
+                                      output=ArrowBatches(collect))
+    return _Fetched(res.columns, res.tables, res.row_count, res.truncated, rows=res.consumed)
 
 
 def run_sample(services: Services, caller: Caller, key: str, req: SampleRequest) -> Sample:

@@ -182,19 +182,19 @@ def test_large_versions_are_profiled_on_a_bounded_sample() -> None:
 
     import duckdb
 
-    from orchestration.sync import engine
+    from orchestration.sync import publish
 
     con = duckdb.connect()
-    con.execute(f"CREATE TABLE data AS SELECT range AS id, range % 7 AS k FROM range({engine.PROFILE_SAMPLE_ROWS + 50_000})")
-    md = engine._profile(con, "d.s.t", logging.getLogger("test"))
+    con.execute(f"CREATE TABLE data AS SELECT range AS id, range % 7 AS k FROM range({publish.PROFILE_SAMPLE_ROWS + 50_000})")
+    md = publish.profile_scope(con, "d.s.t", logging.getLogger("test"))
     assert md is not None
-    assert f"a {engine.PROFILE_SAMPLE_ROWS:,}-row sample of all ({engine.PROFILE_SAMPLE_ROWS + 50_000:,} rows)" in md
-    assert f"{engine.PROFILE_SAMPLE_ROWS:,} rows" in md
+    assert f"a {publish.PROFILE_SAMPLE_ROWS:,}-row sample of all ({publish.PROFILE_SAMPLE_ROWS + 50_000:,} rows)" in md
+    assert f"{publish.PROFILE_SAMPLE_ROWS:,} rows" in md
     k_line = next(line for line in md.splitlines() if line.startswith("| k |"))
     assert "7" in k_line.split("|")[4]  # exactly 7 distinct values survive any large sample
-    scoped = engine._profile(con, "d.s.t", logging.getLogger("test"), scope=("k = ?", [3], "partition 3"))
+    scoped = publish.profile_scope(con, "d.s.t", logging.getLogger("test"), scope=("k = ?", [3], "partition 3"))
     assert scoped is not None
-    assert f"profile of partition 3 ({(engine.PROFILE_SAMPLE_ROWS + 50_000 + 3) // 7:,} rows)" in scoped
+    assert f"profile of partition 3 ({(publish.PROFILE_SAMPLE_ROWS + 50_000 + 3) // 7:,} rows)" in scoped
     assert "_profile_scope" not in {r[0] for r in con.execute("SHOW TABLES").fetchall()}
     con.execute("DROP TABLE data")
-    assert engine._profile(con, "d.s.t", logging.getLogger("test")) is None, "a failed profile never fails the sync"
+    assert publish.profile_scope(con, "d.s.t", logging.getLogger("test")) is None, "a failed profile never fails the sync"

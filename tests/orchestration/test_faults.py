@@ -83,6 +83,31 @@ def test_a_dropped_source_table_fails_clearly(seeded, source: Source, sync_setti
     assert current(sync_settings, table) == before
 
 
+def test_the_run_step_records_success_and_failure_on_the_status_row(seeded, source: Source,  # type: ignore[no-untyped-def]
+                                                                    sync_settings: Settings) -> None:
+    """Both outcomes are recorded where the step ends, with no sensor running (``dg.materialize``)."""
+    from shared import status
+
+    table, before, _ = seeded
+    ok = status.read(sync_settings.control_url, [table.key])[table.key]
+    assert (ok.last_run_status, ok.served_version, ok.stale) == ("succeeded", before.version, False)
+    source.sql(f"DROP TABLE {source.table('T')}")
+    result = materialize(table, sync_settings)
+    assert not result.success
+    row = status.read(sync_settings.control_url, [table.key])[table.key]
+    assert (row.last_run_id, row.last_run_status) == (result.run_id, "failed")
+    assert row.last_error is not None
+    assert row.last_failure_at is not None
+    assert ok.last_success_at is not None
+    assert row.last_error.startswith("orchestration.sync.plan.SourceTableMissingError: ")
+    assert f"table {source.database}.S.T does not exist in the source" in row.last_error
+    assert row.stale, "a missing source marks the served copy stale"
+    assert row.served_version == before.version
+    assert row.last_failure_at > ok.last_success_at
+    assert not status.record_failure(sync_settings.control_url, [table.key], result.run_id, "late sensor report",
+                                     row.last_failure_at), "the failure sensor's second report changes nothing"
+
+
 @pytest.mark.parametrize(
     ("kind", "bad", "hint"),
     [

@@ -246,6 +246,44 @@ def test_a_source_written_during_the_sync_still_publishes(source: Source, sync_s
     assert out.manifest.row_count == 3
 
 
+def test_a_partition_written_during_the_sync_is_recounted_without_planning_again(
+        source: Source, sync_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The recount of a partition run counts the windows the plan decided; the source's
+    columns are read once, before the write, never again under the table's lock."""
+    from contextlib import contextmanager
+
+    from orchestration.sync import plan
+    from orchestration.sync.engine import SyncRequest, sync_table
+    from orchestration.sync.verdicts import ROW_COUNT_CHECK
+    from tests.orchestration.conftest import connector
+
+    name = source.table("GROWP")
+    source.sql(f"CREATE TABLE {name} (ID NUMBER(10,0), D DATE)")
+    source.sql(f"INSERT INTO {name} VALUES (1, '2025-01-01'), (2, '2025-01-01'), (9, '2025-01-02')")
+    table = source.register("GROWP", primary_key=["ID"], partitioning={"kind": "daily", "column": "D", "start": "2025-01-01"})
+    base = connector(source.port, source.database)
+    sessions: list[int] = []
+    column_reads: list[str] = []
+    real_columns = plan.table_columns
+    monkeypatch.setattr(plan, "table_columns", lambda *a: column_reads.append(a[3]) or real_columns(*a))
+
+    @contextmanager
+    def connect():  # type: ignore[no-untyped-def]
+        sessions.append(1)
+        if len(sessions) == 2:  # the first extraction session: a writer got in after the plan counted
+            source.sql(f"INSERT INTO {name} VALUES (3, '2025-01-01'), (10, '2025-01-02')")
+        with base() as con:
+            yield con
+
+    out = sync_table(SyncRequest(table=table, connect=connect, served_root=sync_settings.served_path,
+                                 partition_keys=["2025-01-01"]))
+    [count] = [v for v in out.verdicts if v.name == ROW_COUNT_CHECK]
+    assert count.passed
+    assert count.metadata == {"source_rows": 2, "served_rows": 3, "source_rows_after_sync": 3}, \
+        "the recount covers the run's window only, not the row added to another partition"
+    assert column_reads == ["GROWP"], "the source is planned once"
+
+
 def test_row_count_tolerates_a_moving_source_but_not_lost_rows() -> None:
     from orchestration.sync.verdicts import row_count_passes
 

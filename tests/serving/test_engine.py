@@ -18,6 +18,7 @@ from serving.lib.caller import Caller
 from serving.lib.errors import ApiError, NotFound, QueryTimeout
 from serving.queries.engine import QueryCancelled, QueryEngine
 from serving.queries.instances import ProtectionError, check_protections
+from serving.queries.results import ArrowBatches, ArrowStream
 from serving.queries.watchdog import Handle
 from shared.served import read_current, table_dir
 from shared.settings import Settings
@@ -174,18 +175,18 @@ def test_duckdb_errors_are_4xx_without_internal_names(engine: QueryEngine, agent
 
 
 def test_trusted_sql_needs_grants(engine: QueryEngine, agent: Caller) -> None:
-    r = engine.execute_trusted(agent, [ORDERS], 'select count(*) from "demo"."public"."orders" using sample 10 rows')
+    r = engine.execute_platform_sql(agent, [ORDERS], 'select count(*) from "demo"."public"."orders" using sample 10 rows')
     assert r.rows == [(10,)]
     with pytest.raises(NotFound) as e:
-        engine.execute_trusted(agent, [VAULT], 'select * from "demo"."secret"."vault"')
+        engine.execute_platform_sql(agent, [VAULT], 'select * from "demo"."secret"."vault"')
     assert e.value.rule == "table_not_granted"
 
 
 def test_stream_cuts_at_max_rows(engine: QueryEngine, agent: Caller) -> None:
-    with engine.stream(agent, "select * from orders", max_rows=250, batch_rows=100) as stream:
-        total = sum(b.num_rows for b in stream)
-    assert (total, stream.row_count, stream.truncated) == (250, 250, True)
-    assert [c["name"] for c in stream.columns] == ["id", "status", "amount"]
+    r = engine.execute(agent, "select * from orders", max_rows=250,
+                       output=ArrowBatches(lambda stream: sum(b.num_rows for b in stream), batch_rows=100))
+    assert (r.consumed, r.row_count, r.truncated) == (250, 250, True)
+    assert [c["name"] for c in r.columns] == ["id", "status", "amount"]
 
 
 def test_new_version_gets_a_new_instance_while_in_flight_reads_finish(tmp_path: Path) -> None:
@@ -195,7 +196,7 @@ def test_new_version_gets_a_new_instance_while_in_flight_reads_finish(tmp_path: 
     eng = QueryEngine(settings)
     caller = Caller(kind="agent", subject="a", token_id=f"tok-{key}", grants=frozenset({key}))
     try:
-        with eng.stream(caller, "select * from events", batch_rows=1000) as old:
+        def read_across_a_publish(old: ArrowStream) -> None:
             batches = iter(old)
             first = next(batches)
             publish_table(settings.served_path, key, "select range as id, 'v2' as v from range(10)")
@@ -203,6 +204,8 @@ def test_new_version_gets_a_new_instance_while_in_flight_reads_finish(tmp_path: 
             rest = sum(b.num_rows for b in batches)
             assert first.column("v")[0].as_py() == "v1"
             assert first.num_rows + rest == 50000
+
+        eng.execute(caller, "select * from events", output=ArrowBatches(read_across_a_publish, batch_rows=1000))
         assert eng.instances.stats()["built"] == 2
         eng.instances.reap(idle_s=0)
         assert eng.instances.stats()["live"] == 0
@@ -220,6 +223,7 @@ def test_cursors_with_unfinished_results_are_never_reused(engine: QueryEngine, a
     """DuckDB refuses new work on a cursor whose result was not read to the end."""
     for _ in range(12):  # more than an instance keeps idle
         assert engine.execute(agent, "select id from orders", max_rows=3).truncated
-        with engine.stream(agent, "select id from orders", max_rows=5, batch_rows=2) as stream:
-            assert sum(b.num_rows for b in stream) == 5
+        streamed = engine.execute(agent, "select id from orders", max_rows=5,
+                                  output=ArrowBatches(lambda stream: sum(b.num_rows for b in stream), batch_rows=2))
+        assert streamed.consumed == 5
         assert engine.execute(agent, "select count(*) from orders").rows == [(1000,)]

@@ -366,7 +366,7 @@ def test_one_callers_query_cannot_shape_anothers_random(tmp_path: Any) -> None:
         assert e.value.rule == "function_not_allowed"
         for _ in range(5):
             # even if a seed were set (here through the unguarded server-side path), the next query gets a fresh session
-            engine.execute_trusted(alice, [ORDERS], "SELECT setseed(0.5)")
+            engine.execute_platform_sql(alice, [ORDERS], "SELECT setseed(0.5)")
             assert tuple(engine.execute(bob, "SELECT random() AS r").rows[0]) != seeded
     finally:
         engine.close()

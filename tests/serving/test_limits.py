@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import statistics
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future
 from typing import Any
 
 import anyio
@@ -100,6 +102,25 @@ async def test_query_slots_are_per_agent() -> None:
         async with limiter.query_slot(a):
             raise RuntimeError("query failed")
     assert limiter.in_flight(a) == 0  # a failed query frees its slot
+
+
+@pytest.mark.anyio
+async def test_a_slot_handed_to_running_work_is_freed_when_the_work_ends() -> None:
+    limiter = Limiter(QuerySettings(agent_concurrent=1))
+    a = _agent("tok_a")
+    work: Future[None] = Future()
+    async with limiter.query_slot(a) as slot:
+        slot.release_when_done(work)
+    assert limiter.in_flight(a) == 1  # the block ended, the work did not: the slot stays taken
+    with pytest.raises(TooManyRequests):
+        async with limiter.query_slot(a):
+            pass
+    threading.Thread(target=work.set_result, args=(None,)).start()  # the work ends on another thread
+    for _ in range(200):
+        if limiter.in_flight(a) == 0:
+            break
+        await anyio.sleep(0.01)
+    assert limiter.in_flight(a) == 0
 
 
 def _limited(settings: Settings, **query: Any) -> Settings:

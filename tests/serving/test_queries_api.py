@@ -302,13 +302,13 @@ def test_agent_sql_never_runs_on_the_event_loop_whatever_the_scheduler_learned(c
     h = agent["headers"]
     engine = get_jobs(services).engine
     threads: list[str] = []
-    real = engine.execute_guarded
+    real = engine.execute
 
     def spy(*args: Any, **kwargs: Any) -> Any:
         threads.append(threading.current_thread().name)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(engine, "execute_guarded", spy)
+    monkeypatch.setattr(engine, "execute", spy)
     sql = "select count(*) as n from range(0, ?) t(i) where i % 3 = 0"
     for _ in range(8):  # a text the scheduler knows to be fast
         assert run(client, h, query=sql, params=[30]).json()["rows"] == [[10]]
@@ -355,3 +355,49 @@ def test_every_duckdb_type_has_a_json_answer(client: Any, agent: dict[str, Any])
 def test_nested_types_in_csv_are_a_clear_400(client: Any, agent: dict[str, Any]) -> None:
     r = run(client, agent["headers"], query="select [1, 2] as l", output_format="csv")
     assert_error(r, 400, rule="unsupported_type")
+
+
+@pytest.mark.parametrize("case", [
+    ("json", None, None),  # inline rows
+    ("json", 0, None),  # a job to poll
+    ("csv", None, None), ("arrow", None, None), ("parquet", 0, None),  # streamed to a result file
+    ("json", None, 60),  # the tables are needed before running: the controller guards
+])
+def test_the_guard_runs_once_per_query(client: Any, agent: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
+                                       case: tuple[str, float | None, float | None]) -> None:
+    """Whatever the answer's shape, one guard decision per request: a new text is checked once, a
+    repeated one is answered once from the guard's cache, and nothing downstream checks it again."""
+    import serving.queries.guard
+    import serving.sync.refresh
+
+    fmt, wait_s, min_freshness = case
+    decisions: list[str] = []
+    real_check, real_cached = serving.queries.guard.check_sql, serving.queries.guard.cached
+
+    def check_sql(sql: str, grants: frozenset[str]) -> Any:
+        decisions.append("checked")
+        return real_check(sql, grants)
+
+    def cached(sql: str, grants: frozenset[str]) -> Any:
+        hit = real_cached(sql, grants)
+        if hit is not None:
+            decisions.append("cached")
+        return hit
+
+    async def fresh(*_: Any) -> list[Any]:
+        return []
+
+    monkeypatch.setattr(serving.queries.guard, "check_sql", check_sql)
+    monkeypatch.setattr(serving.queries.guard, "cached", cached)
+    monkeypatch.setattr(serving.sync.refresh, "ensure_fresh", fresh)
+    h = agent["headers"]
+    sql = f"select count(*) as n, '{fmt}-{wait_s}-{min_freshness}-{time.monotonic_ns()}' as tag from orders"
+    for expect in ("checked", "cached"):
+        decisions.clear()
+        r = run(client, h, query=sql, output_format=fmt, wait_s=wait_s, min_freshness=min_freshness)
+        if wait_s == 0:
+            assert r.status_code == 202, r.text
+            assert wait_done(client, h, r.json()["job_id"])["status"] == "succeeded"
+        else:
+            assert r.status_code == 200, r.text
+        assert decisions == [expect]

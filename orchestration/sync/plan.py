@@ -1,0 +1,210 @@
+"""Step 1 of a materialization: read the source's metadata and decide everything before any write.
+
+Why first and on its own: a dead or missing source fails here, before the served folder
+is touched, and everything the later steps need from the source (mode, columns, slices,
+the watermark floor, the source counts and what to count again after extraction) is
+decided once. The write step runs under the table's lock and never plans again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import snowflake.connector.errors
+
+from orchestration.sync import load
+from orchestration.sync.extract import (
+    Connect,
+    Slice,
+    key_range_slices,
+    literal,
+    pack_windows,
+    sf_type,
+    window_counts,
+    window_slices,
+)
+from orchestration.sync.sql import qi
+from orchestration.sync.types import ORDERED_SLICE_TYPES, base_type, duckdb_type, served_columns
+from shared import changes, partitions
+from shared.registry import RegisteredTable
+from shared.served import Column, Manifest, read_current
+from shared.snowflake import SourceColumn, SourceError, table_columns
+
+# One logger for every step, so a run's lines read as one materialization.
+_log = logging.getLogger("orchestration.sync.engine")
+SNAPSHOT_DESCRIPTION = "Day (UTC) on which this copy of the source table was taken."
+
+
+class SourceTableMissingError(SourceError):
+    """The registered table is not visible in the source."""
+
+
+@dataclasses.dataclass
+class SyncRequest:
+    table: RegisteredTable
+    connect: Connect
+    served_root: Path
+    partition_keys: Sequence[str] = ()
+    run_id: str | None = None
+    full_refresh: bool = False
+    slice_rows: int = 250_000
+    workers: int = 2
+    now: dt.datetime | None = None
+    log: Any = None
+
+    @property
+    def logger(self) -> Any:
+        return self.log or _log
+
+
+@dataclasses.dataclass(frozen=True)
+class Recount:
+    """What to count again in the source after extraction, decided while planning.
+
+    The check step counts again only when the served rows differ from the planned count:
+    a source written to during the sync then shows where it moved. ``windows``: the
+    per-partition slices of a partition run; None: the whole table.
+    """
+
+    windows: list[Slice] | None
+
+    def count(self, connect: Connect, table: RegisteredTable) -> int:
+        with connect() as con:
+            if self.windows is not None:
+                return sum(window_counts(con, table, self.windows))
+            return table_rows(con, table)
+
+
+@dataclasses.dataclass
+class Planned:
+    """Everything decided from the source before the served folder is touched."""
+
+    mode: str
+    source: list[SourceColumn]
+    target: list[Column]
+    slices: list[Slice]
+    source_rows: int
+    windows: list[partitions.Window]
+    window_rows: list[int] = dataclasses.field(default_factory=list)  # source rows per window (partition mode)
+    recount: Recount | None = None  # None: not comparable (a merge counts the whole source; it only warns)
+
+    @property
+    def copies_previous(self) -> bool:
+        """Whether the write starts from a copy of the served version (it keeps rows outside the scope)."""
+        return self.mode in ("partition", "snapshot", "merge")
+
+
+def plan(req: SyncRequest) -> Planned:
+    """Read the source's columns and counts and decide the slices; raises before anything is written."""
+    table = req.table
+    windows: list[partitions.Window] = []
+    if partitions.is_partitioned(table):
+        if not req.partition_keys:
+            raise partitions.PartitionKeyError(f"{table.key} is partitioned; name a partition key")
+        windows = partitions.windows(table, list(req.partition_keys), now=req.now)
+    elif req.partition_keys:
+        partitions.validate_partition_key(table, req.partition_keys[0])  # raises: not partitioned
+    mode = _mode(table, req.full_refresh)
+    try:
+        with req.connect() as con:
+            cols = table_columns(con, table.database, table.schema, table.table)
+            if not cols:
+                raise SourceTableMissingError(
+                    f"table {table.database}.{table.schema}.{table.table} does not exist in the source "
+                    "(dropped, renamed, or not visible to this role)"
+                )
+            slices, source_rows, window_rows, per_window = _slices(req, con, cols, mode, windows)
+            if mode == "merge":
+                source_rows = table_rows(con, table)
+    except snowflake.connector.errors.Error as e:
+        raise SourceError(f"reading {table.database}.{table.schema}.{table.table} from Snowflake failed: {e}") from e
+    target = served_columns(cols)
+    if mode == "snapshot":
+        target = [Column(_snapshot_column(req, cols), "DATE", nullable=False, description=SNAPSHOT_DESCRIPTION), *target]
+    recount = None if mode == "merge" else Recount(per_window if mode == "partition" else None)
+    req.logger.info(f"{table.key}: {mode} of {len(slices)} slice(s), {source_rows} source row(s)")
+    return Planned(mode, cols, target, slices, source_rows, windows, window_rows, recount)
+
+
+def _mode(table: RegisteredTable, full_refresh: bool) -> str:
+    if table.strategy == "snapshot":
+        return "snapshot"
+    if table.partitioned:
+        return "partition"
+    if table.strategy == "incremental" and not full_refresh:
+        return "merge"
+    return "replace"
+
+
+def _slice_column(table: RegisteredTable, cols: Sequence[SourceColumn]) -> SourceColumn | None:
+    """The column whose ranges split an unpartitioned scan: key, cursor, then any ordered column."""
+    by_name = {c.name: c for c in cols}  # names are exact (case included)
+    ordered = [c for c in cols if base_type(duckdb_type(c)) in ORDERED_SLICE_TYPES]
+    names = (*table.primary_key[:1], table.cursor_column or "", table.partition_column or "")
+    preferred = [by_name.get(n) for n in names]
+    for c in [*preferred, *(c for c in ordered if not c.nullable), *ordered]:
+        if c is not None and c in ordered:
+            return c
+    return None
+
+
+def _watermark_floor(table: RegisteredTable, previous: Manifest | None) -> Any:
+    """Lowest cursor to re-read: last watermark minus the lookback window (None: read all).
+
+    The same floor the API's refresh and the source-change sensor use (``shared.changes``)."""
+    return changes.watermark_floor(table, previous)
+
+
+def _partition_slices(table: RegisteredTable, cols: Sequence[SourceColumn],
+                      windows: list[partitions.Window]) -> list[Slice]:
+    """One source slice per partition window, on the registered partition column."""
+    column = next(c for c in cols if c.name == table.partition_column)
+    return window_slices(column, windows, partitions.time_kind(table) or partitions.STATIC)
+
+
+def _snapshot_column(req: SyncRequest, cols: Sequence[SourceColumn]) -> str:
+    """The snapshot-date column's name: the one already served, else ``_SNAPSHOT_DATE`` unless a
+    source column has that name (then ``_SNAPSHOT_DATE_2`` …)."""
+    previous = None if req.full_refresh else read_current(req.served_root, req.table.key)
+    if previous is not None and previous.columns:
+        named = previous.extra.get("snapshot_column") or load.SNAPSHOT_COLUMN
+        if any(c.name == named for c in previous.columns) and not any(c.name == named for c in cols):
+            return str(named)
+    return load.helper_name(load.SNAPSHOT_COLUMN, [c.name for c in cols])
+
+
+def table_rows(con: Any, table: RegisteredTable) -> int:
+    """The source table's row count."""
+    return key_range_slices(con, table, None, base=Slice("all"), slice_rows=1)[1]
+
+
+def _slices(req: SyncRequest, con: Any, cols: list[SourceColumn], mode: str,
+            windows: list[partitions.Window]) -> tuple[list[Slice], int, list[int], list[Slice]]:
+    """(slices to extract, source rows of the scope, source rows per window, one slice per window)."""
+    table, by_name = req.table, {c.name: c for c in cols}
+    splitter = _slice_column(table, cols)
+    bases: list[Slice] = [Slice(label="all")]
+    if mode == "partition":
+        per_window = _partition_slices(table, cols, windows)
+        counts = window_counts(con, table, per_window)
+        packed, bases = pack_windows(per_window, counts, req.slice_rows)  # only oversized windows are split further
+        slices = list(packed)
+        for base in bases:
+            slices += key_range_slices(con, table, splitter, base=base, slice_rows=req.slice_rows)[0]
+        return slices, sum(counts), list(counts), per_window
+    if mode == "merge":
+        cursor = by_name[str(table.cursor_column)]
+        floor = _watermark_floor(table, read_current(req.served_root, table.key))
+        if floor is not None:  # >= (not >): rows sharing the watermark are re-read; the merge makes it harmless
+            bases = [Slice(label="delta", where=f"{qi(cursor.name)} >= CAST(%s AS {sf_type(cursor)})", params=(literal(floor),))]
+    slices, total = [], 0
+    for base in bases:
+        parts, count = key_range_slices(con, table, splitter, base=base, slice_rows=req.slice_rows)
+        slices += parts
+        total += count
+    return slices, total, [], []

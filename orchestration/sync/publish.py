@@ -1,0 +1,87 @@
+"""Steps 4 and 5 of a materialization: profile the checked version, write its manifest, publish it.
+
+Why last: publishing (the manifest, then CURRENT) is the one moment readers switch to the
+new version, so it happens only after every check passed; the profile is for people and
+can never fail or block a sync.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import time
+from typing import Any
+
+from orchestration.sync import load
+from orchestration.sync.sql import qi
+from orchestration.sync.verdicts import Checked
+from orchestration.sync.write import Written
+from shared.profile import profile_markdown
+from shared.served import Manifest, publish
+
+# The profile shown in Dagster's metadata is computed on at most this many rows (a seeded
+# reservoir sample of row ids): its cost stays bounded however large the table grows, so
+# a one-partition run stays proportional to its partition. The API profiles full tables.
+PROFILE_SAMPLE_ROWS = 100_000
+
+
+def profile(w: Written) -> str | None:
+    """The profile of what this run wrote: its partitions when older rows were kept, else the table."""
+    t_profile = time.perf_counter()
+    scope = None
+    windows = w.planned.windows
+    if w.planned.mode == "partition" and w.part_col is not None and w.has_data:
+        predicate, values = load.windows_predicate(w.part_col, windows)
+        scope = (predicate, values, "partition " + ", ".join(win.key for win in windows[:3])
+                 + (f" and {len(windows) - 3} more" if len(windows) > 3 else ""))
+    markdown = profile_scope(w.con, w.req.table.key, w.req.logger, scope=scope)
+    w.timings["profile_s"] = time.perf_counter() - t_profile
+    return markdown
+
+
+def publish_version(w: Written, checked: Checked) -> Manifest:
+    """Write the manifest (partitions, watermark, figures) and make the version CURRENT."""
+    t2 = time.perf_counter()
+    req, planned = w.req, w.planned
+    parts = dict(w.previous.partitions) if w.previous and w.has_data else {}
+    stamp = dt.datetime.now(dt.UTC).isoformat()
+    for win in planned.windows:
+        rows = checked.served_by_window.get(win.key, w.rows_written)  # a snapshot's one window holds what this run wrote
+        parts[win.key] = {"rows": rows, "run_id": req.run_id, "materialized_at": stamp}
+    extra = {
+        "mode": planned.mode, "watermark_type": w.watermark_type, "drift": checked.drift,
+        "source_rows": planned.source_rows, "rows_written": w.rows_written,
+        "duplicates_removed": checked.duplicates_removed, "kept_newer_served": checked.kept_newer,
+        "snapshot_column": w.snap_col, "slices": len(planned.slices),
+        "source_query_ids": [s.query_id for s in w.slices][:100],
+    }
+    manifest = publish(
+        req.served_root, w.pending, strategy=req.table.strategy, row_count=load.count_rows(w.con), columns=w.columns,
+        partitions=parts, watermark=w.watermark, run_id=req.run_id, extra=extra,
+    )
+    w.timings["publish_s"] = time.perf_counter() - t2
+    return manifest
+
+
+def profile_scope(con: Any, key: str, log: Any, *, scope: tuple[str, list[Any], str] | None = None) -> str | None:
+    """The profile of what this materialization serves, as Markdown; None if it fails, since a
+    profile is for people and must never fail or block a sync.
+
+    ``scope`` (predicate, params, label) narrows it to the partitions this run wrote, so a
+    partition run profiles its partition, not the table. Past ``PROFILE_SAMPLE_ROWS`` rows
+    it profiles a seeded reservoir sample.
+    """
+    try:
+        where, params, label = scope or ("TRUE", [], "all")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _profile_scope AS SELECT * FROM (SELECT * FROM {qi('data')} "
+                    f"WHERE {where}) USING SAMPLE reservoir({PROFILE_SAMPLE_ROWS} ROWS) REPEATABLE (0)", params)
+        scoped = int(con.execute(f"SELECT count(*) FROM {qi('data')} WHERE {where}", params).fetchone()[0])
+        what = f"{label} ({scoped:,} rows)" if scoped <= PROFILE_SAMPLE_ROWS else \
+            f"a {PROFILE_SAMPLE_ROWS:,}-row sample of {label} ({scoped:,} rows)"
+        return profile_markdown(con, "_profile_scope", title=f"{key}: profile of {what}")
+    except Exception as e:
+        log.warning(f"{key}: could not profile the new version ({type(e).__name__}: {e})")
+        return None
+    finally:
+        with contextlib.suppress(Exception):
+            con.execute("DROP TABLE IF EXISTS _profile_scope")
