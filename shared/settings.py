@@ -128,7 +128,8 @@ class AuthSettings:
     jwt_issuer: str = env_var("JWT_ISSUER", "agents-data", "Issuer claim set on and required of every token.")
     admin_token_ttl_s: int = env_var("ADMIN_TOKEN_TTL_S", 3600, "Lifetime of admin tokens in seconds.")
     default_token_ttl_s: int = env_var("TOKEN_DEFAULT_TTL_S", 30 * 24 * 3600, "Default lifetime of swarm and agent tokens in seconds.")
-    token_cache_ttl_s: float = env_var("TOKEN_CACHE_TTL_S", 1.0, "Seconds an API replica caches a token's revocation state and grants; revocations and grant changes reach other replicas within this time.")
+    token_cache_ttl_s: float = env_var("TOKEN_CACHE_TTL_S", 1.0, "Seconds an API replica caches a token's revocation state, grants and grant policies; revocations, grant and policy changes reach other replicas within this time.")
+    mask_secret: str = env_var("MASK_SECRET", "", "Secret keying the hash mask of columns (stable within a swarm, different across swarms); share it between replicas. Empty: derived from the token signing secret.")
 
 
 @dataclasses.dataclass(frozen=True)
