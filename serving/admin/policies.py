@@ -32,26 +32,34 @@ from serving.admin.schemas import (
 )
 from serving.lib.audit import annotate
 from serving.lib.caller import Caller
-from serving.lib.errors import BadRequest, NotFound
+from serving.lib.errors import ApiError, BadRequest, NotFound
 from serving.lib.guards import requires_admin
 from serving.lib.identity import get_identity
 from serving.lib.services import Services
 from serving.tables import hooks
 from serving.tables.policies import check_filter
-from serving.tables.served import served_tables
+from serving.tables.served import resolve_among, served_tables
 from shared import policies
 from shared.control.db import session_scope
 from shared.control.models import ColumnOverrideRow, ColumnUnmaskRow, GrantPolicyRow, SwarmRow, TokenRow
 from shared.identifiers import canonical_key, duck_fold
 from shared.served import Manifest
 
+ADMIN = Caller(kind="admin", subject="admin")  # only to list every served table when resolving a short name
 
-def _key(table: str) -> str:
+
+def _key(services: Services, table: str) -> str:
+    """A table key, its SQL name, or a short name unique among the served tables."""
     try:
         return canonical_key(table)
-    except ValueError as e:
-        raise BadRequest(f"table must be a table key 'database.schema.table' or its SQL name: {table[:200]!r}",
-                         rule="invalid_table") from e
+    except ValueError:
+        pass
+    served = served_tables(services)
+    try:
+        return resolve_among(served.grants_of(ADMIN, refresh=True), table)
+    except ApiError as e:
+        raise BadRequest(f"table must be a table key 'database.schema.table', its SQL name, or a short name unique "
+                         f"among served tables: {table[:200]!r}", rule="invalid_table") from e
 
 
 def _served(services: Services, key: str) -> Manifest | None:
@@ -100,7 +108,7 @@ def _checked_filter(services: Services, key: str, manifest: Manifest | None, row
 
 def _put_rule(services: Services, caller: Caller, *, swarm_id: str, token_id: str, table: str,
               data: GrantPolicyUpdate) -> GrantPolicy:
-    key = _key(table)
+    key = _key(services, table)
     manifest = _served(services, key)
     _known_columns(manifest, [*data.exclude, *data.masks], "exclude/masks")
     row_filter = _checked_filter(services, key, manifest, data.row_filter)
@@ -142,7 +150,7 @@ async def list_policies(services: Services, swarm_id: str | None = None,
         if swarm_id:
             q = q.where(GrantPolicyRow.swarm_id == swarm_id)
         if table:
-            q = q.where(GrantPolicyRow.table_key == _key(table))
+            q = q.where(GrantPolicyRow.table_key == _key(services, table))
         with session_scope(services.control_url) as s:
             return [_policy(r) for r in s.scalars(q)]
 
@@ -166,7 +174,7 @@ async def put_swarm_policy(*, request: Request[Any, Any, Any], caller: Caller, s
 async def delete_swarm_policy(request: Request[Any, Any, Any], services: Services, swarm_id: str,
                               table: str) -> GrantPolicyDeleted:
     """Remove a swarm's rules on a table (personal columns stay masked by default)."""
-    key = _key(table)
+    key = _key(services, table)
 
     def run() -> bool:
         with session_scope(services.control_url) as s:
@@ -196,7 +204,7 @@ async def put_agent_policy(*, request: Request[Any, Any, Any], caller: Caller, s
 async def delete_agent_policy(request: Request[Any, Any, Any], services: Services, token_id: str,
                               table: str) -> GrantPolicyDeleted:
     """Remove an agent token's own rules on a table (its swarm's still apply)."""
-    key = _key(table)
+    key = _key(services, table)
 
     def run() -> bool:
         swarm_id = _agent_token(services, token_id)
@@ -225,7 +233,7 @@ async def list_unmasked(services: Services, swarm_id: str) -> list[ColumnUnmask]
 async def grant_unmasked(*, request: Request[Any, Any, Any], caller: Caller, services: Services, swarm_id: str,
                          data: ColumnUnmaskCreate) -> ColumnUnmask:
     """Grant a personal column unmasked to a swarm, with a reason (kept with the grant and audited)."""
-    key = _key(data.table)
+    key = _key(services, data.table)
     if not data.reason.strip() or len(data.reason) > 2000:
         raise BadRequest("reason is required (1 to 2000 characters): why this swarm needs the unmasked values",
                          rule="reason_required")
@@ -255,7 +263,7 @@ async def grant_unmasked(*, request: Request[Any, Any, Any], caller: Caller, ser
 async def revoke_unmasked(request: Request[Any, Any, Any], services: Services, swarm_id: str, table: str,
                           column: str) -> GrantPolicyDeleted:
     """Mask a personal column again for a swarm."""
-    key = _key(table)
+    key = _key(services, table)
 
     def run() -> bool:
         with session_scope(services.control_url) as s:
@@ -274,7 +282,7 @@ async def revoke_unmasked(request: Request[Any, Any, Any], services: Services, s
 @get("/classifications/{table:str}", operation_id="getClassification", guards=[requires_admin])
 async def get_classification(services: Services, table: str) -> TableClassification:
     """Each column's personal-data classification at the last sync, the admin's override, and the result."""
-    key = _key(table)
+    key = _key(services, table)
 
     def run() -> TableClassification:
         manifest = _served(services, key)
@@ -301,7 +309,7 @@ async def get_classification(services: Services, table: str) -> TableClassificat
 async def override_classification(*, request: Request[Any, Any, Any], caller: Caller, services: Services, table: str,
                                   column: str, data: ColumnOverrideUpdate) -> ColumnOverride:
     """Decide whether a column is personal; the verdict survives every re-sync until it is removed."""
-    key = _key(table)
+    key = _key(services, table)
     if not data.reason.strip() or len(data.reason) > 2000:
         raise BadRequest("reason is required (1 to 2000 characters)", rule="reason_required")
     if data.category is not None and data.category not in policies.CATEGORIES:
@@ -330,7 +338,7 @@ async def override_classification(*, request: Request[Any, Any, Any], caller: Ca
 async def clear_override(request: Request[Any, Any, Any], services: Services, table: str,
                          column: str) -> GrantPolicyDeleted:
     """Remove the admin's override: the classification of the served version applies again."""
-    key = _key(table)
+    key = _key(services, table)
 
     def run() -> bool:
         with session_scope(services.control_url) as s:
