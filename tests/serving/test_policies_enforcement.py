@@ -62,7 +62,7 @@ def test_personal_columns_are_hashed_by_default_and_the_admin_reads_raw(client: 
     got = rows(client, world["a"], "SELECT customer_id, full_name, email, phone, region FROM customers ORDER BY 1")
     assert len(got) == 40
     for _, name, email, phone, region in got:
-        assert HASHED.match(name) and HASHED.match(email) and HASHED.match(phone), (name, email, phone)
+        assert all(HASHED.match(v) for v in (name, email, phone)), (name, email, phone)
         assert region in ("EU", "US")
     raw = rows(client, world["admin"], "SELECT email FROM demo.public.customers ORDER BY customer_id LIMIT 1")
     assert raw == [["user0@corp-canary.example"]]
@@ -71,8 +71,11 @@ def test_personal_columns_are_hashed_by_default_and_the_admin_reads_raw(client: 
     assert masked == {"customer_id": None, "full_name": "hash", "email": "hash", "phone": "hash", "region": None,
                       "amount": None, "label": None, "secret": None, "note": None}
     email = next(c for c in catalog["columns"] if c["name"] == "email")["classification"]
-    assert email["category"] == "email" and email["personal"] and email["confidence"] >= 0.9
-    assert email["evidence"]["name_rule"] == "name:email" and email["evidence"]["matched_share"] == 1.0
+    assert email["category"] == "email"
+    assert email["personal"]
+    assert email["confidence"] >= 0.9
+    assert email["evidence"]["name_rule"] == "name:email"
+    assert email["evidence"]["matched_share"] == 1.0
     assert not leaks(client.get("/api/v1/data/tables", headers=world["a"]).text)
 
 
@@ -83,7 +86,8 @@ def test_hash_is_stable_within_a_swarm_so_joins_work_and_differs_across_swarms(c
     first = "SELECT email FROM customers WHERE customer_id = 2"
     mine, teammate, other = (rows(client, world[h], first) for h in ("a", "a2", "g"))
     assert mine == teammate
-    assert HASHED.match(other[0][0]) and other != mine
+    assert HASHED.match(other[0][0])
+    assert other != mine
 
 
 def test_exclusion_masks_and_row_filter(client: TestClient[Litestar], world: dict[str, Any]) -> None:
@@ -92,10 +96,14 @@ def test_exclusion_masks_and_row_filter(client: TestClient[Litestar], world: dic
     body = r.json()
     assert [c["name"] for c in body["columns"]] == ["customer_id", "full_name", "email", "phone", "region", "amount",
                                                     "label", "note"]
-    assert len(body["rows"]) == 20 and not leaks(r.text)
+    assert len(body["rows"]) == 20
+    assert not leaks(r.text)
     first = dict(zip([c["name"] for c in body["columns"]], body["rows"][0], strict=True))
-    assert first["phone"] == "***0000" and first["note"] is None and first["region"] == "EU"
-    assert first["label"] == "visible-0" and HASHED.match(first["email"])
+    assert first["phone"] == "***0000"
+    assert first["note"] is None
+    assert first["region"] == "EU"
+    assert first["label"] == "visible-0"
+    assert HASHED.match(first["email"])
     assert_error(query(client, world["g"], "SELECT secret FROM customers"), 400)
     assert rows(client, world["g"], "SELECT count(*), max(customer_id), max(amount) FROM customers") == [[20, 38, 38]]
     # An error raised by a predicate would reveal a filtered-out row: those rows are not there to raise it.
@@ -112,8 +120,9 @@ def test_no_spelling_of_a_query_recovers_what_the_policy_hides(client: TestClien
     if r.status_code == 200:
         body = r.json()
         names = [c["name"] for c in body["columns"]]
-        assert "secret" not in names and "secret" not in str(body["rows"]), (sql, names)
-        if sql.startswith("SUMMARIZE") or sql.startswith("DESCRIBE"):
+        assert "secret" not in names, (sql, names)
+        assert "secret" not in str(body["rows"]), sql
+        if sql.startswith(("SUMMARIZE", "DESCRIBE")):
             assert "secret" not in {str(row[0]) for row in body["rows"]}
         counts = [row[names.index("count_star()")] for row in body["rows"]] if "count_star()" in names else []
         assert all(n <= 20 for n in counts)
@@ -129,19 +138,24 @@ def test_results_in_every_format_and_artifacts_from_them(client: TestClient[Lite
     data = client.get(f"/api/v1/queries/jobs/{job['job_id']}/result", headers=world["g"]).content
     if fmt == "parquet":
         table = pq.read_table(io.BytesIO(data))
-        assert table.num_rows == 20 and "secret" not in table.column_names
+        assert table.num_rows == 20
+        assert "secret" not in table.column_names
         assert not leaks(str(table.to_pylist()))
     elif fmt == "csv":
-        assert not leaks(data.decode()) and data.decode().count("\n") == 21
+        assert not leaks(data.decode())
+        assert data.decode().count("\n") == 21
     else:
-        import pyarrow.ipc as ipc
+        from pyarrow import ipc
 
         table = ipc.open_stream(io.BytesIO(data)).read_all()
-        assert table.num_rows == 20 and not leaks(str(table.to_pylist()))
+        assert table.num_rows == 20
+        assert not leaks(str(table.to_pylist()))
     art = client.post(f"/api/v1/queries/jobs/{job['job_id']}/artifact", headers=world["g"], json={"format": "csv"})
     assert art.status_code == 201, art.text
     content = client.get(art.json()["content_url"], headers=world["g"]).content.decode()
-    assert not leaks(content) and "secret" not in content.splitlines()[0] and len(content.splitlines()) == 21
+    assert not leaks(content)
+    assert "secret" not in content.splitlines()[0]
+    assert len(content.splitlines()) == 21
 
 
 @pytest.mark.parametrize("params", [
@@ -155,7 +169,8 @@ def test_samples_of_every_method(client: TestClient[Litestar], world: dict[str, 
     assert r.headers["X-Table-Row-Count"] == "20"
     if "format=parquet" in params:
         table = pq.read_table(io.BytesIO(r.content))
-        assert "secret" not in table.column_names and not leaks(str(table.to_pylist()))
+        assert "secret" not in table.column_names
+        assert not leaks(str(table.to_pylist()))
         return
     assert not leaks(r.text)
     if "format=" not in params:
@@ -173,17 +188,23 @@ def test_profiles_and_catalog_show_the_policy_view(client: TestClient[Litestar],
     r = client.get("/api/v1/data/tables/customers/profile", headers=world["g"])
     assert r.status_code == 200, r.text
     prof = r.json()
-    assert prof["row_count"] == 20 and not leaks(r.text)
+    assert prof["row_count"] == 20
+    assert not leaks(r.text)
     assert "secret" not in [c["name"] for c in prof["columns"]]
     amount = next(c for c in prof["columns"] if c["name"] == "amount")
     assert float(amount["max"]) == 38
     entry = client.get("/api/v1/data/tables/customers", headers=world["g"]).json()
-    assert entry["row_count"] == 20 and entry["row_filter"] is True
+    assert entry["row_count"] == 20
+    assert entry["row_filter"] is True
     cols = {c["name"]: c["masked"] for c in entry["columns"]}
-    assert "secret" not in cols and cols["phone"] == "partial" and cols["note"] == "null" and cols["email"] == "hash"
+    assert "secret" not in cols
+    assert cols["phone"] == "partial"
+    assert cols["note"] == "null"
+    assert cols["email"] == "hash"
     assert "'EU'" not in str(entry), "the predicate is shown to admins only"
     listed = client.get(f"/api/v1/admin/policies?swarm_id={world['guarded']['id']}", headers=world["admin"]).json()
-    assert listed[0]["row_filter"] == "region = 'EU'" and listed[0]["exclude"] == ["secret"]
+    assert listed[0]["row_filter"] == "region = 'EU'"
+    assert listed[0]["exclude"] == ["secret"]
 
 
 def test_an_agent_token_narrows_its_swarm(client: TestClient[Litestar], world: dict[str, Any],
@@ -197,7 +218,8 @@ def test_an_agent_token_narrows_its_swarm(client: TestClient[Litestar], world: d
     assert r.status_code == 200, r.text
     got = query(client, narrow, "SELECT * FROM customers ORDER BY customer_id").json()
     names = [c["name"] for c in got["columns"]]
-    assert "email" not in names and "secret" not in names
+    assert "email" not in names
+    assert "secret" not in names
     assert [row[0] for row in got["rows"]] == [0, 2, 4, 6, 8]  # both row filters apply
     assert got["rows"][0][names.index("phone")] is None  # partial (swarm) and hash (agent): null
     assert HASHED.match(got["rows"][0][names.index("label")])
@@ -224,7 +246,8 @@ def test_unmasking_needs_a_reason_is_audited_and_applies_on_the_next_request(
     audit = client.get(f"/api/v1/admin/audit?table={CUSTOMERS}&limit=50", headers=world["admin"]).json()["items"]
     assert any(a["endpoint"] == url and a["method"] == "POST" and a["status_code"] == 201 for a in audit)
     r = client.delete(f"{url}/{CUSTOMERS}/email", headers=world["admin"])
-    assert r.status_code == 200 and r.json() == {"deleted": True}
+    assert r.status_code == 200
+    assert r.json() == {"deleted": True}
     assert HASHED.match(rows(client, world["a"], "SELECT email FROM customers WHERE customer_id = 1")[0][0])
 
 
@@ -239,14 +262,17 @@ def test_overrides_win_and_survive_a_resync(client: TestClient[Litestar], world:
     assert_error(client.put(f"{base}/region", headers=world["admin"], json={"personal": True, "reason": ""}), 400)
     for _ in range(2):  # before and after a re-sync publishes a new version
         got = rows(client, world["a"], "SELECT full_name, region FROM customers WHERE customer_id = 0")
-        assert got[0][0] == "Alice Martin" and HASHED.match(got[0][1])
+        assert got[0][0] == "Alice Martin"
+        assert HASHED.match(got[0][1])
         publish_classified(api_settings.served_path, CUSTOMERS, CUSTOMERS_SQL)
     verdicts = {c["name"]: c for c in client.get(base, headers=world["admin"]).json()["columns"]}
-    assert verdicts["full_name"]["personal"] is False and verdicts["full_name"]["detected"]["personal"] is True
+    assert verdicts["full_name"]["personal"] is False
+    assert verdicts["full_name"]["detected"]["personal"] is True
     assert verdicts["region"]["override"]["category"] == "postal_address"
     catalog = client.get("/api/v1/data/tables/customers", headers=world["a"]).json()
     region = next(c for c in catalog["columns"] if c["name"] == "region")
-    assert region["masked"] == "hash" and region["classification"]["override"] is True
+    assert region["masked"] == "hash"
+    assert region["classification"]["override"] is True
     assert client.delete(f"{base}/full_name", headers=world["admin"]).json() == {"deleted": True}
     assert HASHED.match(rows(client, world["a"], "SELECT full_name FROM customers LIMIT 1")[0][0])
 
@@ -265,10 +291,12 @@ def test_a_drifted_column_is_classified_before_it_is_served(client: TestClient[L
                        "'Reach me at jane.doe' || i || '@mail-canary.example or +44 20 7946 0' || lpad(i::VARCHAR, 3, '0') "
                        "AS body FROM range(30) t(i)")
     got = query(client, agent, "SELECT * FROM tickets WHERE ticket_id = 1")
-    assert "mail-canary" not in got.text and HASHED.match(got.json()["rows"][0][2])
+    assert "mail-canary" not in got.text
+    assert HASHED.match(got.json()["rows"][0][2])
     entry = client.get("/api/v1/data/tables/tickets", headers=agent).json()
     body = next(c for c in entry["columns"] if c["name"] == "body")
-    assert body["classification"]["category"] == "free_text" and body["masked"] == "hash"
+    assert body["classification"]["category"] == "free_text"
+    assert body["masked"] == "hash"
     # A version that lists a column without a classification serves it masked too.
     publish_classified(api_settings.served_path, key, "SELECT i AS ticket_id, 'open' AS state, 'x' || i AS extra "
                        "FROM range(30) t(i)", drop=("extra",))
@@ -309,13 +337,16 @@ def test_the_agent_instance_never_holds_the_raw_file_or_the_hash_key(client: Tes
                  for r in con.execute(q).fetchall()]
         con.close()
         blob = "\n".join(texts)
-        assert k1 not in blob and k2 not in blob
+        assert k1 not in blob
+        assert k2 not in blob
         assert raw not in blob, "the raw served file is attached to a policy-bound instance"
     copies = list((api_settings.home_path / "tmp" / "policy-copies").rglob("*.duckdb"))
     assert copies
     for f in copies:
         data = f.read_bytes()
-        assert k1.encode() not in data and k2.encode() not in data and b"SECRETCANARY" not in data
+        assert k1.encode() not in data
+        assert k2.encode() not in data
+        assert b"SECRETCANARY" not in data
 
 
 def test_admin_routes_are_documented(client: TestClient[Litestar]) -> None:
