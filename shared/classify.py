@@ -40,6 +40,7 @@ _NAME_RULES: tuple[tuple[str, re.Pattern[str], float], ...] = (
      0.8),
     ("postal_address", re.compile(r"address|street|postcode|postalcode|zipcode|^zip$|^city$|country"), 0.6),
 )
+_STRICT_FORMATS = frozenset({"email", "ip_address", "payment_card"})
 _WEAK_NAME = re.compile(r"^name$")  # a bare NAME: personal only when the values look like people's names
 
 _EMAIL = re.compile(r"^[A-Za-z0-9._%+'-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
@@ -211,16 +212,17 @@ def classify_column(name: str, values: Sequence[str]) -> ColumnClass:
     if by_name is not None:
         evidence = {"name_rule": by_name[2], **evidence}
     if category is not None:
-        confidence = min(1.0, 0.5 + share / 2)
+        # Free text: any real share of values carrying personal data is a strong signal.
+        confidence = min(0.9, (0.6 if category == "free_text" else 0.4) + share / 2)
         if by_name is not None and by_name[0] == category:
             confidence = min(1.0, confidence + 0.1)
         return ColumnClass(category, round(confidence, 3), evidence)
     if by_name is not None:
         sampled = evidence.get("sampled", 0)
-        # A name rule holds on its own, unless many values were seen and none looked personal.
-        # (Parts of an address, such as a city or a country, never look like one by value.)
-        weak = sampled and not evidence.get("matched_share", 0) and by_name[0] != "postal_address"
-        confidence = by_name[1] - 0.2 if weak else by_name[1]
+        # A name rule holds on its own, unless the rule's format is unambiguous (an e-mail, an IP
+        # address, a card number) and many values were seen without one of them matching.
+        weak = sampled and not evidence.get("matched_share", 0) and by_name[0] in _STRICT_FORMATS
+        confidence = by_name[1] - 0.4 if weak else by_name[1]
         return ColumnClass(by_name[0], round(confidence, 3), evidence)
     if _WEAK_NAME.match(_squash(name)) and share:
         evidence = {"name_rule": "name:bare", **evidence}
