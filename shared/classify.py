@@ -46,6 +46,7 @@ _WEAK_NAME = re.compile(r"^name$")  # a bare NAME: personal only when the values
 _EMAIL = re.compile(r"^[A-Za-z0-9._%+'-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
 _EMAIL_IN = re.compile(r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 _PHONE = re.compile(r"^\+?[0-9][0-9 ().-]{5,20}[0-9]$")
+_NOT_PHONE = re.compile(r"^\d{4}-\d{2}-\d{2}|^\d{1,2}[./-]\d{1,2}[./-]\d{2,4}$|^-?\d+\.\d+$")  # dates, decimals
 _PHONE_IN = re.compile(r"(?<![\w.])\+?\(?\d{1,4}\)?[ .-]\d{2,4}[ .-]\d{3,4}(?:[ .-]\d{2,4})?(?![\w])")
 _CARD_IN = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
 _IPV4 = re.compile(r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\d.])")
@@ -136,10 +137,10 @@ def _is_ip(text: str) -> bool:
 
 
 def _is_phone(text: str) -> bool:
-    if not _PHONE.match(text):
+    if not _PHONE.match(text) or _NOT_PHONE.match(text):
         return False
     digits = sum(ch.isdigit() for ch in text)
-    return 7 <= digits <= 15 and (text.startswith("+") or any(ch in text for ch in " ().-"))
+    return (9 <= digits <= 15 or (text.startswith("+") and digits >= 7)) and any(ch in text for ch in " ().-+")
 
 
 def _is_national(text: str) -> bool:
@@ -242,10 +243,16 @@ def _text(value: Any) -> str | None:
     return str(value)
 
 
-def classify_table(con: Any, relation: str, columns: Sequence[str], *, sample_rows: int = SAMPLE_ROWS
-                   ) -> dict[str, dict[str, Any]]:
+def is_text_type(duckdb_type: str) -> bool:
+    """Whether values of this DuckDB type are text whose shape can be personal (VARCHAR, JSON)."""
+    return duckdb_type.upper().split("(")[0] in ("VARCHAR", "TEXT", "STRING", "JSON", "CHAR", "BPCHAR")
+
+
+def classify_table(con: Any, relation: str, columns: Sequence[str], *, types: Sequence[str] | None = None,
+                   sample_rows: int = SAMPLE_ROWS) -> dict[str, dict[str, Any]]:
     """Verdicts of every column of ``relation`` (a quoted table reference on the DuckDB
-    connection ``con``), from a seeded sample of up to ``sample_rows`` rows."""
+    connection ``con``), from a seeded sample of up to ``sample_rows`` rows. With ``types``,
+    only text columns are judged by their values (a date or an amount is judged by its name)."""
     if not columns:
         return {}
     select = ", ".join('"' + c.replace('"', '""') + '"' for c in columns)
@@ -253,6 +260,9 @@ def classify_table(con: Any, relation: str, columns: Sequence[str], *, sample_ro
                        "REPEATABLE (0)").fetchall()
     out = {}
     for i, name in enumerate(columns):
+        if types is not None and not is_text_type(types[i]):
+            out[name] = classify_column(name, []).to_json()
+            continue
         values = [t for r in rows if (t := _text(r[i])) is not None]
         out[name] = classify_column(name, values).to_json()
     return out

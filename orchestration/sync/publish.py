@@ -47,7 +47,7 @@ def classify(w: Written) -> dict[str, dict[str, Any]]:
     column without one would serve it unclassified (the API would mask it anyway).
     """
     t0 = time.perf_counter()
-    verdicts = classify_table(w.con, qi("data"), [c.name for c in w.columns])
+    verdicts = classify_table(w.con, qi("data"), [c.name for c in w.columns], types=[c.type for c in w.columns])
     w.timings["classify_s"] = time.perf_counter() - t0
     return verdicts
 

@@ -37,7 +37,7 @@ def publish_classified(served_root: Path, key: str, select_sql: str, *, drop: tu
                                    "WHERE table_name = 'data' ORDER BY ordinal_position").fetchall()
         rows = pending.con.execute("SELECT count(*) FROM data").fetchone()[0]
         columns = [Column(name=c[0], type=c[1]) for c in cols]
-        verdicts = classify_table(pending.con, "data", [c.name for c in columns])
+        verdicts = classify_table(pending.con, "data", [c.name for c in columns], types=[c.type for c in columns])
         for name in drop:
             verdicts.pop(name, None)
         return publish(served_root, pending, strategy="full", row_count=rows, columns=columns,
