@@ -324,7 +324,7 @@ def test_the_agent_instance_never_holds_the_raw_file_or_the_hash_key(client: Tes
                                                                      api_settings: Settings) -> None:
     assert rows(client, world["g"], "SELECT count(*) FROM customers JOIN orders USING (email)") == [[50]]
     engine = get_engine(services)
-    k1, k2 = engine.copies.swarm_keys(world["guarded"]["id"])
+    key = engine.copies.swarm_key(world["guarded"]["id"])
     raw = str(version_path(api_settings.served_path, engine.current(CUSTOMERS)))  # type: ignore[arg-type]
     insts = list(engine.instances._live.values())
     assert insts
@@ -337,15 +337,13 @@ def test_the_agent_instance_never_holds_the_raw_file_or_the_hash_key(client: Tes
                  for r in con.execute(q).fetchall()]
         con.close()
         blob = "\n".join(texts)
-        assert k1 not in blob
-        assert k2 not in blob
+        assert key not in blob
         assert raw not in blob, "the raw served file is attached to a policy-bound instance"
     copies = list((api_settings.home_path / "tmp" / "policy-copies").rglob("*.duckdb"))
     assert copies
     for f in copies:
         data = f.read_bytes()
-        assert k1.encode() not in data
-        assert k2.encode() not in data
+        assert key.encode() not in data
         assert b"SECRETCANARY" not in data
 
 
