@@ -76,6 +76,9 @@ class PolicySet:
     rules: Mapping[str, tuple[Rule, ...]] = dataclasses.field(default_factory=dict)
     unmasked: Mapping[str, frozenset[str]] = dataclasses.field(default_factory=dict)  # folded column names
     overrides: Mapping[str, Mapping[str, bool]] = dataclasses.field(default_factory=dict)  # folded name -> personal
+    # What the API derived from these rules per served version (it lives as long as this
+    # snapshot of the rules: a token record's cache entry).
+    memo: dict[Any, Any] = dataclasses.field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -185,7 +185,13 @@ class QueryEngine:
         policy = caller.policy_set()
         if policy is None:
             return manifest
-        return self.copies.view(manifest, policies.plan(policy, manifest))
+        key = (manifest.table_key, manifest.file)
+        hit: Manifest | None = policy.memo.get(key)  # one plan per (rules snapshot, version): off the hot path
+        if hit is None:
+            hit = self.copies.view(manifest, policies.plan(policy, manifest))
+            if len(policy.memo) < 4096:
+                policy.memo[key] = hit
+        return hit
 
     def limits(self, max_rows: int | None, timeout_s: float | None) -> tuple[int, float]:
         rows = self.q.max_rows if max_rows is None else max(0, min(int(max_rows), self.q.max_rows))
