@@ -38,6 +38,7 @@ AUDIT = "audit"
 _STATE_KEY = "audit_fields"
 CALLER_KEY = "caller"  # scope["state"]["caller"]: the resolved Caller
 HINT_KEY = "auth_hint"  # scope["state"]["auth_hint"]: token id of a genuine but refused token
+TRANSPORT_KEY = "transport"  # scope["state"]["transport"]: "mcp" for calls made by an MCP tool; "rest" otherwise
 
 
 def _state(request_or_scope: Any) -> dict[str, Any]:
@@ -252,6 +253,7 @@ class AuditMiddleware:
                 "bytes": fields.get("bytes"),
                 "duration_ms": (time.perf_counter() - started) * 1000.0,
                 "replica": self.replica,
+                "transport": str(state.get(TRANSPORT_KEY) or "rest")[:8],
             }
             writer.submit(row)
         except Exception:

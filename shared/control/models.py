@@ -228,4 +228,5 @@ class AuditRow(Base):
     bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     duration_ms: Mapped[float] = mapped_column(Float, default=0.0)
     replica: Mapped[str] = mapped_column(String(255), default="")
+    transport: Mapped[str] = mapped_column(String(8), default="rest", server_default="rest")  # rest | mcp
 
