@@ -78,7 +78,7 @@ class RouteCaller:
         sent = False
         never = asyncio.Event()
 
-        async def receive() -> Message:
+        async def receive() -> dict[str, Any]:
             nonlocal sent
             if not sent:
                 sent = True

@@ -61,7 +61,7 @@ async def startup(services: Services) -> None:
     server, app = build(services, routes)
     stack = contextlib.AsyncExitStack()
     await stack.enter_async_context(server.session_manager.run())
-    services.parts[MCP] = McpParts(server=server, app=app, stack=stack)
+    services.parts[MCP] = McpParts(server=server, app=app, stack=stack)  # type: ignore[arg-type]
 
 
 async def shutdown(services: Services) -> None:

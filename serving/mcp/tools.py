@@ -77,7 +77,9 @@ class Tools:
                  for t in data.get("tables", [])]
         return render.fit(body, render.footer(tables=reads, shown=None, total=None, cut=None, rest=None), self.budget)
 
-    async def describe_table(self, table: Annotated[str, Field(description="Table name as in SQL, e.g. demo.public.orders or orders")]) -> str:
+    async def describe_table(
+        self, table: Annotated[str, Field(description="Table name as in SQL, e.g. demo.public.orders or orders")],
+    ) -> str:
         """Describe one table: its columns (name, type, nullable, description), row count,
         freshness and 5 sample rows (the first rows of the served version).
 
@@ -211,7 +213,7 @@ class Tools:
         return render.fit(f"{head}\n{text}", foot, self.budget)
 
     # ------------------------------------------------------------------ samples and profiles
-    async def sample(
+    async def sample(  # noqa: PLR0917 - a tool's arguments come by name from the MCP call
         self,
         table: Annotated[str, Field(description="Table name as in SQL")],
         method: Annotated[str, Field(description="random (default), head, stratified (needs by) or recent")] = "random",
@@ -316,7 +318,7 @@ class Tools:
         self,
         job_id: Annotated[str, Field(description="A finished query job (from a query's footer or a continuation)")],
         name: Annotated[str | None, Field(description="File name, e.g. top_customers.parquet")] = None,
-        format: Annotated[str, Field(description="parquet (default) or csv")] = "parquet",  # noqa: A002 - the route's name
+        format: Annotated[str, Field(description="parquet (default) or csv")] = "parquet",
         visibility: Annotated[str, Field(description="private, or swarm to share with your swarm")] = "swarm",
     ) -> str:
         """Keep a query job's full result as an artifact your swarm can read later (server-side;
