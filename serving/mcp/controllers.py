@@ -14,7 +14,7 @@ from litestar import asgi
 from litestar.types import Receive, Scope, Send
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 
-from serving.lib.audit import CALLER_KEY, TRANSPORT_KEY
+from serving.lib.audit import CALLER_KEY, ENDPOINT_KEY, TRANSPORT_KEY
 from serving.mcp.auth import caller_of
 from serving.mcp.dispatch import TRANSPORT
 from serving.mcp.services import OUTER, Outer, get_mcp
@@ -27,6 +27,7 @@ async def mcp_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
     services = litestar_app.state.services
     state = scope.setdefault("state", {})  # type: ignore[typeddict-item]
     state[TRANSPORT_KEY] = TRANSPORT
+    state[ENDPOINT_KEY] = "/mcp" + str(scope.get("path") or "")  # Litestar strips the mount's prefix
     if scope.get("path") in ("", None):
         scope["path"] = "/"  # ``/mcp`` without the slash reaches the app's one route, like ``/mcp/``
     host = next((v.decode("latin-1") for k, v in scope.get("headers", []) if k == b"host"), "127.0.0.1")

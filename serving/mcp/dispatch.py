@@ -76,14 +76,14 @@ class RouteCaller:
             "client": self.client, "server": ("127.0.0.1", 0), "state": {TRANSPORT_KEY: TRANSPORT}, "extensions": {},
         }
         sent = False
-        never = asyncio.Event()
+        done = asyncio.Event()  # the response is complete: as a server does, report the client gone after it
 
         async def receive() -> dict[str, Any]:
             nonlocal sent
             if not sent:
                 sent = True
                 return {"type": "http.request", "body": payload, "more_body": False}
-            await never.wait()  # the caller never disconnects while the route answers
+            await done.wait()  # the caller never leaves while the route answers
             return {"type": "http.disconnect"}
 
         status, out_headers, chunks, size, cut = 500, {}, [], 0, False
@@ -100,6 +100,11 @@ class RouteCaller:
                 size += len(chunk)
                 if chunk:
                     chunks.append(chunk)
+                if not message.get("more_body", False):
+                    done.set()
 
-        await self.app(scope, receive, send)  # type: ignore[arg-type]
+        try:
+            await self.app(scope, receive, send)  # type: ignore[arg-type]
+        finally:
+            done.set()
         return Answer(status, out_headers, b"".join(chunks), cut)
