@@ -73,7 +73,8 @@ def test_a_row_capped_answer_continues_through_pages_to_the_full_result(client: 
     assert (body["row_count"], body["truncated"]) == (400, True)
     cont = body["continuation"]
     assert (cont["cut_by"], cont["limit"], cont["rows_returned"], cont["rest_available"]) == ("row_cap", 400, 400, True)
-    assert cont["full_limit"] == 2500 and cont["job_id"]
+    assert cont["full_limit"] == 2500
+    assert cont["job_id"]
     job = finished(client, agent, cont["status_url"])
     assert (job["status"], job["row_count"], job["truncated"]) == ("succeeded", 2500, True)
     assert job["continuation"]["rest_available"] is False  # the continuation itself hit the hard cap
@@ -97,7 +98,8 @@ def test_the_full_result_comes_in_any_format_with_provenance(client: Any, agent:
     parquet = client.get(cont["result_url"], headers=agent)
     assert parquet.status_code == 200
     prov = json.loads(parquet.headers["agents-data-provenance"])
-    assert [t["table"] for t in prov["tables"]] == [ORDERS] and prov["tables"][0]["version"]
+    assert [t["table"] for t in prov["tables"]] == [ORDERS]
+    assert prov["tables"][0]["version"]
     assert (prov["truncated"], prov["row_count"], prov["job_id"]) == (False, 1000, cont["job_id"])
     assert parquet.headers["agents-data-truncated"] == "false"
     assert parquet.headers["agents-data-sql-hash"] == prov["sql_hash"]
@@ -107,7 +109,8 @@ def test_the_full_result_comes_in_any_format_with_provenance(client: Any, agent:
     table = pq.read_table(io.BytesIO(parquet.content))
     assert normalized([list(r.values()) for r in table.to_pylist()]) == want
     csv = client.get(cont["result_url"], params={"format": "csv"}, headers=agent)
-    assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
+    assert csv.status_code == 200
+    assert csv.headers["content-type"].startswith("text/csv")
     assert json.loads(csv.headers["agents-data-provenance"]) == prov
     assert pacsv.read_csv(io.BytesIO(csv.content)).num_rows == 1000
     arrow = client.get(cont["result_url"], params={"format": "arrow"}, headers=agent)
@@ -119,8 +122,10 @@ def test_the_full_result_comes_in_any_format_with_provenance(client: Any, agent:
 def test_a_byte_capped_answer_names_the_byte_cap(client: Any, agent: dict[str, str]) -> None:
     r = run(client, agent, query="select id, repeat('x', 200) as pad from orders order by id")
     body = r.json()
-    assert r.status_code == 200 and body["truncated"] is True
-    assert 0 < body["row_count"] < 400 and len(json.dumps(body["rows"], separators=(",", ":"))) <= 50_000
+    assert r.status_code == 200
+    assert body["truncated"] is True
+    assert 0 < body["row_count"] < 400
+    assert len(json.dumps(body["rows"], separators=(",", ":"))) <= 50_000
     cont = body["continuation"]
     assert (cont["cut_by"], cont["limit"]) == ("byte_cap", 50_000)
     assert finished(client, agent, cont["status_url"])["row_count"] == 2500
@@ -130,7 +135,8 @@ def test_a_result_cut_at_the_hard_cap_says_nothing_more_exists(client: Any, agen
     meta = run(client, agent, query="select id from orders", output_format="parquet").json()
     cont = meta["continuation"]
     assert (meta["truncated"], cont["cut_by"], cont["limit"], cont["rest_available"]) == (True, "row_cap", 2500, False)
-    assert cont["job_id"] == meta["job_id"] and cont["next_url"] is None
+    assert cont["job_id"] == meta["job_id"]
+    assert cont["next_url"] is None
     complete = run(client, agent, query="select count(*) as n from orders").json()
     assert (complete["truncated"], complete["continuation"]) == (False, None)
 
@@ -180,11 +186,13 @@ def test_over_the_threshold_a_query_goes_to_a_job_at_once(client: Any, agent: di
 
 def test_schema_versions_and_changes(client: Any, agent: dict[str, str], api_settings: Settings) -> None:
     first = client.get(f"/api/v1/data/tables/{ORDERS}", headers=agent).json()["schema_version"]
-    assert first.startswith("s-") and len(first) == 14
+    assert first.startswith("s-")
+    assert len(first) == 14
     publish_table(api_settings.served_path, ORDERS, DATA)  # a new version, same columns
     assert client.get(f"/api/v1/data/tables/{ORDERS}", headers=agent).json()["schema_version"] == first
     ok = run(client, agent, query="select count(*) from orders", if_schema_version={ORDERS: first})
-    assert ok.json()["schema_changes"] == [] and "agents-data-schema-changed" not in ok.headers
+    assert ok.json()["schema_changes"] == []
+    assert "agents-data-schema-changed" not in ok.headers
     publish_table(api_settings.served_path, ORDERS, DATA.replace(" as day", " as day, 1 as extra"))
     now = client.get(f"/api/v1/data/tables/{ORDERS}", headers=agent).json()["schema_version"]
     assert now != first
@@ -204,7 +212,8 @@ def test_inline_answers_carry_provenance_headers(client: Any, agent: dict[str, s
     prov = json.loads(r.headers["agents-data-provenance"])
     body = r.json()
     assert (prov["truncated"], prov["cut_by"], prov["limit"], prov["row_count"]) == (True, "row_cap", 400, 400)
-    assert prov["sql_hash"] == body["sql_hash"] and prov["tables"][0]["version"] == body["tables"][0]["version"]
+    assert prov["sql_hash"] == body["sql_hash"]
+    assert prov["tables"][0]["version"] == body["tables"][0]["version"]
     assert prov["tables"][0]["source_watermark"] is None  # a full-copy table has no cursor
 
 
@@ -214,7 +223,8 @@ def test_an_artifact_saved_from_a_continuation_keeps_its_provenance(client: Any,
     a = client.post(cont["artifact_url"], json={"name": "all.parquet", "format": "parquet"}, headers=agent)
     assert a.status_code == 201, a.text
     art = a.json()
-    assert art["source_job_id"] == cont["job_id"] and art["served_versions"][0]["table"] == ORDERS
+    assert art["source_job_id"] == cont["job_id"]
+    assert art["served_versions"][0]["table"] == ORDERS
     content = client.get(art["content_url"], headers=agent).content
     table = pq.read_table(io.BytesIO(content))
     assert table.num_rows == 2500

@@ -66,7 +66,8 @@ def test_both_paths_answer_and_list_every_tool(client: Any, agent: dict[str, str
     tools = rpc(client, agent, "tools/list")["result"]["tools"]
     assert {t["name"] for t in tools} == TOOLS
     for t in tools:  # written for a model: what it is for, what it costs, what it returns
-        assert len(t["description"]) > 120 and t["inputSchema"]["type"] == "object", t["name"]
+        assert len(t["description"]) > 120, t["name"]
+        assert t["inputSchema"]["type"] == "object", t["name"]
     query = next(t for t in tools if t["name"] == "query")
     assert query["inputSchema"]["required"] == ["sql"]
 
@@ -98,7 +99,8 @@ def test_query_renders_rows_and_a_footer(client: Any, agent: dict[str, str]) -> 
 
 def test_a_cut_answer_names_the_cut_and_its_continuation(client: Any, agent: dict[str, str]) -> None:
     text, err = call(client, agent, "query", sql="select id, note from orders order by id")
-    assert not err and len(text) <= 3000
+    assert not err
+    assert len(text) <= 3000
     assert re.search(r"CUT by the server's row cap of 1000 and the answer budget of 3000 characters", text), text
     job_id = re.search(r"get_job with job_id=(\S+) ", text).group(1)  # type: ignore[union-attr]
     page, err = call(client, agent, "get_job", job_id=job_id)
@@ -108,12 +110,15 @@ def test_a_cut_answer_names_the_cut_and_its_continuation(client: Any, agent: dic
         assert f"call get_job with job_id={job_id} in a few seconds" in page
         time.sleep(0.05)
         page, err = call(client, agent, "get_job", job_id=job_id)
-    assert not err and f"job {job_id}: rows 1–" in page and "of 2500" in page
+    assert not err
+    assert f"job {job_id}: rows 1–" in page
+    assert "of 2500" in page
     cursor = re.search(r"cursor=(\S+)", page.split("the rest:")[1]).group(1)  # type: ignore[union-attr]
     nxt, _ = call(client, agent, "get_job", job_id=job_id, cursor=cursor)
     first_next = int(re.search(r"rows (\d+)–", nxt).group(1))  # type: ignore[union-attr]
     shown = int(re.search(r"rows 1–(\d+)", page).group(1))  # type: ignore[union-attr]
-    assert first_next == shown + 1 and f"| {shown} | note {shown} |" in nxt
+    assert first_next == shown + 1
+    assert f"| {shown} | note {shown} |" in nxt
 
 
 def test_a_budget_cut_without_a_server_cut_still_gives_a_job(client: Any, agent: dict[str, str]) -> None:
@@ -132,20 +137,30 @@ def test_a_query_refused_over_rest_is_refused_identically_over_mcp(client: Any, 
         assert text == f"Error executing tool query: error {rest.status_code} rule={err['rule']}: {err['message']}"
     text, is_error = call(client, agent, "describe_table", table="secret")
     err = client.get("/api/v1/data/tables/secret", headers=agent).json()["error"]
-    assert is_error and f"error {err['status']} rule={err['rule'] or err['code']}: {err['message']}" in text
+    assert is_error
+    assert f"error {err['status']} rule={err['rule'] or err['code']}: {err['message']}" in text
 
 
 def test_catalog_sample_and_profile_tools(client: Any, agent: dict[str, str]) -> None:
     text, err = call(client, agent, "list_tables")
-    assert not err and f"- {ORDERS}: 3000 rows, 5 columns, fresh" in text and "schema_version s-" in text
+    assert not err
+    assert f"- {ORDERS}: 3000 rows, 5 columns, fresh" in text
+    assert "schema_version s-" in text
     assert "secret" not in text
     text, err = call(client, agent, "describe_table", table="orders")
-    assert not err and "- id BIGINT: order id" in text and "5 sample rows (head):" in text
+    assert not err
+    assert "- id BIGINT: order id" in text
+    assert "5 sample rows (head):" in text
     assert len(re.findall(r"\| note \d+ \|", text)) == 5
     text, err = call(client, agent, "sample", table="orders", size=3, seed=7)
-    assert not err and "random sample of" in text and "(seed 7)" in text and "rows: 3 shown" in text
+    assert not err
+    assert "random sample of" in text
+    assert "(seed 7)" in text
+    assert "rows: 3 shown" in text
     text, err = call(client, agent, "profile", table="orders", columns=["amount", "status"])
-    assert not err and "- amount DECIMAL(12,2):" in text and "- status VARCHAR:" in text
+    assert not err
+    assert "- amount DECIMAL(12,2):" in text
+    assert "- status VARCHAR:" in text
     assert "- id " not in text
 
 
@@ -156,16 +171,20 @@ def test_artifact_round_trip_and_resources(client: Any, agent: dict[str, str]) -
     assert not err, text
     artifact_id = re.search(r"saved artifact (\S+)", text).group(1)  # type: ignore[union-attr]
     listed, _ = call(client, agent, "list_artifacts")
-    assert f"- {artifact_id}: top.csv (text/csv" in listed and f"from job {job['job_id']}" in listed
+    assert f"- {artifact_id}: top.csv (text/csv" in listed
+    assert f"from job {job['job_id']}" in listed
     content, err = call(client, agent, "read_artifact", artifact_id=artifact_id)
-    assert not err and "content:\n\"id\",\"status\"\n0,\"new\"\n1,\"paid\"" in content, content
+    assert not err
+    assert "content:\n\"id\",\"status\"\n0,\"new\"\n1,\"paid\"" in content, content
     assert f"tables read: {ORDERS} version" in content
     resources = rpc(client, agent, "resources/list")["result"]["resources"]
     uris = {r["uri"] for r in resources}
-    assert f"table://{ORDERS}/schema" in uris and f"artifact://{artifact_id}" in uris
+    assert f"table://{ORDERS}/schema" in uris
+    assert f"artifact://{artifact_id}" in uris
     assert not any("secret" in u for u in uris)
     schema = rpc(client, agent, "resources/read", {"uri": f"table://{ORDERS}/schema"})["result"]["contents"][0]
-    assert '"name": "amount"' in schema["text"] and '"schema_version": "s-' in schema["text"]
+    assert '"name": "amount"' in schema["text"]
+    assert '"schema_version": "s-' in schema["text"]
     art = rpc(client, agent, "resources/read", {"uri": f"artifact://{artifact_id}"})["result"]["contents"][0]
     assert art["text"].startswith("\"id\",\"status\"\n0,\"new\"")
     denied = rpc(client, agent, "resources/read", {"uri": f"table://{SECRET}/schema"})
