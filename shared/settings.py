@@ -146,7 +146,7 @@ class QuerySettings:
     threads: int = env_var("QUERY_THREADS", 2, "DuckDB threads for agent connections.")
     max_temp_size: str = env_var("QUERY_MAX_TEMP_SIZE", "2GB", "DuckDB max_temp_directory_size for agent connections.")
     agent_concurrent: int = env_var("AGENT_MAX_CONCURRENT_QUERIES", 4, "Concurrent queries, samples and profiles per agent before 429.")
-    json_max_bytes: int = env_var("QUERY_JSON_MAX_BYTES", 64 * 1024 * 1024, "Largest inline JSON result (rows encoded), in bytes; 413 result_too_large at the first batch past it (use csv, parquet or arrow for more).")
+    json_max_bytes: int = env_var("QUERY_JSON_MAX_BYTES", 64 * 1024 * 1024, "Largest inline JSON result (rows encoded), in bytes; past it the answer is cut at the last whole row that fits, with a continuation (`cut_by: byte_cap`).")
     process_memory_limit: str = env_var("QUERY_PROCESS_MEMORY_LIMIT", "", "RSS budget of one API process (e.g. 4GB); past it the longest-running agent queries are interrupted (413 memory_limit) until it is back under. Empty: 80% of the machine's or container's memory.")
     agent_rpm: int = env_var("AGENT_REQUESTS_PER_MINUTE", 6000, "Requests per minute per agent before 429.")
     refresh_per_minute: int = env_var("AGENT_REFRESHES_PER_MINUTE", 10, "Refresh requests per minute per agent before 429.")
