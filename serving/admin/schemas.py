@@ -112,6 +112,7 @@ class AuditEntry(msgspec.Struct):
     bytes: int | None
     duration_ms: float
     replica: str
+    transport: str = "rest"  # rest | mcp (a call an MCP tool made)
 
 
 class AuditPage(msgspec.Struct):

@@ -70,6 +70,7 @@ class TableInfo(msgspec.Struct, kw_only=True):
     bytes: int | None
     served_version: str | None
     last_synced_at: str | None
+    schema_version: str | None = None  # changes exactly when the served columns do (see If-Schema-Version)
     freshness: Freshness
     strategy: str | None = None
     partitioning: str | None = None

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
+import json
 from typing import Any
 
 from sqlalchemy import select
@@ -36,6 +38,23 @@ from shared.control.db import session_scope
 from shared.control.models import RegisteredTableRow, TableStatusRow, utcnow
 from shared.identifiers import duck_fold, source_names, sql_part, sql_reference
 from shared.served import Manifest, split_key
+
+
+def schema_version(manifest: Manifest | None) -> str | None:
+    """``s-<12 hex>``: a digest of the served columns (names, types, nullability), in order.
+
+    It changes exactly when the schema does (a new version with the same columns keeps it),
+    so an agent can tell whether SQL written earlier still fits. None: nothing served yet."""
+    if manifest is None:
+        return None
+    text = json.dumps([[c.name, c.type, bool(c.nullable)] for c in manifest.columns], separators=(",", ":"))
+    return "s-" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+
+
+def schema_changes(expected: dict[str, str], current: dict[str, str | None]) -> list[dict[str, str]]:
+    """Tables whose ``current`` schema version differs from the one the caller ``expected`` (keys as given)."""
+    return [{"table": key, "expected": want, "current": current.get(key) or "none"}
+            for key, want in sorted(expected.items()) if current.get(key) != want]
 
 
 def partitioning(kind: str, column: str | None) -> str | None:
@@ -80,6 +99,7 @@ def entry(key: str, manifest: Manifest | None, status: TableStatusRow | None, re
         "row_count": manifest.row_count if manifest else (status.row_count if status else None),
         "bytes": manifest.bytes if manifest else None,
         "served_version": manifest.version if manifest else None,
+        "schema_version": schema_version(manifest),
         "last_synced_at": synced.isoformat() if synced else (manifest.published_at if manifest else None),
         "freshness": table_status.freshness(manifest, status, reg.freshness_s if reg else None, now),
         "strategy": reg.strategy if reg else (manifest.strategy if manifest else None),

@@ -162,6 +162,9 @@ class QueryJobRow(Base):
     finished_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
     duration_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
     expires_at: Mapped[dt.datetime | None] = mapped_column(nullable=True, index=True)
+    # What a cut answer and its provenance need besides the columns above:
+    # {cut_by, limit, continuation, schema_changes, watermarks: {table key: source watermark}}.
+    provenance: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class ArtifactRow(Base):
@@ -228,6 +231,7 @@ class AuditRow(Base):
     bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     duration_ms: Mapped[float] = mapped_column(Float, default=0.0)
     replica: Mapped[str] = mapped_column(String(255), default="")
+    transport: Mapped[str] = mapped_column(String(8), default="rest", server_default="rest")  # rest | mcp
 
 
 
