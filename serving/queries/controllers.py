@@ -26,7 +26,7 @@ from litestar.response import File
 from litestar.response.base import ASGIResponse
 from litestar.types import ASGIApp
 
-from serving.lib import formats
+from serving.lib import budgets, formats
 from serving.lib.audit import annotate
 from serving.lib.caller import Caller
 from serving.lib.errors import BadRequest, PayloadTooLarge, QueryTimeout
@@ -90,6 +90,7 @@ def _json(payload: Any, status: int = 200) -> ASGIResponse:
 
 
 @post([f"{BASE}/execute", BASE], operation_id="executeQuery", summary="Run a guarded SQL query", status_code=200,
+      opt={"budget": budgets.QUERY},
       responses={200: ResponseSpec(QueryResult, description="Finished: JSON rows inline, or a QueryJob linking a file"),
                  202: ResponseSpec(QueryJob, description="Still running after wait_s: poll status_url")})
 async def execute_query(request: Request[Any, Any, Any], caller: Caller, data: QueryRequest) -> ASGIApp:
@@ -117,7 +118,7 @@ async def execute_query(request: Request[Any, Any, Any], caller: Caller, data: Q
     job = Job(caller, checked, data.query, fmt=fmt, params=data.params, max_rows=max_rows, timeout_s=timeout)
     async with get_limiter(services).query_slot(caller) as slot:
         outcome = await _run(jobs, job, slot, wait=wait, started=started)
-    return _answer(request, job, outcome)
+    return _answer(request, caller, job, outcome)
 
 
 _FINISHED, _DETACHED, _OVERDUE = "finished", "detached", "overdue"
@@ -159,7 +160,7 @@ async def _run(jobs: JobManager, job: Job, slot: Slot, *, wait: float, started: 
     return _FINISHED
 
 
-def _answer(request: Request[Any, Any, Any], job: Job, outcome: str) -> ASGIApp:
+def _answer(request: Request[Any, Any, Any], caller: Caller, job: Job, outcome: str) -> ASGIApp:
     """The response to ``execute_query``: a job to poll, a timeout, the job's error, inline rows or a job with its file."""
     if outcome == _DETACHED:
         return _json(job_body(job), 202)
@@ -170,6 +171,7 @@ def _answer(request: Request[Any, Any, Any], job: Job, outcome: str) -> ASGIApp:
     if job.error is not None:
         raise job.error
     if job.fmt == "json":
+        budgets.returned(request, caller, rows=job.row_count, nbytes=len(job.body or b""))
         return ASGIResponse(body=job.body or b"", media_type=formats.MEDIA_TYPES["json"])
     return _json(job_body(job))
 
@@ -194,7 +196,7 @@ class _ResultOperation(Operation):
 
 
 @get(f"{BASE}/jobs/{{job_id:str}}/result", operation_id="getQueryJobResult", media_type="application/octet-stream",
-     operation_class=_ResultOperation)
+     operation_class=_ResultOperation, opt={"budget": budgets.READ})
 async def get_job_result(request: Request[Any, Any, Any], caller: Caller, services: Services, job_id: str) -> File:
     """Stream a finished job's result file in its format (Arrow IPC stream, CSV, Parquet or JSON)."""
     jobs = get_jobs(services)
@@ -202,6 +204,7 @@ async def get_job_result(request: Request[Any, Any, Any], caller: Caller, servic
     path = jobs.result_path(row, caller)
     annotate(request, sql_text=row.sql_text, sql_hash=row.sql_hash, tables=_audit_tables(row.tables or []),
              rows=row.row_count, bytes=row.bytes)
+    budgets.returned(request, caller, rows=row.row_count, nbytes=row.bytes)
     return File(path, media_type=formats.MEDIA_TYPES[row.output_format], filename=path.name,
                 content_disposition_type="attachment")
 
