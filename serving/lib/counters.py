@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import logging
 import threading
 import time
@@ -26,7 +27,6 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from shared.control.db import get_engine
 from shared.control.models import BudgetUsageRow
@@ -53,18 +53,21 @@ class Counter:
         return self.start(now) + self.window_s - now
 
 
-def _upsert(dialect: str, rows: list[dict[str, Any]]) -> Any:
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(BudgetUsageRow).values(rows)
-    stmt = stmt.on_conflict_do_update(index_elements=["subject", "kind", "window_start"],
-                                      set_={"used": BudgetUsageRow.used + stmt.excluded.used})
-    return stmt.returning(BudgetUsageRow.subject, BudgetUsageRow.kind, BudgetUsageRow.window_start,
-                          BudgetUsageRow.used)
+@functools.cache
+def _upsert_sql(paramstyle: str, n: int) -> str:
+    """The upsert of ``n`` counters as driver SQL (the same on SQLite and PostgreSQL), built once per size.
+
+    Plain SQL on purpose: compiling the equivalent SQLAlchemy statement cost more than running it.
+    """
+    mark = "?" if paramstyle == "qmark" else "%s"
+    rows = ", ".join([f"({mark}, {mark}, {mark}, {mark})"] * n)
+    return (f"INSERT INTO budget_usage (subject, kind, window_start, used) VALUES {rows} "
+            "ON CONFLICT (subject, kind, window_start) DO UPDATE SET used = budget_usage.used + excluded.used "
+            "RETURNING subject, kind, window_start, used")
 
 
-def _rows(amounts: Iterable[tuple[Counter, int]], now: float) -> list[dict[str, Any]]:
-    return [{"subject": c.subject, "kind": c.kind, "window_start": c.start(now), "used": int(n)}
-            for c, n in sorted(amounts)]
+def _params(amounts: Iterable[tuple[Counter, int]], now: float) -> tuple[Any, ...]:
+    return tuple(v for c, n in sorted(amounts) for v in (c.subject, c.kind, c.start(now), int(n)))
 
 
 def charge(url: str, amounts: Mapping[Counter, int], *, now: float,
@@ -81,8 +84,9 @@ def charge(url: str, amounts: Mapping[Counter, int], *, now: float,
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
             conn.execute(sa.text("SET LOCAL synchronous_commit TO OFF"))
-        result = conn.execute(_upsert(engine.dialect.name, _rows(amounts.items(), now)))
-        totals = {by_key[(r[0], r[1], r[2])]: int(r[3]) for r in result}
+        sql = _upsert_sql(engine.dialect.paramstyle, len(amounts))
+        result = conn.exec_driver_sql(sql, _params(amounts.items(), now))
+        totals = {by_key[(r[0], r[1], int(r[2]))]: int(r[3]) for r in result}
         if verdict is not None:
             verdict(totals)
     return totals
