@@ -181,6 +181,8 @@ class Budgets:
                 n = amounts[p.counter]
                 used = totals[p.counter] + (self.writer.pending(p.counter) if n == 0 else 0)
                 if used > p.limit or (n == 0 and used >= p.limit):
+                    if len(self._spent) > 100_000:  # entries of past windows are dead weight
+                        self._spent.clear()
                     self._spent[p.counter] = (p.counter.start(now), p.limit)
                     before = {c: t - amounts.get(c, 0) for c, t in totals.items()}
                     raise self._refusal(p, used - n, now, Snapshot(policies, before, now))

@@ -14,6 +14,7 @@ import pytest
 from litestar.testing import TestClient
 
 from serving.app import create_app
+from serving.lib.audit import get_audit
 from serving.lib.budgets import get_budgets
 from serving.lib.counters import Counter, charge, forget_old, usage
 from shared.control.db import migrate
@@ -80,6 +81,14 @@ def test_admin_sets_and_reads_budgets(world: Any) -> None:
     assert_error(client.put(f"/api/v1/admin/swarms/{swarm['id']}/budget", headers=admin, json={"minutes": 1}), 400)
     assert_error(client.get(f"/api/v1/admin/swarms/{swarm['id']}/budget", headers=bearer(agent["token"])), 403,
                  rule="requires_admin")
+    # Audited like every admin call, and documented.
+    assert get_audit(client.app.state.services).flush()
+    audit = client.get("/api/v1/admin/audit", headers=admin, params={"caller_type": "admin", "limit": 1000}).json()
+    assert any(e["method"] == "PUT" and e["endpoint"] == f"/api/v1/admin/swarms/{swarm['id']}/budget"
+               and e["status_code"] == 200 for e in audit["items"])
+    operations = {op.get("operationId") for path in client.get("/docs/openapi.json").json()["paths"].values()
+                  for op in path.values() if isinstance(op, dict)}
+    assert {"getSwarmBudget", "setSwarmBudget", "getAgentBudget", "setAgentBudget"} <= operations
 
 
 def test_query_budget_refuses_with_reset_time_and_headers(world: Any) -> None:
