@@ -3,13 +3,16 @@
 What is counted (in the control database, ``serving/lib/counters.py``), for every swarm and
 agent token whether or not the admin set a budget, so usage is known when one is set:
 
-- ``requests``: every request of a swarm or agent token, per token and clock minute,
-  limited by ``AGENT_REQUESTS_PER_MINUTE`` (rule ``rate_limit``);
+- ``requests``: every request of a swarm or agent token, per token, limited by
+  ``AGENT_REQUESTS_PER_MINUTE`` (rule ``rate_limit``) as a token bucket of that many
+  requests refilled continuously, so a burst of the whole quota is allowed and then one
+  request per 60/quota seconds (kept in the database too: see ``Counter``);
 - ``queries``: every ``POST /api/v1/queries/execute``, per UTC day (``query_budget``);
 - ``rows`` and ``bytes`` returned (inline JSON rows, result files and samples as they are
   delivered), per UTC day (``row_budget``, ``byte_budget``);
-- ``refreshes``: refresh requests, per token and minute (``AGENT_REFRESHES_PER_MINUTE``,
-  ``refresh_rate_limit``) and per agent and swarm and clock hour (``refresh_budget``).
+- ``refreshes``: refresh requests, per token in the same kind of bucket
+  (``AGENT_REFRESHES_PER_MINUTE``, ``refresh_rate_limit``) and per agent and swarm and
+  clock hour (``refresh_budget``).
 
 A route declares what it costs with ``opt={"budget": QUERY | READ}``; every other route of
 a token costs one request. Queries, requests and refreshes are counted before the work, in
@@ -19,8 +22,9 @@ day's rows and bytes are not spent (counting what this process returned but has 
 written yet), and its own rows are added once answered; so one answer in flight per
 worker can cross the line, and the next one is refused.
 
-Once a counter is spent in a window, this process refuses further requests on it without
-asking the database again (O(1)), until the window ends or the admin changes the limit.
+Once a counter is found spent, this process refuses further requests on it without asking
+the database again (O(1)) until it has room again (the window ends, the bucket refills one
+request) or the admin changes the limit.
 Every answer to a token carries ``RateLimit-Policy`` and ``RateLimit`` (IETF
 draft-ietf-httpapi-ratelimit-headers): each policy in force, its quota and window, what
 remains and the seconds until it resets. The admin is never limited.
@@ -39,7 +43,7 @@ import anyio.to_thread
 import sqlalchemy as sa
 
 from serving.lib.caller import Caller
-from serving.lib.counters import Counter, CounterWriter, charge
+from serving.lib.counters import Counter, CounterWriter, charge, now_us
 from serving.lib.errors import TooManyRequests
 from serving.lib.services import Services
 from shared.control.db import session_scope
@@ -118,7 +122,7 @@ class Budgets:
         self.clock = clock
         self.writer = CounterWriter(control_url, clock=clock)
         self._limits: dict[str, tuple[float, dict[str, int]]] = {}  # subject -> (read at, limits)
-        self._spent: dict[Counter, tuple[int, int]] = {}  # counter -> (window start, limit) known spent
+        self._spent: dict[Counter, tuple[float, int]] = {}  # counter -> (refused until, limit)
 
     # ------------------------------------------------------------------ limits in force
     def invalidate(self) -> None:
@@ -140,16 +144,16 @@ class Budgets:
     def policies(self, caller: Caller, action: str) -> tuple[list[Policy], dict[Counter, int]]:
         """The policies to report and check for ``action``, and what the action adds to each counter."""
         token = f"token:{caller.token_id or caller.subject}"
-        requests = Counter(token, "requests", MINUTE)
+        requests = Counter(token, "requests", MINUTE, rate=True)
         policies = [Policy("requests", requests, self.requests_per_minute, "requests", PER_TOKEN["requests"])]
         amounts: dict[Counter, int] = {}
         if action == REFRESH:
-            refreshes = Counter(token, "refreshes", MINUTE)
+            refreshes = Counter(token, "refreshes", MINUTE, rate=True)
             policies.append(Policy("refreshes", refreshes, self.refreshes_per_minute, "requests",
                                    PER_TOKEN["refreshes"]))
-            amounts[refreshes] = 1
+            amounts[refreshes] = _cost(self.refreshes_per_minute)
         else:
-            amounts[requests] = 1
+            amounts[requests] = _cost(self.requests_per_minute)
         by_scope = subjects(caller)
         limits = self._limits_for(list(by_scope.values()))
         for scope, subject in by_scope.items():
@@ -173,22 +177,35 @@ class Budgets:
         policies, amounts = self.policies(caller, action)
         checked = [p for p in policies if p.counter in amounts]
         for p in checked:
-            if self._spent.get(p.counter) == (p.counter.start(now), p.limit):
-                raise self._refusal(p, p.limit, now, Snapshot([p], {p.counter: p.limit}, now))
+            until, limit = self._spent.get(p.counter, (0.0, -1))
+            if (now < until and limit == p.limit) or (p.counter.rate and p.limit <= 0):
+                wait = until - now if now < until else float(p.counter.window_s)
+                raise self._refusal(p, p.limit, now, Snapshot([p], {}, now), wait_s=wait)
 
         def verdict(totals: dict[Counter, int]) -> None:
             for p in checked:
                 n = amounts[p.counter]
+                if p.counter.rate:  # a token bucket: refused while its arrival time is a window ahead
+                    ahead_s = (totals[p.counter] - now_us(now)) / 1e6 - p.counter.window_s
+                    if ahead_s <= 0:
+                        continue
+                    self._remember(p, now + ahead_s)
+                    raise self._refusal(p, p.limit, now, Snapshot(policies, _before(totals, amounts), now),
+                                        wait_s=ahead_s)
                 used = totals[p.counter] + (self.writer.pending(p.counter) if n == 0 else 0)
                 if used > p.limit or (n == 0 and used >= p.limit):
-                    if len(self._spent) > 100_000:  # entries of past windows are dead weight
-                        self._spent.clear()
-                    self._spent[p.counter] = (p.counter.start(now), p.limit)
-                    before = {c: t - amounts.get(c, 0) for c, t in totals.items()}
-                    raise self._refusal(p, used - n, now, Snapshot(policies, before, now))
+                    self._remember(p, now + p.counter.reset_in(now))
+                    raise self._refusal(p, used - n, now, Snapshot(policies, _before(totals, amounts), now),
+                                        wait_s=p.counter.reset_in(now))
 
         totals = charge(self.url, amounts, now=now, verdict=verdict)
         return Snapshot(policies, totals, now)
+
+    def _remember(self, p: Policy, until: float) -> None:
+        """Refuse ``p`` in this process without the database until ``until`` (or the admin changes its limit)."""
+        if len(self._spent) > 100_000:  # entries of past windows are dead weight
+            self._spent = {c: v for c, v in self._spent.items() if v[0] > self.clock()}
+        self._spent[p.counter] = (until, p.limit)
 
     async def admit(self, scope: Any, caller: Caller, action: str) -> None:
         """``check`` on a worker thread; the snapshot goes into the request state for the headers."""
@@ -202,9 +219,9 @@ class Budgets:
             raise
         state[STATE_KEY] = _merged(state.get(STATE_KEY), snapshot)
 
-    def _refusal(self, p: Policy, used: int, now: float, snapshot: Snapshot) -> BudgetExceeded:
-        wait = max(1, math.ceil(p.counter.reset_in(now)))
-        reset = dt.datetime.fromtimestamp(p.counter.start(now) + p.counter.window_s, dt.UTC)
+    def _refusal(self, p: Policy, used: int, now: float, snapshot: Snapshot, *, wait_s: float) -> BudgetExceeded:
+        wait = max(1, math.ceil(wait_s))
+        reset = dt.datetime.fromtimestamp(now + wait_s, dt.UTC).replace(microsecond=0)
         if p.name in PER_TOKEN:
             what = "requests" if p.name == "requests" else "refreshes"
             message = (f"rate limit exceeded: at most {p.limit} {what} per minute per token; retry in {wait} s")
@@ -234,14 +251,18 @@ class Budgets:
         """``RateLimit-Policy`` and ``RateLimit`` for an answer."""
         policy, current = [], []
         for p in snapshot.policies:
-            used = snapshot.totals.get(p.counter)
-            if used is None:
+            total = snapshot.totals.get(p.counter)
+            if total is None:
                 continue
-            if p.counter.kind in snapshot.returned:
-                used += snapshot.returned[p.counter.kind]
+            if p.counter.rate:  # the bucket: whole requests left before it is empty, seconds until it is full
+                ahead_s = max(0.0, (total - now_us(snapshot.at)) / 1e6)
+                remaining = int((p.counter.window_s - ahead_s) * p.limit // p.counter.window_s)
+                reset = math.ceil(ahead_s)
+            else:
+                remaining = p.limit - total - snapshot.returned.get(p.counter.kind, 0)
+                reset = math.ceil(p.counter.reset_in(snapshot.at))
             policy.append(f'"{p.name}";q={p.limit};w={p.counter.window_s};qu="{p.unit}"')
-            reset = max(0, math.ceil(p.counter.reset_in(snapshot.at)))
-            current.append(f'"{p.name}";r={max(0, p.limit - used)};t={reset}')
+            current.append(f'"{p.name}";r={max(0, remaining)};t={max(0, reset)}')
         if not policy:
             return []
         return [(b"ratelimit-policy", ", ".join(policy).encode()), (b"ratelimit", ", ".join(current).encode())]
@@ -251,6 +272,16 @@ class Budgets:
 
     def close(self) -> None:
         self.writer.stop()
+
+
+def _cost(per_minute: int) -> int:
+    """What one request adds to a rate counter: the bucket's refill interval, in microseconds."""
+    return math.ceil(MINUTE * 1_000_000 / per_minute) if per_minute > 0 else 0
+
+
+def _before(totals: dict[Counter, int], amounts: dict[Counter, int]) -> dict[Counter, int]:
+    """The totals as they stay once a refused request's own counts are rolled back."""
+    return {c: t - amounts.get(c, 0) for c, t in totals.items()}
 
 
 def _merged(earlier: Any, later: Snapshot) -> Snapshot:

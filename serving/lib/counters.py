@@ -36,17 +36,28 @@ log = logging.getLogger("agents_data.budgets")
 KEEP_S = 2 * 86400  # counters of windows that ended this long ago are deleted
 
 
+RATE_START = 0  # the window_start of a rate counter's one row
+
+
 @dataclasses.dataclass(frozen=True, order=True)
 class Counter:
-    """One counter: ``subject`` (``agent:<token id>``, ``swarm:<id>``, ``token:<id>``), ``kind``, window length."""
+    """One counter: ``subject`` (``agent:<token id>``, ``swarm:<id>``, ``token:<id>``), ``kind``, window length.
+
+    A window counter counts per fixed window (epoch-aligned). A ``rate`` counter is a token
+    bucket refilled continuously (GCRA): one row whose ``used`` is the bucket's theoretical
+    arrival time in epoch microseconds, and each request adds its cost (the refill interval)
+    to ``max(that time, now)``; the bucket is empty when that time is more than
+    ``window_s`` ahead of now.
+    """
 
     subject: str
     kind: str
     window_s: int
+    rate: bool = False
 
     def start(self, now: float) -> int:
-        """Epoch second at which the window holding ``now`` began."""
-        return int(now // self.window_s) * self.window_s
+        """Epoch second at which the window holding ``now`` began (a rate counter has one row)."""
+        return RATE_START if self.rate else int(now // self.window_s) * self.window_s
 
     def reset_in(self, now: float) -> float:
         """Seconds from ``now`` until the window holding it ends."""
@@ -54,25 +65,37 @@ class Counter:
 
 
 @functools.cache
-def _upsert_sql(paramstyle: str, n: int) -> str:
-    """The upsert of ``n`` counters as driver SQL (the same on SQLite and PostgreSQL), built once per size.
+def _upsert_sql(dialect: str, paramstyle: str, n: int) -> str:
+    """The upsert of ``n`` counters as driver SQL, built once per size.
 
     Plain SQL on purpose: compiling the equivalent SQLAlchemy statement cost more than running it.
     """
     mark = "?" if paramstyle == "qmark" else "%s"
+    greatest = "GREATEST" if dialect == "postgresql" else "MAX"  # SQLite's two-argument max() is scalar
     rows = ", ".join([f"({mark}, {mark}, {mark}, {mark})"] * n)
     return (f"INSERT INTO budget_usage (subject, kind, window_start, used) VALUES {rows} "
-            "ON CONFLICT (subject, kind, window_start) DO UPDATE SET used = budget_usage.used + excluded.used "
+            "ON CONFLICT (subject, kind, window_start) DO UPDATE SET used = CASE "
+            f"WHEN budget_usage.window_start = {RATE_START} "
+            f"THEN {greatest}(budget_usage.used, {mark}) + excluded.used - {mark} "
+            "ELSE budget_usage.used + excluded.used END "
             "RETURNING subject, kind, window_start, used")
 
 
+def now_us(now: float) -> int:
+    return int(now * 1_000_000)
+
+
 def _params(amounts: Iterable[tuple[Counter, int]], now: float) -> tuple[Any, ...]:
-    return tuple(v for c, n in sorted(amounts) for v in (c.subject, c.kind, c.start(now), int(n)))
+    """Row values, then ``now`` twice (a rate row inserts ``now + cost``; on conflict ``max(used, now) + cost``)."""
+    values = tuple(v for c, n in sorted(amounts)
+                   for v in (c.subject, c.kind, c.start(now), now_us(now) + int(n) if c.rate else int(n)))
+    return (*values, now_us(now), now_us(now))
 
 
 def charge(url: str, amounts: Mapping[Counter, int], *, now: float,
            verdict: Callable[[dict[Counter, int]], None] | None = None) -> dict[Counter, int]:
-    """Add each amount (0 reads the counter) in one transaction; return every counter's new total.
+    """Add each amount (0 reads the counter) in one transaction; return every counter's new total
+    (for a rate counter: the bucket's theoretical arrival time, epoch microseconds).
 
     ``verdict`` sees the new totals inside the transaction; if it raises, nothing is counted
     and the exception propagates.
@@ -84,7 +107,7 @@ def charge(url: str, amounts: Mapping[Counter, int], *, now: float,
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
             conn.execute(sa.text("SET LOCAL synchronous_commit TO OFF"))
-        sql = _upsert_sql(engine.dialect.paramstyle, len(amounts))
+        sql = _upsert_sql(engine.dialect.name, engine.dialect.paramstyle, len(amounts))
         result = conn.exec_driver_sql(sql, _params(amounts.items(), now))
         totals = {by_key[(r[0], r[1], int(r[2]))]: int(r[3]) for r in result}
         if verdict is not None:
@@ -106,9 +129,12 @@ def usage(url: str, counters: Iterable[Counter], *, now: float) -> dict[Counter,
 
 
 def forget_old(url: str, *, now: float) -> int:
-    """Delete counters of windows that ended more than ``KEEP_S`` ago; returns how many."""
+    """Delete counters of windows that ended more than ``KEEP_S`` ago, and full rate buckets; returns how many."""
     with get_engine(url).begin() as conn:
-        result = conn.execute(sa.delete(BudgetUsageRow).where(BudgetUsageRow.window_start < int(now) - KEEP_S))
+        t = BudgetUsageRow
+        old_window = sa.and_(t.window_start != RATE_START, t.window_start < int(now) - KEEP_S)
+        full_bucket = sa.and_(t.window_start == RATE_START, t.used < now_us(now))  # forgetting it changes nothing
+        result = conn.execute(sa.delete(t).where(sa.or_(old_window, full_bucket)))
         return int(getattr(result, "rowcount", 0) or 0)
 
 

@@ -5,7 +5,8 @@ A real ``python -m serving`` process with two uvicorn workers over one control d
 kernel spreads them over both workers; the audit log proves both answered. Proven:
 
 - a burst of 3N concurrent queries against a budget of N queries a day: exactly N answered;
-- a burst of requests against ``AGENT_REQUESTS_PER_MINUTE``: exactly that many answered in the minute;
+- a burst of requests against ``AGENT_REQUESTS_PER_MINUTE``: that many answered, plus what the bucket
+  refilled during the burst, never a quota per worker;
 - a rows budget: queries are admitted until the rows returned reach it, through either worker,
   and the first one after that is refused.
 """
@@ -66,16 +67,15 @@ def test_budgets_are_exact_across_two_workers(tmp_path: Path, control_url: str) 
             replicas = {e["replica"] for e in audit if e["endpoint"] == "/api/v1/queries/execute"}
             assert len(replicas) == 2, f"one worker answered everything: {replicas}"
 
-            # 2. Requests per minute: exactly RATE answered within one clock minute, over both workers.
+            # 2. Requests per minute: a bucket of RATE shared by both workers (one process each would give 2 x RATE).
             swarm_id = c.get("/api/v1/admin/tokens", params={"type": "agent"}).json()[0]["swarm_id"]
-            for _attempt in range(2):
-                other = bearer(mint_token(c, admin, "agent", swarm_id)["token"])
-                minute = int(time.time() // 60)
-                answers = _burst(RATE + 30, lambda h=other: httpx.get(f"{api.url}/api/v1/auth/whoami", headers=h))
-                if int(time.time() // 60) == minute:
-                    break
+            other = bearer(mint_token(c, admin, "agent", swarm_id)["token"])
+            started = time.monotonic()
+            answers = _burst(RATE + 30, lambda: httpx.get(f"{api.url}/api/v1/auth/whoami", headers=other))
+            refilled = int((time.monotonic() - started) / (60 / RATE))  # requests the bucket regained meanwhile
             statuses = collections.Counter(a.status_code for a in answers)
-            assert statuses == {200: RATE, 429: 30}, statuses
+            assert RATE <= statuses[200] <= RATE + refilled, (statuses, refilled)
+            assert statuses[200] < RATE + 30, "both workers admitted a full quota each"
             assert all(assert_error(a, 429)["rule"] == "rate_limit" for a in answers if a.status_code == 429)
 
             # 3. Rows: admitted until the day's rows are spent, whichever worker answers.

@@ -16,7 +16,7 @@ from litestar.testing import TestClient
 from serving.app import create_app
 from serving.lib.audit import get_audit
 from serving.lib.budgets import get_budgets
-from serving.lib.counters import Counter, charge, forget_old, usage
+from serving.lib.counters import Counter, charge, forget_old, now_us, usage
 from shared.control.db import migrate
 from shared.settings import Settings
 from tests.conftest import publish_table
@@ -155,7 +155,7 @@ def test_rows_and_bytes_budgets(world: Any, api_settings: Settings) -> None:
 
 
 def test_request_rate_is_counted_in_the_control_database(api_settings: Settings) -> None:
-    """Two apps on one control database stand for two workers: the per-minute rate is shared, exactly."""
+    """Two apps on one control database stand for two workers: the token bucket is shared, exactly."""
     import dataclasses
 
     limited = dataclasses.replace(api_settings, query=dataclasses.replace(api_settings.query, agent_rpm=6))
@@ -164,15 +164,15 @@ def test_request_rate_is_counted_in_the_control_database(api_settings: Settings)
         swarm = create_swarm(one, admin, [])
         agent = bearer(mint_token(one, admin, "agent", swarm["id"])["token"])
         whoami = "/api/v1/auth/whoami"
-        minute = int(time.time() // 60)
-        statuses = [(one if i % 2 else two).get(whoami, headers=agent).status_code for i in range(8)]
-        if int(time.time() // 60) != minute:  # the minute turned during the burst: counts restarted
-            pytest.skip("the clock minute changed during the burst")
-        assert statuses == [200] * 6 + [429] * 2
-        r = two.get(whoami, headers=agent)
-        error = assert_error(r, 429, rule="rate_limit")
+        started = time.monotonic()
+        answers = [(one if i % 2 else two).get(whoami, headers=agent) for i in range(8)]
+        assert time.monotonic() - started < 10, "too slow to tell: the bucket refills one request every 10 s"
+        assert [a.status_code for a in answers] == [200] * 6 + [429] * 2
+        assert [_policies(a.headers["ratelimit"])["requests"]["r"] for a in answers[:6]] == ["5", "4", "3", "2", "1", "0"]
+        error = assert_error(answers[-1], 429, rule="rate_limit")
         assert error["details"] == {"limit": 6, "window_s": 60}
-        assert _policies(r.headers["ratelimit"])["requests"]["r"] == "0"
+        assert 1 <= int(answers[-1].headers["retry-after"]) <= 10  # one request's refill
+        assert _policies(answers[-1].headers["ratelimit"])["requests"]["r"] == "0"
         assert one.get("/api/v1/admin/swarms", headers=admin).status_code == 200  # the admin is never limited
         assert "ratelimit" not in one.get("/api/v1/admin/swarms", headers=admin).headers
 
@@ -201,7 +201,13 @@ def test_counters_upsert_atomically(control_url: str) -> None:
         charge(control_url, {a: 5}, now=now, verdict=refuse)
     assert usage(control_url, [a, b], now=now) == {a: 3, b: 1}
     assert usage(control_url, [a], now=now + 86400) == {a: 0}  # the next day starts at zero
-    assert forget_old(control_url, now=now + 4 * 86400) >= 2
+    # A rate counter is a token bucket: 3 a minute means 20 s of refill per request.
+    bucket, cost = Counter("token:t", "requests", 60, rate=True), 20_000_000
+    arrivals = [charge(control_url, {bucket: cost}, now=now)[bucket] for _ in range(4)]
+    assert [(t - now_us(now)) // 1_000_000 for t in arrivals] == [20, 40, 60, 80]  # the 4th is a window ahead: refused
+    later = charge(control_url, {bucket: cost}, now=now + 300)[bucket]  # a full bucket again
+    assert later == now_us(now + 300) + cost
+    assert forget_old(control_url, now=now + 4 * 86400) >= 3  # old windows and the full bucket
 
 
 def test_budgets_accessor(world: Any) -> None:
