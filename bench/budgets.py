@@ -51,8 +51,15 @@ def _time_check(url: str, n: int) -> float:
     migrate(url)
     token = "tok_" + secrets.token_hex(4)
     with session_scope(url) as s:
-        s.add(BudgetRow(subject=f"agent:{token}", queries_per_day=10**12, rows_per_day=10**12,
-                        bytes_per_day=10**12, refreshes_per_hour=10**6))
+        s.add(
+            BudgetRow(
+                subject=f"agent:{token}",
+                queries_per_day=10**12,
+                rows_per_day=10**12,
+                bytes_per_day=10**12,
+                refreshes_per_hour=10**6,
+            )
+        )
     settings = Settings.from_env({"AGENT_REQUESTS_PER_MINUTE": str(10**9), "DATABASE_URL": url})
     budgets = Budgets(url, settings)
     caller = Caller(kind="agent", subject="a", token_id=token, swarm_id="swm_bench")
@@ -94,10 +101,20 @@ def main() -> None:
     publish_select(home / "served", TABLE, f"SELECT range AS id, range % 100 AS amount FROM range({args.rows})", args.rows)
     password = secrets.token_urlsafe(16)
     port = processes.free_port()
-    env = {**os.environ, "AGENTS_DATA_HOME": str(home), "ADMIN_PASSWORD": password, "JWT_SECRET": "b" * 40,
-           "API_PORT": str(port), "API_HOST": "127.0.0.1", "LOG_LEVEL": "warning", "SNOWFLAKE_ACCOUNT": "bench",
-           "SNOWFLAKE_HOST": "127.0.0.1", "SNOWFLAKE_PORT": "9", "AGENT_REQUESTS_PER_MINUTE": str(10**9),
-           "AGENT_MAX_CONCURRENT_QUERIES": "64"}
+    env = {
+        **os.environ,
+        "AGENTS_DATA_HOME": str(home),
+        "ADMIN_PASSWORD": password,
+        "JWT_SECRET": "b" * 40,
+        "API_PORT": str(port),
+        "API_HOST": "127.0.0.1",
+        "LOG_LEVEL": "warning",
+        "SNOWFLAKE_ACCOUNT": "bench",
+        "SNOWFLAKE_HOST": "127.0.0.1",
+        "SNOWFLAKE_PORT": "9",
+        "AGENT_REQUESTS_PER_MINUTE": str(10**9),
+        "AGENT_MAX_CONCURRENT_QUERIES": "64",
+    }
     url = f"http://127.0.0.1:{port}"
     proc = processes.start([sys.executable, "-m", "serving"], env=env, cwd=ROOT, log_path=tmp / "api.log")
     try:
@@ -106,8 +123,9 @@ def main() -> None:
             admin_token = c.post("/api/v1/auth/token", data={"username": "admin", "password": password}).json()
             admin = {"Authorization": f"Bearer {admin_token['access_token']}"}
             swarm = c.post("/api/v1/admin/swarms", headers=admin, json={"name": "bench", "grants": [TABLE]}).json()
-            token = c.post("/api/v1/admin/tokens", headers=admin,
-                           json={"type": "agent", "swarm_id": swarm["id"], "name": "bench"}).json()
+            token = c.post(
+                "/api/v1/admin/tokens", headers=admin, json={"type": "agent", "swarm_id": swarm["id"], "name": "bench"}
+            ).json()
             big = {"queries_per_day": 10**12, "rows_per_day": 10**12, "bytes_per_day": 10**12}
             c.put(f"/api/v1/admin/tokens/{token['token_id']}/budget", headers=admin, json=big).raise_for_status()
             c.put(f"/api/v1/admin/swarms/{swarm['id']}/budget", headers=admin, json=big).raise_for_status()
@@ -129,12 +147,15 @@ def main() -> None:
     finally:
         processes.stop(proc, grace_s=10)
     agent_p50, admin_p50 = statistics.median(times["agent"]), statistics.median(times["admin"])
-    result = {"agent_p50_ms": round(agent_p50, 3), "admin_p50_ms": round(admin_p50, 3),
-              "added_p50_ms": round(agent_p50 - admin_p50, 3),
-              "agent_p90_ms": round(statistics.quantiles(times["agent"], n=10)[-1], 3),
-              "admin_p90_ms": round(statistics.quantiles(times["admin"], n=10)[-1], 3),
-              "check_p50_ms_sqlite": round(_time_check(f"sqlite:///{tmp / 'check.db'}", 500), 3),
-              "load_average": os.getloadavg()[0]}
+    result = {
+        "agent_p50_ms": round(agent_p50, 3),
+        "admin_p50_ms": round(admin_p50, 3),
+        "added_p50_ms": round(agent_p50 - admin_p50, 3),
+        "agent_p90_ms": round(statistics.quantiles(times["agent"], n=10)[-1], 3),
+        "admin_p90_ms": round(statistics.quantiles(times["admin"], n=10)[-1], 3),
+        "check_p50_ms_sqlite": round(_time_check(f"sqlite:///{tmp / 'check.db'}", 500), 3),
+        "load_average": os.getloadavg()[0],
+    }
     pg = os.environ.get("TEST_POSTGRES_URL")
     if pg:
         result["check_p50_ms_postgres"] = round(_on_private_schema(pg, lambda url: _time_check(url, 500)), 3)

@@ -28,8 +28,7 @@ def subject_of(url: str, subject_type: str, subject_id: str) -> str:
         else:
             token = s.get(TokenRow, subject_id)
             if token is None or token.type != "agent":
-                raise NotFound(f"no agent token {subject_id!r}", details={"hint": "budgets are set per swarm or "
-                                                                             "per agent token"})
+                raise NotFound(f"no agent token {subject_id!r}", details={"hint": "budgets are set per swarm or per agent token"})
     return f"{subject_type}:{subject_id}"
 
 
@@ -56,8 +55,20 @@ def get_budget(url: str, subject_type: str, subject_id: str) -> Budget:
     for kind, counter in counters.items():
         limit = limits[KINDS[kind][0]]
         n = used[counter]
-        items.append(BudgetUsage(kind=kind, used=n, limit=limit,  # type: ignore[arg-type]
-                                 remaining=None if limit is None else max(0, limit - n), window_s=counter.window_s,
-                                 resets_at=dt.datetime.fromtimestamp(counter.start(now) + counter.window_s, dt.UTC)))
-    return Budget(subject_type=subject_type, subject_id=subject_id,  # type: ignore[arg-type]
-                  usage=items, updated_at=row.updated_at if row is not None else None, **limits)
+        items.append(
+            BudgetUsage(
+                kind=kind,  # type: ignore[arg-type]  # one of KINDS
+                used=n,
+                limit=limit,
+                remaining=None if limit is None else max(0, limit - n),
+                window_s=counter.window_s,
+                resets_at=dt.datetime.fromtimestamp(counter.start(now) + counter.window_s, dt.UTC),
+            )
+        )
+    return Budget(
+        subject_type=subject_type,  # type: ignore[arg-type]  # "swarm" or "agent", from the route
+        subject_id=subject_id,
+        usage=items,
+        updated_at=row.updated_at if row is not None else None,
+        **limits,
+    )

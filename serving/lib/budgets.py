@@ -107,8 +107,7 @@ def read_limits(url: str, subject_ids: list[str]) -> dict[str, dict[str, int]]:
     """The budgets set for ``subject_ids``: subject -> {kind: limit} (kinds without a limit left out)."""
     with session_scope(url) as s:
         rows = s.execute(sa.select(BudgetRow).where(BudgetRow.subject.in_(subject_ids))).scalars().all()
-    return {r.subject: {k: v for k, (field, *_) in KINDS.items() if (v := getattr(r, field)) is not None}
-            for r in rows}
+    return {r.subject: {k: v for k, (field, *_) in KINDS.items() if (v := getattr(r, field)) is not None} for r in rows}
 
 
 class Budgets:
@@ -149,8 +148,7 @@ class Budgets:
         amounts: dict[Counter, int] = {}
         if action == REFRESH:
             refreshes = Counter(token, "refreshes", MINUTE, rate=True)
-            policies.append(Policy("refreshes", refreshes, self.refreshes_per_minute, "requests",
-                                   PER_TOKEN["refreshes"]))
+            policies.append(Policy("refreshes", refreshes, self.refreshes_per_minute, "requests", PER_TOKEN["refreshes"]))
             amounts[refreshes] = _cost(self.refreshes_per_minute)
         else:
             amounts[requests] = _cost(self.requests_per_minute)
@@ -190,13 +188,13 @@ class Budgets:
                     if ahead_s <= 0:
                         continue
                     self._remember(p, now + ahead_s)
-                    raise self._refusal(p, p.limit, now, Snapshot(policies, _before(totals, amounts), now),
-                                        wait_s=ahead_s)
+                    raise self._refusal(p, p.limit, now, Snapshot(policies, _before(totals, amounts), now), wait_s=ahead_s)
                 used = totals[p.counter] + (self.writer.pending(p.counter) if n == 0 else 0)
                 if used > p.limit or (n == 0 and used >= p.limit):
                     self._remember(p, now + p.counter.reset_in(now))
-                    raise self._refusal(p, used - n, now, Snapshot(policies, _before(totals, amounts), now),
-                                        wait_s=p.counter.reset_in(now))
+                    raise self._refusal(
+                        p, used - n, now, Snapshot(policies, _before(totals, amounts), now), wait_s=p.counter.reset_in(now)
+                    )
 
         totals = charge(self.url, amounts, now=now, verdict=verdict)
         return Snapshot(policies, totals, now)
@@ -224,17 +222,23 @@ class Budgets:
         reset = dt.datetime.fromtimestamp(now + wait_s, dt.UTC).replace(microsecond=0)
         if p.name in PER_TOKEN:
             what = "requests" if p.name == "requests" else "refreshes"
-            message = (f"rate limit exceeded: at most {p.limit} {what} per minute per token; retry in {wait} s")
+            message = f"rate limit exceeded: at most {p.limit} {what} per minute per token; retry in {wait} s"
             details: dict[str, Any] = {"limit": p.limit, "window_s": p.counter.window_s}
         else:
             scope, kind = p.name.split("-", 1)
             period = "day" if p.counter.window_s == DAY else "hour"
-            message = (f"the {scope}'s {kind} budget is spent: {used} of {p.limit} {kind} this {period}; "
-                       f"it resets at {reset.isoformat().replace('+00:00', 'Z')} (in {wait} s)")
-            details = {"budget": p.name, "limit": p.limit, "used": used, "window_s": p.counter.window_s,
-                       "reset_at": reset.isoformat().replace("+00:00", "Z")}
-        return BudgetExceeded(message, snapshot=snapshot, rule=p.rule, details=details,
-                              headers={"Retry-After": str(wait)})
+            message = (
+                f"the {scope}'s {kind} budget is spent: {used} of {p.limit} {kind} this {period}; "
+                f"it resets at {reset.isoformat().replace('+00:00', 'Z')} (in {wait} s)"
+            )
+            details = {
+                "budget": p.name,
+                "limit": p.limit,
+                "used": used,
+                "window_s": p.counter.window_s,
+                "reset_at": reset.isoformat().replace("+00:00", "Z"),
+            }
+        return BudgetExceeded(message, snapshot=snapshot, rule=p.rule, details=details, headers={"Retry-After": str(wait)})
 
     # ------------------------------------------------------------------ after the answer
     def returned(self, scope: dict[str, Any], caller: Caller, *, rows: int | None, nbytes: int | None) -> None:
@@ -256,7 +260,7 @@ class Budgets:
                 continue
             if p.counter.rate:  # the bucket: whole requests left before it is empty, seconds until it is full
                 ahead_s = max(0.0, (total - now_us(snapshot.at)) / 1e6)
-                remaining = int((p.counter.window_s - ahead_s) * p.limit // p.counter.window_s)
+                remaining = int((p.counter.window_s - ahead_s) * p.limit / p.counter.window_s + 1e-6)
                 reset = math.ceil(ahead_s)
             else:
                 remaining = p.limit - total - snapshot.returned.get(p.counter.kind, 0)

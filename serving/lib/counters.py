@@ -73,12 +73,14 @@ def _upsert_sql(dialect: str, paramstyle: str, n: int) -> str:
     mark = "?" if paramstyle == "qmark" else "%s"
     greatest = "GREATEST" if dialect == "postgresql" else "MAX"  # SQLite's two-argument max() is scalar
     rows = ", ".join([f"({mark}, {mark}, {mark}, {mark})"] * n)
-    return (f"INSERT INTO budget_usage (subject, kind, window_start, used) VALUES {rows} "
-            "ON CONFLICT (subject, kind, window_start) DO UPDATE SET used = CASE "
-            f"WHEN budget_usage.window_start = {RATE_START} "
-            f"THEN {greatest}(budget_usage.used, {mark}) + excluded.used - {mark} "
-            "ELSE budget_usage.used + excluded.used END "
-            "RETURNING subject, kind, window_start, used")
+    return (
+        f"INSERT INTO budget_usage (subject, kind, window_start, used) VALUES {rows} "
+        "ON CONFLICT (subject, kind, window_start) DO UPDATE SET used = CASE "
+        f"WHEN budget_usage.window_start = {RATE_START} "
+        f"THEN {greatest}(budget_usage.used, {mark}) + excluded.used - {mark} "
+        "ELSE budget_usage.used + excluded.used END "
+        "RETURNING subject, kind, window_start, used"
+    )
 
 
 def now_us(now: float) -> int:
@@ -87,13 +89,15 @@ def now_us(now: float) -> int:
 
 def _params(amounts: Iterable[tuple[Counter, int]], now: float) -> tuple[Any, ...]:
     """Row values, then ``now`` twice (a rate row inserts ``now + cost``; on conflict ``max(used, now) + cost``)."""
-    values = tuple(v for c, n in sorted(amounts)
-                   for v in (c.subject, c.kind, c.start(now), now_us(now) + int(n) if c.rate else int(n)))
+    values = tuple(
+        v for c, n in sorted(amounts) for v in (c.subject, c.kind, c.start(now), now_us(now) + int(n) if c.rate else int(n))
+    )
     return (*values, now_us(now), now_us(now))
 
 
-def charge(url: str, amounts: Mapping[Counter, int], *, now: float,
-           verdict: Callable[[dict[Counter, int]], None] | None = None) -> dict[Counter, int]:
+def charge(
+    url: str, amounts: Mapping[Counter, int], *, now: float, verdict: Callable[[dict[Counter, int]], None] | None = None
+) -> dict[Counter, int]:
     """Add each amount (0 reads the counter) in one transaction; return every counter's new total
     (for a rate counter: the bucket's theoretical arrival time, epoch microseconds).
 
@@ -122,7 +126,8 @@ def usage(url: str, counters: Iterable[Counter], *, now: float) -> dict[Counter,
         return {}
     t = BudgetUsageRow
     query = sa.select(t.subject, t.kind, t.window_start, t.used).where(
-        t.subject.in_({k[0] for k in wanted}), t.window_start.in_({k[2] for k in wanted}))
+        t.subject.in_({k[0] for k in wanted}), t.window_start.in_({k[2] for k in wanted})
+    )
     with get_engine(url).connect() as conn:
         found = {(r[0], r[1], r[2]): int(r[3]) for r in conn.execute(query)}
     return {c: found.get(k, 0) for k, c in wanted.items()}

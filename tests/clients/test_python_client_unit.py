@@ -40,17 +40,26 @@ def _client(handler: Callable[[httpx.Request], httpx.Response], retry: RetryPoli
     return Client("http://api", "tok", retry=retry, http=http)
 
 
-TABLES = {"tables": [{"table": "demo.public.orders", "key": "demo.public.orders", "name": "ORDERS", "columns": [
-    {"name": "ID", "type": "BIGINT", "nullable": False, "description": ""}], "row_count": 3,
-    "freshness": {"status": "fresh", "reason": "synced", "age_s": 1.0}}], "count": 1}
+TABLES = {
+    "tables": [
+        {
+            "table": "demo.public.orders",
+            "key": "demo.public.orders",
+            "name": "ORDERS",
+            "columns": [{"name": "ID", "type": "BIGINT", "nullable": False, "description": ""}],
+            "row_count": 3,
+            "freshness": {"status": "fresh", "reason": "synced", "age_s": 1.0},
+        }
+    ],
+    "count": 1,
+}
 
 
 def test_every_error_keeps_the_shape_and_the_rule() -> None:
     client = _client(lambda r: _error(403, "forbidden", "table_not_granted"))
     with pytest.raises(Forbidden) as e:
         client.tables()
-    assert (e.value.status, e.value.code, e.value.rule, e.value.details) == (403, "forbidden", "table_not_granted",
-                                                                              {"limit": 3})
+    assert (e.value.status, e.value.code, e.value.rule, e.value.details) == (403, "forbidden", "table_not_granted", {"limit": 3})
     assert isinstance(e.value, ApiError)
     with pytest.raises(BadRequest):
         _client(lambda r: _error(400, "query_rejected", "function_not_allowed")).query("select 1")
@@ -61,8 +70,11 @@ def test_every_error_keeps_the_shape_and_the_rule() -> None:
 
 
 def test_429_and_503_are_retried_honouring_retry_after() -> None:
-    answers = [_error(429, "rate_limited", "concurrency_limit", **{"Retry-After": "1"}),
-               _error(503, "unavailable", "control_db_unavailable"), httpx.Response(200, json=TABLES)]
+    answers = [
+        _error(429, "rate_limited", "concurrency_limit", **{"Retry-After": "1"}),
+        _error(503, "unavailable", "control_db_unavailable"),
+        httpx.Response(200, json=TABLES),
+    ]
     seen: list[float] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -119,8 +131,18 @@ def test_upload_is_sent_again_on_retry(tmp_path: Any) -> None:
         bodies.append(request.read())
         if len(bodies) == 1:
             return _error(429, "rate_limited", "rate_limit", **{"Retry-After": "0"})
-        return httpx.Response(201, json={"id": "art_1", "name": "f.csv", "content_type": "text/csv", "size": 8,
-                                         "visibility": "swarm", "tags": [], "metadata": {}})
+        return httpx.Response(
+            201,
+            json={
+                "id": "art_1",
+                "name": "f.csv",
+                "content_type": "text/csv",
+                "size": 8,
+                "visibility": "swarm",
+                "tags": [],
+                "metadata": {},
+            },
+        )
 
     artifact = _client(handler).upload_artifact(path, content_type="text/csv", visibility="swarm")
     assert artifact.id == "art_1"
@@ -129,8 +151,10 @@ def test_upload_is_sent_again_on_retry(tmp_path: Any) -> None:
 
 
 def test_rate_limit_headers_are_parsed() -> None:
-    headers = {"RateLimit-Policy": '"requests";q=60;w=60;qu="requests", "agent-rows";q=100;w=86400;qu="rows"',
-               "RateLimit": '"requests";r=59;t=30, "agent-rows";r=0;t=3600'}
+    headers = {
+        "RateLimit-Policy": '"requests";q=60;w=60;qu="requests", "agent-rows";q=100;w=86400;qu="rows"',
+        "RateLimit": '"requests";r=59;t=30, "agent-rows";r=0;t=3600',
+    }
     client = _client(lambda r: httpx.Response(200, json=TABLES, headers=headers))
     client.tables()
     rows = client.rate_limits["agent-rows"]
@@ -139,17 +163,28 @@ def test_rate_limit_headers_are_parsed() -> None:
 
 
 def test_results_without_continuation_fields_and_with_them() -> None:
-    plain = QueryResult.of({"columns": [{"name": "x", "type": "INTEGER"}], "rows": [[1]], "row_count": 1,
-                            "truncated": False, "tables": []})
+    plain = QueryResult.of(
+        {"columns": [{"name": "x", "type": "INTEGER"}], "rows": [[1]], "row_count": 1, "truncated": False, "tables": []}
+    )
     assert plain.continuation is None
     assert plain.records() == [{"x": 1}]
-    cont = {"job_id": "j1", "status": "succeeded", "cut_by": "row_cap", "limit": 1, "rows_returned": 1,
-            "rest_available": True, "next_url": "/api/v1/queries/jobs/j1/rows?cursor=MQ&limit=1"}
+    cont = {
+        "job_id": "j1",
+        "status": "succeeded",
+        "cut_by": "row_cap",
+        "limit": 1,
+        "rows_returned": 1,
+        "rest_available": True,
+        "next_url": "/api/v1/queries/jobs/j1/rows?cursor=MQ&limit=1",
+    }
     cut = QueryResult.of({**plain.raw, "truncated": True, "continuation": cont})
     assert isinstance(cut.continuation, Continuation)
-    pages = {"/api/v1/queries/jobs/j1/rows": [{"job_id": "j1", "rows": [[2]], "offset": 1,
-                                              "next_url": "/api/v1/queries/jobs/j1/rows?cursor=Mg&limit=1"},
-                                             {"job_id": "j1", "rows": [[3]], "offset": 2, "next_url": None}]}
+    pages = {
+        "/api/v1/queries/jobs/j1/rows": [
+            {"job_id": "j1", "rows": [[2]], "offset": 1, "next_url": "/api/v1/queries/jobs/j1/rows?cursor=Mg&limit=1"},
+            {"job_id": "j1", "rows": [[3]], "offset": 2, "next_url": None},
+        ]
+    }
 
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path == "/api/v1/queries/jobs/j1":

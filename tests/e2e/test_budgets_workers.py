@@ -44,9 +44,14 @@ def _burst(n: int, fn: Any) -> list[httpx.Response]:
 
 def test_budgets_are_exact_across_two_workers(tmp_path: Path, control_url: str) -> None:
     home = tmp_path / "home"
-    env = api_env(home, control_url, API_WORKERS="2", AGENT_REQUESTS_PER_MINUTE=str(RATE),
-                  AGENT_MAX_CONCURRENT_QUERIES="64",
-                  TOKEN_CACHE_TTL_S="0.2")  # noqa: S106 -- a cache lifetime, not a secret
+    env = api_env(
+        home,
+        control_url,
+        API_WORKERS="2",
+        AGENT_REQUESTS_PER_MINUTE=str(RATE),
+        AGENT_MAX_CONCURRENT_QUERIES="64",
+        TOKEN_CACHE_TTL_S="0.2",  # noqa: S106 -- a cache lifetime, not a secret
+    )
     publish_table(home / "served", TABLE, "SELECT range AS id FROM range(1000)")
     with api_process(env, tmp_path / "api.log") as api:
         admin, agent, token_id = agent_setup(api.url, [TABLE])

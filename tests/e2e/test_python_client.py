@@ -40,23 +40,30 @@ ITEMS = "demo.client.items"
 ROWS = 3000
 JSON_ROWS = 100
 # Seconds of work that nothing prunes (hash() has no range statistics); cancelled by the test.
-SLOW_SQL = (f"SELECT count(*) FROM {ITEMS} a, {ITEMS} b, {ITEMS} c WHERE c.id < 50 "
-            "AND hash(a.id * 7919 + b.id + c.id) % 1000003 = 7")
+SLOW_SQL = (
+    f"SELECT count(*) FROM {ITEMS} a, {ITEMS} b, {ITEMS} c WHERE c.id < 50 AND hash(a.id * 7919 + b.id + c.id) % 1000003 = 7"
+)
 
 
 def _seed(cur: Any) -> None:
     cur.execute("CREATE SCHEMA IF NOT EXISTS DEMO.CLIENT")
     cur.execute("CREATE OR REPLACE TABLE DEMO.CLIENT.ITEMS (ID NUMBER(10,0) NOT NULL, NAME TEXT, AMOUNT NUMBER(10,2))")
-    cur.execute(f"INSERT INTO DEMO.CLIENT.ITEMS SELECT seq4(), 'item-' || seq4(), (seq4() % 100) / 4 "
-                f"FROM TABLE(GENERATOR(ROWCOUNT => {ROWS}))")
+    cur.execute(
+        f"INSERT INTO DEMO.CLIENT.ITEMS SELECT seq4(), 'item-' || seq4(), (seq4() % 100) / 4 "
+        f"FROM TABLE(GENERATOR(ROWCOUNT => {ROWS}))"
+    )
 
 
 def _prepare(platform: Platform) -> None:
     platform.register(table_name="items", schema_name="client", primary_key=["ID"])
 
 
-e2e_platform = platform_fixture(replicas=("a",), seed=_seed, prepare=_prepare,
-                                extra_env={"AGENT_MAX_CONCURRENT_QUERIES": "1", "QUERY_JSON_MAX_ROWS": str(JSON_ROWS)})
+e2e_platform = platform_fixture(
+    replicas=("a",),
+    seed=_seed,
+    prepare=_prepare,
+    extra_env={"AGENT_MAX_CONCURRENT_QUERIES": "1", "QUERY_JSON_MAX_ROWS": str(JSON_ROWS)},
+)
 
 
 @pytest.fixture(scope="module")
@@ -173,8 +180,10 @@ def test_a_429_is_retried_after_its_retry_after(client: Client, e2e_platform: Pl
     until the job is cancelled, and the client retries it through."""
     slow = client.submit(SLOW_SQL, output_format="json", timeout_s=120)
     token = client._http.headers["Authorization"].split(" ", 1)[1]
-    with Client(e2e_platform.apis["a"].url, token, retry=RetryPolicy(max_retries=0)) as impatient, \
-            pytest.raises(RateLimited) as e:
+    with (
+        Client(e2e_platform.apis["a"].url, token, retry=RetryPolicy(max_retries=0)) as impatient,
+        pytest.raises(RateLimited) as e,
+    ):
         impatient.query(f"SELECT count(*) FROM {ITEMS}")
     assert e.value.rule == "concurrency_limit"
     assert e.value.retry_after == 1

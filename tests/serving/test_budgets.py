@@ -76,18 +76,24 @@ def test_admin_sets_and_reads_budgets(world: Any) -> None:
     assert_error(client.put("/api/v1/admin/swarms/nope/budget", headers=admin, json={}), 404)
     swarm_token = mint_token(client, admin, "swarm", swarm["id"])
     assert_error(client.put(f"/api/v1/admin/tokens/{swarm_token['token_id']}/budget", headers=admin, json={}), 404)
-    assert_error(client.put(f"/api/v1/admin/swarms/{swarm['id']}/budget", headers=admin,
-                            json={"queries_per_day": -1}), 400)
+    assert_error(client.put(f"/api/v1/admin/swarms/{swarm['id']}/budget", headers=admin, json={"queries_per_day": -1}), 400)
     assert_error(client.put(f"/api/v1/admin/swarms/{swarm['id']}/budget", headers=admin, json={"minutes": 1}), 400)
-    assert_error(client.get(f"/api/v1/admin/swarms/{swarm['id']}/budget", headers=bearer(agent["token"])), 403,
-                 rule="requires_admin")
+    assert_error(
+        client.get(f"/api/v1/admin/swarms/{swarm['id']}/budget", headers=bearer(agent["token"])), 403, rule="requires_admin"
+    )
     # Audited like every admin call, and documented.
     assert get_audit(client.app.state.services).flush()
     audit = client.get("/api/v1/admin/audit", headers=admin, params={"caller_type": "admin", "limit": 1000}).json()
-    assert any(e["method"] == "PUT" and e["endpoint"] == f"/api/v1/admin/swarms/{swarm['id']}/budget"
-               and e["status_code"] == 200 for e in audit["items"])
-    operations = {op.get("operationId") for path in client.get("/docs/openapi.json").json()["paths"].values()
-                  for op in path.values() if isinstance(op, dict)}
+    assert any(
+        e["method"] == "PUT" and e["endpoint"] == f"/api/v1/admin/swarms/{swarm['id']}/budget" and e["status_code"] == 200
+        for e in audit["items"]
+    )
+    operations = {
+        op.get("operationId")
+        for path in client.get("/docs/openapi.json").json()["paths"].values()
+        for op in path.values()
+        if isinstance(op, dict)
+    }
     assert {"getSwarmBudget", "setSwarmBudget", "getAgentBudget", "setAgentBudget"} <= operations
 
 

@@ -76,8 +76,13 @@ class JobFailed(ApiError):
 
     def __init__(self, job: QueryJob) -> None:
         error = job.error or {}
-        super().__init__(0, f"job_{job.status}", str(error.get("message") or f"the job is {job.status}"),
-                         rule=error.get("rule"), details={"job_id": job.job_id})
+        super().__init__(
+            0,
+            f"job_{job.status}",
+            str(error.get("message") or f"the job is {job.status}"),
+            rule=error.get("rule"),
+            details={"job_id": job.job_id},
+        )
         self.job = job
 
 
@@ -108,16 +113,38 @@ def query_body(sql: str, params: Any, output_format: str, **options: Any) -> dic
     return body
 
 
-def sample_params(method: str, *, size: int | None, fraction: float | None, seed: int | None,
-                  columns: Sequence[str] | None, where: str | None, by: str | None) -> dict[str, Any]:
-    params = {"method": method, "size": size, "fraction": fraction, "seed": seed, "where": where, "by": by,
-              "columns": ",".join(columns) if columns else None}
+def sample_params(
+    method: str,
+    *,
+    size: int | None,
+    fraction: float | None,
+    seed: int | None,
+    columns: Sequence[str] | None,
+    where: str | None,
+    by: str | None,
+) -> dict[str, Any]:
+    params = {
+        "method": method,
+        "size": size,
+        "fraction": fraction,
+        "seed": seed,
+        "where": where,
+        "by": by,
+        "columns": ",".join(columns) if columns else None,
+    }
     return {k: v for k, v in params.items() if v is not None}
 
 
-def upload_call(source: str | Path | bytes | IO[bytes], *, name: str | None, content_type: str | None,
-                visibility: str | Sequence[str], tags: Sequence[str] | None, metadata: Mapping[str, Any] | None,
-                expires_in: int | str | None) -> Call:
+def upload_call(
+    source: str | Path | bytes | IO[bytes],
+    *,
+    name: str | None,
+    content_type: str | None,
+    visibility: str | Sequence[str],
+    tags: Sequence[str] | None,
+    metadata: Mapping[str, Any] | None,
+    expires_in: int | str | None,
+) -> Call:
     """A multipart upload: a path is opened anew for each attempt and streamed; bytes are sent as they are."""
     import json
 
@@ -139,8 +166,10 @@ def upload_call(source: str | Path | bytes | IO[bytes], *, name: str | None, con
         def files() -> Mapping[str, Any]:
             return {"file": (Path(str(filename)).name, stream, content_type or "application/octet-stream")}
 
-    fields: dict[str, Any] = {"name": name or Path(str(filename)).name,
-                              "visibility": visibility if isinstance(visibility, str) else json.dumps(list(visibility))}
+    fields: dict[str, Any] = {
+        "name": name or Path(str(filename)).name,
+        "visibility": visibility if isinstance(visibility, str) else json.dumps(list(visibility)),
+    }
     if content_type:
         fields["content_type"] = content_type
     if tags:

@@ -35,8 +35,15 @@ class Client:
     ``retry``. ``rate_limits`` holds the policies and what remains of them, from the last answer.
     """
 
-    def __init__(self, base_url: str, token: str, *, timeout: float = 120.0, retry: RetryPolicy | None = None,
-                 http: httpx.Client | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        timeout: float = 120.0,
+        retry: RetryPolicy | None = None,
+        http: httpx.Client | None = None,
+    ) -> None:
         self.retry = retry or RetryPolicy()
         self._http = http or httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout)
         self._http.headers["Authorization"] = f"Bearer {token}"
@@ -92,12 +99,22 @@ class Client:
         return Table.of(self._json(Call("GET", _core.table_path(table))))
 
     # ------------------------------------------------------------------ queries
-    def query(self, sql: str, params: Any = None, *, max_rows: int | None = None, timeout_s: float | None = None,
-              wait_s: float | None = None, min_freshness: float | None = None, job_timeout_s: float = 600.0,
-              **options: Any) -> QueryResult:
+    def query(
+        self,
+        sql: str,
+        params: Any = None,
+        *,
+        max_rows: int | None = None,
+        timeout_s: float | None = None,
+        wait_s: float | None = None,
+        min_freshness: float | None = None,
+        job_timeout_s: float = 600.0,
+        **options: Any,
+    ) -> QueryResult:
         """Run SQL and answer its rows inline (JSON); a query still running after ``wait_s`` is waited for."""
-        body = _core.query_body(sql, params, "json", max_rows=max_rows, timeout_s=timeout_s, wait_s=wait_s,
-                                min_freshness=min_freshness, **options)
+        body = _core.query_body(
+            sql, params, "json", max_rows=max_rows, timeout_s=timeout_s, wait_s=wait_s, min_freshness=min_freshness, **options
+        )
         with self._send(Call("POST", EXECUTE, json=body)) as r:
             data = r.json()
             if r.status_code == 200 and "columns" in data:
@@ -108,14 +125,21 @@ class Client:
 
     def dry_run(self, sql: str, params: Any = None, **options: Any) -> dict[str, Any]:
         """What a query would read and cost, without running it (the server's dry run answer)."""
-        return dict(self._json(Call("POST", EXECUTE, json=_core.query_body(sql, params, "json", dry_run=True,
-                                                                           **options))))
+        return dict(self._json(Call("POST", EXECUTE, json=_core.query_body(sql, params, "json", dry_run=True, **options))))
 
-    def submit(self, sql: str, params: Any = None, *, output_format: str = "parquet", wait_s: float = 0,
-               max_rows: int | None = None, timeout_s: float | None = None, **options: Any) -> QueryJob:
+    def submit(
+        self,
+        sql: str,
+        params: Any = None,
+        *,
+        output_format: str = "parquet",
+        wait_s: float = 0,
+        max_rows: int | None = None,
+        timeout_s: float | None = None,
+        **options: Any,
+    ) -> QueryJob:
         """Start a query as a job (by default without waiting); poll it with :meth:`wait`."""
-        body = _core.query_body(sql, params, output_format, wait_s=wait_s, max_rows=max_rows, timeout_s=timeout_s,
-                                **options)
+        body = _core.query_body(sql, params, output_format, wait_s=wait_s, max_rows=max_rows, timeout_s=timeout_s, **options)
         return QueryJob.of(self._json(Call("POST", EXECUTE, json=body)))
 
     def job(self, job_id: str) -> QueryJob:
@@ -169,8 +193,16 @@ class Client:
         """As :meth:`query_arrow`, as a pandas DataFrame (needs pandas)."""
         return _core.to_pandas(self.query_arrow(sql, params, **options))
 
-    def query_to_file(self, sql: str, path: str | Path, params: Any = None, *, output_format: str = "parquet",
-                      job_timeout_s: float = 600.0, **options: Any) -> Path:
+    def query_to_file(
+        self,
+        sql: str,
+        path: str | Path,
+        params: Any = None,
+        *,
+        output_format: str = "parquet",
+        job_timeout_s: float = 600.0,
+        **options: Any,
+    ) -> Path:
         """Run SQL as a job and stream its result file (parquet, csv, arrow or json) into ``path``."""
         options.setdefault("wait_s", None)
         job = self.submit(sql, params, output_format=output_format, **options)
@@ -204,20 +236,43 @@ class Client:
         return self.result_arrow(self.wait(cont.job_id))
 
     # ------------------------------------------------------------------ samples, profiles, refresh
-    def sample(self, table: str, *, method: str = "random", size: int | None = None, fraction: float | None = None,
-               seed: int | None = None, columns: Sequence[str] | None = None, where: str | None = None,
-               by: str | None = None) -> Sample:
+    def sample(
+        self,
+        table: str,
+        *,
+        method: str = "random",
+        size: int | None = None,
+        fraction: float | None = None,
+        seed: int | None = None,
+        columns: Sequence[str] | None = None,
+        where: str | None = None,
+        by: str | None = None,
+    ) -> Sample:
         params = _core.sample_params(method, size=size, fraction=fraction, seed=seed, columns=columns, where=where, by=by)
         return Sample.of(self._json(Call("GET", _core.table_path(table, "sample"), params=params)))
 
-    def profile(self, table: str, *, columns: Sequence[str] | None = None, sample: int | None = None,
-                seed: int | None = None, force_refresh: bool = False) -> Profile:
-        params = {k: v for k, v in {"columns": ",".join(columns) if columns else None, "sample": sample, "seed": seed,
-                                    "force_refresh": "true" if force_refresh else None}.items() if v is not None}
+    def profile(
+        self,
+        table: str,
+        *,
+        columns: Sequence[str] | None = None,
+        sample: int | None = None,
+        seed: int | None = None,
+        force_refresh: bool = False,
+    ) -> Profile:
+        params = {
+            k: v
+            for k, v in {
+                "columns": ",".join(columns) if columns else None,
+                "sample": sample,
+                "seed": seed,
+                "force_refresh": "true" if force_refresh else None,
+            }.items()
+            if v is not None
+        }
         return Profile.of(self._json(Call("GET", _core.table_path(table, "profile"), params=params)))
 
-    def refresh(self, table: str, *, max_age_s: float | None = None, wait: bool = False,
-                timeout_s: float = 600.0) -> Refresh:
+    def refresh(self, table: str, *, max_age_s: float | None = None, wait: bool = False, timeout_s: float = 600.0) -> Refresh:
         """Ask for fresh data; with ``wait`` poll the job until it ends (its final state in ``raw``)."""
         body = {"max_age_s": max_age_s} if max_age_s is not None else None
         answer = Refresh.of(self._json(Call("POST", _core.table_path(table, "refresh"), json=body)))
@@ -233,13 +288,27 @@ class Client:
         return Refresh.of({**answer.raw, **status, "outcome": answer.outcome})
 
     # ------------------------------------------------------------------ artifacts
-    def upload_artifact(self, source: str | Path | bytes | IO[bytes], *, name: str | None = None,
-                        content_type: str | None = None, visibility: str | Sequence[str] = "private",
-                        tags: Sequence[str] | None = None, metadata: Mapping[str, Any] | None = None,
-                        expires_in: int | str | None = None) -> Artifact:
+    def upload_artifact(
+        self,
+        source: str | Path | bytes | IO[bytes],
+        *,
+        name: str | None = None,
+        content_type: str | None = None,
+        visibility: str | Sequence[str] = "private",
+        tags: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        expires_in: int | str | None = None,
+    ) -> Artifact:
         """Upload a file (streamed from a path), bytes or a binary file object."""
-        call = _core.upload_call(source, name=name, content_type=content_type, visibility=visibility, tags=tags,
-                                 metadata=metadata, expires_in=expires_in)
+        call = _core.upload_call(
+            source,
+            name=name,
+            content_type=content_type,
+            visibility=visibility,
+            tags=tags,
+            metadata=metadata,
+            expires_in=expires_in,
+        )
         return Artifact.of(self._json(call))
 
     def artifacts(self, *, tag: str | None = None, limit: int = 100, offset: int = 0) -> list[Artifact]:
@@ -265,14 +334,26 @@ class Client:
                     fh.write(chunk)
             return target
 
-    def save_result(self, job: QueryJob | str, *, name: str | None = None, format: str = "parquet",
-                    visibility: str | Sequence[str] = "private", tags: Sequence[str] | None = None) -> Artifact:
+    def save_result(
+        self,
+        job: QueryJob | str,
+        *,
+        name: str | None = None,
+        format: str = "parquet",
+        visibility: str | Sequence[str] = "private",
+        tags: Sequence[str] | None = None,
+    ) -> Artifact:
         """Save a finished query job's result as an artifact (CSV or Parquet)."""
         job_id = job if isinstance(job, str) else job.job_id
-        body = {"format": format, "name": name, "visibility": visibility if isinstance(visibility, str) else list(visibility),
-                "tags": list(tags or [])}
-        return Artifact.of(self._json(Call("POST", f"{JOBS}/{job_id}/artifact",
-                                           json={k: v for k, v in body.items() if v is not None})))
+        body = {
+            "format": format,
+            "name": name,
+            "visibility": visibility if isinstance(visibility, str) else list(visibility),
+            "tags": list(tags or []),
+        }
+        return Artifact.of(
+            self._json(Call("POST", f"{JOBS}/{job_id}/artifact", json={k: v for k, v in body.items() if v is not None}))
+        )
 
     def delete_artifact(self, artifact_id: str) -> None:
         self._json(Call("DELETE", f"{ARTIFACTS}/{artifact_id}"))

@@ -17,8 +17,16 @@ from typing import Any
 class ApiError(Exception):
     """An error answer of the API (or a body that was not the error shape, with ``code`` ``http_error``)."""
 
-    def __init__(self, status: int, code: str, message: str, *, rule: str | None = None,
-                 details: Mapping[str, Any] | None = None, headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        rule: str | None = None,
+        details: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(f"{status} {code}: {message}" + (f" (rule {rule})" if rule else ""))
         self.status = status
         self.code = code
@@ -77,9 +85,18 @@ class Unavailable(ServerError):
     """503: a dependency (control database, Dagster) is down, or fresh data did not come in time."""
 
 
-_BY_STATUS: dict[int, type[ApiError]] = {400: BadRequest, 401: Unauthorized, 403: Forbidden, 404: NotFound,
-                                         408: Timeout, 409: Conflict, 410: Gone, 413: PayloadTooLarge,
-                                         429: RateLimited, 503: Unavailable}
+_BY_STATUS: dict[int, type[ApiError]] = {
+    400: BadRequest,
+    401: Unauthorized,
+    403: Forbidden,
+    404: NotFound,
+    408: Timeout,
+    409: Conflict,
+    410: Gone,
+    413: PayloadTooLarge,
+    429: RateLimited,
+    503: Unavailable,
+}
 
 
 def error_from(status: int, body: Any, headers: Mapping[str, str], text: str = "") -> ApiError:
@@ -87,9 +104,14 @@ def error_from(status: int, body: Any, headers: Mapping[str, str], text: str = "
     cls = _BY_STATUS.get(status) or (ServerError if status >= 500 else ApiError)
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, dict):
-        return cls(int(error.get("status") or status), str(error.get("code") or "http_error"),
-                   str(error.get("message") or ""), rule=error.get("rule"), details=error.get("details") or {},
-                   headers=headers)
+        return cls(
+            int(error.get("status") or status),
+            str(error.get("code") or "http_error"),
+            str(error.get("message") or ""),
+            rule=error.get("rule"),
+            details=error.get("details") or {},
+            headers=headers,
+        )
     return cls(status, "http_error", text[:500] or f"HTTP {status}", headers=headers)
 
 

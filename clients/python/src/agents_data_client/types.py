@@ -18,8 +18,7 @@ class Column:
 
     @classmethod
     def of(cls, d: Mapping[str, Any]) -> Column:
-        return cls(name=str(d.get("name")), type=str(d.get("type")), nullable=d.get("nullable"),
-                   description=d.get("description"))
+        return cls(name=str(d.get("name")), type=str(d.get("type")), nullable=d.get("nullable"), description=d.get("description"))
 
 
 @dataclasses.dataclass
@@ -35,8 +34,13 @@ class Freshness:
     @classmethod
     def of(cls, d: Mapping[str, Any] | None) -> Freshness:
         d = d or {}
-        return cls(status=str(d.get("status", "unknown")), reason=str(d.get("reason", "")), age_s=d.get("age_s"),
-                   target_s=d.get("target_s"), raw=dict(d))
+        return cls(
+            status=str(d.get("status", "unknown")),
+            reason=str(d.get("reason", "")),
+            age_s=d.get("age_s"),
+            target_s=d.get("target_s"),
+            raw=dict(d),
+        )
 
 
 @dataclasses.dataclass
@@ -57,11 +61,19 @@ class Table:
 
     @classmethod
     def of(cls, d: Mapping[str, Any]) -> Table:
-        return cls(table=str(d.get("table")), key=str(d.get("key") or ""), name=str(d.get("name") or ""),
-                   description=str(d.get("description") or ""), columns=[Column.of(c) for c in d.get("columns") or []],
-                   row_count=d.get("row_count"), served_version=d.get("served_version"),
-                   last_synced_at=d.get("last_synced_at"), freshness=Freshness.of(d.get("freshness")),
-                   schema_version=d.get("schema_version"), raw=dict(d))
+        return cls(
+            table=str(d.get("table")),
+            key=str(d.get("key") or ""),
+            name=str(d.get("name") or ""),
+            description=str(d.get("description") or ""),
+            columns=[Column.of(c) for c in d.get("columns") or []],
+            row_count=d.get("row_count"),
+            served_version=d.get("served_version"),
+            last_synced_at=d.get("last_synced_at"),
+            freshness=Freshness.of(d.get("freshness")),
+            schema_version=d.get("schema_version"),
+            raw=dict(d),
+        )
 
 
 @dataclasses.dataclass
@@ -98,10 +110,20 @@ class Continuation:
     def of(cls, d: Mapping[str, Any] | None) -> Continuation | None:
         if not d or not d.get("job_id"):
             return None
-        return cls(job_id=str(d["job_id"]), status=d.get("status"), cut_by=d.get("cut_by"), limit=d.get("limit"),
-                   rows_returned=d.get("rows_returned"), rest_available=bool(d.get("rest_available", True)),
-                   status_url=d.get("status_url"), result_url=d.get("result_url"), next_url=d.get("next_url"),
-                   artifact_url=d.get("artifact_url"), full_limit=d.get("full_limit"), raw=dict(d))
+        return cls(
+            job_id=str(d["job_id"]),
+            status=d.get("status"),
+            cut_by=d.get("cut_by"),
+            limit=d.get("limit"),
+            rows_returned=d.get("rows_returned"),
+            rest_available=bool(d.get("rest_available", True)),
+            status_url=d.get("status_url"),
+            result_url=d.get("result_url"),
+            next_url=d.get("next_url"),
+            artifact_url=d.get("artifact_url"),
+            full_limit=d.get("full_limit"),
+            raw=dict(d),
+        )
 
 
 @dataclasses.dataclass
@@ -124,12 +146,20 @@ class QueryResult:
 
     @classmethod
     def of(cls, d: Mapping[str, Any]) -> QueryResult:
-        return cls(columns=[Column.of(c) for c in d.get("columns") or []], rows=list(d.get("rows") or []),
-                   row_count=int(d.get("row_count") or 0), truncated=bool(d.get("truncated")),
-                   tables=[TableVersion.of(t) for t in d.get("tables") or []], sql_hash=d.get("sql_hash"),
-                   job_id=d.get("job_id"), duration_ms=d.get("duration_ms"),
-                   continuation=Continuation.of(d.get("continuation")), provenance=d.get("provenance"),
-                   schema_changes=list(d.get("schema_changes") or []), raw=dict(d))
+        return cls(
+            columns=[Column.of(c) for c in d.get("columns") or []],
+            rows=list(d.get("rows") or []),
+            row_count=int(d.get("row_count") or 0),
+            truncated=bool(d.get("truncated")),
+            tables=[TableVersion.of(t) for t in d.get("tables") or []],
+            sql_hash=d.get("sql_hash"),
+            job_id=d.get("job_id"),
+            duration_ms=d.get("duration_ms"),
+            continuation=Continuation.of(d.get("continuation")),
+            provenance=d.get("provenance"),
+            schema_changes=list(d.get("schema_changes") or []),
+            raw=dict(d),
+        )
 
     def records(self) -> list[dict[str, Any]]:
         """Rows as dicts keyed by column name."""
@@ -156,11 +186,20 @@ class QueryJob:
 
     @classmethod
     def of(cls, d: Mapping[str, Any]) -> QueryJob:
-        return cls(job_id=str(d.get("job_id")), status=str(d.get("status")), output_format=d.get("output_format"),
-                   status_url=d.get("status_url"), result_url=d.get("result_url"), row_count=d.get("row_count"),
-                   bytes=d.get("bytes"), truncated=d.get("truncated"),
-                   tables=[TableVersion.of(t) for t in d.get("tables") or []], error=d.get("error"),
-                   continuation=Continuation.of(d.get("continuation")), raw=dict(d))
+        return cls(
+            job_id=str(d.get("job_id")),
+            status=str(d.get("status")),
+            output_format=d.get("output_format"),
+            status_url=d.get("status_url"),
+            result_url=d.get("result_url"),
+            row_count=d.get("row_count"),
+            bytes=d.get("bytes"),
+            truncated=d.get("truncated"),
+            tables=[TableVersion.of(t) for t in d.get("tables") or []],
+            error=d.get("error"),
+            continuation=Continuation.of(d.get("continuation")),
+            raw=dict(d),
+        )
 
     @property
     def done(self) -> bool:
@@ -182,9 +221,16 @@ class RowsPage:
 
     @classmethod
     def of(cls, d: Mapping[str, Any]) -> RowsPage:
-        return cls(job_id=str(d.get("job_id")), columns=[Column.of(c) for c in d.get("columns") or []],
-                   rows=list(d.get("rows") or []), offset=int(d.get("offset") or 0), next_cursor=d.get("next_cursor"),
-                   next_url=d.get("next_url"), total_rows=d.get("total_rows"), raw=dict(d))
+        return cls(
+            job_id=str(d.get("job_id")),
+            columns=[Column.of(c) for c in d.get("columns") or []],
+            rows=list(d.get("rows") or []),
+            offset=int(d.get("offset") or 0),
+            next_cursor=d.get("next_cursor"),
+            next_url=d.get("next_url"),
+            total_rows=d.get("total_rows"),
+            raw=dict(d),
+        )
 
 
 @dataclasses.dataclass
@@ -201,10 +247,17 @@ class Sample:
 
     @classmethod
     def of(cls, d: Mapping[str, Any]) -> Sample:
-        return cls(table=str(d.get("table")), method=str(d.get("method")), seed=d.get("seed"),
-                   columns=[Column.of(c) for c in d.get("columns") or []], rows=list(d.get("rows") or []),
-                   row_count=int(d.get("row_count") or 0), truncated=bool(d.get("truncated")),
-                   served_version=d.get("served_version"), raw=dict(d))
+        return cls(
+            table=str(d.get("table")),
+            method=str(d.get("method")),
+            seed=d.get("seed"),
+            columns=[Column.of(c) for c in d.get("columns") or []],
+            rows=list(d.get("rows") or []),
+            row_count=int(d.get("row_count") or 0),
+            truncated=bool(d.get("truncated")),
+            served_version=d.get("served_version"),
+            raw=dict(d),
+        )
 
 
 @dataclasses.dataclass
@@ -220,9 +273,14 @@ class Profile:
 
     @classmethod
     def of(cls, d: Mapping[str, Any]) -> Profile:
-        return cls(table=str(d.get("table")), served_version=d.get("served_version"),
-                   row_count=int(d.get("row_count") or 0), columns=list(d.get("columns") or []),
-                   cached=bool(d.get("cached")), raw=dict(d))
+        return cls(
+            table=str(d.get("table")),
+            served_version=d.get("served_version"),
+            row_count=int(d.get("row_count") or 0),
+            columns=list(d.get("columns") or []),
+            cached=bool(d.get("cached")),
+            raw=dict(d),
+        )
 
     def column(self, name: str) -> dict[str, Any]:
         return next(c for c in self.columns if c.get("name") == name)
@@ -243,9 +301,16 @@ class Refresh:
 
     @classmethod
     def of(cls, d: Mapping[str, Any]) -> Refresh:
-        return cls(table=str(d.get("table")), outcome=str(d.get("outcome")), job_id=d.get("job_id"),
-                   job_status=d.get("job_status") or d.get("status"), eta_s=d.get("eta_s"),
-                   poll_url=d.get("poll_url"), synced_at=d.get("synced_at"), raw=dict(d))
+        return cls(
+            table=str(d.get("table")),
+            outcome=str(d.get("outcome")),
+            job_id=d.get("job_id"),
+            job_status=d.get("job_status") or d.get("status"),
+            eta_s=d.get("eta_s"),
+            poll_url=d.get("poll_url"),
+            synced_at=d.get("synced_at"),
+            raw=dict(d),
+        )
 
 
 @dataclasses.dataclass
@@ -264,10 +329,19 @@ class Artifact:
 
     @classmethod
     def of(cls, d: Mapping[str, Any]) -> Artifact:
-        return cls(id=str(d.get("id")), name=str(d.get("name")), content_type=str(d.get("content_type")),
-                   size=int(d.get("size") or 0), visibility=str(d.get("visibility")), tags=list(d.get("tags") or []),
-                   metadata=dict(d.get("metadata") or {}), content_url=d.get("content_url"),
-                   source_job_id=d.get("source_job_id"), provenance=d.get("provenance"), raw=dict(d))
+        return cls(
+            id=str(d.get("id")),
+            name=str(d.get("name")),
+            content_type=str(d.get("content_type")),
+            size=int(d.get("size") or 0),
+            visibility=str(d.get("visibility")),
+            tags=list(d.get("tags") or []),
+            metadata=dict(d.get("metadata") or {}),
+            content_url=d.get("content_url"),
+            source_job_id=d.get("source_job_id"),
+            provenance=d.get("provenance"),
+            raw=dict(d),
+        )
 
 
 @dataclasses.dataclass
@@ -300,6 +374,14 @@ def parse_rate_limits(policy: str | None, current: str | None) -> dict[str, Limi
             return None
 
     p, c = items(policy), items(current)
-    return {name: Limit(name=name, quota=num(p.get(name, {}).get("q")), window_s=num(p.get(name, {}).get("w")),
-                        unit=p.get(name, {}).get("qu"), remaining=num(c.get(name, {}).get("r")),
-                        reset_s=num(c.get(name, {}).get("t"))) for name in {**p, **c}}
+    return {
+        name: Limit(
+            name=name,
+            quota=num(p.get(name, {}).get("q")),
+            window_s=num(p.get(name, {}).get("w")),
+            unit=p.get(name, {}).get("qu"),
+            remaining=num(c.get(name, {}).get("r")),
+            reset_s=num(c.get(name, {}).get("t")),
+        )
+        for name in {**p, **c}
+    }
