@@ -7,7 +7,8 @@ routes of X" or "the client of X" never needs a search.
 
 App-wide, in one place: the ``caller`` and ``services`` dependencies, the one error
 shape, the audit wrapper around every HTTP request (including 404s and refusals), the
-per-agent limiter, the offline docs at ``/docs``, and the ingress wrapper (client
+per-agent limiter and budgets (with their rate-limit headers), the offline docs at
+``/docs``, and the ingress wrapper (client
 address from trusted proxies only, body size and read-time limits).
 """
 
@@ -24,7 +25,7 @@ import anyio.to_thread
 from litestar import Litestar
 
 from serving.auth.deps import DEPENDENCIES
-from serving.lib import audit, limits
+from serving.lib import audit, budgets, limits
 from serving.lib.docs import asset_routes, document_errors, openapi_config, unique_operation_ids
 from serving.lib.errors import EXCEPTION_HANDLERS
 from serving.lib.ingress import Ingress
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await anyio.to_thread.run_sync(migrate, settings.control_url)
         limiter = limits.install(svc)
+        counted = budgets.install(svc)
         writer = audit.start(svc)
         started = []
         try:
@@ -81,6 +83,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
                 if hasattr(hooks, "shutdown"):
                     await hooks.shutdown(svc)
             await anyio.to_thread.run_sync(writer.stop)
+            await anyio.to_thread.run_sync(counted.close)
             limiter.close()
 
     app = Litestar(
@@ -89,6 +92,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         before_request=check_request_params,  # out-of-range int/float/datetime parameters: 400, for every route
+        before_send=[budgets.add_headers],  # RateLimit-Policy / RateLimit on every answer to a token
         openapi_config=openapi_config(_version()),
         # Logging is the process's business (serving.main configures it); Litestar's default
         # would reconfigure the root logger of whatever process builds an app.

@@ -1,4 +1,4 @@
-"""Routes of the admin feature: swarms, swarm and agent tokens, the audit log; grant policies,
+"""Routes of the admin feature: swarms, swarm and agent tokens, budgets, the audit log; grant policies,
 unmask grants and classification overrides in ``policies.py``.
 
 Thin handlers: check the capability, run the blocking store call in a thread, and
@@ -11,13 +11,15 @@ import datetime as dt
 from typing import Any
 
 import anyio.to_thread
-from litestar import Router, delete, get, patch, post
+from litestar import Router, delete, get, patch, post, put
 from litestar.params import Parameter
 
-from serving.admin import audit_query, policies, store
+from serving.admin import audit_query, budget_store, policies, store
 from serving.admin.schemas import (
     AgentTokenCreate,
     AuditPage,
+    Budget,
+    BudgetSet,
     Swarm,
     SwarmCreate,
     SwarmDeleted,
@@ -27,6 +29,7 @@ from serving.admin.schemas import (
     TokenCreated,
     TokenRevoked,
 )
+from serving.lib.budgets import get_budgets
 from serving.lib.caller import Caller
 from serving.lib.guards import requires_admin, requires_swarm
 from serving.lib.identity import get_codec, get_identity
@@ -111,6 +114,45 @@ async def revoke_token(services: Services, token_id: str) -> TokenRevoked:
     return TokenRevoked(token_id=token_id, revoked=revoked)
 
 
+async def _budget(services: Services, subject_type: str, subject_id: str) -> Budget:
+    await anyio.to_thread.run_sync(get_budgets(services).writer.flush)  # this process's rows and bytes, counted
+    return await anyio.to_thread.run_sync(budget_store.get_budget, services.control_url, subject_type, subject_id)
+
+
+async def _set_budget(services: Services, subject_type: str, subject_id: str, data: BudgetSet) -> Budget:
+    await anyio.to_thread.run_sync(budget_store.set_budget, services.control_url, subject_type, subject_id, data)
+    get_budgets(services).invalidate()
+    return await _budget(services, subject_type, subject_id)
+
+
+@get("/swarms/{swarm_id:str}/budget", operation_id="getSwarmBudget", guards=[requires_admin])
+async def get_swarm_budget(services: Services, swarm_id: str) -> Budget:
+    """A swarm's budget (all its tokens together) and what it used in the current day and hour."""
+    return await _budget(services, "swarm", swarm_id)
+
+
+@put("/swarms/{swarm_id:str}/budget", operation_id="setSwarmBudget", guards=[requires_admin])
+async def set_swarm_budget(services: Services, swarm_id: str, data: BudgetSet) -> Budget:
+    """Set a swarm's budget: queries, rows and bytes returned per UTC day, refreshes per hour (null: unlimited).
+
+    Past it every token of the swarm gets 429 (``query_budget``, ``row_budget``, ``byte_budget``,
+    ``refresh_budget``) with ``Retry-After`` until the window resets.
+    """
+    return await _set_budget(services, "swarm", swarm_id, data)
+
+
+@get("/tokens/{token_id:str}/budget", operation_id="getAgentBudget", guards=[requires_admin])
+async def get_agent_budget(services: Services, token_id: str) -> Budget:
+    """An agent token's budget and what it used in the current day and hour."""
+    return await _budget(services, "agent", token_id)
+
+
+@put("/tokens/{token_id:str}/budget", operation_id="setAgentBudget", guards=[requires_admin])
+async def set_agent_budget(services: Services, token_id: str, data: BudgetSet) -> Budget:
+    """Set an agent token's own budget (within its swarm's): the same fields as a swarm's (null: unlimited)."""
+    return await _set_budget(services, "agent", token_id, data)
+
+
 @get("/audit", operation_id="listAudit", guards=[requires_admin])
 async def list_audit(
     *, services: Services,
@@ -151,7 +193,8 @@ async def mint_agent_token(caller: Caller, services: Services, data: AgentTokenC
 
 admin_router = Router(path="/api/v1/admin", tags=["admin"],
                       route_handlers=[create_swarm, list_swarms, get_swarm, update_swarm, delete_swarm,
-                                      create_token, list_tokens, revoke_token, list_audit])
+                                      create_token, list_tokens, revoke_token, list_audit, get_swarm_budget,
+                                      set_swarm_budget, get_agent_budget, set_agent_budget])
 policies_router = Router(path="/api/v1/admin", tags=["admin: data protection"], route_handlers=policies.ROUTES)
 swarm_router = Router(path="/api/v1/swarm", tags=["swarm"], route_handlers=[mint_agent_token])
 

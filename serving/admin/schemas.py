@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -205,3 +205,42 @@ class TableClassification(msgspec.Struct):
     table: str
     served_version: str | None
     columns: list[ColumnVerdict]
+
+Limit = Annotated[int, msgspec.Meta(ge=0, le=2**62)]
+
+
+class BudgetSet(msgspec.Struct, forbid_unknown_fields=True):
+    """A swarm's or agent's budget; it replaces the one set before. A missing or null field is unlimited.
+
+    Days are UTC days and hours clock hours; a change applies on every replica within
+    ``TOKEN_CACHE_TTL_S``, and what was used in the current window still counts.
+    """
+
+    queries_per_day: Limit | None = None
+    rows_per_day: Limit | None = None
+    bytes_per_day: Limit | None = None
+    refreshes_per_hour: Limit | None = None
+
+
+class BudgetUsage(msgspec.Struct):
+    """One kind of use in its current window: ``remaining`` is null when unlimited."""
+
+    kind: Literal["queries", "rows", "bytes", "refreshes"]
+    used: int
+    limit: int | None
+    remaining: int | None
+    window_s: int
+    resets_at: dt.datetime
+
+
+class Budget(msgspec.Struct):
+    """A budget as set, with what was used of it so far (usage is counted even where no limit is set)."""
+
+    subject_type: Literal["swarm", "agent"]
+    subject_id: str
+    queries_per_day: int | None
+    rows_per_day: int | None
+    bytes_per_day: int | None
+    refreshes_per_hour: int | None
+    usage: list[BudgetUsage]
+    updated_at: dt.datetime | None

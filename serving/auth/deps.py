@@ -2,8 +2,8 @@
 
 Why dependencies: a handler states what it needs in its signature
 (``caller: Caller, services: Services``) and nothing else resolves identity. The
-caller is stored in the request state for the audit row, and the per-token request
-rate limit is counted here, before any handler work.
+caller is stored in the request state for the audit row, and what the request costs
+(its token's request rate, and a query's budget) is counted here, before any handler work.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from litestar import Request
 from litestar.di import Provide
 
 from serving.lib.audit import CALLER_KEY, HINT_KEY
+from serving.lib.budgets import action_of, get_budgets
 from serving.lib.caller import Caller
 from serving.lib.errors import Unauthorized
 from serving.lib.identity import get_codec, get_identity, resolve_caller
-from serving.lib.limits import get_limiter
 from serving.lib.services import Services
 from serving.lib.tokens import CHALLENGE
 
@@ -48,7 +48,7 @@ async def provide_caller(request: Request[Any, Any, Any]) -> Caller:
     caller = await resolve_caller(bearer_token(request), codec=get_codec(services), store=get_identity(services),
                                   admin_username=services.settings.auth.admin_username, hint=hint)
     state[CALLER_KEY] = caller
-    get_limiter(services).check_request(caller)
+    await get_budgets(services).admit(request.scope, caller, action_of(request))
     return caller
 
 

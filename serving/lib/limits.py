@@ -1,4 +1,4 @@
-"""Per-agent limits: requests per minute, refreshes per minute, concurrent query slots.
+"""Per-process limits: concurrent query slots per agent, and admin login attempts per address.
 
 Every agent query, sample and profile holds one of its agent's slots
 (``AGENT_MAX_CONCURRENT_QUERIES``) from the moment it is accepted until its work has
@@ -8,13 +8,14 @@ work itself cannot be stopped that fast (DuckDB sees an interrupt only between c
 the slot is then given back only when the work ends, so an agent can never have more
 runaway queries than slots.
 
-Why token buckets keyed by token id, checked before any work: an agent over its quota
-is answered 429 in O(1) (no database, no DuckDB), so an agent at ten times its quota
-costs the others almost nothing. Slots are not queued: a caller past its concurrent
-query limit is told so at once (429 with Retry-After) instead of holding a connection.
+Slots are not queued: a caller past its concurrent query limit is told so at once (429
+with Retry-After) instead of holding a connection.
 
-Limits are per API replica (in memory); with N replicas behind a balancer an agent's
-effective quota is up to N times the setting.
+Both stay per API process, on purpose. A slot stands for work running in this process
+and is given back when that work ends; a shared count would outlive a worker killed
+mid-query. Login attempts are counted per client address in a token bucket. Request
+rates and budgets, which must hold across workers and replicas, are counted in the
+control database (``serving/lib/budgets.py``).
 """
 
 from __future__ import annotations
@@ -80,12 +81,10 @@ def _retry_after(seconds: float) -> dict[str, str]:
 
 
 class Limiter:
-    """All per-agent limits of one API process. Admin callers are not limited."""
+    """The per-process limits (slots, logins). Admin callers hold no slot."""
 
     def __init__(self, settings: QuerySettings, clock: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings
-        self.requests = RateLimiter(settings.agent_rpm, clock)
-        self.refreshes = RateLimiter(settings.refresh_per_minute, clock)
         self.logins = RateLimiter(LOGINS_PER_MINUTE, clock)
         self.max_concurrent = settings.agent_concurrent
         self._in_flight: dict[str, int] = {}
@@ -94,30 +93,6 @@ class Limiter:
     @staticmethod
     def _key(caller: Caller) -> str | None:
         return None if caller.is_admin else (caller.token_id or caller.subject)
-
-    def check_request(self, caller: Caller) -> None:
-        """Count one request; raise 429 past ``AGENT_REQUESTS_PER_MINUTE``."""
-        key = self._key(caller)
-        if key is None:
-            return
-        wait = self.requests.hit(key)
-        if wait:
-            raise TooManyRequests(
-                f"rate limit exceeded: at most {self.requests.per_minute} requests per minute per token; "
-                f"retry in {max(1, math.ceil(wait))} s", rule="rate_limit",
-                details={"limit": self.requests.per_minute, "window_s": 60}, headers=_retry_after(wait))
-
-    def check_refresh(self, caller: Caller) -> None:
-        """Count one refresh request; raise 429 past ``AGENT_REFRESHES_PER_MINUTE``."""
-        key = self._key(caller)
-        if key is None:
-            return
-        wait = self.refreshes.hit(key)
-        if wait:
-            raise TooManyRequests(
-                f"refresh limit exceeded: at most {self.refreshes.per_minute} refreshes per minute per token; "
-                f"retry in {max(1, math.ceil(wait))} s", rule="refresh_rate_limit",
-                details={"limit": self.refreshes.per_minute, "window_s": 60}, headers=_retry_after(wait))
 
     def check_login(self, client: str) -> None:
         """Count one admin login attempt from ``client``; raise 429 past ``LOGINS_PER_MINUTE``."""

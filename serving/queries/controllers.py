@@ -27,7 +27,7 @@ from litestar.response import File
 from litestar.response.base import ASGIResponse
 from litestar.types import ASGIApp
 
-from serving.lib import formats
+from serving.lib import budgets, formats
 from serving.lib.audit import annotate
 from serving.lib.caller import Caller
 from serving.lib.continuation import HEADER_SCHEMA_CHANGED, PROVENANCE_KEY, provenance_headers
@@ -154,6 +154,7 @@ def _maybe_big(engine: QueryEngine, caller: Caller, threshold: int) -> bool:
 
 
 @post([f"{BASE}/execute", BASE], operation_id="executeQuery", summary="Run a guarded SQL query", status_code=200,
+      opt={"budget": budgets.QUERY},
       responses={200: ResponseSpec(QueryResult, description="Finished: JSON rows inline, or a QueryJob linking a file"),
                  202: ResponseSpec(QueryJob, description="Still running after wait_s: poll status_url")})
 async def execute_query(request: Request[Any, Any, Any], caller: Caller, data: QueryRequest) -> ASGIApp:
@@ -195,7 +196,7 @@ async def execute_query(request: Request[Any, Any, Any], caller: Caller, data: Q
     job.schema_changes = changes
     async with get_limiter(services).query_slot(caller) as slot:
         outcome = await _run(jobs, job, slot, wait=wait, started=started)
-    return _answer(request, job, outcome, sent)
+    return _answer(request, caller, job, outcome, sent)
 
 
 async def _dry_run(request: Request[Any, Any, Any], services: Services, caller: Caller, checked: GuardedQuery,
@@ -267,7 +268,8 @@ def _with_continuation(job: Job, fut: Future[Job]) -> Future[None]:
     return whole
 
 
-def _answer(request: Request[Any, Any, Any], job: Job, outcome: str, sent: str | None = None) -> ASGIApp:
+def _answer(request: Request[Any, Any, Any], caller: Caller, job: Job, outcome: str,
+            sent: str | None = None) -> ASGIApp:
     """The response to ``execute_query``: a job to poll, a timeout, the job's error, inline rows or a job with its file."""
     if outcome == _DETACHED:
         return _json(job_body(job) | {"sent_to_job": sent}, 202, headers=_changed_header(job.schema_changes))
@@ -279,6 +281,7 @@ def _answer(request: Request[Any, Any, Any], job: Job, outcome: str, sent: str |
         raise job.error
     headers = provenance_headers(job_provenance(job)) | _changed_header(job.schema_changes)
     if job.fmt == "json":
+        budgets.returned(request, caller, rows=job.row_count, nbytes=len(job.body or b""))
         return ASGIResponse(body=job.body or b"", media_type=formats.MEDIA_TYPES["json"], headers=headers)
     return _json(job_body(job), headers=headers)
 
@@ -303,7 +306,7 @@ class _ResultOperation(Operation):
 
 
 @get(f"{BASE}/jobs/{{job_id:str}}/result", operation_id="getQueryJobResult", media_type="application/octet-stream",
-     operation_class=_ResultOperation)
+     operation_class=_ResultOperation, opt={"budget": budgets.READ})
 async def get_job_result(request: Request[Any, Any, Any], caller: Caller, services: Services, job_id: str,
                          format: str | None = None) -> File:
     """Stream a finished job's result file (Arrow IPC stream, CSV, Parquet or JSON): in its own format, or
@@ -320,11 +323,12 @@ async def get_job_result(request: Request[Any, Any, Any], caller: Caller, servic
             row, path, fmt, max_bytes=services.settings.query.max_result_bytes, metadata=meta))
     annotate(request, sql_text=row.sql_text, sql_hash=row.sql_hash, tables=_audit_tables(row.tables or []),
              rows=row.row_count, bytes=row.bytes)
+    budgets.returned(request, caller, rows=row.row_count, nbytes=path.stat().st_size)
     return File(path, media_type=formats.MEDIA_TYPES[fmt], filename=f"{row.id}.{formats.EXTENSIONS[fmt]}",
                 content_disposition_type="attachment", headers=provenance_headers(prov))
 
 
-@get(f"{BASE}/jobs/{{job_id:str}}/rows", operation_id="getQueryJobRows")
+@get(f"{BASE}/jobs/{{job_id:str}}/rows", operation_id="getQueryJobRows", opt={"budget": budgets.READ})
 async def get_job_rows(  # noqa: PLR0917 - query parameters are keyword arguments for Litestar
         request: Request[Any, Any, Any], caller: Caller, services: Services, job_id: str,
                        cursor: str | None = None, limit: int | None = None) -> ASGIApp:
@@ -345,7 +349,10 @@ async def get_job_rows(  # noqa: PLR0917 - query parameters are keyword argument
     body["provenance"] = prov
     annotate(request, sql_text=row.sql_text, sql_hash=row.sql_hash, tables=_audit_tables(row.tables or []),
              rows=body["row_count"])
-    return _json(msgspec.to_builtins(msgspec.convert(body, RowsPage)), headers=provenance_headers(prov))
+    payload = msgspec.to_builtins(msgspec.convert(body, RowsPage))
+    encoded = formats.encode_json(payload)
+    budgets.returned(request, caller, rows=body["row_count"], nbytes=len(encoded))
+    return ASGIResponse(body=encoded, media_type=formats.MEDIA_TYPES["json"], headers=provenance_headers(prov))
 
 
 @delete([f"{BASE}/jobs/{{job_id:str}}", f"{BASE}/{{job_id:str}}"], operation_id="cancelQueryJob", status_code=200)

@@ -14,7 +14,7 @@ import msgspec
 from litestar import Request, Response, get
 from litestar.params import Parameter
 
-from serving.lib import formats
+from serving.lib import budgets, formats
 from serving.lib.audit import annotate
 from serving.lib.caller import Caller
 from serving.lib.errors import BadRequest
@@ -39,7 +39,7 @@ def _split(values: list[str] | None) -> list[str] | None:
     return out or None
 
 
-@get("/api/v1/data/tables/{table:str}/sample", operation_id="sampleTable", tags=TAGS)
+@get("/api/v1/data/tables/{table:str}/sample", operation_id="sampleTable", tags=TAGS, opt={"budget": budgets.READ})
 async def sample_table(  # noqa: PLR0917 - query parameters are keyword arguments for Litestar
     request: Request[Any, Any, Any], caller: Caller, services: Services, table: str,
     method: Literal["head", "random", "stratified", "recent"] = "random",
@@ -71,6 +71,7 @@ async def sample_table(  # noqa: PLR0917 - query parameters are keyword argument
                                                      limit_s=q.timeout_s, since=received_at(request))
     annotate(request, sql_text=result.sql, tables=[{"table": key, "version": result.manifest.version}],
              rows=result.row_count, bytes=len(result.body))
+    budgets.returned(request, caller, rows=result.row_count, nbytes=len(result.body))
     headers = {"X-Sample-Method": result.method, "X-Served-Version": result.manifest.version,
                "X-Table-Row-Count": str(result.manifest.row_count), "X-Row-Count": str(result.row_count),
                "X-Truncated": "true" if result.truncated else "false"}

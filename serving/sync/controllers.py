@@ -12,10 +12,10 @@ from typing import Any
 from litestar import Request, Response, delete, get, post
 
 from serving.lib.audit import annotate
+from serving.lib.budgets import REFRESH, get_budgets
 from serving.lib.caller import Caller
 from serving.lib.errors import NotFound
 from serving.lib.guards import requires_admin
-from serving.lib.limits import get_limiter
 from serving.lib.services import Services
 from serving.sync.core import get_sync, resolve_readable
 from serving.sync.refresh import request_refresh
@@ -99,12 +99,13 @@ async def refresh_table(request: Request[Any, Any, Any], caller: Caller, service
     """Ask for fresh data: ``already_fresh``, the queued or running job, or a new one, with an estimate.
 
     Agents (any reader) may refresh tables they are granted; one refresh per table runs at a
-    time whoever asks, and each token may ask ``AGENT_REFRESHES_PER_MINUTE`` times a minute (429).
+    time whoever asks; each token may ask ``AGENT_REFRESHES_PER_MINUTE`` times a minute, within
+    its agent's and swarm's refresh budgets per hour (429).
     """
     svc = get_sync(services)
     key = await resolve_readable(caller, table, services)
     annotate(request, tables=[{"table": key}])
-    get_limiter(services).check_refresh(caller)
+    await get_budgets(services).admit(request.scope, caller, REFRESH)
     reg = await svc.registered(key)
     outcome = await request_refresh(svc, reg, requested_by=caller.subject,
                                     max_age_s=data.max_age_s if data else None)

@@ -37,6 +37,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
+import inspect
 import statistics
 import time
 from collections.abc import Sequence
@@ -45,9 +46,9 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
+from serving.lib.budgets import REFRESH, get_budgets
 from serving.lib.caller import Caller
 from serving.lib.errors import ServiceUnavailable
-from serving.lib.limits import get_limiter
 from serving.lib.services import Services
 from serving.sync import jobs, store
 from serving.sync.core import SyncService, dagster_calls, get_sync, synced_at_of
@@ -231,7 +232,7 @@ async def request_refresh(svc: SyncService, reg: RegisteredTable, *, requested_b
                           max_age_s: float | None = None, reason: str = "refresh",
                           on_new_run: Any = None) -> RefreshOutcome:
     """Coalesced refresh of one table (see module docstring). ``on_new_run()`` runs before a launch
-    (the per-agent refresh limit for ``min_freshness`` queries).
+    (the refresh rate and budgets of a ``min_freshness`` query; it may return an awaitable).
 
     With ``max_age_s`` the caller wants data no older than that *from now*: a run that started
     reading the source earlier is not joined (a follow-up job is queued behind it instead).
@@ -297,8 +298,8 @@ async def _start(svc: SyncService, job: store.SyncJob, reg: RegisteredTable, on_
             started = run.started_at or run.created_at
             if fresh_after is None or run.status in QUEUED or (started and started >= fresh_after.timestamp()):
                 return await jobs.attach(svc, job, run)
-        if on_new_run is not None:
-            on_new_run()
+        if on_new_run is not None and inspect.isawaitable(started := on_new_run()):
+            await started
     except Exception as e:
         message = f"not launched: {e}"[:4000]
         await anyio.to_thread.run_sync(lambda: store.update(
@@ -332,7 +333,7 @@ async def ensure_fresh(services: Services, caller: Caller, table_keys: Sequence[
                                      rule="freshness_unavailable")
         outcome = await request_refresh(
             svc, reg, requested_by=caller.subject, max_age_s=min_freshness_s, reason="freshness",
-            on_new_run=lambda: get_limiter(services).check_refresh(caller))
+            on_new_run=lambda: get_budgets(services).admit({}, caller, REFRESH))
         if outcome.outcome == "already_fresh":
             results[key] = _entry(key, outcome.synced_at, refreshed=False, job=outcome.job)
         else:

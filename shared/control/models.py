@@ -288,3 +288,32 @@ class ColumnOverrideRow(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     __table_args__ = (Index("uq_column_overrides", "table_key", "column_name", unique=True),)
+
+class BudgetRow(Base):
+    """An admin-set budget of one swarm (``swarm:<id>``) or agent token (``agent:<token id>``); null is unlimited."""
+
+    __tablename__ = "budgets"
+
+    subject: Mapped[str] = mapped_column(String(80), primary_key=True)
+    queries_per_day: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    rows_per_day: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    bytes_per_day: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    refreshes_per_hour: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class BudgetUsageRow(Base):
+    """What a subject used of one kind in one fixed window (``window_start``: epoch seconds, UTC-aligned).
+
+    Shared by every API worker and replica: a request is counted by an upsert of its row
+    (``serving/lib/counters.py``), so limits hold exactly whatever process answers.
+    """
+
+    __tablename__ = "budget_usage"
+
+    subject: Mapped[str] = mapped_column(String(80), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    window_start: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    used: Mapped[int] = mapped_column(BigInteger, default=0)
+
+    __table_args__ = (Index("ix_budget_usage_window", "window_start"),)

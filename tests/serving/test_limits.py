@@ -1,4 +1,4 @@
-"""Per-agent limits: requests per minute, refreshes, concurrent query slots, login attempts.
+"""Per-agent limits: requests per minute, concurrent query slots, login attempts (budgets: test_budgets.py).
 
 The key property: an agent far over its quota is refused in O(1) before any work, so
 it does not slow the other agents.
@@ -55,33 +55,6 @@ def test_token_bucket_refills_continuously() -> None:
 
 def test_zero_quota_refuses_everything() -> None:
     assert RateLimiter(0).hit("a") == 60.0
-
-
-def test_request_limit_error() -> None:
-    clock = FakeClock()
-    limiter = Limiter(QuerySettings(agent_rpm=2), clock)
-    a = _agent("tok_a")
-    limiter.check_request(a)
-    limiter.check_request(a)
-    with pytest.raises(TooManyRequests) as info:
-        limiter.check_request(a)
-    assert info.value.rule == "rate_limit"
-    assert int(info.value.headers["Retry-After"]) >= 1
-    assert "2 requests per minute" in info.value.message
-    admin = Caller(kind="admin", subject="admin")
-    for _ in range(100):
-        limiter.check_request(admin)  # admin is not limited
-
-
-def test_refresh_limit() -> None:
-    limiter = Limiter(QuerySettings(refresh_per_minute=3), FakeClock())
-    a, b = _agent("tok_a"), _agent("tok_b")
-    for _ in range(3):
-        limiter.check_refresh(a)
-    with pytest.raises(TooManyRequests) as info:
-        limiter.check_refresh(a)
-    assert info.value.rule == "refresh_rate_limit"
-    limiter.check_refresh(b)
 
 
 @pytest.mark.anyio

@@ -1,0 +1,336 @@
+"""Budgets and request rates per swarm, agent and token, exact across workers and replicas.
+
+What is counted (in the control database, ``serving/lib/counters.py``), for every swarm and
+agent token whether or not the admin set a budget, so usage is known when one is set:
+
+- ``requests``: every request of a swarm or agent token, per token, limited by
+  ``AGENT_REQUESTS_PER_MINUTE`` (rule ``rate_limit``) as a token bucket of that many
+  requests refilled continuously, so a burst of the whole quota is allowed and then one
+  request per 60/quota seconds (kept in the database too: see ``Counter``);
+- ``queries``: every ``POST /api/v1/queries/execute``, per UTC day (``query_budget``);
+- ``rows`` and ``bytes`` returned (inline JSON rows, result files and samples as they are
+  delivered), per UTC day (``row_budget``, ``byte_budget``);
+- ``refreshes``: refresh requests, per token in the same kind of bucket
+  (``AGENT_REFRESHES_PER_MINUTE``, ``refresh_rate_limit``) and per agent and swarm and
+  clock hour (``refresh_budget``).
+
+A route declares what it costs with ``opt={"budget": QUERY | READ}``; every other route of
+a token costs one request. Queries, requests and refreshes are counted before the work, in
+one transaction with the check, so no worker can admit one more than the limit. Rows and
+bytes are known only after the answer: a request that returns rows is admitted while the
+day's rows and bytes are not spent (counting what this process returned but has not
+written yet), and its own rows are added once answered; so one answer in flight per
+worker can cross the line, and the next one is refused.
+
+Once a counter is found spent, this process refuses further requests on it without asking
+the database again (O(1)) until it has room again (the window ends, the bucket refills one
+request) or the admin changes the limit.
+Every answer to a token carries ``RateLimit-Policy`` and ``RateLimit`` (IETF
+draft-ietf-httpapi-ratelimit-headers): each policy in force, its quota and window, what
+remains and the seconds until it resets. The admin is never limited.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import math
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import anyio.to_thread
+import sqlalchemy as sa
+
+from serving.lib.caller import Caller
+from serving.lib.counters import Counter, CounterWriter, charge, now_us
+from serving.lib.errors import TooManyRequests
+from serving.lib.services import Services
+from shared.control.db import session_scope
+from shared.control.models import BudgetRow
+from shared.settings import Settings
+
+BUDGETS = "budgets"
+STATE_KEY = "budget"
+QUERY, READ, REFRESH, REQUEST = "query", "read", "refresh", "request"
+DAY, HOUR, MINUTE = 86400, 3600, 60
+# kind -> (BudgetRow field, window, quota unit in the headers, rule past it)
+KINDS: dict[str, tuple[str, int, str, str]] = {
+    "queries": ("queries_per_day", DAY, "requests", "query_budget"),
+    "rows": ("rows_per_day", DAY, "rows", "row_budget"),
+    "bytes": ("bytes_per_day", DAY, "content-bytes", "byte_budget"),
+    "refreshes": ("refreshes_per_hour", HOUR, "requests", "refresh_budget"),
+}
+PER_TOKEN = {"requests": "rate_limit", "refreshes": "refresh_rate_limit"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Policy:
+    """One limit in force for a caller: its header name, counter, quota and the rule that refuses."""
+
+    name: str
+    counter: Counter
+    limit: int
+    unit: str
+    rule: str
+
+
+@dataclasses.dataclass
+class Snapshot:
+    """What a request's answer reports: the policies in force and their totals when it was admitted."""
+
+    policies: list[Policy]
+    totals: dict[Counter, int]
+    at: float
+    returned: dict[str, int] = dataclasses.field(default_factory=dict)
+
+
+class BudgetExceeded(TooManyRequests):
+    """429 past a budget or rate; carries what the refused answer still reports in its headers."""
+
+    def __init__(self, message: str, *, snapshot: Snapshot, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.snapshot = snapshot
+
+
+def subjects(caller: Caller) -> dict[str, str]:
+    """Budget subjects of a caller: its agent token and its swarm (a swarm token has only the swarm)."""
+    out = {}
+    if caller.kind == "agent" and caller.token_id:
+        out["agent"] = f"agent:{caller.token_id}"
+    if caller.swarm_id:
+        out["swarm"] = f"swarm:{caller.swarm_id}"
+    return out
+
+
+def read_limits(url: str, subject_ids: list[str]) -> dict[str, dict[str, int]]:
+    """The budgets set for ``subject_ids``: subject -> {kind: limit} (kinds without a limit left out)."""
+    with session_scope(url) as s:
+        rows = s.execute(sa.select(BudgetRow).where(BudgetRow.subject.in_(subject_ids))).scalars().all()
+    return {r.subject: {k: v for k, (field, *_) in KINDS.items() if (v := getattr(r, field)) is not None} for r in rows}
+
+
+class Budgets:
+    """The budget checks of one API process (the counters themselves are shared)."""
+
+    def __init__(self, control_url: str, settings: Settings, *, clock: Callable[[], float] = time.time) -> None:
+        self.url = control_url
+        self.requests_per_minute = settings.query.agent_rpm
+        self.refreshes_per_minute = settings.query.refresh_per_minute
+        self.cache_ttl_s = settings.auth.token_cache_ttl_s
+        self.clock = clock
+        self.writer = CounterWriter(control_url, clock=clock)
+        self._limits: dict[str, tuple[float, dict[str, int]]] = {}  # subject -> (read at, limits)
+        self._spent: dict[Counter, tuple[float, int]] = {}  # counter -> (refused until, limit)
+
+    # ------------------------------------------------------------------ limits in force
+    def invalidate(self) -> None:
+        """Forget cached budgets (after the admin changed one; other processes see it within the cache TTL)."""
+        self._limits.clear()
+        self._spent.clear()
+
+    def _limits_for(self, ids: list[str]) -> dict[str, dict[str, int]]:
+        now = time.monotonic()
+        missing = [s for s in ids if (c := self._limits.get(s)) is None or now - c[0] > self.cache_ttl_s]
+        if missing:
+            found = read_limits(self.url, missing)
+            if len(self._limits) > 100_000:
+                self._limits.clear()
+            for s in missing:
+                self._limits[s] = (now, found.get(s, {}))
+        return {s: self._limits[s][1] for s in ids}
+
+    def policies(self, caller: Caller, action: str) -> tuple[list[Policy], dict[Counter, int]]:
+        """The policies to report and check for ``action``, and what the action adds to each counter."""
+        token = f"token:{caller.token_id or caller.subject}"
+        requests = Counter(token, "requests", MINUTE, rate=True)
+        policies = [Policy("requests", requests, self.requests_per_minute, "requests", PER_TOKEN["requests"])]
+        amounts: dict[Counter, int] = {}
+        if action == REFRESH:
+            refreshes = Counter(token, "refreshes", MINUTE, rate=True)
+            policies.append(Policy("refreshes", refreshes, self.refreshes_per_minute, "requests", PER_TOKEN["refreshes"]))
+            amounts[refreshes] = _cost(self.refreshes_per_minute)
+        else:
+            amounts[requests] = _cost(self.requests_per_minute)
+        by_scope = subjects(caller)
+        limits = self._limits_for(list(by_scope.values()))
+        for scope, subject in by_scope.items():
+            for kind, (_, window, unit, rule) in KINDS.items():
+                counter = Counter(subject, kind, window)
+                if kind in limits[subject]:
+                    policies.append(Policy(f"{scope}-{kind}", counter, limits[subject][kind], unit, rule))
+                if (kind == "queries" and action == QUERY) or (kind == "refreshes" and action == REFRESH):
+                    amounts[counter] = 1
+                elif kind in limits[subject] and kind in ("rows", "bytes") and action in (QUERY, READ):
+                    amounts[counter] = 0  # read, to refuse once spent
+        return policies, amounts
+
+    # ------------------------------------------------------------------ the check
+    def check(self, caller: Caller, action: str) -> Snapshot:
+        """Count ``action`` for ``caller`` and return what to report, or raise 429 naming the spent budget.
+
+        Blocking (database): call it on a worker thread (see :meth:`admit`).
+        """
+        now = self.clock()
+        policies, amounts = self.policies(caller, action)
+        checked = [p for p in policies if p.counter in amounts]
+        for p in checked:
+            until, limit = self._spent.get(p.counter, (0.0, -1))
+            if (now < until and limit == p.limit) or (p.counter.rate and p.limit <= 0):
+                wait = until - now if now < until else float(p.counter.window_s)
+                raise self._refusal(p, p.limit, now, Snapshot([p], {}, now), wait_s=wait)
+
+        def verdict(totals: dict[Counter, int]) -> None:
+            for p in checked:
+                n = amounts[p.counter]
+                if p.counter.rate:  # a token bucket: refused while its arrival time is a window ahead
+                    ahead_s = (totals[p.counter] - now_us(now)) / 1e6 - p.counter.window_s
+                    if ahead_s <= 0:
+                        continue
+                    self._remember(p, now + ahead_s)
+                    raise self._refusal(p, p.limit, now, Snapshot(policies, _before(totals, amounts), now), wait_s=ahead_s)
+                used = totals[p.counter] + (self.writer.pending(p.counter) if n == 0 else 0)
+                if used > p.limit or (n == 0 and used >= p.limit):
+                    self._remember(p, now + p.counter.reset_in(now))
+                    raise self._refusal(
+                        p, used - n, now, Snapshot(policies, _before(totals, amounts), now), wait_s=p.counter.reset_in(now)
+                    )
+
+        totals = charge(self.url, amounts, now=now, verdict=verdict)
+        return Snapshot(policies, totals, now)
+
+    def _remember(self, p: Policy, until: float) -> None:
+        """Refuse ``p`` in this process without the database until ``until`` (or the admin changes its limit)."""
+        if len(self._spent) > 100_000:  # entries of past windows are dead weight
+            self._spent = {c: v for c, v in self._spent.items() if v[0] > self.clock()}
+        self._spent[p.counter] = (until, p.limit)
+
+    async def admit(self, scope: Any, caller: Caller, action: str) -> None:
+        """``check`` on a worker thread; the snapshot goes into the request state for the headers."""
+        if caller.is_admin:
+            return
+        state = scope.setdefault("state", {})
+        try:
+            snapshot = await anyio.to_thread.run_sync(self.check, caller, action)
+        except BudgetExceeded as e:
+            state[STATE_KEY] = _merged(state.get(STATE_KEY), e.snapshot)
+            raise
+        state[STATE_KEY] = _merged(state.get(STATE_KEY), snapshot)
+
+    def _refusal(self, p: Policy, used: int, now: float, snapshot: Snapshot, *, wait_s: float) -> BudgetExceeded:
+        wait = max(1, math.ceil(wait_s))
+        reset = dt.datetime.fromtimestamp(now + wait_s, dt.UTC).replace(microsecond=0)
+        if p.name in PER_TOKEN:
+            what = "requests" if p.name == "requests" else "refreshes"
+            message = f"rate limit exceeded: at most {p.limit} {what} per minute per token; retry in {wait} s"
+            details: dict[str, Any] = {"limit": p.limit, "window_s": p.counter.window_s}
+        else:
+            scope, kind = p.name.split("-", 1)
+            period = "day" if p.counter.window_s == DAY else "hour"
+            message = (
+                f"the {scope}'s {kind} budget is spent: {used} of {p.limit} {kind} this {period}; "
+                f"it resets at {reset.isoformat().replace('+00:00', 'Z')} (in {wait} s)"
+            )
+            details = {
+                "budget": p.name,
+                "limit": p.limit,
+                "used": used,
+                "window_s": p.counter.window_s,
+                "reset_at": reset.isoformat().replace("+00:00", "Z"),
+            }
+        return BudgetExceeded(message, snapshot=snapshot, rule=p.rule, details=details, headers={"Retry-After": str(wait)})
+
+    # ------------------------------------------------------------------ after the answer
+    def returned(self, scope: dict[str, Any], caller: Caller, *, rows: int | None, nbytes: int | None) -> None:
+        """Count rows and bytes delivered to ``caller`` (written shortly after, off the request path)."""
+        if caller.is_admin:
+            return
+        amounts = {"rows": int(rows or 0), "bytes": int(nbytes or 0)}
+        snapshot = scope.setdefault("state", {}).get(STATE_KEY)
+        if isinstance(snapshot, Snapshot):
+            snapshot.returned = amounts
+        self.writer.add({Counter(s, kind, DAY): n for s in subjects(caller).values() for kind, n in amounts.items()})
+
+    def headers(self, snapshot: Snapshot) -> list[tuple[bytes, bytes]]:
+        """``RateLimit-Policy`` and ``RateLimit`` for an answer."""
+        policy, current = [], []
+        for p in snapshot.policies:
+            total = snapshot.totals.get(p.counter)
+            if total is None:
+                continue
+            if p.counter.rate:  # the bucket: whole requests left before it is empty, seconds until it is full
+                ahead_s = max(0.0, (total - now_us(snapshot.at)) / 1e6)
+                remaining = int((p.counter.window_s - ahead_s) * p.limit / p.counter.window_s + 1e-6)
+                reset = math.ceil(ahead_s)
+            else:
+                remaining = p.limit - total - snapshot.returned.get(p.counter.kind, 0)
+                reset = math.ceil(p.counter.reset_in(snapshot.at))
+            policy.append(f'"{p.name}";q={p.limit};w={p.counter.window_s};qu="{p.unit}"')
+            current.append(f'"{p.name}";r={max(0, remaining)};t={max(0, reset)}')
+        if not policy:
+            return []
+        return [(b"ratelimit-policy", ", ".join(policy).encode()), (b"ratelimit", ", ".join(current).encode())]
+
+    def start(self) -> None:
+        self.writer.start()
+
+    def close(self) -> None:
+        self.writer.stop()
+
+
+def _cost(per_minute: int) -> int:
+    """What one request adds to a rate counter: the bucket's refill interval, in microseconds."""
+    return math.ceil(MINUTE * 1_000_000 / per_minute) if per_minute > 0 else 0
+
+
+def _before(totals: dict[Counter, int], amounts: dict[Counter, int]) -> dict[Counter, int]:
+    """The totals as they stay once a refused request's own counts are rolled back."""
+    return {c: t - amounts.get(c, 0) for c, t in totals.items()}
+
+
+def _merged(earlier: Any, later: Snapshot) -> Snapshot:
+    """A second check in one request (a refresh after the request itself) reports both."""
+    if not isinstance(earlier, Snapshot):
+        return later
+    names = {p.name for p in later.policies}
+    policies = [*later.policies, *(p for p in earlier.policies if p.name not in names)]
+    return Snapshot(policies, {**earlier.totals, **later.totals}, later.at, later.returned or earlier.returned)
+
+
+def install(services: Services) -> Budgets:
+    """Create the process's budgets unless a test injected them."""
+    budgets = services.parts.get(BUDGETS)
+    if not isinstance(budgets, Budgets):
+        budgets = services.parts[BUDGETS] = Budgets(services.control_url, services.settings)
+    budgets.start()
+    return budgets
+
+
+def get_budgets(services: Services) -> Budgets:
+    return services.get(BUDGETS, Budgets)
+
+
+def action_of(connection: Any) -> str:
+    """What a request costs, as its route declares it (``opt={"budget": …}``)."""
+    handler = connection.scope.get("route_handler")
+    opt: Mapping[str, Any] = getattr(handler, "opt", None) or {}
+    return str(opt.get("budget", REQUEST))
+
+
+async def add_headers(message: Any, scope: Any) -> None:
+    """``before_send`` hook: the rate-limit headers on every answer to a swarm or agent token."""
+    if message["type"] != "http.response.start":
+        return
+    snapshot = (scope.get("state") or {}).get(STATE_KEY)
+    if not isinstance(snapshot, Snapshot):
+        return
+    budgets = scope["app"].state.services.parts.get(BUDGETS)
+    if isinstance(budgets, Budgets):
+        message["headers"] = [*message.get("headers", []), *budgets.headers(snapshot)]
+
+
+def returned(request: Any, caller: Caller, *, rows: int | None, nbytes: int | None) -> None:
+    """Count rows and bytes a handler delivered to ``caller`` against its agent's and swarm's day."""
+    budgets = request.app.state.services.parts.get(BUDGETS)
+    if isinstance(budgets, Budgets):
+        budgets.returned(request.scope, caller, rows=rows, nbytes=nbytes)
