@@ -132,9 +132,26 @@ def test_truncation_and_row_caps(client: Any, agent: dict[str, Any]) -> None:
     assert (body["row_count"], body["truncated"], body["rows"][-1]) == (5, True, [4])
     body = run(client, agent["headers"], query="select id from orders").json()  # JSON cap 1000 < max_rows 2500
     assert (body["row_count"], body["truncated"], body["max_rows"]) == (1000, True, 1000)
-    meta = run(client, agent["headers"], query="select id from orders", output_format="arrow").json()
-    assert (meta.get("row_count"), meta.get("truncated")) == (2500, True), meta
     assert_error(run(client, agent["headers"], query="select 1", max_rows=10_000), 413, rule="too_many_rows")
+
+
+@pytest.mark.parametrize("fmt", ["arrow", "parquet", "csv"])
+def test_result_files_are_capped_by_bytes_not_rows(client: Any, agent: dict[str, Any], fmt: str) -> None:
+    """QUERY_MAX_ROWS (2500 here) caps JSON only: a file holds the 3000 rows, keeps a row limit the
+    caller asks for (even one over QUERY_MAX_ROWS), and is refused only past QUERY_MAX_RESULT_BYTES."""
+    h = agent["headers"]
+    meta = run(client, h, query="select id from orders", output_format=fmt).json()
+    assert (meta.get("row_count"), meta.get("truncated")) == (3000, False), meta
+    meta = run(client, h, query="select id from orders order by id", output_format=fmt, max_rows=10_000).json()
+    assert (meta.get("row_count"), meta.get("truncated")) == (3000, False), meta
+    meta = run(client, h, query="select id from orders order by id", output_format=fmt, max_rows=7).json()
+    assert (meta.get("row_count"), meta.get("truncated")) == (7, True), meta
+    got = client.get(meta["result_url"], headers=h).content
+    ids = {"arrow": lambda b: ipc.open_stream(b).read_all(), "parquet": lambda b: pq.read_table(io.BytesIO(b)),
+           "csv": lambda b: pacsv.read_csv(io.BytesIO(b))}[fmt](got).column("id").to_pylist()
+    assert ids == list(range(7))
+    pad = ", ".join(f"md5((id * {k})::varchar) as pad{k}" for k in range(1, 6))  # 480 KB that does not compress away
+    assert_error(run(client, h, query=f"select {pad} from orders", output_format=fmt), 413, rule="result_too_large")
 
 
 def test_result_byte_limit(client: Any, agent: dict[str, Any]) -> None:
