@@ -21,7 +21,13 @@ import dagster as dg
 
 from orchestration.checks import check_results, table_check_specs
 from orchestration.partitions import backfill_policy_for, partitions_def_for
-from orchestration.resources import SERVED_RESOURCE_KEY, SNOWFLAKE_RESOURCE_KEY, ServedDataResource, SnowflakeSource, source_connection
+from orchestration.resources import (
+    SERVED_RESOURCE_KEY,
+    SNOWFLAKE_RESOURCE_KEY,
+    ServedDataResource,
+    SnowflakeSource,
+    source_connection,
+)
 from orchestration.sync.drift import SchemaDriftError
 from orchestration.sync.engine import SyncOutcome, SyncRequest, sync_table
 from orchestration.sync.types import UnsupportedTypeError

@@ -6,6 +6,7 @@ import dataclasses
 
 import dagster as dg
 import pytest
+
 from orchestration.resources import ServedDataResource, SnowflakeSource, snowflake_resource, source_connection
 from shared.settings import Settings
 
