@@ -4,10 +4,12 @@ Run: ``.venv/bin/python bench/request_stages.py --home <AGENTS_DATA_HOME with a 
 --token <agent token> [--requests 2000]`` with the same environment as the API under test.
 
 The real app (``serving.app:create_app``) runs in this process behind Litestar's test client,
-and the functions that make up each stage are wrapped with a timer (class attributes and the
-resolver the app registers, so every caller goes through the wrapper, on any thread):
+and the functions that make up each stage are wrapped with a timer (class attributes and
+module globals looked up at call time, so every caller goes through the wrapper, on any
+thread):
 
-- ``auth``: the caller resolver (token signature, revocation and grants cache);
+- ``auth``: resolving the caller (token signature, revocation and grants cache), and
+  ``rate_limit``: the per-agent request count;
 - ``guard_cache``: ``QueryEngine.guard_cached`` (the guard's answer for a repeated text);
 - ``slot``: ``Limiter.take_slot`` plus ``give_slot`` (the per-agent concurrency slot);
 - ``instance_acquire``: ``InstanceCache.acquire`` plus ``release`` (the grant-scoped DuckDB instance);
@@ -73,9 +75,12 @@ def _timed(stage: str, fn: Any) -> Any:
 
 
 def _instrument() -> None:
+    from serving.auth import deps
     from serving.lib import audit, formats, limits
     from serving.queries import engine, instances, results
 
+    deps.resolve_caller = _timed("auth", deps.resolve_caller)  # type: ignore[assignment]
+    limits.Limiter.check_request = _timed("rate_limit", limits.Limiter.check_request)  # type: ignore[method-assign]
     engine.QueryEngine.guard_cached = _timed("guard_cache", engine.QueryEngine.guard_cached)  # type: ignore[method-assign]
     limits.Limiter.take_slot = _timed("slot", limits.Limiter.take_slot)  # type: ignore[method-assign]
     limits.Limiter.give_slot = _timed("slot", limits.Limiter.give_slot)  # type: ignore[method-assign]
@@ -92,14 +97,11 @@ def profile(token: str, requests: int, rows: int) -> dict[str, Any]:
     from litestar.testing import TestClient
 
     from serving.app import create_app
-    from serving.lib.guards import RESOLVER
 
     app = create_app()
     headers = {"Authorization": f"Bearer {token}"}
     rng = random.Random(7)  # noqa: S311 - ids for a benchmark
     with TestClient(app) as client:
-        parts = app.state.services.parts
-        parts[RESOLVER] = _timed("auth", parts[RESOLVER])
         for _ in range(200):  # warm: instance, guard cache, token cache
             client.post("/api/v1/queries/execute", json={"query": POINT, "params": [rng.randrange(rows)]}, headers=headers)
         from serving.lib.audit import get_audit

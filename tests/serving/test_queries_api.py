@@ -418,3 +418,20 @@ def test_the_guard_runs_once_per_query(client: Any, agent: dict[str, Any], monke
         else:
             assert r.status_code == 200, r.text
         assert decisions == [expect]
+
+
+def test_parquet_results_keep_types_names_and_errors(client: Any, agent: dict[str, Any]) -> None:
+    """Parquet is encoded by DuckDB's writer: values and nesting survive, duplicate column names
+    still work (pyarrow's writer takes those), an interval is the same clear 400 as before, and a
+    query stopped by its time limit while the file is written is a 408, not a writer error."""
+    h = agent["headers"]
+    sql = ("select id, amount, day, note, [id, id + 1] as l, {'a': id} as s from orders where id < 3 order by id")
+    meta = run(client, h, query=sql, output_format="parquet").json()
+    table = pq.read_table(io.BytesIO(client.get(meta["result_url"], headers=h).content))
+    assert table.to_pylist() == expected(sql).to_pylist()
+    meta = run(client, h, query="select 1 as a, 2 as a", output_format="parquet").json()
+    table = pq.ParquetFile(io.BytesIO(client.get(meta["result_url"], headers=h).content)).read()
+    assert (table.column_names, [c.to_pylist() for c in table.columns]) == (["a", "a"], [[1], [2]])
+    assert_error(run(client, h, query="select interval 1 day as i", output_format="parquet"), 400, rule="unsupported_type")
+    slow = "select i from range(20000000000) t(i) where hash(i) % 1000003 = 7"
+    assert_error(run(client, h, query=slow, output_format="parquet", timeout_s=0.5), 408, rule="timeout")
