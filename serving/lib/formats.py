@@ -143,7 +143,7 @@ def write_file(stream: Any, fmt: str, path: Path, *, max_bytes: int, json_head: 
 
 
 def _write_parquet_arrow(fh: Any, stream: Any, limit: _Limit) -> None:
-    """pyarrow's writer, for what DuckDB cannot take as a table (duplicate column names)."""
+    """pyarrow's writer, for results DuckDB's writer would not keep the same (see ``_duckdb_can_write``)."""
     with pq.ParquetWriter(fh, stream.schema, compression="zstd") as writer:
         group: list[pa.RecordBatch] = []
         rows = size = 0
@@ -158,17 +158,18 @@ def _write_parquet_arrow(fh: Any, stream: Any, limit: _Limit) -> None:
             writer.write_table(pa.Table.from_batches(group, schema=stream.schema))
 
 
-def _has_interval(typ: pa.DataType) -> bool:
-    if pa.types.is_interval(typ):
-        return True
-    return any(_has_interval(typ.field(i).type) for i in range(typ.num_fields))
+def _any_type(typ: pa.DataType, test: Any) -> bool:
+    return bool(test(typ)) or any(_any_type(typ.field(i).type, test) for i in range(typ.num_fields))
 
 
 def _duckdb_can_write(schema: pa.Schema) -> bool:
-    """Distinct column names (DuckDB cannot scan duplicates) and no interval (Parquet readers such
-    as pyarrow cannot read one back, so it stays refused as before)."""
-    if any(_has_interval(f.type) for f in schema):
+    """Whether DuckDB's writer keeps this result as pyarrow's would: distinct column names (DuckDB
+    cannot scan duplicates) and no union (DuckDB writes its tag as a struct field). An interval is
+    refused either way (Parquet readers such as pyarrow cannot read one back)."""
+    if any(_any_type(f.type, pa.types.is_interval) for f in schema):
         raise pa.ArrowNotImplementedError("intervals cannot be written to Parquet")
+    if any(_any_type(f.type, pa.types.is_union) for f in schema):
+        return False
     return len({n.lower() for n in schema.names}) == len(schema.names)
 
 
