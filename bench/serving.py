@@ -23,7 +23,9 @@ query at the highest concurrency only. ``p50_ratio_vs_bare`` compares like with 
 ``point_rps_one_worker`` the single-worker one.
 
 The last stdout line is one JSON object with at least ``p50_ratio_vs_bare`` (worst case
-of point/aggregate × c1/c16) and ``point_rps`` (ours, concurrency 16). It also carries
+of point/aggregate × c1/c16) and ``point_rps`` (ours, concurrency 16), and ``stages_us``:
+microseconds per point query in each stage of our request path (auth, guard cache, slot,
+instance acquire, query, JSON encode, audit), from ``bench/request_stages.py``. It also carries
 ``cpu_ratio_vs_bare`` (server CPU per request, ours / bare, from /proc: less sensitive to
 other load on a shared machine than latency) and the load average during the run.
 
@@ -181,6 +183,8 @@ def main() -> None:
     ap.add_argument("--conns", default="1,16", help="comma-separated concurrency levels")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 2,
                     help="API_WORKERS of the scaled-out side (point queries at the highest concurrency)")
+    ap.add_argument("--stage-requests", type=int, default=2000,
+                    help="point queries for the per-stage profile (bench/request_stages.py); 0 skips it")
     ap.add_argument("--bare", help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -260,6 +264,16 @@ def main() -> None:
             results[f"scaled_point_c{top}"] = dict(med, rps=statistics.median(r["rps"] for r in scaled))
             print(f"ours  point    c={top:<3d} {results[f'scaled_point_c{top}']['rps']:8.0f} req/s  p50 {med['p50_ms']:7.2f} ms  "
                   f"(API_WORKERS={args.workers})", file=sys.stderr)
+        stages: dict[str, object] = {}
+        if args.stage_requests:  # the real app in-process, each stage of the request path timed
+            out = subprocess.run([sys.executable, str(ROOT / "bench" / "request_stages.py"), "--token", tok,
+                                  "--requests", str(args.stage_requests), "--rows", str(args.rows)],
+                                 env=env, cwd=ROOT, capture_output=True, text=True, timeout=1800, check=False)
+            if out.returncode == 0:
+                stages = json.loads(out.stdout.strip().splitlines()[-1])
+                print(f"stages (us per point query): {json.dumps(stages['stages_us'])}", file=sys.stderr)
+            else:
+                print(f"stage profile failed: {out.stderr[-2000:]}", file=sys.stderr)
         ratios = {k[5:]: results[k]["p50_ms"] / results["bare_" + k[5:]]["p50_ms"]
                   for k in results if k.startswith("ours_") and not k.startswith("ours_literal")}
         summary = {
@@ -274,7 +288,8 @@ def main() -> None:
             "cpu_ratio_vs_bare": {k: round(results[f"ours_{k}"]["server_cpu_ms_per_req"]
                                            / max(results[f"bare_{k}"]["server_cpu_ms_per_req"], 1e-9), 3) for k in ratios},
             "load_average": os.getloadavg(),
-            "targets": {"p50_ratio_vs_bare": 1.3, "point_rps": 1000},
+            "stages_us": stages.get("stages_us"),
+            "targets": {"p50_ratio_vs_bare": 1.15, "point_rps": 1500},
             "rows": args.rows, "cases": results,
         }
         print(json.dumps(summary))

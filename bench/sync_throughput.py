@@ -14,6 +14,10 @@ loopback, free port), seeded with the demo ORDERS table (12 columns, a year of o
 3. Partitions: the same table daily-partitioned. A backfill of the whole year (ranges of
    30 partitions per run, as the backfill policy does), then one daily partition
    re-materialized with the year already served (copy-on-write of the served file).
+   Then the served table is grown to ``--scale`` (50) times the year by publishing a
+   synthesized version (the year plus 49 copies moved back k years, keys offset), and the
+   same partition is re-materialized: ``partition_cost_ratio_50x`` is that run's time over
+   the first one's (target: at most 1.5, a run costing its window, not the table).
 
 Every phase runs in its own subprocess so peak RSS (``ru_maxrss``) is that of the process
 doing the work; limit and ours alternate and the medians are reported. The last stdout
@@ -157,11 +161,47 @@ def phase_partitions(args: argparse.Namespace) -> dict[str, Any]:
     t1 = time.perf_counter()
     meta = _meta(dg.materialize([asset], resources=res, partition_key=one))
     one_s = time.perf_counter() - t1
-    return {"backfill_365_s": backfill_s, "backfill_runs": runs, "one_partition_s": one_s,
+    scaled: dict[str, Any] = {}
+    if args.scale > 1:  # the same run with the served table grown to scale x the year (synthesized, not extracted)
+        synth_s, scaled_bytes = _synthesize_history(res["served"].served_root(), table, args.scale)
+        t2 = time.perf_counter()
+        big = _meta(dg.materialize([asset], resources=res, partition_key=one))
+        scaled = {"scaled_one_partition_s": time.perf_counter() - t2, "scaled_served_rows": big["dagster/row_count"],
+                  "scaled_served_bytes": scaled_bytes, "scaled_synthesis_s": synth_s,
+                  "scaled_one_partition_timings_s": big["timings_s"]}
+    return {"backfill_365_s": backfill_s, "backfill_runs": runs, "one_partition_s": one_s, **scaled,
             "one_partition_engine_s": meta["timings_s"]["total_s"], "one_partition_rows": meta["rows_written"],
             "one_partition_timings_s": meta["timings_s"],
             "served_rows": meta["dagster/row_count"], "served_bytes": meta["bytes_written"],
             "base_rss_mb": base_rss, "peak_rss_mb": _rss_mb()}
+
+
+def _synthesize_history(served_root: Path, table: Any, scale: int) -> tuple[float, int]:
+    """Publish a version holding the served year plus ``scale - 1`` copies of it, each moved back
+    k years with its primary key offset, as if the table had ``scale`` years of history: the
+    bench's stand-in for a table ``scale`` times the demo's, without seeding the source with it."""
+    from shared.served import publish, read_current, write_version
+
+    started = time.perf_counter()
+    current = read_current(served_root, table.key)
+    assert current is not None
+    names = [c.name for c in current.columns]
+
+    def expr(name: str) -> str:
+        quoted = '"' + name.replace('"', '""') + '"'
+        if name in table.primary_key:
+            return f"{quoted} + k * 10000000000"
+        if name == table.partition_column:
+            return f"{quoted} - to_years(k::INTEGER)"
+        return quoted
+
+    with write_version(served_root, table.key, copy_previous=True) as pending:
+        pending.con.execute(f"INSERT INTO data SELECT {', '.join(expr(n) for n in names)} "
+                            f"FROM data, range(1, {int(scale)}) r(k)")
+        manifest = publish(served_root, pending, strategy=current.strategy, row_count=current.row_count * scale,
+                           columns=current.columns, partitions=current.partitions, watermark=current.watermark,
+                           run_id=current.run_id, extra=current.extra)
+    return time.perf_counter() - started, manifest.bytes
 
 
 PHASES = {"limit": phase_limit, "ours": phase_ours, "partitions": phase_partitions}
@@ -170,7 +210,7 @@ PHASES = {"limit": phase_limit, "ours": phase_ours, "partitions": phase_partitio
 def _run_phase(name: str, args: argparse.Namespace) -> dict[str, Any]:
     server_cpu = _server_cpu_s(args.server_pid)
     cmd = [sys.executable, __file__, "--phase", name, "--port", str(args.port), "--home", args.home,
-           "--start", args.start, "--slice-rows", str(args.slice_rows)]
+           "--start", args.start, "--slice-rows", str(args.slice_rows), "--scale", str(args.scale)]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=1800, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"phase {name} failed:\n{proc.stderr[-4000:]}")
@@ -186,6 +226,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--slice-rows", type=int, default=50_000,
                         help="rows per extraction slice (the recommended SYNC_SLICE_ROWS; 0: the setting's value)")
+    parser.add_argument("--scale", type=int, default=50,
+                        help="also time the one-partition run on a served table this many times the year (1: skip)")
     parser.add_argument("--phase", choices=sorted(PHASES))
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--home", default="")
@@ -258,6 +300,16 @@ def report(args: argparse.Namespace, seed_s: float, limits: list[dict], ours: li
         "backfill_365_s": round(parts["backfill_365_s"], 2), "backfill_runs": parts["backfill_runs"],
         "served_bytes_year": parts["served_bytes"], "peak_rss_mb_partitions": round(parts["peak_rss_mb"], 1),
     }
+    if "scaled_one_partition_s" in parts:
+        figures.update({
+            "partition_cost_ratio_50x" if args.scale == 50 else f"partition_cost_ratio_{args.scale}x":
+                round(parts["scaled_one_partition_s"] / parts["one_partition_s"], 3),
+            "scaled_one_partition_s": round(parts["scaled_one_partition_s"], 2),
+            "scaled_served_rows": parts["scaled_served_rows"], "scaled_served_bytes": parts["scaled_served_bytes"],
+            "scaled_synthesis_s": round(parts["scaled_synthesis_s"], 1),
+            "scaled_one_partition_timings_s": parts["scaled_one_partition_timings_s"],
+        })
+    figures["load_average_1m"] = round(os.getloadavg()[0], 2)
     print(json.dumps(figures))
 
 

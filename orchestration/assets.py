@@ -18,11 +18,16 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
-from dagster_snowflake import SnowflakeResource
 
 from orchestration.checks import check_results, table_check_specs
 from orchestration.partitions import backfill_policy_for, partitions_def_for
-from orchestration.resources import SERVED_RESOURCE_KEY, SNOWFLAKE_RESOURCE_KEY, ServedDataResource, source_connection
+from orchestration.resources import (
+    SERVED_RESOURCE_KEY,
+    SNOWFLAKE_RESOURCE_KEY,
+    ServedDataResource,
+    SnowflakeSource,
+    source_connection,
+)
 from orchestration.sync.drift import SchemaDriftError
 from orchestration.sync.engine import SyncOutcome, SyncRequest, sync_table
 from orchestration.sync.types import UnsupportedTypeError
@@ -174,7 +179,7 @@ def build_table_asset(*, table: RegisteredTable) -> dg.AssetsDefinition:
         tags={TABLE_TAG: _tag_value(table.key)}, pool=table_pool(table.key), check_specs=table_check_specs(table),
         metadata=_definition_metadata(table),
     )
-    def _asset(context: dg.AssetExecutionContext, config: SyncConfig, snowflake: SnowflakeResource,
+    def _asset(context: dg.AssetExecutionContext, config: SyncConfig, snowflake: SnowflakeSource,
                served: ServedDataResource) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         keys = list(context.partition_keys) if context.has_partition_key_range or context.has_partition_key else []
         request = SyncRequest(

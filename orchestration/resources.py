@@ -11,10 +11,14 @@ literal would be shown as is. When the variable is unset (the embedded stand-in'
 default password), the default is put into this process's environment, which the run
 workers it starts inherit (and they resolve it the same way when they load the code).
 
-``SnowflakeResource`` has no ``host``/``port``/``protocol`` fields and silently drops them
-as keywords, which would quietly send the stand-in configuration to real Snowflake; they
-go through ``additional_snowflake_connection_args`` (tested in
-tests/orchestration/test_resources.py).
+Why not ``dagster_snowflake.SnowflakeResource``: importing ``dagster_snowflake`` imports
+Snowpark and ``snowflake.core`` at module level (over 2 s per process with compiled
+bytecode, several times that without), and every run worker is a fresh interpreter that
+imports the code location before its step starts. A sync only ever uses the connector, so
+``SnowflakeSource`` is a plain ``dg.ConfigurableResource`` with the same field names that
+imports the connector when it connects. Endpoint fields (host, port, protocol) go in
+``additional_snowflake_connection_args`` as before, and an unknown keyword is refused
+rather than dropped (tested in tests/orchestration/test_resources.py).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from dagster_snowflake import SnowflakeResource
+from pydantic import model_validator
 
 from shared.demo import effective_snowflake
 from shared.settings import Settings, SnowflakeSettings, get_settings
@@ -35,6 +39,7 @@ from shared.snowflake import SourceError, endpoint_args
 SNOWFLAKE_RESOURCE_KEY = "snowflake"
 SERVED_RESOURCE_KEY = "served"
 DEFAULT_EXTRACT_WORKERS = 2
+APPLICATION = "agents_data"  # the connector's application name, seen in Snowflake's login history
 PASSWORD_VAR = "SNOWFLAKE_PASSWORD"  # noqa: S105 - the variable's name, never its value
 _ENV_FIELDS = {
     "account": "SNOWFLAKE_ACCOUNT", "user": "SNOWFLAKE_USER",
@@ -51,7 +56,47 @@ def connection_args(sf: SnowflakeSettings) -> dict[str, Any]:
     return {**endpoint_args(sf), "arrow_number_to_decimal": True}
 
 
-def snowflake_resource(settings: Settings | None = None, env: Mapping[str, str] | None = None) -> SnowflakeResource:
+class SnowflakeSource(dg.ConfigurableResource):
+    """The Snowflake source, through the connector only (no Snowpark, no ``snowflake.core``)."""
+
+    account: str
+    user: str
+    password: str
+    database: str | None = None
+    warehouse: str | None = None
+    role: str | None = None
+    additional_snowflake_connection_args: dict[str, Any] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_unknown_fields(cls, data: Any) -> Any:
+        """``host=...`` as a keyword is an error, never silently ignored."""
+        if isinstance(data, dict) and (unknown := sorted(set(data) - set(cls.model_fields))):
+            raise ValueError(f"unknown Snowflake resource fields {unknown}: endpoint settings go in "
+                             "additional_snowflake_connection_args")
+        return data
+
+    def connect_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``snowflake.connector.connect``; the extra arguments win."""
+        args: dict[str, Any] = {"account": self.account, "user": self.user, "password": self.password,
+                                "application": APPLICATION}
+        for name in ("database", "warehouse", "role"):
+            if getattr(self, name):
+                args[name] = getattr(self, name)
+        return {**args, **(self.additional_snowflake_connection_args or {})}
+
+    @contextmanager
+    def get_connection(self) -> Iterator[Any]:
+        import snowflake.connector  # only the step that reads the source pays for the connector
+
+        con = snowflake.connector.connect(**self.connect_kwargs())
+        try:
+            yield con
+        finally:
+            con.close()
+
+
+def snowflake_resource(settings: Settings | None = None, env: Mapping[str, str] | None = None) -> SnowflakeSource:
     settings = settings or get_settings()
     env = os.environ if env is None else env
     sf = effective_snowflake(settings)
@@ -65,17 +110,17 @@ def snowflake_resource(settings: Settings | None = None, env: Mapping[str, str] 
             fields[name] = sf.account or "fakesnow"
         elif getattr(sf, name):
             fields[name] = getattr(sf, name)
-    return SnowflakeResource(**fields, additional_snowflake_connection_args=connection_args(sf))
+    return SnowflakeSource(**fields, additional_snowflake_connection_args=connection_args(sf))
 
 
-def describe_endpoint(resource: SnowflakeResource) -> str:
+def describe_endpoint(resource: SnowflakeSource) -> str:
     args = resource.additional_snowflake_connection_args or {}
     host = args.get("host") or f"{resource.account}.snowflakecomputing.com"
     return f"{args.get('protocol', 'https')}://{host}:{args.get('port', 443)} as {resource.user!r}"
 
 
 @contextmanager
-def source_connection(resource: SnowflakeResource) -> Iterator[Any]:
+def source_connection(resource: SnowflakeSource) -> Iterator[Any]:
     """A connector session from the resource; failing to connect is a ``SourceError`` naming the endpoint."""
     with ExitStack() as stack:
         try:
@@ -85,7 +130,6 @@ def source_connection(resource: SnowflakeResource) -> Iterator[Any]:
                 f"Snowflake source unreachable or credentials refused at {describe_endpoint(resource)}: "
                 f"{type(e).__name__}: {e}"
             ) from e
-        stack.callback(con.close)  # get_connection() does not close when the body raises
         yield con
 
 

@@ -136,9 +136,9 @@ class AuthSettings:
 class QuerySettings:
     """Limits applied to agent SQL."""
 
-    max_rows: int = env_var("QUERY_MAX_ROWS", 100_000, "Default and maximum rows of a query result.")
+    max_rows: int = env_var("QUERY_MAX_ROWS", 100_000, "Default and maximum max_rows of a JSON query result (csv, parquet and arrow files are capped by QUERY_MAX_RESULT_BYTES instead).")
     json_max_rows: int = env_var("QUERY_JSON_MAX_ROWS", 10_000, "Row cap for inline JSON results.")
-    max_result_bytes: int = env_var("QUERY_MAX_RESULT_BYTES", 1 << 30, "Largest result file a query may write, in bytes.")
+    max_result_bytes: int = env_var("QUERY_MAX_RESULT_BYTES", 1 << 30, "Largest result file a query may write, in bytes: the only cap of a csv, parquet or arrow result.")
     timeout_s: float = env_var("QUERY_TIMEOUT_S", 30.0, "Default query time limit in seconds.")
     max_timeout_s: float = env_var("QUERY_MAX_TIMEOUT_S", 300.0, "Largest time limit a caller may ask for.")
     wait_s: float = env_var("QUERY_WAIT_S", 5.0, "Default seconds a request waits before answering with a job id.")

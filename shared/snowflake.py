@@ -2,8 +2,9 @@
 
 Why here: orchestration (syncs, the change sensor) and serving (browsing, validating a
 registration) must target the same endpoint. ``host``, ``port`` and ``protocol`` are
-passed explicitly because dagster-snowflake's resource silently drops them as keywords,
-which would quietly point the stand-in configuration at real Snowflake.
+passed explicitly (dagster-snowflake's resource silently dropped them as keywords, which
+would quietly point the stand-in configuration at real Snowflake; the code location's own
+resource refuses unknown keywords).
 """
 
 from __future__ import annotations

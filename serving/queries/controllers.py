@@ -39,6 +39,7 @@ from serving.queries import dryrun, pages
 from serving.queries.engine import QueryEngine
 from serving.queries.guard import GuardedQuery, sql_hash
 from serving.queries.jobs import Job, JobManager, job_provenance
+from serving.queries.results import FILE_MAX_ROWS
 from serving.queries.schemas import DryRun, QueryJob, QueryRequest, QueryResult, RowsPage
 from serving.queries.services import ensure_fresh, get_engine, get_jobs
 from serving.tables.describe import schema_changes, schema_version
@@ -50,11 +51,17 @@ BASE = "/api/v1/queries"
 
 
 def _limits(data: QueryRequest, fmt: str, q: QuerySettings) -> tuple[int, float, float]:
-    max_rows = q.max_rows if data.max_rows is None else data.max_rows
-    if max_rows > q.max_rows:
-        raise PayloadTooLarge(f"max_rows {max_rows} is over the limit of {q.max_rows} rows per query",
-                              rule="too_many_rows", details={"limit": q.max_rows})
-    if fmt == "json":
+    """Rows: JSON is capped at ``QUERY_MAX_ROWS`` (413 past it) and ``QUERY_JSON_MAX_ROWS`` (truncated);
+    a file (csv, parquet, arrow) only by its size, ``QUERY_MAX_RESULT_BYTES``, unless the caller asks
+    for fewer rows."""
+    if fmt != "json":
+        max_rows = FILE_MAX_ROWS if data.max_rows is None else min(data.max_rows, FILE_MAX_ROWS)
+    else:
+        max_rows = q.max_rows if data.max_rows is None else data.max_rows
+        if max_rows > q.max_rows:
+            raise PayloadTooLarge(f"max_rows {max_rows} is over the limit of {q.max_rows} rows per JSON result "
+                                  "(csv, parquet and arrow results are limited by size only)",
+                                  rule="too_many_rows", details={"limit": q.max_rows})
         max_rows = min(max_rows, q.json_max_rows)  # JSON row cap; ``truncated`` tells the caller
     timeout = q.timeout_s if data.timeout_s is None else data.timeout_s
     if timeout > q.max_timeout_s:

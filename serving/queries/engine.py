@@ -55,6 +55,7 @@ from serving.queries.guard import GuardedQuery
 from serving.queries.instances import Instance, InstanceCache, check_protections, read_protections
 from serving.queries.memory import memory_budget
 from serving.queries.results import (
+    FILE_MAX_ROWS,
     TUPLES,
     ArrowBatches,
     ArrowStream,
@@ -193,8 +194,9 @@ class QueryEngine:
                 policy.memo[key] = hit
         return hit
 
-    def limits(self, max_rows: int | None, timeout_s: float | None) -> tuple[int, float]:
-        rows = self.q.max_rows if max_rows is None else max(0, min(int(max_rows), self.q.max_rows))
+    def limits(self, max_rows: int | None, timeout_s: float | None, *, row_limit: int | None = None) -> tuple[int, float]:
+        row_limit = self.q.max_rows if row_limit is None else row_limit
+        rows = row_limit if max_rows is None else max(0, min(int(max_rows), row_limit))
         timeout = self.q.timeout_s if timeout_s is None else max(0.001, min(float(timeout_s), self.q.max_timeout_s))
         return rows, timeout
 
@@ -239,7 +241,8 @@ class QueryEngine:
         """Run SQL already judged safe on an instance holding exactly ``tables``, under the limits."""
         started = time.perf_counter()
         manifests = self.manifests(tables, caller)
-        rows_cap, timeout = self.limits(max_rows, timeout_s)
+        file_cap = FILE_MAX_ROWS if isinstance(output, ArrowBatches) and output.capped_by_bytes else None
+        rows_cap, timeout = self.limits(max_rows, timeout_s, row_limit=file_cap)
         reads = table_reads(manifests)
         with self._cursor(manifests, timeout, handle) as (cur, run):
             got = output.read(cur, run, sql=sql, params=params, rows_cap=rows_cap, tables=reads)

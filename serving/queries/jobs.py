@@ -43,7 +43,7 @@ from serving.lib.errors import ApiError, Forbidden, NotFound
 from serving.queries import scheduling
 from serving.queries.engine import QueryEngine
 from serving.queries.guard import GuardedQuery, sql_hash
-from serving.queries.results import ArrowBatches, ArrowStream, JsonRows
+from serving.queries.results import FILE_BATCH_ROWS, ArrowBatches, ArrowStream, JsonRows
 from serving.queries.scheduling import Scheduler
 from serving.queries.watchdog import Handle
 from shared.control.db import session_scope
@@ -230,7 +230,8 @@ class JobManager:
             return formats.write_file(stream, job.fmt, path, max_bytes=self.q.max_result_bytes, metadata=metadata)
 
         result = self.engine.execute(job.caller, checked, params=job.params, max_rows=job.max_rows,
-                                     timeout_s=job.timeout_s, handle=job.handle, output=ArrowBatches(write))
+                                     timeout_s=job.timeout_s, handle=job.handle,
+                                     output=ArrowBatches(write, batch_rows=FILE_BATCH_ROWS, capped_by_bytes=True))
         job.bytes, job.row_count, job.truncated = result.consumed, result.row_count, result.truncated
         job.columns = result.columns
         job.cut_by = "row_cap" if result.truncated else None

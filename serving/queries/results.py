@@ -23,7 +23,13 @@ from shared.served import Manifest
 # JSON rows are fetched and encoded in batches of about BATCH_BYTES (between 1 and MAX_BATCH_ROWS rows), so
 # one batch holds the GIL for about a millisecond and the size check comes early.
 FIRST_BATCH_ROWS, MAX_BATCH_ROWS, BATCH_BYTES = 16, 4096, 256 << 10
-STREAM_BATCH_ROWS = 2048  # Arrow batches of result files: one DuckDB vector, so a batch never holds more
+STREAM_BATCH_ROWS = 2048  # Arrow batches for samples: one DuckDB vector, so a batch never holds more
+# Result files: 16 vectors per batch. Per-batch costs (the Python loop, a write call, the size
+# check) then stop showing in an export's time; a batch of 1 KB rows is still only 32 MB.
+FILE_BATCH_ROWS = 32_768
+# A result file's cap is its size (QUERY_MAX_RESULT_BYTES), not its rows: without a row limit
+# asked for, a file may hold this many rows (the job record's row count is a 32-bit integer).
+FILE_MAX_ROWS = 2**31 - 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,6 +142,7 @@ class ArrowBatches:
 
     consume: Callable[[ArrowStream], Any]
     batch_rows: int = STREAM_BATCH_ROWS
+    capped_by_bytes: bool = False  # a result file: the row cap is the caller's, not QUERY_MAX_ROWS
 
     def read(self, cur: Any, run: Any, *, sql: str, params: Any, rows_cap: int, tables: list[TableRead]) -> Read:
         rel = cur.sql(sql, params=params) if params else cur.sql(sql)

@@ -10,13 +10,19 @@ import msgspec
 ParamValue = str | int | float | bool | None | list[Any] | dict[str, Any]
 
 
+_MAX_ROWS = (
+    "Rows to keep at most. JSON: default and maximum QUERY_MAX_ROWS, then cut to QUERY_JSON_MAX_ROWS; "
+    "csv, parquet, arrow: no row cap unless given, the file is limited by QUERY_MAX_RESULT_BYTES."
+)
+
+
 class QueryRequest(msgspec.Struct, kw_only=True):
     """``POST /api/v1/queries/execute``. ``params`` are bound (``?``/``$1`` list or ``$name`` map), never formatted."""
 
     query: Annotated[str, msgspec.Meta(min_length=1, description="One DuckDB SELECT (or WITH/UNION, DESCRIBE, SUMMARIZE).")]
     output_format: Annotated[str, msgspec.Meta(description="json | csv | parquet | arrow (any case)")] = "json"
     params: list[ParamValue] | dict[str, ParamValue] | None = None
-    max_rows: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    max_rows: Annotated[int, msgspec.Meta(ge=0, description=_MAX_ROWS)] | None = None
     timeout_s: Annotated[float, msgspec.Meta(gt=0)] | None = None
     wait_s: Annotated[float, msgspec.Meta(ge=0)] | None = None
     min_freshness: Annotated[float, msgspec.Meta(ge=0, description="Seconds; run on data no older than this.")] | None = None

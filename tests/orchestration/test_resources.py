@@ -6,9 +6,8 @@ import dataclasses
 
 import dagster as dg
 import pytest
-from dagster_snowflake import SnowflakeResource
 
-from orchestration.resources import ServedDataResource, snowflake_resource, source_connection
+from orchestration.resources import ServedDataResource, SnowflakeSource, snowflake_resource, source_connection
 from shared.settings import Settings
 
 
@@ -38,12 +37,25 @@ def test_credentials_are_env_vars_when_set(settings: Settings) -> None:
     assert "host" not in (resource.additional_snowflake_connection_args or {})  # real account: connector default
 
 
-def test_keyword_host_port_are_silently_dropped_by_dagster_snowflake() -> None:
-    """The trap the factory avoids (docs/local-stand-in.md): if this starts failing, dagster-snowflake changed."""
+def test_keyword_host_port_are_refused_not_dropped() -> None:
+    """dagster-snowflake's resource silently drops host/port keywords (the trap the factory
+    avoided); ours refuses them, so a stand-in configuration can never reach real Snowflake."""
     kwargs = {"account": "fakesnow", "user": "u", "password": "p", "host": "127.0.0.1", "port": 1, "protocol": "http"}
-    resource = SnowflakeResource(**kwargs)  # type: ignore[arg-type]
-    assert "host" not in resource._connection_args
-    assert "port" not in resource._connection_args
+    with pytest.raises(Exception, match="host"):
+        SnowflakeSource(**kwargs)  # type: ignore[arg-type]
+
+
+def test_the_run_worker_never_imports_snowpark_or_snowflake_core() -> None:
+    """The code location (what every run worker imports before its step) stays off Snowpark
+    and snowflake.core, which cost seconds per run worker start."""
+    import subprocess
+    import sys
+
+    code = ("import sys, orchestration.definitions, orchestration.resources; "
+            "print(sorted(m for m in sys.modules if m.startswith(('snowflake.snowpark', 'snowflake.core', "
+            "'dagster_snowflake'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_embedded_default_points_at_the_demo_port(settings: Settings) -> None:

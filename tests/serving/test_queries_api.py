@@ -132,9 +132,26 @@ def test_truncation_and_row_caps(client: Any, agent: dict[str, Any]) -> None:
     assert (body["row_count"], body["truncated"], body["rows"][-1]) == (5, True, [4])
     body = run(client, agent["headers"], query="select id from orders").json()  # JSON cap 1000 < max_rows 2500
     assert (body["row_count"], body["truncated"], body["max_rows"]) == (1000, True, 1000)
-    meta = run(client, agent["headers"], query="select id from orders", output_format="arrow").json()
-    assert (meta.get("row_count"), meta.get("truncated")) == (2500, True), meta
     assert_error(run(client, agent["headers"], query="select 1", max_rows=10_000), 413, rule="too_many_rows")
+
+
+@pytest.mark.parametrize("fmt", ["arrow", "parquet", "csv"])
+def test_result_files_are_capped_by_bytes_not_rows(client: Any, agent: dict[str, Any], fmt: str) -> None:
+    """QUERY_MAX_ROWS (2500 here) caps JSON only: a file holds the 3000 rows, keeps a row limit the
+    caller asks for (even one over QUERY_MAX_ROWS), and is refused only past QUERY_MAX_RESULT_BYTES."""
+    h = agent["headers"]
+    meta = run(client, h, query="select id from orders", output_format=fmt).json()
+    assert (meta.get("row_count"), meta.get("truncated")) == (3000, False), meta
+    meta = run(client, h, query="select id from orders order by id", output_format=fmt, max_rows=10_000).json()
+    assert (meta.get("row_count"), meta.get("truncated")) == (3000, False), meta
+    meta = run(client, h, query="select id from orders order by id", output_format=fmt, max_rows=7).json()
+    assert (meta.get("row_count"), meta.get("truncated")) == (7, True), meta
+    got = client.get(meta["result_url"], headers=h).content
+    ids = {"arrow": lambda b: ipc.open_stream(b).read_all(), "parquet": lambda b: pq.read_table(io.BytesIO(b)),
+           "csv": lambda b: pacsv.read_csv(io.BytesIO(b))}[fmt](got).column("id").to_pylist()
+    assert ids == list(range(7))
+    pad = ", ".join(f"md5((id * {k})::varchar) as pad{k}" for k in range(1, 6))  # 480 KB that does not compress away
+    assert_error(run(client, h, query=f"select {pad} from orders", output_format=fmt), 413, rule="result_too_large")
 
 
 def test_result_byte_limit(client: Any, agent: dict[str, Any]) -> None:
@@ -401,3 +418,20 @@ def test_the_guard_runs_once_per_query(client: Any, agent: dict[str, Any], monke
         else:
             assert r.status_code == 200, r.text
         assert decisions == [expect]
+
+
+def test_parquet_results_keep_types_names_and_errors(client: Any, agent: dict[str, Any]) -> None:
+    """Parquet is encoded by DuckDB's writer: values and nesting survive, duplicate column names
+    still work (pyarrow's writer takes those), an interval is the same clear 400 as before, and a
+    query stopped by its time limit while the file is written is a 408, not a writer error."""
+    h = agent["headers"]
+    sql = ("select id, amount, day, note, [id, id + 1] as l, {'a': id} as s from orders where id < 3 order by id")
+    meta = run(client, h, query=sql, output_format="parquet").json()
+    table = pq.read_table(io.BytesIO(client.get(meta["result_url"], headers=h).content))
+    assert table.to_pylist() == expected(sql).to_pylist()
+    meta = run(client, h, query="select 1 as a, 2 as a", output_format="parquet").json()
+    table = pq.ParquetFile(io.BytesIO(client.get(meta["result_url"], headers=h).content)).read()
+    assert (table.column_names, [c.to_pylist() for c in table.columns]) == (["a", "a"], [[1], [2]])
+    assert_error(run(client, h, query="select interval 1 day as i", output_format="parquet"), 400, rule="unsupported_type")
+    slow = "select i from range(20000000000) t(i) where hash(i) % 1000003 = 7"
+    assert_error(run(client, h, query=slow, output_format="parquet", timeout_s=0.5), 408, rule="timeout")
