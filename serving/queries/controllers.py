@@ -26,10 +26,10 @@ from litestar.response import File
 from litestar.response.base import ASGIResponse
 from litestar.types import ASGIApp
 
-from serving.lib import formats
+from serving.lib import formats, metrics
 from serving.lib.audit import annotate
 from serving.lib.caller import Caller
-from serving.lib.errors import BadRequest, PayloadTooLarge, QueryTimeout
+from serving.lib.errors import ApiError, BadRequest, PayloadTooLarge, QueryTimeout
 from serving.lib.ingress import received_at
 from serving.lib.limits import OVERSHOOT_S, Slot, get_limiter
 from serving.lib.services import Services
@@ -130,6 +130,9 @@ def _audited_guard_answer(request: Request[Any, Any, Any], engine: QueryEngine, 
     checked = None
     try:
         checked = engine.guard_cached(caller, sql)
+    except ApiError as e:  # a cached refusal: the query never becomes a job
+        metrics.observe_query("refused", e.rule or e.code)
+        raise
     finally:
         annotate(request, sql_text=sql, sql_hash=checked.sql_hash if checked else sql_hash(sql))
     return checked

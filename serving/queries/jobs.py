@@ -36,7 +36,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from serving.lib import formats
+from serving.lib import formats, metrics
 from serving.lib.caller import Caller
 from serving.lib.errors import ApiError, Forbidden, NotFound
 from serving.queries import scheduling
@@ -168,6 +168,7 @@ class JobManager:
             del e
         job.finished_at = utcnow()
         job.expires_at = job.finished_at + dt.timedelta(seconds=self.q.result_ttl_s)
+        _count(job)
         with job.lock:
             job.done = True
             detached = job.detached
@@ -291,6 +292,24 @@ class JobManager:
         for job in list(self.running.values()):
             job.handle.cancel()
         self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def query_outcome(error: ApiError | None) -> str:
+    """The metrics' outcome of a query: succeeded, refused (the guard or a limit), timeout, cancelled, failed."""
+    if error is None:
+        return "succeeded"
+    if error.rule == "cancelled":
+        return "cancelled"
+    if error.rule == "timeout" or error.status == 408:
+        return "timeout"
+    return "refused" if 400 <= error.status < 500 else "failed"
+
+
+def _count(job: Job) -> None:
+    seconds = (job.finished_at - job.started_at).total_seconds() if job.finished_at else None
+    error = job.error
+    metrics.observe_query(query_outcome(error), (error.rule or error.code) if error else None, seconds,
+                          rows=job.row_count, nbytes=job.bytes, fmt=job.fmt)
 
 
 def ungranted(caller: Caller, tables: Any) -> list[str]:
