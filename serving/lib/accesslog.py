@@ -47,6 +47,7 @@ def access_fields(scope: Scope | dict[str, Any], status: int, seconds: float) ->
     hint = state.get(_HINT) or {}
     tables = [t.get("table") if isinstance(t, dict) else str(t) for t in audit.get("tables") or []]
     return {
+        "request_id": state.get(requestid.STATE_KEY),
         "method": str(scope.get("method", "")), "route": route_of(scope), "status": status,
         "duration_ms": round(seconds * 1000.0, 3),
         "caller_kind": caller.kind if caller is not None else "anonymous",
