@@ -35,7 +35,7 @@ from serving.lib.limits import OVERSHOOT_S, Slot, get_limiter
 from serving.lib.services import Services
 from serving.queries.engine import QueryEngine
 from serving.queries.guard import GuardedQuery, sql_hash
-from serving.queries.jobs import Job, JobManager
+from serving.queries.jobs import Job, JobManager, progress_of
 from serving.queries.schemas import QueryJob, QueryRequest, QueryResult
 from serving.queries.services import ensure_fresh, get_engine, get_jobs
 from shared.control.models import QueryJobRow
@@ -179,9 +179,11 @@ def _answer(request: Request[Any, Any, Any], job: Job, outcome: str) -> ASGIApp:
 
 @get([f"{BASE}/jobs/{{job_id:str}}", f"{BASE}/{{job_id:str}}"], operation_id="getQueryJob")
 async def get_job(caller: Caller, services: Services, job_id: str) -> QueryJob:
-    """Status of a query job: rows, bytes, duration, tables with served versions, error, expiry."""
-    row = await anyio.to_thread.run_sync(get_jobs(services).load, job_id, caller)
-    return msgspec.convert(job_body(row), QueryJob)
+    """Status of a query job: progress (0-1, from DuckDB) and elapsed time while it runs; rows, bytes,
+    duration, tables with served versions, error, expiry."""
+    jobs = get_jobs(services)
+    row = await anyio.to_thread.run_sync(jobs.load, job_id, caller)
+    return msgspec.convert({**job_body(row), **progress_of(row, jobs.running.get(row.id))}, QueryJob)
 
 
 @dataclasses.dataclass

@@ -151,6 +151,8 @@ class JobManager:
 
     # -- worker side -------------------------------------------------------------------
     def _work(self, job: Job) -> Job:
+        # A job known to be asynchronous (nobody waits for it, or a file result) reports DuckDB's progress.
+        job.handle.wants_progress = job.detached or job.fmt != "json"
         try:
             with self.sched.lane(self.sched.is_short(job.checked.sql if job.checked else None)):
                 job.checked = job.checked or self.engine.guard(job.caller, job.sql)  # the query's one guard check
@@ -292,6 +294,26 @@ class JobManager:
         for job in list(self.running.values()):
             job.handle.cancel()
         self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def progress_of(row: QueryJobRow, live: Job | None, now: dt.datetime | None = None) -> dict[str, float | None]:
+    """``progress`` (0-1, DuckDB's own estimate while it runs on this replica; 1 when succeeded; None
+    when unknown) and ``elapsed_s`` of a job."""
+    now = now or utcnow()
+    if row.status == "succeeded":
+        progress: float | None = 1.0
+    elif live is not None and row.status in ACTIVE:
+        progress = live.handle.progress()
+    else:
+        progress = None
+    elapsed: float | None
+    if row.finished_at is not None and row.duration_ms is not None:
+        elapsed = row.duration_ms / 1000.0
+    else:
+        started = row.started_at or row.created_at
+        elapsed = (now - started).total_seconds() if started else None
+    return {"progress": None if progress is None else round(progress, 4),
+            "elapsed_s": None if elapsed is None else round(max(0.0, elapsed), 3)}
 
 
 def query_outcome(error: ApiError | None) -> str:
