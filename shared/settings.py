@@ -192,7 +192,7 @@ class ObservabilitySettings:
     metrics: str = env_var("METRICS", "off", "Prometheus metrics: off; port (open on METRICS_PORT, an internal port, not the API port); admin (GET /metrics on the API port, admin token required).")
     metrics_host: str = env_var("METRICS_HOST", "127.0.0.1", "Interface of the internal metrics port (METRICS=port); 0.0.0.0 inside a container that the scraper reaches over a private network.")
     metrics_port: int = env_var("METRICS_PORT", 9464, "Internal port serving /metrics when METRICS=port (one per API replica, every uvicorn worker counted).")
-    metrics_dir: str = env_var("PROMETHEUS_MULTIPROC_DIR", "", "Folder where uvicorn workers share their metric values (prometheus-client multiprocess mode); emptied at API start. Empty: AGENTS_DATA_HOME/metrics/<API_PORT>.")
+    metrics_dir: str = env_var("PROMETHEUS_MULTIPROC_DIR", "", "Folder where uvicorn workers share their metric values (prometheus-client multiprocess mode); emptied at API start. Must be private to one API replica (never a shared volume). Empty: AGENTS_DATA_HOME/metrics/<hostname>-<API_PORT>.")
 
     @property
     def format(self) -> str:
@@ -262,7 +262,11 @@ class Settings:
     @property
     def metrics_dir_path(self) -> Path:
         configured = self.observability.metrics_dir
-        return Path(configured) if configured else self.home_path / "metrics" / str(self.api.port)
+        if configured:
+            return Path(configured)
+        import socket
+
+        return self.home_path / "metrics" / f"{socket.gethostname()}-{self.api.port}"
 
 
 def documented_env_vars() -> dict[str, str]:
