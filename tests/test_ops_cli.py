@@ -45,7 +45,8 @@ def test_progress_lines_say_rows_partitions_and_eta_when_not_a_terminal() -> Non
     assert ok
     lines = out.getvalue().splitlines()
     assert "[agents-data] sync demo.public.orders: running, 1/4 partitions, 100 rows," in lines[2]
-    assert "ETA" in lines[2] and "ETA unknown" in lines[0]
+    assert "ETA" in lines[2]
+    assert "ETA unknown" in lines[0]
     assert lines[-2].startswith("[agents-data] sync demo.public.orders: succeeded, 4/4 partitions, 400 rows")
     assert lines[-1].startswith("[agents-data] sync demo.public.customers: succeeded, 1/1 partitions, 7 rows")
     assert "\x1b[" not in out.getvalue()
@@ -104,6 +105,7 @@ def test_agents_data_status_lists_tables_and_services(settings: Settings, tmp_pa
                           text=True, timeout=120, check=False)
     assert done.returncode == 1, done.stderr  # nothing is running
     out = done.stdout
-    assert "demo.public.orders" in out and "unknown (Dagster not reachable)" in out
+    assert "demo.public.orders" in out
+    assert "unknown (Dagster not reachable)" in out
     services = dict(line.split() for line in out.split("SERVICE", 1)[1].splitlines()[1:] if line.strip())
     assert services == {"api": "down", "dagster-webserver": "down", "dagster-code-server": "down", "control-db": "up"}

@@ -70,8 +70,11 @@ def test_the_parser_fallback_and_httpx_lines_go_to_debug(restore_logging: None) 
     logging.getLogger("agents_data.api").warning("something is actually wrong")
     logging.getLogger("sqlglot").error("a library error still shows")
     text = out.getvalue()
-    assert "Falling back" not in text and "HTTP Request" not in text and "chatter" not in text
-    assert "something is actually wrong" in text and "a library error still shows" in text
+    assert "Falling back" not in text
+    assert "HTTP Request" not in text
+    assert "chatter" not in text
+    assert "something is actually wrong" in text
+    assert "a library error still shows" in text
 
     debug = io.StringIO()
     logs.configure(_settings("text", "debug"), stream=debug)
@@ -107,7 +110,8 @@ def test_a_secret_in_a_formatted_line_or_traceback_never_reaches_the_stream(rest
         raise RuntimeError("login failed for postgresql://u:topsecret@h/db")
     except RuntimeError:
         logging.getLogger("agents_data.api").exception("with %s", "Bearer tok-very-secret")
-    assert "topsecret" not in out.getvalue() and "tok-very-secret" not in out.getvalue()
+    assert "topsecret" not in out.getvalue()
+    assert "tok-very-secret" not in out.getvalue()
 
 
 def test_prefixed_log_names_the_request_on_every_line() -> None:
@@ -128,4 +132,5 @@ def test_prefixed_log_names_the_request_on_every_line() -> None:
 
 def test_children_get_the_same_format() -> None:
     env = logs.child_env(_settings("json"), {"PATH": "/bin"})
-    assert env["LOG_FORMAT"] == "json" and env["PATH"] == "/bin"
+    assert env["LOG_FORMAT"] == "json"
+    assert env["PATH"] == "/bin"

@@ -122,7 +122,8 @@ def test_one_request_id_from_the_agent_to_the_dagster_run(job_status: Platform) 
                                 "__typename ... on MessageEvent { message stepKey } } } } }",
                                 {"id": run_id})["logsForRun"]["events"]
     step_lines = [e["message"] for e in events if e.get("stepKey") and f"[request_id={rid}]" in (e.get("message") or "")]
-    assert any("starts" in m for m in step_lines) and any("published version" in m for m in step_lines), step_lines
+    assert any("starts" in m for m in step_lines), step_lines
+    assert any("published version" in m for m in step_lines), step_lines
 
     api_log = job_status.apis["a"].child.log.read_text(errors="replace")
     assert rid in api_log  # the access lines of the refresh

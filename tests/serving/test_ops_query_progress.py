@@ -44,7 +44,8 @@ def test_a_running_job_reports_progress_and_elapsed_time(client: Any, agent: dic
     assert len([p for p in known if 0 < p < 1]) >= 2, seen
     assert known == sorted(known), f"progress went backwards: {known}"
     elapsed = [e for _, e in seen]
-    assert elapsed == sorted(elapsed) and elapsed[-1] > elapsed[0] >= 0
+    assert elapsed == sorted(elapsed)
+    assert elapsed[-1] > elapsed[0] >= 0
 
 
 def test_a_finished_job_is_complete_with_its_duration(client: Any, agent: dict[str, str]) -> None:

@@ -102,7 +102,8 @@ def test_one_access_line_per_request_with_the_facts(client: TestClient[Litestar]
     assert (line.caller_kind, line.caller_id, line.swarm_id) == ("agent", agent["token_id"], swarm["id"])  # type: ignore[attr-defined]
     assert (line.rows, line.bytes, line.tables) == (7, 70, [ORDERS])  # type: ignore[attr-defined]
     assert line.duration_ms > 0  # type: ignore[attr-defined]
-    assert "hunter2" not in line.getMessage() and "secret_param" not in str(line.__dict__)
+    assert "hunter2" not in line.getMessage()
+    assert "secret_param" not in str(line.__dict__)
     denied = lines["probe-2"]
     assert (denied.route, denied.status, denied.rule) == ("/api/v1/admin/swarms", 403, "requires_admin")  # type: ignore[attr-defined]
 
