@@ -72,8 +72,9 @@ class Metrics:
     """The metric objects counted by this process."""
 
     def __init__(self) -> None:
-        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 
+        disable_created_metrics()  # the *_created series double the output and no dashboard reads them
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter("agents_data_http_requests", "HTTP requests answered, by route template and status.",

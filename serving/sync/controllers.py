@@ -11,9 +11,10 @@ from typing import Any
 
 from litestar import Request, Response, delete, get, post
 
+from serving.lib import metrics
 from serving.lib.audit import annotate
 from serving.lib.caller import Caller
-from serving.lib.errors import NotFound
+from serving.lib.errors import ApiError, NotFound
 from serving.lib.guards import requires_admin
 from serving.lib.limits import get_limiter
 from serving.lib.services import Services
@@ -102,12 +103,17 @@ async def refresh_table(request: Request[Any, Any, Any], caller: Caller, service
     time whoever asks, and each token may ask ``AGENT_REFRESHES_PER_MINUTE`` times a minute (429).
     """
     svc = get_sync(services)
-    key = await resolve_readable(caller, table, services)
-    annotate(request, tables=[{"table": key}])
-    get_limiter(services).check_refresh(caller)
-    reg = await svc.registered(key)
-    outcome = await request_refresh(svc, reg, requested_by=caller.subject,
-                                    max_age_s=data.max_age_s if data else None)
+    try:
+        key = await resolve_readable(caller, table, services)
+        annotate(request, tables=[{"table": key}])
+        get_limiter(services).check_refresh(caller)
+        reg = await svc.registered(key)
+        outcome = await request_refresh(svc, reg, requested_by=caller.subject,
+                                        max_age_s=data.max_age_s if data else None)
+    except ApiError as e:
+        metrics.observe_refresh("refused" if e.status < 500 else "unavailable")
+        raise
+    metrics.observe_refresh(outcome.outcome)
     body = RefreshAnswer(**outcome.to_dict())
     if outcome.job is not None:
         body.poll_url = f"/api/v1/data/tables/{table}/refresh/{outcome.job.id}"

@@ -155,3 +155,16 @@ def test_metrics_are_not_served_when_off(api_settings: Settings, admin_headers: 
         from tests.serving.helpers import admin_token
 
         assert_error(c.get("/metrics", headers=bearer(admin_token(c))), 404, rule="metrics_not_here")
+
+
+def test_refreshes_are_counted_by_outcome(client: TestClient[Litestar], admin_headers: dict[str, str]) -> None:
+    assert client.post("/api/v1/sync/tables/register", json=register_body(), headers=admin_headers).status_code in (200, 201)
+    before = client.get("/metrics", headers=admin_headers).text
+    started = client.post(f"/api/v1/data/tables/{ITEMS}/refresh", headers=admin_headers, json={"max_age_s": 0})
+    assert started.status_code == 202, started.text
+    assert_error(client.post("/api/v1/data/tables/demo.synctest.nothing/refresh", headers=admin_headers), 404)
+    text = client.get("/metrics", headers=admin_headers).text
+    for outcome in ("started", "refused"):
+        assert sample(text, "agents_data_refresh_requests_total", outcome=outcome) == \
+            sample(before, "agents_data_refresh_requests_total", outcome=outcome) + 1
+    assert "_created" not in text
