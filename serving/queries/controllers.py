@@ -182,8 +182,12 @@ async def get_job(caller: Caller, services: Services, job_id: str) -> QueryJob:
     """Status of a query job: progress (0-1, from DuckDB) and elapsed time while it runs; rows, bytes,
     duration, tables with served versions, error, expiry."""
     jobs = get_jobs(services)
-    row = await anyio.to_thread.run_sync(jobs.load, job_id, caller)
-    return msgspec.convert({**job_body(row), **progress_of(row, jobs.running.get(row.id))}, QueryJob)
+
+    def status() -> dict[str, Any]:  # off the event loop: DuckDB's progress call can take milliseconds
+        row = jobs.load(job_id, caller)
+        return {**job_body(row), **progress_of(row, jobs.running.get(row.id))}
+
+    return msgspec.convert(await anyio.to_thread.run_sync(status), QueryJob)
 
 
 @dataclasses.dataclass
