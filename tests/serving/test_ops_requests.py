@@ -125,6 +125,12 @@ def test_a_sync_started_through_the_api_tags_its_run_and_names_it_in_the_audit_r
     flush_audit()
     [row] = _audit(api_settings, "ops-sync-1")
     assert (row.endpoint, row.run_id) == ("/api/v1/sync/start", run.run_id)
+    # Searching by either finds the other: the admin audit by run id names the request, and by request id the run.
+    [by_run] = client.get("/api/v1/admin/audit", params={"run_id": run.run_id}, headers=admin_headers).json()["items"]
+    assert by_run["request_id"] == "ops-sync-1"
+    [by_request] = client.get("/api/v1/admin/audit", params={"request_id": "ops-sync-1"},
+                              headers=admin_headers).json()["items"]
+    assert by_request["run_id"] == run.run_id
 
 
 def test_metrics_count_requests_by_route_template_and_need_the_admin(
