@@ -99,6 +99,8 @@ class AccessLog:
 
     @staticmethod
     def _record(scope: Scope, status: int, seconds: float) -> None:
+        if not (metrics.enabled() or log.isEnabledFor(logging.INFO)):
+            return  # neither counted nor logged: nothing to gather (the hot path at LOG_LEVEL=warning)
         try:
             fields = access_fields(scope, status, seconds)
             metrics.observe_request(fields["route"], fields["method"], status, seconds, fields["rule"])

@@ -112,6 +112,10 @@ class _Process:
     lock = threading.Lock()
 
 
+def enabled() -> bool:
+    return _Process.enabled
+
+
 def enable(settings: Settings) -> None:
     """Count from now on in this process if ``METRICS`` is not off (the app calls it at creation)."""
     _Process.enabled = settings.observability.metrics_mode != "off"

@@ -14,8 +14,9 @@ The id of the request being served is in the ASGI scope's state (``request_id``)
 from __future__ import annotations
 
 import contextvars
+import itertools
+import os
 import re
-import uuid
 from typing import Any
 
 HEADER = "x-request-id"
@@ -31,8 +32,19 @@ def well_formed(value: str) -> bool:
     return bool(_WELL_FORMED.match(value))
 
 
+class _Ids:
+    """A random per-process prefix and a counter: unique ids without a system call per request."""
+
+    pid = -1
+    prefix = ""
+    counter = itertools.count()
+
+
 def new_id() -> str:
-    return uuid.uuid4().hex
+    """32 hex digits: 16 random per process, then a counter (a forked process draws a new prefix)."""
+    if _Ids.pid != os.getpid():
+        _Ids.pid, _Ids.prefix, _Ids.counter = os.getpid(), os.urandom(8).hex(), itertools.count()
+    return f"{_Ids.prefix}{next(_Ids.counter):016x}"
 
 
 def from_headers(headers: list[tuple[bytes, bytes]] | Any) -> str:
