@@ -6,7 +6,9 @@ Why an instance per table set (measured with duckdb 2.0.1, see the README archit
   instance that runs a query holds exactly the tables that query was allowed to name:
   each table's current ``v-<version>.duckdb`` is attached READ_ONLY under an internal
   alias and exposed as a view ``"<db>"."<schema>"."<table>"``. Other tables' files are
-  not attached, so no SQL trick can reach them.
+  not attached, so no SQL trick can reach them. A caller under a grant policy gets the
+  table's policy copy attached instead of the served file (``serving/tables/policies.py``):
+  its instance never holds the raw rows, the excluded columns or the hash key.
 - ATTACH is refused once the configuration is locked, so an instance is built once per
   (table, version file) set and never changed. A new served version gives a new key:
   new queries get a new instance, in-flight ones finish on the old one (refcounts), and
@@ -90,6 +92,17 @@ def check_protections(con: duckdb.DuckDBPyConnection, settings: Settings) -> dic
 
 
 
+def exposed_path(served_root: Path, m: Manifest) -> Path:
+    """The file an instance attaches for ``m``: its policy copy when the caller reads under a policy."""
+    policy_path = m.extra.get("policy_path")
+    return Path(policy_path) if policy_path else version_path(served_root, m)
+
+
+def instance_key(manifests: tuple[Manifest, ...]) -> tuple[tuple[str, str, str], ...]:
+    """(table, version file, policy copy) per table: callers under different policies never share an instance."""
+    return tuple(sorted((m.table_key, m.file, str(m.extra.get("policy") or "")) for m in manifests))
+
+
 def stored_alias(index: int) -> str:
     """The catalog the ``index``-th exposed table's file is attached as (behind its view)."""
     return quote_ident(f"__t{index}")
@@ -104,7 +117,7 @@ def stored_table(index: int) -> str:
 class Instance:
     """One locked in-memory DuckDB instance exposing exactly ``manifests``' tables."""
 
-    def __init__(self, key: tuple[tuple[str, str], ...], manifests: tuple[Manifest, ...], settings: Settings) -> None:
+    def __init__(self, key: tuple[tuple[str, str, str], ...], manifests: tuple[Manifest, ...], settings: Settings) -> None:
         self.key = key
         self.manifests = {m.table_key: m for m in manifests}
         self.refs = 0
@@ -141,7 +154,7 @@ class Instance:
             db, schema, table = m.table_key.split(".")
             if db in RESERVED_CATALOGS or db.startswith("__"):
                 raise ProtectionError(f"table database name {db!r} is reserved by DuckDB; it cannot be served")
-            path = str(version_path(served_root, m)).replace("'", "''")
+            path = str(exposed_path(served_root, m)).replace("'", "''")
             alias = stored_alias(i)
             self.con.execute(f"ATTACH '{path}' AS {alias} (READ_ONLY)")
             if db not in catalogs:
@@ -190,13 +203,13 @@ class Instance:
 
 
 class InstanceCache:
-    """LRU of instances keyed by ``((table_key, version_file), ...)``, refcounted while queries run."""
+    """LRU of instances keyed by ``((table_key, version_file, policy), ...)``, refcounted while queries run."""
 
     def __init__(self, settings: Settings, *, max_instances: int = 32) -> None:
         self.settings = settings
         self.max_instances = max_instances
-        self._live: OrderedDict[tuple[tuple[str, str], ...], Instance] = OrderedDict()
-        self._building: dict[tuple[tuple[str, str], ...], Future[Instance]] = {}
+        self._live: OrderedDict[tuple[tuple[str, str, str], ...], Instance] = OrderedDict()
+        self._building: dict[tuple[tuple[str, str, str], ...], Future[Instance]] = {}
         self._lock = threading.Lock()
         self.built = 0
 
@@ -205,7 +218,7 @@ class InstanceCache:
 
         ``progress``: the caller wants a progress cursor; an instance that has none left is retired
         and a new one built (queries on the old one finish there)."""
-        key = tuple(sorted((m.table_key, m.file) for m in manifests))
+        key = instance_key(manifests)
         while True:
             with self._lock:
                 inst = self._live.get(key)
@@ -249,7 +262,7 @@ class InstanceCache:
         if close:
             inst.close()
 
-    def _retire(self, key: tuple[tuple[str, str], ...]) -> Instance | None:
+    def _retire(self, key: tuple[tuple[str, str, str], ...]) -> Instance | None:
         inst = self._live.pop(key)
         inst.retired = True
         return inst if inst.refs == 0 else None
@@ -260,8 +273,8 @@ class InstanceCache:
 
     def _retire_superseded(self, new: Instance) -> None:
         """Instances holding an older version of any of ``new``'s tables get no new queries."""
-        files = dict(new.key)
-        stale = [k for k in self._live if any(t in files and files[t] != f for t, f in k)]
+        files = {t: f for t, f, _ in new.key}
+        stale = [k for k in self._live if any(t in files and files[t] != f for t, f, _ in k)]
         self._close_later([i for k in stale if (i := self._retire(k)) is not None])
 
     def _evict(self) -> None:

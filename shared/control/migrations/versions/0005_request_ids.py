@@ -6,7 +6,7 @@ one id. Adds ``audit_log.request_id`` and ``audit_log.run_id``, ``sync_requests.
 of housekeeping deletions, which the API's metrics read).
 
 Revision ID: 0005_request_ids
-Revises: 0002_lifecycle
+Revises: 0007_agent_interfaces
 Create Date: 2026-12-06 03:10:00
 """
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0005_request_ids"
-down_revision: str | None = "0002_lifecycle"
+down_revision: str | None = "0007_agent_interfaces"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
