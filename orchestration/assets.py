@@ -33,8 +33,9 @@ from orchestration.sync.engine import SyncOutcome, SyncRequest, sync_table
 from orchestration.sync.types import UnsupportedTypeError
 from orchestration.sync.verdicts import BlockingCheckError
 from shared import status
-from shared.dagster_names import TABLE_TAG, table_pool
+from shared.dagster_names import REQUEST_TAG, TABLE_TAG, table_pool
 from shared.identifiers import snowflake_reference
+from shared.logs import PrefixedLog
 from shared.partitions import PartitionKeyError
 from shared.registry import RegisteredTable
 from shared.served import read_current
@@ -167,6 +168,12 @@ def _refused(error: Exception, served: ServedDataResource, table: RegisteredTabl
     raise error
 
 
+def step_log(context: dg.AssetExecutionContext) -> Any:
+    """The step's logger; when an API request asked for the run, every line starts with its id."""
+    rid = context.run.tags.get(REQUEST_TAG)
+    return PrefixedLog(context.log, f"[request_id={rid}] ") if rid else context.log
+
+
 def build_table_asset(*, table: RegisteredTable) -> dg.AssetsDefinition:
     """The asset of one registered table."""
     partitions_def = partitions_def_for(table)
@@ -182,19 +189,23 @@ def build_table_asset(*, table: RegisteredTable) -> dg.AssetsDefinition:
     def _asset(context: dg.AssetExecutionContext, config: SyncConfig, snowflake: SnowflakeSource,
                served: ServedDataResource) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         keys = list(context.partition_keys) if context.has_partition_key_range or context.has_partition_key else []
+        log = step_log(context)
+        log.info(f"sync of {table.key} starts ({len(keys)} partition(s))" if keys else f"sync of {table.key} starts")
         request = SyncRequest(
             table=table, connect=lambda: source_connection(snowflake), served_root=served.served_root(),
             partition_keys=keys, run_id=context.run.run_id, full_refresh=config.full_refresh,
-            slice_rows=served.rows_per_slice(), workers=served.extract_workers, log=context.log,
+            slice_rows=served.rows_per_slice(), workers=served.extract_workers, log=log,
         )
         try:
             outcome: SyncOutcome | Exception = sync_table(request)
         except Exception as e:
             outcome = e
-        record_run(served.control_db(), table.key, context.run.run_id, outcome, context.log)
+        record_run(served.control_db(), table.key, context.run.run_id, outcome, log)
         if isinstance(outcome, Exception):
             yield from _refused(outcome, served, table)  # raises
         else:
+            log.info(f"sync of {table.key} published version {outcome.manifest.version} "
+                     f"({outcome.manifest.row_count} rows)")
             yield dg.MaterializeResult(metadata=_result_metadata(outcome), check_results=check_results(outcome.verdicts))
 
     # Resource parameter names must equal the resource keys the definitions provide.

@@ -44,7 +44,9 @@ class HousekeepingResource(dg.ConfigurableResource):
         return dataclasses.replace(base, home=self.home or base.home, database_url=self.control_url or base.database_url)
 
 
-def _output(report: hk.Report) -> dg.Output:
+def _output(report: hk.Report, housekeeping: "HousekeepingResource | None" = None) -> dg.Output:
+    if housekeeping is not None:
+        hk.record_totals(housekeeping.settings().control_url, report)  # the API's metrics read the totals
     meta: dict[str, Any] = {k: dg.MetadataValue.int(v) for k, v in report.counts.items()}
     if report.details:
         meta["details"] = dg.MetadataValue.md("\n".join(f"- {d}" for d in report.details))
@@ -55,21 +57,21 @@ def _output(report: hk.Report) -> dg.Output:
 def purge_expired_query_results(context: dg.OpExecutionContext, housekeeping: HousekeepingResource) -> dg.Output:
     report = hk.purge_expired_query_results(housekeeping.settings())
     context.log.info(f"{report.name}: {report.counts}")
-    return _output(report)
+    return _output(report, housekeeping)
 
 
 @dg.op(description="Delete expired artifacts through the artifact store (local or S3).")
 def purge_expired_artifacts(context: dg.OpExecutionContext, housekeeping: HousekeepingResource) -> dg.Output:
     report = hk.purge_expired_artifacts(housekeeping.settings())
     context.log.info(f"{report.name}: {report.counts} {report.details}")
-    return _output(report)
+    return _output(report, housekeeping)
 
 
 @dg.op(description="Delete served versions replaced longer ago than SERVED_VERSION_GRACE_MINUTES.")
 def purge_superseded_versions(context: dg.OpExecutionContext, housekeeping: HousekeepingResource) -> dg.Output:
     report = hk.purge_superseded_versions(housekeeping.settings())
     context.log.info(f"{report.name}: {report.counts}")
-    return _output(report)
+    return _output(report, housekeeping)
 
 
 @dg.op(description="Mark query jobs and sync requests running longer than STUCK_JOB_MINUTES as failed.")
@@ -80,7 +82,7 @@ def mark_stuck_jobs_failed(context: dg.OpExecutionContext, housekeeping: Houseke
 
     report = hk.mark_stuck_jobs_failed(housekeeping.settings(), run_status=run_status)
     context.log.info(f"{report.name}: {report.counts}")
-    return _output(report)
+    return _output(report, housekeeping)
 
 
 def recent_runs(instance: dg.DagsterInstance, table_key: str) -> list[hk.RunSample]:
@@ -104,7 +106,7 @@ def recent_runs(instance: dg.DagsterInstance, table_key: str) -> list[hk.RunSamp
 def refresh_sync_stats(context: dg.OpExecutionContext, housekeeping: HousekeepingResource) -> dg.Output:
     report = hk.refresh_sync_stats(housekeeping.settings(), runs_for=lambda key: recent_runs(context.instance, key))
     context.log.info(f"{report.name}: {report.counts}")
-    return _output(report)
+    return _output(report, housekeeping)
 
 
 @dg.job(name=PURGE_EXPIRED_JOB, description="Purge expired query results and expired artifacts.",

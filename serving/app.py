@@ -25,7 +25,8 @@ import anyio.to_thread
 from litestar import Litestar
 
 from serving.auth.deps import DEPENDENCIES
-from serving.lib import audit, budgets, limits
+from serving.lib import audit, budgets, limits, metrics
+from serving.lib.accesslog import AccessLog
 from serving.lib.docs import asset_routes, document_errors, openapi_config, unique_operation_ids
 from serving.lib.errors import EXCEPTION_HANDLERS
 from serving.lib.ingress import Ingress
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     """Build the API. ``services`` lets tests inject ready clients."""
     settings = settings or (services.settings if services else get_settings())
     restrict_process()  # owner-only files under AGENTS_DATA_HOME, whatever umask the process inherited
+    metrics.enable(settings)
     svc = services or Services(settings=settings)
     routes: list[Any] = []
     for name in FEATURES:
@@ -85,6 +87,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             await anyio.to_thread.run_sync(writer.stop)
             await anyio.to_thread.run_sync(counted.close)
             limiter.close()
+            metrics.mark_process_dead()
 
     app = Litestar(
         route_handlers=routes,
@@ -103,7 +106,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.state.services = svc
     unique_operation_ids(app)
     document_errors(app)
-    # Outermost wrapper (inside Litestar's own lifespan dispatch): sees every HTTP request,
-    # including routing 404/405s that never reach route middleware.
-    app.asgi_handler = Ingress(audit.AuditMiddleware(app.asgi_handler, svc), settings)
+    # Outermost wrappers (inside Litestar's own lifespan dispatch): see every HTTP request,
+    # including routing 404/405s that never reach route middleware. The access log sets the
+    # request id before anything else runs.
+    app.asgi_handler = AccessLog(Ingress(audit.AuditMiddleware(app.asgi_handler, svc), settings))
     return app

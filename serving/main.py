@@ -6,9 +6,9 @@ their own app (and their own long-lived clients) after forking.
 
 from __future__ import annotations
 
-import logging
 import sys
 
+from shared import logs
 from shared.filemodes import secure_home
 from shared.settings import Settings, get_settings
 
@@ -20,7 +20,9 @@ def build() -> object:
     from serving.app import create_app
 
     sys.setswitchinterval(SWITCH_INTERVAL_S)
-    return create_app(get_settings())
+    settings = get_settings()
+    logs.configure(settings)  # a spawned worker starts with no logging configuration of its own
+    return create_app(settings)
 
 
 def run(settings: Settings | None = None) -> None:
@@ -33,11 +35,20 @@ def run(settings: Settings | None = None) -> None:
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     secure_home(settings.home)  # owner-only umask, and a home made before that rule repaired
     level = settings.api.log_level.lower()
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(settings)
+    mode = settings.observability.metrics_mode
+    if mode != "off":
+        # Before prometheus_client is imported anywhere: the workers inherit the folder and share values there.
+        from serving.lib import metrics
+
+        metrics.prepare_multiprocess_dir(settings)
+        if mode == "port":
+            metrics.serve_port(settings)  # this (supervising) process answers scrapes for every worker
     # uvicorn's own X-Forwarded-For handling trusts loopback peers; the app decides from
-    # TRUSTED_PROXIES instead (serving.lib.ingress), so it must see the real peer.
+    # TRUSTED_PROXIES instead (serving.lib.ingress), so it must see the real peer. log_config=None:
+    # uvicorn's loggers propagate to the one handler shared.logs installed (same format, no secrets).
     common = {"host": settings.api.host, "port": settings.api.port, "log_level": level, "access_log": False,
-              "proxy_headers": False, "server_header": False}
+              "proxy_headers": False, "server_header": False, "log_config": None}
     if settings.api.workers > 1:
         # Migrate once here: workers starting together would otherwise race to create the schema
         # (SQLite has no advisory lock), and uvicorn stops every worker when one fails to start.

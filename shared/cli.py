@@ -2,7 +2,10 @@
 
 Subcommands start what a user runs: ``up`` (the whole local platform on the embedded
 default), ``api``, ``dagster``, ``demo`` (the local Snowflake stand-in alone) and
-``migrate``. Components run as child processes started by module name, so this module
+``migrate``; ``status`` prints the registered tables and which services answer. Every
+command and every child it starts log in one format (``LOG_FORMAT``, ``shared/logs.py``);
+``up`` shows the demo's seeding and the first syncs as they progress
+(``shared/cli_progress.py``). Components run as child processes started by module name, so this module
 imports neither ``orchestration`` nor ``serving``.
 
 The Dagster webserver listens on loopback only, under ``/dagster``; people reach the UI
@@ -19,11 +22,13 @@ import datetime as dt
 import os
 import secrets
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from shared import logs as log_setup
 from shared import processes
 from shared.dagster_names import UI_PATH_PREFIX
 from shared.filemodes import private_dir, secure_home
@@ -36,7 +41,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def _env_for_children(settings: Settings, extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = dict(os.environ)
+    env = log_setup.child_env(settings, os.environ)  # the same LOG_FORMAT and LOG_LEVEL in every child
     env["AGENTS_DATA_HOME"] = settings.home
     env["DAGSTER_HOME"] = str(settings.dagster_home_path)
     env.setdefault("PYTHONUNBUFFERED", "1")
@@ -159,8 +164,11 @@ def cmd_demo(settings: Settings, *, register: bool = True) -> int:
     """Run the embedded Snowflake stand-in, seeded with demo data, until interrupted."""
     from shared import demo
 
+    def report(line: str) -> None:
+        print(f"[agents-data] {line}", flush=True)
+
     with demo.demo_source(settings.demo.port) as snow:
-        demo.seed_demo(snow)
+        demo.seed_demo(snow, report=report)
         if register:
             demo.register_demo_tables(settings, snow)
         print(f"[agents-data] demo Snowflake stand-in ready on 127.0.0.1:{settings.demo.port}", flush=True)
@@ -204,7 +212,7 @@ def cmd_up(settings: Settings) -> int:
             proc = processes.start([sys.executable, "-m", "shared.cli", "demo"], env=env, cwd=REPO_ROOT,
                                    log_path=logs / "demo.log")
             children.append(("demo-snowflake", proc))
-            _wait_for_log(logs / "demo.log", "stand-in ready", proc, timeout_s=300)
+            _wait_for_log(logs / "demo.log", "stand-in ready", proc, timeout_s=300, relay="seed")
         prepare_dagster_home(settings)
         for name, args in _dagster_commands(settings):
             children.append((name, processes.start(args, env=env, cwd=REPO_ROOT, log_path=logs / f"{name}.log")))
@@ -221,9 +229,10 @@ def cmd_up(settings: Settings) -> int:
             processes.stop(proc)
         return 1
     admin_pw = env.get("ADMIN_PASSWORD") or "(from ADMIN_PASSWORD)"
+    started: list[tuple[str, str]] = []
     if settings.dagster.sync_on_start:
         try:
-            first_syncs(settings, env.get("ADMIN_PASSWORD") or settings.auth.admin_password)
+            started = first_syncs(settings, env.get("ADMIN_PASSWORD") or settings.auth.admin_password)
         except Exception as e:  # the platform is up; a failed request must not take it down
             print(f"[agents-data] could not request the first syncs: {e}", file=sys.stderr, flush=True)
     print(
@@ -234,7 +243,47 @@ def cmd_up(settings: Settings) -> int:
         f"  data home  : {settings.home}\n  logs       : {logs}\nPress Ctrl-C to stop.",
         flush=True,
     )
+    if started:
+        _follow_first_syncs(settings, env.get("ADMIN_PASSWORD") or settings.auth.admin_password, started)
     return _supervise(children)
+
+
+def _follow_first_syncs(settings: Settings, admin_password: str, started: list[tuple[str, str]]) -> threading.Thread:
+    """Show the first syncs' progress (a bar per table on a terminal, periodic lines otherwise) from a
+    background thread, while the main thread supervises the children."""
+    import httpx
+
+    from shared import cli_progress
+
+    base = f"http://{settings.api.host}:{settings.api.port}"
+    jobs = [cli_progress.JobProgress(table=key, job_id=job_id) for key, job_id in started]
+
+    def run() -> None:
+        with httpx.Client(base_url=base, timeout=30) as api:
+            headers: dict[str, str] = {}
+
+            def fetch(job_id: str) -> dict[str, object] | None:
+                nonlocal headers
+                try:
+                    if not headers:
+                        login = api.post("/api/v1/auth/token", data={"username": settings.auth.admin_username,
+                                                                     "password": admin_password})
+                        login.raise_for_status()
+                        headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+                    r = api.get(f"/api/v1/sync/jobs/{job_id}", headers=headers)
+                    if r.status_code == 401:
+                        headers = {}
+                    return r.json() if r.status_code == 200 else None
+                except (httpx.HTTPError, ValueError):
+                    return None
+
+            ok = cli_progress.watch_jobs(jobs, fetch)
+        print(f"[agents-data] first syncs {'done' if ok else 'finished, not all succeeded'}: "
+              + ", ".join(f"{j.table} {j.status}" for j in jobs), flush=True)
+
+    thread = threading.Thread(target=run, name="first-sync-progress", daemon=True)
+    thread.start()
+    return thread
 
 
 def first_sync_request(table: RegisteredTable, now: dt.datetime | None = None) -> dict[str, object] | None:
@@ -258,12 +307,13 @@ def first_sync_request(table: RegisteredTable, now: dt.datetime | None = None) -
     return body
 
 
-def first_syncs(settings: Settings, admin_password: str) -> list[str]:
+def first_syncs(settings: Settings, admin_password: str) -> list[tuple[str, str]]:
     """On a first start, ask the API to copy every registered table that serves nothing yet.
 
     Why through the API (admin login, ``/sync/start``): it is the one path that launches
     runs and backfills in Dagster, so these show up in the UI like any other sync, and the
     platform answers queries within a minute of ``up`` instead of at the first schedule tick.
+    Returns ``(table key, job id)`` of every sync started.
     """
     import httpx
 
@@ -271,7 +321,7 @@ def first_syncs(settings: Settings, admin_password: str) -> list[str]:
     from shared.served import read_current
 
     pending = [t for t in list_registered(settings.control_url) if read_current(settings.served_path, t.key) is None]
-    started: list[str] = []
+    started: list[tuple[str, str]] = []
     if not pending:
         return started
     with httpx.Client(base_url=f"http://{settings.api.host}:{settings.api.port}", timeout=60) as api:
@@ -288,18 +338,28 @@ def first_syncs(settings: Settings, admin_password: str) -> list[str]:
                 print(f"[agents-data] first sync of {table.key} refused: {r.text}", file=sys.stderr, flush=True)
                 continue
             job = r.json()
-            started.append(table.key)
+            started.append((table.key, str(job["job_id"])))
             print(f"[agents-data] first sync of {table.key}: {job['kind']} {job['job_id']} ({job.get('dagster_url')})",
                   flush=True)
     return started
 
 
-def _wait_for_log(path: Path, needle: str, proc: processes.subprocess.Popen[bytes], *, timeout_s: float) -> None:
+def _wait_for_log(path: Path, needle: str, proc: processes.subprocess.Popen[bytes], *, timeout_s: float,
+                  relay: str | None = None) -> None:
+    """Wait for ``needle`` in the child's log; lines containing ``relay`` are shown as they appear."""
     deadline = time.monotonic() + timeout_s
+    shown = 0
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}; see {path}")
-        if path.exists() and needle in path.read_text(errors="replace"):
+        text = path.read_text(errors="replace") if path.exists() else ""
+        if relay:
+            lines = text.splitlines()
+            for line in lines[shown:]:
+                if relay in line:
+                    print(line, flush=True)
+            shown = len(lines)
+        if needle in text:
             return
         time.sleep(0.2)
     raise TimeoutError(f"{needle!r} not seen in {path} within {timeout_s}s")
@@ -344,10 +404,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo = sub.add_parser("demo", help="start the local Snowflake stand-in with demo data alone")
     demo.add_argument("--no-register", action="store_true", help="seed only; do not register the demo tables")
     sub.add_parser("migrate", help="upgrade the control database schema")
+    sub.add_parser("status", help="registered tables (freshness, last run, next scheduled run) and which services are up")
     args = parser.parse_args(argv)
     _stop_on_signals()
     settings = get_settings()
+    log_setup.configure(settings)
     secure_home(settings.home)  # owner-only umask (children inherit it) and existing modes repaired
+    if args.command == "status":
+        from shared import cli_progress
+
+        return cli_progress.print_status(settings)
     if args.command == "up":
         return cmd_up(settings)
     if args.command == "api":

@@ -12,6 +12,9 @@ from __future__ import annotations
 TABLE_TAG = "agents_data/table"
 # Why a run was requested: schedule | source_change | refresh | manual | backfill.
 REASON_TAG = "agents_data/reason"
+# The API request that asked for a run (X-Request-ID, or the id the API made); the sync step's
+# log lines carry it, and the request's audit row names the run.
+REQUEST_TAG = "agents_data/request_id"
 PARTITION_TAG = "dagster/partition"
 # A run over a range of partitions (a backfill chunk) carries these instead of PARTITION_TAG.
 RANGE_START_TAG = "dagster/asset_partition_range_start"

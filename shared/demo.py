@@ -17,7 +17,7 @@ import datetime as dt
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
@@ -121,12 +121,14 @@ def _snowflake_of(target: DemoSource | Settings, database: str) -> tuple[Snowfla
 
 
 def seed_demo(target: DemoSource | Settings, *, orders_rows: int | None = None, today: dt.date | None = None,
-              database: str = DEMO_DATABASE, rows: dict[str, int] | None = None) -> dict[str, int]:
+              database: str = DEMO_DATABASE, rows: dict[str, int] | None = None,
+              report: Callable[[str], None] | None = None) -> dict[str, int]:
     """Create and fill every missing or empty demo table; returns row counts per table.
 
     Orders span the ``DAYS_OF_ORDERS`` days before ``today`` (UTC), order ids increasing
     with time, so a daily partition holds about ``orders_rows / 365`` rows. ``database``
-    and ``rows`` exist for tests.
+    and ``rows`` exist for tests; ``report`` gets one line per table as it is seeded (``agents-data up``
+    shows them).
     """
     from shared.snowflake import connect
 
@@ -141,14 +143,20 @@ def seed_demo(target: DemoSource | Settings, *, orders_rows: int | None = None, 
         cur.execute(f"USE DATABASE {database}")  # the stand-in defines its helper functions per database
         cur.execute(f"CREATE SCHEMA IF NOT EXISTS {database}.{DEMO_SCHEMA}")
         existing = _row_counts(cur, database)
-        for name, spec in TABLES.items():
+        for i, (name, spec) in enumerate(TABLES.items(), 1):
             if existing.get(name):
                 counts[name] = existing[name]
                 continue
+            started = time.monotonic()
+            if report:
+                report(f"seeding demo table {name} ({i}/{len(TABLES)}): {sizes[name]:,} rows")
             cur.execute(spec.sql(spec.ddl, database))
             cur.execute(spec.sql(spec.insert, database), spec.params(sizes[name], today))
             comment_columns(cur, database, name, spec)
             counts[name] = sizes[name]
+            if report:
+                report(f"seeded demo table {name} ({i}/{len(TABLES)}): {sizes[name]:,} rows in "
+                       f"{time.monotonic() - started:.1f}s")
         cur.close()
     return counts
 

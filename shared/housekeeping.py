@@ -35,7 +35,15 @@ from sqlalchemy.orm import Session
 
 from shared import status
 from shared.control.db import migrate, session_scope
-from shared.control.models import ArtifactRow, QueryJobRow, SwarmRow, SyncRequestRow, as_utc, utcnow
+from shared.control.models import (
+    ArtifactRow,
+    HousekeepingTotalRow,
+    QueryJobRow,
+    SwarmRow,
+    SyncRequestRow,
+    as_utc,
+    utcnow,
+)
 from shared.registry import list_registered
 from shared.served import list_served, read_current, superseded_versions, table_dir
 from shared.settings import Settings
@@ -63,6 +71,34 @@ class Report:
     def note(self, text: str) -> None:
         if len(self.details) < 50:  # keep run metadata small
             self.details.append(text)
+
+
+# Counts of a report that are not deletions (kept out of the deletion totals).
+_NOT_DELETIONS = frozenset({"tables_refreshed", "not_available", "refused_outside_root", "query_jobs_failed",
+                            "sync_requests_reconciled", "sync_requests_failed"})
+
+
+def record_totals(control_url: str, report: Report) -> None:
+    """Add a pass's deletion counts to the running totals (``housekeeping_totals``); never raises."""
+    counts = {k: v for k, v in report.counts.items() if v and k not in _NOT_DELETIONS}
+    if not counts:
+        return
+    try:
+        with session_scope(control_url) as s:
+            for what, n in counts.items():
+                row = s.get(HousekeepingTotalRow, (report.name[:64], what[:64]))
+                if row is None:
+                    s.add(HousekeepingTotalRow(job=report.name[:64], what=what[:64], total=n))
+                else:
+                    row.total = (row.total or 0) + n
+    except Exception:  # totals are for metrics; a pass must not fail for them
+        return
+
+
+def deletion_totals(control_url: str) -> dict[tuple[str, str], int]:
+    """``{(job, what): total}`` of every housekeeping pass so far."""
+    with session_scope(control_url) as s:
+        return {(r.job, r.what): int(r.total or 0) for r in s.scalars(select(HousekeepingTotalRow))}
 
 
 def _inside(path: Path, root: Path) -> bool:

@@ -182,6 +182,33 @@ class ApiSettings:
     trusted_proxies: str = env_var("TRUSTED_PROXIES", "", "Comma-separated proxy addresses or networks (CIDR) whose X-Forwarded-For is believed; empty: the peer address is the client.")
 
 
+LOG_FORMATS = ("text", "json")
+METRICS_MODES = ("off", "port", "admin")
+
+
+@dataclasses.dataclass(frozen=True)
+class ObservabilitySettings:
+    """Logs and metrics: how operators watch the platform."""
+
+    log_format: str = env_var("LOG_FORMAT", "text", "Log line format of the API, the CLI and the children it starts: text (readable) or json (one JSON object per line, for production).")
+    metrics: str = env_var("METRICS", "off", "Prometheus metrics: off; port (open on METRICS_PORT, an internal port, not the API port); admin (GET /metrics on the API port, admin token required).")
+    metrics_host: str = env_var("METRICS_HOST", "127.0.0.1", "Interface of the internal metrics port (METRICS=port); 0.0.0.0 inside a container that the scraper reaches over a private network.")
+    metrics_port: int = env_var("METRICS_PORT", 9464, "Internal port serving /metrics when METRICS=port (one per API replica, every uvicorn worker counted).")
+    metrics_dir: str = env_var("PROMETHEUS_MULTIPROC_DIR", "", "Folder where uvicorn workers share their metric values (prometheus-client multiprocess mode); emptied at API start. Must be private to one API replica (never a shared volume). Empty: AGENTS_DATA_HOME/metrics/<hostname>-<API_PORT>.")
+
+    @property
+    def format(self) -> str:
+        value = self.log_format.strip().lower()
+        return value if value in LOG_FORMATS else "text"
+
+    @property
+    def metrics_mode(self) -> str:
+        value = self.metrics.strip().lower()
+        if value not in METRICS_MODES:
+            raise SettingsError(f"setting METRICS={self.metrics!r} is not one of {', '.join(METRICS_MODES)}")
+        return value
+
+
 @dataclasses.dataclass(frozen=True)
 class McpSettings:
     """The MCP server mounted at /mcp."""
@@ -205,6 +232,7 @@ class Settings:
     query: QuerySettings = dataclasses.field(default_factory=QuerySettings)
     artifacts: ArtifactSettings = dataclasses.field(default_factory=ArtifactSettings)
     api: ApiSettings = dataclasses.field(default_factory=ApiSettings)
+    observability: ObservabilitySettings = dataclasses.field(default_factory=ObservabilitySettings)
     mcp: McpSettings = dataclasses.field(default_factory=McpSettings)
 
     @classmethod
@@ -242,6 +270,15 @@ class Settings:
     @property
     def dagster_home_path(self) -> Path:
         return Path(self.dagster_home) if self.dagster_home else self.home_path / "dagster"
+
+    @property
+    def metrics_dir_path(self) -> Path:
+        configured = self.observability.metrics_dir
+        if configured:
+            return Path(configured)
+        import socket
+
+        return self.home_path / "metrics" / f"{socket.gethostname()}-{self.api.port}"
 
 
 def documented_env_vars() -> dict[str, str]:

@@ -171,3 +171,39 @@ def test_nginx_never_passes_a_client_sso_header_and_relays_websockets() -> None:
     assert 'proxy_set_header X-Forwarded-User "";' in active
     assert "proxy_set_header Upgrade $http_upgrade;" in active
     assert "proxy_set_header Host $http_host;" in active
+
+
+def test_the_metrics_profile_scrapes_every_api_replica(resolved: dict[str, Any]) -> None:
+    """Prometheus (profile ``metrics``) finds the API replicas by the service's DNS name, on the port the
+    API serves /metrics on; each replica keeps its workers' metric files to itself."""
+    services = resolved["services"]
+    prom = services["prometheus"]
+    assert prom.get("profiles") == ["metrics"]
+    assert prom.get("healthcheck", {}).get("test")
+    assert prom.get("restart") == "unless-stopped"
+    assert prom["deploy"]["resources"]["limits"].get("memory")
+    api_env = services["api"]["environment"]
+    assert api_env["METRICS"] == "port"
+    assert api_env["METRICS_HOST"] == "0.0.0.0"  # noqa: S104 - inside the container, on the compose network
+    assert not api_env["PROMETHEUS_MULTIPROC_DIR"].startswith("/data")  # /data is shared by every replica
+    mounted = {v.split(":")[0] for v in prom["volumes"]}
+    config = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text(encoding="utf-8"))
+    assert any(m.endswith("deploy/prometheus.yml") for m in mounted)
+    [job] = config["scrape_configs"]
+    [sd] = job["dns_sd_configs"]
+    assert sd["names"] == ["api"]
+    assert sd["port"] == int(api_env["METRICS_PORT"])
+
+
+def test_the_grafana_dashboard_only_uses_metrics_the_api_exposes() -> None:
+    import json
+
+    dashboard = json.loads((ROOT / "deploy" / "grafana" / "agents-data.json").read_text(encoding="utf-8"))
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    used = {m for e in exprs for m in re.findall(r"\bagents_data_\w+", e)}
+    source = (ROOT / "serving" / "lib" / "metrics.py").read_text(encoding="utf-8")
+    families = set(re.findall(r'"(agents_data_\w+)"', source))
+    exposed = {f + suffix for f in families for suffix in ("", "_total", "_bucket", "_count", "_sum")}
+    assert used
+    assert sorted(used - exposed) == []
+    assert len(families & {u.removesuffix("_total").removesuffix("_bucket") for u in used}) >= 15

@@ -31,8 +31,13 @@ def _status_filter(status: str) -> sa.ColumnElement[bool]:
 
 def query_audit(url: str, *, swarm_id: str | None = None, token_id: str | None = None, caller_type: str | None = None,
                 table: str | None = None, since: dt.datetime | None = None, until: dt.datetime | None = None,
-                status: str | None = None, limit: int = 100, cursor: int | None = None) -> AuditPage:
+                status: str | None = None, limit: int = 100, cursor: int | None = None,
+                request_id: str | None = None, run_id: str | None = None) -> AuditPage:
     q = sa.select(AuditRow).order_by(AuditRow.id.desc()).limit(limit + 1)
+    if request_id:
+        q = q.where(AuditRow.request_id == request_id)
+    if run_id:  # the row names every run the request started, comma-separated
+        q = q.where(sa.or_(AuditRow.run_id == run_id, AuditRow.run_id.contains(run_id, autoescape=True)))
     if swarm_id:
         q = q.where(AuditRow.swarm_id == swarm_id)
     if token_id:
@@ -63,5 +68,5 @@ def query_audit(url: str, *, swarm_id: str | None = None, token_id: str | None =
                         method=r.method, endpoint=r.endpoint, status_code=r.status_code, rule=r.rule,
                         sql_text=r.sql_text, sql_hash=r.sql_hash, tables=list(r.tables or []), rows=r.rows,
                         bytes=r.bytes, duration_ms=r.duration_ms, replica=r.replica,
-                        transport=r.transport or "rest") for r in rows]
+                        transport=r.transport or "rest", request_id=r.request_id, run_id=r.run_id) for r in rows]
     return AuditPage(items=items, next_cursor=rows[-1].id if more and rows else None)

@@ -165,13 +165,18 @@ async def list_audit(
     status: str | None = Parameter(default=None, description="status code (404) or class (4xx)"),
     limit: int = Parameter(default=100, ge=1, le=1000),
     cursor: int | None = Parameter(default=None, description="next_cursor of the previous page"),
+    request_id: str | None = Parameter(default=None, max_length=128, description="the request's X-Request-ID"),
+    run_id: str | None = Parameter(default=None, max_length=64, description="a Dagster run or backfill id the "
+                                                                           "request started"),
 ) -> AuditPage:
-    """The audit log, newest first, filtered by swarm, token, table, time range and status."""
+    """The audit log, newest first, filtered by swarm, token, table, time range, status, request id or
+    the Dagster run a request started."""
 
     def run() -> AuditPage:
         return audit_query.query_audit(services.control_url, swarm_id=swarm_id, token_id=token_id,
                                        caller_type=caller_type, table=table, since=since, until=until,
-                                       status=status, limit=limit, cursor=cursor)
+                                       status=status, limit=limit, cursor=cursor, request_id=request_id,
+                                       run_id=run_id)
 
     return await anyio.to_thread.run_sync(run)
 

@@ -112,6 +112,8 @@ class AuditEntry(msgspec.Struct):
     bytes: int | None
     duration_ms: float
     replica: str
+    request_id: str | None = None  # X-Request-ID of the request (or the id the API made)
+    run_id: str | None = None  # Dagster run(s) or backfill the request started
     transport: str = "rest"  # rest | mcp (a call an MCP tool made)
 
 

@@ -27,6 +27,7 @@ from typing import Any
 import sqlalchemy as sa
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from serving.lib import requestid
 from serving.lib.services import Services
 from shared.control.db import get_engine
 from shared.control.models import AuditRow
@@ -254,6 +255,8 @@ class AuditMiddleware:
                 "bytes": fields.get("bytes"),
                 "duration_ms": (time.perf_counter() - started) * 1000.0,
                 "replica": self.replica,
+                "request_id": state.get(requestid.STATE_KEY),
+                "run_id": ",".join(requestid.run_ids(state))[:255] or None,
                 "transport": str(state.get(TRANSPORT_KEY) or "rest")[:8],
             }
             writer.submit(row)

@@ -21,6 +21,8 @@ from litestar.exceptions import HTTPException, NotAuthorizedException, NotFoundE
 from litestar.exceptions import ValidationException as LitestarValidationException
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
+from serving.lib import requestid
+
 log = logging.getLogger("agents_data.api")
 
 
@@ -125,8 +127,9 @@ def handle_http_exception(request: Request, exc: HTTPException) -> Response:
 
 
 def handle_unexpected(request: Request, exc: Exception) -> Response:
-    # The id ties the generic answer to the logged stack trace without leaking it.
-    request_id = secrets.token_hex(8)
+    # The id ties the generic answer to the logged stack trace (and the access line, the audit row) without
+    # leaking it: the request's own id.
+    request_id = requestid.current() or secrets.token_hex(8)
     log.exception("unhandled error [request %s] on %s %s", request_id, request.method, request.url.path)
     return _respond(request, 500, "internal_error", f"internal error; see the server log for request {request_id}",
                     details={"request_id": request_id})

@@ -30,6 +30,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
+from serving.lib import metrics
 from serving.lib.caller import Caller
 from serving.lib.errors import QueryTimeout, TooManyRequests
 from serving.lib.services import Services
@@ -117,12 +118,14 @@ class Limiter:
                 f"profiles together); wait for one to finish", rule="concurrency_limit",
                 details={"limit": self.max_concurrent}, headers=_retry_after(1))
         self._in_flight[key] = used + 1
+        metrics.slot_taken(1)
         return key
 
     def give_slot(self, key: str | None) -> None:
         if key is None:
             return
         left = self._in_flight.get(key, 1) - 1
+        metrics.slot_taken(-1)
         if left > 0:
             self._in_flight[key] = left
         else:

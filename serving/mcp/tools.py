@@ -168,8 +168,8 @@ class Tools:
     def _job_text(self, job: dict[str, Any], what: str) -> str:
         err = job.get("error") or {}
         lines = [f"{what}: job {job.get('job_id')} is {job.get('status')}",
-                 render.fields(job, ["row_count", "bytes", "truncated", "duration_ms", "created_at", "finished_at",
-                                     "expires_at"])]
+                 render.fields(job, ["progress", "elapsed_s", "row_count", "bytes", "truncated", "duration_ms",
+                                     "created_at", "finished_at", "expires_at"])]
         if err:
             lines.append(f"error: rule={err.get('rule')}: {err.get('message')}")
         if job.get("status") in ("queued", "running"):

@@ -27,18 +27,18 @@ from litestar.response import File
 from litestar.response.base import ASGIResponse
 from litestar.types import ASGIApp
 
-from serving.lib import budgets, formats
+from serving.lib import budgets, formats, metrics
 from serving.lib.audit import annotate
 from serving.lib.caller import Caller
 from serving.lib.continuation import HEADER_SCHEMA_CHANGED, PROVENANCE_KEY, provenance_headers
-from serving.lib.errors import BadRequest, Conflict, PayloadTooLarge, QueryTimeout
+from serving.lib.errors import ApiError, BadRequest, Conflict, PayloadTooLarge, QueryTimeout
 from serving.lib.ingress import received_at
 from serving.lib.limits import OVERSHOOT_S, Slot, get_limiter
 from serving.lib.services import Services
 from serving.queries import dryrun, pages
 from serving.queries.engine import QueryEngine
 from serving.queries.guard import GuardedQuery, sql_hash
-from serving.queries.jobs import Job, JobManager, job_provenance
+from serving.queries.jobs import Job, JobManager, job_provenance, progress_of
 from serving.queries.results import FILE_MAX_ROWS
 from serving.queries.schemas import DryRun, QueryJob, QueryRequest, QueryResult, RowsPage
 from serving.queries.services import ensure_fresh, get_engine, get_jobs
@@ -229,6 +229,9 @@ def _audited_guard_answer(request: Request[Any, Any, Any], engine: QueryEngine, 
     checked = None
     try:
         checked = engine.guard_cached(caller, sql)
+    except ApiError as e:  # a cached refusal: the query never becomes a job
+        metrics.observe_query("refused", e.rule or e.code)
+        raise
     finally:
         annotate(request, sql_text=sql, sql_hash=checked.sql_hash if checked else sql_hash(sql))
     return checked
@@ -295,9 +298,15 @@ def _answer(request: Request[Any, Any, Any], caller: Caller, job: Job, outcome: 
 
 @get([f"{BASE}/jobs/{{job_id:str}}", f"{BASE}/{{job_id:str}}"], operation_id="getQueryJob")
 async def get_job(caller: Caller, services: Services, job_id: str) -> QueryJob:
-    """Status of a query job: rows, bytes, duration, tables with served versions, error, expiry."""
-    row = await anyio.to_thread.run_sync(get_jobs(services).load, job_id, caller)
-    return msgspec.convert(job_body(row), QueryJob)
+    """Status of a query job: progress (0-1, from DuckDB) and elapsed time while it runs; rows, bytes,
+    duration, tables with served versions, error, expiry."""
+    jobs = get_jobs(services)
+
+    def status() -> dict[str, Any]:  # off the event loop: DuckDB's progress call can take milliseconds
+        row = jobs.load(job_id, caller)
+        return {**job_body(row), **progress_of(row, jobs.running.get(row.id))}
+
+    return msgspec.convert(await anyio.to_thread.run_sync(status), QueryJob)
 
 
 @dataclasses.dataclass

@@ -211,12 +211,13 @@ class QueryEngine:
         handle = handle or Handle()
         if handle.cancelled:
             raise QueryCancelled("the query was cancelled", rule="cancelled")
-        inst: Instance = self.instances.acquire(manifests)
+        inst: Instance = self.instances.acquire(manifests, progress=handle.wants_progress)
         run = _Run(self, handle, timeout_s)
         clean = False
         try:
-            cur = inst.take_cursor()
-            handle.attach(cur)
+            progress_cur = inst.take_progress_cursor() if handle.wants_progress else None
+            cur = progress_cur or inst.take_cursor()
+            handle.attach(cur, reports_progress=progress_cur is not None)
             with self._running_lock:
                 self._running.add(handle)
             entry = self.watchdog.arm(timeout_s, handle)

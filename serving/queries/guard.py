@@ -51,6 +51,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 
+from serving.lib import metrics
 from serving.lib.errors import ApiError, BadRequest, PayloadTooLarge, QueryRejected
 from serving.queries import functions, functions_bounds
 from serving.tables.names import (
@@ -303,6 +304,7 @@ def check_sql(sql: str, grants: frozenset[str]) -> GuardedQuery:
         raise BadRequest("query must be a string")
     cache_key = (sql, grants)
     hit: Any = _results.get(cache_key)
+    metrics.guard_lookup(hit is not None)
     if hit is None:
         try:
             hit = _check(sql, grants)
@@ -326,7 +328,10 @@ def _answer(hit: GuardedQuery | ApiError | None) -> GuardedQuery | None:
 
 def cached(sql: str, grants: frozenset[str]) -> GuardedQuery | None:
     """The cached answer of ``check_sql`` if there is one (no parsing); a cached refusal raises."""
-    return _answer(_results.get((sql, grants)))
+    found = _results.get((sql, grants))
+    if found is not None:  # a miss is counted by the check_sql that follows it
+        metrics.guard_lookup(True)
+    return _answer(found)
 
 
 def validate_filter(where_sql: str, caller: object | None = None) -> str:

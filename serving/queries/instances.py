@@ -45,6 +45,10 @@ from shared.settings import Settings
 RESERVED_CATALOGS = frozenset({"memory", "system", "temp", "main"})
 IDLE_CLOSE_S = 600.0
 MAX_IDLE_CURSORS = 0  # no cursor (session state) outlives its query; a new one costs ~60 µs
+# Cursors able to report DuckDB's query progress, made before the configuration is locked (the
+# setting is per cursor and cannot be changed afterwards); an instance whose stock is spent is
+# rebuilt for the next query. Only query jobs known to be asynchronous take one.
+PROGRESS_CURSORS = 4
 _ids = itertools.count(1)
 
 
@@ -128,8 +132,14 @@ class Instance:
             "autoinstall_known_extensions": False, "autoload_known_extensions": False,
             "allow_community_extensions": False,
         })
+        self._progress: list[duckdb.DuckDBPyConnection] = []
         try:
             self._expose(manifests, settings.served_path)
+            for _ in range(PROGRESS_CURSORS):
+                cur = self.con.cursor()
+                cur.execute("SET enable_progress_bar = true")
+                cur.execute("SET enable_progress_bar_print = false")
+                self._progress.append(cur)
             self.con.execute("SET enable_external_access = false")
             self.con.execute("SET lock_configuration = true")
             check_protections(self.con, settings)
@@ -162,6 +172,17 @@ class Instance:
         except IndexError:
             return self.con.cursor()
 
+    def take_progress_cursor(self) -> duckdb.DuckDBPyConnection | None:
+        """A never-used cursor that reports ``query_progress()``, or None when the stock is spent."""
+        try:
+            return self._progress.pop()
+        except IndexError:
+            return None
+
+    @property
+    def progress_spent(self) -> bool:
+        return not self._progress
+
     def give_cursor(self, cur: duckdb.DuckDBPyConnection, *, clean: bool) -> None:
         """Keep a cursor for the next query unless its query failed or was interrupted."""
         if clean and len(self._idle) < MAX_IDLE_CURSORS and not self.retired:
@@ -171,10 +192,11 @@ class Instance:
                 cur.close()
 
     def close(self) -> None:
-        for cur in self._idle:
+        for cur in [*self._idle, *self._progress]:
             with contextlib.suppress(duckdb.Error):
                 cur.close()
         self._idle.clear()
+        self._progress.clear()
         with contextlib.suppress(duckdb.Error):
             self.con.close()
         shutil.rmtree(self.tmp_dir, ignore_errors=True)
@@ -191,12 +213,20 @@ class InstanceCache:
         self._lock = threading.Lock()
         self.built = 0
 
-    def acquire(self, manifests: tuple[Manifest, ...]) -> Instance:
-        """An instance exposing exactly ``manifests`` (built once, shared); pair with ``release``."""
+    def acquire(self, manifests: tuple[Manifest, ...], *, progress: bool = False) -> Instance:
+        """An instance exposing exactly ``manifests`` (built once, shared); pair with ``release``.
+
+        ``progress``: the caller wants a progress cursor; an instance that has none left is retired
+        and a new one built (queries on the old one finish there)."""
         key = instance_key(manifests)
         while True:
             with self._lock:
                 inst = self._live.get(key)
+                if inst is not None and progress and inst.progress_spent:
+                    spent = self._retire(key)
+                    if spent is not None:
+                        self._close_later([spent])
+                    inst = None
                 if inst is not None:
                     inst.refs += 1
                     inst.last_used = time.monotonic()

@@ -36,7 +36,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from serving.lib import formats
+from serving.lib import formats, metrics
 from serving.lib.caller import Caller
 from serving.lib.continuation import PROVENANCE_KEY, continuation, provenance
 from serving.lib.errors import ApiError, Forbidden, NotFound
@@ -159,6 +159,8 @@ class JobManager:
 
     # -- worker side -------------------------------------------------------------------
     def _work(self, job: Job) -> Job:
+        # A job known to be asynchronous (nobody waits for it, or a file result) reports DuckDB's progress.
+        job.handle.wants_progress = job.detached or job.fmt != "json"
         try:
             with self.sched.lane(self.sched.is_short(job.checked.sql if job.checked else None)):
                 job.checked = job.checked or self.engine.guard(job.caller, job.sql)  # the query's one guard check
@@ -178,6 +180,7 @@ class JobManager:
             del e
         job.finished_at = utcnow()
         job.expires_at = job.finished_at + dt.timedelta(seconds=self.q.result_ttl_s)
+        _count(job)
         with job.lock:
             job.done = True
             detached = job.detached
@@ -370,6 +373,44 @@ def job_provenance(job: Any) -> dict[str, Any]:
     return provenance(tables=job.tables or [], watermarks=extra.get("watermarks") or {}, sql_hash=job.sql_hash,
                       truncated=bool(job.truncated), cut_by=extra.get("cut_by"), limit=extra.get("limit"),
                       row_count=job.row_count, job_id=job.id if isinstance(job, QueryJobRow) else job._id)
+
+
+def progress_of(row: QueryJobRow, live: Job | None, now: dt.datetime | None = None) -> dict[str, float | None]:
+    """``progress`` (0-1, DuckDB's own estimate while it runs on this replica; 1 when succeeded; None
+    when unknown) and ``elapsed_s`` of a job."""
+    now = now or utcnow()
+    if row.status == "succeeded":
+        progress: float | None = 1.0
+    elif live is not None and row.status in ACTIVE:
+        progress = live.handle.progress()
+    else:
+        progress = None
+    elapsed: float | None
+    if row.finished_at is not None and row.duration_ms is not None:
+        elapsed = row.duration_ms / 1000.0
+    else:
+        started = row.started_at or row.created_at
+        elapsed = (now - started).total_seconds() if started else None
+    return {"progress": None if progress is None else round(progress, 4),
+            "elapsed_s": None if elapsed is None else round(max(0.0, elapsed), 3)}
+
+
+def query_outcome(error: ApiError | None) -> str:
+    """The metrics' outcome of a query: succeeded, refused (the guard or a limit), timeout, cancelled, failed."""
+    if error is None:
+        return "succeeded"
+    if error.rule == "cancelled":
+        return "cancelled"
+    if error.rule == "timeout" or error.status == 408:
+        return "timeout"
+    return "refused" if 400 <= error.status < 500 else "failed"
+
+
+def _count(job: Job) -> None:
+    seconds = (job.finished_at - job.started_at).total_seconds() if job.finished_at else None
+    error = job.error
+    metrics.observe_query(query_outcome(error), (error.rule or error.code) if error else None, seconds,
+                          rows=job.row_count, nbytes=job.bytes, fmt=job.fmt)
 
 
 def ungranted(caller: Caller, tables: Any) -> list[str]:

@@ -101,6 +101,10 @@ class QueryJob(msgspec.Struct, kw_only=True):
     status: str  # running | succeeded | failed | cancelled | expired
     output_format: str
     status_url: str
+    progress: Annotated[float, msgspec.Meta(ge=0, le=1, description="DuckDB's estimate while the job runs on the "
+                                            "replica answering (1 once succeeded); null when unknown.")] | None = None
+    elapsed_s: Annotated[float, msgspec.Meta(
+        ge=0, description="Seconds the job has run (its duration once finished).")] | None = None
     result_url: str | None = None
     row_count: int | None = None
     bytes: int | None = None

@@ -65,6 +65,8 @@ class Handle:
         self.started = 0.0
         self.tid = 0  # native id of the thread running the query
         self.demoted = False
+        self.wants_progress = False  # an asynchronous job: run on a cursor that reports DuckDB's progress
+        self._reports_progress = False
         self._cursor: Any = None
         self._lock = threading.Lock()
 
@@ -72,9 +74,10 @@ class Handle:
     def running(self) -> bool:
         return self._cursor is not None
 
-    def attach(self, cursor: Any) -> None:
+    def attach(self, cursor: Any, *, reports_progress: bool = False) -> None:
         with self._lock:
             self._cursor = cursor
+            self._reports_progress = reports_progress
             self.started = time.monotonic()
             self.tid = threading.get_native_id()
             if self.cancelled:
@@ -87,6 +90,18 @@ class Handle:
             demoted, self.demoted = self.demoted, False
         if demoted:
             _restore_priority()
+
+    def progress(self) -> float | None:
+        """DuckDB's progress of the running query, 0 to 1; None when it cannot tell (not running, no
+        progress cursor, or DuckDB has no estimate yet)."""
+        with self._lock:
+            if self._cursor is None or not self._reports_progress:
+                return None
+            try:
+                percent = float(self._cursor.query_progress())
+            except Exception:
+                return None
+        return None if percent < 0 else min(1.0, percent / 100.0)
 
     def demote(self) -> None:
         """Lower the CPU priority of the thread running this query (once)."""

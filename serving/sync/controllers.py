@@ -11,10 +11,11 @@ from typing import Any
 
 from litestar import Request, Response, delete, get, post
 
+from serving.lib import metrics
 from serving.lib.audit import annotate
 from serving.lib.budgets import REFRESH, get_budgets
 from serving.lib.caller import Caller
-from serving.lib.errors import NotFound
+from serving.lib.errors import ApiError, NotFound
 from serving.lib.guards import requires_admin
 from serving.lib.services import Services
 from serving.sync.core import get_sync, resolve_readable
@@ -103,12 +104,17 @@ async def refresh_table(request: Request[Any, Any, Any], caller: Caller, service
     its agent's and swarm's refresh budgets per hour (429).
     """
     svc = get_sync(services)
-    key = await resolve_readable(caller, table, services)
-    annotate(request, tables=[{"table": key}])
-    await get_budgets(services).admit(request.scope, caller, REFRESH)
-    reg = await svc.registered(key)
-    outcome = await request_refresh(svc, reg, requested_by=caller.subject,
-                                    max_age_s=data.max_age_s if data else None)
+    try:
+        key = await resolve_readable(caller, table, services)
+        annotate(request, tables=[{"table": key}])
+        await get_budgets(services).admit(request.scope, caller, REFRESH)
+        reg = await svc.registered(key)
+        outcome = await request_refresh(svc, reg, requested_by=caller.subject,
+                                        max_age_s=data.max_age_s if data else None)
+    except ApiError as e:
+        metrics.observe_refresh("refused" if e.status < 500 else "unavailable")
+        raise
+    metrics.observe_refresh(outcome.outcome)
     body = RefreshAnswer(**outcome.to_dict())
     if outcome.job is not None:
         body.poll_url = f"/api/v1/data/tables/{table}/refresh/{outcome.job.id}"

@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 
+from serving.lib import metrics, requestid
 from serving.sync import store
 from serving.sync.dagster import QUEUED, RUNNING, BackfillInfo, DagsterUnavailable, RunInfo
-from shared.dagster_names import REASON_TAG, TABLE_TAG
+from shared.dagster_names import REASON_TAG, REQUEST_TAG, TABLE_TAG
 from shared.registry import RegisteredTable
 
 if TYPE_CHECKING:
@@ -27,8 +28,10 @@ if TYPE_CHECKING:
 ERROR_SEPARATOR = "\n---\n"
 JOB_TAG = "agents_data/job"
 STRATEGY_TAG = "agents_data/strategy"
+
 # Values of REASON_TAG shared with schedules and sensors (shared/dagster_names.py).
 _REASON_VALUES = {"refresh": "refresh", "freshness": "refresh", "coalesced": "refresh"}
+REFRESH_REASONS = frozenset(_REASON_VALUES)
 
 
 def run_status(dagster_status: str) -> str:
@@ -60,12 +63,15 @@ def _iso(value: dt.datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def tags_for(job: store.SyncJob, strategy: str | None = None) -> dict[str, str]:
-    """Run tags: the table (dagster.yaml allows one run per table at a time), our job id, why, strategy."""
+def tags_for(job: store.SyncJob, strategy: str | None = None, request_id: str | None = None) -> dict[str, str]:
+    """Run tags: the table (dagster.yaml allows one run per table at a time), our job id, why, strategy,
+    and the API request that asked for it (the sync step's log lines carry it too)."""
     reason = _REASON_VALUES.get(job.reason) or ("backfill" if job.kind == "backfill" else "manual")
     tags = {TABLE_TAG: job.table_key, JOB_TAG: job.id, REASON_TAG: reason}
     if strategy:
         tags[STRATEGY_TAG] = strategy
+    if request_id:
+        tags[REQUEST_TAG] = request_id
     return tags
 
 
@@ -88,23 +94,26 @@ async def launch(svc: SyncService, job: store.SyncJob, reg: RegisteredTable, *,
     so no job stays ``launching``.
     """
     url = svc.control_url
-    tags = tags_for(job, strategy)
+    request_id = requestid.current()
+    tags = tags_for(job, strategy, request_id)
     try:
         config = run_config_for(reg, strategy)
         if job.kind == "backfill":
             backfill_id = await svc.client.launch_backfill(reg.asset_key_path, job.partitions, tags=tags,
                                                            title=f"{reg.key} ({len(job.partitions)} partitions)",
                                                            run_config=config)
-            fields: dict[str, Any] = {"dagster_id": backfill_id, "status": "queued"}
+            fields: dict[str, Any] = {"dagster_id": backfill_id, "status": "queued", "request_id": request_id}
         else:
             partition = job.partitions[0] if job.partitions else None
             run = await svc.client.launch_run(reg.asset_key_path, partition=partition, tags=tags, run_config=config)
-            fields = {"dagster_id": run.run_id, "status": run_status(run.status), "started_at": _ts(run.started_at)}
+            fields = {"dagster_id": run.run_id, "status": run_status(run.status), "started_at": _ts(run.started_at),
+                      "request_id": request_id}
     except Exception as e:
         reason = "Dagster is unreachable" if isinstance(e, DagsterUnavailable) else str(e)
         await anyio.to_thread.run_sync(lambda: store.update(url, job.id, status="failed", error=reason[:4000],
                                                             finished_at=dt.datetime.now(dt.UTC)))
         raise
+    requestid.note_run(fields["dagster_id"])  # the request's audit row and access line name the run
     return await anyio.to_thread.run_sync(lambda: store.update(url, job.id, **fields))
 
 
@@ -143,7 +152,8 @@ class JobState:
             "dagster_reachable": self.dagster_reachable,
         }
         if include_links:
-            out["dagster_id"] = job.dagster_id
+            out["dagster_id"] = job.dagster_id  # the run (or backfill) id; its runs carry the request id as a tag
+            out["request_id"] = job.request_id
             out["dagster_url"] = svc.job_url(job)
         return out
 
@@ -171,7 +181,12 @@ async def _save(svc: SyncService, job: store.SyncJob, **fields: Any) -> store.Sy
     changed = {k: v for k, v in fields.items() if getattr(job, k) != v}
     if not changed:
         return job
-    return await anyio.to_thread.run_sync(lambda: store.update(svc.control_url, job.id, **changed))
+    saved = await anyio.to_thread.run_sync(lambda: store.update(svc.control_url, job.id, **changed))
+    if changed.get("status") == "succeeded" and saved.reason in REFRESH_REASONS:
+        # Counted once: by the replica that recorded the success. The step publishes before the run ends.
+        metrics.observe_refresh_visible(((saved.finished_at or dt.datetime.now(dt.UTC)) - saved.created_at)
+                                        .total_seconds())
+    return saved
 
 
 async def _observe_run(svc: SyncService, job: store.SyncJob) -> JobState:

@@ -50,6 +50,7 @@ class SyncJob:
     updated_at: dt.datetime
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
+    request_id: str | None = None  # the API request that launched it
 
     @property
     def active(self) -> bool:
@@ -61,7 +62,7 @@ def _job(row: SyncRequestRow) -> SyncJob:
         id=row.id, table_key=row.table_key, kind=row.kind, dagster_id=row.dagster_id, status=row.status,
         partitions=list(row.partitions or []), requested_by=row.requested_by, reason=row.reason, error=row.error,
         created_at=row.created_at or utcnow(), updated_at=row.updated_at or utcnow(),
-        started_at=row.started_at, finished_at=row.finished_at,
+        started_at=row.started_at, finished_at=row.finished_at, request_id=row.request_id,
     )
 
 

@@ -210,6 +210,18 @@ class SyncRequestRow(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     started_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
     finished_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    request_id: Mapped[str | None] = mapped_column(String(128), nullable=True, index=True)  # the API request
+
+
+class HousekeepingTotalRow(Base):
+    """Running totals of what housekeeping deleted, per job and kind (the API's metrics read them)."""
+
+    __tablename__ = "housekeeping_totals"
+
+    job: Mapped[str] = mapped_column(String(64), primary_key=True)
+    what: Mapped[str] = mapped_column(String(64), primary_key=True)
+    total: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
 class AuditRow(Base):
@@ -231,6 +243,8 @@ class AuditRow(Base):
     bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     duration_ms: Mapped[float] = mapped_column(Float, default=0.0)
     replica: Mapped[str] = mapped_column(String(255), default="")
+    request_id: Mapped[str | None] = mapped_column(String(128), nullable=True, index=True)
+    run_id: Mapped[str | None] = mapped_column(String(255), nullable=True, index=True)  # Dagster run(s) started
     transport: Mapped[str] = mapped_column(String(8), default="rest", server_default="rest")  # rest | mcp
 
 

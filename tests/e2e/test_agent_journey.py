@@ -29,6 +29,7 @@ from orchestration.resources import ServedDataResource, snowflake_resource
 from shared import processes, registry
 from shared.registry import build_registration
 from shared.settings import Settings
+from tests.ops_support import leaks, lines_above_info
 
 pytestmark = pytest.mark.e2e
 
@@ -79,12 +80,16 @@ def api(fakesnow_port: int, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     port = processes.free_port()
     proc = processes.start([sys.executable, "-m", "serving"], env={**os.environ, **env, "API_PORT": str(port)},
                            cwd=Path(__file__).resolve().parents[2], log_path=home / "api.log")
+    LOGS["api"] = home / "api.log"
     try:
         processes.wait_for_http(f"http://127.0.0.1:{port}/health", proc=proc, timeout_s=60)
         yield f"http://127.0.0.1:{port}"
     finally:
         processes.stop(proc)
         assert CANARY not in (home / "api.log").read_text(errors="replace")
+
+
+LOGS: dict[str, Path] = {}  # the API process's log, for the checks at the end of the journey
 
 
 class Recorder:
@@ -195,3 +200,13 @@ def test_agent_journey(api: str) -> None:
     assert any(row.get("rule") == "table_not_granted" for row in audit["items"]), audit
 
     assert not any(CANARY.encode() in body for body in call.bodies)
+
+    # The API's log: nothing above INFO (nothing went wrong), no library chatter, and no secret.
+    text = LOGS["api"].read_text(errors="replace")
+    assert text.count("agents_data.access") >= len(call.bodies)  # one access line per request (INFO is on)
+    assert lines_above_info(text) == []
+    assert "Falling back to parsing" not in text
+    assert "HTTP Request:" not in text
+    used = [token.json()["access_token"], swarm_tok["token"], minted.json()["token"], "journey-pw",
+            "journey-secret-" + "y" * 32]
+    assert leaks([LOGS["api"]], used) == []

@@ -101,6 +101,7 @@ def test_up_serves_the_demo_tables_to_an_agent(up: Up) -> None:
 
     jobs = dict(re.findall(r"first sync of (\S+): \w+ (\S+) ", text))
     assert set(jobs) == DEMO_TABLES
+    assert "[agents-data] seeded demo table ORDERS (3/4): 1,000,000 rows in" in text  # the demo's seeding, live
     with httpx.Client(base_url=up.api, timeout=60) as client:
         admin = up.admin(client)
         deadline = time.monotonic() + SYNC_TIMEOUT_S
@@ -111,6 +112,8 @@ def test_up_serves_the_demo_tables_to_an_agent(up: Up) -> None:
                 time.sleep(3)
         tables = _served(client, admin)
         assert set(tables) == DEMO_TABLES
+        # Progress of the first syncs, as lines (the output is not a terminal): rows, partitions, ETA.
+        assert re.search(r"\[agents-data\] sync demo\.public\.orders: \w+, \d+/\d+ partitions, ", up.text()), up.text()
         assert all(t["served_version"] for t in tables.values()), tables
         assert tables["demo.public.orders"]["row_count"] >= 1_000_000
 

@@ -210,3 +210,22 @@ def test_tool_calls_are_audited_as_their_routes_with_the_transport(client: Any, 
     envelopes = [r for r in rows if r.endpoint.startswith("/mcp")]
     assert envelopes, sorted({(r.endpoint, r.transport) for r in rows})
     assert all(r.transport == "mcp" and r.caller_type == "agent" for r in envelopes)
+
+
+def test_get_job_shows_a_running_query_jobs_progress_and_elapsed_time(client: Any, agent: dict[str, str]) -> None:
+    started = client.post("/api/v1/queries/execute", headers=agent, json={
+        "query": "select count(*) from range(4000000000) t(i) where hash(i) % 7 = 3", "wait_s": 0, "timeout_s": 120})
+    assert started.status_code == 202, started.text
+    job_id = started.json()["job_id"]
+    try:
+        for _ in range(200):
+            text, err = call(client, agent, "get_job", job_id=job_id)
+            assert not err
+            assert f"query job: job {job_id} is running" in text
+            assert "elapsed_s: " in text
+            if re.search(r"progress: 0\.\d*[1-9]", text):
+                break
+            time.sleep(0.1)
+        assert re.search(r"progress: 0\.\d*[1-9]", text), text
+    finally:
+        client.delete(f"/api/v1/queries/jobs/{job_id}", headers=agent)
