@@ -28,6 +28,7 @@ SAMPLE_ROWS = 1000
 PERSONAL_AT = 0.5  # a confidence at or above this makes a column personal
 VALUE_SHARE = 0.6  # share of sampled values that must match a value rule
 TEXT_SHARE = 0.05  # share of free-text values that must contain personal data
+VALUE_CHARS = 512  # characters of each sampled value that are judged
 
 # Name rules: (category, pattern on the lower-cased name with separators removed, confidence).
 _NAME_RULES: tuple[tuple[str, re.Pattern[str], float], ...] = (
@@ -252,17 +253,22 @@ def classify_table(con: Any, relation: str, columns: Sequence[str], *, types: Se
                    sample_rows: int = SAMPLE_ROWS) -> dict[str, dict[str, Any]]:
     """Verdicts of every column of ``relation`` (a quoted table reference on the DuckDB
     connection ``con``), from a seeded sample of up to ``sample_rows`` rows. With ``types``,
-    only text columns are judged by their values (a date or an amount is judged by its name)."""
-    if not columns:
-        return {}
-    select = ", ".join('"' + c.replace('"', '""') + '"' for c in columns)
-    rows = con.execute(f"SELECT {select} FROM {relation} USING SAMPLE reservoir({int(sample_rows)} ROWS) "
-                       "REPEATABLE (0)").fetchall()
+    only text columns are judged by their values (a date or an amount is judged by its name).
+    Each sampled value is cut to its first ``VALUE_CHARS`` characters, so the sample stays small
+    whatever the column holds."""
+    judged = [i for i, _ in enumerate(columns) if types is None or is_text_type(types[i])]
+    rows: list[tuple[Any, ...]] = []
+    if judged:
+        select = ", ".join(f'left(CAST("{columns[i].replace(chr(34), chr(34) * 2)}" AS VARCHAR), {VALUE_CHARS})'
+                           for i in judged)
+        rows = con.execute(f"SELECT {select} FROM {relation} USING SAMPLE reservoir({int(sample_rows)} ROWS) "
+                           "REPEATABLE (0)").fetchall()
     out = {}
+    position = {i: j for j, i in enumerate(judged)}
     for i, name in enumerate(columns):
-        if types is not None and not is_text_type(types[i]):
+        if i not in position:
             out[name] = classify_column(name, []).to_json()
             continue
-        values = [t for r in rows if (t := _text(r[i])) is not None]
+        values = [t for r in rows if (t := _text(r[position[i]])) is not None]
         out[name] = classify_column(name, values).to_json()
     return out

@@ -28,6 +28,8 @@ from serving.sync.schemas import (
     TableRegistration,
     TableRegistrationCreate,
 )
+from serving.tables.policies import hides_figures
+from serving.tables.served import served_tables
 
 TAGS = ["sync"]
 
@@ -116,6 +118,8 @@ async def refresh_table(request: Request[Any, Any, Any], caller: Caller, service
         raise
     metrics.observe_refresh(outcome.outcome)
     body = RefreshAnswer(**outcome.to_dict())
+    if hides_figures(caller, served_tables(services).current(key)):  # table-wide figures would undo the policy
+        body.served_watermark = body.source_watermark = body.newer_rows = None
     if outcome.job is not None:
         body.poll_url = f"/api/v1/data/tables/{table}/refresh/{outcome.job.id}"
     return Response(body, status_code=200 if outcome.outcome == "already_fresh" else 202)
@@ -131,7 +135,10 @@ async def refresh_status(request: Request[Any, Any, Any], caller: Caller, servic
     state = await svc.job(job_id)
     if state.job.table_key != key:
         raise NotFound(f"no refresh job {job_id} for table {table}")
-    return state.to_dict(svc, include_links=caller.is_admin)
+    out = state.to_dict(svc, include_links=caller.is_admin)
+    if hides_figures(caller, served_tables(services).current(key)):
+        out["rows"] = None
+    return out
 
 
 ROUTES: list[Any] = [browse_source, list_tables, register_table, delete_table, start_sync, get_job, table_status,

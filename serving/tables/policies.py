@@ -43,10 +43,11 @@ from typing import Any
 
 import duckdb
 
+from serving.lib.caller import Caller
 from serving.lib.errors import ApiError
 from serving.lib.tokens import resolve_jwt_secret
 from serving.tables.names import quote_ident
-from shared.policies import ColumnPlan, ViewPlan
+from shared.policies import ColumnPlan, ViewPlan, plan
 from shared.served import Column, Manifest, split_key, version_path
 from shared.settings import Settings
 
@@ -205,6 +206,17 @@ class PolicyCopies:
                 for k in stale:
                     self._built.pop(k, None)
 
+
+
+def hides_figures(caller: Caller, manifest: Manifest | None) -> bool:
+    """Whether ``caller`` reads ``manifest``'s table under a policy that a table-wide figure could
+    undo (the row count before its filter, a watermark taken over hidden rows or columns)."""
+    policy = caller.policy_set()
+    if policy is None:
+        return False
+    if manifest is None:
+        return True
+    return plan(policy, manifest).restricted
 
 
 def check_filter(served_root: Path, manifest: Manifest, row_filter: str) -> None:

@@ -280,3 +280,23 @@ def test_store_latest_job_and_failure_never_hides_a_later_success(claims_url: st
         row = s.get(store.TableStatusRow, "db.s.t")
         row.last_success_at = now
     assert not store.record_run_failure(claims_url, "db.s.t", "run0", "old failure", now - dt.timedelta(minutes=5))
+
+
+def test_refresh_figures_are_withheld_from_an_agent_under_a_row_filter(  # noqa: PLR0917
+        client: Client, admin_headers: dict[str, str], make_swarm: Callable[..., dict[str, Any]],
+        agent_headers: Callable[..., dict[str, str]], fake_dagster: FakeDagster, api_settings: Settings) -> None:
+    """Table-wide figures (rows written, watermarks) would tell what a row filter hides."""
+    assert client.post("/api/v1/sync/tables/register", json=register_body(), headers=admin_headers).status_code == 201
+    publish_table(api_settings.served_path, ITEMS, "SELECT range AS id FROM range(10)")
+    swarm = make_swarm([ITEMS])
+    agent = agent_headers(swarm["id"])
+    r = client.put(f"/api/v1/admin/swarms/{swarm['id']}/policies/{ITEMS}", headers=admin_headers,
+                   json={"row_filter": "id < 3"})
+    assert r.status_code == 200, r.text
+    started = _refresh(client, agent, max_age_s=0).json()
+    assert started["outcome"] == "started"
+    fake_dagster.finish(next(iter(fake_dagster.runs)), rows=10)
+    polled = client.get(started["poll_url"], headers=agent).json()
+    assert polled["status"] == "succeeded"
+    assert polled["rows"] is None
+    assert client.get(started["poll_url"], headers=admin_headers).json()["rows"] == 10
