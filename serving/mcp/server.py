@@ -10,8 +10,10 @@ and ``artifact://<id>`` for each artifact it may see, listed from the routes as 
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Awaitable, Callable, Iterable
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any
 
 from mcp.server.auth.settings import AuthSettings
@@ -93,16 +95,26 @@ class PlatformMCP(MCPServer):
     settings_budget = 1 << 20
 
 
+@contextlib.contextmanager
+def _logging_left_alone() -> Iterator[None]:
+    """The SDK's server constructor calls ``logging.basicConfig`` with a rich console handler at INFO,
+    which takes over the root logger of a process that has none yet (a uvicorn worker, a test).
+    Logging is the process's business (``serving.main``): a handler held on the root meanwhile
+    makes that call a no-op."""
+    root = logging.getLogger()
+    guard = logging.NullHandler()
+    root.addHandler(guard)
+    try:
+        yield
+    finally:
+        root.removeHandler(guard)
+
+
 def build(services: Services, routes: Callable[[], Awaitable[RouteCaller]]) -> tuple[PlatformMCP, Starlette]:
     """The server and its Streamable HTTP app (path ``/``: Litestar strips ``/mcp`` before it)."""
     settings = services.settings
-    server = PlatformMCP(
-        routes, name="agents-data", instructions=INSTRUCTIONS, version="1",
-        token_verifier=CallerTokens(services),
-        auth=AuthSettings(issuer_url=f"http://{settings.api.host}:{settings.api.port}/api/v1/auth/token",  # type: ignore[arg-type]
-                          resource_server_url=None),
-        warn_on_duplicate_tools=True,
-    )
+    with _logging_left_alone():
+        server = _server(services, routes)
     server.settings_budget = max(1024, settings.mcp.answer_max_chars * 4)
     tools = Tools(routes, settings.mcp, json_max_rows=settings.query.json_max_rows)
     for name in TOOL_NAMES:
@@ -114,3 +126,14 @@ def build(services: Services, routes: Callable[[], Awaitable[RouteCaller]]) -> t
     app = server.streamable_http_app(streamable_http_path="/", stateless_http=True, json_response=True,
                                      transport_security=security)
     return server, app
+
+
+def _server(services: Services, routes: Callable[[], Awaitable[RouteCaller]]) -> PlatformMCP:
+    settings = services.settings
+    return PlatformMCP(
+        routes, name="agents-data", instructions=INSTRUCTIONS, version="1",
+        token_verifier=CallerTokens(services),
+        auth=AuthSettings(issuer_url=f"http://{settings.api.host}:{settings.api.port}/api/v1/auth/token",  # type: ignore[arg-type]
+                          resource_server_url=None),
+        warn_on_duplicate_tools=True,
+    )

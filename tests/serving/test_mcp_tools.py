@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import logging
 import re
 import time
 from typing import Any
@@ -210,3 +211,14 @@ def test_tool_calls_are_audited_as_their_routes_with_the_transport(client: Any, 
     envelopes = [r for r in rows if r.endpoint.startswith("/mcp")]
     assert envelopes, sorted({(r.endpoint, r.transport) for r in rows})
     assert all(r.transport == "mcp" and r.caller_type == "agent" for r in envelopes)
+
+
+def test_building_the_server_leaves_the_process_logging_alone(api_settings: Settings, monkeypatch: Any) -> None:
+    from serving.lib.services import Services
+    from serving.mcp.server import build
+    from serving.mcp.services import routes
+
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", [])  # a fresh process: no handler yet
+    build(Services(settings=api_settings), routes)
+    assert root.handlers == []
