@@ -42,9 +42,10 @@ TABLE_SCHEME, ARTIFACT_SCHEME = "table://", "artifact://"
 class PlatformMCP(MCPServer):
     """``MCPServer`` whose resources are the caller's tables and artifacts."""
 
-    def __init__(self, routes: Callable[[], Awaitable[RouteCaller]], **kwargs: Any) -> None:
+    def __init__(self, routes: Callable[[], Awaitable[RouteCaller]], *, content_bytes: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._routes = routes
+        self._content_bytes = content_bytes  # most bytes of an artifact a resource read returns
 
     async def list_resources(self) -> list[MCPResource]:
         r = await self._routes()
@@ -82,8 +83,7 @@ class PlatformMCP(MCPServer):
             if not meta.ok:
                 raise ResourceError(f"{text}: {meta.error()['message']}")
             a = meta.json()
-            budget = self.settings_budget
-            content = await r.call("GET", f"/api/v1/artifacts/{artifact_id}/content", max_body=budget)
+            content = await r.call("GET", f"/api/v1/artifacts/{artifact_id}/content", max_body=self._content_bytes)
             if not content.ok:
                 raise ResourceError(f"{text}: {content.error()['message']}")
             if a["content_type"].startswith(("text/", "application/json")):
@@ -91,8 +91,6 @@ class PlatformMCP(MCPServer):
                                              mime_type=a["content_type"])]
             return [ReadResourceContents(content=content.body, mime_type=a["content_type"])]
         raise ResourceError(f"unknown resource {render.value(text)}")
-
-    settings_budget = 1 << 20
 
 
 @contextlib.contextmanager
@@ -115,7 +113,6 @@ def build(services: Services, routes: Callable[[], Awaitable[RouteCaller]]) -> t
     settings = services.settings
     with _logging_left_alone():
         server = _server(services, routes)
-    server.settings_budget = max(1024, settings.mcp.answer_max_chars * 4)
     tools = Tools(routes, settings.mcp, json_max_rows=settings.query.json_max_rows)
     for name in TOOL_NAMES:
         fn = getattr(tools, name)
@@ -131,7 +128,8 @@ def build(services: Services, routes: Callable[[], Awaitable[RouteCaller]]) -> t
 def _server(services: Services, routes: Callable[[], Awaitable[RouteCaller]]) -> PlatformMCP:
     settings = services.settings
     return PlatformMCP(
-        routes, name="agents-data", instructions=INSTRUCTIONS, version="1",
+        routes, content_bytes=max(1024, settings.mcp.answer_max_chars * 4), name="agents-data",
+        instructions=INSTRUCTIONS, version="1",
         token_verifier=CallerTokens(services),
         auth=AuthSettings(issuer_url=f"http://{settings.api.host}:{settings.api.port}/api/v1/auth/token",  # type: ignore[arg-type]
                           resource_server_url=None),
