@@ -236,8 +236,9 @@ def _open_writer(dest: Path, schema: pa.Schema, fmt: str) -> Any:
         raise _refuse("?", "?", fmt, str(e)[:200]) from e
 
 
-def convert(path: Path, fmt_in: str, fmt_out: str, dest: Path) -> Path:
-    """``path`` itself when already in ``fmt_out``, else an exact converted copy at ``dest``."""
+def convert(path: Path, fmt_in: str, fmt_out: str, dest: Path, *, metadata: dict[str, str] | None = None) -> Path:
+    """``path`` itself when already in ``fmt_out``, else an exact converted copy at ``dest``
+    (Parquet: with ``metadata`` in its key-value metadata)."""
     if fmt_in == fmt_out:
         return path
     try:
@@ -258,6 +259,8 @@ def convert(path: Path, fmt_in: str, fmt_out: str, dest: Path) -> Path:
                 writer.write_batch(pa.record_batch(arrays, schema=out_schema))
             except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError) as e:
                 raise _refuse(_culprit(out_schema, arrays, fmt_out), "?", fmt_out, str(e)[:200]) from e
+        if metadata and fmt_out == "parquet":
+            writer.add_key_value_metadata(metadata)
     return dest
 
 

@@ -5,12 +5,15 @@ converted batch by batch when the wanted format differs (``convert.py``: exact, 
 400 naming the column), so memory stays bounded, then stored through the same hashing
 writer as uploads. The artifact records
 the job id, the SQL hash and the tables (with served versions) the result was read
-from, so the artifact stops being served when one of them is no longer granted.
+from, so the artifact stops being served when one of them is no longer granted. A Parquet
+artifact also carries the result's provenance in its key-value metadata
+(``agents_data.provenance``): a Parquet result keeps its own, a converted one gets it here.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import secrets
 
 from serving.artifacts import services as svc
@@ -18,6 +21,7 @@ from serving.artifacts.convert import convert
 from serving.artifacts.schemas import Artifact, JobArtifactCreate
 from serving.artifacts.validation import check_expires_in, check_metadata, check_name, check_tags, check_visibility
 from serving.lib.caller import Caller
+from serving.lib.continuation import PROVENANCE_KEY, provenance
 from serving.lib.errors import PayloadTooLarge
 from serving.lib.services import Services
 from serving.tables.hooks import job_result
@@ -38,7 +42,12 @@ def save_job_result(services: Services, caller: Caller, job_id: str, data: JobAr
     tmp = settings.artifacts_path / "tmp" / f"export-{secrets.token_hex(8)}.{data.format}"
     tmp.parent.mkdir(parents=True, exist_ok=True)
     try:
-        exported = convert(source, (job.output_format or "").lower(), data.format, tmp)
+        extra = job.provenance or {}
+        prov = provenance(tables=job.tables or [], watermarks=extra.get("watermarks") or {}, sql_hash=job.sql_hash,
+                          truncated=bool(job.truncated), cut_by=extra.get("cut_by"), limit=extra.get("limit"),
+                          row_count=job.row_count, job_id=job.id)
+        exported = convert(source, (job.output_format or "").lower(), data.format, tmp,
+                           metadata={PROVENANCE_KEY: json.dumps(prov, separators=(",", ":"), default=str)})
         if exported.stat().st_size > settings.artifacts.max_bytes:
             raise PayloadTooLarge(f"the result is larger than the artifact limit of {settings.artifacts.max_bytes} bytes",
                                   rule="artifact_too_large", details={"max_bytes": settings.artifacts.max_bytes})

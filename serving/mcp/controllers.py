@@ -30,9 +30,12 @@ async def mcp_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
     state[ENDPOINT_KEY] = "/mcp" + str(scope.get("path") or "")  # Litestar strips the mount's prefix
     if scope.get("path") in ("", None):
         scope["path"] = "/"  # ``/mcp`` without the slash reaches the app's one route, like ``/mcp/``
-    host = next((v.decode("latin-1") for k, v in scope.get("headers", []) if k == b"host"), "127.0.0.1")
+    headers = dict(scope.get("headers", []))
+    host = headers.get(b"host", b"127.0.0.1").decode("latin-1")
+    forwarded = headers.get(b"x-forwarded-for")
     client = scope.get("client")
-    token = OUTER.set(Outer(app=litestar_app, client=tuple(client) if client else None, host=host))  # type: ignore[arg-type]
+    token = OUTER.set(Outer(app=litestar_app, client=tuple(client) if client else None, host=host,  # type: ignore[arg-type]
+                            forwarded_for=forwarded.decode("latin-1") if forwarded else None))
     try:
         await get_mcp(services).app(scope, receive, send)  # type: ignore[arg-type]
     finally:

@@ -54,8 +54,10 @@ class Answer:
 class RouteCaller:
     """Calls routes of ``app`` as the holder of ``token``, from the MCP request's client address."""
 
-    def __init__(self, app: ASGIApp, token: str, *, client: tuple[str, int] | None, host: str) -> None:
+    def __init__(self, app: ASGIApp, token: str, *, client: tuple[str, int] | None, host: str,
+                 forwarded_for: str | None = None) -> None:
         self.app, self.token, self.client, self.host = app, token, client, host
+        self.forwarded_for = forwarded_for
 
     async def call(self, method: str, path: str, *, params: Mapping[str, Any] | None = None, body: Any = None,
                    headers: Mapping[str, str] | None = None, max_body: int | None = None) -> Answer:
@@ -67,6 +69,8 @@ class RouteCaller:
                        (b"accept", b"application/json"), (b"user-agent", b"agents-data-mcp")]
         if body is not None:
             raw_headers += [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+        if self.forwarded_for:  # the same peer and header as the MCP request: trusted proxies apply alike
+            raw_headers.append((b"x-forwarded-for", self.forwarded_for.encode("latin-1")))
         raw_headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
         raw_path = quote(path, safe="/:@!$&'()*+,;=-._~")
         scope: dict[str, Any] = {

@@ -10,8 +10,10 @@ and ``artifact://<id>`` for each artifact it may see, listed from the routes as 
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Awaitable, Callable, Iterable
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any
 
 from mcp.server.auth.settings import AuthSettings
@@ -40,9 +42,10 @@ TABLE_SCHEME, ARTIFACT_SCHEME = "table://", "artifact://"
 class PlatformMCP(MCPServer):
     """``MCPServer`` whose resources are the caller's tables and artifacts."""
 
-    def __init__(self, routes: Callable[[], Awaitable[RouteCaller]], **kwargs: Any) -> None:
+    def __init__(self, routes: Callable[[], Awaitable[RouteCaller]], *, content_bytes: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._routes = routes
+        self._content_bytes = content_bytes  # most bytes of an artifact a resource read returns
 
     async def list_resources(self) -> list[MCPResource]:
         r = await self._routes()
@@ -80,8 +83,7 @@ class PlatformMCP(MCPServer):
             if not meta.ok:
                 raise ResourceError(f"{text}: {meta.error()['message']}")
             a = meta.json()
-            budget = self.settings_budget
-            content = await r.call("GET", f"/api/v1/artifacts/{artifact_id}/content", max_body=budget)
+            content = await r.call("GET", f"/api/v1/artifacts/{artifact_id}/content", max_body=self._content_bytes)
             if not content.ok:
                 raise ResourceError(f"{text}: {content.error()['message']}")
             if a["content_type"].startswith(("text/", "application/json")):
@@ -90,20 +92,27 @@ class PlatformMCP(MCPServer):
             return [ReadResourceContents(content=content.body, mime_type=a["content_type"])]
         raise ResourceError(f"unknown resource {render.value(text)}")
 
-    settings_budget = 1 << 20
+
+@contextlib.contextmanager
+def _logging_left_alone() -> Iterator[None]:
+    """The SDK's server constructor calls ``logging.basicConfig`` with a rich console handler at INFO,
+    which takes over the root logger of a process that has none yet (a uvicorn worker, a test).
+    Logging is the process's business (``serving.main``): a handler held on the root meanwhile
+    makes that call a no-op."""
+    root = logging.getLogger()
+    guard = logging.NullHandler()
+    root.addHandler(guard)
+    try:
+        yield
+    finally:
+        root.removeHandler(guard)
 
 
 def build(services: Services, routes: Callable[[], Awaitable[RouteCaller]]) -> tuple[PlatformMCP, Starlette]:
     """The server and its Streamable HTTP app (path ``/``: Litestar strips ``/mcp`` before it)."""
     settings = services.settings
-    server = PlatformMCP(
-        routes, name="agents-data", instructions=INSTRUCTIONS, version="1",
-        token_verifier=CallerTokens(services),
-        auth=AuthSettings(issuer_url=f"http://{settings.api.host}:{settings.api.port}/api/v1/auth/token",  # type: ignore[arg-type]
-                          resource_server_url=None),
-        warn_on_duplicate_tools=True,
-    )
-    server.settings_budget = max(1024, settings.mcp.answer_max_chars * 4)
+    with _logging_left_alone():
+        server = _server(services, routes)
     tools = Tools(routes, settings.mcp, json_max_rows=settings.query.json_max_rows)
     for name in TOOL_NAMES:
         fn = getattr(tools, name)
@@ -114,3 +123,15 @@ def build(services: Services, routes: Callable[[], Awaitable[RouteCaller]]) -> t
     app = server.streamable_http_app(streamable_http_path="/", stateless_http=True, json_response=True,
                                      transport_security=security)
     return server, app
+
+
+def _server(services: Services, routes: Callable[[], Awaitable[RouteCaller]]) -> PlatformMCP:
+    settings = services.settings
+    return PlatformMCP(
+        routes, content_bytes=max(1024, settings.mcp.answer_max_chars * 4), name="agents-data",
+        instructions=INSTRUCTIONS, version="1",
+        token_verifier=CallerTokens(services),
+        auth=AuthSettings(issuer_url=f"http://{settings.api.host}:{settings.api.port}/api/v1/auth/token",  # type: ignore[arg-type]
+                          resource_server_url=None),
+        warn_on_duplicate_tools=True,
+    )

@@ -28,6 +28,7 @@ class Outer:
     app: ASGIApp
     client: tuple[str, int] | None
     host: str
+    forwarded_for: str | None = None  # X-Forwarded-For as received: the ingress decides whether to believe it
 
 
 OUTER: contextvars.ContextVar[Outer | None] = contextvars.ContextVar("mcp_outer_request", default=None)
@@ -52,7 +53,8 @@ async def routes() -> RouteCaller:
     outer = OUTER.get()
     if token is None or outer is None:
         raise Unauthorized("no verified MCP caller", rule="token_missing")
-    return RouteCaller(outer.app, token.token, client=outer.client, host=outer.host)
+    return RouteCaller(outer.app, token.token, client=outer.client, host=outer.host,
+                       forwarded_for=outer.forwarded_for)
 
 
 async def startup(services: Services) -> None:

@@ -97,19 +97,16 @@ class Tools:
         head += [f"- {c['name']} {c['type']}{'' if c.get('nullable', True) else ' NOT NULL'}"
                  + (f": {c['description']}" if c.get("description") else "") for c in t.get("columns") or []]
         reads = [{"table": t["key"], "version": t.get("served_version"), "synced_at": t.get("last_synced_at")}]
-        shown = None
+        foot = render.footer(tables=reads, shown=None, total=None, cut=None, rest=None)
         if sample.ok:
             s = sample.json()
-            foot = render.footer(tables=reads, shown=None, total=None, cut=None, rest=None)
             room = self.budget - len(foot) - sum(len(x) + 1 for x in head) - 40
-            text, shown = render.table(s.get("columns") or [], s.get("rows") or [], max(0, room))
+            text, _ = render.table(s.get("columns") or [], s.get("rows") or [], max(0, room))
             head += ["5 sample rows (head):", text]
         else:
             e = sample.error()
             head.append(f"sample rows: not available ({e['rule'] or e['code']}: {e['message']})")
-        del shown
-        return render.fit("\n".join(head), render.footer(tables=reads, shown=None, total=None, cut=None, rest=None),
-                          self.budget)
+        return render.fit("\n".join(head), foot, self.budget)
 
     # ------------------------------------------------------------------ queries
     async def query(

@@ -162,7 +162,9 @@ def _maybe_big(engine: QueryEngine, caller: Caller, threshold: int) -> bool:
 
 @post([f"{BASE}/execute", BASE], operation_id="executeQuery", summary="Run a guarded SQL query", status_code=200,
       opt={"budget": budgets.QUERY},
-      responses={200: ResponseSpec(QueryResult, description="Finished: JSON rows inline, or a QueryJob linking a file"),
+      responses={200: ResponseSpec(QueryResult | QueryJob | DryRun,  # type: ignore[arg-type]
+                                   description="Finished: JSON rows inline, or a QueryJob linking a file; "
+                                               "with dry_run, the DryRun estimate"),
                  202: ResponseSpec(QueryJob, description="Still running after wait_s: poll status_url")})
 async def execute_query(request: Request[Any, Any, Any], caller: Caller, data: QueryRequest) -> ASGIApp:
     """Run one DuckDB SELECT over the caller's granted tables.
@@ -344,7 +346,8 @@ async def get_job_result(request: Request[Any, Any, Any], caller: Caller, servic
                 content_disposition_type="attachment", headers=provenance_headers(prov))
 
 
-@get(f"{BASE}/jobs/{{job_id:str}}/rows", operation_id="getQueryJobRows", opt={"budget": budgets.READ})
+@get(f"{BASE}/jobs/{{job_id:str}}/rows", operation_id="getQueryJobRows", opt={"budget": budgets.READ},
+     responses={200: ResponseSpec(RowsPage, description="One page of rows; next_url is null on the last page")})
 async def get_job_rows(  # noqa: PLR0917 - query parameters are keyword arguments for Litestar
         request: Request[Any, Any, Any], caller: Caller, services: Services, job_id: str,
                        cursor: str | None = None, limit: int | None = None) -> ASGIApp:

@@ -220,11 +220,19 @@ def test_inline_answers_carry_provenance_headers(client: Any, agent: dict[str, s
 def test_an_artifact_saved_from_a_continuation_keeps_its_provenance(client: Any, agent: dict[str, str]) -> None:
     cont = run(client, agent, query="select id, amount from orders order by id").json()["continuation"]
     finished(client, agent, cont["status_url"])
+    prov = json.loads(client.get(cont["result_url"], headers=agent).headers["agents-data-provenance"])
     a = client.post(cont["artifact_url"], json={"name": "all.parquet", "format": "parquet"}, headers=agent)
     assert a.status_code == 201, a.text
     art = a.json()
     assert art["source_job_id"] == cont["job_id"]
     assert art["served_versions"][0]["table"] == ORDERS
-    content = client.get(art["content_url"], headers=agent).content
-    table = pq.read_table(io.BytesIO(content))
-    assert table.num_rows == 2500
+    content = pq.ParquetFile(io.BytesIO(client.get(art["content_url"], headers=agent).content))
+    assert content.metadata.num_rows == 2500
+    assert json.loads(content.metadata.metadata[b"agents_data.provenance"]) == prov
+    # a CSV result saved as Parquet is converted, and gets the same provenance
+    job = run(client, agent, query="select id from orders where id < 10", output_format="csv").json()
+    b = client.post(f"/api/v1/queries/jobs/{job['job_id']}/artifact", json={"format": "parquet"}, headers=agent).json()
+    converted = pq.ParquetFile(io.BytesIO(client.get(b["content_url"], headers=agent).content))
+    got = json.loads(converted.metadata.metadata[b"agents_data.provenance"])
+    assert (got["job_id"], got["row_count"], got["truncated"]) == (job["job_id"], 10, False)
+    assert got["tables"][0]["version"] == job["tables"][0]["version"]

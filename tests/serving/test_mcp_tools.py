@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import logging
 import re
 import time
 from typing import Any
@@ -229,3 +230,13 @@ def test_get_job_shows_a_running_query_jobs_progress_and_elapsed_time(client: An
         assert re.search(r"progress: 0\.\d*[1-9]", text), text
     finally:
         client.delete(f"/api/v1/queries/jobs/{job_id}", headers=agent)
+
+def test_building_the_server_leaves_the_process_logging_alone(api_settings: Settings, monkeypatch: Any) -> None:
+    from serving.lib.services import Services
+    from serving.mcp.server import build
+    from serving.mcp.services import routes
+
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", [])  # a fresh process: no handler yet
+    build(Services(settings=api_settings), routes)
+    assert root.handlers == []
