@@ -17,7 +17,7 @@ from orchestration.sync.sql import qi
 from orchestration.sync.verdicts import Checked
 from orchestration.sync.write import Written
 from shared.profile import profile_markdown
-from shared.served import Manifest, publish
+from shared.served import Manifest
 
 # The profile shown in Dagster's metadata is computed on at most this many rows (a seeded
 # reservoir sample of row ids): its cost stays bounded however large the table grows, so
@@ -55,8 +55,8 @@ def publish_version(w: Written, checked: Checked) -> Manifest:
         "snapshot_column": w.snap_col, "slices": len(planned.slices),
         "source_query_ids": [s.query_id for s in w.slices][:100],
     }
-    manifest = publish(
-        req.served_root, w.pending, strategy=req.table.strategy, row_count=load.count_rows(w.con), columns=w.columns,
+    manifest = req.served.publish(
+        w.pending, strategy=req.table.strategy, row_count=load.count_rows(w.con), columns=w.columns,
         partitions=parts, watermark=w.watermark, run_id=req.run_id, extra=extra,
     )
     w.timings["publish_s"] = time.perf_counter() - t2

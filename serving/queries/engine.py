@@ -47,7 +47,15 @@ from typing import Any
 import duckdb
 
 from serving.lib.caller import Caller
-from serving.lib.errors import ApiError, BadRequest, NotFound, PayloadTooLarge, QueryRejected, QueryTimeout
+from serving.lib.errors import (
+    ApiError,
+    BadRequest,
+    NotFound,
+    PayloadTooLarge,
+    QueryRejected,
+    QueryTimeout,
+    ServiceUnavailable,
+)
 from serving.queries import functions, guard
 from serving.queries.guard import GuardedQuery
 from serving.queries.instances import Instance, InstanceCache, check_protections, read_protections
@@ -64,7 +72,8 @@ from serving.queries.results import (
     table_reads,
 )
 from serving.queries.watchdog import Handle, MemoryGuard, Watchdog
-from shared.served import CURRENT, Manifest, list_served, read_current, table_dir
+from shared.served import CURRENT, Manifest, ServedDataError, list_served, read_current, table_dir
+from shared.served_storage import open_store
 from shared.settings import Settings
 
 log = logging.getLogger("agents_data.queries")
@@ -107,7 +116,8 @@ class QueryEngine:
     def __init__(self, settings: Settings, *, max_instances: int = 32) -> None:
         self.settings = settings
         self.q = settings.query
-        self.instances = InstanceCache(settings, max_instances=max_instances)
+        self.served = open_store(settings)  # SERVED_STORAGE: the local folder, or object storage and a cache
+        self.instances = InstanceCache(settings, max_instances=max_instances, path_of=self.served.local_path)
         self._running: set[Handle] = set()
         self._running_lock = threading.Lock()
         self.memory = MemoryGuard(memory_budget(settings), self.running)
@@ -127,7 +137,7 @@ class QueryEngine:
             return caller.grants
         at, keys = self._all
         if refresh or time.monotonic() - at > 2.0:
-            keys = frozenset(list_served(self.settings.served_path))
+            keys = frozenset(self.served.keys() if self.served.remote else list_served(self.settings.served_path))
             self._all = (time.monotonic(), keys)
         return keys
 
@@ -141,7 +151,12 @@ class QueryEngine:
             return guard.check_sql(sql, self.grants_of(caller, refresh=True))
 
     def current(self, key: str) -> Manifest | None:
-        """``read_current`` with the CURRENT path precomputed: one ``stat`` per table per query."""
+        """``read_current`` with the CURRENT path precomputed: one ``stat`` per table per query.
+
+        With object storage: the version the control database names (read at most every
+        ``SERVED_POLL_INTERVAL_S``), whether or not this replica has downloaded it yet."""
+        if self.served.remote:
+            return self.served.current(key)
         hit = self._current.get(key)
         if hit is not None:
             try:
@@ -166,13 +181,24 @@ class QueryEngine:
         return guard.cached(sql, self.grants_of(caller))
 
     def manifests(self, tables: Iterable[str]) -> tuple[Manifest, ...]:
+        """The versions a query reads, each present on this machine (object storage: downloaded and
+        verified first when this replica does not hold it yet)."""
         out = []
         for key in sorted(tables):
-            manifest = self.current(key)
+            manifest = self._serve(key) if self.served.remote else self.current(key)
             if manifest is None:
                 raise NotFound(f"table {key} has no served data yet (it has never been synced)", rule="table_not_served")
             out.append(manifest)
         return tuple(out)
+
+    def _serve(self, key: str) -> Manifest | None:
+        try:
+            return self.served.serve(key)
+        except ServedDataError as e:
+            log.warning("%s", e)
+            raise ServiceUnavailable(f"table {key} cannot be read on this replica now: its current version "
+                                     "could not be fetched from object storage; try again shortly",
+                                     rule="served_data_unavailable") from e
 
     def limits(self, max_rows: int | None, timeout_s: float | None) -> tuple[int, float]:
         rows = self.q.max_rows if max_rows is None else max(0, min(int(max_rows), self.q.max_rows))

@@ -30,6 +30,7 @@ import shutil
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -100,7 +101,8 @@ def stored_table(index: int) -> str:
 class Instance:
     """One locked in-memory DuckDB instance exposing exactly ``manifests``' tables."""
 
-    def __init__(self, key: tuple[tuple[str, str], ...], manifests: tuple[Manifest, ...], settings: Settings) -> None:
+    def __init__(self, key: tuple[tuple[str, str], ...], manifests: tuple[Manifest, ...], settings: Settings,
+                 path_of: Callable[[Manifest], Path] | None = None) -> None:
         self.key = key
         self.manifests = {m.table_key: m for m in manifests}
         self.refs = 0
@@ -116,7 +118,7 @@ class Instance:
             "allow_community_extensions": False,
         })
         try:
-            self._expose(manifests, settings.served_path)
+            self._expose(manifests, path_of or (lambda m: version_path(settings.served_path, m)))
             self.con.execute("SET enable_external_access = false")
             self.con.execute("SET lock_configuration = true")
             check_protections(self.con, settings)
@@ -124,14 +126,14 @@ class Instance:
             self.close()
             raise
 
-    def _expose(self, manifests: tuple[Manifest, ...], served_root: Path) -> None:
+    def _expose(self, manifests: tuple[Manifest, ...], path_of: Callable[[Manifest], Path]) -> None:
         catalogs: set[str] = set()
         schemas: set[tuple[str, str]] = set()
         for i, m in enumerate(manifests):
             db, schema, table = m.table_key.split(".")
             if db in RESERVED_CATALOGS or db.startswith("__"):
                 raise ProtectionError(f"table database name {db!r} is reserved by DuckDB; it cannot be served")
-            path = str(version_path(served_root, m)).replace("'", "''")
+            path = str(path_of(m)).replace("'", "''")
             alias = stored_alias(i)
             self.con.execute(f"ATTACH '{path}' AS {alias} (READ_ONLY)")
             if db not in catalogs:
@@ -170,8 +172,10 @@ class Instance:
 class InstanceCache:
     """LRU of instances keyed by ``((table_key, version_file), ...)``, refcounted while queries run."""
 
-    def __init__(self, settings: Settings, *, max_instances: int = 32) -> None:
+    def __init__(self, settings: Settings, *, max_instances: int = 32,
+                 path_of: Callable[[Manifest], Path] | None = None) -> None:
         self.settings = settings
+        self.path_of = path_of  # the served store's local file of a version (default: the served folder)
         self.max_instances = max_instances
         self._live: OrderedDict[tuple[tuple[str, str], ...], Instance] = OrderedDict()
         self._building: dict[tuple[tuple[str, str], ...], Future[Instance]] = {}
@@ -195,7 +199,7 @@ class InstanceCache:
                     break
             pending.result()  # someone else is building it; then take it from the cache
         try:
-            inst = Instance(key, tuple(sorted(manifests, key=lambda m: m.table_key)), self.settings)
+            inst = Instance(key, tuple(sorted(manifests, key=lambda m: m.table_key)), self.settings, self.path_of)
         except BaseException as e:
             with self._lock:
                 self._building.pop(key, None)
@@ -248,6 +252,19 @@ class InstanceCache:
         for inst in closing:
             inst.close()
         return len(closing)
+
+    def files_in_use(self) -> set[tuple[str, str]]:
+        """(table key, version file) of every instance a query holds now: never evicted from the cache."""
+        with self._lock:
+            return {pair for k, i in self._live.items() if i.refs for pair in k}
+
+    def drop_files(self, pairs: set[tuple[str, str]]) -> None:
+        """Files evicted from the served-data cache: retire the instances attaching them, so the
+        space is freed once they are idle (an in-flight query keeps its open file)."""
+        with self._lock:
+            stale = [k for k in self._live if any(pair in pairs for pair in k)]
+            closing = [i for k in stale if (i := self._retire(k)) is not None]
+        self._close_later(closing)
 
     def stats(self) -> dict[str, int]:
         with self._lock:

@@ -68,6 +68,8 @@ async def startup(services: Services) -> None:
         engine = QueryEngine(services.settings)
         services.parts[ENGINE] = engine
     served.register(services, engine)
+    # Object storage: follow publishes, prefetch new versions, keep the cache within its limit.
+    engine.served.watch(in_use=engine.instances.files_in_use, on_evict=engine.instances.drop_files)
     hooks.provide_job_result(services, finished_result)
     found = await anyio.to_thread.run_sync(engine.verify_protections)
     log.info("DuckDB agent-instance protections verified: %s", found)
@@ -81,4 +83,5 @@ async def shutdown(services: Services) -> None:
         await anyio.to_thread.run_sync(jobs.close)
     engine = services.parts.pop(ENGINE, None)
     if isinstance(engine, QueryEngine):
+        engine.served.close()
         engine.close()
