@@ -32,6 +32,7 @@ from typing import Any
 
 from shared import served, served_remote
 from shared.artifacts_s3 import S3Store
+from shared.control.db import migrate
 from shared.served import Manifest, PendingVersion, ServedDataError, table_dir, version_files
 from shared.served_remote import CorruptDownload, Published
 from shared.settings import Settings
@@ -136,6 +137,7 @@ class ObjectStore(ServedStore):
     # -- what is published ---------------------------------------------------------------
     def refresh(self) -> list[str]:
         """Read the current versions from the control database; the keys whose version changed."""
+        migrate(self.url)
         versions = served_remote.current_versions(self.url)
         known, changed = dict(self._known), []
         for key in [k for k in known if k not in versions]:
@@ -154,6 +156,7 @@ class ObjectStore(ServedStore):
 
     def _published(self, key: str, *, fresh: bool) -> Published | None:
         if fresh:
+            migrate(self.url)
             return served_remote.current_version(self.url, key)
         if time.monotonic() - self._known_at > self.cfg.poll_interval_s:
             self.refresh()
@@ -243,8 +246,12 @@ class ObjectStore(ServedStore):
                 self.refused += 1
                 last = e
                 log.warning("refused a served-data download (attempt %d): %s", attempt, e)
-        raise ServedDataError(f"{ref.name}: no download matched its sha256 after {self.cfg.download_attempts} "
-                              "attempts") from last
+            except Exception as e:  # the bucket or the network failed mid-download: try again
+                last = e
+                log.warning("served-data download failed (attempt %d): %s: %s", attempt, type(e).__name__, e)
+        what = "matched its sha256" if isinstance(last, CorruptDownload) else "succeeded"
+        raise ServedDataError(f"{ref.name}: no download {what} after {self.cfg.download_attempts} attempts: "
+                              f"{last}") from last
 
     def _touch(self, pub: Published) -> None:
         """Record a use on the version's manifest mtime (at most every few seconds), for the LRU."""
@@ -347,6 +354,7 @@ class ObjectStore(ServedStore):
             self._verified[(manifest.table_key, ref.name)] = 0.0
 
     def remove_table(self, key: str) -> None:
+        migrate(self.url)
         served_remote.unpublish(self.url, key)
         with self._lock:
             self._known.pop(key, None)
