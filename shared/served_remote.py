@@ -124,8 +124,10 @@ def download_file(objects: S3Store, ref: FileRef, dest: Path) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         if size != ref.size or h.hexdigest() != ref.sha256:
-            raise CorruptDownload(f"{ref.name}: downloaded {size} bytes with sha256 {h.hexdigest()[:12]}…, "
-                                  f"expected {ref.size} bytes with sha256 {ref.sha256[:12]}…")
+            raise CorruptDownload(
+                f"{ref.name}: downloaded {size} bytes with sha256 {h.hexdigest()[:12]}…, "
+                f"expected {ref.size} bytes with sha256 {ref.sha256[:12]}…"
+            )
         os.replace(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)
@@ -141,26 +143,39 @@ def publish_row(url: str, manifest: Manifest, files: list[FileRef], *, now: dt.d
     key, previous = manifest.table_key, manifest.previous_version
     try:
         with session_scope(url) as s:
-            s.add(ServedVersionRow(table_key=key, version=manifest.version, manifest=manifest.to_json(),
-                                   files=[f.as_dict() for f in files], bytes=sum(f.size for f in files),
-                                   sha256=version_digest(files), published_at=now))
+            s.add(
+                ServedVersionRow(
+                    table_key=key,
+                    version=manifest.version,
+                    manifest=manifest.to_json(),
+                    files=[f.as_dict() for f in files],
+                    bytes=sum(f.size for f in files),
+                    sha256=version_digest(files),
+                    published_at=now,
+                )
+            )
             if previous is None:
                 s.add(ServedCurrentRow(table_key=key, version=manifest.version, updated_at=now))
                 s.flush()
             else:
-                switched = s.execute(update(ServedCurrentRow)
-                                     .where(ServedCurrentRow.table_key == key, ServedCurrentRow.version == previous)
-                                     .values(version=manifest.version, updated_at=now)
-                                     .execution_options(synchronize_session=False))
+                switched = s.execute(
+                    update(ServedCurrentRow)
+                    .where(ServedCurrentRow.table_key == key, ServedCurrentRow.version == previous)
+                    .values(version=manifest.version, updated_at=now)
+                    .execution_options(synchronize_session=False)
+                )
                 if switched.rowcount != 1:  # type: ignore[attr-defined]
-                    raise PublishConflict(f"{key}: version {previous} is no longer current; "
-                                          f"version {manifest.version} was not published")
-                s.execute(update(ServedVersionRow)
-                          .where(ServedVersionRow.table_key == key, ServedVersionRow.version == previous)
-                          .values(superseded_at=now).execution_options(synchronize_session=False))
+                    raise PublishConflict(
+                        f"{key}: version {previous} is no longer current; version {manifest.version} was not published"
+                    )
+                s.execute(
+                    update(ServedVersionRow)
+                    .where(ServedVersionRow.table_key == key, ServedVersionRow.version == previous)
+                    .values(superseded_at=now)
+                    .execution_options(synchronize_session=False)
+                )
     except IntegrityError as e:
-        raise PublishConflict(f"{key}: another writer published first; version {manifest.version} "
-                              "was not published") from e
+        raise PublishConflict(f"{key}: another writer published first; version {manifest.version} was not published") from e
 
 
 def current_versions(url: str) -> dict[str, str]:
@@ -190,17 +205,23 @@ def unpublish(url: str, key: str, *, now: dt.datetime | None = None) -> None:
     now = now or utcnow()
     with session_scope(url) as s:
         s.execute(delete(ServedCurrentRow).where(ServedCurrentRow.table_key == key))
-        s.execute(update(ServedVersionRow).where(ServedVersionRow.table_key == key,
-                                                 ServedVersionRow.superseded_at.is_(None))
-                  .values(superseded_at=now).execution_options(synchronize_session=False))
+        s.execute(
+            update(ServedVersionRow)
+            .where(ServedVersionRow.table_key == key, ServedVersionRow.superseded_at.is_(None))
+            .values(superseded_at=now)
+            .execution_options(synchronize_session=False)
+        )
 
 
 def purge(url: str, objects: S3Store, *, older_than: dt.datetime) -> dict[str, int]:
     """Forget versions superseded before ``older_than``; delete the objects no remaining version
     refers to (and that were not written or touched since ``older_than``), and abandoned uploads."""
     with session_scope(url) as s:
-        gone = s.execute(delete(ServedVersionRow).where(ServedVersionRow.superseded_at < older_than)
-                         .execution_options(synchronize_session=False))
+        gone = s.execute(
+            delete(ServedVersionRow)
+            .where(ServedVersionRow.superseded_at < older_than)
+            .execution_options(synchronize_session=False)
+        )
         referenced = {f["sha256"] for files in s.scalars(select(ServedVersionRow.files)) for f in files}
     cutoff = older_than.timestamp()
     deleted = 0
@@ -208,5 +229,8 @@ def purge(url: str, objects: S3Store, *, older_than: dt.datetime) -> dict[str, i
         if key not in referenced and mtime < cutoff:
             objects.delete(key)
             deleted += 1
-    return {"versions_forgotten": int(gone.rowcount or 0),  # type: ignore[attr-defined]
-            "objects_deleted": deleted, "uploads_aborted": objects.remove_stale_temps(cutoff)}
+    return {
+        "versions_forgotten": int(gone.rowcount or 0),  # type: ignore[attr-defined]
+        "objects_deleted": deleted,
+        "uploads_aborted": objects.remove_stale_temps(cutoff),
+    }

@@ -78,8 +78,9 @@ class ServedStore:
     def remove_table(self, key: str) -> None:
         served.remove_table(self.root, key)
 
-    def watch(self, *, in_use: Callable[[], set[FilePair]] | None = None,
-              on_evict: Callable[[set[FilePair]], None] | None = None) -> None:
+    def watch(
+        self, *, in_use: Callable[[], set[FilePair]] | None = None, on_evict: Callable[[set[FilePair]], None] | None = None
+    ) -> None:
         """Start following publishes (object storage only; nothing to follow locally)."""
 
     def purge(self, *, now: dt.datetime) -> dict[str, int]:
@@ -189,10 +190,12 @@ class ObjectStore(ServedStore):
         except Exception as e:
             fallback = self._last_served.get(key)
             if fallback is None or fallback.version == pub.manifest.version:
-                raise ServedDataError(f"{key}: version {pub.manifest.version} could not be fetched "
-                                      f"from object storage ({e})") from e
-            log.warning("%s: serving version %s: version %s could not be fetched (%s)", key,
-                        fallback.version, pub.manifest.version, e)
+                raise ServedDataError(
+                    f"{key}: version {pub.manifest.version} could not be fetched from object storage ({e})"
+                ) from e
+            log.warning(
+                "%s: serving version %s: version %s could not be fetched (%s)", key, fallback.version, pub.manifest.version, e
+            )
             self.ensure_local(self._pub_of(fallback))
             return fallback
         self._last_served[key] = pub.manifest
@@ -222,8 +225,7 @@ class ObjectStore(ServedStore):
                 dest = folder / ref.name
                 if (key, ref.name) in self._verified and dest.exists():
                     continue
-                if not (dest.exists() and dest.stat().st_size == ref.size
-                        and served_remote.file_digest(dest) == ref.sha256):
+                if not (dest.exists() and dest.stat().st_size == ref.size and served_remote.file_digest(dest) == ref.sha256):
                     self._download(ref, dest)
                     downloaded = True
                 self._verified[(key, ref.name)] = 0.0
@@ -250,8 +252,7 @@ class ObjectStore(ServedStore):
                 last = e
                 log.warning("served-data download failed (attempt %d): %s: %s", attempt, type(e).__name__, e)
         what = "matched its sha256" if isinstance(last, CorruptDownload) else "succeeded"
-        raise ServedDataError(f"{ref.name}: no download {what} after {self.cfg.download_attempts} attempts: "
-                              f"{last}") from last
+        raise ServedDataError(f"{ref.name}: no download {what} after {self.cfg.download_attempts} attempts: {last}") from last
 
     def _touch(self, pub: Published) -> None:
         """Record a use on the version's manifest mtime (at most every few seconds), for the LRU."""
@@ -286,8 +287,9 @@ class ObjectStore(ServedStore):
                 if current is not None and older.manifest.version == current.manifest.version:
                     continue
                 after = newer.manifest if newer is not None else (current.manifest if current else None)
-                older.superseded_at = (dt.datetime.fromisoformat(after.published_at).timestamp()
-                                       if after is not None else older.used_at)
+                older.superseded_at = (
+                    dt.datetime.fromisoformat(after.published_at).timestamp() if after is not None else older.used_at
+                )
         return out
 
     def evict(self, *, now: float | None = None) -> set[FilePair]:
@@ -340,8 +342,9 @@ class ObjectStore(ServedStore):
 
     # -- writing -------------------------------------------------------------------------
     def write_version(self, key: str, *, copy_previous: bool) -> contextlib.AbstractContextManager[PendingVersion]:
-        return served.write_version(self.root, key, copy_previous=copy_previous,
-                                    current=lambda: self.current(key, fresh=True), local_base=self.local_path)
+        return served.write_version(
+            self.root, key, copy_previous=copy_previous, current=lambda: self.current(key, fresh=True), local_base=self.local_path
+        )
 
     def publish(self, pending: PendingVersion, **fields: Any) -> Manifest:
         return served.publish(self.root, pending, commit=self._commit, **fields)
@@ -367,8 +370,9 @@ class ObjectStore(ServedStore):
         return counts
 
     # -- following publishes (API replicas) ------------------------------------------------
-    def watch(self, *, in_use: Callable[[], set[FilePair]] | None = None,
-              on_evict: Callable[[set[FilePair]], None] | None = None) -> None:
+    def watch(
+        self, *, in_use: Callable[[], set[FilePair]] | None = None, on_evict: Callable[[set[FilePair]], None] | None = None
+    ) -> None:
         """Poll the published versions every ``SERVED_POLL_INTERVAL_S``; download a new version of a
         table this machine already serves ahead of its first query; keep the cache within its limit."""
         self.in_use = in_use or set

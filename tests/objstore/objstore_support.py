@@ -29,10 +29,18 @@ JWT_SECRET = "objstore-test-secret-" + "x" * 32
 
 def objstore_env(home: Path, control_url: str, endpoint: str, bucket: str, **extra: str) -> dict[str, str]:
     return {
-        "AGENTS_DATA_HOME": str(home), "DATABASE_URL": control_url, "SERVED_STORAGE": "s3",
-        "SERVED_S3_BUCKET": bucket, "SERVED_S3_ENDPOINT_URL": endpoint, "SERVED_POLL_INTERVAL_S": "0.2",
-        "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1",
-        "JWT_SECRET": JWT_SECRET, "ADMIN_PASSWORD": "admin-password", **extra,
+        "AGENTS_DATA_HOME": str(home),
+        "DATABASE_URL": control_url,
+        "SERVED_STORAGE": "s3",
+        "SERVED_S3_BUCKET": bucket,
+        "SERVED_S3_ENDPOINT_URL": endpoint,
+        "SERVED_POLL_INTERVAL_S": "0.2",
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "JWT_SECRET": JWT_SECRET,
+        "ADMIN_PASSWORD": "admin-password",
+        **extra,
     }
 
 
@@ -54,11 +62,11 @@ def publish_rows(store: ServedStore, key: str, rows: int, *, tag: str = "v", cop
     the same write_version/publish calls a materialization makes."""
     with store.write_version(key, copy_previous=copy_previous) as pending:
         if copy_previous and pending.previous is not None:
-            pending.con.execute("INSERT INTO data SELECT range + (SELECT count(*) FROM data), md5(?||range::VARCHAR) "
-                                "FROM range(?)", [tag, rows])
+            pending.con.execute(
+                "INSERT INTO data SELECT range + (SELECT count(*) FROM data), md5(?||range::VARCHAR) FROM range(?)", [tag, rows]
+            )
         else:
-            pending.con.execute("CREATE TABLE data AS SELECT range AS id, md5(?||range::VARCHAR) AS s FROM range(?)",
-                                [tag, rows])
+            pending.con.execute("CREATE TABLE data AS SELECT range AS id, md5(?||range::VARCHAR) AS s FROM range(?)", [tag, rows])
         count = int(pending.con.execute("SELECT count(*) FROM data").fetchone()[0])
         columns = [Column("id", "BIGINT"), Column("s", "VARCHAR")]
         return store.publish(pending, strategy="full", row_count=count, columns=columns)
@@ -123,7 +131,7 @@ class S3Proxy:
                 if self.corrupt_next > 0 and data:
                     self.corrupt_next -= 1
                     self.corrupted += 1
-                    data = data[:len(data) // 2] + bytes([data[len(data) // 2] ^ 0xFF]) + data[len(data) // 2 + 1:]
+                    data = data[: len(data) // 2] + bytes([data[len(data) // 2] ^ 0xFF]) + data[len(data) // 2 + 1 :]
         h.send_response(resp.status)
         for k, v in resp.getheaders():
             if k.lower() in _DROP or k.lower().startswith("x-amz-checksum"):

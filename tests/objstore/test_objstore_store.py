@@ -40,7 +40,8 @@ def count(path: Path) -> int:
 
 
 def test_publish_records_size_and_sha256_and_another_machine_downloads_on_first_use(
-        tmp_path: Path, shared_db: str, proxy: S3Proxy, bucket: str) -> None:
+    tmp_path: Path, shared_db: str, proxy: S3Proxy, bucket: str
+) -> None:
     writer, reader = (machine(tmp_path, n, shared_db, proxy, bucket) for n in ("writer", "reader"))
     m = publish_rows(writer, KEY, 1000)
 
@@ -57,17 +58,21 @@ def test_publish_records_size_and_sha256_and_another_machine_downloads_on_first_
     assert reader.current(KEY) == m  # known from the control database, nothing downloaded yet
     assert not table_dir(reader.root, KEY).exists()
     assert reader.serve(KEY) == m
-    assert reader.downloads == 1 and count(version_path(reader.root, m)) == 1000
-    assert reader.serve(KEY) == m and reader.downloads == 1  # served from the cache afterwards
+    assert reader.downloads == 1
+    assert count(version_path(reader.root, m)) == 1000
+    assert reader.serve(KEY) == m
+    assert reader.downloads == 1
     assert reader.keys() == [KEY]
 
 
 def test_a_partition_run_elsewhere_starts_from_the_current_version_and_a_stale_writer_is_refused(
-        tmp_path: Path, shared_db: str, proxy: S3Proxy, bucket: str) -> None:
+    tmp_path: Path, shared_db: str, proxy: S3Proxy, bucket: str
+) -> None:
     a, b = (machine(tmp_path, n, shared_db, proxy, bucket) for n in ("a", "b"))
     first = publish_rows(a, KEY, 100)
     second = publish_rows(b, KEY, 50, tag="more", copy_previous=True)  # b never had the table: fetches the base
-    assert second.previous_version == first.version and second.row_count == 150
+    assert second.previous_version == first.version
+    assert second.row_count == 150
     assert count(version_path(b.root, second)) == 150
 
     with a.write_version(KEY, copy_previous=True) as pending:  # a starts from ``second`` …
@@ -81,8 +86,7 @@ def test_a_partition_run_elsewhere_starts_from_the_current_version_and_a_stale_w
     assert count(a.local_path(third)) == 151
 
 
-def test_a_corrupted_download_is_refused_and_fetched_again(tmp_path: Path, shared_db: str, proxy: S3Proxy,
-                                                           bucket: str) -> None:
+def test_a_corrupted_download_is_refused_and_fetched_again(tmp_path: Path, shared_db: str, proxy: S3Proxy, bucket: str) -> None:
     writer, reader = (machine(tmp_path, n, shared_db, proxy, bucket) for n in ("writer", "reader"))
     m = publish_rows(writer, KEY, 2000)
     proxy.corrupt_next = 1
@@ -102,7 +106,8 @@ def test_a_corrupted_download_is_refused_and_fetched_again(tmp_path: Path, share
     assert not version_path(reader.root, newer).exists()
     assert not list(table_dir(reader.root, KEY).glob(".dl-*"))
     proxy.corrupt_next = 0
-    assert reader.serve(KEY) == newer and count(version_path(reader.root, newer)) == 10
+    assert reader.serve(KEY) == newer
+    assert count(version_path(reader.root, newer)) == 10
 
     fresh = machine(tmp_path, "fresh", shared_db, proxy, bucket, SERVED_DOWNLOAD_ATTEMPTS="2")
     proxy.corrupt_next = 100
@@ -111,7 +116,8 @@ def test_a_corrupted_download_is_refused_and_fetched_again(tmp_path: Path, share
 
 
 def test_the_cache_stays_within_its_limit_and_keeps_superseded_versions_for_the_grace_period(
-        tmp_path: Path, shared_db: str, proxy: S3Proxy, bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, shared_db: str, proxy: S3Proxy, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(served_storage, "RECENT_USE_S", 0.0)
     writer = machine(tmp_path, "writer", shared_db, proxy, bucket)
     keys = [f"demo.public.t{i}" for i in range(4)]
@@ -121,7 +127,8 @@ def test_the_cache_stays_within_its_limit_and_keeps_superseded_versions_for_the_
     for _round in range(2):
         for k in keys:
             m = reader.serve(k)
-            assert m is not None and version_path(reader.root, m).exists()
+            assert m is not None
+            assert version_path(reader.root, m).exists()
             assert reader.cache_bytes() <= limit
     assert reader.downloads == 8  # two tables fit: every use of four in turn downloads again
 
@@ -130,13 +137,15 @@ def test_the_cache_stays_within_its_limit_and_keeps_superseded_versions_for_the_
     old = roomy.serve(keys[0])
     new = publish_rows(writer, keys[0], 10, tag="v2")
     roomy.refresh()
-    assert roomy.serve(keys[0]) == new and old is not None
+    assert roomy.serve(keys[0]) == new
+    assert old is not None
     roomy.evict()
     assert version_path(roomy.root, old).exists()
     later = dt.datetime.fromisoformat(new.published_at).timestamp() + roomy.grace_s + 1
     evicted = roomy.evict(now=later)
     assert evicted == {(keys[0], old.file)}
-    assert not version_path(roomy.root, old).exists() and version_path(roomy.root, new).exists()
+    assert not version_path(roomy.root, old).exists()
+    assert version_path(roomy.root, new).exists()
 
     # A version a query holds is never evicted, whatever the limit.
     roomy.in_use = lambda: {(keys[0], new.file)}
@@ -145,15 +154,24 @@ def test_the_cache_stays_within_its_limit_and_keeps_superseded_versions_for_the_
     assert version_path(roomy.root, new).exists()
 
 
-def test_kill_9_during_an_upload_leaves_the_previous_version_served(tmp_path: Path, shared_db: str, proxy: S3Proxy,
-                                                                   bucket: str) -> None:
+def test_kill_9_during_an_upload_leaves_the_previous_version_served(
+    tmp_path: Path, shared_db: str, proxy: S3Proxy, bucket: str
+) -> None:
     writer = machine(tmp_path, "writer", shared_db, proxy, bucket)
     before = publish_rows(writer, KEY, 500)
-    env = {**os.environ, **objstore_env(writer.root.parent, shared_db, proxy.url, bucket),
-           "PYTHONPATH": str(ROOT), **bytecode_cache_env()}
+    env = {
+        **os.environ,
+        **objstore_env(writer.root.parent, shared_db, proxy.url, bucket),
+        "PYTHONPATH": str(ROOT),
+        **bytecode_cache_env(),
+    }
     proxy.hold.set()
-    child = processes.start([sys.executable, "-m", "tests.objstore.objstore_writer", KEY, "600000"], env=env,
-                            cwd=ROOT, log_path=tmp_path / "writer.log")
+    child = processes.start(
+        [sys.executable, "-m", "tests.objstore.objstore_writer", KEY, "600000"],
+        env=env,
+        cwd=ROOT,
+        log_path=tmp_path / "writer.log",
+    )
     try:
         assert proxy.held.wait(timeout=120), (tmp_path / "writer.log").read_text()
         os.kill(child.pid, signal.SIGKILL)
@@ -167,7 +185,8 @@ def test_kill_9_during_an_upload_leaves_the_previous_version_served(tmp_path: Pa
 
     reader = machine(tmp_path, "reader", shared_db, proxy, bucket)
     assert writer.current(KEY, fresh=True) == before
-    assert reader.serve(KEY) == before and count(version_path(reader.root, before)) == 500
+    assert reader.serve(KEY) == before
+    assert count(version_path(reader.root, before)) == 500
     orphans = sorted(p.name for p in table_dir(writer.root, KEY).glob("v-*.duckdb") if p.name != before.file)
     assert len(orphans) == 1  # the killed writer's finished file, never published
 
@@ -178,7 +197,8 @@ def test_kill_9_during_an_upload_leaves_the_previous_version_served(tmp_path: Pa
     # Housekeeping past the grace period: the abandoned upload is aborted, the superseded
     # version forgotten, and only the current version's object stays in the bucket.
     report = writer.purge(now=dt.datetime.now(dt.UTC) + dt.timedelta(days=2))
-    assert report["uploads_aborted"] >= 1 and report["versions_forgotten"] == 1
+    assert report["uploads_aborted"] >= 1
+    assert report["versions_forgotten"] == 1
     client = s3_client(proxy.url)
     assert client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
     pub = served_remote.load_version(shared_db, KEY, after.version)
