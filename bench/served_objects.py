@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.support import ROOT, log  # noqa: E402
+from bench.support import ROOT, log
 
 KEY = "demo.public.orders"
 JWT = "bench-secret-" + "x" * 40
