@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.objstore.objstore_support import S3Proxy, new_bucket, s3_proxy
+from tests.orchestration.conftest import source  # noqa: F401 - a private database on the stand-in, as a fixture here
 from tests.serving.artifact_support import moto_server, s3_client
 
 

@@ -15,14 +15,14 @@ import pytest
 from shared.served_storage import ObjectStore
 from shared.settings import Settings, get_settings
 from tests.objstore.objstore_support import objstore_env
-from tests.orchestration.conftest import Source, materialize, source  # noqa: F401 - the fixture
+from tests.orchestration.conftest import Source, materialize
 
 pytestmark = pytest.mark.usefixtures("aws_env")
 
 
 def test_partition_runs_on_two_machines_share_only_the_bucket_and_the_database(
     tmp_path: Path, source: Source, served_moto: str, bucket: str, monkeypatch: pytest.MonkeyPatch
-) -> None:  # noqa: F811
+) -> None:
     source.sql(f"CREATE TABLE {source.table('EV')} (ID NUMBER(10,0), TS TIMESTAMP_NTZ, V NUMBER(10,0))")
     source.sql(
         f"INSERT INTO {source.table('EV')} SELECT seq4(), DATEADD(hour, seq4(), '2025-01-01'::TIMESTAMP_NTZ), "
