@@ -155,12 +155,25 @@ class ObjectStore(ServedStore):
             self._known, self._known_at = known, time.monotonic()
         return changed
 
+    def _refresh_if_due(self) -> None:
+        """Re-read the published versions once ``SERVED_POLL_INTERVAL_S`` has passed. While the control
+        database is away, a replica that has read them once keeps serving what it knows (as the
+        local folder does), and tries again one interval later."""
+        if time.monotonic() - self._known_at <= self.cfg.poll_interval_s:
+            return
+        try:
+            self.refresh()
+        except Exception as e:
+            if self._known_at == float("-inf"):
+                raise
+            log.warning("published versions not re-read (%s: %s); serving the ones known", type(e).__name__, e)
+            self._known_at = time.monotonic()
+
     def _published(self, key: str, *, fresh: bool) -> Published | None:
         if fresh:
             migrate(self.url)
             return served_remote.current_version(self.url, key)
-        if time.monotonic() - self._known_at > self.cfg.poll_interval_s:
-            self.refresh()
+        self._refresh_if_due()
         return self._known.get(key)
 
     def current(self, key: str, *, fresh: bool = False) -> Manifest | None:
@@ -168,8 +181,7 @@ class ObjectStore(ServedStore):
         return pub.manifest if pub else None
 
     def keys(self) -> list[str]:
-        if time.monotonic() - self._known_at > self.cfg.poll_interval_s:
-            self.refresh()
+        self._refresh_if_due()
         return sorted(self._known)
 
     # -- the local cache -----------------------------------------------------------------

@@ -13,6 +13,7 @@ import hashlib
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 import duckdb
@@ -205,3 +206,18 @@ def test_kill_9_during_an_upload_leaves_the_previous_version_served(
     assert pub is not None
     keys = [o["Key"] for o in client.list_objects_v2(Bucket=bucket, Prefix="served/").get("Contents", [])]
     assert keys == [f"served/objects/{pub.files[0].sha256}"]
+
+
+def test_a_replica_keeps_serving_what_it_knows_while_the_control_database_is_away(
+    tmp_path: Path, shared_db: str, proxy: S3Proxy, bucket: str
+) -> None:
+    writer, reader = (machine(tmp_path, n, shared_db, proxy, bucket) for n in ("writer", "reader"))
+    m = publish_rows(writer, KEY, 300)
+    assert reader.serve(KEY) == m
+    reader.url = "sqlite:///" + str(tmp_path / "gone" / "no-such-dir" / "control.db")  # unreachable from now on
+    (tmp_path / "gone").mkdir()
+    (tmp_path / "gone" / "no-such-dir").write_text("a file where the database's folder should be")
+    time.sleep(reader.cfg.poll_interval_s + 0.1)
+    assert reader.serve(KEY) == m
+    assert reader.keys() == [KEY]
+    assert count(version_path(reader.root, m)) == 300
