@@ -41,6 +41,7 @@ log = logging.getLogger("agents_data.served")
 RECENT_USE_S = 10.0  # a version used this recently (by any process on the machine) is never evicted
 TOUCH_EVERY_S = 4.0  # how often a use is written to the version's manifest mtime (the cross-process LRU)
 STALE_DOWNLOAD_S = 3600.0
+EVICT_EVERY_S = 30.0  # the watcher's cache pass when nothing was downloaded (grace periods run out meanwhile)
 
 FilePair = tuple[str, str]  # (table key, file name)
 
@@ -121,6 +122,7 @@ class ObjectStore(ServedStore):
         self._fetch_locks: dict[tuple[str, str], threading.Lock] = {}
         self._verified: dict[FilePair, float] = {}  # -> monotonic time of the last mtime touch
         self._last_served: dict[str, Manifest] = {}
+        self._parsed: dict[Path, tuple[int, Manifest]] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.in_use: Callable[[], set[FilePair]] = set
@@ -282,8 +284,11 @@ class ObjectStore(ServedStore):
             return out
         for json_path in self.root.glob("*/*/*/v-*.json"):
             try:
-                manifest = Manifest.from_json(json_path.read_text(encoding="utf-8"))
-                used_at = json_path.stat().st_mtime
+                st = json_path.stat()
+                hit = self._parsed.get(json_path)
+                manifest = hit[1] if hit and hit[0] == st.st_size else Manifest.from_json(json_path.read_text(encoding="utf-8"))
+                self._parsed[json_path] = (st.st_size, manifest)
+                used_at = st.st_mtime
             except (OSError, ValueError, TypeError):
                 continue
             files = [json_path.parent / name for name in version_files(manifest)]
@@ -338,6 +343,7 @@ class ObjectStore(ServedStore):
         pairs = {(e.key, p.name) for p in e.files}
         for p in [*e.files, e.json_path]:
             p.unlink(missing_ok=True)
+        self._parsed.pop(e.json_path, None)
         for pair in pairs:
             self._verified.pop(pair, None)
         log.info("evicted %s version %s (%d bytes) from the served-data cache", e.key, e.manifest.version, e.bytes)
@@ -395,13 +401,17 @@ class ObjectStore(ServedStore):
             self._thread.start()
 
     def _follow(self) -> None:
+        last_pass = float("-inf")
         while not self._stop.is_set():
             try:
+                fetched = False
                 for key in self.refresh():
                     pub = self._known.get(key)
                     if pub is not None and any(table_dir(self.root, key).glob("v-*.json")):
-                        self.ensure_local(pub)
-                self.evict()
+                        fetched = self.ensure_local(pub) or fetched  # ensure_local evicts after a download
+                if not fetched and time.monotonic() - last_pass > EVICT_EVERY_S:
+                    self.evict()
+                    last_pass = time.monotonic()
             except Exception as e:  # the control database or the bucket is away: try again next tick
                 log.warning("served-data watcher: %s: %s", type(e).__name__, e)
             self._stop.wait(max(0.05, self.cfg.poll_interval_s))
