@@ -1,13 +1,15 @@
 """Served versions in object storage: time from a publish to the first query that reads it.
 
-One run, on a 1,000,000-row table shaped like the demo ORDERS (12 columns, random values),
-against a real S3-compatible server (moto) on loopback and two API processes:
+One run, on the demo ORDERS table (1,000,000 rows, 12 columns) copied from the local
+Snowflake stand-in by the sync engine, against a real S3-compatible server (moto) on
+loopback and two API processes:
 
 - an API with ``SERVED_STORAGE=s3`` and a data folder of its own (its cache), and
 - the baseline measured in the same run: an API with ``SERVED_STORAGE=local`` reading the
   folder the writer publishes into (the single-host topology).
 
-Figures: the version's size, upload (publish) time, time from publish to the first answer
+Figures: the version's size, the publish step's time (upload and the control-database
+switch, against the local rename), time from publish to the first answer
 that reads the new version on a replica that never served the table (download on first use)
 and on one that serves it (the watcher downloads ahead of the query), the same for the local
 baseline, and the replica's cache size afterwards. Last line: one JSON object.
@@ -33,30 +35,59 @@ KEY = "demo.public.orders"
 JWT = "bench-secret-" + "x" * 40
 
 
-def orders_sql(rows: int, seed: int) -> str:
-    return f"""SELECT range + 1 AS order_id, (hash(range, {seed}) % 50000)::INTEGER AS customer_id,
-        (hash(range, {seed} + 1) % 2000)::INTEGER AS product_id,
-        TIMESTAMP '2025-01-01' + INTERVAL (range * 31) SECOND AS ordered_at,
-        TIMESTAMP '2025-01-01' + INTERVAL (range * 31 + hash(range, {seed} + 2) % 259200) SECOND AS updated_at,
-        (1 + hash(range, {seed} + 3) % 10)::SMALLINT AS quantity,
-        ((199 + hash(range, {seed} + 4) % 99800) / 100)::DECIMAL(10,2) AS unit_price,
-        ((hash(range, {seed} + 5) % 300) / 1000)::DECIMAL(4,3) AS discount,
-        ((hash(range, {seed} + 6) % 1000000) / 100)::DECIMAL(14,2) AS amount,
-        ['cancelled','pending','returned','shipped'][1 + range % 4] AS status,
-        ['web','store','mobile'][1 + range % 3] AS channel, 'USD' AS currency FROM range({int(rows)})"""
+def sync(store, registration, port: int):  # type: ignore[no-untyped-def]
+    """One full materialization of the demo ORDERS table into ``store`` (the sync engine, as a run does);
+    returns its manifest and the seconds its publish step took."""
+    import contextlib
+
+    import snowflake.connector
+
+    from orchestration.sync.engine import SyncRequest, sync_table
+
+    @contextlib.contextmanager
+    def connect():  # type: ignore[no-untyped-def]
+        con = snowflake.connector.connect(
+            user="fake",
+            password="snow",
+            account="fakesnow",
+            host="127.0.0.1",  # noqa: S106
+            port=port,
+            protocol="http",
+            database="DEMO",
+            network_timeout=120,
+            session_parameters={"CLIENT_OUT_OF_BAND_TELEMETRY_ENABLED": False},
+        )
+        try:
+            yield con
+        finally:
+            con.close()
+
+    outcome = sync_table(SyncRequest(table=registration, connect=connect, served_root=store.root, store=store))
+    return outcome.manifest, outcome.timings["publish_s"]
 
 
-def publish(store, rows: int, seed: int):  # type: ignore[no-untyped-def]
-    from shared.served import Column
+def add_a_day_of_orders(port: int, rows: int) -> None:
+    """New rows in the source, so the next version differs (as a day of new orders would)."""
+    import snowflake.connector
 
-    with store.write_version(KEY, copy_previous=False) as pending:
-        pending.con.execute(f"CREATE TABLE data AS {orders_sql(rows, seed)}")
-        cols = pending.con.execute(
-            "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'data' ORDER BY ordinal_position"
-        ).fetchall()
-        t0 = time.perf_counter()
-        manifest = store.publish(pending, strategy="full", row_count=rows, columns=[Column(c, t) for c, t in cols])
-        return manifest, time.perf_counter() - t0
+    con = snowflake.connector.connect(
+        user="fake",
+        password="snow",
+        account="fakesnow",
+        host="127.0.0.1",  # noqa: S106
+        port=port,
+        protocol="http",
+        database="DEMO",
+        session_parameters={"CLIENT_OUT_OF_BAND_TELEMETRY_ENABLED": False},
+    )
+    try:
+        con.cursor().execute(
+            "INSERT INTO DEMO.PUBLIC.ORDERS SELECT ORDER_ID + 10000000, CUSTOMER_ID, PRODUCT_ID, "
+            "ORDERED_AT, UPDATED_AT, QUANTITY, UNIT_PRICE, DISCOUNT, AMOUNT, STATUS, CHANNEL, CURRENCY "
+            f"FROM DEMO.PUBLIC.ORDERS WHERE ORDER_ID <= {int(rows)}"
+        )
+    finally:
+        con.close()
 
 
 def start_api(env: dict[str, str], home: Path):  # type: ignore[no-untyped-def]
@@ -111,22 +142,39 @@ def main() -> None:
 
     import boto3
 
-    from shared import processes
+    from shared import demo, processes
     from shared.control.db import migrate
+    from shared.registry import build_registration
     from shared.served_storage import ObjectStore, ServedStore
     from shared.settings import Settings
 
     work = Path(tempfile.mkdtemp(prefix="bench-served-objects-"))
     aws = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
     os.environ.update(aws)
-    port = processes.free_port()
+    port, sf_port = processes.free_port(), processes.free_port()
     moto = processes.start(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], env={**os.environ}, log_path=work / "moto.log"
     )
     procs = [moto]
     try:
+        stand_in = processes.start(
+            [sys.executable, "-m", "fakesnow", "-s", "--host", "127.0.0.1", "-p", str(sf_port)],
+            cwd=ROOT,
+            log_path=work / "fakesnow.log",
+        )
+        procs.append(stand_in)
         endpoint = f"http://127.0.0.1:{port}"
         processes.wait_for_http(endpoint + "/moto-api/", proc=moto, timeout_s=60)
+        processes.wait_for_port(sf_port, proc=stand_in, timeout_s=120)
+        log(f"seeding the demo ORDERS table ({args.rows:,} rows)")
+        demo.seed_demo(
+            demo.DemoSource(host="127.0.0.1", port=sf_port, orders_rows=args.rows, owned=False),
+            rows={"CUSTOMERS": 10, "PRODUCTS": 10, "EVENTS": 10},
+        )
+        orders = build_registration(
+            {"schema_name": "PUBLIC", "table_name": "ORDERS", "strategy": "full", "primary_key": ["ORDER_ID"]},
+            default_database="DEMO",
+        )
         boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="served")
         db = f"sqlite:///{work / 'control.db'}"
         base = {"DATABASE_URL": db, "JWT_SECRET": JWT, "ADMIN_PASSWORD": "bench-admin", **aws}
@@ -144,23 +192,22 @@ def main() -> None:
         procs.append(api_local)
         heads = {url_s3: admin(url_s3), url_local: admin(url_local)}
 
-        log(f"publishing {args.rows:,} rows (first version)")
-        first, upload_first = publish(writer, args.rows, 1)
+        log("first version: sync, upload, publish")
+        first, upload_first = sync(writer, orders, sf_port)
         t0 = time.perf_counter()
         first_use = until_served(url_s3, heads[url_s3], first.version, t0)
         log(f"first use on the replica: {first_use:.2f} s")
+        lfirst, _ = sync(local, orders, sf_port)
+        until_served(url_local, heads[url_local], lfirst.version, time.perf_counter())
 
-        second, upload_s = publish(writer, args.rows, 2)
+        add_a_day_of_orders(sf_port, args.rows // 365)
+        second, upload_s = sync(writer, orders, sf_port)
         t1 = time.perf_counter()
         prefetched = until_served(url_s3, heads[url_s3], second.version, t1)
         log(f"publish to first query, replica serving the table: {prefetched:.2f} s")
-
-        lfirst, _ = publish(local, args.rows, 1)
-        until_served(url_local, heads[url_local], lfirst.version, time.perf_counter())
-        lsecond, local_publish_s = publish(local, args.rows, 2)
+        lsecond, local_publish_s = sync(local, orders, sf_port)
         t2 = time.perf_counter()
         local_visible = until_served(url_local, heads[url_local], lsecond.version, t2)
-
         cache = sum(p.stat().st_size for p in (work / "replica" / "served").rglob("v-*.duckdb"))
         result = {
             "bench": "served_objects",
