@@ -213,6 +213,7 @@ def main() -> None:
             "bench": "served_objects",
             "rows": args.rows,
             "version_bytes": second.bytes,
+            "first_version_bytes": first.bytes,
             "publish_s_s3": round(upload_s, 3),
             "publish_s_s3_first": round(upload_first, 3),
             "publish_s_local": round(local_publish_s, 3),
