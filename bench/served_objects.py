@@ -35,28 +35,33 @@ KEY = "demo.public.orders"
 JWT = "bench-secret-" + "x" * 40
 
 
+def stand_in(port: int):  # type: ignore[no-untyped-def]
+    """A connector session on the local stand-in's DEMO database."""
+    import snowflake.connector
+
+    return snowflake.connector.connect(
+        user="fake",
+        password="snow",  # noqa: S106 - the stand-in's fixed login
+        account="fakesnow",
+        host="127.0.0.1",
+        port=port,
+        protocol="http",
+        database="DEMO",
+        network_timeout=120,
+        session_parameters={"CLIENT_OUT_OF_BAND_TELEMETRY_ENABLED": False},
+    )
+
+
 def sync(store, registration, port: int):  # type: ignore[no-untyped-def]
     """One full materialization of the demo ORDERS table into ``store`` (the sync engine, as a run does);
     returns its manifest and the seconds its publish step took."""
     import contextlib
 
-    import snowflake.connector
-
     from orchestration.sync.engine import SyncRequest, sync_table
 
     @contextlib.contextmanager
     def connect():  # type: ignore[no-untyped-def]
-        con = snowflake.connector.connect(
-            user="fake",
-            password="snow",
-            account="fakesnow",
-            host="127.0.0.1",  # noqa: S106
-            port=port,
-            protocol="http",
-            database="DEMO",
-            network_timeout=120,
-            session_parameters={"CLIENT_OUT_OF_BAND_TELEMETRY_ENABLED": False},
-        )
+        con = stand_in(port)
         try:
             yield con
         finally:
@@ -68,18 +73,7 @@ def sync(store, registration, port: int):  # type: ignore[no-untyped-def]
 
 def add_a_day_of_orders(port: int, rows: int) -> None:
     """New rows in the source, so the next version differs (as a day of new orders would)."""
-    import snowflake.connector
-
-    con = snowflake.connector.connect(
-        user="fake",
-        password="snow",
-        account="fakesnow",
-        host="127.0.0.1",  # noqa: S106
-        port=port,
-        protocol="http",
-        database="DEMO",
-        session_parameters={"CLIENT_OUT_OF_BAND_TELEMETRY_ENABLED": False},
-    )
+    con = stand_in(port)
     try:
         con.cursor().execute(
             "INSERT INTO DEMO.PUBLIC.ORDERS SELECT ORDER_ID + 10000000, CUSTOMER_ID, PRODUCT_ID, "
