@@ -108,6 +108,9 @@ def _result_metadata(outcome: SyncOutcome) -> dict[str, Any]:
         meta["profile"] = dg.MetadataValue.md(outcome.profile_markdown)
     if any(outcome.drift.values()):
         meta["schema_drift"] = dg.MetadataValue.json(outcome.drift)
+    if outcome.classification:
+        meta["personal_data"] = dg.MetadataValue.json(outcome.classification)
+        meta["personal_columns"] = ", ".join(n for n, v in outcome.classification.items() if v.get("personal")) or "none"
     return meta
 
 

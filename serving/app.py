@@ -34,7 +34,7 @@ from shared.control.db import migrate
 from shared.filemodes import restrict_process
 from shared.settings import Settings, get_settings
 
-FEATURES = ("health", "auth", "admin", "catalog", "queries", "sampling", "artifacts", "sync", "dagster_ui")
+FEATURES = ("health", "auth", "admin", "catalog", "queries", "sampling", "artifacts", "sync", "dagster_ui", "mcp")
 
 
 def _hooks(name: str) -> Any:

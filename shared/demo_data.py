@@ -36,19 +36,29 @@ def _start(today: dt.date, days: int) -> str:
 
 CUSTOMERS = TableSpec(
     ddl=f"""CREATE OR REPLACE TABLE {T}.CUSTOMERS (
-        CUSTOMER_ID NUMBER(10,0) NOT NULL, NAME VARCHAR(200), EMAIL VARCHAR(320), COUNTRY VARCHAR(2),
+        CUSTOMER_ID NUMBER(10,0) NOT NULL, NAME VARCHAR(200), EMAIL VARCHAR(320), PHONE VARCHAR(32), COUNTRY VARCHAR(2),
         SEGMENT VARCHAR(20), SIGNUP_DATE DATE, LIFETIME_VALUE NUMBER(12,2), IS_ACTIVE BOOLEAN,
         UPDATED_AT TIMESTAMP_NTZ NOT NULL) COMMENT = 'Demo customers, one row per customer'""",
     insert=f"""INSERT INTO {T}.CUSTOMERS
-        SELECT n + 1, 'Customer ' || (n + 1), 'customer' || (n + 1) || '@example.com',
+        SELECT n + 1, first_name || ' ' || last_name,
+            LOWER(first_name) || '.' || LOWER(last_name) || (n + 1) || '@example.com',
+            '+1 555 ' || LPAD(CAST(MOD(n * 7919, 1000) AS VARCHAR), 3, '0') || ' '
+                || LPAD(CAST(MOD(n, 10000) AS VARCHAR), 4, '0'),
             CASE MOD(n, 6) WHEN 0 THEN 'US' WHEN 1 THEN 'DE' WHEN 2 THEN 'FR' WHEN 3 THEN 'GB' WHEN 4 THEN 'JP' ELSE 'BR' END,
             CASE MOD(n, 3) WHEN 0 THEN 'consumer' WHEN 1 THEN 'smb' ELSE 'enterprise' END,
             DATEADD(day, -uniform(0, 1500, random()), CAST(%s AS DATE)),
             uniform(0, 5000000, random()) / 100, MOD(n, 10) <> 0,
             DATEADD(second, -uniform(0, 86400 * 30, random()), CAST(%s AS TIMESTAMP_NTZ))
-        FROM (SELECT seq4() AS n FROM TABLE(GENERATOR(ROWCOUNT => %s)))""",
+        FROM (SELECT n,
+            CASE MOD(n, 8) WHEN 0 THEN 'Alice' WHEN 1 THEN 'Omar' WHEN 2 THEN 'Mei' WHEN 3 THEN 'Lucas'
+                WHEN 4 THEN 'Sofia' WHEN 5 THEN 'Hiroshi' WHEN 6 THEN 'Emma' ELSE 'Carlos' END AS first_name,
+            CASE MOD(n, 7) WHEN 0 THEN 'Martin' WHEN 1 THEN 'Okafor' WHEN 2 THEN 'Schmidt' WHEN 3 THEN 'Garcia'
+                WHEN 4 THEN 'Tanaka' WHEN 5 THEN 'Dubois' ELSE 'Smith' END AS last_name
+            FROM (SELECT seq4() AS n FROM TABLE(GENERATOR(ROWCOUNT => %s))))""",
     params=lambda rows, today: (today.isoformat(), _start(today, 0), rows),
-    comments={"CUSTOMER_ID": "Customer identifier", "LIFETIME_VALUE": "Total spent, in USD", "COUNTRY": "ISO 3166 code"},
+    comments={"CUSTOMER_ID": "Customer identifier", "LIFETIME_VALUE": "Total spent, in USD", "COUNTRY": "ISO 3166 code",
+              "NAME": "Customer's full name (personal data)", "EMAIL": "Customer's e-mail (personal data)",
+              "PHONE": "Customer's phone number (personal data)"},
 )
 
 PRODUCTS = TableSpec(

@@ -128,7 +128,8 @@ class AuthSettings:
     jwt_issuer: str = env_var("JWT_ISSUER", "agents-data", "Issuer claim set on and required of every token.")
     admin_token_ttl_s: int = env_var("ADMIN_TOKEN_TTL_S", 3600, "Lifetime of admin tokens in seconds.")
     default_token_ttl_s: int = env_var("TOKEN_DEFAULT_TTL_S", 30 * 24 * 3600, "Default lifetime of swarm and agent tokens in seconds.")
-    token_cache_ttl_s: float = env_var("TOKEN_CACHE_TTL_S", 1.0, "Seconds an API replica caches a token's revocation state and grants; revocations and grant changes reach other replicas within this time.")
+    token_cache_ttl_s: float = env_var("TOKEN_CACHE_TTL_S", 1.0, "Seconds an API replica caches a token's revocation state, grants and grant policies; revocations, grant and policy changes reach other replicas within this time.")
+    mask_secret: str = env_var("MASK_SECRET", "", "Secret keying the hash mask of columns (stable within a swarm, different across swarms); share it between replicas. Empty: derived from the token signing secret.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,10 +147,11 @@ class QuerySettings:
     threads: int = env_var("QUERY_THREADS", 2, "DuckDB threads for agent connections.")
     max_temp_size: str = env_var("QUERY_MAX_TEMP_SIZE", "2GB", "DuckDB max_temp_directory_size for agent connections.")
     agent_concurrent: int = env_var("AGENT_MAX_CONCURRENT_QUERIES", 4, "Concurrent queries, samples and profiles per agent before 429.")
-    json_max_bytes: int = env_var("QUERY_JSON_MAX_BYTES", 64 * 1024 * 1024, "Largest inline JSON result (rows encoded), in bytes; 413 result_too_large at the first batch past it (use csv, parquet or arrow for more).")
+    json_max_bytes: int = env_var("QUERY_JSON_MAX_BYTES", 64 * 1024 * 1024, "Largest inline JSON result (rows encoded), in bytes; past it the answer is cut at the last whole row that fits, with a continuation (`cut_by: byte_cap`).")
     process_memory_limit: str = env_var("QUERY_PROCESS_MEMORY_LIMIT", "", "RSS budget of one API process (e.g. 4GB); past it the longest-running agent queries are interrupted (413 memory_limit) until it is back under. Empty: 80% of the machine's or container's memory.")
     agent_rpm: int = env_var("AGENT_REQUESTS_PER_MINUTE", 6000, "Requests per minute per agent before 429.")
     refresh_per_minute: int = env_var("AGENT_REFRESHES_PER_MINUTE", 10, "Refresh requests per minute per agent before 429.")
+    async_threshold_bytes: int = env_var("QUERY_ASYNC_THRESHOLD_BYTES", 1 << 30, "A query whose dry-run estimate scans more bytes than this is sent to an async job at once (202), and a dry run says so (0: never).")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -199,6 +201,15 @@ class ApiSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class McpSettings:
+    """The MCP server mounted at /mcp."""
+
+    allowed_hosts: str = env_var("MCP_ALLOWED_HOSTS", "127.0.0.1:*,localhost:*,[::1]:*", "Comma-separated Host values the MCP endpoint accepts (host:port, port may be *); set the API's public host name here, or MCP requests through it are refused (421). `*` turns the check off.")
+    answer_max_chars: int = env_var("MCP_ANSWER_MAX_CHARS", 12_000, "Character budget of one MCP tool answer (table, notes and footer); rows past it are cut and the footer says how to get the rest.")
+    refresh_wait_s: float = env_var("MCP_REFRESH_WAIT_S", 20.0, "Seconds the MCP refresh_table tool waits for a refresh to finish before it returns the job to poll with get_job.")
+
+
+@dataclasses.dataclass(frozen=True)
 class Settings:
     """All settings. ``home`` anchors every default path."""
 
@@ -213,6 +224,7 @@ class Settings:
     artifacts: ArtifactSettings = dataclasses.field(default_factory=ArtifactSettings)
     served: ServedSettings = dataclasses.field(default_factory=ServedSettings)
     api: ApiSettings = dataclasses.field(default_factory=ApiSettings)
+    mcp: McpSettings = dataclasses.field(default_factory=McpSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

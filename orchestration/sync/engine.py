@@ -1,5 +1,9 @@
 """One materialization of one registered table, without Dagster: plan, write, check, profile, publish.
 
+Every version is classified for personal data (``shared/classify.py``) before it is
+published, and the verdicts travel in its manifest, so a column (a drifted one too) is never
+served before its classification is.
+
 Why separate from the asset: the benchmark, the crash tests and the asset run exactly
 this code. Order matters for the served contract: plan against the source first (a dead
 source fails before anything is touched, ``plan.py``), then write a private version under
@@ -11,10 +15,11 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from typing import Any
 
 from orchestration.sync.extract import SliceStats
 from orchestration.sync.plan import SNAPSHOT_DESCRIPTION, SourceTableMissingError, SyncRequest, plan
-from orchestration.sync.publish import profile, publish_version
+from orchestration.sync.publish import classify, profile, publish_version
 from orchestration.sync.verdicts import Verdict, check
 from orchestration.sync.write import private_version
 from shared.served import Manifest
@@ -39,6 +44,7 @@ class SyncOutcome:
     merge: dict[str, int] = dataclasses.field(default_factory=dict)
     verdicts: list[Verdict] = dataclasses.field(default_factory=list)
     profile_markdown: str | None = None
+    classification: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
 
 def sync_table(req: SyncRequest) -> SyncOutcome:
@@ -49,7 +55,8 @@ def sync_table(req: SyncRequest) -> SyncOutcome:
     with private_version(req, planned, timings) as written:  # raising inside discards the version
         checked = check(written)
         profile_md = profile(written)
-        manifest = publish_version(written, checked)
+        verdicts = classify(written)
+        manifest = publish_version(written, checked, classification=verdicts)
     timings["total_s"] = time.perf_counter() - t0
     req.logger.info(f"{req.table.key}: published version {manifest.version} "
                     f"({manifest.row_count} rows, {written.rows_written} written)")
@@ -57,5 +64,5 @@ def sync_table(req: SyncRequest) -> SyncOutcome:
         manifest=manifest, mode=planned.mode, rows_written=written.rows_written, source_rows=planned.source_rows,
         served_scope_rows=checked.scope_rows, duplicate_keys=checked.duplicate_keys, drift=checked.drift,
         slices=written.slices, timings=timings, partition_keys=[w.key for w in planned.windows],
-        merge=written.merge, verdicts=checked.verdicts, profile_markdown=profile_md,
+        merge=written.merge, verdicts=checked.verdicts, profile_markdown=profile_md, classification=verdicts,
     )

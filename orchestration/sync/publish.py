@@ -16,6 +16,7 @@ from orchestration.sync import load
 from orchestration.sync.sql import qi
 from orchestration.sync.verdicts import Checked
 from orchestration.sync.write import Written
+from shared.classify import classify_table
 from shared.profile import profile_markdown
 from shared.served import Manifest
 
@@ -39,7 +40,20 @@ def profile(w: Written) -> str | None:
     return markdown
 
 
-def publish_version(w: Written, checked: Checked) -> Manifest:
+def classify(w: Written) -> dict[str, dict[str, Any]]:
+    """Personal-data verdicts of every column of the new version, from a seeded sample of its rows.
+
+    Unlike the profile, a classification that cannot be made fails the sync: serving a
+    column without one would serve it unclassified (the API would mask it anyway).
+    """
+    t0 = time.perf_counter()
+    verdicts = classify_table(w.con, qi("data"), [c.name for c in w.columns], types=[c.type for c in w.columns])
+    w.timings["classify_s"] = time.perf_counter() - t0
+    return verdicts
+
+
+def publish_version(w: Written, checked: Checked, *, classification: dict[str, dict[str, Any]] | None = None
+                    ) -> Manifest:
     """Write the manifest (partitions, watermark, figures) and make the version CURRENT."""
     t2 = time.perf_counter()
     req, planned = w.req, w.planned
@@ -48,13 +62,15 @@ def publish_version(w: Written, checked: Checked) -> Manifest:
     for win in planned.windows:
         rows = checked.served_by_window.get(win.key, w.rows_written)  # a snapshot's one window holds what this run wrote
         parts[win.key] = {"rows": rows, "run_id": req.run_id, "materialized_at": stamp}
-    extra = {
+    extra: dict[str, Any] = {
         "mode": planned.mode, "watermark_type": w.watermark_type, "drift": checked.drift,
         "source_rows": planned.source_rows, "rows_written": w.rows_written,
         "duplicates_removed": checked.duplicates_removed, "kept_newer_served": checked.kept_newer,
         "snapshot_column": w.snap_col, "slices": len(planned.slices),
         "source_query_ids": [s.query_id for s in w.slices][:100],
     }
+    if classification is not None:
+        extra["classification"] = classification
     manifest = req.served.publish(
         w.pending, strategy=req.table.strategy, row_count=load.count_rows(w.con), columns=w.columns,
         partitions=parts, watermark=w.watermark, run_id=req.run_id, extra=extra,

@@ -62,5 +62,6 @@ def query_audit(url: str, *, swarm_id: str | None = None, token_id: str | None =
     items = [AuditEntry(id=r.id, at=r.at, caller_type=r.caller_type, swarm_id=r.swarm_id, token_id=r.token_id,
                         method=r.method, endpoint=r.endpoint, status_code=r.status_code, rule=r.rule,
                         sql_text=r.sql_text, sql_hash=r.sql_hash, tables=list(r.tables or []), rows=r.rows,
-                        bytes=r.bytes, duration_ms=r.duration_ms, replica=r.replica) for r in rows]
+                        bytes=r.bytes, duration_ms=r.duration_ms, replica=r.replica,
+                        transport=r.transport or "rest") for r in rows]
     return AuditPage(items=items, next_cursor=rows[-1].id if more and rows else None)

@@ -1,4 +1,5 @@
-"""Routes of the admin feature: swarms, swarm and agent tokens, the audit log.
+"""Routes of the admin feature: swarms, swarm and agent tokens, the audit log; grant policies,
+unmask grants and classification overrides in ``policies.py``.
 
 Thin handlers: check the capability, run the blocking store call in a thread, and
 clear the identity cache after any change so it applies to the very next request.
@@ -13,7 +14,7 @@ import anyio.to_thread
 from litestar import Router, delete, get, patch, post
 from litestar.params import Parameter
 
-from serving.admin import audit_query, store
+from serving.admin import audit_query, policies, store
 from serving.admin.schemas import (
     AgentTokenCreate,
     AuditPage,
@@ -151,6 +152,7 @@ async def mint_agent_token(caller: Caller, services: Services, data: AgentTokenC
 admin_router = Router(path="/api/v1/admin", tags=["admin"],
                       route_handlers=[create_swarm, list_swarms, get_swarm, update_swarm, delete_swarm,
                                       create_token, list_tokens, revoke_token, list_audit])
+policies_router = Router(path="/api/v1/admin", tags=["admin: data protection"], route_handlers=policies.ROUTES)
 swarm_router = Router(path="/api/v1/swarm", tags=["swarm"], route_handlers=[mint_agent_token])
 
-ROUTES: list[Any] = [admin_router, swarm_router]
+ROUTES: list[Any] = [admin_router, policies_router, swarm_router]

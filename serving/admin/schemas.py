@@ -112,6 +112,7 @@ class AuditEntry(msgspec.Struct):
     bytes: int | None
     duration_ms: float
     replica: str
+    transport: str = "rest"  # rest | mcp (a call an MCP tool made)
 
 
 class AuditPage(msgspec.Struct):
@@ -119,3 +120,88 @@ class AuditPage(msgspec.Struct):
 
     items: list[AuditEntry]
     next_cursor: int | None
+
+
+MaskKind = Literal["hash", "partial", "null"]
+
+
+class GrantPolicy(msgspec.Struct):
+    """Column and row rules on one table of a swarm's grant (``token_id`` null), or narrowing one agent token."""
+
+    swarm_id: str
+    token_id: str | None
+    table: str
+    exclude: list[str]
+    masks: dict[str, str]
+    row_filter: str | None
+    updated_by: str
+    updated_at: dt.datetime
+
+
+class GrantPolicyUpdate(msgspec.Struct, forbid_unknown_fields=True):
+    """Replaces the rules of one table. ``exclude``: columns the grantee never sees. ``masks``: column
+    to ``hash`` (keyed hash, stable within the swarm, so joins work), ``partial`` (``j***@example.com``,
+    ``***1234``) or ``null``. ``row_filter``: a SQL predicate over the table's columns
+    (``region = 'EU'``), checked by the SQL guard now; only matching rows are served. An agent
+    token's rules only narrow its swarm's."""
+
+    exclude: list[str] = msgspec.field(default_factory=list)
+    masks: dict[str, MaskKind] = msgspec.field(default_factory=dict)
+    row_filter: str | None = None
+
+
+class GrantPolicyDeleted(msgspec.Struct):
+    deleted: bool
+
+
+class ColumnUnmask(msgspec.Struct):
+    """A personal column granted unmasked to a swarm, by whom, when and why."""
+
+    swarm_id: str
+    table: str
+    column: str
+    reason: str
+    granted_by: str
+    granted_at: dt.datetime
+
+
+class ColumnUnmaskCreate(msgspec.Struct, forbid_unknown_fields=True):
+    """Grant a column classified as personal unmasked to the swarm. ``reason`` is required (audited).
+    An explicit mask or exclusion in a grant policy still applies."""
+
+    table: str
+    column: str
+    reason: str
+
+
+class ColumnOverride(msgspec.Struct):
+    table: str
+    column: str
+    personal: bool
+    category: str | None
+    reason: str
+    updated_by: str
+    updated_at: dt.datetime
+
+
+class ColumnOverrideUpdate(msgspec.Struct, forbid_unknown_fields=True):
+    """The admin's verdict on a column, which wins over every classification, including later syncs'."""
+
+    personal: bool
+    reason: str
+    category: str | None = None
+
+
+class ColumnVerdict(msgspec.Struct):
+    """A column's classification at the last sync (``detected``), the admin's override, and the result."""
+
+    name: str
+    personal: bool
+    detected: dict[str, Any] | None
+    override: ColumnOverride | None
+
+
+class TableClassification(msgspec.Struct):
+    table: str
+    served_version: str | None
+    columns: list[ColumnVerdict]

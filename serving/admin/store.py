@@ -22,6 +22,7 @@ from shared.control.db import session_scope
 from shared.control.models import SwarmRow, TokenRow
 from shared.housekeeping import retire_swarm_data
 from shared.identifiers import canonical_key
+from shared.policies import forget_swarm
 
 MAX_TTL_S = 10 * 365 * 24 * 3600
 
@@ -121,6 +122,7 @@ def delete_swarm(url: str, swarm_id: str, *, artifact_grace_s: int) -> SwarmDele
         s.execute(sa.update(TokenRow).where(TokenRow.swarm_id == swarm_id, TokenRow.revoked_at.is_(None))
                   .values(revoked_at=now))
         retired = retire_swarm_data(s, swarm_id, now=now, grace_s=artifact_grace_s)
+        forget_swarm(s, swarm_id)
         s.delete(row)
     return SwarmDeleted(swarm_id=swarm_id, revoked=ids, query_jobs_cancelled=retired["query_jobs_cancelled"],
                         artifacts_kept=retired["artifacts_expiring"],

@@ -3,15 +3,32 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import msgspec
 
 
-class TableColumn(msgspec.Struct):
+class Classification(msgspec.Struct, kw_only=True):
+    """Whether a column likely holds personal data, how sure, and why (name rule, share of sampled
+    values matching); ``override`` when an admin decided it."""
+
+    category: str | None
+    confidence: float
+    personal: bool
+    evidence: dict[str, Any] = msgspec.field(default_factory=dict)
+    override: bool = False
+
+
+class TableColumn(msgspec.Struct, kw_only=True):
+    """``masked`` is how your grant shows the column (``hash``: a keyed hash, stable within your
+    swarm, so joins on it still work; ``partial``; ``null``), or null when you read it as stored."""
+
     name: str
     type: str
     nullable: bool
     description: str
+    masked: str | None = None
+    classification: Classification | None = None
 
 
 class Freshness(msgspec.Struct, kw_only=True):
@@ -53,9 +70,13 @@ class TableInfo(msgspec.Struct, kw_only=True):
     bytes: int | None
     served_version: str | None
     last_synced_at: str | None
+    schema_version: str | None = None  # changes exactly when the served columns do (see If-Schema-Version)
     freshness: Freshness
     strategy: str | None = None
     partitioning: str | None = None
+    # True when your grant carries a row filter: you read (and row_count counts) only the rows it
+    # leaves. The predicate itself is shown to admins only (admin API).
+    row_filter: bool = False
 
 
 class TableList(msgspec.Struct):

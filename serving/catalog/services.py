@@ -25,12 +25,12 @@ def list_tables(caller: Caller, services: Services) -> list[dict[str, Any]]:
     if caller.is_admin:  # registered but never served tables too
         with session_scope(services.control_url) as s:
             keys |= set(s.scalars(select(RegisteredTableRow.key).where(RegisteredTableRow.deleted_at.is_(None))))
-    return describe_tables(services, keys)
+    return describe_tables(services, keys, caller)
 
 
 def get_table(caller: Caller, name: str, services: Services) -> dict[str, Any]:
     key = resolve_table(caller, name, services) if not caller.is_admin else _admin_key(caller, name, services)
-    entries = describe_tables(services, {key})
+    entries = describe_tables(services, {key}, caller)
     if not entries:
         raise not_found(name)
     return entries[0]

@@ -38,6 +38,8 @@ AUDIT = "audit"
 _STATE_KEY = "audit_fields"
 CALLER_KEY = "caller"  # scope["state"]["caller"]: the resolved Caller
 HINT_KEY = "auth_hint"  # scope["state"]["auth_hint"]: token id of a genuine but refused token
+TRANSPORT_KEY = "transport"  # scope["state"]["transport"]: "mcp" for calls made by an MCP tool; "rest" otherwise
+ENDPOINT_KEY = "audit_endpoint"  # scope["state"]["audit_endpoint"]: the path as requested, when a mount rewrote it
 
 
 def _state(request_or_scope: Any) -> dict[str, Any]:
@@ -242,7 +244,7 @@ class AuditMiddleware:
                 "swarm_id": caller.swarm_id if caller is not None else hint.get("swarm_id"),
                 "token_id": caller.token_id if caller is not None else hint.get("token_id"),
                 "method": str(scope.get("method", ""))[:8],
-                "endpoint": str(scope.get("path", ""))[:1024],
+                "endpoint": str(state.get(ENDPOINT_KEY) or scope.get("path", ""))[:1024],
                 "status_code": status,
                 "rule": fields.get("rule") or state.get("error_rule") or ("stream_failed" if failed else None),
                 "sql_text": fields.get("sql_text"),
@@ -252,6 +254,7 @@ class AuditMiddleware:
                 "bytes": fields.get("bytes"),
                 "duration_ms": (time.perf_counter() - started) * 1000.0,
                 "replica": self.replica,
+                "transport": str(state.get(TRANSPORT_KEY) or "rest")[:8],
             }
             writer.submit(row)
         except Exception:

@@ -18,6 +18,7 @@ import datetime as dt
 import decimal
 import os
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -95,8 +96,12 @@ class _Limit:
         check_size(written, self.max_bytes)
 
 
-def write_file(stream: Any, fmt: str, path: Path, *, max_bytes: int, json_head: dict[str, Any] | None = None) -> int:
+def write_file(stream: Any, fmt: str, path: Path, *, max_bytes: int, json_head: dict[str, Any] | None = None,
+               metadata: Callable[[], dict[str, str]] | None = None) -> int:
     """Write ``stream`` (an ``engine.ArrowStream``) to ``path`` in ``fmt``; return the bytes written.
+
+    ``metadata`` (Parquet only) is called once every batch is written (so it may report the
+    truncation) and its pairs go into the file's key-value metadata.
 
     On any failure the partial file is removed and the error re-raised.
     """
@@ -127,6 +132,8 @@ def write_file(stream: Any, fmt: str, path: Path, *, max_bytes: int, json_head: 
                             limit.check(fh.tell())
                     if group:
                         writer.write_table(pa.Table.from_batches(group, schema=stream.schema))
+                    if metadata is not None:
+                        writer.add_key_value_metadata(metadata())
             else:
                 _write_json(fh, stream, json_head or {}, limit)
         size = tmp.stat().st_size

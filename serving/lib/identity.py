@@ -1,7 +1,7 @@
 """Turning a bearer token into a :class:`Caller`, checking revocation on every request.
 
-Why a short cache: the control database is the authority for revocation, expiry and
-grants (a PATCH of a swarm's grants or a DELETE of a token must bite at once), but a
+Why a short cache: the control database is the authority for revocation, expiry,
+grants and grant policies (a PATCH of a swarm's grants or a DELETE of a token must bite at once), but a
 database round trip per request would dominate the hot path. Token rows are cached
 for at most ``TOKEN_CACHE_TTL_S`` (default 1 s), and every change made through this
 process's admin endpoints clears the cache, so here it takes effect immediately and on
@@ -23,6 +23,7 @@ from typing import Any
 import anyio.to_thread
 import msgspec
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from serving.lib.caller import Caller
 from serving.lib.errors import Unauthorized
@@ -30,6 +31,7 @@ from serving.lib.services import Services
 from serving.lib.tokens import CHALLENGE, TokenCodec, token_hash
 from shared.control.db import get_engine
 from shared.control.models import SwarmRow, TokenRow
+from shared.policies import PolicySet, load_policy_set
 
 _TOKENS = TokenRow.__table__
 _SWARMS = SwarmRow.__table__
@@ -55,6 +57,7 @@ class TokenRecord:
     parent_revoked: bool
     swarm_exists: bool
     swarm_grants: frozenset[str]
+    policy: PolicySet | None = None
 
     @property
     def grants(self) -> frozenset[str]:
@@ -129,12 +132,15 @@ class IdentityStore:
                 parent_revoked = parent is None or parent.revoked_at is not None
             swarm = conn.execute(sa.select(_SWARMS.c.grants).where(_SWARMS.c.id == row["swarm_id"])).first()
         allowed = row["allowed_tables"]
+        grants = frozenset(str(t).lower() for t in (swarm.grants if swarm else []) or [])
+        with Session(engine) as session:
+            policy = load_policy_set(session, row["swarm_id"], row["id"] if row["type"] == "agent" else None, grants)
         return TokenRecord(
             id=row["id"], type=row["type"], swarm_id=row["swarm_id"], name=row["name"], token_hash=row["token_hash"],
             allowed_tables=None if allowed is None else frozenset(str(t).lower() for t in allowed),
             expires_at=_epoch(row["expires_at"]) or 0.0, revoked=row["revoked_at"] is not None,
             parent_revoked=parent_revoked, swarm_exists=swarm is not None,
-            swarm_grants=frozenset(str(t).lower() for t in (swarm.grants if swarm else []) or []),
+            swarm_grants=grants, policy=policy,
         )
 
 
@@ -174,7 +180,7 @@ async def resolve_caller(token: str, *, codec: TokenCodec, store: IdentityStore,
     if not record.swarm_exists:
         raise _deny("token's swarm no longer exists", "token_revoked")
     return Caller(kind="agent" if typ == "agent" else "swarm", subject=record.name, token_id=jti,
-                  swarm_id=record.swarm_id, grants=record.grants)
+                  swarm_id=record.swarm_id, grants=record.grants, policy=record.policy)
 
 
 CODEC = "token_codec"

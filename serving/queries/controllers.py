@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
+from concurrent.futures import Future
 from typing import Any
 
 import anyio.to_thread
@@ -29,16 +30,20 @@ from litestar.types import ASGIApp
 from serving.lib import formats
 from serving.lib.audit import annotate
 from serving.lib.caller import Caller
-from serving.lib.errors import BadRequest, PayloadTooLarge, QueryTimeout
+from serving.lib.continuation import HEADER_SCHEMA_CHANGED, PROVENANCE_KEY, provenance_headers
+from serving.lib.errors import BadRequest, Conflict, PayloadTooLarge, QueryTimeout
 from serving.lib.ingress import received_at
 from serving.lib.limits import OVERSHOOT_S, Slot, get_limiter
 from serving.lib.services import Services
+from serving.queries import dryrun, pages
 from serving.queries.engine import QueryEngine
 from serving.queries.guard import GuardedQuery, sql_hash
-from serving.queries.jobs import Job, JobManager
-from serving.queries.schemas import QueryJob, QueryRequest, QueryResult
+from serving.queries.jobs import Job, JobManager, job_provenance
+from serving.queries.schemas import DryRun, QueryJob, QueryRequest, QueryResult, RowsPage
 from serving.queries.services import ensure_fresh, get_engine, get_jobs
+from serving.tables.describe import schema_changes, schema_version
 from shared.control.models import QueryJobRow
+from shared.identifiers import canonical_key
 from shared.settings import QuerySettings
 
 BASE = "/api/v1/queries"
@@ -74,6 +79,7 @@ def job_body(job: Any) -> dict[str, Any]:
     duration = job.duration_ms if is_row else (
         (job.finished_at - job.started_at).total_seconds() * 1000 if job.finished_at else None)
     finished = job.status == "succeeded"
+    extra = (job.provenance or {}) if is_row else {"continuation": job.continuation, "schema_changes": job.schema_changes}
     return {
         "job_id": job.id, "status": job.status, "output_format": fmt,
         "status_url": f"{BASE}/jobs/{job.id}",
@@ -81,12 +87,70 @@ def job_body(job: Any) -> dict[str, Any]:
         "row_count": job.row_count, "bytes": job.bytes, "truncated": job.truncated if finished else None,
         "duration_ms": duration, "tables": job.tables or [], "sql_hash": job.sql_hash, "error": error,
         "created_at": job.created_at, "finished_at": job.finished_at, "expires_at": job.expires_at,
+        "continuation": extra.get("continuation"), "schema_changes": extra.get("schema_changes") or [],
     }
 
 
 
-def _json(payload: Any, status: int = 200) -> ASGIResponse:
-    return ASGIResponse(body=formats.encode_json(payload), media_type=formats.MEDIA_TYPES["json"], status_code=status)
+def _json(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> ASGIResponse:
+    return ASGIResponse(body=formats.encode_json(payload), media_type=formats.MEDIA_TYPES["json"], status_code=status,
+                        headers=headers)
+
+
+def _expected_schemas(request: Request[Any, Any, Any], data: QueryRequest) -> dict[str, str] | str | None:
+    """The schema versions the caller wrote the query against: the body field, else ``If-Schema-Version``
+    (``table=s-…, table=s-…``, or one bare ``s-…`` for a one-table query)."""
+    if data.if_schema_version:
+        return data.if_schema_version
+    header = request.headers.get("if-schema-version", "").strip()
+    if not header:
+        return None
+    if "=" not in header:
+        return header
+    out = {}
+    for part in header.split(","):
+        name, sep, version = part.strip().rpartition("=")
+        if not sep or not name.strip() or not version.strip():
+            raise BadRequest("If-Schema-Version must be 'table=s-…' pairs separated by commas, or one version",
+                             rule="invalid_schema_version")
+        out[name.strip()] = version.strip()
+    return out
+
+
+def _schema_changes(engine: QueryEngine, checked: GuardedQuery, expected: dict[str, str] | str) -> list[dict[str, str]]:
+    if isinstance(expected, str):
+        if len(checked.tables) != 1:
+            raise BadRequest("a bare schema version needs a query over one table; give table=version pairs",
+                             rule="invalid_schema_version")
+        expected = {next(iter(checked.tables)): expected}
+    keyed = {}
+    for name, version in expected.items():
+        try:
+            keyed[canonical_key(name)] = version
+        except ValueError:
+            keyed[name.strip().lower()] = version
+    current = {key: schema_version(engine.current(key)) for key in keyed}
+    return schema_changes(keyed, current)
+
+
+def _changed_header(changes: list[dict[str, str]]) -> dict[str, str]:
+    if not changes:
+        return {}
+    names = ", ".join(c["table"] for c in changes)
+    return {HEADER_SCHEMA_CHANGED: names.encode("ascii", "backslashreplace").decode("ascii")}
+
+
+def _maybe_big(engine: QueryEngine, caller: Caller, threshold: int) -> bool:
+    """Could any query of this caller scan more than ``threshold`` bytes? (The sum over every granted table.)"""
+    if threshold <= 0:
+        return False
+    total = 0
+    for key in engine.grants_of(caller):
+        manifest = engine.current(key)
+        total += manifest.bytes if manifest is not None else 0
+        if total > threshold:
+            return True
+    return False
 
 
 @post([f"{BASE}/execute", BASE], operation_id="executeQuery", summary="Run a guarded SQL query", status_code=200,
@@ -109,15 +173,42 @@ async def execute_query(request: Request[Any, Any, Any], caller: Caller, data: Q
     engine, jobs = get_engine(services), get_jobs(services)
     checked = _audited_guard_answer(request, engine, caller, data.query)
     fmt = formats.normalize_format(data.output_format)
-    max_rows, timeout, wait = _limits(data, fmt, services.settings.query)
-    if data.min_freshness is not None:
+    q = services.settings.query
+    max_rows, timeout, wait = _limits(data, fmt, q)
+    expected = _expected_schemas(request, data)
+    big = _maybe_big(engine, caller, q.async_threshold_bytes)
+    if data.min_freshness is not None or data.dry_run or expected or big:
         checked = checked or await anyio.to_thread.run_sync(engine.guard, caller, data.query)
+    changes = _schema_changes(engine, checked, expected) if checked is not None and expected else []
+    if data.dry_run:
+        assert checked is not None
+        return await _dry_run(request, services, caller, checked, data, max_rows=max_rows, timeout=timeout,
+                              changes=changes)
+    if data.min_freshness is not None:
         assert checked is not None
         await ensure_fresh(services, caller, checked.tables, data.min_freshness, wait)
+    sent = None
+    if big and checked is not None and await anyio.to_thread.run_sync(lambda: dryrun.over_threshold(
+            engine, caller, checked, params=data.params, timeout_s=timeout, threshold=q.async_threshold_bytes)):
+        wait, sent = 0.0, "estimated_over_threshold"  # too big to wait for: a job at once, and the answer says why
     job = Job(caller, checked, data.query, fmt=fmt, params=data.params, max_rows=max_rows, timeout_s=timeout)
+    job.schema_changes = changes
     async with get_limiter(services).query_slot(caller) as slot:
         outcome = await _run(jobs, job, slot, wait=wait, started=started)
-    return _answer(request, job, outcome)
+    return _answer(request, job, outcome, sent)
+
+
+async def _dry_run(request: Request[Any, Any, Any], services: Services, caller: Caller, checked: GuardedQuery,
+                   data: QueryRequest, *, max_rows: int, timeout: float, changes: list[dict[str, str]]) -> ASGIApp:
+    """The dry-run answer: nothing runs but DuckDB's planner, in one of the caller's slots."""
+    engine = get_engine(services)
+    threshold = services.settings.query.async_threshold_bytes
+    body = await get_limiter(services).run_in_slot(caller, lambda: dryrun.dry_run(
+        engine, caller, checked, params=data.params, max_rows=max_rows, timeout_s=timeout, threshold=threshold),
+        limit_s=timeout, since=received_at(request))
+    body["schema_changes"] = changes
+    annotate(request, tables=[{"table": t["table"], "version": t["version"]} for t in body["tables"]])
+    return _json(msgspec.to_builtins(msgspec.convert(body, DryRun)), headers=_changed_header(changes))
 
 
 _FINISHED, _DETACHED, _OVERDUE = "finished", "detached", "overdue"
@@ -144,34 +235,52 @@ async def _run(jobs: JobManager, job: Job, slot: Slot, *, wait: float, started: 
     """
     if wait <= 0:  # the caller asked not to wait: always a job to poll, even for a query that ends at once
         await anyio.to_thread.run_sync(jobs.detach, job)
-        slot.release_when_done(jobs.start(job))
+        slot.release_when_done(_with_continuation(job, jobs.start(job)))
         return _DETACHED
     fut = jobs.start(job)
     give_up = job.timeout_s + OVERSHOOT_S - (time.monotonic() - started)  # the latest answer a time limit allows
     await asyncio.wait([asyncio.wrap_future(fut)], timeout=max(0.0, min(wait, give_up)))
     if not fut.done() and wait < give_up and await anyio.to_thread.run_sync(jobs.detach, job):
-        slot.release_when_done(fut)
+        slot.release_when_done(_with_continuation(job, fut))
         return _DETACHED
     if not fut.done():
-        slot.release_when_done(fut)
+        slot.release_when_done(_with_continuation(job, fut))
         return _OVERDUE
     await asyncio.wrap_future(fut)
+    if job.continuation_future is not None:
+        slot.release_when_done(job.continuation_future)  # the re-run holding the full result keeps the slot
     return _FINISHED
 
 
-def _answer(request: Request[Any, Any, Any], job: Job, outcome: str) -> ASGIApp:
+def _with_continuation(job: Job, fut: Future[Job]) -> Future[None]:
+    """Ends when ``job`` and the continuation it started (if any) have both ended: the slot outlives both."""
+    whole: Future[None] = Future()
+
+    def main_done(_: Future[Job]) -> None:
+        cont = job.continuation_future
+        if cont is None:
+            whole.set_result(None)
+        else:
+            cont.add_done_callback(lambda _c: whole.set_result(None))
+
+    fut.add_done_callback(main_done)
+    return whole
+
+
+def _answer(request: Request[Any, Any, Any], job: Job, outcome: str, sent: str | None = None) -> ASGIApp:
     """The response to ``execute_query``: a job to poll, a timeout, the job's error, inline rows or a job with its file."""
     if outcome == _DETACHED:
-        return _json(job_body(job), 202)
+        return _json(job_body(job) | {"sent_to_job": sent}, 202, headers=_changed_header(job.schema_changes))
     if outcome == _OVERDUE:
         raise QueryTimeout(f"the query ran longer than its time limit of {job.timeout_s:g} s and was stopped",
                            rule="timeout", details={"timeout_s": job.timeout_s})
     annotate(request, tables=_audit_tables(job.tables), rows=job.row_count, bytes=job.bytes)
     if job.error is not None:
         raise job.error
+    headers = provenance_headers(job_provenance(job)) | _changed_header(job.schema_changes)
     if job.fmt == "json":
-        return ASGIResponse(body=job.body or b"", media_type=formats.MEDIA_TYPES["json"])
-    return _json(job_body(job))
+        return ASGIResponse(body=job.body or b"", media_type=formats.MEDIA_TYPES["json"], headers=headers)
+    return _json(job_body(job), headers=headers)
 
 
 @get([f"{BASE}/jobs/{{job_id:str}}", f"{BASE}/{{job_id:str}}"], operation_id="getQueryJob")
@@ -195,15 +304,48 @@ class _ResultOperation(Operation):
 
 @get(f"{BASE}/jobs/{{job_id:str}}/result", operation_id="getQueryJobResult", media_type="application/octet-stream",
      operation_class=_ResultOperation)
-async def get_job_result(request: Request[Any, Any, Any], caller: Caller, services: Services, job_id: str) -> File:
-    """Stream a finished job's result file in its format (Arrow IPC stream, CSV, Parquet or JSON)."""
+async def get_job_result(request: Request[Any, Any, Any], caller: Caller, services: Services, job_id: str,
+                         format: str | None = None) -> File:
+    """Stream a finished job's result file (Arrow IPC stream, CSV, Parquet or JSON): in its own format, or
+    in ``format`` (converted once, kept beside it). Provenance comes in ``Agents-Data-*`` headers, and
+    for Parquet in the file's key-value metadata too."""
     jobs = get_jobs(services)
     row = await anyio.to_thread.run_sync(jobs.load, job_id, caller)
     path = jobs.result_path(row, caller)
+    fmt = formats.normalize_format(format or row.output_format)
+    prov = job_provenance(row)
+    if fmt != row.output_format:
+        meta = {PROVENANCE_KEY: formats.encode_json(prov).decode()}
+        path = await anyio.to_thread.run_sync(lambda: pages.converted(
+            row, path, fmt, max_bytes=services.settings.query.max_result_bytes, metadata=meta))
     annotate(request, sql_text=row.sql_text, sql_hash=row.sql_hash, tables=_audit_tables(row.tables or []),
              rows=row.row_count, bytes=row.bytes)
-    return File(path, media_type=formats.MEDIA_TYPES[row.output_format], filename=path.name,
-                content_disposition_type="attachment")
+    return File(path, media_type=formats.MEDIA_TYPES[fmt], filename=f"{row.id}.{formats.EXTENSIONS[fmt]}",
+                content_disposition_type="attachment", headers=provenance_headers(prov))
+
+
+@get(f"{BASE}/jobs/{{job_id:str}}/rows", operation_id="getQueryJobRows")
+async def get_job_rows(  # noqa: PLR0917 - query parameters are keyword arguments for Litestar
+        request: Request[Any, Any, Any], caller: Caller, services: Services, job_id: str,
+                       cursor: str | None = None, limit: int | None = None) -> ASGIApp:
+    """One page of a finished job's rows as JSON, from the stored result (the query is not run again).
+
+    Follow ``next_url`` (or pass ``next_cursor`` as ``cursor``) until it is null. ``limit``
+    defaults to and is at most ``QUERY_JSON_MAX_ROWS``. 409 ``job_not_finished`` while it runs."""
+    q = services.settings.query
+    if limit is not None and not 1 <= limit <= q.json_max_rows:
+        raise BadRequest(f"limit must be 1 to {q.json_max_rows}", rule="invalid_limit")
+    jobs = get_jobs(services)
+    row = await anyio.to_thread.run_sync(jobs.load, job_id, caller)
+    if row.status in ("queued", "running"):
+        raise Conflict(f"job {row.id} is {row.status}; poll status_url until it has succeeded", rule="job_not_finished")
+    path = jobs.result_path(row, caller)
+    body = await anyio.to_thread.run_sync(lambda: pages.page(row, path, cursor=cursor, limit=limit or q.json_max_rows))
+    prov = job_provenance(row)
+    body["provenance"] = prov
+    annotate(request, sql_text=row.sql_text, sql_hash=row.sql_hash, tables=_audit_tables(row.tables or []),
+             rows=body["row_count"])
+    return _json(msgspec.to_builtins(msgspec.convert(body, RowsPage)), headers=provenance_headers(prov))
 
 
 @delete([f"{BASE}/jobs/{{job_id:str}}", f"{BASE}/{{job_id:str}}"], operation_id="cancelQueryJob", status_code=200)
@@ -213,5 +355,5 @@ async def cancel_job(caller: Caller, services: Services, job_id: str) -> QueryJo
     return msgspec.convert(job_body(row), QueryJob)
 
 
-ROUTES: list[Any] = [execute_query, get_job, get_job_result, cancel_job]
+ROUTES: list[Any] = [execute_query, get_job, get_job_result, get_job_rows, cancel_job]
 __all__ = ["ROUTES", "QueryResult"]

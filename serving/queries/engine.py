@@ -16,7 +16,9 @@ Two entry points, both synchronous (call them from a worker thread)::
         # internal: SQL the server wrote (samples, profiles); ``tables`` = table keys it names
         # (quote them with guard.quote_table(key)); the caller must be granted each; runs on an
         # instance holding exactly those tables, same limits, no SQL parsing
-    engine.manifests(tables) -> tuple[Manifest, ...]      # current served versions (404 if never served)
+    engine.manifests(tables, caller=None) -> tuple[Manifest, ...]  # current served versions (404 if never served);
+        # with a caller: as that caller sees them under its grant policy (visible columns, seen
+        # types, filtered row count; the instance attaches the policy copy)
     guard.validate_filter(where_sql, caller) -> str        # a safe, regenerated WHERE fragment
     tables.served.resolve_table(caller, name, services) -> str   # "orders" -> "demo.public.orders"
 
@@ -72,6 +74,8 @@ from serving.queries.results import (
     table_reads,
 )
 from serving.queries.watchdog import Handle, MemoryGuard, Watchdog
+from serving.tables.policies import PolicyCopies
+from shared import policies
 from shared.served import CURRENT, Manifest, ServedDataError, list_served, read_current, table_dir
 from shared.served_storage import open_store
 from shared.settings import Settings
@@ -118,6 +122,7 @@ class QueryEngine:
         self.q = settings.query
         self.served = open_store(settings)  # SERVED_STORAGE: the local folder, or object storage and a cache
         self.instances = InstanceCache(settings, max_instances=max_instances, path_of=self.served.local_path)
+        self.copies = PolicyCopies(settings)
         self._running: set[Handle] = set()
         self._running_lock = threading.Lock()
         self.memory = MemoryGuard(memory_budget(settings), self.running)
@@ -180,16 +185,30 @@ class QueryEngine:
         """The cached guard answer for (sql, grants) without parsing: None on a miss; a cached refusal raises."""
         return guard.cached(sql, self.grants_of(caller))
 
-    def manifests(self, tables: Iterable[str]) -> tuple[Manifest, ...]:
-        """The versions a query reads, each present on this machine (object storage: downloaded and
-        verified first when this replica does not hold it yet)."""
+    def manifests(self, tables: Iterable[str], caller: Caller | None = None) -> tuple[Manifest, ...]:
+        """The current served manifests of ``tables``; with ``caller``, as that caller sees them. Each
+        version is present on this machine (object storage: downloaded and verified first when this
+        replica does not hold it yet)."""
         out = []
         for key in sorted(tables):
             manifest = self._serve(key) if self.served.remote else self.current(key)
             if manifest is None:
                 raise NotFound(f"table {key} has no served data yet (it has never been synced)", rule="table_not_served")
-            out.append(manifest)
+            out.append(manifest if caller is None else self.seen(caller, manifest))
         return tuple(out)
+
+    def seen(self, caller: Caller, manifest: Manifest) -> Manifest:
+        """``manifest`` as ``caller`` reads it: raw for the admin, else through its grant policy's copy."""
+        policy = caller.policy_set()
+        if policy is None:
+            return manifest
+        key = (manifest.table_key, manifest.file)
+        hit: Manifest | None = policy.memo.get(key)  # one plan per (rules snapshot, version): off the hot path
+        if hit is None:
+            hit = self.copies.view(manifest, policies.plan(policy, manifest))
+            if len(policy.memo) < 4096:
+                policy.memo[key] = hit
+        return hit
 
     def _serve(self, key: str) -> Manifest | None:
         try:
@@ -241,11 +260,11 @@ class QueryEngine:
         finally:
             self.instances.release(inst)
 
-    def _run(self, sql: str, tables: frozenset[str], *, digest: str, params: Any, max_rows: int | None,
+    def _run(self, caller: Caller, sql: str, tables: frozenset[str], *, digest: str, params: Any, max_rows: int | None,
              timeout_s: float | None, handle: Handle | None, output: Output) -> QueryResult:
         """Run SQL already judged safe on an instance holding exactly ``tables``, under the limits."""
         started = time.perf_counter()
-        manifests = self.manifests(tables)
+        manifests = self.manifests(tables, caller)
         rows_cap, timeout = self.limits(max_rows, timeout_s)
         reads = table_reads(manifests)
         with self._cursor(manifests, timeout, handle) as (cur, run):
@@ -261,7 +280,7 @@ class QueryEngine:
         for this caller) and run it in the chosen ``output`` mode; at most ``max_rows`` rows are kept
         (``truncated`` says if more existed)."""
         checked = query if isinstance(query, GuardedQuery) else self.guard(caller, query)
-        return self._run(checked.sql, checked.tables, digest=checked.sql_hash, params=params, max_rows=max_rows,
+        return self._run(caller, checked.sql, checked.tables, digest=checked.sql_hash, params=params, max_rows=max_rows,
                          timeout_s=timeout_s, handle=handle, output=output)
 
     def execute_platform_sql(self, caller: Caller, tables: Iterable[str], sql: str, *, params: Any = None,
@@ -274,7 +293,7 @@ class QueryEngine:
         an instance holding exactly those tables, under the same limits.
         """
         keys = self._granted_tables(caller, tables)
-        return self._run(sql, keys, digest=guard.sql_hash(sql), params=params, max_rows=max_rows, timeout_s=timeout_s,
+        return self._run(caller, sql, keys, digest=guard.sql_hash(sql), params=params, max_rows=max_rows, timeout_s=timeout_s,
                          handle=handle, output=output)
 
     def _granted_tables(self, caller: Caller, tables: Iterable[str]) -> frozenset[str]:

@@ -6,7 +6,9 @@ Why an instance per table set (measured with duckdb 2.0.1, see the README archit
   instance that runs a query holds exactly the tables that query was allowed to name:
   each table's current ``v-<version>.duckdb`` is attached READ_ONLY under an internal
   alias and exposed as a view ``"<db>"."<schema>"."<table>"``. Other tables' files are
-  not attached, so no SQL trick can reach them.
+  not attached, so no SQL trick can reach them. A caller under a grant policy gets the
+  table's policy copy attached instead of the served file (``serving/tables/policies.py``):
+  its instance never holds the raw rows, the excluded columns or the hash key.
 - ATTACH is refused once the configuration is locked, so an instance is built once per
   (table, version file) set and never changed. A new served version gives a new key:
   new queries get a new instance, in-flight ones finish on the old one (refcounts), and
@@ -87,6 +89,18 @@ def check_protections(con: duckdb.DuckDBPyConnection, settings: Settings) -> dic
 
 
 
+def exposed_path(m: Manifest, local: Callable[[Manifest], Path]) -> Path:
+    """The file an instance attaches for ``m``: its policy copy when the caller reads under a policy,
+    else the version's file on this machine (``local``: the served store's ``local_path``)."""
+    policy_path = m.extra.get("policy_path")
+    return Path(policy_path) if policy_path else local(m)
+
+
+def instance_key(manifests: tuple[Manifest, ...]) -> tuple[tuple[str, str, str], ...]:
+    """(table, version file, policy copy) per table: callers under different policies never share an instance."""
+    return tuple(sorted((m.table_key, m.file, str(m.extra.get("policy") or "")) for m in manifests))
+
+
 def stored_alias(index: int) -> str:
     """The catalog the ``index``-th exposed table's file is attached as (behind its view)."""
     return quote_ident(f"__t{index}")
@@ -101,7 +115,7 @@ def stored_table(index: int) -> str:
 class Instance:
     """One locked in-memory DuckDB instance exposing exactly ``manifests``' tables."""
 
-    def __init__(self, key: tuple[tuple[str, str], ...], manifests: tuple[Manifest, ...], settings: Settings,
+    def __init__(self, key: tuple[tuple[str, str, str], ...], manifests: tuple[Manifest, ...], settings: Settings,
                  path_of: Callable[[Manifest], Path] | None = None) -> None:
         self.key = key
         self.manifests = {m.table_key: m for m in manifests}
@@ -133,7 +147,7 @@ class Instance:
             db, schema, table = m.table_key.split(".")
             if db in RESERVED_CATALOGS or db.startswith("__"):
                 raise ProtectionError(f"table database name {db!r} is reserved by DuckDB; it cannot be served")
-            path = str(path_of(m)).replace("'", "''")
+            path = str(exposed_path(m, path_of)).replace("'", "''")
             alias = stored_alias(i)
             self.con.execute(f"ATTACH '{path}' AS {alias} (READ_ONLY)")
             if db not in catalogs:
@@ -170,21 +184,21 @@ class Instance:
 
 
 class InstanceCache:
-    """LRU of instances keyed by ``((table_key, version_file), ...)``, refcounted while queries run."""
+    """LRU of instances keyed by ``((table_key, version_file, policy), ...)``, refcounted while queries run."""
 
     def __init__(self, settings: Settings, *, max_instances: int = 32,
                  path_of: Callable[[Manifest], Path] | None = None) -> None:
         self.settings = settings
         self.path_of = path_of  # the served store's local file of a version (default: the served folder)
         self.max_instances = max_instances
-        self._live: OrderedDict[tuple[tuple[str, str], ...], Instance] = OrderedDict()
-        self._building: dict[tuple[tuple[str, str], ...], Future[Instance]] = {}
+        self._live: OrderedDict[tuple[tuple[str, str, str], ...], Instance] = OrderedDict()
+        self._building: dict[tuple[tuple[str, str, str], ...], Future[Instance]] = {}
         self._lock = threading.Lock()
         self.built = 0
 
     def acquire(self, manifests: tuple[Manifest, ...]) -> Instance:
         """An instance exposing exactly ``manifests`` (built once, shared); pair with ``release``."""
-        key = tuple(sorted((m.table_key, m.file) for m in manifests))
+        key = instance_key(manifests)
         while True:
             with self._lock:
                 inst = self._live.get(key)
@@ -223,7 +237,7 @@ class InstanceCache:
         if close:
             inst.close()
 
-    def _retire(self, key: tuple[tuple[str, str], ...]) -> Instance | None:
+    def _retire(self, key: tuple[tuple[str, str, str], ...]) -> Instance | None:
         inst = self._live.pop(key)
         inst.retired = True
         return inst if inst.refs == 0 else None
@@ -234,8 +248,8 @@ class InstanceCache:
 
     def _retire_superseded(self, new: Instance) -> None:
         """Instances holding an older version of any of ``new``'s tables get no new queries."""
-        files = dict(new.key)
-        stale = [k for k in self._live if any(t in files and files[t] != f for t, f in k)]
+        files = {t: f for t, f, _ in new.key}
+        stale = [k for k in self._live if any(t in files and files[t] != f for t, f, _ in k)]
         self._close_later([i for k in stale if (i := self._retire(k)) is not None])
 
     def _evict(self) -> None:
@@ -256,13 +270,13 @@ class InstanceCache:
     def files_in_use(self) -> set[tuple[str, str]]:
         """(table key, version file) of every instance a query holds now: never evicted from the cache."""
         with self._lock:
-            return {pair for k, i in self._live.items() if i.refs for pair in k}
+            return {(table, file) for k, i in self._live.items() if i.refs for table, file, _policy in k}
 
     def drop_files(self, pairs: set[tuple[str, str]]) -> None:
         """Files evicted from the served-data cache: retire the instances attaching them, so the
         space is freed once they are idle (an in-flight query keeps its open file)."""
         with self._lock:
-            stale = [k for k in self._live if any(pair in pairs for pair in k)]
+            stale = [k for k in self._live if any((table, file) in pairs for table, file, _policy in k)]
             closing = [i for k in stale if (i := self._retire(k)) is not None]
         self._close_later(closing)
 

@@ -38,6 +38,7 @@ from sqlalchemy import select, update
 
 from serving.lib import formats
 from serving.lib.caller import Caller
+from serving.lib.continuation import PROVENANCE_KEY, continuation, provenance
 from serving.lib.errors import ApiError, Forbidden, NotFound
 from serving.queries import scheduling
 from serving.queries.engine import QueryEngine
@@ -82,6 +83,13 @@ class Job:
         self.sql_hash = checked.sql_hash if checked else sql_hash(sql)
         self.expires_at: dt.datetime | None = None
         self.result_path: Path | None = None
+        self.cut_by: str | None = None  # "row_cap" | "byte_cap" when rows were cut
+        self.continuation: dict[str, Any] | None = None
+        self.continuation_job: Job | None = None  # the re-run holding the full result, started after this job
+        self.continuation_future: Future[Job] | None = None
+        self.schema_changes: list[dict[str, str]] = []
+        self.watermarks: dict[str, str | None] = {}  # table key -> source watermark of the version read
+        self.columns: list[dict[str, str]] = []  # [{name, type}] as DuckDB names the types
 
     @property
     def id(self) -> str:
@@ -160,6 +168,8 @@ class JobManager:
                 else:
                     self._run_file(job, job.checked)
             job.status = "succeeded"
+            if job.continuation_job is not None:
+                job.continuation_future = self.start(job.continuation_job)
         except ApiError as e:
             job.error, job.status = e, "cancelled" if e.rule == "cancelled" else "failed"
         except Exception as e:  # never leave a job running because of a bug
@@ -191,10 +201,14 @@ class JobManager:
                                      output=JsonRows(self.q.json_max_bytes))
         self.sched.record(checked.sql, time.perf_counter() - started)
         job.row_count, job.truncated = result.row_count, result.truncated
+        job.cut_by = result.consumed if result.truncated else None
         job.tables = [t.as_dict() for t in result.tables]
+        job.watermarks = self.watermarks(job.tables)
+        self._continue(job, checked)
         payload = {"job_id": None, "status": "succeeded", "columns": result.columns, "rows": result.rows,
                    "row_count": result.row_count, "truncated": result.truncated, "max_rows": job.max_rows,
-                   "tables": job.tables, "duration_ms": round(result.duration_ms, 3), "sql_hash": result.sql_hash}
+                   "tables": job.tables, "duration_ms": round(result.duration_ms, 3), "sql_hash": result.sql_hash,
+                   "continuation": job.continuation, "schema_changes": job.schema_changes}
         job.body = formats.encode_json(payload)
         job.bytes = len(job.body)
         formats.check_size(job.bytes, self.q.json_max_bytes + (64 << 10))  # rows plus the answer's own fields
@@ -204,12 +218,56 @@ class JobManager:
 
         def write(stream: ArrowStream) -> int:
             job.tables = [t.as_dict() for t in stream.tables]  # known to the audit row even if writing fails
-            return formats.write_file(stream, job.fmt, path, max_bytes=self.q.max_result_bytes)
+            job.watermarks = self.watermarks(job.tables)
+
+            def metadata() -> dict[str, str]:  # Parquet: the file carries its own provenance
+                cut = "row_cap" if stream.truncated else None
+                prov = provenance(tables=job.tables, watermarks=job.watermarks, sql_hash=job.sql_hash,
+                                  truncated=stream.truncated, cut_by=cut, limit=job.max_rows,
+                                  row_count=stream.row_count, job_id=job.id)
+                return {PROVENANCE_KEY: formats.encode_json(prov).decode()}
+
+            return formats.write_file(stream, job.fmt, path, max_bytes=self.q.max_result_bytes, metadata=metadata)
 
         result = self.engine.execute(job.caller, checked, params=job.params, max_rows=job.max_rows,
                                      timeout_s=job.timeout_s, handle=job.handle, output=ArrowBatches(write))
         job.bytes, job.row_count, job.truncated = result.consumed, result.row_count, result.truncated
+        job.columns = result.columns
+        job.cut_by = "row_cap" if result.truncated else None
         job.result_path = path
+        self._continue(job, checked)
+
+    def _continue(self, job: Job, checked: GuardedQuery) -> None:
+        """A cut result is never silent: name the cap, and unless it was the hard cap ``QUERY_MAX_ROWS``,
+        make the re-run (same SQL and params, as Parquet, up to that cap) that holds the full result.
+
+        The re-run's row exists before anyone is told its id; it starts once this job has succeeded,
+        and the request hands it the caller's query slot (``Slot.release_when_done``)."""
+        if job.cut_by is None:
+            return
+        limit = job.max_rows if job.cut_by == "row_cap" else self.q.json_max_bytes
+        full, page = self.q.max_rows, self.q.json_max_rows
+        rows = job.row_count or 0
+        if job.cut_by == "row_cap" and job.max_rows >= full:
+            job.continuation = continuation(job_id=job.id, status=job.status, cut_by="row_cap", limit=limit,
+                                            rows_returned=rows, full_limit=full, rest_available=False, page_rows=page)
+            if job.fmt == "json":
+                job.continuation["job_id"] = None  # an inline answer is not kept: nothing more exists
+            return
+        cont = Job(job.caller, checked, job.sql, fmt="parquet", params=job.params, max_rows=full, timeout_s=job.timeout_s)
+        self.detach(cont)
+        job.continuation_job = cont
+        job.continuation = continuation(job_id=cont.id, status=cont.status, cut_by=job.cut_by,  # type: ignore[arg-type]
+                                        limit=limit, rows_returned=rows, full_limit=full, rest_available=True,
+                                        page_rows=page)
+
+    def watermarks(self, tables: list[dict[str, str]]) -> dict[str, str | None]:
+        """The source watermark (highest cursor copied) of each table's version read, when it is still current."""
+        out: dict[str, str | None] = {}
+        for t in tables:
+            manifest = self.engine.current(t["table"])
+            out[t["table"]] = manifest.watermark if manifest is not None and manifest.version == t["version"] else None
+        return out
 
     def _path(self, job: Job) -> Path:
         return self.settings.results_path / f"{job.id}.{formats.EXTENSIONS[job.fmt]}"
@@ -225,6 +283,7 @@ class JobManager:
             "result_path": job.result_path.name if job.result_path else None, "finished_at": finished,
             "duration_ms": duration,
             "expires_at": job.expires_at,
+            "provenance": job_extra(job),
         }
 
     def _save(self, job: Job, *, insert: bool) -> None:
@@ -291,6 +350,25 @@ class JobManager:
         for job in list(self.running.values()):
             job.handle.cancel()
         self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def job_extra(job: Job) -> dict[str, Any]:
+    """What ``QueryJobRow.provenance`` keeps of a job: its cut, continuation and schema changes."""
+    limit = None
+    if job.cut_by == "row_cap":
+        limit = job.max_rows
+    elif job.continuation is not None:
+        limit = job.continuation["limit"]
+    return {"cut_by": job.cut_by, "limit": limit, "continuation": job.continuation,
+            "schema_changes": job.schema_changes, "watermarks": job.watermarks, "columns": job.columns}
+
+
+def job_provenance(job: Any) -> dict[str, Any]:
+    """The provenance of a job's result, from this replica's memory (``Job``) or its row."""
+    extra = (job.provenance or {}) if isinstance(job, QueryJobRow) else job_extra(job)
+    return provenance(tables=job.tables or [], watermarks=extra.get("watermarks") or {}, sql_hash=job.sql_hash,
+                      truncated=bool(job.truncated), cut_by=extra.get("cut_by"), limit=extra.get("limit"),
+                      row_count=job.row_count, job_id=job.id if isinstance(job, QueryJobRow) else job._id)
 
 
 def ungranted(caller: Caller, tables: Any) -> list[str]:

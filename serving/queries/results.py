@@ -116,15 +116,17 @@ class Tuples:
 
 @dataclasses.dataclass(frozen=True)
 class JsonRows:
-    """Rows as one pre-encoded JSON array (``msgspec.Raw``), refused (413) at the first batch past ``max_bytes``."""
+    """Rows as one pre-encoded JSON array (``msgspec.Raw``), cut at the first row past ``max_bytes``.
+
+    Its ``consumed`` is what cut the rows: ``"row_cap"``, ``"byte_cap"`` or None."""
 
     max_bytes: int
 
     def read(self, cur: Any, run: Any, *, sql: str, params: Any, rows_cap: int, tables: list[TableRead]) -> Read:
         _execute(cur, sql, params)
         columns = [{"name": d[0], "type": str(d[1])} for d in cur.description or []]
-        rows, count, truncated, run.reusable = fetch_json(cur, rows_cap, self.max_bytes)
-        return Read(columns, rows, count, truncated)
+        rows, count, cut_by, run.reusable = fetch_json(cur, rows_cap, self.max_bytes)
+        return Read(columns, rows, count, cut_by is not None, cut_by)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,34 +149,57 @@ Output = Tuples | JsonRows | ArrowBatches
 TUPLES = Tuples()
 
 
-def fetch_json(cur: Any, rows_cap: int, max_bytes: int) -> tuple[msgspec.Raw, int, bool, bool]:
-    """(rows as one JSON array, row count, truncated, result read to the end), fetched in growing batches.
+def fetch_json(cur: Any, rows_cap: int, max_bytes: int) -> tuple[msgspec.Raw, int, str | None, bool]:
+    """(rows as one JSON array, row count, what cut the rows or None, result read to the end).
 
-    Each batch is encoded as soon as it is fetched and counted, so a result is refused
-    (413 ``result_too_large``) at the first batch past ``max_bytes``; the Python rows of
-    one batch are all that is ever held besides the encoded bytes.
+    Rows are fetched in growing batches, each encoded as soon as it is fetched and counted:
+    past ``rows_cap`` rows the answer is cut by ``"row_cap"``; at the first row that would
+    take the array past ``max_bytes`` it is cut by ``"byte_cap"`` (the rows before it are
+    kept). The Python rows of one batch are all that is ever held besides the encoded bytes.
     """
     parts: list[bytes] = []
     size, count, batch = 2, 0, FIRST_BATCH_ROWS
-    truncated = finished = False
+    cut_by: str | None = None
+    finished = False
     while True:
         want = min(batch, rows_cap + 1 - count)
         got = cur.fetchmany(want)
         if count + len(got) > rows_cap:
-            truncated = True
+            cut_by = "row_cap"
             del got[rows_cap - count:]
         elif len(got) < want:
             finished = True
         if got:
             enc = formats.encode_json(got)[1:-1]
-            size += len(enc) + (1 if parts else 0)
-            formats.check_size(size, max_bytes)
+            grown = size + len(enc) + (1 if parts else 0)
+            if grown > max_bytes:
+                enc, kept = _rows_within(got, max_bytes - size - (1 if parts else 0))
+                cut_by, finished = "byte_cap", False
+                if kept:
+                    size += len(enc) + (1 if parts else 0)
+                    parts.append(enc)
+                    count += kept
+                break
+            size = grown
             parts.append(enc)
             count += len(got)
             batch = max(1, min(MAX_BATCH_ROWS, BATCH_BYTES * len(got) // max(1, len(enc))))
-        if truncated or finished:
+        if cut_by or finished:
             break
-    return msgspec.Raw(b"[" + b",".join(parts) + b"]"), count, truncated, finished
+    return msgspec.Raw(b"[" + b",".join(parts) + b"]"), count, cut_by, finished
+
+
+def _rows_within(rows: list[Any], room: int) -> tuple[bytes, int]:
+    """The leading rows of ``rows`` whose encoding (comma-joined) fits in ``room`` bytes, and how many."""
+    out: list[bytes] = []
+    used = 0
+    for row in rows:
+        enc = formats.encode_json(row)
+        if used + len(enc) + (1 if out else 0) > room:
+            break
+        used += len(enc) + (1 if out else 0)
+        out.append(enc)
+    return b",".join(out), len(out)
 
 
 def table_reads(manifests: Iterable[Manifest]) -> list[TableRead]:

@@ -20,6 +20,12 @@ class QueryRequest(msgspec.Struct, kw_only=True):
     timeout_s: Annotated[float, msgspec.Meta(gt=0)] | None = None
     wait_s: Annotated[float, msgspec.Meta(ge=0)] | None = None
     min_freshness: Annotated[float, msgspec.Meta(ge=0, description="Seconds; run on data no older than this.")] | None = None
+    dry_run: Annotated[bool, msgspec.Meta(description="Check and estimate without running: guard verdict, tables and "
+                                          "versions, estimated rows and bytes, whether it would be capped.")] = False
+    if_schema_version: Annotated[str | dict[str, str], msgspec.Meta(
+        description="schema_version(s) the query was written against ({table: version}, or one version for a "
+                    "one-table query); the answer lists schema_changes. Also as the If-Schema-Version header.")
+    ] | None = None
 
 
 class Column(msgspec.Struct):
@@ -35,6 +41,31 @@ class TableVersion(msgspec.Struct):
     synced_at: str
 
 
+class Continuation(msgspec.Struct, kw_only=True):
+    """Where the rest of a cut answer is: a job whose full result can be fetched in any format
+    (``result_url?format=``), paged (``next_url``) or saved as an artifact (``artifact_url``)."""
+
+    job_id: str | None
+    status: str
+    cut_by: str  # row_cap | byte_cap
+    limit: int
+    rows_returned: int
+    rest_available: bool
+    status_url: str
+    result_url: str
+    next_url: str | None
+    artifact_url: str
+    full_limit: int
+
+
+class SchemaChange(msgspec.Struct):
+    """A table whose schema changed since the version the query was written against."""
+
+    table: str
+    expected: str
+    current: str
+
+
 class QueryResult(msgspec.Struct, kw_only=True):
     """Inline JSON result (200): the query finished within ``wait_s``."""
 
@@ -48,6 +79,8 @@ class QueryResult(msgspec.Struct, kw_only=True):
     tables: list[TableVersion]
     duration_ms: float
     sql_hash: str
+    continuation: Continuation | None = None
+    schema_changes: list[SchemaChange] = msgspec.field(default_factory=list)
 
 
 class JobError(msgspec.Struct):
@@ -73,3 +106,46 @@ class QueryJob(msgspec.Struct, kw_only=True):
     created_at: dt.datetime | None = None
     finished_at: dt.datetime | None = None
     expires_at: dt.datetime | None = None
+    continuation: Continuation | None = None
+    schema_changes: list[SchemaChange] = msgspec.field(default_factory=list)
+    sent_to_job: str | None = None  # "estimated_over_threshold": the dry-run estimate sent it to a job at once
+
+
+class DryRunTable(msgspec.Struct, kw_only=True):
+    table: str
+    version: str
+    synced_at: str
+    schema_version: str
+    row_count: int
+    bytes: int
+
+
+class DryRun(msgspec.Struct, kw_only=True):
+    """``dry_run: true``: what a run would read and cost; nothing ran."""
+
+    dry_run: bool
+    verdict: str
+    sql_hash: str
+    tables: list[DryRunTable]
+    estimated_rows: int | None
+    estimated_bytes_scanned: int | None
+    estimate_source: str
+    max_rows: int
+    would_be_capped: bool | None
+    would_run_as_job: bool
+    async_threshold_bytes: int
+    schema_changes: list[SchemaChange] = msgspec.field(default_factory=list)
+
+
+class RowsPage(msgspec.Struct, kw_only=True):
+    """One page of a finished job's rows; ``next_cursor`` / ``next_url`` are null on the last page."""
+
+    job_id: str
+    columns: list[Column]
+    rows: list[list[Any]]
+    row_count: int
+    offset: int
+    next_cursor: str | None
+    next_url: str | None
+    total_rows: int
+    provenance: dict[str, Any]

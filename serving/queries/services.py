@@ -4,7 +4,8 @@ Startup builds the engine, proves the DuckDB protections hold (``verify_protecti
 and refuses to start otherwise. ``ensure_fresh`` is the extension point for the sync
 feature (a hook it registers at start-up): a query with ``min_freshness`` waits there for
 a refresh. Startup also registers the engine as the tables layer's served-tables provider,
-and ``finished_result`` as the artifacts feature's way to read a query job's result.
+``finished_result`` as the artifacts feature's way to read a query job's result, and the
+guard's ``validate_filter`` as the admin feature's check of a grant's row filter.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import anyio.to_thread
 from serving.lib.caller import Caller
 from serving.lib.errors import Conflict
 from serving.lib.services import Services
+from serving.queries import guard
 from serving.queries.engine import QueryEngine
 from serving.queries.jobs import ACTIVE, JobManager
 from serving.tables import hooks, served
@@ -71,6 +73,7 @@ async def startup(services: Services) -> None:
     # Object storage: follow publishes, prefetch new versions, keep the cache within its limit.
     engine.served.watch(in_use=engine.instances.files_in_use, on_evict=engine.instances.drop_files)
     hooks.provide_job_result(services, finished_result)
+    hooks.provide_filter_check(services, guard.validate_filter)
     found = await anyio.to_thread.run_sync(engine.verify_protections)
     log.info("DuckDB agent-instance protections verified: %s", found)
     if not isinstance(services.parts.get(JOBS), JobManager):

@@ -94,7 +94,7 @@ async def profile_table(  # noqa: PLR0917 - query parameters are keyword argumen
     cached per served version (``cached`` says so), ``force_refresh`` recomputes."""
     key = await anyio.to_thread.run_sync(resolve_table, caller, table, services)
     engine = get_engine(services)
-    manifest = (await anyio.to_thread.run_sync(engine.manifests, [key]))[0]
+    manifest = (await anyio.to_thread.run_sync(engine.manifests, [key], caller))[0]
     wanted = _split(columns)
     names = pick_columns(manifest, wanted)
     types = {c.name: c.type for c in manifest.columns}

@@ -91,38 +91,43 @@ class ProfileCache:
                        force: bool) -> tuple[dict[str, Any], bool]:
         """(profile, served from cache). Blocking: call from a worker thread."""
         names = tuple(c.name for c in columns)
-        full_key = (key, manifest.version, None, None)
-        ckey = (key, manifest.version, None if all_columns else names, (sample_rows, seed) if sample_rows else None)
+        # A caller under a grant policy reads its policy copy: its profiles are cached apart
+        # (by the copy's fingerprint), in memory only, never shared with raw readers.
+        policy = manifest.extra.get("policy")
+        vid = f"{manifest.version}@{policy}" if policy else manifest.version
+        full_key = (key, vid, None, None)
+        ckey = (key, vid, None if all_columns else names, (sample_rows, seed) if sample_rows else None)
         if not force:
-            hit = self._lookup(ckey, full_key, key, manifest.version, names=names, sample_rows=sample_rows)
+            hit = self._lookup(ckey, full_key, key, vid, names=names, sample_rows=sample_rows, disk=not policy)
             if hit is not None:
                 return hit, True
         with self._lock:
             building = self._building.setdefault(ckey, threading.Lock())
         with building:
             if not force:
-                hit = self._lookup(ckey, full_key, key, manifest.version, names=names, sample_rows=sample_rows)
+                hit = self._lookup(ckey, full_key, key, vid, names=names, sample_rows=sample_rows, disk=not policy)
                 if hit is not None:
                     return hit, True
             profile = self._compute(engine, caller, key, manifest, columns, sample_rows=sample_rows, seed=seed)
             version = profile["served_version"]
-            self._put((key, version, *ckey[2:]), profile)
-            if ckey == full_key:
-                self._write_disk(key, version, profile)
+            if version == manifest.version:
+                self._put(ckey, profile)
+                if ckey == full_key and not policy:
+                    self._write_disk(key, version, profile)
         with self._lock, contextlib.suppress(KeyError):
             if not building.locked():
                 del self._building[ckey]
         return profile, False
 
     def _lookup(self, ckey: tuple[Any, ...], full_key: tuple[Any, ...], key: str, version: str, *,
-                names: tuple[str, ...], sample_rows: int | None) -> dict[str, Any] | None:
+                names: tuple[str, ...], sample_rows: int | None, disk: bool = True) -> dict[str, Any] | None:
         hit = self._get(ckey)
         if hit is not None:
             return hit
         if sample_rows:
             return None
         full = self._get(full_key)
-        if full is None:
+        if full is None and disk:
             full = self._read_disk(key, version)
             if full is not None:
                 self._put(full_key, full)
@@ -155,7 +160,7 @@ class ProfileCache:
             body = compute_profile(run, source, columns)
             if versions <= {manifest.version}:
                 break
-            manifest = engine.manifests([key])[0]  # a sync published mid-profile: redo on the new version
+            manifest = engine.manifests([key], caller)[0]  # a sync published mid-profile: redo on the new version
         return {"table": key, "served_version": manifest.version, "synced_at": manifest.published_at,
                 "sampled": bool(sample_rows), "sample_rows": sample_rows, "seed": seed if sample_rows else None,
                 "computed_at": started, **body}

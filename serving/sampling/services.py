@@ -292,7 +292,7 @@ def run_sample(services: Services, caller: Caller, key: str, req: SampleRequest)
     q = services.settings.query
     deadline = time.monotonic() + q.timeout_s
     engine = get_engine(services)
-    manifest = engine.manifests([key])[0]
+    manifest = engine.manifests([key], caller)[0]
     plan = build_sql(services, caller, key, manifest, req, deadline=deadline)
     cap = q.json_max_rows if req.fmt == "json" else q.max_rows
     fetch = _json if req.fmt == "json" else _arrow
@@ -304,7 +304,7 @@ def run_sample(services: Services, caller: Caller, key: str, req: SampleRequest)
     if res is None:
         res = fetch(engine, caller, key, plan.sql, params=None, cap=cap, deadline=deadline)
     version = res.tables[0].version
-    used = manifest if manifest.version == version else engine.manifests([key])[0]
+    used = manifest if manifest.version == version else engine.manifests([key], caller)[0]
     sample = Sample(table=key, manifest=used, method=req.method, sampling=plan.sampling, seed=plan.seed, size=req.size,
                     fraction=req.fraction, where=plan.where, by=plan.by, sql=plan.sql, columns=res.columns,
                     row_count=res.row_count, truncated=res.truncated, duration_ms=0.0, body=b"",

@@ -10,23 +10,51 @@ Freshness, from the served manifest + ``TableStatusRow`` + the registration's ta
 - ``stale``: never synced, marked stale by orchestration, or older than ``freshness_s``;
 - ``fresh``: otherwise (reason: age, and the target if there is one).
 
-Each entry's ``table`` is the name an agent writes in SQL.
+Each entry's ``table`` is the name an agent writes in SQL. A swarm or agent caller sees the
+table as its grant policy shows it (``serving/tables/policies.py``): excluded columns are
+absent, each column says how it is ``masked`` (``hash``, ``partial``, ``null`` or null) and
+carries its personal-data ``classification``; ``row_filter`` says whether a row filter
+applies (the predicate itself only through the admin API), and ``row_count`` counts the
+rows the filter leaves.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import hashlib
+import json
 from typing import Any
 
 from sqlalchemy import select
 
+from serving.lib.caller import Caller
+from serving.lib.errors import ApiError
 from serving.lib.services import Services
 from serving.tables.served import served_tables
+from shared import policies
 from shared import status as table_status
 from shared.control.db import session_scope
 from shared.control.models import RegisteredTableRow, TableStatusRow, utcnow
-from shared.identifiers import source_names, sql_part, sql_reference
+from shared.identifiers import duck_fold, source_names, sql_part, sql_reference
 from shared.served import Manifest, split_key
+
+
+def schema_version(manifest: Manifest | None) -> str | None:
+    """``s-<12 hex>``: a digest of the served columns (names, types, nullability), in order.
+
+    It changes exactly when the schema does (a new version with the same columns keeps it),
+    so an agent can tell whether SQL written earlier still fits. None: nothing served yet."""
+    if manifest is None:
+        return None
+    text = json.dumps([[c.name, c.type, bool(c.nullable)] for c in manifest.columns], separators=(",", ":"))
+    return "s-" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+
+
+def schema_changes(expected: dict[str, str], current: dict[str, str | None]) -> list[dict[str, str]]:
+    """Tables whose ``current`` schema version differs from the one the caller ``expected`` (keys as given)."""
+    return [{"table": key, "expected": want, "current": current.get(key) or "none"}
+            for key, want in sorted(expected.items()) if current.get(key) != want]
 
 
 def partitioning(kind: str, column: str | None) -> str | None:
@@ -36,12 +64,29 @@ def partitioning(kind: str, column: str | None) -> str | None:
     return f"{kind} on {column}" if column else kind
 
 
+def column_entries(raw: Manifest, seen: Manifest, plan: policies.ViewPlan | None,
+                   overrides: dict[str, bool]) -> list[dict[str, Any]]:
+    """The visible columns with how each is masked and its classification (an override wins)."""
+    verdicts = policies.classification(raw)
+    actions = {c.name: c.action for c in plan.columns} if plan else {}
+    out = []
+    for c in seen.columns:
+        verdict = dict(verdicts.get(c.name) or {"category": None, "confidence": 0.0, "personal": True,
+                                                 "evidence": {"unclassified": True}})
+        if duck_fold(c.name) in overrides:
+            verdict |= {"personal": overrides[duck_fold(c.name)], "override": True}
+        action = actions.get(c.name, "plain")
+        out.append({"name": c.name, "type": c.type, "nullable": c.nullable, "description": c.description,
+                    "masked": None if action == "plain" else action, "classification": verdict})
+    return out
+
+
 def entry(key: str, manifest: Manifest | None, status: TableStatusRow | None, reg: RegisteredTableRow | None,
-          now: dt.datetime) -> dict[str, Any]:
+          now: dt.datetime, *, raw: Manifest | None = None, plan: policies.ViewPlan | None = None,
+          overrides: dict[str, bool] | None = None) -> dict[str, Any]:
     names = source_names(key)
     db, schema, name = (sql_part(n) for n in names)
-    columns = [{"name": c.name, "type": c.type, "nullable": c.nullable, "description": c.description}
-               for c in (manifest.columns if manifest else [])]
+    columns = column_entries(raw or manifest, manifest, plan, overrides or {}) if manifest else []
     synced = status.last_success_at if status else None
     return {
         # ``table`` is what an agent writes in SQL (``demo.public."Order Lines"``; the key itself
@@ -54,18 +99,28 @@ def entry(key: str, manifest: Manifest | None, status: TableStatusRow | None, re
         "row_count": manifest.row_count if manifest else (status.row_count if status else None),
         "bytes": manifest.bytes if manifest else None,
         "served_version": manifest.version if manifest else None,
+        "schema_version": schema_version(manifest),
         "last_synced_at": synced.isoformat() if synced else (manifest.published_at if manifest else None),
         "freshness": table_status.freshness(manifest, status, reg.freshness_s if reg else None, now),
         "strategy": reg.strategy if reg else (manifest.strategy if manifest else None),
         "partitioning": partitioning(reg.partition_kind, reg.partition_column) if reg is not None else None,
+        "row_filter": bool(plan and plan.row_filters),
     }
 
 
-def describe_tables(services: Services, keys: frozenset[str] | set[str]) -> list[dict[str, Any]]:
-    """Entries of ``keys`` that exist (served or registered), sorted by key. Blocking: run in a thread."""
+def describe_tables(services: Services, keys: frozenset[str] | set[str], caller: Caller) -> list[dict[str, Any]]:
+    """Entries of ``keys`` that exist (served or registered), sorted by key, as ``caller`` sees
+    them. Blocking: run in a thread."""
     provider = served_tables(services)
     wanted = sorted(keys)
+    policy = caller.policy_set()
+    admin_overrides: dict[str, dict[str, bool]] = {}
     with session_scope(services.control_url) as s:
+        if policy is None:
+            for key in wanted:
+                found = policies.load_overrides(s, key)
+                if found:
+                    admin_overrides[key] = {k: bool(r.personal) for k, r in found.items()}
         statuses = {r.key: r for r in s.scalars(select(TableStatusRow).where(TableStatusRow.key.in_(wanted)))}
         regs = {r.key: r for r in s.scalars(select(RegisteredTableRow).where(
             RegisteredTableRow.key.in_(wanted), RegisteredTableRow.deleted_at.is_(None)))}
@@ -80,5 +135,15 @@ def describe_tables(services: Services, keys: frozenset[str] | set[str]) -> list
         manifest = provider.current(key)
         if manifest is None and key not in regs:
             continue  # neither served nor registered: it does not exist
-        out.append(entry(key, manifest, statuses.get(key), regs.get(key), now))
+        if manifest is None or policy is None:
+            out.append(entry(key, manifest, statuses.get(key), regs.get(key), now,
+                             overrides=admin_overrides.get(key)))
+            continue
+        plan = policies.plan(policy, manifest)
+        try:
+            seen: Manifest | None = provider.seen(caller, manifest)
+        except ApiError:  # the policy cannot be applied to this version: show no data, queries say why
+            seen = dataclasses.replace(manifest, columns=[], row_count=0, bytes=0)
+        out.append(entry(key, seen, statuses.get(key), regs.get(key), now, raw=manifest, plan=plan,
+                         overrides=dict(policy.overrides.get(key, {}))))
     return out

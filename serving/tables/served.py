@@ -31,6 +31,9 @@ class ServedTables(Protocol):
     def current(self, key: str) -> Manifest | None:
         """The table's current served manifest, or None when it has never been served."""
 
+    def seen(self, caller: Caller, manifest: Manifest) -> Manifest:
+        """``manifest`` as ``caller`` reads it under its grant policy (raw for the admin)."""
+
 
 def register(services: Services, provider: ServedTables) -> None:
     services.parts[PROVIDER] = provider

@@ -125,6 +125,17 @@ def test_up_serves_the_demo_tables_to_an_agent(up: Up) -> None:
                         json={"query": "select count(*) as n, min(event_id) is not null as ok from demo.public.events"})
         assert q.status_code == 200, q.text
         assert q.json()["rows"][0][0] == tables["demo.public.events"]["row_count"]
+        # Personal demo columns are masked for a new agent until the admin unmasks one (README "Data protection").
+        customers = next(t for t in catalog["tables"] if t["table"] == "demo.public.customers")
+        masked = {c["name"]: c["masked"] for c in customers["columns"]}
+        assert {n: masked[n] for n in ("NAME", "EMAIL", "PHONE", "COUNTRY", "CUSTOMER_ID")} == {
+            "NAME": "hash", "EMAIL": "hash", "PHONE": "hash", "COUNTRY": "hash", "CUSTOMER_ID": None}
+        sql = {"query": "select email from demo.public.customers order by customer_id limit 1"}
+        assert "@" not in client.post("/api/v1/queries/execute", headers=agent, json=sql).json()["rows"][0][0]
+        r = client.post(f"/api/v1/admin/swarms/{swarm['id']}/unmasked", headers=admin,
+                        json={"table": "demo.public.customers", "column": "EMAIL", "reason": "README walk"})
+        assert r.status_code == 201, r.text
+        assert "@example.com" in client.post("/api/v1/queries/execute", headers=agent, json=sql).json()["rows"][0][0]
 
 
 def test_up_shows_dagster_only_to_the_admin_and_keeps_the_home_owner_only(up: Up) -> None:

@@ -136,6 +136,37 @@ def test_refresh_through_a_is_visible_through_both(e2e_platform: Platform, agent
         assert entry["freshness"]["dagster_status"] in ("HEALTHY", "WARNING", "DEGRADED", "UNKNOWN")
 
 
+def test_a_policy_set_through_a_applies_through_b_and_is_lifted(e2e_platform: Platform, agent: dict[str, str],
+                                                                 e2e_admin: dict[str, str]) -> None:
+    """A grant policy and a classification override set through replica A bind the agent on replica B on its
+    next request after TOKEN_CACHE_TTL_S, over a version Dagster classified as it materialized it."""
+    a, b = e2e_platform.apis["a"].client(), e2e_platform.apis["b"].client()
+    with a, b:
+        entry = b.get(f"/api/v1/data/tables/{ITEMS}", headers=agent).json()
+        verdicts = {c["name"]: c["classification"] for c in entry["columns"]}
+        assert set(verdicts) == {"ID", "NAME", "UPDATED_AT"}
+        assert not any(v["personal"] for v in verdicts.values())  # classified by the run, nothing personal
+        assert "sampled" in verdicts["NAME"]["evidence"]
+        swarm = next(s["id"] for s in a.get("/api/v1/admin/swarms", headers=e2e_admin).json() if ITEMS in s["grants"])
+        r = a.put(f"/api/v1/admin/swarms/{swarm}/policies/{ITEMS}", headers=e2e_admin,
+                  json={"exclude": ["UPDATED_AT"], "row_filter": "ID <= 10"})
+        assert r.status_code == 200, r.text
+        r = a.put(f"/api/v1/admin/classifications/{ITEMS}/NAME", headers=e2e_admin,
+                  json={"personal": True, "reason": "e2e: names are personal here"})
+        assert r.status_code == 200, r.text
+        time.sleep(1.5)  # TOKEN_CACHE_TTL_S (1 s)
+        got = b.post("/api/v1/queries/execute", headers=agent, json={"query": f"SELECT * FROM {ITEMS} ORDER BY ID"})
+        assert got.status_code == 200, got.text
+        assert [c["name"] for c in got.json()["columns"]] == ["ID", "NAME"]
+        assert [row[0] for row in got.json()["rows"]] == list(range(1, 11))
+        assert all(re.fullmatch(r"[0-9a-f]{16}", row[1]) for row in got.json()["rows"])
+        assert b.get(f"/api/v1/data/tables/{ITEMS}", headers=agent).json()["row_count"] == 10
+        assert a.delete(f"/api/v1/admin/swarms/{swarm}/policies/{ITEMS}", headers=e2e_admin).status_code == 200
+        assert a.delete(f"/api/v1/admin/classifications/{ITEMS}/NAME", headers=e2e_admin).status_code == 200
+        time.sleep(1.5)
+        assert _count(b, agent) == 100
+
+
 def test_refreshes_are_rate_limited_per_agent(e2e_platform: Platform, e2e_admin: dict[str, str]) -> None:
     """Each agent token may ask AGENT_REFRESHES_PER_MINUTE times a minute; another token is unaffected."""
     limit = e2e_platform.settings.query.refresh_per_minute

@@ -57,8 +57,12 @@ def test_lists_only_readable_tables_with_everything_an_agent_needs(client: Any, 
     assert "CANARY" not in r.text
     orders = body["tables"][1]
     manifest = read_current(world["served"], ORDERS)
-    assert orders["columns"] == [{"name": "id", "type": "BIGINT", "nullable": True, "description": "Order id"},
-                                 {"name": "amount", "type": "DECIMAL(21,1)", "nullable": True, "description": "Total in EUR"}]
+    base = [{k: c[k] for k in ("name", "type", "nullable", "description", "masked")} for c in orders["columns"]]
+    assert base == [{"name": "id", "type": "BIGINT", "nullable": True, "description": "Order id", "masked": None},
+                    {"name": "amount", "type": "DECIMAL(21,1)", "nullable": True, "description": "Total in EUR",
+                     "masked": None}]
+    assert [c["classification"]["personal"] for c in orders["columns"]] == [False, False]
+    assert orders["row_filter"] is False
     assert (orders["row_count"], orders["bytes"], orders["served_version"]) == (42, manifest.bytes, manifest.version)  # type: ignore[union-attr]
     assert orders["description"] == "All orders"
     assert dt.datetime.fromisoformat(orders["last_synced_at"]) <= dt.datetime.now(dt.UTC)

@@ -6,7 +6,7 @@ sha256), ``served_current`` the one current version per table, switched by compa
 in the transaction that inserts the new version.
 
 Revision ID: 0006_served_objects
-Revises: 0002_lifecycle
+Revises: 0007_agent_interfaces
 Create Date: 2026-12-06 02:45:00
 """
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0006_served_objects"
-down_revision: str | None = "0002_lifecycle"
+down_revision: str | None = "0007_agent_interfaces"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,155 @@
+"""A finished job's result, paged by cursor or converted to another format.
+
+Why read the stored file and never run the query again: a page must come from the very
+result the continuation named (same served versions), and reading a file costs no slot.
+Parquet pages read only the row groups that hold the page; Arrow IPC streams skip whole
+batches; JSON and CSV results are read batch by batch too. A conversion is written once
+next to the result (``<id>.as.<ext>``) and expires with it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+from pyarrow import ipc
+
+from serving.lib import formats
+from serving.lib.continuation import decode_cursor, encode_cursor, rows_url
+from shared.control.models import QueryJobRow
+
+
+class _Batches:
+    """A stored result as the ``ArrowStream``-like object ``formats.write_file`` consumes."""
+
+    def __init__(self, row: QueryJobRow, path: Path) -> None:
+        self.row, self.path = row, path
+        self.schema = schema_of(row.output_format, path)
+        self.columns = columns_of(row, self.schema)
+        self.row_count = 0
+        self.truncated = bool(row.truncated)
+        self.tables: list[Any] = []
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        for batch in batches(self.row.output_format, self.path):
+            self.row_count += batch.num_rows
+            yield batch
+
+
+def schema_of(fmt: str, path: Path) -> pa.Schema:
+    if fmt == "parquet":
+        return pq.ParquetFile(path).schema_arrow
+    if fmt == "arrow":
+        with ipc.open_stream(path) as reader:
+            return reader.schema
+    first = next(batches(fmt, path), None)
+    return first.schema if first is not None else pa.schema([])
+
+
+def batches(fmt: str, path: Path, *, skip: int = 0) -> Iterator[pa.RecordBatch]:
+    """Record batches of a stored result; with ``skip``, Parquet row groups before it are not read."""
+    if fmt == "parquet":
+        f = pq.ParquetFile(path)
+        start, groups = 0, []
+        for i in range(f.num_row_groups):
+            n = f.metadata.row_group(i).num_rows
+            if start + n > skip:
+                groups.append(i)
+            start += n
+        if groups:
+            yield from f.iter_batches(row_groups=groups, batch_size=formats.ROW_GROUP_ROWS)
+        return
+    if fmt == "arrow":
+        with ipc.open_stream(path) as reader:
+            yield from reader
+        return
+    if fmt == "csv":
+        with pacsv.open_csv(path) as reader:
+            yield from reader
+        return
+    body = json.loads(path.read_bytes())
+    names = [c["name"] for c in body.get("columns") or []]
+    cols: list[list[Any]] = [list(c) for c in zip(*body.get("rows") or [], strict=True)] or [[] for _ in names]
+    yield pa.RecordBatch.from_arrays([pa.array(c, type=pa.string() if not c else None) for c in cols], names=names)
+
+
+def _first_row_of_groups(fmt: str, path: Path, skip: int) -> int:
+    """The offset of the first row ``batches(…, skip=skip)`` yields (Parquet skips row groups)."""
+    if fmt != "parquet":
+        return 0
+    meta = pq.ParquetFile(path).metadata
+    start = 0
+    for i in range(meta.num_row_groups):
+        n = meta.row_group(i).num_rows
+        if start + n > skip:
+            return start
+        start += n
+    return start
+
+
+def columns_of(row: QueryJobRow, schema: pa.Schema) -> list[dict[str, str]]:
+    stored = (row.provenance or {}).get("columns")
+    if stored and len(stored) == len(schema):
+        return list(stored)
+    return [{"name": f.name, "type": str(f.type)} for f in schema]
+
+
+def page(row: QueryJobRow, path: Path, *, cursor: str | None, limit: int) -> dict[str, Any]:
+    """One page (``schemas.RowsPage`` without ``provenance``). Blocking: run it on a worker thread."""
+    offset = decode_cursor(cursor)
+    fmt = row.output_format
+    total = int(row.row_count or 0)
+    if fmt == "json":  # a detached JSON query's answer, kept whole
+        body = json.loads(path.read_bytes())
+        kept = (body.get("rows") or [])[offset: offset + limit]
+        end = offset + len(kept)
+        more = end < total
+        return {"job_id": row.id, "columns": body.get("columns") or [], "rows": kept, "row_count": len(kept),
+                "offset": offset, "next_cursor": encode_cursor(end) if more else None,
+                "next_url": rows_url(row.id, end, limit) if more else None, "total_rows": total}
+    at = _first_row_of_groups(fmt, path, offset)
+    taken: list[pa.RecordBatch] = []
+    want = limit
+    schema = schema_of(fmt, path)
+    for batch in batches(fmt, path, skip=offset):
+        if want <= 0:
+            break
+        if at + batch.num_rows <= offset:
+            at += batch.num_rows
+            continue
+        start = max(0, offset - at)
+        piece = batch.slice(start, want)
+        taken.append(piece)
+        want -= piece.num_rows
+        at += batch.num_rows
+    rows: list[list[Any]] = []
+    for piece in taken:
+        cols = [c.to_pylist() for c in piece.columns]
+        rows.extend(list(r) for r in zip(*cols, strict=True))
+    end = offset + len(rows)
+    more = end < total
+    return {
+        "job_id": row.id, "columns": columns_of(row, schema), "rows": rows, "row_count": len(rows), "offset": offset,
+        "next_cursor": encode_cursor(end) if more else None,
+        "next_url": rows_url(row.id, end, limit) if more else None, "total_rows": total,
+    }
+
+
+def converted(row: QueryJobRow, path: Path, fmt: str, *, max_bytes: int,
+              metadata: dict[str, str] | None = None) -> Path:
+    """The result in ``fmt``: the file itself, or a conversion written once beside it. Blocking."""
+    if fmt == row.output_format:
+        return path
+    target = path.with_name(f"{row.id}.as.{formats.EXTENSIONS[fmt]}")
+    if target.is_file():
+        return target
+    stream = _Batches(row, path)
+    head = {"job_id": row.id, "status": row.status, "sql_hash": row.sql_hash}
+    formats.write_file(stream, fmt, target, max_bytes=max_bytes, json_head=head,
+                       metadata=(lambda: metadata) if metadata else None)
+    return target
