@@ -38,7 +38,6 @@ from shared.identifiers import snowflake_reference
 from shared.logs import PrefixedLog
 from shared.partitions import PartitionKeyError
 from shared.registry import RegisteredTable
-from shared.served import read_current
 from shared.snowflake import SourceError
 
 if TYPE_CHECKING:  # what define_asset_job returns; Dagster exports no public name for it
@@ -122,7 +121,7 @@ def _result_metadata(outcome: SyncOutcome) -> dict[str, Any]:
 
 
 def _untouched(served: ServedDataResource, table: RegisteredTable) -> str:
-    current = read_current(served.served_root(), table.key)
+    current = served.store().current(table.key, fresh=True)
     return f"served data of {table.key} is untouched (still version {current.version})" if current else \
         f"nothing was served for {table.key} yet, and nothing was published"
 
@@ -193,6 +192,7 @@ def build_table_asset(*, table: RegisteredTable) -> dg.AssetsDefinition:
         log.info(f"sync of {table.key} starts ({len(keys)} partition(s))" if keys else f"sync of {table.key} starts")
         request = SyncRequest(
             table=table, connect=lambda: source_connection(snowflake), served_root=served.served_root(),
+            store=served.store(),
             partition_keys=keys, run_id=context.run.run_id, full_refresh=config.full_refresh,
             slice_rows=served.rows_per_slice(), workers=served.extract_workers, log=log,
         )

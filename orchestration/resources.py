@@ -23,6 +23,7 @@ rather than dropped (tested in tests/orchestration/test_resources.py).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
@@ -33,6 +34,7 @@ import dagster as dg
 from pydantic import model_validator
 
 from shared.demo import effective_snowflake
+from shared.served_storage import ServedStore, open_store
 from shared.settings import Settings, SnowflakeSettings, get_settings
 from shared.snowflake import SourceError, endpoint_args
 
@@ -150,6 +152,15 @@ class ServedDataResource(dg.ConfigurableResource):
 
     def served_root(self) -> Path:
         return Path(self.home) / "served" if self.home else self.settings().served_path
+
+    def store(self) -> ServedStore:
+        """The served-data store (``SERVED_STORAGE``) rooted at ``served_root()``."""
+        settings = self.settings()
+        if self.home:
+            settings = dataclasses.replace(settings, home=self.home)
+        if self.control_url:
+            settings = dataclasses.replace(settings, database_url=self.control_url)
+        return open_store(settings)
 
     def control_db(self) -> str:
         return self.control_url or self.settings().control_url

@@ -27,7 +27,6 @@ import datetime as dt
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
@@ -37,7 +36,7 @@ from shared import changes, status
 from shared import partitions as sp
 from shared.dagster_names import RANGE_END_TAG, RANGE_START_TAG, REASON_TAG, TABLE_TAG
 from shared.registry import RegisteredTable
-from shared.served import read_current
+from shared.served_storage import ServedStore, open_store
 from shared.snowflake import change_signatures
 
 if TYPE_CHECKING:
@@ -177,24 +176,24 @@ def with_job_names(result: dg.SensorResult, job_names: Mapping[str, str]) -> dg.
     return dg.SensorResult(run_requests=requests, cursor=result.cursor)
 
 
-def _served_root() -> Path:
+def _served_store() -> ServedStore:
     from shared.settings import get_settings
 
-    return get_settings().served_path
+    return open_store(get_settings())
 
 
 def build_source_change_sensor(*, tables: Sequence[RegisteredTable],
                                default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.RUNNING,
                                minimum_interval_seconds: int = SOURCE_CHANGE_INTERVAL_S,
                                jobs: Mapping[str, TableJob] | None = None,
-                               served_root: Callable[[], Path] = _served_root) -> dg.SensorDefinition:
+                               served: Callable[[], ServedStore] = _served_store) -> dg.SensorDefinition:
     """The source-change sensor over the registrations loaded with the code location.
 
     The Snowflake connection comes from the resource the assets use (key ``snowflake``),
     so the sensor and the syncs always look at the same account. It targets every
     table's own asset job (``jobs`` by table key, shared with the schedules; built here
     when not given). The served watermark of a changed cursor-based table is read from
-    its served manifest under ``served_root()``.
+    its current served manifest (``served()``, the store of ``SERVED_STORAGE``).
     """
     tables = list(tables)
     jobs = dict(jobs) if jobs is not None else build_table_jobs(tables=tables)
@@ -213,7 +212,7 @@ def build_source_change_sensor(*, tables: Sequence[RegisteredTable],
                 now = dt.datetime.now(dt.UTC)
 
                 def scan(table: RegisteredTable) -> changes.SourceChanges:
-                    return changes.scan(con, table, read_current(served_root(), table.key), now=now)
+                    return changes.scan(con, table, served().current(table.key, fresh=True), now=now)
 
                 result = evaluate_source_changes(tables, context.cursor, sigs, now=now, scan=scan)
                 return with_job_names(result, job_names)

@@ -99,16 +99,37 @@ class S3Store:
 
     @classmethod
     def from_settings(cls, cfg: ArtifactSettings) -> S3Store:
+        return cls.connect(cfg.s3_endpoint_url, cfg.s3_region, cfg.s3_bucket, cfg.s3_prefix)
+
+    @classmethod
+    def connect(cls, endpoint_url: str, region: str, bucket: str, prefix: str) -> S3Store:
+        """A store on ``bucket`` through boto3's usual credential chain (also used for served versions)."""
         import boto3
         from botocore.config import Config
 
         client = boto3.client(
             "s3",
-            endpoint_url=cfg.s3_endpoint_url or None,
-            region_name=cfg.s3_region or None,
+            endpoint_url=endpoint_url or None,
+            region_name=region or None,
             config=Config(retries={"max_attempts": 3, "mode": "standard"}, max_pool_connections=32),
         )
-        return cls(client, cfg.s3_bucket, cfg.s3_prefix)
+        return cls(client, bucket, prefix)
+
+    def touch(self, key: str) -> bool:
+        """Refresh an object's LastModified (a server-side copy onto itself); False if it is absent.
+
+        A writer that reuses an existing object touches it first, so a cleanup that removes
+        old unreferenced objects cannot remove it before the writer's row refers to it.
+        """
+        from botocore.exceptions import ClientError
+
+        name = self.key_of(key)
+        try:
+            self.client.copy_object(Bucket=self.bucket, Key=name, CopySource={"Bucket": self.bucket, "Key": name},
+                                    MetadataDirective="REPLACE")
+        except ClientError:
+            return False
+        return True
 
     def key_of(self, key: str) -> str:
         return f"{self.prefix}objects/{check_key(key)}"

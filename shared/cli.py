@@ -318,9 +318,10 @@ def first_syncs(settings: Settings, admin_password: str) -> list[tuple[str, str]
     import httpx
 
     from shared.registry import list_registered
-    from shared.served import read_current
+    from shared.served_storage import open_store
 
-    pending = [t for t in list_registered(settings.control_url) if read_current(settings.served_path, t.key) is None]
+    store = open_store(settings)
+    pending = [t for t in list_registered(settings.control_url) if store.current(t.key) is None]
     started: list[tuple[str, str]] = []
     if not pending:
         return started

@@ -45,7 +45,8 @@ from shared.control.models import (
     utcnow,
 )
 from shared.registry import list_registered
-from shared.served import list_served, read_current, superseded_versions, table_dir
+from shared.served import list_served, superseded_versions, table_dir
+from shared.served_storage import open_store
 from shared.settings import Settings
 
 # Expired query-job rows are kept (status ``expired``) so an agent polling an old job id
@@ -272,9 +273,17 @@ def purge_superseded_versions(settings: Settings, *, now: dt.datetime | None = N
 
     ``.tmp-*`` files are left by a killed writer; they are removed only when the table's
     writer lock can be taken without waiting (so a running writer's file is never touched).
+    With ``SERVED_STORAGE=s3`` it also forgets versions superseded past the grace period,
+    deletes the bucket's objects no version refers to any more, aborts abandoned uploads,
+    and keeps this machine's cache within its limit.
     """
     now = now or utcnow()
     report = Report("purge_superseded_versions")
+    store = open_store(settings)
+    if store.remote:
+        migrate(settings.control_url)
+        for what, n in store.purge(now=now).items():
+            report.add(what, n)
     root = settings.served_path
     older_than = now - dt.timedelta(minutes=settings.dagster.version_grace_minutes)
     for key in list_served(root):
@@ -398,7 +407,7 @@ def table_stats(settings: Settings, key: str, runs: Iterable[RunSample] = (), *,
     """
     now = now or utcnow()
     root = settings.served_path
-    manifest = read_current(root, key)
+    manifest = open_store(settings).current(key)
     folder = table_dir(root, key)
     files = list(folder.glob("v-*.duckdb")) if folder.exists() else []
     runs = list(runs)

@@ -21,6 +21,11 @@ Why this design (measured with duckdb 2.0.1, see README "Architecture"):
   DuckDB instance cache can never hand out stale data.
 - Native DuckDB files (not Parquet folders) keep point queries near 1 ms; Parquet over
   hundreds of partition files measured ~70x slower for the same query.
+
+With ``SERVED_STORAGE=s3`` this folder is each machine's cache of the bucket and the
+control database says which version is current (``shared/served_storage.py``); the
+functions here take that backend's hooks (``current``, ``local_base``, ``commit``) so the
+layout, the lock and the publish order stay in this one module.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ import json
 import os
 import secrets
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -161,6 +166,24 @@ def version_path(served_root: Path, manifest: Manifest) -> Path:
     return table_dir(served_root, manifest.table_key) / manifest.file
 
 
+def version_files(manifest: Manifest) -> list[str]:
+    """The names (in the table's folder) of every file that makes up ``manifest``'s version.
+
+    Object storage uploads, downloads, verifies and evicts exactly these, so a version made
+    of several files needs no change there.
+    """
+    return [manifest.file]
+
+
+def save_manifest(served_root: Path, manifest: Manifest) -> Path:
+    """Write ``v-<version>.json`` beside the version's files (a downloaded copy's history entry)."""
+    folder = table_dir(served_root, manifest.table_key)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"v-{manifest.version}.json"
+    _write_atomic(path, manifest.to_json())
+    return path
+
+
 def list_served(served_root: Path) -> list[str]:
     """Keys of every table that has a CURRENT manifest."""
     root = Path(served_root)
@@ -204,21 +227,26 @@ def _remove_orphans(folder: Path, current: Manifest | None) -> None:
 
 
 @contextmanager
-def write_version(served_root: Path, key: str, *, copy_previous: bool) -> Iterator[PendingVersion]:
+def write_version(served_root: Path, key: str, *, copy_previous: bool,
+                  current: Callable[[], Manifest | None] | None = None,
+                  local_base: Callable[[Manifest], Path] | None = None) -> Iterator[PendingVersion]:
     """Write a new version of ``key`` under the table lock, without publishing it.
 
     ``copy_previous`` starts from a copy of the current version (partition and merge
     writes); otherwise the file starts empty (full replace). On any exception the
     temporary file is removed and ``CURRENT`` is untouched. Call ``publish`` inside the
-    block to make the version visible.
+    block to make the version visible. ``current`` (the published version, default this
+    folder's ``CURRENT``) and ``local_base`` (its file on this machine, fetched if need be)
+    are how object storage plugs in.
     """
     with table_lock(served_root, key) as folder:
-        previous = read_current(served_root, key)
+        previous = current() if current is not None else read_current(served_root, key)
         _remove_orphans(folder, previous)
         version = new_version_id()
         tmp = folder / f".tmp-{version}.duckdb"
         if copy_previous and previous is not None:
-            shutil.copyfile(folder / previous.file, tmp)
+            base = local_base(previous) if local_base is not None else folder / previous.file
+            shutil.copyfile(base, tmp)
         con = duckdb.connect(str(tmp))
         pending = PendingVersion(key=key, version=version, path=tmp, previous=previous, con=con)
         try:
@@ -230,10 +258,14 @@ def write_version(served_root: Path, key: str, *, copy_previous: bool) -> Iterat
                 _remove(leftover)
 
 
-def publish(served_root: Path, pending: PendingVersion, **fields: Any) -> Manifest:
+def publish(served_root: Path, pending: PendingVersion, *, commit: Callable[[Manifest], None] | None = None,
+            **fields: Any) -> Manifest:
     """Checkpoint, close and atomically publish ``pending``; returns its manifest.
 
     ``fields`` are the Manifest fields other than key, version, file, bytes, previous.
+    ``commit`` (object storage: upload, then switch the current version in the control
+    database) runs once the version's files are final and before ``CURRENT`` is written;
+    if it raises, the version is removed and nothing is published.
     """
     pending.con.execute("CHECKPOINT")
     pending.con.close()
@@ -251,6 +283,13 @@ def publish(served_root: Path, pending: PendingVersion, **fields: Any) -> Manife
         previous_version=pending.previous.version if pending.previous else None,
         **fields,
     )
+    if commit is not None:
+        try:
+            commit(manifest)
+        except BaseException:
+            for name in version_files(manifest):
+                _remove(folder / name)
+            raise
     _write_atomic(folder / f"v-{pending.version}.json", manifest.to_json())
     _write_atomic(folder / CURRENT, manifest.to_json())
     _fsync_dir(folder)

@@ -169,6 +169,24 @@ class ArtifactSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class ServedSettings:
+    """Where served versions live: the data home only, or object storage with a local cache per machine."""
+
+    storage: str = env_var("SERVED_STORAGE", "local", "Served-data backend: local (the served folder under AGENTS_DATA_HOME, shared by every process) or s3 (versions uploaded to object storage, published in the control database; each machine keeps a local cache).")
+    s3_bucket: str = env_var("SERVED_S3_BUCKET", "", "Bucket for SERVED_STORAGE=s3.")
+    s3_endpoint_url: str = env_var("SERVED_S3_ENDPOINT_URL", "", "Endpoint of an S3-compatible server for served versions (empty: AWS).")
+    s3_prefix: str = env_var("SERVED_S3_PREFIX", "served/", "Key prefix of served versions inside the bucket.")
+    s3_region: str = env_var("SERVED_S3_REGION", "us-east-1", "Region of the served-data bucket (credentials come from the usual AWS_* variables or profile).")
+    cache_max_bytes: int = env_var("SERVED_CACHE_MAX_BYTES", 20 * 1024**3, "SERVED_STORAGE=s3: bytes of served versions one machine keeps in its local cache; past it, versions no query is using are evicted (superseded ones first, then the least recently used).")
+    poll_interval_s: float = env_var("SERVED_POLL_INTERVAL_S", 1.0, "SERVED_STORAGE=s3: seconds between an API replica's reads of the published versions in the control database; a publish reaches every replica within this plus the download time.")
+    download_attempts: int = env_var("SERVED_DOWNLOAD_ATTEMPTS", 3, "SERVED_STORAGE=s3: attempts to download a version file whose sha256 does not match before giving up.")
+
+    @property
+    def remote(self) -> bool:
+        return self.storage.strip().lower() == "s3"
+
+
+@dataclasses.dataclass(frozen=True)
 class ApiSettings:
     """The serving process."""
 
@@ -231,6 +249,7 @@ class Settings:
     auth: AuthSettings = dataclasses.field(default_factory=AuthSettings)
     query: QuerySettings = dataclasses.field(default_factory=QuerySettings)
     artifacts: ArtifactSettings = dataclasses.field(default_factory=ArtifactSettings)
+    served: ServedSettings = dataclasses.field(default_factory=ServedSettings)
     api: ApiSettings = dataclasses.field(default_factory=ApiSettings)
     observability: ObservabilitySettings = dataclasses.field(default_factory=ObservabilitySettings)
     mcp: McpSettings = dataclasses.field(default_factory=McpSettings)

@@ -123,6 +123,30 @@ def test_api_health_check_is_readiness_that_tolerates_dagster_down(resolved: dic
     assert per_check_s < probe_s < compose_s
 
 
+def test_object_storage_variant_gives_the_api_its_own_cache_and_minio(tmp_path: Path) -> None:
+    """``--profile objstore`` with SERVED_STORAGE=s3: MinIO and its bucket come up, every app
+    process publishes to or reads from it, and the API mounts its own cache, not the runs' volume."""
+    binary = _compose()
+    values = {**_env_example(), "SERVED_STORAGE": "s3", "SERVED_S3_ENDPOINT_URL": "http://minio:9000",
+              "API_DATA_VOLUME": "api-cache", "AWS_ACCESS_KEY_ID": "minio-root",
+              "AWS_SECRET_ACCESS_KEY": "minio-root-password"}
+    env = tmp_path / "objstore.env"
+    env.write_text("\n".join(f"{k}={v}" for k, v in values.items()))
+    out = subprocess.run([binary, "--env-file", str(env), "-f", str(COMPOSE), "--profile", "objstore", "config"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+    assert out.returncode == 0, out.stderr
+    services = yaml.safe_load(out.stdout)["services"]
+    assert {"minio", "minio-init"} <= set(services)
+    assert services["minio"]["healthcheck"]["test"]
+    for name in APP_SERVICES:
+        app_env = services[name]["environment"]
+        assert app_env["SERVED_STORAGE"] == "s3"
+        assert app_env["SERVED_S3_ENDPOINT_URL"] == "http://minio:9000"
+    api_mounts = {v.split(":")[0] if isinstance(v, str) else v["source"] for v in services["api"]["volumes"]}
+    assert api_mounts == {"api-cache"}
+    assert "minio" not in {n for n, s in services.items() if s.get("ports")}
+
+
 def test_env_example_has_every_variable_compose_references() -> None:
     documented = set(_env_example())
     assert sorted(_referenced() - documented) == []

@@ -32,7 +32,8 @@ from orchestration.sync.sql import qi
 from orchestration.sync.types import ORDERED_SLICE_TYPES, base_type, duckdb_type, served_columns
 from shared import changes, partitions
 from shared.registry import RegisteredTable
-from shared.served import Column, Manifest, read_current
+from shared.served import Column, Manifest
+from shared.served_storage import ServedStore
 from shared.snowflake import SourceColumn, SourceError, table_columns
 
 # One logger for every step, so a run's lines read as one materialization.
@@ -56,10 +57,16 @@ class SyncRequest:
     workers: int = 2
     now: dt.datetime | None = None
     log: Any = None
+    store: ServedStore | None = None  # where versions are published (default: the local folder at served_root)
 
     @property
     def logger(self) -> Any:
         return self.log or _log
+
+    @property
+    def served(self) -> ServedStore:
+        """The served-data store this run reads its base from and publishes to."""
+        return self.store if self.store is not None else ServedStore(self.served_root)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,7 +177,7 @@ def _partition_slices(table: RegisteredTable, cols: Sequence[SourceColumn],
 def _snapshot_column(req: SyncRequest, cols: Sequence[SourceColumn]) -> str:
     """The snapshot-date column's name: the one already served, else ``_SNAPSHOT_DATE`` unless a
     source column has that name (then ``_SNAPSHOT_DATE_2`` …)."""
-    previous = None if req.full_refresh else read_current(req.served_root, req.table.key)
+    previous = None if req.full_refresh else req.served.current(req.table.key)
     if previous is not None and previous.columns:
         named = previous.extra.get("snapshot_column") or load.SNAPSHOT_COLUMN
         if any(c.name == named for c in previous.columns) and not any(c.name == named for c in cols):
@@ -199,7 +206,7 @@ def _slices(req: SyncRequest, con: Any, cols: list[SourceColumn], mode: str,
         return slices, sum(counts), list(counts), per_window
     if mode == "merge":
         cursor = by_name[str(table.cursor_column)]
-        floor = _watermark_floor(table, read_current(req.served_root, table.key))
+        floor = _watermark_floor(table, req.served.current(table.key))
         if floor is not None:  # >= (not >): rows sharing the watermark are re-read; the merge makes it harmless
             bases = [Slice(label="delta", where=f"{qi(cursor.name)} >= CAST(%s AS {sf_type(cursor)})", params=(literal(floor),))]
     slices, total = [], 0

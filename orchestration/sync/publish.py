@@ -18,7 +18,7 @@ from orchestration.sync.verdicts import Checked
 from orchestration.sync.write import Written
 from shared.classify import classify_table
 from shared.profile import profile_markdown
-from shared.served import Manifest, publish
+from shared.served import Manifest
 
 # The profile shown in Dagster's metadata is computed on at most this many rows (a seeded
 # reservoir sample of row ids): its cost stays bounded however large the table grows, so
@@ -71,8 +71,8 @@ def publish_version(w: Written, checked: Checked, *, classification: dict[str, d
     }
     if classification is not None:
         extra["classification"] = classification
-    manifest = publish(
-        req.served_root, w.pending, strategy=req.table.strategy, row_count=load.count_rows(w.con), columns=w.columns,
+    manifest = req.served.publish(
+        w.pending, strategy=req.table.strategy, row_count=load.count_rows(w.con), columns=w.columns,
         partitions=parts, watermark=w.watermark, run_id=req.run_id, extra=extra,
     )
     w.timings["publish_s"] = time.perf_counter() - t2

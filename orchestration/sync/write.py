@@ -22,7 +22,7 @@ from orchestration.sync import load
 from orchestration.sync.extract import Extraction, SliceStats
 from orchestration.sync.plan import Planned, SyncRequest
 from orchestration.sync.sql import qi
-from shared.served import Column, Manifest, PendingVersion, write_version
+from shared.served import Column, Manifest, PendingVersion
 from shared.snowflake import SourceError
 
 
@@ -83,7 +83,7 @@ def private_version(req: SyncRequest, planned: Planned, timings: dict[str, float
     """
     copy = planned.copies_previous and not req.full_refresh
     t_copy = time.perf_counter()
-    with write_version(req.served_root, req.table.key, copy_previous=copy) as pending:
+    with req.served.write_version(req.table.key, copy_previous=copy) as pending:
         timings["copy_s"] = time.perf_counter() - t_copy  # lock + copy-on-write of the previous version
         w = Written(req, planned, pending, timings, has_data=copy and pending.previous is not None)
         for step in (_apply_drift, _delete_rewritten, _stage, _extract, _merge, _watermark):

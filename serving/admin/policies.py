@@ -32,7 +32,7 @@ from serving.admin.schemas import (
 )
 from serving.lib.audit import annotate
 from serving.lib.caller import Caller
-from serving.lib.errors import ApiError, BadRequest, NotFound
+from serving.lib.errors import ApiError, BadRequest, NotFound, ServiceUnavailable
 from serving.lib.guards import requires_admin
 from serving.lib.identity import get_identity
 from serving.lib.services import Services
@@ -43,7 +43,8 @@ from shared import policies
 from shared.control.db import session_scope
 from shared.control.models import ColumnOverrideRow, ColumnUnmaskRow, GrantPolicyRow, SwarmRow, TokenRow
 from shared.identifiers import canonical_key, duck_fold
-from shared.served import Manifest
+from shared.served import Manifest, ServedDataError
+from shared.served_storage import open_store
 
 ADMIN = Caller(kind="admin", subject="admin")  # only to list every served table when resolving a short name
 
@@ -98,6 +99,11 @@ def _checked_filter(services: Services, key: str, manifest: Manifest | None, row
         return None
     text = hooks.filter_check(services)(row_filter)  # the SQL guard: 400 with its rule when refused
     if manifest is not None:
+        try:
+            open_store(services.settings).local_path(manifest)  # object storage: fetched if this replica lacks it
+        except ServedDataError as e:
+            raise ServiceUnavailable(f"the served data of {key} cannot be fetched on this replica now; try again",
+                                     rule="served_data_unavailable") from e
         try:
             check_filter(services.settings.served_path, manifest, text)
         except duckdb.Error as e:

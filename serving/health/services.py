@@ -28,6 +28,8 @@ def check_served_data(services: Services) -> None:
     path.mkdir(parents=True, exist_ok=True)
     if not os.access(path, os.R_OK | os.X_OK):
         raise NotReady("the served-data folder is not readable")
+    if services.settings.served.remote and not os.access(path, os.W_OK):  # the replica's cache: downloads land here
+        raise NotReady("the served-data cache folder is not writable")
     next(iter(os.scandir(path)), None)
 
 

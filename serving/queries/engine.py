@@ -49,7 +49,15 @@ from typing import Any
 import duckdb
 
 from serving.lib.caller import Caller
-from serving.lib.errors import ApiError, BadRequest, NotFound, PayloadTooLarge, QueryRejected, QueryTimeout
+from serving.lib.errors import (
+    ApiError,
+    BadRequest,
+    NotFound,
+    PayloadTooLarge,
+    QueryRejected,
+    QueryTimeout,
+    ServiceUnavailable,
+)
 from serving.queries import functions, guard
 from serving.queries.guard import GuardedQuery
 from serving.queries.instances import Instance, InstanceCache, check_protections, read_protections
@@ -69,7 +77,8 @@ from serving.queries.results import (
 from serving.queries.watchdog import Handle, MemoryGuard, Watchdog
 from serving.tables.policies import PolicyCopies
 from shared import policies
-from shared.served import CURRENT, Manifest, list_served, read_current, table_dir
+from shared.served import CURRENT, Manifest, ServedDataError, list_served, read_current, table_dir
+from shared.served_storage import open_store
 from shared.settings import Settings
 
 log = logging.getLogger("agents_data.queries")
@@ -112,7 +121,8 @@ class QueryEngine:
     def __init__(self, settings: Settings, *, max_instances: int = 32) -> None:
         self.settings = settings
         self.q = settings.query
-        self.instances = InstanceCache(settings, max_instances=max_instances)
+        self.served = open_store(settings)  # SERVED_STORAGE: the local folder, or object storage and a cache
+        self.instances = InstanceCache(settings, max_instances=max_instances, path_of=self.served.local_path)
         self.copies = PolicyCopies(settings)
         self._running: set[Handle] = set()
         self._running_lock = threading.Lock()
@@ -133,7 +143,7 @@ class QueryEngine:
             return caller.grants
         at, keys = self._all
         if refresh or time.monotonic() - at > 2.0:
-            keys = frozenset(list_served(self.settings.served_path))
+            keys = frozenset(self.served.keys() if self.served.remote else list_served(self.settings.served_path))
             self._all = (time.monotonic(), keys)
         return keys
 
@@ -147,7 +157,12 @@ class QueryEngine:
             return guard.check_sql(sql, self.grants_of(caller, refresh=True))
 
     def current(self, key: str) -> Manifest | None:
-        """``read_current`` with the CURRENT path precomputed: one ``stat`` per table per query."""
+        """``read_current`` with the CURRENT path precomputed: one ``stat`` per table per query.
+
+        With object storage: the version the control database names (read at most every
+        ``SERVED_POLL_INTERVAL_S``), whether or not this replica has downloaded it yet."""
+        if self.served.remote:
+            return self.served.current(key)
         hit = self._current.get(key)
         if hit is not None:
             try:
@@ -172,10 +187,12 @@ class QueryEngine:
         return guard.cached(sql, self.grants_of(caller))
 
     def manifests(self, tables: Iterable[str], caller: Caller | None = None) -> tuple[Manifest, ...]:
-        """The current served manifests of ``tables``; with ``caller``, as that caller sees them."""
+        """The current served manifests of ``tables``; with ``caller``, as that caller sees them. Each
+        version is present on this machine (object storage: downloaded and verified first when this
+        replica does not hold it yet)."""
         out = []
         for key in sorted(tables):
-            manifest = self.current(key)
+            manifest = self._serve(key) if self.served.remote else self.current(key)
             if manifest is None:
                 raise NotFound(f"table {key} has no served data yet (it has never been synced)", rule="table_not_served")
             out.append(manifest if caller is None else self.seen(caller, manifest))
@@ -193,6 +210,15 @@ class QueryEngine:
             if len(policy.memo) < 4096:
                 policy.memo[key] = hit
         return hit
+
+    def _serve(self, key: str) -> Manifest | None:
+        try:
+            return self.served.serve(key)
+        except ServedDataError as e:
+            log.warning("%s", e)
+            raise ServiceUnavailable(f"table {key} cannot be read on this replica now: its current version "
+                                     "could not be fetched from object storage; try again shortly",
+                                     rule="served_data_unavailable") from e
 
     def limits(self, max_rows: int | None, timeout_s: float | None, *, row_limit: int | None = None) -> tuple[int, float]:
         row_limit = self.q.max_rows if row_limit is None else row_limit

@@ -32,6 +32,7 @@ import shutil
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -92,10 +93,11 @@ def check_protections(con: duckdb.DuckDBPyConnection, settings: Settings) -> dic
 
 
 
-def exposed_path(served_root: Path, m: Manifest) -> Path:
-    """The file an instance attaches for ``m``: its policy copy when the caller reads under a policy."""
+def exposed_path(m: Manifest, local: Callable[[Manifest], Path]) -> Path:
+    """The file an instance attaches for ``m``: its policy copy when the caller reads under a policy,
+    else the version's file on this machine (``local``: the served store's ``local_path``)."""
     policy_path = m.extra.get("policy_path")
-    return Path(policy_path) if policy_path else version_path(served_root, m)
+    return Path(policy_path) if policy_path else local(m)
 
 
 def instance_key(manifests: tuple[Manifest, ...]) -> tuple[tuple[str, str, str], ...]:
@@ -117,7 +119,8 @@ def stored_table(index: int) -> str:
 class Instance:
     """One locked in-memory DuckDB instance exposing exactly ``manifests``' tables."""
 
-    def __init__(self, key: tuple[tuple[str, str, str], ...], manifests: tuple[Manifest, ...], settings: Settings) -> None:
+    def __init__(self, key: tuple[tuple[str, str, str], ...], manifests: tuple[Manifest, ...], settings: Settings,
+                 path_of: Callable[[Manifest], Path] | None = None) -> None:
         self.key = key
         self.manifests = {m.table_key: m for m in manifests}
         self.refs = 0
@@ -134,7 +137,7 @@ class Instance:
         })
         self._progress: list[duckdb.DuckDBPyConnection] = []
         try:
-            self._expose(manifests, settings.served_path)
+            self._expose(manifests, path_of or (lambda m: version_path(settings.served_path, m)))
             for _ in range(PROGRESS_CURSORS):
                 cur = self.con.cursor()
                 cur.execute("SET enable_progress_bar = true")
@@ -147,14 +150,14 @@ class Instance:
             self.close()
             raise
 
-    def _expose(self, manifests: tuple[Manifest, ...], served_root: Path) -> None:
+    def _expose(self, manifests: tuple[Manifest, ...], path_of: Callable[[Manifest], Path]) -> None:
         catalogs: set[str] = set()
         schemas: set[tuple[str, str]] = set()
         for i, m in enumerate(manifests):
             db, schema, table = m.table_key.split(".")
             if db in RESERVED_CATALOGS or db.startswith("__"):
                 raise ProtectionError(f"table database name {db!r} is reserved by DuckDB; it cannot be served")
-            path = str(exposed_path(served_root, m)).replace("'", "''")
+            path = str(exposed_path(m, path_of)).replace("'", "''")
             alias = stored_alias(i)
             self.con.execute(f"ATTACH '{path}' AS {alias} (READ_ONLY)")
             if db not in catalogs:
@@ -205,8 +208,10 @@ class Instance:
 class InstanceCache:
     """LRU of instances keyed by ``((table_key, version_file, policy), ...)``, refcounted while queries run."""
 
-    def __init__(self, settings: Settings, *, max_instances: int = 32) -> None:
+    def __init__(self, settings: Settings, *, max_instances: int = 32,
+                 path_of: Callable[[Manifest], Path] | None = None) -> None:
         self.settings = settings
+        self.path_of = path_of  # the served store's local file of a version (default: the served folder)
         self.max_instances = max_instances
         self._live: OrderedDict[tuple[tuple[str, str, str], ...], Instance] = OrderedDict()
         self._building: dict[tuple[tuple[str, str, str], ...], Future[Instance]] = {}
@@ -238,7 +243,7 @@ class InstanceCache:
                     break
             pending.result()  # someone else is building it; then take it from the cache
         try:
-            inst = Instance(key, tuple(sorted(manifests, key=lambda m: m.table_key)), self.settings)
+            inst = Instance(key, tuple(sorted(manifests, key=lambda m: m.table_key)), self.settings, self.path_of)
         except BaseException as e:
             with self._lock:
                 self._building.pop(key, None)
@@ -291,6 +296,19 @@ class InstanceCache:
         for inst in closing:
             inst.close()
         return len(closing)
+
+    def files_in_use(self) -> set[tuple[str, str]]:
+        """(table key, version file) of every instance a query holds now: never evicted from the cache."""
+        with self._lock:
+            return {(table, file) for k, i in self._live.items() if i.refs for table, file, _policy in k}
+
+    def drop_files(self, pairs: set[tuple[str, str]]) -> None:
+        """Files evicted from the served-data cache: retire the instances attaching them, so the
+        space is freed once they are idle (an in-flight query keeps its open file)."""
+        with self._lock:
+            stale = [k for k in self._live if any((table, file) in pairs for table, file, _policy in k)]
+            closing = [i for k in stale if (i := self._retire(k)) is not None]
+        self._close_later(closing)
 
     def stats(self) -> dict[str, int]:
         with self._lock:

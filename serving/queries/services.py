@@ -70,6 +70,8 @@ async def startup(services: Services) -> None:
         engine = QueryEngine(services.settings)
         services.parts[ENGINE] = engine
     served.register(services, engine)
+    # Object storage: follow publishes, prefetch new versions, keep the cache within its limit.
+    engine.served.watch(in_use=engine.instances.files_in_use, on_evict=engine.instances.drop_files)
     hooks.provide_job_result(services, finished_result)
     hooks.provide_filter_check(services, guard.validate_filter)
     found = await anyio.to_thread.run_sync(engine.verify_protections)
@@ -84,4 +86,5 @@ async def shutdown(services: Services) -> None:
         await anyio.to_thread.run_sync(jobs.close)
     engine = services.parts.pop(ENGINE, None)
     if isinstance(engine, QueryEngine):
+        engine.served.close()
         engine.close()

@@ -44,6 +44,7 @@ from shared import status as table_status
 from shared.control.models import TableStatusRow
 from shared.identifiers import parse_name
 from shared.registry import RegisteredTable, RegistrationError
+from shared.served_storage import open_store
 from shared.settings import Settings
 from shared.snowflake import SourceError, connect, list_tables, table_columns
 
@@ -224,7 +225,7 @@ class SyncService:
         with dagster_calls():
             await self.client.ping()
         await anyio.to_thread.run_sync(registry.soft_delete, self.control_url, key)
-        await anyio.to_thread.run_sync(served.remove_table, self.settings.served_path, key)
+        await anyio.to_thread.run_sync(open_store(self.settings).remove_table, key)
         await self._reload_expecting(reg.asset_key_path, present=False)
         return reg
 
@@ -293,7 +294,7 @@ class SyncService:
 
 def synced_at_of(settings: Settings, key: str, status: TableStatusRow | None) -> tuple[dt.datetime | None, str | None]:
     """When the served version was published, and its id (the manifest is the truth)."""
-    manifest = served.read_current(settings.served_path, key)
+    manifest = open_store(settings).current(key)
     if manifest is not None:
         return dt.datetime.fromisoformat(manifest.published_at), manifest.version
     if status is None:
@@ -305,7 +306,7 @@ def synced_at_of(settings: Settings, key: str, status: TableStatusRow | None) ->
 def describe_table(reg: RegisteredTable, status: TableStatusRow | None, job: store.SyncJob | None,
                    settings: Settings, now: dt.datetime) -> dict[str, Any]:
     """One registered table for admins; ``freshness`` follows the agents' catalog rules exactly."""
-    manifest = served.read_current(settings.served_path, reg.key)
+    manifest = open_store(settings).current(reg.key)
     synced_at, version = synced_at_of(settings, reg.key, status)
     return {
         "table": reg.key, "sql_name": reg.sql_name, "database": reg.database, "schema_name": reg.schema,

@@ -57,7 +57,7 @@ from shared import changes, registry
 from shared.dagster_names import TABLE_TAG
 from shared.partitions import is_partitioned
 from shared.registry import RegisteredTable
-from shared.served import read_current
+from shared.served_storage import open_store
 from shared.snowflake import SourceError, connect
 
 DEFAULT_ESTIMATE_S = 10.0
@@ -177,7 +177,7 @@ async def changed_partitions(svc: SyncService, reg: RegisteredTable,
 async def scan_source(svc: SyncService, reg: RegisteredTable) -> changes.SourceChanges:
     """Ask the source what changed since the served watermark (503 when it cannot answer)."""
     def run() -> changes.SourceChanges:
-        manifest = read_current(svc.settings.served_path, reg.key)
+        manifest = open_store(svc.settings).current(reg.key)
         with connect(svc.settings.snowflake) as con:
             return changes.scan(con, reg, manifest)
 
@@ -195,7 +195,7 @@ async def snapshot_current(svc: SyncService, reg: RegisteredTable) -> bool:
     """Whether the newest served snapshot holds as many rows as the source does now (a
     delete or insert since then makes a refresh take a new snapshot)."""
     def run() -> bool:
-        manifest = read_current(svc.settings.served_path, reg.key)
+        manifest = open_store(svc.settings).current(reg.key)
         if manifest is None or not manifest.partitions:
             return False
         served_rows = manifest.partitions[max(manifest.partitions)].get("rows")

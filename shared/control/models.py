@@ -303,6 +303,7 @@ class ColumnOverrideRow(Base):
 
     __table_args__ = (Index("uq_column_overrides", "table_key", "column_name", unique=True),)
 
+
 class BudgetRow(Base):
     """An admin-set budget of one swarm (``swarm:<id>``) or agent token (``agent:<token id>``); null is unlimited."""
 
@@ -331,3 +332,34 @@ class BudgetUsageRow(Base):
     used: Mapped[int] = mapped_column(BigInteger, default=0)
 
     __table_args__ = (Index("ix_budget_usage_window", "window_start"),)
+
+
+class ServedVersionRow(Base):
+    """One uploaded served version (``SERVED_STORAGE=s3``): its manifest and the files that make it up.
+
+    Written only by ``shared/served_remote.py``, in the same transaction that makes it current.
+    ``files`` is ``[{name, size, sha256}]`` (the objects are keyed by sha256); ``bytes`` their
+    total and ``sha256`` the digest of the sorted ``name size sha256`` lines, so one value names
+    exactly what a replica must download.
+    """
+
+    __tablename__ = "served_versions"
+
+    table_key: Mapped[str] = mapped_column(String(400), primary_key=True)
+    version: Mapped[str] = mapped_column(String(64), primary_key=True)
+    manifest: Mapped[str] = mapped_column(Text)
+    files: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    published_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    superseded_at: Mapped[dt.datetime | None] = mapped_column(nullable=True, index=True)
+
+
+class ServedCurrentRow(Base):
+    """The version readers use, per table (``SERVED_STORAGE=s3``): switched by compare-and-set."""
+
+    __tablename__ = "served_current"
+
+    table_key: Mapped[str] = mapped_column(String(400), primary_key=True)
+    version: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -30,7 +30,6 @@ import dagster as dg
 from orchestration.assets import build_table_asset
 from orchestration.resources import ServedDataResource, snowflake_resource
 from orchestration.sync import load, verdicts
-from orchestration.sync import publish as publish_step
 from shared import served
 from shared.registry import RegisteredTable
 from shared.settings import Settings
@@ -62,7 +61,7 @@ def _install_hooks() -> None:
     load.insert_batch = _hook("extract", load.insert_batch)
     load.merge_stage = _hook("merge", load.merge_stage)
     verdicts.evaluate = _hook("checks", verdicts.evaluate)  # looked up by verdicts.check
-    publish_step.publish = _hook("publish", publish_step.publish)  # looked up by publish.publish_version
+    served.publish = _hook("publish", served.publish)  # looked up by the served store (shared/served_storage.py)
     served.os.replace = _hook("publish.rename", os.replace, lambda *a, **_: str(a[1]).endswith(".duckdb"))  # type: ignore[attr-defined]
     served._write_atomic = _hook("publish.current", served._write_atomic, lambda *a, **_: a[0].name == served.CURRENT)
 

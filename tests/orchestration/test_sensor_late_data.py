@@ -14,6 +14,7 @@ from orchestration import sensors
 from shared import changes
 from shared.dagster_names import RANGE_END_TAG, RANGE_START_TAG
 from shared.registry import RegisteredTable, build_registration
+from shared.served_storage import ServedStore
 from shared.settings import Settings
 from tests.orchestration.conftest import Source, sync
 from tests.orchestration.test_sensors import SourceResource
@@ -101,7 +102,7 @@ def test_sensor_asks_the_stand_in_and_requests_the_late_partitions(source: Sourc
     table = source.register("VISITS", strategy="incremental", incremental_key="UPDATED_AT", primary_key=["ID"],
                             partitioning={"kind": "daily", "column": "D", "start": "2025-01-01"})
     sync(table, sync_settings, source, partition_keys=["2025-01-01", "2025-01-02", "2025-01-03", "2025-01-04"])
-    sensor = sensors.build_source_change_sensor(tables=[table], served_root=lambda: sync_settings.served_path)
+    sensor = sensors.build_source_change_sensor(tables=[table], served=lambda: ServedStore(sync_settings.served_path))
     resources = {"snowflake": SourceResource(port=source.port)}
     with dg.build_sensor_context(cursor=None, resources=resources) as ctx:
         baseline = sensor(ctx)
