@@ -41,7 +41,7 @@ from bench import peers  # noqa: E402
 from bench.serving import AGG, LUA, POINT, publish, run_wrk, start  # noqa: E402
 from shared import processes  # noqa: E402
 
-ADMIN_PASSWORD = "compare-" + "p" * 16  # noqa: S105 - a throwaway local server's password
+ADMIN_PASSWORD = "compare-" + "p" * 16
 GET_LUA = """
 local mode = "{mode}"
 request = function()
@@ -81,7 +81,8 @@ def _agent_token(url: str) -> str:
         swarm = c.post("/api/v1/admin/swarms", json={"name": "compare", "grants": ["demo.public.orders"]}, headers=h).json()
         tok: str = c.post("/api/v1/admin/tokens", json={"type": "agent", "swarm_id": swarm["id"], "name": "compare"},
                           headers=h).json()["token"]
-        check = c.post("/api/v1/queries/execute", json={"query": POINT, "params": [42]}, headers={"Authorization": f"Bearer {tok}"})
+        check = c.post("/api/v1/queries/execute", json={"query": POINT, "params": [42]},
+                       headers={"Authorization": f"Bearer {tok}"})
         if check.status_code != 200 or check.json()["row_count"] != 1:
             raise RuntimeError(f"our API did not answer the point query: {check.text}")
     return tok

@@ -41,10 +41,15 @@ def _last_json(out: str) -> dict[str, Any]:
     raise RuntimeError(f"no JSON line in: {out[-2000:]}")
 
 
+class PeerFailed(RuntimeError):
+    """A system did not finish the copy; its last error line is the report's figure."""
+
+
 def _run(cmd: list[str], timeout_s: float = 3600) -> dict[str, Any]:
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, cwd=ROOT, check=False)
     if done.returncode != 0:
-        raise RuntimeError(f"{cmd[:3]} failed ({done.returncode}): {done.stderr[-3000:]}")
+        lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
+        raise PeerFailed(lines[-1][:400] if lines else f"exit {done.returncode}")
     return _last_json(done.stdout)
 
 
@@ -97,6 +102,22 @@ def _served_types(home: Path) -> dict[str, str]:
         con.close()
 
 
+def _system(name: str, port: int, home: Path, common: list[str]) -> tuple[dict[str, Any], dict[str, str] | None]:
+    """Run one system's copy in its own process; returns its figures and the column types it wrote."""
+    from bench import peers
+
+    if name in ("limit", "ours"):
+        got = _run([sys.executable, str(BENCH / "sync_throughput.py"), "--phase", name, *common])
+        return got, (_served_types(home) if name == "ours" else None)
+    if name == "dlt":
+        got = _run([str(peers.python_for("dlt")), str(BENCH / "peers" / "dlt_sync.py"), "--port", str(port),
+                    "--out", str(home / "dlt.duckdb"), "--schema", "PUBLIC", "--table", "ORDERS"])
+    else:
+        got = _run([sys.executable, str(BENCH / "peers" / "naive_dagster.py"), "--port", str(port),
+                    "--out", str(home / "naive.duckdb"), "--table", "DEMO.PUBLIC.ORDERS"])
+    return got, got.pop("types")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -126,25 +147,20 @@ def main() -> None:
                             "FROM DEMO.information_schema.columns WHERE table_schema = 'PUBLIC' "
                             "AND table_name = 'ORDERS' ORDER BY ordinal_position")
                 wanted = {name: _expected(kind, p, s) for name, kind, p, s in cur.fetchall()}
-            from shared.control.db import migrate
             from bench.sync_throughput import _settings
+            from shared.control.db import migrate
 
             common = ["--port", str(port), "--home", str(home), "--start", start]
             migrate(_settings(argparse.Namespace(home=str(home), port=port)).control_url)
             for name in args.only:
                 print(f"{name}...", file=sys.stderr, flush=True)
                 t0 = time.perf_counter()
-                if name in ("limit", "ours"):
-                    got = _run([sys.executable, str(BENCH / "sync_throughput.py"), "--phase", name, *common])
-                    types = _served_types(home) if name == "ours" else None
-                elif name == "dlt":
-                    got = _run([str(peers.python_for("dlt")), str(BENCH / "peers" / "dlt_sync.py"), "--port", str(port),
-                                "--out", str(home / "dlt.duckdb"), "--schema", "PUBLIC", "--table", "ORDERS"])
-                    types = got.pop("types")
-                else:
-                    got = _run([sys.executable, str(BENCH / "peers" / "naive_dagster.py"), "--port", str(port),
-                                "--out", str(home / "naive.duckdb"), "--table", "DEMO.PUBLIC.ORDERS"])
-                    types = got.pop("types")
+                try:
+                    got, types = _system(name, port, home, common)
+                except PeerFailed as e:
+                    systems[name] = {"failed": str(e), "wall_s": round(time.perf_counter() - t0, 2)}
+                    print(f"  failed: {e}", file=sys.stderr, flush=True)
+                    continue
                 seconds = float(got["seconds"])
                 systems[name] = {"rows": got["rows"], "seconds": round(seconds, 2),
                                  "rows_per_s": round(int(got["rows"]) / seconds),
@@ -156,7 +172,8 @@ def main() -> None:
         processes.stop(server)
     limit = systems.get("limit", {}).get("seconds")
     figures = {"rows": args.rows, "source_types": wanted, "systems": systems,
-               "ratio_vs_limit": {k: round(limit / v["seconds"], 3) for k, v in systems.items()} if limit else {},
+               "ratio_vs_limit": {k: round(limit / v["seconds"], 3) for k, v in systems.items() if "seconds" in v}
+               if limit else {},
                "versions": {"dlt": peers.version_of("dlt", "dlt")} if "dlt" in systems else {}}
     print(json.dumps(figures))
 

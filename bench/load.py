@@ -60,7 +60,8 @@ def _seed(orders: int, events: int) -> Any:
         cur.execute("INSERT INTO DEMO.LOAD.ORDERS SELECT seq4(), 'r' || (seq4() %% 7), 'c' || (seq4() %% 5000), "
                     "(seq4() %% 100000) / 100, dateadd(second, seq4(), '2026-01-01'::timestamp_ntz) "
                     "FROM TABLE(GENERATOR(ROWCOUNT => %s))", (orders,))
-        cur.execute("CREATE OR REPLACE TABLE DEMO.LOAD.EVENTS (ID NUMBER(12,0), KIND TEXT, VALUE DOUBLE, HAPPENED_AT TIMESTAMP_NTZ)")
+        cur.execute("CREATE OR REPLACE TABLE DEMO.LOAD.EVENTS (ID NUMBER(12,0), KIND TEXT, VALUE DOUBLE, "
+                    "HAPPENED_AT TIMESTAMP_NTZ)")
         cur.execute("INSERT INTO DEMO.LOAD.EVENTS SELECT seq4(), 'k' || (seq4() %% 11), seq4() * 0.5, "
                     "dateadd(minute, seq4(), '2026-01-01'::timestamp_ntz) FROM TABLE(GENERATOR(ROWCOUNT => %s))",
                     (events,))

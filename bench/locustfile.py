@@ -22,7 +22,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import random
+import random  # load shapes, not secrets
 import threading
 import time
 from collections.abc import Callable
@@ -103,7 +103,7 @@ class Agent(HttpUser):
     @task(8)
     def point_query(self) -> None:
         self._call("POST", "/api/v1/queries/execute", "query: point", json={
-            "query": f"SELECT * FROM {self.orders} WHERE id = ?", "params": [random.randint(0, self.max_id)]})
+            "query": f"SELECT * FROM {self.orders} WHERE id = ?", "params": [random.randint(0, self.max_id)]})  # noqa: S311
 
     @task(4)
     def aggregate(self) -> None:
@@ -112,7 +112,7 @@ class Agent(HttpUser):
 
     @task(1)
     def export(self) -> None:
-        fmt = random.choice(("parquet", "arrow"))
+        fmt = random.choice(("parquet", "arrow"))  # noqa: S311
         resp = self._call("POST", "/api/v1/queries/execute", f"export: {fmt} 100k (run)", ok=(200, 202), json={
             "query": f"SELECT * FROM {self.orders} ORDER BY id LIMIT 100000", "output_format": fmt,
             "max_rows": 100000, "wait_s": 30})
@@ -144,5 +144,5 @@ class Agent(HttpUser):
 
     @task(1)
     def refresh(self) -> None:
-        table = random.choice((self.orders, self.events))
+        table = random.choice((self.orders, self.events))  # noqa: S311
         self._call("POST", f"/api/v1/data/tables/{table}/refresh", "refresh", ok=(200, 202), json={"max_age_s": 30})

@@ -18,8 +18,8 @@ from pathlib import Path
 # Pinned so a report can be reproduced; the connector matches the product's (the stand-in
 # speaks its protocol; 5.x's new core driver does not log in to it).
 PEERS: dict[str, list[str]] = {
-    "dlt": ["dlt[duckdb,sql_database]==1.31.0", "snowflake-sqlalchemy==1.11.1", "sqlalchemy>=2.0,<2.1", "snowflake-connector-python==4.8.1",
-            "pyarrow>=18"],
+    "dlt": ["dlt[duckdb,sql_database]==1.31.0", "snowflake-sqlalchemy==1.11.1", "sqlalchemy>=2.0,<2.1",
+            "snowflake-connector-python==4.8.1", "pyarrow>=18"],
     "datasette": ["datasette==0.65.5"],
 }
 SCRIPTS = Path(__file__).resolve().parent / "peers"

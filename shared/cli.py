@@ -1,9 +1,10 @@
 """``agents-data``: the one console entry point.
 
 Subcommands start what a user runs: ``up`` (the whole local platform on the embedded
-default), ``api``, ``dagster``, ``demo`` (the local Snowflake stand-in alone) and
-``migrate``. Components run as child processes started by module name, so this module
-imports neither ``orchestration`` nor ``serving``.
+default), ``api``, ``dagster``, ``demo`` (the local Snowflake stand-in alone),
+``migrate``, and ``bench`` (every benchmark, then ``bench/REPORT.md``). Components run
+as child processes started by module name, so this module imports neither
+``orchestration`` nor ``serving``.
 
 The Dagster webserver listens on loopback only, under ``/dagster``; people reach the UI
 through the API's authenticated proxy at ``http://<API>/dagster/`` (admin login). Every
@@ -335,6 +336,16 @@ def _stop_on_signals() -> None:
         signal.signal(sig, interrupt)
 
 
+def cmd_bench(bench_args: Sequence[str]) -> int:
+    """The benchmarks live in the repository's ``bench/``, not in the installed package: run them from a checkout."""
+    import subprocess
+
+    if not (REPO_ROOT / "bench" / "__main__.py").exists():
+        print("[agents-data] bench/ is not here: run `agents-data bench` from a checkout of the repository", file=sys.stderr)
+        return 2
+    return subprocess.call([sys.executable, "-m", "bench", *bench_args], cwd=REPO_ROOT)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="agents-data", description=__doc__.splitlines()[0] if __doc__ else None)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -344,7 +355,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo = sub.add_parser("demo", help="start the local Snowflake stand-in with demo data alone")
     demo.add_argument("--no-register", action="store_true", help="seed only; do not register the demo tables")
     sub.add_parser("migrate", help="upgrade the control database schema")
+    bench = sub.add_parser("bench", help="run every benchmark and write bench/REPORT.md (python -m bench; from a checkout)")
+    bench.add_argument("bench_args", nargs=argparse.REMAINDER, help="passed to python -m bench (--quick, --only ...)")
     args = parser.parse_args(argv)
+    if args.command == "bench":
+        return cmd_bench(args.bench_args)
     _stop_on_signals()
     settings = get_settings()
     secure_home(settings.home)  # owner-only umask (children inherit it) and existing modes repaired
