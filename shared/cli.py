@@ -1,8 +1,8 @@
 """``agents-data``: the one console entry point.
 
 Subcommands start what a user runs: ``up`` (the whole local platform on the embedded
-default), ``api``, ``dagster``, ``demo`` (the local Snowflake stand-in alone) and
-``migrate``; ``status`` prints the registered tables and which services answer. Every
+default), ``api``, ``dagster``, ``demo`` (the local Snowflake stand-in alone),
+``migrate`` and ``bench`` (every benchmark, then ``bench/REPORT.md``); ``status`` prints the registered tables and which services answer. Every
 command and every child it starts log in one format (``LOG_FORMAT``, ``shared/logs.py``);
 ``up`` shows the demo's seeding and the first syncs as they progress
 (``shared/cli_progress.py``). Components run as child processes started by module name, so this module
@@ -396,6 +396,16 @@ def _stop_on_signals() -> None:
         signal.signal(sig, interrupt)
 
 
+def cmd_bench(bench_args: Sequence[str]) -> int:
+    """The benchmarks live in the repository's ``bench/``, not in the installed package: run them from a checkout."""
+    import subprocess
+
+    if not (REPO_ROOT / "bench" / "__main__.py").exists():
+        print("[agents-data] bench/ is not here: run `agents-data bench` from a checkout of the repository", file=sys.stderr)
+        return 2
+    return subprocess.call([sys.executable, "-m", "bench", *bench_args], cwd=REPO_ROOT)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="agents-data", description=__doc__.splitlines()[0] if __doc__ else None)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -406,7 +416,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--no-register", action="store_true", help="seed only; do not register the demo tables")
     sub.add_parser("migrate", help="upgrade the control database schema")
     sub.add_parser("status", help="registered tables (freshness, last run, next scheduled run) and which services are up")
+    bench = sub.add_parser("bench", help="run every benchmark and write bench/REPORT.md (python -m bench; from a checkout)")
+    bench.add_argument("bench_args", nargs=argparse.REMAINDER, help="passed to python -m bench (--quick, --only ...)")
     args = parser.parse_args(argv)
+    if args.command == "bench":
+        return cmd_bench(args.bench_args)
     _stop_on_signals()
     settings = get_settings()
     log_setup.configure(settings)
