@@ -52,7 +52,7 @@ from serving.lib.services import Services
 from serving.sync import jobs, store
 from serving.sync.core import SyncService, dagster_calls, get_sync, synced_at_of
 from serving.sync.dagster import QUEUED, DagsterError, DagsterUnavailable
-from shared import changes, registry
+from shared import changes, registry, sources
 from shared.dagster_names import TABLE_TAG
 from shared.partitions import is_partitioned
 from shared.registry import RegisteredTable
@@ -177,7 +177,7 @@ async def scan_source(svc: SyncService, reg: RegisteredTable) -> changes.SourceC
     """Ask the source what changed since the served watermark (503 when it cannot answer)."""
     def run() -> changes.SourceChanges:
         manifest = read_current(svc.settings.served_path, reg.key)
-        with connect(svc.settings.snowflake) as con:
+        with sources.connect(reg, svc.settings, snowflake=lambda: connect(svc.settings.snowflake)) as con:
             return changes.scan(con, reg, manifest)
 
     try:
@@ -199,7 +199,7 @@ async def snapshot_current(svc: SyncService, reg: RegisteredTable) -> bool:
             return False
         served_rows = manifest.partitions[max(manifest.partitions)].get("rows")
         name = ".".join('"' + p.replace('"', '""') + '"' for p in (reg.database, reg.schema, reg.table))
-        with connect(svc.settings.snowflake) as con:
+        with sources.connect(reg, svc.settings, snowflake=lambda: connect(svc.settings.snowflake)) as con:
             cur = con.cursor()
             try:
                 cur.execute(f"SELECT count(*) FROM {name}")

@@ -76,6 +76,11 @@ class RegisteredTableRow(Base):
     schedule: Mapped[str | None] = mapped_column(String(120), nullable=True)
     freshness_s: Mapped[int | None] = mapped_column(Integer, nullable=True)
     description: Mapped[str] = mapped_column(Text, default="")
+    # Where the rows come from (migration 0008_sources): snowflake, duckdb or parquet; live = not copied.
+    source_kind: Mapped[str] = mapped_column(String(16), default="snowflake", server_default="snowflake")
+    source_path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    source_table: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    live: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     deleted_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
