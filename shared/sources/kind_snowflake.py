@@ -20,9 +20,7 @@ class SnowflakeKind:
         return None  # the names are checked against INFORMATION_SCHEMA with the columns
 
     def connect(self, reg: RegisteredTable, settings: Settings) -> AbstractContextManager[Any]:
-        from shared.demo import effective_snowflake  # the embedded stand-in's endpoint when none is configured
-
-        return snowflake.connect(effective_snowflake(settings))
+        return snowflake.connect(settings.snowflake)  # callers holding another endpoint pass their own connection
 
     def columns(self, con: Any, reg: RegisteredTable) -> list[SourceColumn]:
         return snowflake.table_columns(con, reg.database, reg.schema, reg.table)
