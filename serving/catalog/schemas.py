@@ -15,7 +15,8 @@ class TableColumn(msgspec.Struct):
 
 
 class Freshness(msgspec.Struct, kw_only=True):
-    """``fresh`` / ``stale`` / ``failing``, why, the numbers behind it, and Dagster's own verdict."""
+    """``fresh`` / ``stale`` / ``failing`` (``live``: queried in Snowflake), why, the numbers behind it,
+    and Dagster's own verdict."""
 
     status: str
     reason: str
@@ -56,6 +57,12 @@ class TableInfo(msgspec.Struct, kw_only=True):
     freshness: Freshness
     strategy: str | None = None
     partitioning: str | None = None
+    # Where the rows come from (snowflake, duckdb, parquet). A live table is not copied: queries
+    # on it run in Snowflake; its figures are the source's (``source_last_altered``), and its
+    # freshness status is ``live``.
+    source_kind: str = "snowflake"
+    live: bool = False
+    source_last_altered: str | None = None
 
 
 class TableList(msgspec.Struct):

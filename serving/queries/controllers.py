@@ -36,6 +36,7 @@ from serving.lib.services import Services
 from serving.queries.engine import QueryEngine
 from serving.queries.guard import GuardedQuery, sql_hash
 from serving.queries.jobs import Job, JobManager
+from serving.queries.pushdown import ENGINES
 from serving.queries.schemas import QueryJob, QueryRequest, QueryResult
 from serving.queries.services import ensure_fresh, get_engine, get_jobs
 from shared.control.models import QueryJobRow
@@ -59,7 +60,16 @@ def _limits(data: QueryRequest, fmt: str, q: QuerySettings) -> tuple[int, float,
 
 
 def _audit_tables(tables: list[dict[str, str]]) -> list[dict[str, str]]:
-    return [{"table": t["table"], "version": t["version"]} for t in tables]
+    return [{k: t[k] for k in ("table", "version", "source_query_id") if t.get(k)} for t in tables]
+
+
+def _engine(value: str | None) -> str | None:
+    if value is None:
+        return None
+    engine = value.strip().lower()
+    if engine not in ENGINES:
+        raise BadRequest(f"engine {value[:40]!r} is not one of {', '.join(ENGINES)}", rule="invalid_engine")
+    return engine
 
 
 def job_body(job: Any) -> dict[str, Any]:
@@ -114,7 +124,8 @@ async def execute_query(request: Request[Any, Any, Any], caller: Caller, data: Q
         checked = checked or await anyio.to_thread.run_sync(engine.guard, caller, data.query)
         assert checked is not None
         await ensure_fresh(services, caller, checked.tables, data.min_freshness, wait)
-    job = Job(caller, checked, data.query, fmt=fmt, params=data.params, max_rows=max_rows, timeout_s=timeout)
+    job = Job(caller, checked, data.query, fmt=fmt, params=data.params, max_rows=max_rows, timeout_s=timeout,
+              engine=_engine(data.engine))
     async with get_limiter(services).query_slot(caller) as slot:
         outcome = await _run(jobs, job, slot, wait=wait, started=started)
     return _answer(request, job, outcome)

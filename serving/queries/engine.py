@@ -52,6 +52,7 @@ from serving.queries import functions, guard
 from serving.queries.guard import GuardedQuery
 from serving.queries.instances import Instance, InstanceCache, check_protections, read_protections
 from serving.queries.memory import memory_budget
+from serving.queries.pushdown import Pushdown
 from serving.queries.results import (
     TUPLES,
     ArrowBatches,
@@ -113,6 +114,7 @@ class QueryEngine:
         self.memory = MemoryGuard(memory_budget(settings), self.running)
         self.watchdog = Watchdog(on_tick=self.instances.reap, memory=self.memory)
         self._all: tuple[float, frozenset[str]] = (0.0, frozenset())
+        self.pushdown = Pushdown(settings, self.watchdog)
         self._current: dict[str, tuple[str, tuple[int, int], Manifest]] = {}
 
     def running(self) -> list[Handle]:
@@ -127,7 +129,7 @@ class QueryEngine:
             return caller.grants
         at, keys = self._all
         if refresh or time.monotonic() - at > 2.0:
-            keys = frozenset(list_served(self.settings.served_path))
+            keys = frozenset(list_served(self.settings.served_path)) | self.pushdown.live_keys()
             self._all = (time.monotonic(), keys)
         return keys
 
@@ -230,11 +232,20 @@ class QueryEngine:
 
     def execute(self, caller: Caller, query: str | GuardedQuery, *, params: Sequence[Any] | dict[str, Any] | None = None,
                 max_rows: int | None = None, timeout_s: float | None = None, handle: Handle | None = None,
-                output: Output = TUPLES) -> QueryResult:
+                output: Output = TUPLES, engine: str | None = None, text: str | None = None) -> QueryResult:
         """THE way to run agent SQL: guard it (unless ``query`` is the answer ``guard()`` already gave
         for this caller) and run it in the chosen ``output`` mode; at most ``max_rows`` rows are kept
-        (``truncated`` says if more existed)."""
+        (``truncated`` says if more existed). A query reading a live table, or asked for with
+        ``engine="snowflake"``, runs in Snowflake (``pushdown.py``; ``text`` is the agent's SQL)."""
         checked = query if isinstance(query, GuardedQuery) else self.guard(caller, query)
+        if self.pushdown.wanted(checked.tables, engine):
+            source = text if text is not None else query
+            if not isinstance(source, str):
+                raise BadRequest("a query run in Snowflake needs its text", rule="query_error")
+            sql, tables = self.pushdown.transpile(source, self.grants_of(caller))
+            rows_cap, timeout = self.limits(max_rows, timeout_s)
+            return self.pushdown.run(caller, sql, tables, digest=checked.sql_hash, params=params, max_rows=rows_cap,
+                                     timeout_s=timeout, handle=handle, output=output)
         return self._run(checked.sql, checked.tables, digest=checked.sql_hash, params=params, max_rows=max_rows,
                          timeout_s=timeout_s, handle=handle, output=output)
 
@@ -248,6 +259,11 @@ class QueryEngine:
         an instance holding exactly those tables, under the same limits.
         """
         keys = self._granted_tables(caller, tables)
+        if keys & self.pushdown.live_keys():  # a live table's sample or profile runs in Snowflake
+            source_sql, keys = self.pushdown.transpile_platform(sql, keys)
+            rows_cap, timeout = self.limits(max_rows, timeout_s)
+            return self.pushdown.run(caller, source_sql, keys, digest=guard.sql_hash(sql), params=params,
+                                     max_rows=rows_cap, timeout_s=timeout, handle=handle, output=output)
         return self._run(sql, keys, digest=guard.sql_hash(sql), params=params, max_rows=max_rows, timeout_s=timeout_s,
                          handle=handle, output=output)
 

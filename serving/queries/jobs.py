@@ -62,8 +62,9 @@ class Job:
     """One query's in-memory state while this replica runs it."""
 
     def __init__(self, caller: Caller, checked: GuardedQuery | None, sql: str, *, fmt: str, params: Any,
-                 max_rows: int, timeout_s: float) -> None:
+                 max_rows: int, timeout_s: float, engine: str | None = None) -> None:
         self._id: str | None = None
+        self.engine = engine  # None: decided by the tables (live ones run in Snowflake)
         self.caller, self.checked, self.sql, self.fmt, self.params = caller, checked, sql, fmt, params
         self.max_rows, self.timeout_s = max_rows, timeout_s
         self.handle = Handle()
@@ -188,7 +189,7 @@ class JobManager:
         started = time.perf_counter()
         result = self.engine.execute(job.caller, checked, params=job.params, max_rows=job.max_rows,
                                      timeout_s=job.timeout_s, handle=job.handle,
-                                     output=JsonRows(self.q.json_max_bytes))
+                                     output=JsonRows(self.q.json_max_bytes), engine=job.engine, text=job.sql)
         self.sched.record(checked.sql, time.perf_counter() - started)
         job.row_count, job.truncated = result.row_count, result.truncated
         job.tables = [t.as_dict() for t in result.tables]
@@ -207,7 +208,8 @@ class JobManager:
             return formats.write_file(stream, job.fmt, path, max_bytes=self.q.max_result_bytes)
 
         result = self.engine.execute(job.caller, checked, params=job.params, max_rows=job.max_rows,
-                                     timeout_s=job.timeout_s, handle=job.handle, output=ArrowBatches(write))
+                                     timeout_s=job.timeout_s, handle=job.handle, output=ArrowBatches(write),
+                                     engine=job.engine, text=job.sql)
         job.bytes, job.row_count, job.truncated = result.consumed, result.row_count, result.truncated
         job.result_path = path
 

@@ -20,6 +20,9 @@ class QueryRequest(msgspec.Struct, kw_only=True):
     timeout_s: Annotated[float, msgspec.Meta(gt=0)] | None = None
     wait_s: Annotated[float, msgspec.Meta(ge=0)] | None = None
     min_freshness: Annotated[float, msgspec.Meta(ge=0, description="Seconds; run on data no older than this.")] | None = None
+    engine: Annotated[str, msgspec.Meta(description=(
+        "duckdb (copied tables) | snowflake (run in Snowflake, same guard and grants). Default: snowflake when "
+        "the query reads a live table, else duckdb."))] | None = None
 
 
 class Column(msgspec.Struct):
@@ -28,11 +31,16 @@ class Column(msgspec.Struct):
 
 
 class TableVersion(msgspec.Struct):
-    """A table the result was read from: served version and when it was synced (ISO 8601)."""
+    """A table the result was read from: served version and when it was synced (ISO 8601).
+
+    A query run in Snowflake reads version ``live`` at ``synced_at`` (when Snowflake answered),
+    with Snowflake's query id in ``source_query_id``.
+    """
 
     table: str
     version: str
     synced_at: str
+    source_query_id: str | None = None
 
 
 class QueryResult(msgspec.Struct, kw_only=True):

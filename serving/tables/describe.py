@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import select
 
 from serving.lib.services import Services
+from serving.tables.live import live_stats
 from serving.tables.served import served_tables
 from shared import status as table_status
 from shared.control.db import session_scope
@@ -37,7 +38,7 @@ def partitioning(kind: str, column: str | None) -> str | None:
 
 
 def entry(key: str, manifest: Manifest | None, status: TableStatusRow | None, reg: RegisteredTableRow | None,
-          now: dt.datetime) -> dict[str, Any]:
+          now: dt.datetime, *, live: dict[str, Any] | None = None) -> dict[str, Any]:
     names = source_names(key)
     db, schema, name = (sql_part(n) for n in names)
     columns = [{"name": c.name, "type": c.type, "nullable": c.nullable, "description": c.description}
@@ -58,6 +59,20 @@ def entry(key: str, manifest: Manifest | None, status: TableStatusRow | None, re
         "freshness": table_status.freshness(manifest, status, reg.freshness_s if reg else None, now),
         "strategy": reg.strategy if reg else (manifest.strategy if manifest else None),
         "partitioning": partitioning(reg.partition_kind, reg.partition_column) if reg is not None else None,
+        "source_kind": reg.source_kind if reg is not None else "snowflake",
+        "live": bool(reg is not None and reg.live),
+    } | (_live(live, now) if reg is not None and reg.live else {})
+
+
+def _live(stats: dict[str, Any] | None, now: dt.datetime) -> dict[str, Any]:
+    """A live table: the source's own figures, and no copy to be fresh or stale."""
+    stats = stats or {}
+    return {
+        "columns": stats.get("columns") or [], "row_count": stats.get("row_count"), "bytes": stats.get("bytes"),
+        "served_version": None, "last_synced_at": None, "strategy": "live",
+        "source_last_altered": stats.get("last_altered"),
+        "freshness": {"status": "live", "reason": "not copied: every query reads Snowflake when it runs",
+                      "age_s": 0.0, "target_s": None, "last_run_status": None, "last_failure_at": None},
     }
 
 
@@ -80,5 +95,7 @@ def describe_tables(services: Services, keys: frozenset[str] | set[str]) -> list
         manifest = provider.current(key)
         if manifest is None and key not in regs:
             continue  # neither served nor registered: it does not exist
-        out.append(entry(key, manifest, statuses.get(key), regs.get(key), now))
+        reg = regs.get(key)
+        live = live_stats(services).of(reg) if reg is not None and reg.live else None
+        out.append(entry(key, manifest, statuses.get(key), reg, now, live=live))
     return out

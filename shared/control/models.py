@@ -125,6 +125,21 @@ class SwarmRow(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+class LiveUsageRow(Base):
+    """Snowflake seconds spent by a swarm's pushed-down queries on one UTC day (migration 0008_sources).
+
+    A small counter of its own, read before and added to after each pushed-down query
+    (``serving/queries/budget.py``), against ``LIVE_DAILY_BUDGET_S``.
+    """
+
+    __tablename__ = "live_usage"
+
+    swarm_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)  # YYYY-MM-DD, UTC
+    seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    queries: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class TokenRow(Base):
     """An issued swarm or agent token. Only a SHA-256 of the token is stored."""
 
