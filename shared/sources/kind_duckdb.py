@@ -54,12 +54,11 @@ class _DuckDBFileConnection(FileConnection):
             raise FileSourceError(
                 f"cannot open {self.label} read-only (missing, not a DuckDB file, or held by a writer): {e}"
             ) from e
-        self.exists = bool(
-            self.duck.execute(
-                "SELECT count(*) FROM duckdb_columns() WHERE database_name = ? AND schema_name = ? AND table_name = ?",
-                [ALIAS, self.schema_name, self.table_name],
-            ).fetchone()[0]
-        )  # type: ignore[index]
+        found = self.duck.execute(
+            "SELECT count(*) FROM duckdb_columns() WHERE database_name = ? AND schema_name = ? AND table_name = ?",
+            [ALIAS, self.schema_name, self.table_name],
+        ).fetchone()
+        self.exists = bool(found and found[0])
         if self.exists:
             target = exp.table_(self.table_name, db=self.schema_name, catalog=ALIAS, quoted=True).sql("duckdb")
             self.duck.execute(f"CREATE TEMP VIEW {SOURCE_RELATION} AS SELECT * FROM {target}")

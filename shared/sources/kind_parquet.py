@@ -69,7 +69,7 @@ class ParquetKind:
             raise RegistrationError("source.path", f"no Parquet files at {location}")
 
     @contextmanager
-    def connect(self, reg: RegisteredTable, settings: Settings) -> Iterator[FileConnection]:
+    def connect(self, reg: RegisteredTable, settings: Settings) -> Iterator[_ParquetConnection]:
         con = _ParquetConnection(reg, settings)
         try:
             yield con
@@ -83,7 +83,7 @@ class ParquetKind:
         with self.connect(reg, settings) as con:
             if not con.files:
                 return []
-            rows = con.cursor().execute(f'SELECT count(*) FROM "{reg.database}"."{reg.schema}"."{reg.table}"').fetchone()
+            rows = con.duck.execute(f"SELECT count(*) FROM {SOURCE_RELATION}").fetchone()
             size = sum(f.size for f in con.files)
         return [
             SourceTable(
