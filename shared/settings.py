@@ -99,7 +99,7 @@ class SourceSettings:
     s3_region: str = env_var("SOURCE_S3_REGION", "us-east-1", "Region for s3:// Parquet sources.")
     live_warehouse: str = env_var("LIVE_SNOWFLAKE_WAREHOUSE", "", "Warehouse that queries pushed down to Snowflake (live tables, engine snowflake) run on; empty: SNOWFLAKE_WAREHOUSE.")
     live_daily_budget_s: float = env_var("LIVE_DAILY_BUDGET_S", 3600.0, "Snowflake seconds per swarm per UTC day for pushed-down queries; past it they answer 429 live_budget (0: no pushed-down queries).")
-    live_cache_ttl_s: int = env_var("LIVE_CACHE_TTL_S", 600, "Seconds a live table's sample, profile and source statistics are cached by an API process.")
+    live_cache_ttl_s: int = env_var("LIVE_CACHE_TTL_S", 600, "Seconds an API process caches a live table's source statistics (columns, rows, bytes) for the catalog.")
 
     def roots(self, home: Path) -> list[Path]:
         """The allowed folders of local file sources, resolved."""

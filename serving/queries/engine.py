@@ -169,7 +169,13 @@ class QueryEngine:
 
     def manifests(self, tables: Iterable[str]) -> tuple[Manifest, ...]:
         out = []
-        for key in sorted(tables):
+        keys = sorted(tables)
+        live = set(keys) & self.pushdown.live_keys()
+        if live:
+            raise BadRequest(f"{', '.join(sorted(live))} is live (not copied): sample it with a query, e.g. "
+                             "SELECT * FROM <table> USING SAMPLE 100 ROWS, which runs in Snowflake",
+                             rule="live_table")
+        for key in keys:
             manifest = self.current(key)
             if manifest is None:
                 raise NotFound(f"table {key} has no served data yet (it has never been synced)", rule="table_not_served")
@@ -259,11 +265,6 @@ class QueryEngine:
         an instance holding exactly those tables, under the same limits.
         """
         keys = self._granted_tables(caller, tables)
-        if keys & self.pushdown.live_keys():  # a live table's sample or profile runs in Snowflake
-            source_sql, keys = self.pushdown.transpile_platform(sql, keys)
-            rows_cap, timeout = self.limits(max_rows, timeout_s)
-            return self.pushdown.run(caller, source_sql, keys, digest=guard.sql_hash(sql), params=params,
-                                     max_rows=rows_cap, timeout_s=timeout, handle=handle, output=output)
         return self._run(sql, keys, digest=guard.sql_hash(sql), params=params, max_rows=max_rows, timeout_s=timeout_s,
                          handle=handle, output=output)
 

@@ -135,11 +135,6 @@ class Pushdown:
                          if isinstance(t.this, exp.Identifier) and len(t.parts) == 3)
         return self._to_snowflake(tree, keys)
 
-    def transpile_platform(self, sql: str, tables: Iterable[str]) -> tuple[str, frozenset[str]]:
-        """Server-written DuckDB SQL (samples, profiles) naming ``tables`` by ``guard.quote_table``."""
-        tree = sqlglot.parse_one(sql, read="duckdb")
-        return self._to_snowflake(tree, frozenset(tables))
-
     def _to_snowflake(self, tree: exp.Expr, keys: frozenset[str]) -> tuple[str, frozenset[str]]:
         sources = self._sources(keys)
         for node in list(tree.find_all(exp.Table)):
@@ -152,6 +147,10 @@ class Pushdown:
             node.set("catalog", exp.to_identifier(reg.database, quoted=True))
             node.set("db", exp.to_identifier(reg.schema, quoted=True))
             node.set("this", exp.to_identifier(reg.table, quoted=True))
+        for sample in tree.find_all(exp.TableSample):
+            method = sample.args.get("method")
+            if method is not None and method.name.upper() == "RESERVOIR":  # DuckDB's row-count sampling: Snowflake's
+                sample.set("method", None)  # plain ``SAMPLE (n ROWS)``
         try:
             text = tree.sql(dialect="snowflake", unsupported_level=sqlglot.ErrorLevel.RAISE)
         except sqlglot.errors.UnsupportedError as e:

@@ -182,6 +182,10 @@ def test_engine_choices_are_checked(client: TestClient[Litestar], agent: dict[st
                  rule="engine_not_available")
     assert_error(_run(client, agent, "SELECT 1", engine="oracle"), 400, rule="invalid_engine")
     assert_error(_run(client, agent, "DESCRIBE orders_live"), 400, rule="statement_not_allowed")
+    sampled = _run(client, agent, "SELECT order_id FROM orders_live USING SAMPLE 7 ROWS")
+    assert sampled.status_code == 200, sampled.text
+    assert sampled.json()["row_count"] == 7
+    assert_error(client.get("/api/v1/data/tables/orders_live/sample", headers=agent), 400, rule="live_table")
     assert_error(_run(client, agent, "SELECT count(*) FROM orders WHERE order_id > $n", params={"n": 1},
                       engine="snowflake"), 400, rule="invalid_params")
     bound = _run(client, agent, "SELECT count(*) AS n FROM orders_live WHERE order_id > ? AND status = ?",
