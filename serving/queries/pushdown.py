@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
 import math
 import threading
 import time
@@ -33,6 +34,7 @@ import pyarrow as pa
 import snowflake.connector
 import snowflake.connector.errors
 import sqlglot
+from sqlalchemy.exc import SQLAlchemyError
 from sqlglot import exp
 
 from serving.lib.caller import Caller
@@ -45,6 +47,7 @@ from shared.registry import RegisteredTable
 from shared.settings import Settings
 from shared.snowflake import connect_args
 
+log = logging.getLogger("agents_data.queries")
 ENGINES = ("duckdb", "snowflake")
 LIVE_VERSION = "live"
 _TIMEOUT_ERRNOS = {630, 604}  # statement reached its timeout; query cancelled
@@ -96,7 +99,11 @@ class Pushdown:
         """Registrations by key and the live keys, re-read at most every two seconds."""
         with self._lock:
             if time.monotonic() - self._regs[0] > _REGISTRY_TTL_S:
-                regs = {r.key: r for r in registry.list_registered(self.settings.control_url)}
+                try:
+                    regs = {r.key: r for r in registry.list_registered(self.settings.control_url)}
+                except SQLAlchemyError as e:  # control DB unreachable: keep what was known (copies still serve)
+                    log.warning("could not read the registrations for live tables: %s", type(e).__name__)
+                    regs = self._regs[1]
                 self._regs = (time.monotonic(), regs, frozenset(k for k, r in regs.items() if r.live))
             return self._regs
 
