@@ -93,7 +93,7 @@ def s3_filesystem(settings: Settings) -> Any:
     from pyarrow import fs
 
     src = settings.sources
-    kwargs: dict[str, Any] = {"region": src.s3_region}
+    kwargs: dict[str, Any] = {"region": src.s3_region, "connect_timeout": 5, "request_timeout": 30}
     if src.s3_endpoint_url:
         url = urlparse(src.s3_endpoint_url)
         kwargs["endpoint_override"] = url.netloc or src.s3_endpoint_url
