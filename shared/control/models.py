@@ -56,7 +56,7 @@ class Base(DeclarativeBase):
 
 
 class RegisteredTableRow(Base):
-    """One Snowflake table registered for sync. Soft-deleted rows keep history for audit."""
+    """One registered table (Snowflake, a DuckDB file or Parquet files). Soft-deleted rows keep history for audit."""
 
     __tablename__ = "registered_tables"
 
