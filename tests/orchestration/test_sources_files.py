@@ -231,3 +231,47 @@ def test_parquet_on_s3_syncs_and_its_signature_follows_objects(
     assert _sync(globbed, settings).manifest.row_count == 50
     s3.upload_file(str(tmp_path / "a.parquet"), "lake", "events/day=c/c.parquet")
     assert sources.change_signatures([reg], settings) != first
+
+
+def test_the_source_change_sensor_runs_a_parquet_table_once_per_new_file(file_settings: Settings) -> None:
+    """Only file tables registered: the sensor never asks Snowflake (its resource here is dead)."""
+    import json
+
+    import dagster as dg
+
+    from orchestration import sensors
+    from tests.orchestration.test_sensors import SourceResource
+
+    folder = Path(file_settings.sources.file_roots) / "sensed"
+    _write_parquet(folder / "a.parquet", 0, 10)
+    reg = _reg(source={"kind": "parquet", "path": str(folder)})
+    sensor = sensors.build_source_change_sensor(tables=[reg])
+    resources = {"snowflake": SourceResource(port=9, fail=True)}
+    with dg.build_sensor_context(cursor=None, resources=resources) as ctx:
+        first = sensor(ctx)
+    assert not first.run_requests
+    assert "first signature" in first.skip_reason.skip_message
+    _write_parquet(folder / "b.parquet", 10, 20)
+    with dg.build_sensor_context(cursor=first.cursor, resources=resources) as ctx:
+        second = sensor(ctx)
+    [request] = second.run_requests
+    assert request.run_key.startswith(f"{reg.key}|files=2|")
+    with dg.build_sensor_context(cursor=second.cursor, resources=resources) as ctx:
+        third = sensor(ctx)
+    assert not third.run_requests
+    assert json.loads(third.cursor)[reg.key].startswith("files=2|")
+
+
+def test_a_live_registration_is_a_plain_snowflake_table() -> None:
+    live = _reg(live=True)
+    assert (live.live, live.source_kind, live.strategy) == (True, "snowflake", "full")
+    for extra in (
+        {"strategy": "snapshot"},
+        {"schedule": "0 * * * *"},
+        {"partitioning": {"kind": "daily", "column": "TS", "start": "2025-01-01"}},
+    ):
+        with pytest.raises(registry.RegistrationError) as e:
+            _reg(live=True, **extra)
+        assert e.value.field == "live"
+    with pytest.raises(registry.RegistrationError):
+        _reg(live="yes")
