@@ -246,6 +246,8 @@ class SyncService:
     async def start(self, reg: RegisteredTable, *, strategy: str | None, partitions: list[str] | None,
                     start: str | None, end: str | None, requested_by: str | None) -> store.SyncJob:
         """Launch a run (whole table or one partition) or a backfill (several partitions)."""
+        if reg.live:
+            raise BadRequest(f"{reg.key} is live (not copied): it has no sync", rule="live_table")
         if strategy is not None:
             strategy = strategy.strip().lower()
             if strategy not in registry.STRATEGIES:

@@ -46,7 +46,7 @@ import anyio
 import anyio.to_thread
 
 from serving.lib.caller import Caller
-from serving.lib.errors import ServiceUnavailable
+from serving.lib.errors import BadRequest, ServiceUnavailable
 from serving.lib.limits import get_limiter
 from serving.lib.services import Services
 from serving.sync import jobs, store
@@ -237,6 +237,9 @@ async def request_refresh(svc: SyncService, reg: RegisteredTable, *, requested_b
     reading the source earlier is not joined (a follow-up job is queued behind it instead).
     """
     key = reg.key
+    if reg.live:
+        raise BadRequest(f"{key} is live (not copied): every query reads Snowflake, so there is nothing to refresh",
+                         rule="live_table")
     target = max_age_s if max_age_s is not None else reg.freshness_s
     fresh_after = (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=max_age_s)) if max_age_s is not None else None
     not_joinable: set[str] = set()
@@ -327,6 +330,9 @@ async def ensure_fresh(services: Services, caller: Caller, table_keys: Sequence[
             results[key] = _entry(key, synced_at, refreshed=False, job=None)
             continue
         reg = await anyio.to_thread.run_sync(registry.get_registered, svc.control_url, key)
+        if reg is not None and reg.live:  # read from Snowflake when the query runs: as fresh as it gets
+            results[key] = _entry(key, dt.datetime.now(dt.UTC), refreshed=False, job=None)
+            continue
         if reg is None:  # served but no longer registered: nothing can refresh it
             raise ServiceUnavailable(f"table {key} is older than {min_freshness_s:g} s and is not registered for sync",
                                      rule="freshness_unavailable")

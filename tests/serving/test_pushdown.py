@@ -186,6 +186,9 @@ def test_engine_choices_are_checked(client: TestClient[Litestar], agent: dict[st
     assert sampled.status_code == 200, sampled.text
     assert sampled.json()["row_count"] == 7
     assert_error(client.get("/api/v1/data/tables/orders_live/sample", headers=agent), 400, rule="live_table")
+    assert_error(client.post("/api/v1/data/tables/orders_live/refresh", headers=agent), 400, rule="live_table")
+    fresh = _run(client, agent, "SELECT count(*) FROM orders_live", min_freshness=1)
+    assert fresh.status_code == 200, fresh.text  # a live read is as fresh as it gets: no refresh is asked
     assert_error(_run(client, agent, "SELECT count(*) FROM orders WHERE order_id > $n", params={"n": 1},
                       engine="snowflake"), 400, rule="invalid_params")
     bound = _run(client, agent, "SELECT count(*) AS n FROM orders_live WHERE order_id > ? AND status = ?",
