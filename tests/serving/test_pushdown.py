@@ -115,10 +115,10 @@ EQUAL_QUERIES = [
     "SELECT count(*) AS n, min(order_id) AS lo, max(order_id) AS hi, count(DISTINCT customer_id) AS c FROM {t}",
     "SELECT channel, round(avg(amount), 2) AS avg_amount FROM {t} WHERE channel IN ('web', 'app') GROUP BY 1 ORDER BY 1",
     "SELECT o.order_id, c.country FROM {t} o JOIN customers c ON c.customer_id = o.customer_id "
-    "WHERE o.order_id < 40 ORDER BY o.order_id",
+    "ORDER BY o.order_id LIMIT 40",
     "WITH big AS (SELECT customer_id, count(*) AS n FROM {t} GROUP BY 1) SELECT n, count(*) FROM big GROUP BY n ORDER BY n",
     "SELECT order_id, row_number() OVER (PARTITION BY customer_id ORDER BY order_id) AS rn FROM {t} "
-    "WHERE order_id < 300 ORDER BY order_id",
+    "WHERE order_id < (SELECT min(order_id) + 300 FROM {t}) ORDER BY order_id",
 ]
 
 
