@@ -245,6 +245,8 @@ def first_sync_request(table: RegisteredTable, now: dt.datetime | None = None) -
     """
     from shared import partitions
 
+    if table.live:
+        return None  # not copied: queries read Snowflake
     body: dict[str, object] = {"table_name": table.table, "schema_name": table.schema, "database": table.database}
     latest = partitions.latest_key(table, now)
     if table.strategy == "snapshot":
