@@ -275,3 +275,16 @@ def test_a_live_registration_is_a_plain_snowflake_table() -> None:
         assert e.value.field == "live"
     with pytest.raises(registry.RegistrationError):
         _reg(live="yes")
+
+
+def test_definitions_give_file_tables_an_asset_and_live_tables_none(file_settings: Settings) -> None:
+    import dagster as dg
+
+    from orchestration.definitions import build_definitions
+
+    files = _reg(table_name="F", source={"kind": "parquet", "path": file_settings.sources.file_roots})
+    live = _reg(table_name="L", live=True)
+    defs = build_definitions([files, live], file_settings)
+    keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
+    assert keys == {"demo/files/f"}
+    assert isinstance(defs.get_assets_def(dg.AssetKey(["demo", "files", "f"])), dg.AssetsDefinition)
