@@ -48,8 +48,10 @@ def check(settings: Settings, caller: Caller) -> None:
         raise TooManyRequests(
             f"this swarm has used its {limit:g} Snowflake seconds for today ({spent:.1f} s); queries run in "
             "Snowflake are refused until midnight UTC (queries on copied tables are not affected)",
-            rule="live_budget", details={"budget_s": limit, "used_s": round(spent, 3)},
-            headers={"Retry-After": str(retry)})
+            rule="live_budget",
+            details={"budget_s": limit, "used_s": round(spent, 3)},
+            headers={"Retry-After": str(retry)},
+        )
 
 
 def spend(settings: Settings, caller: Caller, seconds: float) -> None:
@@ -60,6 +62,9 @@ def spend(settings: Settings, caller: Caller, seconds: float) -> None:
     with session_scope(settings.control_url) as s:
         insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
         stmt = insert(LiveUsageRow).values(swarm_id=caller.swarm_id, day=day, seconds=seconds, queries=1)
-        s.execute(stmt.on_conflict_do_update(
-            index_elements=["swarm_id", "day"],
-            set_={"seconds": LiveUsageRow.seconds + seconds, "queries": LiveUsageRow.queries + 1}))
+        s.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["swarm_id", "day"],
+                set_={"seconds": LiveUsageRow.seconds + seconds, "queries": LiveUsageRow.queries + 1},
+            )
+        )

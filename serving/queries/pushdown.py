@@ -119,8 +119,10 @@ class Pushdown:
             raise BadRequest(f"engine {str(engine)[:40]!r} is not one of {', '.join(ENGINES)}", rule="invalid_engine")
         live = set(tables) & self.live_keys()
         if engine == "duckdb" and live:
-            raise BadRequest(f"{', '.join(sorted(live))} is live (not copied): it can only be queried in Snowflake",
-                             rule="engine_not_available")
+            raise BadRequest(
+                f"{', '.join(sorted(live))} is live (not copied): it can only be queried in Snowflake",
+                rule="engine_not_available",
+            )
         return engine == "snowflake" or bool(live)
 
     def _sources(self, tables: Iterable[str]) -> dict[str, RegisteredTable]:
@@ -138,8 +140,11 @@ class Pushdown:
     def transpile(self, query: str, grants: frozenset[str]) -> tuple[str, frozenset[str]]:
         """(Snowflake SQL, table keys) for agent SQL the guard accepts for ``grants``."""
         tree = guard.checked_tree(query, grants)
-        keys = frozenset(".".join(p.name for p in t.parts) for t in tree.find_all(exp.Table)
-                         if isinstance(t.this, exp.Identifier) and len(t.parts) == 3)
+        keys = frozenset(
+            ".".join(p.name for p in t.parts)
+            for t in tree.find_all(exp.Table)
+            if isinstance(t.this, exp.Identifier) and len(t.parts) == 3
+        )
         return self._to_snowflake(tree, keys)
 
     def _to_snowflake(self, tree: exp.Expr, keys: frozenset[str]) -> tuple[str, frozenset[str]]:
@@ -161,24 +166,36 @@ class Pushdown:
         try:
             text = tree.sql(dialect="snowflake", unsupported_level=sqlglot.ErrorLevel.RAISE)
         except sqlglot.errors.UnsupportedError as e:
-            raise BadRequest(f"this query cannot be written for Snowflake: {str(e)[:300]}",
-                             rule="not_transpilable") from e
+            raise BadRequest(f"this query cannot be written for Snowflake: {str(e)[:300]}", rule="not_transpilable") from e
         return text, keys
 
     # -- running ---------------------------------------------------------------------------
-    def run(self, caller: Caller, sql: str, tables: frozenset[str], *, digest: str, params: Any, max_rows: int,
-            timeout_s: float, handle: Handle | None, output: Output) -> QueryResult:
+    def run(
+        self,
+        caller: Caller,
+        sql: str,
+        tables: frozenset[str],
+        *,
+        digest: str,
+        params: Any,
+        max_rows: int,
+        timeout_s: float,
+        handle: Handle | None,
+        output: Output,
+    ) -> QueryResult:
         """Run Snowflake SQL under the limits and read its Arrow result through ``output``."""
         if isinstance(params, dict):
-            raise BadRequest("named parameters are not supported by queries run in Snowflake; use a list",
-                             rule="invalid_params")
+            raise BadRequest("named parameters are not supported by queries run in Snowflake; use a list", rule="invalid_params")
         started = time.perf_counter()
         budget.check(self.settings, caller)
         handle = handle or Handle()
         stop = _Stop()
         outcome = _Outcome()
-        worker = threading.Thread(name="snowflake-pushdown", daemon=True, target=lambda: self._fetch(
-            caller, sql, params, max_rows=max_rows, timeout_s=timeout_s, out=outcome))
+        worker = threading.Thread(
+            name="snowflake-pushdown",
+            daemon=True,
+            target=lambda: self._fetch(caller, sql, params, max_rows=max_rows, timeout_s=timeout_s, out=outcome),
+        )
         handle.attach(stop)
         entry = self.watchdog.arm(timeout_s, handle)
         try:
@@ -192,22 +209,31 @@ class Pushdown:
         if handle.cancelled:
             raise QueryCancelledLive("the query was cancelled", rule="cancelled")
         if stop.event.is_set() or isinstance(outcome.error, TimeoutError):
-            raise QueryTimeout(f"the query ran longer than its time limit of {timeout_s:g} s and was stopped",
-                               rule="timeout", details={"timeout_s": timeout_s, "engine": "snowflake"})
+            raise QueryTimeout(
+                f"the query ran longer than its time limit of {timeout_s:g} s and was stopped",
+                rule="timeout",
+                details={"timeout_s": timeout_s, "engine": "snowflake"},
+            )
         if outcome.error is not None:
             raise self._translate(outcome.error, timeout_s)
         assert outcome.table is not None
-        reads = [TableRead(key, LIVE_VERSION, dt.datetime.now(dt.UTC).isoformat(), outcome.query_id)
-                 for key in sorted(tables)]
+        reads = [TableRead(key, LIVE_VERSION, dt.datetime.now(dt.UTC).isoformat(), outcome.query_id) for key in sorted(tables)]
         con = duckdb.connect(":memory:", config={"enable_external_access": False, "threads": 1})
         try:
             con.register("live_result", outcome.table)
             got = output.read(con, _Run(), sql="SELECT * FROM live_result", params=None, rows_cap=max_rows, tables=reads)
         finally:
             con.close()
-        return QueryResult(columns=got.columns, rows=got.rows, row_count=got.row_count,
-                           truncated=got.truncated or outcome.truncated, tables=reads,
-                           duration_ms=(time.perf_counter() - started) * 1000.0, sql_hash=digest, consumed=got.consumed)
+        return QueryResult(
+            columns=got.columns,
+            rows=got.rows,
+            row_count=got.row_count,
+            truncated=got.truncated or outcome.truncated,
+            tables=reads,
+            duration_ms=(time.perf_counter() - started) * 1000.0,
+            sql_hash=digest,
+            consumed=got.consumed,
+        )
 
     def session_args(self, caller: Caller, timeout_s: float) -> dict[str, Any]:
         """Connection arguments of one pushed-down query: warehouse, statement timeout, agent's query tag."""
@@ -221,16 +247,22 @@ class Pushdown:
         tag = f"{sf.query_tag}:live:{caller.kind}={caller.subject}"
         if caller.swarm_id:
             tag += f":swarm={caller.swarm_id}"
-        args["session_parameters"] = {**args.get("session_parameters", {}), "QUERY_TAG": tag[:2000],
-                                      "STATEMENT_TIMEOUT_IN_SECONDS": max(1, math.ceil(timeout_s))}
+        args["session_parameters"] = {
+            **args.get("session_parameters", {}),
+            "QUERY_TAG": tag[:2000],
+            "STATEMENT_TIMEOUT_IN_SECONDS": max(1, math.ceil(timeout_s)),
+        }
         return args
 
     def _fetch(self, caller: Caller, sql: str, params: Any, *, max_rows: int, timeout_s: float, out: _Outcome) -> None:
         try:
             con = snowflake.connector.connect(**self.session_args(caller, timeout_s))
         except Exception as e:  # the connector raises many unrelated types for a dead endpoint
-            out.error = ServiceUnavailable(f"the Snowflake source is unreachable: {type(e).__name__}",
-                                           rule="source_unavailable", headers={"Retry-After": "5"})
+            out.error = ServiceUnavailable(
+                f"the Snowflake source is unreachable: {type(e).__name__}",
+                rule="source_unavailable",
+                headers={"Retry-After": "5"},
+            )
             return
         try:
             cur = con.cursor()
@@ -248,8 +280,11 @@ class Pushdown:
             return e
         if isinstance(e, snowflake.connector.errors.Error):
             if getattr(e, "errno", None) in _TIMEOUT_ERRNOS:
-                return QueryTimeout(f"the query ran longer than its time limit of {timeout_s:g} s and was stopped",
-                                    rule="timeout", details={"timeout_s": timeout_s, "engine": "snowflake"})
+                return QueryTimeout(
+                    f"the query ran longer than its time limit of {timeout_s:g} s and was stopped",
+                    rule="timeout",
+                    details={"timeout_s": timeout_s, "engine": "snowflake"},
+                )
             message = str(getattr(e, "raw_msg", None) or e).splitlines()[0][:2000]
             return BadRequest(f"Snowflake refused the query: {message}", rule="query_error")
         return BadRequest(f"the query failed in Snowflake: {type(e).__name__}", rule="query_error")

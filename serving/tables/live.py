@@ -41,8 +41,15 @@ class LiveStats:
             return hit[1] if hit else None
         figures = tables[0] if tables else None
         stats = {
-            "columns": [{"name": c.name, "type": _type(c.data_type, c.precision, c.scale), "nullable": c.nullable,
-                         "description": c.comment} for c in columns],
+            "columns": [
+                {
+                    "name": c.name,
+                    "type": _type(c.data_type, c.precision, c.scale),
+                    "nullable": c.nullable,
+                    "description": c.comment,
+                }
+                for c in columns
+            ],
             "row_count": figures.row_count if figures else None,
             "bytes": figures.bytes if figures else None,
             "last_altered": figures.last_altered if figures else None,

@@ -48,8 +48,12 @@ COPIED = ("ORDERS", "CUSTOMERS", "PRODUCTS", "EVENTS")
 def source_db(fakesnow_port: int) -> str:
     """A demo database on the shared stand-in, plus ORDERS_LIVE: the same rows as ORDERS."""
     db = "PD_" + secrets.token_hex(3).upper()
-    env = {"SNOWFLAKE_HOST": "127.0.0.1", "SNOWFLAKE_PORT": str(fakesnow_port), "SNOWFLAKE_PROTOCOL": "http",
-           "SNOWFLAKE_NETWORK_TIMEOUT_S": "20"}
+    env = {
+        "SNOWFLAKE_HOST": "127.0.0.1",
+        "SNOWFLAKE_PORT": str(fakesnow_port),
+        "SNOWFLAKE_PROTOCOL": "http",
+        "SNOWFLAKE_NETWORK_TIMEOUT_S": "20",
+    }
     settings = Settings.from_env(env)
     demo.seed_demo(settings, database=db, rows=SMALL, today=TODAY)
     with connect(dataclasses.replace(settings.snowflake, database=db)) as con:
@@ -70,19 +74,23 @@ def world(api_settings: Settings, source_db: str) -> dict[str, str]:
     for name in COPIED:
         reg = registry.build_registration({"schema_name": "PUBLIC", "table_name": name}, default_database=source_db)
         registry.save(api_settings.control_url, reg)
-        sync_table(SyncRequest(table=reg, connect=lambda: connect(api_settings.snowflake),
-                               served_root=api_settings.served_path))
+        sync_table(SyncRequest(table=reg, connect=lambda: connect(api_settings.snowflake), served_root=api_settings.served_path))
         keys[name.lower()] = reg.key
-    live = registry.build_registration({"schema_name": "PUBLIC", "table_name": "ORDERS_LIVE", "live": True},
-                                       default_database=source_db)
+    live = registry.build_registration(
+        {"schema_name": "PUBLIC", "table_name": "ORDERS_LIVE", "live": True}, default_database=source_db
+    )
     registry.save(api_settings.control_url, live)
     keys["orders_live"] = live.key
     return keys
 
 
 @pytest.fixture
-def agent(client: TestClient[Litestar], make_swarm: Callable[..., dict[str, Any]],
-          agent_headers: Callable[..., dict[str, str]], world: dict[str, str]) -> dict[str, str]:
+def agent(
+    client: TestClient[Litestar],
+    make_swarm: Callable[..., dict[str, Any]],
+    agent_headers: Callable[..., dict[str, str]],
+    world: dict[str, str],
+) -> dict[str, str]:
     swarm = make_swarm(list(world.values()))
     return agent_headers(swarm["id"])
 
@@ -114,8 +122,7 @@ EQUAL_QUERIES = [
     "SELECT order_id, customer_id, amount, currency FROM {t} WHERE amount > 900 ORDER BY order_id LIMIT 20",
     "SELECT count(*) AS n, min(order_id) AS lo, max(order_id) AS hi, count(DISTINCT customer_id) AS c FROM {t}",
     "SELECT channel, round(avg(amount), 2) AS avg_amount FROM {t} WHERE channel IN ('web', 'app') GROUP BY 1 ORDER BY 1",
-    "SELECT o.order_id, c.country FROM {t} o JOIN customers c ON c.customer_id = o.customer_id "
-    "ORDER BY o.order_id LIMIT 40",
+    "SELECT o.order_id, c.country FROM {t} o JOIN customers c ON c.customer_id = o.customer_id ORDER BY o.order_id LIMIT 40",
     "WITH big AS (SELECT customer_id, count(*) AS n FROM {t} GROUP BY 1) SELECT n, count(*) FROM big GROUP BY n ORDER BY n",
     "SELECT order_id, row_number() OVER (PARTITION BY customer_id ORDER BY order_id) AS rn FROM {t} "
     "WHERE order_id < (SELECT min(order_id) + 300 FROM {t}) ORDER BY order_id",
@@ -123,8 +130,7 @@ EQUAL_QUERIES = [
 
 
 @pytest.mark.parametrize("query", EQUAL_QUERIES)
-def test_results_in_snowflake_equal_the_copied_tables(client: TestClient[Litestar], agent: dict[str, str],
-                                                      query: str) -> None:
+def test_results_in_snowflake_equal_the_copied_tables(client: TestClient[Litestar], agent: dict[str, str], query: str) -> None:
     copied = _run(client, agent, query.format(t="orders"))
     assert copied.status_code == 200, copied.text
     pushed = _run(client, agent, query.format(t="orders"), engine="snowflake")
@@ -155,16 +161,17 @@ def test_every_output_format_of_a_live_query(client: TestClient[Litestar], agent
         assert result.status_code == 200
         files.append(result.content)
     if fmt == "csv":
-        assert [_rows([line.split(",")]) for line in files[0].decode().splitlines()[1:]] == \
-            [_rows([line.split(",")]) for line in files[1].decode().splitlines()[1:]]
+        assert [_rows([line.split(",")]) for line in files[0].decode().splitlines()[1:]] == [
+            _rows([line.split(",")]) for line in files[1].decode().splitlines()[1:]
+        ]
         return
     tables = [pq.read_table(io.BytesIO(f)) if fmt == "parquet" else pa.ipc.open_stream(f).read_all() for f in files]
-    assert _rows([tuple(r.values()) for r in tables[0].to_pylist()]) == \
-        _rows([tuple(r.values()) for r in tables[1].to_pylist()])
+    assert _rows([tuple(r.values()) for r in tables[0].to_pylist()]) == _rows([tuple(r.values()) for r in tables[1].to_pylist()])
 
 
-def test_the_catalog_lists_live_tables_with_source_figures(client: TestClient[Litestar], agent: dict[str, str],
-                                                           world: dict[str, str]) -> None:
+def test_the_catalog_lists_live_tables_with_source_figures(
+    client: TestClient[Litestar], agent: dict[str, str], world: dict[str, str]
+) -> None:
     listed = client.get("/api/v1/data/tables", headers=agent)
     assert listed.status_code == 200, listed.text
     by_key = {t["key"]: t for t in listed.json()["tables"]}
@@ -178,8 +185,7 @@ def test_the_catalog_lists_live_tables_with_source_figures(client: TestClient[Li
 
 
 def test_engine_choices_are_checked(client: TestClient[Litestar], agent: dict[str, str]) -> None:
-    assert_error(_run(client, agent, "SELECT count(*) FROM orders_live", engine="duckdb"), 400,
-                 rule="engine_not_available")
+    assert_error(_run(client, agent, "SELECT count(*) FROM orders_live", engine="duckdb"), 400, rule="engine_not_available")
     assert_error(_run(client, agent, "SELECT 1", engine="oracle"), 400, rule="invalid_engine")
     assert_error(_run(client, agent, "DESCRIBE orders_live"), 400, rule="statement_not_allowed")
     sampled = _run(client, agent, "SELECT order_id FROM orders_live USING SAMPLE 7 ROWS")
@@ -189,13 +195,16 @@ def test_engine_choices_are_checked(client: TestClient[Litestar], agent: dict[st
     assert_error(client.post("/api/v1/data/tables/orders_live/refresh", headers=agent), 400, rule="live_table")
     fresh = _run(client, agent, "SELECT count(*) FROM orders_live", min_freshness=1)
     assert fresh.status_code == 200, fresh.text  # a live read is as fresh as it gets: no refresh is asked
-    assert_error(_run(client, agent, "SELECT count(*) FROM orders WHERE order_id > $n", params={"n": 1},
-                      engine="snowflake"), 400, rule="invalid_params")
-    bound = _run(client, agent, "SELECT count(*) AS n FROM orders_live WHERE order_id > ? AND status = ?",
-                 params=[100, "shipped"])
+    assert_error(
+        _run(client, agent, "SELECT count(*) FROM orders WHERE order_id > $n", params={"n": 1}, engine="snowflake"),
+        400,
+        rule="invalid_params",
+    )
+    bound = _run(
+        client, agent, "SELECT count(*) AS n FROM orders_live WHERE order_id > ? AND status = ?", params=[100, "shipped"]
+    )
     assert bound.status_code == 200, bound.text
-    copied = _run(client, agent, "SELECT count(*) AS n FROM orders WHERE order_id > ? AND status = ?",
-                  params=[100, "shipped"])
+    copied = _run(client, agent, "SELECT count(*) AS n FROM orders WHERE order_id > ? AND status = ?", params=[100, "shipped"])
     assert _rows(bound.json()["rows"]) == _rows(copied.json()["rows"])
 
 
@@ -216,8 +225,13 @@ REFUSED = [
 
 def test_the_guard_refuses_the_same_queries_for_snowflake(api_settings: Settings, world: dict[str, str]) -> None:
     engine = QueryEngine(api_settings)
-    caller = Caller("agent", "agent-1", token_id="t1", swarm_id="s1",  # noqa: S106 - an id
-                    grants=frozenset(world.values()))
+    caller = Caller(
+        "agent",
+        "agent-1",
+        token_id="t1",  # noqa: S106 - an id
+        swarm_id="s1",
+        grants=frozenset(world.values()),
+    )
     try:
         for sql in REFUSED:
             with pytest.raises(QueryRejected) as duck:
@@ -273,12 +287,18 @@ def test_the_legitimate_corpus_transpiles_and_runs_in_snowflake(api_settings: Se
 
 
 def test_session_limits_name_the_agent_and_bound_the_statement(api_settings: Settings, world: dict[str, str]) -> None:
-    settings = dataclasses.replace(api_settings, sources=dataclasses.replace(api_settings.sources,
-                                                                             live_warehouse="AGENTS_LIVE_WH"))
+    settings = dataclasses.replace(
+        api_settings, sources=dataclasses.replace(api_settings.sources, live_warehouse="AGENTS_LIVE_WH")
+    )
     engine = QueryEngine(settings)
     try:
-        caller = Caller("agent", "agent-7", token_id="t7", swarm_id="swarm-9",  # noqa: S106 - an id
-                        grants=frozenset(world.values()))
+        caller = Caller(
+            "agent",
+            "agent-7",
+            token_id="t7",  # noqa: S106 - an id
+            swarm_id="swarm-9",
+            grants=frozenset(world.values()),
+        )
         args = engine.pushdown.session_args(caller, 2.5)
         params = args["session_parameters"]
         assert params["STATEMENT_TIMEOUT_IN_SECONDS"] == 3
@@ -289,12 +309,12 @@ def test_session_limits_name_the_agent_and_bound_the_statement(api_settings: Set
         engine.close()
 
 
-def test_the_daily_budget_stops_a_swarms_snowflake_queries(client: TestClient[Litestar], agent: dict[str, str],
-                                                           services: Any, api_settings: Settings) -> None:
+def test_the_daily_budget_stops_a_swarms_snowflake_queries(
+    client: TestClient[Litestar], agent: dict[str, str], services: Any, api_settings: Settings
+) -> None:
     first = _run(client, agent, "SELECT count(*) FROM orders_live")
     assert first.status_code == 200, first.text
-    tight = dataclasses.replace(api_settings, sources=dataclasses.replace(api_settings.sources,
-                                                                          live_daily_budget_s=0.001))
+    tight = dataclasses.replace(api_settings, sources=dataclasses.replace(api_settings.sources, live_daily_budget_s=0.001))
     engine = services.parts["query_engine"]
     engine.pushdown.settings = tight
     refused = _run(client, agent, "SELECT count(*) FROM orders_live")
@@ -307,8 +327,10 @@ def test_the_daily_budget_stops_a_swarms_snowflake_queries(client: TestClient[Li
 def test_a_slow_query_stops_at_its_time_limit(client: TestClient[Litestar], agent: dict[str, str]) -> None:
     # About 10^8 hashed rows: a few seconds on the stand-in, which runs it to the end after the API
     # stops waiting (it ignores the statement timeout), so this test comes last in the module.
-    slow = ("SELECT count(*) FROM orders_live a, orders_live b, products c "
-            "WHERE c.product_id <= 8 AND hash(a.order_id, b.order_id, c.product_id) % 1000003 = 7")
+    slow = (
+        "SELECT count(*) FROM orders_live a, orders_live b, products c "
+        "WHERE c.product_id <= 8 AND hash(a.order_id, b.order_id, c.product_id) % 1000003 = 7"
+    )
     t0 = time.monotonic()
     answer = _run(client, agent, slow, timeout_s=1)
     assert_error(answer, 408, rule="timeout")
