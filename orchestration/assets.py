@@ -34,11 +34,11 @@ from orchestration.sync.types import UnsupportedTypeError
 from orchestration.sync.verdicts import BlockingCheckError
 from shared import status
 from shared.dagster_names import REQUEST_TAG, TABLE_TAG, table_pool
-from shared.identifiers import snowflake_reference
 from shared.logs import PrefixedLog
 from shared.partitions import PartitionKeyError
 from shared.registry import RegisteredTable
 from shared.snowflake import SourceError
+from shared.sources import connector, describe
 
 if TYPE_CHECKING:  # what define_asset_job returns; Dagster exports no public name for it
     from dagster._core.definitions.unresolved_asset_job_definition import (
@@ -46,7 +46,7 @@ if TYPE_CHECKING:  # what define_asset_job returns; Dagster exports no public na
     )
 
 GROUP_NAME = "snowflake_tables"
-KINDS = {"snowflake", "duckdb"}
+KINDS = {"snowflake", "duckdb"}  # the source kind of a table replaces "snowflake" (Parquet: {"parquet", "duckdb"})
 _STRICT_TAG = re.compile(r"[A-Za-z0-9_.-]{0,63}\Z")  # \Z: "$" would accept a trailing newline
 
 
@@ -67,13 +67,14 @@ def _tag_value(key: str) -> str:
 
 
 def _description(table: RegisteredTable) -> str:
-    where = f"Snowflake {snowflake_reference(table.database, table.schema, table.table)}, strategy {table.strategy}."
+    where = f"{describe(table)}, strategy {table.strategy}."
     return f"{table.description}\n\n{where}" if table.description else where
 
 
 def _definition_metadata(table: RegisteredTable) -> dict[str, object]:
     meta: dict[str, object] = {
         "agents_data/table_key": table.key, "agents_data/strategy": table.strategy,
+        "agents_data/source": describe(table),
         "agents_data/partitioning": table.partition_kind if table.strategy != "snapshot" else "snapshot (daily)",
     }
     if table.primary_key:
@@ -180,7 +181,8 @@ def build_table_asset(*, table: RegisteredTable) -> dg.AssetsDefinition:
                  if table.freshness_s else None)
 
     @dg.asset(
-        key=dg.AssetKey(table.asset_key_path), group_name=GROUP_NAME, kinds=KINDS, description=_description(table),
+        key=dg.AssetKey(table.asset_key_path), group_name=GROUP_NAME, kinds={table.source_kind, "duckdb"},
+        description=_description(table),
         partitions_def=partitions_def, backfill_policy=backfill_policy_for(table), freshness_policy=freshness,
         tags={TABLE_TAG: _tag_value(table.key)}, pool=table_pool(table.key), check_specs=table_check_specs(table),
         metadata=_definition_metadata(table),
@@ -191,8 +193,8 @@ def build_table_asset(*, table: RegisteredTable) -> dg.AssetsDefinition:
         log = step_log(context)
         log.info(f"sync of {table.key} starts ({len(keys)} partition(s))" if keys else f"sync of {table.key} starts")
         request = SyncRequest(
-            table=table, connect=lambda: source_connection(snowflake), served_root=served.served_root(),
-            store=served.store(),
+            table=table, connect=connector(table, snowflake=lambda: source_connection(snowflake)),
+            served_root=served.served_root(), store=served.store(),
             partition_keys=keys, run_id=context.run.run_id, full_refresh=config.full_refresh,
             slice_rows=served.rows_per_slice(), workers=served.extract_workers, log=log,
         )

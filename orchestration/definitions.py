@@ -73,7 +73,7 @@ EXTENSIONS: list[Extension] = [automation]
 
 
 def build_definitions(tables: Sequence[RegisteredTable], settings: Settings) -> dg.Definitions:
-    tables = [with_policy(t) for t in tables]
+    tables = [with_policy(t) for t in tables if not t.live]  # live tables are not copied: no asset
     core = dg.Definitions(assets=build_table_assets(tables=tables), resources=build_resources(settings),
                           executor=EXECUTOR)
     return dg.Definitions.merge(core, *(extend(tables, settings) for extend in EXTENSIONS))

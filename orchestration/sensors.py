@@ -1,7 +1,8 @@
 """Sensors: react to source changes and to failed materializations.
 
 Source change: one ``INFORMATION_SCHEMA.TABLES`` query per source database gives every
-registered table's ``LAST_ALTERED|ROW_COUNT`` (``shared.snowflake.change_signatures``).
+registered Snowflake table's ``LAST_ALTERED|ROW_COUNT``; file sources give the sizes and
+modification times of their files (``shared.sources.change_signatures``).
 The cursor is the JSON map ``{table key: signature}``; a table whose signature differs
 from the cursor gets a run, with ``run_key = key|signature`` so the same change can never
 trigger two runs (Dagster drops a repeated run key even if the cursor were lost). Both
@@ -26,7 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, ExitStack
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
@@ -37,7 +38,8 @@ from shared import partitions as sp
 from shared.dagster_names import RANGE_END_TAG, RANGE_START_TAG, REASON_TAG, TABLE_TAG
 from shared.registry import RegisteredTable
 from shared.served_storage import ServedStore, open_store
-from shared.snowflake import change_signatures
+from shared.sources import change_signatures
+from shared.sources import connect as source_connect
 
 if TYPE_CHECKING:
     from orchestration.assets import TableJob
@@ -207,12 +209,17 @@ def build_source_change_sensor(*, tables: Sequence[RegisteredTable],
         if not tables:
             return dg.SensorResult(skip_reason=dg.SkipReason("no tables are registered"), cursor=context.cursor)
         try:
-            with snowflake.get_connection() as con:
-                sigs = change_signatures(con, [(t.database, t.schema, t.table) for t in tables])
+            with ExitStack() as stack:  # Snowflake is asked only when a Snowflake table is registered
+                con = stack.enter_context(snowflake.get_connection()) if any(not t.from_files for t in tables) else None
+                sigs = change_signatures(tables, snowflake_con=con)
                 now = dt.datetime.now(dt.UTC)
 
                 def scan(table: RegisteredTable) -> changes.SourceChanges:
-                    return changes.scan(con, table, served().current(table.key, fresh=True), now=now)
+                    manifest = served().current(table.key, fresh=True)
+                    if not table.from_files:
+                        return changes.scan(con, table, manifest, now=now)
+                    with source_connect(table) as own:
+                        return changes.scan(own, table, manifest, now=now)
 
                 result = evaluate_source_changes(tables, context.cursor, sigs, now=now, scan=scan)
                 return with_job_names(result, job_names)

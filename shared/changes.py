@@ -32,7 +32,8 @@ from typing import Any
 from shared import partitions as sp
 from shared.registry import RegisteredTable
 from shared.served import Manifest
-from shared.snowflake import SourceColumn, table_columns
+from shared.snowflake import SourceColumn
+from shared.sources import table_columns
 
 # DATE_TRUNC unit of each time partitioning.
 _UNITS = {sp.DAILY: "DAY", sp.HOURLY: "HOUR", sp.MONTHLY: "MONTH"}
@@ -130,7 +131,7 @@ class SourceChanges:
 
 
 def _columns(con: Any, table: RegisteredTable) -> dict[str, SourceColumn]:
-    cols = {c.name.upper(): c for c in table_columns(con, table.database, table.schema, table.table)}
+    cols = {c.name.upper(): c for c in table_columns(con, table)}
     if not cols:
         raise ChangeScanError(f"table {table.database}.{table.schema}.{table.table} does not exist in the source")
     return cols

@@ -2,11 +2,12 @@
 
 Subcommands start what a user runs: ``up`` (the whole local platform on the embedded
 default), ``api``, ``dagster``, ``demo`` (the local Snowflake stand-in alone),
-``migrate`` and ``bench`` (every benchmark, then ``bench/REPORT.md``); ``status`` prints the registered tables and which services answer. Every
-command and every child it starts log in one format (``LOG_FORMAT``, ``shared/logs.py``);
-``up`` shows the demo's seeding and the first syncs as they progress
-(``shared/cli_progress.py``). Components run as child processes started by module name, so this module
-imports neither ``orchestration`` nor ``serving``.
+``migrate`` and ``bench`` (every benchmark, then ``bench/REPORT.md``); ``status``
+prints the registered tables and which services answer. Every command and every child it
+starts log in one format (``LOG_FORMAT``, ``shared/logs.py``); ``up`` shows the demo's
+seeding and the first syncs as they progress (``shared/cli_progress.py``). Components run
+as child processes started by module name, so this module imports neither
+``orchestration`` nor ``serving``.
 
 The Dagster webserver listens on loopback only, under ``/dagster``; people reach the UI
 through the API's authenticated proxy at ``http://<API>/dagster/`` (admin login). Every
@@ -294,6 +295,8 @@ def first_sync_request(table: RegisteredTable, now: dt.datetime | None = None) -
     """
     from shared import partitions
 
+    if table.live:
+        return None  # not copied: queries read Snowflake
     body: dict[str, object] = {"table_name": table.table, "schema_name": table.schema, "database": table.database}
     latest = partitions.latest_key(table, now)
     if table.strategy == "snapshot":

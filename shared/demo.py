@@ -21,7 +21,15 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
-from shared.demo_data import DEMO_SCHEMA, TABLES, comment_columns, registrations
+from shared.demo_data import (
+    DAYS_OF_ORDERS,
+    DEMO_SCHEMA,
+    SESSIONS_ROWS,
+    TABLES,
+    comment_columns,
+    file_registrations,
+    registrations,
+)
 from shared.settings import Settings, SnowflakeSettings, get_settings
 
 DEMO_DATABASE = "DEMO"
@@ -203,4 +211,57 @@ def register_demo_tables(settings: Settings, source: DemoSource | None = None, *
             registry.check_against_source(reg, table_columns(con, reg.database, reg.schema, reg.table))
             registry.save(settings.control_url, reg)
             added.append(reg.key)
+    return added + _register_file_tables(settings, known, database)
+
+
+def seed_demo_files(settings: Settings, *, rows: int = SESSIONS_ROWS, today: dt.date | None = None) -> str:
+    """Write the demo's Parquet files (one per month of sessions) unless present; returns their folder."""
+    import duckdb
+
+    folder = settings.home_path / "sources" / "demo" / "sessions"
+    folder.mkdir(parents=True, exist_ok=True)
+    if any(folder.glob("*.parquet")):
+        return str(folder)
+    today = today or dt.datetime.now(dt.UTC).date()
+    start = today - dt.timedelta(days=DAYS_OF_ORDERS)
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute(
+            "CREATE TABLE s AS SELECT i + 1 AS SESSION_ID, (i % 2000) + 1 AS CUSTOMER_ID, "
+            "CAST(? AS TIMESTAMP) + to_seconds(CAST(i AS BIGINT) * ? // ?) AS STARTED_AT, "
+            "CAST(1 + hash(i) % 3600 AS INTEGER) AS DURATION_S, "
+            "['web', 'ios', 'android'][1 + CAST(hash(i + 7) % 3 AS INTEGER)] AS CHANNEL FROM range(?) t(i)",
+            [start.isoformat(), DAYS_OF_ORDERS * 86400, rows, rows])
+        months = [r[0] for r in con.execute("SELECT DISTINCT strftime(STARTED_AT, '%Y-%m') FROM s ORDER BY 1").fetchall()]
+        for month in months:  # written under a temporary name, then renamed: a reader never sees half a file
+            final = folder / f"sessions-{month}.parquet"
+            tmp = folder / f".{final.name}.tmp"
+            con.execute("COPY (SELECT * FROM s WHERE strftime(STARTED_AT, '%Y-%m') = ? ORDER BY SESSION_ID) "
+                        "TO '" + str(tmp).replace("'", "''") + "' (FORMAT parquet)", [month])
+            tmp.replace(final)
+    finally:
+        con.close()
+    return str(folder)
+
+
+def _register_file_tables(settings: Settings, known: set[str], database: str) -> list[str]:
+    """Register the demo's Parquet-sourced table (its files written first); skipped, saying why,
+    when SOURCE_FILE_ROOTS does not allow the data home's sources folder."""
+    from shared import registry, sources
+    from shared.sources.files import FileSourceError
+
+    added = []
+    for raw in file_registrations(seed_demo_files(settings)):
+        reg = registry.build_registration(raw, default_database=database)
+        if reg.key in known:
+            continue
+        try:
+            sources.check_location(reg, settings)
+            with sources.connect(reg, settings) as con:
+                registry.check_against_source(reg, sources.table_columns(con, reg))
+        except (registry.RegistrationError, FileSourceError) as e:
+            print(f"[agents-data] demo table {reg.key} not registered: {e}", flush=True)
+            continue
+        registry.save(settings.control_url, reg)
+        added.append(reg.key)
     return added

@@ -147,3 +147,19 @@ def registrations(*, orders_start: str) -> list[dict[str, Any]]:
          "lookback": "1h", "primary_key": ["EVENT_ID"], "schedule": "*/15 * * * *", "freshness": "1h",
          "description": "Clickstream events with a JSON payload, merged on EVENT_ID from INGESTED_AT every 15 minutes."},
     ]
+
+
+# --- A Parquet-sourced table beside the Snowflake ones: web sessions, one file per month.
+SESSIONS_ROWS = 30_000
+FILE_SCHEMA = "FILES"
+
+
+def file_registrations(folder: str) -> list[dict[str, Any]]:
+    """The demo's file-sourced registrations (``folder``: where ``seed_demo_files`` wrote them)."""
+    return [
+        {"schema_name": FILE_SCHEMA, "table_name": "SESSIONS", "strategy": "full", "primary_key": ["SESSION_ID"],
+         "source": {"kind": "parquet", "path": folder}, "schedule": "30 * * * *", "freshness": "2h",
+         "description": "Web sessions read from Parquet files (one per month), copied in full every hour and "
+                        "whenever a file is added or rewritten."},
+    ]
+

@@ -26,6 +26,8 @@ from shared.served import split_key, table_key
 from shared.snowflake import SourceColumn
 
 STRATEGIES = ("full", "incremental", "snapshot")
+SOURCE_KINDS = ("snowflake", "duckdb", "parquet")  # one module each under shared/sources/
+MAX_SOURCE_PATH_CHARS = 2_000
 PARTITION_KINDS = ("none", "daily", "hourly", "monthly", "static")
 TIME_PARTITION_KINDS = ("daily", "hourly", "monthly")
 DATE_TYPES = ("DATE", "TIMESTAMP_NTZ", "TIMESTAMP_LTZ", "TIMESTAMP_TZ", "TIMESTAMP", "DATETIME")
@@ -78,6 +80,15 @@ class RegisteredTable:
     schedule: str | None = None
     freshness_s: int | None = None
     description: str = ""
+    # Where the rows come from (shared/sources/): a Snowflake table (the names above), a table
+    # of a DuckDB file (``source_path`` + ``source_table``) or Parquet files (``source_path``:
+    # a file, folder or glob, local or ``s3://``). For file sources the names above only name
+    # the served table.
+    source_kind: str = "snowflake"
+    source_path: str | None = None
+    source_table: str | None = None
+    # Live: not copied; agents' queries on it run in Snowflake (pushed down).
+    live: bool = False
     # Day the registration was created (YYYY-MM-DD); anchors snapshot partitions. Not part of equality.
     registered_at: str | None = dataclasses.field(default=None, compare=False)
 
@@ -94,6 +105,11 @@ class RegisteredTable:
     def sql_name(self) -> str:
         """How an agent writes this table in SQL (``demo.public."Order Lines"``)."""
         return identifiers.sql_reference(self.key)
+
+    @property
+    def from_files(self) -> bool:
+        """Whether the rows come from files (DuckDB or Parquet) rather than Snowflake."""
+        return self.source_kind != "snowflake"
 
     @property
     def partitioned(self) -> bool:
@@ -277,19 +293,64 @@ def build_registration(raw: dict[str, Any], *, default_database: str) -> Registe
         raise RegistrationError("description", "must be a string")
     if len(description) > MAX_DESCRIPTION_CHARS:
         raise RegistrationError("description", f"at most {MAX_DESCRIPTION_CHARS:,} characters")
+    src_kind, path, source_table = _source(raw.get("source"))
+    live = raw.get("live", False)
+    if not isinstance(live, bool):
+        raise RegistrationError("live", "must be true or false")
+    if live:
+        if src_kind != "snowflake":
+            raise RegistrationError("live", "only Snowflake tables can be live (queries on them run in Snowflake)")
+        if strategy != "full" or kind != "none" or schedule or cursor:
+            raise RegistrationError("live", "a live table is not copied: leave strategy, partitioning, schedule and "
+                                            "incremental_key unset")
     # Names are exact from here on (``_ident`` applied Snowflake's rule for unquoted ones).
     return RegisteredTable(
         database=database, schema=schema, table=table, strategy=strategy,
         partition_kind=kind, partition_column=column or None, partition_start=start,
         partition_values=values, cursor_column=cursor or None, lookback_s=lookback,
         primary_key=primary_key, schedule=schedule, freshness_s=freshness_s,
-        description=description,
+        description=description, source_kind=src_kind, source_path=path, source_table=source_table, live=live,
     )
+
+
+def _source(raw: Any) -> tuple[str, str | None, str | None]:
+    """``source``: absent (Snowflake, the names above), or ``{"kind", "path", "table"?}``.
+
+    Only the shape is checked here; whether the location exists and is allowed is the
+    source kind's question (``shared.sources.check_location``).
+    """
+    if raw is None:
+        return "snowflake", None, None
+    if not isinstance(raw, dict):
+        raise RegistrationError("source", "must be an object {kind, path, table?}")
+    unknown = set(raw) - {"kind", "path", "table"}
+    if unknown:
+        raise RegistrationError("source", f"unknown field(s) {', '.join(sorted(map(str, unknown)))}")
+    kind = str(raw.get("kind") or "snowflake").strip().lower()
+    if kind not in SOURCE_KINDS:
+        raise RegistrationError("source.kind", f"{str(raw.get('kind'))[:40]!r} is not one of {', '.join(SOURCE_KINDS)}")
+    if kind == "snowflake":
+        if raw.get("path") or raw.get("table"):
+            raise RegistrationError("source", "a Snowflake source is named by database, schema_name and table_name")
+        return kind, None, None
+    path = raw.get("path")
+    if not isinstance(path, str) or not path.strip():
+        raise RegistrationError("source.path", f"a {kind} source needs a path")
+    if len(path) > MAX_SOURCE_PATH_CHARS or not path.isprintable():
+        raise RegistrationError("source.path", f"at most {MAX_SOURCE_PATH_CHARS} printable characters")
+    table = raw.get("table")
+    if kind == "duckdb":
+        if not isinstance(table, str) or not table.strip() or len(table) > 512 or not table.isprintable():
+            raise RegistrationError("source.table", "a duckdb source names its table (table or schema.table)")
+    elif table is not None:
+        raise RegistrationError("source.table", "a parquet source is the files themselves; leave table unset")
+    return kind, path.strip(), table.strip() if isinstance(table, str) else None
 
 
 def check_against_source(reg: RegisteredTable, columns: Sequence[SourceColumn]) -> None:
     """Refuse a registration whose table or named columns are missing in the source."""
-    source = identifiers.snowflake_reference(reg.database, reg.schema, reg.table)  # as Snowflake names it
+    source = (identifiers.snowflake_reference(reg.database, reg.schema, reg.table)  # as Snowflake names it
+              if not reg.from_files else f"{reg.source_kind} source {reg.source_path}")
     if not columns:
         raise RegistrationError("table_name", f"table {source} does not exist in the source (unquoted names are "
                                               'upper-cased; quote an exact name, e.g. "Order Lines")')
@@ -320,6 +381,8 @@ def _to_record(row: RegisteredTableRow) -> RegisteredTable:
         cursor_column=row.cursor_column, lookback_s=row.lookback_s, primary_key=tuple(row.primary_key or ()),
         schedule=row.schedule, freshness_s=row.freshness_s, description=row.description,
         registered_at=row.created_at.date().isoformat() if row.created_at else None,
+        source_kind=row.source_kind or "snowflake", source_path=row.source_path, source_table=row.source_table,
+        live=bool(row.live),
     )
 
 
@@ -337,6 +400,8 @@ def save(url: str, reg: RegisteredTable) -> tuple[RegisteredTable, bool]:
         "partition_start": reg.partition_start, "partition_values": list(reg.partition_values),
         "cursor_column": reg.cursor_column, "lookback_s": reg.lookback_s, "primary_key": list(reg.primary_key),
         "schedule": reg.schedule, "freshness_s": reg.freshness_s, "description": reg.description, "updated_at": now,
+        "source_kind": reg.source_kind, "source_path": reg.source_path, "source_table": reg.source_table,
+        "live": reg.live,
     }
     live = (RegisteredTableRow.key == reg.key, RegisteredTableRow.deleted_at.is_(None))
     for _attempt in range(3):  # a concurrent soft-delete between the two statements: try again

@@ -91,6 +91,23 @@ class SnowflakeSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class SourceSettings:
+    """File sources (DuckDB files, Parquet folders) and live (not copied) Snowflake tables."""
+
+    file_roots: str = env_var("SOURCE_FILE_ROOTS", "", "Comma-separated folders that local DuckDB and Parquet sources must lie under (symlinks resolved). Empty: AGENTS_DATA_HOME/sources only.")
+    s3_endpoint_url: str = env_var("SOURCE_S3_ENDPOINT_URL", "", "Endpoint of an S3-compatible server for s3:// Parquet sources (empty: AWS; credentials from the usual AWS_* variables).")
+    s3_region: str = env_var("SOURCE_S3_REGION", "us-east-1", "Region for s3:// Parquet sources.")
+    live_warehouse: str = env_var("LIVE_SNOWFLAKE_WAREHOUSE", "", "Warehouse that queries pushed down to Snowflake (live tables, engine snowflake) run on; empty: SNOWFLAKE_WAREHOUSE.")
+    live_daily_budget_s: float = env_var("LIVE_DAILY_BUDGET_S", 3600.0, "Snowflake seconds per swarm per UTC day for pushed-down queries; past it they answer 429 live_budget (0: no pushed-down queries).")
+    live_cache_ttl_s: int = env_var("LIVE_CACHE_TTL_S", 600, "Seconds an API process caches a live table's source statistics (columns, rows, bytes) for the catalog.")
+
+    def roots(self, home: Path) -> list[Path]:
+        """The allowed folders of local file sources, resolved."""
+        named = [p.strip() for p in self.file_roots.split(",") if p.strip()]
+        return [Path(p).expanduser().resolve() for p in named] or [(home / "sources").resolve()]
+
+
+@dataclasses.dataclass(frozen=True)
 class DemoSettings:
     """The embedded default: a fakesnow server seeded with demo data."""
 
@@ -245,6 +262,7 @@ class Settings:
     dagster_home: str = env_var("DAGSTER_HOME", "", "Dagster instance folder (default AGENTS_DATA_HOME/dagster).")
     snowflake: SnowflakeSettings = dataclasses.field(default_factory=SnowflakeSettings)
     demo: DemoSettings = dataclasses.field(default_factory=DemoSettings)
+    sources: SourceSettings = dataclasses.field(default_factory=SourceSettings)
     dagster: DagsterSettings = dataclasses.field(default_factory=DagsterSettings)
     auth: AuthSettings = dataclasses.field(default_factory=AuthSettings)
     query: QuerySettings = dataclasses.field(default_factory=QuerySettings)

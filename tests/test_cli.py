@@ -70,3 +70,8 @@ def test_a_table_with_no_complete_partition_gets_no_request() -> None:
                               "partitioning": {"kind": "daily", "column": "ts", "start": "2026-11-30"}},
                              default_database="d")
     assert cli.first_sync_request(reg, NOW) is None
+
+
+def test_a_live_table_gets_no_first_sync() -> None:
+    reg = build_registration({"table_name": "t", "schema_name": "s", "live": True}, default_database="d")
+    assert cli.first_sync_request(reg, NOW) is None

@@ -34,7 +34,8 @@ from shared import changes, partitions
 from shared.registry import RegisteredTable
 from shared.served import Column, Manifest
 from shared.served_storage import ServedStore
-from shared.snowflake import SourceColumn, SourceError, table_columns
+from shared.snowflake import SourceColumn, SourceError
+from shared.sources import describe, table_columns
 
 # One logger for every step, so a run's lines read as one materialization.
 _log = logging.getLogger("orchestration.sync.engine")
@@ -119,10 +120,10 @@ def plan(req: SyncRequest) -> Planned:
     mode = _mode(table, req.full_refresh)
     try:
         with req.connect() as con:
-            cols = table_columns(con, table.database, table.schema, table.table)
+            cols = table_columns(con, table)
             if not cols:
                 raise SourceTableMissingError(
-                    f"table {table.database}.{table.schema}.{table.table} does not exist in the source "
+                    f"table {describe(table)} does not exist in the source "
                     "(dropped, renamed, or not visible to this role)"
                 )
             slices, source_rows, window_rows, per_window = _slices(req, con, cols, mode, windows)

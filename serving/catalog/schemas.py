@@ -32,7 +32,8 @@ class TableColumn(msgspec.Struct, kw_only=True):
 
 
 class Freshness(msgspec.Struct, kw_only=True):
-    """``fresh`` / ``stale`` / ``failing``, why, the numbers behind it, and Dagster's own verdict."""
+    """``fresh`` / ``stale`` / ``failing`` (``live``: queried in Snowflake), why, the numbers behind it,
+    and Dagster's own verdict."""
 
     status: str
     reason: str
@@ -77,6 +78,12 @@ class TableInfo(msgspec.Struct, kw_only=True):
     # True when your grant carries a row filter: you read (and row_count counts) only the rows it
     # leaves. The predicate itself is shown to admins only (admin API).
     row_filter: bool = False
+    # Where the rows come from (snowflake, duckdb, parquet). A live table is not copied: queries
+    # on it run in Snowflake; its figures are the source's (``source_last_altered``), and its
+    # freshness status is ``live``.
+    source_kind: str = "snowflake"
+    live: bool = False
+    source_last_altered: str | None = None
 
 
 class TableList(msgspec.Struct):

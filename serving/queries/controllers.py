@@ -39,6 +39,7 @@ from serving.queries import dryrun, pages
 from serving.queries.engine import QueryEngine
 from serving.queries.guard import GuardedQuery, sql_hash
 from serving.queries.jobs import Job, JobManager, job_provenance, progress_of
+from serving.queries.pushdown import ENGINES
 from serving.queries.results import FILE_MAX_ROWS
 from serving.queries.schemas import DryRun, QueryJob, QueryRequest, QueryResult, RowsPage
 from serving.queries.services import ensure_fresh, get_engine, get_jobs
@@ -71,7 +72,16 @@ def _limits(data: QueryRequest, fmt: str, q: QuerySettings) -> tuple[int, float,
 
 
 def _audit_tables(tables: list[dict[str, str]]) -> list[dict[str, str]]:
-    return [{"table": t["table"], "version": t["version"]} for t in tables]
+    return [{k: t[k] for k in ("table", "version", "source_query_id") if t.get(k)} for t in tables]
+
+
+def _engine(value: str | None) -> str | None:
+    if value is None:
+        return None
+    engine = value.strip().lower()
+    if engine not in ENGINES:
+        raise BadRequest(f"engine {value[:40]!r} is not one of {', '.join(ENGINES)}", rule="invalid_engine")
+    return engine
 
 
 def job_body(job: Any) -> dict[str, Any]:
@@ -201,7 +211,8 @@ async def execute_query(request: Request[Any, Any, Any], caller: Caller, data: Q
     if big and checked is not None and await anyio.to_thread.run_sync(lambda: dryrun.over_threshold(
             engine, caller, checked, params=data.params, timeout_s=timeout, threshold=q.async_threshold_bytes)):
         wait, sent = 0.0, "estimated_over_threshold"  # too big to wait for: a job at once, and the answer says why
-    job = Job(caller, checked, data.query, fmt=fmt, params=data.params, max_rows=max_rows, timeout_s=timeout)
+    job = Job(caller, checked, data.query, fmt=fmt, params=data.params, max_rows=max_rows, timeout_s=timeout,
+              engine=_engine(data.engine))
     job.schema_changes = changes
     async with get_limiter(services).query_slot(caller) as slot:
         outcome = await _run(jobs, job, slot, wait=wait, started=started)

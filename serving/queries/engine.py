@@ -52,6 +52,7 @@ from serving.lib.caller import Caller
 from serving.lib.errors import (
     ApiError,
     BadRequest,
+    Forbidden,
     NotFound,
     PayloadTooLarge,
     QueryRejected,
@@ -62,6 +63,7 @@ from serving.queries import functions, guard
 from serving.queries.guard import GuardedQuery
 from serving.queries.instances import Instance, InstanceCache, check_protections, read_protections
 from serving.queries.memory import memory_budget
+from serving.queries.pushdown import Pushdown
 from serving.queries.results import (
     FILE_MAX_ROWS,
     TUPLES,
@@ -76,7 +78,8 @@ from serving.queries.results import (
 )
 from serving.queries.watchdog import Handle, MemoryGuard, Watchdog
 from serving.tables.policies import PolicyCopies
-from shared import policies
+from shared import classify, policies
+from shared.identifiers import duck_fold
 from shared.served import CURRENT, Manifest, ServedDataError, list_served, read_current, table_dir
 from shared.served_storage import open_store
 from shared.settings import Settings
@@ -129,6 +132,7 @@ class QueryEngine:
         self.memory = MemoryGuard(memory_budget(settings), self.running)
         self.watchdog = Watchdog(on_tick=self.instances.reap, memory=self.memory)
         self._all: tuple[float, frozenset[str]] = (0.0, frozenset())
+        self.pushdown = Pushdown(settings, self.watchdog)
         self._current: dict[str, tuple[str, tuple[int, int], Manifest]] = {}
 
     def running(self) -> list[Handle]:
@@ -143,7 +147,8 @@ class QueryEngine:
             return caller.grants
         at, keys = self._all
         if refresh or time.monotonic() - at > 2.0:
-            keys = frozenset(self.served.keys() if self.served.remote else list_served(self.settings.served_path))
+            keys = frozenset(self.served.keys() if self.served.remote else list_served(self.settings.served_path)) \
+                | self.pushdown.live_keys()
             self._all = (time.monotonic(), keys)
         return keys
 
@@ -191,7 +196,13 @@ class QueryEngine:
         version is present on this machine (object storage: downloaded and verified first when this
         replica does not hold it yet)."""
         out = []
-        for key in sorted(tables):
+        keys = sorted(tables)
+        live = set(keys) & self.pushdown.live_keys()
+        if live:
+            raise BadRequest(f"{', '.join(sorted(live))} is live (not copied): sample it with a query, e.g. "
+                             "SELECT * FROM <table> USING SAMPLE 100 ROWS, which runs in Snowflake",
+                             rule="live_table")
+        for key in keys:
             manifest = self._serve(key) if self.served.remote else self.current(key)
             if manifest is None:
                 raise NotFound(f"table {key} has no served data yet (it has never been synced)", rule="table_not_served")
@@ -279,13 +290,50 @@ class QueryEngine:
 
     def execute(self, caller: Caller, query: str | GuardedQuery, *, params: Sequence[Any] | dict[str, Any] | None = None,
                 max_rows: int | None = None, timeout_s: float | None = None, handle: Handle | None = None,
-                output: Output = TUPLES) -> QueryResult:
+                output: Output = TUPLES, engine: str | None = None, text: str | None = None) -> QueryResult:
         """THE way to run agent SQL: guard it (unless ``query`` is the answer ``guard()`` already gave
         for this caller) and run it in the chosen ``output`` mode; at most ``max_rows`` rows are kept
-        (``truncated`` says if more existed)."""
+        (``truncated`` says if more existed). A query reading a live table, or asked for with
+        ``engine="snowflake"``, runs in Snowflake (``pushdown.py``; ``text`` is the agent's SQL)."""
         checked = query if isinstance(query, GuardedQuery) else self.guard(caller, query)
+        if self.pushdown.wanted(checked.tables, engine):
+            self._check_pushable(caller, checked.tables)
+            source = text if text is not None else query
+            if not isinstance(source, str):
+                raise BadRequest("a query run in Snowflake needs its text", rule="query_error")
+            sql, tables = self.pushdown.transpile(source, self.grants_of(caller))
+            rows_cap, timeout = self.limits(max_rows, timeout_s)
+            return self.pushdown.run(caller, sql, tables, digest=checked.sql_hash, params=params, max_rows=rows_cap,
+                                     timeout_s=timeout, handle=handle, output=output)
         return self._run(caller, checked.sql, checked.tables, digest=checked.sql_hash, params=params, max_rows=max_rows,
                          timeout_s=timeout_s, handle=handle, output=output)
+
+    def _check_pushable(self, caller: Caller, tables: Iterable[str]) -> None:
+        """Grant policies and default masking are enforced by the policy copy DuckDB reads; Snowflake
+        would answer raw values. So a query runs there only when the caller would see every column
+        of every table plain and every row: no rule on the grant, no masked column (on a copied
+        table, its classified version's plan; on a live table, never classified, its column names:
+        a name that looks personal counts unless the admin overrode it or unmasked it for the swarm)."""
+        policy = caller.policy_set()
+        if policy is None:
+            return
+        live = self.pushdown.live_keys()
+        for key in sorted(tables):
+            if policy.rules.get(key):
+                restricted = True
+            elif key in live:
+                overrides, unmasked = policy.overrides.get(key, {}), policy.unmasked.get(key, frozenset())
+                restricted = any(
+                    overrides.get(duck_fold(name), classify.name_rule(name) is not None)
+                    and duck_fold(name) not in unmasked for name in self.pushdown.column_names(key))
+            else:
+                manifest = self.current(key)
+                restricted = manifest is not None and policies.plan(policy, manifest).restricted
+            if restricted:
+                raise Forbidden(f"{key} is read under a grant policy or personal-data masking, which only the copy "
+                                "served by this platform enforces: query it without engine=snowflake (a live table: "
+                                "ask the admin to sync it, or to unmask or reclassify its personal columns)",
+                                rule="policy_not_pushable", details={"table": key})
 
     def execute_platform_sql(self, caller: Caller, tables: Iterable[str], sql: str, *, params: Any = None,
                              max_rows: int | None = None, timeout_s: float | None = None, handle: Handle | None = None,

@@ -360,10 +360,29 @@ def validate_filter(where_sql: str, caller: object | None = None) -> str:
     return _bound_and_check_functions(tree, filter_only=True)
 
 
+def checked_tree(sql: str, grants: frozenset[str]) -> exp.Expr:
+    """The tree ``check_sql`` accepts for ``sql``, for a query pushed down to Snowflake.
+
+    The same guard decides first (a refusal raises exactly as for DuckDB); the tree then has
+    every table reference rewritten to its canonical quoted key, and no DuckDB-only size
+    bounds (the source warehouse bounds its own memory and time). DESCRIBE and SUMMARIZE
+    describe copied tables and are not pushed down.
+    """
+    check_sql(sql, grants)
+    tree = _parse(sql)
+    if not isinstance(tree, _ROOTS):
+        raise reject("statement_not_allowed", f"only queries run in Snowflake; {tree.key.upper()} reads copied tables")
+    if isinstance(tree, exp.Pivot):
+        _check_pivot(tree)
+    _Walker(grant_index(grants)).visit(tree, frozenset())
+    return tree
+
+
 def clear_caches() -> None:
     """Forget cached guard results (tests)."""
     _results.clear()
 
 
-__all__ = ["GrantIndex", "GuardedQuery", "cached", "check_sql", "grant_index", "quote_ident", "quote_table", "resolve_name",
+__all__ = ["GrantIndex", "GuardedQuery", "cached", "check_sql", "checked_tree", "grant_index", "quote_ident", "quote_table",
+           "resolve_name",
            "sql_hash", "validate_filter"]

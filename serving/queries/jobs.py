@@ -63,8 +63,9 @@ class Job:
     """One query's in-memory state while this replica runs it."""
 
     def __init__(self, caller: Caller, checked: GuardedQuery | None, sql: str, *, fmt: str, params: Any,
-                 max_rows: int, timeout_s: float) -> None:
+                 max_rows: int, timeout_s: float, engine: str | None = None) -> None:
         self._id: str | None = None
+        self.engine = engine  # None: decided by the tables (live ones run in Snowflake)
         self.caller, self.checked, self.sql, self.fmt, self.params = caller, checked, sql, fmt, params
         self.max_rows, self.timeout_s = max_rows, timeout_s
         self.handle = Handle()
@@ -201,7 +202,7 @@ class JobManager:
         started = time.perf_counter()
         result = self.engine.execute(job.caller, checked, params=job.params, max_rows=job.max_rows,
                                      timeout_s=job.timeout_s, handle=job.handle,
-                                     output=JsonRows(self.q.json_max_bytes))
+                                     output=JsonRows(self.q.json_max_bytes), engine=job.engine, text=job.sql)
         self.sched.record(checked.sql, time.perf_counter() - started)
         job.row_count, job.truncated = result.row_count, result.truncated
         job.cut_by = result.consumed if result.truncated else None
@@ -234,7 +235,8 @@ class JobManager:
 
         result = self.engine.execute(job.caller, checked, params=job.params, max_rows=job.max_rows,
                                      timeout_s=job.timeout_s, handle=job.handle,
-                                     output=ArrowBatches(write, batch_rows=FILE_BATCH_ROWS, capped_by_bytes=True))
+                                     output=ArrowBatches(write, batch_rows=FILE_BATCH_ROWS, capped_by_bytes=True),
+                                     engine=job.engine, text=job.sql)
         job.bytes, job.row_count, job.truncated = result.consumed, result.row_count, result.truncated
         job.columns = result.columns
         job.cut_by = "row_cap" if result.truncated else None
@@ -258,7 +260,8 @@ class JobManager:
             if job.fmt == "json":
                 job.continuation["job_id"] = None  # an inline answer is not kept: nothing more exists
             return
-        cont = Job(job.caller, checked, job.sql, fmt="parquet", params=job.params, max_rows=full, timeout_s=job.timeout_s)
+        cont = Job(job.caller, checked, job.sql, fmt="parquet", params=job.params, max_rows=full, timeout_s=job.timeout_s,
+                   engine=job.engine)
         self.detach(cont)
         job.continuation_job = cont
         job.continuation = continuation(job_id=cont.id, status=cont.status, cut_by=job.cut_by,  # type: ignore[arg-type]

@@ -37,11 +37,15 @@ class TableRead:
     """A table a result was read from: its served version and when that version was synced."""
 
     table: str
-    version: str
-    synced_at: str
+    version: str  # "live" for a query run in Snowflake
+    synced_at: str  # for a live read: when Snowflake answered
+    source_query_id: str | None = None  # Snowflake's query id of a live read
 
     def as_dict(self) -> dict[str, str]:
-        return {"table": self.table, "version": self.version, "synced_at": self.synced_at}
+        out = {"table": self.table, "version": self.version, "synced_at": self.synced_at}
+        if self.source_query_id:
+            out["source_query_id"] = self.source_query_id
+        return out
 
 
 @dataclasses.dataclass

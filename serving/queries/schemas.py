@@ -32,6 +32,9 @@ class QueryRequest(msgspec.Struct, kw_only=True):
         description="schema_version(s) the query was written against ({table: version}, or one version for a "
                     "one-table query); the answer lists schema_changes. Also as the If-Schema-Version header.")
     ] | None = None
+    engine: Annotated[str, msgspec.Meta(description=(
+        "duckdb (copied tables) | snowflake (run in Snowflake, same guard and grants). Default: snowflake when "
+        "the query reads a live table, else duckdb."))] | None = None
 
 
 class Column(msgspec.Struct):
@@ -40,11 +43,16 @@ class Column(msgspec.Struct):
 
 
 class TableVersion(msgspec.Struct):
-    """A table the result was read from: served version and when it was synced (ISO 8601)."""
+    """A table the result was read from: served version and when it was synced (ISO 8601).
+
+    A query run in Snowflake reads version ``live`` at ``synced_at`` (when Snowflake answered),
+    with Snowflake's query id in ``source_query_id``.
+    """
 
     table: str
     version: str
     synced_at: str
+    source_query_id: str | None = None
 
 
 class Continuation(msgspec.Struct, kw_only=True):

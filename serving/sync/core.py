@@ -39,14 +39,15 @@ from serving.sync.dagster import DagsterClient, DagsterError, DagsterUnavailable
 from serving.tables import hooks
 from serving.tables.names import grant_index
 from serving.tables.served import not_found, resolve_table
-from shared import registry, served
+from shared import registry, served, sources
 from shared import status as table_status
 from shared.control.models import TableStatusRow
 from shared.identifiers import parse_name
 from shared.registry import RegisteredTable, RegistrationError
 from shared.served_storage import open_store
 from shared.settings import Settings
-from shared.snowflake import SourceError, connect, list_tables, table_columns
+from shared.snowflake import SourceColumn, SourceError, connect, list_tables, table_columns
+from shared.sources.files import FileSourceError
 
 DAGSTER = hooks.ORCHESTRATOR
 SYNC = "sync"
@@ -144,6 +145,9 @@ class SyncService:
     # ----------------------------------------------------------- registration
     def _validated(self, raw: dict[str, Any]) -> RegisteredTable:
         reg = registry.build_registration(raw, default_database=self.settings.snowflake.database)
+        if reg.from_files:
+            registry.check_against_source(reg, self._file_columns(reg))
+            return reg
         with connect(self.settings.snowflake) as con:
             try:
                 columns = table_columns(con, reg.database, reg.schema, reg.table)
@@ -157,6 +161,15 @@ class SyncService:
                                   f"({type(e).__name__}, errno {getattr(e, 'errno', None)})") from e
         registry.check_against_source(reg, columns)
         return reg
+
+    def _file_columns(self, reg: RegisteredTable) -> list[SourceColumn]:
+        """Columns of a file source; a location not allowed, missing or unreadable is the admin's 400."""
+        sources.check_location(reg, self.settings)
+        try:
+            with sources.connect(reg, self.settings) as con:
+                return sources.table_columns(con, reg)
+        except FileSourceError as e:
+            raise RegistrationError("source.path", clean_message(str(e)) or "unreadable") from e
 
     async def prove_loads(self, reg: RegisteredTable) -> None:
         """400 ``registration_would_not_load`` when the code location would not load with ``reg``
@@ -187,11 +200,12 @@ class SyncService:
             raise BadRequest(e.message, rule="invalid_registration", details={"field": e.field}) from e
         except SourceError as e:
             raise ServiceUnavailable(f"the Snowflake source is unreachable: {e}", rule="source_unavailable") from e
-        await self.prove_loads(reg)
+        if not reg.live:  # a live table has no asset: nothing to load
+            await self.prove_loads(reg)
         previous = await anyio.to_thread.run_sync(registry.get_registered, self.control_url, reg.key)
         _, created = await anyio.to_thread.run_sync(registry.save, self.control_url, reg)
         try:
-            await self._reload_expecting(reg.asset_key_path, present=True)
+            await self._reload_expecting(reg.asset_key_path, present=not reg.live)
         except Exception:
             await self._revert(reg, previous)
             raise
@@ -233,6 +247,8 @@ class SyncService:
     async def start(self, reg: RegisteredTable, *, strategy: str | None, partitions: list[str] | None,
                     start: str | None, end: str | None, requested_by: str | None) -> store.SyncJob:
         """Launch a run (whole table or one partition) or a backfill (several partitions)."""
+        if reg.live:
+            raise BadRequest(f"{reg.key} is live (not copied): it has no sync", rule="live_table")
         if strategy is not None:
             strategy = strategy.strip().lower()
             if strategy not in registry.STRATEGIES:
@@ -316,6 +332,9 @@ def describe_table(reg: RegisteredTable, status: TableStatusRow | None, job: sto
                          "values": list(reg.partition_values)},
         "incremental_key": reg.cursor_column, "primary_key": list(reg.primary_key), "schedule": reg.schedule,
         "freshness_target_s": reg.freshness_s, "description": reg.description,
+        "source": {"kind": reg.source_kind, "path": reg.source_path, "table": reg.source_table,
+                   "described": sources.describe(reg)},
+        "live": reg.live,
         "served_version": version, "last_synced_at": synced_at.isoformat() if synced_at else None,
         "row_count": manifest.row_count if manifest else (status.row_count if status else None),
         "bytes": manifest.bytes if manifest else (status.bytes if status else None),

@@ -48,12 +48,12 @@ import anyio.to_thread
 
 from serving.lib.budgets import REFRESH, get_budgets
 from serving.lib.caller import Caller
-from serving.lib.errors import ServiceUnavailable
+from serving.lib.errors import BadRequest, ServiceUnavailable
 from serving.lib.services import Services
 from serving.sync import jobs, store
 from serving.sync.core import SyncService, dagster_calls, get_sync, synced_at_of
 from serving.sync.dagster import QUEUED, DagsterError, DagsterUnavailable
-from shared import changes, registry
+from shared import changes, registry, sources
 from shared.dagster_names import TABLE_TAG
 from shared.partitions import is_partitioned
 from shared.registry import RegisteredTable
@@ -178,7 +178,7 @@ async def scan_source(svc: SyncService, reg: RegisteredTable) -> changes.SourceC
     """Ask the source what changed since the served watermark (503 when it cannot answer)."""
     def run() -> changes.SourceChanges:
         manifest = open_store(svc.settings).current(reg.key)
-        with connect(svc.settings.snowflake) as con:
+        with sources.connect(reg, svc.settings, snowflake=lambda: connect(svc.settings.snowflake)) as con:
             return changes.scan(con, reg, manifest)
 
     try:
@@ -200,7 +200,7 @@ async def snapshot_current(svc: SyncService, reg: RegisteredTable) -> bool:
             return False
         served_rows = manifest.partitions[max(manifest.partitions)].get("rows")
         name = ".".join('"' + p.replace('"', '""') + '"' for p in (reg.database, reg.schema, reg.table))
-        with connect(svc.settings.snowflake) as con:
+        with sources.connect(reg, svc.settings, snowflake=lambda: connect(svc.settings.snowflake)) as con:
             cur = con.cursor()
             try:
                 cur.execute(f"SELECT count(*) FROM {name}")
@@ -238,6 +238,9 @@ async def request_refresh(svc: SyncService, reg: RegisteredTable, *, requested_b
     reading the source earlier is not joined (a follow-up job is queued behind it instead).
     """
     key = reg.key
+    if reg.live:
+        raise BadRequest(f"{key} is live (not copied): every query reads Snowflake, so there is nothing to refresh",
+                         rule="live_table")
     target = max_age_s if max_age_s is not None else reg.freshness_s
     fresh_after = (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=max_age_s)) if max_age_s is not None else None
     not_joinable: set[str] = set()
@@ -328,6 +331,9 @@ async def ensure_fresh(services: Services, caller: Caller, table_keys: Sequence[
             results[key] = _entry(key, synced_at, refreshed=False, job=None)
             continue
         reg = await anyio.to_thread.run_sync(registry.get_registered, svc.control_url, key)
+        if reg is not None and reg.live:  # read from Snowflake when the query runs: as fresh as it gets
+            results[key] = _entry(key, dt.datetime.now(dt.UTC), refreshed=False, job=None)
+            continue
         if reg is None:  # served but no longer registered: nothing can refresh it
             raise ServiceUnavailable(f"table {key} is older than {min_freshness_s:g} s and is not registered for sync",
                                      rule="freshness_unavailable")

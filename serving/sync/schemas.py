@@ -9,8 +9,26 @@ import msgspec
 from shared.registry import MAX_AGE_MAX_S, MAX_PARTITIONS
 
 
+class TableSource(msgspec.Struct, forbid_unknown_fields=True):
+    """Where a table's rows come from when not a Snowflake table of the same name.
+
+    ``duckdb``: ``path`` of a DuckDB database file and its ``table`` (``table`` or
+    ``schema.table``). ``parquet``: ``path`` of a Parquet file, a folder (every ``.parquet``
+    file beneath) or a glob, local (under SOURCE_FILE_ROOTS) or ``s3://bucket/prefix``.
+    The registration's database, schema and table names then name the served table.
+    """
+
+    kind: str
+    path: str | None = None
+    table: str | None = None
+
+
 class TableRegistrationCreate(msgspec.Struct, forbid_unknown_fields=True):
-    """A table to register. Strategy and partition kind are case-insensitive (``FULL`` == ``full``)."""
+    """A table to register. Strategy and partition kind are case-insensitive (``FULL`` == ``full``).
+
+    ``live``: a Snowflake table that is not copied; agents' queries on it run in Snowflake.
+    ``source``: a DuckDB or Parquet source instead of Snowflake (see ``TableSource``).
+    """
 
     table_name: str
     schema_name: str
@@ -23,9 +41,13 @@ class TableRegistrationCreate(msgspec.Struct, forbid_unknown_fields=True):
     schedule: str | None = None  # 5-field cron
     freshness: int | str | None = None  # seconds or a duration such as "1h"; 60 s to 366 days
     description: str | None = None
+    source: TableSource | None = None
+    live: bool | None = None
 
     def to_raw(self) -> dict[str, Any]:
         raw = {f: getattr(self, f) for f in self.__struct_fields__}
+        if self.source is not None:
+            raw["source"] = {k: v for k, v in msgspec.structs.asdict(self.source).items() if v is not None}
         return {k: v for k, v in raw.items() if v is not None}
 
 

@@ -31,6 +31,7 @@ from sqlalchemy import select
 from serving.lib.caller import Caller
 from serving.lib.errors import ApiError
 from serving.lib.services import Services
+from serving.tables.live import live_stats
 from serving.tables.served import served_tables
 from shared import policies
 from shared import status as table_status
@@ -83,7 +84,7 @@ def column_entries(raw: Manifest, seen: Manifest, plan: policies.ViewPlan | None
 
 def entry(key: str, manifest: Manifest | None, status: TableStatusRow | None, reg: RegisteredTableRow | None,
           now: dt.datetime, *, raw: Manifest | None = None, plan: policies.ViewPlan | None = None,
-          overrides: dict[str, bool] | None = None) -> dict[str, Any]:
+          overrides: dict[str, bool] | None = None, live: dict[str, Any] | None = None) -> dict[str, Any]:
     names = source_names(key)
     db, schema, name = (sql_part(n) for n in names)
     columns = column_entries(raw or manifest, manifest, plan, overrides or {}) if manifest else []
@@ -105,6 +106,20 @@ def entry(key: str, manifest: Manifest | None, status: TableStatusRow | None, re
         "strategy": reg.strategy if reg else (manifest.strategy if manifest else None),
         "partitioning": partitioning(reg.partition_kind, reg.partition_column) if reg is not None else None,
         "row_filter": bool(plan and plan.row_filters),
+        "source_kind": reg.source_kind if reg is not None else "snowflake",
+        "live": bool(reg is not None and reg.live),
+    } | (_live(live, now) if reg is not None and reg.live else {})
+
+
+def _live(stats: dict[str, Any] | None, now: dt.datetime) -> dict[str, Any]:
+    """A live table: the source's own figures, and no copy to be fresh or stale."""
+    stats = stats or {}
+    return {
+        "columns": stats.get("columns") or [], "row_count": stats.get("row_count"), "bytes": stats.get("bytes"),
+        "served_version": None, "last_synced_at": None, "strategy": "live",
+        "source_last_altered": stats.get("last_altered"),
+        "freshness": {"status": "live", "reason": "not copied: every query reads Snowflake when it runs",
+                      "age_s": 0.0, "target_s": None, "last_run_status": None, "last_failure_at": None},
     }
 
 
@@ -135,15 +150,16 @@ def describe_tables(services: Services, keys: frozenset[str] | set[str], caller:
         manifest = provider.current(key)
         if manifest is None and key not in regs:
             continue  # neither served nor registered: it does not exist
+        reg = regs.get(key)
+        live = live_stats(services).of(reg) if reg is not None and reg.live else None
         if manifest is None or policy is None:
-            out.append(entry(key, manifest, statuses.get(key), regs.get(key), now,
-                             overrides=admin_overrides.get(key)))
+            out.append(entry(key, manifest, statuses.get(key), reg, now, overrides=admin_overrides.get(key), live=live))
             continue
         plan = policies.plan(policy, manifest)
         try:
             seen: Manifest | None = provider.seen(caller, manifest)
         except ApiError:  # the policy cannot be applied to this version: show no data, queries say why
             seen = dataclasses.replace(manifest, columns=[], row_count=0, bytes=0)
-        out.append(entry(key, seen, statuses.get(key), regs.get(key), now, raw=manifest, plan=plan,
-                         overrides=dict(policy.overrides.get(key, {}))))
+        out.append(entry(key, seen, statuses.get(key), reg, now, raw=manifest, plan=plan,
+                         overrides=dict(policy.overrides.get(key, {})), live=live))
     return out

@@ -56,7 +56,7 @@ class Base(DeclarativeBase):
 
 
 class RegisteredTableRow(Base):
-    """One Snowflake table registered for sync. Soft-deleted rows keep history for audit."""
+    """One registered table (Snowflake, a DuckDB file or Parquet files). Soft-deleted rows keep history for audit."""
 
     __tablename__ = "registered_tables"
 
@@ -76,6 +76,11 @@ class RegisteredTableRow(Base):
     schedule: Mapped[str | None] = mapped_column(String(120), nullable=True)
     freshness_s: Mapped[int | None] = mapped_column(Integer, nullable=True)
     description: Mapped[str] = mapped_column(Text, default="")
+    # Where the rows come from (migration 0008_sources): snowflake, duckdb or parquet; live = not copied.
+    source_kind: Mapped[str] = mapped_column(String(16), default="snowflake", server_default="snowflake")
+    source_path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    source_table: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    live: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     deleted_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
@@ -118,6 +123,21 @@ class SwarmRow(Base):
     grants: Mapped[list[Any]] = mapped_column(JSON, default=list)  # table keys
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class LiveUsageRow(Base):
+    """Snowflake seconds spent by a swarm's pushed-down queries on one UTC day (migration 0008_sources).
+
+    A small counter of its own, read before and added to after each pushed-down query
+    (``serving/queries/budget.py``), against ``LIVE_DAILY_BUDGET_S``.
+    """
+
+    __tablename__ = "live_usage"
+
+    swarm_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)  # YYYY-MM-DD, UTC
+    seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    queries: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class TokenRow(Base):

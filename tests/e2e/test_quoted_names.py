@@ -120,3 +120,62 @@ def test_quoted_names_and_hostile_columns_end_to_end(names_platform: Platform) -
                            headers=agent)
         assert rid_sample.status_code == 200, rid_sample.text
         assert len(rid_sample.json()["rows"]) == 4, "a ROWID column never stands in for the row id"
+
+
+def test_parquet_and_live_tables_end_to_end(names_platform: Platform) -> None:
+    """Registered through the API beside the Snowflake tables (this module's platform, no extra start):
+    a folder of Parquet files under the data home's ``sources`` folder becomes an asset, syncs
+    through a Dagster run and is queried like any copy; a live Snowflake table gets no asset, and
+    its queries run in Snowflake with live provenance."""
+    import duckdb
+
+    folder = names_platform.settings.home_path / "sources" / "clicks"
+    folder.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect()
+    for part, lo in (("a", 0), ("b", 60)):
+        con.execute(f"COPY (SELECT i AS ID, 'u' || (i % 7) AS USER_NAME, TIMESTAMP '2025-01-01' + to_minutes(i) AS AT "
+                    f"FROM range({lo}, {lo + 60}) t(i)) TO '{folder / part}.parquet' (FORMAT parquet)")
+    con.close()
+    with names_platform.source() as cur:
+        cur.execute("CREATE OR REPLACE TABLE DEMO.E2E.LIVE_EVENTS (ID NUMBER(10,0), KIND VARCHAR)")
+        cur.execute("INSERT INTO DEMO.E2E.LIVE_EVENTS SELECT seq4(), 'k' || (seq4() % 3) FROM TABLE(GENERATOR(ROWCOUNT => 30))")
+    admin = names_platform.admin_headers()
+    with names_platform.apis["a"].client() as a:
+        outside = a.post("/api/v1/sync/tables/register", headers=admin, json={
+            "schema_name": "files", "table_name": "etc", "source": {"kind": "parquet", "path": "/etc"}})
+        assert_error(outside, 400, rule="invalid_registration")
+        r = a.post("/api/v1/sync/tables/register", headers=admin, json={
+            "schema_name": "files", "table_name": "clicks", "primary_key": ["ID"],
+            "source": {"kind": "parquet", "path": str(folder)}})
+        assert r.status_code == 201, r.text
+        assert r.json()["registration"]["source"]["kind"] == "parquet"
+        job = a.post("/api/v1/sync/start", json={"schema_name": "files", "table_name": "clicks"}, headers=admin)
+        assert job.status_code == 202, job.text
+        _poll(a, f"/api/v1/sync/jobs/{job.json()['job_id']}", admin)
+
+        live = a.post("/api/v1/sync/tables/register", headers=admin,
+                      json={"schema_name": "e2e", "table_name": "LIVE_EVENTS", "live": True})
+        assert live.status_code == 201, live.text
+        assert live.json()["registration"]["live"] is True
+
+        swarm = create_swarm(a, admin, ["demo.files.clicks", "demo.e2e.live_events", "demo.e2e.t2_rid"])
+        agent = bearer(mint_token(a, admin, "agent", swarm["id"])["token"])
+        listed = {t["key"]: t for t in a.get("/api/v1/data/tables", headers=agent).json()["tables"]}
+        assert (listed["demo.files.clicks"]["source_kind"], listed["demo.files.clicks"]["row_count"]) == ("parquet", 120)
+        assert (listed["demo.e2e.live_events"]["live"], listed["demo.e2e.live_events"]["row_count"]) == (True, 30)
+
+        assert _query(a, agent, "SELECT count(*), count(DISTINCT USER_NAME), max(ID) FROM clicks") == [[120, 7, 119]]
+        answer = a.post("/api/v1/queries/execute", headers=agent, json={
+            "query": "SELECT kind, count(*) AS n FROM live_events GROUP BY kind ORDER BY kind"})
+        assert answer.status_code == 200, answer.text
+        assert [[k, int(n)] for k, n in answer.json()["rows"]] == [["k0", 10], ["k1", 10], ["k2", 10]]
+        (read,) = answer.json()["tables"]
+        assert (read["table"], read["version"]) == ("demo.e2e.live_events", "live")
+        assert read["source_query_id"]
+        pushed = a.post("/api/v1/queries/execute", headers=agent,
+                        json={"query": "SELECT count(*) FROM t2_rid", "engine": "snowflake"})
+        assert pushed.status_code == 200, pushed.text
+        assert int(pushed.json()["rows"][0][0]) == 5  # the source's rows, not the deduplicated copy's 4
+        assert_error(a.post("/api/v1/queries/execute", headers=agent,
+                            json={"query": "SELECT count(*) FROM clicks", "engine": "snowflake"}),
+                     400, rule="engine_not_available")

@@ -6,7 +6,9 @@ import dataclasses
 import datetime as dt
 import secrets
 import time
+from pathlib import Path
 
+import duckdb
 import snowflake.connector
 
 from shared import demo, registry
@@ -45,7 +47,7 @@ def test_seed_once_and_register_the_demo_tables(settings: Settings, fakesnow_por
     env_settings = dataclasses.replace(settings, snowflake=dataclasses.replace(settings.snowflake, database=db))
     added = demo.register_demo_tables(env_settings, source, database=db)
     keys = {f"{db.lower()}.public.{t}" for t in ("orders", "customers", "products", "events")}
-    assert set(added) == keys
+    assert set(added) == keys | {f"{db.lower()}.files.sessions"}  # beside them, one Parquet-sourced table
     assert demo.register_demo_tables(env_settings, source, database=db) == []  # only on first start
     regs = {r.table: r for r in registry.list_registered(settings.control_url)}
     assert regs["ORDERS"].partition_kind == "daily"
@@ -53,6 +55,12 @@ def test_seed_once_and_register_the_demo_tables(settings: Settings, fakesnow_por
     assert regs["EVENTS"].strategy == "incremental"
     assert regs["EVENTS"].cursor_column == "INGESTED_AT"
     assert all(r.schedule and r.freshness_s for r in regs.values())
+    sessions = regs["SESSIONS"]
+    assert (sessions.source_kind, sessions.schema) == ("parquet", "FILES")
+    files = sorted(Path(str(sessions.source_path)).glob("*.parquet"))
+    assert len(files) >= 12  # one per month of the year of sessions
+    count = duckdb.connect().execute("SELECT count(*) FROM read_parquet(?)", [[str(f) for f in files]]).fetchone()
+    assert count == (demo.SESSIONS_ROWS,)
 
 
 def test_start_demo_source_serves_on_loopback_and_stops() -> None:

@@ -1,0 +1,336 @@
+"""Queries pushed down to Snowflake: live tables, and ``engine: "snowflake"`` on granted tables.
+
+Why this shape: the same guard decides on the agent's DuckDB-dialect SQL (``guard.checked_tree``
+refuses exactly what ``check_sql`` refuses); sqlglot then transpiles the checked tree, whose
+table references are canonical keys of granted tables, to Snowflake SQL with each key
+replaced by its registration's exact Snowflake names. Nothing else can appear: a name that is
+not a granted, registered, Snowflake-sourced table was refused or is refused here.
+
+Snowflake-side protection, per query: its own session on ``LIVE_SNOWFLAKE_WAREHOUSE``,
+``STATEMENT_TIMEOUT_IN_SECONDS`` from the query's time limit, ``QUERY_TAG`` naming the agent
+and swarm, and a per-swarm daily budget of Snowflake seconds (``budget.py``). The API's own
+watchdog also stops waiting at the time limit (the local stand-in ignores the statement
+timeout), and a cancel stops waiting at once.
+
+Results come back as Arrow through the connector, at most ``max_rows + 1`` rows, and are
+read through the same output modes as a DuckDB result (an in-memory DuckDB holding the
+Arrow result), so JSON, CSV, Parquet and Arrow answers are the same code. Provenance: each
+table read reports version ``live`` and the Snowflake query id.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import math
+import threading
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import snowflake.connector
+import snowflake.connector.errors
+import sqlglot
+from sqlalchemy.exc import SQLAlchemyError
+from sqlglot import exp
+
+from serving.lib.caller import Caller
+from serving.lib.errors import ApiError, BadRequest, QueryTimeout, ServiceUnavailable
+from serving.queries import budget, guard
+from serving.queries.results import Output, QueryResult, TableRead
+from serving.queries.watchdog import Handle, Watchdog
+from shared import registry
+from shared.registry import RegisteredTable
+from shared.settings import Settings
+from shared.snowflake import connect_args
+
+log = logging.getLogger("agents_data.queries")
+ENGINES = ("duckdb", "snowflake")
+LIVE_VERSION = "live"
+_TIMEOUT_ERRNOS = {630, 604}  # statement reached its timeout; query cancelled
+_REGISTRY_TTL_S = 2.0
+
+
+class QueryCancelledLive(ApiError):
+    status, code = 409, "cancelled"
+
+
+class _Stop:
+    """What the handle interrupts: the waiting thread stops waiting (the source stops on its own timeout)."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+
+    def interrupt(self) -> None:
+        self.event.set()
+
+
+@dataclasses.dataclass
+class _Outcome:
+    table: pa.Table | None = None
+    query_id: str | None = None
+    error: BaseException | None = None
+    truncated: bool = False
+
+
+class _Run:
+    """Stands in for the DuckDB run the output modes expect (``reusable``, ``translate``)."""
+
+    reusable = True
+
+    def translate(self, e: BaseException) -> ApiError:
+        return BadRequest(str(e).splitlines()[0][:2000], rule="query_error")
+
+
+_COLUMNS_TTL_S = 60.0
+
+
+class Pushdown:
+    """Decides which queries run in Snowflake and runs them there."""
+
+    def __init__(self, settings: Settings, watchdog: Watchdog) -> None:
+        self.settings = settings
+        self.watchdog = watchdog
+        self._regs: tuple[float, dict[str, RegisteredTable], frozenset[str]] = (0.0, {}, frozenset())
+        self._columns: dict[str, tuple[float, tuple[str, ...]]] = {}
+        self._lock = threading.Lock()
+
+    # -- which tables ---------------------------------------------------------------------
+    def _read(self) -> tuple[float, dict[str, RegisteredTable], frozenset[str]]:
+        """Registrations by key and the live keys, re-read at most every two seconds."""
+        with self._lock:
+            if time.monotonic() - self._regs[0] > _REGISTRY_TTL_S:
+                try:
+                    regs = {r.key: r for r in registry.list_registered(self.settings.control_url)}
+                except SQLAlchemyError as e:  # control DB unreachable: keep what was known (copies still serve)
+                    log.warning("could not read the registrations for live tables: %s", type(e).__name__)
+                    regs = self._regs[1]
+                self._regs = (time.monotonic(), regs, frozenset(k for k, r in regs.items() if r.live))
+            return self._regs
+
+    def registrations(self) -> dict[str, RegisteredTable]:
+        return self._read()[1]
+
+    def live_keys(self) -> frozenset[str]:
+        return self._read()[2]
+
+    def column_names(self, key: str) -> tuple[str, ...]:
+        """A live table's column names in Snowflake (cached like the registrations): what the
+        data-protection check judges, since no copy of it was ever classified."""
+        with self._lock:
+            hit = self._columns.get(key)
+        if hit is not None and time.monotonic() - hit[0] < _COLUMNS_TTL_S:
+            return hit[1]
+        reg = self.registrations().get(key)
+        if reg is None:
+            return ()
+        from shared.snowflake import connect, table_columns
+
+        try:
+            with connect(self.settings.snowflake) as con:
+                names = tuple(c.name for c in table_columns(con, reg.database, reg.schema, reg.table))
+        except Exception as e:  # the connector raises many types: the check then refuses (fails closed)
+            raise ServiceUnavailable(f"the columns of live table {key} could not be read from Snowflake",
+                                     rule="source_unavailable") from e
+        with self._lock:
+            self._columns[key] = (time.monotonic(), names)
+        return names
+
+    def wanted(self, tables: Iterable[str], engine: str | None) -> bool:
+        """Whether a query over ``tables`` runs in Snowflake: asked for, or it reads a live table."""
+        if engine not in (None, *ENGINES):
+            raise BadRequest(f"engine {str(engine)[:40]!r} is not one of {', '.join(ENGINES)}", rule="invalid_engine")
+        live = set(tables) & self.live_keys()
+        if engine == "duckdb" and live:
+            raise BadRequest(
+                f"{', '.join(sorted(live))} is live (not copied): it can only be queried in Snowflake",
+                rule="engine_not_available",
+            )
+        return engine == "snowflake" or bool(live)
+
+    def _sources(self, tables: Iterable[str]) -> dict[str, RegisteredTable]:
+        regs = self.registrations()
+        out = {}
+        for key in tables:
+            reg = regs.get(key)
+            if reg is None or reg.from_files:
+                what = "is not a registered Snowflake table" if reg is None else f"is read from {reg.source_kind} files"
+                raise BadRequest(f"{key} {what}; it can only be queried in DuckDB", rule="engine_not_available")
+            out[key] = reg
+        return out
+
+    # -- SQL -------------------------------------------------------------------------------
+    def transpile(self, query: str, grants: frozenset[str]) -> tuple[str, frozenset[str]]:
+        """(Snowflake SQL, table keys) for agent SQL the guard accepts for ``grants``."""
+        tree = guard.checked_tree(query, grants)
+        keys = frozenset(
+            ".".join(p.name for p in t.parts)
+            for t in tree.find_all(exp.Table)
+            if isinstance(t.this, exp.Identifier) and len(t.parts) == 3
+        )
+        return self._to_snowflake(tree, keys)
+
+    def _to_snowflake(self, tree: exp.Expr, keys: frozenset[str]) -> tuple[str, frozenset[str]]:
+        sources = self._sources(keys)
+        for node in list(tree.find_all(exp.Table)):
+            if not isinstance(node.this, exp.Identifier) or len(node.parts) != 3:
+                continue
+            key = ".".join(p.name for p in node.parts)
+            reg = sources.get(key)
+            if reg is None:  # a CTE of three parts cannot exist; anything else was refused by the guard
+                raise BadRequest(f"{key} cannot be queried in Snowflake", rule="engine_not_available")
+            node.set("catalog", exp.to_identifier(reg.database, quoted=True))
+            node.set("db", exp.to_identifier(reg.schema, quoted=True))
+            node.set("this", exp.to_identifier(reg.table, quoted=True))
+        for sample in tree.find_all(exp.TableSample):
+            method = sample.args.get("method")
+            if method is not None and method.name.upper() == "RESERVOIR":  # DuckDB's row-count sampling: Snowflake's
+                sample.set("method", None)  # plain ``SAMPLE (n ROWS)``
+        try:
+            text = tree.sql(dialect="snowflake", unsupported_level=sqlglot.ErrorLevel.RAISE)
+        except sqlglot.errors.UnsupportedError as e:
+            raise BadRequest(f"this query cannot be written for Snowflake: {str(e)[:300]}", rule="not_transpilable") from e
+        return text, keys
+
+    # -- running ---------------------------------------------------------------------------
+    def run(
+        self,
+        caller: Caller,
+        sql: str,
+        tables: frozenset[str],
+        *,
+        digest: str,
+        params: Any,
+        max_rows: int,
+        timeout_s: float,
+        handle: Handle | None,
+        output: Output,
+    ) -> QueryResult:
+        """Run Snowflake SQL under the limits and read its Arrow result through ``output``."""
+        if isinstance(params, dict):
+            raise BadRequest("named parameters are not supported by queries run in Snowflake; use a list", rule="invalid_params")
+        started = time.perf_counter()
+        budget.check(self.settings, caller)
+        handle = handle or Handle()
+        stop = _Stop()
+        outcome = _Outcome()
+        worker = threading.Thread(
+            name="snowflake-pushdown",
+            daemon=True,
+            target=lambda: self._fetch(caller, sql, params, max_rows=max_rows, timeout_s=timeout_s, out=outcome),
+        )
+        handle.attach(stop)
+        entry = self.watchdog.arm(timeout_s, handle)
+        try:
+            worker.start()
+            while worker.is_alive() and not stop.event.is_set():
+                worker.join(0.05)
+        finally:
+            self.watchdog.disarm(entry)
+            handle.detach()
+            budget.spend(self.settings, caller, time.perf_counter() - started)
+        if handle.cancelled:
+            raise QueryCancelledLive("the query was cancelled", rule="cancelled")
+        if stop.event.is_set() or isinstance(outcome.error, TimeoutError):
+            raise QueryTimeout(
+                f"the query ran longer than its time limit of {timeout_s:g} s and was stopped",
+                rule="timeout",
+                details={"timeout_s": timeout_s, "engine": "snowflake"},
+            )
+        if outcome.error is not None:
+            raise self._translate(outcome.error, timeout_s)
+        assert outcome.table is not None
+        reads = [TableRead(key, LIVE_VERSION, dt.datetime.now(dt.UTC).isoformat(), outcome.query_id) for key in sorted(tables)]
+        con = duckdb.connect(":memory:", config={"enable_external_access": False, "threads": 1})
+        try:
+            con.register("live_result", outcome.table)
+            got = output.read(con, _Run(), sql="SELECT * FROM live_result", params=None, rows_cap=max_rows, tables=reads)
+        finally:
+            con.close()
+        return QueryResult(
+            columns=got.columns,
+            rows=got.rows,
+            row_count=got.row_count,
+            truncated=got.truncated or outcome.truncated,
+            tables=reads,
+            duration_ms=(time.perf_counter() - started) * 1000.0,
+            sql_hash=digest,
+            consumed=got.consumed,
+        )
+
+    def session_args(self, caller: Caller, timeout_s: float) -> dict[str, Any]:
+        """Connection arguments of one pushed-down query: warehouse, statement timeout, agent's query tag."""
+        sf = self.settings.snowflake
+        args = connect_args(sf)
+        warehouse = self.settings.sources.live_warehouse or sf.warehouse
+        if warehouse:
+            args["warehouse"] = warehouse
+        args["paramstyle"] = "qmark"
+        args["arrow_number_to_decimal"] = True
+        tag = f"{sf.query_tag}:live:{caller.kind}={caller.subject}"
+        if caller.swarm_id:
+            tag += f":swarm={caller.swarm_id}"
+        args["session_parameters"] = {
+            **args.get("session_parameters", {}),
+            "QUERY_TAG": tag[:2000],
+            "STATEMENT_TIMEOUT_IN_SECONDS": max(1, math.ceil(timeout_s)),
+        }
+        return args
+
+    def _fetch(self, caller: Caller, sql: str, params: Any, *, max_rows: int, timeout_s: float, out: _Outcome) -> None:
+        try:
+            con = snowflake.connector.connect(**self.session_args(caller, timeout_s))
+        except Exception as e:  # the connector raises many unrelated types for a dead endpoint
+            out.error = ServiceUnavailable(
+                f"the Snowflake source is unreachable: {type(e).__name__}",
+                rule="source_unavailable",
+                headers={"Retry-After": "5"},
+            )
+            return
+        try:
+            cur = con.cursor()
+            cur.execute(sql, list(params or []), timeout=max(1, math.ceil(timeout_s)))
+            out.query_id = cur.sfqid
+            out.table, out.truncated = _arrow(cur, max_rows)
+        except BaseException as e:
+            out.error = e
+        finally:
+            con.close()
+
+    @staticmethod
+    def _translate(e: BaseException, timeout_s: float) -> ApiError:
+        if isinstance(e, ApiError):
+            return e
+        if isinstance(e, snowflake.connector.errors.Error):
+            if getattr(e, "errno", None) in _TIMEOUT_ERRNOS:
+                return QueryTimeout(
+                    f"the query ran longer than its time limit of {timeout_s:g} s and was stopped",
+                    rule="timeout",
+                    details={"timeout_s": timeout_s, "engine": "snowflake"},
+                )
+            message = str(getattr(e, "raw_msg", None) or e).splitlines()[0][:2000]
+            return BadRequest(f"Snowflake refused the query: {message}", rule="query_error")
+        return BadRequest(f"the query failed in Snowflake: {type(e).__name__}", rule="query_error")
+
+
+def _arrow(cur: Any, max_rows: int) -> tuple[pa.Table, bool]:
+    """At most ``max_rows + 1`` rows as one Arrow table (the extra row tells about truncation)."""
+    batches: list[pa.RecordBatch] = []
+    rows = 0
+    for part in cur.get_result_batches() or []:
+        table = part.to_arrow()
+        if table is None or table.num_rows == 0:
+            continue
+        batches.extend(table.to_batches())
+        rows += table.num_rows
+        if rows > max_rows:
+            break
+    if batches:
+        table = pa.Table.from_batches(batches)
+    else:  # no rows: the columns, typed loosely from the description
+        table = pa.table({d[0]: pa.array([], pa.null()) for d in cur.description or []})
+    truncated = table.num_rows > max_rows
+    return (table.slice(0, max_rows) if truncated else table), truncated
