@@ -43,7 +43,7 @@ from serving.lib.errors import ApiError, Forbidden, NotFound
 from serving.queries import scheduling
 from serving.queries.engine import QueryEngine
 from serving.queries.guard import GuardedQuery, sql_hash
-from serving.queries.results import FILE_BATCH_ROWS, ArrowBatches, ArrowStream, JsonRows
+from serving.queries.results import FILE_BATCH_ROWS, FILE_MAX_ROWS, ArrowBatches, ArrowStream, JsonRows
 from serving.queries.scheduling import Scheduler
 from serving.queries.watchdog import Handle
 from shared.control.db import session_scope
@@ -244,15 +244,16 @@ class JobManager:
         self._continue(job, checked)
 
     def _continue(self, job: Job, checked: GuardedQuery) -> None:
-        """A cut result is never silent: name the cap, and unless it was the hard cap ``QUERY_MAX_ROWS``,
-        make the re-run (same SQL and params, as Parquet, up to that cap) that holds the full result.
+        """A cut result is never silent: name the cap, and make the re-run (same SQL and params, as
+        Parquet, which only ``QUERY_MAX_RESULT_BYTES`` caps) that holds the full result; only a
+        result already at the file row limit has nothing more to give.
 
         The re-run's row exists before anyone is told its id; it starts once this job has succeeded,
         and the request hands it the caller's query slot (``Slot.release_when_done``)."""
         if job.cut_by is None:
             return
         limit = job.max_rows if job.cut_by == "row_cap" else self.q.json_max_bytes
-        full, page = self.q.max_rows, self.q.json_max_rows
+        full, page = FILE_MAX_ROWS, self.q.json_max_rows
         rows = job.row_count or 0
         if job.cut_by == "row_cap" and job.max_rows >= full:
             job.continuation = continuation(job_id=job.id, status=job.status, cut_by="row_cap", limit=limit,

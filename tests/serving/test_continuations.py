@@ -73,11 +73,11 @@ def test_a_row_capped_answer_continues_through_pages_to_the_full_result(client: 
     assert (body["row_count"], body["truncated"]) == (400, True)
     cont = body["continuation"]
     assert (cont["cut_by"], cont["limit"], cont["rows_returned"], cont["rest_available"]) == ("row_cap", 400, 400, True)
-    assert cont["full_limit"] == 2500
+    assert cont["full_limit"] == 2**31 - 1  # the re-run is a file: only QUERY_MAX_RESULT_BYTES caps it
     assert cont["job_id"]
     job = finished(client, agent, cont["status_url"])
-    assert (job["status"], job["row_count"], job["truncated"]) == ("succeeded", 2500, True)
-    assert job["continuation"]["rest_available"] is False  # the continuation itself hit the hard cap
+    assert (job["status"], job["row_count"], job["truncated"]) == ("succeeded", 3000, False)
+    assert job["continuation"] is None  # the whole result: nothing was cut
     rows, url, pages = list(body["rows"]), cont["next_url"], 0
     while url:
         page = client.get(url, headers=agent)
@@ -86,8 +86,8 @@ def test_a_row_capped_answer_continues_through_pages_to_the_full_result(client: 
         assert data["offset"] == len(rows)
         rows.extend(data["rows"])
         url, pages = data["next_url"], pages + 1
-    assert pages == 6  # 2,100 more rows in pages of 400
-    assert normalized(rows) == expected(sql + " limit 2500")
+    assert pages == 7  # 2,600 more rows in pages of 400
+    assert normalized(rows) == expected(sql)
 
 
 def test_the_full_result_comes_in_any_format_with_provenance(client: Any, agent: dict[str, str]) -> None:
@@ -128,15 +128,19 @@ def test_a_byte_capped_answer_names_the_byte_cap(client: Any, agent: dict[str, s
     assert len(json.dumps(body["rows"], separators=(",", ":"))) <= 50_000
     cont = body["continuation"]
     assert (cont["cut_by"], cont["limit"]) == ("byte_cap", 50_000)
-    assert finished(client, agent, cont["status_url"])["row_count"] == 2500
+    assert finished(client, agent, cont["status_url"])["row_count"] == 3000
 
 
-def test_a_result_cut_at_the_hard_cap_says_nothing_more_exists(client: Any, agent: dict[str, str]) -> None:
-    meta = run(client, agent, query="select id from orders", output_format="parquet").json()
+def test_a_file_cut_at_the_callers_max_rows_has_its_rest_in_a_rerun(client: Any, agent: dict[str, str]) -> None:
+    """Files are capped by bytes, not by QUERY_MAX_ROWS: a file cut at the caller's own max_rows
+    (here QUERY_MAX_ROWS, 2,500) names that cap, and its rest comes from a re-run without it."""
+    meta = run(client, agent, query="select id from orders", output_format="parquet", max_rows=2500).json()
     cont = meta["continuation"]
-    assert (meta["truncated"], cont["cut_by"], cont["limit"], cont["rest_available"]) == (True, "row_cap", 2500, False)
-    assert cont["job_id"] == meta["job_id"]
-    assert cont["next_url"] is None
+    assert (meta["truncated"], cont["cut_by"], cont["limit"], cont["rest_available"]) == (True, "row_cap", 2500, True)
+    assert cont["job_id"] != meta["job_id"]
+    finished(client, agent, cont["status_url"])
+    whole = client.get(cont["result_url"], params={"format": "json"}, headers=agent).json()
+    assert len(whole["rows"]) == client.get(f"/api/v1/data/tables/{ORDERS}", headers=agent).json()["row_count"] > 2500
     complete = run(client, agent, query="select count(*) as n from orders").json()
     assert (complete["truncated"], complete["continuation"]) == (False, None)
 
@@ -227,7 +231,7 @@ def test_an_artifact_saved_from_a_continuation_keeps_its_provenance(client: Any,
     assert art["source_job_id"] == cont["job_id"]
     assert art["served_versions"][0]["table"] == ORDERS
     content = pq.ParquetFile(io.BytesIO(client.get(art["content_url"], headers=agent).content))
-    assert content.metadata.num_rows == 2500
+    assert content.metadata.num_rows == 3000
     assert json.loads(content.metadata.metadata[b"agents_data.provenance"]) == prov
     # a CSV result saved as Parquet is converted, and gets the same provenance
     job = run(client, agent, query="select id from orders where id < 10", output_format="csv").json()
