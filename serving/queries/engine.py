@@ -20,7 +20,7 @@ Two entry points, both synchronous (call them from a worker thread)::
     guard.validate_filter(where_sql, caller) -> str        # a safe, regenerated WHERE fragment
     tables.served.resolve_table(caller, name, services) -> str   # "orders" -> "demo.public.orders"
 
-``QueryResult`` (results.py): columns [{name, type}], rows, row_count, truncated, tables
+``QueryResult`` (serving/lib/results.py): columns [{name, type}], rows, row_count, truncated, tables
 [TableRead(table, version, synced_at)], duration_ms, sql_hash, consumed. Errors: QueryRejected
 (guard rule), NotFound (table_not_granted / table_not_served), QueryTimeout
 (rule ``timeout``), QueryCancelled (``cancelled``), BadRequest (``query_error``: DuckDB
@@ -48,11 +48,7 @@ import duckdb
 
 from serving.lib.caller import Caller
 from serving.lib.errors import ApiError, BadRequest, NotFound, PayloadTooLarge, QueryRejected, QueryTimeout
-from serving.queries import functions, guard
-from serving.queries.guard import GuardedQuery
-from serving.queries.instances import Instance, InstanceCache, check_protections, read_protections
-from serving.queries.memory import memory_budget
-from serving.queries.results import (
+from serving.lib.results import (
     TUPLES,
     ArrowBatches,
     ArrowStream,
@@ -63,6 +59,10 @@ from serving.queries.results import (
     Tuples,
     table_reads,
 )
+from serving.queries import functions, guard
+from serving.queries.guard import GuardedQuery
+from serving.queries.instances import Instance, InstanceCache, check_protections, read_protections
+from serving.queries.memory import memory_budget
 from serving.queries.watchdog import Handle, MemoryGuard, Watchdog
 from shared.served import CURRENT, Manifest, list_served, read_current, table_dir
 from shared.settings import Settings

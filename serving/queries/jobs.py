@@ -39,10 +39,10 @@ from sqlalchemy import select, update
 from serving.lib import formats
 from serving.lib.caller import Caller
 from serving.lib.errors import ApiError, Forbidden, NotFound
+from serving.lib.results import ArrowBatches, ArrowStream, JsonRows
 from serving.queries import scheduling
 from serving.queries.engine import QueryEngine
 from serving.queries.guard import GuardedQuery, sql_hash
-from serving.queries.results import ArrowBatches, ArrowStream, JsonRows
 from serving.queries.scheduling import Scheduler
 from serving.queries.watchdog import Handle
 from shared.control.db import session_scope

@@ -3,8 +3,9 @@
 Startup builds the engine, proves the DuckDB protections hold (``verify_protections``)
 and refuses to start otherwise. ``ensure_fresh`` is the extension point for the sync
 feature (a hook it registers at start-up): a query with ``min_freshness`` waits there for
-a refresh. Startup also registers the engine as the tables layer's served-tables provider,
-and ``finished_result`` as the artifacts feature's way to read a query job's result.
+a refresh. Startup also registers the engine as the tables layer's served-tables provider
+and, with the filter guard, as its platform-SQL runner (sampling and profiling), and
+``finished_result`` as the artifacts feature's way to read a query job's result.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from serving.lib.caller import Caller
 from serving.lib.errors import Conflict
 from serving.lib.services import Services
 from serving.queries.engine import QueryEngine
+from serving.queries.guard import validate_filter
 from serving.queries.jobs import ACTIVE, JobManager
-from serving.tables import hooks, served
+from serving.tables import hooks, platform, served
 from shared.control.models import QueryJobRow
 
 log = logging.getLogger("agents_data.queries")
@@ -68,6 +70,7 @@ async def startup(services: Services) -> None:
         engine = QueryEngine(services.settings)
         services.parts[ENGINE] = engine
     served.register(services, engine)
+    platform.register(services, engine, validate_filter)
     hooks.provide_job_result(services, finished_result)
     found = await anyio.to_thread.run_sync(engine.verify_protections)
     log.info("DuckDB agent-instance protections verified: %s", found)
