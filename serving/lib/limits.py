@@ -97,27 +97,22 @@ class Limiter:
 
     def check_request(self, caller: Caller) -> None:
         """Count one request; raise 429 past ``AGENT_REQUESTS_PER_MINUTE``."""
-        key = self._key(caller)
-        if key is None:
-            return
-        wait = self.requests.hit(key)
-        if wait:
-            raise TooManyRequests(
-                f"rate limit exceeded: at most {self.requests.per_minute} requests per minute per token; "
-                f"retry in {max(1, math.ceil(wait))} s", rule="rate_limit",
-                details={"limit": self.requests.per_minute, "window_s": 60}, headers=_retry_after(wait))
+        self._count(caller, self.requests, "rate limit", "requests", "rate_limit")
 
     def check_refresh(self, caller: Caller) -> None:
         """Count one refresh request; raise 429 past ``AGENT_REFRESHES_PER_MINUTE``."""
+        self._count(caller, self.refreshes, "refresh limit", "refreshes", "refresh_rate_limit")
+
+    def _count(self, caller: Caller, limiter: RateLimiter, what: str, unit: str, rule: str) -> None:
         key = self._key(caller)
         if key is None:
             return
-        wait = self.refreshes.hit(key)
+        wait = limiter.hit(key)
         if wait:
             raise TooManyRequests(
-                f"refresh limit exceeded: at most {self.refreshes.per_minute} refreshes per minute per token; "
-                f"retry in {max(1, math.ceil(wait))} s", rule="refresh_rate_limit",
-                details={"limit": self.refreshes.per_minute, "window_s": 60}, headers=_retry_after(wait))
+                f"{what} exceeded: at most {limiter.per_minute} {unit} per minute per token; "
+                f"retry in {max(1, math.ceil(wait))} s", rule=rule,
+                details={"limit": limiter.per_minute, "window_s": 60}, headers=_retry_after(wait))
 
     def check_login(self, client: str) -> None:
         """Count one admin login attempt from ``client``; raise 429 past ``LOGINS_PER_MINUTE``."""
