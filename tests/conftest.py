@@ -23,6 +23,20 @@ POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "")
 
 free_port = processes.free_port  # older tests import it from here
 
+TESTS = Path(__file__).resolve().parent
+SERIAL_FOLDERS = (TESTS / "e2e", TESTS / "chaos")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests that start platforms, API processes or fork servers run one after another on one
+    xdist worker (group ``serial``), while the other worker runs the rest: two platforms at
+    once would fight over the two cores and PostgreSQL's connections. Tests on the session's
+    shared e2e platform run last (stable order otherwise), so it is up only at the end."""
+    for item in items:
+        if item.get_closest_marker("e2e") or any(p in SERIAL_FOLDERS for p in item.path.parents):
+            item.add_marker(pytest.mark.xdist_group("serial"))
+    items.sort(key=lambda item: "shared_platform" in getattr(item, "fixturenames", ()))
+
 
 @pytest.fixture(scope="session")
 def fakesnow_port() -> Iterator[int]:
