@@ -33,7 +33,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.platform import Platform, PostgresUnavailable, Prepare, Seed, start_platform
+from tests.e2e.platform import SHARED_SETUP, Platform, PostgresUnavailable, Prepare, Seed, start_platform
 
 
 def _seed_e2e(cur: Any) -> None:
@@ -60,9 +60,10 @@ def platform_fixture(*, replicas: tuple[str, ...] = ("a", "b"), seed: Seed | Non
 e2e_platform = platform_fixture()
 
 SHARED_ENV = {"AGENT_REFRESHES_PER_MINUTE": "1000", "SYNC_RECONCILE_INTERVAL_S": "1"}
-# Keyed by the module's file name: a test module imported by another is imported twice (once
-# by pytest under its file name, once as ``tests.e2e.…``), and must still seed once.
-_shared_setup: dict[str, tuple[Seed | None, Prepare | None]] = {}
+# Held by tests/e2e/platform.py: this conftest is imported twice (by pytest, and as
+# ``tests.e2e.conftest`` by the modules), the platform module once. Keyed by the module's file
+# name: a test module imported by another is also imported twice, and must still seed once.
+_shared_setup: dict[str, tuple[Seed | None, Prepare | None]] = SHARED_SETUP
 
 
 def shared_platform_fixture(*, seed: Seed | None = None, prepare: Prepare | None = None) -> Callable[..., Platform]:

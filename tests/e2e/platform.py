@@ -47,6 +47,8 @@ ADMIN_PASSWORD = "e2e-admin-password"  # noqa: S105 - test credential
 Seed = Callable[[Any], None]  # receives a connector cursor
 Prepare = Callable[["Platform"], None]  # runs after migrations, before Dagster starts
 _PR_SET_PDEATHSIG = 1
+# What the modules on the session's shared platform seed and register (tests/e2e/conftest.py).
+SHARED_SETUP: dict[str, tuple[Seed | None, Prepare | None]] = {}
 
 
 def _child_setup() -> None:
