@@ -28,12 +28,14 @@ SERIAL_FOLDERS = (TESTS / "e2e", TESTS / "chaos")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests that start platforms, API processes or fork servers run one after another on one
-    xdist worker (group ``serial``), while the other worker runs the rest: two platforms at
-    once would fight over the two cores and PostgreSQL's connections. Tests on the session's
+    """Tests that start platforms, API processes or fork servers (and ``serial`` ones, which load
+    the machine or bound wall time) run one after another on one xdist worker (group
+    ``serial``), while the other worker runs the rest: two platforms at once would fight over
+    the two cores and PostgreSQL's connections. Tests on the session's
     shared e2e platform run last (stable order otherwise), so it is up only at the end."""
     for item in items:
-        if item.get_closest_marker("e2e") or any(p in SERIAL_FOLDERS for p in item.path.parents):
+        if item.get_closest_marker("e2e") or item.get_closest_marker("serial") or \
+                any(p in SERIAL_FOLDERS for p in item.path.parents):
             item.add_marker(pytest.mark.xdist_group("serial"))
     items.sort(key=lambda item: "shared_platform" in getattr(item, "fixturenames", ()))
 
