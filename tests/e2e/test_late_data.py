@@ -127,11 +127,13 @@ def test_late_rows_in_old_partitions(e2e_platform: Platform, agent: dict[str, st
 
 def test_updates_spread_over_many_days(e2e_platform: Platform, agent: dict[str, str]) -> None:
     with e2e_platform.apis["a"].client() as api:
-        with e2e_platform.source() as cur:  # every visit of every other day, with a newer cursor
+        # Every visit of every third day, with a newer cursor: four days, no two adjacent, so
+        # the backfill runs four separate ranges (one run each, one at a time per table).
+        with e2e_platform.source() as cur:
             cur.execute(f"UPDATE {SRC_VISITS} SET V = 'updated', UPDATED_AT = CAST('2025-03-02 09:00:00' AS TIMESTAMP_NTZ) "
-                        "WHERE DAYOFMONTH(VISIT_DATE) % 2 = 1 AND VISIT_ID < 10000")
+                        "WHERE DAYOFMONTH(VISIT_DATE) % 3 = 1 AND VISIT_ID < 10000")
         changed = _dates(e2e_platform, "V = 'updated'")
-        assert len(changed) == DAYS // 2
+        assert changed == ["2025-01-01", "2025-01-04", "2025-01-07", "2025-01-10"]
         body = refresh_and_wait(api, agent, VISITS)
         assert body["partitions"] == changed  # exactly the updated days, not the newest partition
         _assert_visits_equal_source(e2e_platform, api, agent)
