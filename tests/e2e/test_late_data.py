@@ -192,7 +192,11 @@ def test_the_source_change_sensor_materializes_the_late_partitions(e2e_platform:
 
 
 def _sensor_runs_the_late_partitions(platform: Platform) -> None:
-    wait_until(lambda: _ticks(platform), timeout_s=RUN_TIMEOUT_S, interval_s=1.0, message="a first sensor tick")
+    # A tick exists from the moment it starts; rows inserted before it has read the source would
+    # be part of its baseline and never seen as a change. So wait for the finished baseline tick.
+    wait_until(lambda: [t for t in _ticks(platform) if VISITS in (t["skipReason"] or "")
+                        and "first signature" in (t["skipReason"] or "")],
+               timeout_s=RUN_TIMEOUT_S, interval_s=1.0, message="the sensor's baseline tick")
     with platform.source() as cur:  # late rows in two days that are not adjacent
         cur.execute(f"INSERT INTO {SRC_VISITS} VALUES (20001, '2025-01-03', '2025-03-05 00:00:00', 'sensor'), "
                     "(20002, '2025-01-09', '2025-03-05 00:00:00', 'sensor')")
