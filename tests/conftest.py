@@ -32,12 +32,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     the machine or bound wall time) run one after another on one xdist worker (group
     ``serial``), while the other worker runs the rest: two platforms at once would fight over
     the two cores and PostgreSQL's connections. Tests on the session's
-    shared e2e platform run last (stable order otherwise), so it is up only at the end."""
+    shared e2e platform run last (stable order otherwise), so it is up only at the end, and
+    ``shared_last`` ones (they start sensors) after all of those."""
     for item in items:
         if item.get_closest_marker("e2e") or item.get_closest_marker("serial") or \
                 any(p in SERIAL_FOLDERS for p in item.path.parents):
             item.add_marker(pytest.mark.xdist_group("serial"))
-    items.sort(key=lambda item: "shared_platform" in getattr(item, "fixturenames", ()))
+    items.sort(key=lambda item: ("shared_platform" in getattr(item, "fixturenames", ()),
+                                 item.get_closest_marker("shared_last") is not None))
 
 
 @pytest.fixture(scope="session")

@@ -19,9 +19,10 @@ Reusable pieces:
 - ``shared_platform_fixture(seed=, prepare=)``: a module's view of the session's one shared
   platform (replica ``a``, ``SHARED_ENV``), cheaper than a platform of its own: every collected
   module's ``seed`` and ``prepare`` run once, before Dagster starts. A module sharing it keeps
-  to its own source schema and tables, and leaves the platform as it found it (sensors
-  stopped, no process killed). Its tests run after every other e2e test (``tests/conftest.py``
-  orders them), so the platform is only up at the end of the session.
+  to its own source schema and tables, and leaves the platform as it found it (no process
+  killed). Its tests run after every other e2e test (``tests/conftest.py`` orders them), so
+  the platform is only up at the end of the session; a test that starts a sensor is marked
+  ``shared_last`` and runs after all of them.
 
 Every test here skips with a reason when ``TEST_POSTGRES_URL`` is not set.
 """

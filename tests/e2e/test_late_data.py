@@ -173,10 +173,11 @@ def _run(platform: Platform, run_id: str) -> dict[str, Any]:
     return {"status": run["status"], "tags": {t["key"]: t["value"] for t in run["tags"]}}
 
 
+@pytest.mark.shared_last  # after every other test on the shared platform: the sensor then watches every table
 def test_the_source_change_sensor_materializes_the_late_partitions(e2e_platform: Platform,
                                                                     agent: dict[str, str]) -> None:
     """A sensor tick asks the source which partitions changed and runs exactly those (the sensor
-    is stopped again at the end: other modules share the platform)."""
+    is stopped again at the end)."""
     started = e2e_platform.graphql("mutation($s: SensorSelector!) { startSensor(sensorSelector: $s) { __typename } }",
                                    {"s": SENSOR_SELECTOR})["startSensor"]
     assert started["__typename"] == "Sensor", started
