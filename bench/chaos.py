@@ -47,7 +47,7 @@ def main() -> int:
         t0 = time.monotonic()
         code = 0
         for name in chosen:  # one module at a time: each starts its own processes
-            done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "-o", "timeout=1800",
+            done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:randomly", "-o", "timeout=1800",
                                    MODULES[name]], cwd=ROOT, env=env, check=False)
             code = code or done.returncode
         scenarios = json.loads(counts.read_text()) if counts.exists() and counts.read_text().strip() else {}

@@ -63,7 +63,8 @@ def automation(tables: Sequence[RegisteredTable], settings: Settings) -> dg.Defi
     return dg.Definitions(
         jobs=[*housekeeping_jobs, *table_jobs.values()],
         schedules=[*table_schedules, *housekeeping_schedules],
-        sensors=[build_source_change_sensor(tables=tables, default_status=sensor_status, jobs=table_jobs),
+        sensors=[build_source_change_sensor(tables=tables, default_status=sensor_status, jobs=table_jobs,
+                                           minimum_interval_seconds=settings.dagster.source_change_interval_s),
                  build_failure_sensor()],
         resources={HOUSEKEEPING_RESOURCE_KEY: HousekeepingResource()},
     )

@@ -129,6 +129,7 @@ class DagsterSettings:
     ui_sso_header: str = env_var("DAGSTER_UI_SSO_HEADER", "X-Forwarded-User", "Header naming the user an SSO proxy authenticated; admits that user to the Dagster UI at /dagster/, but only on requests from DAGSTER_UI_SSO_PROXIES.")
     ui_sso_proxies: str = env_var("DAGSTER_UI_SSO_PROXIES", "", "Comma-separated addresses or CIDR ranges of the SSO proxies trusted to set DAGSTER_UI_SSO_HEADER. Empty: the header is ignored (admin login only).")
     request_timeout_s: float = env_var("DAGSTER_REQUEST_TIMEOUT_S", 30.0, "Timeout of one GraphQL call from the API.")
+    source_change_interval_s: int = env_var("SOURCE_CHANGE_INTERVAL_S", 30, "Seconds between two evaluations of the source-change sensor (each asks the source for every registered table's change signature).")
     sync_reconcile_s: float = env_var("SYNC_RECONCILE_INTERVAL_S", 5.0, "Seconds between an API replica's checks of unfinished sync jobs against Dagster, so their status is true without anyone polling them (0: off).")
     stuck_run_minutes: int = env_var("STUCK_JOB_MINUTES", 120, "Query jobs and syncs running longer than this are marked failed by housekeeping.")
     version_grace_minutes: int = env_var("SERVED_VERSION_GRACE_MINUTES", 30, "Superseded served-data versions are deleted after this many minutes.")

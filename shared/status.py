@@ -175,6 +175,14 @@ def _age(seconds: float) -> str:
     return f"{seconds:.0f} s"
 
 
+def last_synced(manifest: Manifest | None, status: TableStatusRow | None) -> dt.datetime | None:
+    """When the table was last synced: the last recorded success, else when the served version
+    was published (a version published before any status row was written)."""
+    if status is not None and status.last_success_at is not None:
+        return status.last_success_at
+    return as_utc(dt.datetime.fromisoformat(manifest.published_at)) if manifest else None
+
+
 def freshness(manifest: Manifest | None, status: TableStatusRow | None, freshness_s: int | None,
               now: dt.datetime) -> dict[str, Any]:
     """``fresh``, ``stale`` or ``failing``, with the reason an agent can act on.
@@ -184,7 +192,7 @@ def freshness(manifest: Manifest | None, status: TableStatusRow | None, freshnes
     """
     last_success = status.last_success_at if status else None
     last_failure = status.last_failure_at if status else None
-    synced = last_success or (as_utc(dt.datetime.fromisoformat(manifest.published_at)) if manifest else None)
+    synced = last_synced(manifest, status)
     age = (now - synced).total_seconds() if synced else None
     out: dict[str, Any] = {"age_s": round(age, 3) if age is not None else None, "target_s": freshness_s,
                            "last_run_status": run_status(status), "last_failure_at": last_failure}

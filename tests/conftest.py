@@ -23,6 +23,38 @@ POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "")
 
 free_port = processes.free_port  # older tests import it from here
 
+TESTS = Path(__file__).resolve().parent
+SERIAL_FOLDERS = (TESTS / "e2e", TESTS / "chaos")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups into the node ids
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests that start platforms, API processes or fork servers (and ``serial`` ones, which load
+    the machine or bound wall time) run one after another on one xdist worker (group
+    ``serial``), while the other worker runs the rest: two platforms at once would fight over
+    the two cores and PostgreSQL's connections. Tests on the session's
+    shared e2e platform run last (stable order otherwise), so it is up only at the end, and
+    ``shared_last`` ones (they start sensors) after all of those."""
+    grouping = bool(getattr(config.option, "loadgroup", False))  # set on xdist workers under --dist loadgroup
+    for item in items:
+        if item.get_closest_marker("e2e") or item.get_closest_marker("serial") or \
+                any(p in SERIAL_FOLDERS for p in item.path.parents):
+            item.add_marker(pytest.mark.xdist_group("serial"))
+            if grouping:
+                _tell_xdist_the_group(item, "serial")
+    items.sort(key=lambda item: ("shared_platform" in getattr(item, "fixturenames", ()),
+                                 item.get_closest_marker("shared_last") is not None))
+
+
+def _tell_xdist_the_group(item: pytest.Item, group: str) -> None:
+    """Suffix ``@group`` to the item's node id, which is how an xdist worker tells the controller
+    an item's group. pytest-xdist 3.8 writes the suffix to ``item._nodeid``, which pytest 9 no
+    longer reads (the id lives in ``item._id``), so without this every group is ignored."""
+    from _pytest.nodeid import coerce_node_id
+
+    if not item.nodeid.endswith(f"@{group}"):
+        item._id = coerce_node_id(f"{item.nodeid}@{group}")  # type: ignore[attr-defined]
+
 
 @pytest.fixture(scope="session")
 def fakesnow_port() -> Iterator[int]:

@@ -40,51 +40,30 @@ class ApiError(Exception):
         self.details = details or {}
         self.headers = headers or {}
 
-
-class BadRequest(ApiError):
-    status, code = 400, "bad_request"
-
-
-class Unauthorized(ApiError):
-    status, code = 401, "unauthorized"
-
-
-class Forbidden(ApiError):
-    status, code = 403, "forbidden"
+    def __init_subclass__(cls, *, status: int | None = None, code: str | None = None, **kwargs: Any) -> None:
+        """``class NotFound(ApiError, status=404, code="not_found")`` sets the answer's status and code."""
+        super().__init_subclass__(**kwargs)
+        if status is not None:
+            cls.status = status
+        if code is not None:
+            cls.code = code
 
 
-class NotFound(ApiError):
-    status, code = 404, "not_found"
+# The status and code of each kind of refusal; ``rule`` (given per raise) says what refused.
+class BadRequest(ApiError, status=400, code="bad_request"): ...
+class Unauthorized(ApiError, status=401, code="unauthorized"): ...
+class Forbidden(ApiError, status=403, code="forbidden"): ...
+class NotFound(ApiError, status=404, code="not_found"): ...
+class Conflict(ApiError, status=409, code="conflict"): ...
+class PayloadTooLarge(ApiError, status=413, code="payload_too_large"): ...
+class Unprocessable(ApiError, status=422, code="invalid"): ...
+class TooManyRequests(ApiError, status=429, code="rate_limited"): ...
+class ServiceUnavailable(ApiError, status=503, code="unavailable"): ...
+class QueryTimeout(ApiError, status=408, code="query_timeout"): ...
 
 
-class Conflict(ApiError):
-    status, code = 409, "conflict"
-
-
-class PayloadTooLarge(ApiError):
-    status, code = 413, "payload_too_large"
-
-
-class Unprocessable(ApiError):
-    status, code = 422, "invalid"
-
-
-class TooManyRequests(ApiError):
-    status, code = 429, "rate_limited"
-
-
-class ServiceUnavailable(ApiError):
-    status, code = 503, "unavailable"
-
-
-class QueryRejected(ApiError):
+class QueryRejected(ApiError, status=400, code="query_rejected"):
     """The SQL guard refused a query; ``rule`` says which layer and why."""
-
-    status, code = 400, "query_rejected"
-
-
-class QueryTimeout(ApiError):
-    status, code = 408, "query_timeout"
 
 
 def error_body(status: int, code: str, message: str, rule: str | None = None,

@@ -143,28 +143,31 @@ class TokenCodec:
                 options={"require": list(REQUIRED_CLAIMS), "verify_signature": True, "verify_exp": True,
                          "verify_nbf": True, "verify_iat": True, "verify_aud": True, "verify_iss": True},
             )
-        except jwt.ExpiredSignatureError as e:
-            raise Unauthorized("token expired", rule="token_expired", headers=CHALLENGE) from e
-        except jwt.ImmatureSignatureError as e:
-            raise Unauthorized("token not yet valid", rule="token_invalid", headers=CHALLENGE) from e
-        except jwt.MissingRequiredClaimError as e:
-            raise Unauthorized(f"token lacks the required '{e.claim}' claim", rule="token_invalid",
-                               headers=CHALLENGE) from e
-        except jwt.InvalidAudienceError as e:
-            raise Unauthorized("token audience is not accepted", rule="token_invalid", headers=CHALLENGE) from e
-        except jwt.InvalidIssuerError as e:
-            raise Unauthorized("token issuer is not accepted", rule="token_invalid", headers=CHALLENGE) from e
-        except jwt.InvalidAlgorithmError as e:
-            raise Unauthorized(f"token algorithm is not allowed (only {ALGORITHM})", rule="token_invalid",
-                               headers=CHALLENGE) from e
-        except jwt.InvalidSignatureError as e:
-            raise Unauthorized("token signature is invalid", rule="token_invalid", headers=CHALLENGE) from e
         except (jwt.InvalidTokenError, ValueError, TypeError) as e:
-            raise Unauthorized("token is malformed", rule="token_invalid", headers=CHALLENGE) from e
+            rule = "token_expired" if isinstance(e, jwt.ExpiredSignatureError) else "token_invalid"
+            raise Unauthorized(_refusal(e), rule=rule, headers=CHALLENGE) from e
         if claims.get("typ") not in TOKEN_TYPES or not isinstance(claims.get("jti"), str) \
                 or not isinstance(claims.get("sub"), str) or not claims["jti"]:
             raise Unauthorized("token claims are malformed", rule="token_invalid", headers=CHALLENGE)
         return claims
+
+
+# Why PyJWT refused a token, most specific first; anything else is "malformed".
+_REFUSALS: tuple[tuple[type[Exception], str], ...] = (
+    (jwt.ExpiredSignatureError, "token expired"),
+    (jwt.ImmatureSignatureError, "token not yet valid"),
+    (jwt.InvalidAudienceError, "token audience is not accepted"),
+    (jwt.InvalidIssuerError, "token issuer is not accepted"),
+    (jwt.InvalidAlgorithmError, f"token algorithm is not allowed (only {ALGORITHM})"),
+    (jwt.InvalidSignatureError, "token signature is invalid"),
+)
+
+
+def _refusal(e: Exception) -> str:
+    """What is wrong with a refused token, in words that never echo it."""
+    if isinstance(e, jwt.MissingRequiredClaimError):
+        return f"token lacks the required '{e.claim}' claim"
+    return next((why for kind, why in _REFUSALS if isinstance(e, kind)), "token is malformed")
 
 
 def codec_for(settings: Settings) -> TokenCodec:

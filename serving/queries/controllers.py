@@ -34,13 +34,13 @@ from serving.lib.continuation import HEADER_SCHEMA_CHANGED, PROVENANCE_KEY, prov
 from serving.lib.errors import ApiError, BadRequest, Conflict, PayloadTooLarge, QueryTimeout
 from serving.lib.ingress import received_at
 from serving.lib.limits import OVERSHOOT_S, Slot, get_limiter
+from serving.lib.results import FILE_MAX_ROWS
 from serving.lib.services import Services
 from serving.queries import dryrun, pages
 from serving.queries.engine import QueryEngine
 from serving.queries.guard import GuardedQuery, sql_hash
 from serving.queries.jobs import Job, JobManager, job_provenance, progress_of
 from serving.queries.pushdown import ENGINES
-from serving.queries.results import FILE_MAX_ROWS
 from serving.queries.schemas import DryRun, QueryJob, QueryRequest, QueryResult, RowsPage
 from serving.queries.services import ensure_fresh, get_engine, get_jobs
 from serving.tables.describe import schema_changes, schema_version

@@ -22,7 +22,7 @@ Two entry points, both synchronous (call them from a worker thread)::
     guard.validate_filter(where_sql, caller) -> str        # a safe, regenerated WHERE fragment
     tables.served.resolve_table(caller, name, services) -> str   # "orders" -> "demo.public.orders"
 
-``QueryResult`` (results.py): columns [{name, type}], rows, row_count, truncated, tables
+``QueryResult`` (serving/lib/results.py): columns [{name, type}], rows, row_count, truncated, tables
 [TableRead(table, version, synced_at)], duration_ms, sql_hash, consumed. Errors: QueryRejected
 (guard rule), NotFound (table_not_granted / table_not_served), QueryTimeout
 (rule ``timeout``), QueryCancelled (``cancelled``), BadRequest (``query_error``: DuckDB
@@ -59,12 +59,7 @@ from serving.lib.errors import (
     QueryTimeout,
     ServiceUnavailable,
 )
-from serving.queries import functions, guard
-from serving.queries.guard import GuardedQuery
-from serving.queries.instances import Instance, InstanceCache, check_protections, read_protections
-from serving.queries.memory import memory_budget
-from serving.queries.pushdown import Pushdown
-from serving.queries.results import (
+from serving.lib.results import (
     FILE_MAX_ROWS,
     TUPLES,
     ArrowBatches,
@@ -76,6 +71,11 @@ from serving.queries.results import (
     Tuples,
     table_reads,
 )
+from serving.queries import functions, guard
+from serving.queries.guard import GuardedQuery
+from serving.queries.instances import Instance, InstanceCache, check_protections, read_protections
+from serving.queries.memory import memory_budget
+from serving.queries.pushdown import Pushdown
 from serving.queries.watchdog import Handle, MemoryGuard, Watchdog
 from serving.tables.policies import PolicyCopies
 from shared import classify, policies

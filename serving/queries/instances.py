@@ -39,7 +39,7 @@ from typing import Any
 
 import duckdb
 
-from serving.tables.names import quote_ident
+from serving.tables.names import quote_ident, stored_alias
 from shared.served import Manifest, version_path
 from shared.settings import Settings
 
@@ -104,17 +104,6 @@ def instance_key(manifests: tuple[Manifest, ...]) -> tuple[tuple[str, str, str],
     """(table, version file, policy copy) per table: callers under different policies never share an instance."""
     return tuple(sorted((m.table_key, m.file, str(m.extra.get("policy") or "")) for m in manifests))
 
-
-def stored_alias(index: int) -> str:
-    """The catalog the ``index``-th exposed table's file is attached as (behind its view)."""
-    return quote_ident(f"__t{index}")
-
-
-def stored_table(index: int) -> str:
-    """The attached base table behind the ``index``-th exposed view, for server-built SQL that
-    needs what a view hides (``rowid``). A single-table instance exposes its table as index 0.
-    Agent SQL can never name it: the guard resolves every reference to a granted key."""
-    return f"{stored_alias(index)}.main.data"
 
 class Instance:
     """One locked in-memory DuckDB instance exposing exactly ``manifests``' tables."""

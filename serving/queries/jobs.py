@@ -12,10 +12,7 @@ Why this shape:
   what this replica learned about the query text; it always runs on a worker thread.
 - JSON rows are encoded batch by batch and refused past ``QUERY_JSON_MAX_BYTES``, so an
   oversized result is never built in memory.
-- Results are private: a job is visible to the token that ran it and to admin; anyone
-  else gets the same 404 as for an unknown id. Expired results answer 410. A result
-  read from a table the token may no longer read is refused (403 ``table_not_granted``):
-  results outlive no grant.
+- Results are private (the job's row and the rules for reading it: ``job_rows.py``).
 - Cancel interrupts the cursor when the job runs on this replica; otherwise the row is
   marked cancelled, and the owning replica sees it within ``CANCEL_POLL_S`` (a thread that
   queries the control database only while this replica runs worker jobs) and
@@ -34,29 +31,22 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, update
-
 from serving.lib import formats, metrics
 from serving.lib.caller import Caller
 from serving.lib.continuation import PROVENANCE_KEY, continuation, provenance
-from serving.lib.errors import ApiError, Forbidden, NotFound
-from serving.queries import scheduling
+from serving.lib.errors import ApiError
+from serving.lib.results import FILE_BATCH_ROWS, FILE_MAX_ROWS, ArrowBatches, ArrowStream, JsonRows
+from serving.queries import job_rows, scheduling
 from serving.queries.engine import QueryEngine
 from serving.queries.guard import GuardedQuery, sql_hash
-from serving.queries.results import FILE_BATCH_ROWS, FILE_MAX_ROWS, ArrowBatches, ArrowStream, JsonRows
+from serving.queries.job_rows import ACTIVE, job_extra
 from serving.queries.scheduling import Scheduler
 from serving.queries.watchdog import Handle
-from shared.control.db import session_scope
-from shared.control.models import QueryJobRow, TokenRow, utcnow
+from shared.control.models import QueryJobRow, utcnow
 from shared.settings import Settings
 
 log = logging.getLogger("agents_data.queries")
-ACTIVE = ("queued", "running")
 CANCEL_POLL_S = 1.0  # how soon a cancel made through another replica stops the query here
-
-
-class ResultGone(ApiError):
-    status, code = 410, "expired"
 
 
 class Job:
@@ -127,7 +117,7 @@ class JobManager:
             if not mine:
                 continue  # no worker query runs here
             try:
-                stop = self._to_interrupt(mine)
+                stop = job_rows.to_interrupt(self.settings.control_url, mine)
             except Exception:
                 log.exception("could not poll for cancelled query jobs")
                 continue
@@ -135,24 +125,6 @@ class JobManager:
                 if job.id in stop:
                     log.info("query job %s: %s; interrupting it", job.id, stop[job.id])
                     job.handle.cancel()
-
-    def _to_interrupt(self, jobs: list[Job]) -> dict[str, str]:
-        """Ids of ``jobs`` to stop, with why: one control-database round trip per kind."""
-        persisted = [job.id for job in jobs if job.detached]
-        tokens = {job.caller.token_id for job in jobs if job.caller.token_id}
-        stop: dict[str, str] = {}
-        with session_scope(self.settings.control_url) as s:
-            if persisted:
-                for job_id in s.scalars(select(QueryJobRow.id).where(QueryJobRow.id.in_(persisted),
-                                                                      QueryJobRow.status == "cancelled")):
-                    stop[job_id] = "cancelled through another replica"
-            if tokens:
-                revoked = set(s.scalars(select(TokenRow.id).where(TokenRow.id.in_(tokens),
-                                                                  TokenRow.revoked_at.is_not(None))))
-                for job in jobs:
-                    if job.caller.token_id in revoked:
-                        stop.setdefault(job.id, "its token was revoked")
-        return stop
 
     def start(self, job: Job) -> Future[Job]:
         self.running[job.id] = job
@@ -280,30 +252,8 @@ class JobManager:
     def _path(self, job: Job) -> Path:
         return self.settings.results_path / f"{job.id}.{formats.EXTENSIONS[job.fmt]}"
 
-    # -- persistence -------------------------------------------------------------------
-    def _row_values(self, job: Job) -> dict[str, Any]:
-        finished = job.finished_at
-        duration = (finished - job.started_at).total_seconds() * 1000.0 if finished else None
-        return {
-            "status": job.status, "row_count": job.row_count, "bytes": job.bytes, "truncated": job.truncated,
-            "tables": job.tables, "error": job.error.message if job.error else None,
-            "error_rule": (job.error.rule or job.error.code) if job.error else None,
-            "result_path": job.result_path.name if job.result_path else None, "finished_at": finished,
-            "duration_ms": duration,
-            "expires_at": job.expires_at,
-            "provenance": job_extra(job),
-        }
-
     def _save(self, job: Job, *, insert: bool) -> None:
-        values = self._row_values(job)
-        with session_scope(self.settings.control_url) as s:
-            if insert:
-                s.add(QueryJobRow(id=job.id, token_id=job.owner, swarm_id=job.caller.swarm_id, replica=self.replica,
-                                  sql_text=job.sql, sql_hash=job.sql_hash, params=job.params, output_format=job.fmt,
-                                  max_rows=job.max_rows, created_at=job.created_at, started_at=job.started_at, **values))
-            else:
-                s.execute(update(QueryJobRow).where(QueryJobRow.id == job.id, QueryJobRow.status != "cancelled")
-                          .values(**values))
+        job_rows.save(self.settings.control_url, self.replica, job, insert=insert)
 
     def detach(self, job: Job) -> bool:
         """The request stops waiting: persist the running job. False if it finished meanwhile."""
@@ -314,30 +264,14 @@ class JobManager:
             job.detached = True
             return True
 
-    # -- reading -------------------------------------------------------------------------
+    # -- reading (rules in job_rows.py) ---------------------------------------------------
     def load(self, job_id: str, caller: Caller) -> QueryJobRow:
         """The job's row if ``caller`` may see it; 404 (same answer as unknown) otherwise."""
-        with session_scope(self.settings.control_url) as s:
-            row = s.get(QueryJobRow, job_id) if len(job_id) <= 64 else None
-            if row is None or not (caller.is_admin or (row.token_id is not None and row.token_id == caller.token_id)):
-                raise NotFound(f"query job {job_id[:64]} does not exist or belongs to another token", rule="job_not_found")
-            s.expunge(row)
-        if row.status == "succeeded" and row.expires_at is not None and row.expires_at < utcnow():
-            row.status = "expired"
-        return row
+        return job_rows.load(self.settings.control_url, job_id, caller)
 
     def result_path(self, row: QueryJobRow, caller: Caller) -> Path:
-        """The result file of ``row`` for ``caller``: 403 ``table_not_granted`` once a table it was read
-        from is no longer granted to the caller, 410 when expired, 404 when there is none."""
-        check_still_granted(caller, row.tables, f"the result of job {row.id}")
-        if row.status == "expired":
-            raise ResultGone(f"the result of job {row.id} expired and was deleted; run the query again", rule="expired")
-        if row.status != "succeeded" or not row.result_path:
-            raise NotFound(f"job {row.id} has no result (status {row.status})", rule="no_result")
-        path = self.settings.results_path / Path(row.result_path).name
-        if not path.is_file():
-            raise ResultGone(f"the result of job {row.id} is no longer available; run the query again", rule="expired")
-        return path
+        """The result file of ``row`` for ``caller`` (403 no longer granted, 410 expired, 404 none)."""
+        return job_rows.result_file(self.settings.results_path, row, caller)
 
     def cancel(self, job_id: str, caller: Caller) -> QueryJobRow:
         row = self.load(job_id, caller)
@@ -345,10 +279,7 @@ class JobManager:
         if job is not None:
             job.handle.cancel()
         if row.status in ACTIVE:
-            with session_scope(self.settings.control_url) as s:
-                s.execute(update(QueryJobRow).where(QueryJobRow.id == job_id, QueryJobRow.status.in_(ACTIVE))
-                          .values(status="cancelled", finished_at=utcnow(), error="cancelled by request",
-                                  error_rule="cancelled", expires_at=utcnow()))
+            job_rows.mark_cancelled(self.settings.control_url, job_id)
             row.status = "cancelled"
         return row
 
@@ -359,16 +290,6 @@ class JobManager:
             job.handle.cancel()
         self.pool.shutdown(wait=True, cancel_futures=True)
 
-
-def job_extra(job: Job) -> dict[str, Any]:
-    """What ``QueryJobRow.provenance`` keeps of a job: its cut, continuation and schema changes."""
-    limit = None
-    if job.cut_by == "row_cap":
-        limit = job.max_rows
-    elif job.continuation is not None:
-        limit = job.continuation["limit"]
-    return {"cut_by": job.cut_by, "limit": limit, "continuation": job.continuation,
-            "schema_changes": job.schema_changes, "watermarks": job.watermarks, "columns": job.columns}
 
 
 def job_provenance(job: Any) -> dict[str, Any]:
@@ -415,21 +336,3 @@ def _count(job: Job) -> None:
     error = job.error
     metrics.observe_query(query_outcome(error), (error.rule or error.code) if error else None, seconds,
                           rows=job.row_count, nbytes=job.bytes, fmt=job.fmt)
-
-
-def ungranted(caller: Caller, tables: Any) -> list[str]:
-    """Tables among ``tables`` (``[{table, version, synced_at}]`` as results and artifacts record
-    them) that ``caller`` may not read now."""
-    if caller.is_admin:
-        return []
-    names = {str(t.get("table")) for t in (tables or []) if isinstance(t, dict) and t.get("table")}
-    return sorted(n for n in names if not caller.may_read(n))
-
-
-def check_still_granted(caller: Caller, tables: Any, what: str) -> None:
-    """Results outlive no grant: data read from a table is served only to callers who may still read it."""
-    missing = ungranted(caller, tables)
-    if missing:
-        raise Forbidden(f"{what} was read from {', '.join(missing)}, which this token may no longer read; results "
-                        "are served only while their tables are granted", rule="table_not_granted",
-                        details={"tables": missing})

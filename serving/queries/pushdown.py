@@ -39,8 +39,8 @@ from sqlglot import exp
 
 from serving.lib.caller import Caller
 from serving.lib.errors import ApiError, BadRequest, QueryTimeout, ServiceUnavailable
+from serving.lib.results import Output, QueryResult, TableRead
 from serving.queries import budget, guard
-from serving.queries.results import Output, QueryResult, TableRead
 from serving.queries.watchdog import Handle, Watchdog
 from shared import registry
 from shared.registry import RegisteredTable

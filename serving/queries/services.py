@@ -3,7 +3,8 @@
 Startup builds the engine, proves the DuckDB protections hold (``verify_protections``)
 and refuses to start otherwise. ``ensure_fresh`` is the extension point for the sync
 feature (a hook it registers at start-up): a query with ``min_freshness`` waits there for
-a refresh. Startup also registers the engine as the tables layer's served-tables provider,
+a refresh. Startup also registers the engine as the tables layer's served-tables provider
+and, with the filter guard, as its platform-SQL runner (sampling and profiling),
 ``finished_result`` as the artifacts feature's way to read a query job's result, and the
 guard's ``validate_filter`` as the admin feature's check of a grant's row filter.
 """
@@ -20,8 +21,9 @@ from serving.lib.errors import Conflict
 from serving.lib.services import Services
 from serving.queries import guard
 from serving.queries.engine import QueryEngine
+from serving.queries.guard import validate_filter
 from serving.queries.jobs import ACTIVE, JobManager
-from serving.tables import hooks, served
+from serving.tables import hooks, platform, served
 from shared.control.models import QueryJobRow
 
 log = logging.getLogger("agents_data.queries")
@@ -72,6 +74,7 @@ async def startup(services: Services) -> None:
     served.register(services, engine)
     # Object storage: follow publishes, prefetch new versions, keep the cache within its limit.
     engine.served.watch(in_use=engine.instances.files_in_use, on_evict=engine.instances.drop_files)
+    platform.register(services, engine, validate_filter)
     hooks.provide_job_result(services, finished_result)
     hooks.provide_filter_check(services, guard.validate_filter)
     found = await anyio.to_thread.run_sync(engine.verify_protections)

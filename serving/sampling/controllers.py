@@ -21,10 +21,10 @@ from serving.lib.errors import BadRequest
 from serving.lib.ingress import received_at
 from serving.lib.limits import get_limiter
 from serving.lib.services import Services
-from serving.queries.services import get_engine
 from serving.sampling import services as sampling
 from serving.sampling.schemas import TableProfile
 from serving.sampling.services import SampleRequest, get_profile_cache, pick_columns
+from serving.tables.platform import platform_sql
 from serving.tables.served import resolve_table
 from shared.profile import ColumnSpec
 
@@ -94,7 +94,7 @@ async def profile_table(  # noqa: PLR0917 - query parameters are keyword argumen
     counts, histograms (numbers and dates). Full table unless ``sample`` is given;
     cached per served version (``cached`` says so), ``force_refresh`` recomputes."""
     key = await anyio.to_thread.run_sync(resolve_table, caller, table, services)
-    engine = get_engine(services)
+    engine = platform_sql(services)
     manifest = (await anyio.to_thread.run_sync(engine.manifests, [key], caller))[0]
     wanted = _split(columns)
     names = pick_columns(manifest, wanted)

@@ -9,7 +9,7 @@ files are removed when a newer one is written). ``force_refresh`` recomputes. Co
 requests for the same missing profile compute it once.
 
 Access is checked before the cache is consulted (the caller must be granted the table),
-and every scan runs through ``QueryEngine.execute_platform_sql``; all scans of one profile
+and every scan runs through the query engine's ``execute_platform_sql`` (``serving.tables.platform``); all scans of one profile
 share one deadline (``timeout_s``: ``QUERY_MAX_TIMEOUT_S``, at most 300 s), and the
 request holds one of the agent's query slots (the controller).
 """
@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from serving.lib.caller import Caller
-from serving.queries.engine import QueryEngine
 from serving.tables.names import quote_table
+from serving.tables.platform import PlatformSql
 from shared.profile import ColumnSpec, compute_profile
 from shared.served import Manifest
 from shared.settings import Settings
@@ -86,7 +86,7 @@ class ProfileCache:
             return  # the disk cache is an optimisation only
 
     # -- the one entry point ------------------------------------------------------------------
-    def get_or_compute(self, engine: QueryEngine, caller: Caller, key: str, manifest: Manifest,
+    def get_or_compute(self, engine: PlatformSql, caller: Caller, key: str, manifest: Manifest,
                        columns: list[ColumnSpec], *, all_columns: bool, sample_rows: int | None, seed: int | None,
                        force: bool) -> tuple[dict[str, Any], bool]:
         """(profile, served from cache). Blocking: call from a worker thread."""
@@ -140,7 +140,7 @@ class ProfileCache:
             return None
         return full | {"columns": [by_name[n] for n in names]}
 
-    def _compute(self, engine: QueryEngine, caller: Caller, key: str, manifest: Manifest, columns: list[ColumnSpec], *,
+    def _compute(self, engine: PlatformSql, caller: Caller, key: str, manifest: Manifest, columns: list[ColumnSpec], *,
                  sample_rows: int | None, seed: int | None) -> dict[str, Any]:
         versions: set[str] = set()
         deadline = time.monotonic() + self.timeout_s

@@ -34,14 +34,11 @@ from pyarrow import ipc
 from serving.lib import formats
 from serving.lib.caller import Caller
 from serving.lib.errors import BadRequest
+from serving.lib.results import ArrowBatches, ArrowStream, JsonRows
 from serving.lib.services import Services
-from serving.queries.engine import QueryEngine
-from serving.queries.guard import validate_filter
-from serving.queries.instances import stored_table
-from serving.queries.results import ArrowBatches, ArrowStream, JsonRows
-from serving.queries.services import get_engine
 from serving.sampling.profile import ProfileCache
-from serving.tables.names import quote_ident, quote_table
+from serving.tables.names import quote_ident, quote_table, stored_table
+from serving.tables.platform import PlatformSql, filter_guard, platform_sql
 from shared.identifiers import duck_fold, unused_name
 from shared.served import Manifest
 
@@ -175,7 +172,7 @@ def recent_cutoff(services: Services, caller: Caller, key: str, manifest: Manife
         return None
     ctype = next(c.type for c in manifest.columns if c.name == col)
     q = quote_ident(col)
-    lo, hi = get_engine(services).execute_platform_sql(caller, [key], f"SELECT min({q}), max({q}) FROM {quote_table(key)}",
+    lo, hi = platform_sql(services).execute_platform_sql(caller, [key], f"SELECT min({q}), max({q}) FROM {quote_table(key)}",
                                                        max_rows=1, timeout_s=remaining(deadline)).rows[0]
     frac = 4 * n / total
     try:
@@ -198,7 +195,7 @@ def build_sql(services: Services, caller: Caller, key: str, manifest: Manifest, 
     cols = pick_columns(manifest, req.columns)
     select = ", ".join(quote_ident(c) for c in cols)
     table = quote_table(key)
-    where = validate_filter(req.where, caller) if req.where and req.where.strip() else None
+    where = filter_guard(services)(req.where, caller) if req.where and req.where.strip() else None
     filt = f" WHERE {where}" if where else ""
     if req.fraction is not None and req.method != "random":
         raise _bad("fraction applies to method=random only; use size")
@@ -265,13 +262,13 @@ class _Fetched:
     rows: Any = None
 
 
-def _json(engine: QueryEngine, caller: Caller, key: str, sql: str, *, params: list[Any] | None, cap: int,
+def _json(engine: PlatformSql, caller: Caller, key: str, sql: str, *, params: list[Any] | None, cap: int,
           deadline: float) -> Any:
     return engine.execute_platform_sql(caller, [key], sql, params=params, max_rows=cap, timeout_s=remaining(deadline),
                                        output=JsonRows(engine.q.json_max_bytes))
 
 
-def _arrow(engine: QueryEngine, caller: Caller, key: str, sql: str, *, params: list[Any] | None, cap: int,
+def _arrow(engine: PlatformSql, caller: Caller, key: str, sql: str, *, params: list[Any] | None, cap: int,
            deadline: float) -> Any:
     def collect(stream: ArrowStream) -> pa.Table:
         batches, size = [], 0
@@ -291,7 +288,7 @@ def run_sample(services: Services, caller: Caller, key: str, req: SampleRequest)
     started = time.perf_counter()
     q = services.settings.query
     deadline = time.monotonic() + q.timeout_s
-    engine = get_engine(services)
+    engine = platform_sql(services)
     manifest = engine.manifests([key], caller)[0]
     plan = build_sql(services, caller, key, manifest, req, deadline=deadline)
     cap = q.json_max_rows if req.fmt == "json" else q.max_rows

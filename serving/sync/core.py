@@ -37,6 +37,7 @@ from serving.sync import jobs, store
 from serving.sync import partitions as parts
 from serving.sync.dagster import DagsterClient, DagsterError, DagsterUnavailable, clean_message
 from serving.tables import hooks
+from serving.tables.describe import served_facts
 from serving.tables.names import grant_index
 from serving.tables.served import not_found, resolve_table
 from shared import registry, served, sources
@@ -318,12 +319,11 @@ def synced_at_of(settings: Settings, key: str, status: TableStatusRow | None) ->
     return status.last_success_at, status.served_version
 
 
-# Status rows are written by the asset ("SUCCESS"), the failure sensor and this API ("failed").
 def describe_table(reg: RegisteredTable, status: TableStatusRow | None, job: store.SyncJob | None,
                    settings: Settings, now: dt.datetime) -> dict[str, Any]:
-    """One registered table for admins; ``freshness`` follows the agents' catalog rules exactly."""
+    """One registered table for admins: its registration, the served facts and freshness of the
+    tables layer's one description (``served_facts``), its last run and sync job."""
     manifest = open_store(settings).current(reg.key)
-    synced_at, version = synced_at_of(settings, reg.key, status)
     return {
         "table": reg.key, "sql_name": reg.sql_name, "database": reg.database, "schema_name": reg.schema,
         "table_name": reg.table,
@@ -335,15 +335,12 @@ def describe_table(reg: RegisteredTable, status: TableStatusRow | None, job: sto
         "source": {"kind": reg.source_kind, "path": reg.source_path, "table": reg.source_table,
                    "described": sources.describe(reg)},
         "live": reg.live,
-        "served_version": version, "last_synced_at": synced_at.isoformat() if synced_at else None,
-        "row_count": manifest.row_count if manifest else (status.row_count if status else None),
-        "bytes": manifest.bytes if manifest else (status.bytes if status else None),
+        **served_facts(manifest, status, reg.freshness_s, now),
         "last_run": {"run_id": status.last_run_id if status else None,
                      "status": table_status.run_status(status),
                      "error": clean_message(status.last_error) or None if status else None},
         "last_job": {"job_id": job.id, "kind": job.kind, "status": job.status,
                      "created_at": job.created_at.isoformat()} if job else None,
-        "freshness": table_status.freshness(manifest, status, reg.freshness_s, now),
         "stats": (status.stats or None) if status else None,
     }
 

@@ -8,5 +8,6 @@ here once, below the features, so no feature imports another (``tests/test_layer
 - ``served.py``: the served-tables provider (grants of a caller, the current manifest),
   ``resolve_table`` and the one "not found or not granted" answer;
 - ``describe.py``: the one description of a table (the catalog entry);
+- ``platform.py``: the engine and filter guard that server-built SQL (samples, profiles) runs on;
 - ``hooks.py``: where two features meet, through functions registered at start-up.
 """

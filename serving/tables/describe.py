@@ -1,5 +1,9 @@
 """The one description of a table: columns, size, served version and freshness.
 
+``served_facts`` is what is served and how fresh it is, shared by every view of a table;
+``entry`` is the agents' catalog entry built on it (the sync feature's admin status adds
+the registration and the last run and job to the same facts).
+
 Why it is cheap: one call costs two control-database queries (statuses and
 registrations, both ``WHERE key IN (…)``) and one ``stat`` per table (manifests are
 stat-cached by the served-tables provider), whatever the number of tables: no N+1.
@@ -82,13 +86,27 @@ def column_entries(raw: Manifest, seen: Manifest, plan: policies.ViewPlan | None
     return out
 
 
+def served_facts(manifest: Manifest | None, status: TableStatusRow | None, freshness_s: int | None,
+                 now: dt.datetime) -> dict[str, Any]:
+    """What is served and how fresh it is: the part every description of a table shares (the
+    agents' catalog entry here, the admins' sync status in the sync feature). The served
+    manifest is the truth for what is served; rows fall back to the status row when nothing is."""
+    synced = table_status.last_synced(manifest, status)
+    return {
+        "row_count": manifest.row_count if manifest else (status.row_count if status else None),
+        "bytes": manifest.bytes if manifest else None,
+        "served_version": manifest.version if manifest else None,
+        "last_synced_at": synced.isoformat() if synced else None,
+        "freshness": table_status.freshness(manifest, status, freshness_s, now),
+    }
+
+
 def entry(key: str, manifest: Manifest | None, status: TableStatusRow | None, reg: RegisteredTableRow | None,
           now: dt.datetime, *, raw: Manifest | None = None, plan: policies.ViewPlan | None = None,
           overrides: dict[str, bool] | None = None, live: dict[str, Any] | None = None) -> dict[str, Any]:
     names = source_names(key)
     db, schema, name = (sql_part(n) for n in names)
     columns = column_entries(raw or manifest, manifest, plan, overrides or {}) if manifest else []
-    synced = status.last_success_at if status else None
     return {
         # ``table`` is what an agent writes in SQL (``demo.public."Order Lines"``; the key itself
         # for ordinary names); ``key`` is the table's key in grants and URLs; ``source`` the exact
@@ -97,12 +115,8 @@ def entry(key: str, manifest: Manifest | None, status: TableStatusRow | None, re
         "source": {"database": names[0], "schema": names[1], "table": names[2]},
         "description": reg.description if reg else "",
         "columns": columns,
-        "row_count": manifest.row_count if manifest else (status.row_count if status else None),
-        "bytes": manifest.bytes if manifest else None,
-        "served_version": manifest.version if manifest else None,
+        **served_facts(manifest, status, reg.freshness_s if reg else None, now),
         "schema_version": schema_version(manifest),
-        "last_synced_at": synced.isoformat() if synced else (manifest.published_at if manifest else None),
-        "freshness": table_status.freshness(manifest, status, reg.freshness_s if reg else None, now),
         "strategy": reg.strategy if reg else (manifest.strategy if manifest else None),
         "partitioning": partitioning(reg.partition_kind, reg.partition_column) if reg is not None else None,
         "row_filter": bool(plan and plan.row_filters),

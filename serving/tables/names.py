@@ -60,6 +60,18 @@ def quote_table(key: str) -> str:
     return ".".join(quote_ident(p) for p in key.split("."))
 
 
+def stored_alias(index: int) -> str:
+    """The catalog the ``index``-th exposed table's file is attached as (behind its view)."""
+    return quote_ident(f"__t{index}")
+
+
+def stored_table(index: int) -> str:
+    """The attached base table behind the ``index``-th exposed view, for server-built SQL that
+    needs what a view hides (``rowid``). A single-table instance exposes its table as index 0.
+    Agent SQL can never name it: the guard resolves every reference to a granted key."""
+    return f"{stored_alias(index)}.main.data"
+
+
 def check_foldable(name: str, what: str) -> None:
     """Refuse a case-insensitive name that Unicode and DuckDB fold differently (a non-ASCII
     upper-case letter, the Kelvin sign): DuckDB folds ASCII only, so any Unicode-aware

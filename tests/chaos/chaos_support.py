@@ -20,6 +20,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -58,6 +60,41 @@ def record(scenario: str, counts: dict[str, Any]) -> None:
         fh.seek(0)
         fh.truncate()
         fh.write(json.dumps(data, sort_keys=True))
+
+
+Request = tuple[str, str, dict[str, str], Any]  # method, path, headers, JSON body
+Answer = tuple[str, float, int, Any]  # client name, time sent, status (-1: no answer), response or error
+
+
+@contextlib.contextmanager
+def request_loops(url: str, clients: dict[str, Request], *, timeout_s: float, pause_s: float,
+                  pauses: dict[str, float] | None = None) -> Iterator[list[Answer]]:
+    """One thread per client sending its request in a loop (``pause_s`` apart, or ``pauses[name]``)
+    until the block ends; every answer is appended to the yielded log as it comes."""
+    log: list[Answer] = []
+    stop = threading.Event()
+
+    def loop(name: str, spec: Request) -> None:
+        method, path, headers, body = spec
+        with httpx.Client(base_url=url, timeout=timeout_s) as c:
+            while not stop.is_set():
+                t = time.monotonic()
+                try:
+                    r = c.request(method, path, headers=headers, json=body)
+                    log.append((name, t, r.status_code, r))
+                except httpx.HTTPError as e:
+                    log.append((name, t, -1, repr(e)))
+                time.sleep((pauses or {}).get(name, pause_s))
+
+    threads = [threading.Thread(target=loop, args=(n, spec), daemon=True) for n, spec in clients.items()]
+    for t in threads:
+        t.start()
+    try:
+        yield log
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=timeout_s + 10)
 
 
 def api_env(home: Path, control_url: str, **extra: str) -> dict[str, str]:

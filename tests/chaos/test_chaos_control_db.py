@@ -14,16 +14,13 @@ The cluster is stopped for ``OUTAGE_S`` and started again. Proven:
 from __future__ import annotations
 
 import collections
-import threading
 import time
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 import sqlalchemy as sa
 
-from tests.chaos.chaos_support import agent_setup, api_env, api_process, private_postgres, record
+from tests.chaos.chaos_support import Request, agent_setup, api_env, api_process, private_postgres, record, request_loops
 from tests.conftest import publish_table
 from tests.e2e.platform import wait_until
 from tests.serving.helpers import assert_error
@@ -32,21 +29,6 @@ pytestmark = [pytest.mark.e2e]
 
 OUTAGE_S = 10.0
 TABLE = "demo.chaos.items"
-
-
-def _loop(url: str, name: str, spec: tuple[str, str, dict[str, str], Any], stop: threading.Event,
-          log: list[tuple[str, float, int, Any]]) -> None:
-    """One client: the same request in a loop, each answer logged as (name, time, status, response)."""
-    method, path, headers, body = spec
-    with httpx.Client(base_url=url, timeout=30) as c:
-        while not stop.is_set():
-            t = time.monotonic()
-            try:
-                r = c.request(method, path, headers=headers, json=body)
-                log.append((name, t, r.status_code, r))
-            except httpx.HTTPError as e:
-                log.append((name, t, -1, repr(e)))
-            time.sleep(0.05)
 
 
 @pytest.mark.timeout(300)
@@ -67,36 +49,26 @@ def test_control_db_down_for_10s_answers_503_and_recovers(tmp_path: Path) -> Non
         publish_table(home / "served", TABLE, "SELECT range AS id, 'v' || range AS name FROM range(100)")
         with api_process(env, tmp_path / "api.log") as api:
             admin, agent, agent_id = agent_setup(api.url, [TABLE])
-            clients = {
+            clients: dict[str, Request] = {
                 "query": ("POST", "/api/v1/queries/execute", agent, {"query": f"SELECT count(*) FROM {TABLE}"}),
                 "catalog": ("GET", "/api/v1/data/tables", agent, None),
                 "admin": ("GET", "/api/v1/admin/swarms", admin, None),
                 "health": ("GET", "/health", {}, None),
             }
-            log: list[tuple[str, float, int, Any]] = []
-            stop = threading.Event()
-            threads = [threading.Thread(target=_loop, args=(api.url, n, spec, stop, log), daemon=True)
-                       for n, spec in clients.items()]
-            for t in threads:
-                t.start()
-            time.sleep(2.0)
-            down_at = time.monotonic()
-            pg.stop()
-            time.sleep(OUTAGE_S)
-            pg.start()
-            up_at = time.monotonic()
+            with request_loops(api.url, clients, timeout_s=30, pause_s=0.05) as log:
+                time.sleep(2.0)
+                down_at = time.monotonic()
+                pg.stop()
+                time.sleep(OUTAGE_S)
+                pg.start()
+                up_at = time.monotonic()
 
-            def recovered() -> bool:
-                recent = [e for e in log if e[1] > time.monotonic() - 1.0]
-                return {e[0] for e in recent if e[2] == 200} == set(clients)
+                def recovered() -> bool:
+                    recent = [e for e in log if e[1] > time.monotonic() - 1.0]
+                    return {e[0] for e in recent if e[2] == 200} == set(clients)
 
-            try:
                 wait_until(recovered, timeout_s=30, message="every kind of request answering 200 again")
                 time.sleep(1.0)
-            finally:
-                stop.set()
-                for t in threads:
-                    t.join(timeout=40)
             recovered_s = next((e[1] for e in log if e[1] > up_at and e[2] == 200 and e[0] == "admin"), up_at) - up_at
 
             statuses = collections.Counter((e[0], e[2]) for e in log)

@@ -15,15 +15,13 @@ the same port. Proven:
 from __future__ import annotations
 
 import collections
-import threading
 import time
 from typing import Any
 
-import httpx
 import pytest
 
 from shared.cli import _dagster_commands
-from tests.chaos.chaos_support import full, record, scale
+from tests.chaos.chaos_support import Request, full, record, request_loops, scale
 from tests.conftest import publish_table
 from tests.e2e.conftest import platform_fixture
 from tests.e2e.platform import Platform, wait_until
@@ -51,20 +49,6 @@ chaos_platform = platform_fixture(replicas=("a",), seed=_seed, prepare=_prepare,
                                   extra_env={"AGENT_REFRESHES_PER_MINUTE": "100000"})
 
 
-def _loop(url: str, name: str, spec: tuple[str, str, dict[str, str], Any], stop: threading.Event,
-          log: list[tuple[str, float, int, Any]]) -> None:
-    method, path, headers, body = spec
-    with httpx.Client(base_url=url, timeout=60) as c:
-        while not stop.is_set():
-            t = time.monotonic()
-            try:
-                r = c.request(method, path, headers=headers, json=body)
-                log.append((name, t, r.status_code, r))
-            except httpx.HTTPError as e:
-                log.append((name, t, -1, repr(e)))
-            time.sleep(0.1 if name != "refresh" else 0.5)
-
-
 @pytest.mark.timeout(scale(600, 900))
 def test_dagster_webserver_down_under_load(chaos_platform: Platform) -> None:
     outage_s = float(scale(6, 30))
@@ -73,17 +57,12 @@ def test_dagster_webserver_down_under_load(chaos_platform: Platform) -> None:
     with api.client() as c:
         swarm = create_swarm(c, admin, [ITEMS])
         agent = bearer(mint_token(c, admin, "agent", swarm["id"])["token"])
-    clients = {
+    clients: dict[str, Request] = {
         "query": ("POST", "/api/v1/queries/execute", agent, {"query": f"SELECT count(*) FROM {ITEMS}"}),
         "catalog": ("GET", f"/api/v1/data/tables/{ITEMS}", agent, None),
         "refresh": ("POST", f"/api/v1/data/tables/{ITEMS}/refresh", agent, {"max_age_s": 0}),
     }
-    log: list[tuple[str, float, int, Any]] = []
-    stop = threading.Event()
-    threads = [threading.Thread(target=_loop, args=(api.url, n, spec, stop, log), daemon=True) for n, spec in clients.items()]
-    for t in threads:
-        t.start()
-    try:
+    with request_loops(api.url, clients, timeout_s=60, pause_s=0.1, pauses={"refresh": 0.5}) as log:
         time.sleep(3.0)
         down_at = time.monotonic()
         chaos_platform.stop("dagster-webserver")
@@ -97,10 +76,6 @@ def test_dagster_webserver_down_under_load(chaos_platform: Platform) -> None:
             timeout_s=120, interval_s=0.5, message="a refresh accepted again after the restart")
         recovered_s = next(e[1] for e in log if e[0] == "refresh" and e[1] > up_at and e[2] in (200, 202)) - up_at
         time.sleep(1.0)
-    finally:
-        stop.set()
-        for t in threads:
-            t.join(timeout=70)
 
     statuses = collections.Counter((e[0], e[2]) for e in log)
     reads_failed = [(e[0], e[2], e[3] if isinstance(e[3], str) else e[3].text[:200]) for e in log

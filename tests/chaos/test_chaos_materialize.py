@@ -5,7 +5,8 @@ a loop: a full copy in slices, a three-partition range (copy-on-write of the pre
 version, then a window rewrite) and an incremental merge on a primary key. Each fault
 targets one point (copy, extraction, merge, checks, publish, and inside publish the
 file rename and the CURRENT write), killed either while parked just before the step or
-a moment after entering it, or no point at all, killed after a random delay. After every
+a moment after entering it, or no point at all, killed after a random delay (the suite
+runs every point once and three random moments; ``bench/chaos.py`` the full counts). After every
 kill, each table's CURRENT names a complete version holding exactly the expected rows.
 At the end the next run of each table succeeds and leaves no temporary file behind.
 """
@@ -34,6 +35,7 @@ from tests.orchestration.conftest import Source, materialize
 ROOT = Path(__file__).resolve().parents[2]
 POINTS = ("copy", "extract", "merge", "checks", "publish", "publish.rename", "publish.current")
 FULL_ROWS, SLICE_ROWS, INC_ROWS = 4_000, 1_000, 500
+RANDOM_MOMENTS = 3  # kills after a random delay, wherever the writer is then
 RANGE = {"dagster/asset_partition_range_start": "2025-01-01", "dagster/asset_partition_range_end": "2025-01-03"}
 
 
@@ -56,9 +58,11 @@ def _served_rows(settings: Settings, key: str) -> int:
 
 
 def _plan(kills: int, rng: random.Random) -> list[tuple[str, str]]:
-    """Every named point first (in both modes when there is room), then random points and moments."""
+    """Every named point first (in both modes when there is room), then RANDOM_MOMENTS kills at
+    random moments, then random points and moments."""
     both = [(p, m) for m in ("stop", "during") for p in POINTS]
-    plan = both if kills >= len(both) else [(p, ("stop", "during")[i % 2]) for i, p in enumerate(POINTS)]
+    plan = both if kills >= len(both) + RANDOM_MOMENTS else [(p, ("stop", "during")[i % 2]) for i, p in enumerate(POINTS)]
+    plan += [("none", "during")] * min(RANDOM_MOMENTS, kills - len(plan))
     while len(plan) < kills:
         plan.append(("none", "during") if rng.random() < 0.3 else (rng.choice(POINTS), rng.choice(("stop", "during"))))
     return plan[:kills]
@@ -80,7 +84,7 @@ def _wait_marker(marker: Path, pid: int, timeout_s: float) -> bool:
 
 @pytest.mark.timeout(scale(600, 1800))
 def test_kill_9_at_named_points_and_random_moments(source: Source, sync_settings: Settings) -> None:
-    kills = scale(7, 50)
+    kills = scale(len(POINTS) + RANDOM_MOMENTS, 50)
     source.sql(f"CREATE TABLE {source.table('FULLT')} (ID NUMBER(10,0) NOT NULL, V VARCHAR, AMOUNT NUMBER(12,2))")
     source.sql(f"INSERT INTO {source.table('FULLT')} SELECT n, 'value ' || n, n / 3 "
                f"FROM (SELECT seq4() AS n FROM TABLE(GENERATOR(ROWCOUNT => {FULL_ROWS})))")
@@ -150,6 +154,7 @@ def test_kill_9_at_named_points_and_random_moments(source: Source, sync_settings
     log = (home / "writers.log").read_text(errors="replace") if (home / "writers.log").exists() else ""
     assert "Traceback" not in log, log[-3000:]
     assert interrupted >= 1, "no kill landed inside a write; the test proved nothing"
+    assert len(versions) > len(tables), "the killed writers never published; the kills all landed too early"
     next_runs = 0
     for table, tags in tables:  # the next run succeeds and removes what the killed writers left
         assert materialize(table, sync_settings, slice_rows=SLICE_ROWS, tags=tags).success

@@ -16,6 +16,13 @@ Reusable pieces:
       journey = platform_fixture(replicas=("a",), seed=seed, prepare=prepare)  # module scope
 
   Tables registered in ``prepare`` are loaded by the code server at start (no reload).
+- ``shared_platform_fixture(seed=, prepare=)``: a module's view of the session's one shared
+  platform (replica ``a``, ``SHARED_ENV``), cheaper than a platform of its own: every collected
+  module's ``seed`` and ``prepare`` run once, before Dagster starts. A module sharing it keeps
+  to its own source schema and tables, and leaves the platform as it found it (no process
+  killed). Its tests run after every other e2e test (``tests/conftest.py`` orders them), so
+  the platform is only up at the end of the session; a test that starts a sensor is marked
+  ``shared_last`` and runs after all of them.
 
 Every test here skips with a reason when ``TEST_POSTGRES_URL`` is not set.
 """
@@ -27,7 +34,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.platform import Platform, PostgresUnavailable, Prepare, Seed, start_platform
+from tests.e2e.platform import SHARED_SETUP, Platform, PostgresUnavailable, Prepare, Seed, start_platform
 
 
 def _seed_e2e(cur: Any) -> None:
@@ -52,6 +59,48 @@ def platform_fixture(*, replicas: tuple[str, ...] = ("a", "b"), seed: Seed | Non
 
 
 e2e_platform = platform_fixture()
+
+SHARED_ENV = {"AGENT_REFRESHES_PER_MINUTE": "1000", "SYNC_RECONCILE_INTERVAL_S": "1",
+              "LOG_LEVEL": "info", "LOG_FORMAT": "json"}  # the request-id trace reads info lines
+# Held by tests/e2e/platform.py: this conftest is imported twice (by pytest, and as
+# ``tests.e2e.conftest`` by the modules), the platform module once. Keyed by the module's file
+# name: a test module imported by another is also imported twice, and must still seed once.
+_shared_setup: dict[str, tuple[Seed | None, Prepare | None]] = SHARED_SETUP
+
+
+def shared_platform_fixture(*, seed: Seed | None = None, prepare: Prepare | None = None) -> Callable[..., Platform]:
+    """A module-scoped fixture giving the session's shared platform, with this module's ``seed`` and
+    ``prepare`` added to it (modules are imported at collection, before the platform starts)."""
+    owner = seed or prepare
+    if owner is not None:
+        _shared_setup[owner.__module__.rpartition(".")[2]] = (seed, prepare)
+
+    @pytest.fixture(scope="module")
+    def fixture(shared_platform: Platform) -> Platform:
+        return shared_platform
+
+    return fixture
+
+
+@pytest.fixture(scope="session")
+def shared_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    def seed(cur: Any) -> None:
+        _seed_e2e(cur)
+        for module_seed, _ in _shared_setup.values():
+            if module_seed is not None:
+                module_seed(cur)
+
+    def prepare(platform: Platform) -> None:
+        for _, module_prepare in _shared_setup.values():
+            if module_prepare is not None:
+                module_prepare(platform)
+
+    try:
+        with start_platform(tmp_path_factory.mktemp("shared-platform"), replicas=("a",), seed=seed, prepare=prepare,
+                            extra_env=SHARED_ENV) as platform:
+            yield platform
+    except PostgresUnavailable as e:
+        pytest.skip(str(e))
 
 
 @pytest.fixture(scope="module")

@@ -47,6 +47,8 @@ ADMIN_PASSWORD = "e2e-admin-password"  # noqa: S105 - test credential
 Seed = Callable[[Any], None]  # receives a connector cursor
 Prepare = Callable[["Platform"], None]  # runs after migrations, before Dagster starts
 _PR_SET_PDEATHSIG = 1
+# What the modules on the session's shared platform seed and register (tests/e2e/conftest.py).
+SHARED_SETUP: dict[str, tuple[Seed | None, Prepare | None]] = {}
 
 
 def _child_setup() -> None:
@@ -230,6 +232,15 @@ class Platform:
         assert r.status_code == 200, r.text
         return {"Authorization": f"Bearer {r.json()['access_token']}"}
 
+    def agent_headers(self, grants: list[str], replica: str | None = None) -> dict[str, str]:
+        """Headers of a new agent token of a new swarm granted ``grants``."""
+        from tests.serving.helpers import bearer, create_swarm, mint_token
+
+        admin = self.admin_headers(replica)
+        with self.apis[replica or next(iter(self.apis))].client() as api:
+            swarm = create_swarm(api, admin, grants)
+            return bearer(mint_token(api, admin, "agent", swarm["id"])["token"])
+
     def close(self) -> None:
         for child in reversed(self.children):
             processes.stop(child.proc, grace_s=10)
@@ -288,7 +299,7 @@ def start_platform(root: Path, *, replicas: tuple[str, ...] = ("a", "b"), seed: 
             "SNOWFLAKE_DATABASE": "DEMO", "SNOWFLAKE_NETWORK_TIMEOUT_S": "30",
             "DAGSTER_WEBSERVER_PORT": str(ws_port), "DAGSTER_CODE_SERVER_PORT": str(cs_port),
             "DAGSTER_GRAPHQL_URL": f"http://127.0.0.1:{ws_port}{UI_PATH_PREFIX}/graphql", "DAGSTER_LOCATION_NAME": "agents_data",
-            "SCHEDULES_DEFAULT_RUNNING": "false", "JWT_SECRET": "e2e-" + secrets.token_hex(24),
+            "SCHEDULES_DEFAULT_RUNNING": "false", "SOURCE_CHANGE_INTERVAL_S": "5", "JWT_SECRET": "e2e-" + secrets.token_hex(24),
             "ADMIN_USERNAME": "admin", "ADMIN_PASSWORD": ADMIN_PASSWORD, "LOG_LEVEL": "warning",
             **({"DAGSTER_PG_URL": dbs.dagster_url} if dbs else {}),
             **(extra_env or {}),

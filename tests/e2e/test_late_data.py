@@ -15,12 +15,11 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import platform_fixture
+from tests.e2e.conftest import shared_platform_fixture
 from tests.e2e.platform import Platform, wait_until
 from tests.e2e.test_replicas import _poll
-from tests.serving.helpers import bearer, create_swarm, mint_token
 
-pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.xdist_group("e2e_late_data")]
+pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
 VISITS = "demo.late.visits"
 SRC_VISITS = "DEMO.LATE.VISITS"
@@ -45,16 +44,12 @@ def _prepare(platform: Platform) -> None:
                       partitioning={"kind": "daily", "column": "VISIT_DATE", "start": "2025-01-01"})
 
 
-e2e_platform = platform_fixture(replicas=("a",), seed=_seed, prepare=_prepare,
-                                extra_env={"AGENT_REFRESHES_PER_MINUTE": "1000"})
+e2e_platform = shared_platform_fixture(seed=_seed, prepare=_prepare)
 
 
 @pytest.fixture(scope="module")
 def agent(e2e_platform: Platform) -> dict[str, str]:
-    admin = e2e_platform.admin_headers()
-    with e2e_platform.apis["a"].client() as api:
-        swarm = create_swarm(api, admin, [VISITS])
-        return bearer(mint_token(api, admin, "agent", swarm["id"])["token"])
+    return e2e_platform.agent_headers([VISITS])
 
 
 def query(api: httpx.Client, agent: dict[str, str], sql: str) -> list[list[Any]]:
@@ -132,11 +127,13 @@ def test_late_rows_in_old_partitions(e2e_platform: Platform, agent: dict[str, st
 
 def test_updates_spread_over_many_days(e2e_platform: Platform, agent: dict[str, str]) -> None:
     with e2e_platform.apis["a"].client() as api:
-        with e2e_platform.source() as cur:  # every visit of every other day, with a newer cursor
+        # Every visit of every third day, with a newer cursor: four days, no two adjacent, so
+        # the backfill runs four separate ranges (one run each, one at a time per table).
+        with e2e_platform.source() as cur:
             cur.execute(f"UPDATE {SRC_VISITS} SET V = 'updated', UPDATED_AT = CAST('2025-03-02 09:00:00' AS TIMESTAMP_NTZ) "
-                        "WHERE DAYOFMONTH(VISIT_DATE) % 2 = 1 AND VISIT_ID < 10000")
+                        "WHERE DAYOFMONTH(VISIT_DATE) % 3 = 1 AND VISIT_ID < 10000")
         changed = _dates(e2e_platform, "V = 'updated'")
-        assert len(changed) == DAYS // 2
+        assert changed == ["2025-01-01", "2025-01-04", "2025-01-07", "2025-01-10"]
         body = refresh_and_wait(api, agent, VISITS)
         assert body["partitions"] == changed  # exactly the updated days, not the newest partition
         _assert_visits_equal_source(e2e_platform, api, agent)
@@ -160,6 +157,7 @@ SENSOR_SELECTOR = {"repositoryLocationName": "agents_data", "repositoryName": "_
                    "sensorName": "source_change_sensor"}
 SENSOR_TICKS = """query($s: SensorSelector!) { sensorOrError(sensorSelector: $s) {
   __typename ... on Sensor { sensorState { ticks(limit: 20) { status skipReason runIds timestamp } } } } }"""
+SENSOR_ID = """query($s: SensorSelector!) { sensorOrError(sensorSelector: $s) { __typename ... on Sensor { id } } }"""
 RUN_STATUS = """query($id: ID!) { runOrError(runId: $id) { __typename ... on Run { status tags { key value } } } }"""
 
 
@@ -175,28 +173,44 @@ def _run(platform: Platform, run_id: str) -> dict[str, Any]:
     return {"status": run["status"], "tags": {t["key"]: t["value"] for t in run["tags"]}}
 
 
+@pytest.mark.shared_last  # after every other test on the shared platform: the sensor then watches every table
 def test_the_source_change_sensor_materializes_the_late_partitions(e2e_platform: Platform,
                                                                     agent: dict[str, str]) -> None:
-    """A sensor tick asks the source which partitions changed and runs exactly those (last: it leaves
-    the sensor running)."""
+    """A sensor tick asks the source which partitions changed and runs exactly those (the sensor
+    is stopped again at the end)."""
     started = e2e_platform.graphql("mutation($s: SensorSelector!) { startSensor(sensorSelector: $s) { __typename } }",
                                    {"s": SENSOR_SELECTOR})["startSensor"]
     assert started["__typename"] == "Sensor", started
-    wait_until(lambda: _ticks(e2e_platform), timeout_s=RUN_TIMEOUT_S, interval_s=1.0, message="a first sensor tick")
-    with e2e_platform.source() as cur:  # late rows in two days that are not adjacent
+    try:
+        _sensor_runs_the_late_partitions(e2e_platform)
+    finally:
+        sensor = e2e_platform.graphql(SENSOR_ID, {"s": SENSOR_SELECTOR})["sensorOrError"]
+        stopped = e2e_platform.graphql("mutation($id: String) { stopSensor(id: $id) { __typename } }",
+                                       {"id": sensor["id"]})["stopSensor"]
+        assert stopped["__typename"] == "StopSensorMutationResult", stopped
+    with e2e_platform.apis["a"].client() as api:
+        _assert_visits_equal_source(e2e_platform, api, agent)
+
+
+def _sensor_runs_the_late_partitions(platform: Platform) -> None:
+    # A tick exists from the moment it starts; rows inserted before it has read the source would
+    # be part of its baseline and never seen as a change. So wait for the finished baseline tick.
+    wait_until(lambda: [t for t in _ticks(platform) if VISITS in (t["skipReason"] or "")
+                        and "first signature" in (t["skipReason"] or "")],
+               timeout_s=RUN_TIMEOUT_S, interval_s=1.0, message="the sensor's baseline tick")
+    with platform.source() as cur:  # late rows in two days that are not adjacent
         cur.execute(f"INSERT INTO {SRC_VISITS} VALUES (20001, '2025-01-03', '2025-03-05 00:00:00', 'sensor'), "
                     "(20002, '2025-01-09', '2025-03-05 00:00:00', 'sensor')")
 
     def requested() -> list[str]:
-        return [r for t in _ticks(e2e_platform) for r in t["runIds"]]
+        return [r for t in _ticks(platform) for r in t["runIds"]]
 
     run_ids = wait_until(requested, timeout_s=RUN_TIMEOUT_S, interval_s=1.0, message="a tick requesting runs")
+
     def finished() -> list[dict[str, Any]] | None:
-        runs = [_run(e2e_platform, i) for i in run_ids]
+        runs = [_run(platform, i) for i in run_ids]
         return runs if all(r["status"] in ("SUCCESS", "FAILURE", "CANCELED") for r in runs) else None
 
     runs = wait_until(finished, timeout_s=RUN_TIMEOUT_S, interval_s=1.0, message="the sensor's runs to finish")
     assert all(r["status"] == "SUCCESS" for r in runs), runs
     assert sorted(r["tags"].get("dagster/partition") for r in runs) == ["2025-01-03", "2025-01-09"]
-    with e2e_platform.apis["a"].client() as api:
-        _assert_visits_equal_source(e2e_platform, api, agent)

@@ -34,7 +34,7 @@ from shared.filemodes import loose_entries
 from tests.e2e.platform import Platform, PostgresUnavailable, start_platform, wait_until
 from tests.serving.helpers import assert_error, bearer, create_swarm, mint_token
 
-pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.xdist_group("e2e_perimeter")]
+pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
 ITEMS = "demo.perimeter.items"
 STAND_IN_PASSWORD = "snow"  # noqa: S105 - the stand-in's default password, which must never be shown

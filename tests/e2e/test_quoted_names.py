@@ -17,11 +17,11 @@ import httpx
 import pytest
 
 from shared.served import read_current
-from tests.e2e.conftest import platform_fixture
+from tests.e2e.conftest import shared_platform_fixture
 from tests.e2e.platform import Platform, wait_until
 from tests.serving.helpers import assert_error, bearer, create_swarm, mint_token
 
-pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.xdist_group("e2e_quoted_names")]
+pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 RUN_TIMEOUT_S = 180
 LINES = "demo.e2e.0_order_32__lines"
 LOWER = "demo.e2e.0lower__t"
@@ -43,7 +43,7 @@ def _seed(cur: Any) -> None:
                 "(3, 9, '2025-01-01 00:00:00', 'c'), (4, 9, '2025-01-01 00:00:00', 'd')")
 
 
-names_platform = platform_fixture(replicas=("a",), seed=_seed)
+names_platform = shared_platform_fixture(seed=_seed)
 
 
 def _poll(client: httpx.Client, url: str, headers: dict[str, str]) -> dict[str, Any]:

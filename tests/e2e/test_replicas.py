@@ -27,9 +27,9 @@ from tests.e2e.conftest import platform_fixture
 from tests.e2e.platform import Platform, wait_until
 from tests.serving.helpers import assert_error, bearer, create_swarm, mint_token
 
-# The tests build on each other over one platform: keep them on one xdist worker
-# (effective with --dist loadgroup; --dist loadscope groups by module as well).
-pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.xdist_group("e2e_replicas")]
+# The tests build on each other over one platform; every e2e test runs on one xdist worker
+# (tests/conftest.py), in file order.
+pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
 ITEMS = "demo.e2e.items"
 EVENTS = "demo.e2e.events"

@@ -12,12 +12,11 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import platform_fixture
+from tests.e2e.conftest import shared_platform_fixture
 from tests.e2e.platform import Platform
 from tests.e2e.test_late_data import query, refresh, refresh_and_wait, source
-from tests.serving.helpers import bearer, create_swarm, mint_token
 
-pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.xdist_group("e2e_snapshot_deletes")]
+pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
 SNAP = "demo.late.snap"
 SRC_SNAP = "DEMO.LATE.SNAP"
@@ -33,16 +32,12 @@ def _prepare(platform: Platform) -> None:
     platform.register(table_name="snap", schema_name="late", strategy="snapshot", freshness="1h")
 
 
-e2e_platform = platform_fixture(replicas=("a",), seed=_seed, prepare=_prepare,
-                                extra_env={"AGENT_REFRESHES_PER_MINUTE": "1000"})
+e2e_platform = shared_platform_fixture(seed=_seed, prepare=_prepare)
 
 
 @pytest.fixture(scope="module")
 def agent(e2e_platform: Platform) -> dict[str, str]:
-    admin = e2e_platform.admin_headers()
-    with e2e_platform.apis["a"].client() as api:
-        swarm = create_swarm(api, admin, [SNAP])
-        return bearer(mint_token(api, admin, "agent", swarm["id"])["token"])
+    return e2e_platform.agent_headers([SNAP])
 
 
 def test_deletes_on_a_snapshot_table_are_served_after_a_refresh(e2e_platform: Platform, agent: dict[str, str]) -> None:

@@ -16,9 +16,9 @@ import pytest
 
 from serving.lib.caller import Caller
 from serving.lib.errors import ApiError, NotFound, QueryTimeout
+from serving.lib.results import ArrowBatches, ArrowStream
 from serving.queries.engine import QueryCancelled, QueryEngine
 from serving.queries.instances import ProtectionError, check_protections
-from serving.queries.results import ArrowBatches, ArrowStream
 from serving.queries.watchdog import Handle
 from shared.served import read_current, table_dir
 from shared.settings import Settings

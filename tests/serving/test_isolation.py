@@ -266,6 +266,7 @@ def _bench() -> Any:
     return module
 
 
+@pytest.mark.serial
 def test_bombs_end_in_time_and_health_answers_while_rss_stays_in_budget(tmp_path: Path) -> None:
     """A short run of bench/isolation.py: two agents, two bomb loops each, every kind of bomb."""
     result = _bench().run(duration_s=12.0, agents=2, per_agent=3, rows=50_000, scale=0.5, home_root=tmp_path)

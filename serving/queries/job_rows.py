@@ -1,0 +1,140 @@
+"""A query job's row in the control database, and who may read its result.
+
+Why apart from the worker (``jobs.py``): the row is the job's shared record. The replica
+that runs a job writes it (inserted once, when the request stops waiting or a file
+result is written; updated when the job ends, never over a ``cancelled`` row); any
+replica reads it to report the job, serve its file or cancel it. Results are private: a
+job is visible to the token that ran it and to admin (anyone else gets the 404 of an
+unknown id), expired results answer 410, and a result read from a table the token may no
+longer read is refused (403 ``table_not_granted``): results outlive no grant.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select, update
+
+from serving.lib.caller import Caller
+from serving.lib.errors import ApiError, Forbidden, NotFound
+from shared.control.db import session_scope
+from shared.control.models import QueryJobRow, TokenRow, utcnow
+
+if TYPE_CHECKING:
+    from serving.queries.jobs import Job
+
+ACTIVE = ("queued", "running")
+
+
+class ResultGone(ApiError):
+    status, code = 410, "expired"
+
+
+def row_values(job: Job) -> dict[str, Any]:
+    """The columns a job's end (or its detaching) writes."""
+    finished = job.finished_at
+    duration = (finished - job.started_at).total_seconds() * 1000.0 if finished else None
+    return {
+        "status": job.status, "row_count": job.row_count, "bytes": job.bytes, "truncated": job.truncated,
+        "tables": job.tables, "error": job.error.message if job.error else None,
+        "error_rule": (job.error.rule or job.error.code) if job.error else None,
+        "result_path": job.result_path.name if job.result_path else None, "finished_at": finished,
+        "duration_ms": duration,
+        "expires_at": job.expires_at,
+        "provenance": job_extra(job),
+    }
+
+
+def job_extra(job: Job) -> dict[str, Any]:
+    """What ``QueryJobRow.provenance`` keeps of a job: its cut, continuation and schema changes."""
+    limit = None
+    if job.cut_by == "row_cap":
+        limit = job.max_rows
+    elif job.continuation is not None:
+        limit = job.continuation["limit"]
+    return {"cut_by": job.cut_by, "limit": limit, "continuation": job.continuation,
+            "schema_changes": job.schema_changes, "watermarks": job.watermarks, "columns": job.columns}
+
+
+def save(control_url: str, replica: str, job: Job, *, insert: bool) -> None:
+    values = row_values(job)
+    with session_scope(control_url) as s:
+        if insert:
+            s.add(QueryJobRow(id=job.id, token_id=job.owner, swarm_id=job.caller.swarm_id, replica=replica,
+                              sql_text=job.sql, sql_hash=job.sql_hash, params=job.params, output_format=job.fmt,
+                              max_rows=job.max_rows, created_at=job.created_at, started_at=job.started_at, **values))
+        else:
+            s.execute(update(QueryJobRow).where(QueryJobRow.id == job.id, QueryJobRow.status != "cancelled")
+                      .values(**values))
+
+
+def to_interrupt(control_url: str, jobs: list[Job]) -> dict[str, str]:
+    """Ids of ``jobs`` to stop, with why: one control-database round trip per kind."""
+    persisted = [job.id for job in jobs if job.detached]
+    tokens = {job.caller.token_id for job in jobs if job.caller.token_id}
+    stop: dict[str, str] = {}
+    with session_scope(control_url) as s:
+        if persisted:
+            for job_id in s.scalars(select(QueryJobRow.id).where(QueryJobRow.id.in_(persisted),
+                                                                  QueryJobRow.status == "cancelled")):
+                stop[job_id] = "cancelled through another replica"
+        if tokens:
+            revoked = set(s.scalars(select(TokenRow.id).where(TokenRow.id.in_(tokens),
+                                                              TokenRow.revoked_at.is_not(None))))
+            for job in jobs:
+                if job.caller.token_id in revoked:
+                    stop.setdefault(job.id, "its token was revoked")
+    return stop
+
+
+def load(control_url: str, job_id: str, caller: Caller) -> QueryJobRow:
+    """The job's row if ``caller`` may see it; 404 (same answer as unknown) otherwise."""
+    with session_scope(control_url) as s:
+        row = s.get(QueryJobRow, job_id) if len(job_id) <= 64 else None
+        if row is None or not (caller.is_admin or (row.token_id is not None and row.token_id == caller.token_id)):
+            raise NotFound(f"query job {job_id[:64]} does not exist or belongs to another token", rule="job_not_found")
+        s.expunge(row)
+    if row.status == "succeeded" and row.expires_at is not None and row.expires_at < utcnow():
+        row.status = "expired"
+    return row
+
+
+def result_file(results_path: Path, row: QueryJobRow, caller: Caller) -> Path:
+    """The result file of ``row`` for ``caller``: 403 ``table_not_granted`` once a table it was read
+    from is no longer granted to the caller, 410 when expired, 404 when there is none."""
+    check_still_granted(caller, row.tables, f"the result of job {row.id}")
+    if row.status == "expired":
+        raise ResultGone(f"the result of job {row.id} expired and was deleted; run the query again", rule="expired")
+    if row.status != "succeeded" or not row.result_path:
+        raise NotFound(f"job {row.id} has no result (status {row.status})", rule="no_result")
+    path = results_path / Path(row.result_path).name
+    if not path.is_file():
+        raise ResultGone(f"the result of job {row.id} is no longer available; run the query again", rule="expired")
+    return path
+
+
+def mark_cancelled(control_url: str, job_id: str) -> None:
+    """Cancel a queued or running job's row (the replica running it sees it within a second)."""
+    with session_scope(control_url) as s:
+        s.execute(update(QueryJobRow).where(QueryJobRow.id == job_id, QueryJobRow.status.in_(ACTIVE))
+                  .values(status="cancelled", finished_at=utcnow(), error="cancelled by request",
+                          error_rule="cancelled", expires_at=utcnow()))
+
+
+def ungranted(caller: Caller, tables: Any) -> list[str]:
+    """Tables among ``tables`` (``[{table, version, synced_at}]`` as results and artifacts record
+    them) that ``caller`` may not read now."""
+    if caller.is_admin:
+        return []
+    names = {str(t.get("table")) for t in (tables or []) if isinstance(t, dict) and t.get("table")}
+    return sorted(n for n in names if not caller.may_read(n))
+
+
+def check_still_granted(caller: Caller, tables: Any, what: str) -> None:
+    """Results outlive no grant: data read from a table is served only to callers who may still read it."""
+    missing = ungranted(caller, tables)
+    if missing:
+        raise Forbidden(f"{what} was read from {', '.join(missing)}, which this token may no longer read; results "
+                        "are served only while their tables are granted", rule="table_not_granted",
+                        details={"tables": missing})
