@@ -8,15 +8,16 @@ from __future__ import annotations
 import dataclasses
 import io
 import random
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 from urllib.parse import quote
 
 import httpx
 
 from agents_data_client.errors import ApiError, RateLimited, Unavailable, error_from
-from agents_data_client.types import QueryJob, parse_rate_limits
+from agents_data_client.types import Continuation, Limit, QueryJob, QueryResult, Refresh, parse_rate_limits
 
 EXECUTE = "/api/v1/queries/execute"
 TABLES = "/api/v1/data/tables"
@@ -86,6 +87,65 @@ class JobFailed(ApiError):
         self.job = job
 
 
+class Poll:
+    """The clock of a polling loop: pauses that double up to ``most_s``, and a deadline.
+
+    The driver sleeps ``pause(...)`` seconds (its own way) and asks again; past the deadline
+    ``pause`` raises ``TimeoutError`` with the driver's description of what is still running.
+    """
+
+    def __init__(self, timeout_s: float, *, first_s: float = 0.05, most_s: float = 1.0) -> None:
+        self.timeout_s = timeout_s
+        self.deadline = time.monotonic() + timeout_s
+        self.next_s = first_s
+        self.most_s = most_s
+
+    def pause(self, waiting_for: str) -> float:
+        if time.monotonic() > self.deadline:
+            raise TimeoutError(f"{waiting_for} after {self.timeout_s:g} s")
+        pause, self.next_s = self.next_s, min(self.next_s * 2, self.most_s)
+        return pause
+
+
+def job_id(job: QueryJob | str) -> str:
+    return job if isinstance(job, str) else job.job_id
+
+
+def job_call(job: QueryJob | str, *rest: str, method: str = "GET", params: Mapping[str, Any] | None = None) -> Call:
+    return Call(method, "/".join([JOBS, job_id(job), *rest]), params=params)
+
+
+def result_call(job: QueryJob | str, format: str | None = None) -> Call:
+    return job_call(job, "result", params={"format": format} if format else None)
+
+
+def finished(job: QueryJob) -> QueryJob:
+    """A job that has ended: itself when it succeeded, else :class:`JobFailed`."""
+    if job.status != "succeeded":
+        raise JobFailed(job)
+    return job
+
+
+class ClientBase:
+    """What both clients keep between calls: the retry rule, and the rate limits read from the last answer."""
+
+    def __init__(self, retry: RetryPolicy | None) -> None:
+        self.retry = retry or RetryPolicy()
+        self.rate_limits: dict[str, Limit] = {}
+
+    def _note(self, response: httpx.Response) -> None:
+        self.rate_limits = rate_limits(response) or self.rate_limits
+
+
+HttpClient = TypeVar("HttpClient", httpx.Client, httpx.AsyncClient)
+
+
+def with_token(http: HttpClient, token: str) -> HttpClient:
+    """The httpx client, sending ``token`` as its bearer credential."""
+    http.headers["Authorization"] = f"Bearer {token}"
+    return http
+
+
 def check(response: httpx.Response) -> httpx.Response:
     """Raise the mapped :class:`ApiError` for an error answer (the body must already be read)."""
     if response.status_code < 400:
@@ -109,11 +169,27 @@ def query_body(sql: str, params: Any, output_format: str, **options: Any) -> dic
     body: dict[str, Any] = {"query": sql, "output_format": output_format}
     if params is not None:
         body["params"] = params
-    body.update({k: v for k, v in options.items() if v is not None})
+    body.update(present(options))
     return body
 
 
-def sample_params(
+def query_call(sql: str, params: Any, output_format: str, **options: Any) -> Call:
+    return Call("POST", EXECUTE, json=query_body(sql, params, output_format, **options))
+
+
+def query_answer(status_code: int, data: Any) -> QueryResult | QueryJob:
+    """An execute answer: the rows when they came inline, else the job still running them."""
+    if status_code == 200 and "columns" in data:
+        return QueryResult.of(data)
+    return QueryJob.of(data)
+
+
+def continuation(result: QueryResult | Continuation) -> Continuation | None:
+    return result.continuation if isinstance(result, QueryResult) else result
+
+
+def sample_call(
+    table: str,
     method: str,
     *,
     size: int | None,
@@ -122,7 +198,7 @@ def sample_params(
     columns: Sequence[str] | None,
     where: str | None,
     by: str | None,
-) -> dict[str, Any]:
+) -> Call:
     params = {
         "method": method,
         "size": size,
@@ -132,7 +208,55 @@ def sample_params(
         "by": by,
         "columns": ",".join(columns) if columns else None,
     }
-    return {k: v for k, v in params.items() if v is not None}
+    return Call("GET", table_path(table, "sample"), params=present(params))
+
+
+def profile_call(table: str, *, columns: Sequence[str] | None, sample: int | None, seed: int | None, force_refresh: bool) -> Call:
+    params = {
+        "columns": ",".join(columns) if columns else None,
+        "sample": sample,
+        "seed": seed,
+        "force_refresh": "true" if force_refresh else None,
+    }
+    return Call("GET", table_path(table, "profile"), params=present(params))
+
+
+def refresh_call(table: str, max_age_s: float | None) -> Call:
+    return Call("POST", table_path(table, "refresh"), json={"max_age_s": max_age_s} if max_age_s is not None else None)
+
+
+def refresh_status_call(table: str, refresh_job: str) -> Call:
+    return Call("GET", table_path(table, "refresh", refresh_job))
+
+
+def refresh_running(answer: Refresh, status: Mapping[str, Any]) -> bool:
+    return status.get("status", answer.job_status) not in ("succeeded", "failed", "canceled", "cancelled")
+
+
+def refresh_final(answer: Refresh, status: Mapping[str, Any]) -> Refresh:
+    """The refresh answer updated with the job's final state (in ``raw``), keeping the first ``outcome``."""
+    return Refresh.of({**answer.raw, **status, "outcome": answer.outcome})
+
+
+def artifacts_call(tag: str | None, limit: int, offset: int) -> Call:
+    return Call("GET", ARTIFACTS, params=present({"tag": tag, "limit": limit, "offset": offset}))
+
+
+def save_result_call(
+    job: QueryJob | str, *, name: str | None, format: str, visibility: str | Sequence[str], tags: Sequence[str] | None
+) -> Call:
+    body = {
+        "format": format,
+        "name": name,
+        "visibility": visibility if isinstance(visibility, str) else list(visibility),
+        "tags": list(tags or []),
+    }
+    return Call("POST", f"{JOBS}/{job_id(job)}/artifact", json=present(body))
+
+
+def present(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The entries that are not None."""
+    return {k: v for k, v in values.items() if v is not None}
 
 
 def upload_call(

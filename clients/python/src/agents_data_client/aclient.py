@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
-import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -13,12 +12,11 @@ from typing import IO, Any
 import httpx
 
 from agents_data_client import _core
-from agents_data_client._core import ARTIFACTS, EXECUTE, JOBS, TABLES, Call, JobFailed, RetryPolicy
+from agents_data_client._core import ARTIFACTS, TABLES, Call, RetryPolicy
 from agents_data_client.errors import ApiError
 from agents_data_client.types import (
     Artifact,
     Continuation,
-    Limit,
     Profile,
     QueryJob,
     QueryResult,
@@ -29,12 +27,8 @@ from agents_data_client.types import (
 )
 
 
-class AsyncClient:
-    """``AsyncClient(base_url, token)``: every call of the agents-data API an agent makes, async.
-
-    Errors raise :class:`agents_data_client.ApiError` subclasses; 429 and 503 are retried per
-    ``retry``. ``rate_limits`` holds the policies and what remains of them, from the last answer.
-    """
+class AsyncClient(_core.ClientBase):
+    """``AsyncClient(base_url, token)``: every call of :class:`Client`, as a coroutine (same errors, retries, ``rate_limits``)."""
 
     def __init__(
         self,
@@ -45,10 +39,8 @@ class AsyncClient:
         retry: RetryPolicy | None = None,
         http: httpx.AsyncClient | None = None,
     ) -> None:
-        self.retry = retry or RetryPolicy()
-        self._http = http or httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout)
-        self._http.headers["Authorization"] = f"Bearer {token}"
-        self.rate_limits: dict[str, Limit] = {}
+        super().__init__(retry)
+        self._http = _core.with_token(http or httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout), token)
 
     async def close(self) -> None:
         await self._http.aclose()
@@ -78,7 +70,7 @@ class AsyncClient:
                         attempt += 1
                         await asyncio.sleep(wait)
                         continue
-                self.rate_limits = _core.rate_limits(response) or self.rate_limits
+                self._note(response)
                 yield response
                 return
             finally:
@@ -113,20 +105,21 @@ class AsyncClient:
         **options: Any,
     ) -> QueryResult:
         """Run SQL and answer its rows inline (JSON); a query still running after ``wait_s`` is waited for."""
-        body = _core.query_body(
-            sql, params, "json", max_rows=max_rows, timeout_s=timeout_s, wait_s=wait_s, min_freshness=min_freshness, **options
-        )
-        async with self._send(Call("POST", EXECUTE, json=body)) as r:
-            data = r.json()
-            if r.status_code == 200 and "columns" in data:
-                return QueryResult.of(data)
-        job = await self.wait(QueryJob.of(data), timeout_s=job_timeout_s)
-        async with self._send(Call("GET", f"{JOBS}/{job.job_id}/result")) as r:
+        async with self._send(
+            _core.query_call(
+                sql, params, "json", max_rows=max_rows, timeout_s=timeout_s, wait_s=wait_s, min_freshness=min_freshness, **options
+            )
+        ) as r:
+            answer = _core.query_answer(r.status_code, r.json())
+        if isinstance(answer, QueryResult):
+            return answer
+        job = await self.wait(answer, timeout_s=job_timeout_s)
+        async with self._send(_core.result_call(job)) as r:
             return QueryResult.of(r.json())
 
     async def dry_run(self, sql: str, params: Any = None, **options: Any) -> dict[str, Any]:
         """What a query would read and cost, without running it (the server's dry run answer)."""
-        return dict(await self._json(Call("POST", EXECUTE, json=_core.query_body(sql, params, "json", dry_run=True, **options))))
+        return dict(await self._json(_core.query_call(sql, params, "json", dry_run=True, **options)))
 
     async def submit(
         self,
@@ -140,35 +133,28 @@ class AsyncClient:
         **options: Any,
     ) -> QueryJob:
         """Start a query as a job (by default without waiting); poll it with :meth:`wait`."""
-        body = _core.query_body(sql, params, output_format, wait_s=wait_s, max_rows=max_rows, timeout_s=timeout_s, **options)
-        return QueryJob.of(await self._json(Call("POST", EXECUTE, json=body)))
+        call = _core.query_call(sql, params, output_format, wait_s=wait_s, max_rows=max_rows, timeout_s=timeout_s, **options)
+        return QueryJob.of(await self._json(call))
 
     async def job(self, job_id: str) -> QueryJob:
-        return QueryJob.of(await self._json(Call("GET", f"{JOBS}/{job_id}")))
+        return QueryJob.of(await self._json(_core.job_call(job_id)))
 
     async def cancel(self, job_id: str) -> QueryJob:
-        return QueryJob.of(await self._json(Call("DELETE", f"{JOBS}/{job_id}")))
+        return QueryJob.of(await self._json(_core.job_call(job_id, method="DELETE")))
 
     async def wait(self, job: QueryJob | str, *, timeout_s: float = 600.0) -> QueryJob:
         """Poll a job until it ends; a job that did not succeed raises :class:`JobFailed`."""
         current = await self.job(job) if isinstance(job, str) else job
-        deadline, pause = time.monotonic() + timeout_s, 0.05
+        poll = _core.Poll(timeout_s)
         while not current.done:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"query job {current.job_id} still {current.status} after {timeout_s:g} s")
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, 1.0)
+            await asyncio.sleep(poll.pause(f"query job {current.job_id} still {current.status}"))
             current = await self.job(current.job_id)
-        if current.status != "succeeded":
-            raise JobFailed(current)
-        return current
+        return _core.finished(current)
 
     @contextlib.asynccontextmanager
     async def stream_result(self, job: QueryJob | str, *, format: str | None = None) -> AsyncIterator[httpx.Response]:
         """The finished job's result as a streamed response (``iter_bytes()``), in its format or ``format``."""
-        job_id = job if isinstance(job, str) else job.job_id
-        params = {"format": format} if format else None
-        async with self._send(Call("GET", f"{JOBS}/{job_id}/result", params=params), stream=True) as r:
+        async with self._send(_core.result_call(job, format), stream=True) as r:
             yield r
 
     async def download(self, job: QueryJob | str, path: str | Path, *, format: str | None = None) -> Path:
@@ -214,7 +200,7 @@ class AsyncClient:
     # ------------------------------------------------------------------ continuations
     async def pages(self, result: QueryResult | Continuation) -> AsyncIterator[RowsPage]:
         """The rows after a cut answer, page by page (nothing when the answer was complete)."""
-        cont = result.continuation if isinstance(result, QueryResult) else result
+        cont = _core.continuation(result)
         if cont is None or not cont.rest_available:
             return
         await self.wait(cont.job_id)
@@ -233,7 +219,7 @@ class AsyncClient:
 
     async def rest_arrow(self, result: QueryResult | Continuation) -> Any:
         """The full result behind a cut answer as a ``pyarrow.Table`` (None when the answer was complete)."""
-        cont = result.continuation if isinstance(result, QueryResult) else result
+        cont = _core.continuation(result)
         if cont is None:
             return None
         return await self.result_arrow(await self.wait(cont.job_id))
@@ -251,8 +237,10 @@ class AsyncClient:
         where: str | None = None,
         by: str | None = None,
     ) -> Sample:
-        params = _core.sample_params(method, size=size, fraction=fraction, seed=seed, columns=columns, where=where, by=by)
-        return Sample.of(await self._json(Call("GET", _core.table_path(table, "sample"), params=params)))
+        answer = await self._json(
+            _core.sample_call(table, method, size=size, fraction=fraction, seed=seed, columns=columns, where=where, by=by)
+        )
+        return Sample.of(answer)
 
     async def profile(
         self,
@@ -263,34 +251,21 @@ class AsyncClient:
         seed: int | None = None,
         force_refresh: bool = False,
     ) -> Profile:
-        params = {
-            k: v
-            for k, v in {
-                "columns": ",".join(columns) if columns else None,
-                "sample": sample,
-                "seed": seed,
-                "force_refresh": "true" if force_refresh else None,
-            }.items()
-            if v is not None
-        }
-        return Profile.of(await self._json(Call("GET", _core.table_path(table, "profile"), params=params)))
+        call = _core.profile_call(table, columns=columns, sample=sample, seed=seed, force_refresh=force_refresh)
+        return Profile.of(await self._json(call))
 
     async def refresh(
         self, table: str, *, max_age_s: float | None = None, wait: bool = False, timeout_s: float = 600.0
     ) -> Refresh:
         """Ask for fresh data; with ``wait`` poll the job until it ends (its final state in ``raw``)."""
-        body = {"max_age_s": max_age_s} if max_age_s is not None else None
-        answer = Refresh.of(await self._json(Call("POST", _core.table_path(table, "refresh"), json=body)))
+        answer = Refresh.of(await self._json(_core.refresh_call(table, max_age_s)))
         if not wait or answer.job_id is None:
             return answer
-        deadline = time.monotonic() + timeout_s
-        status = answer.raw
-        while status.get("status", answer.job_status) not in ("succeeded", "failed", "canceled", "cancelled"):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"refresh job {answer.job_id} still running after {timeout_s:g} s")
-            await asyncio.sleep(1.0)
-            status = await self._json(Call("GET", _core.table_path(table, "refresh", answer.job_id)))
-        return Refresh.of({**answer.raw, **status, "outcome": answer.outcome})
+        poll, status = _core.Poll(timeout_s, first_s=1.0, most_s=1.0), answer.raw
+        while _core.refresh_running(answer, status):
+            await asyncio.sleep(poll.pause(f"refresh job {answer.job_id} still running"))
+            status = await self._json(_core.refresh_status_call(table, answer.job_id))
+        return _core.refresh_final(answer, status)
 
     # ------------------------------------------------------------------ artifacts
     async def upload_artifact(
@@ -305,20 +280,21 @@ class AsyncClient:
         expires_in: int | str | None = None,
     ) -> Artifact:
         """Upload a file (streamed from a path), bytes or a binary file object."""
-        call = _core.upload_call(
-            source,
-            name=name,
-            content_type=content_type,
-            visibility=visibility,
-            tags=tags,
-            metadata=metadata,
-            expires_in=expires_in,
+        answer = await self._json(
+            _core.upload_call(
+                source,
+                name=name,
+                content_type=content_type,
+                visibility=visibility,
+                tags=tags,
+                metadata=metadata,
+                expires_in=expires_in,
+            )
         )
-        return Artifact.of(await self._json(call))
+        return Artifact.of(answer)
 
     async def artifacts(self, *, tag: str | None = None, limit: int = 100, offset: int = 0) -> list[Artifact]:
-        params = {k: v for k, v in {"tag": tag, "limit": limit, "offset": offset}.items() if v is not None}
-        return [Artifact.of(a) for a in (await self._json(Call("GET", ARTIFACTS, params=params)))["items"]]
+        return [Artifact.of(a) for a in (await self._json(_core.artifacts_call(tag, limit, offset)))["items"]]
 
     async def artifact(self, artifact_id: str) -> Artifact:
         return Artifact.of(await self._json(Call("GET", f"{ARTIFACTS}/{artifact_id}")))
@@ -349,16 +325,8 @@ class AsyncClient:
         tags: Sequence[str] | None = None,
     ) -> Artifact:
         """Save a finished query job's result as an artifact (CSV or Parquet)."""
-        job_id = job if isinstance(job, str) else job.job_id
-        body = {
-            "format": format,
-            "name": name,
-            "visibility": visibility if isinstance(visibility, str) else list(visibility),
-            "tags": list(tags or []),
-        }
-        return Artifact.of(
-            await self._json(Call("POST", f"{JOBS}/{job_id}/artifact", json={k: v for k, v in body.items() if v is not None}))
-        )
+        call = _core.save_result_call(job, name=name, format=format, visibility=visibility, tags=tags)
+        return Artifact.of(await self._json(call))
 
     async def delete_artifact(self, artifact_id: str) -> None:
         await self._json(Call("DELETE", f"{ARTIFACTS}/{artifact_id}"))

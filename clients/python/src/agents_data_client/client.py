@@ -12,12 +12,11 @@ from typing import IO, Any
 import httpx
 
 from agents_data_client import _core
-from agents_data_client._core import ARTIFACTS, EXECUTE, JOBS, TABLES, Call, JobFailed, RetryPolicy
+from agents_data_client._core import ARTIFACTS, TABLES, Call, RetryPolicy
 from agents_data_client.errors import ApiError
 from agents_data_client.types import (
     Artifact,
     Continuation,
-    Limit,
     Profile,
     QueryJob,
     QueryResult,
@@ -28,7 +27,7 @@ from agents_data_client.types import (
 )
 
 
-class Client:
+class Client(_core.ClientBase):
     """``Client(base_url, token)``: every call of the agents-data API an agent makes.
 
     Errors raise :class:`agents_data_client.ApiError` subclasses; 429 and 503 are retried per
@@ -44,10 +43,8 @@ class Client:
         retry: RetryPolicy | None = None,
         http: httpx.Client | None = None,
     ) -> None:
-        self.retry = retry or RetryPolicy()
-        self._http = http or httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout)
-        self._http.headers["Authorization"] = f"Bearer {token}"
-        self.rate_limits: dict[str, Limit] = {}
+        super().__init__(retry)
+        self._http = _core.with_token(http or httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout), token)
 
     def close(self) -> None:
         self._http.close()
@@ -77,7 +74,7 @@ class Client:
                         attempt += 1
                         time.sleep(wait)
                         continue
-                self.rate_limits = _core.rate_limits(response) or self.rate_limits
+                self._note(response)
                 yield response
                 return
             finally:
@@ -112,20 +109,21 @@ class Client:
         **options: Any,
     ) -> QueryResult:
         """Run SQL and answer its rows inline (JSON); a query still running after ``wait_s`` is waited for."""
-        body = _core.query_body(
-            sql, params, "json", max_rows=max_rows, timeout_s=timeout_s, wait_s=wait_s, min_freshness=min_freshness, **options
-        )
-        with self._send(Call("POST", EXECUTE, json=body)) as r:
-            data = r.json()
-            if r.status_code == 200 and "columns" in data:
-                return QueryResult.of(data)
-        job = self.wait(QueryJob.of(data), timeout_s=job_timeout_s)
-        with self._send(Call("GET", f"{JOBS}/{job.job_id}/result")) as r:
+        with self._send(
+            _core.query_call(
+                sql, params, "json", max_rows=max_rows, timeout_s=timeout_s, wait_s=wait_s, min_freshness=min_freshness, **options
+            )
+        ) as r:
+            answer = _core.query_answer(r.status_code, r.json())
+        if isinstance(answer, QueryResult):
+            return answer
+        job = self.wait(answer, timeout_s=job_timeout_s)
+        with self._send(_core.result_call(job)) as r:
             return QueryResult.of(r.json())
 
     def dry_run(self, sql: str, params: Any = None, **options: Any) -> dict[str, Any]:
         """What a query would read and cost, without running it (the server's dry run answer)."""
-        return dict(self._json(Call("POST", EXECUTE, json=_core.query_body(sql, params, "json", dry_run=True, **options))))
+        return dict(self._json(_core.query_call(sql, params, "json", dry_run=True, **options)))
 
     def submit(
         self,
@@ -139,35 +137,28 @@ class Client:
         **options: Any,
     ) -> QueryJob:
         """Start a query as a job (by default without waiting); poll it with :meth:`wait`."""
-        body = _core.query_body(sql, params, output_format, wait_s=wait_s, max_rows=max_rows, timeout_s=timeout_s, **options)
-        return QueryJob.of(self._json(Call("POST", EXECUTE, json=body)))
+        call = _core.query_call(sql, params, output_format, wait_s=wait_s, max_rows=max_rows, timeout_s=timeout_s, **options)
+        return QueryJob.of(self._json(call))
 
     def job(self, job_id: str) -> QueryJob:
-        return QueryJob.of(self._json(Call("GET", f"{JOBS}/{job_id}")))
+        return QueryJob.of(self._json(_core.job_call(job_id)))
 
     def cancel(self, job_id: str) -> QueryJob:
-        return QueryJob.of(self._json(Call("DELETE", f"{JOBS}/{job_id}")))
+        return QueryJob.of(self._json(_core.job_call(job_id, method="DELETE")))
 
     def wait(self, job: QueryJob | str, *, timeout_s: float = 600.0) -> QueryJob:
         """Poll a job until it ends; a job that did not succeed raises :class:`JobFailed`."""
         current = self.job(job) if isinstance(job, str) else job
-        deadline, pause = time.monotonic() + timeout_s, 0.05
+        poll = _core.Poll(timeout_s)
         while not current.done:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"query job {current.job_id} still {current.status} after {timeout_s:g} s")
-            time.sleep(pause)
-            pause = min(pause * 2, 1.0)
+            time.sleep(poll.pause(f"query job {current.job_id} still {current.status}"))
             current = self.job(current.job_id)
-        if current.status != "succeeded":
-            raise JobFailed(current)
-        return current
+        return _core.finished(current)
 
     @contextlib.contextmanager
     def stream_result(self, job: QueryJob | str, *, format: str | None = None) -> Iterator[httpx.Response]:
         """The finished job's result as a streamed response (``iter_bytes()``), in its format or ``format``."""
-        job_id = job if isinstance(job, str) else job.job_id
-        params = {"format": format} if format else None
-        with self._send(Call("GET", f"{JOBS}/{job_id}/result", params=params), stream=True) as r:
+        with self._send(_core.result_call(job, format), stream=True) as r:
             yield r
 
     def download(self, job: QueryJob | str, path: str | Path, *, format: str | None = None) -> Path:
@@ -211,7 +202,7 @@ class Client:
     # ------------------------------------------------------------------ continuations
     def pages(self, result: QueryResult | Continuation) -> Iterator[RowsPage]:
         """The rows after a cut answer, page by page (nothing when the answer was complete)."""
-        cont = result.continuation if isinstance(result, QueryResult) else result
+        cont = _core.continuation(result)
         if cont is None or not cont.rest_available:
             return
         self.wait(cont.job_id)
@@ -230,7 +221,7 @@ class Client:
 
     def rest_arrow(self, result: QueryResult | Continuation) -> Any:
         """The full result behind a cut answer as a ``pyarrow.Table`` (None when the answer was complete)."""
-        cont = result.continuation if isinstance(result, QueryResult) else result
+        cont = _core.continuation(result)
         if cont is None:
             return None
         return self.result_arrow(self.wait(cont.job_id))
@@ -248,8 +239,10 @@ class Client:
         where: str | None = None,
         by: str | None = None,
     ) -> Sample:
-        params = _core.sample_params(method, size=size, fraction=fraction, seed=seed, columns=columns, where=where, by=by)
-        return Sample.of(self._json(Call("GET", _core.table_path(table, "sample"), params=params)))
+        answer = self._json(
+            _core.sample_call(table, method, size=size, fraction=fraction, seed=seed, columns=columns, where=where, by=by)
+        )
+        return Sample.of(answer)
 
     def profile(
         self,
@@ -260,32 +253,19 @@ class Client:
         seed: int | None = None,
         force_refresh: bool = False,
     ) -> Profile:
-        params = {
-            k: v
-            for k, v in {
-                "columns": ",".join(columns) if columns else None,
-                "sample": sample,
-                "seed": seed,
-                "force_refresh": "true" if force_refresh else None,
-            }.items()
-            if v is not None
-        }
-        return Profile.of(self._json(Call("GET", _core.table_path(table, "profile"), params=params)))
+        call = _core.profile_call(table, columns=columns, sample=sample, seed=seed, force_refresh=force_refresh)
+        return Profile.of(self._json(call))
 
     def refresh(self, table: str, *, max_age_s: float | None = None, wait: bool = False, timeout_s: float = 600.0) -> Refresh:
         """Ask for fresh data; with ``wait`` poll the job until it ends (its final state in ``raw``)."""
-        body = {"max_age_s": max_age_s} if max_age_s is not None else None
-        answer = Refresh.of(self._json(Call("POST", _core.table_path(table, "refresh"), json=body)))
+        answer = Refresh.of(self._json(_core.refresh_call(table, max_age_s)))
         if not wait or answer.job_id is None:
             return answer
-        deadline = time.monotonic() + timeout_s
-        status = answer.raw
-        while status.get("status", answer.job_status) not in ("succeeded", "failed", "canceled", "cancelled"):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"refresh job {answer.job_id} still running after {timeout_s:g} s")
-            time.sleep(1.0)
-            status = self._json(Call("GET", _core.table_path(table, "refresh", answer.job_id)))
-        return Refresh.of({**answer.raw, **status, "outcome": answer.outcome})
+        poll, status = _core.Poll(timeout_s, first_s=1.0, most_s=1.0), answer.raw
+        while _core.refresh_running(answer, status):
+            time.sleep(poll.pause(f"refresh job {answer.job_id} still running"))
+            status = self._json(_core.refresh_status_call(table, answer.job_id))
+        return _core.refresh_final(answer, status)
 
     # ------------------------------------------------------------------ artifacts
     def upload_artifact(
@@ -300,20 +280,21 @@ class Client:
         expires_in: int | str | None = None,
     ) -> Artifact:
         """Upload a file (streamed from a path), bytes or a binary file object."""
-        call = _core.upload_call(
-            source,
-            name=name,
-            content_type=content_type,
-            visibility=visibility,
-            tags=tags,
-            metadata=metadata,
-            expires_in=expires_in,
+        answer = self._json(
+            _core.upload_call(
+                source,
+                name=name,
+                content_type=content_type,
+                visibility=visibility,
+                tags=tags,
+                metadata=metadata,
+                expires_in=expires_in,
+            )
         )
-        return Artifact.of(self._json(call))
+        return Artifact.of(answer)
 
     def artifacts(self, *, tag: str | None = None, limit: int = 100, offset: int = 0) -> list[Artifact]:
-        params = {k: v for k, v in {"tag": tag, "limit": limit, "offset": offset}.items() if v is not None}
-        return [Artifact.of(a) for a in self._json(Call("GET", ARTIFACTS, params=params))["items"]]
+        return [Artifact.of(a) for a in self._json(_core.artifacts_call(tag, limit, offset))["items"]]
 
     def artifact(self, artifact_id: str) -> Artifact:
         return Artifact.of(self._json(Call("GET", f"{ARTIFACTS}/{artifact_id}")))
@@ -344,16 +325,8 @@ class Client:
         tags: Sequence[str] | None = None,
     ) -> Artifact:
         """Save a finished query job's result as an artifact (CSV or Parquet)."""
-        job_id = job if isinstance(job, str) else job.job_id
-        body = {
-            "format": format,
-            "name": name,
-            "visibility": visibility if isinstance(visibility, str) else list(visibility),
-            "tags": list(tags or []),
-        }
-        return Artifact.of(
-            self._json(Call("POST", f"{JOBS}/{job_id}/artifact", json={k: v for k, v in body.items() if v is not None}))
-        )
+        call = _core.save_result_call(job, name=name, format=format, visibility=visibility, tags=tags)
+        return Artifact.of(self._json(call))
 
     def delete_artifact(self, artifact_id: str) -> None:
         self._json(Call("DELETE", f"{ARTIFACTS}/{artifact_id}"))
