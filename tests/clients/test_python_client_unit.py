@@ -19,6 +19,8 @@ from agents_data_client import (
     Client,
     Continuation,
     Forbidden,
+    JobFailed,
+    QueryJob,
     QueryResult,
     RateLimited,
     RetryPolicy,
@@ -204,3 +206,41 @@ def test_async_client_retries_too() -> None:
 
     assert asyncio.run(run()) == 1
     assert answers == []
+
+
+def _job_api(final: str) -> Callable[[httpx.Request], httpx.Response]:
+    """Execute answers with a running job, which is polled once before it ends as ``final``."""
+    polls: list[str] = ["running", final]
+    result = {"columns": [{"name": "x", "type": "INTEGER"}], "rows": [[7]], "row_count": 1, "truncated": False, "tables": []}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path == "/api/v1/queries/execute":
+            return httpx.Response(202, json={"job_id": "j9", "status": "running"})
+        if path == "/api/v1/queries/jobs/j9":
+            status = polls.pop(0) if polls else final
+            error = {"message": "boom", "rule": "query_failed"} if status == "failed" else None
+            return httpx.Response(200, json={"job_id": "j9", "status": status, "error": error})
+        assert path == "/api/v1/queries/jobs/j9/result"
+        return httpx.Response(200, json=result)
+
+    return handler
+
+
+def test_a_query_left_running_is_waited_for_by_both_clients() -> None:
+    assert _client(_job_api("succeeded")).query("select 7").rows == [[7]]
+    with pytest.raises(JobFailed) as e:
+        _client(_job_api("failed")).query("select 7")
+    assert (e.value.code, e.value.rule, e.value.message) == ("job_failed", "query_failed", "boom")
+    assert e.value.details == {"job_id": "j9"}
+    with pytest.raises(TimeoutError, match=r"query job j9 still running after 0\.01 s"):
+        _client(_job_api("running")).wait(QueryJob.of({"job_id": "j9", "status": "running"}), timeout_s=0.01)
+
+    async def run(final: str) -> list[list[Any]]:
+        http = httpx.AsyncClient(base_url="http://api", transport=httpx.MockTransport(_job_api(final)))
+        async with AsyncClient("http://api", "tok", retry=FAST, http=http) as client:
+            return (await client.query("select 7")).rows
+
+    assert asyncio.run(run("succeeded")) == [[7]]
+    with pytest.raises(JobFailed):
+        asyncio.run(run("failed"))
