@@ -58,8 +58,8 @@ class ServedStore:
         """The version readers use now, or None if the table was never published."""
         return served.read_current(self.root, key)
 
-    def keys(self) -> list[str]:
-        """Keys of every table with a current version."""
+    def keys(self, *, fresh: bool = False) -> list[str]:
+        """Keys of every table with a current version (``fresh``: the folder is always read fresh)."""
         return served.list_served(self.root)
 
     def local_path(self, manifest: Manifest) -> Path:
@@ -182,7 +182,14 @@ class ObjectStore(ServedStore):
         pub = self._published(key, fresh=fresh)
         return pub.manifest if pub else None
 
-    def keys(self) -> list[str]:
+    def keys(self, *, fresh: bool = False) -> list[str]:
+        """Keys of every published table; ``fresh`` re-reads them now (an admin query naming a table
+        published a moment ago on another machine), else at most every ``SERVED_POLL_INTERVAL_S``."""
+        if fresh:
+            try:
+                self.refresh()
+            except Exception as e:  # the control database is away: what is known still serves
+                log.warning("published versions not re-read (%s); serving the ones known", type(e).__name__)
         self._refresh_if_due()
         return sorted(self._known)
 

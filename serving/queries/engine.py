@@ -147,7 +147,7 @@ class QueryEngine:
             return caller.grants
         at, keys = self._all
         if refresh or time.monotonic() - at > 2.0:
-            keys = frozenset(self.served.keys() if self.served.remote else list_served(self.settings.served_path)) \
+            keys = frozenset(self.served.keys(fresh=refresh) if self.served.remote else list_served(self.settings.served_path)) \
                 | self.pushdown.live_keys()
             self._all = (time.monotonic(), keys)
         return keys
@@ -317,8 +317,11 @@ class QueryEngine:
         policy = caller.policy_set()
         if policy is None:
             return
-        live = self.pushdown.live_keys()
+        live, regs = self.pushdown.live_keys(), self.pushdown.registrations()
         for key in sorted(tables):
+            reg = regs.get(key)
+            if reg is not None and reg.from_files:
+                continue  # never pushed down: the transpiler refuses file-sourced tables with its own 400
             if policy.rules.get(key):
                 restricted = True
             elif key in live:

@@ -118,7 +118,7 @@ async def refresh_table(request: Request[Any, Any, Any], caller: Caller, service
         raise
     metrics.observe_refresh(outcome.outcome)
     body = RefreshAnswer(**outcome.to_dict())
-    if hides_figures(caller, served_tables(services).current(key)):  # table-wide figures would undo the policy
+    if hides_figures(caller, served_tables(services).current(key), key):  # table-wide figures would undo the policy
         body.served_watermark = body.source_watermark = body.newer_rows = None
     if outcome.job is not None:
         body.poll_url = f"/api/v1/data/tables/{table}/refresh/{outcome.job.id}"
@@ -136,7 +136,7 @@ async def refresh_status(request: Request[Any, Any, Any], caller: Caller, servic
     if state.job.table_key != key:
         raise NotFound(f"no refresh job {job_id} for table {table}")
     out = state.to_dict(svc, include_links=caller.is_admin)
-    if hides_figures(caller, served_tables(services).current(key)):
+    if hides_figures(caller, served_tables(services).current(key), key):
         out["rows"] = None
     return out
 

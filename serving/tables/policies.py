@@ -208,14 +208,15 @@ class PolicyCopies:
 
 
 
-def hides_figures(caller: Caller, manifest: Manifest | None) -> bool:
+def hides_figures(caller: Caller, manifest: Manifest | None, key: str | None = None) -> bool:
     """Whether ``caller`` reads ``manifest``'s table under a policy that a table-wide figure could
-    undo (the row count before its filter, a watermark taken over hidden rows or columns)."""
+    undo (the row count before its filter, a watermark taken over hidden rows or columns). Before
+    the first copy there is no classification yet: figures are hidden where the grant carries rules."""
     policy = caller.policy_set()
     if policy is None:
         return False
     if manifest is None:
-        return True
+        return key is None or bool(policy.rules.get(key))
     return plan(policy, manifest).restricted
 
 

@@ -263,9 +263,9 @@ def test_everything_under_the_data_home_is_owner_only(platform: Platform, admin:
     with platform.apis["a"].client() as a:
         assert any(home.joinpath("served").rglob("*.duckdb")), "the sync served nothing"
         inline = a.post("/api/v1/queries/execute", headers=agent,
-                        json={"query": f"select country, count(*) as n from {ITEMS} group by country"})
+                        json={"query": f"select count(*) as n from {ITEMS}"})
         assert inline.status_code == 200, inline.text
-        assert inline.json()["rows"] == [["DE", 500]]
+        assert inline.json()["rows"] == [[500]]
         for fmt in ("parquet", "csv"):
             exported = a.post("/api/v1/queries/execute", headers=agent,
                               json={"query": f"select * from {ITEMS}", "output_format": fmt})

@@ -28,7 +28,8 @@ pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
 ADMIN_PASSWORD = "readme-up-password"  # noqa: S105 - a throwaway test platform
-DEMO_TABLES = {"demo.public.customers", "demo.public.events", "demo.public.orders", "demo.public.products"}
+DEMO_TABLES = {"demo.public.customers", "demo.public.events", "demo.public.orders", "demo.public.products",
+               "demo.files.sessions"}  # the Parquet-sourced demo table
 START_TIMEOUT_S = 420  # seeding + Dagster + API on a loaded 2-core machine
 SYNC_TIMEOUT_S = 600  # the orders backfill covers a year of daily partitions
 

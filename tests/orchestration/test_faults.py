@@ -79,7 +79,7 @@ def test_a_dropped_source_table_fails_clearly(seeded, source: Source, sync_setti
     table, before, _ = seeded
     source.sql(f"DROP TABLE {source.table('T')}")
     message = failure_message(materialize(table, sync_settings))
-    assert f"table {source.database}.S.T does not exist in the source" in message
+    assert f"{source.database}.S.T does not exist in the source" in message
     assert current(sync_settings, table) == before
 
 
@@ -100,7 +100,7 @@ def test_the_run_step_records_success_and_failure_on_the_status_row(seeded, sour
     assert row.last_failure_at is not None
     assert ok.last_success_at is not None
     assert row.last_error.startswith("orchestration.sync.plan.SourceTableMissingError: ")
-    assert f"table {source.database}.S.T does not exist in the source" in row.last_error
+    assert f"{source.database}.S.T does not exist in the source" in row.last_error
     assert row.stale, "a missing source marks the served copy stale"
     assert row.served_version == before.version
     assert row.last_failure_at > ok.last_success_at

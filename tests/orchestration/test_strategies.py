@@ -265,7 +265,7 @@ def test_a_partition_written_during_the_sync_is_recounted_without_planning_again
     sessions: list[int] = []
     column_reads: list[str] = []
     real_columns = plan.table_columns
-    monkeypatch.setattr(plan, "table_columns", lambda *a: column_reads.append(a[3]) or real_columns(*a))
+    monkeypatch.setattr(plan, "table_columns", lambda con, reg: column_reads.append(reg.table) or real_columns(con, reg))
 
     @contextmanager
     def connect():  # type: ignore[no-untyped-def]
