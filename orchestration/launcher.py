@@ -36,6 +36,8 @@ import os
 import signal
 import socket
 import sys
+import threading
+from collections.abc import Mapping
 from typing import Any
 
 from dagster import _check as check
@@ -117,6 +119,7 @@ class WarmRunLauncher(RunLauncher, ConfigurableClass):
     def __init__(self, inst_data: ConfigurableClassData | None = None) -> None:
         self._inst_data = inst_data
         self._workers: dict[str, Any] = {}
+        self._lock = threading.Lock()  # the queue daemon launches from several threads
         self._fallback: DefaultRunLauncher | None = None
         if not get_settings().dagster.warm_run_workers:
             self._fallback = DefaultRunLauncher()
@@ -136,7 +139,7 @@ class WarmRunLauncher(RunLauncher, ConfigurableClass):
         return {}
 
     @classmethod
-    def from_config_value(cls, inst_data: ConfigurableClassData, config_value: dict[str, Any]) -> WarmRunLauncher:
+    def from_config_value(cls, inst_data: ConfigurableClassData, config_value: Mapping[str, Any]) -> WarmRunLauncher:
         return cls(inst_data=inst_data)
 
     def launch_run(self, context: LaunchRunContext) -> None:
@@ -150,14 +153,16 @@ class WarmRunLauncher(RunLauncher, ConfigurableClass):
         proc = _forkserver((*PRELOAD, *instance_modules(ref))).Process(
             target=run_worker, args=(run.run_id, ref), name=f"dagster-run-{run.run_id[:8]}")
         proc.start()
-        self._workers[run.run_id] = proc
+        with self._lock:
+            self._workers[run.run_id] = proc
         self._instance.add_run_tags(run.run_id, {WORKER_TAG: json.dumps({"host": socket.gethostname(),
                                                                           "pid": proc.pid})})
 
     def _reap(self) -> None:
         """Forget workers that ended (the forkserver reaps the processes themselves)."""
-        for run_id in [r for r, p in self._workers.items() if not p.is_alive()]:
-            self._workers.pop(run_id, None)
+        with self._lock:
+            for run_id in [r for r, p in self._workers.items() if not p.is_alive()]:
+                self._workers.pop(run_id, None)
 
     def terminate(self, run_id: str) -> bool:
         """Ask the run's worker to stop: SIGTERM, which Dagster turns into an interrupt, as the default cancel does."""
@@ -188,5 +193,7 @@ class WarmRunLauncher(RunLauncher, ConfigurableClass):
     def join(self, timeout: int = 30) -> None:
         if self._fallback is not None:
             self._fallback.join(timeout)
-        for proc in list(self._workers.values()):
+        with self._lock:
+            workers = list(self._workers.values())
+        for proc in workers:
             proc.join(timeout)
