@@ -6,11 +6,15 @@ and daemon with the repository's instance config, one API process) through
 ``tests/e2e/platform.py``, registers the table through the API, then, ``--refreshes`` times:
 inserts new rows into the source, asks for a refresh, and polls the query endpoint until
 the new row count is visible. PostgreSQL-backed when TEST_POSTGRES_URL is set (the
-production shape), SQLite otherwise.
+production shape), SQLite otherwise. It does this twice, on two fresh platforms: with the
+instance's warm run workers (``WarmRunLauncher``, the default) and, as the baseline in the
+same run, with run workers spawned by the code server (``DAGSTER_WARM_RUN_WORKERS=false``,
+Dagster's ``DefaultRunLauncher``); ``--no-baseline`` skips the second.
 
-    python bench/refresh_latency.py [--refreshes 12] [--rows 10000] [--insert 100]
+    python bench/refresh_latency.py [--refreshes 12] [--rows 10000] [--insert 100] [--no-baseline]
 
-The last stdout line is JSON with ``refresh_p50_s`` and ``refresh_p95_s``, the run's breakdown
+The last stdout line is JSON with ``refresh_p50_s`` and ``refresh_p95_s`` (warm), the baseline's
+figures under ``code_server_spawn`` and ``speedup_vs_code_server_spawn``, the run's breakdown
 from Dagster's own timestamps (queue, run worker start, execution), and what importing the
 code location costs a fresh interpreter (``worker_import_cpu_s``: CPU seconds, which a busy
 machine inflates far less than wall time).
@@ -132,12 +136,56 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=10_000, help="rows in the source table")
     parser.add_argument("--insert", type=int, default=100, help="rows inserted before each refresh")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for one refresh")
+    parser.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=True,
+                        help="also measure run workers spawned by the code server (DefaultRunLauncher), in the same run")
     args = parser.parse_args(argv)
     postgres = bool(os.environ.get("TEST_POSTGRES_URL"))
+    samples = _measure(args, postgres, warm=True)
+    baseline = _measure(args, postgres, warm=False) if args.baseline else []
+    result = {"bench": "refresh_latency", **_summary(samples)}
+    if baseline:
+        spawned = _summary(baseline)
+        result["code_server_spawn"] = spawned
+        result["speedup_vs_code_server_spawn"] = round(spawned["refresh_p50_s"] / result["refresh_p50_s"], 2)
+    result.update({
+        **_worker_import_cost(),
+        "load_average_1m": round(os.getloadavg()[0], 2),
+        "cpus": os.cpu_count(),
+        "table_rows": args.rows,
+        "rows_per_refresh": args.insert,
+        "dagster_storage": "postgres" if postgres else "sqlite",
+        "target_p50_s": 2.0,
+        "target_p95_s": 3.0,
+    })
+    print(json.dumps(result))
+    return 0
+
+
+def _summary(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    visible = [s["visible_s"] for s in samples]
+    return {
+        "refresh_p50_s": round(statistics.median(visible), 3),
+        "refresh_p95_s": round(_percentile(visible, 0.95), 3),
+        "refresh_min_s": round(min(visible), 3),
+        "refresh_max_s": round(max(visible), 3),
+        "answer_p50_ms": round(statistics.median(s["answer_s"] for s in samples) * 1000, 1),
+        "eta_p50_s": round(statistics.median(s["eta_s"] for s in samples), 2),
+        **{f"{k}_p50": round(statistics.median(s[k] for s in samples if k in s), 3)
+           for k in ("queue_s", "worker_start_s", "execution_s") if any(k in s for s in samples)},
+        "refreshes": len(samples),
+        "samples_s": [round(v, 3) for v in visible],
+    }
+
+
+def _measure(args: argparse.Namespace, postgres: bool, *, warm: bool) -> list[dict[str, Any]]:
+    """Timed refreshes on a fresh platform whose run workers are warm forks or code-server spawns."""
     samples: list[dict[str, Any]] = []
+    print(f"== run workers: {'warm forks (WarmRunLauncher)' if warm else 'spawned by the code server (DefaultRunLauncher)'}",
+          flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-refresh-") as tmp, start_platform(
         Path(tmp), replicas=("a",), seed=_seed(args.rows), postgres=postgres,
-        extra_env={"AGENT_REFRESHES_PER_MINUTE": "10000", "LOG_LEVEL": "warning"},
+        extra_env={"AGENT_REFRESHES_PER_MINUTE": "10000", "LOG_LEVEL": "warning",
+                   "DAGSTER_WARM_RUN_WORKERS": "true" if warm else "false"},
     ) as platform:
         admin = platform.admin_headers()
         with platform.apis["a"].client() as api:
@@ -162,31 +210,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"refresh {i + 1:2d}: new rows visible after {sample['visible_s']:.2f} s "
                       f"(answered in {sample['answer_s'] * 1000:.0f} ms, eta {sample['eta_s']:.1f} s; run: {parts})",
                       flush=True)
-    visible = [s["visible_s"] for s in samples]
-    imports = _worker_import_cost()
-    result = {
-        "bench": "refresh_latency",
-        "refresh_p50_s": round(statistics.median(visible), 3),
-        "refresh_p95_s": round(_percentile(visible, 0.95), 3),
-        "refresh_min_s": round(min(visible), 3),
-        "refresh_max_s": round(max(visible), 3),
-        "answer_p50_ms": round(statistics.median(s["answer_s"] for s in samples) * 1000, 1),
-        "eta_p50_s": round(statistics.median(s["eta_s"] for s in samples), 2),
-        **{f"{k}_p50": round(statistics.median(s[k] for s in samples if k in s), 3)
-           for k in ("queue_s", "worker_start_s", "execution_s") if any(k in s for s in samples)},
-        **imports,
-        "load_average_1m": round(os.getloadavg()[0], 2),
-        "cpus": os.cpu_count(),
-        "refreshes": len(samples),
-        "table_rows": args.rows,
-        "rows_per_refresh": args.insert,
-        "dagster_storage": "postgres" if postgres else "sqlite",
-        "target_p50_s": 2.0,
-        "target_p95_s": 3.0,
-        "samples_s": [round(v, 3) for v in visible],
-    }
-    print(json.dumps(result))
-    return 0
+    return samples
 
 
 if __name__ == "__main__":

@@ -107,14 +107,15 @@ def test_one_writer_per_table_is_enforced_by_tag_and_pool() -> None:
 
 def test_local_default_instance_builds_with_sqlite_under_its_home(tmp_path: Path) -> None:
     from dagster import DagsterInstance
-    from dagster._core.launcher import DefaultRunLauncher
     from dagster._core.run_coordinator import QueuedRunCoordinator
+
+    from orchestration.launcher import WarmRunLauncher
 
     shutil.copyfile(ROOT / "dagster.yaml", tmp_path / "dagster.yaml")
     instance = DagsterInstance.from_config(str(tmp_path))
     try:
         assert isinstance(instance.run_coordinator, QueuedRunCoordinator)
-        assert isinstance(instance.run_launcher, DefaultRunLauncher)
+        assert isinstance(instance.run_launcher, WarmRunLauncher)
         assert instance.run_coordinator.dequeue_interval_seconds == 1
         assert "sqlite" in type(instance.run_storage).__name__.lower()
         assert (tmp_path / "history").exists()
