@@ -42,7 +42,7 @@ from typing import Any
 
 from dagster import _check as check
 from dagster._core.launcher import DefaultRunLauncher
-from dagster._core.launcher.base import LaunchRunContext, RunLauncher
+from dagster._core.launcher.base import CheckRunHealthResult, LaunchRunContext, RunLauncher, WorkerStatus
 from dagster._serdes import ConfigurableClass, ConfigurableClassData
 
 from shared.settings import get_settings
@@ -164,6 +164,24 @@ class WarmRunLauncher(RunLauncher, ConfigurableClass):
             for run_id in [r for r, p in self._workers.items() if not p.is_alive()]:
                 self._workers.pop(run_id, None)
 
+    @property
+    def supports_check_run_worker_health(self) -> bool:
+        return self._fallback is None
+
+    def check_run_worker_health(self, run: Any) -> CheckRunHealthResult:
+        """Is the run's worker process alive? Dagster's run monitoring fails a run whose worker died (kill -9, OOM).
+
+        Without this, nothing would notice: a forked worker has no code server watching it.
+        A run whose worker this host cannot see (no tag yet, another host) is not judged.
+        """
+        worker = _worker_of(run)
+        pid = worker.get("pid")
+        if not isinstance(pid, int) or worker.get("host") != socket.gethostname():
+            return CheckRunHealthResult(WorkerStatus.RUNNING, "run worker not visible from this host: not judged")
+        if _alive(pid):
+            return CheckRunHealthResult(WorkerStatus.RUNNING, run_worker_id=str(pid))
+        return CheckRunHealthResult(WorkerStatus.NOT_FOUND, f"run worker process {pid} is gone", run_worker_id=str(pid))
+
     def terminate(self, run_id: str) -> bool:
         """Ask the run's worker to stop: SIGTERM, which Dagster turns into an interrupt, as the default cancel does."""
         check.str_param(run_id, "run_id")
@@ -175,10 +193,7 @@ class WarmRunLauncher(RunLauncher, ConfigurableClass):
         if not run or run.is_finished:
             return False
         self._instance.report_run_canceling(run)
-        try:
-            worker = json.loads(run.tags.get(WORKER_TAG) or "{}")
-        except ValueError:
-            worker = {}
+        worker = _worker_of(run)
         pid = worker.get("pid")
         if not isinstance(pid, int) or worker.get("host") != socket.gethostname():
             self._instance.report_engine_event(message="Unable to find the run worker to send termination to.",
@@ -197,3 +212,27 @@ class WarmRunLauncher(RunLauncher, ConfigurableClass):
             workers = list(self._workers.values())
         for proc in workers:
             proc.join(timeout)
+
+
+def _worker_of(run: Any) -> dict[str, Any]:
+    """The host and PID a run's worker was started with (its ``agents_data/worker`` tag)."""
+    try:
+        worker = json.loads(run.tags.get(WORKER_TAG) or "{}")
+    except ValueError:
+        return {}
+    return worker if isinstance(worker, dict) else {}
+
+
+def _alive(pid: int) -> bool:
+    """The process exists and is not a zombie waiting to be reaped."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return not sys.platform.startswith("linux")

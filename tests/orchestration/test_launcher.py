@@ -29,7 +29,8 @@ def instance(tmp_path: Path) -> Any:
 
 def _launch(instance: Any, job: Any, path: Path) -> Any:
     recon = dg.reconstructable(job)
-    run = instance.create_run_for_job(job_def=job, run_config={"ops": {next(iter(job.graph.node_dict)): {"config": {"path": str(path)}}}},
+    op = next(iter(job.graph.node_dict))
+    run = instance.create_run_for_job(job_def=job, run_config={"ops": {op: {"config": {"path": str(path)}}}},
                                       job_code_origin=recon.get_python_origin())
     instance.run_launcher.launch_run(LaunchRunContext(dagster_run=run, workspace=None))
     return run
@@ -79,3 +80,27 @@ def test_a_missing_worker_tag_is_reported_not_raised(instance: Any, tmp_path: Pa
     run = instance.create_run_for_job(job_def=launcher_jobs.writes_pid,
                                       run_config={"ops": {"write_pid": {"config": {"path": str(tmp_path / "p")}}}})
     assert instance.run_launcher.terminate(run.run_id) is False
+
+
+def test_a_killed_worker_is_found_dead_and_run_monitoring_fails_the_run(instance: Any, tmp_path: Path) -> None:
+    import logging
+    import signal
+
+    from dagster._core.launcher.base import WorkerStatus
+    from dagster._daemon.monitoring.run_monitoring import monitor_started_run
+
+    out = tmp_path / "pid"
+    run = _launch(instance, launcher_jobs.waits, out)
+    _wait(instance, run.run_id, {DagsterRunStatus.STARTED})
+    started = instance.get_run_by_id(run.run_id)
+    assert instance.run_launcher.check_run_worker_health(started).status == WorkerStatus.RUNNING
+    pid = json.loads(started.tags[WORKER_TAG])["pid"]
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while instance.run_launcher.check_run_worker_health(started).status == WorkerStatus.RUNNING:
+        assert time.monotonic() < deadline, "a killed worker still reads as running"
+        time.sleep(0.05)
+    assert instance.run_launcher.check_run_worker_health(started).status == WorkerStatus.NOT_FOUND
+    record = instance.get_run_record_by_id(run.run_id)
+    monitor_started_run(instance, None, record, logging.getLogger("test"))  # what the daemon's monitoring does
+    assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.FAILURE
