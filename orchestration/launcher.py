@@ -27,7 +27,6 @@ sets it); the Kubernetes and Celery launchers (``deploy/``) replace this block a
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import functools
 import gc
 import json
@@ -54,7 +53,6 @@ WORKER_TAG = "agents_data/worker"
 # from its config, so a worker's start does not import them either (about 1 s).
 PRELOAD = ("orchestration.definitions", "orchestration.launcher", "dagster._grpc.impl",
            "dagster._utils.hosted_user_process", "dagster._core.instance.ref", "dotenv", "upath", "psycopg2.extras")
-_PR_SET_PDEATHSIG = 1
 
 
 def instance_modules(instance_ref: Any) -> list[str]:
@@ -84,7 +82,10 @@ def run_worker(run_id: str, instance_ref: Any) -> None:
 
     Signals are reset first: the template inherits whatever the daemon had, and hosts that
     start background processes with SIGINT/SIGTERM ignored would make the run unstoppable.
-    The worker dies with its parent (PR_SET_PDEATHSIG), so no run outlives the platform.
+    The worker gets a session of its own, so a daemon that dies or is restarted (its process
+    group killed) does not take the run with it, as a code server's run would survive too.
+    A daemon that stops gracefully stops its live workers (``dispose``), so stopping the
+    platform leaves no run behind.
     ``gc.freeze()`` moves the template's objects (every preloaded module) out of the
     collector's reach: the run's collections then scan only what the run allocates, and do
     not touch, and so copy, the pages it shares with the template.
@@ -92,9 +93,8 @@ def run_worker(run_id: str, instance_ref: Any) -> None:
     gc.freeze()
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    with contextlib.suppress(OSError):
+        os.setsid()
     from dagster._core.events import EngineEventData
     from dagster._core.instance import DagsterInstance
     from dagster._grpc.impl import core_execute_run
@@ -204,6 +204,19 @@ class WarmRunLauncher(RunLauncher, ConfigurableClass):
         except ProcessLookupError:
             return False
         return True
+
+    def dispose(self) -> None:
+        """The daemon is stopping: stop the runs it started here (they are marked canceled, as from the UI)."""
+        with self._lock:
+            workers = [(run_id, p) for run_id, p in self._workers.items() if p.is_alive()]
+        for run_id, proc in workers:
+            with contextlib.suppress(Exception):  # best effort: the daemon is on its way out
+                self.terminate(run_id)
+                proc.join(10)
+            with self._lock:
+                self._workers.pop(run_id, None)
+        if self._fallback is not None:
+            self._fallback.dispose()
 
     def join(self, timeout: int = 30) -> None:
         if self._fallback is not None:

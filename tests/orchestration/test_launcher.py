@@ -104,3 +104,14 @@ def test_a_killed_worker_is_found_dead_and_run_monitoring_fails_the_run(instance
     record = instance.get_run_record_by_id(run.run_id)
     monitor_started_run(instance, None, record, logging.getLogger("test"))  # what the daemon's monitoring does
     assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.FAILURE
+
+
+def test_a_stopping_daemon_stops_its_live_workers(instance: Any, tmp_path: Path) -> None:
+    out = tmp_path / "pid"
+    run = _launch(instance, launcher_jobs.waits, out)
+    _wait(instance, run.run_id, {DagsterRunStatus.STARTED})
+    pid = json.loads(instance.get_run_by_id(run.run_id).tags[WORKER_TAG])["pid"]
+    assert os.getpgid(pid) == pid  # a session of its own: a killed daemon's group does not include it
+    instance.run_launcher.dispose()
+    done = _wait(instance, run.run_id, {DagsterRunStatus.CANCELED, DagsterRunStatus.FAILURE, DagsterRunStatus.SUCCESS})
+    assert done.status == DagsterRunStatus.CANCELED
