@@ -152,10 +152,11 @@ class JobManager:
     def _work(self, job: Job) -> Job:
         # A job known to be asynchronous (nobody waits for it, or a file result) reports DuckDB's progress.
         job.handle.wants_progress = job.detached or job.fmt != "json"
-        cpu = time.thread_time()
+        cpu: float | None = None
         try:
             with self.sched.lane(self._cheap(job)):
                 job.checked = job.checked or self.engine.guard(job.caller, job.sql)  # the query's one guard check
+                cpu = time.thread_time()  # the run's cost, without the (cached) guard check
                 job.sql_hash = job.checked.sql_hash
                 if job.fmt == "json":
                     self._run_json(job, job.checked)
@@ -170,7 +171,7 @@ class JobManager:
             log.exception("query job %s failed unexpectedly", job.id)
             job.error, job.status = ApiError("internal error while running the query"), "failed"
             del e
-        if job.checked is not None:
+        if job.checked is not None and cpu is not None:
             self.sched.record_cost(job.checked.sql, time.thread_time() - cpu)
         job.finished_at = utcnow()
         job.expires_at = job.finished_at + dt.timedelta(seconds=self.q.result_ttl_s)
