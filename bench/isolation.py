@@ -29,6 +29,12 @@ loops plus the point-query agent); ``worst_overshoot_s`` < 1.
 
 The last stdout line is one JSON object with ``health_p99_ms``, ``point_p99_ms``,
 ``peak_rss_mb``, ``rss_budget_mb`` and ``worst_overshoot_s`` (and details).
+
+``--compare`` runs the bench twice in one go, first with ``QUERY_PRIORITIES=false`` (only
+long-running queries, samples and profiles run below the event loop's CPU priority), then
+with the defaults; the JSON line is the second run's, with the first's figures under
+``baseline`` and the ratios (change / baseline) under ``ratio``. On a shared machine the
+ratio is the figure to read; each run reports the load average at its end.
 """
 
 from __future__ import annotations
@@ -63,13 +69,15 @@ SAMPLE_TIMEOUT_S = 2.0  # QUERY_TIMEOUT_S of the run: the limit of samples
 BOMB_TIMEOUT_S = 1.0
 HTTP_TIMEOUT_S = 60.0
 KINDS = ("learned", "repeat", "json", "scan", "sample", "profile")
+COMPARED = ("health_p99_ms", "point_p99_ms", "health_p50_ms", "point_p50_ms", "quiet_health_p99_ms",
+            "quiet_point_p99_ms", "peak_rss_mb", "worst_overshoot_s", "bombs")
 
 
 def publish(served: Path, rows: int) -> None:
     publish_select(served, KEY, TABLE_SQL.format(rows=int(rows)), rows)
 
 
-def start_api(home: Path, port: int, logfile: Path, *, slots: int) -> Any:
+def start_api(home: Path, port: int, logfile: Path, *, slots: int, extra_env: dict[str, str] | None = None) -> Any:
     env = {**os.environ, "AGENTS_DATA_HOME": str(home), "DATABASE_URL": f"sqlite:///{home / 'control.db'}",
            "JWT_SECRET": "bench-secret-" + "b" * 32, "ADMIN_PASSWORD": "bench-password", "PYTHONPATH": str(ROOT),
            "API_HOST": "127.0.0.1", "API_PORT": str(port), "API_WORKERS": "1", "LOG_LEVEL": "warning",
@@ -77,7 +85,8 @@ def start_api(home: Path, port: int, logfile: Path, *, slots: int) -> Any:
            # The process guard acts 100 MB under the budget: room for growth between its checks.
            "QUERY_PROCESS_MEMORY_LIMIT": f"{MEMORY_LIMIT_MB * slots + 200}MB",
            "AGENT_REQUESTS_PER_MINUTE": "1000000",
-           "PYTHONPYCACHEPREFIX": str(Path(tempfile.gettempdir()) / "agents-data-pycache"), "PYTHONDONTWRITEBYTECODE": ""}
+           "PYTHONPYCACHEPREFIX": str(Path(tempfile.gettempdir()) / "agents-data-pycache"), "PYTHONDONTWRITEBYTECODE": "",
+           **(extra_env or {})}
     proc = processes.start([sys.executable, "-m", "serving"], env=env, cwd=ROOT, log_path=logfile)
     try:
         processes.wait_for_http(f"http://127.0.0.1:{port}/health", timeout_s=180, proc=proc)
@@ -193,8 +202,8 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def run(*, duration_s: float, agents: int, per_agent: int, rows: int, scale: float, home_root: Path | None = None
-        ) -> dict[str, Any]:
+def run(*, duration_s: float, agents: int, per_agent: int, rows: int, scale: float, home_root: Path | None = None,
+        extra_env: dict[str, str] | None = None) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="bench-isolation-", dir=home_root))
     home = tmp / "home"
     home.mkdir()
@@ -203,7 +212,7 @@ def run(*, duration_s: float, agents: int, per_agent: int, rows: int, scale: flo
     try:
         publish(home / "served", rows)
         port = processes.free_port()
-        proc = start_api(home, port, tmp / "api.log", slots=slots)
+        proc = start_api(home, port, tmp / "api.log", slots=slots, extra_env=extra_env)
         base = f"http://127.0.0.1:{port}"
         with httpx.Client(base_url=base, timeout=HTTP_TIMEOUT_S) as c:
             hs = tokens(c, agents + 1)
@@ -287,6 +296,7 @@ def run(*, duration_s: float, agents: int, per_agent: int, rows: int, scale: flo
             "baseline_rss_mb": round(baseline_rss, 1), "server_alive": alive and processes_alive,
             "agents": agents, "per_agent": per_agent, "duration_s": duration_s, "rows": rows, "scale": scale,
             "query_memory_limit_mb": MEMORY_LIMIT_MB, "slots": slots, "load_avg_1m": os.getloadavg()[0],
+            "env": extra_env or {},
         }
     finally:
         if proc is not None:
@@ -301,9 +311,17 @@ def main() -> None:
     ap.add_argument("--per-agent", type=int, default=4)
     ap.add_argument("--rows", type=int, default=200_000)
     ap.add_argument("--scale", type=float, default=1.0)
+    ap.add_argument("--compare", action="store_true", help="run with QUERY_PRIORITIES=false first, then the defaults")
     args = ap.parse_args()
-    result = run(duration_s=args.duration, agents=args.agents, per_agent=args.per_agent, rows=args.rows,
-                 scale=args.scale)
+    common = {"duration_s": args.duration, "agents": args.agents, "per_agent": args.per_agent, "rows": args.rows,
+              "scale": args.scale}
+    baseline = run(**common, extra_env={"QUERY_PRIORITIES": "false"}) if args.compare else None
+    if baseline is not None:
+        log(json.dumps(baseline, indent=1))
+    result = run(**common)
+    if baseline is not None:
+        result["baseline"] = {k: baseline[k] for k in (*COMPARED, "load_avg_1m", "bomb_statuses")}
+        result["ratio"] = {k: round(result[k] / baseline[k], 3) if baseline[k] else None for k in COMPARED}
     log(json.dumps(result, indent=1))
     print(json.dumps(result))
 

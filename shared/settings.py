@@ -164,6 +164,7 @@ class QuerySettings:
     result_ttl_s: int = env_var("QUERY_RESULT_TTL_S", 24 * 3600, "How long query results are kept.")
     memory_limit: str = env_var("QUERY_MEMORY_LIMIT", "1GB", "DuckDB memory_limit for agent connections.")
     threads: int = env_var("QUERY_THREADS", 2, "DuckDB threads for agent connections.")
+    priorities: bool = env_var("QUERY_PRIORITIES", True, "Agent work runs below the event loop's CPU priority from its start unless it is known to be cheap: query jobs whose SQL text is new or used much CPU in the last minute, result files, samples, profiles and DuckDB's own worker threads (Linux per-thread nice). false: only queries running past 0.2 s, samples and profiles are lowered.")
     max_temp_size: str = env_var("QUERY_MAX_TEMP_SIZE", "2GB", "DuckDB max_temp_directory_size for agent connections.")
     agent_concurrent: int = env_var("AGENT_MAX_CONCURRENT_QUERIES", 4, "Concurrent queries, samples and profiles per agent before 429.")
     json_max_bytes: int = env_var("QUERY_JSON_MAX_BYTES", 64 * 1024 * 1024, "Largest inline JSON result (rows encoded), in bytes; past it the answer is cut at the last whole row that fits, with a continuation (`cut_by: byte_cap`).")

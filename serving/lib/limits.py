@@ -167,7 +167,7 @@ class Limiter:
     def _executor(self) -> ThreadPoolExecutor:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="agent-work",
-                                            initializer=_lower_priority)
+                                            initializer=lower_priority)
         return self._pool
 
     def close(self) -> None:
@@ -195,10 +195,20 @@ class Slot:
         fut.add_done_callback(done)
 
 
-def _lower_priority() -> None:
-    """Samples and profiles are batch work: their threads yield the CPU to the event loop and point queries."""
+def lower_priority(by: int = BATCH_NICE) -> None:
+    """Make the calling thread batch work: it yields the CPU to the event loop and point queries.
+
+    Linux keeps a nice value per thread, and threads started by this one (DuckDB's workers,
+    when it builds an instance) inherit it. The level is counted from the main thread's (the
+    event loop's), not the caller's, since a thread inherits its creator's. Raising one's own
+    nice needs no privilege."""
     with contextlib.suppress(OSError, AttributeError):
-        os.setpriority(os.PRIO_PROCESS, 0, os.getpriority(os.PRIO_PROCESS, 0) + BATCH_NICE)
+        os.setpriority(os.PRIO_PROCESS, 0, batch_level(by))
+
+
+def batch_level(by: int = BATCH_NICE) -> int:
+    """The nice value of batch threads: ``by`` levels below the main thread's (the event loop's)."""
+    return min(19, os.getpriority(os.PRIO_PROCESS, os.getpid()) + by)
 
 
 def _consume(fut: asyncio.Future[Any]) -> None:

@@ -130,7 +130,8 @@ class QueryEngine:
         self._running: set[Handle] = set()
         self._running_lock = threading.Lock()
         self.memory = MemoryGuard(memory_budget(settings), self.running)
-        self.watchdog = Watchdog(on_tick=self.instances.reap, memory=self.memory)
+        self.watchdog = Watchdog(on_tick=self.instances.reap, memory=self.memory,
+                                 batch_priorities=settings.query.priorities)
         self._all: tuple[float, frozenset[str]] = (0.0, frozenset())
         self.pushdown = Pushdown(settings, self.watchdog)
         self._current: dict[str, tuple[str, tuple[int, int], Manifest]] = {}

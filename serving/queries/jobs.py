@@ -10,6 +10,10 @@ Why this shape:
   "worker finishes", so a row is inserted exactly once and never updated before it exists.
 - Whether a job takes the FIFO short lane is decided by ``scheduling.Scheduler`` from
   what this replica learned about the query text; it always runs on a worker thread.
+  With ``QUERY_PRIORITIES`` there are two pools: inline JSON queries of texts known to be
+  cheap run at the event loop's CPU priority; everything else (new or recently heavy texts,
+  result files, jobs nobody waits for) on batch threads a few nice levels lower, so a few
+  agents' bombs cannot take the CPU from ``/health`` and other agents' point queries.
 - JSON rows are encoded batch by batch and refused past ``QUERY_JSON_MAX_BYTES``, so an
   oversized result is never built in memory.
 - Results are private (the job's row and the rules for reading it: ``job_rows.py``).
@@ -35,6 +39,7 @@ from serving.lib import formats, metrics
 from serving.lib.caller import Caller
 from serving.lib.continuation import PROVENANCE_KEY, continuation, provenance
 from serving.lib.errors import ApiError
+from serving.lib.limits import lower_priority
 from serving.lib.results import FILE_BATCH_ROWS, FILE_MAX_ROWS, ArrowBatches, ArrowStream, JsonRows
 from serving.queries import job_rows, scheduling
 from serving.queries.engine import QueryEngine
@@ -65,7 +70,7 @@ class Job:
         self.status = "running"
         self.created_at = self.started_at = utcnow()
         self.finished_at: dt.datetime | None = None
-        self.body: bytes | None = None  # inline JSON body
+        self.body: bytes | bytearray | None = None  # inline JSON body
         self.error: ApiError | None = None
         self.row_count: int | None = None
         self.bytes: int | None = None
@@ -98,6 +103,8 @@ class JobManager:
     def __init__(self, engine: QueryEngine, settings: Settings, *, workers: int = scheduling.WORKERS) -> None:
         self.engine, self.settings, self.q = engine, settings, settings.query
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="query")
+        self.batch = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="query-batch",
+                                        initializer=lower_priority) if self.q.priorities else None
         self.running: dict[str, Job] = {}
         self.replica = settings.api.replica_id
         self.sched = Scheduler(engine.watchdog)
@@ -128,15 +135,28 @@ class JobManager:
 
     def start(self, job: Job) -> Future[Job]:
         self.running[job.id] = job
-        return self.pool.submit(self._work, job)
+        return self._pool_for(job).submit(self._work, job)
+
+    def _pool_for(self, job: Job) -> ThreadPoolExecutor:
+        """With ``QUERY_PRIORITIES``, only an inline JSON query of a cheap text runs at the loop's priority."""
+        if self.batch is None or (job.fmt == "json" and not job.detached and self._cheap(job)):
+            return self.pool
+        return self.batch
+
+    def _cheap(self, job: Job) -> bool:
+        """Whether ``job`` takes the short lane (and, with priorities, the loop's priority)."""
+        sql = job.checked.sql if job.checked else None
+        return self.sched.is_cheap(sql) if self.batch is not None else self.sched.is_short(sql)
 
     # -- worker side -------------------------------------------------------------------
     def _work(self, job: Job) -> Job:
         # A job known to be asynchronous (nobody waits for it, or a file result) reports DuckDB's progress.
         job.handle.wants_progress = job.detached or job.fmt != "json"
+        cpu: float | None = None
         try:
-            with self.sched.lane(self.sched.is_short(job.checked.sql if job.checked else None)):
+            with self.sched.lane(self._cheap(job)):
                 job.checked = job.checked or self.engine.guard(job.caller, job.sql)  # the query's one guard check
+                cpu = time.thread_time()  # the run's cost, without the (cached) guard check
                 job.sql_hash = job.checked.sql_hash
                 if job.fmt == "json":
                     self._run_json(job, job.checked)
@@ -151,6 +171,8 @@ class JobManager:
             log.exception("query job %s failed unexpectedly", job.id)
             job.error, job.status = ApiError("internal error while running the query"), "failed"
             del e
+        if job.checked is not None and cpu is not None:
+            self.sched.record_cost(job.checked.sql, time.thread_time() - cpu)
         job.finished_at = utcnow()
         job.expires_at = job.finished_at + dt.timedelta(seconds=self.q.result_ttl_s)
         _count(job)
@@ -185,7 +207,7 @@ class JobManager:
                    "row_count": result.row_count, "truncated": result.truncated, "max_rows": job.max_rows,
                    "tables": job.tables, "duration_ms": round(result.duration_ms, 3), "sql_hash": result.sql_hash,
                    "continuation": job.continuation, "schema_changes": job.schema_changes}
-        job.body = formats.encode_json(payload)
+        job.body = formats.encode_json_around(payload, "rows", result.rows)
         job.bytes = len(job.body)
         formats.check_size(job.bytes, self.q.json_max_bytes + (64 << 10))  # rows plus the answer's own fields
 
@@ -289,6 +311,8 @@ class JobManager:
         for job in list(self.running.values()):
             job.handle.cancel()
         self.pool.shutdown(wait=True, cancel_futures=True)
+        if self.batch is not None:
+            self.batch.shutdown(wait=True, cancel_futures=True)
 
 
 

@@ -15,6 +15,12 @@ What this replica still learns, per guarded query text:
   most ``LANE_WAIT_S`` for a slot before it runs without one: a lane clogged by queries
   that only looked short (one agent's bombs) cannot delay other agents by more.
 - anything else (unknown or long) runs on a worker at once and shares the CPU.
+- cost: a text is *cheap* when it is short and none of its runs in the last ``HEAVY_FOR_S``
+  used more than ``HEAVY_CPU_S`` of its thread's CPU. With ``QUERY_PRIORITIES`` only cheap
+  queries run at the event loop's CPU priority; the rest start on batch threads a few nice
+  levels lower (``JobManager``). CPU time, not wall time, marks a run heavy: a point query
+  slowed down by a busy machine stays cheap, while a text learned fast with small
+  parameters and then run with huge ones is batch work for its next runs, from any agent.
 
 The best (not the last) duration classifies a text: runs slowed down by a busy machine
 say nothing about the query itself. Workers are plentiful (``WORKERS``): a worker blocked
@@ -26,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 from collections.abc import Iterator
 
 from serving.queries.watchdog import Watchdog
@@ -34,16 +41,18 @@ SHORT_S = 0.25  # a query whose best run took at most this long goes through the
 SHORT_SLOTS = max(2, os.cpu_count() or 2)
 LANE_WAIT_S = 0.02  # longest wait for a short-lane slot; then the query runs without one
 WORKERS = 128  # query worker threads of one process
+HEAVY_CPU_S = 0.05  # a run using more of its thread's CPU than this makes its text batch work ...
+HEAVY_FOR_S = 60.0  # ... for this long
 _ENTRIES = 10_000
 
 
 class Speed:
     """What this replica learned about one query text."""
 
-    __slots__ = ("best_s", "runs")
+    __slots__ = ("best_s", "heavy_at", "runs")
 
     def __init__(self) -> None:
-        self.runs, self.best_s = 0, float("inf")
+        self.runs, self.best_s, self.heavy_at = 0, float("inf"), float("-inf")
 
 
 class _Ticket:
@@ -72,15 +81,30 @@ class Scheduler:
         speed = self.speeds.get(sql) if sql is not None else None
         return speed is not None and speed.best_s <= SHORT_S
 
-    def record(self, sql: str, seconds: float) -> None:
-        """Learn from one finished run (slow runs change nothing but the count)."""
+    def is_cheap(self, sql: str | None) -> bool:
+        """Short, and no run of the text used much CPU lately: may run at the event loop's priority."""
+        speed = self.speeds.get(sql) if sql is not None else None
+        return (speed is not None and speed.best_s <= SHORT_S
+                and time.monotonic() - speed.heavy_at > HEAVY_FOR_S)
+
+    def _speed(self, sql: str) -> Speed:
         speed = self.speeds.get(sql)
         if speed is None:
             if len(self.speeds) >= _ENTRIES:
                 self.speeds.clear()
             speed = self.speeds[sql] = Speed()
+        return speed
+
+    def record(self, sql: str, seconds: float) -> None:
+        """Learn from one finished run (slow runs change nothing but the count)."""
+        speed = self._speed(sql)
         speed.runs += 1
         speed.best_s = min(speed.best_s, seconds)
+
+    def record_cost(self, sql: str, cpu_s: float) -> None:
+        """Learn from the CPU one run (finished, failed or stopped) used on its thread."""
+        if cpu_s > HEAVY_CPU_S:
+            self._speed(sql).heavy_at = time.monotonic()
 
     @contextlib.contextmanager
     def lane(self, short: bool) -> Iterator[None]:

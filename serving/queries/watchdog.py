@@ -21,10 +21,14 @@ RSS is back under it; freed heap is handed back to the system (``malloc_trim``).
 It also runs periodic maintenance (closing idle DuckDB instances).
 
 Priorities: a query still running after ``DEMOTE_AFTER_S`` has its thread's CPU priority
-lowered (``nice`` + ``DEMOTE_NICE``, Linux per-thread). On a machine shared with a few
+lowered (``nice`` + ``DEMOTE_NICE``, Linux per-thread; with ``QUERY_PRIORITIES`` to the batch
+threads' level instead, where all other agent work already runs: a thread far below the
+others that holds the GIL when the event loop wants it gets the CPU rarely, and the loop
+waits for it, so agent work shares one level). On a machine shared with a few
 agents' heavy queries, the event loop (``/health``, HTTP parsing, answering on time) and
 short queries then get the CPU first; the heavy query still gets whatever is left. The
-thread restores its priority when the query ends where the process may (otherwise it
+thread restores the priority it had before (a batch thread's stays below the loop's) when
+the query ends where the process may (otherwise it
 keeps the lower one: fairness among queries is unchanged, the loop still comes first).
 """
 
@@ -40,6 +44,8 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
+
+from serving.lib.limits import batch_level
 
 log = logging.getLogger("agents_data.queries")
 GRANULARITY_S = 0.05
@@ -65,6 +71,7 @@ class Handle:
         self.started = 0.0
         self.tid = 0  # native id of the thread running the query
         self.demoted = False
+        self._nice_before = 0  # the running thread's nice value before the demotion
         self.wants_progress = False  # an asynchronous job: run on a cursor that reports DuckDB's progress
         self._reports_progress = False
         self._cursor: Any = None
@@ -89,7 +96,7 @@ class Handle:
             self._cursor = None
             demoted, self.demoted = self.demoted, False
         if demoted:
-            _restore_priority()
+            _restore_priority(self._nice_before)
 
     def progress(self) -> float | None:
         """DuckDB's progress of the running query, 0 to 1; None when it cannot tell (not running, no
@@ -103,14 +110,17 @@ class Handle:
                 return None
         return None if percent < 0 else min(1.0, percent / 100.0)
 
-    def demote(self) -> None:
-        """Lower the CPU priority of the thread running this query (once)."""
+    def demote(self, *, to_batch: bool = False) -> None:
+        """Lower the CPU priority of the thread running this query (once): ``DEMOTE_NICE`` levels, or
+        with ``to_batch`` to the batch threads' level (never higher than it is)."""
         with self._lock:
             if self._cursor is None or self.demoted:
                 return
             self.demoted = True
             with contextlib.suppress(OSError, AttributeError):
-                os.setpriority(os.PRIO_PROCESS, self.tid, os.getpriority(os.PRIO_PROCESS, self.tid) + DEMOTE_NICE)
+                self._nice_before = os.getpriority(os.PRIO_PROCESS, self.tid)
+                target = max(self._nice_before, batch_level()) if to_batch else self._nice_before + DEMOTE_NICE
+                os.setpriority(os.PRIO_PROCESS, self.tid, target)
 
     def cancel(self) -> None:
         with self._lock:
@@ -137,15 +147,13 @@ class Handle:
             return True
 
 
-_BASE_NICE = os.getpriority(os.PRIO_PROCESS, 0) if hasattr(os, "getpriority") else 0
-
-
-def _restore_priority() -> None:
+def _restore_priority(nice: int) -> None:
+    """Back to the thread's own level (a batch thread stays below the event loop), where the process may."""
     with contextlib.suppress(OSError, AttributeError):  # EPERM without CAP_SYS_NICE: keep the lower priority
-        os.setpriority(os.PRIO_PROCESS, 0, _BASE_NICE)
+        os.setpriority(os.PRIO_PROCESS, 0, nice)
 
 
-def demote_slow(handles: Iterable[Handle], now: float) -> None:
+def demote_slow(handles: Iterable[Handle], now: float, *, to_batch: bool = False) -> None:
     """Lower the priority of queries running longer than ``DEMOTE_AFTER_S``; interrupt cancelled ones again.
 
     A cancel that lands between a cursor's attach and the start of its statement is lost
@@ -156,7 +164,7 @@ def demote_slow(handles: Iterable[Handle], now: float) -> None:
         if h.cancelled and h.running:
             h.cancel()
         elif not h.demoted and h.running and now - h.started > DEMOTE_AFTER_S:
-            h.demote()
+            h.demote(to_batch=to_batch)
 
 
 def _interrupt(cursor: Any) -> None:
@@ -236,7 +244,8 @@ class Watchdog:
     """Fires ``handle.expire()`` at each armed deadline unless disarmed first."""
 
     def __init__(self, *, tick_s: float = 30.0, on_tick: Callable[[], object] | None = None,
-                 memory: MemoryGuard | None = None) -> None:
+                 memory: MemoryGuard | None = None, batch_priorities: bool = False) -> None:
+        self.batch_priorities = batch_priorities  # QUERY_PRIORITIES: demote slow queries to the batch level
         self._heap: list[tuple[float, int, _Entry]] = []
         self._seq = itertools.count()
         self._lock = threading.Lock()
@@ -277,7 +286,7 @@ class Watchdog:
                     self._push(now + REPEAT_S, entry)
             if self.memory is not None:
                 try:
-                    demote_slow(self.memory.running(), now)
+                    demote_slow(self.memory.running(), now, to_batch=self.batch_priorities)
                     self.memory.check()
                 except Exception:
                     log.exception("memory guard failed")
