@@ -170,3 +170,59 @@ def test_the_live_budget_status_counts_the_swarms_seconds(tmp_path: Path) -> Non
     assert (got.limit, got.remaining, got.window_s, got.unit) == (100, 59, DAY, "seconds")
     midnight = dt.datetime.combine(dt.datetime.now(dt.UTC).date() + dt.timedelta(days=1), dt.time(), dt.UTC)
     assert abs(got.reset_s - (midnight - dt.datetime.now(dt.UTC)).total_seconds()) <= 2
+
+
+class _LiveEngine:
+    """Runs the profile's SQL on DuckDB and reports each read as a live one, counting the scans."""
+
+    def __init__(self) -> None:
+        self.con = duckdb.connect()
+        self.con.execute('CREATE SCHEMA sch; CREATE TABLE sch.events AS SELECT range AS "ID" FROM range(10)')
+        self.scans = 0
+
+    def execute_platform_sql(self, caller: Caller, tables: Any, sql: str, **kw: Any) -> Any:
+        from serving.lib.results import TableRead
+
+        self.scans += 1
+        rows = self.con.execute(sql.replace('"db".', ""), kw.get("params")).fetchall()
+        return types.SimpleNamespace(rows=rows, tables=[TableRead(KEY, "live", "now", "q-1")])
+
+
+@pytest.mark.parametrize("ttl", [300, 0])
+def test_a_live_profile_is_cached_for_its_ttl_and_never_on_disk(tmp_path: Path, ttl: int) -> None:
+    from serving.sampling.profile import ProfileCache
+
+    settings = Settings.from_env({"AGENTS_DATA_HOME": str(tmp_path), "LIVE_SAMPLE_TTL_S": str(ttl)})
+    cache, engine = ProfileCache(settings), _LiveEngine()
+    manifest = dataclasses.replace(_manifest(), columns=[Column("ID", "BIGINT")])
+    caller = Caller("agent", "a1", swarm_id="s1", grants=frozenset({KEY}))
+    answers = [cache.get_or_compute(engine, caller, KEY, manifest, [ColumnSpec("ID", "BIGINT")], all_columns=True,  # type: ignore[arg-type]
+                                    sample_rows=None, seed=None, force=False) for _ in range(2)]
+    assert answers[0][0]["row_count"] == 10
+    assert [cached for _, cached in answers] == ([False, True] if ttl else [False, False])
+    assert engine.scans == (1 if ttl else 2)
+    assert not (tmp_path / "profiles").exists()
+
+
+def test_a_live_profile_is_computed_again_once_its_ttl_has_passed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    from serving.sampling import profile
+
+    now = [1000.0]
+    monkeypatch.setattr(profile, "time", types.SimpleNamespace(monotonic=lambda: now[0], perf_counter=time.perf_counter))
+    cache = profile.ProfileCache(Settings.from_env({"AGENTS_DATA_HOME": str(tmp_path), "LIVE_SAMPLE_TTL_S": "60"}))
+    engine = _LiveEngine()
+    manifest = dataclasses.replace(_manifest(), columns=[Column("ID", "BIGINT")])
+    caller = Caller("agent", "a1", swarm_id="s1", grants=frozenset({KEY}))
+
+    def ask() -> bool:
+        return cache.get_or_compute(engine, caller, KEY, manifest, [ColumnSpec("ID", "BIGINT")], all_columns=True,  # type: ignore[arg-type]
+                                    sample_rows=None, seed=None, force=False)[1]
+
+    assert ask() is False
+    now[0] += 59
+    assert ask() is True
+    now[0] += 2
+    assert ask() is False  # expired: Snowflake is asked again
+    assert engine.scans == 2
