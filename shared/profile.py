@@ -99,7 +99,7 @@ def plain(value: Any) -> Any:
     return str(value)[:MAX_TEXT]
 
 
-def _stats_exprs(c: ColumnSpec) -> list[tuple[str, str]]:
+def _stats_exprs(c: ColumnSpec, *, portable: bool = False) -> list[tuple[str, str]]:
     q = quote_ident(c.name)
     out = [("non_null", f"count({q})")]
     if c.kind == "other":
@@ -108,8 +108,11 @@ def _stats_exprs(c: ColumnSpec) -> list[tuple[str, str]]:
     if c.kind != "boolean":
         out += [("min", f"min({q})"), ("max", f"max({q})")]
     if c.kind == "number":
-        out += [("mean", f"avg({q}::DOUBLE)"), ("stddev", f"stddev_samp({q}::DOUBLE)"),
-                ("quartiles", f"approx_quantile({q}::DOUBLE, [0.25, 0.5, 0.75])")]
+        out += [("mean", f"avg({q}::DOUBLE)"), ("stddev", f"stddev_samp({q}::DOUBLE)")]
+        if portable:  # one scalar quantile each: what Snowflake's APPROX_PERCENTILE takes
+            out += [(f"p{int(p * 100)}", f"approx_quantile({q}::DOUBLE, {p})") for p in (0.25, 0.5, 0.75)]
+        else:
+            out.append(("quartiles", f"approx_quantile({q}::DOUBLE, [0.25, 0.5, 0.75])"))
     elif c.kind == "text":
         out += [("min_length", f"min(length({q}))"), ("max_length", f"max(length({q}))")]
     return out
@@ -184,14 +187,18 @@ def _top(freq: dict[Any, int] | None, k: int) -> list[dict[str, Any]]:
 
 
 def compute_profile(run: Runner, source: str, columns: Sequence[ColumnSpec], *, top_k: int = TOP_K,
-                    bins: int = BINS) -> dict[str, Any]:
-    """The profile of ``columns`` of ``source`` (a table reference or ``(SELECT …)``)."""
+                    bins: int = BINS, aggregates_only: bool = False) -> dict[str, Any]:
+    """The profile of ``columns`` of ``source`` (a table reference or ``(SELECT …)``).
+
+    ``aggregates_only``: the first scan alone, written with aggregates that transpile to
+    Snowflake (scalar quantiles): what a table profiled in Snowflake gets. Its histograms and
+    top values (DuckDB's ``histogram`` and ``approx_top_k``) are left out (None, with a note)."""
     started = time.perf_counter()
     exprs = [("", "count(*)")]
     slots: list[list[tuple[str, int]]] = []
     for c in columns:
         mine = []
-        for name, expr in _stats_exprs(c):
+        for name, expr in _stats_exprs(c, portable=aggregates_only):
             mine.append((name, len(exprs)))
             exprs.append((name, expr))
         slots.append(mine)
@@ -214,6 +221,13 @@ def compute_profile(run: Runner, source: str, columns: Sequence[ColumnSpec], *, 
         if "quartiles" in s:
             qs = s["quartiles"] or [None, None, None]
             entry["quantiles"] = {"p25": plain(qs[0]), "p50": plain(qs[1]), "p75": plain(qs[2])}
+        elif "p50" in s:
+            entry["quantiles"] = {k: plain(s[k]) for k in ("p25", "p50", "p75")}
+        if aggregates_only:
+            entry["histogram"], entry["top_k"] = None, None
+            entry["top_k_note"] = "not computed: this profile ran in Snowflake with aggregates only"
+            out.append(entry)
+            continue
         spec = _bins(c, s.get("min"), s.get("max"), bins) if non_null else None
         if spec is not None:
             details.append(("histogram", i, f"histogram({_bin_expr(c, *spec)})"))

@@ -100,6 +100,7 @@ class SourceSettings:
     live_warehouse: str = env_var("LIVE_SNOWFLAKE_WAREHOUSE", "", "Warehouse that queries pushed down to Snowflake (live tables, engine snowflake) run on; empty: SNOWFLAKE_WAREHOUSE.")
     live_daily_budget_s: float = env_var("LIVE_DAILY_BUDGET_S", 3600.0, "Snowflake seconds per swarm per UTC day for pushed-down queries; past it they answer 429 live_budget (0: no pushed-down queries).")
     live_cache_ttl_s: int = env_var("LIVE_CACHE_TTL_S", 600, "Seconds an API process caches a live table's source statistics (columns, rows, bytes) for the catalog.")
+    live_sample_ttl_s: int = env_var("LIVE_SAMPLE_TTL_S", 300, "Seconds an API process keeps a live table's samples and profiles (run in Snowflake) to answer the same request again without Snowflake; 0: never cached.")
 
     def roots(self, home: Path) -> list[Path]:
         """The allowed folders of local file sources, resolved."""

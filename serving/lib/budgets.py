@@ -27,7 +27,9 @@ the database again (O(1)) until it has room again (the window ends, the bucket r
 request) or the admin changes the limit.
 Every answer to a token carries ``RateLimit-Policy`` and ``RateLimit`` (IETF
 draft-ietf-httpapi-ratelimit-headers): each policy in force, its quota and window, what
-remains and the seconds until it resets. The admin is never limited.
+remains and the seconds until it resets. A feature that keeps a limit of its own adds it to
+the same headers with ``report`` (``swarm-snowflake-seconds`` on answers that ran in, or were
+refused by, Snowflake). The admin is never limited.
 """
 
 from __future__ import annotations
@@ -83,6 +85,19 @@ class Snapshot:
     totals: dict[Counter, int]
     at: float
     returned: dict[str, int] = dataclasses.field(default_factory=dict)
+    reported: dict[str, Reported] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class Reported:
+    """A limit another feature keeps and checks itself, reported in the same headers (e.g. the
+    swarm's Snowflake seconds of pushed-down queries): quota, window, what remains, reset."""
+
+    limit: int
+    window_s: int
+    unit: str
+    remaining: int
+    reset_s: int
 
 
 class BudgetExceeded(TooManyRequests):
@@ -267,6 +282,9 @@ class Budgets:
                 reset = math.ceil(p.counter.reset_in(snapshot.at))
             policy.append(f'"{p.name}";q={p.limit};w={p.counter.window_s};qu="{p.unit}"')
             current.append(f'"{p.name}";r={max(0, remaining)};t={max(0, reset)}')
+        for name, r in snapshot.reported.items():
+            policy.append(f'"{name}";q={r.limit};w={r.window_s};qu="{r.unit}"')
+            current.append(f'"{name}";r={max(0, r.remaining)};t={max(0, r.reset_s)}')
         if not policy:
             return []
         return [(b"ratelimit-policy", ", ".join(policy).encode()), (b"ratelimit", ", ".join(current).encode())]
@@ -294,7 +312,8 @@ def _merged(earlier: Any, later: Snapshot) -> Snapshot:
         return later
     names = {p.name for p in later.policies}
     policies = [*later.policies, *(p for p in earlier.policies if p.name not in names)]
-    return Snapshot(policies, {**earlier.totals, **later.totals}, later.at, later.returned or earlier.returned)
+    return Snapshot(policies, {**earlier.totals, **later.totals}, later.at, later.returned or earlier.returned,
+                    {**earlier.reported, **later.reported})
 
 
 def install(services: Services) -> Budgets:
@@ -327,6 +346,14 @@ async def add_headers(message: Any, scope: Any) -> None:
     budgets = scope["app"].state.services.parts.get(BUDGETS)
     if isinstance(budgets, Budgets):
         message["headers"] = [*message.get("headers", []), *budgets.headers(snapshot)]
+
+
+def report(request: Any, name: str, reported: Reported) -> None:
+    """Add a limit kept by another feature to the headers of this request's answer (``name``
+    as in ``RateLimit-Policy``); nothing for a request without budget headers (the admin)."""
+    snapshot = (request.scope.get("state") or {}).get(STATE_KEY)
+    if isinstance(snapshot, Snapshot):
+        snapshot.reported[name] = reported
 
 
 def returned(request: Any, caller: Caller, *, rows: int | None, nbytes: int | None) -> None:

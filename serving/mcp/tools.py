@@ -222,7 +222,9 @@ class Tools:
         """A sample of a table's rows, to see real values before writing SQL.
 
         Cheaper than a query over the whole table (random samples read row ids first). Returns
-        the rows as a compact table with the served version they come from."""
+        the rows as a compact table with the served version they come from. A live table is
+        sampled in Snowflake (it spends the swarm's Snowflake seconds; a repeat within minutes
+        is answered from a cache)."""
         r = await self.routes()
         params = {"method": method, "size": size, "seed": seed, "where": where, "by": by}
         data = _ok(await r.call("GET", f"{TABLES}/{table}/sample", params=params))
@@ -247,7 +249,8 @@ class Tools:
         quartiles (numbers), lengths (text) and top values.
 
         Scans the whole table unless ``sample`` is given (cached per served version, so a
-        second call is cheap). Use it to understand value ranges before filtering."""
+        second call is cheap). Use it to understand value ranges before filtering. A live
+        table is profiled in Snowflake, without top values, and cached for minutes."""
         r = await self.routes()
         params: dict[str, Any] = {"sample": sample}
         if columns:

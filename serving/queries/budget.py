@@ -7,16 +7,21 @@ answer 429 ``live_budget`` until midnight UTC. The admin is not counted. The cou
 row per swarm and day in the control database (``live_usage``), so every replica sees it;
 a query that starts just under the budget may finish past it (it is checked before, added
 after).
+
+Its state is reported in the budget headers (``serving/lib/budgets.py``) as
+``swarm-snowflake-seconds`` on answers that ran in, or were refused by, Snowflake (``status``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from serving.lib.budgets import DAY, Reported
 from serving.lib.caller import Caller
 from serving.lib.errors import TooManyRequests
 from shared.control.db import session_scope
@@ -52,6 +57,17 @@ def check(settings: Settings, caller: Caller) -> None:
             details={"budget_s": limit, "used_s": round(spent, 3)},
             headers={"Retry-After": str(retry)},
         )
+
+
+def status(settings: Settings, caller: Caller) -> Reported | None:
+    """The swarm's Snowflake seconds for today, as the budget headers report them (None: not counted)."""
+    if caller.is_admin or not caller.swarm_id:
+        return None
+    limit = settings.sources.live_daily_budget_s
+    day, reset = _today()
+    spent = used(settings, caller.swarm_id, day)
+    return Reported(limit=math.ceil(limit), window_s=DAY, unit="seconds", remaining=math.floor(max(0.0, limit - spent)),
+                    reset_s=reset)
 
 
 def spend(settings: Settings, caller: Caller, seconds: float) -> None:

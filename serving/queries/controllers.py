@@ -44,6 +44,7 @@ from serving.queries.pushdown import ENGINES
 from serving.queries.schemas import DryRun, QueryJob, QueryRequest, QueryResult, RowsPage
 from serving.queries.services import ensure_fresh, get_engine, get_jobs
 from serving.tables.describe import schema_changes, schema_version
+from serving.tables.platform import LIVE_VERSION, report_live_budget
 from shared.control.models import QueryJobRow
 from shared.identifiers import canonical_key
 from shared.settings import QuerySettings
@@ -216,7 +217,17 @@ async def execute_query(request: Request[Any, Any, Any], caller: Caller, data: Q
     job.schema_changes = changes
     async with get_limiter(services).query_slot(caller) as slot:
         outcome = await _run(jobs, job, slot, wait=wait, started=started)
+    if outcome == _FINISHED and _ran_in_snowflake(job):
+        await report_live_budget(request, engine, caller)
     return _answer(request, caller, job, outcome, sent)
+
+
+def _ran_in_snowflake(job: Job) -> bool:
+    """Whether a finished query ran in Snowflake, or was refused or stopped there."""
+    if job.engine == "snowflake" or any(t.get("version") == LIVE_VERSION for t in job.tables):
+        return True
+    err = job.error
+    return err is not None and (err.rule == "live_budget" or err.details.get("engine") == "snowflake")
 
 
 async def _dry_run(request: Request[Any, Any, Any], services: Services, caller: Caller, checked: GuardedQuery,

@@ -37,6 +37,7 @@ interrupt the longest-running query when the process's RSS passes
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import logging
 import os
 import re
@@ -48,6 +49,7 @@ from typing import Any
 
 import duckdb
 
+from serving.lib.budgets import Reported
 from serving.lib.caller import Caller
 from serving.lib.errors import (
     ApiError,
@@ -71,16 +73,16 @@ from serving.lib.results import (
     Tuples,
     table_reads,
 )
-from serving.queries import functions, guard
+from serving.queries import budget, functions, guard
 from serving.queries.guard import GuardedQuery
 from serving.queries.instances import Instance, InstanceCache, check_protections, read_protections
 from serving.queries.memory import memory_budget
-from serving.queries.pushdown import Pushdown
+from serving.queries.pushdown import LIVE_VERSION, Pushdown
 from serving.queries.watchdog import Handle, MemoryGuard, Watchdog
 from serving.tables.policies import PolicyCopies
 from shared import classify, policies
 from shared.identifiers import duck_fold
-from shared.served import CURRENT, Manifest, ServedDataError, list_served, read_current, table_dir
+from shared.served import CURRENT, Column, Manifest, ServedDataError, list_served, read_current, table_dir
 from shared.served_storage import open_store
 from shared.settings import Settings
 
@@ -200,9 +202,8 @@ class QueryEngine:
         keys = sorted(tables)
         live = set(keys) & self.pushdown.live_keys()
         if live:
-            raise BadRequest(f"{', '.join(sorted(live))} is live (not copied): sample it with a query, e.g. "
-                             "SELECT * FROM <table> USING SAMPLE 100 ROWS, which runs in Snowflake",
-                             rule="live_table")
+            raise BadRequest(f"{', '.join(sorted(live))} is live (not copied): it has no served version; query, "
+                             "sample or profile it (those run in Snowflake)", rule="live_table")
         for key in keys:
             manifest = self._serve(key) if self.served.remote else self.current(key)
             if manifest is None:
@@ -349,8 +350,29 @@ class QueryEngine:
         an instance holding exactly those tables, under the same limits.
         """
         keys = self._granted_tables(caller, tables)
+        if keys & self.pushdown.live_keys():  # a live table: the same SQL, transpiled, runs in Snowflake
+            self._check_pushable(caller, keys)
+            rows_cap, timeout = self.limits(max_rows, timeout_s)
+            return self.pushdown.run(caller, self.pushdown.transpile_trusted(sql, keys), keys, digest=guard.sql_hash(sql),
+                                     params=params, max_rows=rows_cap, timeout_s=timeout, handle=handle, output=output)
         return self._run(caller, sql, keys, digest=guard.sql_hash(sql), params=params, max_rows=max_rows, timeout_s=timeout_s,
                          handle=handle, output=output)
+
+    def live_budget(self, caller: Caller) -> Reported | None:
+        """The caller's swarm's Snowflake seconds for today, for the budget headers (None: not counted)."""
+        return budget.status(self.pushdown.settings, caller)
+
+    def live_manifest(self, key: str, caller: Caller) -> Manifest | None:
+        """What samples and profiles of a live table are built from (None: ``key`` is not live):
+        version ``live``, its Snowflake columns as DuckDB types, the source's row count. Checks
+        first that ``caller`` may read it in Snowflake (403 ``policy_not_pushable`` otherwise)."""
+        if key not in self.pushdown.live_keys():
+            return None
+        self._check_pushable(caller, [key])
+        columns, rows = self.pushdown.describe(key)
+        return Manifest(table_key=key, version=LIVE_VERSION, file="", published_at=dt.datetime.now(dt.UTC).isoformat(),
+                        strategy="live", row_count=rows or 0, bytes=0,
+                        columns=[Column(name, kind) for name, kind in columns], extra={"live": True})
 
     def _granted_tables(self, caller: Caller, tables: Iterable[str]) -> frozenset[str]:
         keys = frozenset(t.lower() for t in tables)

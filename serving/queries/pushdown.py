@@ -42,6 +42,7 @@ from serving.lib.errors import ApiError, BadRequest, QueryTimeout, ServiceUnavai
 from serving.lib.results import Output, QueryResult, TableRead
 from serving.queries import budget, guard
 from serving.queries.watchdog import Handle, Watchdog
+from serving.tables.platform import LIVE_VERSION
 from shared import registry
 from shared.registry import RegisteredTable
 from shared.settings import Settings
@@ -49,7 +50,6 @@ from shared.snowflake import connect_args
 
 log = logging.getLogger("agents_data.queries")
 ENGINES = ("duckdb", "snowflake")
-LIVE_VERSION = "live"
 _TIMEOUT_ERRNOS = {630, 604}  # statement reached its timeout; query cancelled
 _REGISTRY_TTL_S = 2.0
 
@@ -95,7 +95,7 @@ class Pushdown:
         self.settings = settings
         self.watchdog = watchdog
         self._regs: tuple[float, dict[str, RegisteredTable], frozenset[str]] = (0.0, {}, frozenset())
-        self._columns: dict[str, tuple[float, tuple[str, ...]]] = {}
+        self._columns: dict[str, tuple[float, tuple[tuple[str, str], ...], int | None]] = {}
         self._lock = threading.Lock()
 
     # -- which tables ---------------------------------------------------------------------
@@ -117,27 +117,35 @@ class Pushdown:
     def live_keys(self) -> frozenset[str]:
         return self._read()[2]
 
-    def column_names(self, key: str) -> tuple[str, ...]:
-        """A live table's column names in Snowflake (cached like the registrations): what the
-        data-protection check judges, since no copy of it was ever classified."""
+    def describe(self, key: str) -> tuple[tuple[tuple[str, str], ...], int | None]:
+        """A live table's columns in Snowflake as (exact name, DuckDB type), and its row count
+        from ``INFORMATION_SCHEMA`` (cached like the registrations): what the data-protection
+        check judges, since no copy of it was ever classified, and what its samples and
+        profiles are built from."""
         with self._lock:
             hit = self._columns.get(key)
         if hit is not None and time.monotonic() - hit[0] < _COLUMNS_TTL_S:
-            return hit[1]
+            return hit[1], hit[2]
         reg = self.registrations().get(key)
         if reg is None:
-            return ()
-        from shared.snowflake import connect, table_columns
+            return (), None
+        from shared.snowflake import connect, list_tables, table_columns
 
         try:
             with connect(self.settings.snowflake) as con:
-                names = tuple(c.name for c in table_columns(con, reg.database, reg.schema, reg.table))
+                columns = tuple((c.name, duck_type(c.data_type, c.precision, c.scale))
+                                for c in table_columns(con, reg.database, reg.schema, reg.table))
+                figures = [t.row_count for t in list_tables(con, reg.database, reg.schema) if t.name == reg.table]
         except Exception as e:  # the connector raises many types: the check then refuses (fails closed)
             raise ServiceUnavailable(f"the columns of live table {key} could not be read from Snowflake",
                                      rule="source_unavailable") from e
+        rows = figures[0] if figures else None
         with self._lock:
-            self._columns[key] = (time.monotonic(), names)
-        return names
+            self._columns[key] = (time.monotonic(), columns, rows)
+        return columns, rows
+
+    def column_names(self, key: str) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.describe(key)[0])
 
     def wanted(self, tables: Iterable[str], engine: str | None) -> bool:
         """Whether a query over ``tables`` runs in Snowflake: asked for, or it reads a live table."""
@@ -172,6 +180,23 @@ class Pushdown:
             if isinstance(t.this, exp.Identifier) and len(t.parts) == 3
         )
         return self._to_snowflake(tree, keys)
+
+    def transpile_trusted(self, sql: str, tables: frozenset[str]) -> str:
+        """Snowflake SQL for DuckDB-dialect SQL the server wrote itself (samples, profiles of a
+        live table): nothing to guard, but only ``tables`` may appear, by their canonical keys."""
+        try:
+            tree = sqlglot.parse_one(sql, read="duckdb")
+        except sqlglot.errors.ParseError as e:  # a bug in server-written SQL, not the agent's
+            raise BadRequest(f"this request cannot be written for Snowflake: {str(e)[:300]}",
+                             rule="not_transpilable") from e
+        keys = frozenset(
+            ".".join(p.name for p in t.parts)
+            for t in tree.find_all(exp.Table)
+            if isinstance(t.this, exp.Identifier) and len(t.parts) == 3
+        )
+        if not keys <= tables:
+            raise BadRequest(f"{', '.join(sorted(keys - tables))} cannot be read here", rule="engine_not_available")
+        return self._to_snowflake(tree, keys)[0]
 
     def _to_snowflake(self, tree: exp.Expr, keys: frozenset[str]) -> tuple[str, frozenset[str]]:
         sources = self._sources(keys)
@@ -314,6 +339,23 @@ class Pushdown:
             message = str(getattr(e, "raw_msg", None) or e).splitlines()[0][:2000]
             return BadRequest(f"Snowflake refused the query: {message}", rule="query_error")
         return BadRequest(f"the query failed in Snowflake: {type(e).__name__}", rule="query_error")
+
+
+_DUCK_TYPES = {
+    "FLOAT": "DOUBLE", "FLOAT4": "DOUBLE", "FLOAT8": "DOUBLE", "DOUBLE": "DOUBLE", "DOUBLE PRECISION": "DOUBLE",
+    "REAL": "DOUBLE", "TEXT": "VARCHAR", "VARCHAR": "VARCHAR", "STRING": "VARCHAR", "CHAR": "VARCHAR",
+    "CHARACTER": "VARCHAR", "BOOLEAN": "BOOLEAN", "DATE": "DATE", "TIME": "TIME", "DATETIME": "TIMESTAMP",
+    "TIMESTAMP": "TIMESTAMP", "TIMESTAMP_NTZ": "TIMESTAMP", "TIMESTAMP_LTZ": "TIMESTAMP WITH TIME ZONE",
+    "TIMESTAMP_TZ": "TIMESTAMP WITH TIME ZONE", "BINARY": "BLOB", "VARBINARY": "BLOB",
+}
+
+
+def duck_type(kind: str, precision: int | None, scale: int | None) -> str:
+    """The DuckDB type a Snowflake column arrives as (semi-structured values arrive as JSON text)."""
+    kind = kind.upper()
+    if kind in ("NUMBER", "DECIMAL", "NUMERIC", "INT", "INTEGER", "BIGINT", "SMALLINT", "TINYINT", "BYTEINT"):
+        return f"DECIMAL({min(precision or 38, 38)},{scale or 0})"
+    return _DUCK_TYPES.get(kind, "VARCHAR")
 
 
 def _arrow(cur: Any, max_rows: int) -> tuple[pa.Table, bool]:

@@ -17,14 +17,14 @@ from litestar.params import Parameter
 from serving.lib import budgets, formats
 from serving.lib.audit import annotate
 from serving.lib.caller import Caller
-from serving.lib.errors import BadRequest
+from serving.lib.errors import ApiError, BadRequest
 from serving.lib.ingress import received_at
 from serving.lib.limits import get_limiter
 from serving.lib.services import Services
 from serving.sampling import services as sampling
 from serving.sampling.schemas import TableProfile
 from serving.sampling.services import SampleRequest, get_profile_cache, pick_columns
-from serving.tables.platform import platform_sql
+from serving.tables.platform import LIVE_VERSION, platform_sql, report_live_budget
 from serving.tables.served import resolve_table
 from shared.profile import ColumnSpec
 
@@ -55,7 +55,9 @@ async def sample_table(  # noqa: PLR0917 - query parameters are keyword argument
     ``fraction``; the same ``seed`` gives the same rows on the same version),
     ``stratified`` (``size`` rows per value of ``by``) or ``recent`` (latest rows by the
     table's cursor or partition column). The answer names the method, seed, served
-    version and the table's row count; csv/parquet/arrow carry them in ``X-Sample-*`` headers."""
+    version and the table's row count; csv/parquet/arrow carry them in ``X-Sample-*`` headers.
+    A live table is sampled in Snowflake (``SAMPLE``), version ``live``, and the same request
+    is answered from a cache for ``LIVE_SAMPLE_TTL_S`` seconds (``Age`` says how old)."""
     fmt = formats.normalize_format(format)
     if size is not None and fraction is not None:
         raise BadRequest("give size or fraction, not both", rule="invalid_sample")
@@ -67,16 +69,29 @@ async def sample_table(  # noqa: PLR0917 - query parameters are keyword argument
     key = await anyio.to_thread.run_sync(resolve_table, caller, table, services)
     req = SampleRequest(method=method, size=size if size is not None else (None if fraction else 100),
                         fraction=fraction, seed=seed, columns=_split(columns), where=where, by=by, fmt=fmt)
-    result = await get_limiter(services).run_in_slot(caller, lambda: sampling.run_sample(services, caller, key, req),
-                                                     limit_s=q.timeout_s, since=received_at(request))
-    annotate(request, sql_text=result.sql, tables=[{"table": key, "version": result.manifest.version}],
-             rows=result.row_count, bytes=len(result.body))
+    try:
+        result = await get_limiter(services).run_in_slot(caller, lambda: sampling.run_sample(services, caller, key, req),
+                                                         limit_s=q.timeout_s, since=received_at(request))
+    except ApiError as e:
+        if e.rule == "live_budget":
+            await report_live_budget(request, platform_sql(services), caller)
+        raise
+    if result.manifest.version == LIVE_VERSION:
+        await report_live_budget(request, platform_sql(services), caller)
+    read = {"table": key, "version": result.manifest.version}
+    if result.source_query_id:
+        read["source_query_id"] = result.source_query_id
+    annotate(request, sql_text=result.sql, tables=[read], rows=result.row_count, bytes=len(result.body))
     budgets.returned(request, caller, rows=result.row_count, nbytes=len(result.body))
     headers = {"X-Sample-Method": result.method, "X-Served-Version": result.manifest.version,
                "X-Table-Row-Count": str(result.manifest.row_count), "X-Row-Count": str(result.row_count),
                "X-Truncated": "true" if result.truncated else "false"}
     if result.seed is not None:
         headers["X-Sample-Seed"] = str(result.seed)
+    if result.source_query_id:
+        headers["X-Source-Query-Id"] = result.source_query_id
+    if result.age_s is not None:  # a live table's sample answered from the cache (LIVE_SAMPLE_TTL_S)
+        headers["Age"] = str(int(result.age_s))
     return Response(result.body, media_type=result.media_type, headers=headers)
 
 
@@ -92,19 +107,29 @@ async def profile_table(  # noqa: PLR0917 - query parameters are keyword argumen
     """Per-column profile of the served table: type, nulls, approximate distinct count,
     min/max, mean/stddev/quartiles (numbers), length range (text), top values with
     counts, histograms (numbers and dates). Full table unless ``sample`` is given;
-    cached per served version (``cached`` says so), ``force_refresh`` recomputes."""
+    cached per served version (``cached`` says so), ``force_refresh`` recomputes. A live
+    table is profiled in Snowflake with aggregates only (no histograms or top values) and
+    cached ``LIVE_SAMPLE_TTL_S`` seconds."""
     key = await anyio.to_thread.run_sync(resolve_table, caller, table, services)
     engine = platform_sql(services)
-    manifest = (await anyio.to_thread.run_sync(engine.manifests, [key], caller))[0]
+    manifest = await anyio.to_thread.run_sync(sampling.current_manifest, engine, key, caller)
     wanted = _split(columns)
     names = pick_columns(manifest, wanted)
     types = {c.name: c.type for c in manifest.columns}
     specs = [ColumnSpec(n, types[n]) for n in names]
     cache = get_profile_cache(services)
-    profile, cached = await get_limiter(services).run_in_slot(caller, lambda: cache.get_or_compute(
-        engine, caller, key, manifest, specs, all_columns=not wanted, sample_rows=sample,
-        seed=(seed if seed is not None else 0) if sample else None, force=force_refresh), limit_s=cache.timeout_s,
-        since=received_at(request))
+    live = manifest.version == LIVE_VERSION
+    try:
+        profile, cached = await get_limiter(services).run_in_slot(caller, lambda: cache.get_or_compute(
+            engine, caller, key, manifest, specs, all_columns=not wanted, sample_rows=sample,
+            seed=(seed if seed is not None else 0) if sample else None, force=force_refresh), limit_s=cache.timeout_s,
+            since=received_at(request))
+    except ApiError:
+        if live:
+            await report_live_budget(request, engine, caller)
+        raise
+    if live:
+        await report_live_budget(request, engine, caller)
     annotate(request, tables=[{"table": key, "version": profile["served_version"]}], rows=len(profile["columns"]))
     return msgspec.convert(profile | {"cached": cached}, TableProfile)
 

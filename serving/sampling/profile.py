@@ -8,6 +8,10 @@ entries age out. Full-table profiles are also written to
 files are removed when a newer one is written). ``force_refresh`` recomputes. Concurrent
 requests for the same missing profile compute it once.
 
+A live table (not copied) has no version to key on: its profile runs in Snowflake (the scans
+are transpiled; aggregates only, see ``compute_profile``), is kept in memory for
+``LIVE_SAMPLE_TTL_S`` and never written to disk.
+
 Access is checked before the cache is consulted (the caller must be granted the table),
 and every scan runs through the query engine's ``execute_platform_sql`` (``serving.tables.platform``); all scans of one profile
 share one deadline (``timeout_s``: ``QUERY_MAX_TIMEOUT_S``, at most 300 s), and the
@@ -29,7 +33,7 @@ from typing import Any
 
 from serving.lib.caller import Caller
 from serving.tables.names import quote_table
-from serving.tables.platform import PlatformSql
+from serving.tables.platform import LIVE_VERSION, PlatformSql
 from shared.profile import ColumnSpec, compute_profile
 from shared.served import Manifest
 from shared.settings import Settings
@@ -43,7 +47,8 @@ class ProfileCache:
         self.root = settings.home_path / "profiles"
         self.timeout_s = min(PROFILE_TIMEOUT_S, settings.query.max_timeout_s)
         self.max_entries = max_entries
-        self._mem: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
+        self.live_ttl_s = settings.sources.live_sample_ttl_s
+        self._mem: OrderedDict[tuple[Any, ...], tuple[float, dict[str, Any]]] = OrderedDict()
         self._lock = threading.Lock()
         self._building: dict[tuple[Any, ...], threading.Lock] = {}
 
@@ -54,13 +59,19 @@ class ProfileCache:
     def _get(self, ckey: tuple[Any, ...]) -> dict[str, Any] | None:
         with self._lock:
             hit = self._mem.get(ckey)
-            if hit is not None:
-                self._mem.move_to_end(ckey)
-            return hit
+            if hit is None:
+                return None
+            if ckey[1] == LIVE_VERSION and time.monotonic() - hit[0] >= self.live_ttl_s:
+                del self._mem[ckey]  # a live table's profile is kept for LIVE_SAMPLE_TTL_S only
+                return None
+            self._mem.move_to_end(ckey)
+            return hit[1]
 
     def _put(self, ckey: tuple[Any, ...], profile: dict[str, Any]) -> None:
+        if ckey[1] == LIVE_VERSION and self.live_ttl_s <= 0:
+            return
         with self._lock:
-            self._mem[ckey] = profile
+            self._mem[ckey] = (time.monotonic(), profile)
             self._mem.move_to_end(ckey)
             while len(self._mem) > self.max_entries:
                 self._mem.popitem(last=False)
@@ -95,24 +106,25 @@ class ProfileCache:
         # (by the copy's fingerprint), in memory only, never shared with raw readers.
         policy = manifest.extra.get("policy")
         vid = f"{manifest.version}@{policy}" if policy else manifest.version
+        disk = not policy and manifest.version != LIVE_VERSION
         full_key = (key, vid, None, None)
         ckey = (key, vid, None if all_columns else names, (sample_rows, seed) if sample_rows else None)
         if not force:
-            hit = self._lookup(ckey, full_key, key, vid, names=names, sample_rows=sample_rows, disk=not policy)
+            hit = self._lookup(ckey, full_key, key, vid, names=names, sample_rows=sample_rows, disk=disk)
             if hit is not None:
                 return hit, True
         with self._lock:
             building = self._building.setdefault(ckey, threading.Lock())
         with building:
             if not force:
-                hit = self._lookup(ckey, full_key, key, vid, names=names, sample_rows=sample_rows, disk=not policy)
+                hit = self._lookup(ckey, full_key, key, vid, names=names, sample_rows=sample_rows, disk=disk)
                 if hit is not None:
                     return hit, True
             profile = self._compute(engine, caller, key, manifest, columns, sample_rows=sample_rows, seed=seed)
             version = profile["served_version"]
             if version == manifest.version:
                 self._put(ckey, profile)
-                if ckey == full_key and not policy:
+                if ckey == full_key and disk:
                     self._write_disk(key, version, profile)
         with self._lock, contextlib.suppress(KeyError):
             if not building.locked():
@@ -152,12 +164,15 @@ class ProfileCache:
             return res.rows
 
         source = quote_table(key)
-        if sample_rows:
+        live = manifest.version == LIVE_VERSION
+        if sample_rows and live:  # Snowflake's SAMPLE (n ROWS) takes no seed
+            source, seed = f"(SELECT * FROM {source} USING SAMPLE reservoir({int(sample_rows)} ROWS))", None
+        elif sample_rows:
             source = f"(SELECT * FROM {source} USING SAMPLE reservoir({int(sample_rows)} ROWS) REPEATABLE ({int(seed or 0)}))"
         for _attempt in range(2):
             versions.clear()
             started = dt.datetime.now(dt.UTC).isoformat()
-            body = compute_profile(run, source, columns)
+            body = compute_profile(run, source, columns, aggregates_only=live)
             if versions <= {manifest.version}:
                 break
             manifest = engine.manifests([key], caller)[0]  # a sync published mid-profile: redo on the new version

@@ -14,6 +14,11 @@ The table is never loaded into Python: DuckDB returns only the sample. A sample 
 agent query: it holds one of the agent's slots (the controller), and all its DuckDB work
 together stays within ``QUERY_TIMEOUT_S`` (one deadline shared by its statements); JSON
 rows are encoded batch by batch within ``QUERY_JSON_MAX_BYTES``.
+
+A live table (not copied) is sampled in Snowflake: ``live_plan`` writes SQL that transpiles
+to Snowflake's ``SAMPLE``, the engine runs it there under the same grants, policy check,
+slot, time limit and per-swarm Snowflake budget, and each answer is kept per request for
+``LIVE_SAMPLE_TTL_S`` (``run_sample``).
 """
 
 from __future__ import annotations
@@ -37,13 +42,15 @@ from serving.lib.errors import BadRequest
 from serving.lib.results import ArrowBatches, ArrowStream, JsonRows
 from serving.lib.services import Services
 from serving.sampling.profile import ProfileCache
+from serving.sampling.ttl import TtlCache
 from serving.tables.names import quote_ident, quote_table, stored_table
-from serving.tables.platform import PlatformSql, filter_guard, platform_sql
+from serving.tables.platform import LIVE_VERSION, PlatformSql, filter_guard, platform_sql
 from shared.identifiers import duck_fold, unused_name
 from shared.served import Manifest
 
 METHODS = ("head", "random", "stratified", "recent")
 PROFILE_CACHE = "profile_cache"
+LIVE_SAMPLES = "live_samples"
 MAX_SEED = 2**31 - 1
 
 
@@ -86,12 +93,17 @@ class Sample:
     duration_ms: float
     body: bytes
     media_type: str
+    source_query_id: str | None = None  # a live table's sample: Snowflake's query id
+    age_s: float | None = None  # a live table's sample answered from the cache: its age
 
     def head(self) -> dict[str, Any]:
-        return {"table": self.table, "method": self.method, "sampling": self.sampling, "seed": self.seed,
-                "size": self.size, "fraction": self.fraction, "where": self.where, "by": self.by,
-                "served_version": self.manifest.version, "synced_at": self.manifest.published_at,
-                "table_row_count": self.manifest.row_count}
+        out = {"table": self.table, "method": self.method, "sampling": self.sampling, "seed": self.seed,
+               "size": self.size, "fraction": self.fraction, "where": self.where, "by": self.by,
+               "served_version": self.manifest.version, "synced_at": self.manifest.published_at,
+               "table_row_count": self.manifest.row_count}
+        if self.source_query_id:
+            out["source_query_id"] = self.source_query_id
+        return out
 
 
 def _bad(message: str, rule: str = "invalid_sample") -> BadRequest:
@@ -239,6 +251,52 @@ def build_sql(services: Services, caller: Caller, key: str, manifest: Manifest, 
     return Plan(sql, "per_value", seed, where, by)
 
 
+def live_plan(services: Services, caller: Caller, key: str, manifest: Manifest, req: SampleRequest) -> Plan:
+    """The plan of ``req`` on a live table: DuckDB-dialect SQL that transpiles to what real
+    Snowflake runs (the engine transpiles it), so the sampling happens in Snowflake.
+
+    - ``random`` with ``size``: ``SAMPLE (n ROWS)`` (over the filtered rows when ``where`` is
+      given). Snowflake takes no seed for a fixed number of rows, so ``seed`` is None: the
+      rows differ per run (within ``LIVE_SAMPLE_TTL_S`` the same request gets the cached answer).
+    - ``random`` with ``fraction``: ``SAMPLE BERNOULLI (p) SEED (seed)`` on the table itself,
+      then the filter (Snowflake takes no seed on a subquery; each row is kept with
+      probability p either way, so filtering after sampling draws the same distribution).
+    - ``stratified``: ranked by ``HASH(<every column>, seed)`` (the row-as-a-whole hash of the
+      copy has no Snowflake spelling). ``head`` and ``recent`` are the copy's plans.
+    """
+    cols = pick_columns(manifest, req.columns)
+    select = ", ".join(quote_ident(c) for c in cols)
+    table = quote_table(key)
+    where = filter_guard(services)(req.where, caller) if req.where and req.where.strip() else None
+    filt = f" WHERE {where}" if where else ""
+    if req.fraction is not None and req.method != "random":
+        raise _bad("fraction applies to method=random only; use size")
+    n = req.size
+    if req.method == "head":
+        return Plan(f"SELECT {select} FROM {table}{filt} LIMIT {n}", None, None, where, None)
+    if req.method == "recent":
+        col = recency_column(services, key, manifest, req.by)
+        return Plan(f"SELECT {select} FROM {table}{filt} ORDER BY {quote_ident(col)} DESC NULLS LAST LIMIT {n}",
+                    None, None, where, col)
+    seed = req.seed if req.seed is not None else secrets.randbelow(MAX_SEED)
+    if req.method == "random":
+        if req.fraction is not None:
+            pct = repr(float(req.fraction) * 100.0)
+            sql = f"SELECT {select} FROM {table} AS s TABLESAMPLE bernoulli({pct} PERCENT) REPEATABLE ({seed}){filt}"
+            return Plan(sql, "bernoulli", seed, where, None)
+        inner = f"(SELECT {select} FROM {table}{filt})" if where else table
+        return Plan(f"SELECT {select} FROM {inner} AS s USING SAMPLE reservoir({n} ROWS)", "rows", None, where, None)
+    if not req.by:
+        raise _bad("method=stratified needs 'by' (the column to stratify on)")
+    by = pick_columns(manifest, [req.by])[0]
+    qb = quote_ident(by)
+    row = ", ".join(quote_ident(c) for c in column_names(manifest))
+    sql = (f"SELECT {select} FROM {table}{filt} "
+           f"QUALIFY row_number() OVER (PARTITION BY {qb} ORDER BY hash({row}, {seed})) <= {n} "
+           f"ORDER BY {qb} NULLS LAST")
+    return Plan(sql, "per_value", seed, where, by)
+
+
 def arrow_bytes(table: pa.Table, fmt: str) -> bytes:
     sink = io.BytesIO()
     if fmt == "arrow":
@@ -283,14 +341,47 @@ def _arrow(engine: PlatformSql, caller: Caller, key: str, sql: str, *, params: l
     return _Fetched(res.columns, res.tables, res.row_count, res.truncated, rows=res.consumed)
 
 
+def current_manifest(engine: PlatformSql, key: str, caller: Caller) -> Manifest:
+    """What a sample or profile of ``key`` reads: a live table's description, else its served version."""
+    return engine.live_manifest(key, caller) or engine.manifests([key], caller)[0]
+
+
+def live_samples(services: Services) -> TtlCache[Sample]:
+    cache = services.parts.get(LIVE_SAMPLES)
+    if not isinstance(cache, TtlCache):
+        cache = services.parts[LIVE_SAMPLES] = TtlCache(services.settings.sources.live_sample_ttl_s)
+    return cache
+
+
 def run_sample(services: Services, caller: Caller, key: str, req: SampleRequest) -> Sample:
-    """Build, run and encode one sample. Blocking: call from a worker thread."""
+    """Build, run and encode one sample. Blocking: call from a worker thread.
+
+    A live table (``live_manifest``, which also checks the caller may read it in Snowflake) is
+    sampled in Snowflake, and the answer is kept ``LIVE_SAMPLE_TTL_S`` per request (keyed by the
+    filter as the guard regenerated it for this caller)."""
+    engine = platform_sql(services)
+    live = engine.live_manifest(key, caller)
+    if live is None:
+        return _draw(services, caller, key, req, engine=engine, manifest=engine.manifests([key], caller)[0])
+    where = filter_guard(services)(req.where, caller) if req.where and req.where.strip() else None
+    ckey = (key, req.method, req.size, req.fraction, req.seed, tuple(req.columns or ()), where, req.by, req.fmt)
+    cache = live_samples(services)
+    hit = cache.get(ckey)
+    if hit is not None:
+        return dataclasses.replace(hit[0], age_s=hit[1])
+    sample = _draw(services, caller, key, req, engine=engine, manifest=live)
+    cache.put(ckey, sample)
+    return sample
+
+
+def _draw(services: Services, caller: Caller, key: str, req: SampleRequest, *, engine: PlatformSql,
+          manifest: Manifest) -> Sample:
     started = time.perf_counter()
     q = services.settings.query
     deadline = time.monotonic() + q.timeout_s
-    engine = platform_sql(services)
-    manifest = engine.manifests([key], caller)[0]
-    plan = build_sql(services, caller, key, manifest, req, deadline=deadline)
+    live = manifest.version == LIVE_VERSION
+    plan = (live_plan(services, caller, key, manifest, req) if live
+            else build_sql(services, caller, key, manifest, req, deadline=deadline))
     cap = q.json_max_rows if req.fmt == "json" else q.max_rows
     fetch = _json if req.fmt == "json" else _arrow
     res = None
@@ -305,7 +396,7 @@ def run_sample(services: Services, caller: Caller, key: str, req: SampleRequest)
     sample = Sample(table=key, manifest=used, method=req.method, sampling=plan.sampling, seed=plan.seed, size=req.size,
                     fraction=req.fraction, where=plan.where, by=plan.by, sql=plan.sql, columns=res.columns,
                     row_count=res.row_count, truncated=res.truncated, duration_ms=0.0, body=b"",
-                    media_type=formats.MEDIA_TYPES[req.fmt])
+                    media_type=formats.MEDIA_TYPES[req.fmt], source_query_id=res.tables[0].source_query_id)
     if req.fmt == "json":
         sample.duration_ms = (time.perf_counter() - started) * 1000.0
         sample.body = formats.encode_json(sample.head() | {

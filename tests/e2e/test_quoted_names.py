@@ -126,7 +126,7 @@ def test_parquet_and_live_tables_end_to_end(names_platform: Platform) -> None:
     """Registered through the API beside the Snowflake tables (this module's platform, no extra start):
     a folder of Parquet files under the data home's ``sources`` folder becomes an asset, syncs
     through a Dagster run and is queried like any copy; a live Snowflake table gets no asset, and
-    its queries run in Snowflake with live provenance."""
+    its queries, samples and profiles run in Snowflake with live provenance."""
     import duckdb
 
     folder = names_platform.settings.home_path / "sources" / "clicks"
@@ -172,6 +172,16 @@ def test_parquet_and_live_tables_end_to_end(names_platform: Platform) -> None:
         (read,) = answer.json()["tables"]
         assert (read["table"], read["version"]) == ("demo.e2e.live_events", "live")
         assert read["source_query_id"]
+        assert '"swarm-snowflake-seconds";q=3600' in answer.headers["ratelimit-policy"]
+        sampled = a.get("/api/v1/data/tables/live_events/sample", headers=agent,
+                        params={"method": "stratified", "by": "kind", "size": 2, "seed": 1})
+        assert sampled.status_code == 200, sampled.text
+        assert (sampled.json()["served_version"], sampled.json()["row_count"]) == ("live", 6)
+        profile = a.get("/api/v1/data/tables/live_events/profile", headers=agent)
+        assert profile.status_code == 200, profile.text
+        assert (profile.json()["served_version"], profile.json()["row_count"]) == ("live", 30)
+        kind = next(c for c in profile.json()["columns"] if c["name"] == "KIND")
+        assert (kind["null_count"], kind["min"], kind["max"]) == (0, "k0", "k2")
         pushed = a.post("/api/v1/queries/execute", headers=agent,
                         json={"query": "SELECT count(*) FROM t2_rid", "engine": "snowflake"})
         assert pushed.status_code == 200, pushed.text

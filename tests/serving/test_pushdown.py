@@ -4,8 +4,9 @@ The API runs in process against a fakesnow server; copied tables are synced by t
 sync engine, so "the same query on the copy" is a real comparison. Covered: the legitimate
 corpus transpiles and runs in Snowflake, the guard refuses exactly what it refuses for
 DuckDB, results equal the copied table's in every output format with live provenance,
-the catalog marks live tables with the source's figures, timeouts, the session limits and
-the per-swarm daily budget.
+the catalog marks live tables with the source's figures, samples and profiles of live tables
+run in Snowflake and cached, timeouts, the session limits and the per-swarm daily budget
+(also reported in the budget headers).
 """
 
 from __future__ import annotations
@@ -222,7 +223,6 @@ def test_engine_choices_are_checked(client: TestClient[Litestar], agent: dict[st
     sampled = _run(client, agent, "SELECT order_id FROM orders_live USING SAMPLE 7 ROWS")
     assert sampled.status_code == 200, sampled.text
     assert sampled.json()["row_count"] == 7
-    assert_error(client.get("/api/v1/data/tables/orders_live/sample", headers=agent), 400, rule="live_table")
     assert_error(client.post("/api/v1/data/tables/orders_live/refresh", headers=agent), 400, rule="live_table")
     fresh = _run(client, agent, "SELECT count(*) FROM orders_live", min_freshness=1)
     assert fresh.status_code == 200, fresh.text  # a live read is as fresh as it gets: no refresh is asked
@@ -252,6 +252,117 @@ REFUSED = [
     "ATTACH 'x.db' AS x",
     "SELECT * FROM demo.public.orders_other",
 ]
+
+
+def _sample(client: TestClient[Litestar], headers: dict[str, str], table: str = "orders_live", **params: Any) -> Any:
+    return client.get(f"/api/v1/data/tables/{table}/sample", headers=headers, params=params)
+
+
+def _policies(header: str) -> dict[str, str]:
+    """``"name";k=v;…`` items of a RateLimit header, by name."""
+    return {item.split(";", 1)[0].strip().strip('"'): item.split(";", 1)[1] for item in header.split(", ")}
+
+
+def test_samples_of_a_live_table_run_in_snowflake_and_are_cached(
+    client: TestClient[Litestar], agent: dict[str, str], admin_headers: dict[str, str], world: dict[str, str],
+    flush_audit: Callable[[], None],
+) -> None:
+    first = _sample(client, agent, method="random", size=7)
+    assert first.status_code == 200, first.text
+    body = first.json()
+    assert (body["served_version"], body["sampling"], body["seed"], body["row_count"]) == ("live", "rows", None, 7)
+    assert body["table_row_count"] == SMALL["ORDERS"]
+    assert body["source_query_id"] == first.headers["x-source-query-id"]
+    assert "age" not in first.headers
+    assert '"swarm-snowflake-seconds";q=3600;w=86400;qu="seconds"' in first.headers["ratelimit-policy"]
+    again = _sample(client, agent, method="random", size=7)  # within LIVE_SAMPLE_TTL_S: from the cache
+    assert again.status_code == 200, again.text
+    assert int(again.headers["age"]) >= 0
+    assert again.json()["rows"] == body["rows"]
+    assert again.json()["source_query_id"] == body["source_query_id"]
+
+    seeded = [_sample(client, agent, method="random", fraction=0.2, seed=11, where="amount > 500", columns="order_id,amount")]
+    assert seeded[0].status_code == 200, seeded[0].text
+    assert (seeded[0].json()["sampling"], seeded[0].json()["seed"]) == ("bernoulli", 11)
+    rows = seeded[0].json()["rows"]
+    assert rows
+    assert all(float(amount) > 500 for _, amount in rows)
+    assert [c["name"] for c in seeded[0].json()["columns"]] == ["ORDER_ID", "AMOUNT"]
+
+    per_status = _sample(client, agent, method="stratified", by="status", size=2, seed=5)
+    assert per_status.status_code == 200, per_status.text
+    statuses = Counter(r[[c["name"] for c in per_status.json()["columns"]].index("STATUS")] for r in per_status.json()["rows"])
+    copied = _run(client, agent, "SELECT DISTINCT status FROM orders")
+    assert set(statuses) == {r[0] for r in copied.json()["rows"]}
+    assert max(statuses.values()) == 2
+
+    recent = _sample(client, agent, method="recent", by="order_id", size=5, columns="order_id")
+    newest = _run(client, agent, "SELECT order_id FROM orders ORDER BY order_id DESC LIMIT 5")
+    assert _rows(recent.json()["rows"]) == _rows(newest.json()["rows"])
+    head = _sample(client, agent, method="head", size=3, format="parquet")
+    assert head.status_code == 200, head.text
+    assert pq.read_table(io.BytesIO(head.content)).num_rows == 3
+    assert head.headers["x-served-version"] == "live"
+
+    flush_audit()
+    audit = client.get("/api/v1/admin/audit", headers=admin_headers, params={"table": world["orders_live"]})
+    assert audit.status_code == 200, audit.text
+    sampled = [i for i in audit.json()["items"] if i["endpoint"].endswith("/sample") and i["status_code"] == 200]
+    assert sampled
+    assert all(i["tables"][0]["version"] == "live" and i["tables"][0]["source_query_id"] for i in sampled)
+
+
+def test_a_live_tables_profile_runs_in_snowflake_and_is_cached(client: TestClient[Litestar], agent: dict[str, str]) -> None:
+    first = client.get("/api/v1/data/tables/orders_live/profile", headers=agent)
+    assert first.status_code == 200, first.text
+    live = first.json()
+    assert (live["served_version"], live["cached"], live["scans"], live["row_count"]) == ("live", False, 1, SMALL["ORDERS"])
+    assert "swarm-snowflake-seconds" in first.headers["ratelimit-policy"]
+    copy = client.get("/api/v1/data/tables/orders/profile", headers=agent).json()
+    by_name = {c["name"].lower(): c for c in live["columns"]}
+    for c in copy["columns"]:
+        mine = by_name[c["name"].lower()]
+        assert (mine["null_count"], _norm(mine.get("min")), _norm(mine.get("max"))) == (
+            c["null_count"], _norm(c.get("min")), _norm(c.get("max"))), c["name"]
+    assert by_name["amount"]["quantiles"]["p50"] is not None
+    assert by_name["status"]["top_k"] is None
+    assert by_name["status"]["top_k_note"]
+    again = client.get("/api/v1/data/tables/orders_live/profile", headers=agent)
+    assert again.json()["cached"] is True
+    sampled = client.get("/api/v1/data/tables/orders_live/profile", headers=agent, params={"sample": 50, "seed": 3})
+    assert sampled.status_code == 200, sampled.text
+    assert (sampled.json()["row_count"], sampled.json()["sampled"], sampled.json()["seed"]) == (50, True, None)
+
+
+def test_samples_of_a_live_table_follow_masking(
+    client: TestClient[Litestar], make_swarm: Callable[..., dict[str, Any]], agent_headers: Callable[..., dict[str, str]],
+    api_settings: Settings, source_db: str,
+) -> None:
+    """Personal columns of a live table are masked by default, which only a copy enforces: its
+    samples and profiles are refused like its queries (403 policy_not_pushable)."""
+    with connect(api_settings.snowflake) as con:
+        con.cursor().execute(f"CREATE TABLE IF NOT EXISTS {source_db}.PUBLIC.CUSTOMERS_LIVE AS "
+                             f"SELECT * FROM {source_db}.PUBLIC.CUSTOMERS")
+    reg = registry.build_registration({"schema_name": "PUBLIC", "table_name": "CUSTOMERS_LIVE", "live": True},
+                                      default_database=source_db)
+    registry.save(api_settings.control_url, reg)
+    agent = agent_headers(make_swarm([reg.key])["id"])
+    assert_error(_sample(client, agent, "customers_live", method="head", size=2), 403, rule="policy_not_pushable")
+    assert_error(client.get("/api/v1/data/tables/customers_live/profile", headers=agent), 403, rule="policy_not_pushable")
+
+
+def test_pushed_down_answers_report_the_swarms_snowflake_seconds(
+    client: TestClient[Litestar], agent: dict[str, str]
+) -> None:
+    copied = _run(client, agent, "SELECT count(*) FROM orders")
+    assert "swarm-snowflake-seconds" not in copied.headers["ratelimit-policy"]  # DuckDB answers do not
+    before = _run(client, agent, "SELECT count(*) FROM orders_live")
+    after = _run(client, agent, "SELECT count(*) FROM orders", engine="snowflake")
+    for answer in (before, after):
+        assert answer.status_code == 200, answer.text
+        assert _policies(answer.headers["ratelimit-policy"])["swarm-snowflake-seconds"] == 'q=3600;w=86400;qu="seconds"'
+    left = [int(_policies(a.headers["ratelimit"])["swarm-snowflake-seconds"].split(";")[0][2:]) for a in (before, after)]
+    assert 3600 >= left[0] >= left[1] >= 3500  # spent seconds are counted down
 
 
 def test_the_guard_refuses_the_same_queries_for_snowflake(api_settings: Settings, world: dict[str, str]) -> None:
@@ -351,6 +462,7 @@ def test_the_daily_budget_stops_a_swarms_snowflake_queries(
     refused = _run(client, agent, "SELECT count(*) FROM orders_live")
     body = assert_error(refused, 429, rule="live_budget")
     assert body["details"]["used_s"] > 0
+    assert _policies(refused.headers["ratelimit"])["swarm-snowflake-seconds"].startswith("r=0;")
     assert int(refused.headers["Retry-After"]) > 0
     assert _run(client, agent, "SELECT count(*) FROM orders").status_code == 200  # copies are not affected
 
