@@ -59,6 +59,7 @@ class SingleExchange:
         request = Request(scope, receive)
         version = request.headers.get(MCP_PROTOCOL_VERSION_HEADER)
         if (version is not None and version not in HANDSHAKE_PROTOCOL_VERSIONS) or not check_accept_headers(request)[0] \
+                or not _json_content(request.headers.get("content-type", "")) \
                 or await self.security.validate_request(request, is_post=True) is not None:
             await self.sdk(scope, receive, send)
             return
@@ -92,6 +93,11 @@ class SingleExchange:
         response = Response(reply.model_dump_json(by_alias=True, exclude_unset=True), status_code=200,
                             headers={"Content-Type": CONTENT_TYPE_JSON})
         await response(request.scope, request.receive, send)
+
+
+def _json_content(content_type: str) -> bool:
+    """The transport's own Content-Type test (stricter than the security check's prefix match)."""
+    return any(part.strip() == CONTENT_TYPE_JSON for part in content_type.split(";", maxsplit=1)[0].split(","))
 
 
 def _plain_request(body: bytes) -> JSONRPCRequest | None:

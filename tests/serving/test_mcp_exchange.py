@@ -102,13 +102,17 @@ def test_other_requests_still_go_to_the_sdk_transport(client: Any, agent: dict[s
     assert bad.status_code == 400
     assert bad.json()["error"]["code"] == -32700  # the SDK's parse error
     assert transports.built == 3
+    odd_type = client.post("/mcp", headers=ACCEPT | agent | {"content-type": "Application/JSON"},
+                           content=b'{"jsonrpc": "2.0", "id": 1, "method": "tools/list"}')
+    assert odd_type.status_code == 415  # the transport's own refusal
+    assert transports.built == 4
     sse_only = post(client, agent, req("tools/list"), {"accept": "text/event-stream"})
     assert sse_only.status_code == 406
-    assert transports.built == 4
+    assert transports.built == 5
     versioned = post(client, agent, req("tools/list"), {"mcp-protocol-version": "2025-06-18"})
     assert versioned.status_code == 200
     assert versioned.json()["result"]["tools"]
-    assert transports.built == 4  # a handshake-era version header is still a plain request
+    assert transports.built == 5  # a handshake-era version header is still a plain request
 
 
 def test_a_refused_host_and_a_missing_token_are_refused_before_any_tool(client: Any, agent: dict[str, str]) -> None:
