@@ -28,6 +28,7 @@ from serving.lib.services import Services
 from serving.mcp import render
 from serving.mcp.auth import CallerTokens
 from serving.mcp.dispatch import RouteCaller
+from serving.mcp.exchange import SingleExchange
 from serving.mcp.tools import TOOL_NAMES, Tools
 
 INSTRUCTIONS = (
@@ -122,6 +123,8 @@ def build(services: Services, routes: Callable[[], Awaitable[RouteCaller]]) -> t
                                          allowed_origins=[f"http://{h}" for h in hosts] + [f"https://{h}" for h in hosts])
     app = server.streamable_http_app(streamable_http_path="/", stateless_http=True, json_response=True,
                                      transport_security=security)
+    manager = server.session_manager
+    manager.asgi_app = SingleExchange(manager, manager.asgi_app)  # plain requests skip the per-request transport
     return server, app
 
 
