@@ -10,6 +10,7 @@ import dataclasses
 import datetime as dt
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -109,6 +110,26 @@ def test_one_first_fetch_starts_the_run_however_many_race(client: Any, world: di
     assert job_rows.claim(api_settings.control_url, stale.id, "another-replica") is False
     assert first.result(timeout=30).row_count == 1000
     assert _finished(client, world["h"], cont["status_url"])["status"] == "succeeded"
+
+
+def test_concurrent_first_fetches_through_the_api_start_one_run(client: Any, world: dict[str, Any], services: Any,
+                                                                  monkeypatch: Any) -> None:
+    _, cont = _cut(client, world["h"])
+    jobs = get_jobs(services)
+    started: list[str] = []
+    start = jobs.start
+
+    def counted(job: Any) -> Any:
+        started.append(job.id)
+        return start(job)
+
+    monkeypatch.setattr(jobs, "start", counted)
+    urls = [cont["status_url"], cont["next_url"], cont["result_url"], cont["status_url"]]
+    with ThreadPoolExecutor(len(urls)) as pool:
+        answers = list(pool.map(lambda u: client.get(u, headers=world["h"]), urls))
+    assert all(a.status_code in (200, 409) for a in answers), [a.text for a in answers]
+    assert started == [cont["job_id"]]
+    assert _finished(client, world["h"], cont["status_url"])["row_count"] == 1000
 
 
 def test_the_rerun_reads_the_version_the_cut_answer_read(client: Any, world: dict[str, Any],
