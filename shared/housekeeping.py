@@ -219,7 +219,9 @@ def purge_expired_query_results(settings: Settings, *, now: dt.datetime | None =
             if root.exists():
                 for leftover in root.glob(f"{row.id}*"):
                     _unlink(leftover, root, report, "result_files_deleted")
-            if row.status in ACTIVE_STATUSES:
+            if row.status == "queued" and row.started_at is None:
+                row.error = row.error or "a continuation never fetched: it expired without running"
+            elif row.status in ACTIVE_STATUSES:
                 row.error = row.error or "expired before it finished"
             row.status, row.result_path = "expired", None
             report.add("jobs_expired")
@@ -336,6 +338,8 @@ def mark_stuck_jobs_failed(settings: Settings, *, now: dt.datetime | None = None
     with session_scope(settings.control_url) as s:
         jobs = s.scalars(select(QueryJobRow).where(QueryJobRow.status.in_(ACTIVE_STATUSES))).all()
         for job in jobs:
+            if job.status == "queued" and job.started_at is None:
+                continue  # a continuation no fetch has started: nothing runs; it expires like a result
             since = job.started_at or job.created_at
             if since is None or since >= cutoff:
                 continue

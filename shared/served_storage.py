@@ -70,6 +70,20 @@ class ServedStore:
         """The version a query of ``key`` reads now, its files present on this machine."""
         return self.current(key)
 
+    def version(self, key: str, version: str) -> Manifest | None:
+        """One version of ``key``, current or superseded, while its files are kept (superseded ones
+        for ``SERVED_VERSION_GRACE_MINUTES``); None once it is gone. A continuation reads the
+        version its cut answer read with it."""
+        current = self.current(key)
+        if current is not None and current.version == version:
+            return current
+        path = served.table_dir(self.root, key) / f"v-{version}.json"
+        try:
+            manifest = Manifest.from_json(path.read_text(encoding="utf-8"))
+        except (FileNotFoundError, ValueError, TypeError):
+            return None
+        return manifest if served.version_path(self.root, manifest).is_file() else None
+
     def write_version(self, key: str, *, copy_previous: bool) -> contextlib.AbstractContextManager[PendingVersion]:
         return served.write_version(self.root, key, copy_previous=copy_previous)
 
@@ -221,6 +235,15 @@ class ObjectStore(ServedStore):
             return fallback
         self._last_served[key] = pub.manifest
         return pub.manifest
+
+    def version(self, key: str, version: str) -> Manifest | None:
+        """One version of ``key`` while the control database still lists it (superseded ones until
+        the grace period's purge); its files are downloaded when a query attaches it."""
+        current = self.current(key)
+        if current is not None and current.version == version:
+            return current
+        pub = served_remote.load_version(self.url, key, version)
+        return pub.manifest if pub is not None else None
 
     def _pub_of(self, manifest: Manifest) -> Published:
         hit = self._known.get(manifest.table_key)

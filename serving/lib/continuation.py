@@ -4,7 +4,8 @@ Why in ``lib``: the queries feature writes these shapes, the MCP adapter reads t
 the artifacts feature keeps provenance; one module owns each shape.
 
 - ``continuation(...)``: what a cut answer carries (which cap cut it, and the job whose
-  full result can be fetched in any format, paged by cursor or saved as an artifact).
+  full result can be fetched in any format, paged by cursor or saved as an artifact; the
+  job is lazy: it runs on its first fetch, so a continuation nobody follows costs nothing).
 - ``encode_cursor`` / ``decode_cursor``: the rows cursor (opaque to callers: a row offset).
 - ``provenance(...)``: tables with served versions, sync times and source watermarks, the
   SQL hash and the truncation, as one JSON object for response headers and Parquet

@@ -327,6 +327,9 @@ class Tools:
         Costs a copy of the result file. Returns the artifact's id, size and content URL; it
         records the SQL hash and the table versions the rows came from."""
         r = await self.routes()
+        job = _ok(await r.call("GET", f"{QUERIES}/jobs/{job_id}"))  # a continuation's first fetch starts it
+        if job.get("status") in ("queued", "running"):
+            return self._job_text(job, "not saved yet: the query job has not finished")
         body = {k: v for k, v in {"name": name, "format": format, "visibility": visibility}.items() if v is not None}
         a = _ok(await r.call("POST", f"{QUERIES}/jobs/{job_id}/artifact", body=body))
         return self._artifact_text(a, "saved artifact")

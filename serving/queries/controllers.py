@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from concurrent.futures import Future
 from typing import Any
 
 import anyio.to_thread
@@ -36,9 +35,10 @@ from serving.lib.ingress import received_at
 from serving.lib.limits import OVERSHOOT_S, Slot, get_limiter
 from serving.lib.results import FILE_MAX_ROWS
 from serving.lib.services import Services
-from serving.queries import dryrun, pages
+from serving.queries import dryrun, job_rows, pages
 from serving.queries.engine import QueryEngine
 from serving.queries.guard import GuardedQuery, sql_hash
+from serving.queries.job_rows import ACTIVE
 from serving.queries.jobs import Job, JobManager, job_provenance, progress_of
 from serving.queries.pushdown import ENGINES
 from serving.queries.schemas import DryRun, QueryJob, QueryRequest, QueryResult, RowsPage
@@ -270,36 +270,38 @@ async def _run(jobs: JobManager, job: Job, slot: Slot, *, wait: float, started: 
     """
     if wait <= 0:  # the caller asked not to wait: always a job to poll, even for a query that ends at once
         await anyio.to_thread.run_sync(jobs.detach, job)
-        slot.release_when_done(_with_continuation(job, jobs.start(job)))
+        slot.release_when_done(jobs.start(job))
         return _DETACHED
     fut = jobs.start(job)
     give_up = job.timeout_s + OVERSHOOT_S - (time.monotonic() - started)  # the latest answer a time limit allows
     await asyncio.wait([asyncio.wrap_future(fut)], timeout=max(0.0, min(wait, give_up)))
     if not fut.done() and wait < give_up and await anyio.to_thread.run_sync(jobs.detach, job):
-        slot.release_when_done(_with_continuation(job, fut))
+        slot.release_when_done(fut)
         return _DETACHED
     if not fut.done():
-        slot.release_when_done(_with_continuation(job, fut))
+        slot.release_when_done(fut)
         return _OVERDUE
     await asyncio.wrap_future(fut)
-    if job.continuation_future is not None:
-        slot.release_when_done(job.continuation_future)  # the re-run holding the full result keeps the slot
     return _FINISHED
 
 
-def _with_continuation(job: Job, fut: Future[Job]) -> Future[None]:
-    """Ends when ``job`` and the continuation it started (if any) have both ended: the slot outlives both."""
-    whole: Future[None] = Future()
+async def _fetched(services: Services, caller: Caller, job_id: str) -> QueryJobRow:
+    """The job's row for a fetch; a deferred continuation is started by its first fetch.
 
-    def main_done(_: Future[Job]) -> None:
-        cont = job.continuation_future
-        if cont is None:
-            whole.set_result(None)
-        else:
-            cont.add_done_callback(lambda _c: whole.set_result(None))
-
-    fut.add_done_callback(main_done)
-    return whole
+    The re-run holds one of the caller's query slots while it runs (429 when none is free: it
+    stays deferred). The fetch that started it waits for it up to ``QUERY_WAIT_S``, as a query
+    request does, so a quick re-run answers that first fetch (status, page or file) at once."""
+    jobs = get_jobs(services)
+    row = await anyio.to_thread.run_sync(jobs.load, job_id, caller)
+    if job_rows.deferred(row) is None:
+        return row
+    async with get_limiter(services).query_slot(caller) as slot:
+        fut = await anyio.to_thread.run_sync(jobs.resume, row, caller)
+        if fut is not None:
+            slot.release_when_done(fut)
+    if fut is not None:
+        await asyncio.wait([asyncio.wrap_future(fut)], timeout=services.settings.query.wait_s)
+    return await anyio.to_thread.run_sync(jobs.load, job_id, caller)
 
 
 def _answer(request: Request[Any, Any, Any], caller: Caller, job: Job, outcome: str,
@@ -323,11 +325,12 @@ def _answer(request: Request[Any, Any, Any], caller: Caller, job: Job, outcome: 
 @get([f"{BASE}/jobs/{{job_id:str}}", f"{BASE}/{{job_id:str}}"], operation_id="getQueryJob")
 async def get_job(caller: Caller, services: Services, job_id: str) -> QueryJob:
     """Status of a query job: progress (0-1, from DuckDB) and elapsed time while it runs; rows, bytes,
-    duration, tables with served versions, error, expiry."""
+    duration, tables with served versions, error, expiry. A continuation's first fetch starts it and
+    waits up to ``QUERY_WAIT_S`` for it."""
     jobs = get_jobs(services)
+    row = await _fetched(services, caller, job_id)
 
     def status() -> dict[str, Any]:  # off the event loop: DuckDB's progress call can take milliseconds
-        row = jobs.load(job_id, caller)
         return {**job_body(row), **progress_of(row, jobs.running.get(row.id))}
 
     return msgspec.convert(await anyio.to_thread.run_sync(status), QueryJob)
@@ -351,11 +354,15 @@ async def get_job_result(request: Request[Any, Any, Any], caller: Caller, servic
                          format: str | None = None) -> File:
     """Stream a finished job's result file (Arrow IPC stream, CSV, Parquet or JSON): in its own format, or
     in ``format`` (converted once, kept beside it). Provenance comes in ``Agents-Data-*`` headers, and
-    for Parquet in the file's key-value metadata too."""
+    for Parquet in the file's key-value metadata too. 409 ``job_not_finished`` while it runs (a
+    continuation's first fetch starts it and waits up to ``QUERY_WAIT_S``)."""
     jobs = get_jobs(services)
-    row = await anyio.to_thread.run_sync(jobs.load, job_id, caller)
+    fmt = formats.normalize_format(format) if format else None
+    row = await _fetched(services, caller, job_id)
+    if row.status in ACTIVE:
+        raise Conflict(f"job {row.id} is {row.status}; poll status_url until it has succeeded", rule="job_not_finished")
     path = jobs.result_path(row, caller)
-    fmt = formats.normalize_format(format or row.output_format)
+    fmt = fmt or formats.normalize_format(row.output_format)
     prov = job_provenance(row)
     if fmt != row.output_format:
         meta = {PROVENANCE_KEY: formats.encode_json(prov).decode()}
@@ -373,7 +380,8 @@ async def get_job_result(request: Request[Any, Any, Any], caller: Caller, servic
 async def get_job_rows(  # noqa: PLR0917 - query parameters are keyword arguments for Litestar
         request: Request[Any, Any, Any], caller: Caller, services: Services, job_id: str,
                        cursor: str | None = None, limit: int | None = None) -> ASGIApp:
-    """One page of a finished job's rows as JSON, from the stored result (the query is not run again).
+    """One page of a finished job's rows as JSON, from the stored result (the query is not run again;
+    a continuation's first fetch starts its one re-run and waits up to ``QUERY_WAIT_S`` for it).
 
     Follow ``next_url`` (or pass ``next_cursor`` as ``cursor``) until it is null. ``limit``
     defaults to and is at most ``QUERY_JSON_MAX_ROWS``. 409 ``job_not_finished`` while it runs."""
@@ -381,8 +389,8 @@ async def get_job_rows(  # noqa: PLR0917 - query parameters are keyword argument
     if limit is not None and not 1 <= limit <= q.json_max_rows:
         raise BadRequest(f"limit must be 1 to {q.json_max_rows}", rule="invalid_limit")
     jobs = get_jobs(services)
-    row = await anyio.to_thread.run_sync(jobs.load, job_id, caller)
-    if row.status in ("queued", "running"):
+    row = await _fetched(services, caller, job_id)
+    if row.status in ACTIVE:
         raise Conflict(f"job {row.id} is {row.status}; poll status_url until it has succeeded", rule="job_not_finished")
     path = jobs.result_path(row, caller)
     body = await anyio.to_thread.run_sync(lambda: pages.page(row, path, cursor=cursor, limit=limit or q.json_max_rows))

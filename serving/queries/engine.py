@@ -43,7 +43,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -91,6 +91,12 @@ _SUGGESTION = re.compile(r"\s*Did you mean .*", re.DOTALL)
 _INTERNAL = re.compile(r'"?__t\d+"?(\.main\.data)?')
 class QueryCancelled(ApiError):
     status, code = 409, "cancelled"
+
+
+class VersionGone(ApiError):
+    """A pinned served version was deleted (a continuation fetched after the version's grace period)."""
+
+    status, code = 410, "gone"
 
 
 @dataclasses.dataclass
@@ -194,10 +200,12 @@ class QueryEngine:
         """The cached guard answer for (sql, grants) without parsing: None on a miss; a cached refusal raises."""
         return guard.cached(sql, self.grants_of(caller))
 
-    def manifests(self, tables: Iterable[str], caller: Caller | None = None) -> tuple[Manifest, ...]:
+    def manifests(self, tables: Iterable[str], caller: Caller | None = None,
+                  versions: Mapping[str, str] | None = None) -> tuple[Manifest, ...]:
         """The current served manifests of ``tables``; with ``caller``, as that caller sees them. Each
         version is present on this machine (object storage: downloaded and verified first when this
-        replica does not hold it yet)."""
+        replica does not hold it yet). ``versions`` pins tables to a version read before (a
+        continuation's re-run): 410 ``version_gone`` once that version was deleted."""
         out = []
         keys = sorted(tables)
         live = set(keys) & self.pushdown.live_keys()
@@ -206,6 +214,9 @@ class QueryEngine:
                              "sample or profile it (those run in Snowflake)", rule="live_table")
         for key in keys:
             manifest = self._serve(key) if self.served.remote else self.current(key)
+            pinned = (versions or {}).get(key)
+            if manifest is not None and pinned is not None and manifest.version != pinned:
+                manifest = self.version(key, pinned)
             if manifest is None:
                 raise NotFound(f"table {key} has no served data yet (it has never been synced)", rule="table_not_served")
             out.append(manifest if caller is None else self.seen(caller, manifest))
@@ -223,6 +234,15 @@ class QueryEngine:
             if len(policy.memo) < 4096:
                 policy.memo[key] = hit
         return hit
+
+    def version(self, key: str, version: str) -> Manifest:
+        """The served ``version`` of ``key``, current or superseded; 410 ``version_gone`` once deleted."""
+        manifest = self.served.version(key, version)
+        if manifest is None:
+            raise VersionGone(f"version {version} of {key}, which this result is read from, was replaced and "
+                              "deleted after its grace period; run the query again", rule="version_gone",
+                              details={"table": key, "version": version})
+        return manifest
 
     def _serve(self, key: str) -> Manifest | None:
         try:
@@ -277,10 +297,11 @@ class QueryEngine:
             self.instances.release(inst)
 
     def _run(self, caller: Caller, sql: str, tables: frozenset[str], *, digest: str, params: Any, max_rows: int | None,
-             timeout_s: float | None, handle: Handle | None, output: Output) -> QueryResult:
+             timeout_s: float | None, handle: Handle | None, output: Output,
+             versions: Mapping[str, str] | None = None) -> QueryResult:
         """Run SQL already judged safe on an instance holding exactly ``tables``, under the limits."""
         started = time.perf_counter()
-        manifests = self.manifests(tables, caller)
+        manifests = self.manifests(tables, caller, versions)
         file_cap = FILE_MAX_ROWS if isinstance(output, ArrowBatches) and output.capped_by_bytes else None
         rows_cap, timeout = self.limits(max_rows, timeout_s, row_limit=file_cap)
         reads = table_reads(manifests)
@@ -292,11 +313,13 @@ class QueryEngine:
 
     def execute(self, caller: Caller, query: str | GuardedQuery, *, params: Sequence[Any] | dict[str, Any] | None = None,
                 max_rows: int | None = None, timeout_s: float | None = None, handle: Handle | None = None,
-                output: Output = TUPLES, engine: str | None = None, text: str | None = None) -> QueryResult:
+                output: Output = TUPLES, engine: str | None = None, text: str | None = None,
+                versions: Mapping[str, str] | None = None) -> QueryResult:
         """THE way to run agent SQL: guard it (unless ``query`` is the answer ``guard()`` already gave
         for this caller) and run it in the chosen ``output`` mode; at most ``max_rows`` rows are kept
         (``truncated`` says if more existed). A query reading a live table, or asked for with
-        ``engine="snowflake"``, runs in Snowflake (``pushdown.py``; ``text`` is the agent's SQL)."""
+        ``engine="snowflake"``, runs in Snowflake (``pushdown.py``; ``text`` is the agent's SQL).
+        ``versions`` ({table key: version}) reads those tables at those served versions."""
         checked = query if isinstance(query, GuardedQuery) else self.guard(caller, query)
         if self.pushdown.wanted(checked.tables, engine):
             self._check_pushable(caller, checked.tables)
@@ -308,7 +331,7 @@ class QueryEngine:
             return self.pushdown.run(caller, sql, tables, digest=checked.sql_hash, params=params, max_rows=rows_cap,
                                      timeout_s=timeout, handle=handle, output=output)
         return self._run(caller, checked.sql, checked.tables, digest=checked.sql_hash, params=params, max_rows=max_rows,
-                         timeout_s=timeout_s, handle=handle, output=output)
+                         timeout_s=timeout_s, handle=handle, output=output, versions=versions)
 
     def _check_pushable(self, caller: Caller, tables: Iterable[str]) -> None:
         """Grant policies and default masking are enforced by the policy copy DuckDB reads; Snowflake

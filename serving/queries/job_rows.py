@@ -7,10 +7,16 @@ replica reads it to report the job, serve its file or cancel it. Results are pri
 job is visible to the token that ran it and to admin (anyone else gets the 404 of an
 unknown id), expired results answer 410, and a result read from a table the token may no
 longer read is refused (403 ``table_not_granted``): results outlive no grant.
+
+A continuation (the re-run holding a cut answer's full result) is recorded *deferred*:
+``queued`` with no ``started_at``, its pinned table versions in ``tables`` and how to run
+it in ``provenance.deferred``. Its first fetch claims it with one conditional update
+(``claim``), so exactly one worker of one replica starts it however many fetch at once.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +24,7 @@ from sqlalchemy import select, update
 
 from serving.lib.caller import Caller
 from serving.lib.errors import ApiError, Forbidden, NotFound
+from serving.lib.results import FILE_MAX_ROWS
 from shared.control.db import session_scope
 from shared.control.models import QueryJobRow, TokenRow, utcnow
 
@@ -69,6 +76,52 @@ def save(control_url: str, replica: str, job: Job, *, insert: bool) -> None:
                       .values(**values))
 
 
+def defer(control_url: str, job: Job, cont_id: str, *, result_ttl_s: float) -> None:
+    """Record the deferred continuation ``cont_id`` of ``job``: same SQL and params, as Parquet at the
+    file row limit, reading the versions ``job`` read; it expires like a result if never fetched."""
+    now = utcnow()
+    with session_scope(control_url) as s:
+        s.add(QueryJobRow(id=cont_id, token_id=job.owner, swarm_id=job.caller.swarm_id, replica="", sql_text=job.sql,
+                          sql_hash=job.sql_hash, params=job.params, output_format="parquet", max_rows=FILE_MAX_ROWS,
+                          status="queued", truncated=False, tables=job.tables, created_at=now, started_at=None,
+                          expires_at=now + dt.timedelta(seconds=result_ttl_s),
+                          provenance={"deferred": {"timeout_s": job.timeout_s, "engine": job.engine},
+                                      "watermarks": job.watermarks, "continuation": None, "schema_changes": []}))
+
+
+def deferred(row: QueryJobRow) -> dict[str, Any] | None:
+    """How to run ``row`` when it is a continuation no fetch has started yet; None otherwise."""
+    spec = (row.provenance or {}).get("deferred")
+    if row.status != "queued" or row.started_at is not None or not isinstance(spec, dict):
+        return None
+    return spec
+
+
+def pinned_versions(row: QueryJobRow, live: Any = ()) -> dict[str, str]:
+    """{table key: served version} the cut answer read (live tables have no served version to pin)."""
+    return {str(t["table"]): str(t["version"]) for t in row.tables or []
+            if isinstance(t, dict) and t.get("table") and t.get("version") and t["table"] not in live}
+
+
+def claim(control_url: str, job_id: str, replica: str) -> bool:
+    """Mark a deferred continuation running on ``replica``: True for exactly one caller."""
+    with session_scope(control_url) as s:
+        done = s.execute(update(QueryJobRow).where(QueryJobRow.id == job_id, QueryJobRow.status == "queued",
+                                                   QueryJobRow.started_at.is_(None))
+                         .values(status="running", replica=replica, started_at=utcnow(), expires_at=None))
+        return bool(done.rowcount)  # type: ignore[attr-defined]
+
+
+def fail_deferred(control_url: str, job_id: str, error: ApiError) -> None:
+    """A deferred continuation that can no longer run (its version was deleted) fails for every reader."""
+    now = utcnow()
+    with session_scope(control_url) as s:
+        s.execute(update(QueryJobRow).where(QueryJobRow.id == job_id, QueryJobRow.status == "queued",
+                                            QueryJobRow.started_at.is_(None))
+                  .values(status="failed", error=error.message, error_rule=error.rule or error.code,
+                          started_at=now, finished_at=now))
+
+
 def to_interrupt(control_url: str, jobs: list[Job]) -> dict[str, str]:
     """Ids of ``jobs`` to stop, with why: one control-database round trip per kind."""
     persisted = [job.id for job in jobs if job.detached]
@@ -106,6 +159,8 @@ def result_file(results_path: Path, row: QueryJobRow, caller: Caller) -> Path:
     check_still_granted(caller, row.tables, f"the result of job {row.id}")
     if row.status == "expired":
         raise ResultGone(f"the result of job {row.id} expired and was deleted; run the query again", rule="expired")
+    if row.status == "failed" and row.error_rule == "version_gone":
+        raise ResultGone(f"job {row.id} has no result: {row.error}", rule="version_gone")
     if row.status != "succeeded" or not row.result_path:
         raise NotFound(f"job {row.id} has no result (status {row.status})", rule="no_result")
     path = results_path / Path(row.result_path).name

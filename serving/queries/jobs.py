@@ -17,6 +17,9 @@ Why this shape:
 - JSON rows are encoded batch by batch and refused past ``QUERY_JSON_MAX_BYTES``, so an
   oversized result is never built in memory.
 - Results are private (the job's row and the rules for reading it: ``job_rows.py``).
+- A cut answer's continuation is lazy: recorded, never run, until its first fetch
+  (``resume``); its re-run reads the served versions the cut answer read. So a truncated
+  answer costs one run, and an answer refused at a cap costs nothing more.
 - Cancel interrupts the cursor when the job runs on this replica; otherwise the row is
   marked cancelled, and the owning replica sees it within ``CANCEL_POLL_S`` (a thread that
   queries the control database only while this replica runs worker jobs) and
@@ -38,7 +41,7 @@ from typing import Any
 from serving.lib import formats, metrics
 from serving.lib.caller import Caller
 from serving.lib.continuation import PROVENANCE_KEY, continuation, provenance
-from serving.lib.errors import ApiError
+from serving.lib.errors import ApiError, Conflict
 from serving.lib.limits import lower_priority
 from serving.lib.results import FILE_BATCH_ROWS, FILE_MAX_ROWS, ArrowBatches, ArrowStream, JsonRows
 from serving.queries import job_rows, scheduling
@@ -81,8 +84,8 @@ class Job:
         self.result_path: Path | None = None
         self.cut_by: str | None = None  # "row_cap" | "byte_cap" when rows were cut
         self.continuation: dict[str, Any] | None = None
-        self.continuation_job: Job | None = None  # the re-run holding the full result, started after this job
-        self.continuation_future: Future[Job] | None = None
+        self.continuation_id: str | None = None  # the deferred re-run's row, recorded once this job has succeeded
+        self.versions: dict[str, str] | None = None  # {table key: served version} a re-run must read
         self.schema_changes: list[dict[str, str]] = []
         self.watermarks: dict[str, str | None] = {}  # table key -> source watermark of the version read
         self.columns: list[dict[str, str]] = []  # [{name, type}] as DuckDB names the types
@@ -162,9 +165,9 @@ class JobManager:
                     self._run_json(job, job.checked)
                 else:
                     self._run_file(job, job.checked)
+            if job.continuation_id is not None:  # only an answer that is given: a refused one leaves nothing behind
+                job_rows.defer(self.settings.control_url, job, job.continuation_id, result_ttl_s=self.q.result_ttl_s)
             job.status = "succeeded"
-            if job.continuation_job is not None:
-                job.continuation_future = self.start(job.continuation_job)
         except ApiError as e:
             job.error, job.status = e, "cancelled" if e.rule == "cancelled" else "failed"
         except Exception as e:  # never leave a job running because of a bug
@@ -216,7 +219,7 @@ class JobManager:
 
         def write(stream: ArrowStream) -> int:
             job.tables = [t.as_dict() for t in stream.tables]  # known to the audit row even if writing fails
-            job.watermarks = self.watermarks(job.tables)
+            job.watermarks = self.watermarks(job.tables) | {k: v for k, v in job.watermarks.items() if v}
 
             def metadata() -> dict[str, str]:  # Parquet: the file carries its own provenance
                 cut = "row_cap" if stream.truncated else None
@@ -230,7 +233,7 @@ class JobManager:
         result = self.engine.execute(job.caller, checked, params=job.params, max_rows=job.max_rows,
                                      timeout_s=job.timeout_s, handle=job.handle,
                                      output=ArrowBatches(write, batch_rows=FILE_BATCH_ROWS, capped_by_bytes=True),
-                                     engine=job.engine, text=job.sql)
+                                     engine=job.engine, text=job.sql, versions=job.versions)
         job.bytes, job.row_count, job.truncated = result.consumed, result.row_count, result.truncated
         job.columns = result.columns
         job.cut_by = "row_cap" if result.truncated else None
@@ -238,12 +241,13 @@ class JobManager:
         self._continue(job, checked)
 
     def _continue(self, job: Job, checked: GuardedQuery) -> None:
-        """A cut result is never silent: name the cap, and make the re-run (same SQL and params, as
+        """A cut result is never silent: name the cap, and name the re-run (same SQL and params, as
         Parquet, which only ``QUERY_MAX_RESULT_BYTES`` caps) that holds the full result; only a
         result already at the file row limit has nothing more to give.
 
-        The re-run's row exists before anyone is told its id; it starts once this job has succeeded,
-        and the request hands it the caller's query slot (``Slot.release_when_done``)."""
+        The re-run is lazy: its row is recorded (``queued``, never started) once this job has
+        succeeded, before anyone is told its id, and nothing runs until the continuation is
+        first fetched (``resume``). A continuation never fetched costs one row and expires."""
         if job.cut_by is None:
             return
         limit = job.max_rows if job.cut_by == "row_cap" else self.q.json_max_bytes
@@ -255,13 +259,43 @@ class JobManager:
             if job.fmt == "json":
                 job.continuation["job_id"] = None  # an inline answer is not kept: nothing more exists
             return
-        cont = Job(job.caller, checked, job.sql, fmt="parquet", params=job.params, max_rows=full, timeout_s=job.timeout_s,
-                   engine=job.engine)
-        self.detach(cont)
-        job.continuation_job = cont
-        job.continuation = continuation(job_id=cont.id, status=cont.status, cut_by=job.cut_by,  # type: ignore[arg-type]
+        job.continuation_id = secrets.token_urlsafe(16)
+        job.continuation = continuation(job_id=job.continuation_id, status="queued", cut_by=job.cut_by,  # type: ignore[arg-type]
                                         limit=limit, rows_returned=rows, full_limit=full, rest_available=True,
                                         page_rows=page)
+
+    def resume(self, row: QueryJobRow, caller: Caller) -> Future[Job] | None:
+        """Start a deferred continuation on its first fetch; None when another fetch (on any worker or
+        replica: the row's claim is the coordination point) started it first. Blocking.
+
+        Refused, leaving it deferred: 410 ``expired`` past its expiry, 409 ``continuation_not_started``
+        for anyone but the token that ran the query (the re-run reads as that token, under its
+        grant policy), 403 ``table_not_granted`` once a table it reads is no longer granted.
+        410 ``version_gone`` (the row is marked failed) once a version the cut answer read was deleted."""
+        spec = job_rows.deferred(row)
+        if spec is None:
+            return None
+        if row.expires_at is not None and row.expires_at < utcnow():
+            raise job_rows.ResultGone(f"the continuation {row.id} expired before it was fetched; run the query again",
+                                      rule="expired")
+        if row.token_id != caller.token_id:
+            raise Conflict(f"the continuation {row.id} has not started; only the token that ran the query starts it "
+                           "(by fetching its status, rows or result)", rule="continuation_not_started")
+        job_rows.check_still_granted(caller, row.tables, f"the continuation {row.id}")
+        versions = None if spec.get("engine") == "snowflake" else job_rows.pinned_versions(row, self.engine.pushdown.live_keys())
+        try:
+            for key, version in sorted((versions or {}).items()):
+                self.engine.version(key, version)
+        except ApiError as e:
+            job_rows.fail_deferred(self.settings.control_url, row.id, e)
+            raise
+        if not job_rows.claim(self.settings.control_url, row.id, self.replica):
+            return None
+        job = Job(caller, None, row.sql_text, fmt=row.output_format, params=row.params, max_rows=row.max_rows,
+                  timeout_s=float(spec.get("timeout_s") or self.q.timeout_s), engine=spec.get("engine"))
+        job._id, job.detached, job.created_at, job.versions = row.id, True, row.created_at, versions
+        job.watermarks = dict((row.provenance or {}).get("watermarks") or {})
+        return self.start(job)
 
     def watermarks(self, tables: list[dict[str, str]]) -> dict[str, str | None]:
         """The source watermark (highest cursor copied) of each table's version read, when it is still current."""

@@ -57,7 +57,10 @@ class TableVersion(msgspec.Struct):
 
 class Continuation(msgspec.Struct, kw_only=True):
     """Where the rest of a cut answer is: a job whose full result can be fetched in any format
-    (``result_url?format=``), paged (``next_url``) or saved as an artifact (``artifact_url``)."""
+    (``result_url?format=``), paged (``next_url``) or saved as an artifact (``artifact_url``).
+
+    The job is lazy (``status`` ``queued``): it runs, reading the versions the cut answer
+    read, only once ``status_url``, ``next_url`` or ``result_url`` is first fetched."""
 
     job_id: str | None
     status: str

@@ -19,7 +19,7 @@ import anyio.to_thread
 from serving.lib.caller import Caller
 from serving.lib.errors import Conflict
 from serving.lib.services import Services
-from serving.queries import guard
+from serving.queries import guard, job_rows
 from serving.queries.engine import QueryEngine
 from serving.queries.guard import validate_filter
 from serving.queries.jobs import ACTIVE, JobManager
@@ -61,6 +61,9 @@ def finished_result(services: Services, caller: Caller, job_id: str) -> tuple[Qu
     """
     jobs = get_jobs(services)
     job = jobs.load(job_id, caller)
+    if job_rows.deferred(job) is not None:
+        raise Conflict(f"the continuation {job.id} has not run yet: fetch its status_url or next_url to start it, "
+                       "and save its result once it has succeeded", rule="job_not_finished")
     if job.status in ACTIVE:
         raise Conflict(f"job {job.id} is {job.status}; save its result once it has succeeded", rule="job_not_finished")
     return job, jobs.result_path(job, caller)

@@ -147,6 +147,9 @@ def test_the_cache_stays_within_its_limit_and_keeps_superseded_versions_for_the_
     assert evicted == {(keys[0], old.file)}
     assert not version_path(roomy.root, old).exists()
     assert version_path(roomy.root, new).exists()
+    # A continuation pins the superseded version: still listed, it can be downloaded again.
+    assert (roomy.version(keys[0], old.version), roomy.version(keys[0], new.version)) == (old, new)
+    assert roomy.version(keys[0], "20000101T000000000000-0000") is None
 
     # A version a query holds is never evicted, whatever the limit.
     roomy.in_use = lambda: {(keys[0], new.file)}

@@ -240,3 +240,15 @@ def test_building_the_server_leaves_the_process_logging_alone(api_settings: Sett
     monkeypatch.setattr(root, "handlers", [])  # a fresh process: no handler yet
     build(Services(settings=api_settings), routes)
     assert root.handlers == []
+
+
+def test_saving_an_untouched_continuation_starts_it_first(client: Any, agent: dict[str, str]) -> None:
+    cut = client.post("/api/v1/queries/execute", json={"query": "select id from orders order by id"},
+                      headers=agent).json()
+    cont = cut["continuation"]
+    assert cont["status"] == "queued"  # lazy: nothing has run yet
+    text, err = call(client, agent, "save_result_as_artifact", job_id=cont["job_id"], name="all.csv", format="csv")
+    assert not err, text
+    assert re.search(r"saved artifact (\S+)", text), text  # the status fetch ran it within QUERY_WAIT_S
+    job = client.get(cont["status_url"], headers=agent).json()
+    assert (job["status"], job["row_count"]) == ("succeeded", 3000)

@@ -199,7 +199,9 @@ class AsyncClient(_core.ClientBase):
 
     # ------------------------------------------------------------------ continuations
     async def pages(self, result: QueryResult | Continuation) -> AsyncIterator[RowsPage]:
-        """The rows after a cut answer, page by page (nothing when the answer was complete)."""
+        """The rows after a cut answer, page by page (nothing when the answer was complete).
+
+        The server runs a continuation only when it is first fetched: waiting for its job starts it."""
         cont = _core.continuation(result)
         if cont is None or not cont.rest_available:
             return

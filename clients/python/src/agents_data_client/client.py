@@ -201,7 +201,9 @@ class Client(_core.ClientBase):
 
     # ------------------------------------------------------------------ continuations
     def pages(self, result: QueryResult | Continuation) -> Iterator[RowsPage]:
-        """The rows after a cut answer, page by page (nothing when the answer was complete)."""
+        """The rows after a cut answer, page by page (nothing when the answer was complete).
+
+        The server runs a continuation only when it is first fetched: waiting for its job starts it."""
         cont = _core.continuation(result)
         if cont is None or not cont.rest_available:
             return
