@@ -10,7 +10,8 @@ order, so two transactions never wait on each other in a cycle. On PostgreSQL th
 transaction skips the commit's flush to disk (``synchronous_commit off``): a crash can lose
 the last few milliseconds of counts, never consistency.
 
-Amounts known only after an answer (rows and bytes returned) are added by
+Amounts known only after an answer (rows and bytes returned), counts with no limit to check
+and unused leases given back (``serving/lib/budgets.py``) are added by
 :class:`CounterWriter`, a thread that sums them in memory and writes them every
 ``interval_s`` in one upsert, off the request path.
 """
@@ -96,13 +97,18 @@ def _params(amounts: Iterable[tuple[Counter, int]], now: float) -> tuple[Any, ..
 
 
 def charge(
-    url: str, amounts: Mapping[Counter, int], *, now: float, verdict: Callable[[dict[Counter, int]], None] | None = None
+    url: str,
+    amounts: Mapping[Counter, int],
+    *,
+    now: float,
+    verdict: Callable[[dict[Counter, int]], Mapping[Counter, int] | None] | None = None,
 ) -> dict[Counter, int]:
     """Add each amount (0 reads the counter) in one transaction; return every counter's new total
     (for a rate counter: the bucket's theoretical arrival time, epoch microseconds).
 
-    ``verdict`` sees the new totals inside the transaction; if it raises, nothing is counted
-    and the exception propagates.
+    ``verdict`` sees the new totals inside the transaction, with their rows locked; if it
+    raises, nothing is counted and the exception propagates. It may return new totals for
+    some counters (a lease sized on what it read), written in the same transaction.
     """
     if not amounts:
         return {}
@@ -114,8 +120,15 @@ def charge(
         sql = _upsert_sql(engine.dialect.name, engine.dialect.paramstyle, len(amounts))
         result = conn.exec_driver_sql(sql, _params(amounts.items(), now))
         totals = {by_key[(r[0], r[1], int(r[2]))]: int(r[3]) for r in result}
-        if verdict is not None:
-            verdict(totals)
+        if verdict is not None and (changed := verdict(totals)):
+            update = sa.text(
+                "UPDATE budget_usage SET used = :used WHERE subject = :subject AND kind = :kind AND window_start = :start"
+            )
+            conn.execute(update, [
+                {"used": int(n), "subject": c.subject, "kind": c.kind, "start": c.start(now)}
+                for c, n in sorted(changed.items())
+            ])
+            totals.update(changed)
     return totals
 
 
@@ -176,6 +189,12 @@ class CounterWriter:
             for counter, n in amounts.items():
                 if n > 0:
                     self._pending[(counter, counter.start(now))] += int(n)
+
+    def give_back(self, counter: Counter, start: int, n: int) -> None:
+        """Subtract ``n`` from ``counter``'s window that began at ``start`` (an unused lease, returned)."""
+        if n > 0 and not counter.rate:  # a bucket's arrival time cannot be wound back safely
+            with self._lock:
+                self._pending[(counter, start)] -= int(n)
 
     def pending(self, counter: Counter) -> int:
         """Amount added to ``counter``'s current window and not known to be written yet.
