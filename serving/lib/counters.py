@@ -29,6 +29,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from serving.lib.batching import BatchWriter
 from shared.control.db import get_engine
 from shared.control.models import BudgetUsageRow
 
@@ -156,32 +157,26 @@ def forget_old(url: str, *, now: float) -> int:
         return int(getattr(result, "rowcount", 0) or 0)
 
 
-class CounterWriter:
+class CounterWriter(BatchWriter):
     """Adds amounts known after an answer (rows, bytes) from one daemon thread, summed per counter.
 
     ``add`` is a dict update under a lock (no database on the request path); the thread
-    writes every ``interval_s``, keeps what it could not write (the control database down)
-    for the next pass, and deletes old windows about once an hour.
+    (``serving/lib/batching.py``) writes every ``interval_s``, keeps what it could not
+    write (the control database down) for the next pass, and deletes old windows about
+    once an hour.
     """
 
+    thread_name = "budget-writer"
+
     def __init__(self, control_url: str, *, interval_s: float = 0.2, clock: Callable[[], float] = time.time) -> None:
+        super().__init__(interval_s=interval_s)
         self._url = control_url
-        self._interval = interval_s
         self._clock = clock
         self._pending: collections.Counter[tuple[Counter, int]] = collections.Counter()
         self._writing: collections.Counter[tuple[Counter, int]] = collections.Counter()  # taken by a flush
         self._lock = threading.Lock()
         self._flushing = threading.Lock()  # one flush at a time (the thread, an admin read, shutdown)
-        self._wake = threading.Event()
-        self._stopping = False
-        self._thread: threading.Thread | None = None
         self._last_cleanup = 0.0
-
-    def start(self) -> None:
-        if self._thread is None:
-            self._stopping = False
-            self._thread = threading.Thread(target=self._run, name="budget-writer", daemon=True)
-            self._thread.start()
 
     def add(self, amounts: Mapping[Counter, int]) -> None:
         now = self._clock()
@@ -235,27 +230,12 @@ class CounterWriter:
                 self._pending.update(batch)
             return False
 
-    def stop(self, timeout: float = 10.0) -> None:
-        if self._thread is None:
-            return
-        self._stopping = True
-        self._wake.set()
-        self._thread.join(timeout)
-        self._thread = None
-
-    def _run(self) -> None:
-        while not self._stopping:
-            self._wake.wait(self._interval)
-            self._wake.clear()
-            try:
-                self.flush()
-            except Exception:  # the thread must outlive any one bad pass
-                log.exception("budget counters: flush failed")
-            now = self._clock()
-            if now - self._last_cleanup > 3600:
-                self._last_cleanup = now
-                try:
-                    forget_old(self._url, now=now)
-                except sa.exc.DBAPIError as e:
-                    log.warning("old budget counters not deleted: %s", type(e).__name__)
+    def write_pass(self) -> None:
         self.flush()
+        now = self._clock()
+        if now - self._last_cleanup > 3600:
+            self._last_cleanup = now
+            try:
+                forget_old(self._url, now=now)
+            except sa.exc.DBAPIError as e:
+                log.warning("old budget counters not deleted: %s", type(e).__name__)
