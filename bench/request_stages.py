@@ -9,11 +9,13 @@ module globals looked up at call time, so every caller goes through the wrapper,
 thread):
 
 - ``auth``: resolving the caller (token signature, revocation and grants cache), and
-  ``rate_limit``: the per-agent request count;
+  ``budgets``: ``Budgets.admit``, counting the request against its token's rate and its
+  budgets (from a lease in memory, or the control database when the lease is out);
 - ``guard_cache``: ``QueryEngine.guard_cached`` (the guard's answer for a repeated text);
 - ``slot``: ``Limiter.take_slot`` plus ``give_slot`` (the per-agent concurrency slot);
 - ``instance_acquire``: ``InstanceCache.acquire`` plus ``release`` (the grant-scoped DuckDB instance);
 - ``query``: the statement and its fetch (``JsonRows.read``, which includes encoding the rows);
+- ``access_log``: the access line's fields and the request metrics, after the answer;
 - ``json_encode``: every ``formats.encode_json`` call (rows and the answer around them);
 - ``audit_submit``: handing the audit row to the writer (on the request path), and
   ``audit_write_per_row``: the writer thread's database insert, per row (off the path).
@@ -76,11 +78,12 @@ def _timed(stage: str, fn: Any) -> Any:
 
 def _instrument() -> None:
     from serving.auth import deps
-    from serving.lib import audit, formats, limits
-    from serving.queries import engine, instances, results
+    from serving.lib import accesslog, audit, budgets, formats, limits, results
+    from serving.queries import engine, instances
 
     deps.resolve_caller = _timed("auth", deps.resolve_caller)  # type: ignore[assignment]
-    limits.Limiter.check_request = _timed("rate_limit", limits.Limiter.check_request)  # type: ignore[method-assign]
+    budgets.Budgets.admit = _timed("budgets", budgets.Budgets.admit)  # type: ignore[method-assign]
+    accesslog.AccessLog._record = staticmethod(_timed("access_log", accesslog.AccessLog._record))  # type: ignore[method-assign]
     engine.QueryEngine.guard_cached = _timed("guard_cache", engine.QueryEngine.guard_cached)  # type: ignore[method-assign]
     limits.Limiter.take_slot = _timed("slot", limits.Limiter.take_slot)  # type: ignore[method-assign]
     limits.Limiter.give_slot = _timed("slot", limits.Limiter.give_slot)  # type: ignore[method-assign]

@@ -36,7 +36,7 @@ from serving.lib.errors import ApiError, BadRequest, NotFound, ServiceUnavailabl
 from serving.lib.guards import requires_admin
 from serving.lib.identity import get_identity
 from serving.lib.services import Services
-from serving.tables import hooks
+from serving.tables.platform import filter_guard
 from serving.tables.policies import check_filter
 from serving.tables.served import resolve_among, served_tables
 from shared import policies
@@ -97,7 +97,7 @@ def _override(row: ColumnOverrideRow) -> ColumnOverride:
 def _checked_filter(services: Services, key: str, manifest: Manifest | None, row_filter: str | None) -> str | None:
     if row_filter is None or not row_filter.strip():
         return None
-    text = hooks.filter_check(services)(row_filter)  # the SQL guard: 400 with its rule when refused
+    text = filter_guard(services)(row_filter, None)  # the SQL guard: 400 with its rule when refused
     if manifest is not None:
         try:
             open_store(services.settings).local_path(manifest)  # object storage: fetched if this replica lacks it

@@ -28,6 +28,7 @@ import sqlalchemy as sa
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from serving.lib import requestid
+from serving.lib.batching import BatchWriter
 from serving.lib.services import Services
 from shared.control.db import get_engine
 from shared.control.models import AuditRow
@@ -73,35 +74,28 @@ def default_replica(configured: str) -> str:
     return configured or f"{socket.gethostname()}:{os.getpid()}"
 
 
-class AuditWriter:
-    """Writes queued audit rows in batches from one daemon thread.
+class AuditWriter(BatchWriter):
+    """Writes queued audit rows in batches from one daemon thread (``serving/lib/batching.py``).
 
     The queue is a ``deque`` (append is atomic and lock-free in CPython, so a request
     pays well under a microsecond); the thread wakes every ``interval_s``, or at once
     when a batch is full or a flush is asked for.
     """
 
+    thread_name = "audit-writer"
+
     def __init__(self, control_url: str, *, batch_size: int = 500, interval_s: float = 0.2,
                  max_queue: int = 100_000) -> None:
+        super().__init__(interval_s=interval_s)
         self._url = control_url
         self._batch = batch_size
-        self._interval = interval_s
         self._max = max_queue
         self._rows: collections.deque[dict[str, Any]] = collections.deque()
         self._flushes: collections.deque[threading.Event] = collections.deque()
-        self._wake = threading.Event()
-        self._stopping = False
-        self._thread: threading.Thread | None = None
         self.dropped = 0
         self._unreachable = False
         self.failed = 0
         self.written = 0
-
-    def start(self) -> None:
-        if self._thread is None:
-            self._stopping = False
-            self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
-            self._thread.start()
 
     def submit(self, row: dict[str, Any]) -> None:
         """Queue one row; never blocks (a full queue drops the row and logs it)."""
@@ -112,39 +106,27 @@ class AuditWriter:
             return
         self._rows.append(row)
         if len(self._rows) >= self._batch:
-            self._wake.set()
+            self.wake()
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Block until every row queued so far is written (or failed). For tests and shutdown."""
-        if self._thread is None:
+        if not self.running:
             self._drain()
             return True
         done = threading.Event()
         self._flushes.append(done)
-        self._wake.set()
+        self.wake()
         return done.wait(timeout)
 
-    def stop(self, timeout: float = 10.0) -> None:
-        if self._thread is None:
-            return
-        self._stopping = True
-        self._wake.set()
-        self._thread.join(timeout)
-        self._thread = None
-
-    def _run(self) -> None:
-        while True:
-            self._wake.wait(self._interval)
-            self._wake.clear()
-            flushes = []
-            while self._flushes:
-                flushes.append(self._flushes.popleft())
+    def write_pass(self) -> None:
+        flushes = []
+        while self._flushes:
+            flushes.append(self._flushes.popleft())
+        try:
             self._drain()
+        finally:
             for done in flushes:
                 done.set()
-            if self._stopping:
-                self._drain()
-                return
 
     def _drain(self) -> None:
         while self._rows:

@@ -15,12 +15,28 @@ agent token whether or not the admin set a budget, so usage is known when one is
   clock hour (``refresh_budget``).
 
 A route declares what it costs with ``opt={"budget": QUERY | READ}``; every other route of
-a token costs one request. Queries, requests and refreshes are counted before the work, in
-one transaction with the check, so no worker can admit one more than the limit. Rows and
-bytes are known only after the answer: a request that returns rows is admitted while the
-day's rows and bytes are not spent (counting what this process returned but has not
-written yet), and its own rows are added once answered; so one answer in flight per
-worker can cross the line, and the next one is refused.
+a token costs one request. Queries, requests and refreshes with a limit in force are
+counted before the work, in one transaction with the check, so no worker can admit one
+more than the limit. Those with no limit in force (queries of a token without a query
+budget, the per-subject refreshes) need no check: they go to the background writer like
+rows and bytes. Rows and bytes are known only after the answer: a request that returns
+rows is admitted while the day's rows and bytes are not spent (counting what this process
+returned but has not written yet), and its own rows are added once answered; so one
+answer in flight per worker can cross the line, and the next one is refused.
+
+Leases keep the database off the request path. The transaction that counts a request may
+reserve a block of the counter for this process (:class:`Lease`): twice the last block
+while blocks run out before they expire, at most ``1/LEASE_SHARE`` of what remains and
+``LEASE_MAX``, and a single request within ``LEASE_MIN_ROOM`` of the limit, so small
+quotas and the last requests of big ones are counted one by one as before. Later
+requests take from the block in memory, on the event loop (no thread, no database). A
+block admits for ``LEASE_S``; what is left then goes back to its window through the
+writer (also on :meth:`Budgets.invalidate` and shutdown; a crash keeps it counted, which
+only refuses early). A bucket's block is counted as if taken at its expiry, the latest
+moment it can admit, which keeps the bucket exact (see :meth:`Budgets._grant`). Reserved
+is used for every other process, so the ``RateLimit`` remaining it reports is
+conservative: the limit minus what is used and what other processes hold reserved (this
+process's own unused block counts as remaining).
 
 Once a counter is found spent, this process refuses further requests on it without asking
 the database again (O(1)) until it has room again (the window ends, the bucket refills one
@@ -37,6 +53,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
+import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -64,6 +81,10 @@ KINDS: dict[str, tuple[str, int, str, str]] = {
     "refreshes": ("refreshes_per_hour", HOUR, "requests", "refresh_budget"),
 }
 PER_TOKEN = {"requests": "rate_limit", "refreshes": "refresh_rate_limit"}
+LEASE_S = 0.5  # a lease admits for this long, then what is left of it goes back
+LEASE_MIN_ROOM = 64  # with less room than this, a counter is charged one request at a time
+LEASE_SHARE = 8  # a lease takes at most this fraction (1/8) of the room left
+LEASE_MAX = 1024
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,6 +119,26 @@ class Reported:
     unit: str
     remaining: int
     reset_s: int
+
+
+@dataclasses.dataclass
+class Lease:
+    """Requests of one counter reserved in the control database for this process to admit alone.
+
+    ``total`` is the counter's database total right after the lease was taken (a bucket's
+    arrival time, microseconds), so it already holds every request leased here or elsewhere.
+    """
+
+    limit: int
+    start: int
+    granted: int
+    left: int
+    total: int
+    expires: float
+
+
+class NeedsDatabase(Exception):
+    """A check that cannot be answered from this process's leases and caches alone."""
 
 
 class BudgetExceeded(TooManyRequests):
@@ -137,16 +178,25 @@ class Budgets:
         self.writer = CounterWriter(control_url, clock=clock)
         self._limits: dict[str, tuple[float, dict[str, int]]] = {}  # subject -> (read at, limits)
         self._spent: dict[Counter, tuple[float, int]] = {}  # counter -> (refused until, limit)
+        self._leases: dict[Counter, Lease] = {}
+        self._lock = threading.Lock()
+        self._swept = 0.0
 
     # ------------------------------------------------------------------ limits in force
     def invalidate(self) -> None:
-        """Forget cached budgets (after the admin changed one; other processes see it within the cache TTL)."""
+        """Forget cached budgets and leases (after the admin changed one; other processes see it within the cache TTL)."""
+        with self._lock:
+            for c, lease in self._leases.items():
+                self._release(c, lease)
+            self._leases.clear()
         self._limits.clear()
         self._spent.clear()
 
-    def _limits_for(self, ids: list[str]) -> dict[str, dict[str, int]]:
+    def _limits_for(self, ids: list[str], *, local: bool = False) -> dict[str, dict[str, int]]:
         now = time.monotonic()
         missing = [s for s in ids if (c := self._limits.get(s)) is None or now - c[0] > self.cache_ttl_s]
+        if missing and local:
+            raise NeedsDatabase
         if missing:
             found = read_limits(self.url, missing)
             if len(self._limits) > 100_000:
@@ -155,7 +205,7 @@ class Budgets:
                 self._limits[s] = (now, found.get(s, {}))
         return {s: self._limits[s][1] for s in ids}
 
-    def policies(self, caller: Caller, action: str) -> tuple[list[Policy], dict[Counter, int]]:
+    def policies(self, caller: Caller, action: str, *, local: bool = False) -> tuple[list[Policy], dict[Counter, int]]:
         """The policies to report and check for ``action``, and what the action adds to each counter."""
         token = f"token:{caller.token_id or caller.subject}"
         requests = Counter(token, "requests", MINUTE, rate=True)
@@ -168,7 +218,7 @@ class Budgets:
         else:
             amounts[requests] = _cost(self.requests_per_minute)
         by_scope = subjects(caller)
-        limits = self._limits_for(list(by_scope.values()))
+        limits = self._limits_for(list(by_scope.values()), local=local)
         for scope, subject in by_scope.items():
             for kind, (_, window, unit, rule) in KINDS.items():
                 counter = Counter(subject, kind, window)
@@ -181,38 +231,159 @@ class Budgets:
         return policies, amounts
 
     # ------------------------------------------------------------------ the check
-    def check(self, caller: Caller, action: str) -> Snapshot:
+    def check(self, caller: Caller, action: str, *, local: bool = False) -> Snapshot:
         """Count ``action`` for ``caller`` and return what to report, or raise 429 naming the spent budget.
 
-        Blocking (database): call it on a worker thread (see :meth:`admit`).
+        Blocking (database) unless ``local``: then it answers from this process's leases and
+        caches only, or raises :class:`NeedsDatabase` having changed nothing (see :meth:`admit`).
         """
         now = self.clock()
-        policies, amounts = self.policies(caller, action)
+        policies, amounts = self.policies(caller, action, local=local)
+        in_force = {p.counter: p for p in policies}
         checked = [p for p in policies if p.counter in amounts]
         for p in checked:
             until, limit = self._spent.get(p.counter, (0.0, -1))
             if (now < until and limit == p.limit) or (p.counter.rate and p.limit <= 0):
                 wait = until - now if now < until else float(p.counter.window_s)
                 raise self._refusal(p, p.limit, now, Snapshot([p], {}, now), wait_s=wait)
-
-        def verdict(totals: dict[Counter, int]) -> None:
-            for p in checked:
-                n = amounts[p.counter]
-                if p.counter.rate:  # a token bucket: refused while its arrival time is a window ahead
-                    ahead_s = (totals[p.counter] - now_us(now)) / 1e6 - p.counter.window_s
-                    if ahead_s <= 0:
-                        continue
-                    self._remember(p, now + ahead_s)
-                    raise self._refusal(p, p.limit, now, Snapshot(policies, _before(totals, amounts), now), wait_s=ahead_s)
-                used = totals[p.counter] + (self.writer.pending(p.counter) if n == 0 else 0)
-                if used > p.limit or (n == 0 and used >= p.limit):
-                    self._remember(p, now + p.counter.reset_in(now))
-                    raise self._refusal(
-                        p, used - n, now, Snapshot(policies, _before(totals, amounts), now), wait_s=p.counter.reset_in(now)
-                    )
-
-        totals = charge(self.url, amounts, now=now, verdict=verdict)
+        background = {c: n for c, n in amounts.items() if c not in in_force}
+        totals: dict[Counter, int] = {}
+        taken: dict[Counter, Lease] = {}
+        with self._lock:
+            self._sweep(now)
+            for c, n in amounts.items():
+                if c in in_force and n > 0 and (lease := self._usable(c, in_force[c].limit, now)):
+                    lease.left -= 1
+                    taken[c] = lease
+                    totals[c] = lease.total - lease.left * n  # what others reserved or used counts as used
+            ask = {c: n for c, n in amounts.items() if c in in_force and c not in totals}
+            if ask and local:
+                self._put_back(taken, now)
+                raise NeedsDatabase
+        if ask:
+            try:
+                totals.update(self._charge(policies, ask, now))
+            except BudgetExceeded:
+                with self._lock:
+                    self._put_back(taken, now)
+                raise
+        self.writer.add(background)
         return Snapshot(policies, totals, now)
+
+    def _charge(self, policies: list[Policy], ask: dict[Counter, int], now: float) -> dict[Counter, int]:
+        """Lease what ``ask`` needs in one transaction: each counter with a limit gets one request's
+        worth or more (see :meth:`_grant`), or the whole request is refused and nothing counted."""
+        in_force = {p.counter: p for p in policies}
+        with self._lock:
+            wanted = {c: self._next_size(c, now) for c, n in ask.items() if n > 0}
+        granted: dict[Counter, int] = {}
+
+        def verdict(totals: dict[Counter, int]) -> dict[Counter, int]:
+            changed = {}
+            for c, n in ask.items():
+                p = in_force[c]
+                if n == 0:  # rows or bytes: read, refused once spent (counting what this process has not written)
+                    used = totals[c] + self.writer.pending(c)
+                    if used >= p.limit:
+                        self._remember(p, now + c.reset_in(now))
+                        raise self._refusal(p, used, now, Snapshot(policies, totals, now), wait_s=c.reset_in(now))
+                    continue
+                k, changed[c] = self._grant(p, n, totals[c], wanted[c], now)
+                if k == 0:
+                    wait = (totals[c] + n - now_us(now)) / 1e6 - c.window_s if c.rate else c.reset_in(now)
+                    self._remember(p, now + wait)
+                    raise self._refusal(p, totals[c], now, Snapshot(policies, totals, now), wait_s=wait)
+                granted[c] = k
+            return changed
+
+        totals = charge(self.url, dict.fromkeys(ask, 0), now=now, verdict=verdict)
+        with self._lock:
+            for c, k in granted.items():
+                self._install(c, Lease(in_force[c].limit, c.start(now), k, k - 1, totals[c], now + LEASE_S), now)
+                totals[c] -= (k - 1) * ask[c]
+        return totals
+
+    @staticmethod
+    def _grant(p: Policy, n: int, total: int, wanted: int, now: float) -> tuple[int, int]:
+        """How many requests of cost ``n`` to lease from a counter at ``total`` and its new total
+        (0 when not even one fits).
+
+        A lease takes at most ``1/LEASE_SHARE`` of the room left and is one request, counted
+        exactly as without leases, once less than ``LEASE_MIN_ROOM`` remain. A bucket's lease
+        is counted as if taken when it expires (``LEASE_S`` from now), the latest moment one
+        of its requests can be admitted: counting a request later than it happens only makes
+        the bucket fuller, so the leases never admit more than the bucket allows.
+        """
+        if p.counter.rate:
+            window_us, at = p.counter.window_s * 1_000_000, now_us(now)
+            base = max(total, at)  # the upsert already did max(used, now)
+            room = (window_us - (base - at)) // n
+            if room < 1:
+                return 0, total
+            k = min(wanted, room // LEASE_SHARE, LEASE_MAX) if room >= LEASE_MIN_ROOM else 1
+            if k > 1:
+                later = max(base, at + int(LEASE_S * 1_000_000))
+                k = min(k, (window_us - (later - at)) // n)
+                if k > 1:
+                    return k, later + k * n
+            return 1, base + n
+        room = p.limit - total
+        if room < 1:
+            return 0, total
+        k = max(1, min(wanted, room // LEASE_SHARE, LEASE_MAX)) if room >= LEASE_MIN_ROOM else 1
+        return k, total + k * n
+
+    # ------------------------------------------------------------------ leases (under self._lock)
+    def _usable(self, c: Counter, limit: int, now: float) -> Lease | None:
+        lease = self._leases.get(c)
+        if lease is not None and lease.left > 0 and lease.limit == limit and now < lease.expires \
+                and lease.start == c.start(now):
+            return lease
+        return None
+
+    def _next_size(self, c: Counter, now: float) -> int:
+        """Requests to ask for: twice the last lease if it ran out before it expired, else what it served."""
+        lease = self._leases.get(c)
+        if lease is None:
+            return 1
+        if lease.left == 0 and now < lease.expires:
+            return min(2 * lease.granted, LEASE_MAX)
+        return max(1, lease.granted - lease.left)
+
+    def _install(self, c: Counter, lease: Lease, now: float) -> None:
+        old = self._leases.get(c)
+        if old is not None and self._usable(c, lease.limit, now) is old:  # two threads leased at once: keep both
+            lease = Lease(lease.limit, lease.start, lease.granted + old.granted, lease.left + old.left,
+                          max(lease.total, old.total), min(lease.expires, old.expires))
+        elif old is not None:
+            self._release(c, old)
+        self._leases[c] = lease
+
+    def _put_back(self, taken: dict[Counter, Lease], now: float) -> None:
+        """Undo requests taken from leases for a request that is not admitted after all.
+
+        Only into the lease they came from, while it is still this process's and unexpired:
+        one merged or returned meanwhile no longer holds them, and they are simply lost.
+        """
+        for c, lease in taken.items():
+            if self._leases.get(c) is lease and now < lease.expires:
+                lease.left += 1
+
+    def _release(self, c: Counter, lease: Lease) -> None:
+        """Return a lease's unused part to its window (a bucket's simply lapses, see ``Counter``)."""
+        self.writer.give_back(c, lease.start, lease.left)
+        lease.left = 0
+
+    def _sweep(self, now: float) -> None:
+        """Return expired leases (about once per ``LEASE_S``), and forget those expired long ago."""
+        if now - self._swept < LEASE_S:
+            return
+        self._swept = now
+        for c, lease in list(self._leases.items()):
+            if now >= lease.expires and lease.left:
+                self._release(c, lease)
+            if now - lease.expires > MINUTE:
+                del self._leases[c]
 
     def _remember(self, p: Policy, until: float) -> None:
         """Refuse ``p`` in this process without the database until ``until`` (or the admin changes its limit)."""
@@ -226,7 +397,10 @@ class Budgets:
             return
         state = scope.setdefault("state", {})
         try:
-            snapshot = await anyio.to_thread.run_sync(self.check, caller, action)
+            try:
+                snapshot = self.check(caller, action, local=True)  # from a lease: no database, no thread
+            except NeedsDatabase:
+                snapshot = await anyio.to_thread.run_sync(self.check, caller, action)
         except BudgetExceeded as e:
             state[STATE_KEY] = _merged(state.get(STATE_KEY), e.snapshot)
             raise
@@ -293,17 +467,14 @@ class Budgets:
         self.writer.start()
 
     def close(self) -> None:
+        self.invalidate()  # unused leases back to their windows
         self.writer.stop()
+        self.writer.flush()  # written even when the writer never ran
 
 
 def _cost(per_minute: int) -> int:
     """What one request adds to a rate counter: the bucket's refill interval, in microseconds."""
     return math.ceil(MINUTE * 1_000_000 / per_minute) if per_minute > 0 else 0
-
-
-def _before(totals: dict[Counter, int], amounts: dict[Counter, int]) -> dict[Counter, int]:
-    """The totals as they stay once a refused request's own counts are rolled back."""
-    return {c: t - amounts.get(c, 0) for c, t in totals.items()}
 
 
 def _merged(earlier: Any, later: Snapshot) -> Snapshot:

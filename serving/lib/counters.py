@@ -10,7 +10,8 @@ order, so two transactions never wait on each other in a cycle. On PostgreSQL th
 transaction skips the commit's flush to disk (``synchronous_commit off``): a crash can lose
 the last few milliseconds of counts, never consistency.
 
-Amounts known only after an answer (rows and bytes returned) are added by
+Amounts known only after an answer (rows and bytes returned), counts with no limit to check
+and unused leases given back (``serving/lib/budgets.py``) are added by
 :class:`CounterWriter`, a thread that sums them in memory and writes them every
 ``interval_s`` in one upsert, off the request path.
 """
@@ -28,6 +29,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from serving.lib.batching import BatchWriter
 from shared.control.db import get_engine
 from shared.control.models import BudgetUsageRow
 
@@ -96,13 +98,18 @@ def _params(amounts: Iterable[tuple[Counter, int]], now: float) -> tuple[Any, ..
 
 
 def charge(
-    url: str, amounts: Mapping[Counter, int], *, now: float, verdict: Callable[[dict[Counter, int]], None] | None = None
+    url: str,
+    amounts: Mapping[Counter, int],
+    *,
+    now: float,
+    verdict: Callable[[dict[Counter, int]], Mapping[Counter, int] | None] | None = None,
 ) -> dict[Counter, int]:
     """Add each amount (0 reads the counter) in one transaction; return every counter's new total
     (for a rate counter: the bucket's theoretical arrival time, epoch microseconds).
 
-    ``verdict`` sees the new totals inside the transaction; if it raises, nothing is counted
-    and the exception propagates.
+    ``verdict`` sees the new totals inside the transaction, with their rows locked; if it
+    raises, nothing is counted and the exception propagates. It may return new totals for
+    some counters (a lease sized on what it read), written in the same transaction.
     """
     if not amounts:
         return {}
@@ -114,8 +121,15 @@ def charge(
         sql = _upsert_sql(engine.dialect.name, engine.dialect.paramstyle, len(amounts))
         result = conn.exec_driver_sql(sql, _params(amounts.items(), now))
         totals = {by_key[(r[0], r[1], int(r[2]))]: int(r[3]) for r in result}
-        if verdict is not None:
-            verdict(totals)
+        if verdict is not None and (changed := verdict(totals)):
+            update = sa.text(
+                "UPDATE budget_usage SET used = :used WHERE subject = :subject AND kind = :kind AND window_start = :start"
+            )
+            conn.execute(update, [
+                {"used": int(n), "subject": c.subject, "kind": c.kind, "start": c.start(now)}
+                for c, n in sorted(changed.items())
+            ])
+            totals.update(changed)
     return totals
 
 
@@ -143,32 +157,26 @@ def forget_old(url: str, *, now: float) -> int:
         return int(getattr(result, "rowcount", 0) or 0)
 
 
-class CounterWriter:
+class CounterWriter(BatchWriter):
     """Adds amounts known after an answer (rows, bytes) from one daemon thread, summed per counter.
 
     ``add`` is a dict update under a lock (no database on the request path); the thread
-    writes every ``interval_s``, keeps what it could not write (the control database down)
-    for the next pass, and deletes old windows about once an hour.
+    (``serving/lib/batching.py``) writes every ``interval_s``, keeps what it could not
+    write (the control database down) for the next pass, and deletes old windows about
+    once an hour.
     """
 
+    thread_name = "budget-writer"
+
     def __init__(self, control_url: str, *, interval_s: float = 0.2, clock: Callable[[], float] = time.time) -> None:
+        super().__init__(interval_s=interval_s)
         self._url = control_url
-        self._interval = interval_s
         self._clock = clock
         self._pending: collections.Counter[tuple[Counter, int]] = collections.Counter()
         self._writing: collections.Counter[tuple[Counter, int]] = collections.Counter()  # taken by a flush
         self._lock = threading.Lock()
         self._flushing = threading.Lock()  # one flush at a time (the thread, an admin read, shutdown)
-        self._wake = threading.Event()
-        self._stopping = False
-        self._thread: threading.Thread | None = None
         self._last_cleanup = 0.0
-
-    def start(self) -> None:
-        if self._thread is None:
-            self._stopping = False
-            self._thread = threading.Thread(target=self._run, name="budget-writer", daemon=True)
-            self._thread.start()
 
     def add(self, amounts: Mapping[Counter, int]) -> None:
         now = self._clock()
@@ -176,6 +184,12 @@ class CounterWriter:
             for counter, n in amounts.items():
                 if n > 0:
                     self._pending[(counter, counter.start(now))] += int(n)
+
+    def give_back(self, counter: Counter, start: int, n: int) -> None:
+        """Subtract ``n`` from ``counter``'s window that began at ``start`` (an unused lease, returned)."""
+        if n > 0 and not counter.rate:  # a bucket's arrival time cannot be wound back safely
+            with self._lock:
+                self._pending[(counter, start)] -= int(n)
 
     def pending(self, counter: Counter) -> int:
         """Amount added to ``counter``'s current window and not known to be written yet.
@@ -216,27 +230,12 @@ class CounterWriter:
                 self._pending.update(batch)
             return False
 
-    def stop(self, timeout: float = 10.0) -> None:
-        if self._thread is None:
-            return
-        self._stopping = True
-        self._wake.set()
-        self._thread.join(timeout)
-        self._thread = None
-
-    def _run(self) -> None:
-        while not self._stopping:
-            self._wake.wait(self._interval)
-            self._wake.clear()
-            try:
-                self.flush()
-            except Exception:  # the thread must outlive any one bad pass
-                log.exception("budget counters: flush failed")
-            now = self._clock()
-            if now - self._last_cleanup > 3600:
-                self._last_cleanup = now
-                try:
-                    forget_old(self._url, now=now)
-                except sa.exc.DBAPIError as e:
-                    log.warning("old budget counters not deleted: %s", type(e).__name__)
+    def write_pass(self) -> None:
         self.flush()
+        now = self._clock()
+        if now - self._last_cleanup > 3600:
+            self._last_cleanup = now
+            try:
+                forget_old(self._url, now=now)
+            except sa.exc.DBAPIError as e:
+                log.warning("old budget counters not deleted: %s", type(e).__name__)

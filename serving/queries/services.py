@@ -4,9 +4,9 @@ Startup builds the engine, proves the DuckDB protections hold (``verify_protecti
 and refuses to start otherwise. ``ensure_fresh`` is the extension point for the sync
 feature (a hook it registers at start-up): a query with ``min_freshness`` waits there for
 a refresh. Startup also registers the engine as the tables layer's served-tables provider
-and, with the filter guard, as its platform-SQL runner (sampling and profiling),
-``finished_result`` as the artifacts feature's way to read a query job's result, and the
-guard's ``validate_filter`` as the admin feature's check of a grant's row filter.
+and, with the guard's ``validate_filter``, as its platform-SQL runner and filter guard
+(sampling's ``where`` and the admin feature's check of a grant's row filter), and
+``finished_result`` as the artifacts feature's way to read a query job's result.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import anyio.to_thread
 from serving.lib.caller import Caller
 from serving.lib.errors import Conflict
 from serving.lib.services import Services
-from serving.queries import guard, job_rows
+from serving.queries import job_rows
 from serving.queries.engine import QueryEngine
 from serving.queries.guard import validate_filter
 from serving.queries.jobs import ACTIVE, JobManager
@@ -79,7 +79,6 @@ async def startup(services: Services) -> None:
     engine.served.watch(in_use=engine.instances.files_in_use, on_evict=engine.instances.drop_files)
     platform.register(services, engine, validate_filter)
     hooks.provide_job_result(services, finished_result)
-    hooks.provide_filter_check(services, guard.validate_filter)
     found = await anyio.to_thread.run_sync(engine.verify_protections)
     log.info("DuckDB agent-instance protections verified: %s", found)
     if not isinstance(services.parts.get(JOBS), JobManager):

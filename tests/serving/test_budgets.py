@@ -219,3 +219,105 @@ def test_counters_upsert_atomically(control_url: str) -> None:
 def test_budgets_accessor(world: Any) -> None:
     client = world[0]
     assert get_budgets(client.app.state.services).writer is not None
+
+
+def _two_processes(control_url: str, rpm: int, clock: Any, **budget: int) -> tuple[Any, Any, Any]:
+    """Two ``Budgets`` on one control database (two API processes) and an agent with ``budget`` set."""
+    from serving.lib.budgets import Budgets
+    from serving.lib.caller import Caller
+    from shared.control.db import session_scope
+    from shared.control.models import BudgetRow
+
+    migrate(control_url)
+    token = f"tok_lease_{rpm}_{sum(budget.values())}"
+    with session_scope(control_url) as s:
+        s.merge(BudgetRow(subject=f"agent:{token}", **budget))
+    settings = Settings.from_env({"AGENT_REQUESTS_PER_MINUTE": str(rpm), "DATABASE_URL": control_url})
+    caller = Caller(kind="agent", subject="a", token_id=token, swarm_id="swm_lease")
+    return Budgets(control_url, settings, clock=clock), Budgets(control_url, settings, clock=clock), caller
+
+
+def _count_trips(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    import serving.lib.budgets as module
+
+    trips: list[int] = []
+    real = module.charge
+
+    def counted(*a: Any, **k: Any) -> Any:
+        trips.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(module, "charge", counted)
+    return trips
+
+
+def test_leases_admit_locally_and_never_past_a_limit(control_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two processes lease blocks of a day's queries: exactly the limit is admitted, in few database trips."""
+    from serving.lib.budgets import QUERY, BudgetExceeded, NeedsDatabase
+
+    now = [1_800_000_000.0]
+    one, two, caller = _two_processes(control_url, 10**9, lambda: now[0], queries_per_day=5000)
+    with pytest.raises(NeedsDatabase):  # nothing leased yet: the local check asks for the database
+        one.check(caller, QUERY, local=True)
+    trips = _count_trips(monkeypatch)
+    admitted, refused, rules = 0, 0, set()
+    for _ in range(3000):
+        for budgets in (one, two):
+            try:
+                budgets.check(caller, QUERY)
+                admitted += 1
+            except BudgetExceeded as e:
+                refused += 1
+                rules.add(e.rule)
+    assert admitted == 5000
+    assert refused == 1000
+    assert rules == {"query_budget"}
+    assert len(trips) < 200, len(trips)  # the rest came from leases (the last 64 are charged one by one)
+    agent = Counter(f"agent:{caller.token_id}", "queries", 86400)
+    assert usage(control_url, [agent], now=now[0]) == {agent: 5000}
+
+
+def test_a_lease_answers_locally_and_unused_leases_go_back(control_url: str) -> None:
+    from serving.lib.budgets import LEASE_S, QUERY, NeedsDatabase
+
+    now = [1_800_000_000.0]
+    one, two, caller = _two_processes(control_url, 10**9, lambda: now[0], queries_per_day=10_000)
+    for _ in range(20):  # the lease doubles while it runs out before it expires
+        one.check(caller, QUERY)
+    snapshot = one.check(caller, QUERY, local=True)  # from the lease: no database
+    agent = Counter(f"agent:{caller.token_id}", "queries", 86400)
+    leased = usage(control_url, [agent], now=now[0])[agent]
+    assert leased > 21  # more than was admitted is reserved ...
+    headers = dict(one.headers(snapshot))
+    remaining = int(_policies(headers[b"ratelimit"].decode())["agent-queries"]["r"])
+    assert remaining == 10_000 - 21  # ... yet this process reports what it may still admit
+    two.check(caller, QUERY)
+    other = int(_policies(dict(two.headers(two.check(caller, QUERY)))[b"ratelimit"].decode())["agent-queries"]["r"])
+    assert other <= 10_000 - leased - 2  # another process counts the lease as used: conservative, never more
+    now[0] += LEASE_S + 0.01
+    with pytest.raises(NeedsDatabase):  # the lease expired
+        one.check(caller, QUERY, local=True)
+    one.writer.flush()
+    two.close()  # its lease goes back on shutdown
+    used = usage(control_url, [agent], now=now[0])[agent]
+    assert used == 21 + 2, used  # every unused lease returned: the database holds what was admitted
+
+
+def test_leased_request_rate_stays_within_the_bucket(control_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bucket of 6000 a minute, two processes, no time passing: at most 6000 admitted, nearly all of them."""
+    from serving.lib.budgets import LEASE_S, REQUEST, BudgetExceeded
+
+    now = [1_800_000_000.0]
+    one, two, caller = _two_processes(control_url, 6000, lambda: now[0])
+    trips = _count_trips(monkeypatch)
+    admitted, rules = 0, set()
+    for _ in range(3500):
+        for budgets in (one, two):
+            try:
+                budgets.check(caller, REQUEST)
+                admitted += 1
+            except BudgetExceeded as e:
+                rules.add(e.rule)
+    assert 6000 - 2 * LEASE_S * 100 <= admitted <= 6000  # a lease counts from its expiry: ≤ 0.5 s of refill lost
+    assert len(trips) < 300, len(trips)
+    assert rules == {"rate_limit"}
