@@ -124,7 +124,9 @@ def build(services: Services, routes: Callable[[], Awaitable[RouteCaller]]) -> t
     app = server.streamable_http_app(streamable_http_path="/", stateless_http=True, json_response=True,
                                      transport_security=security)
     manager = server.session_manager
-    manager.asgi_app = SingleExchange(manager, manager.asgi_app)  # plain requests skip the per-request transport
+    # Plain requests skip the per-request transport; the SDK types this attribute as its own
+    # middleware, but any ASGI app serves.
+    manager.asgi_app = SingleExchange(manager, manager.asgi_app)  # type: ignore[assignment]
     return server, app
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from typing import Any
+from typing import Any, cast
 
 import anyio.to_thread
 import msgspec
@@ -318,7 +318,8 @@ def _answer(request: Request[Any, Any, Any], caller: Caller, job: Job, outcome: 
     headers = provenance_headers(job_provenance(job)) | _changed_header(job.schema_changes)
     if job.fmt == "json":
         budgets.returned(request, caller, rows=job.row_count, nbytes=len(job.body or b""))
-        return ASGIResponse(body=job.body or b"", media_type=formats.MEDIA_TYPES["json"], headers=headers)
+        body = cast("bytes", job.body or b"")  # a bytearray is sent as is: no copy of a large answer
+        return ASGIResponse(body=body, media_type=formats.MEDIA_TYPES["json"], headers=headers)
     return _json(job_body(job), headers=headers)
 
 
