@@ -45,12 +45,12 @@ SUITE = (
     Bench("compare_serving", "compare_serving.py", (), ("--rows", "100000", "--duration", "2", "--repeats", "1")),
     Bench("exports", "exports.py", (), ("--rows", "100000", "--repeats", "1")),
     Bench("profile_sample", "profile_sample.py", (), ("--rows", "1000000", "--repeats", "3", "--mb", "10")),
-    Bench("refresh_latency", "refresh_latency.py", (), ("--refreshes", "3")),
+    Bench("refresh_latency", "refresh_latency.py", (), ("--refreshes", "3", "--no-baseline")),
     Bench("mcp_latency", "mcp_latency.py", (), ("--calls", "50")),
     Bench("policies", "policies.py", (), ("--rows", "100000", "--iterations", "50", "--repeats", "1")),
     Bench("budgets", "budgets.py", (), ("--requests", "100")),
     Bench("served_objects", "served_objects.py", (), ("--rows", "100000")),
-    Bench("isolation", "isolation.py", (), ("--duration", "10")),
+    Bench("isolation", "isolation.py", ("--compare",), ("--duration", "10")),
     Bench("load", "load.py", ("--out", str(RESULTS / "load")), ("--duration", "60", "--out", str(RESULTS / "load")),
           timeout_s=7200, needs_postgres=True),
     Bench("chaos", "chaos.py", (), (), timeout_s=7200),
@@ -71,7 +71,10 @@ def _last_json(text: str) -> dict[str, object] | None:
 def run_one(bench: Bench, *, quick: bool) -> dict[str, object]:
     """Run one benchmark and keep its record: figures, exit code, duration, and the output's tail on failure."""
     script = BENCH / bench.script
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                            check=False).stdout.strip() or "unknown"
     record: dict[str, object] = {"name": bench.name, "script": f"bench/{bench.script}", "quick": quick,
+                                 "commit": commit,
                                  "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                                  "load_average_before": os.getloadavg()}
     if not script.exists():

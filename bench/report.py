@@ -168,8 +168,15 @@ def _table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> str:
     return "\n".join(lines)
 
 
-def _scalars(figures: dict[str, Any]) -> list[tuple[str, Any]]:
-    return [(k, v) for k, v in figures.items() if isinstance(v, int | float | str | bool) and k != "load_average"]
+def _scalars(figures: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """Every scalar figure, nested ones under dotted names (a baseline's figures, a scenario's counts)."""
+    rows: list[tuple[str, Any]] = []
+    for k, v in figures.items():
+        if isinstance(v, dict):
+            rows += _scalars(v, f"{prefix}{k}.")
+        elif isinstance(v, int | float | str | bool) and k != "load_average":
+            rows.append((f"{prefix}{k}", v))
+    return rows
 
 
 def write(results: Path, target: Path, plots: Path) -> Path:
@@ -234,8 +241,11 @@ def write(results: Path, target: Path, plots: Path) -> Path:
     parts += ["## Every benchmark's figures", ""]
     for name, record in records.items():
         figures = record.get("figures") or {}
+        load = record.get("load_average_before") or []
         status = (f"skipped: {record['skipped']}" if record.get("skipped") else
-                  f"exit {record.get('exit_code')} in {record.get('duration_s')} s")
+                  f"exit {record.get('exit_code')} in {record.get('duration_s')} s, started "
+                  f"{record.get('started_at', '?')} at commit {record.get('commit', '?')}, load average before "
+                  f"{_num(load[0]) if load else '?'}")
         parts += [f"### {name} (`{record.get('script')}`, {status})", ""]
         if figures:
             parts += [_table(("figure", "value"), _scalars(figures)), ""]
