@@ -16,7 +16,7 @@ from orchestration.sync import load
 from orchestration.sync.sql import qi
 from orchestration.sync.verdicts import Checked
 from orchestration.sync.write import Written
-from shared.classify import classify_table
+from shared.classify import SAMPLE_ROWS, classify_table
 from shared.profile import profile_markdown
 from shared.served import Manifest
 
@@ -45,11 +45,46 @@ def classify(w: Written) -> dict[str, dict[str, Any]]:
 
     Unlike the profile, a classification that cannot be made fails the sync: serving a
     column without one would serve it unclassified (the API would mask it anyway).
+
+    A partition run that kept the previous version's rows samples only the partitions it
+    wrote, so its cost follows the window and not the table, and merges that with the
+    previous version's verdicts (``merge_verdicts``): the rows it kept were classified
+    when they were published, a column the run adds (drift) is classified here before it
+    is served, and a partition run can only add personal-data evidence, never clear it (a
+    full run judges the whole table again).
     """
     t0 = time.perf_counter()
-    verdicts = classify_table(w.con, qi("data"), [c.name for c in w.columns], types=[c.type for c in w.columns])
+    names, types = [c.name for c in w.columns], [c.type for c in w.columns]
+    before = (w.previous.extra.get("classification") if w.previous is not None else None) or {}
+    if w.planned.mode == "partition" and w.part_col is not None and w.has_data and before:
+        predicate, values = load.windows_predicate(w.part_col, w.planned.windows)
+        w.con.execute(f"CREATE OR REPLACE TEMP TABLE _classify_scope AS SELECT * FROM (SELECT * FROM {qi('data')} "
+                      f"WHERE {predicate}) USING SAMPLE reservoir({SAMPLE_ROWS} ROWS) REPEATABLE (0)", values)
+        try:
+            written = classify_table(w.con, "_classify_scope", names, types=types)
+        finally:
+            w.con.execute("DROP TABLE IF EXISTS _classify_scope")
+        verdicts = merge_verdicts(before, written)
+    else:
+        verdicts = classify_table(w.con, qi("data"), names, types=types)
     w.timings["classify_s"] = time.perf_counter() - t0
     return verdicts
+
+
+def merge_verdicts(kept: dict[str, dict[str, Any]], written: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per column of ``written`` (the new version's columns): the verdict on the rows kept or the
+    one on the rows written, whichever is personal, else the more confident; a column the kept
+    rows never had takes the written rows' verdict."""
+    out = {}
+    for name, new in written.items():
+        old = kept.get(name)
+        if old is None:
+            out[name] = new
+            continue
+        rank_old = (bool(old.get("personal")), float(old.get("confidence") or 0.0))
+        rank_new = (bool(new.get("personal")), float(new.get("confidence") or 0.0))
+        out[name] = new if rank_new > rank_old else old
+    return out
 
 
 def publish_version(w: Written, checked: Checked, *, classification: dict[str, dict[str, Any]] | None = None
@@ -76,6 +111,7 @@ def publish_version(w: Written, checked: Checked, *, classification: dict[str, d
         partitions=parts, watermark=w.watermark, run_id=req.run_id, extra=extra,
     )
     w.timings["publish_s"] = time.perf_counter() - t2
+    w.timings.update({f"publish_{k}": v for k, v in w.pending.timings.items()})
     return manifest
 
 
