@@ -16,7 +16,7 @@ from orchestration.sync import load
 from orchestration.sync.sql import qi
 from orchestration.sync.verdicts import Checked
 from orchestration.sync.write import Written
-from shared.classify import SAMPLE_ROWS, classify_table
+from shared.classify import classify_table
 from shared.profile import profile_markdown
 from shared.served import Manifest
 
@@ -31,11 +31,11 @@ def profile(w: Written) -> str | None:
     t_profile = time.perf_counter()
     scope = None
     windows = w.planned.windows
-    if w.planned.mode == "partition" and w.part_col is not None and w.has_data:
-        predicate, values = load.windows_predicate(w.part_col, windows)
-        scope = (predicate, values, "partition " + ", ".join(win.key for win in windows[:3])
+    if w.written_table is not None:  # the partitions this run wrote, copied once (write.py)
+        scope = ("TRUE", [], "partition " + ", ".join(win.key for win in windows[:3])
                  + (f" and {len(windows) - 3} more" if len(windows) > 3 else ""))
-    markdown = profile_scope(w.con, w.req.table.key, w.req.logger, scope=scope)
+    markdown = profile_scope(w.con, w.req.table.key, w.req.logger, scope=scope,
+                             relation=qi(w.written_table) if w.written_table else qi("data"))
     w.timings["profile_s"] = time.perf_counter() - t_profile
     return markdown
 
@@ -56,15 +56,8 @@ def classify(w: Written) -> dict[str, dict[str, Any]]:
     t0 = time.perf_counter()
     names, types = [c.name for c in w.columns], [c.type for c in w.columns]
     before = (w.previous.extra.get("classification") if w.previous is not None else None) or {}
-    if w.planned.mode == "partition" and w.part_col is not None and w.has_data and before:
-        predicate, values = load.windows_predicate(w.part_col, w.planned.windows)
-        w.con.execute(f"CREATE OR REPLACE TEMP TABLE _classify_scope AS SELECT * FROM (SELECT * FROM {qi('data')} "
-                      f"WHERE {predicate}) USING SAMPLE reservoir({SAMPLE_ROWS} ROWS) REPEATABLE (0)", values)
-        try:
-            written = classify_table(w.con, "_classify_scope", names, types=types)
-        finally:
-            w.con.execute("DROP TABLE IF EXISTS _classify_scope")
-        verdicts = merge_verdicts(before, written)
+    if w.written_table is not None and before:
+        verdicts = merge_verdicts(before, classify_table(w.con, qi(w.written_table), names, types=types))
     else:
         verdicts = classify_table(w.con, qi("data"), names, types=types)
     w.timings["classify_s"] = time.perf_counter() - t0
@@ -106,6 +99,9 @@ def publish_version(w: Written, checked: Checked, *, classification: dict[str, d
     }
     if classification is not None:
         extra["classification"] = classification
+    if w.written_table is not None:  # a temp table is never in the file; dropping it frees its memory now
+        w.con.execute(f"DROP TABLE IF EXISTS {qi(w.written_table)}")
+        w.written_table = None
     manifest = req.served.publish(
         w.pending, strategy=req.table.strategy, row_count=load.count_rows(w.con), columns=w.columns,
         partitions=parts, watermark=w.watermark, run_id=req.run_id, extra=extra,
@@ -115,7 +111,8 @@ def publish_version(w: Written, checked: Checked, *, classification: dict[str, d
     return manifest
 
 
-def profile_scope(con: Any, key: str, log: Any, *, scope: tuple[str, list[Any], str] | None = None) -> str | None:
+def profile_scope(con: Any, key: str, log: Any, *, scope: tuple[str, list[Any], str] | None = None,
+                  relation: str = '"data"') -> str | None:
     """The profile of what this materialization serves, as Markdown; None if it fails, since a
     profile is for people and must never fail or block a sync.
 
@@ -125,9 +122,9 @@ def profile_scope(con: Any, key: str, log: Any, *, scope: tuple[str, list[Any], 
     """
     try:
         where, params, label = scope or ("TRUE", [], "all")
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _profile_scope AS SELECT * FROM (SELECT * FROM {qi('data')} "
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _profile_scope AS SELECT * FROM (SELECT * FROM {relation} "
                     f"WHERE {where}) USING SAMPLE reservoir({PROFILE_SAMPLE_ROWS} ROWS) REPEATABLE (0)", params)
-        scoped = int(con.execute(f"SELECT count(*) FROM {qi('data')} WHERE {where}", params).fetchone()[0])
+        scoped = int(con.execute(f"SELECT count(*) FROM {relation} WHERE {where}", params).fetchone()[0])
         what = f"{label} ({scoped:,} rows)" if scoped <= PROFILE_SAMPLE_ROWS else \
             f"a {PROFILE_SAMPLE_ROWS:,}-row sample of {label} ({scoped:,} rows)"
         return profile_markdown(con, "_profile_scope", title=f"{key}: profile of {what}")
