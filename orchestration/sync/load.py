@@ -24,6 +24,7 @@ from shared.partitions import Window
 from shared.served import DATA_TABLE, Column
 
 STAGE_TABLE = "_stage"
+WRITTEN_TABLE = "_written"  # a temp copy of the rows a partition run wrote (orchestration/sync/write.py)
 SNAPSHOT_COLUMN = "_SNAPSHOT_DATE"  # the default name; ``helper_name`` picks another if a source column has it
 # The writer's own budget: DuckDB spills beyond it, so a big merge cannot grow RSS unbounded.
 WRITER_MEMORY_LIMIT = "64MB"
@@ -99,12 +100,13 @@ def delete_windows(con: duckdb.DuckDBPyConnection, column: Column, windows: Sequ
     return deleted
 
 
-def count_windows(con: duckdb.DuckDBPyConnection, column: Column, windows: Sequence[Window]) -> int:
-    """Served rows inside ``windows`` (the same predicate a re-run deletes)."""
+def count_windows(con: duckdb.DuckDBPyConnection, column: Column, windows: Sequence[Window], *,
+                  table: str = DATA_TABLE) -> int:
+    """Served rows inside ``windows`` (the same predicate a re-run deletes), in ``table``."""
     total = 0
     for w in windows:
         where, params = _window_predicate(column, w)
-        row = con.execute(f"SELECT count(*) FROM {qi(DATA_TABLE)} WHERE {where}", params).fetchone()
+        row = con.execute(f"SELECT count(*) FROM {qi(table)} WHERE {where}", params).fetchone()
         total += int(row[0]) if row else 0
     return total
 
@@ -215,7 +217,7 @@ def stage_predicate(key: Sequence[str]) -> tuple[str, list[Any]]:
 
 
 def duplicate_keys(con: duckdb.DuckDBPyConnection, key: Sequence[str], *, scope: tuple[str, list[Any]] | None = None,
-                   across: bool = True, table: str = DATA_TABLE) -> int:
+                   across: bool = True, table: str = DATA_TABLE, written: str | None = None) -> int:
     """Rows beyond the first per primary key (0 when the key is unique).
 
     Without ``scope`` the whole table is grouped. With ``scope`` (a predicate over the rows
@@ -229,14 +231,16 @@ def duplicate_keys(con: duckdb.DuckDBPyConnection, key: Sequence[str], *, scope:
         row = con.execute(sql).fetchone()
         return int(row[0]) if row else 0
     where, params = scope
-    inside = (f"SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM {table} WHERE {where} "
+    # ``written``: a temp copy of exactly the rows in scope (a partition run's), read instead of filtering the table.
+    scoped, scoped_params = (f"{qi(written)}", []) if written else (f"{table} WHERE {where}", params)
+    inside = (f"SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM {scoped} "
               f"GROUP BY {keys} HAVING count(*) > 1)")
-    row = con.execute(inside, params).fetchone()
+    row = con.execute(inside, scoped_params).fetchone()
     dupes = int(row[0]) if row else 0
     if across:
         same = " AND ".join(f"o.{qi(k)} IS NOT DISTINCT FROM f.{qi(k)}" for k in key)
         outside = (f"SELECT count(*) FROM (SELECT * FROM {table} WHERE NOT coalesce(({where}), false)) AS o "
-                   f"SEMI JOIN (SELECT DISTINCT {keys} FROM {table} WHERE {where}) AS f ON {same}")
-        row = con.execute(outside, params + params).fetchone()
+                   f"SEMI JOIN (SELECT DISTINCT {keys} FROM {scoped}) AS f ON {same}")
+        row = con.execute(outside, params + scoped_params).fetchone()
         dupes += int(row[0]) if row else 0
     return dupes

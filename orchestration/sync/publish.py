@@ -31,11 +31,11 @@ def profile(w: Written) -> str | None:
     t_profile = time.perf_counter()
     scope = None
     windows = w.planned.windows
-    if w.planned.mode == "partition" and w.part_col is not None and w.has_data:
-        predicate, values = load.windows_predicate(w.part_col, windows)
-        scope = (predicate, values, "partition " + ", ".join(win.key for win in windows[:3])
+    if w.written_table is not None:  # the partitions this run wrote, copied once (write.py)
+        scope = ("TRUE", [], "partition " + ", ".join(win.key for win in windows[:3])
                  + (f" and {len(windows) - 3} more" if len(windows) > 3 else ""))
-    markdown = profile_scope(w.con, w.req.table.key, w.req.logger, scope=scope)
+    markdown = profile_scope(w.con, w.req.table.key, w.req.logger, scope=scope,
+                             relation=qi(w.written_table) if w.written_table else qi("data"))
     w.timings["profile_s"] = time.perf_counter() - t_profile
     return markdown
 
@@ -45,11 +45,39 @@ def classify(w: Written) -> dict[str, dict[str, Any]]:
 
     Unlike the profile, a classification that cannot be made fails the sync: serving a
     column without one would serve it unclassified (the API would mask it anyway).
+
+    A partition run that kept the previous version's rows samples only the partitions it
+    wrote, so its cost follows the window and not the table, and merges that with the
+    previous version's verdicts (``merge_verdicts``): the rows it kept were classified
+    when they were published, a column the run adds (drift) is classified here before it
+    is served, and a partition run can only add personal-data evidence, never clear it (a
+    full run judges the whole table again).
     """
     t0 = time.perf_counter()
-    verdicts = classify_table(w.con, qi("data"), [c.name for c in w.columns], types=[c.type for c in w.columns])
+    names, types = [c.name for c in w.columns], [c.type for c in w.columns]
+    before = (w.previous.extra.get("classification") if w.previous is not None else None) or {}
+    if w.written_table is not None and before:
+        verdicts = merge_verdicts(before, classify_table(w.con, qi(w.written_table), names, types=types))
+    else:
+        verdicts = classify_table(w.con, qi("data"), names, types=types)
     w.timings["classify_s"] = time.perf_counter() - t0
     return verdicts
+
+
+def merge_verdicts(kept: dict[str, dict[str, Any]], written: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per column of ``written`` (the new version's columns): the verdict on the rows kept or the
+    one on the rows written, whichever is personal, else the more confident; a column the kept
+    rows never had takes the written rows' verdict."""
+    out = {}
+    for name, new in written.items():
+        old = kept.get(name)
+        if old is None:
+            out[name] = new
+            continue
+        rank_old = (bool(old.get("personal")), float(old.get("confidence") or 0.0))
+        rank_new = (bool(new.get("personal")), float(new.get("confidence") or 0.0))
+        out[name] = new if rank_new > rank_old else old
+    return out
 
 
 def publish_version(w: Written, checked: Checked, *, classification: dict[str, dict[str, Any]] | None = None
@@ -71,15 +99,20 @@ def publish_version(w: Written, checked: Checked, *, classification: dict[str, d
     }
     if classification is not None:
         extra["classification"] = classification
+    if w.written_table is not None:  # a temp table is never in the file; dropping it frees its memory now
+        w.con.execute(f"DROP TABLE IF EXISTS {qi(w.written_table)}")
+        w.written_table = None
     manifest = req.served.publish(
         w.pending, strategy=req.table.strategy, row_count=load.count_rows(w.con), columns=w.columns,
         partitions=parts, watermark=w.watermark, run_id=req.run_id, extra=extra,
     )
     w.timings["publish_s"] = time.perf_counter() - t2
+    w.timings.update({f"publish_{k}": v for k, v in w.pending.timings.items()})
     return manifest
 
 
-def profile_scope(con: Any, key: str, log: Any, *, scope: tuple[str, list[Any], str] | None = None) -> str | None:
+def profile_scope(con: Any, key: str, log: Any, *, scope: tuple[str, list[Any], str] | None = None,
+                  relation: str = '"data"') -> str | None:
     """The profile of what this materialization serves, as Markdown; None if it fails, since a
     profile is for people and must never fail or block a sync.
 
@@ -89,9 +122,9 @@ def profile_scope(con: Any, key: str, log: Any, *, scope: tuple[str, list[Any], 
     """
     try:
         where, params, label = scope or ("TRUE", [], "all")
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _profile_scope AS SELECT * FROM (SELECT * FROM {qi('data')} "
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _profile_scope AS SELECT * FROM (SELECT * FROM {relation} "
                     f"WHERE {where}) USING SAMPLE reservoir({PROFILE_SAMPLE_ROWS} ROWS) REPEATABLE (0)", params)
-        scoped = int(con.execute(f"SELECT count(*) FROM {qi('data')} WHERE {where}", params).fetchone()[0])
+        scoped = int(con.execute(f"SELECT count(*) FROM {relation} WHERE {where}", params).fetchone()[0])
         what = f"{label} ({scoped:,} rows)" if scoped <= PROFILE_SAMPLE_ROWS else \
             f"a {PROFILE_SAMPLE_ROWS:,}-row sample of {label} ({scoped:,} rows)"
         return profile_markdown(con, "_profile_scope", title=f"{key}: profile of {what}")

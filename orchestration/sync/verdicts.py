@@ -144,7 +144,8 @@ def check(w: Written) -> Checked:
     planned, con, part_col, key = w.planned, w.con, w.part_col, w.key
     # Served rows per written partition, counted once: the row-count check, the refusal
     # message and the manifest's partition list all use them.
-    served_by_window = ({win.key: load.count_windows(con, part_col, [win]) for win in planned.windows}
+    served_by_window = ({win.key: load.count_windows(con, part_col, [win], table=w.written_table or load.DATA_TABLE)
+                         for win in planned.windows}
                         if planned.mode == "partition" and part_col is not None else {})
     scope_rows = sum(served_by_window.values()) if served_by_window else _scope_rows(w)
     dupes = _duplicates(w) if key else None
@@ -207,7 +208,8 @@ def _duplicates(w: Written) -> int:
         day = dt.date.fromisoformat(w.planned.windows[0].key)
         return load.duplicate_keys(w.con, w.key, scope=(f"{qi(str(w.snap_col))} = ?", [day]), across=False)
     if w.planned.mode == "partition" and w.has_data and w.part_col is not None:
-        return load.duplicate_keys(w.con, w.key, scope=load.windows_predicate(w.part_col, w.planned.windows))
+        return load.duplicate_keys(w.con, w.key, scope=load.windows_predicate(w.part_col, w.planned.windows),
+                                   written=w.written_table)
     return load.duplicate_keys(w.con, w.key)
 
 

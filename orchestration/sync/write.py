@@ -43,6 +43,7 @@ class Written:
     merge: dict[str, int] = dataclasses.field(default_factory=dict)
     watermark: str | None = None
     watermark_type: str | None = None
+    written_table: str | None = None  # a temp copy of the windows' rows (a partition run that kept older rows)
 
     @property
     def con(self) -> Any:
@@ -86,7 +87,7 @@ def private_version(req: SyncRequest, planned: Planned, timings: dict[str, float
     with req.served.write_version(req.table.key, copy_previous=copy) as pending:
         timings["copy_s"] = time.perf_counter() - t_copy  # lock + copy-on-write of the previous version
         w = Written(req, planned, pending, timings, has_data=copy and pending.previous is not None)
-        for step in (_apply_drift, _delete_rewritten, _stage, _extract, _merge, _watermark):
+        for step in (_apply_drift, _delete_rewritten, _stage, _extract, _merge, _watermark, _written_scope):
             step(w)
         yield w
 
@@ -158,3 +159,19 @@ def _watermark(w: Written) -> None:
     value = load.max_value(w.con, cursor)
     w.watermark = value.isoformat() if isinstance(value, dt.date) else (str(value) if value is not None else None)
     w.watermark_type = w.by_name[cursor].type if w.watermark else None
+
+
+def _written_scope(w: Written) -> None:
+    """Copy the rows of a partition run's windows, once, into a temp table for the checks, the
+    profile and the classification.
+
+    Why: each of them would otherwise filter the whole served table on the partition column
+    (a scan of the table per question), so a one-day run on a large table would cost the
+    table several times over; this costs one scan, and the rest reads the window's rows.
+    The temp table is never part of the published file.
+    """
+    if w.planned.mode != "partition" or not w.has_data or w.part_col is None:
+        return
+    where, params = load.windows_predicate(w.part_col, w.planned.windows)
+    w.con.execute(f"CREATE TEMP TABLE {qi(load.WRITTEN_TABLE)} AS SELECT * FROM {qi('data')} WHERE {where}", params)
+    w.written_table = load.WRITTEN_TABLE

@@ -51,3 +51,45 @@ def test_demo_customers_have_personal_columns(source: Source, sync_settings: Set
     personal = {n for n, v in outcome.classification.items() if v["personal"]}
     assert personal == {"NAME", "EMAIL", "PHONE", "COUNTRY"}
     assert outcome.classification["NAME"]["category"] == "person_name"
+
+
+def test_merge_verdicts_keeps_personal_evidence_and_takes_new_columns() -> None:
+    from orchestration.sync.publish import merge_verdicts
+
+    kept = {"A": {"category": "email", "confidence": 0.9, "personal": True},
+            "B": {"category": None, "confidence": 0.0, "personal": False},
+            "C": {"category": "phone", "confidence": 0.3, "personal": False}}
+    written = {"A": {"category": None, "confidence": 0.0, "personal": False},
+               "B": {"category": "email", "confidence": 0.8, "personal": True},
+               "C": {"category": "phone", "confidence": 0.2, "personal": False},
+               "D": {"category": "payment_card", "confidence": 1.0, "personal": True}}
+    merged = merge_verdicts(kept, written)
+    assert merged["A"] == kept["A"]  # rows kept still hold emails: a partition without any cannot clear it
+    assert merged["B"] == written["B"]  # the written rows bring personal data: it counts at once
+    assert merged["C"] == kept["C"]  # neither personal: the more confident verdict
+    assert merged["D"] == written["D"]  # a column the kept rows never had
+    assert set(merged) == set(written)  # a column no longer served has no verdict
+
+
+def test_a_partition_run_classifies_its_window_and_keeps_what_older_rows_showed(source: Source,
+                                                                                 sync_settings: Settings) -> None:
+    name = source.table("VISITS")
+    source.sql(f"CREATE TABLE {name} (ID NUMBER(10,0), D DATE, CONTACT VARCHAR)")
+    source.sql(f"INSERT INTO {name} SELECT seq4(), '2025-01-01'::DATE, 'user' || seq4() || '@example.com' "
+               "FROM TABLE(GENERATOR(ROWCOUNT => 50))")
+    source.sql(f"INSERT INTO {name} SELECT 100 + seq4(), '2025-01-02'::DATE, 'anonymous' "
+               "FROM TABLE(GENERATOR(ROWCOUNT => 50))")
+    table = source.register("VISITS", partitioning={"kind": "daily", "column": "D", "start": "2025-01-01"})
+    first = sync(table, sync_settings, source, partition_keys=["2025-01-01"])
+    assert first.classification["CONTACT"]["personal"]
+    second = sync(table, sync_settings, source, partition_keys=["2025-01-02"])
+    assert second.classification["CONTACT"] == first.classification["CONTACT"]  # the day alone shows no email
+    source.sql(f"ALTER TABLE {name} ADD COLUMN CARD VARCHAR")
+    source.sql(f"UPDATE {name} SET CARD = '4111 1111 1111 1111' WHERE D = '2025-01-02'::DATE")
+    third = sync(table, sync_settings, source, partition_keys=["2025-01-02"])
+    assert third.classification["CARD"]["category"] == "payment_card"  # a drifted column, judged on its window
+    assert third.classification["CARD"]["personal"]
+    manifest = current(sync_settings, table)
+    assert manifest is not None
+    assert manifest.extra["classification"] == third.classification
+    assert {"publish_checkpoint_s", "publish_fsync_s"} <= set(third.timings)

@@ -309,3 +309,24 @@ def test_a_refused_range_run_names_the_partitions_that_fail(source: Source, sync
     assert read_current(sync_settings.served_path, table.key) is None
     ok = sync(table, sync_settings, source, partition_keys=["2025-01-01"])  # the others do publish on their own
     assert ok.manifest.row_count == 1
+
+
+def test_a_partition_run_checks_its_written_rows_once_against_the_kept_ones(source: Source,
+                                                                          sync_settings: Settings) -> None:
+    name = source.table("DAYS")
+    source.sql(f"CREATE TABLE {name} (ID NUMBER(10,0), D DATE)")
+    source.sql(f"INSERT INTO {name} VALUES (1, '2025-01-01'), (2, '2025-01-01'), (3, '2025-01-02')")
+    table = source.register("DAYS", partitioning={"kind": "daily", "column": "D", "start": "2025-01-01"},
+                            primary_key=["ID"])
+    sync(table, sync_settings, source, partition_keys=["2025-01-01"])
+    outcome = sync(table, sync_settings, source, partition_keys=["2025-01-02"])
+    assert (outcome.served_scope_rows, outcome.duplicate_keys) == (1, 0)
+    assert "profile of partition 2025-01-02 (1 rows)" in (outcome.profile_markdown or "")
+    # The temp copy of the written rows is never part of the published file.
+    assert rows(sync_settings, table, "SELECT table_name FROM information_schema.tables") == [("data",)]
+    source.sql(f"INSERT INTO {name} VALUES (2, '2025-01-02')")  # a key already served in another partition
+    with pytest.raises(BlockingCheckError) as refused:
+        sync(table, sync_settings, source, partition_keys=["2025-01-02"])
+    [pk] = [v for v in refused.value.verdicts if v.name == PRIMARY_KEY_CHECK]
+    assert pk.metadata == {"duplicate_rows": 1}
+    assert rows(sync_settings, table, "SELECT ID FROM data ORDER BY ID") == [(1,), (2,), (3,)]
