@@ -29,7 +29,7 @@ PROFILE_SAMPLE_ROWS = 100_000
 def profile(w: Written) -> str | None:
     """The profile of what this run wrote: its partitions when older rows were kept, else the table."""
     t_profile = time.perf_counter()
-    scope = None
+    scope: tuple[str, list[Any], str] | None = None
     windows = w.planned.windows
     if w.written_table is not None:  # the partitions this run wrote, copied once (write.py)
         scope = ("TRUE", [], "partition " + ", ".join(win.key for win in windows[:3])
