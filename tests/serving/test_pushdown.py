@@ -131,10 +131,12 @@ EQUAL_QUERIES = [
 
 @pytest.mark.parametrize("query", EQUAL_QUERIES)
 def test_results_in_snowflake_equal_the_copied_tables(client: TestClient[Litestar], agent: dict[str, str], query: str) -> None:
-    copied = _run(client, agent, query.format(t="orders"))
+    # wait_s: the answers are compared, not timed; on a loaded machine the stand-in can take
+    # longer than the default wait, and the answer would be a job to poll.
+    copied = _run(client, agent, query.format(t="orders"), wait_s=60)
     assert copied.status_code == 200, copied.text
-    pushed = _run(client, agent, query.format(t="orders"), engine="snowflake")
-    live = _run(client, agent, query.format(t="orders_live"))
+    pushed = _run(client, agent, query.format(t="orders"), engine="snowflake", wait_s=60)
+    live = _run(client, agent, query.format(t="orders_live"), wait_s=60)
     for answer in (pushed, live):
         assert answer.status_code == 200, answer.text
         assert _rows(answer.json()["rows"]) == _rows(copied.json()["rows"])
