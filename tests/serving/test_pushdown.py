@@ -97,7 +97,9 @@ def agent(
 
 
 def _run(client: TestClient[Litestar], headers: dict[str, str], query: str, **body: Any) -> Any:
-    return client.post("/api/v1/queries/execute", headers=headers, json={"query": query, **body})
+    """One query; it waits for its answer (``wait_s`` 60 unless given): these tests compare answers,
+    and on a loaded machine the stand-in can take longer than the default wait, which answers 202."""
+    return client.post("/api/v1/queries/execute", headers=headers, json={"query": query, "wait_s": 60, **body})
 
 
 def _norm(value: Any) -> Any:
@@ -131,12 +133,10 @@ EQUAL_QUERIES = [
 
 @pytest.mark.parametrize("query", EQUAL_QUERIES)
 def test_results_in_snowflake_equal_the_copied_tables(client: TestClient[Litestar], agent: dict[str, str], query: str) -> None:
-    # wait_s: the answers are compared, not timed; on a loaded machine the stand-in can take
-    # longer than the default wait, and the answer would be a job to poll.
-    copied = _run(client, agent, query.format(t="orders"), wait_s=60)
+    copied = _run(client, agent, query.format(t="orders"))
     assert copied.status_code == 200, copied.text
-    pushed = _run(client, agent, query.format(t="orders"), engine="snowflake", wait_s=60)
-    live = _run(client, agent, query.format(t="orders_live"), wait_s=60)
+    pushed = _run(client, agent, query.format(t="orders"), engine="snowflake")
+    live = _run(client, agent, query.format(t="orders_live"))
     for answer in (pushed, live):
         assert answer.status_code == 200, answer.text
         assert _rows(answer.json()["rows"]) == _rows(copied.json()["rows"])
