@@ -201,16 +201,22 @@ def recent_cutoff(services: Services, caller: Caller, key: str, manifest: Manife
     return sql, [cutoff]
 
 
+def _start(services: Services, caller: Caller, key: str, manifest: Manifest,
+           req: SampleRequest) -> tuple[str, str, str | None, str]:
+    """What every plan starts from, copied or live: the selected columns, the table, the filter as
+    the guard regenerated it and its WHERE clause; ``fraction`` is refused outside ``random``."""
+    cols = pick_columns(manifest, req.columns)
+    select = ", ".join(quote_ident(c) for c in cols)
+    where = filter_guard(services)(req.where, caller) if req.where and req.where.strip() else None
+    if req.fraction is not None and req.method != "random":
+        raise _bad("fraction applies to method=random only; use size")
+    return select, quote_table(key), where, f" WHERE {where}" if where else ""
+
+
 def build_sql(services: Services, caller: Caller, key: str, manifest: Manifest, req: SampleRequest, *,
               deadline: float) -> Plan:
     """The plan of ``req`` on ``key``: SQL, sampling kind, seed, regenerated filter, column used."""
-    cols = pick_columns(manifest, req.columns)
-    select = ", ".join(quote_ident(c) for c in cols)
-    table = quote_table(key)
-    where = filter_guard(services)(req.where, caller) if req.where and req.where.strip() else None
-    filt = f" WHERE {where}" if where else ""
-    if req.fraction is not None and req.method != "random":
-        raise _bad("fraction applies to method=random only; use size")
+    select, table, where, filt = _start(services, caller, key, manifest, req)
     n = req.size
     if req.method == "head":
         return Plan(f"SELECT {select} FROM {table}{filt} LIMIT {n}", None, None, where, None)
@@ -264,13 +270,7 @@ def live_plan(services: Services, caller: Caller, key: str, manifest: Manifest, 
     - ``stratified``: ranked by ``HASH(<every column>, seed)`` (the row-as-a-whole hash of the
       copy has no Snowflake spelling). ``head`` and ``recent`` are the copy's plans.
     """
-    cols = pick_columns(manifest, req.columns)
-    select = ", ".join(quote_ident(c) for c in cols)
-    table = quote_table(key)
-    where = filter_guard(services)(req.where, caller) if req.where and req.where.strip() else None
-    filt = f" WHERE {where}" if where else ""
-    if req.fraction is not None and req.method != "random":
-        raise _bad("fraction applies to method=random only; use size")
+    select, table, where, filt = _start(services, caller, key, manifest, req)
     n = req.size
     if req.method == "head":
         return Plan(f"SELECT {select} FROM {table}{filt} LIMIT {n}", None, None, where, None)
