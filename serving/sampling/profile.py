@@ -27,11 +27,12 @@ import os
 import secrets
 import threading
 import time
-from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from serving.lib.caller import Caller
+from serving.sampling.ttl import TtlCache
 from serving.tables.names import quote_table
 from serving.tables.platform import LIVE_VERSION, PlatformSql
 from shared.profile import ColumnSpec, compute_profile
@@ -43,12 +44,15 @@ PROFILE_TIMEOUT_S = 300.0
 
 
 class ProfileCache:
-    def __init__(self, settings: Settings, *, max_entries: int = MAX_ENTRIES) -> None:
+    def __init__(self, settings: Settings, *, max_entries: int = MAX_ENTRIES,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.root = settings.home_path / "profiles"
         self.timeout_s = min(PROFILE_TIMEOUT_S, settings.query.max_timeout_s)
-        self.max_entries = max_entries
-        self.live_ttl_s = settings.sources.live_sample_ttl_s
-        self._mem: OrderedDict[tuple[Any, ...], tuple[float, dict[str, Any]]] = OrderedDict()
+        # Served versions never change, so their profiles stay until pushed out; a live
+        # table's profile expires after LIVE_SAMPLE_TTL_S.
+        self._served: TtlCache[dict[str, Any]] = TtlCache(None, max_entries=max_entries, clock=clock)
+        self._live: TtlCache[dict[str, Any]] = TtlCache(settings.sources.live_sample_ttl_s,
+                                                               max_entries=max_entries, clock=clock)
         self._lock = threading.Lock()
         self._building: dict[tuple[Any, ...], threading.Lock] = {}
 
@@ -56,25 +60,15 @@ class ProfileCache:
     def _file(self, key: str, version: str) -> Path:
         return self.root / key / f"{version}.json"
 
+    def _memory(self, ckey: tuple[Any, ...]) -> TtlCache[dict[str, Any]]:
+        return self._live if ckey[1] == LIVE_VERSION else self._served
+
     def _get(self, ckey: tuple[Any, ...]) -> dict[str, Any] | None:
-        with self._lock:
-            hit = self._mem.get(ckey)
-            if hit is None:
-                return None
-            if ckey[1] == LIVE_VERSION and time.monotonic() - hit[0] >= self.live_ttl_s:
-                del self._mem[ckey]  # a live table's profile is kept for LIVE_SAMPLE_TTL_S only
-                return None
-            self._mem.move_to_end(ckey)
-            return hit[1]
+        hit = self._memory(ckey).get(ckey)
+        return None if hit is None else hit[0]
 
     def _put(self, ckey: tuple[Any, ...], profile: dict[str, Any]) -> None:
-        if ckey[1] == LIVE_VERSION and self.live_ttl_s <= 0:
-            return
-        with self._lock:
-            self._mem[ckey] = (time.monotonic(), profile)
-            self._mem.move_to_end(ckey)
-            while len(self._mem) > self.max_entries:
-                self._mem.popitem(last=False)
+        self._memory(ckey).put(ckey, profile)
 
     def _read_disk(self, key: str, version: str) -> dict[str, Any] | None:
         try:

@@ -1,10 +1,15 @@
-"""A small in-process cache whose entries expire: samples of live tables.
+"""A small bounded in-process cache whose entries may expire: samples and profiles.
 
-Why: a live table has no served version to key a cache on, and every sample of it costs
+Why one class: the samples of live tables and the profiles (of served versions and of live
+tables) all need a bounded, thread-safe map where the least recently used entry leaves
+first; only live answers also expire. ``ttl_s=None`` keeps entries until they are pushed
+out (a served version never changes, so its profile never goes stale).
+
+Why live answers expire: a live table has no served version to key a cache on, and every sample of it costs
 Snowflake warehouse time from the swarm's daily budget. So an API process keeps each
 answer for ``LIVE_SAMPLE_TTL_S`` seconds under the request that produced it; within that
 time the same request is answered from memory (no Snowflake query, no budget spent), and
-after it the next request runs in Snowflake again. Bounded by entry count (oldest first out).
+after it the next request runs in Snowflake again. Bounded by entry count (least recently used first out).
 Callers check access before they look here: an entry is never an authorization.
 """
 
@@ -21,7 +26,8 @@ MAX_ENTRIES = 128
 
 
 class TtlCache(Generic[V]):
-    def __init__(self, ttl_s: float, *, max_entries: int = MAX_ENTRIES, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, ttl_s: float | None, *, max_entries: int = MAX_ENTRIES,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl_s = ttl_s
         self.max_entries = max_entries
         self._clock = clock
@@ -35,13 +41,14 @@ class TtlCache(Generic[V]):
             if hit is None:
                 return None
             age = self._clock() - hit[0]
-            if age >= self.ttl_s:
+            if self.ttl_s is not None and age >= self.ttl_s:
                 del self._entries[key]
                 return None
+            self._entries.move_to_end(key)
             return hit[1], age
 
     def put(self, key: Hashable, value: V) -> None:
-        if self.ttl_s <= 0:
+        if self.ttl_s is not None and self.ttl_s <= 0:
             return
         with self._lock:
             self._entries[key] = (self._clock(), value)

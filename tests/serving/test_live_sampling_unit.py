@@ -145,6 +145,12 @@ def test_the_ttl_cache_expires_and_is_bounded() -> None:
     cache.put("b", "B")
     cache.put("c", "C")
     assert (cache.get("a"), cache.get("c")) == (None, ("C", 0.0))  # the oldest went first
+    cache.put("d", "D")  # "c" was read last, so "b" is the least recently used and leaves
+    assert (cache.get("b"), cache.get("c"), cache.get("d")) == (None, ("C", 0.0), ("D", 0.0))
+    forever: TtlCache[str] = TtlCache(None, clock=lambda: now[0])
+    forever.put("a", "A")
+    now[0] += 10**9
+    assert forever.get("a") == ("A", 10**9)
     off: TtlCache[str] = TtlCache(0)
     off.put("a", "A")
     assert off.get("a") is None
@@ -173,9 +179,10 @@ def test_the_live_budget_status_counts_the_swarms_seconds(tmp_path: Path) -> Non
 
 
 class _LiveEngine:
-    """Runs the profile's SQL on DuckDB and reports each read as a live one, counting the scans."""
+    """Runs the profile's SQL on DuckDB and reports each read as one of ``version``, counting the scans."""
 
-    def __init__(self) -> None:
+    def __init__(self, version: str = "live") -> None:
+        self.version = version
         self.con = duckdb.connect()
         self.con.execute('CREATE SCHEMA sch; CREATE TABLE sch.events AS SELECT range AS "ID" FROM range(10)')
         self.scans = 0
@@ -185,7 +192,7 @@ class _LiveEngine:
 
         self.scans += 1
         rows = self.con.execute(sql.replace('"db".', ""), kw.get("params")).fetchall()
-        return types.SimpleNamespace(rows=rows, tables=[TableRead(KEY, "live", "now", "q-1")])
+        return types.SimpleNamespace(rows=rows, tables=[TableRead(KEY, self.version, "now", "q-1")])
 
 
 @pytest.mark.parametrize("ttl", [300, 0])
@@ -204,25 +211,30 @@ def test_a_live_profile_is_cached_for_its_ttl_and_never_on_disk(tmp_path: Path, 
     assert not (tmp_path / "profiles").exists()
 
 
-def test_a_live_profile_is_computed_again_once_its_ttl_has_passed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import time
-
+def test_a_live_profile_is_computed_again_once_its_ttl_has_passed(tmp_path: Path) -> None:
     from serving.sampling import profile
 
     now = [1000.0]
-    monkeypatch.setattr(profile, "time", types.SimpleNamespace(monotonic=lambda: now[0], perf_counter=time.perf_counter))
-    cache = profile.ProfileCache(Settings.from_env({"AGENTS_DATA_HOME": str(tmp_path), "LIVE_SAMPLE_TTL_S": "60"}))
-    engine = _LiveEngine()
-    manifest = dataclasses.replace(_manifest(), columns=[Column("ID", "BIGINT")])
+    cache = profile.ProfileCache(Settings.from_env({"AGENTS_DATA_HOME": str(tmp_path), "LIVE_SAMPLE_TTL_S": "60"}),
+                                 clock=lambda: now[0])
+    engines = {"live": _LiveEngine(), "v-1": _LiveEngine("v-1")}
+    live = dataclasses.replace(_manifest(), columns=[Column("ID", "BIGINT")])
+    served = dataclasses.replace(live, version="v-1", strategy="full")
     caller = Caller("agent", "a1", swarm_id="s1", grants=frozenset({KEY}))
 
-    def ask() -> bool:
+    def ask(manifest: Manifest) -> bool:
+        engine = engines[manifest.version]
         return cache.get_or_compute(engine, caller, KEY, manifest, [ColumnSpec("ID", "BIGINT")], all_columns=True,  # type: ignore[arg-type]
                                     sample_rows=None, seed=None, force=False)[1]
 
-    assert ask() is False
+    assert ask(live) is False
+    assert ask(served) is False
+    once = {version: engine.scans for version, engine in engines.items()}
     now[0] += 59
-    assert ask() is True
+    assert (ask(live), ask(served)) == (True, True)
     now[0] += 2
-    assert ask() is False  # expired: Snowflake is asked again
-    assert engine.scans == 2
+    assert ask(live) is False  # expired: Snowflake is asked again
+    assert ask(served) is True  # a served version never changes: its profile does not expire
+    now[0] += 10_000
+    assert ask(served) is True
+    assert {version: engine.scans for version, engine in engines.items()} == {"live": 2 * once["live"], "v-1": once["v-1"]}
