@@ -22,7 +22,11 @@ budget, the per-subject refreshes) need no check: they go to the background writ
 rows and bytes. Rows and bytes are known only after the answer: a request that returns
 rows is admitted while the day's rows and bytes are not spent (counting what this process
 returned but has not written yet), and its own rows are added once answered; so one
-answer in flight per worker can cross the line, and the next one is refused.
+answer in flight per worker can cross the line, and the next one is refused. While less
+than half of such a budget is used, a process reads its counter at most once per
+``LEASE_S`` and adds what it has returned itself since (:class:`Seen`): other processes'
+answers of that moment are seen up to ``LEASE_S`` late, which only matters near the line,
+and there every request reads the database.
 
 Leases keep the database off the request path. The transaction that counts a request may
 reserve a block of the counter for this process (:class:`Lease`): twice the last block
@@ -137,6 +141,20 @@ class Lease:
     expires: float
 
 
+@dataclasses.dataclass(frozen=True)
+class Seen:
+    """A rows or bytes counter as read from the control database: enough to estimate it for ``LEASE_S``.
+
+    ``total`` is the database's figure plus what this process had not written yet, and
+    ``added`` what this process had added to the window then (``CounterWriter.added``).
+    """
+
+    start: int
+    total: int
+    added: int
+    expires: float
+
+
 class NeedsDatabase(Exception):
     """A check that cannot be answered from this process's leases and caches alone."""
 
@@ -179,6 +197,7 @@ class Budgets:
         self._limits: dict[str, tuple[float, dict[str, int]]] = {}  # subject -> (read at, limits)
         self._spent: dict[Counter, tuple[float, int]] = {}  # counter -> (refused until, limit)
         self._leases: dict[Counter, Lease] = {}
+        self._seen: dict[Counter, Seen] = {}
         self._lock = threading.Lock()
         self._swept = 0.0
 
@@ -189,6 +208,7 @@ class Budgets:
             for c, lease in self._leases.items():
                 self._release(c, lease)
             self._leases.clear()
+            self._seen.clear()
         self._limits.clear()
         self._spent.clear()
 
@@ -256,6 +276,8 @@ class Budgets:
                     lease.left -= 1
                     taken[c] = lease
                     totals[c] = lease.total - lease.left * n  # what others reserved or used counts as used
+                elif c in in_force and n == 0 and (seen := self._estimate(c, in_force[c].limit, now)) is not None:
+                    totals[c] = seen
             ask = {c: n for c, n in amounts.items() if c in in_force and c not in totals}
             if ask and local:
                 self._put_back(taken, now)
@@ -277,6 +299,7 @@ class Budgets:
         with self._lock:
             wanted = {c: self._next_size(c, now) for c, n in ask.items() if n > 0}
         granted: dict[Counter, int] = {}
+        seen: dict[Counter, Seen] = {}
 
         def verdict(totals: dict[Counter, int]) -> dict[Counter, int]:
             changed = {}
@@ -284,6 +307,7 @@ class Budgets:
                 p = in_force[c]
                 if n == 0:  # rows or bytes: read, refused once spent (counting what this process has not written)
                     used = totals[c] + self.writer.pending(c)
+                    seen[c] = Seen(c.start(now), used, self.writer.added(c, c.start(now)), now + LEASE_S)
                     if used >= p.limit:
                         self._remember(p, now + c.reset_in(now))
                         raise self._refusal(p, used, now, Snapshot(policies, totals, now), wait_s=c.reset_in(now))
@@ -298,6 +322,7 @@ class Budgets:
 
         totals = charge(self.url, dict.fromkeys(ask, 0), now=now, verdict=verdict)
         with self._lock:
+            self._seen.update(seen)
             for c, k in granted.items():
                 self._install(c, Lease(in_force[c].limit, c.start(now), k, k - 1, totals[c], now + LEASE_S), now)
                 totals[c] -= (k - 1) * ask[c]
@@ -334,6 +359,15 @@ class Budgets:
         return k, total + k * n
 
     # ------------------------------------------------------------------ leases (under self._lock)
+    def _estimate(self, c: Counter, limit: int, now: float) -> int | None:
+        """A rows or bytes counter's total from its last read plus what this process returned
+        since, while that read is fresh and under half of ``limit``; else None (read it)."""
+        seen = self._seen.get(c)
+        if seen is None or now >= seen.expires or seen.start != c.start(now):
+            return None
+        total = seen.total + self.writer.added(c, seen.start) - seen.added
+        return total if 2 * total < limit else None
+
     def _usable(self, c: Counter, limit: int, now: float) -> Lease | None:
         lease = self._leases.get(c)
         if lease is not None and lease.left > 0 and lease.limit == limit and now < lease.expires \
@@ -384,6 +418,7 @@ class Budgets:
                 self._release(c, lease)
             if now - lease.expires > MINUTE:
                 del self._leases[c]
+        self._seen = {c: seen for c, seen in self._seen.items() if now < seen.expires}
 
     def _remember(self, p: Policy, until: float) -> None:
         """Refuse ``p`` in this process without the database until ``until`` (or the admin changes its limit)."""

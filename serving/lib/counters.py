@@ -174,6 +174,7 @@ class CounterWriter(BatchWriter):
         self._clock = clock
         self._pending: collections.Counter[tuple[Counter, int]] = collections.Counter()
         self._writing: collections.Counter[tuple[Counter, int]] = collections.Counter()  # taken by a flush
+        self._added: collections.Counter[tuple[Counter, int]] = collections.Counter()  # ever added, per window
         self._lock = threading.Lock()
         self._flushing = threading.Lock()  # one flush at a time (the thread, an admin read, shutdown)
         self._last_cleanup = 0.0
@@ -184,12 +185,18 @@ class CounterWriter(BatchWriter):
             for counter, n in amounts.items():
                 if n > 0:
                     self._pending[(counter, counter.start(now))] += int(n)
+                    self._added[(counter, counter.start(now))] += int(n)
 
     def give_back(self, counter: Counter, start: int, n: int) -> None:
         """Subtract ``n`` from ``counter``'s window that began at ``start`` (an unused lease, returned)."""
         if n > 0 and not counter.rate:  # a bucket's arrival time cannot be wound back safely
             with self._lock:
                 self._pending[(counter, start)] -= int(n)
+
+    def added(self, counter: Counter, start: int) -> int:
+        """Everything this process has added to ``counter``'s window that began at ``start``, written or not."""
+        with self._lock:
+            return self._added.get((counter, start), 0)
 
     def pending(self, counter: Counter) -> int:
         """Amount added to ``counter``'s current window and not known to be written yet.
@@ -235,6 +242,8 @@ class CounterWriter(BatchWriter):
         now = self._clock()
         if now - self._last_cleanup > 3600:
             self._last_cleanup = now
+            with self._lock:  # windows that ended are never read again
+                self._added = collections.Counter({k: n for k, n in self._added.items() if k[1] + k[0].window_s > now})
             try:
                 forget_old(self._url, now=now)
             except sa.exc.DBAPIError as e:

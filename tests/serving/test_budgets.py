@@ -321,3 +321,42 @@ def test_leased_request_rate_stays_within_the_bucket(control_url: str, monkeypat
     assert 6000 - 2 * LEASE_S * 100 <= admitted <= 6000  # a lease counts from its expiry: ≤ 0.5 s of refill lost
     assert len(trips) < 300, len(trips)
     assert rules == {"rate_limit"}
+
+
+def test_rows_budget_is_read_once_per_lease_while_far_from_its_limit(control_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Far from a rows budget a process reads the counter once per LEASE_S and adds its own
+    answers; past half of it every request reads the database, and the limit still refuses."""
+    from serving.lib.budgets import LEASE_S, READ, BudgetExceeded
+
+    now = [1_800_000_000.0]
+    one, two, caller = _two_processes(control_url, 10**9, lambda: now[0], rows_per_day=1000)
+    import serving.lib.budgets as module
+
+    trips: list[int] = []  # database reads of the rows counter (the request rate's leases aside)
+    real = module.charge
+
+    def counted(url: str, amounts: Any, **k: Any) -> Any:
+        trips.extend(1 for c in amounts if c.kind == "rows")
+        return real(url, amounts, **k)
+
+    monkeypatch.setattr(module, "charge", counted)
+    for _ in range(10):
+        one.check(caller, READ)
+        one.returned({}, caller, rows=20, nbytes=0)
+    assert len(trips) == 1  # one read, then its own 200 rows added in memory
+    assert one.check(caller, READ).totals[Counter(f"agent:{caller.token_id}", "rows", 86400)] == 200
+    one.writer.flush()
+    two.check(caller, READ)
+    two.returned({}, caller, rows=300, nbytes=0)
+    two.writer.flush()
+    one.check(caller, READ)  # still within its read: does not know of the other process's 300 yet
+    assert len(trips) == 2
+    now[0] += LEASE_S + 0.01
+    snapshot = one.check(caller, READ)  # read again: 500 used, half of the budget
+    assert snapshot.totals[Counter(f"agent:{caller.token_id}", "rows", 86400)] == 500
+    one.check(caller, READ)
+    assert len(trips) == 4  # at half or more of the budget, every request reads
+    one.returned({}, caller, rows=500, nbytes=0)
+    with pytest.raises(BudgetExceeded) as refused:
+        one.check(caller, READ)
+    assert refused.value.rule == "row_budget"
