@@ -84,6 +84,9 @@ def encode_json(payload: Any) -> bytes:
         return _encoder.encode(_widen(payload))
 
 
+Piece = bytes | memoryview  # a part of an answer as encoded: never copied to be joined
+
+
 class EncodedArray:
     """A JSON array encoded in pieces (rows batch by batch as they were fetched): ``[`` parts, comma-separated, ``]``.
 
@@ -95,10 +98,10 @@ class EncodedArray:
 
     __slots__ = ("parts",)
 
-    def __init__(self, parts: list[bytes]) -> None:
+    def __init__(self, parts: list[Piece]) -> None:
         self.parts = parts
 
-    def pieces(self) -> Iterator[bytes]:
+    def pieces(self) -> Iterator[Piece]:
         yield b"["
         for i, part in enumerate(self.parts):
             if i:
@@ -110,7 +113,7 @@ class EncodedArray:
         return b"[" + b",".join(self.parts) + b"]"
 
 
-def pieces(payload: dict[str, Any], key: str, rows: Any) -> list[bytes]:
+def pieces(payload: dict[str, Any], key: str, rows: Any) -> list[Piece]:
     """``encode_json(payload | {key: rows})`` as a list of pieces; the pieces of ``rows`` (an ``EncodedArray``,
     as ``JsonRows`` answers them) are never copied.
     ``key`` must be a top-level key of ``payload`` not used by a nested object before it (the first

@@ -169,7 +169,7 @@ def fetch_json(cur: Any, rows_cap: int, max_bytes: int) -> tuple[formats.Encoded
     take the array past ``max_bytes`` it is cut by ``"byte_cap"`` (the rows before it are
     kept). The Python rows of one batch are all that is ever held besides the encoded bytes.
     """
-    parts: list[bytes] = []
+    parts: list[formats.Piece] = []
     size, count, batch = 2, 0, FIRST_BATCH_ROWS
     cut_by: str | None = None
     finished = False
@@ -182,7 +182,7 @@ def fetch_json(cur: Any, rows_cap: int, max_bytes: int) -> tuple[formats.Encoded
         elif len(got) < want:
             finished = True
         if got:
-            enc = formats.encode_json(got)[1:-1]
+            enc: formats.Piece = memoryview(formats.encode_json(got))[1:-1]  # without its brackets, not copied
             grown = size + len(enc) + (1 if parts else 0)
             if grown > max_bytes:
                 enc, kept = _rows_within(got, max_bytes - size - (1 if parts else 0))

@@ -22,8 +22,8 @@ SLICE_BYTES = 256 << 10
 class SlicedResponse(ASGIResponse):
     """``ASGIResponse`` whose body is ``pieces`` (bytes-like), sent in slices of at most ``SLICE_BYTES``."""
 
-    def __init__(self, pieces: Sequence[bytes | bytearray], *, media_type: str, headers: dict[str, str] | None = None,
-                 status_code: int = 200) -> None:
+    def __init__(self, pieces: Sequence[bytes | bytearray | memoryview], *, media_type: str,
+                 headers: dict[str, str] | None = None, status_code: int = 200) -> None:
         super().__init__(body=b"", content_length=sum(len(p) for p in pieces), media_type=media_type,
                          headers=headers, status_code=status_code)
         self.pieces = pieces
@@ -34,7 +34,7 @@ class SlicedResponse(ASGIResponse):
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
-def slices(pieces: Sequence[bytes | bytearray], size: int) -> Iterator[bytes]:
+def slices(pieces: Sequence[bytes | bytearray | memoryview], size: int) -> Iterator[bytes]:
     """``pieces`` re-cut into consecutive chunks of at most ``size`` bytes (small pieces gathered), each
     copied only when it is asked for."""
     pending: list[bytes] = []

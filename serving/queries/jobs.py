@@ -74,7 +74,7 @@ class Job:
         self.status = "running"
         self.created_at = self.started_at = utcnow()
         self.finished_at: dt.datetime | None = None
-        self.body: list[bytes] | None = None  # inline JSON body, in pieces (``formats.pieces``)
+        self.body: list[formats.Piece] | None = None  # inline JSON body, in pieces (``formats.pieces``)
         self.error: ApiError | None = None
         self.row_count: int | None = None
         self.bytes: int | None = None
