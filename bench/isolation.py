@@ -7,7 +7,9 @@ one served table. ``--agents`` agents each run ``--per-agent`` loops of bombs fo
 ``--duration`` seconds; each loop cycles through the kinds below, starting at a
 different one. Meanwhile a further agent runs a granted point query in a loop, and
 ``GET /health`` is polled, each about every 20 ms; the server's RSS is sampled from
-``/proc`` every 10 ms.
+``/proc`` every 10 ms. Each agent, and the probes, is its own client process, as separate
+agents would be (one process reading every bomb's answer made its own GIL part of the
+figures).
 
 The bombs (sizes scaled by ``--scale`` so a run without the SQL guard's function bounds
 stays inside this machine):
@@ -20,12 +22,19 @@ stays inside this machine):
 - ``sample``: a sample filtered with ``sleep_ms(1) IS NULL``, under ``QUERY_TIMEOUT_S``;
 - ``profile``: a profile of a reservoir sample (server-built scans under its limit).
 
-Every bomb answer is timed; ``overshoot`` is its duration minus its time limit. The
+Every bomb answer is timed to its last byte; ``overshoot`` is its duration minus its time
+limit (``worst_overshoot_to_headers_s`` and ``overshoot_to_headers_by_kind_s``: to its
+status and headers, when the server has decided the answer and its work has stopped; a
+JSON bomb cut at ``QUERY_JSON_MAX_BYTES`` then still has 64 MB to deliver). The
 probes first run for a few seconds without bombs (``quiet_*_p99_ms``): on a shared
 machine that is the floor the bombs' figures should be read against.
 Targets: ``health_p99_ms`` and ``point_p99_ms`` < 100; ``peak_rss_mb`` <
 ``rss_budget_mb`` = QUERY_MEMORY_LIMIT × concurrent slots + 300 MB (slots: the bomb
 loops plus the point-query agent); ``worst_overshoot_s`` < 1.
+
+``server_*_p99_ms`` are the probes' durations as the server's audit rows have them (from
+the request reaching the app to its last byte handed to the server): the part of the
+figures the server controls, without the machine's other load on the clients.
 
 The last stdout line is one JSON object with ``health_p99_ms``, ``point_p99_ms``,
 ``peak_rss_mb``, ``rss_budget_mb`` and ``worst_overshoot_s`` (and details).
@@ -41,11 +50,15 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
+import datetime as dt
 import json
 import os
 import random
 import secrets
 import shutil
+import sqlite3
+import subprocess
 import sys
 import tempfile
 import threading
@@ -64,13 +77,15 @@ from shared import processes  # noqa: E402
 KEY = "demo.public.orders"
 TABLE_SQL = ("SELECT i AS id, (i % 1000) AS customer_id, round(random() * 1000, 2)::DECIMAL(12, 2) AS amount, "
              "['new', 'paid', 'shipped'][1 + (i % 3)::INT] AS status FROM range({rows}) t(i)")
+POINT_SQL = "select * from orders where id = ?"
 MEMORY_LIMIT_MB = 256
 SAMPLE_TIMEOUT_S = 2.0  # QUERY_TIMEOUT_S of the run: the limit of samples
 BOMB_TIMEOUT_S = 1.0
 HTTP_TIMEOUT_S = 60.0
 KINDS = ("learned", "repeat", "json", "scan", "sample", "profile")
 COMPARED = ("health_p99_ms", "point_p99_ms", "health_p50_ms", "point_p50_ms", "quiet_health_p99_ms",
-            "quiet_point_p99_ms", "peak_rss_mb", "worst_overshoot_s", "bombs")
+            "quiet_point_p99_ms", "server_health_p99_ms", "server_point_p99_ms", "peak_rss_mb",
+            "worst_overshoot_s", "worst_overshoot_to_headers_s", "bombs")
 
 
 def publish(served: Path, rows: int) -> None:
@@ -164,13 +179,16 @@ def bomb_loop(base: str, h: dict[str, str], bombs: Bombs, *, first: int, stop_at
             seen[kind] += 1
             started = time.monotonic()
             r = None
+            headers_s = None
             try:
-                r = c.request(method, url, **kwargs)
+                with c.stream(method, url, **kwargs) as r:
+                    headers_s = time.monotonic() - started
+                    r.read()
                 status: Any = r.status_code
             except httpx.HTTPError as e:
                 status = f"error: {type(e).__name__}"
             took = time.monotonic() - started
-            out.append({"kind": kind, "status": status, "s": took, "limit_s": limit,
+            out.append({"kind": kind, "status": status, "s": took, "headers_s": headers_s, "limit_s": limit,
                         "rule": r.json().get("error", {}).get("rule") if status not in (200, 429) and r is not None
                         else None})
             step += 1
@@ -193,6 +211,81 @@ def probe_loop(base: str, method: str, url: str, *, kwargs: Any, stop_at: float,
             out.append((time.perf_counter() - started) * 1000.0)
             n += 1
             time.sleep(0.02)
+
+
+def client_main(spec: dict[str, Any]) -> dict[str, Any]:
+    """One client process: an agent's bomb loops (``role: agent``) or the probes (``role: probe``: ``/health``
+    and the fifth agent's point query), from ``start_at`` (wall clock) for ``duration_s``."""
+    time.sleep(max(0.0, spec["start_at"] - time.time()))
+    stop_at = time.monotonic() + spec["duration_s"]
+    base, h, rows = spec["base"], spec["headers"], spec["rows"]
+    threads: list[threading.Thread] = []
+    if spec["role"] == "agent":
+        bombs = Bombs(spec["scale"], rows)
+        results: list[dict[str, Any]] = []
+        threads = [threading.Thread(target=bomb_loop, args=(base, h, bombs), daemon=True,
+                                    kwargs={"first": first, "stop_at": stop_at, "out": results})
+                   for first in spec["firsts"]]
+        out: dict[str, Any] = {"bombs": results}
+    else:
+        def point_kwargs() -> dict[str, Any]:
+            return {"headers": h, "json": {"query": POINT_SQL,
+                                           "params": [random.randrange(rows)]}}  # noqa: S311 - not a secret
+
+        out = {"health": [], "point": [], "failures": []}
+        threads = [threading.Thread(target=probe_loop, args=(base, "GET", "/health"), daemon=True, kwargs={
+                       "kwargs": {}, "stop_at": stop_at, "out": out["health"], "failures": out["failures"]}),
+                   threading.Thread(target=probe_loop, args=(base, "POST", "/api/v1/queries/execute"), daemon=True,
+                                    kwargs={"kwargs": point_kwargs, "stop_at": stop_at, "out": out["point"],
+                                            "failures": out["failures"]})]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(spec["duration_s"] + HTTP_TIMEOUT_S + 30)
+    return out
+
+
+def clients(specs: list[dict[str, Any]], *, duration_s: float) -> list[dict[str, Any]]:
+    """Run each client spec in its own process, all starting together; their results, in order.
+
+    Separate processes, as separate agents would be: in one process the bomb loops' reading of
+    64 MB answers (a thousand socket reads each, every one waiting for the process's GIL) was
+    part of the probes' latency and of the bombs' own durations."""
+    start_at = time.time() + 3.0  # every process has imported its client by then
+    procs = [subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--client",
+                               json.dumps({**spec, "start_at": start_at, "duration_s": duration_s})],
+                              stdout=subprocess.PIPE, cwd=ROOT)
+             for spec in specs]
+    outs = []
+    try:
+        for p in procs:
+            stdout, _ = p.communicate(timeout=duration_s + HTTP_TIMEOUT_S + 90)
+            if p.returncode != 0:
+                raise RuntimeError(f"bench client exited with {p.returncode}")
+            outs.append(json.loads(stdout.decode().strip().splitlines()[-1]))
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    return outs
+
+
+def server_latencies(control_db: Path, *, since: dt.datetime) -> dict[str, list[float]]:
+    """The probes' durations as the server's audit rows have them (from the request's arrival at the
+    app to its last byte handed to the server), for the loaded phase: what the figures are without
+    this machine's other load on the clients and the network stack."""
+    out: dict[str, list[float]] = {"health": [], "point": []}
+    with contextlib.closing(sqlite3.connect(control_db)) as con:
+        rows = con.execute("SELECT at, endpoint, sql_text, duration_ms FROM audit_log WHERE status_code = 200").fetchall()
+    for at, endpoint, sql, ms in rows:
+        if dt.datetime.fromisoformat(str(at)).replace(tzinfo=None) < since:
+            continue
+        if endpoint == "/health":
+            out["health"].append(float(ms))
+        elif sql == POINT_SQL:
+            out["point"].append(float(ms))
+    return out
 
 
 def pct(values: list[float], q: float) -> float:
@@ -218,29 +311,14 @@ def run(*, duration_s: float, agents: int, per_agent: int, rows: int, scale: flo
             hs = tokens(c, agents + 1)
             point_h = hs[-1]
             warm = c.post("/api/v1/queries/execute", headers=point_h,
-                          json={"query": "select * from orders where id = ?", "params": [1]})
+                          json={"query": POINT_SQL, "params": [1]})
             warm.raise_for_status()
         baseline_rss = rss_mb(proc.pid)
         peak = [baseline_rss]
 
-        def point_kwargs() -> dict[str, Any]:
-            return {"headers": point_h, "json": {"query": "select * from orders where id = ?",
-                                                 "params": [random.randrange(rows)]}}  # noqa: S311 - not a secret
-
         # The same probes without bombs first: what this machine gives anyway (it may be shared).
-        quiet: dict[str, list[float]] = {"health": [], "point": []}
-        quiet_failures: list[str] = []
-        quiet_until = time.monotonic() + min(5.0, duration_s / 3)
-        probes = [threading.Thread(target=probe_loop, args=(base, "GET", "/health"), kwargs={
-                      "kwargs": {}, "stop_at": quiet_until, "out": quiet["health"], "failures": quiet_failures}),
-                  threading.Thread(target=probe_loop, args=(base, "POST", "/api/v1/queries/execute"), kwargs={
-                      "kwargs": point_kwargs, "stop_at": quiet_until, "out": quiet["point"],
-                      "failures": quiet_failures})]
-        for t in probes:
-            t.start()
-        for t in probes:
-            t.join(HTTP_TIMEOUT_S + 10)
-        stop_at = time.monotonic() + duration_s
+        probe = {"role": "probe", "base": base, "headers": point_h, "rows": rows}
+        quiet = clients([probe], duration_s=min(5.0, duration_s / 3))[0]
         sampling = threading.Event()
 
         def watch() -> None:
@@ -248,29 +326,18 @@ def run(*, duration_s: float, agents: int, per_agent: int, rows: int, scale: flo
                 peak[0] = max(peak[0], rss_mb(proc.pid))
                 time.sleep(0.01)
 
-        bombs = Bombs(scale, rows)
-        results: list[dict[str, Any]] = []
-        health: list[float] = []
-        point: list[float] = []
-        failures: list[str] = []
-        threads = [threading.Thread(target=watch, daemon=True)]
-        for a in range(agents):
-            for i in range(per_agent):
-                threads.append(threading.Thread(target=bomb_loop, args=(base, hs[a], bombs), daemon=True, kwargs={
-                    "first": a * per_agent + i, "stop_at": stop_at, "out": results}))
-        threads.append(threading.Thread(target=probe_loop, args=(base, "GET", "/health"), daemon=True, kwargs={
-            "kwargs": {}, "stop_at": stop_at, "out": health, "failures": failures}))
-
-        threads.append(threading.Thread(target=probe_loop, args=(base, "POST", "/api/v1/queries/execute"), daemon=True,
-                                        kwargs={"kwargs": point_kwargs, "stop_at": stop_at, "out": point,
-                                                "failures": failures}))
-        for t in threads:
-            t.start()
-        for t in threads[1:]:
-            t.join(duration_s + HTTP_TIMEOUT_S + 30)
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        agent_specs = [{"role": "agent", "base": base, "headers": hs[a], "rows": rows, "scale": scale,
+                        "firsts": [a * per_agent + i for i in range(per_agent)]} for a in range(agents)]
+        loaded_from = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        loaded, *agent_outs = clients([probe, *agent_specs], duration_s=duration_s)
         time.sleep(0.5)
         sampling.set()
-        threads[0].join(5)
+        watcher.join(5)
+        health, point, failures = loaded["health"], loaded["point"], loaded["failures"]
+        results = [r for out in agent_outs for r in out["bombs"]]
+        quiet_health, quiet_point = quiet["health"], quiet["point"]
         alive = processes_alive = proc.poll() is None
         statuses = collections.Counter(f"{r['kind']}:{r['status']}" + (f":{r['rule']}" if r["rule"] else "")
                                        for r in results)
@@ -278,17 +345,28 @@ def run(*, duration_s: float, agents: int, per_agent: int, rows: int, scale: flo
         worst = max(overshoots, default=0.0)
         worst_kind = max(results, key=lambda r: r["s"] - r["limit_s"])["kind"] if results else None
         by_kind: dict[str, float] = {}
+        to_headers: dict[str, float] = {}  # the answer decided (status and headers sent), before its body arrives
         for r in results:
             by_kind[r["kind"]] = round(max(by_kind.get(r["kind"], -1e9), r["s"] - r["limit_s"]), 3)
+            if r["headers_s"] is not None:
+                to_headers[r["kind"]] = round(max(to_headers.get(r["kind"], -1e9), r["headers_s"] - r["limit_s"]), 3)
+        processes.stop(proc)  # its audit writer flushes as it stops
+        proc = None
+        server = server_latencies(home / "control.db", since=loaded_from)
         return {
             "health_p99_ms": round(pct(health, 0.99), 1),
             "point_p99_ms": round(pct(point, 0.99), 1),
             "peak_rss_mb": round(peak[0], 1),
             "rss_budget_mb": MEMORY_LIMIT_MB * slots + 300,
             "worst_overshoot_s": round(max(worst, 0.0), 3),
-            "worst_overshoot_kind": worst_kind, "overshoot_by_kind_s": by_kind,
-            "quiet_health_p99_ms": round(pct(quiet["health"], 0.99), 1),
-            "quiet_point_p99_ms": round(pct(quiet["point"], 0.99), 1),
+            "worst_overshoot_kind": worst_kind,
+            "worst_overshoot_to_headers_s": round(max(max(to_headers.values(), default=0.0), 0.0), 3),
+            "overshoot_by_kind_s": by_kind,
+            "overshoot_to_headers_by_kind_s": to_headers,
+            "server_health_p99_ms": round(pct(server["health"], 0.99), 1),
+            "server_point_p99_ms": round(pct(server["point"], 0.99), 1),
+            "quiet_health_p99_ms": round(pct(quiet_health, 0.99), 1),
+            "quiet_point_p99_ms": round(pct(quiet_point, 0.99), 1),
             "health_p50_ms": round(pct(health, 0.5), 1), "point_p50_ms": round(pct(point, 0.5), 1),
             "health_n": len(health), "point_n": len(point), "probe_failures": failures[:10],
             "probe_failure_count": len(failures), "bombs": len(results),
@@ -312,7 +390,11 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=200_000)
     ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--compare", action="store_true", help="run with QUERY_PRIORITIES=false first, then the defaults")
+    ap.add_argument("--client", help=argparse.SUPPRESS)  # internal: run one client process (JSON spec)
     args = ap.parse_args()
+    if args.client:
+        print(json.dumps(client_main(json.loads(args.client))))
+        return
     common = {"duration_s": args.duration, "agents": args.agents, "per_agent": args.per_agent, "rows": args.rows,
               "scale": args.scale}
     baseline = run(**common, extra_env={"QUERY_PRIORITIES": "false"}) if args.compare else None

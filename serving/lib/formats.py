@@ -26,7 +26,7 @@ import decimal
 import os
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,8 @@ WRITER_MEMORY_LIMIT = "256MB"  # the Parquet writer instance: a row group or two
 
 
 def _enc_hook(value: Any) -> Any:
+    if isinstance(value, EncodedArray):
+        return msgspec.Raw(value.joined())
     if isinstance(value, dt.timedelta | decimal.Decimal | uuid.UUID):
         return str(value)
     if isinstance(value, set | frozenset):
@@ -82,25 +84,45 @@ def encode_json(payload: Any) -> bytes:
         return _encoder.encode(_widen(payload))
 
 
-COPY_SLICE_BYTES = 1 << 20
+Piece = bytes | memoryview  # a part of an answer as encoded: never copied to be joined
 
 
-def encode_json_around(payload: dict[str, Any], key: str, rows: Any) -> bytes | bytearray:
-    """``encode_json(payload | {key: rows})`` for pre-encoded ``rows`` (a JSON array), copied a slice at a
-    time: one copy of a 64 MB answer is one C call that holds the GIL (~40 ms on 2 busy cores), and the
-    event loop waits for it. ``key`` must be a top-level key of ``payload`` not used by a nested object
-    before it (the first ``"key":[]`` of the encoding is the one replaced)."""
-    data = memoryview(rows)
-    if len(data) <= COPY_SLICE_BYTES:
-        return encode_json(payload | {key: rows})
+class EncodedArray:
+    """A JSON array encoded in pieces (rows batch by batch as they were fetched): ``[`` parts, comma-separated, ``]``.
+
+    Why in pieces down to the socket: joining or copying a 64 MB answer is one C call that holds
+    the GIL (~40 ms on 2 busy cores), and the event loop waits for it; so is handing the server one
+    64 MB body (the transport buffers what the socket did not take at once). ``formats.pieces``
+    puts an answer's own fields around it, and ``SlicedResponse`` sends the pieces a slice at a time.
+    msgspec encodes it whole (joined) where a small answer embeds it (samples)."""
+
+    __slots__ = ("parts",)
+
+    def __init__(self, parts: list[Piece]) -> None:
+        self.parts = parts
+
+    def pieces(self) -> Iterator[Piece]:
+        yield b"["
+        for i, part in enumerate(self.parts):
+            if i:
+                yield b","
+            yield part
+        yield b"]"
+
+    def joined(self) -> bytes:
+        return b"[" + b",".join(self.parts) + b"]"
+
+
+def pieces(payload: dict[str, Any], key: str, rows: Any) -> list[Piece]:
+    """``encode_json(payload | {key: rows})`` as a list of pieces; the pieces of ``rows`` (an ``EncodedArray``,
+    as ``JsonRows`` answers them) are never copied.
+    ``key`` must be a top-level key of ``payload`` not used by a nested object before it (the first
+    ``"key":[]`` of the encoding is the one replaced)."""
     marker = b'"' + key.encode() + b'":[]'
     encoded = encode_json(payload | {key: msgspec.Raw(b"[]")})
     at = encoded.index(marker) + len(marker) - 2
-    out = bytearray(encoded[:at])
-    for start in range(0, len(data), COPY_SLICE_BYTES):
-        out += data[start:start + COPY_SLICE_BYTES]
-    out += encoded[at + 2:]
-    return out
+    inner = rows.pieces() if isinstance(rows, EncodedArray) else [encode_json(rows)]
+    return [encoded[:at], *inner, encoded[at + 2:]]
 
 
 def normalize_format(value: str | None) -> str:

@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import duckdb
-import msgspec
 import pyarrow as pa
 
 from serving.lib import formats
@@ -127,7 +126,7 @@ class Tuples:
 
 @dataclasses.dataclass(frozen=True)
 class JsonRows:
-    """Rows as one pre-encoded JSON array (``msgspec.Raw``), cut at the first row past ``max_bytes``.
+    """Rows as one pre-encoded JSON array (``formats.EncodedArray``), cut at the first row past ``max_bytes``.
 
     Its ``consumed`` is what cut the rows: ``"row_cap"``, ``"byte_cap"`` or None."""
 
@@ -161,15 +160,16 @@ Output = Tuples | JsonRows | ArrowBatches
 TUPLES = Tuples()
 
 
-def fetch_json(cur: Any, rows_cap: int, max_bytes: int) -> tuple[msgspec.Raw, int, str | None, bool]:
-    """(rows as one JSON array, row count, what cut the rows or None, result read to the end).
+def fetch_json(cur: Any, rows_cap: int, max_bytes: int) -> tuple[formats.EncodedArray, int, str | None, bool]:
+    """(rows as one JSON array in its encoded batches, row count, what cut the rows or None, result read
+    to the end).
 
     Rows are fetched in growing batches, each encoded as soon as it is fetched and counted:
     past ``rows_cap`` rows the answer is cut by ``"row_cap"``; at the first row that would
     take the array past ``max_bytes`` it is cut by ``"byte_cap"`` (the rows before it are
     kept). The Python rows of one batch are all that is ever held besides the encoded bytes.
     """
-    parts: list[bytes] = []
+    parts: list[formats.Piece] = []
     size, count, batch = 2, 0, FIRST_BATCH_ROWS
     cut_by: str | None = None
     finished = False
@@ -182,7 +182,7 @@ def fetch_json(cur: Any, rows_cap: int, max_bytes: int) -> tuple[msgspec.Raw, in
         elif len(got) < want:
             finished = True
         if got:
-            enc = formats.encode_json(got)[1:-1]
+            enc: formats.Piece = memoryview(formats.encode_json(got))[1:-1]  # without its brackets, not copied
             grown = size + len(enc) + (1 if parts else 0)
             if grown > max_bytes:
                 enc, kept = _rows_within(got, max_bytes - size - (1 if parts else 0))
@@ -198,19 +198,7 @@ def fetch_json(cur: Any, rows_cap: int, max_bytes: int) -> tuple[msgspec.Raw, in
             batch = max(1, min(MAX_BATCH_ROWS, BATCH_BYTES * len(got) // max(1, len(enc))))
         if cut_by or finished:
             break
-    return msgspec.Raw(_joined(parts)), count, cut_by, finished
-
-
-def _joined(parts: list[bytes]) -> bytearray:
-    """``[`` parts comma-separated ``]``, appended one part at a time: a single ``join`` of a 64 MB
-    answer is one C call that holds the GIL (and so stalls the event loop) for tens of ms."""
-    out = bytearray(b"[")
-    for i, part in enumerate(parts):
-        if i:
-            out += b","
-        out += part
-    out += b"]"
-    return out
+    return formats.EncodedArray(parts), count, cut_by, finished
 
 
 def _rows_within(rows: list[Any], room: int) -> tuple[bytes, int]:

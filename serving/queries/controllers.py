@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from typing import Any, cast
+from typing import Any
 
 import anyio.to_thread
 import msgspec
@@ -35,6 +35,7 @@ from serving.lib.ingress import received_at
 from serving.lib.limits import OVERSHOOT_S, Slot, get_limiter
 from serving.lib.results import FILE_MAX_ROWS
 from serving.lib.services import Services
+from serving.lib.sliced import SlicedResponse
 from serving.queries import dryrun, job_rows, pages
 from serving.queries.engine import QueryEngine
 from serving.queries.guard import GuardedQuery, sql_hash
@@ -317,9 +318,8 @@ def _answer(request: Request[Any, Any, Any], caller: Caller, job: Job, outcome: 
         raise job.error
     headers = provenance_headers(job_provenance(job)) | _changed_header(job.schema_changes)
     if job.fmt == "json":
-        budgets.returned(request, caller, rows=job.row_count, nbytes=len(job.body or b""))
-        body = cast("bytes", job.body or b"")  # a bytearray is sent as is: no copy of a large answer
-        return ASGIResponse(body=body, media_type=formats.MEDIA_TYPES["json"], headers=headers)
+        budgets.returned(request, caller, rows=job.row_count, nbytes=job.bytes or 0)
+        return SlicedResponse(job.body or [], media_type=formats.MEDIA_TYPES["json"], headers=headers)
     return _json(job_body(job), headers=headers)
 
 

@@ -10,7 +10,7 @@ Two entry points, both synchronous (call them from a worker thread)::
                    output=TUPLES) -> QueryResult
         # THE way to run agent SQL: guarded once (or given the answer of engine.guard()),
         # grant-scoped instance; output is a mode, not another path: Tuples() (rows fetched
-        # max_rows+1), JsonRows(max_bytes) (msgspec.Raw, refused 413 past max_bytes batch by
+        # max_rows+1), JsonRows(max_bytes) (formats.EncodedArray, cut past max_bytes batch by
         # batch) or ArrowBatches(consume) (consume(ArrowStream) runs while the cursor is held)
     engine.execute_platform_sql(caller, tables, sql, *, ..., output=TUPLES) -> QueryResult
         # internal: SQL the server wrote (samples, profiles); ``tables`` = table keys it names

@@ -14,8 +14,9 @@ Why this shape:
   cheap run at the event loop's CPU priority; everything else (new or recently heavy texts,
   result files, jobs nobody waits for) on batch threads a few nice levels lower, so a few
   agents' bombs cannot take the CPU from ``/health`` and other agents' point queries.
-- JSON rows are encoded batch by batch and refused past ``QUERY_JSON_MAX_BYTES``, so an
-  oversized result is never built in memory.
+- JSON rows are encoded batch by batch and cut past ``QUERY_JSON_MAX_BYTES``, so an
+  oversized result is never built in memory; the answer stays in those pieces until it is
+  sent (``serving/lib/sliced.py``), never joined into one buffer.
 - Results are private (the job's row and the rules for reading it: ``job_rows.py``).
 - A cut answer's continuation is lazy: recorded, never run, until its first fetch
   (``resume``); its re-run reads the served versions the cut answer read. So a truncated
@@ -73,7 +74,7 @@ class Job:
         self.status = "running"
         self.created_at = self.started_at = utcnow()
         self.finished_at: dt.datetime | None = None
-        self.body: bytes | bytearray | None = None  # inline JSON body
+        self.body: list[formats.Piece] | None = None  # inline JSON body, in pieces (``formats.pieces``)
         self.error: ApiError | None = None
         self.row_count: int | None = None
         self.bytes: int | None = None
@@ -186,8 +187,9 @@ class JobManager:
             if detached or job.fmt != "json":
                 if detached and job.fmt == "json" and job.body is not None:
                     job.result_path = self._path(job)
-                    job.result_path.write_bytes(job.body)
-                    job.bytes = len(job.body)
+                    with job.result_path.open("wb") as fh:
+                        fh.writelines(job.body)
+                    job.bytes = sum(map(len, job.body))
                 self._save(job, insert=not detached)
         except Exception:
             log.exception("could not record query job %s", job.id)
@@ -210,8 +212,8 @@ class JobManager:
                    "row_count": result.row_count, "truncated": result.truncated, "max_rows": job.max_rows,
                    "tables": job.tables, "duration_ms": round(result.duration_ms, 3), "sql_hash": result.sql_hash,
                    "continuation": job.continuation, "schema_changes": job.schema_changes}
-        job.body = formats.encode_json_around(payload, "rows", result.rows)
-        job.bytes = len(job.body)
+        job.body = formats.pieces(payload, "rows", result.rows)
+        job.bytes = sum(map(len, job.body))
         formats.check_size(job.bytes, self.q.json_max_bytes + (64 << 10))  # rows plus the answer's own fields
 
     def _run_file(self, job: Job, checked: GuardedQuery) -> None:

@@ -89,6 +89,30 @@ def test_json_rows_under_the_byte_limit_are_complete_and_truncation_is_reported(
     assert body["rows"][-1] == [4999]
 
 
+def test_a_large_json_answer_is_sent_in_slices_and_arrives_whole(client: Any, agent: dict[str, str],
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from serving.lib import sliced
+
+    sent: list[int] = []
+    real = sliced.slices
+
+    def counted(pieces: Any, size: int) -> Any:
+        for chunk in real(pieces, size):
+            sent.append(len(chunk))
+            yield chunk
+
+    monkeypatch.setattr(sliced, "slices", counted)
+    monkeypatch.setattr(sliced, "SLICE_BYTES", 16 << 10)  # the answer below is ~150 kB
+    r = _execute(client, agent, query="select id, repeat('y', 1000) as s from orders order by id limit 150")
+    assert r.status_code == 200, r.text
+    assert len(sent) > 1  # never one body of the whole answer
+    assert max(sent) <= sliced.SLICE_BYTES
+    assert sum(sent) == len(r.content) == int(r.headers["content-length"])
+    body = r.json()
+    assert body["row_count"] == 150
+    assert body["rows"][149] == [149, "y" * 1000]
+
+
 # -- samples and profiles hold slots ----------------------------------------------------------
 def test_samples_and_profiles_take_the_same_slots_as_queries(client: Any, agent: dict[str, str],
                                                              services: Any) -> None:
@@ -271,12 +295,18 @@ def _bench() -> Any:
 
 @pytest.mark.serial
 def test_bombs_end_in_time_and_health_answers_while_rss_stays_in_budget(tmp_path: Path) -> None:
-    """A short run of bench/isolation.py: two agents, two bomb loops each, every kind of bomb."""
-    result = _bench().run(duration_s=12.0, agents=2, per_agent=3, rows=50_000, scale=0.5, home_root=tmp_path)
+    """A short run of bench/isolation.py: two agents, two bomb loops each, every kind of bomb.
+
+    Inline JSON answers are capped at 8 MB here: the test checks that every bomb's work stops and
+    is answered in time, to its last byte; how long a 64 MB answer (the default cap) takes to cross
+    a loaded machine is the bench's figure, not a property of the server."""
+    result = _bench().run(duration_s=12.0, agents=2, per_agent=3, rows=50_000, scale=0.5, home_root=tmp_path,
+                          extra_env={"QUERY_JSON_MAX_BYTES": str(8 << 20)})
     assert result["server_alive"]
     assert result["bombs"] >= 12
     kinds = {key.split(":")[0] for key in result["bomb_statuses"]}
     assert kinds == {"learned", "repeat", "json", "scan", "sample", "profile"}, result["bomb_statuses"]
+    assert result["worst_overshoot_to_headers_s"] < 1.0, json.dumps(result)
     assert result["worst_overshoot_s"] < 1.0, json.dumps(result)
     assert result["probe_failure_count"] == 0, result["probe_failures"]  # /health and the point query always answered
     assert result["health_n"] > 50
