@@ -45,6 +45,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger(__name__)
+_TRANSPORT = TransportContext(kind="streamable-http", can_send_request=False)  # immutable: one for every request
 
 
 class SingleExchange:
@@ -106,7 +107,7 @@ class SingleExchange:
         # As the stateless transport frames a request: no back channel (a JSON body carries only
         # the answer, so request-scoped notifications are dropped), a connection born ready.
         dctx = _SingleExchangeDispatchContext(
-            transport=TransportContext(kind="streamable-http", can_send_request=False), request_id=req.id,
+            transport=_TRANSPORT, request_id=req.id,
             message_metadata=ServerMessageMetadata(request_context=request, can_send_request=False))
         connection = Connection.from_envelope(version or DEFAULT_NEGOTIATED_VERSION, None, None)
         # ``serve_one``'s steps: one runner over a born-ready connection (lifespan state entered
