@@ -114,7 +114,8 @@ def _logging_left_alone() -> Iterator[None]:
 
 
 def build(services: Services, routes: Callable[[], Awaitable[RouteCaller]]) -> tuple[PlatformMCP, SingleExchange]:
-    """The server and its Streamable HTTP app (path ``/``: Litestar strips ``/mcp`` before it)."""
+    """The server and the app the mount calls: the single exchange in front of the SDK's Streamable
+    HTTP app (path ``/``: Litestar strips ``/mcp`` before it)."""
     settings = services.settings
     with _logging_left_alone():
         server = _server(services, routes)
