@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, urlencode
 
+import msgspec
 from litestar.types import ASGIApp, Message
 
 from serving.lib.audit import TRANSPORT_KEY
@@ -35,7 +36,7 @@ class Answer:
     cut: bool = False
 
     def json(self) -> Any:
-        return json.loads(self.body or b"null")
+        return msgspec.json.decode(self.body or b"null")  # the route's own encoder wrote it
 
     @property
     def ok(self) -> bool:

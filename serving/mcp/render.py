@@ -76,15 +76,19 @@ def words(seconds: float) -> str:
     return f"{seconds:.0f} s"
 
 
+def tables_read(tables: Sequence[dict[str, Any]]) -> str:
+    """The footer's line naming ``tables`` ([{table, version, synced_at}]), each with its served version and age."""
+    if not tables:
+        return "tables read: none"
+    return "tables read: " + "; ".join(f"{t.get('table')} version {t.get('version')} ({age(t.get('synced_at'))})"
+                                       for t in tables)
+
+
 def footer(*, tables: Sequence[dict[str, Any]], shown: int | None, total: int | None, cut: str | None,
-           rest: str | None) -> str:
-    """``tables``: [{table, version, synced_at}]; ``cut``: why rows were left out (None: nothing was)."""
-    parts = ["---"]
-    if tables:
-        read = "; ".join(f"{t.get('table')} version {t.get('version')} ({age(t.get('synced_at'))})" for t in tables)
-        parts.append(f"tables read: {read}")
-    else:
-        parts.append("tables read: none")
+           rest: str | None, read: str | None = None) -> str:
+    """``tables``: [{table, version, synced_at}]; ``cut``: why rows were left out (None: nothing was).
+    ``read``: :func:`tables_read` of ``tables`` when already made (a tool sizing its body by a probe footer)."""
+    parts = ["---", read if read is not None else tables_read(tables)]
     if shown is not None:
         if cut:
             of = f" of {total}" if total is not None else ""

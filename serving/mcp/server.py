@@ -16,6 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any
 
+from mcp.server._otel import OpenTelemetryMiddleware
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.lowlevel.helper_types import ReadResourceContents
 from mcp.server.mcpserver import MCPServer
@@ -23,6 +24,8 @@ from mcp.server.mcpserver.exceptions import ResourceError
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.types import Resource as MCPResource
 from starlette.applications import Starlette
+from starlette.authentication import AuthenticationBackend
+from starlette.middleware.authentication import AuthenticationMiddleware
 
 from serving.lib.services import Services
 from serving.mcp import render
@@ -38,6 +41,7 @@ INSTRUCTIONS = (
     "page through (get_job) or to keep (save_result_as_artifact). refresh_table asks for fresh data."
 )
 TABLE_SCHEME, ARTIFACT_SCHEME = "table://", "artifact://"
+PATH = "/"  # the Streamable HTTP app's one route: Litestar strips the mount's ``/mcp`` before it
 
 
 class PlatformMCP(MCPServer):
@@ -109,11 +113,16 @@ def _logging_left_alone() -> Iterator[None]:
         root.removeHandler(guard)
 
 
-def build(services: Services, routes: Callable[[], Awaitable[RouteCaller]]) -> tuple[PlatformMCP, Starlette]:
-    """The server and its Streamable HTTP app (path ``/``: Litestar strips ``/mcp`` before it)."""
+def build(services: Services, routes: Callable[[], Awaitable[RouteCaller]]) -> tuple[PlatformMCP, SingleExchange]:
+    """The server and the app the mount calls: the single exchange in front of the SDK's Streamable
+    HTTP app (path ``/``: Litestar strips ``/mcp`` before it)."""
     settings = services.settings
     with _logging_left_alone():
         server = _server(services, routes)
+    # The SDK wraps every message in an OpenTelemetry span by default; this process installs no
+    # tracer, so each span is a no-op that still costs its set-up on every tool call. Opting out is
+    # the SDK's documented way: drop the middleware from the chain.
+    server.middleware[:] = [m for m in server.middleware if not isinstance(m, OpenTelemetryMiddleware)]
     tools = Tools(routes, settings.mcp, json_max_rows=settings.query.json_max_rows)
     for name in TOOL_NAMES:
         fn = getattr(tools, name)
@@ -121,13 +130,21 @@ def build(services: Services, routes: Callable[[], Awaitable[RouteCaller]]) -> t
     hosts = [h.strip() for h in settings.mcp.allowed_hosts.split(",") if h.strip()]
     security = TransportSecuritySettings(enable_dns_rebinding_protection="*" not in hosts, allowed_hosts=hosts,
                                          allowed_origins=[f"http://{h}" for h in hosts] + [f"https://{h}" for h in hosts])
-    app = server.streamable_http_app(streamable_http_path="/", stateless_http=True, json_response=True,
+    sdk = server.streamable_http_app(streamable_http_path=PATH, stateless_http=True, json_response=True,
                                      transport_security=security)
-    manager = server.session_manager
-    # Plain requests skip the per-request transport; the SDK types this attribute as its own
-    # middleware, but any ASGI app serves.
-    manager.asgi_app = SingleExchange(manager, manager.asgi_app)  # type: ignore[assignment]
-    return server, app
+    # Plain requests skip the SDK app's middleware, router and per-request transport; their
+    # bearer check is the SDK app's own backend, with the scopes its route requires.
+    scopes = list((server.settings.auth.required_scopes if server.settings.auth else None) or [])
+    return server, SingleExchange(sdk, server.session_manager, _bearer_backend(sdk), scopes, PATH)
+
+
+def _bearer_backend(app: Starlette) -> AuthenticationBackend:
+    """The bearer backend the SDK's app authenticates with (its auth middleware's)."""
+    for m in app.user_middleware:
+        backend = m.kwargs.get("backend")
+        if m.cls is AuthenticationMiddleware and isinstance(backend, AuthenticationBackend):
+            return backend
+    raise RuntimeError("the SDK's Streamable HTTP app has no bearer auth middleware")
 
 
 def _server(services: Services, routes: Callable[[], Awaitable[RouteCaller]]) -> PlatformMCP:

@@ -13,6 +13,7 @@ import dataclasses
 from typing import Any
 
 from litestar.types import ASGIApp
+from mcp.server.auth.middleware.auth_context import get_access_token
 
 from serving.lib.errors import Unauthorized
 from serving.lib.services import Services
@@ -47,8 +48,6 @@ def get_mcp(services: Services) -> McpParts:
 
 async def routes() -> RouteCaller:
     """The caller of routes for the tool call being served: the verified token of this MCP request."""
-    from mcp.server.auth.middleware.auth_context import get_access_token
-
     token = get_access_token()
     outer = OUTER.get()
     if token is None or outer is None:

@@ -142,7 +142,9 @@ class Tools:
         cont = data.get("continuation")
         rows = data.get("rows") or []
         total = data.get("row_count", len(rows))
-        probe = render.footer(tables=data.get("tables") or [], shown=total, total=None, cut="x" * 120, rest="x" * 400)
+        tables = data.get("tables") or []
+        read = render.tables_read(tables)  # once: the probe footer and the answer's name the same ages
+        probe = render.footer(tables=tables, shown=total, total=None, cut="x" * 120, rest="x" * 400, read=read)
         room = self.budget - len(probe) - sum(len(n) + 1 for n in notes)
         text, shown = render.table(data.get("columns") or [], rows, room)
         cut = rest = None
@@ -158,8 +160,8 @@ class Tools:
                                body={k: v for k, v in {"query": sql, "params": params, "output_format": "parquet",
                                                        "wait_s": 0}.items() if v is not None})
             rest = _rest_hint(job.json()["job_id"]) if job.ok else "run the query again with fewer columns or rows"
-        foot = render.footer(tables=data.get("tables") or [], shown=shown, total=total if cont is None else None,
-                             cut=cut, rest=rest)
+        foot = render.footer(tables=tables, shown=shown, total=total if cont is None else None, cut=cut, rest=rest,
+                             read=read)
         return render.fit("\n".join([*notes, text]), foot, self.budget)
 
     def _job_text(self, job: dict[str, Any], what: str) -> str:
@@ -195,7 +197,9 @@ class Tools:
         page = _ok(await r.call("GET", f"{QUERIES}/jobs/{job_id}/rows",
                                 params={"cursor": cursor, "limit": self.json_max_rows}))
         rows = page.get("rows") or []
-        probe = render.footer(tables=job.get("tables") or [], shown=len(rows), total=None, cut="x" * 120, rest="x" * 300)
+        tables = job.get("tables") or []
+        read = render.tables_read(tables)
+        probe = render.footer(tables=tables, shown=len(rows), total=None, cut="x" * 120, rest="x" * 300, read=read)
         text, shown = render.table(page.get("columns") or [], rows, self.budget - len(probe) - 120)
         start = page.get("offset", 0)
         head = f"job {job_id}: rows {start + 1}–{start + shown} of {page.get('total_rows')}"
@@ -206,7 +210,7 @@ class Tools:
             nxt, cut = f"call get_job with job_id={job_id} and cursor={page['next_cursor']}", "the page size"
         else:
             nxt, cut = None, None
-        foot = render.footer(tables=job.get("tables") or [], shown=shown, total=None, cut=cut, rest=nxt)
+        foot = render.footer(tables=tables, shown=shown, total=None, cut=cut, rest=nxt, read=read)
         return render.fit(f"{head}\n{text}", foot, self.budget)
 
     # ------------------------------------------------------------------ samples and profiles
@@ -230,13 +234,14 @@ class Tools:
         data = _ok(await r.call("GET", f"{TABLES}/{table}/sample", params=params))
         rows = data.get("rows") or []
         reads = [{"table": data.get("table"), "version": data.get("served_version"), "synced_at": data.get("synced_at")}]
-        probe = render.footer(tables=reads, shown=len(rows), total=None, cut="x" * 80, rest="x" * 100)
+        read = render.tables_read(reads)
+        probe = render.footer(tables=reads, shown=len(rows), total=None, cut="x" * 80, rest="x" * 100, read=read)
         text, shown = render.table(data.get("columns") or [], rows, self.budget - len(probe) - 100)
         head = f"{data.get('method')} sample of {data.get('table')}" + (
             f" (seed {data['seed']})" if data.get("seed") is not None else "")
         cut = f"the answer budget of {self.budget} characters" if shown < len(rows) else None
         foot = render.footer(tables=reads, shown=shown, total=len(rows), cut=cut,
-                             rest="ask for a smaller size, or fewer columns with query" if cut else None)
+                             rest="ask for a smaller size, or fewer columns with query" if cut else None, read=read)
         return render.fit(f"{head}\n{text}", foot, self.budget)
 
     async def profile(

@@ -73,12 +73,12 @@ def test_a_plain_request_skips_the_transport_and_answers_as_the_sdk_does(  # noq
         client: Any, agent: dict[str, str], services: Services, monkeypatch: pytest.MonkeyPatch,
         method: str, params: dict[str, Any]) -> None:
     transports = Transports(monkeypatch)
-    manager = get_mcp(services).server.session_manager
-    assert isinstance(manager.asgi_app, SingleExchange)
+    parts = get_mcp(services)
+    assert isinstance(parts.app, SingleExchange)
     body = req(method, params)
     fast = post(client, agent, body)
     assert transports.built == 0
-    monkeypatch.setattr(manager, "asgi_app", manager.asgi_app.sdk)  # the SDK's own transport, for comparison
+    monkeypatch.setattr(parts, "app", parts.app.sdk)  # the SDK's own app and transport, for comparison
     slow = post(client, agent, body)
     assert transports.built == 1
     assert (fast.status_code, fast.headers["content-type"]) == (slow.status_code, slow.headers["content-type"])
@@ -121,3 +121,10 @@ def test_a_refused_host_and_a_missing_token_are_refused_before_any_tool(client: 
     anonymous = client.post("/mcp", headers=ACCEPT, json=req("tools/list"))
     assert anonymous.status_code == 401
     assert "www-authenticate" in anonymous.headers
+    forged = post(client, {"authorization": "Bearer not-a-token"}, req("tools/list"))
+    assert forged.status_code == 401
+    assert "www-authenticate" in forged.headers
+
+
+def test_a_path_besides_the_endpoint_is_the_sdk_apps_to_refuse(client: Any, agent: dict[str, str]) -> None:
+    assert client.post("/mcp/elsewhere", headers=ACCEPT | agent, json=req("tools/list")).status_code == 404
