@@ -25,7 +25,7 @@ stays inside this machine):
 Every bomb answer is timed to its last byte; ``overshoot`` is its duration minus its time
 limit (``worst_overshoot_to_headers_s`` and ``overshoot_to_headers_by_kind_s``: to its
 status and headers, when the server has decided the answer and its work has stopped; a
-JSON bomb cut at ``QUERY_JSON_MAX_BYTES`` then still has 64 MB to deliver). The
+JSON bomb cut at ``QUERY_JSON_MAX_BYTES`` then still has 16 MB to deliver). The
 probes first run for a few seconds without bombs (``quiet_*_p99_ms``): on a shared
 machine that is the floor the bombs' figures should be read against.
 Targets: ``health_p99_ms`` and ``point_p99_ms`` < 100; ``peak_rss_mb`` <

@@ -298,7 +298,7 @@ def test_bombs_end_in_time_and_health_answers_while_rss_stays_in_budget(tmp_path
     """A short run of bench/isolation.py: two agents, two bomb loops each, every kind of bomb.
 
     Inline JSON answers are capped at 8 MB here: the test checks that every bomb's work stops and
-    is answered in time, to its last byte; how long a 64 MB answer (the default cap) takes to cross
+    is answered in time, to its last byte; how long a 16 MB answer (the default cap) takes to cross
     a loaded machine is the bench's figure, not a property of the server."""
     result = _bench().run(duration_s=12.0, agents=2, per_agent=3, rows=50_000, scale=0.5, home_root=tmp_path,
                           extra_env={"QUERY_JSON_MAX_BYTES": str(8 << 20)})
