@@ -198,6 +198,9 @@ class Budgets:
         self._spent: dict[Counter, tuple[float, int]] = {}  # counter -> (refused until, limit)
         self._leases: dict[Counter, Lease] = {}
         self._seen: dict[Counter, Seen] = {}
+        self._returned: dict[tuple[Any, ...], tuple[Counter, ...]] = {}
+        # (token, swarm, kind, action) -> (the limits they were made from, policies, amounts)
+        self._policies: dict[tuple[Any, ...], tuple[tuple[dict[str, int], ...], list[Policy], dict[Counter, int]]] = {}
         self._lock = threading.Lock()
         self._swept = 0.0
 
@@ -210,6 +213,7 @@ class Budgets:
             self._leases.clear()
             self._seen.clear()
         self._limits.clear()
+        self._policies.clear()
         self._spent.clear()
 
     def _limits_for(self, ids: list[str], *, local: bool = False) -> dict[str, dict[str, int]]:
@@ -226,7 +230,25 @@ class Budgets:
         return {s: self._limits[s][1] for s in ids}
 
     def policies(self, caller: Caller, action: str, *, local: bool = False) -> tuple[list[Policy], dict[Counter, int]]:
-        """The policies to report and check for ``action``, and what the action adds to each counter."""
+        """The policies to report and check for ``action``, and what the action adds to each counter.
+
+        Worked out once per (token, action) while the subjects' limits stay the same objects (a
+        re-read after the cache TTL or ``invalidate`` makes new ones): callers only read them."""
+        by_scope = subjects(caller)
+        limits = self._limits_for(list(by_scope.values()), local=local)
+        key = (caller.token_id or caller.subject, caller.swarm_id, caller.kind, action)
+        seen = tuple(limits.values())
+        hit = self._policies.get(key)
+        if hit is not None and len(hit[0]) == len(seen) and all(a is b for a, b in zip(hit[0], seen, strict=True)):
+            return hit[1], hit[2]
+        policies, amounts = self._policies_for(caller, action, by_scope, limits)
+        if len(self._policies) > 100_000:
+            self._policies.clear()
+        self._policies[key] = (seen, policies, amounts)
+        return policies, amounts
+
+    def _policies_for(self, caller: Caller, action: str, by_scope: dict[str, str],
+                      limits: dict[str, dict[str, int]]) -> tuple[list[Policy], dict[Counter, int]]:
         token = f"token:{caller.token_id or caller.subject}"
         requests = Counter(token, "requests", MINUTE, rate=True)
         policies = [Policy("requests", requests, self.requests_per_minute, "requests", PER_TOKEN["requests"])]
@@ -237,8 +259,6 @@ class Budgets:
             amounts[refreshes] = _cost(self.refreshes_per_minute)
         else:
             amounts[requests] = _cost(self.requests_per_minute)
-        by_scope = subjects(caller)
-        limits = self._limits_for(list(by_scope.values()), local=local)
         for scope, subject in by_scope.items():
             for kind, (_, window, unit, rule) in KINDS.items():
                 counter = Counter(subject, kind, window)
@@ -473,7 +493,18 @@ class Budgets:
         snapshot = scope.setdefault("state", {}).get(STATE_KEY)
         if isinstance(snapshot, Snapshot):
             snapshot.returned = amounts
-        self.writer.add({Counter(s, kind, DAY): n for s in subjects(caller).values() for kind, n in amounts.items()})
+        self.writer.add({counter: amounts[counter.kind] for counter in self._returned_counters(caller)})
+
+    def _returned_counters(self, caller: Caller) -> tuple[Counter, ...]:
+        """The day counters of rows and bytes of ``caller``'s agent and swarm (made once per token)."""
+        key = (caller.token_id, caller.swarm_id, caller.kind)
+        found = self._returned.get(key)
+        if found is None:
+            if len(self._returned) > 100_000:
+                self._returned.clear()
+            found = self._returned[key] = tuple(Counter(s, kind, DAY) for s in subjects(caller).values()
+                                                for kind in ("rows", "bytes"))
+        return found
 
     def headers(self, snapshot: Snapshot) -> list[tuple[bytes, bytes]]:
         """``RateLimit-Policy`` and ``RateLimit`` for an answer."""

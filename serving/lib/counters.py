@@ -57,6 +57,13 @@ class Counter:
     window_s: int
     rate: bool = False
 
+    def __post_init__(self) -> None:
+        # Counters key several dicts per request: their hash is worked out once, not per lookup.
+        object.__setattr__(self, "_hash", hash((self.subject, self.kind, self.window_s, self.rate)))
+
+    def __hash__(self) -> int:
+        return self._hash  # type: ignore[attr-defined, no-any-return]
+
     def start(self, now: float) -> int:
         """Epoch second at which the window holding ``now`` began (a rate counter has one row)."""
         return RATE_START if self.rate else int(now // self.window_s) * self.window_s

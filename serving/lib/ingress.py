@@ -140,7 +140,8 @@ class _Body:
             return await self._receive()
         wait = min(IDLE_S, self._deadline - time.monotonic())
         try:
-            message = await asyncio.wait_for(self._receive(), timeout=max(0.0, wait))
+            async with asyncio.timeout(max(0.0, wait)):  # a timer on this task: no task per message as wait_for made
+                message = await self._receive()
         except TimeoutError as e:
             raise RequestTimeout(f"the request body did not arrive in time (whole body within {self._timeout_s:g} s, "
                                  f"at most {IDLE_S:g} s between parts)", rule="body_timeout") from e

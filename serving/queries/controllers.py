@@ -13,8 +13,10 @@ and bytes. Paths keep the old documentation's aliases (``POST /api/v1/queries/``
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import time
+from concurrent.futures import Future
 from typing import Any
 
 import anyio.to_thread
@@ -275,15 +277,41 @@ async def _run(jobs: JobManager, job: Job, slot: Slot, *, wait: float, started: 
         return _DETACHED
     fut = jobs.start(job)
     give_up = job.timeout_s + OVERSHOOT_S - (time.monotonic() - started)  # the latest answer a time limit allows
-    await asyncio.wait([asyncio.wrap_future(fut)], timeout=max(0.0, min(wait, give_up)))
+    await _ended_within(fut, max(0.0, min(wait, give_up)))
     if not fut.done() and wait < give_up and await anyio.to_thread.run_sync(jobs.detach, job):
         slot.release_when_done(fut)
         return _DETACHED
     if not fut.done():
         slot.release_when_done(fut)
         return _OVERDUE
-    await asyncio.wrap_future(fut)
+    fut.result()  # done: re-raises what the worker raised (``_work`` catches everything it expects)
     return _FINISHED
+
+
+async def _ended_within(fut: Future[Any], timeout: float) -> None:
+    """Wait until ``fut`` (a worker thread's) is done or ``timeout`` has passed, whichever comes first.
+
+    One loop future woken by the worker and one timer: ``asyncio.wait`` over ``wrap_future`` built
+    two chained futures, a waiter and callbacks on each side for the same thing, which cost the
+    event loop about a tenth of a point query's own time."""
+    loop = asyncio.get_running_loop()
+    waiter = loop.create_future()
+
+    def wake() -> None:
+        if not waiter.done():
+            waiter.set_result(None)
+
+    def ended(_: Future[Any]) -> None:  # on the worker thread (or here, when already done)
+        if not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # closed meanwhile (shutdown)
+                loop.call_soon_threadsafe(wake)
+
+    timer = loop.call_later(timeout, wake)
+    fut.add_done_callback(ended)
+    try:
+        await waiter
+    finally:
+        timer.cancel()
 
 
 async def _fetched(services: Services, caller: Caller, job_id: str) -> QueryJobRow:
@@ -319,8 +347,10 @@ def _answer(request: Request[Any, Any, Any], caller: Caller, job: Job, outcome: 
     headers = provenance_headers(job_provenance(job)) | _changed_header(job.schema_changes)
     if job.fmt == "json":
         budgets.returned(request, caller, rows=job.row_count, nbytes=job.bytes or 0)
-        return SlicedResponse(job.body or [], media_type=formats.MEDIA_TYPES["json"], headers=headers)
+        return SlicedResponse(job.body or [], headers, media_type=formats.MEDIA_TYPES["json"])
     return _json(job_body(job), headers=headers)
+
+
 
 
 @get([f"{BASE}/jobs/{{job_id:str}}", f"{BASE}/{{job_id:str}}"], operation_id="getQueryJob")
