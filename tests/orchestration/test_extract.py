@@ -36,10 +36,11 @@ def test_slices_bound_rows_and_batches_alive(source: Source, workers: int, monke
     original = Extraction._fetch
 
     def tracked(self: Extraction, con: Any, piece: Slice) -> Iterator[Any]:
-        for batch in original(self, con, piece):
+        for batch, last in original(self, con, piece):
             alive.add(id(batch))
             weakref.finalize(batch, alive.discard, id(batch))
-            yield batch
+            yield batch, last
+            del batch
 
     monkeypatch.setattr(extract.Extraction, "_fetch", tracked)
     extraction = Extraction(connect, table, [c.name for c in cols], slices, workers=workers)
