@@ -24,7 +24,13 @@ class SourceError(RuntimeError):
 
 
 def endpoint_args(settings: SnowflakeSettings) -> dict[str, Any]:
-    """Endpoint and session arguments that must never be dropped (see module docstring)."""
+    """Endpoint and session arguments that must never be dropped (see module docstring).
+
+    ``platform_detection_timeout_seconds`` 0: at every login the connector otherwise probes
+    six cloud metadata endpoints (up to 0.2 s each, in parallel) only to report the platform
+    in its login telemetry, and a sync logs in once to plan and once per extraction worker.
+    Authentication does not use it.
+    """
     args: dict[str, Any] = {
         "session_parameters": {
             "CLIENT_OUT_OF_BAND_TELEMETRY_ENABLED": False,
@@ -32,6 +38,7 @@ def endpoint_args(settings: SnowflakeSettings) -> dict[str, Any]:
         },
         "network_timeout": settings.network_timeout_s,
         "login_timeout": settings.network_timeout_s,
+        "platform_detection_timeout_seconds": 0.0,
     }
     if settings.host:
         args["host"] = settings.host

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from orchestration.resources import snowflake_resource
 from shared import cli, demo
@@ -58,3 +59,21 @@ def test_no_account_and_no_host_uses_the_embedded_stand_in(home: Path) -> None:
     assert (planned.snowflake.host, planned.snowflake.port, planned.snowflake.protocol) == ("127.0.0.1", 18999, "http")
     sf = demo.effective_snowflake(settings)
     assert (sf.host, sf.port) == ("127.0.0.1", 18999)
+
+
+def test_a_login_probes_no_cloud_metadata_endpoint(home: Path, fakesnow_port: int, monkeypatch: Any) -> None:
+    """The connector's platform probes (telemetry only) would cost every login up to 0.2 s."""
+    from snowflake.connector import platform_detection
+
+    probed: list[str] = []
+    for name in ("is_ec2_instance", "has_aws_identity", "is_azure_vm", "has_azure_managed_identity", "is_gce_vm",
+                 "has_gcp_identity"):
+        monkeypatch.setattr(platform_detection, name, lambda *_a, _n=name, **_k: probed.append(_n))
+    env = _env(home, SNOWFLAKE_ACCOUNT="fakesnow", SNOWFLAKE_HOST="127.0.0.1", SNOWFLAKE_PORT=str(fakesnow_port),
+               SNOWFLAKE_PROTOCOL="http")
+    settings = Settings.from_env(env)
+    with connect(demo.effective_snowflake(settings)) as con:
+        assert con.cursor().execute("select 1").fetchone()[0] == 1
+    with snowflake_resource(settings, env=env).get_connection() as con:
+        assert con.cursor().execute("select 2").fetchone()[0] == 2
+    assert probed == []

@@ -60,24 +60,26 @@ def insert_batch(
     """Insert one Arrow batch, casting every column to its served type; returns rows inserted.
 
     ``constants`` fills columns the source does not have (the snapshot date, or NULL for a
-    column the source dropped).
+    column the source dropped), bound as values.
+
+    Why a relation over the batch and not a registered view: the extraction inserts every
+    slice inside one transaction (``write.py``), and a view dropped inside a transaction
+    keeps its Arrow batch alive until the commit, so every slice of the run would stay in
+    memory. The relation's name lives for this call only.
     """
     constants = constants or {}
     present = set(batch.schema.names)
-    exprs, params = [], []
+    exprs: list[duckdb.Expression] = []
     for c in columns:
         if c.name in constants:
-            exprs.append(f"CAST(? AS {c.type})")
-            params.append(constants[c.name])
+            expr = duckdb.ConstantExpression(constants[c.name]).cast(duckdb.sqltype(c.type))
         elif c.name in present:
-            exprs.append(cast_expr(c))
+            expr = duckdb.SQLExpression(cast_expr(c))
         else:
-            exprs.append(f"CAST(NULL AS {c.type})")
-    con.register("_slice", batch)
-    try:
-        con.execute(f"INSERT INTO {qi(target)} ({qlist(c.name for c in columns)}) SELECT {', '.join(exprs)} FROM _slice", params)
-    finally:
-        con.unregister("_slice")
+            expr = duckdb.SQLExpression(f"CAST(NULL AS {c.type})")
+        exprs.append(expr.alias(c.name))
+    typed = con.from_arrow(batch).select(*exprs)
+    typed.query("_slice", f"INSERT INTO {qi(target)} ({qlist(c.name for c in columns)}) SELECT * FROM _slice")
     return batch.num_rows
 
 

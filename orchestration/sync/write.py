@@ -124,17 +124,31 @@ def _stage(w: Written) -> None:
 
 
 def _extract(w: Written) -> None:
-    """Stream the planned slices from the source into the version (or its stage)."""
+    """Stream the planned slices from the source into the version (or its stage), in one transaction.
+
+    Why one transaction: committed one by one, every slice is written to the WAL, committed
+    and, past DuckDB's WAL threshold, checkpointed into the file again; inside one
+    transaction full row groups go straight to the file and the commit writes them once
+    (about a quarter less client CPU for the inserts of the 1M-row benchmark). The file is
+    private until publish, so nothing is visible earlier either way.
+    """
     req, into = w.req, load.STAGE_TABLE if w.staged else "data"
     constants: dict[str, Any] = {str(w.snap_col): dt.date.fromisoformat(w.snap_key)} if w.snap_key else {}
     t1 = time.perf_counter()
     extraction = Extraction(req.connect, req.table, [c.name for c in w.planned.source], w.planned.slices,
                             workers=req.workers)
+    w.con.execute("BEGIN TRANSACTION")
     try:
         for _piece, batch in extraction:
             w.rows_written += load.insert_batch(w.con, into, w.columns, batch, constants=constants)
-    except snowflake.connector.errors.Error as e:
-        raise SourceError(f"extracting {req.table.key} from Snowflake failed: {e}") from e
+            del batch  # written: freed before the next is asked for, so its permit is free for another slice
+        w.con.execute("COMMIT")
+    except BaseException as e:
+        with contextlib.suppress(Exception):  # the version is discarded; the rollback only frees memory sooner
+            w.con.execute("ROLLBACK")
+        if isinstance(e, snowflake.connector.errors.Error):
+            raise SourceError(f"extracting {req.table.key} from Snowflake failed: {e}") from e
+        raise
     w.slices = extraction.stats
     w.timings["extract_load_s"] = time.perf_counter() - t1
 

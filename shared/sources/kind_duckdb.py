@@ -12,17 +12,18 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import sqlglot
-from sqlglot import exp
 
 from shared.registry import RegisteredTable, RegistrationError
 from shared.settings import Settings
 from shared.snowflake import SourceColumn, SourceTable
 from shared.sources import locations
 from shared.sources.files import SOURCE_RELATION, FileConnection, FileSourceError
+
+if TYPE_CHECKING:
+    from sqlglot import exp
 
 ALIAS = "source_file"
 
@@ -33,6 +34,9 @@ def _literal(text: str) -> str:
 
 def _table_ref(name: str) -> exp.Table:
     """``events``, ``main.events`` or ``"My Schema"."My Table"`` inside the attached file."""
+    import sqlglot  # imported here only: see shared/sources/files.py
+    from sqlglot import exp
+
     try:
         ref = sqlglot.parse_one(name, into=exp.Table, read="duckdb")
     except sqlglot.errors.ParseError as e:
@@ -60,6 +64,8 @@ class _DuckDBFileConnection(FileConnection):
         ).fetchone()
         self.exists = bool(found and found[0])
         if self.exists:
+            from sqlglot import exp
+
             target = exp.table_(self.table_name, db=self.schema_name, catalog=ALIAS, quoted=True).sql("duckdb")
             self.duck.execute(f"CREATE TEMP VIEW {SOURCE_RELATION} AS SELECT * FROM {target}")
 
