@@ -1,7 +1,7 @@
 """Result formats: inline JSON bodies and result files written batch by batch.
 
 Why batch by batch: a result can be a gigabyte. Arrow IPC stream, CSV and Parquet are
-written from the query's Arrow record batches (``STREAM_BATCH_ROWS`` rows each) as they
+written from the query's Arrow record batches (``FILE_BATCH_ROWS`` rows each; Parquet: see ``parquet_batch_rows``) as they
 arrive, so memory holds a batch or two (Parquet: plus the row group being encoded); the
 file is checked against ``QUERY_MAX_RESULT_BYTES`` after each batch, so an oversized
 result is refused at the first batch past the limit. A file's only cap is its size in
