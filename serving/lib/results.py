@@ -147,11 +147,13 @@ class ArrowBatches:
     consume: Callable[[ArrowStream], Any]
     batch_rows: int = STREAM_BATCH_ROWS
     capped_by_bytes: bool = False  # a result file: the row cap is the caller's, not QUERY_MAX_ROWS
+    parquet: bool = False  # a Parquet file: batches of one row group where the row is narrow enough
 
     def read(self, cur: Any, run: Any, *, sql: str, params: Any, rows_cap: int, tables: list[TableRead]) -> Read:
         rel = cur.sql(sql, params=params) if params else cur.sql(sql)
         columns = [{"name": n, "type": str(t)} for n, t in zip(rel.columns, rel.types, strict=True)]
-        stream = ArrowStream(rel.to_arrow_reader(self.batch_rows), columns=columns, tables=tables, max_rows=rows_cap, run=run)
+        rows = formats.parquet_batch_rows(rel.types, self.batch_rows) if self.parquet else self.batch_rows
+        stream = ArrowStream(rel.to_arrow_reader(rows), columns=columns, tables=tables, max_rows=rows_cap, run=run)
         consumed = self.consume(stream)
         return Read(columns, [], stream.row_count, stream.truncated, consumed)
 

@@ -234,7 +234,8 @@ class JobManager:
 
         result = self.engine.execute(job.caller, checked, params=job.params, max_rows=job.max_rows,
                                      timeout_s=job.timeout_s, handle=job.handle,
-                                     output=ArrowBatches(write, batch_rows=FILE_BATCH_ROWS, capped_by_bytes=True),
+                                     output=ArrowBatches(write, batch_rows=FILE_BATCH_ROWS, capped_by_bytes=True,
+                                                         parquet=job.fmt == "parquet"),
                                      engine=job.engine, text=job.sql, versions=job.versions)
         job.bytes, job.row_count, job.truncated = result.consumed, result.row_count, result.truncated
         job.columns = result.columns

@@ -14,6 +14,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from serving.lib import formats
 from serving.lib.caller import Caller
 from serving.lib.errors import ApiError, NotFound, QueryTimeout
 from serving.lib.results import ArrowBatches, ArrowStream
@@ -187,6 +188,21 @@ def test_stream_cuts_at_max_rows(engine: QueryEngine, agent: Caller) -> None:
                        output=ArrowBatches(lambda stream: sum(b.num_rows for b in stream), batch_rows=100))
     assert (r.consumed, r.row_count, r.truncated) == (250, 250, True)
     assert [c["name"] for c in r.columns] == ["id", "status", "amount"]
+
+
+def test_parquet_batches_are_one_duckdb_row_group_when_the_row_is_narrow(engine: QueryEngine, agent: Caller) -> None:
+    def sizes(stream: ArrowStream) -> list[int]:
+        return [b.num_rows for b in stream]
+
+    group = formats.DUCKDB_ROW_GROUP_ROWS
+    rows = 2 * group + 100
+    narrow = engine.execute(agent, f"select range as id, 'x' as s from range({rows})",
+                            output=ArrowBatches(sizes, batch_rows=1000, capped_by_bytes=True, parquet=True))
+    assert narrow.consumed == [group, group, 100]
+    texts = ", ".join(f"'x' as c{i}" for i in range(formats.ROW_GROUP_BYTES // group // formats.VAR_WIDTH_GUESS + 1))
+    wide = engine.execute(agent, f"select {texts} from range(2500)",
+                          output=ArrowBatches(sizes, batch_rows=1000, capped_by_bytes=True, parquet=True))
+    assert wide.consumed == [1000, 1000, 500]  # a wide row keeps the smaller batches
 
 
 def test_new_version_gets_a_new_instance_while_in_flight_reads_finish(tmp_path: Path) -> None:

@@ -60,9 +60,10 @@ def test_a_finished_job_is_complete_with_its_duration(client: Any, agent: dict[s
 
 
 def test_an_instance_rebuilds_when_its_progress_cursors_are_spent(client: Any, agent: dict[str, str],
-                                                                  services: Any) -> None:
+                                                                  services: Any, monkeypatch: Any) -> None:
     from serving.queries.services import get_engine
 
+    monkeypatch.setattr(instances, "PROGRESS_CURSORS", 2)  # a small stock: the test spends it
     cache = get_engine(services).instances
     built = cache.stats()["built"]
     for _ in range(instances.PROGRESS_CURSORS + 1):
