@@ -285,7 +285,11 @@ class Budgets:
             until, limit = self._spent.get(p.counter, (0.0, -1))
             if (now < until and limit == p.limit) or (p.counter.rate and p.limit <= 0):
                 wait = until - now if now < until else float(p.counter.window_s)
-                raise self._refusal(p, p.limit, now, Snapshot([p], {}, now), wait_s=wait)
+                # Reported as spent, like the first refusal: a window used up, or a bucket whose next
+                # request fits in ``wait`` seconds (its arrival time one window less one cost past that).
+                spent = now_us(now + wait) + p.counter.window_s * 1_000_000 - _cost(p.limit) if p.counter.rate \
+                    else p.limit
+                raise self._refusal(p, p.limit, now, Snapshot([p], {p.counter: spent}, now), wait_s=wait)
         background = {c: n for c, n in amounts.items() if c not in in_force}
         totals: dict[Counter, int] = {}
         taken: dict[Counter, Lease] = {}

@@ -116,6 +116,10 @@ def test_query_budget_refuses_with_reset_time_and_headers(world: Any) -> None:
     retry = int(refused.headers["retry-after"])
     assert 1 <= retry <= 86400
     assert abs(int(_policies(refused.headers["ratelimit"])["agent-queries"]["t"]) - retry) <= 1
+    again = _query(client, headers)  # refused from this process's memory, without the database
+    assert_error(again, 429, "rate_limited", "query_budget")
+    assert _policies(again.headers["ratelimit"])["agent-queries"]["r"] == "0"
+    assert abs(int(_policies(again.headers["ratelimit"])["agent-queries"]["t"]) - int(again.headers["retry-after"])) <= 1
     # Other requests of the agent still work; another agent of the swarm is not limited by this one's budget.
     assert client.get("/api/v1/data/tables", headers=headers).status_code == 200
     other = bearer(mint_token(client, admin, "agent", swarm["id"])["token"])
@@ -179,6 +183,10 @@ def test_request_rate_is_counted_in_the_control_database(api_settings: Settings)
         assert error["details"] == {"limit": 6, "window_s": 60}
         assert 1 <= int(answers[-1].headers["retry-after"]) <= 10  # one request's refill
         assert _policies(answers[-1].headers["ratelimit"])["requests"]["r"] == "0"
+        again = one.get(whoami, headers=agent)  # refused from this process's memory, without the database
+        assert_error(again, 429, rule="rate_limit")
+        assert _policies(again.headers["ratelimit"])["requests"]["r"] == "0"
+        assert 50 <= int(_policies(again.headers["ratelimit"])["requests"]["t"]) <= 70  # until the bucket is full
         assert one.get("/api/v1/admin/swarms", headers=admin).status_code == 200  # the admin is never limited
         assert "ratelimit" not in one.get("/api/v1/admin/swarms", headers=admin).headers
 
