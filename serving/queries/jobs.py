@@ -358,7 +358,13 @@ def job_provenance(job: Any) -> dict[str, Any]:
     extra = (job.provenance or {}) if isinstance(job, QueryJobRow) else job_extra(job)
     return provenance(tables=job.tables or [], watermarks=extra.get("watermarks") or {}, sql_hash=job.sql_hash,
                       truncated=bool(job.truncated), cut_by=extra.get("cut_by"), limit=extra.get("limit"),
-                      row_count=job.row_count, job_id=job.id if isinstance(job, QueryJobRow) else job._id)
+                      row_count=job.row_count, job_id=job.id if isinstance(job, QueryJobRow) else _kept_id(job))
+
+
+def _kept_id(job: Job) -> str | None:
+    """The job's id when it is kept (a file, or an answer that moved to a job); an inline JSON answer
+    is not kept, so its provenance names no job, as its body does not."""
+    return job._id if job.detached or job.fmt != "json" else None
 
 
 def progress_of(row: QueryJobRow, live: Job | None, now: dt.datetime | None = None) -> dict[str, float | None]:

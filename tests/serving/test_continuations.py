@@ -219,6 +219,7 @@ def test_inline_answers_carry_provenance_headers(client: Any, agent: dict[str, s
     assert prov["sql_hash"] == body["sql_hash"]
     assert prov["tables"][0]["version"] == body["tables"][0]["version"]
     assert prov["tables"][0]["source_watermark"] is None  # a full-copy table has no cursor
+    assert prov["job_id"] is body["job_id"] is None  # an inline answer is not kept: no job to name
 
 
 def test_an_artifact_saved_from_a_continuation_keeps_its_provenance(client: Any, agent: dict[str, str]) -> None:
