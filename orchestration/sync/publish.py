@@ -126,7 +126,7 @@ def profile_scope(con: Any, key: str, log: Any, *, scope: tuple[str, list[Any], 
         scoped = int(con.execute(f"SELECT count(*) FROM {relation} WHERE {where}", params).fetchone()[0])
         rows = f"SELECT * FROM {relation} WHERE {where}"
         con.execute(f"CREATE OR REPLACE TEMP TABLE _profile_scope AS {sample_sql(rows, scoped)}", params)
-        if scoped > PROFILE_SAMPLE_ROWS and _count(con, "_profile_scope") < PROFILE_SAMPLE_ROWS:
+        if scoped > PROFILE_SAMPLE_ROWS and load.count_rows(con, "_profile_scope") < PROFILE_SAMPLE_ROWS:
             # The thinned pass fell short (odds about 3 in 10 million): sample the rows themselves.
             con.execute(f"CREATE OR REPLACE TEMP TABLE _profile_scope AS {sample_sql(rows, scoped, thin=False)}", params)
         what = f"{label} ({scoped:,} rows)" if scoped <= PROFILE_SAMPLE_ROWS else \
@@ -155,7 +155,3 @@ def sample_sql(rows: str, count: int, *, thin: bool = True) -> str:
         percent = min(100.0, 100.0 * (PROFILE_SAMPLE_ROWS + 5 * math.sqrt(PROFILE_SAMPLE_ROWS)) / count)
         rows = f"SELECT * FROM ({rows}) USING SAMPLE {percent!r} PERCENT (bernoulli, 0)"
     return f"SELECT * FROM ({rows}) USING SAMPLE reservoir({PROFILE_SAMPLE_ROWS} ROWS) REPEATABLE (0)"
-
-
-def _count(con: Any, table: str) -> int:
-    return int(con.execute(f"SELECT count(*) FROM {qi(table)}").fetchone()[0])

@@ -122,7 +122,7 @@ class EncodedArray:
         yield b"]"
 
     def joined(self) -> bytes:
-        return b"[" + b",".join(self.parts) + b"]"
+        return b"".join(self.pieces())
 
 
 def pieces(payload: dict[str, Any], key: str, rows: Any) -> list[Piece]:

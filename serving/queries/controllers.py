@@ -351,8 +351,6 @@ def _answer(request: Request[Any, Any, Any], caller: Caller, job: Job, outcome: 
     return _json(job_body(job), headers=headers)
 
 
-
-
 @get([f"{BASE}/jobs/{{job_id:str}}", f"{BASE}/{{job_id:str}}"], operation_id="getQueryJob")
 async def get_job(caller: Caller, services: Services, job_id: str) -> QueryJob:
     """Status of a query job: progress (0-1, from DuckDB) and elapsed time while it runs; rows, bytes,
