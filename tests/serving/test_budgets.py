@@ -129,6 +129,22 @@ def test_query_budget_refuses_with_reset_time_and_headers(world: Any) -> None:
     assert _query(client, headers).status_code == 200
 
 
+def test_a_new_budget_applies_to_a_token_already_seen(world: Any) -> None:
+    """Policies are worked out once per token: a budget set afterwards still applies at once."""
+    client, admin, _swarm, agent = world
+    headers = bearer(agent["token"])
+    first = client.post(EXECUTE, headers=headers, json={"query": f"SELECT * FROM {TABLE}"})
+    assert first.status_code == 200, first.text
+    assert "agent-queries" not in first.headers["ratelimit-policy"]
+    r = client.put(f"/api/v1/admin/tokens/{agent['token_id']}/budget", headers=admin, json={"queries_per_day": 1})
+    assert r.status_code == 200, r.text
+    later = [client.post(EXECUTE, headers=headers, json={"query": f"SELECT * FROM {TABLE}"}) for _ in range(2)]
+    assert '"agent-queries";q=1' in later[0].headers["ratelimit-policy"]
+    refused = [r for r in later if r.status_code == 429]
+    assert refused, [r.status_code for r in later]
+    assert refused[0].json()["error"]["rule"] == "query_budget"
+
+
 def test_swarm_budget_is_shared_by_its_agents(world: Any) -> None:
     client, admin, swarm, agent = world
     client.put(f"/api/v1/admin/swarms/{swarm['id']}/budget", headers=admin, json={"queries_per_day": 4})
