@@ -23,9 +23,6 @@ from serving.lib.counters import Counter
 from serving.lib.sliced import SlicedResponse
 from serving.queries.controllers import _ended_within
 
-TABLE = "demo.public.hot_rows"
-EXECUTE = "/api/v1/queries/execute"
-
 
 def test_the_wait_ends_with_the_worker_or_at_the_timeout() -> None:
     async def scenario() -> tuple[float, float, bool]:
