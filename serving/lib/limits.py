@@ -9,7 +9,9 @@ the slot is then given back only when the work ends, so an agent can never have 
 runaway queries than slots.
 
 Slots are not queued: a caller past its concurrent query limit is told so at once (429
-with Retry-After) instead of holding a connection.
+with Retry-After) instead of holding a connection. Heavy work in a slot may then wait for
+one of the process's places for heavy work (``admission.py``, all agents together),
+within its own time limit.
 
 Both stay per API process, on purpose. A slot stands for work running in this process
 and is given back when that work ends; a shared count would outlive a worker killed
@@ -31,6 +33,7 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from serving.lib import metrics
+from serving.lib.admission import Admission, Place
 from serving.lib.caller import Caller
 from serving.lib.errors import QueryTimeout, TooManyRequests
 from serving.lib.services import Services
@@ -90,10 +93,16 @@ class Limiter:
         self.max_concurrent = settings.agent_concurrent
         self._in_flight: dict[str, int] = {}
         self._pool: ThreadPoolExecutor | None = None
+        self.heavy = Admission(settings.heavy_concurrent or None)  # the process's places for heavy work
 
     @staticmethod
     def _key(caller: Caller) -> str | None:
         return None if caller.is_admin else (caller.token_id or caller.subject)
+
+    def heavy_place(self, caller: Caller, *, deadline: float, limit_s: float,
+                    cancelled: Callable[[], bool] = lambda: False) -> Place:
+        """Wait on this worker thread for a place for heavy work (``admission.Admission.admit``)."""
+        return self.heavy.admit(heavy_key(caller), deadline=deadline, limit_s=limit_s, cancelled=cancelled)
 
     def check_login(self, client: str) -> None:
         """Count one admin login attempt from ``client``; raise 429 past ``LOGINS_PER_MINUTE``."""
@@ -193,6 +202,11 @@ class Slot:
                 loop.call_soon_threadsafe(self.limiter.give_slot, self.key)
 
         fut.add_done_callback(done)
+
+
+def heavy_key(caller: Caller) -> str:
+    """Whose heavy work this is, for fairness: the agent's token (all admin work shares one key)."""
+    return "admin" if caller.is_admin else (caller.token_id or caller.subject)
 
 
 def lower_priority(by: int = BATCH_NICE) -> None:

@@ -93,6 +93,9 @@ class Metrics:
                                     ["format"], registry=r)
         self.slots = Gauge("agents_data_query_slots_in_use", "Agent query slots held now (all workers).",
                            multiprocess_mode="livesum", registry=r)
+        self.heavy_waiting = Gauge("agents_data_heavy_work_waiting", "Heavy agent work (samples, profiles, "
+                                   "queries not known cheap) waiting for a place (QUERY_HEAVY_CONCURRENT per worker).",
+                                   multiprocess_mode="livesum", registry=r)
         self.limited = Counter("agents_data_limit_refusals", "429 answers by the limit that refused (rule).",
                                ["limit"], registry=r)
         self.guard_cache = Counter("agents_data_guard_cache_lookups", "SQL guard cache lookups by result (hit, miss).",
@@ -168,6 +171,11 @@ def observe_query(outcome: str, rule: str | None, seconds: float | None = None, 
 @_safe
 def slot_taken(delta: int) -> None:
     get().slots.inc(delta)
+
+
+@_safe
+def heavy_waiting(delta: int) -> None:
+    get().heavy_waiting.inc(delta)
 
 
 @_safe

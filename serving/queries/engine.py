@@ -270,12 +270,14 @@ class QueryEngine:
         handle = handle or Handle()
         if handle.cancelled:
             raise QueryCancelled("the query was cancelled", rule="cancelled")
+        setup = time.thread_time()
         inst: Instance = self.instances.acquire(manifests, progress=handle.wants_progress)
         run = _Run(self, handle, timeout_s)
         clean = False
         try:
             progress_cur = inst.take_progress_cursor() if handle.wants_progress else None
             cur = progress_cur or inst.take_cursor()
+            handle.setup_cpu_s += time.thread_time() - setup  # an instance built here is not the query's cost
             handle.attach(cur, reports_progress=progress_cur is not None)
             with self._running_lock:
                 self._running.add(handle)

@@ -30,23 +30,26 @@ Why this shape:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import secrets
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from serving.lib import formats, metrics
+from serving.lib.admission import Admission, Cancelled, Place
 from serving.lib.caller import Caller
 from serving.lib.continuation import PROVENANCE_KEY, continuation, provenance
 from serving.lib.errors import ApiError, Conflict
-from serving.lib.limits import lower_priority
+from serving.lib.limits import heavy_key, lower_priority
 from serving.lib.results import FILE_BATCH_ROWS, FILE_MAX_ROWS, ArrowBatches, ArrowStream, JsonRows
 from serving.queries import job_rows, scheduling
-from serving.queries.engine import QueryEngine
+from serving.queries.engine import QueryCancelled, QueryEngine
 from serving.queries.guard import GuardedQuery, sql_hash
 from serving.queries.job_rows import ACTIVE, job_extra
 from serving.queries.scheduling import Scheduler
@@ -67,6 +70,8 @@ class Job:
         self.engine = engine  # None: decided by the tables (live ones run in Snowflake)
         self.caller, self.checked, self.sql, self.fmt, self.params = caller, checked, sql, fmt, params
         self.max_rows, self.timeout_s = max_rows, timeout_s
+        self.deadline = time.monotonic() + timeout_s  # a wait for a place for heavy work counts against it
+        self.queued_s = 0.0  # how long it waited for that place
         self.handle = Handle()
         self.lock = threading.Lock()
         self.detached = False  # the request stopped waiting; the row exists
@@ -104,8 +109,10 @@ class Job:
 
 
 class JobManager:
-    def __init__(self, engine: QueryEngine, settings: Settings, *, workers: int = scheduling.WORKERS) -> None:
+    def __init__(self, engine: QueryEngine, settings: Settings, *, workers: int = scheduling.WORKERS,
+                 admission: Admission | None = None) -> None:
         self.engine, self.settings, self.q = engine, settings, settings.query
+        self.admission = admission or Admission(settings.query.heavy_concurrent or None)
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="query")
         self.batch = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="query-batch",
                                         initializer=lower_priority) if self.q.priorities else None
@@ -158,7 +165,7 @@ class JobManager:
         job.handle.wants_progress = job.detached or job.fmt != "json"
         cpu: float | None = None
         try:
-            with self.sched.lane(self._cheap(job)):
+            with self._admitted(job), self.sched.lane(self._cheap(job)):
                 job.checked = job.checked or self.engine.guard(job.caller, job.sql)  # the query's one guard check
                 cpu = time.thread_time()  # the run's cost, without the (cached) guard check
                 job.sql_hash = job.checked.sql_hash
@@ -176,7 +183,7 @@ class JobManager:
             job.error, job.status = ApiError("internal error while running the query"), "failed"
             del e
         if job.checked is not None and cpu is not None:
-            self.sched.record_cost(job.checked.sql, time.thread_time() - cpu)
+            self.sched.record_cost(job.checked.sql, time.thread_time() - cpu - job.handle.setup_cpu_s)
         job.finished_at = utcnow()
         job.expires_at = job.finished_at + dt.timedelta(seconds=self.q.result_ttl_s)
         _count(job)
@@ -197,10 +204,43 @@ class JobManager:
             self.running.pop(job.id, None)
         return job
 
+    @contextlib.contextmanager
+    def _admitted(self, job: Job) -> Iterator[None]:
+        """Hold a place for heavy work unless the query is known cheap (``serving/lib/admission.py``).
+
+        A query that runs in Snowflake takes none. A cheap one runs at once; if it overstays
+        ``SHORT_S`` it is charged a place while it runs, so a text that only looked cheap holds
+        back further heavy work."""
+        sql = job.checked.sql if job.checked else None
+        if job.engine == "snowflake":
+            yield
+        elif self.sched.is_cheap(sql):
+            overstay = _Overstay(self.admission, heavy_key(job.caller))
+            entry = self.engine.watchdog.arm(scheduling.SHORT_S, overstay)
+            try:
+                yield
+            finally:
+                self.engine.watchdog.disarm(entry)
+                overstay.end()
+        else:
+            began = time.monotonic()
+            try:
+                place = self.admission.admit(heavy_key(job.caller), deadline=job.deadline, limit_s=job.timeout_s,
+                                             cancelled=lambda: job.handle.cancelled)
+            except Cancelled:
+                raise QueryCancelled("the query was cancelled", rule="cancelled") from None
+            job.queued_s = time.monotonic() - began
+            with place:
+                yield
+
+    def _left_s(self, job: Job) -> float:
+        """The job's time left to run: its limit less its wait for a place for heavy work."""
+        return max(0.001, job.timeout_s - job.queued_s)
+
     def _run_json(self, job: Job, checked: GuardedQuery) -> None:
         started = time.perf_counter()
         result = self.engine.execute(job.caller, checked, params=job.params, max_rows=job.max_rows,
-                                     timeout_s=job.timeout_s, handle=job.handle,
+                                     timeout_s=self._left_s(job), handle=job.handle,
                                      output=JsonRows(self.q.json_max_bytes), engine=job.engine, text=job.sql)
         self.sched.record(checked.sql, time.perf_counter() - started)
         job.row_count, job.truncated = result.row_count, result.truncated
@@ -233,7 +273,7 @@ class JobManager:
             return formats.write_file(stream, job.fmt, path, max_bytes=self.q.max_result_bytes, metadata=metadata)
 
         result = self.engine.execute(job.caller, checked, params=job.params, max_rows=job.max_rows,
-                                     timeout_s=job.timeout_s, handle=job.handle,
+                                     timeout_s=self._left_s(job), handle=job.handle,
                                      output=ArrowBatches(write, batch_rows=FILE_BATCH_ROWS, capped_by_bytes=True,
                                                          parquet=job.fmt == "parquet"),
                                      engine=job.engine, text=job.sql, versions=job.versions)
@@ -403,3 +443,26 @@ def _count(job: Job) -> None:
     error = job.error
     metrics.observe_query(query_outcome(error), (error.rule or error.code) if error else None, seconds,
                           rows=job.row_count, nbytes=job.bytes, fmt=job.fmt)
+
+
+class _Overstay:
+    """Armed on the watchdog for a query known cheap: past ``SHORT_S`` it is charged a place for heavy work."""
+
+    def __init__(self, admission: Admission, key: str) -> None:
+        self._admission, self._key = admission, key
+        self._lock = threading.Lock()
+        self._place: Place | None = None
+        self._ended = False
+
+    def expire(self) -> bool:
+        with self._lock:
+            if not self._ended:
+                self._place = self._admission.charge(self._key)
+        return False
+
+    def end(self) -> None:
+        with self._lock:
+            self._ended = True
+            place, self._place = self._place, None
+        if place is not None:
+            place.release()

@@ -16,7 +16,10 @@ What this replica still learns, per guarded query text:
   that only looked short (one agent's bombs) cannot delay other agents by more.
 - anything else (unknown or long) runs on a worker at once and shares the CPU.
 - cost: a text is *cheap* when it is short and none of its runs in the last ``HEAVY_FOR_S``
-  used more than ``HEAVY_CPU_S`` of its thread's CPU. With ``QUERY_PRIORITIES`` only cheap
+  used more than ``HEAVY_CPU_S`` of its thread's CPU (the CPU of building a DuckDB instance
+  is not the query's: a first run after a swap would otherwise mark every point query heavy).
+  A query of a text not known cheap waits for a place for heavy work
+  (``serving/lib/admission.py``). With ``QUERY_PRIORITIES`` only cheap
   queries run at the event loop's CPU priority; the rest start on batch threads a few nice
   levels lower (``JobManager``). CPU time, not wall time, marks a run heavy: a point query
   slowed down by a busy machine stays cheap, while a text learned fast with small

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import anyio.to_thread
 
+from serving.lib import limits
 from serving.lib.caller import Caller
 from serving.lib.errors import Conflict
 from serving.lib.services import Services
@@ -82,7 +83,7 @@ async def startup(services: Services) -> None:
     found = await anyio.to_thread.run_sync(engine.verify_protections)
     log.info("DuckDB agent-instance protections verified: %s", found)
     if not isinstance(services.parts.get(JOBS), JobManager):
-        services.parts[JOBS] = JobManager(engine, services.settings)
+        services.parts[JOBS] = JobManager(engine, services.settings, admission=limits.install(services).heavy)
 
 
 async def shutdown(services: Services) -> None:

@@ -73,6 +73,7 @@ class Handle:
         self.demoted = False
         self._nice_before = 0  # the running thread's nice value before the demotion
         self.wants_progress = False  # an asynchronous job: run on a cursor that reports DuckDB's progress
+        self.setup_cpu_s = 0.0  # CPU its thread spent building an instance and taking a cursor, not running SQL
         self._reports_progress = False
         self._cursor: Any = None
         self._lock = threading.Lock()

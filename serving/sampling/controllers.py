@@ -2,7 +2,10 @@
 
 Both are agent work like a query: each holds one of the agent's concurrent slots
 (``AGENT_MAX_CONCURRENT_QUERIES``, shared with queries) and runs on a worker thread under
-its time limit (``Limiter.run_in_slot``): 429 past the slots, 408 past the time.
+its time limit (``Limiter.run_in_slot``): 429 past the slots, 408 past the time. A
+sample or a computed profile of a served table also waits for one of the process's places
+for heavy work (``serving/lib/admission.py``) within that limit; live tables run in
+Snowflake and take none.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from litestar import Request, Response, get
 from litestar.params import Parameter
 
 from serving.lib import budgets, formats
+from serving.lib.admission import Place
 from serving.lib.audit import annotate
 from serving.lib.caller import Caller
 from serving.lib.errors import ApiError, BadRequest
@@ -120,10 +124,15 @@ async def profile_table(  # noqa: PLR0917 - query parameters are keyword argumen
     cache = get_profile_cache(services)
     live = manifest.version == LIVE_VERSION
     try:
-        profile, cached = await get_limiter(services).run_in_slot(caller, lambda: cache.get_or_compute(
+        limiter = get_limiter(services)
+
+        def admit(deadline: float) -> Place:  # a profile computed here scans the table: heavy work
+            return limiter.heavy_place(caller, deadline=deadline, limit_s=cache.timeout_s)
+
+        profile, cached = await limiter.run_in_slot(caller, lambda: cache.get_or_compute(
             engine, caller, key, manifest, specs, all_columns=not wanted, sample_rows=sample,
-            seed=(seed if seed is not None else 0) if sample else None, force=force_refresh), limit_s=cache.timeout_s,
-            since=received_at(request))
+            seed=(seed if seed is not None else 0) if sample else None, force=force_refresh,
+            admit=None if live else admit), limit_s=cache.timeout_s, since=received_at(request))
     except ApiError:
         if live:
             await report_live_budget(request, engine, caller)

@@ -28,6 +28,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ from shared.profile import ColumnSpec, compute_profile
 from shared.served import Manifest
 from shared.settings import Settings
 
+Admit = Callable[[float], AbstractContextManager[Any]]  # deadline -> a held place for heavy work
 MAX_ENTRIES = 256
 PROFILE_TIMEOUT_S = 300.0
 
@@ -93,8 +95,11 @@ class ProfileCache:
     # -- the one entry point ------------------------------------------------------------------
     def get_or_compute(self, engine: PlatformSql, caller: Caller, key: str, manifest: Manifest,
                        columns: list[ColumnSpec], *, all_columns: bool, sample_rows: int | None, seed: int | None,
-                       force: bool) -> tuple[dict[str, Any], bool]:
-        """(profile, served from cache). Blocking: call from a worker thread."""
+                       force: bool, admit: Admit | None = None) -> tuple[dict[str, Any], bool]:
+        """(profile, served from cache). Blocking: call from a worker thread.
+
+        ``admit(deadline)`` holds a place for heavy work around a computation (not a cache hit):
+        a computed profile scans the table (``admission.py``)."""
         names = tuple(c.name for c in columns)
         # A caller under a grant policy reads its policy copy: its profiles are cached apart
         # (by the copy's fingerprint), in memory only, never shared with raw readers.
@@ -114,7 +119,8 @@ class ProfileCache:
                 hit = self._lookup(ckey, full_key, key, vid, names=names, sample_rows=sample_rows, disk=disk)
                 if hit is not None:
                     return hit, True
-            profile = self._compute(engine, caller, key, manifest, columns, sample_rows=sample_rows, seed=seed)
+            profile = self._compute(engine, caller, key, manifest, columns, sample_rows=sample_rows, seed=seed,
+                                    admit=admit)
             version = profile["served_version"]
             if version == manifest.version:
                 self._put(ckey, profile)
@@ -147,9 +153,15 @@ class ProfileCache:
         return full | {"columns": [by_name[n] for n in names]}
 
     def _compute(self, engine: PlatformSql, caller: Caller, key: str, manifest: Manifest, columns: list[ColumnSpec], *,
-                 sample_rows: int | None, seed: int | None) -> dict[str, Any]:
-        versions: set[str] = set()
+                 sample_rows: int | None, seed: int | None, admit: Admit | None) -> dict[str, Any]:
         deadline = time.monotonic() + self.timeout_s
+        with admit(deadline) if admit is not None else contextlib.nullcontext():
+            return self._profile(engine, caller, key, manifest, columns, sample_rows=sample_rows, seed=seed,
+                                 deadline=deadline)
+
+    def _profile(self, engine: PlatformSql, caller: Caller, key: str, manifest: Manifest, columns: list[ColumnSpec],
+                 *, sample_rows: int | None, seed: int | None, deadline: float) -> dict[str, Any]:
+        versions: set[str] = set()
 
         def run(sql: str, params: Any) -> list[tuple[Any, ...]]:
             res = engine.execute_platform_sql(caller, [key], sql, params=params, max_rows=1,

@@ -23,6 +23,7 @@ slot, time limit and per-swarm Snowflake budget, and each answer is kept per req
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import decimal
@@ -39,6 +40,7 @@ from pyarrow import ipc
 from serving.lib import formats
 from serving.lib.caller import Caller
 from serving.lib.errors import BadRequest
+from serving.lib.limits import get_limiter
 from serving.lib.results import ArrowBatches, ArrowStream, JsonRows
 from serving.lib.services import Services
 from serving.sampling.profile import ProfileCache
@@ -379,6 +381,17 @@ def _draw(services: Services, caller: Caller, key: str, req: SampleRequest, *, e
     started = time.perf_counter()
     q = services.settings.query
     deadline = time.monotonic() + q.timeout_s
+    live = manifest.version == LIVE_VERSION
+    # A served table is sampled here, by this process's CPU: heavy work (``admission.py``).
+    with (contextlib.nullcontext() if live else
+          get_limiter(services).heavy_place(caller, deadline=deadline, limit_s=q.timeout_s)):
+        return _drawn(services, caller, key, req, engine=engine, manifest=manifest, deadline=deadline,
+                      started=started)
+
+
+def _drawn(services: Services, caller: Caller, key: str, req: SampleRequest, *, engine: PlatformSql,
+           manifest: Manifest, deadline: float, started: float) -> Sample:
+    q = services.settings.query
     live = manifest.version == LIVE_VERSION
     plan = (live_plan(services, caller, key, manifest, req) if live
             else build_sql(services, caller, key, manifest, req, deadline=deadline))
