@@ -114,7 +114,7 @@ def test_a_cancel_ends_the_wait() -> None:
     adm = Admission(1)
     held = adm.admit("a", deadline=time.monotonic() + 10, limit_s=10)
     flag = threading.Event()
-    _later(lambda: (time.sleep(0.1), flag.set()))
+    threading.Timer(0.1, flag.set).start()
     started = time.monotonic()
     with pytest.raises(Cancelled):
         adm.admit("b", deadline=time.monotonic() + 10, limit_s=10, cancelled=flag.is_set)
