@@ -164,10 +164,11 @@ class JobManager:
         # A job known to be asynchronous (nobody waits for it, or a file result) reports DuckDB's progress.
         job.handle.wants_progress = job.detached or job.fmt != "json"
         cpu: float | None = None
+        began = 0.0
         try:
             with self._admitted(job), self.sched.lane(self._cheap(job)):
                 job.checked = job.checked or self.engine.guard(job.caller, job.sql)  # the query's one guard check
-                cpu = time.thread_time()  # the run's cost, without the (cached) guard check
+                cpu, began = time.thread_time(), time.perf_counter()  # the run's cost, without the guard check
                 job.sql_hash = job.checked.sql_hash
                 if job.fmt == "json":
                     self._run_json(job, job.checked)
@@ -183,7 +184,8 @@ class JobManager:
             job.error, job.status = ApiError("internal error while running the query"), "failed"
             del e
         if job.checked is not None and cpu is not None:
-            self.sched.record_cost(job.checked.sql, time.thread_time() - cpu - job.handle.setup_cpu_s)
+            self.sched.record_cost(job.checked.sql, time.thread_time() - cpu - job.handle.setup_cpu_s,
+                                   time.perf_counter() - began)
         job.finished_at = utcnow()
         job.expires_at = job.finished_at + dt.timedelta(seconds=self.q.result_ttl_s)
         _count(job)

@@ -16,8 +16,9 @@ What this replica still learns, per guarded query text:
   that only looked short (one agent's bombs) cannot delay other agents by more.
 - anything else (unknown or long) runs on a worker at once and shares the CPU.
 - cost: a text is *cheap* when it is short and none of its runs in the last ``HEAVY_FOR_S``
-  used more than ``HEAVY_CPU_S`` of its thread's CPU (the CPU of building a DuckDB instance
-  is not the query's: a first run after a swap would otherwise mark every point query heavy).
+  both ran past ``SHORT_S`` and used more than ``HEAVY_CPU_S`` of its thread's CPU (the CPU
+  of building a DuckDB instance is not the query's: a first run after a swap would otherwise
+  mark every point query heavy).
   A query of a text not known cheap waits for a place for heavy work
   (``serving/lib/admission.py``). With ``QUERY_PRIORITIES`` only cheap
   queries run at the event loop's CPU priority; the rest start on batch threads a few nice
@@ -104,9 +105,13 @@ class Scheduler:
         speed.runs += 1
         speed.best_s = min(speed.best_s, seconds)
 
-    def record_cost(self, sql: str, cpu_s: float) -> None:
-        """Learn from the CPU one run (finished, failed or stopped) used on its thread."""
-        if cpu_s > HEAVY_CPU_S:
+    def record_cost(self, sql: str, cpu_s: float, wall_s: float) -> None:
+        """Learn from the CPU one run (finished, failed or stopped) used on its thread, and how long it took.
+
+        Only a run both long (past ``SHORT_S``) and CPU-heavy marks its text: a point query
+        that re-reads blocks other agents' work pushed out of the buffer pool may spend 70 ms
+        of CPU and still finish fast, and marking it would queue it behind those agents' bombs."""
+        if cpu_s > HEAVY_CPU_S and wall_s > SHORT_S:
             self._speed(sql).heavy_at = time.monotonic()
 
     @contextlib.contextmanager

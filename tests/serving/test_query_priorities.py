@@ -87,9 +87,11 @@ def test_a_text_that_used_much_cpu_is_batch_work_for_a_while(watchdog: Watchdog,
     sched = Scheduler(watchdog)
     assert not sched.is_cheap(SQL)  # unknown
     sched.record(SQL, 0.001)
-    sched.record_cost(SQL, scheduling.HEAVY_CPU_S / 10)
+    sched.record_cost(SQL, scheduling.HEAVY_CPU_S / 10, 0.001)
     assert sched.is_cheap(SQL)
-    sched.record_cost(SQL, scheduling.HEAVY_CPU_S * 2)  # e.g. the same text with huge parameters
+    sched.record_cost(SQL, scheduling.HEAVY_CPU_S * 2, scheduling.SHORT_S / 2)  # much CPU, but short: still cheap
+    assert sched.is_cheap(SQL)
+    sched.record_cost(SQL, scheduling.HEAVY_CPU_S * 2, scheduling.SHORT_S * 4)  # e.g. the text with huge parameters
     assert sched.is_short(SQL)
     assert not sched.is_cheap(SQL)
     monkeypatch.setattr(scheduling, "HEAVY_FOR_S", 0.0)  # the heavy run is forgotten after HEAVY_FOR_S
@@ -156,7 +158,7 @@ def test_only_cheap_inline_queries_run_at_the_event_loops_priority(jobs: JobMana
     assert _ran_at(jobs, _job(jobs, fmt="parquet")) == batch_nice()  # a result file is batch work
     checked = _job(jobs).checked
     assert checked is not None
-    jobs.sched.record_cost(checked.sql, scheduling.HEAVY_CPU_S * 2)
+    jobs.sched.record_cost(checked.sql, scheduling.HEAVY_CPU_S * 2, scheduling.SHORT_S * 2)
     assert _ran_at(jobs, _job(jobs)) == batch_nice()  # the text was heavy lately
 
 
