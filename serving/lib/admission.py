@@ -31,8 +31,6 @@ from collections.abc import Callable
 from serving.lib import metrics
 from serving.lib.errors import QueryTimeout
 
-POLL_S = 0.05  # a waiter looks at its cancel flag this often
-
 
 def default_capacity() -> int:
     """Twice the CPUs this process may run on: enough to overlap I/O and keep the cores busy."""
@@ -93,8 +91,8 @@ class Admission:
         """Wait on this thread for a place until ``deadline`` (a ``time.monotonic()`` value).
 
         Raises 408 ``timeout`` when the deadline passes first (``limit_s`` is the work's time
-        limit, named in the answer), and ``Cancelled`` when ``cancelled()`` turns true (the
-        caller answers with its own cancel error)."""
+        limit, named in the answer), and ``Cancelled`` when ``cancelled()`` is true at a
+        ``poke`` (the caller answers with its own cancel error)."""
         with self.lock:
             if self.total < self.capacity and not self._waiting:
                 self._enter(key)
@@ -107,29 +105,35 @@ class Admission:
         began = time.monotonic()
         try:
             while True:
-                left = deadline - time.monotonic()
-                if waiter.event.wait(max(0.0, min(POLL_S, left))):
-                    return Place(self, key)
-                stop = cancelled()
-                if stop or deadline - time.monotonic() <= 0:
-                    with self.lock:
-                        if waiter.granted:  # granted meanwhile: hand the place on
-                            self.leave(key)
-                        else:
-                            self._waiting.remove(waiter)
-                        if not stop:
-                            self.stats["timed_out"] += 1
-                    if stop:
-                        raise Cancelled
-                    waited = time.monotonic() - began
-                    raise QueryTimeout(
-                        f"the work waited {waited:.2f} s for one of this server's {self.capacity} places for heavy "
-                        f"work and ran out of its time limit of {limit_s:g} s; other agents' heavy work was "
-                        f"running (retry, or ask for a longer timeout_s)", rule="timeout",
-                        details={"timeout_s": limit_s, "queued_s": round(waited, 3),
-                                 "heavy_concurrent": self.capacity})
+                # One wake-up at the deadline, a grant, or a ``poke``: a waiter that polled woke
+                # many times a second and took the GIL from the event loop each time.
+                waiter.event.wait(max(0.0, deadline - time.monotonic()))
+                with self.lock:
+                    if waiter.granted:
+                        return Place(self, key)
+                    waiter.event.clear()
+                    stop = cancelled()
+                    if not stop and deadline - time.monotonic() > 0:
+                        continue  # poked for another waiter's cancel
+                    self._waiting.remove(waiter)
+                    if not stop:
+                        self.stats["timed_out"] += 1
+                if stop:
+                    raise Cancelled
+                waited = time.monotonic() - began
+                raise QueryTimeout(
+                    f"the work waited {waited:.2f} s for one of this server's {self.capacity} places for heavy "
+                    f"work and ran out of its time limit of {limit_s:g} s; other agents' heavy work was "
+                    f"running (retry, or ask for a longer timeout_s)", rule="timeout",
+                    details={"timeout_s": limit_s, "queued_s": round(waited, 3), "heavy_concurrent": self.capacity})
         finally:
             metrics.heavy_waiting(-1)
+
+    def poke(self) -> None:
+        """Wake every waiter to look at its ``cancelled()`` again: call it after cancelling work."""
+        with self.lock:
+            for waiter in self._waiting:
+                waiter.event.set()
 
     def charge(self, key: str) -> Place:
         """Count a run that turned out heavy without having queued: it holds back later admissions."""

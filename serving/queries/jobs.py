@@ -143,6 +143,7 @@ class JobManager:
                 if job.id in stop:
                     log.info("query job %s: %s; interrupting it", job.id, stop[job.id])
                     job.handle.cancel()
+                    self.admission.poke()  # a cancelled job waiting for a place stops waiting
 
     def start(self, job: Job) -> Future[Job]:
         self.running[job.id] = job
@@ -379,6 +380,7 @@ class JobManager:
         job = self.running.get(job_id)
         if job is not None:
             job.handle.cancel()
+            self.admission.poke()  # a cancelled job waiting for a place stops waiting
         if row.status in ACTIVE:
             job_rows.mark_cancelled(self.settings.control_url, job_id)
             row.status = "cancelled"
@@ -389,6 +391,7 @@ class JobManager:
         self._closing.set()
         for job in list(self.running.values()):
             job.handle.cancel()
+        self.admission.poke()
         self.pool.shutdown(wait=True, cancel_futures=True)
         if self.batch is not None:
             self.batch.shutdown(wait=True, cancel_futures=True)
