@@ -9,15 +9,16 @@ latency for everyone, so this process runs at most ``capacity`` heavy runs at a 
 (``QUERY_HEAVY_CONCURRENT``), as a warehouse queues statements past its concurrency level.
 
 What is heavy: samples, profiles, and queries whose SQL text is not known to be cheap
-(``scheduling.Scheduler.is_cheap``: new texts, and texts that ran long or used much CPU
-lately). A query known cheap skips the queue; if it overstays ``SHORT_S`` anyway (other
+(``scheduling.Scheduler.is_cheap``: new texts, and texts with a run lately that was both
+long and CPU-heavy). A query known cheap skips the queue; if it overstays ``SHORT_S`` anyway (other
 parameters) it is charged here while it runs (``charge``), so work that only looked cheap
 still holds back further heavy admissions instead of adding to the CPU's queue.
 
 Fairness: a freed place goes to the waiting agent with the fewest heavy runs in progress,
 then to the longest waiting, so one agent's queue of bombs never starves another agent's
 single query. A wait counts against the work's own time limit (it is answered 408 at its
-deadline, queued or not) and ends at once on cancel.
+deadline, queued or not) and ends at once on cancel (``poke``). A waiter sleeps until then:
+it is woken by its grant, a poke or its deadline, never by a timer of its own.
 """
 
 from __future__ import annotations
