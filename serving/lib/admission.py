@@ -75,6 +75,7 @@ class Admission:
     """The process's places for heavy work, handed out fairly across agents. Thread-safe."""
 
     def __init__(self, capacity: int | None = None) -> None:
+        """``capacity`` 0 or None: ``default_capacity()`` (``QUERY_HEAVY_CONCURRENT=0``)."""
         self.capacity = max(1, capacity) if capacity else default_capacity()
         self.lock = threading.Lock()
         self.running: dict[str, int] = {}  # agent key -> heavy runs in progress (admitted or charged)

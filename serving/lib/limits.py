@@ -93,16 +93,15 @@ class Limiter:
         self.max_concurrent = settings.agent_concurrent
         self._in_flight: dict[str, int] = {}
         self._pool: ThreadPoolExecutor | None = None
-        self.heavy = Admission(settings.heavy_concurrent or None)  # the process's places for heavy work
+        self.heavy = Admission(settings.heavy_concurrent)  # the process's places for heavy work
 
     @staticmethod
     def _key(caller: Caller) -> str | None:
         return None if caller.is_admin else (caller.token_id or caller.subject)
 
-    def heavy_place(self, caller: Caller, *, deadline: float, limit_s: float,
-                    cancelled: Callable[[], bool] = lambda: False) -> Place:
+    def heavy_place(self, caller: Caller, *, deadline: float, limit_s: float) -> Place:
         """Wait on this worker thread for a place for heavy work (``admission.Admission.admit``)."""
-        return self.heavy.admit(heavy_key(caller), deadline=deadline, limit_s=limit_s, cancelled=cancelled)
+        return self.heavy.admit(heavy_key(caller), deadline=deadline, limit_s=limit_s)
 
     def check_login(self, client: str) -> None:
         """Count one admin login attempt from ``client``; raise 429 past ``LOGINS_PER_MINUTE``."""
@@ -205,8 +204,8 @@ class Slot:
 
 
 def heavy_key(caller: Caller) -> str:
-    """Whose heavy work this is, for fairness: the agent's token (all admin work shares one key)."""
-    return "admin" if caller.is_admin else (caller.token_id or caller.subject)
+    """Whose heavy work this is, for fairness: the slot key (all admin work shares one key)."""
+    return Limiter._key(caller) or "admin"
 
 
 def lower_priority(by: int = BATCH_NICE) -> None:

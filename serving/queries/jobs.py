@@ -112,7 +112,7 @@ class JobManager:
     def __init__(self, engine: QueryEngine, settings: Settings, *, workers: int = scheduling.WORKERS,
                  admission: Admission | None = None) -> None:
         self.engine, self.settings, self.q = engine, settings, settings.query
-        self.admission = admission or Admission(settings.query.heavy_concurrent or None)
+        self.admission = admission or Admission(settings.query.heavy_concurrent)
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="query")
         self.batch = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="query-batch",
                                         initializer=lower_priority) if self.q.priorities else None
