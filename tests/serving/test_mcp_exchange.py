@@ -31,7 +31,9 @@ def agent(client: Any, api_settings: Settings, make_swarm: Any, agent_headers: A
     publish_table(api_settings.served_path, ORDERS, DATA)
     publish_table(api_settings.served_path, SECRET, "select 1 as x")
     return agent_headers(make_swarm([ORDERS])["id"])  # type: ignore[no-any-return]
-AGE = re.compile(r"age [^,;)\n]+")
+
+
+AGE = re.compile(r"age [^,;)\n]+|synced [0-9.]+ (?:s|min|h|d) ago")  # ages tick between the two calls
 
 
 class Transports:
