@@ -192,7 +192,7 @@ def test_bounded_calls_return_what_the_plain_call_returns(sql: str, params: list
 
 T = "(SELECT range AS id, 's' || (range % 3) AS status, range * 1.5 AS amount FROM range(10)) t"
 PLACES = [  # bounded calls (||, lpad) where SQL restricts expressions: not volatile, equal to their twins
-    "SELECT * FROM (SELECT status, amount FROM @) PIVOT (max(status || 'x') FOR status IN ('s0', 's1'))",
+    "SELECT * FROM (SELECT status, amount FROM @) PIVOT (max(status || 'x') FOR status IN ('s0', 's1')) ORDER BY ALL",
     "SELECT status || '-' AS k, count(*) FROM @ GROUP BY ALL ORDER BY ALL",
     "SELECT status, string_agg(id::VARCHAR || '!', ',' ORDER BY lpad(id::VARCHAR, 3, '0')) FROM @ GROUP BY status "
     "HAVING string_agg(status, '') || 'a' <> '' ORDER BY 1",
