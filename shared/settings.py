@@ -132,6 +132,7 @@ class DagsterSettings:
     request_timeout_s: float = env_var("DAGSTER_REQUEST_TIMEOUT_S", 30.0, "Timeout of one GraphQL call from the API.")
     source_change_interval_s: int = env_var("SOURCE_CHANGE_INTERVAL_S", 30, "Seconds between two evaluations of the source-change sensor (each asks the source for every registered table's change signature).")
     sync_reconcile_s: float = env_var("SYNC_RECONCILE_INTERVAL_S", 5.0, "Seconds between an API replica's checks of unfinished sync jobs against Dagster, so their status is true without anyone polling them (0: off).")
+    backfill_interval_s: float = env_var("DAGSTER_BACKFILL_INTERVAL_S", 2.0, "Seconds between two passes of the Dagster daemon's backfill loop (orchestration/daemon.py; Dagster's own is 30): a backfill, such as an agent's refresh of a partitioned table, waits up to one pass to be launched and one more to be marked finished. 0.5 to 300.")
     warm_run_workers: bool = env_var("DAGSTER_WARM_RUN_WORKERS", True, "Run workers are forked from a process that already imported the code location (orchestration/launcher.py), so a run starts in well under a second; false: the code server spawns each one (Dagster's DefaultRunLauncher), as a multi-container deployment needs.")
     stuck_run_minutes: int = env_var("STUCK_JOB_MINUTES", 120, "Query jobs and syncs running longer than this are marked failed by housekeeping.")
     version_grace_minutes: int = env_var("SERVED_VERSION_GRACE_MINUTES", 30, "Superseded served-data versions are deleted after this many minutes.")

@@ -89,7 +89,7 @@ def test_topology(resolved: dict[str, Any]) -> None:
     assert code_server[:3] == ["dagster", "code-server", "start"]
     assert "orchestration.definitions" in code_server
     assert services["dagster-webserver"]["command"][0] == "dagster-webserver"
-    assert services["dagster-daemon"]["command"][:2] == ["dagster-daemon", "run"]
+    assert services["dagster-daemon"]["command"][:4] == ["python", "-m", "orchestration.daemon", "run"]
     assert int(services["api"]["deploy"]["replicas"]) >= 2
     # served data is shared by the writers (runs in the code server) and the API replicas
     mounts = {name: {v.split(":")[0] for v in s.get("volumes", [])} for name, s in services.items()}
