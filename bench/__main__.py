@@ -46,6 +46,7 @@ SUITE = (
     Bench("exports", "exports.py", (), ("--rows", "100000", "--repeats", "1")),
     Bench("profile_sample", "profile_sample.py", (), ("--rows", "1000000", "--repeats", "3", "--mb", "10")),
     Bench("refresh_latency", "refresh_latency.py", (), ("--refreshes", "3", "--no-baseline")),
+    Bench("backfill_latency", "backfill_latency.py", (), ("--refreshes", "2", "--no-baseline")),
     Bench("mcp_latency", "mcp_latency.py", (), ("--calls", "50")),
     Bench("policies", "policies.py", (), ("--rows", "100000", "--iterations", "50", "--repeats", "1")),
     Bench("budgets", "budgets.py", (), ("--requests", "100")),
