@@ -1,5 +1,5 @@
-"""Backfill latency: an agent's refresh of a daily-partitioned table whose late rows landed in an
-old day, from ``POST /api/v1/data/tables/{t}/refresh`` to the rows being visible in a query.
+"""Backfill latency: an agent's refresh of a daily-partitioned table whose late rows landed in
+old days, from ``POST /api/v1/data/tables/{t}/refresh`` to the rows being visible in a query.
 
 Such a refresh is a Dagster backfill of the changed days (``serving/sync/refresh.py``), so it
 waits for the daemon's backfill loop: once to have its runs launched, once more to be marked
@@ -11,8 +11,9 @@ of ``tests/e2e/platform.py``: fakesnow, Dagster code server, webserver and daemo
 - baseline: the same daemon with the pass at Dagster's own 30 s
   (``DAGSTER_BACKFILL_INTERVAL_S=30``), what ``dagster-daemon run`` does.
 
-Each of ``--refreshes`` rounds inserts ``--insert`` late rows into one old day of the source,
-asks for a refresh, and polls a count until the rows are visible; then waits for the job to
+Each of ``--refreshes`` rounds inserts ``--insert`` late rows into each of two old days that are
+not adjacent (one changed day, or a range of them, is refreshed as a single run instead), asks
+for a refresh, and polls a count until the rows are visible; then waits for the job to
 finish before the next round.
 
     python bench/backfill_latency.py [--refreshes 5] [--days 12] [--no-baseline]
@@ -60,6 +61,8 @@ def _seed(days: int) -> Any:
 
 def _count(api: httpx.Client, agent: dict[str, str]) -> int:
     r = api.post("/api/v1/queries/execute", json={"query": f"SELECT count(*) FROM {TABLE}"}, headers=agent)
+    if r.status_code == 404:  # nothing served yet: the first backfill has not published
+        return 0
     r.raise_for_status()
     return int(r.json()["rows"][0][0])
 
@@ -102,17 +105,20 @@ def _measure(args: argparse.Namespace, postgres: bool, *, interval_s: float) -> 
             first = _refresh(api, agent, admin, expected=expected, timeout_s=args.timeout)
             print(f"first backfill ({args.days} days): visible after {first['visible_s']:.2f} s", flush=True)
             for i in range(args.refreshes):
-                day = f"2025-01-{1 + (i * 5) % args.days:02d}"
+                first_day = 1 + (i * 5) % (args.days - 3)
+                days = [f"2025-01-{first_day:02d}", f"2025-01-{first_day + 3:02d}"]  # not adjacent: a backfill
                 with platform.source() as cur:
-                    cur.execute(f"INSERT INTO {SOURCE} SELECT 1000000 + %s + seq4(), CAST(%s AS DATE), "
-                                "DATEADD(minute, %s, CAST('2025-03-01 00:00:00' AS TIMESTAMP_NTZ)), 'late' "
-                                "FROM TABLE(GENERATOR(ROWCOUNT => %s))", (i * args.insert, day, i, args.insert))
-                expected += args.insert
+                    for n, day in enumerate(days):
+                        cur.execute(f"INSERT INTO {SOURCE} SELECT 1000000 + %s + seq4(), CAST(%s AS DATE), "
+                                    "DATEADD(minute, %s, CAST('2025-03-01 00:00:00' AS TIMESTAMP_NTZ)), 'late' "
+                                    "FROM TABLE(GENERATOR(ROWCOUNT => %s))",
+                                    ((2 * i + n) * args.insert, day, i, args.insert))
+                expected += 2 * args.insert
                 sample = _refresh(api, agent, admin, expected=expected, timeout_s=args.timeout)
-                if sample["kind"] != "backfill" or sample["partitions"] != [day]:
-                    raise RuntimeError(f"expected a backfill of {day}, got {sample}")
+                if sample["kind"] != "backfill" or sample["partitions"] != days:
+                    raise RuntimeError(f"expected a backfill of {days}, got {sample}")
                 samples.append(sample)
-                print(f"refresh {i + 1}: late rows of {day} visible after {sample['visible_s']:.2f} s, "
+                print(f"refresh {i + 1}: late rows of {' and '.join(days)} visible after {sample['visible_s']:.2f} s, "
                       f"backfill finished after {sample['finished_s']:.2f} s", flush=True)
     return samples
 
@@ -128,9 +134,9 @@ def _summary(samples: list[dict[str, Any]]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--refreshes", type=int, default=5, help="timed refreshes of one late day each")
+    parser.add_argument("--refreshes", type=int, default=5, help="timed refreshes of two late days each")
     parser.add_argument("--days", type=int, default=12, help="days (partitions) in the source table")
-    parser.add_argument("--insert", type=int, default=20, help="late rows inserted before each refresh")
+    parser.add_argument("--insert", type=int, default=20, help="late rows inserted into each of the two days")
     parser.add_argument("--interval", type=float, default=2.0, help="our backfill pass (DAGSTER_BACKFILL_INTERVAL_S)")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for one refresh")
     parser.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=True,
