@@ -73,8 +73,12 @@ def _refresh(api: httpx.Client, agent: dict[str, str], admin: dict[str, str], *,
     r = api.post(f"/api/v1/data/tables/{TABLE}/refresh", json={"max_age_s": 0}, headers=agent)
     r.raise_for_status()
     body = r.json()
-    wait_until(lambda: _count(api, agent) >= expected, timeout_s=timeout_s, interval_s=0.1,
-               message=f"{expected} rows visible")
+    try:
+        wait_until(lambda: _count(api, agent) >= expected, timeout_s=timeout_s, interval_s=0.1,
+                   message=f"{expected} rows visible")
+    except AssertionError as e:  # say what the job got to, so a stuck refresh can be told from a slow one
+        job = api.get(f"/api/v1/sync/jobs/{body['job_id']}", headers=admin).json()
+        raise AssertionError(f"{e}; served {_count(api, agent)} rows; the job: {job}") from e
     visible = time.perf_counter() - started
     job = wait_until(lambda: (j := api.get(f"/api/v1/sync/jobs/{body['job_id']}", headers=admin).json())["status"]
                      in ("succeeded", "failed", "canceled") and j, timeout_s=timeout_s, interval_s=0.2,
