@@ -118,7 +118,10 @@ class BackfillInfo:
 
     @property
     def terminal(self) -> bool:
-        return self.status in TERMINAL_BACKFILL
+        """Dagster's status is final and every run of the backfill has ended. Dagster can close a
+        backfill while a run is still ending (its failure recorded, its last events not yet), and
+        what a run did is read from its end, so until then the backfill is still in progress."""
+        return self.status in TERMINAL_BACKFILL and all(r.terminal for r in self.runs)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,7 +18,7 @@ import anyio.to_thread
 
 from serving.lib import metrics, requestid
 from serving.sync import store
-from serving.sync.dagster import QUEUED, RUNNING, BackfillInfo, DagsterUnavailable, RunInfo
+from serving.sync.dagster import QUEUED, RUNNING, TERMINAL_BACKFILL, BackfillInfo, DagsterUnavailable, RunInfo
 from shared.dagster_names import REASON_TAG, REQUEST_TAG, TABLE_TAG
 from shared.registry import RegisteredTable
 
@@ -43,6 +43,8 @@ def run_status(dagster_status: str) -> str:
 
 
 def backfill_status(info: BackfillInfo) -> str:
+    if info.status in TERMINAL_BACKFILL and not info.terminal:
+        return "running"  # a run is still ending: see ``BackfillInfo.terminal``
     status = info.status
     if status == "COMPLETED_SUCCESS" or (status == "COMPLETED" and info.failed == 0):
         return "succeeded"
@@ -241,6 +243,8 @@ async def _observe_backfill(svc: SyncService, job: store.SyncJob) -> JobState:
     if failed_runs:
         await _record_failure(svc, job.table_key, failed_runs[-1], errors[-1])
     done_set = set(done)
+    if status == "failed":  # a failed backfill has nothing left to do: what it did not do failed
+        failed.extend(p for p in job.partitions if p not in done_set)
     job = await _save(svc, job, status=status, started_at=_ts(info.created_at) or job.started_at,
                       finished_at=_ts(info.ended_at) if info.terminal else None,
                       error=ERROR_SEPARATOR.join(errors) or None)

@@ -16,6 +16,7 @@ endpoints answer 503 and /ready reports the replica ``degraded``.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import time
 from typing import Any
@@ -274,7 +275,7 @@ def test_a_backfill_refused_by_a_blocking_check_fails_its_partitions(e2e_platfor
             "partition_range": {"start": "2025-01-02", "end": "2025-01-04"}}).json()
         assert job["kind"] == "backfill"
         failed = _poll(b, f"/api/v1/sync/jobs/{job['job_id']}", e2e_admin, until=("failed",), timeout_s=RUN_TIMEOUT_S)
-        assert sorted(failed["partitions"]["failed"]) == ["2025-01-02", "2025-01-03", "2025-01-04"]
+        assert sorted(failed["partitions"]["failed"]) == ["2025-01-02", "2025-01-03", "2025-01-04"], json.dumps(failed)
         assert failed["partitions"]["done"] == []
         assert "primary_key_unique" in " ".join(failed["errors"]), failed
         assert "failing partition(s): 2025-01-03" in " ".join(failed["errors"]), failed

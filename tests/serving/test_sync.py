@@ -236,6 +236,47 @@ def test_backfill_status_counts_partitions(client: Client, admin_headers: dict[s
     assert final["rows"] == 12
 
 
+def test_a_backfill_is_finished_only_when_its_runs_have_ended(client: Client, admin_headers: dict[str, str],
+                                                              fake_dagster: FakeDagster) -> None:
+    """Dagster can close a backfill while one of its runs is still ending; the job stays running
+    until that run ends, so its failed partitions and errors are read from the run's end."""
+    _register(client, admin_headers, EVENTS_BODY)
+    body = {"table_name": "events", "schema_name": SCHEMA, "partitions": DAYS[:2]}
+    job = client.post("/api/v1/sync/start", json=body, headers=admin_headers).json()
+    runs = {r.partition: r.run_id for r in fake_dagster.runs.values()}
+    fake_dagster.finish(runs[DAYS[0]], rows=5)
+    fake_dagster.start(runs[DAYS[1]])
+    [backfill] = fake_dagster.backfills.values()
+    backfill.status = "COMPLETED_FAILED"
+    ending = client.get(f"/api/v1/sync/jobs/{job['job_id']}", headers=admin_headers).json()
+    assert (ending["status"], ending["finished_at"]) == ("running", None)
+    assert ending["partitions"]["pending"] == [DAYS[1]]
+    fake_dagster.finish(runs[DAYS[1]], "FAILURE", error="duplicate key in the day")
+    final = client.get(f"/api/v1/sync/jobs/{job['job_id']}", headers=admin_headers).json()
+    assert final["status"] == "failed"
+    assert final["finished_at"]
+    assert final["partitions"] == {"requested": DAYS[:2], "done": [DAYS[0]], "failed": [DAYS[1]], "pending": []}
+    assert any("duplicate key in the day" in e for e in final["errors"])
+
+
+def test_a_failed_backfill_leaves_no_partition_pending(client: Client, admin_headers: dict[str, str],
+                                                       fake_dagster: FakeDagster) -> None:
+    """A backfill Dagster failed (its daemon gave up, or a run was canceled) has nothing left to do:
+    every partition it did not materialize is reported failed, none pending."""
+    _register(client, admin_headers, EVENTS_BODY)
+    body = {"table_name": "events", "schema_name": SCHEMA, "partitions": DAYS[:3]}
+    job = client.post("/api/v1/sync/start", json=body, headers=admin_headers).json()
+    runs = {r.partition: r.run_id for r in fake_dagster.runs.values()}
+    fake_dagster.finish(runs[DAYS[0]], rows=5)
+    fake_dagster.finish(runs[DAYS[1]], "CANCELED")
+    fake_dagster.finish(runs[DAYS[2]], "CANCELED")
+    [backfill] = fake_dagster.backfills.values()
+    backfill.status = "FAILED"
+    final = client.get(f"/api/v1/sync/jobs/{job['job_id']}", headers=admin_headers).json()
+    assert final["status"] == "failed"
+    assert final["partitions"] == {"requested": DAYS[:3], "done": [DAYS[0]], "failed": DAYS[1:3], "pending": []}
+
+
 def test_sync_endpoints_are_admin_only(client: Client, make_swarm: Callable[..., dict[str, Any]],
                                        agent_headers: Callable[..., dict[str, str]]) -> None:
     headers = agent_headers(make_swarm([ITEMS])["id"])
