@@ -18,6 +18,7 @@ from pydantic import Field
 from serving.lib.continuation import encode_cursor
 from serving.mcp import render
 from serving.mcp.dispatch import Answer, RouteCaller
+from serving.tables.platform import LIVE_VERSION
 from shared.settings import McpSettings
 
 Routes = Callable[[], Awaitable[RouteCaller]]
@@ -156,9 +157,15 @@ class Tools:
                     else f"none: the hard cap of {cont['limit']} rows was reached; narrow the query or aggregate")
         elif shown < total:
             cut = f"the answer budget of {self.budget} characters"
+            # The rest is the same query as a file, read at the versions the shown rows came from, so
+            # its pages continue these rows even when a sync publishes a new version meanwhile (a query
+            # that read Snowflake runs there again: it has no versions to keep).
+            live = any(t.get("version") == LIVE_VERSION for t in tables)
+            pins = {} if live else {t["table"]: t["version"] for t in tables if t.get("version")}
             job = await r.call("POST", f"{QUERIES}/execute",
                                body={k: v for k, v in {"query": sql, "params": params, "output_format": "parquet",
-                                                       "wait_s": 0}.items() if v is not None})
+                                                       "wait_s": 0, "at_versions": pins or None}.items()
+                                     if v is not None})
             rest = _rest_hint(job.json()["job_id"]) if job.ok else "run the query again with fewer columns or rows"
         foot = render.footer(tables=tables, shown=shown, total=total if cont is None else None, cut=cut, rest=rest,
                              read=read)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import re
 import time
 from concurrent.futures import Future
 from typing import Any
@@ -154,6 +155,37 @@ def _schema_changes(engine: QueryEngine, checked: GuardedQuery, expected: dict[s
     return schema_changes(keyed, current)
 
 
+_VERSION_ID = re.compile(r"[0-9A-Za-z_-]{1,80}")  # a served version id: never a path, never empty
+
+
+def _pinned_versions(engine: QueryEngine, checked: GuardedQuery, wanted: dict[str, str],
+                     engine_choice: str | None) -> dict[str, str]:
+    """``at_versions`` as {table key: version}: each a well-formed version of a copied table the query
+    reads, in a query DuckDB runs (400 otherwise: Snowflake has no served versions). Whether the
+    version still exists is the engine's answer when it reads it (410 ``version_gone``), so a pin is
+    judged exactly where a continuation's is."""
+    if engine.pushdown.wanted(checked.tables, engine_choice):
+        raise BadRequest("at_versions pins copied tables, but this query runs in Snowflake, which has no served "
+                         "versions", rule="live_table")
+    pinned: dict[str, str] = {}
+    for name, version in wanted.items():
+        try:
+            key = canonical_key(name)
+        except ValueError:
+            key = name.strip().lower()
+        if key not in checked.tables:
+            raise BadRequest(f"at_versions names {name[:200]!r}, which this query does not read",
+                             rule="invalid_version_pin", details={"tables_read": sorted(checked.tables)})
+        if key in engine.pushdown.live_keys() or version == LIVE_VERSION:
+            raise BadRequest(f"{key} is live (run in Snowflake): it has no served version to pin",
+                             rule="live_table")
+        if not isinstance(version, str) or not _VERSION_ID.fullmatch(version):
+            raise BadRequest(f"at_versions[{name[:200]!r}] is not a served version id (as an answer's tables name it)",
+                             rule="invalid_version_pin")
+        pinned[key] = version
+    return pinned
+
+
 def _changed_header(changes: list[dict[str, str]]) -> dict[str, str]:
     if not changes:
         return {}
@@ -201,13 +233,17 @@ async def execute_query(request: Request[Any, Any, Any], caller: Caller, data: Q
     max_rows, timeout, wait = _limits(data, fmt, q)
     expected = _expected_schemas(request, data)
     big = _maybe_big(engine, caller, q.async_threshold_bytes)
-    if data.min_freshness is not None or data.dry_run or expected or big:
+    if data.at_versions is not None and data.min_freshness is not None:
+        raise BadRequest("at_versions and min_freshness ask for different data: give one", rule="invalid_version_pin")
+    if data.min_freshness is not None or data.dry_run or expected or big or data.at_versions:
         checked = checked or await anyio.to_thread.run_sync(engine.guard, caller, data.query)
     changes = _schema_changes(engine, checked, expected) if checked is not None and expected else []
+    pinned = (_pinned_versions(engine, checked, data.at_versions, _engine(data.engine))
+              if checked is not None and data.at_versions else None)
     if data.dry_run:
         assert checked is not None
         return await _dry_run(request, services, caller, checked, data, max_rows=max_rows, timeout=timeout,
-                              changes=changes)
+                              changes=changes, versions=pinned)
     if data.min_freshness is not None:
         assert checked is not None
         await ensure_fresh(services, caller, checked.tables, data.min_freshness, wait)
@@ -217,7 +253,7 @@ async def execute_query(request: Request[Any, Any, Any], caller: Caller, data: Q
         wait, sent = 0.0, "estimated_over_threshold"  # too big to wait for: a job at once, and the answer says why
     job = Job(caller, checked, data.query, fmt=fmt, params=data.params, max_rows=max_rows, timeout_s=timeout,
               engine=_engine(data.engine))
-    job.schema_changes = changes
+    job.schema_changes, job.versions = changes, pinned
     async with get_limiter(services).query_slot(caller) as slot:
         outcome = await _run(jobs, job, slot, wait=wait, started=started)
     if outcome == _FINISHED and _ran_in_snowflake(job):
@@ -234,12 +270,14 @@ def _ran_in_snowflake(job: Job) -> bool:
 
 
 async def _dry_run(request: Request[Any, Any, Any], services: Services, caller: Caller, checked: GuardedQuery,
-                   data: QueryRequest, *, max_rows: int, timeout: float, changes: list[dict[str, str]]) -> ASGIApp:
+                   data: QueryRequest, *, max_rows: int, timeout: float, changes: list[dict[str, str]],
+                   versions: dict[str, str] | None) -> ASGIApp:
     """The dry-run answer: nothing runs but DuckDB's planner, in one of the caller's slots."""
     engine = get_engine(services)
     threshold = services.settings.query.async_threshold_bytes
     body = await get_limiter(services).run_in_slot(caller, lambda: dryrun.dry_run(
-        engine, caller, checked, params=data.params, max_rows=max_rows, timeout_s=timeout, threshold=threshold),
+        engine, caller, checked, params=data.params, max_rows=max_rows, timeout_s=timeout, threshold=threshold,
+        versions=versions),
         limit_s=timeout, since=received_at(request))
     body["schema_changes"] = changes
     annotate(request, tables=[{"table": t["table"], "version": t["version"]} for t in body["tables"]])

@@ -15,7 +15,7 @@ so ordinary queries pay one sum.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from serving.lib.caller import Caller
@@ -67,10 +67,11 @@ def _scanned_bytes(plan: Any, manifests: tuple[Manifest, ...]) -> int:
     return total
 
 
-def plan(engine: QueryEngine, caller: Caller, checked: GuardedQuery, params: Any, timeout_s: float) -> Any:
+def plan(engine: QueryEngine, caller: Caller, checked: GuardedQuery, params: Any, timeout_s: float, *,
+         versions: Mapping[str, str] | None = None) -> Any:
     """DuckDB's physical plan of ``checked`` as JSON (blocking: run it on a worker thread)."""
     result = engine.execute_platform_sql(caller, checked.tables, f"EXPLAIN (FORMAT json) {checked.sql}",
-                                         params=params, max_rows=10, timeout_s=timeout_s)
+                                         params=params, max_rows=10, timeout_s=timeout_s, versions=versions)
     for row in result.rows:
         if len(row) >= 2 and row[0] == "physical_plan":
             return json.loads(row[1])
@@ -82,10 +83,10 @@ def total_bytes(engine: QueryEngine, checked: GuardedQuery) -> int:
 
 
 def dry_run(engine: QueryEngine, caller: Caller, checked: GuardedQuery, *, params: Any, max_rows: int,
-            timeout_s: float, threshold: int) -> dict[str, Any]:
-    """The dry-run answer (``schemas.DryRun`` without ``schema_changes``). Blocking."""
-    manifests = engine.manifests(checked.tables)
-    physical = plan(engine, caller, checked, params, timeout_s)
+            timeout_s: float, threshold: int, versions: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The dry-run answer (``schemas.DryRun`` without ``schema_changes``), at ``versions`` where pinned. Blocking."""
+    manifests = engine.manifests(checked.tables, versions=versions)
+    physical = plan(engine, caller, checked, params, timeout_s, versions=versions)
     rows = _root_rows(physical)
     scanned = _scanned_bytes(physical, manifests)
     return {

@@ -367,12 +367,12 @@ class QueryEngine:
 
     def execute_platform_sql(self, caller: Caller, tables: Iterable[str], sql: str, *, params: Any = None,
                              max_rows: int | None = None, timeout_s: float | None = None, handle: Handle | None = None,
-                             output: Output = TUPLES) -> QueryResult:
-        """Internal: run SQL the server wrote itself (samples, profiles), never agent text.
+                             output: Output = TUPLES, versions: Mapping[str, str] | None = None) -> QueryResult:
+        """Internal: run SQL the server wrote itself (samples, profiles, a dry run's plan), never agent text.
 
         Not guarded (there is nothing to parse), but confined the same way: ``caller`` must be
         granted each of ``tables`` (quote them with ``guard.quote_table``), and the SQL runs on
-        an instance holding exactly those tables, under the same limits.
+        an instance holding exactly those tables, under the same limits (``versions`` as for ``execute``).
         """
         keys = self._granted_tables(caller, tables)
         if keys & self.pushdown.live_keys():  # a live table: the same SQL, transpiled, runs in Snowflake
@@ -381,7 +381,7 @@ class QueryEngine:
             return self.pushdown.run(caller, self.pushdown.transpile_trusted(sql, keys), keys, digest=guard.sql_hash(sql),
                                      params=params, max_rows=rows_cap, timeout_s=timeout, handle=handle, output=output)
         return self._run(caller, sql, keys, digest=guard.sql_hash(sql), params=params, max_rows=max_rows, timeout_s=timeout_s,
-                         handle=handle, output=output)
+                         handle=handle, output=output, versions=versions)
 
     def live_budget(self, caller: Caller) -> Reported | None:
         """The caller's swarm's Snowflake seconds for today, for the budget headers (None: not counted)."""

@@ -91,7 +91,7 @@ class Job:
         self.cut_by: str | None = None  # "row_cap" | "byte_cap" when rows were cut
         self.continuation: dict[str, Any] | None = None
         self.continuation_id: str | None = None  # the deferred re-run's row, recorded once this job has succeeded
-        self.versions: dict[str, str] | None = None  # {table key: served version} a re-run must read
+        self.versions: dict[str, str] | None = None  # {table key: served version} to read (a re-run's, or at_versions)
         self.schema_changes: list[dict[str, str]] = []
         self.watermarks: dict[str, str | None] = {}  # table key -> source watermark of the version read
         self.columns: list[dict[str, str]] = []  # [{name, type}] as DuckDB names the types
@@ -244,7 +244,8 @@ class JobManager:
         started = time.perf_counter()
         result = self.engine.execute(job.caller, checked, params=job.params, max_rows=job.max_rows,
                                      timeout_s=self._left_s(job), handle=job.handle,
-                                     output=JsonRows(self.q.json_max_bytes), engine=job.engine, text=job.sql)
+                                     output=JsonRows(self.q.json_max_bytes), engine=job.engine, text=job.sql,
+                                     versions=job.versions)
         self.sched.record(checked.sql, time.perf_counter() - started)
         job.row_count, job.truncated = result.row_count, result.truncated
         job.cut_by = result.consumed if result.truncated else None

@@ -32,6 +32,11 @@ class QueryRequest(msgspec.Struct, kw_only=True):
         description="schema_version(s) the query was written against ({table: version}, or one version for a "
                     "one-table query); the answer lists schema_changes. Also as the If-Schema-Version header.")
     ] | None = None
+    at_versions: Annotated[dict[str, str], msgspec.Meta(description=(
+        "Read these tables at these served versions ({table: version}, as an earlier answer's tables named "
+        "them), so several answers agree with each other; each must be a copied table the query reads. "
+        "A replaced version stays readable for SERVED_VERSION_GRACE_MINUTES, then the answer is 410 "
+        "version_gone."))] | None = None
     engine: Annotated[str, msgspec.Meta(description=(
         "duckdb (copied tables) | snowflake (run in Snowflake, same guard and grants). Default: snowflake when "
         "the query reads a live table, else duckdb."))] | None = None

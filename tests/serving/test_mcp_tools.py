@@ -129,6 +129,37 @@ def test_a_budget_cut_without_a_server_cut_still_gives_a_job(client: Any, agent:
     assert "get_job with job_id=" in text
 
 
+def test_the_rest_of_a_budget_cut_reads_the_version_the_shown_rows_came_from(
+        client: Any, agent: dict[str, str], api_settings: Settings, monkeypatch: Any) -> None:
+    """A sync publishing between the answer and its re-run must not change what the pages hold."""
+    from serving.mcp.dispatch import RouteCaller
+
+    original = RouteCaller.call
+
+    async def publish_before_the_rerun(self: RouteCaller, method: str, path: str, **kw: Any) -> Any:
+        if (kw.get("body") or {}).get("output_format") == "parquet":
+            publish_table(api_settings.served_path, ORDERS, "select range as id, 'v2 ' || range as note from range(9)")
+        return await original(self, method, path, **kw)
+
+    monkeypatch.setattr(RouteCaller, "call", publish_before_the_rerun)
+    text, err = call(client, agent, "query", sql="select id, note from orders order by id limit 500")
+    assert not err, text
+    assert "CUT by the answer budget" in text, text
+    job_id = re.search(r"get_job with job_id=(\S+) ", text).group(1)  # type: ignore[union-attr]
+    page = ""
+    for _ in range(200):
+        page, err = call(client, agent, "get_job", job_id=job_id)
+        if "is running" not in page and "is queued" not in page:
+            break
+        time.sleep(0.05)
+    assert not err, page
+    assert "of 500" in page, page  # the shown rows' version, not the 9 rows published meanwhile
+    assert "| 0 | note 0 |" in page, page
+    assert "v2" not in page
+    latest = client.get(f"/api/v1/data/tables/{ORDERS}", headers=agent).json()
+    assert latest["row_count"] == 9  # the new version is served to new queries meanwhile
+
+
 def test_a_query_refused_over_rest_is_refused_identically_over_mcp(client: Any, agent: dict[str, str]) -> None:
     for sql in ("select * from secret", "select getenv('HOME')", "delete from orders"):
         rest = client.post("/api/v1/queries/execute", json={"query": sql}, headers=agent)
