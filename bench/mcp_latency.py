@@ -13,7 +13,10 @@ random id per call) three ways, interleaved call by call so machine noise hits e
   tell client-side cost from server-side cost.
 
 The last stdout line is one JSON object: p50/p90 of each in ms, ``mcp_p50_ratio_vs_rest``
-(the target's figure) and ``mcp_raw_p50_ratio_vs_rest``, plus the load average.
+(the target's figure) and ``mcp_raw_p50_ratio_vs_rest``, plus the load average. It also
+splits the gap by side: ``<way>_client_cpu_ms`` is this (client) process's CPU per call, so
+``sdk_client_cpu_over_rest_ms`` is what the SDK's client costs beyond an httpx POST, and
+``server_ms_over_rest`` what the server's MCP framing adds (raw JSON-RPC p50 minus REST p50).
 """
 
 from __future__ import annotations
@@ -49,13 +52,14 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round((len(ordered) - 1) * q))]
 
 
-async def measure(base: str, token: str, rows: int, calls: int) -> dict[str, list[float]]:
+async def measure(base: str, token: str, rows: int, calls: int) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
     import httpx2
     from mcp.client.session import ClientSession
     from mcp.client.streamable_http import streamable_http_client
 
     auth = {"Authorization": f"Bearer {token}"}
     times: dict[str, list[float]] = {"rest": [], "mcp": [], "mcp_raw": []}
+    cpu: dict[str, list[float]] = {name: [] for name in times}
     rng = random.Random(7)  # noqa: S311 - the order and ids of calls, not a secret
     async with httpx.AsyncClient(base_url=base, headers=auth, timeout=60) as rest, \
             httpx2.AsyncClient(headers=auth, timeout=60) as http, \
@@ -89,10 +93,11 @@ async def measure(base: str, token: str, rows: int, calls: int) -> dict[str, lis
             rng.shuffle(order)
             for name in order:
                 i = rng.randrange(rows)
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 await runners[name](i)
                 times[name].append((time.perf_counter() - t0) * 1000.0)
-    return times
+                cpu[name].append((time.process_time() - c0) * 1000.0)
+    return times, cpu
 
 
 def main() -> None:
@@ -123,7 +128,7 @@ def main() -> None:
             token = c.post("/api/v1/admin/tokens", json={"type": "agent", "swarm_id": swarm["id"], "name": "bench"},
                            headers=h).json()["token"]
         log(f"measuring {args.calls} calls of each against {base}")
-        times = asyncio.run(measure(base, token, args.rows, args.calls))
+        times, cpu = asyncio.run(measure(base, token, args.rows, args.calls))
     finally:
         processes.stop(proc, grace_s=10)
     out: dict[str, float | str] = {}
@@ -131,6 +136,10 @@ def main() -> None:
         out[f"{name}_p50_ms"] = round(statistics.median(values), 3)
         out[f"{name}_p90_ms"] = round(_pct(values, 0.9), 3)
         log(f"{name}: p50 {out[f'{name}_p50_ms']} ms, p90 {out[f'{name}_p90_ms']} ms")
+    for name, values in cpu.items():  # this (client) process's CPU per call: what each client costs
+        out[f"{name}_client_cpu_ms"] = round(statistics.mean(values), 3)
+    out["sdk_client_cpu_over_rest_ms"] = round(float(out["mcp_client_cpu_ms"]) - float(out["rest_client_cpu_ms"]), 3)
+    out["server_ms_over_rest"] = round(float(out["mcp_raw_p50_ms"]) - float(out["rest_p50_ms"]), 3)
     out["mcp_p50_ratio_vs_rest"] = round(float(out["mcp_p50_ms"]) / float(out["rest_p50_ms"]), 3)
     out["mcp_raw_p50_ratio_vs_rest"] = round(float(out["mcp_raw_p50_ms"]) / float(out["rest_p50_ms"]), 3)
     out["target"] = "mcp_p50_ratio_vs_rest <= 1.2"
