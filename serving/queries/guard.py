@@ -22,6 +22,10 @@ Layers (each has its own tests in tests/serving/test_guard*.py and test_security
   query-wide, so ``… WHERE EXISTS (WITH secret AS (…) …)`` cannot shadow an outer name),
   and only where DuckDB agrees: names compare with DuckDB's ASCII-only case folding, and a
   CTE or function name that Unicode and DuckDB fold differently is refused (``ambiguous_name``).
+  A CTE sees itself only in the recursive term of a ``WITH RECURSIVE … UNION [ALL]``, where
+  DuckDB binds it. Then, on DuckDB's own parse of the SQL that will run, every table read
+  must be a granted key the guard wrote or a CTE in DuckDB's scope (tablerefs.py): a
+  parser difference cannot leave a name for DuckDB's catalog (``pg_settings`` …).
 - functions (``function_not_allowed``): an allow-list (``functions.toml``, generated
   from ``duckdb_functions()`` and reviewed), checked on DuckDB's own parse of the SQL
   that will run, so sqlglot's renaming of functions, casts and operators cannot hide a

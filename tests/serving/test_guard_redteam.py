@@ -79,6 +79,17 @@ CTE_SCOPE += [
     ("WITH \u212aey AS (SELECT 1) SELECT * FROM key", "ambiguous_name"),
     ('WITH "duckdb_databases\u200b" AS (SELECT 1) SELECT * FROM duckdb_databases', NOT_GRANTED),
     ("WITH pg_settinGs AS (SELECT 1 AS one) SELECT * FROM PG_SETTINGS a, pg_settings b", None),  # one CTE: allowed
+    ('WITH "pg_settings" AS (SELECT 1) SELECT * FROM "pg_settings "', NOT_GRANTED),
+    ("WITH \u017fettings AS (SELECT 1) SELECT * FROM settings", NOT_GRANTED),  # the long s folds to s in Python only
+    ("WITH \ufb01le AS (SELECT 1) SELECT * FROM file", NOT_GRANTED),  # a ligature
+]
+# The same CTE under other quotings and ASCII cases: DuckDB binds the CTE (the answer is the CTE's 1).
+CTE_SPELLINGS = [
+    'WITH "PG_SETTINGS" AS (SELECT 1 AS name) SELECT * FROM pg_settings',
+    'WITH pg_settings AS (SELECT 1 AS name) SELECT * FROM "PG_SETTINGS"',
+    'WITH "Pg_Settings" AS (SELECT 1 AS name) SELECT * FROM "pG_sEttings"',
+    'WITH "pg_settin\u01e5s" AS (SELECT 1 AS name) SELECT * FROM pg_settin\u01e5s',
+    "WITH RECURSIVE PG_SETTINGS(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM pg_settings WHERE n < 1) SELECT * FROM pg_settings",
 ]
 
 # -- catalog and system names, qualified and not, in every position ---------------------------------------
@@ -275,6 +286,12 @@ def test_one_cte_under_two_spellings_is_one_cte(world: tuple[QueryEngine, dict[s
         assert engine.execute(AGENT, sql).rows == [(1, 1)]
 
 
+@pytest.mark.parametrize("sql", CTE_SPELLINGS)
+def test_a_cte_spelled_otherwise_is_still_the_cte(world: tuple[QueryEngine, dict[str, str], Settings], sql: str) -> None:
+    engine, _, _ = world
+    assert engine.execute(AGENT, sql).rows == [(1,)]
+
+
 @pytest.mark.parametrize("newline", ["\n", "\r", "\r\n", "\u2028", "\u2029", "\x0b", "\x0c", "\x85"])
 def test_what_a_line_comment_may_hide_is_refused_or_never_runs(world: tuple[QueryEngine, dict[str, str], Settings],
                                                                newline: str) -> None:
@@ -311,6 +328,22 @@ def test_instances_scan_no_python_objects(world: tuple[QueryEngine, dict[str, st
     finally:
         inst.close()
     assert leak_me.num_rows == 1
+
+
+# -- sampling's ``where``: a fragment embedded in server-built SQL, so one plain expression or nothing --------
+FILTERS = [
+    ("id IN (SELECT 1 FROM pg_settings)", NO_STATEMENT),
+    ("(WITH RECURSIVE pg_settings AS (SELECT 1 FROM pg_settings) SELECT 1) = 1", NO_STATEMENT),
+    ("list_transform([1], x -> (SELECT 1 FROM pg_settings)) IS NOT NULL", NO_STATEMENT),
+    ("EXISTS (FROM duckdb_databases)", NO_STATEMENT),
+    ("current_setting('temp_directory') IS NOT NULL", NO_FUNCTION),
+    ("true) OR (true", "parse_error"),
+    ("id > 0; SET threads = 1", "multiple_statements"),
+    ("id > 0 UNION SELECT 1", NO_STATEMENT),
+    ("id = $1", NO_STATEMENT),
+    ("status = 'a'' OR ''1''=''1' OR id >= 0", None),
+    ("id >= 0 -- ) OR (SELECT 1 FROM pg_settings", None),
+]
 
 
 # -- through the API: REST and MCP give the one error shape, and nothing leaks --------------------------------
@@ -352,6 +385,14 @@ def test_refused_through_rest_and_mcp_in_the_one_error_shape(client: Any, api_se
         text, is_error = mcp_query(client, headers, sql)
         assert is_error
         assert text == f"Error executing tool query: error 400 rule={rule}: {error['message']}"
+    for where, rule in FILTERS:
+        resp = client.get("/api/v1/data/tables/orders/sample", params={"method": "head", "where": where}, headers=headers)
+        if rule is None:
+            assert resp.status_code == 200, resp.text
+            assert resp.json()["rows"]
+        else:
+            assert_error(resp, 400, rule=rule)
+        assert_nothing_leaked(resp.text, where, api_settings, paths)
     ok = client.post("/api/v1/queries/execute", json={"query": LEGIT[0]}, headers=headers)
     assert ok.status_code == 200, ok.text
     assert ok.json()["rows"] == [[15]]
