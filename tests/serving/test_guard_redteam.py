@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import re
+import secrets
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,7 +27,10 @@ from serving.lib.errors import ApiError
 from serving.queries import functions, guard, tablerefs
 from serving.queries.engine import QueryEngine
 from serving.queries.instances import Instance
+from shared import registry
+from shared.control.db import migrate
 from shared.settings import Settings
+from shared.snowflake import connect
 from tests.serving.helpers import assert_error
 from tests.serving.test_security_corpus import CANARY, CUSTOMERS, EVENTS, ORDERS, publish_world, render
 
@@ -396,3 +401,66 @@ def test_refused_through_rest_and_mcp_in_the_one_error_shape(client: Any, api_se
     ok = client.post("/api/v1/queries/execute", json={"query": LEGIT[0]}, headers=headers)
     assert ok.status_code == 200, ok.text
     assert ok.json()["rows"] == [[15]]
+
+
+# -- queries pushed down to Snowflake ------------------------------------------------------------------------
+# FOUND: the guard matches CTE names as DuckDB does (ASCII case and quoting ignored) and leaves CTE
+# references unqualified; transpiled as written, ``WITH "t" AS (…) SELECT * FROM t`` names a CTE ``t`` but
+# reads ``T``, which Snowflake resolves in the platform session's schema. And the pg-compatibility names
+# DuckDB answers with its own constants (``current_user`` is 'duckdb') name the platform's Snowflake
+# session there (user, role, database, schema).
+PUSHED_CTES = [
+    ('WITH "vault" AS (SELECT 1 AS x) SELECT * FROM vault, live', "vault"),
+    ('WITH vault AS (SELECT 1 AS x) SELECT * FROM "vault", live', "vault"),
+    ('WITH Vault AS (SELECT 1 AS x) SELECT vault.x FROM "VAULT", live', "vault"),
+    ('WITH "Odd Name" AS (SELECT 1 AS x) SELECT * FROM "odd name", live', '"odd name"'),
+    ('WITH RECURSIVE "r"(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM R WHERE n < 3) SELECT * FROM r, live', "r"),
+    ('SELECT * FROM live WHERE EXISTS (WITH "Vault" AS (SELECT 1) SELECT * FROM VAULT)', "vault"),
+]
+SESSION_IDENTITY = ["SELECT current_user FROM live", "SELECT current_role FROM live", "SELECT user() FROM live",
+                    "SELECT current_database() FROM live", "SELECT current_schema() FROM live",
+                    "SELECT current_schemas(true) FROM live", "SELECT session_user FROM live",
+                    "SELECT current_catalog FROM live", "SELECT * FROM live WHERE current_user() <> ''",
+                    "SELECT list_transform([1], x -> current_database()) FROM live"]
+
+
+@pytest.fixture
+def live_engine(settings: Settings) -> Iterator[tuple[QueryEngine, Caller]]:
+    """An engine whose caller is granted one live (Snowflake-read) table, ``live``."""
+    db = f"RT_{secrets.token_hex(3).upper()}"
+    with connect(settings.snowflake) as con:  # the session's stand-in
+        cur = con.cursor()
+        cur.execute(f"CREATE DATABASE {db}")
+        cur.execute(f"CREATE SCHEMA {db}.PUBLIC")
+        cur.execute(f"CREATE TABLE {db}.PUBLIC.LIVE AS SELECT 1 AS ID, 'x' AS NOTE")
+    migrate(settings.control_url)
+    reg = registry.build_registration({"schema_name": "PUBLIC", "table_name": "LIVE", "live": True}, default_database=db)
+    registry.save(settings.control_url, reg)
+    engine = QueryEngine(settings)
+    caller = Caller(kind="agent", subject=SUBJECT, token_id=f"tok-{SUBJECT}", swarm_id="s", grants=frozenset({reg.key}))
+    yield engine, caller
+    engine.close()
+
+
+@pytest.mark.parametrize(("sql", "spelling"), PUSHED_CTES)
+def test_snowflake_binds_the_ctes_duckdb_binds(live_engine: tuple[QueryEngine, Caller], sql: str, spelling: str) -> None:
+    engine, caller = live_engine
+    text, tables = engine.pushdown.transpile(sql, caller.grants)
+    assert tables == caller.grants
+    # the CTE's definition and every reference to it are written alike, and Snowflake runs it
+    name = spelling.strip('"')
+    written = re.findall(rf'(?<![\w"])"?{re.escape(name)}"?(?![\w"])', text, flags=re.IGNORECASE)
+    assert len(written) >= 2, text
+    assert set(written) == {spelling}, text
+    assert f"FROM {spelling}" in text, text
+    assert engine.execute(caller, sql).rows
+
+
+@pytest.mark.parametrize("sql", SESSION_IDENTITY)
+def test_a_query_run_in_snowflake_cannot_name_its_session(live_engine: tuple[QueryEngine, Caller], sql: str) -> None:
+    engine, caller = live_engine
+    guard.check_sql(sql, caller.grants)  # DuckDB answers these with its own constants: allowed there
+    with pytest.raises(ApiError) as e:
+        engine.execute(caller, sql)
+    assert (e.value.status, e.value.rule) == (400, NO_FUNCTION), e.value.message
+    assert "Snowflake" in e.value.message
