@@ -313,6 +313,35 @@ def test_what_a_line_comment_may_hide_is_refused_or_never_runs(world: tuple[Quer
             assert outcome == [(1,)], sql
 
 
+# Quoting tricks: a statement hidden in a literal or identifier is data (the answer shows it), or the
+# query is refused; it never runs. (The SQL that runs is regenerated from the checked tree.)
+LITERALS: list[tuple[str, list[tuple[Any, ...]] | str]] = [
+    ("SELECT $a$ ; CHECKPOINT; $a$", [(" ; CHECKPOINT; ",)]),
+    ("SELECT $a$; FROM pg_settings; SELECT $a$", [("; FROM pg_settings; SELECT ",)]),
+    ("SELECT $t$x$t$ AS s", [("x",)]),
+    ("SELECT e'a\\'; CHECKPOINT; --'", [("a'; CHECKPOINT; --",)]),
+    ("SELECT 'a\\'; CHECKPOINT; --'", "multiple_statements"),
+    ('SELECT 1 AS "a"";CHECKPOINT;--"', [(1,)]),
+    ('SELECT "a" FROM (SELECT 1 AS a) AS "pg_settings"', [(1,)]),
+    ("SELECT 'duckdb_databases' AS t, 'pg_settings' AS u", [("duckdb_databases", "pg_settings")]),
+    ('SELECT * FROM U&"\\0070g_settings"', "parse_error"),
+    ('WITH U&"\\0070g_settings" AS (SELECT 1) SELECT * FROM pg_settings', "parse_error"),
+]
+
+
+@pytest.mark.parametrize(("sql", "expected"), LITERALS)
+def test_statements_in_literals_are_data_or_refused(world: tuple[QueryEngine, dict[str, str], Settings], sql: str,
+                                                    expected: list[tuple[Any, ...]] | str) -> None:
+    engine, paths, settings = world
+    outcome = run_or_refusal(engine, sql)
+    if isinstance(expected, str):
+        assert isinstance(outcome, ApiError), outcome
+        assert (outcome.status, outcome.rule) == (400, expected), outcome.message
+        assert_nothing_leaked(outcome.message, sql, settings, paths)
+    else:
+        assert outcome == expected
+
+
 def run_or_refusal(engine: QueryEngine, sql: str) -> list[tuple[Any, ...]] | ApiError:
     try:
         return list(engine.execute(AGENT, sql).rows)
