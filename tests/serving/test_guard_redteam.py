@@ -114,6 +114,9 @@ SYSTEM_POSITIONS = [
     "SELECT {{'k': (SELECT 1 FROM {t})}}", "SELECT MAP {{'k': (SELECT 1 FROM {t})}}",
     "SELECT sum(id) OVER (PARTITION BY (SELECT 1 FROM {t})) FROM orders",
     "SELECT * FROM json_each((SELECT '{{}}' FROM {t}))", "FROM orders |> WHERE id IN (SELECT 1 FROM {t})",
+    "PIVOT orders ON status IN ('paid') USING first((SELECT 1 FROM {t}))", "UNPIVOT (SELECT * FROM {t}) ON x INTO NAME n VALUE v",
+    "PIVOT (SELECT * FROM {t}) ON name IN ('threads') USING first(setting)",
+    "SELECT * FROM (FROM {t}) UNPIVOT (v FOR n IN (setting))",
 ]
 SYSTEM = [(p.format(t=t), NOT_GRANTED) for p in SYSTEM_POSITIONS for t in ("pg_settings", "duckdb_databases")]
 SYSTEM += [(f"SELECT * FROM {t}", NOT_GRANTED) for t in SYSTEM_NAMES]
