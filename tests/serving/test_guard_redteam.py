@@ -242,6 +242,32 @@ def test_the_found_hole_read_settings_and_paths_before_the_fix(world: tuple[Quer
     assert_nothing_leaked(e.value.message, leaked, settings, paths)
 
 
+def catalog_views() -> list[tuple[str, str]]:
+    """(schema, view) of every view DuckDB's catalog holds on its own (main, pg_catalog, information_schema)."""
+    with duckdb.connect() as con:
+        rows = con.execute("SELECT schema_name, view_name FROM duckdb_views() WHERE internal ORDER BY ALL").fetchall()
+    return [(str(a), str(b)) for a, b in rows]
+
+
+VIEW_FORMS = ["SELECT * FROM {v}", "SELECT * FROM {s}.{v}", "SELECT * FROM system.{s}.{v}", 'SELECT * FROM "{v}"',
+              "WITH RECURSIVE {v} AS (SELECT * FROM {v}) SELECT * FROM {v}",
+              "WITH RECURSIVE {v} AS (SELECT * FROM {v} UNION ALL SELECT * FROM {v} WHERE false) SELECT 1",
+              "WITH RECURSIVE x AS (SELECT 1 UNION ALL SELECT 1 FROM x, {v}) SELECT * FROM x",
+              "SELECT * FROM orders WHERE EXISTS (FROM {v})"]
+
+
+def test_no_view_of_duckdbs_catalog_is_reachable_in_any_form() -> None:
+    """Every view DuckDB's catalog has today (a DuckDB upgrade adds its new ones here), in each form."""
+    views = catalog_views()
+    assert {"pg_settings", "duckdb_databases", "sqlite_master", "tables"} <= {v for _, v in views}
+    for schema, view in views:
+        for form in VIEW_FORMS:
+            sql = form.format(s=schema, v=view)
+            with pytest.raises(ApiError) as e:
+                guard.check_sql(sql, GRANTED)
+            assert (e.value.status, e.value.rule) == (400, NOT_GRANTED), (sql, e.value.message)
+
+
 # The check on DuckDB's own parse stands on its own: given SQL the sqlglot walker never saw, it refuses any
 # table that is not a granted key or a CTE in DuckDB's scope.
 BACKSTOP = [
