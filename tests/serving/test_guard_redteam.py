@@ -371,6 +371,36 @@ def test_statements_in_literals_are_data_or_refused(world: tuple[QueryEngine, di
         assert outcome == expected
 
 
+# Parameters are values: never a name DuckDB looks up (an aggregate's, a variable's), never SQL.
+PARAMS: list[tuple[str, Any, list[tuple[Any, ...]] | str]] = [
+    ("SELECT list_aggr([1], ?)", ["current_setting"], NO_FUNCTION),
+    ("SELECT list_aggr([1], $a)", {"a": "sum"}, NO_FUNCTION),
+    ("SELECT getvariable(?)", ["x"], NO_FUNCTION),
+    ("SELECT ? AS v", ["x'); CHECKPOINT; --"], [("x'); CHECKPOINT; --",)]),
+    ("SELECT ? AS v", ["SELECT * FROM pg_settings"], [("SELECT * FROM pg_settings",)]),
+    ("SELECT id FROM orders WHERE status = $s ORDER BY id LIMIT 1", {"s": "paid"}, [(0,)]),
+    ("SELECT id FROM orders WHERE id IN (SELECT unnest(?)) ORDER BY id", [[1, 2]], [(1,), (2,)]),
+    ("SELECT * FROM range(?) LIMIT 2", [10**12], [(0,), (1,)]),
+    ("SELECT COLUMNS(?) FROM orders ORDER BY id LIMIT 1", ["^id$"], [(0,)]),
+]
+
+
+@pytest.mark.parametrize(("sql", "params", "expected"), PARAMS)
+def test_parameters_are_values(world: tuple[QueryEngine, dict[str, str], Settings], sql: str, params: Any,
+                               expected: list[tuple[Any, ...]] | str) -> None:
+    engine, paths, settings = world
+    try:
+        outcome: list[tuple[Any, ...]] | ApiError = list(engine.execute(AGENT, sql, params=params).rows)
+    except ApiError as e:
+        outcome = e
+    if isinstance(expected, str):
+        assert isinstance(outcome, ApiError), outcome
+        assert (outcome.status, outcome.rule) == (400, expected), outcome.message
+        assert_nothing_leaked(outcome.message, sql, settings, paths)
+    else:
+        assert outcome == expected
+
+
 def run_or_refusal(engine: QueryEngine, sql: str) -> list[tuple[Any, ...]] | ApiError:
     try:
         return list(engine.execute(AGENT, sql).rows)
