@@ -183,6 +183,8 @@ class _Walker:
         """A CTE's body sees itself only where DuckDB binds it: under ``WITH RECURSIVE``, in the
         recursive term (the right operand) of a plain ``UNION [ALL]``; anywhere else its own name is
         a table (``WITH RECURSIVE pg_settings AS (SELECT * FROM pg_settings)`` reads the catalog)."""
+        while isinstance(body, exp.Subquery) and {k for k, v in body.args.items() if v} == {"this"}:
+            body = body.this  # ((… UNION ALL …)): DuckDB reads through plain parentheses
         recursive = (recursive_name is not None and type(body) is exp.Union and not body.args.get("with_")
                      and not body.args.get("by_name") and not body.args.get("side") and not body.args.get("kind"))
         if not recursive:
