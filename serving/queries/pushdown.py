@@ -398,6 +398,7 @@ _SESSION_NAMES = frozenset({"current_user", "current_role", "session_user", "use
                             "current_database", "current_schema", "current_schemas", "current_query"})
 _SESSION_COLUMNS = _SESSION_NAMES - {"user"}  # a table may well have a column named user
 _PLAIN = re.compile(r"[a-z_][a-z0-9_]*")
+CTE_PREFIX = "__cte_"  # CTE names in Snowflake SQL: quoted, lower case, unlike an ordinary table name
 
 
 def _refuse_session_identity(tree: exp.Expr) -> None:
@@ -416,16 +417,17 @@ def _refuse_session_identity(tree: exp.Expr) -> None:
 
 
 def _spell_ctes_alike(tree: exp.Expr) -> None:
-    """Write every CTE name and every reference to it in one spelling, so Snowflake binds what DuckDB binds.
+    """Write every CTE name and every reference to it in one spelling no table has, so Snowflake binds
+    the CTEs DuckDB binds, and a reference it would not bind fails instead of reading a table.
 
-    The guard matched them as DuckDB does, ignoring ASCII case and quoting; Snowflake folds unquoted names
-    to upper case and keeps quoted ones, so ``WITH "t" AS (…) SELECT * FROM t`` would read a table ``T``
-    of the session's schema. After the guard, a one-part table name is always a CTE: each becomes its
-    DuckDB-folded name, unquoted when plain (then ``t.col`` qualifiers still match), else quoted.
+    The guard matched CTE names as DuckDB does, ignoring ASCII case and quoting; Snowflake folds
+    unquoted names to upper case and keeps quoted ones, so ``WITH "t" AS (…) SELECT * FROM t`` would
+    name a table ``T`` of the session's schema. After the guard, a one-part table name is always a
+    CTE: each becomes ``"__cte_<name folded as DuckDB folds it>"``, and a reference without an alias
+    gets the folded name as its alias (unquoted when plain), so ``t.col`` qualifiers still match.
     """
     def spelled(name: str) -> exp.Identifier:
-        folded = duck_fold(name)
-        return exp.to_identifier(folded, quoted=not _PLAIN.fullmatch(folded))
+        return exp.to_identifier(f"{CTE_PREFIX}{duck_fold(name)}", quoted=True)
 
     for cte in tree.find_all(exp.CTE):
         alias = cte.args.get("alias")
@@ -433,4 +435,13 @@ def _spell_ctes_alike(tree: exp.Expr) -> None:
             alias.set("this", spelled(alias.this.name))
     for node in tree.find_all(exp.Table):
         if isinstance(node.this, exp.Identifier) and len(node.parts) == 1:
-            node.set("this", spelled(node.this.name))
+            name = node.this.name
+            alias = node.args.get("alias")
+            if not isinstance(alias, exp.TableAlias) or not alias.this:
+                folded = duck_fold(name)
+                named = exp.to_identifier(folded, quoted=not _PLAIN.fullmatch(folded))
+                if isinstance(alias, exp.TableAlias):
+                    alias.set("this", named)
+                else:
+                    node.set("alias", exp.TableAlias(this=named))
+            node.set("this", spelled(name))

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import re
 import secrets
 from collections.abc import Iterator
 from typing import Any
@@ -21,6 +20,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 import pytest
+import sqlglot
+from sqlglot import exp
 
 from serving.lib.caller import Caller
 from serving.lib.errors import ApiError
@@ -29,6 +30,7 @@ from serving.queries.engine import QueryEngine
 from serving.queries.instances import Instance
 from shared import registry
 from shared.control.db import migrate
+from shared.identifiers import duck_fold
 from shared.settings import Settings
 from shared.snowflake import connect
 from tests.serving.helpers import assert_error
@@ -497,16 +499,19 @@ def test_refused_through_rest_and_mcp_in_the_one_error_shape(client: Any, api_se
 # -- queries pushed down to Snowflake ------------------------------------------------------------------------
 # FOUND: the guard matches CTE names as DuckDB does (ASCII case and quoting ignored) and leaves CTE
 # references unqualified; transpiled as written, ``WITH "t" AS (…) SELECT * FROM t`` names a CTE ``t`` but
-# reads ``T``, which Snowflake resolves in the platform session's schema. And the pg-compatibility names
+# refers to ``T``, which Snowflake (unquoted names fold to upper case) resolves as a table of the platform
+# session's schema; the DuckDB-based stand-in folds like DuckDB, so the tests check the Snowflake SQL's
+# spelling, then run it. And the pg-compatibility names
 # DuckDB answers with its own constants (``current_user`` is 'duckdb') name the platform's Snowflake
 # session there (user, role, database, schema).
 PUSHED_CTES = [
-    ('WITH "vault" AS (SELECT 1 AS x) SELECT * FROM vault, live', "vault"),
-    ('WITH vault AS (SELECT 1 AS x) SELECT * FROM "vault", live', "vault"),
-    ('WITH Vault AS (SELECT 1 AS x) SELECT vault.x FROM "VAULT", live', "vault"),
-    ('WITH "Odd Name" AS (SELECT 1 AS x) SELECT * FROM "odd name", live', '"odd name"'),
-    ('WITH RECURSIVE "r"(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM R WHERE n < 3) SELECT * FROM r, live', "r"),
-    ('SELECT * FROM live WHERE EXISTS (WITH "Vault" AS (SELECT 1) SELECT * FROM VAULT)', "vault"),
+    'WITH "vault" AS (SELECT 1 AS x) SELECT * FROM vault, live',
+    'WITH vault AS (SELECT 1 AS x) SELECT * FROM "vault", live',
+    'WITH Vault AS (SELECT 1 AS x) SELECT vault.x FROM "VAULT", live',
+    'WITH "Odd Name" AS (SELECT 1 AS x) SELECT * FROM "odd name", live',
+    'WITH RECURSIVE "r"(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM R WHERE n < 3) SELECT r.n FROM r, live',
+    'WITH RECURSIVE r(n) AS (SELECT 1 UNION SELECT n + 1 FROM r WHERE n < 3) SELECT * FROM r AS x, live',
+    'SELECT * FROM live WHERE EXISTS (WITH "Vault" AS (SELECT 1) SELECT * FROM VAULT)',
 ]
 SESSION_IDENTITY = ["SELECT current_user FROM live", "SELECT current_role FROM live", "SELECT user() FROM live",
                     "SELECT current_database() FROM live", "SELECT current_schema() FROM live",
@@ -533,18 +538,21 @@ def live_engine(settings: Settings) -> Iterator[tuple[QueryEngine, Caller]]:
     engine.close()
 
 
-@pytest.mark.parametrize(("sql", "spelling"), PUSHED_CTES)
-def test_snowflake_binds_the_ctes_duckdb_binds(live_engine: tuple[QueryEngine, Caller], sql: str, spelling: str) -> None:
+@pytest.mark.parametrize("sql", PUSHED_CTES)
+def test_snowflake_binds_the_ctes_duckdb_binds(live_engine: tuple[QueryEngine, Caller], sql: str) -> None:
     engine, caller = live_engine
     text, tables = engine.pushdown.transpile(sql, caller.grants)
     assert tables == caller.grants
-    # the CTE's definition and every reference to it are written alike, and Snowflake runs it
-    name = spelling.strip('"')
-    written = re.findall(rf'(?<![\w"])"?{re.escape(name)}"?(?![\w"])', text, flags=re.IGNORECASE)
-    assert len(written) >= 2, text
-    assert set(written) == {spelling}, text
-    assert f"FROM {spelling}" in text, text
-    assert engine.execute(caller, sql).rows
+    # every CTE and every one-part reference is written "__cte_<folded name>", quoted: the same spelling
+    # for the definition and its references, and none a Snowflake table could answer to unless bound
+    tree = sqlglot.parse_one(text, read="snowflake")
+    defined = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
+    used = {t.name for t in tree.find_all(exp.Table) if len(t.parts) == 1}
+    assert defined
+    assert used == defined, text
+    assert all(n.startswith("__cte_") and n == duck_fold(n) for n in defined), text
+    assert all(i.args.get("quoted") for t in tree.find_all(exp.Table) if len(t.parts) == 1 for i in [t.this]), text
+    assert engine.execute(caller, sql).rows  # and the stand-in runs it
 
 
 @pytest.mark.parametrize("sql", SESSION_IDENTITY)
