@@ -41,10 +41,13 @@ def _walk(node: Any, ctes: frozenset[str], keys: set[tuple[str, ...]]) -> None:
     if not isinstance(node, dict):
         return
     cte_map = node.get("cte_map")
-    if isinstance(cte_map, dict):
+    if cte_map is not None:
+        entries = cte_map.get("map") if isinstance(cte_map, dict) else None
+        if not isinstance(entries, list) or not all(isinstance(e, dict) and "key" in e for e in entries):
+            raise reject("parse_error", "DuckDB could not analyse the query")  # a parse this check does not know
         visible = set(ctes)
-        for entry in cte_map.get("map") or []:
-            name = duck_fold(str(entry.get("key", "")))
+        for entry in entries:
+            name = duck_fold(str(entry["key"]))
             _walk(entry.get("value"), frozenset(visible), keys)
             visible.add(name)
         ctes = frozenset(visible)

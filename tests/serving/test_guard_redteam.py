@@ -563,3 +563,16 @@ def test_a_query_run_in_snowflake_cannot_name_its_session(live_engine: tuple[Que
         engine.execute(caller, sql)
     assert (e.value.status, e.value.rule) == (400, NO_FUNCTION), e.value.message
     assert "Snowflake" in e.value.message
+
+
+@pytest.mark.parametrize("tree", [
+    {"statements": [{"node": {"type": "SELECT_NODE", "cte_map": {"map": {"pg_settings": {}}}}}]},
+    {"statements": [{"node": {"type": "SELECT_NODE", "cte_map": [["pg_settings", {}]]}}]},
+    {"statements": [{"node": {"type": "SELECT_NODE", "from_table": {"type": "BASE_TABLE", "name": "pg_settings"}}}]},
+])
+def test_a_parse_the_table_check_does_not_know_is_refused(tree: dict[str, Any]) -> None:
+    """A DuckDB upgrade that changes the serialized parse makes the check refuse, never pass."""
+    with pytest.raises(ApiError) as e:
+        tablerefs.check_tables(tree, {ORDERS})
+    assert e.value.status == 400
+    assert e.value.rule in ("parse_error", NOT_GRANTED)
