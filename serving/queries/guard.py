@@ -22,6 +22,10 @@ Layers (each has its own tests in tests/serving/test_guard*.py and test_security
   query-wide, so ``… WHERE EXISTS (WITH secret AS (…) …)`` cannot shadow an outer name),
   and only where DuckDB agrees: names compare with DuckDB's ASCII-only case folding, and a
   CTE or function name that Unicode and DuckDB fold differently is refused (``ambiguous_name``).
+  A CTE sees itself only in the recursive term of a ``WITH RECURSIVE … UNION [ALL]``, where
+  DuckDB binds it. Then, on DuckDB's own parse of the SQL that will run, every table read
+  must be a granted key the guard wrote or a CTE in DuckDB's scope (tablerefs.py): a
+  parser difference cannot leave a name for DuckDB's catalog (``pg_settings`` …).
 - functions (``function_not_allowed``): an allow-list (``functions.toml``, generated
   from ``duckdb_functions()`` and reviewed), checked on DuckDB's own parse of the SQL
   that will run, so sqlglot's renaming of functions, casts and operators cannot hide a
@@ -53,7 +57,7 @@ from sqlglot.errors import ParseError, TokenError
 
 from serving.lib import metrics
 from serving.lib.errors import ApiError, BadRequest, PayloadTooLarge, QueryRejected
-from serving.queries import functions, functions_bounds
+from serving.queries import functions, functions_bounds, tablerefs
 from serving.tables.names import (
     GrantIndex,
     Lru,
@@ -119,10 +123,12 @@ def _check_function(node: exp.Func) -> None:
         raise reject("function_not_allowed", f"function {shown(name)}() is not allowed: {p.refusal('expression', name)}")
 
 
-def _bound_and_check_functions(tree: exp.Expr, *, filter_only: bool = False) -> str:
-    """Bound the size of calls that need it, print the tree, and check every function DuckDB will call.
+def _bound_and_check_functions(tree: exp.Expr, tables: frozenset[str], *, filter_only: bool = False) -> str:
+    """Bound the size of calls that need it, print the tree, and check every function and table DuckDB will use.
 
-    Returns the SQL of the tree, or with ``filter_only`` of its WHERE condition, bounded the same way.
+    ``tables`` are the granted keys the walker wrote into the tree: DuckDB's parse may read
+    those and CTEs in scope, nothing else (tablerefs.py). Returns the SQL of the tree, or with
+    ``filter_only`` of its WHERE condition, bounded the same way.
     """
     bounds = functions_bounds.bound_calls(tree)
     if filter_only:
@@ -131,7 +137,9 @@ def _bound_and_check_functions(tree: exp.Expr, *, filter_only: bool = False) -> 
     else:
         text = sql = bounds.expand(tree.sql(dialect="duckdb", comments=False))
     _duckdb_agrees(sql)
-    functions.check_functions(functions.parse_tree(sql, _duck_serialize), bounds.counts)
+    parsed = functions.parse_tree(sql, _duck_serialize)
+    tablerefs.check_tables(parsed, tables)
+    functions.check_functions(parsed, bounds.counts)
     return text
 
 
@@ -162,9 +170,7 @@ class _Walker:
             for cte in with_.expressions:
                 check_foldable(cte.alias_or_name, "CTE name")
                 name = duck_fold(cte.alias_or_name)  # DuckDB matches CTE names with ASCII-only folding
-                if recursive:
-                    visible.add(name)
-                self.visit(cte.this, frozenset(visible))
+                self.cte_body(cte.this, frozenset(visible), name if recursive else None)
                 visible.add(name)
             ctes = frozenset(visible)
         for child in node.iter_expressions():
@@ -172,6 +178,23 @@ class _Walker:
                 continue
             self.check_node(child, ctes)
             self.visit(child, ctes)
+
+    def cte_body(self, body: exp.Expr, ctes: frozenset[str], recursive_name: str | None) -> None:
+        """A CTE's body sees itself only where DuckDB binds it: under ``WITH RECURSIVE``, in the
+        recursive term (the right operand) of a plain ``UNION [ALL]``; anywhere else its own name is
+        a table (``WITH RECURSIVE pg_settings AS (SELECT * FROM pg_settings)`` reads the catalog)."""
+        while isinstance(body, exp.Subquery) and {k for k, v in body.args.items() if v} == {"this"}:
+            body = body.this  # ((… UNION ALL …)): DuckDB reads through plain parentheses
+        recursive = (recursive_name is not None and type(body) is exp.Union and not body.args.get("with_")
+                     and not body.args.get("by_name") and not body.args.get("side") and not body.args.get("kind"))
+        if not recursive:
+            self.visit(body, ctes)
+            return
+        assert recursive_name is not None
+        for child in body.iter_expressions():
+            scope = ctes | {recursive_name} if child is body.expression else ctes
+            self.check_node(child, scope)
+            self.visit(child, scope)
 
     def check_node(self, node: exp.Expr, ctes: frozenset[str]) -> None:
         if isinstance(node, _STATEMENT_NODES):
@@ -290,7 +313,7 @@ def _check(sql: str, grants: frozenset[str]) -> GuardedQuery:
         raise reject("statement_not_allowed", f"{shown(word)} statements are not allowed; only SELECT queries")
     else:
         raise reject("statement_not_allowed", f"{tree.key.upper()} statements are not allowed; only SELECT queries")
-    rewritten = _bound_and_check_functions(tree)
+    rewritten = _bound_and_check_functions(tree, frozenset(walker.tables))
     return GuardedQuery(sql=rewritten, tables=frozenset(walker.tables), kind=kind, sql_hash=sql_hash(sql))
 
 
@@ -357,7 +380,7 @@ def validate_filter(where_sql: str, caller: object | None = None) -> str:
             raise reject("statement_not_allowed", f"{node.key.upper()} is not allowed in a filter")
         if isinstance(node, exp.Func):
             _check_function(node)
-    return _bound_and_check_functions(tree, filter_only=True)
+    return _bound_and_check_functions(tree, frozenset(), filter_only=True)
 
 
 def checked_tree(sql: str, grants: frozenset[str]) -> exp.Expr:

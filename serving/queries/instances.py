@@ -19,7 +19,7 @@ Why an instance per table set (measured with duckdb 2.0.1, see the README archit
   and reusing one across callers would let one caller's query shape another's.
 
 Every instance is built with external access off, extension autoload/autoinstall and
-community extensions off, memory/thread/temp-size limits, ``max_execution_time`` as a
+community extensions off, Python replacement scans off, memory/thread/temp-size limits, ``max_execution_time`` as a
 backstop, its own temp folder, and then ``lock_configuration=true``; the settings are read
 back and the instance is refused if any protection is missing.
 
@@ -73,6 +73,7 @@ def _expected(settings: Settings) -> dict[str, Any]:
         "autoinstall_known_extensions": "false",
         "autoload_known_extensions": "false",
         "allow_community_extensions": "false",
+        "python_enable_replacements": "false",
         "lock_configuration": "true",
         "threads": str(q.threads),
         "max_execution_time": str(backstop_ms(settings)),
@@ -86,8 +87,8 @@ def backstop_ms(settings: Settings) -> int:
 
 def read_protections(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     names = ("enable_external_access", "autoinstall_known_extensions", "autoload_known_extensions",
-             "allow_community_extensions", "lock_configuration", "threads", "max_execution_time", "memory_limit",
-             "max_temp_directory_size", "temp_directory")
+             "allow_community_extensions", "python_enable_replacements", "lock_configuration", "threads",
+             "max_execution_time", "memory_limit", "max_temp_directory_size", "temp_directory")
     rows = con.execute("SELECT name, value FROM duckdb_settings() WHERE name IN (SELECT unnest(?))", [list(names)]).fetchall()
     return {str(k): str(v) for k, v in rows}
 
@@ -132,6 +133,10 @@ class Instance:
             "temp_directory": str(self.tmp_dir), "max_execution_time": backstop_ms(settings),
             "autoinstall_known_extensions": False, "autoload_known_extensions": False,
             "allow_community_extensions": False,
+            # no replacement scans: a name DuckDB does not find is never looked up among the Python
+            # objects of the thread running the query (external access off also stops them; this does not
+            # depend on that)
+            "python_enable_replacements": False,
         })
         self._progress: list[duckdb.DuckDBPyConnection] = []
         try:

@@ -24,6 +24,7 @@ import dataclasses
 import datetime as dt
 import logging
 import math
+import re
 import threading
 import time
 from collections.abc import Iterable
@@ -38,12 +39,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlglot import exp
 
 from serving.lib.caller import Caller
-from serving.lib.errors import ApiError, BadRequest, QueryTimeout, ServiceUnavailable
+from serving.lib.errors import ApiError, BadRequest, QueryRejected, QueryTimeout, ServiceUnavailable
 from serving.lib.results import Output, QueryResult, TableRead
 from serving.queries import budget, guard
 from serving.queries.watchdog import Handle, Watchdog
+from serving.tables.names import shown
 from serving.tables.platform import LIVE_VERSION
 from shared import registry
+from shared.identifiers import duck_fold
 from shared.registry import RegisteredTable
 from shared.settings import Settings
 from shared.snowflake import connect_args
@@ -199,6 +202,8 @@ class Pushdown:
         return self._to_snowflake(tree, keys)[0]
 
     def _to_snowflake(self, tree: exp.Expr, keys: frozenset[str]) -> tuple[str, frozenset[str]]:
+        _refuse_session_identity(tree)
+        _spell_ctes_alike(tree)
         sources = self._sources(keys)
         for node in list(tree.find_all(exp.Table)):
             if not isinstance(node.this, exp.Identifier) or len(node.parts) != 3:
@@ -376,3 +381,67 @@ def _arrow(cur: Any, max_rows: int) -> tuple[pa.Table, bool]:
         table = pa.table({d[0]: pa.array([], pa.null()) for d in cur.description or []})
     truncated = table.num_rows > max_rows
     return (table.slice(0, max_rows) if truncated else table), truncated
+
+
+# Functions that DuckDB answers with constants of its own instance ('duckdb', 'memory', 'main'), but
+# Snowflake with the platform's session: its user, role, account, warehouse, database, schema, client.
+_SESSION_IDENTITY: tuple[type[exp.Expr], ...] = tuple(
+    getattr(exp, name) for name in (
+        "CurrentUser", "CurrentUserId", "SessionUser", "CurrentRole", "CurrentRoleType", "CurrentAvailableRoles",
+        "CurrentSecondaryRoles", "CurrentAccount", "CurrentAccountName", "CurrentOrganizationName",
+        "CurrentOrganizationUser", "CurrentRegion", "CurrentWarehouse", "CurrentDatabase", "CurrentCatalog",
+        "CurrentSchema", "CurrentSchemas", "CurrentClient", "CurrentIpAddress", "CurrentSession", "CurrentStatement",
+        "CurrentTransaction", "CurrentVersion", "SessionParameter",
+    ) if hasattr(exp, name)
+)
+_SESSION_NAMES = frozenset({"current_user", "current_role", "session_user", "user", "current_catalog",
+                            "current_database", "current_schema", "current_schemas", "current_query"})
+_SESSION_COLUMNS = _SESSION_NAMES - {"user"}  # a table may well have a column named user
+_PLAIN = re.compile(r"[a-z_][a-z0-9_]*")
+CTE_PREFIX = "__cte_"  # CTE names in Snowflake SQL: quoted, lower case, unlike an ordinary table name
+
+
+def _refuse_session_identity(tree: exp.Expr) -> None:
+    """A query run in Snowflake may not name the platform's Snowflake session (``current_user`` …)."""
+    for node in tree.walk():
+        name = ""
+        if isinstance(node, _SESSION_IDENTITY):
+            name = node.sql_name().lower() if isinstance(node, exp.Func) else node.key
+        elif isinstance(node, exp.Anonymous) and duck_fold(str(node.name)) in _SESSION_NAMES:
+            name = str(node.name)
+        elif isinstance(node, exp.Column) and not node.table and duck_fold(node.name) in _SESSION_COLUMNS:
+            name = node.name  # ``current_role`` without parentheses: a DuckDB constant, not a column
+        if name:
+            raise QueryRejected(f"{shown(name)} is not available in queries run in Snowflake, where it would name the "
+                                "platform's own Snowflake session", rule="function_not_allowed")
+
+
+def _spell_ctes_alike(tree: exp.Expr) -> None:
+    """Write every CTE name and every reference to it in one spelling no table has, so Snowflake binds
+    the CTEs DuckDB binds, and a reference it would not bind fails instead of reading a table.
+
+    The guard matched CTE names as DuckDB does, ignoring ASCII case and quoting; Snowflake folds
+    unquoted names to upper case and keeps quoted ones, so ``WITH "t" AS (…) SELECT * FROM t`` would
+    name a table ``T`` of the session's schema. After the guard, a one-part table name is always a
+    CTE: each becomes ``"__cte_<name folded as DuckDB folds it>"``, and a reference without an alias
+    gets the folded name as its alias (unquoted when plain), so ``t.col`` qualifiers still match.
+    """
+    def spelled(name: str) -> exp.Identifier:
+        return exp.to_identifier(f"{CTE_PREFIX}{duck_fold(name)}", quoted=True)
+
+    for cte in tree.find_all(exp.CTE):
+        alias = cte.args.get("alias")
+        if isinstance(alias, exp.TableAlias) and isinstance(alias.this, exp.Identifier):
+            alias.set("this", spelled(alias.this.name))
+    for node in tree.find_all(exp.Table):
+        if isinstance(node.this, exp.Identifier) and len(node.parts) == 1:
+            name = node.this.name
+            alias = node.args.get("alias")
+            if not isinstance(alias, exp.TableAlias) or not alias.this:
+                folded = duck_fold(name)
+                named = exp.to_identifier(folded, quoted=not _PLAIN.fullmatch(folded))
+                if isinstance(alias, exp.TableAlias):
+                    alias.set("this", named)
+                else:
+                    node.set("alias", exp.TableAlias(this=named))
+            node.set("this", spelled(name))
