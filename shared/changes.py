@@ -147,10 +147,18 @@ def _fetch(con: Any, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
 
 
 def _bucket(table: RegisteredTable, col: SourceColumn) -> str:
+    """The partition a row falls in: its truncated time, or the position of its static value.
+
+    Static values are compared in the source as the engine selects a partition's rows
+    (``column = 'value'``, in the column's type), so a value registered as ``'1.5'`` for a
+    NUMBER(10,2) or ``'TRUE'`` for a boolean names the rows the engine would rewrite; the
+    rows' own text (``1.50``, ``True``) would name no partition.
+    """
     kind = sp.time_kind(table)
     c = _q(col.name)
     if kind is None:
-        return c
+        whens = " ".join(f"WHEN {c} = %s THEN {i}" for i in range(len(table.partition_values)))
+        return f"CASE {whens} END"
     if col.data_type.upper() in _TZ_TYPES:  # truncate in UTC, where partition windows are
         c = f"CONVERT_TIMEZONE('UTC', {c})"
     return f"DATE_TRUNC('{_UNITS[kind]}', {c})"
@@ -161,9 +169,8 @@ def _key_of(table: RegisteredTable, value: Any, *, now: dt.datetime) -> str | No
     if value is None:
         return None
     kind = sp.time_kind(table)
-    if kind is None:
-        text = str(value)
-        return text if text in table.partition_values else None
+    if kind is None:  # the position of the static value (``_bucket``)
+        return table.partition_values[int(value)]
     if isinstance(value, dt.datetime):
         instant = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
     elif isinstance(value, dt.date):
@@ -236,8 +243,9 @@ def scan(con: Any, table: RegisteredTable, manifest: Manifest | None, *, now: dt
         if boundary is not None:  # rows in windows after the newest served one, whatever their cursor
             where += f" OR {_q(part.name)} >= CAST(%s AS {_cast_type(part)})"
             params.append(_bound(part, boundary[1]))
+    values = list(table.partition_values) if sp.time_kind(table) is None else []
     rows = _fetch(con, f"SELECT {_bucket(table, part)} AS bucket, count(*) FROM {name} WHERE {where} GROUP BY 1",
-                  params)
+                  values + params)
     changed: set[str] = set()
     new: set[str] = set()
     unplaced = 0

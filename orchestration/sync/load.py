@@ -84,9 +84,18 @@ def insert_batch(
 
 
 def _window_predicate(column: Column, w: Window) -> tuple[str, list[Any]]:
+    """The served rows of one partition, chosen as the source chose them (``extract.window_slices``).
+
+    A static value is compared as the column's type, as Snowflake compares ``column = 'value'``:
+    compared as text, ``'01'`` on a number, ``'1.5'`` on a NUMBER(10,2) or ``'TRUE'`` on a
+    boolean would match source rows but no served row, so the window's rows could never be
+    counted or replaced. JSON and binary values have no such cast and stay compared as text.
+    """
     c = qi(column.name)
     if w.value is not None:
-        return f"CAST({c} AS VARCHAR) = ?", [w.value]
+        if column.type in ("JSON", "BLOB"):
+            return f"CAST({c} AS VARCHAR) = ?", [w.value]
+        return f"{c} = CAST(? AS {column.type})", [w.value]
     assert w.start is not None
     assert w.end is not None
     return f"{c} >= ? AND {c} < ?", [_bound(column, w.start), _bound(column, w.end)]
@@ -114,8 +123,16 @@ def count_windows(con: duckdb.DuckDBPyConnection, column: Column, windows: Seque
 
 
 def _bound(column: Column, instant: dt.datetime) -> Any:
+    """A window boundary compared with ``column``'s values.
+
+    A DATE compared with a boundary inside a day (an hourly window) is compared as Snowflake
+    compares it, as that day's midnight: ``day >= 01:00`` holds from the next day on, so the
+    boundary is the next day. Flooring it instead would make every hourly window of a DATE
+    column empty here while the source counts the day's rows in its first hour.
+    """
     if column.type == "DATE":
-        return instant.date()
+        day = instant.date()
+        return day if instant.time() == dt.time(0) else day + dt.timedelta(days=1)
     if column.type == "TIMESTAMP":
         return instant.replace(tzinfo=None)
     return instant

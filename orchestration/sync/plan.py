@@ -30,7 +30,7 @@ from orchestration.sync.extract import (
 )
 from orchestration.sync.sql import qi
 from orchestration.sync.types import ORDERED_SLICE_TYPES, base_type, duckdb_type, served_columns
-from shared import changes, partitions
+from shared import changes, identifiers, partitions
 from shared.registry import RegisteredTable
 from shared.served import Column, Manifest
 from shared.served_storage import ServedStore
@@ -44,6 +44,16 @@ SNAPSHOT_DESCRIPTION = "Day (UTC) on which this copy of the source table was tak
 
 class SourceTableMissingError(SourceError):
     """The registered table is not visible in the source."""
+
+
+class RegisteredColumnMissingError(SourceError):
+    """A column the registration names (primary key, cursor, partition column) is gone from the source.
+
+    Why a refusal and not drift: every other dropped column is kept and served as NULL, but
+    these decide which rows are written and merged. A primary key served as NULL merges every
+    new row into one; a missing cursor or partition column selects nothing meaningful. The
+    registration must be changed (or the column restored) before the table can sync again.
+    """
 
 
 @dataclasses.dataclass
@@ -126,6 +136,7 @@ def plan(req: SyncRequest) -> Planned:
                     f"table {describe(table)} does not exist in the source "
                     "(dropped, renamed, or not visible to this role)"
                 )
+            _require_registered_columns(table, cols)
             slices, source_rows, window_rows, per_window = _slices(req, con, cols, mode, windows)
             if mode == "merge":
                 source_rows = table_rows(con, table)
@@ -137,6 +148,20 @@ def plan(req: SyncRequest) -> Planned:
     recount = None if mode == "merge" else Recount(per_window if mode == "partition" else None)
     req.logger.info(f"{table.key}: {mode} of {len(slices)} slice(s), {source_rows} source row(s)")
     return Planned(mode, cols, target, slices, source_rows, windows, window_rows, recount)
+
+
+def _require_registered_columns(table: RegisteredTable, cols: Sequence[SourceColumn]) -> None:
+    """Raise ``RegisteredColumnMissingError`` naming every registered column the source lacks
+    (names are exact: a column renamed to another case is another column)."""
+    names = {c.name for c in cols}
+    roles = [("primary key", k) for k in table.primary_key]
+    roles += [("incremental key", table.cursor_column), ("partition", table.partition_column)]
+    missing = [f"{role} column {identifiers.snowflake_reference(name)}" for role, name in roles
+               if name and name not in names]
+    if missing:
+        raise RegisteredColumnMissingError(
+            f"the source table {describe(table)} no longer has the registered {', '.join(missing)} "
+            "(dropped or renamed); register the table again with its current columns")
 
 
 def _mode(table: RegisteredTable, full_refresh: bool) -> str:
