@@ -154,7 +154,7 @@ def _require_registered_columns(table: RegisteredTable, cols: Sequence[SourceCol
     """Raise ``RegisteredColumnMissingError`` naming every registered column the source lacks
     (names are exact: a column renamed to another case is another column)."""
     names = {c.name for c in cols}
-    roles = [("primary key", k) for k in table.primary_key]
+    roles: list[tuple[str, str | None]] = [("primary key", k) for k in table.primary_key]
     roles += [("incremental key", table.cursor_column), ("partition", table.partition_column)]
     missing = [f"{role} column {identifiers.snowflake_reference(name)}" for role, name in roles
                if name and name not in names]
