@@ -67,9 +67,32 @@ def _cast_type(col: SourceColumn) -> str:
     return {"TEXT": "VARCHAR", "STRING": "VARCHAR", "TIMESTAMP": "TIMESTAMP_NTZ", "DATETIME": "TIMESTAMP_NTZ"}.get(kind, kind)
 
 
-def watermark_value(manifest: Manifest | None) -> Any:
-    """The served watermark as a Python value (datetime, date, Decimal or str), or None."""
+def written_under(table: RegisteredTable, manifest: Manifest | None) -> list[str]:
+    """What of ``table``'s registration differs from the one ``manifest``'s version was written
+    under: ``cursor_column`` and/or ``primary_key`` (empty: the same, or not recorded).
+
+    Why: a served version's watermark is the highest value of the cursor it was written with,
+    and its rows are unique on the key it was merged on. Re-registered with another cursor,
+    that watermark says nothing about the new one (rows below it were never read); with
+    another key, served rows may repeat the new key outside whatever a run rewrites.
+    """
+    if manifest is None:
+        return []
+    changed = []
+    if "cursor_column" in manifest.extra and manifest.extra["cursor_column"] != table.cursor_column:
+        changed.append("cursor_column")
+    if "primary_key" in manifest.extra and list(manifest.extra["primary_key"] or []) != list(table.primary_key):
+        changed.append("primary_key")
+    return changed
+
+
+def watermark_value(manifest: Manifest | None, table: RegisteredTable | None = None) -> Any:
+    """The served watermark as a Python value (datetime, date, Decimal or str), or None.
+
+    With ``table``: None when the version was written under another cursor column."""
     if manifest is None or manifest.watermark is None:
+        return None
+    if table is not None and "cursor_column" in written_under(table, manifest):
         return None
     raw, kind = manifest.watermark, str(manifest.extra.get("watermark_type") or "").upper()
     if kind.startswith("TIMESTAMP"):
@@ -84,7 +107,7 @@ def watermark_value(manifest: Manifest | None) -> Any:
 
 def watermark_floor(table: RegisteredTable, manifest: Manifest | None) -> Any:
     """Lowest cursor to re-read: the served watermark minus the lookback (None: read everything)."""
-    value = watermark_value(manifest)
+    value = watermark_value(manifest, table)
     if value is None:
         return None
     if isinstance(value, dt.datetime):
@@ -221,13 +244,13 @@ def scan(con: Any, table: RegisteredTable, manifest: Manifest | None, *, now: dt
     if cursor is None:
         raise ChangeScanError(f"cursor column {table.cursor_column} does not exist in {table.key}")
     c, name, cast = _q(cursor.name), _source_name(table), _cast_type(cursor)
-    watermark = watermark_value(manifest)
+    watermark = watermark_value(manifest, table)
     if watermark is None:
         newest, newer = _fetch(con, f"SELECT max({c}), count(*) FROM {name}", [])[0]
     else:
         newest, newer = _fetch(con, f"SELECT max({c}), count_if({c} > CAST(%s AS {cast})) FROM {name}",
                                [bind(watermark)])[0]
-    served = manifest.watermark if manifest is not None else None
+    served = manifest.watermark if manifest is not None and watermark is not None else None
     result = SourceChanges(served_watermark=served, source_newest=as_text(newest), newer_rows=int(newer or 0))
     if not sp.is_partitioned(table) or table.strategy == "snapshot" or not table.partition_column:
         return result

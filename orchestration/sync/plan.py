@@ -110,6 +110,7 @@ class Planned:
     windows: list[partitions.Window]
     window_rows: list[int] = dataclasses.field(default_factory=list)  # source rows per window (partition mode)
     recount: Recount | None = None  # None: not comparable (a merge counts the whole source; it only warns)
+    key_changed: bool = False  # the served version was written under another primary key: check every row
 
     @property
     def copies_previous(self) -> bool:
@@ -128,6 +129,13 @@ def plan(req: SyncRequest) -> Planned:
     elif req.partition_keys:
         partitions.validate_partition_key(table, req.partition_keys[0])  # raises: not partitioned
     mode = _mode(table, req.full_refresh)
+    changed = [] if req.full_refresh else changes.written_under(table, req.served.current(table.key))
+    if mode == "merge" and changed:
+        # The served rows were merged on another cursor or key: a merge cannot continue from
+        # them, a full read under the new registration can (what a first sync would serve).
+        req.logger.info(f"{table.key}: the served version was written under another {' and '.join(changed)}; "
+                        "reading the whole table instead of merging")
+        mode = "replace"
     try:
         with req.connect() as con:
             cols = table_columns(con, table)
@@ -147,7 +155,8 @@ def plan(req: SyncRequest) -> Planned:
         target = [Column(_snapshot_column(req, cols), "DATE", nullable=False, description=SNAPSHOT_DESCRIPTION), *target]
     recount = None if mode == "merge" else Recount(per_window if mode == "partition" else None)
     req.logger.info(f"{table.key}: {mode} of {len(slices)} slice(s), {source_rows} source row(s)")
-    return Planned(mode, cols, target, slices, source_rows, windows, window_rows, recount)
+    return Planned(mode, cols, target, slices, source_rows, windows, window_rows, recount,
+                   key_changed="primary_key" in changed)
 
 
 def _require_registered_columns(table: RegisteredTable, cols: Sequence[SourceColumn]) -> None:

@@ -93,6 +93,9 @@ def publish_version(w: Written, checked: Checked, *, classification: dict[str, d
         parts[win.key] = {"rows": rows, "run_id": req.run_id, "materialized_at": stamp}
     extra: dict[str, Any] = {
         "mode": planned.mode, "watermark_type": w.watermark_type, "drift": checked.drift,
+        # What the rows were merged and deduplicated on: a later run under another registration
+        # cannot continue from them (``changes.written_under``).
+        "cursor_column": req.table.cursor_column, "primary_key": list(req.table.primary_key),
         "source_rows": planned.source_rows, "rows_written": w.rows_written,
         "duplicates_removed": checked.duplicates_removed, "kept_newer_served": checked.kept_newer,
         "snapshot_column": w.snap_col, "slices": len(planned.slices),

@@ -201,13 +201,14 @@ def _failing_windows(w: Written, part_col: Column, verdicts: list[Verdict], *, s
 
 
 def _duplicates(w: Written) -> int:
-    """Primary-key duplicates, checked over what this run wrote when older rows were kept."""
+    """Primary-key duplicates, checked over what this run wrote when older rows were kept (over
+    every row when they were written under another key: their uniqueness on it is unknown)."""
     if "duplicate_keys" in w.merge:  # a merge checked its staged keys before dropping the stage
         return w.merge["duplicate_keys"]
     if w.planned.mode == "snapshot":  # a key repeats across snapshot days by design; unique within one day
         day = dt.date.fromisoformat(w.planned.windows[0].key)
         return load.duplicate_keys(w.con, w.key, scope=(f"{qi(str(w.snap_col))} = ?", [day]), across=False)
-    if w.planned.mode == "partition" and w.has_data and w.part_col is not None:
+    if w.planned.mode == "partition" and w.has_data and w.part_col is not None and not w.planned.key_changed:
         return load.duplicate_keys(w.con, w.key, scope=load.windows_predicate(w.part_col, w.planned.windows),
                                    written=w.written_table)
     return load.duplicate_keys(w.con, w.key)

@@ -125,3 +125,66 @@ def test_the_change_scan_finds_static_partitions_by_the_column_type(source: Sour
     for k in found.partitions:
         _ok(materialize(table, sync_settings, partition_key=k))
     assert rows(sync_settings, table) == _source_rows(source, "T", "P IN (1.5, 2)")
+
+
+# -- the registration changed since the served version was written ---------------------------------------
+
+
+def test_a_new_cursor_column_is_not_read_from_the_old_cursors_watermark(source: Source, sync_settings: Settings) -> None:
+    """Re-registered with another cursor, a merge started from the old cursor's watermark: rows
+    whose new cursor lies below it were never read, and the run succeeded with stale rows."""
+    t = source.table("T")
+    source.sql(f"CREATE TABLE {t} (ID NUMBER(10,0), UPDATED_AT NUMBER(10,0), VERSION NUMBER(10,0), V VARCHAR)")
+    source.sql(f"INSERT INTO {t} VALUES (1, 1000, 1, 'a'), (2, 1001, 1, 'b')")
+    first = source.register("T", strategy="incremental", incremental_key="UPDATED_AT", primary_key=["ID"])
+    _ok(materialize(first, sync_settings))
+    source.sql(f"UPDATE {t} SET VERSION = 2, V = 'a2' WHERE ID = 1")
+    again = source.register("T", strategy="incremental", incremental_key="VERSION", primary_key=["ID"])
+    _ok(materialize(again, sync_settings))
+    assert rows(sync_settings, again) == _source_rows(source, "T")
+    manifest = current(sync_settings, again)
+    assert manifest is not None
+    assert manifest.watermark == "2"
+    from shared import changes
+
+    assert changes.watermark_floor(again, manifest) == 2
+    assert changes.watermark_floor(first, manifest) is None, "the old registration's cursor has no watermark here"
+
+
+def test_a_new_primary_key_is_checked_over_every_served_row(source: Source, sync_settings: Settings) -> None:
+    """Re-registered with another key, a merge checked only the keys it staged: served rows that
+    repeat the new key stayed, and the table was served as unique on it."""
+    t = source.table("T")
+    source.sql(f"CREATE TABLE {t} (ID NUMBER(10,0), CODE VARCHAR, UPDATED_AT NUMBER(10,0))")
+    source.sql(f"INSERT INTO {t} VALUES (1, 'x', 1), (2, 'x', 2), (3, 'y', 3)")
+    first = source.register("T", strategy="incremental", incremental_key="UPDATED_AT", primary_key=["ID"])
+    _ok(materialize(first, sync_settings))
+    source.sql(f"INSERT INTO {t} VALUES (4, 'z', 4)")
+    again = source.register("T", strategy="incremental", incremental_key="UPDATED_AT", primary_key=["CODE"])
+    _ok(materialize(again, sync_settings))
+    # what a first sync under the new key serves: the newest row per CODE
+    assert rows(sync_settings, again) == [(2, "x", 2), (3, "y", 3), (4, "z", 4)]
+    manifest = current(sync_settings, again)
+    assert manifest is not None
+    assert manifest.extra["duplicates_removed"] == 1
+
+
+def test_a_new_primary_key_of_a_partitioned_table_is_checked_over_every_partition(
+        source: Source, sync_settings: Settings) -> None:
+    """A partition run checks its own keys against the other partitions, but not the other
+    partitions among themselves: under a new key, their duplicates went unseen."""
+    t = source.table("T")
+    source.sql(f"CREATE TABLE {t} (ID NUMBER(10,0), CODE VARCHAR, DAY DATE)")
+    source.sql(f"INSERT INTO {t} VALUES (1, 'x', '2025-01-01'), (2, 'x', '2025-01-01'), (3, 'y', '2025-01-02')")
+    part = {"kind": "daily", "column": "DAY", "start": "2025-01-01"}
+    first = source.register("T", primary_key=["ID"], partitioning=part)
+    for k in ["2025-01-01", "2025-01-02"]:
+        _ok(materialize(first, sync_settings, partition_key=k))
+    served = current(sync_settings, first)
+    again = source.register("T", primary_key=["CODE"], partitioning=part)
+    refused = materialize(again, sync_settings, partition_key="2025-01-02")
+    assert "primary_key_unique failed (duplicate_rows=1)" in failure_message(refused)
+    after = current(sync_settings, again)
+    assert after is not None
+    assert served is not None
+    assert after.version == served.version
