@@ -69,16 +69,20 @@ def _cast_type(col: SourceColumn) -> str:
 
 def written_under(table: RegisteredTable, manifest: Manifest | None) -> list[str]:
     """What of ``table``'s registration differs from the one ``manifest``'s version was written
-    under: ``cursor_column`` and/or ``primary_key`` (empty: the same, or not recorded).
+    under: ``strategy`` (to or from snapshot), ``cursor_column``, ``primary_key`` (empty: the
+    same, or not recorded).
 
     Why: a served version's watermark is the highest value of the cursor it was written with,
     and its rows are unique on the key it was merged on. Re-registered with another cursor,
     that watermark says nothing about the new one (rows below it were never read); with
-    another key, served rows may repeat the new key outside whatever a run rewrites.
+    another key, served rows may repeat the new key outside whatever a run rewrites. A
+    snapshot version holds a copy of the table per day; any other holds one.
     """
     if manifest is None:
         return []
     changed = []
+    if (manifest.strategy == "snapshot") != (table.strategy == "snapshot"):
+        changed.append("strategy")  # a snapshot version holds a copy per day, under a date column
     if "cursor_column" in manifest.extra and manifest.extra["cursor_column"] != table.cursor_column:
         changed.append("cursor_column")
     if "primary_key" in manifest.extra and list(manifest.extra["primary_key"] or []) != list(table.primary_key):

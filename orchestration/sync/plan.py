@@ -111,11 +111,12 @@ class Planned:
     window_rows: list[int] = dataclasses.field(default_factory=list)  # source rows per window (partition mode)
     recount: Recount | None = None  # None: not comparable (a merge counts the whole source; it only warns)
     key_changed: bool = False  # the served version was written under another primary key: check every row
+    starts_empty: bool = False  # the served version's rows cannot be kept (a snapshot's and another strategy's)
 
     @property
     def copies_previous(self) -> bool:
         """Whether the write starts from a copy of the served version (it keeps rows outside the scope)."""
-        return self.mode in ("partition", "snapshot", "merge")
+        return self.mode in ("partition", "snapshot", "merge") and not self.starts_empty
 
 
 def plan(req: SyncRequest) -> Planned:
@@ -155,8 +156,14 @@ def plan(req: SyncRequest) -> Planned:
         target = [Column(_snapshot_column(req, cols), "DATE", nullable=False, description=SNAPSHOT_DESCRIPTION), *target]
     recount = None if mode == "merge" else Recount(per_window if mode == "partition" else None)
     req.logger.info(f"{table.key}: {mode} of {len(slices)} slice(s), {source_rows} source row(s)")
+    # Rows served as daily snapshots are no rows of a table copied once, nor the reverse: a run
+    # switching between the two starts from an empty table (kept, they were served with no
+    # snapshot date, or one copy per day).
+    starts_empty = "strategy" in changed
+    if starts_empty:
+        req.logger.info(f"{table.key}: the served version was written as another strategy; its rows are not kept")
     return Planned(mode, cols, target, slices, source_rows, windows, window_rows, recount,
-                   key_changed="primary_key" in changed)
+                   key_changed="primary_key" in changed, starts_empty=starts_empty)
 
 
 def _require_registered_columns(table: RegisteredTable, cols: Sequence[SourceColumn]) -> None:

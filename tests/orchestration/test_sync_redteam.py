@@ -188,3 +188,30 @@ def test_a_new_primary_key_of_a_partitioned_table_is_checked_over_every_partitio
     assert after is not None
     assert served is not None
     assert after.version == served.version
+
+
+def test_a_table_turned_into_a_snapshot_serves_only_snapshots(source: Source, sync_settings: Settings) -> None:
+    """A snapshot run copied the full copy served before and added its day: the old rows were
+    served beside the snapshot with no snapshot date, every key twice."""
+    from orchestration.sync.load import SNAPSHOT_COLUMN
+    from shared import partitions as sp
+
+    t = source.table("T")
+    source.sql(f"CREATE TABLE {t} (ID NUMBER(10,0), V VARCHAR)")
+    source.sql(f"INSERT INTO {t} VALUES (1, 'a'), (2, 'b')")
+    _ok(materialize(source.register("T", primary_key=["ID"]), sync_settings))
+    snap = source.register("T", strategy="snapshot", primary_key=["ID"])
+    day = sp.latest_key(snap)
+    assert day is not None
+    for _ in range(2):
+        _ok(materialize(snap, sync_settings, partition_key=day))
+    served = rows(sync_settings, snap, f'SELECT "{SNAPSHOT_COLUMN}", ID, V FROM data ORDER BY ID')
+    assert [(str(d), i, v) for d, i, v in served] == [(day, 1, "a"), (day, 2, "b")]
+    manifest = current(sync_settings, snap)
+    assert manifest is not None
+    assert list(manifest.partitions) == [day]
+
+    # and back: a full copy serves the table once, without the snapshot date
+    _ok(materialize(source.register("T", strategy="incremental", incremental_key="ID", primary_key=["ID"]),
+                    sync_settings))
+    assert rows(sync_settings, snap, "SELECT * FROM data ORDER BY 1") == _source_rows(source, "T")
