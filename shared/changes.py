@@ -7,7 +7,8 @@ source-change sensor (``orchestration/sensors.py``) ask the source the same ques
 so they rewrite the same partitions and call the same data fresh:
 
 - *fresh*: no source row has a cursor newer than the served watermark (the served
-  table's highest cursor, from the served manifest);
+  table's highest cursor, from the served manifest) and, unpartitioned, the source has as
+  many rows without a cursor as are served;
 - *changed partitions*: the partitions holding a row whose cursor is past the watermark
   minus the registration's lookback (rows committed late with an older cursor
   are caught within the lookback). A row whose partition column changed is found in its
@@ -252,8 +253,15 @@ def scan(con: Any, table: RegisteredTable, manifest: Manifest | None, *, now: dt
     if watermark is None:
         newest, newer = _fetch(con, f"SELECT max({c}), count(*) FROM {name}", [])[0]
     else:
-        newest, newer = _fetch(con, f"SELECT max({c}), count_if({c} > CAST(%s AS {cast})) FROM {name}",
-                               [bind(watermark)])[0]
+        newest, newer, nulls = _fetch(
+            con, f"SELECT max({c}), count_if({c} > CAST(%s AS {cast})), count_if({c} IS NULL) FROM {name}",
+            [bind(watermark)])[0]
+        served_nulls = manifest.extra.get("cursor_nulls") if manifest is not None else None
+        if served_nulls is not None and not sp.is_partitioned(table):
+            # Rows without a cursor are past no watermark; a change in their number is a change
+            # (a merge re-reads them all). A partitioned table serves only its windows' rows, so
+            # its count is not comparable with the whole source's.
+            newer = int(newer or 0) + abs(int(nulls or 0) - int(served_nulls))
     served = manifest.watermark if manifest is not None and watermark is not None else None
     result = SourceChanges(served_watermark=served, source_newest=as_text(newest), newer_rows=int(newer or 0))
     if not sp.is_partitioned(table) or table.strategy == "snapshot" or not table.partition_column:

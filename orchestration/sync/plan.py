@@ -250,7 +250,11 @@ def _slices(req: SyncRequest, con: Any, cols: list[SourceColumn], mode: str,
         cursor = by_name[str(table.cursor_column)]
         floor = _watermark_floor(table, req.served.current(table.key))
         if floor is not None:  # >= (not >): rows sharing the watermark are re-read; the merge makes it harmless
-            bases = [Slice(label="delta", where=f"{qi(cursor.name)} >= CAST(%s AS {sf_type(cursor)})", params=(literal(floor),))]
+            # Rows without a cursor are re-read too: no watermark can say whether one is new, and a
+            # NULL compares with none, so a row inserted without a cursor was never served.
+            c = qi(cursor.name)
+            bases = [Slice(label="delta", where=f"({c} >= CAST(%s AS {sf_type(cursor)}) OR {c} IS NULL)",
+                           params=(literal(floor),))]
     slices, total = [], 0
     for base in bases:
         parts, count = key_range_slices(con, table, splitter, base=base, slice_rows=req.slice_rows)

@@ -43,6 +43,7 @@ class Written:
     merge: dict[str, int] = dataclasses.field(default_factory=dict)
     watermark: str | None = None
     watermark_type: str | None = None
+    cursor_nulls: int | None = None  # served rows without a cursor (the change scan compares the source's)
     written_table: str | None = None  # a temp copy of the windows' rows (a partition run that kept older rows)
 
     @property
@@ -173,6 +174,7 @@ def _watermark(w: Written) -> None:
     value = load.max_value(w.con, cursor)
     w.watermark = value.isoformat() if isinstance(value, dt.date) else (str(value) if value is not None else None)
     w.watermark_type = w.by_name[cursor].type if w.watermark else None
+    w.cursor_nulls = load.count_nulls(w.con, cursor)
 
 
 def _written_scope(w: Written) -> None:

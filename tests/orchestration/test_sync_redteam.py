@@ -215,3 +215,34 @@ def test_a_table_turned_into_a_snapshot_serves_only_snapshots(source: Source, sy
     _ok(materialize(source.register("T", strategy="incremental", incremental_key="ID", primary_key=["ID"]),
                     sync_settings))
     assert rows(sync_settings, snap, "SELECT * FROM data ORDER BY 1") == _source_rows(source, "T")
+
+
+# -- rows without a cursor -------------------------------------------------------------------------------
+
+
+def test_rows_without_a_cursor_are_merged_and_seen_as_changes(source: Source, sync_settings: Settings) -> None:
+    """A merge read ``cursor >= floor``, which no NULL satisfies: a row inserted without a cursor
+    after the first sync was never served, and the change scan called the table fresh."""
+    from shared import changes
+
+    t = source.table("T")
+    source.sql(f"CREATE TABLE {t} (ID NUMBER(10,0), U NUMBER(10,0), V VARCHAR)")
+    source.sql(f"INSERT INTO {t} VALUES (1, 10, 'a'), (2, NULL, 'b')")
+    table = source.register("T", strategy="incremental", incremental_key="U", primary_key=["ID"])
+    _ok(materialize(table, sync_settings))
+    assert rows(sync_settings, table) == _source_rows(source, "T")
+    assert changes.scan(source.con, table, current(sync_settings, table)).fresh
+
+    source.sql(f"INSERT INTO {t} VALUES (3, NULL, 'c')")
+    source.sql(f"UPDATE {t} SET V = 'b2' WHERE ID = 2")
+    found = changes.scan(source.con, table, current(sync_settings, table))
+    assert not found.fresh
+    assert found.newer_rows == 1
+    _ok(materialize(table, sync_settings))
+    assert rows(sync_settings, table) == _source_rows(source, "T")
+    assert changes.scan(source.con, table, current(sync_settings, table)).fresh
+
+    # a key served with a cursor keeps it against a copy without one (NULL is the lowest cursor)
+    source.sql(f"INSERT INTO {t} VALUES (1, NULL, 'older'), (4, 12, 'd')")
+    _ok(materialize(table, sync_settings))
+    assert rows(sync_settings, table) == [(1, 10, "a"), (2, None, "b2"), (3, None, "c"), (4, 12, "d")]
