@@ -56,6 +56,10 @@ class RegisteredColumnMissingError(SourceError):
     """
 
 
+class SourceColumnsCollideError(SourceError):
+    """Two source columns differ only in ASCII case: one DuckDB column name for both."""
+
+
 @dataclasses.dataclass
 class SyncRequest:
     table: RegisteredTable
@@ -168,7 +172,8 @@ def plan(req: SyncRequest) -> Planned:
 
 def _require_registered_columns(table: RegisteredTable, cols: Sequence[SourceColumn]) -> None:
     """Raise ``RegisteredColumnMissingError`` naming every registered column the source lacks
-    (names are exact: a column renamed to another case is another column)."""
+    (names are exact: a column renamed to another case is another column), or
+    ``SourceColumnsCollideError`` for two columns DuckDB cannot tell apart."""
     names = {c.name for c in cols}
     roles: list[tuple[str, str | None]] = [("primary key", k) for k in table.primary_key]
     roles += [("incremental key", table.cursor_column), ("partition", table.partition_column)]
@@ -178,6 +183,11 @@ def _require_registered_columns(table: RegisteredTable, cols: Sequence[SourceCol
         raise RegisteredColumnMissingError(
             f"the source table {describe(table)} no longer has the registered {', '.join(missing)} "
             "(dropped or renamed); register the table again with its current columns")
+    clashes = identifiers.column_collisions([c.name for c in cols])
+    if clashes:  # registration refuses these; a column added later must not reach DuckDB's own error
+        a, b = (identifiers.snowflake_reference(n) for n in clashes[0])
+        raise SourceColumnsCollideError(f"columns {a} and {b} of {describe(table)} differ only in case, which DuckDB "
+                                        "cannot serve as two columns; rename one of them in the source")
 
 
 def _mode(table: RegisteredTable, full_refresh: bool) -> str:

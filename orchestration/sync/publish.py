@@ -57,6 +57,9 @@ def classify(w: Written) -> dict[str, dict[str, Any]]:
     t0 = time.perf_counter()
     names, types = [c.name for c in w.columns], [c.type for c in w.columns]
     before = (w.previous.extra.get("classification") if w.previous is not None else None) or {}
+    if w.drift is not None and w.drift.renamed:  # a column renamed in case keeps its rows' verdict
+        renames = {a.name: b.name for a, b in w.drift.renamed}
+        before = {renames.get(name, name): verdict for name, verdict in before.items()}
     if w.written_table is not None and before:
         verdicts = merge_verdicts(before, classify_table(w.con, qi(w.written_table), names, types=types))
     else:

@@ -111,7 +111,7 @@ def evaluate(table: RegisteredTable, *, source_rows: int, served_rows: int, dupl
     verdicts = [
         Verdict(ROW_COUNT_CHECK, passed, row_count_blocks(table), figures),
         # Incompatible drift already fails the sync (SchemaDriftError); what is left is additive and warns.
-        Verdict(SCHEMA_DRIFT_CHECK, not (drift.get("removed") or drift.get("widened")), False,
+        Verdict(SCHEMA_DRIFT_CHECK, not (drift.get("removed") or drift.get("widened") or drift.get("renamed")), False,
                 dict(drift)),
     ]
     if table.primary_key:

@@ -246,3 +246,33 @@ def test_rows_without_a_cursor_are_merged_and_seen_as_changes(source: Source, sy
     source.sql(f"INSERT INTO {t} VALUES (1, NULL, 'older'), (4, 12, 'd')")
     _ok(materialize(table, sync_settings))
     assert rows(sync_settings, table) == [(1, 10, "a"), (2, None, "b2"), (3, None, "c"), (4, 12, "d")]
+
+
+# -- drift ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("layout", ["merge", "partition"])
+def test_a_column_renamed_only_in_case_keeps_its_values_and_is_reported(source: Source, sync_settings: Settings,
+                                                                        layout: str) -> None:
+    """DuckDB compares names without case: the renamed column was added beside the old one, which
+    DuckDB refuses, and every run failed with DuckDB's own error. It is now renamed in place."""
+    t = source.table("T")
+    source.sql(f"CREATE TABLE {t} (ID NUMBER(10,0), U NUMBER(10,0), DAY DATE, V VARCHAR)")
+    source.sql(f"INSERT INTO {t} VALUES (1, 1, '2025-01-01', 'a'), (2, 2, '2025-01-02', 'b')")
+    part = {"partitioning": {"kind": "daily", "column": "DAY", "start": "2025-01-01"}} if layout == "partition" else {}
+    table = source.register("T", strategy="incremental", incremental_key="U", primary_key=["ID"], **part)
+    keys = ["2025-01-01", "2025-01-02"] if part else [None]
+    for k in keys:
+        _ok(materialize(table, sync_settings, partition_key=k))
+    source.sql(f'ALTER TABLE {t} RENAME COLUMN V TO "v"')
+    source.sql(f"INSERT INTO {t} VALUES (3, 3, '2025-01-02', 'c')")
+    result = materialize(table, sync_settings, partition_key=keys[-1])
+    _ok(result)
+    manifest = current(sync_settings, table)
+    assert manifest is not None
+    assert [c.name for c in manifest.columns] == ["ID", "U", "DAY", "v"]
+    assert manifest.extra["drift"]["renamed"] == ["V -> v"]
+    assert rows(sync_settings, table, 'SELECT ID, U, DAY, "v" FROM data ORDER BY 1') == _source_rows(source, "T")
+    checks = {e.asset_check_evaluation_data.check_name: e.asset_check_evaluation_data.passed
+              for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"}
+    assert checks["no_unexpected_schema_drift"] is False, "the rename is reported (a warning)"
