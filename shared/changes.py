@@ -256,6 +256,10 @@ def scan(con: Any, table: RegisteredTable, manifest: Manifest | None, *, now: dt
         newest, newer, nulls = _fetch(
             con, f"SELECT max({c}), count_if({c} > CAST(%s AS {cast})), count_if({c} IS NULL) FROM {name}",
             [bind(watermark)])[0]
+        # Served rows dated past the read that wrote them (``write.py`` caps the watermark there)
+        # are past the watermark too: only rows beyond them are new.
+        beyond = int((manifest.extra.get("cursor_beyond_watermark") or 0) if manifest is not None else 0)
+        newer = max(0, int(newer or 0) - beyond)
         served_nulls = manifest.extra.get("cursor_nulls") if manifest is not None else None
         if served_nulls is not None and not sp.is_partitioned(table):
             # Rows without a cursor are past no watermark; a change in their number is a change

@@ -116,6 +116,9 @@ class Planned:
     recount: Recount | None = None  # None: not comparable (a merge counts the whole source; it only warns)
     key_changed: bool = False  # the served version was written under another primary key: check every row
     starts_empty: bool = False  # the served version's rows cannot be kept (a snapshot's and another strategy's)
+    # When the source was first read (the real clock, not ``SyncRequest.now``): no row read
+    # afterwards can have been committed before it, so a time watermark never passes it.
+    read_at: dt.datetime = dataclasses.field(default_factory=lambda: dt.datetime.now(dt.UTC))
 
     @property
     def copies_previous(self) -> bool:
@@ -126,6 +129,7 @@ class Planned:
 def plan(req: SyncRequest) -> Planned:
     """Read the source's columns and counts and decide the slices; raises before anything is written."""
     table = req.table
+    read_at = dt.datetime.now(dt.UTC)
     windows: list[partitions.Window] = []
     if partitions.is_partitioned(table):
         if not req.partition_keys:
@@ -167,7 +171,7 @@ def plan(req: SyncRequest) -> Planned:
     if starts_empty:
         req.logger.info(f"{table.key}: the served version was written as another strategy; its rows are not kept")
     return Planned(mode, cols, target, slices, source_rows, windows, window_rows, recount,
-                   key_changed="primary_key" in changed, starts_empty=starts_empty)
+                   key_changed="primary_key" in changed, starts_empty=starts_empty, read_at=read_at)
 
 
 def _require_registered_columns(table: RegisteredTable, cols: Sequence[SourceColumn]) -> None:

@@ -276,3 +276,39 @@ def test_a_column_renamed_only_in_case_keeps_its_values_and_is_reported(source: 
     checks = {e.asset_check_evaluation_data.check_name: e.asset_check_evaluation_data.passed
               for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"}
     assert checks["no_unexpected_schema_drift"] is False, "the rename is reported (a warning)"
+
+
+# -- cursors dated in the future ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("ddl", ["TIMESTAMP_NTZ", "TIMESTAMP_TZ", "DATE"])
+def test_a_cursor_dated_in_the_future_does_not_hide_the_rows_written_after_it(
+        source: Source, sync_settings: Settings, ddl: str) -> None:
+    """One row dated 2099 made the watermark 2099, so every later merge read from 2099 minus the
+    lookback: rows written afterwards were never served, and the change scan called the table
+    fresh. The watermark now stops at the time the source was read."""
+    import datetime as dt
+
+    from shared import changes
+
+    t = source.table("T")
+    source.sql(f"CREATE TABLE {t} (ID NUMBER(10,0), U {ddl}, V VARCHAR)")
+    future = "2099-01-01 00:00:00+00:00" if ddl == "TIMESTAMP_TZ" else "2099-01-01"
+    source.sql(f"INSERT INTO {t} VALUES (1, '2025-01-01', 'a'), (2, '{future}', 'b')")
+    table = source.register("T", strategy="incremental", incremental_key="U", primary_key=["ID"], lookback=0)
+    _ok(materialize(table, sync_settings))
+    first = current(sync_settings, table)
+    assert first is not None
+    assert first.watermark is not None
+    assert first.watermark < "2099"
+    assert changes.scan(source.con, table, first).fresh, "the served row dated 2099 is no change"
+
+    now = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
+    stamp = now.date().isoformat() if ddl == "DATE" else now.strftime("%Y-%m-%d %H:%M:%S")
+    source.sql(f"INSERT INTO {t} VALUES (3, '{stamp}{'+00:00' if ddl == 'TIMESTAMP_TZ' else ''}', 'new')")
+    if ddl != "DATE":  # a row dated on the watermark's day is past no DATE watermark (the merge reads it: >=)
+        found = changes.scan(source.con, table, first)
+        assert (found.fresh, found.newer_rows) == (False, 1)
+    _ok(materialize(table, sync_settings))
+    assert [(r[0], r[2]) for r in rows(sync_settings, table)] == [(1, "a"), (2, "b"), (3, "new")]
+    assert changes.scan(source.con, table, current(sync_settings, table)).fresh
