@@ -31,7 +31,7 @@ from orchestration.sync.extract import (
 from orchestration.sync.sql import qi
 from orchestration.sync.types import ORDERED_SLICE_TYPES, base_type, duckdb_type, served_columns
 from shared import changes, identifiers, partitions
-from shared.registry import RegisteredTable
+from shared.registry import RegisteredTable, cursor_type_problem
 from shared.served import Column, Manifest
 from shared.served_storage import ServedStore
 from shared.snowflake import SourceColumn, SourceError
@@ -46,8 +46,9 @@ class SourceTableMissingError(SourceError):
     """The registered table is not visible in the source."""
 
 
-class RegisteredColumnMissingError(SourceError):
-    """A column the registration names (primary key, cursor, partition column) is gone from the source.
+class RegisteredColumnError(SourceError):
+    """A column the registration names (primary key, cursor, partition column) is gone from the
+    source, or the cursor's type cannot carry a watermark.
 
     Why a refusal and not drift: every other dropped column is kept and served as NULL, but
     these decide which rows are written and merged. A primary key served as NULL merges every
@@ -175,7 +176,7 @@ def plan(req: SyncRequest) -> Planned:
 
 
 def _require_registered_columns(table: RegisteredTable, cols: Sequence[SourceColumn]) -> None:
-    """Raise ``RegisteredColumnMissingError`` naming every registered column the source lacks
+    """Raise ``RegisteredColumnError`` naming every registered column the source lacks
     (names are exact: a column renamed to another case is another column), or
     ``SourceColumnsCollideError`` for two columns DuckDB cannot tell apart."""
     names = {c.name for c in cols}
@@ -184,9 +185,12 @@ def _require_registered_columns(table: RegisteredTable, cols: Sequence[SourceCol
     missing = [f"{role} column {identifiers.snowflake_reference(name)}" for role, name in roles
                if name and name not in names]
     if missing:
-        raise RegisteredColumnMissingError(
+        raise RegisteredColumnError(
             f"the source table {describe(table)} no longer has the registered {', '.join(missing)} "
             "(dropped or renamed); register the table again with its current columns")
+    cursor = next((c for c in cols if c.name == table.cursor_column), None)
+    if cursor is not None and (problem := cursor_type_problem(cursor)):  # its type changed since registration
+        raise RegisteredColumnError(f"the incremental key of {describe(table)} cannot be merged on: {problem}")
     clashes = identifiers.column_collisions([c.name for c in cols])
     if clashes:  # registration refuses these; a column added later must not reach DuckDB's own error
         a, b = (identifiers.snowflake_reference(n) for n in clashes[0])

@@ -312,3 +312,21 @@ def test_a_cursor_dated_in_the_future_does_not_hide_the_rows_written_after_it(
     _ok(materialize(table, sync_settings))
     assert [(r[0], r[2]) for r in rows(sync_settings, table)] == [(1, "a"), (2, "b"), (3, "new")]
     assert changes.scan(source.con, table, current(sync_settings, table)).fresh
+
+
+def test_a_cursor_without_an_order_is_refused_at_registration_and_by_the_run(source: Source,
+                                                                             sync_settings: Settings) -> None:
+    """A BOOLEAN cursor's watermark is TRUE after the first TRUE row: rows written FALSE later were
+    never read, and every merge succeeded."""
+    from shared import registry
+    from shared.sources import table_columns
+
+    t = source.table("T")
+    source.sql(f"CREATE TABLE {t} (ID NUMBER(10,0), FLAG BOOLEAN, V VARCHAR)")
+    source.sql(f"INSERT INTO {t} VALUES (1, TRUE, 'a')")
+    table = source.register("T", strategy="incremental", incremental_key="FLAG", primary_key=["ID"])
+    with pytest.raises(registry.RegistrationError, match="FLAG is BOOLEAN"):
+        registry.check_against_source(table, table_columns(source.con, table))
+    message = failure_message(materialize(table, sync_settings))
+    assert "FLAG is BOOLEAN" in message, message
+    assert current(sync_settings, table) is None
