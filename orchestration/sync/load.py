@@ -209,8 +209,10 @@ def merge_stage(
             "expected_rows": served_before + staged - matched}
 
 
-def max_value(con: duckdb.DuckDBPyConnection, column: str) -> Any:
-    row = con.execute(f"SELECT max({qi(column)}) FROM {qi(DATA_TABLE)}").fetchone()
+def max_value(con: duckdb.DuckDBPyConnection, column: str, *, finite: bool = False) -> Any:
+    """The column's highest value (``finite``: of a DOUBLE, the highest finite one)."""
+    only = f" WHERE isfinite({qi(column)})" if finite else ""
+    row = con.execute(f"SELECT max({qi(column)}) FROM {qi(DATA_TABLE)}{only}").fetchone()
     return row[0] if row else None
 
 

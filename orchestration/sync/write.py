@@ -173,7 +173,10 @@ def _watermark(w: Written) -> None:
     cursor = w.req.table.cursor_column
     if w.req.table.strategy != "incremental" or not cursor:
         return
-    value = load.max_value(w.con, cursor)
+    floating = w.by_name[cursor].type == "DOUBLE"
+    # NaN and infinities order above every number (in Snowflake and DuckDB alike): as the
+    # watermark they would put the next floor past every finite cursor written from now on.
+    value = load.max_value(w.con, cursor, finite=floating)
     cap = _time_cap(w.by_name[cursor].type, w.planned.read_at)
     if cap is not None and value is not None and value > cap:
         # A cursor later than the read (a row dated in the future, a clock gone wrong) would
@@ -181,6 +184,8 @@ def _watermark(w: Written) -> None:
         # The watermark stops at the read; the rows beyond it are counted for the change scan.
         value = cap
         w.cursor_beyond = load.count_above(w.con, cursor, cap)
+    elif floating and value is not None:
+        w.cursor_beyond = load.count_above(w.con, cursor, value)  # the non-finite ones
     w.watermark = value.isoformat() if isinstance(value, dt.date) else (str(value) if value is not None else None)
     w.watermark_type = w.by_name[cursor].type if w.watermark else None
     w.cursor_nulls = load.count_nulls(w.con, cursor)

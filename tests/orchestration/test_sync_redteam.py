@@ -330,3 +330,26 @@ def test_a_cursor_without_an_order_is_refused_at_registration_and_by_the_run(sou
     message = failure_message(materialize(table, sync_settings))
     assert "FLAG is BOOLEAN" in message, message
     assert current(sync_settings, table) is None
+
+
+@pytest.mark.parametrize("poison", ["NaN", "inf"])
+def test_a_non_finite_float_cursor_does_not_hide_later_rows(source: Source, sync_settings: Settings,
+                                                             poison: str) -> None:
+    """NaN (and infinity) order above every number: as the watermark, every later merge read only
+    rows at or above it, so rows written afterwards were never served."""
+    from shared import changes
+
+    t = source.table("T")
+    source.sql(f"CREATE TABLE {t} (ID NUMBER(10,0), U FLOAT, V VARCHAR)")
+    source.sql(f"INSERT INTO {t} VALUES (1, 1.5, 'a'), (2, '{poison}', 'b')")
+    table = source.register("T", strategy="incremental", incremental_key="U", primary_key=["ID"], lookback=0)
+    _ok(materialize(table, sync_settings))
+    first = current(sync_settings, table)
+    assert first is not None
+    assert first.watermark == "1.5"
+    assert changes.scan(source.con, table, first).fresh
+    source.sql(f"INSERT INTO {t} VALUES (3, 2.5, 'c')")
+    assert changes.scan(source.con, table, first).newer_rows == 1
+    _ok(materialize(table, sync_settings))
+    assert [(r[0], r[2]) for r in rows(sync_settings, table)] == [(1, "a"), (2, "b"), (3, "c")]
+    assert changes.scan(source.con, table, current(sync_settings, table)).fresh
