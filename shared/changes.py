@@ -33,7 +33,7 @@ from typing import Any
 from shared import partitions as sp
 from shared.registry import RegisteredTable
 from shared.served import Manifest
-from shared.snowflake import SourceColumn
+from shared.snowflake import SourceColumn, bound
 from shared.sources import table_columns
 
 # DATE_TRUNC unit of each time partitioning.
@@ -168,7 +168,7 @@ def _columns(con: Any, table: RegisteredTable) -> dict[str, SourceColumn]:
 def _fetch(con: Any, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
     cur = con.cursor()
     try:
-        cur.execute(sql, list(params))
+        cur.execute(bound(sql, params), list(params))
         return list(cur.fetchall())
     finally:
         cur.close()

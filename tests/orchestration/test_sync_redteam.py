@@ -353,3 +353,70 @@ def test_a_non_finite_float_cursor_does_not_hide_later_rows(source: Source, sync
     _ok(materialize(table, sync_settings))
     assert [(r[0], r[2]) for r in rows(sync_settings, table)] == [(1, "a"), (2, "b"), (3, "c")]
     assert changes.scan(source.con, table, current(sync_settings, table)).fresh
+
+
+# -- names holding '%' ------------------------------------------------------------------------------------
+
+
+PCT_TABLE = '"50% off"'
+PCT_LAYOUTS = {
+    "full": {"primary_key": ['"id%s"']},
+    "incremental": {"strategy": "incremental", "incremental_key": '"u%d"', "primary_key": ['"id%s"']},
+    "daily": {"strategy": "incremental", "incremental_key": '"u%d"', "primary_key": ['"id%s"'],
+              "partitioning": {"kind": "daily", "column": '"d%"', "start": "2025-01-01"}},
+    "static": {"partitioning": {"kind": "static", "column": '"v%%"', "values": ["a", "b%s"]}},
+}
+
+
+@pytest.mark.parametrize("layout", list(PCT_LAYOUTS))
+def test_names_holding_a_percent_sign_sync_in_every_layout(source: Source, sync_settings: Settings,
+                                                           layout: str) -> None:
+    """With bound values the connector formats a statement with Python's ``%``: a quoted name
+    holding ``%`` ('50% off', 'id%s') failed every run that bound a value (a key range, a
+    window, the cursor delta) with 'not enough arguments for format string'."""
+    from shared import changes
+
+    t = f"{source.database}.S.{PCT_TABLE}"
+    source.sql(f'CREATE TABLE {t} ("id%s" NUMBER(10,0), "u%d" NUMBER(10,0), "d%" DATE, "v%%" VARCHAR)')
+    source.sql(f"INSERT INTO {t} VALUES (1, 1, '2025-01-01', 'a'), (2, 2, '2025-01-01', 'b%s'), "
+               "(3, 3, '2025-01-02', 'a')")
+    table = source.register(PCT_TABLE, **PCT_LAYOUTS[layout])
+    keys = {"daily": ["2025-01-01", "2025-01-02"], "static": ["a", "b%s"]}.get(layout, [None])
+    for _ in range(2):
+        for k in keys:
+            _ok(materialize(table, sync_settings, partition_key=k, slice_rows=1))  # key ranges bind values too
+    assert rows(sync_settings, table) == [tuple(r) for r in source.sql(f"SELECT * FROM {t} ORDER BY 1")]
+    if table.cursor_column:
+        source.sql(f"INSERT INTO {t} VALUES (4, 4, '2025-01-02', 'c')")
+        found = changes.scan(source.con, table, current(sync_settings, table))
+        assert found.newer_rows == 1
+        assert found.partitions == (["2025-01-02"] if layout == "daily" else [])
+
+
+def test_a_file_source_reads_names_holding_a_percent_sign(settings: Settings, tmp_path: Any,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """File sources turned every '%s' into a value marker, inside quoted names too."""
+    import dataclasses
+
+    import duckdb
+
+    from shared import registry
+    from shared.settings import SourceSettings, get_settings
+
+    roots = tmp_path / "files"
+    roots.mkdir()
+    monkeypatch.setenv("SOURCE_FILE_ROOTS", str(roots))
+    get_settings.cache_clear()
+    file_settings = dataclasses.replace(settings, sources=SourceSettings(file_roots=str(roots)))
+    con = duckdb.connect()
+    con.execute(f"""COPY (SELECT i AS "id%s", i * 10 AS "u%d", 'x%' || i AS "v%%" FROM range(1, 8) t(i))
+                    TO '{roots / "p.parquet"}' (FORMAT parquet)""")
+    con.close()
+    try:
+        table = registry.build_registration(
+            {"schema_name": "FILES", "table_name": "T", "source": {"kind": "parquet", "path": str(roots / "p.parquet")},
+             "strategy": "incremental", "incremental_key": '"u%d"', "primary_key": ['"id%s"']}, default_database="DEMO")
+        _ok(materialize(table, file_settings, slice_rows=2))
+        assert rows(file_settings, table) == [(i, i * 10, f"x%{i}") for i in range(1, 8)]
+    finally:
+        get_settings.cache_clear()
