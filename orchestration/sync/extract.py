@@ -164,7 +164,12 @@ def key_range_slices(
     the statistics query and the slices are never lost.
     """
     target = qname(table.database, table.schema, table.table)
-    stats = "COUNT(*)" + (f", MIN({qi(col.name)}), MAX({qi(col.name)})" if col else "")
+    value = qi(col.name) if col else ""
+    if col is not None and duckdb_type(col) == "DOUBLE":
+        # NaN and the infinities have no width to cut (they order outside every finite value,
+        # NaN above +inf, in Snowflake and DuckDB alike); the open-ended first and last ranges hold them.
+        value = f"CASE WHEN {value} > CAST('-inf' AS FLOAT) AND {value} < CAST('inf' AS FLOAT) THEN {value} END"
+    stats = "COUNT(*)" + (f", MIN({value}), MAX({value})" if col else "")
     cur = con.cursor()
     try:
         sql = f"SELECT {stats} FROM {target} WHERE {base.where}"
