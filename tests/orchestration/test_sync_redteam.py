@@ -438,3 +438,82 @@ def test_a_float_column_with_non_finite_values_can_split_the_scan(source: Source
     served = rows(sync_settings, table, "SELECT X, V FROM data ORDER BY V")
     assert text(served) == text(source.sql(f"SELECT X, V FROM {t} ORDER BY V"))
     assert len(served) == 5
+
+
+# -- cases that held (regressions) ------------------------------------------------------------------------
+
+
+def test_tz_partitions_place_each_row_by_its_utc_instant_at_every_edge(source: Source, sync_settings: Settings) -> None:
+    """Local days differ from UTC days; midnight belongs to the day it starts; the last microsecond
+    to the day before."""
+    t = source.table("T")
+    source.sql(f"CREATE TABLE {t} (ID NUMBER(10,0), TS TIMESTAMP_TZ)")
+    source.sql(f"INSERT INTO {t} VALUES (1, '2025-01-01 23:30:00-08:00'), (2, '2025-01-02 00:30:00+01:00'), "
+               "(3, '2025-01-02 00:00:00+00:00'), (4, '2025-01-01 23:59:59.999999+00:00'), (5, NULL)")
+    table = source.register("T", partitioning={"kind": "daily", "column": "TS", "start": "2025-01-01"})
+    for k in ["2025-01-01", "2025-01-02", "2025-01-01"]:
+        _ok(materialize(table, sync_settings, partition_key=k))
+    manifest = current(sync_settings, table)
+    assert manifest is not None
+    assert {k: v["rows"] for k, v in manifest.partitions.items()} == {"2025-01-01": 2, "2025-01-02": 2}
+    by_day = rows(sync_settings, table, "SELECT CAST(TS AS DATE), list(ID ORDER BY ID) FROM data GROUP BY 1 ORDER BY 1")
+    assert [(str(d), ids) for d, ids in by_day] == [("2025-01-01", [2, 4]), ("2025-01-02", [1, 3])]
+
+
+@pytest.mark.parametrize("layout", ["merge", "partition"])
+def test_composite_keys_with_null_parts_merge_as_one_key(source: Source, sync_settings: Settings, layout: str) -> None:
+    """NULL parts compare equal (IS NOT DISTINCT FROM) in the merge, the deduplication and the checks alike."""
+    t = source.table("T")
+    source.sql(f"CREATE TABLE {t} (A NUMBER(10,0), B VARCHAR, U NUMBER(10,0), DAY DATE, V VARCHAR)")
+    source.sql(f"INSERT INTO {t} VALUES (1, NULL, 1, '2025-01-01', 'a'), (1, 'x', 2, '2025-01-01', 'b'), "
+               "(NULL, NULL, 3, '2025-01-01', 'c')")
+    part = {"partitioning": {"kind": "daily", "column": "DAY", "start": "2025-01-01"}} if layout == "partition" else {}
+    table = source.register("T", strategy="incremental", incremental_key="U", primary_key=["A", "B"], **part)
+    key = "2025-01-01" if part else None
+    _ok(materialize(table, sync_settings, partition_key=key))
+    source.sql(f"UPDATE {t} SET U = 4, V = 'a2' WHERE A = 1 AND B IS NULL")
+    source.sql(f"UPDATE {t} SET U = 5, V = 'c2' WHERE A IS NULL")
+    _ok(materialize(table, sync_settings, partition_key=key))
+    assert rows(sync_settings, table, "SELECT A, B, U, V FROM data ORDER BY U") == [
+        (1, "x", 2, "b"), (1, None, 4, "a2"), (None, None, 5, "c2")]
+
+
+@pytest.mark.parametrize("strategy", ["full", "snapshot"])
+def test_a_table_emptied_in_the_source_is_served_empty(source: Source, sync_settings: Settings, strategy: str) -> None:
+    from shared import partitions as sp
+
+    t = source.table("T")
+    source.sql(f"CREATE TABLE {t} (ID NUMBER(10,0), V VARCHAR)")
+    source.sql(f"INSERT INTO {t} VALUES (1, 'a'), (2, 'b')")
+    table = source.register("T", strategy=strategy, primary_key=["ID"])
+    key = sp.latest_key(table) if strategy == "snapshot" else None
+    _ok(materialize(table, sync_settings, partition_key=key))
+    source.sql(f"DELETE FROM {t}")
+    _ok(materialize(table, sync_settings, partition_key=key))
+    assert rows(sync_settings, table) == []
+    manifest = current(sync_settings, table)
+    assert manifest is not None
+    assert manifest.row_count == 0
+
+
+def test_wide_decimal_keys_are_cut_into_ranges_without_losing_a_row(source: Source, sync_settings: Settings) -> None:
+    t = source.table("T")
+    source.sql(f"CREATE TABLE {t} (ID NUMBER(37,0), K NUMBER(38,10), V VARCHAR)")
+    for i in range(9):
+        source.sql(f"INSERT INTO {t} VALUES ({10**36 + i * 7 * 10**34}, {i}123456789012345678901234567.0123456789, '{i}')")
+    for pk in (["ID"], ["K"]):
+        _ok(materialize(source.register("T", primary_key=pk), sync_settings, slice_rows=2, full_refresh=True))
+        assert rows(sync_settings, source.register("T")) == _source_rows(source, "T")
+
+
+def test_a_variant_key_merges_equal_json_as_one_key(source: Source, sync_settings: Settings) -> None:
+    t = source.table("T")
+    source.sql(f"CREATE TABLE {t} (K VARIANT, U NUMBER(10,0), V VARCHAR)")
+    source.sql(f"INSERT INTO {t} SELECT PARSE_JSON('{{\"a\": 1}}'), 1, 'x'")
+    source.sql(f"INSERT INTO {t} SELECT PARSE_JSON('[1, 2]'), 2, 'y'")
+    table = source.register("T", strategy="incremental", incremental_key="U", primary_key=["K"])
+    _ok(materialize(table, sync_settings))
+    source.sql(f"INSERT INTO {t} SELECT PARSE_JSON('{{\"a\":1}}'), 3, 'x2'")
+    _ok(materialize(table, sync_settings))
+    assert rows(sync_settings, table, "SELECT CAST(K AS VARCHAR), U, V FROM data ORDER BY U") == [
+        ("[1,2]", 2, "y"), ('{"a":1}', 3, "x2")]
