@@ -144,8 +144,33 @@ def helper_name(base: str, taken: Sequence[str]) -> str:
     return unused_name(base, taken)
 
 
+class TiedKeyError(ValueError):
+    """Rows of one primary key differ but tie on the newest cursor: no row can be chosen."""
+
+
+def _refuse_ties(con: duckdb.DuckDBPyConnection, table: str, key: Sequence[str], cursor: str | None) -> None:
+    """Raise ``TiedKeyError`` when a key's newest rows (by ``cursor``) are not all the same row.
+
+    Why: keeping "the row with the highest cursor" names no row when two different rows share
+    it, and keeping either would serve an arbitrary one (another on the next run). Identical
+    rows are one row and pass. Values are not quoted in the message: keys may be personal.
+    """
+    order = f" ORDER BY {qi(cursor)} DESC NULLS LAST" if cursor else ""
+    row = con.execute(
+        f"SELECT count(*) FROM (SELECT {qlist(key)} FROM (SELECT DISTINCT * FROM {qi(table)} "
+        f"QUALIFY rank() OVER (PARTITION BY {qlist(key)}{order}) = 1) GROUP BY ALL HAVING count(*) > 1)").fetchone()
+    tied = int(row[0]) if row else 0
+    if tied:
+        on = f"the newest {cursor} value" if cursor else "no cursor"
+        raise TiedKeyError(
+            f"{tied} primary key value(s) of ({', '.join(key)}) have different rows sharing {on}, so no row can be "
+            "chosen to serve; make the cursor distinguish them or add a column to the primary key")
+
+
 def dedupe(con: duckdb.DuckDBPyConnection, table: str, key: Sequence[str], cursor: str | None) -> int:
     """Keep one row per key in ``table``: one with the highest cursor (NULL lowest).
+
+    Raises ``TiedKeyError`` when different rows of a key tie on the highest cursor.
 
     Returns the duplicates counted (rows beyond the first per key) before removing them: the
     row-count check compares the rows left against the source's minus this figure, so a
@@ -160,6 +185,7 @@ def dedupe(con: duckdb.DuckDBPyConnection, table: str, key: Sequence[str], curso
     counted = duplicate_keys(con, key, table=table)
     if not counted:
         return 0
+    _refuse_ties(con, table, key, cursor)
     order = f" ORDER BY {qi(cursor)} DESC NULLS LAST" if cursor else ""
     keep = qi(f"_dedupe_{secrets.token_hex(4)}")
     con.execute(f"CREATE TEMP TABLE {keep} AS SELECT * FROM {qi(table)} "

@@ -1,13 +1,14 @@
 """Hostile source tables against real materializations: the served data equals the source, or the run fails.
 
-Every test seeds the stand-in through the real connector, materializes in-process with the
-project's resources and compares the served DuckDB table with the source exactly (rows,
-values, NULLs). A run that cannot be correct must fail naming the cause and leave the last
-good version served.
+The tests seed the stand-in through the real connector (one writes a Parquet file source),
+materialize in-process with the project's resources and compare the served DuckDB table
+with the source exactly (rows, values, NULLs). A run that cannot be correct must fail
+naming the cause and leave the last good version served.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
@@ -108,7 +109,6 @@ def test_hourly_partitions_of_a_date_column_serve_the_day_in_its_first_hour(sour
 def test_the_change_scan_finds_static_partitions_by_the_column_type(source: Source, sync_settings: Settings) -> None:
     """A refresh rewrites the partitions the scan names: a late row in '1.5' (served as 1.50) was
     counted as unplaced, so the refresh never rewrote it and the served partition stayed stale."""
-    import datetime as dt
 
     from shared import changes
 
@@ -287,7 +287,6 @@ def test_a_cursor_dated_in_the_future_does_not_hide_the_rows_written_after_it(
     """One row dated 2099 made the watermark 2099, so every later merge read from 2099 minus the
     lookback: rows written afterwards were never served, and the change scan called the table
     fresh. The watermark now stops at the time the source was read."""
-    import datetime as dt
 
     from shared import changes
 
@@ -517,3 +516,32 @@ def test_a_variant_key_merges_equal_json_as_one_key(source: Source, sync_setting
     _ok(materialize(table, sync_settings))
     assert rows(sync_settings, table, "SELECT CAST(K AS VARCHAR), U, V FROM data ORDER BY U") == [
         ("[1,2]", 2, "y"), ('{"a":1}', 3, "x2")]
+
+
+# -- duplicated keys that tie on the cursor ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("layout", ["merge", "partition"])
+def test_different_rows_of_a_key_tying_on_the_cursor_are_refused_and_identical_ones_kept_once(
+        source: Source, sync_settings: Settings, layout: str) -> None:
+    """'Keep the highest cursor' names no row when two different rows share it: the engine kept an
+    arbitrary one (possibly another on the next run) and published. Identical copies are one row."""
+    t = source.table("T")
+    source.sql(f"CREATE TABLE {t} (ID NUMBER(10,0), U NUMBER(10,0), DAY DATE, V VARCHAR)")
+    source.sql(f"INSERT INTO {t} VALUES (1, 5, '2025-01-01', 'a'), (1, 5, '2025-01-01', 'a'), (1, 4, '2025-01-01', 'o'), "
+               "(2, 1, '2025-01-01', 'b')")
+    part = {"partitioning": {"kind": "daily", "column": "DAY", "start": "2025-01-01"}} if layout == "partition" else {}
+    table = source.register("T", strategy="incremental", incremental_key="U", primary_key=["ID"], **part)
+    key = "2025-01-01" if part else None
+    _ok(materialize(table, sync_settings, partition_key=key))
+    assert rows(sync_settings, table) == [(1, 5, dt.date(2025, 1, 1), "a"), (2, 1, dt.date(2025, 1, 1), "b")]
+    before = current(sync_settings, table)
+    assert before is not None
+    assert before.extra["duplicates_removed"] == 2
+
+    source.sql(f"INSERT INTO {t} VALUES (2, 9, '2025-01-01', 'b1'), (2, 9, '2025-01-01', 'b2')")
+    message = failure_message(materialize(table, sync_settings, partition_key=key))
+    assert "1 primary key value(s) of (ID) have different rows sharing the newest U value" in message, message
+    after = current(sync_settings, table)
+    assert after is not None
+    assert after.version == before.version, "the last good version stays served"
