@@ -282,22 +282,31 @@ def duplicate_keys(con: duckdb.DuckDBPyConnection, key: Sequence[str], *, scope:
     older rows sharing one of their keys. That keeps a partition run's check proportional
     to the partition. GROUP BY, unlike count(DISTINCT), spills, so it fits the memory limit.
     """
-    keys, table = qlist(key), qi(table)
+    keys, quoted = qlist(key), qi(table)
     if scope is None:
-        sql = f"SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM {table} GROUP BY {keys} HAVING count(*) > 1)"
+        sql = f"SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM {quoted} GROUP BY {keys} HAVING count(*) > 1)"
         row = con.execute(sql).fetchone()
         return int(row[0]) if row else 0
     where, params = scope
     # ``written``: a temp copy of exactly the rows in scope (a partition run's), read instead of filtering the table.
-    scoped, scoped_params = (f"{qi(written)}", []) if written else (f"{table} WHERE {where}", params)
+    scoped, scoped_params = (f"{qi(written)}", []) if written else (f"{quoted} WHERE {where}", params)
     inside = (f"SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM {scoped} "
               f"GROUP BY {keys} HAVING count(*) > 1)")
     row = con.execute(inside, scoped_params).fetchone()
     dupes = int(row[0]) if row else 0
     if across:
-        same = " AND ".join(f"o.{qi(k)} IS NOT DISTINCT FROM f.{qi(k)}" for k in key)
-        outside = (f"SELECT count(*) FROM (SELECT * FROM {table} WHERE NOT coalesce(({where}), false)) AS o "
-                   f"SEMI JOIN (SELECT DISTINCT {keys} FROM {scoped}) AS f ON {same}")
-        row = con.execute(outside, params + scoped_params).fetchone()
-        dupes += int(row[0]) if row else 0
+        dupes += served_elsewhere(con, key, scope=scope, table=table, written=written)
     return dupes
+
+
+def served_elsewhere(con: duckdb.DuckDBPyConnection, key: Sequence[str], *, scope: tuple[str, list[Any]],
+                     table: str = DATA_TABLE, written: str | None = None) -> int:
+    """Rows of ``table`` outside ``scope`` whose key is the key of a row in ``scope`` (``written``:
+    a temp copy of exactly the rows in scope, read instead of filtering the table)."""
+    where, params = scope
+    scoped, scoped_params = (f"{qi(written)}", []) if written else (f"{qi(table)} WHERE {where}", params)
+    same = " AND ".join(f"o.{qi(k)} IS NOT DISTINCT FROM f.{qi(k)}" for k in key)
+    outside = (f"SELECT count(*) FROM (SELECT * FROM {qi(table)} WHERE NOT coalesce(({where}), false)) AS o "
+               f"SEMI JOIN (SELECT DISTINCT {qlist(key)} FROM {scoped}) AS f ON {same}")
+    row = con.execute(outside, params + scoped_params).fetchone()
+    return int(row[0]) if row else 0

@@ -545,3 +545,31 @@ def test_different_rows_of_a_key_tying_on_the_cursor_are_refused_and_identical_o
     after = current(sync_settings, table)
     assert after is not None
     assert after.version == before.version, "the last good version stays served"
+
+
+# -- a keyed row moved to another partition of a table without a cursor -----------------------------------
+
+
+def test_a_moved_row_of_a_keyed_full_table_is_refused_with_the_way_out(source: Source, sync_settings: Settings) -> None:
+    """Without a cursor the engine cannot tell a moved row from a duplicated key, so the run is
+    refused (the last good version stays) and says which run serves the source exactly."""
+    t = source.table("T")
+    source.sql(f"CREATE TABLE {t} (ID NUMBER(10,0), DAY DATE, V VARCHAR)")
+    source.sql(f"INSERT INTO {t} VALUES (1, '2025-01-01', 'a'), (2, '2025-01-02', 'b')")
+    table = source.register("T", primary_key=["ID"], partitioning={"kind": "daily", "column": "DAY", "start": "2025-01-01"})
+    for k in ["2025-01-01", "2025-01-02"]:
+        _ok(materialize(table, sync_settings, partition_key=k))
+    before = current(sync_settings, table)
+    assert before is not None
+    source.sql(f"UPDATE {t} SET DAY = '2025-01-02', V = 'a2' WHERE ID = 1")
+    message = failure_message(materialize(table, sync_settings, partition_key="2025-01-02"))
+    assert "served_in_other_partitions=1" in message, message
+    assert "run those partitions in the same run" in message
+    after = current(sync_settings, table)
+    assert after is not None
+    assert after.version == before.version
+
+    from tests.orchestration.conftest import sync
+
+    sync(table, sync_settings, source, partition_keys=["2025-01-01", "2025-01-02"])
+    assert rows(sync_settings, table) == _source_rows(source, "T")
