@@ -70,8 +70,8 @@ def _cast_type(col: SourceColumn) -> str:
 
 def written_under(table: RegisteredTable, manifest: Manifest | None) -> list[str]:
     """What of ``table``'s registration differs from the one ``manifest``'s version was written
-    under: ``strategy`` (to or from snapshot), ``cursor_column``, ``primary_key`` (empty: the
-    same, or not recorded).
+    under: ``strategy`` (to or from snapshot), ``cursor_column``, ``primary_key``,
+    ``partitioning`` (empty: the same, or not recorded).
 
     Why: a served version's watermark is the highest value of the cursor it was written with,
     and its rows are unique on the key it was merged on. Re-registered with another cursor,
@@ -88,6 +88,9 @@ def written_under(table: RegisteredTable, manifest: Manifest | None) -> list[str
         changed.append("cursor_column")
     if "primary_key" in manifest.extra and list(manifest.extra["primary_key"] or []) != list(table.primary_key):
         changed.append("primary_key")
+    layout = [table.partition_kind, table.partition_column] if table.partitioned else None
+    if "partitioning" in manifest.extra and manifest.extra["partitioning"] != layout:
+        changed.append("partitioning")  # a partitioned version holds only the partitions that ran
     return changed
 
 

@@ -99,6 +99,7 @@ def publish_version(w: Written, checked: Checked, *, classification: dict[str, d
         # What the rows were merged and deduplicated on: a later run under another registration
         # cannot continue from them (``changes.written_under``).
         "cursor_column": req.table.cursor_column, "primary_key": list(req.table.primary_key),
+        "partitioning": [req.table.partition_kind, req.table.partition_column] if req.table.partitioned else None,
         "cursor_nulls": w.cursor_nulls, "cursor_beyond_watermark": w.cursor_beyond,
         "source_rows": planned.source_rows, "rows_written": w.rows_written,
         "duplicates_removed": checked.duplicates_removed, "kept_newer_served": checked.kept_newer,

@@ -573,3 +573,18 @@ def test_a_moved_row_of_a_keyed_full_table_is_refused_with_the_way_out(source: S
 
     sync(table, sync_settings, source, partition_keys=["2025-01-01", "2025-01-02"])
     assert rows(sync_settings, table) == _source_rows(source, "T")
+
+
+def test_a_partitioned_table_registered_again_without_partitions_is_read_whole(source: Source,
+                                                                                sync_settings: Settings) -> None:
+    """A partitioned version holds only the partitions that ran; a merge continued from its
+    watermark, so the rows of the partitions that never ran were never served."""
+    t = source.table("T")
+    source.sql(f"CREATE TABLE {t} (ID NUMBER(10,0), U NUMBER(10,0), DAY DATE)")
+    source.sql(f"INSERT INTO {t} VALUES (1, 1, '2025-01-01'), (2, 2, '2025-01-02')")
+    kw: dict[str, Any] = {"strategy": "incremental", "incremental_key": "U", "primary_key": ["ID"], "lookback": 0}
+    partitioned = source.register("T", partitioning={"kind": "daily", "column": "DAY", "start": "2025-01-01"}, **kw)
+    _ok(materialize(partitioned, sync_settings, partition_key="2025-01-02"))
+    whole = source.register("T", **kw)
+    _ok(materialize(whole, sync_settings))
+    assert rows(sync_settings, whole) == _source_rows(source, "T")
