@@ -141,8 +141,9 @@ def plan(req: SyncRequest) -> Planned:
     mode = _mode(table, req.full_refresh)
     changed = [] if req.full_refresh else changes.written_under(table, req.served.current(table.key))
     if mode == "merge" and changed:
-        # The served rows were merged on another cursor or key: a merge cannot continue from
-        # them, a full read under the new registration can (what a first sync would serve).
+        # The served rows were written under another cursor, key, partitioning or strategy: a
+        # merge cannot continue from them, a full read under the new registration can (what a
+        # first sync would serve).
         req.logger.info(f"{table.key}: the served version was written under another {' and '.join(changed)}; "
                         "reading the whole table instead of merging")
         mode = "replace"
