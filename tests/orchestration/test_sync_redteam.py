@@ -575,6 +575,9 @@ def test_a_moved_row_of_a_keyed_full_table_is_refused_with_the_way_out(source: S
     assert rows(sync_settings, table) == _source_rows(source, "T")
 
 
+# -- the registration changed: partitions ----------------------------------------------------------------
+
+
 def test_a_partitioned_table_registered_again_without_partitions_is_read_whole(source: Source,
                                                                                 sync_settings: Settings) -> None:
     """A partitioned version holds only the partitions that ran; a merge continued from its
