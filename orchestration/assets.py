@@ -30,6 +30,7 @@ from orchestration.resources import (
 )
 from orchestration.sync.drift import SchemaDriftError
 from orchestration.sync.engine import SyncOutcome, SyncRequest, sync_table
+from orchestration.sync.load import TiedKeyError
 from orchestration.sync.types import UnsupportedTypeError
 from orchestration.sync.verdicts import BlockingCheckError
 from shared import status
@@ -162,7 +163,7 @@ def _refused(error: Exception, served: ServedDataResource, table: RegisteredTabl
         yield from check_results(error.verdicts)  # the UI shows which check refused the version
         raise dg.Failure(description=f"{error}; the new version was not published — {_untouched(served, table)}.",
                          metadata={"table": table.key, "error": type(error).__name__}) from error
-    if isinstance(error, (SourceError, SchemaDriftError, PartitionKeyError, UnsupportedTypeError)):
+    if isinstance(error, (SourceError, SchemaDriftError, PartitionKeyError, UnsupportedTypeError, TiedKeyError)):
         raise dg.Failure(description=f"{error} — {_untouched(served, table)}.",
                          metadata={"table": table.key, "error": type(error).__name__}) from error
     raise error

@@ -7,7 +7,8 @@ source-change sensor (``orchestration/sensors.py``) ask the source the same ques
 so they rewrite the same partitions and call the same data fresh:
 
 - *fresh*: no source row has a cursor newer than the served watermark (the served
-  table's highest cursor, from the served manifest);
+  table's highest cursor, from the served manifest) and, unpartitioned, the source has as
+  many rows without a cursor as are served;
 - *changed partitions*: the partitions holding a row whose cursor is past the watermark
   minus the registration's lookback (rows committed late with an older cursor
   are caught within the lookback). A row whose partition column changed is found in its
@@ -32,7 +33,7 @@ from typing import Any
 from shared import partitions as sp
 from shared.registry import RegisteredTable
 from shared.served import Manifest
-from shared.snowflake import SourceColumn
+from shared.snowflake import SourceColumn, bound
 from shared.sources import table_columns
 
 # DATE_TRUNC unit of each time partitioning.
@@ -67,9 +68,39 @@ def _cast_type(col: SourceColumn) -> str:
     return {"TEXT": "VARCHAR", "STRING": "VARCHAR", "TIMESTAMP": "TIMESTAMP_NTZ", "DATETIME": "TIMESTAMP_NTZ"}.get(kind, kind)
 
 
-def watermark_value(manifest: Manifest | None) -> Any:
-    """The served watermark as a Python value (datetime, date, Decimal or str), or None."""
+def written_under(table: RegisteredTable, manifest: Manifest | None) -> list[str]:
+    """What of ``table``'s registration differs from the one ``manifest``'s version was written
+    under: ``strategy`` (to or from snapshot), ``cursor_column``, ``primary_key``,
+    ``partitioning`` (empty: the same, or not recorded).
+
+    Why: a served version's watermark is the highest value of the cursor it was written with,
+    and its rows are unique on the key it was merged on. Re-registered with another cursor,
+    that watermark says nothing about the new one (rows below it were never read); with
+    another key, served rows may repeat the new key outside whatever a run rewrites. A
+    snapshot version holds a copy of the table per day; any other holds one.
+    """
+    if manifest is None:
+        return []
+    changed = []
+    if (manifest.strategy == "snapshot") != (table.strategy == "snapshot"):
+        changed.append("strategy")  # a snapshot version holds a copy per day, under a date column
+    if "cursor_column" in manifest.extra and manifest.extra["cursor_column"] != table.cursor_column:
+        changed.append("cursor_column")
+    if "primary_key" in manifest.extra and list(manifest.extra["primary_key"] or []) != list(table.primary_key):
+        changed.append("primary_key")
+    layout = [table.partition_kind, table.partition_column] if table.partitioned else None
+    if "partitioning" in manifest.extra and manifest.extra["partitioning"] != layout:
+        changed.append("partitioning")  # a partitioned version holds only the partitions that ran
+    return changed
+
+
+def watermark_value(manifest: Manifest | None, table: RegisteredTable | None = None) -> Any:
+    """The served watermark as a Python value (datetime, date, Decimal or str), or None.
+
+    With ``table``: None when the version was written under another cursor column."""
     if manifest is None or manifest.watermark is None:
+        return None
+    if table is not None and "cursor_column" in written_under(table, manifest):
         return None
     raw, kind = manifest.watermark, str(manifest.extra.get("watermark_type") or "").upper()
     if kind.startswith("TIMESTAMP"):
@@ -84,7 +115,7 @@ def watermark_value(manifest: Manifest | None) -> Any:
 
 def watermark_floor(table: RegisteredTable, manifest: Manifest | None) -> Any:
     """Lowest cursor to re-read: the served watermark minus the lookback (None: read everything)."""
-    value = watermark_value(manifest)
+    value = watermark_value(manifest, table)
     if value is None:
         return None
     if isinstance(value, dt.datetime):
@@ -140,17 +171,25 @@ def _columns(con: Any, table: RegisteredTable) -> dict[str, SourceColumn]:
 def _fetch(con: Any, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
     cur = con.cursor()
     try:
-        cur.execute(sql, list(params))
+        cur.execute(bound(sql, params), list(params))
         return list(cur.fetchall())
     finally:
         cur.close()
 
 
 def _bucket(table: RegisteredTable, col: SourceColumn) -> str:
+    """The partition a row falls in: its truncated time, or the position of its static value.
+
+    Static values are compared in the source as the engine selects a partition's rows
+    (``column = 'value'``, in the column's type), so a value registered as ``'1.5'`` for a
+    NUMBER(10,2) or ``'TRUE'`` for a boolean names the rows the engine would rewrite; the
+    rows' own text (``1.50``, ``True``) would name no partition.
+    """
     kind = sp.time_kind(table)
     c = _q(col.name)
     if kind is None:
-        return c
+        whens = " ".join(f"WHEN {c} = %s THEN {i}" for i in range(len(table.partition_values)))
+        return f"CASE {whens} END"
     if col.data_type.upper() in _TZ_TYPES:  # truncate in UTC, where partition windows are
         c = f"CONVERT_TIMEZONE('UTC', {c})"
     return f"DATE_TRUNC('{_UNITS[kind]}', {c})"
@@ -161,9 +200,8 @@ def _key_of(table: RegisteredTable, value: Any, *, now: dt.datetime) -> str | No
     if value is None:
         return None
     kind = sp.time_kind(table)
-    if kind is None:
-        text = str(value)
-        return text if text in table.partition_values else None
+    if kind is None:  # the position of the static value (``_bucket``)
+        return table.partition_values[int(value)]
     if isinstance(value, dt.datetime):
         instant = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
     elif isinstance(value, dt.date):
@@ -214,13 +252,24 @@ def scan(con: Any, table: RegisteredTable, manifest: Manifest | None, *, now: dt
     if cursor is None:
         raise ChangeScanError(f"cursor column {table.cursor_column} does not exist in {table.key}")
     c, name, cast = _q(cursor.name), _source_name(table), _cast_type(cursor)
-    watermark = watermark_value(manifest)
+    watermark = watermark_value(manifest, table)
     if watermark is None:
         newest, newer = _fetch(con, f"SELECT max({c}), count(*) FROM {name}", [])[0]
     else:
-        newest, newer = _fetch(con, f"SELECT max({c}), count_if({c} > CAST(%s AS {cast})) FROM {name}",
-                               [bind(watermark)])[0]
-    served = manifest.watermark if manifest is not None else None
+        newest, newer, nulls = _fetch(
+            con, f"SELECT max({c}), count_if({c} > CAST(%s AS {cast})), count_if({c} IS NULL) FROM {name}",
+            [bind(watermark)])[0]
+        # Served rows dated past the read that wrote them (``write.py`` caps the watermark there)
+        # are past the watermark too: only rows beyond them are new.
+        beyond = int((manifest.extra.get("cursor_beyond_watermark") or 0) if manifest is not None else 0)
+        newer = max(0, int(newer or 0) - beyond)
+        served_nulls = manifest.extra.get("cursor_nulls") if manifest is not None else None
+        if served_nulls is not None and not sp.is_partitioned(table):
+            # Rows without a cursor are past no watermark; a change in their number is a change
+            # (a merge re-reads them all). A partitioned table serves only its windows' rows, so
+            # its count is not comparable with the whole source's.
+            newer = int(newer or 0) + abs(int(nulls or 0) - int(served_nulls))
+    served = manifest.watermark if manifest is not None and watermark is not None else None
     result = SourceChanges(served_watermark=served, source_newest=as_text(newest), newer_rows=int(newer or 0))
     if not sp.is_partitioned(table) or table.strategy == "snapshot" or not table.partition_column:
         return result
@@ -236,8 +285,9 @@ def scan(con: Any, table: RegisteredTable, manifest: Manifest | None, *, now: dt
         if boundary is not None:  # rows in windows after the newest served one, whatever their cursor
             where += f" OR {_q(part.name)} >= CAST(%s AS {_cast_type(part)})"
             params.append(_bound(part, boundary[1]))
+    values = list(table.partition_values) if sp.time_kind(table) is None else []
     rows = _fetch(con, f"SELECT {_bucket(table, part)} AS bucket, count(*) FROM {name} WHERE {where} GROUP BY 1",
-                  params)
+                  values + params)
     changed: set[str] = set()
     new: set[str] = set()
     unplaced = 0

@@ -31,6 +31,9 @@ MAX_SOURCE_PATH_CHARS = 2_000
 PARTITION_KINDS = ("none", "daily", "hourly", "monthly", "static")
 TIME_PARTITION_KINDS = ("daily", "hourly", "monthly")
 DATE_TYPES = ("DATE", "TIMESTAMP_NTZ", "TIMESTAMP_LTZ", "TIMESTAMP_TZ", "TIMESTAMP", "DATETIME")
+# Types a cursor cannot have: a watermark of them cannot move past old rows to new ones (a
+# BOOLEAN's is TRUE after the first TRUE row, so rows written FALSE later are never read).
+CURSOR_REFUSED_TYPES = ("BOOLEAN", "VARIANT", "OBJECT", "ARRAY", "BINARY", "VARBINARY", "GEOGRAPHY", "GEOMETRY")
 PARTITION_KEY_FORMATS = {"daily": "%Y-%m-%d", "hourly": "%Y-%m-%d-%H:%M", "monthly": "%Y-%m-%d"}
 _DURATION = re.compile(r"^\s*(\d{1,15})\s*([smhdw]?)\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -347,6 +350,15 @@ def _source(raw: Any) -> tuple[str, str | None, str | None]:
     return kind, path.strip(), table.strip() if isinstance(table, str) else None
 
 
+def cursor_type_problem(col: SourceColumn) -> str | None:
+    """Why ``col`` cannot be an incremental key (its type has no order a watermark can follow), or None."""
+    kind = col.data_type.upper()
+    if kind not in CURSOR_REFUSED_TYPES:
+        return None
+    return (f"column {identifiers.snowflake_reference(col.name)} is {kind}, which a watermark cannot follow to "
+            "new rows; use a number, date, timestamp or text column that grows as rows are written")
+
+
 def check_against_source(reg: RegisteredTable, columns: Sequence[SourceColumn]) -> None:
     """Refuse a registration whose table or named columns are missing in the source."""
     source = (identifiers.snowflake_reference(reg.database, reg.schema, reg.table)  # as Snowflake names it
@@ -367,6 +379,8 @@ def check_against_source(reg: RegisteredTable, columns: Sequence[SourceColumn]) 
         a, b = (identifiers.snowflake_reference(n) for n in clashes[0])
         raise RegistrationError("table_name", f"columns {a} and {b} of {source} differ only in case, which DuckDB "
                                               "cannot serve as two columns")
+    if reg.cursor_column and (problem := cursor_type_problem(by_name[reg.cursor_column])):
+        raise RegistrationError("incremental_key", problem)
     if reg.time_partitioned and reg.partition_column:
         kind = by_name[reg.partition_column].data_type
         if kind not in DATE_TYPES:

@@ -10,6 +10,7 @@ resource refuses unknown keywords).
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -21,6 +22,36 @@ from shared.settings import SnowflakeSettings
 
 class SourceError(RuntimeError):
     """The source could not be reached, refused the credentials, or failed a query."""
+
+
+# A quoted name or a string literal (quotes inside are doubled), a ``%s`` value, or ``%%``.
+_PYFORMAT_TOKENS = re.compile(r""""(?:[^"]|"")*"|'(?:[^']|'')*'|%s|%%""")
+
+
+def bound(sql: str, params: Sequence[Any] | None) -> str:
+    """``sql`` as the connector's client-side binding must receive it with ``params``.
+
+    Why: with values, the connector formats the statement with Python's ``%`` operator, so a
+    ``%`` in a quoted name (``"50% off"``, ``"id%s"``) breaks the statement or swallows a
+    value. It is doubled there; the connector formats it back. Without values the connector
+    does not format, and the text is sent as it is.
+    """
+    if not params:
+        return sql
+    return _PYFORMAT_TOKENS.sub(lambda m: m.group(0).replace("%", "%%") if m.group(0)[0] in "\"'" else m.group(0),
+                                sql)
+
+
+def qmark(sql: str) -> str:
+    """A statement prepared by ``bound`` (with values) in DuckDB's style: ``%s`` values become
+    ``?`` and the doubled ``%`` in quoted names and literals are single again."""
+    def one(m: re.Match[str]) -> str:
+        text = m.group(0)
+        if text[0] in "\"'":
+            return text.replace("%%", "%")
+        return "?" if text[1] == "s" else "%"
+
+    return _PYFORMAT_TOKENS.sub(one, sql)
 
 
 def endpoint_args(settings: SnowflakeSettings) -> dict[str, Any]:
@@ -118,7 +149,7 @@ def list_tables(con: Any, database: str, schema: str | None = None) -> list[Sour
     sql += " ORDER BY table_schema, table_name"
     cur = con.cursor()
     try:
-        cur.execute(sql, params)
+        cur.execute(bound(sql, params), params)
         rows = cur.fetchall()
     finally:
         cur.close()
@@ -147,7 +178,7 @@ def table_columns(con: Any, database: str, schema: str, table: str) -> list[Sour
     )
     cur = con.cursor()
     try:
-        cur.execute(sql, (schema, table))
+        cur.execute(bound(sql, (schema, table)), (schema, table))
         rows = cur.fetchall()
     finally:
         cur.close()
@@ -178,7 +209,8 @@ def change_signatures(con: Any, tables: Sequence[tuple[str, str, str]]) -> dict[
         )
         cur = con.cursor()
         try:
-            cur.execute(sql, [v for pair in pairs for v in pair])
+            values = [v for pair in pairs for v in pair]
+            cur.execute(bound(sql, values), values)
             for schema, table, altered, rows in cur.fetchall():
                 out[(db, str(schema), str(table))] = f"{altered}|{rows}"
         finally:

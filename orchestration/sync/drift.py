@@ -15,6 +15,7 @@ import duckdb
 
 from orchestration.sync.sql import qi
 from orchestration.sync.types import INTEGER_TYPES, base_type, decimal_parts
+from shared.identifiers import duck_fold
 from shared.served import DATA_TABLE, Column
 
 
@@ -39,18 +40,22 @@ class DriftPlan:
     widened: list[tuple[Column, Column]]  # (served, source)
     relaxed: list[Column]  # source dropped NOT NULL
     columns: list[Column]  # the served schema after the change, in order
+    renamed: list[tuple[Column, Column]] = dataclasses.field(default_factory=list)  # (served, source): case only
 
     @property
     def changed(self) -> bool:
-        return bool(self.added or self.removed or self.widened or self.relaxed)
+        return bool(self.added or self.removed or self.widened or self.relaxed or self.renamed)
 
     def summary(self) -> dict[str, list[str]]:
-        return {
+        out = {
             "added": [c.name for c in self.added],
             "removed": [c.name for c in self.removed],
             "widened": [f"{a.name}: {a.type} -> {b.type}" for a, b in self.widened],
             "nullable": [c.name for c in self.relaxed],
         }
+        if self.renamed:
+            out["renamed"] = [f"{a.name} -> {b.name}" for a, b in self.renamed]
+        return out
 
 
 def is_widening(old: str, new: str) -> bool:
@@ -71,9 +76,15 @@ def plan(table_key: str, served: Sequence[Column], source: Sequence[Column]) -> 
     """Compare; raise ``SchemaDriftError`` naming every incompatible column."""
     by_name = {c.name: c for c in source}
     old_names = {c.name for c in served}
-    incompatible, widened, relaxed, removed, columns = [], [], [], [], []
+    # DuckDB compares names without ASCII case: a source column renamed only in case ("V" to
+    # "v") is the served column under its new name, not a new one beside it (which DuckDB
+    # refuses to add). It is renamed in place and keeps its values.
+    by_fold = {duck_fold(c.name): c for c in source if c.name not in old_names}
+    incompatible, widened, relaxed, removed, columns, renamed = [], [], [], [], [], []
     for old in served:
         new = by_name.get(old.name)
+        if new is None and (new := by_fold.get(duck_fold(old.name))) is not None:
+            renamed.append((old, new))
         if new is None:
             removed.append(old)  # kept in the served table, NULL from now on
             columns.append(dataclasses.replace(old, nullable=True))
@@ -90,16 +101,21 @@ def plan(table_key: str, served: Sequence[Column], source: Sequence[Column]) -> 
     if incompatible:
         raise SchemaDriftError(table_key, incompatible)
     # A new column is nullable in the served table: the rows already there have no value.
-    added = [dataclasses.replace(c, nullable=True) for c in source if c.name not in old_names]
-    return DriftPlan(added=added, removed=removed, widened=widened, relaxed=relaxed, columns=columns + added)
+    taken = old_names | {b.name for _, b in renamed}
+    added = [dataclasses.replace(c, nullable=True) for c in source if c.name not in taken]
+    return DriftPlan(added=added, removed=removed, widened=widened, relaxed=relaxed, columns=columns + added,
+                     renamed=renamed)
 
 
 def apply(con: duckdb.DuckDBPyConnection, drift: DriftPlan) -> None:
     """Alter the copied previous version in place so new slices fit."""
     table = qi(DATA_TABLE)
+    names = {a.name: b.name for a, b in drift.renamed}
+    for old, new in drift.renamed:
+        con.execute(f"ALTER TABLE {table} RENAME COLUMN {qi(old.name)} TO {qi(new.name)}")
     for old, new in drift.widened:
-        con.execute(f"ALTER TABLE {table} ALTER COLUMN {qi(old.name)} TYPE {new.type}")
+        con.execute(f"ALTER TABLE {table} ALTER COLUMN {qi(names.get(old.name, old.name))} TYPE {new.type}")
     for col in [*drift.relaxed, *(c for c in drift.removed if not c.nullable)]:
-        con.execute(f"ALTER TABLE {table} ALTER COLUMN {qi(col.name)} DROP NOT NULL")
+        con.execute(f"ALTER TABLE {table} ALTER COLUMN {qi(names.get(col.name, col.name))} DROP NOT NULL")
     for col in drift.added:
         con.execute(f"ALTER TABLE {table} ADD COLUMN {qi(col.name)} {col.type}")

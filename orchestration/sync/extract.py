@@ -28,7 +28,7 @@ from orchestration.sync.sql import qi, qlist, qname
 from orchestration.sync.types import duckdb_type
 from shared.partitions import HOURLY, Window
 from shared.registry import RegisteredTable
-from shared.snowflake import SourceColumn
+from shared.snowflake import SourceColumn, bound
 
 Connect = Callable[[], AbstractContextManager[Any]]
 _DONE = object()
@@ -101,7 +101,8 @@ def window_counts(con: Any, table: RegisteredTable, windows: Sequence[Slice]) ->
     params = [p for w in windows for p in w.params]
     cur = con.cursor()
     try:
-        cur.execute(f"SELECT {counts} FROM {qname(table.database, table.schema, table.table)} WHERE {where}", params + params)
+        sql = f"SELECT {counts} FROM {qname(table.database, table.schema, table.table)} WHERE {where}"
+        cur.execute(bound(sql, params + params), params + params)
         row = cur.fetchone()
     finally:
         cur.close()
@@ -163,10 +164,16 @@ def key_range_slices(
     the statistics query and the slices are never lost.
     """
     target = qname(table.database, table.schema, table.table)
-    stats = "COUNT(*)" + (f", MIN({qi(col.name)}), MAX({qi(col.name)})" if col else "")
+    value = qi(col.name) if col else ""
+    if col is not None and duckdb_type(col) == "DOUBLE":
+        # NaN and the infinities have no width to cut (they order outside every finite value,
+        # NaN above +inf, in Snowflake and DuckDB alike); the open-ended first and last ranges hold them.
+        value = f"CASE WHEN {value} > CAST('-inf' AS FLOAT) AND {value} < CAST('inf' AS FLOAT) THEN {value} END"
+    stats = "COUNT(*)" + (f", MIN({value}), MAX({value})" if col else "")
     cur = con.cursor()
     try:
-        cur.execute(f"SELECT {stats} FROM {target} WHERE {base.where}", base.params)
+        sql = f"SELECT {stats} FROM {target} WHERE {base.where}"
+        cur.execute(bound(sql, base.params), base.params)
         row = cur.fetchone()
     finally:
         cur.close()
@@ -234,7 +241,8 @@ class Extraction:
         cur = con.cursor()
         try:
             t0 = time.perf_counter()
-            cur.execute(select_sql(self.table, self.columns, piece.where), piece.params)
+            sql = select_sql(self.table, self.columns, piece.where)
+            cur.execute(bound(sql, piece.params), piece.params)
             t1 = time.perf_counter()
             left = _result_batches(cur)
             batches = iter(cur.fetch_arrow_batches())

@@ -84,9 +84,18 @@ def insert_batch(
 
 
 def _window_predicate(column: Column, w: Window) -> tuple[str, list[Any]]:
+    """The served rows of one partition, chosen as the source chose them (``extract.window_slices``).
+
+    A static value is compared as the column's type, as Snowflake compares ``column = 'value'``:
+    compared as text, ``'01'`` on a number, ``'1.5'`` on a NUMBER(10,2) or ``'TRUE'`` on a
+    boolean would match source rows but no served row, so the window's rows could never be
+    counted or replaced. JSON and binary values have no such cast and stay compared as text.
+    """
     c = qi(column.name)
     if w.value is not None:
-        return f"CAST({c} AS VARCHAR) = ?", [w.value]
+        if column.type in ("JSON", "BLOB"):
+            return f"CAST({c} AS VARCHAR) = ?", [w.value]
+        return f"{c} = CAST(? AS {column.type})", [w.value]
     assert w.start is not None
     assert w.end is not None
     return f"{c} >= ? AND {c} < ?", [_bound(column, w.start), _bound(column, w.end)]
@@ -114,8 +123,16 @@ def count_windows(con: duckdb.DuckDBPyConnection, column: Column, windows: Seque
 
 
 def _bound(column: Column, instant: dt.datetime) -> Any:
+    """A window boundary compared with ``column``'s values.
+
+    A DATE compared with a boundary inside a day (an hourly window) is compared as Snowflake
+    compares it, as that day's midnight: ``day >= 01:00`` holds from the next day on, so the
+    boundary is the next day. Flooring it instead would make every hourly window of a DATE
+    column empty here while the source counts the day's rows in its first hour.
+    """
     if column.type == "DATE":
-        return instant.date()
+        day = instant.date()
+        return day if instant.time() == dt.time(0) else day + dt.timedelta(days=1)
     if column.type == "TIMESTAMP":
         return instant.replace(tzinfo=None)
     return instant
@@ -127,8 +144,33 @@ def helper_name(base: str, taken: Sequence[str]) -> str:
     return unused_name(base, taken)
 
 
+class TiedKeyError(ValueError):
+    """Rows of one primary key differ but tie on the newest cursor: no row can be chosen."""
+
+
+def _refuse_ties(con: duckdb.DuckDBPyConnection, table: str, key: Sequence[str], cursor: str | None) -> None:
+    """Raise ``TiedKeyError`` when a key's newest rows (by ``cursor``) are not all the same row.
+
+    Why: keeping "the row with the highest cursor" names no row when two different rows share
+    it, and keeping either would serve an arbitrary one (another on the next run). Identical
+    rows are one row and pass. Values are not quoted in the message: keys may be personal.
+    """
+    order = f" ORDER BY {qi(cursor)} DESC NULLS LAST" if cursor else ""
+    row = con.execute(
+        f"SELECT count(*) FROM (SELECT {qlist(key)} FROM (SELECT DISTINCT * FROM {qi(table)} "
+        f"QUALIFY rank() OVER (PARTITION BY {qlist(key)}{order}) = 1) GROUP BY ALL HAVING count(*) > 1)").fetchone()
+    tied = int(row[0]) if row else 0
+    if tied:
+        on = f"the newest {cursor} value" if cursor else "no cursor"
+        raise TiedKeyError(
+            f"{tied} primary key value(s) of ({', '.join(key)}) have different rows sharing {on}, so no row can be "
+            "chosen to serve; make the cursor distinguish them or add a column to the primary key")
+
+
 def dedupe(con: duckdb.DuckDBPyConnection, table: str, key: Sequence[str], cursor: str | None) -> int:
     """Keep one row per key in ``table``: one with the highest cursor (NULL lowest).
+
+    Raises ``TiedKeyError`` when different rows of a key tie on the highest cursor.
 
     Returns the duplicates counted (rows beyond the first per key) before removing them: the
     row-count check compares the rows left against the source's minus this figure, so a
@@ -143,6 +185,7 @@ def dedupe(con: duckdb.DuckDBPyConnection, table: str, key: Sequence[str], curso
     counted = duplicate_keys(con, key, table=table)
     if not counted:
         return 0
+    _refuse_ties(con, table, key, cursor)
     order = f" ORDER BY {qi(cursor)} DESC NULLS LAST" if cursor else ""
     keep = qi(f"_dedupe_{secrets.token_hex(4)}")
     con.execute(f"CREATE TEMP TABLE {keep} AS SELECT * FROM {qi(table)} "
@@ -192,9 +235,21 @@ def merge_stage(
             "expected_rows": served_before + staged - matched}
 
 
-def max_value(con: duckdb.DuckDBPyConnection, column: str) -> Any:
-    row = con.execute(f"SELECT max({qi(column)}) FROM {qi(DATA_TABLE)}").fetchone()
+def max_value(con: duckdb.DuckDBPyConnection, column: str, *, finite: bool = False) -> Any:
+    """The column's highest value (``finite``: of a DOUBLE, the highest finite one)."""
+    only = f" WHERE isfinite({qi(column)})" if finite else ""
+    row = con.execute(f"SELECT max({qi(column)}) FROM {qi(DATA_TABLE)}{only}").fetchone()
     return row[0] if row else None
+
+
+def count_above(con: duckdb.DuckDBPyConnection, column: str, value: Any) -> int:
+    row = con.execute(f"SELECT count(*) FROM {qi(DATA_TABLE)} WHERE {qi(column)} > ?", [value]).fetchone()
+    return int(row[0]) if row else 0
+
+
+def count_nulls(con: duckdb.DuckDBPyConnection, column: str) -> int:
+    row = con.execute(f"SELECT count(*) FROM {qi(DATA_TABLE)} WHERE {qi(column)} IS NULL").fetchone()
+    return int(row[0]) if row else 0
 
 
 def count_rows(con: duckdb.DuckDBPyConnection, table: str = DATA_TABLE) -> int:
@@ -227,22 +282,31 @@ def duplicate_keys(con: duckdb.DuckDBPyConnection, key: Sequence[str], *, scope:
     older rows sharing one of their keys. That keeps a partition run's check proportional
     to the partition. GROUP BY, unlike count(DISTINCT), spills, so it fits the memory limit.
     """
-    keys, table = qlist(key), qi(table)
+    keys, quoted = qlist(key), qi(table)
     if scope is None:
-        sql = f"SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM {table} GROUP BY {keys} HAVING count(*) > 1)"
+        sql = f"SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM {quoted} GROUP BY {keys} HAVING count(*) > 1)"
         row = con.execute(sql).fetchone()
         return int(row[0]) if row else 0
     where, params = scope
     # ``written``: a temp copy of exactly the rows in scope (a partition run's), read instead of filtering the table.
-    scoped, scoped_params = (f"{qi(written)}", []) if written else (f"{table} WHERE {where}", params)
+    scoped, scoped_params = (f"{qi(written)}", []) if written else (f"{quoted} WHERE {where}", params)
     inside = (f"SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM {scoped} "
               f"GROUP BY {keys} HAVING count(*) > 1)")
     row = con.execute(inside, scoped_params).fetchone()
     dupes = int(row[0]) if row else 0
     if across:
-        same = " AND ".join(f"o.{qi(k)} IS NOT DISTINCT FROM f.{qi(k)}" for k in key)
-        outside = (f"SELECT count(*) FROM (SELECT * FROM {table} WHERE NOT coalesce(({where}), false)) AS o "
-                   f"SEMI JOIN (SELECT DISTINCT {keys} FROM {scoped}) AS f ON {same}")
-        row = con.execute(outside, params + scoped_params).fetchone()
-        dupes += int(row[0]) if row else 0
+        dupes += served_elsewhere(con, key, scope=scope, table=table, written=written)
     return dupes
+
+
+def served_elsewhere(con: duckdb.DuckDBPyConnection, key: Sequence[str], *, scope: tuple[str, list[Any]],
+                     table: str = DATA_TABLE, written: str | None = None) -> int:
+    """Rows of ``table`` outside ``scope`` whose key is the key of a row in ``scope`` (``written``:
+    a temp copy of exactly the rows in scope, read instead of filtering the table)."""
+    where, params = scope
+    scoped, scoped_params = (f"{qi(written)}", []) if written else (f"{qi(table)} WHERE {where}", params)
+    same = " AND ".join(f"o.{qi(k)} IS NOT DISTINCT FROM f.{qi(k)}" for k in key)
+    outside = (f"SELECT count(*) FROM (SELECT * FROM {qi(table)} WHERE NOT coalesce(({where}), false)) AS o "
+               f"SEMI JOIN (SELECT DISTINCT {qlist(key)} FROM {scoped}) AS f ON {same}")
+    row = con.execute(outside, params + scoped_params).fetchone()
+    return int(row[0]) if row else 0

@@ -30,8 +30,8 @@ from orchestration.sync.extract import (
 )
 from orchestration.sync.sql import qi
 from orchestration.sync.types import ORDERED_SLICE_TYPES, base_type, duckdb_type, served_columns
-from shared import changes, partitions
-from shared.registry import RegisteredTable
+from shared import changes, identifiers, partitions
+from shared.registry import RegisteredTable, cursor_type_problem
 from shared.served import Column, Manifest
 from shared.served_storage import ServedStore
 from shared.snowflake import SourceColumn, SourceError
@@ -44,6 +44,21 @@ SNAPSHOT_DESCRIPTION = "Day (UTC) on which this copy of the source table was tak
 
 class SourceTableMissingError(SourceError):
     """The registered table is not visible in the source."""
+
+
+class RegisteredColumnError(SourceError):
+    """A column the registration names (primary key, cursor, partition column) is gone from the
+    source, or the cursor's type cannot carry a watermark.
+
+    Why a refusal and not drift: every other dropped column is kept and served as NULL, but
+    these decide which rows are written and merged. A primary key served as NULL merges every
+    new row into one; a missing cursor or partition column selects nothing meaningful. The
+    registration must be changed (or the column restored) before the table can sync again.
+    """
+
+
+class SourceColumnsCollideError(SourceError):
+    """Two source columns differ only in ASCII case: one DuckDB column name for both."""
 
 
 @dataclasses.dataclass
@@ -100,16 +115,22 @@ class Planned:
     windows: list[partitions.Window]
     window_rows: list[int] = dataclasses.field(default_factory=list)  # source rows per window (partition mode)
     recount: Recount | None = None  # None: not comparable (a merge counts the whole source; it only warns)
+    key_changed: bool = False  # the served version was written under another primary key: check every row
+    starts_empty: bool = False  # the served version's rows cannot be kept (a snapshot's and another strategy's)
+    # When the source was first read (the real clock, not ``SyncRequest.now``): no row read
+    # afterwards can have been committed before it, so a time watermark never passes it.
+    read_at: dt.datetime = dataclasses.field(default_factory=lambda: dt.datetime.now(dt.UTC))
 
     @property
     def copies_previous(self) -> bool:
         """Whether the write starts from a copy of the served version (it keeps rows outside the scope)."""
-        return self.mode in ("partition", "snapshot", "merge")
+        return self.mode in ("partition", "snapshot", "merge") and not self.starts_empty
 
 
 def plan(req: SyncRequest) -> Planned:
     """Read the source's columns and counts and decide the slices; raises before anything is written."""
     table = req.table
+    read_at = dt.datetime.now(dt.UTC)
     windows: list[partitions.Window] = []
     if partitions.is_partitioned(table):
         if not req.partition_keys:
@@ -118,6 +139,14 @@ def plan(req: SyncRequest) -> Planned:
     elif req.partition_keys:
         partitions.validate_partition_key(table, req.partition_keys[0])  # raises: not partitioned
     mode = _mode(table, req.full_refresh)
+    changed = [] if req.full_refresh else changes.written_under(table, req.served.current(table.key))
+    if mode == "merge" and changed:
+        # The served rows were written under another cursor, key, partitioning or strategy: a
+        # merge cannot continue from them, a full read under the new registration can (what a
+        # first sync would serve).
+        req.logger.info(f"{table.key}: the served version was written under another {' and '.join(changed)}; "
+                        "reading the whole table instead of merging")
+        mode = "replace"
     try:
         with req.connect() as con:
             cols = table_columns(con, table)
@@ -126,6 +155,7 @@ def plan(req: SyncRequest) -> Planned:
                     f"table {describe(table)} does not exist in the source "
                     "(dropped, renamed, or not visible to this role)"
                 )
+            _require_registered_columns(table, cols)
             slices, source_rows, window_rows, per_window = _slices(req, con, cols, mode, windows)
             if mode == "merge":
                 source_rows = table_rows(con, table)
@@ -136,7 +166,37 @@ def plan(req: SyncRequest) -> Planned:
         target = [Column(_snapshot_column(req, cols), "DATE", nullable=False, description=SNAPSHOT_DESCRIPTION), *target]
     recount = None if mode == "merge" else Recount(per_window if mode == "partition" else None)
     req.logger.info(f"{table.key}: {mode} of {len(slices)} slice(s), {source_rows} source row(s)")
-    return Planned(mode, cols, target, slices, source_rows, windows, window_rows, recount)
+    # Rows served as daily snapshots are no rows of a table copied once, nor the reverse: a run
+    # switching between the two starts from an empty table (kept, they were served with no
+    # snapshot date, or one copy per day).
+    starts_empty = "strategy" in changed
+    if starts_empty:
+        req.logger.info(f"{table.key}: the served version was written as another strategy; its rows are not kept")
+    return Planned(mode, cols, target, slices, source_rows, windows, window_rows, recount,
+                   key_changed="primary_key" in changed, starts_empty=starts_empty, read_at=read_at)
+
+
+def _require_registered_columns(table: RegisteredTable, cols: Sequence[SourceColumn]) -> None:
+    """Raise ``RegisteredColumnError`` naming every registered column the source lacks
+    (names are exact: a column renamed to another case is another column), or
+    ``SourceColumnsCollideError`` for two columns DuckDB cannot tell apart."""
+    names = {c.name for c in cols}
+    roles: list[tuple[str, str | None]] = [("primary key", k) for k in table.primary_key]
+    roles += [("incremental key", table.cursor_column), ("partition", table.partition_column)]
+    missing = [f"{role} column {identifiers.snowflake_reference(name)}" for role, name in roles
+               if name and name not in names]
+    if missing:
+        raise RegisteredColumnError(
+            f"the source table {describe(table)} no longer has the registered {', '.join(missing)} "
+            "(dropped or renamed); register the table again with its current columns")
+    cursor = next((c for c in cols if c.name == table.cursor_column), None)
+    if cursor is not None and (problem := cursor_type_problem(cursor)):  # its type changed since registration
+        raise RegisteredColumnError(f"the incremental key of {describe(table)} cannot be merged on: {problem}")
+    clashes = identifiers.column_collisions([c.name for c in cols])
+    if clashes:  # registration refuses these; a column added later must not reach DuckDB's own error
+        a, b = (identifiers.snowflake_reference(n) for n in clashes[0])
+        raise SourceColumnsCollideError(f"columns {a} and {b} of {describe(table)} differ only in case, which DuckDB "
+                                        "cannot serve as two columns; rename one of them in the source")
 
 
 def _mode(table: RegisteredTable, full_refresh: bool) -> str:
@@ -209,7 +269,11 @@ def _slices(req: SyncRequest, con: Any, cols: list[SourceColumn], mode: str,
         cursor = by_name[str(table.cursor_column)]
         floor = _watermark_floor(table, req.served.current(table.key))
         if floor is not None:  # >= (not >): rows sharing the watermark are re-read; the merge makes it harmless
-            bases = [Slice(label="delta", where=f"{qi(cursor.name)} >= CAST(%s AS {sf_type(cursor)})", params=(literal(floor),))]
+            # Rows without a cursor are re-read too: no watermark can say whether one is new, and a
+            # NULL compares with none, so a row inserted without a cursor was never served.
+            c = qi(cursor.name)
+            bases = [Slice(label="delta", where=f"({c} >= CAST(%s AS {sf_type(cursor)}) OR {c} IS NULL)",
+                           params=(literal(floor),))]
     slices, total = [], 0
     for base in bases:
         parts, count = key_range_slices(con, table, splitter, base=base, slice_rows=req.slice_rows)

@@ -57,6 +57,9 @@ def classify(w: Written) -> dict[str, dict[str, Any]]:
     t0 = time.perf_counter()
     names, types = [c.name for c in w.columns], [c.type for c in w.columns]
     before = (w.previous.extra.get("classification") if w.previous is not None else None) or {}
+    if w.drift is not None and w.drift.renamed:  # a column renamed in case keeps its rows' verdict
+        renames = {a.name: b.name for a, b in w.drift.renamed}
+        before = {renames.get(name, name): verdict for name, verdict in before.items()}
     if w.written_table is not None and before:
         verdicts = merge_verdicts(before, classify_table(w.con, qi(w.written_table), names, types=types))
     else:
@@ -93,6 +96,11 @@ def publish_version(w: Written, checked: Checked, *, classification: dict[str, d
         parts[win.key] = {"rows": rows, "run_id": req.run_id, "materialized_at": stamp}
     extra: dict[str, Any] = {
         "mode": planned.mode, "watermark_type": w.watermark_type, "drift": checked.drift,
+        # What the rows were merged and deduplicated on: a later run under another registration
+        # cannot continue from them (``changes.written_under``).
+        "cursor_column": req.table.cursor_column, "primary_key": list(req.table.primary_key),
+        "partitioning": [req.table.partition_kind, req.table.partition_column] if req.table.partitioned else None,
+        "cursor_nulls": w.cursor_nulls, "cursor_beyond_watermark": w.cursor_beyond,
         "source_rows": planned.source_rows, "rows_written": w.rows_written,
         "duplicates_removed": checked.duplicates_removed, "kept_newer_served": checked.kept_newer,
         "snapshot_column": w.snap_col, "slices": len(planned.slices),

@@ -82,7 +82,7 @@ def row_count_passes(served: int, before: int, after: int | None) -> bool:
 
 def evaluate(table: RegisteredTable, *, source_rows: int, served_rows: int, duplicate_keys: int | None,
              drift: dict[str, list[str]], source_rows_after: int | None = None, duplicates_removed: int = 0,
-             kept_newer: int = 0, merge_expected: int | None = None) -> list[Verdict]:
+             kept_newer: int = 0, merge_expected: int | None = None, elsewhere: int = 0) -> list[Verdict]:
     """The verdicts of one version.
 
     The row count is explained when the served rows of the scope equal the source's rows of
@@ -111,12 +111,18 @@ def evaluate(table: RegisteredTable, *, source_rows: int, served_rows: int, dupl
     verdicts = [
         Verdict(ROW_COUNT_CHECK, passed, row_count_blocks(table), figures),
         # Incompatible drift already fails the sync (SchemaDriftError); what is left is additive and warns.
-        Verdict(SCHEMA_DRIFT_CHECK, not (drift.get("removed") or drift.get("widened")), False,
+        Verdict(SCHEMA_DRIFT_CHECK, not (drift.get("removed") or drift.get("widened") or drift.get("renamed")), False,
                 dict(drift)),
     ]
     if table.primary_key:
-        verdicts.append(Verdict(PRIMARY_KEY_CHECK, (duplicate_keys or 0) == 0, True,
-                                {"duplicate_rows": duplicate_keys or 0}))
+        keys: dict[str, Any] = {"duplicate_rows": duplicate_keys or 0}
+        if elsewhere:
+            # The source holds these keys in this run's partitions only now: their rows moved
+            # (the partition column changed). Rewriting those partitions too replaces them.
+            keys["served_in_other_partitions"] = elsewhere
+            keys["hint"] = ("rows of this run's keys are still served in partitions it does not rewrite (their "
+                            "partition column changed in the source?): run those partitions in the same run")
+        verdicts.append(Verdict(PRIMARY_KEY_CHECK, (duplicate_keys or 0) == 0, True, keys))
     return verdicts
 
 
@@ -154,9 +160,14 @@ def check(w: Written) -> Checked:
     merge_expected = w.merge["expected_rows"] if planned.mode == "merge" and "expected_rows" in w.merge else None
     explained = planned.source_rows - removed - kept_newer
     after = _recount(w) if merge_expected is None and scope_rows != explained else None
+    elsewhere = 0
+    if (dupes and planned.mode == "partition" and w.has_data and part_col is not None and not planned.key_changed
+            and "duplicate_keys" not in w.merge):
+        elsewhere = load.served_elsewhere(con, key, scope=load.windows_predicate(part_col, planned.windows),
+                                          written=w.written_table)
     verdicts = evaluate(w.req.table, source_rows=planned.source_rows, served_rows=scope_rows, duplicate_keys=dupes,
                         drift=summary, source_rows_after=after, duplicates_removed=removed, kept_newer=kept_newer,
-                        merge_expected=merge_expected)
+                        merge_expected=merge_expected, elsewhere=elsewhere)
     w.timings["checks_s"] = time.perf_counter() - t_checks
     try:
         enforce(verdicts)
@@ -201,13 +212,14 @@ def _failing_windows(w: Written, part_col: Column, verdicts: list[Verdict], *, s
 
 
 def _duplicates(w: Written) -> int:
-    """Primary-key duplicates, checked over what this run wrote when older rows were kept."""
+    """Primary-key duplicates, checked over what this run wrote when older rows were kept (over
+    every row when they were written under another key: their uniqueness on it is unknown)."""
     if "duplicate_keys" in w.merge:  # a merge checked its staged keys before dropping the stage
         return w.merge["duplicate_keys"]
     if w.planned.mode == "snapshot":  # a key repeats across snapshot days by design; unique within one day
         day = dt.date.fromisoformat(w.planned.windows[0].key)
         return load.duplicate_keys(w.con, w.key, scope=(f"{qi(str(w.snap_col))} = ?", [day]), across=False)
-    if w.planned.mode == "partition" and w.has_data and w.part_col is not None:
+    if w.planned.mode == "partition" and w.has_data and w.part_col is not None and not w.planned.key_changed:
         return load.duplicate_keys(w.con, w.key, scope=load.windows_predicate(w.part_col, w.planned.windows),
                                    written=w.written_table)
     return load.duplicate_keys(w.con, w.key)

@@ -22,6 +22,7 @@ from orchestration.sync import load
 from orchestration.sync.extract import Extraction, SliceStats
 from orchestration.sync.plan import Planned, SyncRequest
 from orchestration.sync.sql import qi
+from orchestration.sync.types import TIMESTAMPTZ
 from shared.served import Column, Manifest, PendingVersion
 from shared.snowflake import SourceError
 
@@ -43,6 +44,8 @@ class Written:
     merge: dict[str, int] = dataclasses.field(default_factory=dict)
     watermark: str | None = None
     watermark_type: str | None = None
+    cursor_nulls: int | None = None  # served rows without a cursor (the change scan compares the source's)
+    cursor_beyond: int = 0  # served rows whose cursor is past the (capped) watermark
     written_table: str | None = None  # a temp copy of the windows' rows (a partition run that kept older rows)
 
     @property
@@ -170,9 +173,34 @@ def _watermark(w: Written) -> None:
     cursor = w.req.table.cursor_column
     if w.req.table.strategy != "incremental" or not cursor:
         return
-    value = load.max_value(w.con, cursor)
+    floating = w.by_name[cursor].type == "DOUBLE"
+    # NaN and infinities order above every number (in Snowflake and DuckDB alike): as the
+    # watermark they would put the next floor past every finite cursor written from now on.
+    value = load.max_value(w.con, cursor, finite=floating)
+    cap = _time_cap(w.by_name[cursor].type, w.planned.read_at)
+    if cap is not None and value is not None and value > cap:
+        # A cursor later than the read (a row dated in the future, a clock gone wrong) would
+        # put the next floor past every row written from now on: they would never be read.
+        # The watermark stops at the read; the rows beyond it are counted for the change scan.
+        value = cap
+        w.cursor_beyond = load.count_above(w.con, cursor, cap)
+    elif floating and value is not None:
+        w.cursor_beyond = load.count_above(w.con, cursor, value)  # the non-finite ones
     w.watermark = value.isoformat() if isinstance(value, dt.date) else (str(value) if value is not None else None)
     w.watermark_type = w.by_name[cursor].type if w.watermark else None
+    w.cursor_nulls = load.count_nulls(w.con, cursor)
+
+
+def _time_cap(duck_type: str, read_at: dt.datetime) -> Any:
+    """The latest watermark a time cursor of ``duck_type`` may have: when the source was read
+    (naive timestamps hold UTC wall-clock time); None for other types."""
+    if duck_type == "TIMESTAMP":
+        return read_at.replace(tzinfo=None)
+    if duck_type == TIMESTAMPTZ:
+        return read_at
+    if duck_type == "DATE":
+        return read_at.date()
+    return None
 
 
 def _written_scope(w: Written) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from shared.snowflake import SourceColumn, SourceError
+from shared.snowflake import SourceColumn, SourceError, qmark
 
 SOURCE_RELATION = "src"
 ARROW_BATCH_ROWS = 65_536
@@ -83,8 +83,9 @@ def source_column(name: str, duck_type: str, nullable: bool = True, comment: str
 
 
 @functools.lru_cache(maxsize=512)
-def to_duckdb(sql: str, names: tuple[str, str, str]) -> str:
-    """Snowflake SQL of the sync engine as DuckDB SQL over ``src``; ``%s`` values become ``?``.
+def to_duckdb(sql: str, names: tuple[str, str, str], *, values: bool = True) -> str:
+    """Snowflake SQL of the sync engine as DuckDB SQL over ``src``; with ``values`` (a statement
+    prepared by ``shared.snowflake.bound``), ``%s`` values become ``?``.
 
     Only the registered table may appear: any other table is refused, so a file
     connection can never be pointed at something else by a statement.
@@ -96,7 +97,7 @@ def to_duckdb(sql: str, names: tuple[str, str, str]) -> str:
     from sqlglot import exp
 
     try:
-        tree = sqlglot.parse_one(sql.replace("%s", "?"), read="snowflake")
+        tree = sqlglot.parse_one(qmark(sql) if values else sql, read="snowflake")
     except sqlglot.errors.ParseError as e:
         raise FileSourceError(f"statement not understood for a file source: {e}") from e
     for table in list(tree.find_all(exp.Table)):
@@ -117,7 +118,7 @@ class FileCursor:
         self.sfqid: str | None = None  # no query history to point at
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> FileCursor:
-        text = to_duckdb(sql, self._owner.names)
+        text = to_duckdb(sql, self._owner.names, values=bool(params))
         try:
             self._rel = self._cur.sql(text, params=list(params)) if params else self._cur.sql(text)
         except duckdb.Error as e:
