@@ -112,3 +112,64 @@ def test_jsonrpc_errors_stay_the_protocols_own(world: World) -> None:
     body = r.json()
     assert body["jsonrpc"] == "2.0"
     assert body["error"]["code"] == -32700
+
+
+# -- MCP: a name or id is one path segment of the route a tool calls -------------------------------
+_rpc_ids = iter(range(1, 1_000_000))
+
+
+def _rpc(w: World, who: str, method: str, params: dict[str, Any]) -> dict[str, Any]:
+    body = {"jsonrpc": "2.0", "id": next(_rpc_ids), "method": method, "params": params}
+    r = w.client.post("/mcp", headers=w.h[who] | MCP_ACCEPT, json=body)
+    assert r.status_code == 200, r.text
+    return r.json()  # type: ignore[no-any-return]
+
+
+def _tool(w: World, who: str, tool: str, **args: Any) -> tuple[str, bool]:
+    result = _rpc(w, who, "tools/call", {"name": tool, "arguments": args})["result"]
+    return str(result["content"][0]["text"]), bool(result.get("isError"))
+
+
+def _upload(w: World, who: str, content: bytes, content_type: str, visibility: str) -> str:
+    r = w.client.post("/api/v1/artifacts", headers=w.h[who], files={"file": ("f", content, content_type)},
+                      data={"visibility": visibility})
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
+
+
+def test_an_mcp_id_with_a_slash_reaches_no_other_route(world: World, caplog: pytest.LogCaptureFixture) -> None:
+    art = _upload(world, "a1", b"[1, 2, 3]", "application/json", "swarm")
+    job = _finished_job(world, "a1", "select id from orders order by id limit 3")
+    cases = [("read_artifact", {"artifact_id": f"{art}/content"}), ("read_artifact", {"artifact_id": ""}),
+             ("read_artifact", {"artifact_id": f"../queries/jobs/{job}"}),
+             ("describe_table", {"table": "orders/profile"}), ("sample", {"table": "orders/profile"}),
+             ("profile", {"table": "orders/sample"}), ("describe_table", {"table": ""}),
+             ("get_job", {"job_id": f"{job}/result"}), ("get_job", {"job_id": "x", "table": "orders/sample"}),
+             ("save_result_as_artifact", {"job_id": f"{job}/rows"}), ("refresh_table", {"table": "orders/refresh/x"})]
+    for tool, args in cases:
+        text, err = _tool(world, "a2" if tool == "read_artifact" else "a1", tool, **args)
+        assert err, (tool, args, text)
+        assert "rule=invalid_name" in text, (tool, args, text)
+        assert "may not contain '/'" in text
+    assert "raised an unexpected exception" not in caplog.text
+    assert "Traceback" not in caplog.text
+    # nothing was saved, and the proper ids still work
+    listed = world.client.get("/api/v1/artifacts", headers=world.h["a1"]).json()
+    assert [a["id"] for a in listed["items"]] == [art]
+    text, err = _tool(world, "a2", "read_artifact", artifact_id=art)
+    assert not err, text
+    assert "[1, 2, 3]" in text
+
+
+@pytest.mark.parametrize("uri", ["table://orders/profile/schema", "table:///schema", "table://orders/sample/schema",
+                                 "artifact://{art}/content", "artifact://", "artifact://../queries/jobs/x"])
+def test_an_mcp_resource_uri_reaches_no_other_route(world: World, uri: str) -> None:
+    art = _upload(world, "a1", b"hello", "text/plain", "swarm")
+    answer = _rpc(world, "a1", "resources/read", {"uri": uri.format(art=art)})
+    assert "result" not in answer, answer
+    assert "may not contain '/'" in answer["error"]["message"]
+    assert "null_count" not in str(answer)  # a profile's figures
+    # the proper resources still read
+    ok = _rpc(world, "a1", "resources/read", {"uri": f"table://{ORDERS}/schema"})["result"]["contents"][0]["text"]
+    assert '"columns"' in ok
+    assert _rpc(world, "a1", "resources/read", {"uri": f"artifact://{art}"})["result"]["contents"][0]["text"] == "hello"
