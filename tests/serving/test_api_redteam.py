@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -173,3 +174,120 @@ def test_an_mcp_resource_uri_reaches_no_other_route(world: World, uri: str) -> N
     ok = _rpc(world, "a1", "resources/read", {"uri": f"table://{ORDERS}/schema"})["result"]["contents"][0]["text"]
     assert '"columns"' in ok
     assert _rpc(world, "a1", "resources/read", {"uri": f"artifact://{art}"})["result"]["contents"][0]["text"] == "hello"
+
+
+# -- held: regression cases for isolation and bad input --------------------------------------------
+SLOW = "select count(*) from range(100000000000) t(i) where hash(i) % 1000003 = 7"
+
+
+def test_a_query_job_answers_only_its_own_token(world: World) -> None:
+    job = _finished_job(world, "a1", "select id, note from orders order by id limit 3")
+    before = world.client.get(f"/api/v1/queries/jobs/{job}/rows", headers=world.h["a1"]).json()["rows"]
+    for who in ("a2", "b1", "b2", "s1", "s2"):
+        for path in (f"/api/v1/queries/jobs/{job}", f"/api/v1/queries/{job}", f"/api/v1/queries/jobs/{job}/result",
+                     f"/api/v1/queries/jobs/{job}/rows", f"/api/v1/queries/jobs/{job}/rows?cursor=MA&limit=1"):
+            r = world.client.get(path, headers=world.h[who])
+            assert_error(r, 404, "not_found", "job_not_found")
+            assert "note 0" not in r.text
+        assert_error(world.client.delete(f"/api/v1/queries/jobs/{job}", headers=world.h[who]), 404, rule="job_not_found")
+        r = world.client.post(f"/api/v1/queries/jobs/{job}/artifact", json={}, headers=world.h[who])
+        assert r.status_code in (403, 404), r.text
+        assert_error(r, r.status_code)
+    assert world.client.get(f"/api/v1/queries/jobs/{job}", headers=world.h["a1"]).json()["status"] == "succeeded"
+    assert world.client.get(f"/api/v1/queries/jobs/{job}/rows", headers=world.h["a1"]).json()["rows"] == before
+    for who in ("a2", "b1", "s1"):
+        assert world.client.get("/api/v1/artifacts", headers=world.h[who]).json()["items"] == []
+
+
+def test_a_running_job_is_cancelled_only_by_its_token(world: World) -> None:
+    r = world.client.post("/api/v1/queries/execute", json={"query": SLOW, "wait_s": 0, "timeout_s": 30},
+                          headers=world.h["a1"])
+    job = r.json()["job_id"]
+    for who in ("a2", "b1", "s1"):
+        assert_error(world.client.delete(f"/api/v1/queries/jobs/{job}", headers=world.h[who]), 404, rule="job_not_found")
+    assert world.client.get(f"/api/v1/queries/jobs/{job}", headers=world.h["a1"]).json()["status"] in ("queued", "running")
+    assert world.client.delete(f"/api/v1/queries/jobs/{job}", headers=world.h["a1"]).json()["status"] == "cancelled"
+
+
+@pytest.mark.parametrize("name", [SECRET, "secret", "SECRET", '"secret"', '"demo"."public"."secret"', "DEMO.PUBLIC.SECRET",
+                                  " secret", "secret ", "secret.", "public.secret", "demo..secret", "ｓecret", "seсret",
+                                  "secret\x00", "../secret", "demo%2Epublic%2Esecret", "secret\t"])
+def test_an_ungranted_table_is_unreachable_in_every_spelling(world: World, name: str) -> None:
+    q = quote(name, safe="")
+    for suffix in ("", "/sample", "/profile", "/sample?method=head&format=CSV"):
+        r = world.client.get(f"/api/v1/data/tables/{q}{suffix}", headers=world.h["a1"])
+        assert r.status_code in (400, 404), (name, suffix, r.status_code, r.text)
+        assert_error(r, r.status_code)
+        assert "ssn" not in r.text
+    r = world.client.post(f"/api/v1/data/tables/{q}/refresh", headers=world.h["a1"])
+    assert r.status_code in (400, 404), r.text
+    assert "ssn" not in r.text
+    r = world.client.post("/api/v1/queries/execute", json={"query": f"select * from {name}"}, headers=world.h["a1"])
+    assert r.status_code in (400, 404), r.text
+    assert "ssn-" not in r.text
+
+
+def test_mcp_tools_and_resources_do_not_cross_swarms(world: World) -> None:
+    job = _finished_job(world, "a1", "select id, note from orders order by id limit 3")
+    art = _upload(world, "a1", b"swarm one only", "text/plain", "swarm")
+    for tool, args in [("describe_table", {"table": ORDERS}), ("sample", {"table": "orders"}),
+                       ("profile", {"table": "orders"}), ("query", {"sql": "select * from orders"}),
+                       ("get_job", {"job_id": job}), ("save_result_as_artifact", {"job_id": job}),
+                       ("read_artifact", {"artifact_id": art})]:
+        text, err = _tool(world, "b1", tool, **args)
+        assert err, (tool, text)
+        assert "note 0" not in text
+        assert "swarm one only" not in text
+    for uri in (f"table://{ORDERS}/schema", f"artifact://{art}"):
+        assert "result" not in _rpc(world, "b1", "resources/read", {"uri": uri})
+    listed = _rpc(world, "b1", "resources/list", {})["result"]["resources"]
+    assert [x["uri"] for x in listed] == [f"table://{SECRET}/schema"]
+    text, _ = _tool(world, "a2", "read_artifact", artifact_id=art)  # the same swarm may
+    assert "swarm one only" in text
+
+
+def test_a_swarm_token_mints_no_agent_beyond_its_grants(world: World) -> None:
+    for tables in ([SECRET], ["DEMO.PUBLIC.SECRET"], [ORDERS, SECRET], ["*"], [" secret "]):
+        r = world.client.post("/api/v1/swarm/agents/tokens", json={"name": "x", "allowed_tables": tables},
+                              headers=world.h["s1"])
+        assert_error(r, 400)
+    for who in ("a1", "s1", "b1"):
+        for method, path in (("GET", "/api/v1/admin/swarms"), ("POST", "/api/v1/admin/tokens"),
+                             ("GET", "/api/v1/admin/audit"), ("PUT", f"/api/v1/admin/swarms/{world.swarms['s2']}/budget"),
+                             ("DELETE", f"/api/v1/admin/tokens/{world.ids['b1']}"), ("GET", "/api/v1/sync/tables")):
+            r = world.client.request(method, path, headers=world.h[who], json={})
+            assert_error(r, 403, "forbidden", "requires_admin")
+    assert world.client.get("/api/v1/data/tables", headers=world.h["b1"]).json()["count"] == 1
+
+
+def test_a_grant_removed_stops_a_continuation_and_a_revoked_token_stops_its_job(world: World) -> None:
+    r = world.client.post("/api/v1/queries/execute", json={"query": "select * from orders", "max_rows": 5},
+                          headers=world.h["a1"])
+    cont = r.json()["continuation"]
+    slow = world.client.post("/api/v1/queries/execute", json={"query": SLOW, "wait_s": 0, "timeout_s": 30},
+                             headers=world.h["a2"]).json()["job_id"]
+    r = world.client.delete(f"/api/v1/admin/tokens/{world.ids['a2']}", headers=world.h["admin"])
+    assert r.status_code == 200, r.text
+    r = world.client.patch(f"/api/v1/admin/swarms/{world.swarms['s1']}", json={"grants": []}, headers=world.h["admin"])
+    assert r.status_code == 200, r.text
+    for url in (cont["status_url"], cont["next_url"], cont["result_url"]):
+        error = assert_error(world.client.get(url, headers=world.h["a1"]), 403, "forbidden", "table_not_granted")
+        assert error["details"]["tables"] == [ORDERS]
+    assert_error(world.client.get(f"/api/v1/queries/jobs/{slow}", headers=world.h["a2"]), 401, rule="token_revoked")
+    for _ in range(100):
+        status = world.client.get(f"/api/v1/queries/jobs/{slow}", headers=world.h["admin"]).json()["status"]
+        if status != "running":
+            break
+        time.sleep(0.05)
+    assert status == "cancelled"
+
+
+@pytest.mark.parametrize("cursor", ["!!!", "LTE", "OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTk5", "MWUz", "AP8", "TmFO", "x" * 5000,
+                                    "77yR77yQ"])
+def test_a_forged_cursor_or_limit_is_a_400(world: World, cursor: str) -> None:
+    job = _finished_job(world, "a1", "select id from orders")
+    r = world.client.get(f"/api/v1/queries/jobs/{job}/rows", params={"cursor": cursor}, headers=world.h["a1"])
+    assert_error(r, 400)
+    for limit in ("0", "-1", "1.5", "NaN", "99999999999999999999999", "10001"):
+        r = world.client.get(f"/api/v1/queries/jobs/{job}/rows", params={"limit": limit}, headers=world.h["a1"])
+        assert_error(r, 400)
