@@ -14,10 +14,17 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+from litestar import Litestar
 
+from serving.app import create_app
 from shared.settings import Settings
 from tests.conftest import publish_table
+from tests.serving import sync_support
+from tests.serving.dagster_fake import FakeDagster
 from tests.serving.helpers import assert_error, bearer, mint_token
+
+sync_source = sync_support.sync_source  # for TestRefreshPollUrl (its Snowflake stand-in and fake Dagster)
+fake_dagster = sync_support.fake_dagster
 
 ORDERS, SECRET = "demo.public.orders", "demo.public.secret"
 MCP_ACCEPT = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
@@ -291,3 +298,29 @@ def test_a_forged_cursor_or_limit_is_a_400(world: World, cursor: str) -> None:
     for limit in ("0", "-1", "1.5", "NaN", "99999999999999999999999", "10001"):
         r = world.client.get(f"/api/v1/queries/jobs/{job}/rows", params={"limit": limit}, headers=world.h["a1"])
         assert_error(r, 400)
+
+
+class TestRefreshPollUrl:
+    """The fake Dagster (``sync_support``) behind the API, for these refreshes only."""
+
+    @pytest.fixture
+    def app(self, api_settings: Settings, fake_dagster: FakeDagster) -> Litestar:
+        app = create_app(api_settings)
+        app.state.services.parts["dagster"] = fake_dagster.client(api_settings.dagster)
+        app.state.services.parts["load_check"] = sync_support.in_process_load_check
+        return app
+
+    @pytest.mark.parametrize("spelling", [" items ", "ITEMS", '"items"', 'demo.synctest."items"', "DEMO.SYNCTEST.ITEMS"])
+    def test_the_poll_url_names_the_table_by_its_key_whatever_the_spelling(
+            self, client: Any, admin_headers: dict[str, str], make_swarm: Any, agent_headers: Any,
+            spelling: str) -> None:
+        r = client.post("/api/v1/sync/tables/register", json=sync_support.register_body(), headers=admin_headers)
+        assert r.status_code == 201, r.text
+        agent = agent_headers(make_swarm([sync_support.ITEMS])["id"])
+        r = client.post(f"/api/v1/data/tables/{quote(spelling, safe='')}/refresh", headers=agent)
+        assert r.status_code == 202, r.text
+        body = r.json()
+        assert body["poll_url"] == f"/api/v1/data/tables/{sync_support.ITEMS}/refresh/{body['job_id']}"
+        polled = client.get(body["poll_url"], headers=agent)
+        assert polled.status_code == 200, polled.text
+        assert polled.json()["table"] == sync_support.ITEMS
