@@ -48,8 +48,8 @@ from serving.queries.schemas import DryRun, QueryJob, QueryRequest, QueryResult,
 from serving.queries.services import ensure_fresh, get_engine, get_jobs
 from serving.tables.describe import schema_changes, schema_version
 from serving.tables.platform import LIVE_VERSION, report_live_budget
+from serving.tables.served import resolve_among
 from shared.control.models import QueryJobRow
-from shared.identifiers import canonical_key
 from shared.settings import QuerySettings
 
 BASE = "/api/v1/queries"
@@ -144,12 +144,19 @@ def _schema_changes(engine: QueryEngine, checked: GuardedQuery, expected: dict[s
             raise BadRequest("a bare schema version needs a query over one table; give table=version pairs",
                              rule="invalid_schema_version")
         expected = {next(iter(checked.tables)): expected}
+    # Each name resolves among the tables the query reads, by the agents' name rule (a short name
+    # too). Why: a name outside them was looked up in the served data as given, so an ungranted
+    # table's schema version came back in ``current`` (and whether it exists), and a name that
+    # was not a whole key (``orders=…``) failed inside the lookup as a 500.
     keyed = {}
     for name, version in expected.items():
         try:
-            keyed[canonical_key(name)] = version
-        except ValueError:
-            keyed[name.strip().lower()] = version
+            key = resolve_among(frozenset(checked.tables), name)
+        except ApiError:
+            raise BadRequest(f"If-Schema-Version names {name[:200]!r}, which this query does not read; "
+                             "name only tables the query reads", rule="invalid_schema_version",
+                             details={"tables": sorted(checked.tables)}) from None
+        keyed[key] = version
     current = {key: schema_version(engine.current(key)) for key in keyed}
     return schema_changes(keyed, current)
 

@@ -324,3 +324,42 @@ class TestRefreshPollUrl:
         polled = client.get(body["poll_url"], headers=agent)
         assert polled.status_code == 200, polled.text
         assert polled.json()["table"] == sync_support.ITEMS
+
+
+# -- If-Schema-Version: names resolve among the query's own tables ----------------------------------
+def _catalog_version(w: World, who: str, table: str) -> str:
+    return str(w.client.get(f"/api/v1/data/tables/{table}", headers=w.h[who]).json()["schema_version"])
+
+
+@pytest.mark.parametrize("header", ["orders=s-000000000000", "public.orders=s-000000000000", '"orders"=s-000000000000',
+                                    "DEMO.PUBLIC.ORDERS=s-000000000000"])
+def test_if_schema_version_takes_the_names_written_in_sql(world: World, header: str) -> None:
+    current = _catalog_version(world, "a1", ORDERS)
+    r = world.client.post("/api/v1/queries/execute", json={"query": "select count(*) from orders"},
+                          headers=world.h["a1"] | {"if-schema-version": header})
+    assert r.status_code == 200, r.text
+    assert r.json()["schema_changes"] == [{"table": ORDERS, "expected": "s-000000000000", "current": current}]
+    assert r.headers["agents-data-schema-changed"] == ORDERS
+    r = world.client.post("/api/v1/queries/execute", json={"query": "select count(*) from orders"},
+                          headers=world.h["a1"] | {"if-schema-version": header.replace("s-000000000000", current)})
+    assert r.status_code == 200, r.text
+    assert r.json()["schema_changes"] == []
+
+
+@pytest.mark.parametrize("names", [SECRET, "secret", "demo.public.nothing", "a=b", "x" * 300, "demo..orders"])
+def test_if_schema_version_reveals_nothing_of_tables_the_query_does_not_read(world: World, names: str) -> None:
+    secret_version = _catalog_version(world, "b1", SECRET)
+    for how in ("header", "body"):
+        kwargs: dict[str, Any] = {"json": {"query": "select count(*) from orders"}, "headers": world.h["a1"]}
+        if how == "header":
+            kwargs["headers"] = world.h["a1"] | {"if-schema-version": f"{names}=s-000000000000"}
+        else:
+            kwargs["json"]["if_schema_version"] = {names: "s-000000000000"}
+        r = world.client.post("/api/v1/queries/execute", **kwargs)
+        error = assert_error(r, 400, "bad_request", "invalid_schema_version")
+        assert error["details"] == {"tables": [ORDERS]}
+        assert secret_version not in r.text
+        assert "agents-data-schema-changed" not in r.headers
+    r = world.client.post("/api/v1/queries/execute", json={"query": "select count(*) from orders", "dry_run": True},
+                          headers=world.h["a1"] | {"if-schema-version": f"{names}=s-1"})
+    assert_error(r, 400, rule="invalid_schema_version")
