@@ -138,7 +138,8 @@ def _expected_schemas(request: Request[Any, Any, Any], data: QueryRequest) -> di
     return out
 
 
-def _schema_changes(engine: QueryEngine, checked: GuardedQuery, expected: dict[str, str] | str) -> list[dict[str, str]]:
+def _schema_changes(engine: QueryEngine, caller: Caller, checked: GuardedQuery,
+                    expected: dict[str, str] | str) -> list[dict[str, str]]:
     if isinstance(expected, str):
         if len(checked.tables) != 1:
             raise BadRequest("a bare schema version needs a query over one table; give table=version pairs",
@@ -157,7 +158,13 @@ def _schema_changes(engine: QueryEngine, checked: GuardedQuery, expected: dict[s
                              "name only tables the query reads", rule="invalid_schema_version",
                              details={"tables": sorted(checked.tables)}) from None
         keyed[key] = version
-    current = {key: schema_version(engine.current(key)) for key in keyed}
+    # As the caller sees each table (through its grant policy), as the catalog states it: the raw
+    # version differed whenever a column was excluded (a change reported on every query) and
+    # told the agent when the columns hidden from it changed.
+    current = {}
+    for key in keyed:
+        manifest = engine.current(key)
+        current[key] = schema_version(engine.seen(caller, manifest) if manifest is not None else None)
     return schema_changes(keyed, current)
 
 
@@ -210,7 +217,7 @@ async def execute_query(request: Request[Any, Any, Any], caller: Caller, data: Q
     big = _maybe_big(engine, caller, q.async_threshold_bytes)
     if data.min_freshness is not None or data.dry_run or expected or big:
         checked = checked or await anyio.to_thread.run_sync(engine.guard, caller, data.query)
-    changes = _schema_changes(engine, checked, expected) if checked is not None and expected else []
+    changes = _schema_changes(engine, caller, checked, expected) if checked is not None and expected else []
     if data.dry_run:
         assert checked is not None
         return await _dry_run(request, services, caller, checked, data, max_rows=max_rows, timeout=timeout,

@@ -363,3 +363,32 @@ def test_if_schema_version_reveals_nothing_of_tables_the_query_does_not_read(wor
     r = world.client.post("/api/v1/queries/execute", json={"query": "select count(*) from orders", "dry_run": True},
                           headers=world.h["a1"] | {"if-schema-version": f"{names}=s-1"})
     assert_error(r, 400, rule="invalid_schema_version")
+
+
+def test_schema_versions_and_dry_runs_are_as_the_grant_policy_shows_the_table(world: World) -> None:
+    r = world.client.put(f"/api/v1/admin/swarms/{world.swarms['s1']}/policies/{ORDERS}",
+                         json={"exclude": ["note"], "row_filter": "id < 10"}, headers=world.h["admin"])
+    assert r.status_code == 200, r.text
+    seen = world.client.get(f"/api/v1/data/tables/{ORDERS}", headers=world.h["a1"]).json()
+    raw = world.client.get(f"/api/v1/data/tables/{ORDERS}", headers=world.h["admin"]).json()
+    assert seen["schema_version"] != raw["schema_version"]
+    assert (seen["row_count"], raw["row_count"]) == (10, 200)
+    r = world.client.post("/api/v1/queries/execute", headers=world.h["a1"],
+                          json={"query": "select count(*) from orders", "if_schema_version": {"orders": seen["schema_version"]}})
+    assert r.status_code == 200, r.text
+    assert r.json()["schema_changes"] == []
+    assert "agents-data-schema-changed" not in r.headers
+    r = world.client.post("/api/v1/queries/execute", headers=world.h["a1"],
+                          json={"query": "select count(*) from orders", "if_schema_version": {"orders": "s-000000000000"}})
+    assert r.json()["schema_changes"] == [{"table": ORDERS, "expected": "s-000000000000",
+                                           "current": seen["schema_version"]}]
+    assert raw["schema_version"] not in r.text
+    r = world.client.post("/api/v1/queries/execute", headers=world.h["a1"],
+                          json={"query": "select * from orders", "dry_run": True})
+    assert r.status_code == 200, r.text
+    [table] = r.json()["tables"]
+    assert (table["schema_version"], table["row_count"]) == (seen["schema_version"], 10)
+    assert table["version"] == raw["served_version"]
+    r = world.client.post("/api/v1/queries/execute", headers=world.h["admin"],  # the admin reads the raw table
+                          json={"query": f"select * from {ORDERS}", "dry_run": True})
+    assert (r.json()["tables"][0]["schema_version"], r.json()["tables"][0]["row_count"]) == (raw["schema_version"], 200)
