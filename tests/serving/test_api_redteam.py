@@ -9,6 +9,7 @@ other side leaked or changed.
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from typing import Any
 from urllib.parse import quote
@@ -392,3 +393,40 @@ def test_schema_versions_and_dry_runs_are_as_the_grant_policy_shows_the_table(wo
     r = world.client.post("/api/v1/queries/execute", headers=world.h["admin"],  # the admin reads the raw table
                           json={"query": f"select * from {ORDERS}", "dry_run": True})
     assert (r.json()["tables"][0]["schema_version"], r.json()["tables"][0]["row_count"]) == (raw["schema_version"], 200)
+
+
+def _publish_with_watermark(root: Any, key: str, select_sql: str, watermark: str) -> None:
+    from shared.served import Column, publish, write_version
+
+    with write_version(root, key, copy_previous=False) as pending:
+        pending.con.execute(f"CREATE TABLE data AS {select_sql}")
+        cols = pending.con.execute("SELECT column_name, data_type FROM information_schema.columns "
+                                   "WHERE table_name = 'data' ORDER BY ordinal_position").fetchall()
+        rows = pending.con.execute("SELECT count(*) FROM data").fetchone()[0]
+        publish(root, pending, strategy="incremental", row_count=rows, watermark=watermark,
+                columns=[Column(name=c[0], type=c[1], nullable=True, description="") for c in cols])
+
+
+def test_query_provenance_withholds_the_watermark_a_row_filter_would_undo(world: World, api_settings: Settings) -> None:
+    """The highest cursor over every row (here: a day after every row the filter leaves) is a
+    table-wide figure, withheld under a restricting policy as the refresh answers withhold it."""
+    _publish_with_watermark(api_settings.served_path, ORDERS,
+                            "select range as id, date '2025-01-01' + range::int as day from range(200)", "2025-07-19")
+    r = world.client.put(f"/api/v1/admin/swarms/{world.swarms['s1']}/policies/{ORDERS}",
+                         json={"row_filter": "id < 10"}, headers=world.h["admin"])
+    assert r.status_code == 200, r.text
+    for fmt in ("json", "csv"):
+        body = {"query": "select max(day) from orders", "output_format": fmt}
+        for who, expected in (("a1", None), ("admin", "2025-07-19")):
+            query = body if who == "a1" else body | {"query": f"select max(day) from {ORDERS}"}
+            r = world.client.post("/api/v1/queries/execute", json=query | {"wait_s": 10}, headers=world.h[who])
+            assert r.status_code == 200, r.text
+            prov = json.loads(r.headers["agents-data-provenance"]) if fmt == "json" else None
+            if prov is None:
+                status = world.client.get(r.json()["status_url"], headers=world.h[who])
+                prov = json.loads(world.client.get(r.json()["result_url"], headers=world.h[who])
+                                  .headers["agents-data-provenance"])
+                assert status.status_code == 200
+            assert prov["tables"][0]["source_watermark"] == expected, (who, fmt, prov)
+            if who == "a1":
+                assert "2025-07-19" not in r.text
