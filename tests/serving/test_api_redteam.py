@@ -326,6 +326,25 @@ class TestRefreshPollUrl:
         assert polled.status_code == 200, polled.text
         assert polled.json()["table"] == sync_support.ITEMS
 
+    def test_a_shared_refresh_names_no_other_swarms_agent(self, client: Any, admin_headers: dict[str, str],
+                                                          make_swarm: Any) -> None:
+        r = client.post("/api/v1/sync/tables/register", json=sync_support.register_body(), headers=admin_headers)
+        assert r.status_code == 201, r.text
+        s1, s2 = make_swarm([sync_support.ITEMS])["id"], make_swarm([sync_support.ITEMS])["id"]
+        first = bearer(mint_token(client, admin_headers, "agent", s1, name="alice-of-swarm-one")["token"])
+        other = bearer(mint_token(client, admin_headers, "agent", s2, name="bob-of-swarm-two")["token"])
+        started = client.post(f"/api/v1/data/tables/{sync_support.ITEMS}/refresh", headers=first)
+        joined = client.post(f"/api/v1/data/tables/{sync_support.ITEMS}/refresh", headers=other)
+        assert started.status_code == joined.status_code == 202, joined.text
+        assert joined.json()["job_id"] == started.json()["job_id"]  # one refresh, whoever asks
+        url = started.json()["poll_url"]
+        seen = client.get(url, headers=other)
+        assert seen.status_code == 200, seen.text
+        assert seen.json()["requested_by"] is None
+        assert "alice-of-swarm-one" not in seen.text
+        assert client.get(url, headers=first).json()["requested_by"] == "alice-of-swarm-one"
+        assert client.get(url, headers=admin_headers).json()["requested_by"] == "alice-of-swarm-one"
+
 
 # -- If-Schema-Version: names resolve among the query's own tables ----------------------------------
 def _catalog_version(w: World, who: str, table: str) -> str:
