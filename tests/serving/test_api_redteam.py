@@ -449,3 +449,26 @@ def test_query_provenance_withholds_the_watermark_a_row_filter_would_undo(world:
             assert prov["tables"][0]["source_watermark"] == expected, (who, fmt, prov)
             if who == "a1":
                 assert "2025-07-19" not in r.text
+
+
+class TestOnPostgres:
+    """The strongest cases again with PostgreSQL as the control database (skipped without TEST_POSTGRES_URL)."""
+
+    @pytest.fixture
+    def app(self, api_settings: Settings, pg_url: str) -> Litestar:
+        return create_app(dataclasses.replace(api_settings, database_url=pg_url))
+
+    def test_a_query_job_answers_only_its_own_token(self, world: World) -> None:
+        test_a_query_job_answers_only_its_own_token(world)
+
+    def test_a_grant_removed_stops_a_continuation(self, world: World) -> None:
+        test_a_grant_removed_stops_a_continuation_and_a_revoked_token_stops_its_job(world)
+
+    def test_if_schema_version_reveals_nothing(self, world: World) -> None:
+        test_if_schema_version_reveals_nothing_of_tables_the_query_does_not_read(world, SECRET)
+
+    def test_mcp_ids_reach_no_other_route(self, world: World, caplog: pytest.LogCaptureFixture) -> None:
+        test_an_mcp_id_with_a_slash_reaches_no_other_route(world, caplog)
+
+    def test_forged_cursors(self, world: World) -> None:
+        test_a_forged_cursor_or_limit_is_a_400(world, "OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTk5")
