@@ -472,3 +472,24 @@ class TestOnPostgres:
 
     def test_forged_cursors(self, world: World) -> None:
         test_a_forged_cursor_or_limit_is_a_400(world, "OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTk5")
+
+
+# -- any method on any route: never a 5xx ------------------------------------------------------------
+@pytest.mark.parametrize("method", ["OPTIONS", "PUT", "PATCH", "TRACE", "PROPFIND", "FOO"])
+def test_any_method_on_any_route_is_answered_without_a_5xx(world: World, method: str) -> None:
+    import re
+
+    paths = world.client.get("/docs/openapi.json").json()["paths"]
+    assert len(paths) > 20
+    for template in paths:
+        if "dagster" in template:
+            continue
+        path = re.sub(r"{[^}]+}", "x", template)
+        for headers in ({}, world.h["a1"]):
+            r = world.client.request(method, path, headers=headers)
+            assert r.status_code < 500, (method, path, r.status_code, r.text[:300])
+            if r.status_code >= 400 and r.content:
+                assert_error(r, r.status_code)
+    r = world.client.request("OPTIONS", "/api/v1/queries/execute", headers=world.h["a1"])
+    assert r.status_code == 204, r.text
+    assert "POST" in r.headers["allow"]
