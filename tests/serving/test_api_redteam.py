@@ -473,6 +473,29 @@ class TestOnPostgres:
     def test_forged_cursors(self, world: World) -> None:
         test_a_forged_cursor_or_limit_is_a_400(world, "OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTk5")
 
+    def test_a_nul_in_an_id_is_a_400_not_a_500(self, world: World) -> None:
+        _nul_in_ids(world, postgres=True)
+
+    def test_a_nul_in_a_body_text_is_a_400_and_stores_nothing(self, world: World) -> None:
+        """PostgreSQL refuses NUL in text: the insert fails, the answer is the client's 400."""
+        tokens = len(world.client.get("/api/v1/admin/tokens", headers=world.h["admin"]).json())
+        swarms = len(world.client.get("/api/v1/admin/swarms", headers=world.h["admin"]).json())
+        for who, method, path, body in (
+                ("s1", "POST", "/api/v1/swarm/agents/tokens", {"name": "a\x00b"}),
+                ("admin", "POST", "/api/v1/admin/tokens", {"type": "agent", "swarm_id": world.swarms["s1"], "name": "a\x00b"}),
+                ("admin", "POST", "/api/v1/admin/swarms", {"name": "a\x00b", "grants": []}),
+                ("admin", "PATCH", f"/api/v1/admin/swarms/{world.swarms['s1']}", {"description": "a\x00b"}),
+                ("admin", "POST", f"/api/v1/admin/swarms/{world.swarms['s1']}/unmasked",
+                 {"table": ORDERS, "column": "id", "reason": "a\x00b"})):
+            r = world.client.request(method, path, json=body, headers=world.h[who])
+            assert_error(r, 400, "bad_request", "nul_character")
+        assert len(world.client.get("/api/v1/admin/tokens", headers=world.h["admin"]).json()) == tokens
+        assert len(world.client.get("/api/v1/admin/swarms", headers=world.h["admin"]).json()) == swarms
+        swarm = world.client.get(f"/api/v1/admin/swarms/{world.swarms['s1']}", headers=world.h["admin"]).json()
+        assert swarm["description"] == ""
+        assert world.client.get(f"/api/v1/admin/swarms/{world.swarms['s1']}/unmasked",
+                                headers=world.h["admin"]).json() in ([], {"items": []}, {"unmasked": []})
+
 
 # -- any method on any route: never a 5xx ------------------------------------------------------------
 @pytest.mark.parametrize("method", ["OPTIONS", "PUT", "PATCH", "TRACE", "PROPFIND", "FOO"])
@@ -493,3 +516,27 @@ def test_any_method_on_any_route_is_answered_without_a_5xx(world: World, method:
     r = world.client.request("OPTIONS", "/api/v1/queries/execute", headers=world.h["a1"])
     assert r.status_code == 204, r.text
     assert "POST" in r.headers["allow"]
+
+
+def test_a_nul_in_a_path_or_query_is_a_4xx_on_every_route(world: World) -> None:
+    _nul_in_ids(world, postgres=False)
+
+
+def _nul_in_ids(world: World, *, postgres: bool) -> None:
+    job = _finished_job(world, "a1", "select 1 from orders limit 1")
+    cases = [("a1", "GET", f"/api/v1/queries/jobs/{job}%00"), ("a1", "DELETE", "/api/v1/queries/jobs/a%00b"),
+             ("a1", "GET", "/api/v1/queries/jobs/a%00b/rows"), ("a1", "GET", "/api/v1/artifacts/a%00b/content"),
+             ("a1", "GET", "/api/v1/data/tables/orders%00/sample"), ("a1", "GET", "/api/v1/data/tables/orders/refresh/a%00"),
+             ("a1", "GET", "/api/v1/artifacts?tag=a%00"), ("a1", "GET", f"/api/v1/queries/jobs/{job}/rows?cursor=MA%00"),
+             ("admin", "GET", "/api/v1/admin/swarms/a%00b"), ("admin", "DELETE", "/api/v1/admin/tokens/a%00b"),
+             ("admin", "GET", "/api/v1/admin/tokens/a%00b/budget"), ("admin", "GET", "/api/v1/admin/audit?token_id=a%00"),
+             ("admin", "GET", "/api/v1/sync/jobs/a%00b")]
+    for who, method, path in cases:
+        r = world.client.request(method, path, headers=world.h[who])
+        assert r.status_code < 500, (path, r.status_code, r.text)
+        if r.status_code >= 400:
+            error = assert_error(r, r.status_code)
+            assert r.status_code == 404 or error["rule"] in ("nul_character", "invalid_cursor", "invalid_artifact_field")
+        if postgres and "/artifacts" not in path and "cursor" not in path and "/data/tables/orders%00" not in path:
+            assert_error(r, 400, "bad_request", "nul_character")  # PostgreSQL refuses the NUL in the lookup
+    assert world.client.get(f"/api/v1/queries/jobs/{job}", headers=world.h["a1"]).json()["status"] == "succeeded"
