@@ -139,6 +139,10 @@ async def refresh_status(request: Request[Any, Any, Any], caller: Caller, servic
     if state.job.table_key != key:
         raise NotFound(f"no refresh job {job_id} for table {table}")
     out = state.to_dict(svc, include_links=caller.is_admin)
+    # One refresh per table serves whoever asks, agents of other swarms too: an agent sees who
+    # asked only when it was itself (the admin always); another token's name is not its business.
+    if not caller.is_admin and out.get("requested_by") != caller.subject:
+        out["requested_by"] = None
     if hides_figures(caller, served_tables(services).current(key), key):
         out["rows"] = None
     return out
