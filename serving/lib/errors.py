@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException, NotFoundException, PermissionDeniedException
 from litestar.exceptions import ValidationException as LitestarValidationException
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
 
 from serving.lib import requestid
 
@@ -136,6 +136,12 @@ CONTROL_DB_RETRY_AFTER_S = 5
 def handle_db_error(request: Request, exc: DBAPIError) -> Response:
     """The control database unreachable (down, restarting, connection lost): a clean 503 the
     client may retry, not a 500; any other database error stays an unexpected one."""
+    if isinstance(exc, DataError) and "NUL" in str(exc.orig):
+        # PostgreSQL refuses NUL in text: a body field carrying one (a swarm or token name, a
+        # reason) is the client's input, not our fault; the transaction was rolled back.
+        log.info("request on %s %s refused: a text value holds a NUL character", request.method, request.url.path)
+        return _respond(request, 400, "bad_request", "a text value in the request contains a NUL character",
+                        rule="nul_character")
     if not (isinstance(exc, (OperationalError, InterfaceError)) or exc.connection_invalidated):
         return handle_unexpected(request, exc)
     log.warning("control database unavailable on %s %s: %s", request.method, request.url.path, type(exc.orig).__name__)

@@ -75,7 +75,13 @@ def _checked_params(handler: Any) -> tuple[tuple[str, str, type], ...]:
     """(name, query alias, kind) of a handler's typed parameters; worked out once per handler."""
     if handler is None:
         return ()
-    found = _CHECKED.get(handler)
+    try:
+        found = _CHECKED.get(handler)
+    except TypeError:
+        # Litestar's own OPTIONS handler (built per route for any OPTIONS request) is a plain
+        # ``HTTPRouteHandler`` with slots and no weak reference: an OPTIONS request on any route
+        # was a 500. It takes no parameters of ours.
+        return ()
     if found is None:
         signature = getattr(handler, "parsed_fn_signature", None)
         params = signature.parameters.items() if signature is not None else ()

@@ -17,6 +17,7 @@ from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from serving.lib.audit import CALLER_KEY, ENDPOINT_KEY, TRANSPORT_KEY
 from serving.mcp.auth import caller_of
 from serving.mcp.dispatch import TRANSPORT
+from serving.mcp.refusals import refuse_get, shaped
 from serving.mcp.services import OUTER, Outer, get_mcp
 
 
@@ -37,7 +38,10 @@ async def mcp_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
     token = OUTER.set(Outer(app=litestar_app, client=tuple(client) if client else None, host=host,  # type: ignore[arg-type]
                             forwarded_for=forwarded.decode("latin-1") if forwarded else None))
     try:
-        await get_mcp(services).app(scope, receive, send)  # type: ignore[arg-type]
+        if scope.get("method") in ("GET", "HEAD"):  # no event stream to offer (serving.mcp.refusals)
+            await refuse_get(scope, send)
+            return
+        await get_mcp(services).app(scope, receive, shaped(scope, send))  # type: ignore[arg-type]
     finally:
         OUTER.reset(token)
         user = scope.get("user")

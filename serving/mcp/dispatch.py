@@ -52,6 +52,23 @@ class Answer:
                 "rule": inner.get("rule"), "details": inner.get("details") or {}}
 
 
+class BadSegment(ValueError):
+    """A name or id that cannot be one segment of a route's path."""
+
+
+def segment(value: str, what: str) -> str:
+    """``value`` as one path segment of a route, or ``BadSegment``.
+
+    Why: a tool's table name, job id or artifact id is spliced into a route's path, and the
+    route is chosen by the decoded path, so ``<id>/content`` or ``orders/profile`` reached
+    another route than the tool's (as the same caller, but not the answer the tool reads:
+    a download parsed as metadata crashed the tool), and an empty name reached the listing.
+    """
+    if not value or "/" in value or value in {".", ".."}:
+        raise BadSegment(f"{what} {value!r} is not a valid {what}: it must be non-empty and may not contain '/'")
+    return value
+
+
 class RouteCaller:
     """Calls routes of ``app`` as the holder of ``token``, from the MCP request's client address."""
 

@@ -30,7 +30,7 @@ from starlette.middleware.authentication import AuthenticationMiddleware
 from serving.lib.services import Services
 from serving.mcp import render
 from serving.mcp.auth import CallerTokens
-from serving.mcp.dispatch import RouteCaller
+from serving.mcp.dispatch import BadSegment, RouteCaller, segment
 from serving.mcp.exchange import SingleExchange
 from serving.mcp.tools import TOOL_NAMES, Tools
 
@@ -74,7 +74,7 @@ class PlatformMCP(MCPServer):
         r = await self._routes()
         if text.startswith(TABLE_SCHEME) and text.endswith("/schema"):
             key = text[len(TABLE_SCHEME):-len("/schema")]
-            t = await r.call("GET", f"/api/v1/data/tables/{key}")
+            t = await r.call("GET", f"/api/v1/data/tables/{_seg(text, key, 'table')}")
             if not t.ok:
                 raise ResourceError(f"{text}: {t.error()['message']}")
             data = t.json()
@@ -84,6 +84,7 @@ class PlatformMCP(MCPServer):
                                          mime_type="application/json")]
         if text.startswith(ARTIFACT_SCHEME):
             artifact_id = text[len(ARTIFACT_SCHEME):]
+            artifact_id = _seg(text, artifact_id, "artifact id")
             meta = await r.call("GET", f"/api/v1/artifacts/{artifact_id}")
             if not meta.ok:
                 raise ResourceError(f"{text}: {meta.error()['message']}")
@@ -96,6 +97,14 @@ class PlatformMCP(MCPServer):
                                              mime_type=a["content_type"])]
             return [ReadResourceContents(content=content.body, mime_type=a["content_type"])]
         raise ResourceError(f"unknown resource {render.value(text)}")
+
+
+def _seg(uri: str, value: str, what: str) -> str:
+    """``value`` as one segment of a route's path, else the resource's error (``dispatch.segment``)."""
+    try:
+        return segment(value, what)
+    except BadSegment as e:
+        raise ResourceError(f"{uri}: {e}") from None
 
 
 @contextlib.contextmanager

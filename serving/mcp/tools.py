@@ -17,7 +17,7 @@ from pydantic import Field
 
 from serving.lib.continuation import encode_cursor
 from serving.mcp import render
-from serving.mcp.dispatch import Answer, RouteCaller
+from serving.mcp.dispatch import Answer, BadSegment, RouteCaller, segment
 from serving.tables.platform import LIVE_VERSION
 from shared.settings import McpSettings
 
@@ -27,6 +27,14 @@ QUERIES = "/api/v1/queries"
 TEXT_TYPES = ("text/", "application/json", "application/x-ndjson", "application/csv", "application/xml")
 TERMINAL_SYNC = ("succeeded", "failed", "canceled")
 POLL_S = 1.0
+
+
+def _seg(value: str, what: str) -> str:
+    """``value`` as one segment of a route's path, else the tool's 400 (``dispatch.segment``)."""
+    try:
+        return segment(value, what)
+    except BadSegment as e:
+        raise ToolError(f"error 400 rule=invalid_name: {e}") from None
 
 
 def refused(answer: Answer) -> ToolError:
@@ -87,8 +95,8 @@ class Tools:
         Use it before writing SQL against a table. Costs one small read of the table. Names
         are written as in SQL; a table you may not read answers like one that does not exist."""
         r = await self.routes()
-        t = _ok(await r.call("GET", f"{TABLES}/{table}"))
-        sample = await r.call("GET", f"{TABLES}/{table}/sample", params={"method": "head", "size": 5})
+        t = _ok(await r.call("GET", f"{TABLES}/{_seg(table, 'table')}"))
+        sample = await r.call("GET", f"{TABLES}/{_seg(table, 'table')}/sample", params={"method": "head", "size": 5})
         f = t.get("freshness") or {}
         head = [f"table: {t['table']}", f"description: {t.get('description') or '(none)'}",
                 f"rows: {render.value(t.get('row_count'))}; bytes on disk: {render.value(t.get('bytes'))}",
@@ -196,12 +204,12 @@ class Tools:
         pass ``table`` too. Cheap: it reads the stored result, it never runs the query again."""
         r = await self.routes()
         if table:
-            state = _ok(await r.call("GET", f"{TABLES}/{table}/refresh/{job_id}"))
+            state = _ok(await r.call("GET", f"{TABLES}/{_seg(table, 'table')}/refresh/{_seg(job_id, 'job id')}"))
             return self._refresh_text(state, waited=None)
-        job = _ok(await r.call("GET", f"{QUERIES}/jobs/{job_id}"))
+        job = _ok(await r.call("GET", f"{QUERIES}/jobs/{_seg(job_id, 'job id')}"))
         if job.get("status") != "succeeded":
             return self._job_text(job, "query job")
-        page = _ok(await r.call("GET", f"{QUERIES}/jobs/{job_id}/rows",
+        page = _ok(await r.call("GET", f"{QUERIES}/jobs/{_seg(job_id, 'job id')}/rows",
                                 params={"cursor": cursor, "limit": self.json_max_rows}))
         rows = page.get("rows") or []
         tables = job.get("tables") or []
@@ -238,7 +246,7 @@ class Tools:
         is answered from a cache)."""
         r = await self.routes()
         params = {"method": method, "size": size, "seed": seed, "where": where, "by": by}
-        data = _ok(await r.call("GET", f"{TABLES}/{table}/sample", params=params))
+        data = _ok(await r.call("GET", f"{TABLES}/{_seg(table, 'table')}/sample", params=params))
         rows = data.get("rows") or []
         reads = [{"table": data.get("table"), "version": data.get("served_version"), "synced_at": data.get("synced_at")}]
         read = render.tables_read(reads)
@@ -267,7 +275,7 @@ class Tools:
         params: dict[str, Any] = {"sample": sample}
         if columns:
             params["columns"] = ",".join(columns)
-        data = _ok(await r.call("GET", f"{TABLES}/{table}/profile", params=params))
+        data = _ok(await r.call("GET", f"{TABLES}/{_seg(table, 'table')}/profile", params=params))
         lines = [f"profile of {data.get('table')} ({render.value(data.get('row_count'))} rows"
                  + (f", sample of {data['sample_rows']}" if data.get("sample_rows") else "") + ")"]
         for c in data.get("columns") or []:
@@ -293,13 +301,13 @@ class Tools:
         for the sync to finish and then returns the job to poll with get_job (job_id and table)."""
         r = await self.routes()
         body = {"max_age_s": max_age_s} if max_age_s is not None else None
-        ans = _ok(await r.call("POST", f"{TABLES}/{table}/refresh", body=body if body else {}))
+        ans = _ok(await r.call("POST", f"{TABLES}/{_seg(table, 'table')}/refresh", body=body if body else {}))
         if not ans.get("job_id"):
             return self._refresh_text(ans, waited=None)
         deadline = time.monotonic() + max(0.0, self.settings.refresh_wait_s)
         state: dict[str, Any] = {}
         while time.monotonic() < deadline:
-            state = _ok(await r.call("GET", f"{TABLES}/{table}/refresh/{ans['job_id']}"))
+            state = _ok(await r.call("GET", f"{TABLES}/{_seg(table, 'table')}/refresh/{_seg(ans['job_id'], 'job id')}"))
             if state.get("status") in TERMINAL_SYNC:
                 break
             await asyncio.sleep(min(POLL_S, max(0.0, deadline - time.monotonic())))
@@ -339,11 +347,11 @@ class Tools:
         Costs a copy of the result file. Returns the artifact's id, size and content URL; it
         records the SQL hash and the table versions the rows came from."""
         r = await self.routes()
-        job = _ok(await r.call("GET", f"{QUERIES}/jobs/{job_id}"))  # a continuation's first fetch starts it
+        job = _ok(await r.call("GET", f"{QUERIES}/jobs/{_seg(job_id, 'job id')}"))  # a continuation's first fetch starts it
         if job.get("status") in ("queued", "running"):
             return self._job_text(job, "not saved yet: the query job has not finished")
         body = {k: v for k, v in {"name": name, "format": format, "visibility": visibility}.items() if v is not None}
-        a = _ok(await r.call("POST", f"{QUERIES}/jobs/{job_id}/artifact", body=body))
+        a = _ok(await r.call("POST", f"{QUERIES}/jobs/{_seg(job_id, 'job id')}/artifact", body=body))
         return self._artifact_text(a, "saved artifact")
 
     async def list_artifacts(
@@ -372,13 +380,13 @@ class Tools:
         Binary files (Parquet, images) are described, not shown: query them or download the
         content URL over HTTP."""
         r = await self.routes()
-        a = _ok(await r.call("GET", f"/api/v1/artifacts/{artifact_id}"))
+        a = _ok(await r.call("GET", f"/api/v1/artifacts/{_seg(artifact_id, 'artifact id')}"))
         head = self._artifact_text(a, "artifact", footer=False)
         if not str(a.get("content_type", "")).startswith(TEXT_TYPES):
             return render.fit(head + "\n(binary content: not shown)", render.footer(
                 tables=a.get("served_versions") or [], shown=None, total=None, cut=None, rest=None), self.budget)
         room = max(0, self.budget - len(head) - 400)
-        content = await r.call("GET", f"/api/v1/artifacts/{artifact_id}/content", max_body=room)
+        content = await r.call("GET", f"/api/v1/artifacts/{_seg(artifact_id, 'artifact id')}/content", max_body=room)
         if not content.ok:
             raise refused(content)
         text = content.body.decode("utf-8", errors="replace")

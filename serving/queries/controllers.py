@@ -49,8 +49,8 @@ from serving.queries.schemas import DryRun, QueryJob, QueryRequest, QueryResult,
 from serving.queries.services import ensure_fresh, get_engine, get_jobs
 from serving.tables.describe import schema_changes, schema_version
 from serving.tables.platform import LIVE_VERSION, report_live_budget
+from serving.tables.served import resolve_among
 from shared.control.models import QueryJobRow
-from shared.identifiers import canonical_key
 from shared.settings import QuerySettings
 
 BASE = "/api/v1/queries"
@@ -139,19 +139,33 @@ def _expected_schemas(request: Request[Any, Any, Any], data: QueryRequest) -> di
     return out
 
 
-def _schema_changes(engine: QueryEngine, checked: GuardedQuery, expected: dict[str, str] | str) -> list[dict[str, str]]:
+def _schema_changes(engine: QueryEngine, caller: Caller, checked: GuardedQuery,
+                    expected: dict[str, str] | str) -> list[dict[str, str]]:
     if isinstance(expected, str):
         if len(checked.tables) != 1:
             raise BadRequest("a bare schema version needs a query over one table; give table=version pairs",
                              rule="invalid_schema_version")
         expected = {next(iter(checked.tables)): expected}
+    # Each name resolves among the tables the query reads, by the agents' name rule (a short name
+    # too). Why: a name outside them was looked up in the served data as given, so an ungranted
+    # table's schema version came back in ``current`` (and whether it exists), and a name that
+    # was not a whole key (``orders=…``) failed inside the lookup as a 500.
     keyed = {}
     for name, version in expected.items():
         try:
-            keyed[canonical_key(name)] = version
-        except ValueError:
-            keyed[name.strip().lower()] = version
-    current = {key: schema_version(engine.current(key)) for key in keyed}
+            key = resolve_among(frozenset(checked.tables), name)
+        except ApiError:
+            raise BadRequest(f"If-Schema-Version names {name[:200]!r}, which this query does not read; "
+                             "name only tables the query reads", rule="invalid_schema_version",
+                             details={"tables": sorted(checked.tables)}) from None
+        keyed[key] = version
+    # As the caller sees each table (through its grant policy), as the catalog states it: the raw
+    # version differed whenever a column was excluded (a change reported on every query) and
+    # told the agent when the columns hidden from it changed.
+    current = {}
+    for key in keyed:
+        manifest = engine.current(key)
+        current[key] = schema_version(engine.seen(caller, manifest) if manifest is not None else None)
     return schema_changes(keyed, current)
 
 
@@ -170,12 +184,10 @@ def _pinned_versions(engine: QueryEngine, checked: GuardedQuery, wanted: dict[st
     pinned: dict[str, str] = {}
     for name, version in wanted.items():
         try:
-            key = canonical_key(name)
-        except ValueError:
-            key = name.strip().lower()
-        if key not in checked.tables:
+            key = resolve_among(frozenset(checked.tables), name)  # the name rule If-Schema-Version follows
+        except ApiError:
             raise BadRequest(f"at_versions names {name[:200]!r}, which this query does not read",
-                             rule="invalid_version_pin", details={"tables_read": sorted(checked.tables)})
+                             rule="invalid_version_pin", details={"tables": sorted(checked.tables)}) from None
         if key in engine.pushdown.live_keys() or version == LIVE_VERSION:
             raise BadRequest(f"{key} is live (run in Snowflake): it has no served version to pin",
                              rule="live_table")
@@ -237,7 +249,7 @@ async def execute_query(request: Request[Any, Any, Any], caller: Caller, data: Q
         raise BadRequest("at_versions and min_freshness ask for different data: give one", rule="invalid_version_pin")
     if data.min_freshness is not None or data.dry_run or expected or big or data.at_versions:
         checked = checked or await anyio.to_thread.run_sync(engine.guard, caller, data.query)
-    changes = _schema_changes(engine, checked, expected) if checked is not None and expected else []
+    changes = _schema_changes(engine, caller, checked, expected) if checked is not None and expected else []
     pinned = (_pinned_versions(engine, checked, data.at_versions, _engine(data.engine))
               if checked is not None and data.at_versions else None)
     if data.dry_run:

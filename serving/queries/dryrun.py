@@ -84,8 +84,12 @@ def total_bytes(engine: QueryEngine, checked: GuardedQuery) -> int:
 
 def dry_run(engine: QueryEngine, caller: Caller, checked: GuardedQuery, *, params: Any, max_rows: int,
             timeout_s: float, threshold: int, versions: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """The dry-run answer (``schemas.DryRun`` without ``schema_changes``), at ``versions`` where pinned. Blocking."""
-    manifests = engine.manifests(checked.tables, versions=versions)
+    """The dry-run answer (``schemas.DryRun`` without ``schema_changes``), at ``versions`` where pinned. Blocking.
+
+    The tables as the caller reads them (its grant policy's copy): the raw version's row
+    count, bytes and schema version would tell an agent how many rows its row filter hides
+    and when its excluded columns change, and would not match its catalog."""
+    manifests = engine.manifests(checked.tables, caller, versions)
     physical = plan(engine, caller, checked, params, timeout_s, versions=versions)
     rows = _root_rows(physical)
     scanned = _scanned_bytes(physical, manifests)

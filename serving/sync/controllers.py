@@ -8,6 +8,7 @@ table and poll it; a table the caller may not read answers exactly like a missin
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from litestar import Request, Response, delete, get, post
 
@@ -121,7 +122,9 @@ async def refresh_table(request: Request[Any, Any, Any], caller: Caller, service
     if hides_figures(caller, served_tables(services).current(key), key):  # table-wide figures would undo the policy
         body.served_watermark = body.source_watermark = body.newer_rows = None
     if outcome.job is not None:
-        body.poll_url = f"/api/v1/data/tables/{table}/refresh/{outcome.job.id}"
+        # The table's key, each part one encoded path segment: the caller's own spelling (spaces,
+        # quotes, any case) made a URL that did not parse or named the table differently.
+        body.poll_url = f"/api/v1/data/tables/{quote(key, safe='')}/refresh/{quote(outcome.job.id, safe='')}"
     return Response(body, status_code=200 if outcome.outcome == "already_fresh" else 202)
 
 
@@ -136,6 +139,10 @@ async def refresh_status(request: Request[Any, Any, Any], caller: Caller, servic
     if state.job.table_key != key:
         raise NotFound(f"no refresh job {job_id} for table {table}")
     out = state.to_dict(svc, include_links=caller.is_admin)
+    # One refresh per table serves whoever asks, agents of other swarms too: an agent sees who
+    # asked only when it was itself (the admin always); another token's name is not its business.
+    if not caller.is_admin and out.get("requested_by") != caller.subject:
+        out["requested_by"] = None
     if hides_figures(caller, served_tables(services).current(key), key):
         out["rows"] = None
     return out
