@@ -16,7 +16,10 @@ How rules combine for one caller and one table (``plan``):
 - row filters are all applied (AND);
 - a column the served version lists without a classification (possible only for a
   version written before classification existed, or a corrupt manifest) is treated as
-  personal: drift can never serve an unclassified column unmasked.
+  personal: drift can never serve an unclassified column unmasked;
+- an older version read on purpose (``at_versions``, a continuation's re-run) is judged by
+  its own classification and by the current version's: a column classified personal now
+  stays masked in every version still readable, whatever an earlier sync concluded.
 
 The admin reads raw data; swarm and agent tokens always read through their plan. The
 records are written here only (the admin API calls these functions) and read with a
@@ -132,9 +135,16 @@ def is_personal(manifest: Manifest, column: str, overrides: Mapping[str, bool]) 
     return bool(verdict.get("personal")), "classification"
 
 
-def plan(policy: PolicySet, manifest: Manifest) -> ViewPlan:
-    """The view a caller under ``policy`` gets of ``manifest``'s version."""
+def plan(policy: PolicySet, manifest: Manifest, current: Manifest | None = None) -> ViewPlan:
+    """The view a caller under ``policy`` gets of ``manifest``'s version. ``current``: the table's
+    current version when ``manifest`` is an older one; a column it classifies personal is masked
+    in ``manifest`` too (the verdict of now, not of the sync that wrote the older version)."""
     key = manifest.table_key
+    now_personal: set[str] = set()
+    if current is not None and current.version != manifest.version:
+        verdicts = classification(current)
+        now_personal = {duck_fold(c.name) for c in current.columns
+                        if not isinstance(verdicts.get(c.name), dict) or verdicts[c.name].get("personal")}
     rules = policy.rules.get(key, ())
     unmasked = policy.unmasked.get(key, frozenset())
     overrides = policy.overrides.get(key, {})
@@ -149,7 +159,8 @@ def plan(policy: PolicySet, manifest: Manifest) -> ViewPlan:
                 if duck_fold(name) == folded:
                     action, why = tighter(action, kind), "policy"
         if action == "plain":
-            personal, _ = is_personal(manifest, c.name, overrides)
+            personal, source = is_personal(manifest, c.name, overrides)
+            personal = personal or (source != "override" and folded in now_personal)
             if personal and folded not in unmasked:
                 action, why = "hash", "personal"
         cols.append(ColumnPlan(c.name, c.type, action, why))

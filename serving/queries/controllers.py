@@ -139,7 +139,11 @@ def _expected_schemas(request: Request[Any, Any, Any], data: QueryRequest) -> di
     return out
 
 
-def _schema_changes(engine: QueryEngine, checked: GuardedQuery, expected: dict[str, str] | str) -> list[dict[str, str]]:
+def _schema_changes(engine: QueryEngine, caller: Caller, checked: GuardedQuery,
+                    expected: dict[str, str] | str) -> list[dict[str, str]]:
+    """Tables whose schema changed since ``expected``, each ``current`` version as ``caller`` reads the
+    table (its policy copy's columns, as its catalog shows): the served file's digest would name
+    columns the policy excludes. A table the caller is not granted has no current version here."""
     if isinstance(expected, str):
         if len(checked.tables) != 1:
             raise BadRequest("a bare schema version needs a query over one table; give table=version pairs",
@@ -151,7 +155,10 @@ def _schema_changes(engine: QueryEngine, checked: GuardedQuery, expected: dict[s
             keyed[canonical_key(name)] = version
         except ValueError:
             keyed[name.strip().lower()] = version
-    current = {key: schema_version(engine.current(key)) for key in keyed}
+    current: dict[str, str | None] = {}
+    for key in keyed:
+        manifest = engine.current(key) if caller.is_admin or key in caller.grants else None
+        current[key] = schema_version(None if manifest is None else engine.seen(caller, manifest))
     return schema_changes(keyed, current)
 
 
@@ -237,7 +244,7 @@ async def execute_query(request: Request[Any, Any, Any], caller: Caller, data: Q
         raise BadRequest("at_versions and min_freshness ask for different data: give one", rule="invalid_version_pin")
     if data.min_freshness is not None or data.dry_run or expected or big or data.at_versions:
         checked = checked or await anyio.to_thread.run_sync(engine.guard, caller, data.query)
-    changes = _schema_changes(engine, checked, expected) if checked is not None and expected else []
+    changes = _schema_changes(engine, caller, checked, expected) if checked is not None and expected else []
     pinned = (_pinned_versions(engine, checked, data.at_versions, _engine(data.engine))
               if checked is not None and data.at_versions else None)
     if data.dry_run:

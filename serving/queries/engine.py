@@ -213,24 +213,27 @@ class QueryEngine:
             raise BadRequest(f"{', '.join(sorted(live))} is live (not copied): it has no served version; query, "
                              "sample or profile it (those run in Snowflake)", rule="live_table")
         for key in keys:
-            manifest = self._serve(key) if self.served.remote else self.current(key)
+            manifest = current = self._serve(key) if self.served.remote else self.current(key)
             pinned = (versions or {}).get(key)
             if manifest is not None and pinned is not None and manifest.version != pinned:
                 manifest = self.version(key, pinned)
             if manifest is None:
                 raise NotFound(f"table {key} has no served data yet (it has never been synced)", rule="table_not_served")
-            out.append(manifest if caller is None else self.seen(caller, manifest))
+            out.append(manifest if caller is None else self.seen(caller, manifest, current))
         return tuple(out)
 
-    def seen(self, caller: Caller, manifest: Manifest) -> Manifest:
-        """``manifest`` as ``caller`` reads it: raw for the admin, else through its grant policy's copy."""
+    def seen(self, caller: Caller, manifest: Manifest, current: Manifest | None = None) -> Manifest:
+        """``manifest`` as ``caller`` reads it: raw for the admin, else through its grant policy's copy.
+        ``current``: the table's current version when ``manifest`` is an older one (pinned): its
+        classification counts too, so a column found personal since is masked in the older version."""
         policy = caller.policy_set()
         if policy is None:
             return manifest
-        key = (manifest.table_key, manifest.file)
+        older = current if current is not None and current.version != manifest.version else None
+        key = (manifest.table_key, manifest.file, older.file if older is not None else None)
         hit: Manifest | None = policy.memo.get(key)  # one plan per (rules snapshot, version): off the hot path
         if hit is None:
-            hit = self.copies.view(manifest, policies.plan(policy, manifest))
+            hit = self.copies.view(manifest, policies.plan(policy, manifest, older))
             if len(policy.memo) < 4096:
                 policy.memo[key] = hit
         return hit

@@ -54,6 +54,7 @@ from serving.queries.guard import GuardedQuery, sql_hash
 from serving.queries.job_rows import ACTIVE, job_extra
 from serving.queries.scheduling import Scheduler
 from serving.queries.watchdog import Handle
+from serving.tables.policies import hides_figures
 from shared.control.models import QueryJobRow, utcnow
 from shared.settings import Settings
 
@@ -250,7 +251,7 @@ class JobManager:
         job.row_count, job.truncated = result.row_count, result.truncated
         job.cut_by = result.consumed if result.truncated else None
         job.tables = [t.as_dict() for t in result.tables]
-        job.watermarks = self.watermarks(job.tables)
+        job.watermarks = self.watermarks(job.caller, job.tables)
         self._continue(job, checked)
         payload = {"job_id": None, "status": "succeeded", "columns": result.columns, "rows": result.rows,
                    "row_count": result.row_count, "truncated": result.truncated, "max_rows": job.max_rows,
@@ -265,7 +266,9 @@ class JobManager:
 
         def write(stream: ArrowStream) -> int:
             job.tables = [t.as_dict() for t in stream.tables]  # known to the audit row even if writing fails
-            job.watermarks = self.watermarks(job.tables) | {k: v for k, v in job.watermarks.items() if v}
+            fresh = self.watermarks(job.caller, job.tables)  # a re-run's stored ones count only where still shown
+            job.watermarks = fresh | {k: v for k, v in job.watermarks.items() if v and k in fresh and
+                                      not hides_figures(job.caller, self.engine.current(k), k)}
 
             def metadata() -> dict[str, str]:  # Parquet: the file carries its own provenance
                 cut = "row_cap" if stream.truncated else None
@@ -344,12 +347,15 @@ class JobManager:
         job.watermarks = dict((row.provenance or {}).get("watermarks") or {})
         return self.start(job)
 
-    def watermarks(self, tables: list[dict[str, str]]) -> dict[str, str | None]:
-        """The source watermark (highest cursor copied) of each table's version read, when it is still current."""
+    def watermarks(self, caller: Caller, tables: list[dict[str, str]]) -> dict[str, str | None]:
+        """The source watermark (highest cursor copied) of each table's version read, when it is still
+        current and ``caller`` reads it whole: under a policy the watermark is a figure over rows and
+        columns it may not see (the highest cursor of a filtered-out row), so it is not given."""
         out: dict[str, str | None] = {}
         for t in tables:
             manifest = self.engine.current(t["table"])
-            out[t["table"]] = manifest.watermark if manifest is not None and manifest.version == t["version"] else None
+            shown = manifest is not None and manifest.version == t["version"] and not hides_figures(caller, manifest)
+            out[t["table"]] = manifest.watermark if shown and manifest is not None else None
         return out
 
     def _path(self, job: Job) -> Path:

@@ -1,0 +1,241 @@
+"""Red-team cases for grant policies: every figure and value an answer carries beside its rows
+(dry-run estimates, schema versions, provenance watermarks) and every version it can read
+(``at_versions``, continuations) must be what the caller's policy copy holds, never the
+served file's. Each test names the request that leaked before and checks the raw value is
+nowhere in the answer, its headers or its file."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+from litestar import Litestar
+from litestar.testing import TestClient
+
+from shared.classify import classify_table
+from shared.served import Column, Manifest, publish, write_version
+from shared.settings import Settings
+from tests.serving.helpers import assert_error
+from tests.serving.policy_support import CUSTOMERS, CUSTOMERS_SQL, ORDERS, ORDERS_SQL, leaks, publish_classified
+
+Headers = dict[str, str]
+HASHED = re.compile(r"^[0-9a-f]{16}$")
+POLICY = {"exclude": ["secret"], "masks": {"phone": "partial", "note": "null"}, "row_filter": "region = 'EU'"}
+WATERMARK = "2031-01-01 WMCANARY"
+
+
+def query(client: TestClient[Litestar], headers: Headers, sql: str, **extra: Any) -> Any:
+    return client.post("/api/v1/queries/execute", headers=headers, json={"query": sql, **extra})
+
+
+def publish_as(served_root: Path, key: str, select_sql: str, *, not_personal: tuple[str, ...] = (),
+               **fields: Any) -> Manifest:
+    """Publish a version classified as a sync does, except that ``not_personal`` columns carry a
+    verdict of "not personal" (what an earlier sync, with an older classifier or other data,
+    may have concluded)."""
+    with write_version(served_root, key, copy_previous=False) as pending:
+        pending.con.execute(f"CREATE TABLE data AS {select_sql}")
+        cols = pending.con.execute("SELECT column_name, data_type FROM information_schema.columns "
+                                   "WHERE table_name = 'data' ORDER BY ordinal_position").fetchall()
+        rows = pending.con.execute("SELECT count(*) FROM data").fetchone()[0]
+        columns = [Column(name=c[0], type=c[1]) for c in cols]
+        verdicts = classify_table(pending.con, "data", [c.name for c in columns], types=[c.type for c in columns])
+        for name in not_personal:
+            verdicts[name] = {"category": None, "confidence": 0.0, "personal": False, "evidence": {}}
+        return publish(served_root, pending, strategy="full", row_count=rows, columns=columns,
+                       extra={"classification": verdicts}, **fields)
+
+
+@pytest.fixture
+def world(client: TestClient[Litestar], api_settings: Settings, make_swarm: Callable[..., dict[str, Any]],
+          agent_headers: Callable[..., Headers], admin_headers: Headers) -> dict[str, Any]:
+    publish_as(api_settings.served_path, CUSTOMERS, CUSTOMERS_SQL, watermark=WATERMARK)
+    publish_classified(api_settings.served_path, ORDERS, ORDERS_SQL)
+    plain = make_swarm([CUSTOMERS, ORDERS])
+    guarded = make_swarm([CUSTOMERS, ORDERS])
+    r = client.put(f"/api/v1/admin/swarms/{guarded['id']}/policies/{CUSTOMERS}", headers=admin_headers, json=POLICY)
+    assert r.status_code == 200, r.text
+    return {"plain": plain, "guarded": guarded, "a": agent_headers(plain["id"]), "g": agent_headers(guarded["id"]),
+            "admin": admin_headers}
+
+
+def everything(r: Any) -> str:
+    """An answer's body and headers as one text, to search for what must not be there."""
+    return r.text + "\n" + json.dumps(dict(r.headers))
+
+
+# -- dry runs ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("sql", ["SELECT * FROM customers", "SELECT count(*) FROM customers",
+                                 "SELECT c.label, o.total FROM customers c JOIN orders o USING (email)"])
+def test_a_dry_run_reports_the_policy_copy_not_the_served_file(client: TestClient[Litestar], world: dict[str, Any],
+                                                               sql: str) -> None:
+    """Was: ``tables[].row_count`` 40 (the rows before the row filter), the served file's bytes
+    and ``schema_version`` (a digest over the excluded column too: it can be matched against
+    guessed names), and bytes scanned per raw column count."""
+    g = world["g"]
+    entry = client.get(f"/api/v1/data/tables/{CUSTOMERS}", headers=g).json()
+    r = query(client, g, sql, dry_run=True)
+    assert r.status_code == 200, r.text
+    assert not leaks(everything(r))
+    body = r.json()
+    t = next(x for x in body["tables"] if x["table"] == CUSTOMERS)
+    assert t["row_count"] == entry["row_count"] == 20
+    assert t["schema_version"] == entry["schema_version"]
+    assert t["bytes"] == entry["bytes"]
+    assert body["estimated_bytes_scanned"] <= sum(
+        client.get(f"/api/v1/data/tables/{x['table']}", headers=g).json()["bytes"] for x in body["tables"])
+    raw = query(client, world["admin"], "SELECT * FROM demo.public.customers", dry_run=True).json()["tables"][0]
+    assert raw["row_count"] == 40  # the admin reads the served file: the figures differ where the policy bites
+    assert raw["schema_version"] != t["schema_version"]
+
+
+def test_a_pinned_dry_run_reports_the_policy_copy_of_that_version(client: TestClient[Litestar],
+                                                                  world: dict[str, Any]) -> None:
+    g = world["g"]
+    first = query(client, g, "SELECT count(*) FROM customers").json()["tables"][0]["version"]
+    r = query(client, g, "SELECT * FROM customers", dry_run=True, at_versions={CUSTOMERS: first})
+    assert r.status_code == 200, r.text
+    assert r.json()["tables"][0]["row_count"] == 20
+    assert r.json()["tables"][0]["version"] == first
+
+
+# -- schema versions ---------------------------------------------------------------------------------
+
+def test_schema_changes_name_the_schema_version_the_caller_reads(client: TestClient[Litestar],
+                                                                 world: dict[str, Any]) -> None:
+    """Was: ``schema_changes[].current`` (and so the answer to any ``If-Schema-Version``) the
+    served file's digest, over the excluded column: a different value from the catalog's,
+    and one an agent could confirm a guessed hidden column against."""
+    g = world["g"]
+    mine = client.get(f"/api/v1/data/tables/{CUSTOMERS}", headers=g).json()["schema_version"]
+    r = query(client, g, "SELECT count(*) FROM customers", if_schema_version={CUSTOMERS: "s-000000000000"})
+    assert r.status_code == 200, r.text
+    assert r.json()["schema_changes"] == [{"table": CUSTOMERS, "expected": "s-000000000000", "current": mine}]
+    same = query(client, g, "SELECT count(*) FROM customers", if_schema_version={CUSTOMERS: mine})
+    assert same.json()["schema_changes"] == []
+    header = client.post("/api/v1/queries/execute", headers=g | {"If-Schema-Version": mine},
+                         json={"query": "SELECT count(*) FROM customers"})
+    assert header.json()["schema_changes"] == []
+    assert "agents-data-schema-changed" not in header.headers
+
+
+def test_schema_changes_say_nothing_of_a_table_not_granted(client: TestClient[Litestar], world: dict[str, Any],
+                                                           api_settings: Settings,
+                                                           make_swarm: Callable[..., dict[str, Any]],
+                                                           agent_headers: Callable[..., Headers]) -> None:
+    """Was: naming any served table in ``If-Schema-Version`` answered its schema digest."""
+    only_orders = agent_headers(make_swarm([ORDERS])["id"])
+    r = query(client, only_orders, "SELECT count(*) FROM orders",
+              if_schema_version={ORDERS: "s-000000000000", CUSTOMERS: "s-000000000000"})
+    assert r.status_code == 200, r.text
+    current = {c["table"]: c["current"] for c in r.json()["schema_changes"]}
+    assert current[CUSTOMERS] == "none"
+    assert current[ORDERS].startswith("s-")
+
+
+# -- older versions: at_versions and continuations ---------------------------------------------------
+
+@pytest.fixture
+def reclassified(client: TestClient[Litestar], world: dict[str, Any], api_settings: Settings) -> str:
+    """A version whose sync judged ``email`` and ``full_name`` not personal, then a current one
+    that classifies them personal: returns the older version."""
+    old = publish_as(api_settings.served_path, CUSTOMERS, CUSTOMERS_SQL, not_personal=("email", "full_name"))
+    publish_as(api_settings.served_path, CUSTOMERS, CUSTOMERS_SQL)
+    return old.version
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv", "parquet", "arrow"])
+def test_a_pinned_older_version_masks_what_is_personal_now(client: TestClient[Litestar], world: dict[str, Any],
+                                                           reclassified: str, fmt: str) -> None:
+    """Was: ``at_versions`` on a version whose own classification said "not personal" served
+    ``email`` raw, although the current version (and the catalog) say it is personal."""
+    for who in ("a", "g"):
+        r = query(client, world[who], "SELECT full_name, email FROM customers ORDER BY customer_id",
+                  at_versions={CUSTOMERS: reclassified}, output_format=fmt)
+        assert r.status_code == 200, r.text
+        assert r.json().get("tables", [{}])[0].get("version", reclassified) == reclassified
+        if fmt == "json":
+            text = everything(r)
+            assert all(HASHED.match(v) for row in r.json()["rows"] for v in row)
+        else:
+            data = client.get(r.json()["result_url"], headers=world[who])
+            assert data.status_code == 200
+            text = everything(data) + data.content.decode("latin-1")
+            if fmt == "parquet":
+                assert all(HASHED.match(v) for v in pq.read_table(io.BytesIO(data.content)).column("email").to_pylist())
+        assert "corp-canary" not in text
+        assert "Alice Martin" not in text
+
+
+def test_a_continuation_of_an_older_version_masks_what_is_personal_now(
+        client: TestClient[Litestar], world: dict[str, Any], api_settings: Settings) -> None:
+    """A cut answer's continuation re-reads the version the answer read; a sync that then
+    classifies a column personal masks it in the re-run too."""
+    publish_as(api_settings.served_path, CUSTOMERS, CUSTOMERS_SQL, not_personal=("email",))
+    cut = query(client, world["a"], "SELECT customer_id, email FROM customers ORDER BY 1", max_rows=1).json()
+    assert cut["truncated"], cut
+    assert cut["rows"][0][1] == "user0@corp-canary.example"  # not personal by the version's own verdict
+    publish_as(api_settings.served_path, CUSTOMERS, CUSTOMERS_SQL)
+    for url in (cut["continuation"]["next_url"], cut["continuation"]["result_url"] + "?format=csv"):
+        r = client.get(url, headers=world["a"])
+        assert r.status_code == 200, r.text
+        assert "corp-canary" not in everything(r) + r.content.decode("latin-1")
+
+
+def test_an_older_version_keeps_an_unmask_grant_and_an_override(client: TestClient[Litestar], world: dict[str, Any],
+                                                                reclassified: str) -> None:
+    """What the current verdict adds is masking of columns personal now; an unmask grant and an
+    admin's "not personal" override still apply to the older version."""
+    admin, swarm = world["admin"], world["plain"]["id"]
+    r = client.post(f"/api/v1/admin/swarms/{swarm}/unmasked", headers=admin,
+                    json={"table": CUSTOMERS, "column": "email", "reason": "study"})
+    assert r.status_code == 201, r.text
+    r = client.put(f"/api/v1/admin/classifications/{CUSTOMERS}/full_name", headers=admin,
+                   json={"personal": False, "reason": "test names"})
+    assert r.status_code == 200, r.text
+    got = query(client, world["a"], "SELECT full_name, email FROM customers WHERE customer_id = 0",
+                at_versions={CUSTOMERS: reclassified}).json()["rows"]
+    assert got == [["Alice Martin", "user0@corp-canary.example"]]
+    masked = query(client, world["g"], "SELECT email FROM customers WHERE customer_id = 0",
+                   at_versions={CUSTOMERS: reclassified}).json()["rows"]  # the other swarm: not unmasked
+    assert HASHED.match(masked[0][0])
+
+
+# -- provenance ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("fmt", ["json", "parquet", "csv"])
+def test_provenance_gives_no_watermark_to_a_caller_under_a_policy(client: TestClient[Litestar],
+                                                                  world: dict[str, Any], fmt: str) -> None:
+    """Was: ``source_watermark`` in every answer's provenance was the served version's highest
+    cursor, taken over every row and column, also those the caller's policy removes (the
+    refresh answer already hid it)."""
+    for who in ("a", "g"):
+        r = query(client, world[who], "SELECT label FROM customers", output_format=fmt)
+        assert r.status_code == 200, r.text
+        assert "WMCANARY" not in everything(r)
+        if fmt != "json":
+            f = client.get(r.json()["result_url"], headers=world[who])
+            assert "WMCANARY" not in everything(f)
+            assert b"WMCANARY" not in f.content
+            conv = client.get(r.json()["result_url"] + "?format=json", headers=world[who])
+            assert "WMCANARY" not in everything(conv)
+    cut = query(client, world["g"], "SELECT label FROM customers", max_rows=1).json()
+    page = client.get(cut["continuation"]["next_url"], headers=world["g"])
+    assert page.status_code == 200, page.text
+    assert "WMCANARY" not in everything(page)
+    admin = query(client, world["admin"], "SELECT label FROM demo.public.customers")
+    assert WATERMARK in admin.headers["agents-data-provenance"]  # the admin reads it: it is there to hide
+
+
+def test_a_refused_pin_says_the_same_under_a_policy(client: TestClient[Litestar], world: dict[str, Any]) -> None:
+    assert_error(query(client, world["g"], "SELECT count(*) FROM customers", at_versions={CUSTOMERS: "v-nope"}), 410,
+                 rule="version_gone")
+    assert_error(query(client, world["g"], "SELECT count(*) FROM customers", at_versions={ORDERS: "x"}), 400,
+                 rule="invalid_version_pin")
