@@ -343,7 +343,10 @@ class QueryEngine:
         would answer raw values. So a query runs there only when the caller would see every column
         of every table plain and every row: no rule on the grant, no masked column (on a copied
         table, its classified version's plan; on a live table, never classified, its column names:
-        a name that looks personal counts unless the admin overrode it or unmasked it for the swarm)."""
+        a name that looks personal counts unless the admin overrode it or unmasked it for the swarm).
+        The columns judged are the source's as they are now, not a cached list: a column added in
+        Snowflake since the last sync (or a moment ago) is read by the query and was never
+        classified, so it counts as personal unless the admin overrode it or unmasked it."""
         policy = caller.policy_set()
         if policy is None:
             return
@@ -352,16 +355,19 @@ class QueryEngine:
             reg = regs.get(key)
             if reg is not None and reg.from_files:
                 continue  # never pushed down: the transpiler refuses file-sourced tables with its own 400
+            overrides, unmasked = policy.overrides.get(key, {}), policy.unmasked.get(key, frozenset())
             if policy.rules.get(key):
                 restricted = True
             elif key in live:
-                overrides, unmasked = policy.overrides.get(key, {}), policy.unmasked.get(key, frozenset())
                 restricted = any(
                     overrides.get(duck_fold(name), classify.name_rule(name) is not None)
-                    and duck_fold(name) not in unmasked for name in self.pushdown.column_names(key))
+                    and duck_fold(name) not in unmasked for name in self.pushdown.source_columns(key))
             else:
                 manifest = self.current(key)
-                restricted = manifest is not None and policies.plan(policy, manifest).restricted
+                served = {duck_fold(c.name) for c in manifest.columns} if manifest is not None else set()
+                unclassified = [n for n in self.pushdown.source_columns(key) if duck_fold(n) not in served]
+                restricted = (manifest is not None and policies.plan(policy, manifest).restricted) or any(
+                    overrides.get(duck_fold(name), True) and duck_fold(name) not in unmasked for name in unclassified)
             if restricted:
                 raise Forbidden(f"{key} is read under a grant policy or personal-data masking, which only the copy "
                                 "served by this platform enforces: query it without engine=snowflake (a live table: "

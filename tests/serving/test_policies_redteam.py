@@ -239,3 +239,101 @@ def test_a_refused_pin_says_the_same_under_a_policy(client: TestClient[Litestar]
                  rule="version_gone")
     assert_error(query(client, world["g"], "SELECT count(*) FROM customers", at_versions={ORDERS: "x"}), 400,
                  rule="invalid_version_pin")
+
+
+# -- queries pushed down to Snowflake ------------------------------------------------------------------
+
+class TestPushdownReadsOnlyWhatWasClassified:
+    """``engine=snowflake`` on a copied table reads the source as it is now: a column added
+    there since the last sync was never classified, and Snowflake would answer it raw."""
+
+    @pytest.fixture
+    def api_settings(self, settings: Settings) -> Settings:
+        import dataclasses
+        import secrets
+
+        from shared.snowflake import connect
+
+        db = "RT_" + secrets.token_hex(3).upper()
+        with connect(settings.snowflake) as con:
+            cur = con.cursor()
+            cur.execute(f"CREATE DATABASE {db}")
+            cur.execute(f"CREATE SCHEMA {db}.PUBLIC")
+            cur.execute(f"CREATE TABLE {db}.PUBLIC.PARTS AS SELECT seq4() AS PART_ID, 'bolt' AS KIND "
+                        "FROM TABLE(GENERATOR(ROWCOUNT => 10))")
+        return dataclasses.replace(settings, snowflake=dataclasses.replace(settings.snowflake, database=db))
+
+    @pytest.fixture
+    def parts(self, api_settings: Settings) -> str:
+        from orchestration.sync.engine import SyncRequest, sync_table
+        from shared import registry
+        from shared.control.db import migrate
+        from shared.snowflake import connect
+
+        migrate(api_settings.control_url)
+        reg = registry.build_registration({"schema_name": "PUBLIC", "table_name": "PARTS"},
+                                          default_database=api_settings.snowflake.database)
+        registry.save(api_settings.control_url, reg)
+        sync_table(SyncRequest(table=reg, connect=lambda: connect(api_settings.snowflake),
+                               served_root=api_settings.served_path))
+        return reg.key
+
+    def test_a_column_added_in_snowflake_since_the_sync_is_not_pushed_down_raw(
+            self, client: TestClient[Litestar], api_settings: Settings, parts: str,
+            make_swarm: Callable[..., dict[str, Any]], agent_headers: Callable[..., Headers]) -> None:
+        from shared.snowflake import connect
+
+        agent = agent_headers(make_swarm([parts])["id"])
+        body = {"query": "SELECT * FROM parts ORDER BY part_id", "engine": "snowflake", "wait_s": 60}
+        before = client.post("/api/v1/queries/execute", headers=agent, json=body)
+        assert before.status_code == 200, before.text  # nothing personal: it may run in Snowflake
+        db = api_settings.snowflake.database
+        with connect(api_settings.snowflake) as con:
+            cur = con.cursor()
+            cur.execute(f"ALTER TABLE {db}.PUBLIC.PARTS ADD COLUMN CONTACT_EMAIL VARCHAR")
+            cur.execute(f"UPDATE {db}.PUBLIC.PARTS SET CONTACT_EMAIL = 'buyer' || PART_ID || '@drift-canary.example'")
+        for sql in ("SELECT * FROM parts", "SELECT contact_email FROM parts", "SELECT p.* FROM parts p"):
+            r = client.post("/api/v1/queries/execute", headers=agent, json=body | {"query": sql})
+            assert "drift-canary" not in everything(r)
+            assert_error(r, 403, rule="policy_not_pushable")
+
+    def test_a_live_table_under_a_policy_is_described_as_the_policy_shows_it(
+            self, client: TestClient[Litestar], api_settings: Settings, admin_headers: Headers,
+            make_swarm: Callable[..., dict[str, Any]], agent_headers: Callable[..., Headers]) -> None:
+        """Was: the catalog listed a live table's source columns and row count as they are,
+        the excluded column and the rows a row filter removes included."""
+        from shared import registry
+        from shared.control.db import migrate
+        from shared.snowflake import connect
+
+        db = api_settings.snowflake.database
+        with connect(api_settings.snowflake) as con:
+            con.cursor().execute(f"CREATE TABLE {db}.PUBLIC.VENDORS AS SELECT seq4() AS VENDOR_ID, "
+                                 "'x' AS EXCLUDEDCANARY, 'v@live-canary.example' AS CONTACT_EMAIL "
+                                 "FROM TABLE(GENERATOR(ROWCOUNT => 7))")
+        migrate(api_settings.control_url)
+        reg = registry.build_registration({"schema_name": "PUBLIC", "table_name": "VENDORS", "live": True},
+                                          default_database=db)
+        registry.save(api_settings.control_url, reg)
+        swarm = make_swarm([reg.key])
+        agent = agent_headers(swarm["id"])
+        r = client.put(f"/api/v1/admin/swarms/{swarm['id']}/policies/{reg.key}", headers=admin_headers,
+                       json={"exclude": ["EXCLUDEDCANARY"], "row_filter": "vendor_id < 3"})
+        assert r.status_code == 200, r.text
+        for url in (f"/api/v1/data/tables/{reg.key}", "/api/v1/data/tables"):
+            got = client.get(url, headers=agent)
+            assert got.status_code == 200, got.text
+            assert "EXCLUDEDCANARY" not in everything(got)
+        entry = client.get(f"/api/v1/data/tables/{reg.key}", headers=agent).json()
+        assert entry["live"] is True
+        assert entry["row_filter"] is True
+        assert entry["row_count"] is None
+        assert {c["name"]: c["masked"] for c in entry["columns"]} == {"VENDOR_ID": None, "CONTACT_EMAIL": "hash"}
+        admin = client.get(f"/api/v1/data/tables/{reg.key}", headers=admin_headers).json()
+        assert "EXCLUDEDCANARY" in [c["name"] for c in admin["columns"]]  # the admin sees the source as it is
+        for r in (client.post("/api/v1/queries/execute", headers=agent,
+                              json={"query": "SELECT * FROM vendors", "wait_s": 60}),
+                  client.get(f"/api/v1/data/tables/{reg.key}/sample?method=head&size=5", headers=agent),
+                  client.get(f"/api/v1/data/tables/{reg.key}/profile", headers=agent)):
+            assert "live-canary" not in everything(r)
+            assert_error(r, 403, rule="policy_not_pushable")
