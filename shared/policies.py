@@ -168,6 +168,29 @@ def plan(policy: PolicySet, manifest: Manifest, current: Manifest | None = None)
     return ViewPlan(key, policy.swarm_id, tuple(cols), filters)
 
 
+def rule_digests(policy: PolicySet | None, key: str) -> list[str]:
+    """Digests of the rules ``policy`` reads ``key`` under (the swarm's and the token's), recorded
+    with what is saved from a read (an artifact from a query result): see ``covers``."""
+    if policy is None:
+        return []
+    return sorted({hashlib.sha256(json.dumps([list(r.exclude), [list(m) for m in r.masks], r.row_filter])
+                                  .encode()).hexdigest()[:32] for r in policy.rules.get(key, ())})
+
+
+def covers(saved: object, reader: PolicySet | None, key: str) -> bool:
+    """Whether something saved from a read of ``key`` under the rules ``saved`` (``rule_digests``)
+    shows ``reader`` nothing its own rules hide. Rules only tighten, so it does when every rule
+    ``reader`` is under was applied to the saved read too. Two tokens of one swarm share its unmask
+    grants and the overrides; only their own rules differ (an agent narrowed by its token rule must
+    not read what a swarm-mate saved without that rule). Nothing recorded: only a reader under no rule."""
+    if reader is None:
+        return True
+    mine = rule_digests(reader, key)
+    if not mine:
+        return True
+    return isinstance(saved, list) and set(mine) <= {str(x) for x in saved}
+
+
 # -- records (the admin API writes, the identity store reads) ------------------------------------
 
 def load_policy_set(session: Session, swarm_id: str, token_id: str | None, tables: Iterable[str]) -> PolicySet:

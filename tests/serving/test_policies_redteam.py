@@ -337,3 +337,94 @@ class TestPushdownReadsOnlyWhatWasClassified:
                   client.get(f"/api/v1/data/tables/{reg.key}/profile", headers=agent)):
             assert "live-canary" not in everything(r)
             assert_error(r, 403, rule="policy_not_pushable")
+
+
+# -- two agents of one swarm under different token rules -------------------------------------------------
+
+@pytest.fixture
+def narrowed(client: TestClient[Litestar], world: dict[str, Any], admin_headers: Headers) -> dict[str, Any]:
+    """The guarded swarm's agent ``g`` and a swarm-mate ``n`` narrowed by its token rule (no
+    e-mail, label hashed, fewer rows); the swarm has unmasked e-mails, so ``g`` reads them raw."""
+    from tests.serving.helpers import bearer, mint_token
+
+    swarm = world["guarded"]["id"]
+    r = client.post(f"/api/v1/admin/swarms/{swarm}/unmasked", headers=admin_headers,
+                    json={"table": CUSTOMERS, "column": "email", "reason": "red-team"})
+    assert r.status_code == 201, r.text
+    token = mint_token(client, admin_headers, "agent", swarm)
+    r = client.put(f"/api/v1/admin/tokens/{token['token_id']}/policies/{CUSTOMERS}", headers=admin_headers,
+                   json={"exclude": ["email"], "masks": {"label": "hash"}, "row_filter": "amount < 10"})
+    assert r.status_code == 200, r.text
+    return {"g": world["g"], "n": bearer(token["token"]), "n_id": {"id": token["token_id"]}}
+
+
+@pytest.mark.parametrize("visibility", ["swarm", "agents"])
+def test_a_swarm_mates_artifact_is_not_served_past_a_narrower_token_rule(
+        client: TestClient[Litestar], narrowed: dict[str, Any], visibility: str) -> None:
+    """Was: an artifact saved from ``g``'s result (raw e-mails, every EU row) was listed, read and
+    downloaded by ``n``, whose own rule excludes ``email`` and most rows."""
+    g, n = narrowed["g"], narrowed["n"]
+    job = query(client, g, "SELECT customer_id, email, label FROM customers", output_format="parquet").json()
+    assert job["status"] == "succeeded", job
+    assert b"corp-canary" in client.get(job["result_url"], headers=g).content  # g may read e-mails
+    body: dict[str, Any] = {"format": "csv", "visibility": visibility if visibility == "swarm" else [narrowed["n_id"]["id"]]}
+    art = client.post(f"/api/v1/queries/jobs/{job['job_id']}/artifact", headers=g, json=body)
+    assert art.status_code == 201, art.text
+    assert "rules" not in art.text
+    aid = art.json()["id"]
+    assert client.get(f"/api/v1/artifacts/{aid}/content", headers=g).status_code == 200  # its maker still reads it
+    for r in (client.get(f"/api/v1/artifacts/{aid}", headers=n), client.get(f"/api/v1/artifacts/{aid}/content", headers=n)):
+        assert "corp-canary" not in everything(r) + r.content.decode("latin-1")
+        assert_error(r, 403, rule="table_not_granted")
+    listed = client.get("/api/v1/artifacts", headers=n)
+    assert listed.status_code == 200
+    assert aid not in listed.text
+    # The other way round is safe: what n saved shows g nothing g's rules hide.
+    mine = query(client, n, "SELECT * FROM customers", output_format="parquet").json()
+    saved = client.post(f"/api/v1/queries/jobs/{mine['job_id']}/artifact", headers=n,
+                        json={"format": "csv", "visibility": "swarm"})
+    assert saved.status_code == 201, saved.text
+    assert client.get(f"/api/v1/artifacts/{saved.json()['id']}/content", headers=g).status_code == 200
+
+
+def test_swarm_mates_under_different_token_rules_share_no_cached_answer(
+        client: TestClient[Litestar], narrowed: dict[str, Any]) -> None:
+    """The broader agent reads first (guard cache, profile cache, instances and policy copies are
+    warm), then the narrower one: every answer is its own view."""
+    g, n = narrowed["g"], narrowed["n"]
+    sqls = ["SELECT * FROM customers", "SELECT email, label FROM customers", "SELECT count(*) FROM customers",
+            "SELECT max(amount), list(label) FROM customers"]
+    for sql in sqls:
+        assert query(client, g, sql).status_code == 200
+    paths = ["/api/v1/data/tables/customers/profile", "/api/v1/data/tables/customers/sample?method=head&size=50",
+             "/api/v1/data/tables/customers/sample?method=random&size=50&seed=1", "/api/v1/data/tables/customers"]
+    for path in paths:
+        assert client.get(path, headers=g).status_code == 200
+    for sql in sqls:
+        r = query(client, n, sql)
+        assert "corp-canary" not in everything(r)
+        assert "visible-" not in everything(r)  # labels are hashed for n
+        if r.status_code == 200 and "count" in sql:
+            assert r.json()["rows"] == [[5]]
+    for path in paths:
+        r = client.get(path, headers=n)
+        assert r.status_code == 200, r.text
+        assert "corp-canary" not in everything(r)
+        assert "visible-" not in everything(r)
+    assert client.get("/api/v1/data/tables/customers", headers=n).json()["row_count"] == 5
+    assert client.get("/api/v1/data/tables/customers/profile", headers=n).json()["row_count"] == 5
+
+
+def test_a_policy_tightened_before_a_continuation_starts_applies_to_its_rows(
+        client: TestClient[Litestar], world: dict[str, Any], admin_headers: Headers) -> None:
+    """A continuation is lazy: its re-run starts at its first fetch, under the rules of then."""
+    cut = query(client, world["a"], "SELECT customer_id, label, secret FROM customers ORDER BY 1", max_rows=1).json()
+    assert cut["truncated"], cut
+    r = client.put(f"/api/v1/admin/swarms/{world['plain']['id']}/policies/{CUSTOMERS}", headers=admin_headers,
+                   json={"masks": {"secret": "null"}, "row_filter": "region = 'EU'"})
+    assert r.status_code == 200, r.text
+    for url in (cut["continuation"]["next_url"], cut["continuation"]["result_url"] + "?format=csv",
+                cut["continuation"]["result_url"] + "?format=json"):
+        got = client.get(url, headers=world["a"])
+        assert got.status_code == 200, got.text
+        assert not leaks(everything(got) + got.content.decode("latin-1"))
