@@ -249,14 +249,58 @@ def is_text_type(duckdb_type: str) -> bool:
     return duckdb_type.upper().split("(")[0] in ("VARCHAR", "TEXT", "STRING", "JSON", "CHAR", "BPCHAR")
 
 
+_CONTAINERS = ("STRUCT", "MAP", "UNION", "LIST", "BLOB", "BYTEA", "VARBINARY", "BINARY")
+_WIDE_NUMBERS = ("BIGINT", "INT8", "LONG", "UBIGINT", "HUGEINT", "INT128", "UHUGEINT", "DECIMAL", "NUMERIC")
+
+
+def judged_as(duckdb_type: str) -> str | None:
+    """How values of this DuckDB type are judged: ``text`` (every value rule), ``nested`` (lists,
+    structs, maps, unions and binary: their text form is searched for personal data inside, as
+    free text is, since an e-mail in a struct field or a card number in a list is served whole),
+    ``number`` (integers wide enough for a card number, and decimals: the card rule only, since
+    a phone rule would take every long id for a phone), or None (judged by its name only)."""
+    kind = duckdb_type.upper().strip()
+    base = kind.split("(")[0].strip()
+    if is_text_type(kind):
+        return "text"
+    if kind.endswith("]") or base in _CONTAINERS:
+        return "nested"
+    if base in _WIDE_NUMBERS:
+        return "number"
+    return None
+
+
+def classify_nested(name: str, values: Sequence[str]) -> ColumnClass:
+    """A nested or binary column: personal when a real share of its values carries personal data inside."""
+    values = [v for v in values if v]
+    found = [c for v in values if (c := contains_personal(v)) is not None]
+    share = len(found) / len(values) if values else 0.0
+    if share >= TEXT_SHARE:
+        return ColumnClass("free_text", round(min(0.9, 0.6 + share / 2), 3),
+                           {"sampled": len(values), "value_rule": "free_text", "matched_share": round(share, 3),
+                            "contains": sorted(set(found))})
+    return classify_column(name, [])
+
+
+def classify_number(name: str, values: Sequence[str]) -> ColumnClass:
+    """A wide number column: a payment card when most values are card numbers (Luhn), else by its name."""
+    digits = [re.sub(r"\.0*$", "", v.strip()) for v in values if v and v.strip()]
+    share = sum(1 for d in digits if _is_card(d)) / len(digits) if digits else 0.0
+    if share >= VALUE_SHARE:
+        return ColumnClass("payment_card", round(min(0.9, 0.4 + share / 2), 3),
+                           {"sampled": len(digits), "value_rule": "payment_card", "matched_share": round(share, 3)})
+    return classify_column(name, [])
+
+
 def classify_table(con: Any, relation: str, columns: Sequence[str], *, types: Sequence[str] | None = None,
                    sample_rows: int = SAMPLE_ROWS) -> dict[str, dict[str, Any]]:
     """Verdicts of every column of ``relation`` (a quoted table reference on the DuckDB
     connection ``con``), from a seeded sample of up to ``sample_rows`` rows. With ``types``,
-    only text columns are judged by their values (a date or an amount is judged by its name).
-    Each sampled value is cut to its first ``VALUE_CHARS`` characters, so the sample stays small
-    whatever the column holds."""
-    judged = [i for i, _ in enumerate(columns) if types is None or is_text_type(types[i])]
+    text, nested, binary and wide number columns are judged by their values (``judged_as``; a
+    date or a small amount is judged by its name). Each sampled value is cut to its first
+    ``VALUE_CHARS`` characters, so the sample stays small whatever the column holds."""
+    kinds = ["text" if types is None else judged_as(types[i]) for i in range(len(columns))]
+    judged = [i for i, _ in enumerate(columns) if kinds[i] is not None]
     rows: list[tuple[Any, ...]] = []
     if judged:
         select = ", ".join(f'left(CAST("{columns[i].replace(chr(34), chr(34) * 2)}" AS VARCHAR), {VALUE_CHARS})'
@@ -270,5 +314,6 @@ def classify_table(con: Any, relation: str, columns: Sequence[str], *, types: Se
             out[name] = classify_column(name, []).to_json()
             continue
         values = [t for r in rows if (t := _text(r[position[i]])) is not None]
-        out[name] = classify_column(name, values).to_json()
+        judge = {"nested": classify_nested, "number": classify_number}.get(kinds[i] or "", classify_column)
+        out[name] = judge(name, values).to_json()
     return out

@@ -428,3 +428,47 @@ def test_a_policy_tightened_before_a_continuation_starts_applies_to_its_rows(
         got = client.get(url, headers=world["a"])
         assert got.status_code == 200, got.text
         assert not leaks(everything(got) + got.content.decode("latin-1"))
+
+
+# -- what the classifier judges ------------------------------------------------------------------------
+
+NESTED_SQL = """
+SELECT i AS id,
+       {'mail': 'buyer' || i || '@nest-canary.example', 'n': i} AS contact,
+       MAP(['home'], ['buyer' || i || '@nest-canary.example']) AS inbox,
+       ['+1 555 010 ' || lpad(i::VARCHAR, 4, '0')] AS numbers,
+       ('buyer' || i || '@nest-canary.example')::BLOB AS raw_bytes,
+       [4111111111111111, 5500005555555559][i % 2 + 1] AS ref,
+       [4111111111111111, 5500005555555559][i % 2 + 1]::DECIMAL(19, 0) AS ref_dec,
+       ['4111 1111 1111 1111'] AS refs,
+       i * 7 AS qty, [i, i + 1] AS pair, {'k': i} AS plain_struct
+FROM range(60) t(i)
+"""
+
+
+def test_personal_data_inside_nested_binary_and_number_columns_is_masked(
+        client: TestClient[Litestar], api_settings: Settings, make_swarm: Callable[..., dict[str, Any]],
+        agent_headers: Callable[..., Headers], admin_headers: Headers) -> None:
+    """Was: only text columns were judged by their values, so e-mails in a STRUCT field, a MAP
+    or a BLOB, phone numbers in a LIST and card numbers stored as BIGINT or DECIMAL were served
+    raw (their names match no rule)."""
+    key = "demo.public.nested"
+    publish_classified(api_settings.served_path, key, NESTED_SQL)
+    agent = agent_headers(make_swarm([key])["id"])
+    masked = {c["name"]: c["masked"] for c in client.get(f"/api/v1/data/tables/{key}", headers=agent).json()["columns"]}
+    assert masked == {"id": None, "contact": "hash", "inbox": "hash", "numbers": "hash", "raw_bytes": "hash",
+                      "ref": "hash", "ref_dec": "hash", "refs": "hash", "qty": None, "pair": None, "plain_struct": None}
+    for sql in ("SELECT * FROM nested", "SELECT to_json(n) FROM nested n", "SELECT contact.mail, inbox['home'], "
+                "numbers[1], ref, ref_dec, refs[1] FROM nested"):
+        r = query(client, agent, sql)
+        text = everything(r)
+        assert "nest-canary" not in text
+        assert "4111111111111111" not in text.replace(" ", "")
+        assert "555 010" not in text
+    for path in ("profile", "sample?method=head&size=60"):
+        r = client.get(f"/api/v1/data/tables/{key}/{path}", headers=agent)
+        assert r.status_code == 200, r.text
+        assert "nest-canary" not in everything(r)
+        assert "4111111111111111" not in everything(r)
+    raw = query(client, admin_headers, "SELECT contact.mail FROM demo.public.nested WHERE id = 1").json()["rows"]
+    assert raw == [["buyer1@nest-canary.example"]]
