@@ -199,6 +199,8 @@ def describe_tables(services: Services, keys: frozenset[str] | set[str], caller:
             if live is not None and policy is not None:
                 live = live_seen(live, policy, key)
             out.append(entry(key, manifest, statuses.get(key), reg, now, overrides=admin_overrides.get(key), live=live))
+            if policy is not None and policy.rules.get(key):
+                hide_sync_error(out[-1]["freshness"])
             if live is not None and policy is not None and any(r.row_filter for r in policy.rules.get(key, ())):
                 out[-1]["row_filter"] = True
             continue
@@ -209,4 +211,16 @@ def describe_tables(services: Services, keys: frozenset[str] | set[str], caller:
             seen = dataclasses.replace(manifest, columns=[], row_count=0, bytes=0)
         out.append(entry(key, seen, statuses.get(key), reg, now, raw=manifest, plan=plan,
                          overrides=dict(policy.overrides.get(key, {})), live=live))
+        if plan.restricted:
+            hide_sync_error(out[-1]["freshness"])
     return out
+
+
+def hide_sync_error(freshness: dict[str, Any]) -> None:
+    """A failing table's reason without the sync's error text, for a caller under a policy on it:
+    an error raised while copying rows may quote a value (a cast that failed, a duplicate key),
+    taken from a column or row the policy hides."""
+    if freshness.get("status") == "failing":
+        at = freshness.get("last_failure_at")
+        when = at.isoformat() if isinstance(at, dt.datetime) else str(at)
+        freshness["reason"] = f"the last sync failed at {when} (its error message is shown to admins)"

@@ -472,3 +472,33 @@ def test_personal_data_inside_nested_binary_and_number_columns_is_masked(
         assert "4111111111111111" not in everything(r)
     raw = query(client, admin_headers, "SELECT contact.mail FROM demo.public.nested WHERE id = 1").json()["rows"]
     assert raw == [["buyer1@nest-canary.example"]]
+
+
+# -- error messages --------------------------------------------------------------------------------------
+
+def test_a_failed_syncs_error_is_not_shown_to_a_caller_under_a_policy(client: TestClient[Litestar],
+                                                                      world: dict[str, Any],
+                                                                      api_settings: Settings) -> None:
+    """Was: the catalog's freshness reason quoted the last sync error's first line, which can
+    quote a value the sync read (here a failed cast on a filtered-out row's excluded column)."""
+    import datetime as dt
+
+    from shared.control.db import session_scope
+    from shared.control.models import TableStatusRow
+
+    now = dt.datetime.now(dt.UTC)
+    error = "Conversion Error: Could not convert string 'SECRETCANARY-3' to INT32 (row HIDDENROW-3)"
+    with session_scope(api_settings.control_url) as s:
+        row = s.get(TableStatusRow, CUSTOMERS) or TableStatusRow(key=CUSTOMERS)
+        row.last_success_at, row.last_failure_at, row.last_error = now - dt.timedelta(hours=1), now, error
+        s.merge(row)
+    for who in ("g", "a"):
+        for url in (f"/api/v1/data/tables/{CUSTOMERS}", "/api/v1/data/tables"):
+            r = client.get(url, headers=world[who])
+            assert r.status_code == 200, r.text
+            assert not leaks(everything(r))
+        fresh = client.get(f"/api/v1/data/tables/{CUSTOMERS}", headers=world[who]).json()["freshness"]
+        assert fresh["status"] == "failing"
+        assert "shown to admins" in fresh["reason"]
+    admin = client.get(f"/api/v1/data/tables/{CUSTOMERS}", headers=world["admin"]).json()["freshness"]
+    assert "SECRETCANARY-3" in admin["reason"]
