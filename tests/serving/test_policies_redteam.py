@@ -502,3 +502,67 @@ def test_a_failed_syncs_error_is_not_shown_to_a_caller_under_a_policy(client: Te
         assert "shown to admins" in fresh["reason"]
     admin = client.get(f"/api/v1/data/tables/{CUSTOMERS}", headers=world["admin"]).json()["freshness"]
     assert "SECRETCANARY-3" in admin["reason"]
+
+
+# -- MCP tools and resources -----------------------------------------------------------------------------
+
+class TestMcpUnderAPolicy:
+    """The tools run the REST routes as the caller: every answer is the policy copy's view."""
+
+    @pytest.fixture
+    def api_settings(self, settings: Settings) -> Settings:
+        import dataclasses
+
+        return dataclasses.replace(settings, mcp=dataclasses.replace(settings.mcp, allowed_hosts="testserver.local"))
+
+    @staticmethod
+    def rpc(client: TestClient[Litestar], headers: Headers, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        r = client.post("/mcp", headers={"accept": "application/json, text/event-stream",
+                                         "content-type": "application/json"} | headers,
+                        json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
+        assert r.status_code == 200, r.text
+        assert not leaks(r.text), r.text
+        assert "WMCANARY" not in r.text
+        return r.json()  # type: ignore[no-any-return]
+
+    def test_tools_and_resources_show_only_the_policy_view(self, client: TestClient[Litestar],
+                                                           world: dict[str, Any]) -> None:
+        g = world["g"]
+        calls = [("list_tables", {}), ("describe_table", {"table": "customers"}),
+                 ("query", {"sql": "SELECT * FROM customers"}), ("query", {"sql": "SELECT secret FROM customers"}),
+                 ("sample", {"table": "customers", "method": "random", "size": 40}),
+                 ("profile", {"table": "customers"})]
+        texts = []
+        for tool, args in calls:
+            result = self.rpc(client, g, "tools/call", {"name": tool, "arguments": args})["result"]
+            texts.append(result["content"][0]["text"])
+        assert "secret" not in texts[1].lower().split("sample rows")[0]  # the columns described
+        assert "rule=" in texts[3]  # the excluded column is refused, as over REST
+        resources = self.rpc(client, g, "resources/list", {})["result"]["resources"]
+        uri = next(x["uri"] for x in resources if CUSTOMERS in x["uri"])
+        schema = self.rpc(client, g, "resources/read", {"uri": uri})["result"]["contents"][0]["text"]
+        assert '"secret"' not in schema
+        assert '"row_count": 20' in schema or '"row_count":20' in schema
+
+
+# -- the adversarial corpus on the other read paths ----------------------------------------------------
+
+def test_no_spelling_leaks_through_a_pinned_older_version_or_a_dry_run(
+        client: TestClient[Litestar], world: dict[str, Any], api_settings: Settings) -> None:
+    """The guard's adversarial spellings, read at an older version pinned with ``at_versions``
+    (whose own classification missed the e-mails) and dry-run: nothing the policy hides."""
+    from tests.serving.policy_support import ADVERSARIAL
+
+    old = publish_as(api_settings.served_path, CUSTOMERS, CUSTOMERS_SQL, not_personal=("email",)).version
+    publish_as(api_settings.served_path, CUSTOMERS, CUSTOMERS_SQL)
+    g = world["g"]
+    for sql in ADVERSARIAL:
+        reads_customers = "customers" in sql.lower()
+        pinned = query(client, g, sql, at_versions={CUSTOMERS: old}) if reads_customers else None
+        dry = query(client, g, sql, dry_run=True)
+        for r in (pinned, dry):
+            if r is None:
+                continue
+            assert not leaks(everything(r)), (sql, r.text[:500])
+            if r.status_code >= 400:
+                assert_error(r, r.status_code)
