@@ -566,3 +566,26 @@ def test_no_spelling_leaks_through_a_pinned_older_version_or_a_dry_run(
             assert not leaks(everything(r)), (sql, r.text[:500])
             if r.status_code >= 400:
                 assert_error(r, r.status_code)
+
+
+def test_reading_an_older_version_keeps_the_newer_versions_copies(client: TestClient[Litestar], world: dict[str, Any],
+                                                                  api_settings: Settings) -> None:
+    """Was: building the copy of an older version pinned with ``at_versions`` removed the current
+    version's copies past the grace period as if they were the superseded ones."""
+    import os
+
+    old = publish_as(api_settings.served_path, CUSTOMERS, CUSTOMERS_SQL).version
+    publish_as(api_settings.served_path, CUSTOMERS, CUSTOMERS_SQL)
+    g = world["g"]
+    assert query(client, g, "SELECT count(*) FROM customers").json()["rows"] == [[20]]
+    copies = api_settings.home_path / "tmp" / "policy-copies"
+    current = [f for f in copies.rglob("*.duckdb") if not f.name.startswith(old)]
+    assert current
+    aged = os.stat(current[0]).st_mtime - 10 * 86400
+    for f in current:
+        os.utime(f, (aged, aged))
+    r = query(client, g, "SELECT count(*) FROM customers", at_versions={CUSTOMERS: old})
+    assert r.status_code == 200, r.text
+    assert r.json()["rows"] == [[20]]
+    assert all(f.exists() for f in current)
+    assert query(client, g, "SELECT count(*) FROM customers").json()["rows"] == [[20]]
