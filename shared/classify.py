@@ -181,6 +181,28 @@ def contains_personal(text: str) -> str | None:
     return None
 
 
+_UNAMBIGUOUS = (("email", lambda t: bool(_EMAIL.match(t))), ("national_id", _is_national), ("ip_address", _is_ip))
+_CARD_LIKE = re.compile(r"^\d[\d -]{11,21}\d$")
+
+
+def _sparse(values: Sequence[str]) -> tuple[str, float] | None:
+    """(category, share) of an unambiguous format found in a real share (``TEXT_SHARE``) of the
+    values although most are something else (placeholders such as ``n/a``, codes, blanks).
+
+    Why: an e-mail, a national identifier or an IP address is personal wherever it is, and a
+    column holding one in a third of its rows serves that third raw if only a majority counts.
+    Card numbers count when nearly every card-length digit string passes the Luhn check (random
+    digits pass one time in ten, so an id column of long numbers is not taken for cards)."""
+    for category, rule in _UNAMBIGUOUS:
+        share = sum(1 for v in values if rule(v)) / len(values)
+        if share >= TEXT_SHARE:
+            return category, share
+    like = [v for v in values if _CARD_LIKE.match(v) and 13 <= len(re.sub(r"[ -]", "", v)) <= 19]
+    if len(like) >= 3 and len(like) / len(values) >= TEXT_SHARE and sum(map(_is_card, like)) >= 0.9 * len(like):
+        return "payment_card", len(like) / len(values)
+    return None
+
+
 def classify_values(values: Sequence[str]) -> tuple[str | None, float, dict[str, Any]]:
     """(category, share of values matching it, evidence) of the best value rule."""
     values = [v.strip() for v in values if v is not None and v.strip()]
@@ -194,6 +216,10 @@ def classify_values(values: Sequence[str]) -> tuple[str | None, float, dict[str,
     evidence: dict[str, Any] = {"sampled": len(values)}
     if best[0] is not None and best[1] >= VALUE_SHARE:
         return best[0], best[1], evidence | {"value_rule": best[0], "matched_share": round(best[1], 3)}
+    sparse = _sparse(values)
+    if sparse is not None:
+        return sparse[0], sparse[1], evidence | {"value_rule": sparse[0], "matched_share": round(sparse[1], 3),
+                                                 "sparse": True}
     texty = [v for v in values if " " in v and len(v) >= 20]
     if len(texty) >= max(1, len(values) // 2):
         found = [c for v in texty if (c := contains_personal(v)) is not None]
@@ -214,8 +240,10 @@ def classify_column(name: str, values: Sequence[str]) -> ColumnClass:
     if by_name is not None:
         evidence = {"name_rule": by_name[2], **evidence}
     if category is not None:
-        # Free text: any real share of values carrying personal data is a strong signal.
-        confidence = min(0.9, (0.6 if category == "free_text" else 0.4) + share / 2)
+        # Free text, or an unambiguous format in a minority of values: any real share of values
+        # carrying personal data is a strong signal.
+        strong = category == "free_text" or evidence.get("sparse")
+        confidence = min(0.9, (0.6 if strong else 0.4) + share / 2)
         if by_name is not None and by_name[0] == category:
             confidence = min(1.0, confidence + 0.1)
         return ColumnClass(category, round(confidence, 3), evidence)

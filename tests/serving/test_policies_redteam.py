@@ -589,3 +589,27 @@ def test_reading_an_older_version_keeps_the_newer_versions_copies(client: TestCl
     assert r.json()["rows"] == [[20]]
     assert all(f.exists() for f in current)
     assert query(client, g, "SELECT count(*) FROM customers").json()["rows"] == [[20]]
+
+
+def test_an_unambiguous_format_in_a_minority_of_values_is_masked(
+        client: TestClient[Litestar], api_settings: Settings, make_swarm: Callable[..., dict[str, Any]],
+        agent_headers: Callable[..., Headers]) -> None:
+    """Was: a column judged only by its majority served the e-mails, SSNs and card numbers of a
+    third of its rows raw when the rest were placeholders (``n/a``)."""
+    key = "demo.public.leads"
+    publish_classified(api_settings.served_path, key, """
+        SELECT i AS id,
+               CASE WHEN i % 3 = 0 THEN 'lead' || i || '@sparse-canary.example' ELSE 'n/a' END AS reach,
+               CASE WHEN i % 3 = 0 THEN '219-09-9999' ELSE 'pending' END AS ref_code,
+               CASE WHEN i % 3 = 0 THEN '4111111111111111' ELSE 'none' END AS ref_no,
+               (10000000000000 + i * 7919)::VARCHAR AS order_ref,
+               CASE WHEN i % 3 = 0 THEN 'gold' ELSE 'n/a' END AS tier
+        FROM range(300) t(i)""")
+    agent = agent_headers(make_swarm([key])["id"])
+    masked = {c["name"]: c["masked"] for c in client.get(f"/api/v1/data/tables/{key}", headers=agent).json()["columns"]}
+    assert masked == {"id": None, "reach": "hash", "ref_code": "hash", "ref_no": "hash", "order_ref": None,
+                      "tier": None}
+    r = query(client, agent, "SELECT * FROM leads")
+    assert r.status_code == 200, r.text
+    for raw in ("sparse-canary", "219-09-9999", "4111111111111111"):
+        assert raw not in everything(r)
