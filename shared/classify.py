@@ -28,6 +28,7 @@ SAMPLE_ROWS = 1000
 PERSONAL_AT = 0.5  # a confidence at or above this makes a column personal
 VALUE_SHARE = 0.6  # share of sampled values that must match a value rule
 TEXT_SHARE = 0.05  # share of free-text values that must contain personal data
+SPARSE_SHARE, SPARSE_MIN = 0.01, 2  # share and count of values in an unambiguous personal format
 VALUE_CHARS = 512  # characters of each sampled value that are judged
 
 # Name rules: (category, pattern on the lower-cased name with separators removed, confidence).
@@ -186,19 +187,20 @@ _CARD_LIKE = re.compile(r"^\d[\d -]{11,21}\d$")
 
 
 def _sparse(values: Sequence[str]) -> tuple[str, float] | None:
-    """(category, share) of an unambiguous format found in a real share (``TEXT_SHARE``) of the
-    values although most are something else (placeholders such as ``n/a``, codes, blanks).
+    """(category, share) of an unambiguous format found in a real share (``SPARSE_SHARE``, and at
+    least ``SPARSE_MIN`` values) although most values are something else (placeholders such as
+    ``n/a``, codes).
 
     Why: an e-mail, a national identifier or an IP address is personal wherever it is, and a
     column holding one in a third of its rows serves that third raw if only a majority counts.
     Card numbers count when nearly every card-length digit string passes the Luhn check (random
     digits pass one time in ten, so an id column of long numbers is not taken for cards)."""
     for category, rule in _UNAMBIGUOUS:
-        share = sum(1 for v in values if rule(v)) / len(values)
-        if share >= TEXT_SHARE:
-            return category, share
+        found = sum(1 for v in values if rule(v))
+        if found >= SPARSE_MIN and found / len(values) >= SPARSE_SHARE:
+            return category, found / len(values)
     like = [v for v in values if _CARD_LIKE.match(v) and 13 <= len(re.sub(r"[ -]", "", v)) <= 19]
-    if len(like) >= 3 and len(like) / len(values) >= TEXT_SHARE and sum(map(_is_card, like)) >= 0.9 * len(like):
+    if len(like) >= 3 and len(like) / len(values) >= SPARSE_SHARE and sum(map(_is_card, like)) >= 0.9 * len(like):
         return "payment_card", len(like) / len(values)
     return None
 

@@ -595,11 +595,11 @@ def test_an_unambiguous_format_in_a_minority_of_values_is_masked(
         client: TestClient[Litestar], api_settings: Settings, make_swarm: Callable[..., dict[str, Any]],
         agent_headers: Callable[..., Headers]) -> None:
     """Was: a column judged only by its majority served the e-mails, SSNs and card numbers of a
-    third of its rows raw when the rest were placeholders (``n/a``)."""
+    third of its rows raw when the rest were placeholders (``n/a``); the e-mails here are in 2% of the rows."""
     key = "demo.public.leads"
     publish_classified(api_settings.served_path, key, """
         SELECT i AS id,
-               CASE WHEN i % 3 = 0 THEN 'lead' || i || '@sparse-canary.example' ELSE 'n/a' END AS reach,
+               CASE WHEN i % 50 = 0 THEN 'lead' || i || '@sparse-canary.example' ELSE 'n/a' END AS reach,
                CASE WHEN i % 3 = 0 THEN '219-09-9999' ELSE 'pending' END AS ref_code,
                CASE WHEN i % 3 = 0 THEN '4111111111111111' ELSE 'none' END AS ref_no,
                (10000000000000 + i * 7919)::VARCHAR AS order_ref,
