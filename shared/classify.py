@@ -202,6 +202,10 @@ def _sparse(values: Sequence[str]) -> tuple[str, float] | None:
     like = [v for v in values if _CARD_LIKE.match(v) and 13 <= len(re.sub(r"[ -]", "", v)) <= 19]
     if len(like) >= 3 and len(like) / len(values) >= SPARSE_SHARE and sum(map(_is_card, like)) >= 0.9 * len(like):
         return "payment_card", len(like) / len(values)
+    # Inside longer values: an e-mail or a national identifier in a note, however short the other notes.
+    inside = sum(1 for v in values if _EMAIL_IN.search(v) or any(p.search(v) for p in _NATIONAL))
+    if inside >= SPARSE_MIN and inside / len(values) >= SPARSE_SHARE:
+        return "free_text", inside / len(values)
     return None
 
 

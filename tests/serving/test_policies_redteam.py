@@ -613,3 +613,21 @@ def test_an_unambiguous_format_in_a_minority_of_values_is_masked(
     assert r.status_code == 200, r.text
     for raw in ("sparse-canary", "219-09-9999", "4111111111111111"):
         assert raw not in everything(r)
+
+
+def test_personal_data_inside_a_minority_of_short_notes_is_masked(
+        client: TestClient[Litestar], api_settings: Settings, make_swarm: Callable[..., dict[str, Any]],
+        agent_headers: Callable[..., Headers]) -> None:
+    """Was: free text was judged only when most values were long sentences, so e-mails inside
+    the few long notes of a column of mostly short ones (``ok``) were served raw."""
+    key = "demo.public.tickets2"
+    publish_classified(api_settings.served_path, key, """
+        SELECT i AS id, CASE WHEN i % 10 = 0 THEN 'please reach me at fan' || i || '@note-canary.example'
+                             ELSE 'ok' END AS remark
+        FROM range(300) t(i)""")
+    agent = agent_headers(make_swarm([key])["id"])
+    r = query(client, agent, "SELECT * FROM tickets2")
+    assert r.status_code == 200, r.text
+    assert "note-canary" not in everything(r)
+    entry = client.get(f"/api/v1/data/tables/{key}", headers=agent).json()
+    assert {c["name"]: c["masked"] for c in entry["columns"]} == {"id": None, "remark": "hash"}
