@@ -631,3 +631,24 @@ def test_personal_data_inside_a_minority_of_short_notes_is_masked(
     assert "note-canary" not in everything(r)
     entry = client.get(f"/api/v1/data/tables/{key}", headers=agent).json()
     assert {c["name"]: c["masked"] for c in entry["columns"]} == {"id": None, "remark": "hash"}
+
+
+def test_a_failed_refresh_jobs_errors_are_not_shown_to_a_caller_under_a_policy(
+        client: TestClient[Litestar], world: dict[str, Any], api_settings: Settings) -> None:
+    """Was: polling a refresh job answered its errors as the run wrote them, quoted values included."""
+    from serving.sync import store
+    from shared.control.db import session_scope
+    from shared.control.models import SyncRequestRow
+
+    job = store.create(api_settings.control_url, table_key=CUSTOMERS, kind="run", partitions=[], requested_by="x",
+                       reason="refresh", status="failed")
+    with session_scope(api_settings.control_url) as s:
+        row = s.get(SyncRequestRow, job.id)
+        assert row is not None
+        row.error = "Conversion Error: Could not convert string 'SECRETCANARY-7' to INT32"
+    url = f"/api/v1/data/tables/customers/refresh/{job.id}"
+    r = client.get(url, headers=world["g"])
+    assert r.status_code == 200, r.text
+    assert not leaks(everything(r))
+    assert r.json()["errors"] == ["the sync failed (its error message is shown to admins)"]
+    assert "SECRETCANARY-7" in client.get(url, headers=world["admin"]).text
