@@ -652,3 +652,27 @@ def test_a_failed_refresh_jobs_errors_are_not_shown_to_a_caller_under_a_policy(
     assert not leaks(everything(r))
     assert r.json()["errors"] == ["the sync failed (its error message is shown to admins)"]
     assert "SECRETCANARY-7" in client.get(url, headers=world["admin"]).text
+
+
+def test_two_swarms_under_the_same_policy_share_no_copy_and_no_hash(
+        client: TestClient[Litestar], world: dict[str, Any], make_swarm: Callable[..., dict[str, Any]],
+        agent_headers: Callable[..., Headers], services: Any) -> None:
+    """Policy copies, instances and profiles are keyed by the swarm's hash key too: an identical
+    rule set in another swarm never reads this swarm's copy (its hashes would join across swarms)."""
+    from serving.queries.services import get_engine
+
+    other = make_swarm([CUSTOMERS, ORDERS])
+    r = client.put(f"/api/v1/admin/swarms/{other['id']}/policies/{CUSTOMERS}", headers=world["admin"], json=POLICY)
+    assert r.status_code == 200, r.text
+    b = agent_headers(other["id"])
+    sql = "SELECT email FROM customers ORDER BY customer_id"
+    mine, theirs = (query(client, h, sql).json()["rows"] for h in (world["g"], b))
+    assert len(mine) == len(theirs) == 20
+    assert not set(map(tuple, mine)) & set(map(tuple, theirs))
+    for h in (world["g"], b):
+        prof = client.get("/api/v1/data/tables/customers/profile?columns=email", headers=h).json()
+        assert not leaks(json.dumps(prof))
+    engine = get_engine(services)
+    copies = {policy for inst in engine.instances._live.values() for table, _, policy in inst.key
+              if policy and table == CUSTOMERS}
+    assert len(copies) >= 2
