@@ -28,6 +28,7 @@ SAMPLE_ROWS = 1000
 PERSONAL_AT = 0.5  # a confidence at or above this makes a column personal
 VALUE_SHARE = 0.6  # share of sampled values that must match a value rule
 TEXT_SHARE = 0.05  # share of free-text values that must contain personal data
+SPARSE_SHARE, SPARSE_MIN = 0.01, 2  # share and count of values in an unambiguous personal format
 VALUE_CHARS = 512  # characters of each sampled value that are judged
 
 # Name rules: (category, pattern on the lower-cased name with separators removed, confidence).
@@ -181,6 +182,33 @@ def contains_personal(text: str) -> str | None:
     return None
 
 
+_UNAMBIGUOUS = (("email", lambda t: bool(_EMAIL.match(t))), ("national_id", _is_national), ("ip_address", _is_ip))
+_CARD_LIKE = re.compile(r"^\d[\d -]{11,21}\d$")
+
+
+def _sparse(values: Sequence[str]) -> tuple[str, float] | None:
+    """(category, share) of an unambiguous format found in a real share (``SPARSE_SHARE``, and at
+    least ``SPARSE_MIN`` values) although most values are something else (placeholders such as
+    ``n/a``, codes).
+
+    Why: an e-mail, a national identifier or an IP address is personal wherever it is, and a
+    column holding one in a third of its rows serves that third raw if only a majority counts.
+    Card numbers count when nearly every card-length digit string passes the Luhn check (random
+    digits pass one time in ten, so an id column of long numbers is not taken for cards)."""
+    for category, rule in _UNAMBIGUOUS:
+        found = sum(1 for v in values if rule(v))
+        if found >= SPARSE_MIN and found / len(values) >= SPARSE_SHARE:
+            return category, found / len(values)
+    like = [v for v in values if _CARD_LIKE.match(v) and 13 <= len(re.sub(r"[ -]", "", v)) <= 19]
+    if len(like) >= 3 and len(like) / len(values) >= SPARSE_SHARE and sum(map(_is_card, like)) >= 0.9 * len(like):
+        return "payment_card", len(like) / len(values)
+    # Inside longer values: an e-mail or a national identifier in a note, however short the other notes.
+    inside = sum(1 for v in values if _EMAIL_IN.search(v) or any(p.search(v) for p in _NATIONAL))
+    if inside >= SPARSE_MIN and inside / len(values) >= SPARSE_SHARE:
+        return "free_text", inside / len(values)
+    return None
+
+
 def classify_values(values: Sequence[str]) -> tuple[str | None, float, dict[str, Any]]:
     """(category, share of values matching it, evidence) of the best value rule."""
     values = [v.strip() for v in values if v is not None and v.strip()]
@@ -194,6 +222,10 @@ def classify_values(values: Sequence[str]) -> tuple[str | None, float, dict[str,
     evidence: dict[str, Any] = {"sampled": len(values)}
     if best[0] is not None and best[1] >= VALUE_SHARE:
         return best[0], best[1], evidence | {"value_rule": best[0], "matched_share": round(best[1], 3)}
+    sparse = _sparse(values)
+    if sparse is not None:
+        return sparse[0], sparse[1], evidence | {"value_rule": sparse[0], "matched_share": round(sparse[1], 3),
+                                                 "sparse": True}
     texty = [v for v in values if " " in v and len(v) >= 20]
     if len(texty) >= max(1, len(values) // 2):
         found = [c for v in texty if (c := contains_personal(v)) is not None]
@@ -214,8 +246,10 @@ def classify_column(name: str, values: Sequence[str]) -> ColumnClass:
     if by_name is not None:
         evidence = {"name_rule": by_name[2], **evidence}
     if category is not None:
-        # Free text: any real share of values carrying personal data is a strong signal.
-        confidence = min(0.9, (0.6 if category == "free_text" else 0.4) + share / 2)
+        # Free text, or an unambiguous format in a minority of values: any real share of values
+        # carrying personal data is a strong signal.
+        strong = category == "free_text" or evidence.get("sparse")
+        confidence = min(0.9, (0.6 if strong else 0.4) + share / 2)
         if by_name is not None and by_name[0] == category:
             confidence = min(1.0, confidence + 0.1)
         return ColumnClass(category, round(confidence, 3), evidence)
@@ -249,14 +283,58 @@ def is_text_type(duckdb_type: str) -> bool:
     return duckdb_type.upper().split("(")[0] in ("VARCHAR", "TEXT", "STRING", "JSON", "CHAR", "BPCHAR")
 
 
+_CONTAINERS = ("STRUCT", "MAP", "UNION", "LIST", "BLOB", "BYTEA", "VARBINARY", "BINARY")
+_WIDE_NUMBERS = ("BIGINT", "INT8", "LONG", "UBIGINT", "HUGEINT", "INT128", "UHUGEINT", "DECIMAL", "NUMERIC")
+
+
+def judged_as(duckdb_type: str) -> str | None:
+    """How values of this DuckDB type are judged: ``text`` (every value rule), ``nested`` (lists,
+    structs, maps, unions and binary: their text form is searched for personal data inside, as
+    free text is, since an e-mail in a struct field or a card number in a list is served whole),
+    ``number`` (integers wide enough for a card number, and decimals: the card rule only, since
+    a phone rule would take every long id for a phone), or None (judged by its name only)."""
+    kind = duckdb_type.upper().strip()
+    base = kind.split("(")[0].strip()
+    if is_text_type(kind):
+        return "text"
+    if kind.endswith("]") or base in _CONTAINERS:
+        return "nested"
+    if base in _WIDE_NUMBERS:
+        return "number"
+    return None
+
+
+def classify_nested(name: str, values: Sequence[str]) -> ColumnClass:
+    """A nested or binary column: personal when a real share of its values carries personal data inside."""
+    values = [v for v in values if v]
+    found = [c for v in values if (c := contains_personal(v)) is not None]
+    share = len(found) / len(values) if values else 0.0
+    if share >= TEXT_SHARE:
+        return ColumnClass("free_text", round(min(0.9, 0.6 + share / 2), 3),
+                           {"sampled": len(values), "value_rule": "free_text", "matched_share": round(share, 3),
+                            "contains": sorted(set(found))})
+    return classify_column(name, [])
+
+
+def classify_number(name: str, values: Sequence[str]) -> ColumnClass:
+    """A wide number column: a payment card when most values are card numbers (Luhn), else by its name."""
+    digits = [re.sub(r"\.0*$", "", v.strip()) for v in values if v and v.strip()]
+    share = sum(1 for d in digits if _is_card(d)) / len(digits) if digits else 0.0
+    if share >= VALUE_SHARE:
+        return ColumnClass("payment_card", round(min(0.9, 0.4 + share / 2), 3),
+                           {"sampled": len(digits), "value_rule": "payment_card", "matched_share": round(share, 3)})
+    return classify_column(name, [])
+
+
 def classify_table(con: Any, relation: str, columns: Sequence[str], *, types: Sequence[str] | None = None,
                    sample_rows: int = SAMPLE_ROWS) -> dict[str, dict[str, Any]]:
     """Verdicts of every column of ``relation`` (a quoted table reference on the DuckDB
     connection ``con``), from a seeded sample of up to ``sample_rows`` rows. With ``types``,
-    only text columns are judged by their values (a date or an amount is judged by its name).
-    Each sampled value is cut to its first ``VALUE_CHARS`` characters, so the sample stays small
-    whatever the column holds."""
-    judged = [i for i, _ in enumerate(columns) if types is None or is_text_type(types[i])]
+    text, nested, binary and wide number columns are judged by their values (``judged_as``; a
+    date or a small amount is judged by its name). Each sampled value is cut to its first
+    ``VALUE_CHARS`` characters, so the sample stays small whatever the column holds."""
+    kinds = ["text" if types is None else judged_as(types[i]) for i in range(len(columns))]
+    judged = [i for i, _ in enumerate(columns) if kinds[i] is not None]
     rows: list[tuple[Any, ...]] = []
     if judged:
         select = ", ".join(f'left(CAST("{columns[i].replace(chr(34), chr(34) * 2)}" AS VARCHAR), {VALUE_CHARS})'
@@ -270,5 +348,6 @@ def classify_table(con: Any, relation: str, columns: Sequence[str], *, types: Se
             out[name] = classify_column(name, []).to_json()
             continue
         values = [t for r in rows if (t := _text(r[position[i]])) is not None]
-        out[name] = classify_column(name, values).to_json()
+        judge = {"nested": classify_nested, "number": classify_number}.get(kinds[i] or "", classify_column)
+        out[name] = judge(name, values).to_json()
     return out

@@ -16,7 +16,10 @@ How rules combine for one caller and one table (``plan``):
 - row filters are all applied (AND);
 - a column the served version lists without a classification (possible only for a
   version written before classification existed, or a corrupt manifest) is treated as
-  personal: drift can never serve an unclassified column unmasked.
+  personal: drift can never serve an unclassified column unmasked;
+- an older version read on purpose (``at_versions``, a continuation's re-run) is judged by
+  its own classification and by the current version's: a column classified personal now
+  stays masked in every version still readable, whatever an earlier sync concluded.
 
 The admin reads raw data; swarm and agent tokens always read through their plan. The
 records are written here only (the admin API calls these functions) and read with a
@@ -132,9 +135,16 @@ def is_personal(manifest: Manifest, column: str, overrides: Mapping[str, bool]) 
     return bool(verdict.get("personal")), "classification"
 
 
-def plan(policy: PolicySet, manifest: Manifest) -> ViewPlan:
-    """The view a caller under ``policy`` gets of ``manifest``'s version."""
+def plan(policy: PolicySet, manifest: Manifest, current: Manifest | None = None) -> ViewPlan:
+    """The view a caller under ``policy`` gets of ``manifest``'s version. ``current``: the table's
+    current version when ``manifest`` is an older one; a column it classifies personal is masked
+    in ``manifest`` too (the verdict of now, not of the sync that wrote the older version)."""
     key = manifest.table_key
+    now_personal: set[str] = set()
+    if current is not None and current.version != manifest.version:
+        verdicts = classification(current)
+        now_personal = {duck_fold(c.name) for c in current.columns
+                        if not isinstance(verdicts.get(c.name), dict) or verdicts[c.name].get("personal")}
     rules = policy.rules.get(key, ())
     unmasked = policy.unmasked.get(key, frozenset())
     overrides = policy.overrides.get(key, {})
@@ -149,12 +159,36 @@ def plan(policy: PolicySet, manifest: Manifest) -> ViewPlan:
                 if duck_fold(name) == folded:
                     action, why = tighter(action, kind), "policy"
         if action == "plain":
-            personal, _ = is_personal(manifest, c.name, overrides)
+            personal, source = is_personal(manifest, c.name, overrides)
+            personal = personal or (source != "override" and folded in now_personal)
             if personal and folded not in unmasked:
                 action, why = "hash", "personal"
         cols.append(ColumnPlan(c.name, c.type, action, why))
     filters = tuple(r.row_filter for r in rules if r.row_filter)
     return ViewPlan(key, policy.swarm_id, tuple(cols), filters)
+
+
+def rule_digests(policy: PolicySet | None, key: str) -> list[str]:
+    """Digests of the rules ``policy`` reads ``key`` under (the swarm's and the token's), recorded
+    with what is saved from a read (an artifact from a query result): see ``covers``."""
+    if policy is None:
+        return []
+    return sorted({hashlib.sha256(json.dumps([list(r.exclude), [list(m) for m in r.masks], r.row_filter])
+                                  .encode()).hexdigest()[:32] for r in policy.rules.get(key, ())})
+
+
+def covers(saved: object, reader: PolicySet | None, key: str) -> bool:
+    """Whether something saved from a read of ``key`` under the rules ``saved`` (``rule_digests``)
+    shows ``reader`` nothing its own rules hide. Rules only tighten, so it does when every rule
+    ``reader`` is under was applied to the saved read too. Two tokens of one swarm share its unmask
+    grants and the overrides; only their own rules differ (an agent narrowed by its token rule must
+    not read what a swarm-mate saved without that rule). Nothing recorded: only a reader under no rule."""
+    if reader is None:
+        return True
+    mine = rule_digests(reader, key)
+    if not mine:
+        return True
+    return isinstance(saved, list) and set(mine) <= {str(x) for x in saved}
 
 
 # -- records (the admin API writes, the identity store reads) ------------------------------------

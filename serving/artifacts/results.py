@@ -5,7 +5,8 @@ converted batch by batch when the wanted format differs (``convert.py``: exact, 
 400 naming the column), so memory stays bounded, then stored through the same hashing
 writer as uploads. The artifact records
 the job id, the SQL hash and the tables (with served versions) the result was read
-from, so the artifact stops being served when one of them is no longer granted. A Parquet
+from, so the artifact stops being served when one of them is no longer granted, and the
+rules its read was under, so a swarm-mate narrowed by a rule of its own is not served it. A Parquet
 artifact also carries the result's provenance in its key-value metadata
 (``agents_data.provenance``): a Parquet result keeps its own, a converted one gets it here.
 """
@@ -25,6 +26,7 @@ from serving.lib.continuation import PROVENANCE_KEY, provenance
 from serving.lib.errors import PayloadTooLarge
 from serving.lib.services import Services
 from serving.tables.hooks import job_result
+from shared import policies
 from shared.artifacts_store import put_file
 
 MEDIA = {"csv": "text/csv", "parquet": "application/vnd.apache.parquet"}
@@ -55,8 +57,10 @@ def save_job_result(services: Services, caller: Caller, job_id: str, data: JobAr
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
-    versions = [{k: t.get(k) for k in ("table", "version", "synced_at") if k in t} for t in (job.tables or [])
-                if isinstance(t, dict)]
+    policy = caller.policy_set()
+    versions = [{k: t.get(k) for k in ("table", "version", "synced_at") if k in t}
+                | {"rules": policies.rule_digests(policy, str(t.get("table")))}
+                for t in (job.tables or []) if isinstance(t, dict)]
     return svc.create(settings.control_url, caller, stored, name=name, content_type=MEDIA[data.format], tags=tags,
                       metadata=metadata, visibility=visibility, visible_to=visible_to, expires_in=expires_in,
                       source_job_id=job.id, sql_hash=job.sql_hash, served_versions=versions)

@@ -36,6 +36,7 @@ from serving.artifacts.validation import (
 from serving.lib.caller import Caller
 from serving.lib.errors import BadRequest, Forbidden, NotFound
 from serving.lib.services import Services
+from shared import policies
 from shared.artifacts_store import ArtifactStore, StoredObject, open_store
 from shared.control.db import session_scope
 from shared.control.models import ArtifactRow, TokenRow, as_utc, utcnow
@@ -63,7 +64,9 @@ def to_schema(row: ArtifactRow) -> Artifact:
         visible_to=list(row.visible_to or []), owner=row.owner_token_id, owner_name=row.owner_agent,
         swarm_id=row.swarm_id, created_at=row.created_at, updated_at=row.updated_at,  # type: ignore[arg-type]
         expires_at=row.expires_at, source_job_id=row.source_job_id, sql_hash=row.sql_hash,
-        served_versions=list(row.served_versions or []), content_url=f"/api/v1/artifacts/{row.id}/content",
+        served_versions=[{k: v for k, v in x.items() if k != "rules"} if isinstance(x, dict) else x
+                         for x in row.served_versions or []],  # rule digests stay internal
+        content_url=f"/api/v1/artifacts/{row.id}/content",
     )
 
 
@@ -85,11 +88,14 @@ def can_read(row: ArtifactRow, caller: Caller) -> bool:
 
 
 def ungranted_tables(row: ArtifactRow, caller: Caller) -> list[str]:
-    """Tables the artifact was made from (saved query results record them) that ``caller`` may not read now."""
+    """Tables the artifact was made from (saved query results record them) that ``caller`` may not read now,
+    or may read only under a rule the read that made it was not under (``policies.covers``)."""
     if caller.is_admin:
         return []
-    names = {str(v.get("table")) for v in (row.served_versions or []) if isinstance(v, dict) and v.get("table")}
-    return sorted(n for n in names if not caller.may_read(n))
+    made = [v for v in (row.served_versions or []) if isinstance(v, dict) and v.get("table")]
+    policy = caller.policy_set()
+    return sorted({str(v["table"]) for v in made if not caller.may_read(str(v["table"]))
+                   or not policies.covers(v.get("rules"), policy, str(v["table"]))})
 
 
 def _not_found() -> NotFound:
@@ -103,7 +109,8 @@ def _visible_row(s: Any, artifact_id: str, caller: Caller, now: dt.datetime, *, 
     missing = ungranted_tables(row, caller) if check_grants else []
     if missing:
         raise Forbidden(f"this artifact was made from {', '.join(missing)}, which this token may no longer read; "
-                        "artifacts made from a table are served only while it is granted", rule="table_not_granted",
+                        "artifacts made from a table are served only while it is granted, and only to tokens "
+                        "under no rule on it the saved read was not under", rule="table_not_granted",
                         details={"tables": missing})
     return row  # type: ignore[no-any-return]
 

@@ -141,6 +141,10 @@ def _expected_schemas(request: Request[Any, Any, Any], data: QueryRequest) -> di
 
 def _schema_changes(engine: QueryEngine, caller: Caller, checked: GuardedQuery,
                     expected: dict[str, str] | str) -> list[dict[str, str]]:
+    """Tables whose schema changed since ``expected``, each ``current`` version as ``caller`` reads the
+    table (its policy copy's columns, as its catalog shows): the served file's digest would name
+    columns the policy excludes. A name outside the tables the query reads is a 400 (it would tell
+    whether an ungranted table exists, and its version)."""
     if isinstance(expected, str):
         if len(checked.tables) != 1:
             raise BadRequest("a bare schema version needs a query over one table; give table=version pairs",

@@ -7,6 +7,11 @@ cardinality; ``estimated_bytes_scanned`` is, per table the plan scans, the serve
 bytes times the share of its columns the scan reads. Statistics are DuckDB's (row counts
 and min/max per row group), so the figures are estimates, not promises.
 
+Every figure is of the tables as the caller reads them: under a grant policy, its policy
+copy's rows, bytes, columns and ``schema_version``. The served file's own figures would
+tell the rows a row filter removed, and its column count and schema digest the excluded
+columns (a schema digest can be matched against guessed names and types).
+
 ``over_threshold`` is the cheap test every real run makes: only when the tables a query
 reads hold more bytes than ``QUERY_ASYNC_THRESHOLD_BYTES`` together is the plan asked,
 so ordinary queries pay one sum.
@@ -78,8 +83,8 @@ def plan(engine: QueryEngine, caller: Caller, checked: GuardedQuery, params: Any
     return []
 
 
-def total_bytes(engine: QueryEngine, checked: GuardedQuery) -> int:
-    return sum(m.bytes for m in engine.manifests(checked.tables))
+def total_bytes(engine: QueryEngine, caller: Caller, checked: GuardedQuery) -> int:
+    return sum(m.bytes for m in engine.manifests(checked.tables, caller))
 
 
 def dry_run(engine: QueryEngine, caller: Caller, checked: GuardedQuery, *, params: Any, max_rows: int,
@@ -107,6 +112,7 @@ def dry_run(engine: QueryEngine, caller: Caller, checked: GuardedQuery, *, param
 def over_threshold(engine: QueryEngine, caller: Caller, checked: GuardedQuery, *, params: Any, timeout_s: float,
                    threshold: int) -> bool:
     """Whether a real run should go to an async job at once (blocking; cheap unless the tables are big)."""
-    if threshold <= 0 or total_bytes(engine, checked) <= threshold:
+    if threshold <= 0 or total_bytes(engine, caller, checked) <= threshold:
         return False
-    return _scanned_bytes(plan(engine, caller, checked, params, timeout_s), engine.manifests(checked.tables)) > threshold
+    return _scanned_bytes(plan(engine, caller, checked, params, timeout_s),
+                          engine.manifests(checked.tables, caller)) > threshold

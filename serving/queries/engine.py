@@ -213,24 +213,27 @@ class QueryEngine:
             raise BadRequest(f"{', '.join(sorted(live))} is live (not copied): it has no served version; query, "
                              "sample or profile it (those run in Snowflake)", rule="live_table")
         for key in keys:
-            manifest = self._serve(key) if self.served.remote else self.current(key)
+            manifest = current = self._serve(key) if self.served.remote else self.current(key)
             pinned = (versions or {}).get(key)
             if manifest is not None and pinned is not None and manifest.version != pinned:
                 manifest = self.version(key, pinned)
             if manifest is None:
                 raise NotFound(f"table {key} has no served data yet (it has never been synced)", rule="table_not_served")
-            out.append(manifest if caller is None else self.seen(caller, manifest))
+            out.append(manifest if caller is None else self.seen(caller, manifest, current))
         return tuple(out)
 
-    def seen(self, caller: Caller, manifest: Manifest) -> Manifest:
-        """``manifest`` as ``caller`` reads it: raw for the admin, else through its grant policy's copy."""
+    def seen(self, caller: Caller, manifest: Manifest, current: Manifest | None = None) -> Manifest:
+        """``manifest`` as ``caller`` reads it: raw for the admin, else through its grant policy's copy.
+        ``current``: the table's current version when ``manifest`` is an older one (pinned): its
+        classification counts too, so a column found personal since is masked in the older version."""
         policy = caller.policy_set()
         if policy is None:
             return manifest
-        key = (manifest.table_key, manifest.file)
+        older = current if current is not None and current.version != manifest.version else None
+        key = (manifest.table_key, manifest.file, older.file if older is not None else None)
         hit: Manifest | None = policy.memo.get(key)  # one plan per (rules snapshot, version): off the hot path
         if hit is None:
-            hit = self.copies.view(manifest, policies.plan(policy, manifest))
+            hit = self.copies.view(manifest, policies.plan(policy, manifest, older))
             if len(policy.memo) < 4096:
                 policy.memo[key] = hit
         return hit
@@ -340,7 +343,10 @@ class QueryEngine:
         would answer raw values. So a query runs there only when the caller would see every column
         of every table plain and every row: no rule on the grant, no masked column (on a copied
         table, its classified version's plan; on a live table, never classified, its column names:
-        a name that looks personal counts unless the admin overrode it or unmasked it for the swarm)."""
+        a name that looks personal counts unless the admin overrode it or unmasked it for the swarm).
+        The columns judged are the source's as they are now, not a cached list: a column added in
+        Snowflake since the last sync (or a moment ago) is read by the query and was never
+        classified, so it counts as personal unless the admin overrode it or unmasked it."""
         policy = caller.policy_set()
         if policy is None:
             return
@@ -349,16 +355,19 @@ class QueryEngine:
             reg = regs.get(key)
             if reg is not None and reg.from_files:
                 continue  # never pushed down: the transpiler refuses file-sourced tables with its own 400
+            overrides, unmasked = policy.overrides.get(key, {}), policy.unmasked.get(key, frozenset())
             if policy.rules.get(key):
                 restricted = True
             elif key in live:
-                overrides, unmasked = policy.overrides.get(key, {}), policy.unmasked.get(key, frozenset())
                 restricted = any(
                     overrides.get(duck_fold(name), classify.name_rule(name) is not None)
-                    and duck_fold(name) not in unmasked for name in self.pushdown.column_names(key))
+                    and duck_fold(name) not in unmasked for name in self.pushdown.source_columns(key))
             else:
                 manifest = self.current(key)
-                restricted = manifest is not None and policies.plan(policy, manifest).restricted
+                served = {duck_fold(c.name) for c in manifest.columns} if manifest is not None else set()
+                unclassified = [n for n in self.pushdown.source_columns(key) if duck_fold(n) not in served]
+                restricted = (manifest is not None and policies.plan(policy, manifest).restricted) or any(
+                    overrides.get(duck_fold(name), True) and duck_fold(name) not in unmasked for name in unclassified)
             if restricted:
                 raise Forbidden(f"{key} is read under a grant policy or personal-data masking, which only the copy "
                                 "served by this platform enforces: query it without engine=snowflake (a live table: "

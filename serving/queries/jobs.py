@@ -266,7 +266,9 @@ class JobManager:
 
         def write(stream: ArrowStream) -> int:
             job.tables = [t.as_dict() for t in stream.tables]  # known to the audit row even if writing fails
-            job.watermarks = self.watermarks(job.caller, job.tables) | {k: v for k, v in job.watermarks.items() if v}
+            fresh = self.watermarks(job.caller, job.tables)  # a re-run's stored ones count only where still shown
+            job.watermarks = fresh | {k: v for k, v in job.watermarks.items() if v and k in fresh and
+                                      not hides_figures(job.caller, self.engine.current(k), k)}
 
             def metadata() -> dict[str, str]:  # Parquet: the file carries its own provenance
                 cut = "row_cap" if stream.truncated else None

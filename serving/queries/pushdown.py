@@ -150,6 +150,22 @@ class Pushdown:
     def column_names(self, key: str) -> tuple[str, ...]:
         return tuple(name for name, _ in self.describe(key)[0])
 
+    def source_columns(self, key: str) -> tuple[str, ...]:
+        """``key``'s column names in Snowflake now, read on every call (never cached): what the
+        data-protection check judges before a query runs there, since a column added in the
+        source a moment ago is read by that query and was never classified (fails closed)."""
+        reg = self.registrations().get(key)
+        if reg is None:
+            return ()
+        from shared.snowflake import connect, table_columns
+
+        try:
+            with connect(self.settings.snowflake) as con:
+                return tuple(c.name for c in table_columns(con, reg.database, reg.schema, reg.table))
+        except Exception as e:  # the connector raises many types: the check then refuses (fails closed)
+            raise ServiceUnavailable(f"the columns of {key} could not be read from Snowflake",
+                                     rule="source_unavailable") from e
+
     def wanted(self, tables: Iterable[str], engine: str | None) -> bool:
         """Whether a query over ``tables`` runs in Snowflake: asked for, or it reads a live table."""
         if engine not in (None, *ENGINES):

@@ -145,6 +145,8 @@ async def refresh_status(request: Request[Any, Any, Any], caller: Caller, servic
         out["requested_by"] = None
     if hides_figures(caller, served_tables(services).current(key), key):
         out["rows"] = None
+        # A sync error may quote a value it read (a failed cast, a duplicate key) from a hidden column or row.
+        out["errors"] = ["the sync failed (its error message is shown to admins)"] if out.get("errors") else []
     return out
 
 

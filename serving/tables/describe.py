@@ -137,6 +137,35 @@ def _live(stats: dict[str, Any] | None, now: dt.datetime) -> dict[str, Any]:
     }
 
 
+def live_seen(stats: dict[str, Any], policy: policies.PolicySet, key: str) -> dict[str, Any]:
+    """A live table's source figures as a caller under ``policy`` may see them. Nothing of it is
+    copied, so no policy copy stands between the source and the catalog: excluded columns are
+    dropped here, each column says how a read would mask it (the rule's mask, else ``hash`` for a
+    name that looks personal, as the pushdown check judges it), and a row filter hides the row
+    count and size, which count the rows it removes."""
+    from shared import classify
+
+    rules = policy.rules.get(key, ())
+    overrides, unmasked = policy.overrides.get(key, {}), policy.unmasked.get(key, frozenset())
+    columns = []
+    for c in stats.get("columns") or []:
+        folded = duck_fold(str(c.get("name")))
+        action = "plain"
+        for rule in rules:
+            if any(duck_fold(x) == folded for x in rule.exclude):
+                action = "exclude"
+            for name, kind in rule.masks:
+                if duck_fold(name) == folded:
+                    action = policies.tighter(action, kind)
+        if action == "plain" and folded not in unmasked and overrides.get(
+                folded, classify.name_rule(str(c.get("name"))) is not None):
+            action = "hash"
+        if action != "exclude":
+            columns.append(c | {"masked": None if action == "plain" else action})
+    hidden = any(r.row_filter for r in rules)
+    return stats | {"columns": columns} | ({"row_count": None, "bytes": None} if hidden else {})
+
+
 def describe_tables(services: Services, keys: frozenset[str] | set[str], caller: Caller) -> list[dict[str, Any]]:
     """Entries of ``keys`` that exist (served or registered), sorted by key, as ``caller`` sees
     them. Blocking: run in a thread."""
@@ -167,7 +196,13 @@ def describe_tables(services: Services, keys: frozenset[str] | set[str], caller:
         reg = regs.get(key)
         live = live_stats(services).of(reg) if reg is not None and reg.live else None
         if manifest is None or policy is None:
+            if live is not None and policy is not None:
+                live = live_seen(live, policy, key)
             out.append(entry(key, manifest, statuses.get(key), reg, now, overrides=admin_overrides.get(key), live=live))
+            if policy is not None and policy.rules.get(key):
+                hide_sync_error(out[-1]["freshness"])
+            if live is not None and policy is not None and any(r.row_filter for r in policy.rules.get(key, ())):
+                out[-1]["row_filter"] = True
             continue
         plan = policies.plan(policy, manifest)
         try:
@@ -176,4 +211,16 @@ def describe_tables(services: Services, keys: frozenset[str] | set[str], caller:
             seen = dataclasses.replace(manifest, columns=[], row_count=0, bytes=0)
         out.append(entry(key, seen, statuses.get(key), reg, now, raw=manifest, plan=plan,
                          overrides=dict(policy.overrides.get(key, {})), live=live))
+        if plan.restricted:
+            hide_sync_error(out[-1]["freshness"])
     return out
+
+
+def hide_sync_error(freshness: dict[str, Any]) -> None:
+    """A failing table's reason without the sync's error text, for a caller under a policy on it:
+    an error raised while copying rows may quote a value (a cast that failed, a duplicate key),
+    taken from a column or row the policy hides."""
+    if freshness.get("status") == "failing":
+        at = freshness.get("last_failure_at")
+        when = at.isoformat() if isinstance(at, dt.datetime) else str(at)
+        freshness["reason"] = f"the last sync failed at {when} (its error message is shown to admins)"

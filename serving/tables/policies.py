@@ -194,7 +194,11 @@ class PolicyCopies:
             tmp.with_name(tmp.name + ".wal").unlink()
 
     def _cleanup(self, folder: Path, current_version: str) -> None:
-        """Remove copies of superseded versions older than the served-version grace period, and stray temp files."""
+        """Remove copies of superseded versions older than the served-version grace period, and stray temp files.
+
+        Superseded means older than ``current_version`` (version ids start with their UTC time, so
+        they sort by age): a copy built for an older version read on purpose (``at_versions``, a
+        continuation) must not remove the copies of the newer versions other reads have attached."""
         grace = self.settings.dagster.version_grace_minutes * 60
         now = time.time()
         for f in folder.iterdir():
@@ -202,7 +206,8 @@ class PolicyCopies:
                 old = now - f.stat().st_mtime > grace
             except FileNotFoundError:
                 continue
-            if old and (f.name.startswith(".tmp-") or not f.name.startswith(current_version + "-")):
+            superseded = f.name < current_version and not f.name.startswith(current_version + "-")
+            if old and (f.name.startswith(".tmp-") or superseded):
                 with contextlib.suppress(OSError):
                     f.unlink()
                 stale = [k for k, b in self._built.items() if b.path == f]
