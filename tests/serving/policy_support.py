@@ -28,9 +28,12 @@ FROM range(40) t(i)
 ORDERS_SQL = "SELECT i AS order_id, 'user' || (i % 40) || '@corp-canary.example' AS email, i * 1.5 AS total FROM range(100) t(i)"
 
 
-def publish_classified(served_root: Path, key: str, select_sql: str, *, drop: tuple[str, ...] = ()) -> Manifest:
+def publish_classified(served_root: Path, key: str, select_sql: str, *, drop: tuple[str, ...] = (),
+                       not_personal: tuple[str, ...] = (), **fields: Any) -> Manifest:
     """Publish a version as a sync does: with every column's classification in the manifest
-    (``drop`` leaves some columns unclassified, as a version written before classification)."""
+    (``drop`` leaves some columns unclassified, as a version written before classification;
+    ``not_personal`` columns carry a verdict of "not personal", what an earlier sync with an
+    older classifier or other data may have concluded). ``fields`` are more manifest fields."""
     with write_version(served_root, key, copy_previous=False) as pending:
         pending.con.execute(f"CREATE TABLE data AS {select_sql}")
         cols = pending.con.execute("SELECT column_name, data_type FROM information_schema.columns "
@@ -40,8 +43,10 @@ def publish_classified(served_root: Path, key: str, select_sql: str, *, drop: tu
         verdicts = classify_table(pending.con, "data", [c.name for c in columns], types=[c.type for c in columns])
         for name in drop:
             verdicts.pop(name, None)
+        for name in not_personal:
+            verdicts[name] = {"category": None, "confidence": 0.0, "personal": False, "evidence": {}}
         return publish(served_root, pending, strategy="full", row_count=rows, columns=columns,
-                       extra={"classification": verdicts})
+                       extra={"classification": verdicts}, **fields)
 
 
 def leaks(text: str) -> list[str]:

@@ -10,7 +10,6 @@ import io
 import json
 import re
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
@@ -18,8 +17,6 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from shared.classify import classify_table
-from shared.served import Column, Manifest, publish, write_version
 from shared.settings import Settings
 from tests.serving.helpers import assert_error
 from tests.serving.policy_support import CUSTOMERS, CUSTOMERS_SQL, ORDERS, ORDERS_SQL, leaks, publish_classified
@@ -34,28 +31,10 @@ def query(client: TestClient[Litestar], headers: Headers, sql: str, **extra: Any
     return client.post("/api/v1/queries/execute", headers=headers, json={"query": sql, **extra})
 
 
-def publish_as(served_root: Path, key: str, select_sql: str, *, not_personal: tuple[str, ...] = (),
-               **fields: Any) -> Manifest:
-    """Publish a version classified as a sync does, except that ``not_personal`` columns carry a
-    verdict of "not personal" (what an earlier sync, with an older classifier or other data,
-    may have concluded)."""
-    with write_version(served_root, key, copy_previous=False) as pending:
-        pending.con.execute(f"CREATE TABLE data AS {select_sql}")
-        cols = pending.con.execute("SELECT column_name, data_type FROM information_schema.columns "
-                                   "WHERE table_name = 'data' ORDER BY ordinal_position").fetchall()
-        rows = pending.con.execute("SELECT count(*) FROM data").fetchone()[0]
-        columns = [Column(name=c[0], type=c[1]) for c in cols]
-        verdicts = classify_table(pending.con, "data", [c.name for c in columns], types=[c.type for c in columns])
-        for name in not_personal:
-            verdicts[name] = {"category": None, "confidence": 0.0, "personal": False, "evidence": {}}
-        return publish(served_root, pending, strategy="full", row_count=rows, columns=columns,
-                       extra={"classification": verdicts}, **fields)
-
-
 @pytest.fixture
 def world(client: TestClient[Litestar], api_settings: Settings, make_swarm: Callable[..., dict[str, Any]],
           agent_headers: Callable[..., Headers], admin_headers: Headers) -> dict[str, Any]:
-    publish_as(api_settings.served_path, CUSTOMERS, CUSTOMERS_SQL, watermark=WATERMARK)
+    publish_classified(api_settings.served_path, CUSTOMERS, CUSTOMERS_SQL, watermark=WATERMARK)
     publish_classified(api_settings.served_path, ORDERS, ORDERS_SQL)
     plain = make_swarm([CUSTOMERS, ORDERS])
     guarded = make_swarm([CUSTOMERS, ORDERS])
@@ -152,8 +131,8 @@ def test_schema_changes_say_nothing_of_a_table_not_granted(client: TestClient[Li
 def reclassified(client: TestClient[Litestar], world: dict[str, Any], api_settings: Settings) -> str:
     """A version whose sync judged ``email`` and ``full_name`` not personal, then a current one
     that classifies them personal: returns the older version."""
-    old = publish_as(api_settings.served_path, CUSTOMERS, CUSTOMERS_SQL, not_personal=("email", "full_name"))
-    publish_as(api_settings.served_path, CUSTOMERS, CUSTOMERS_SQL)
+    old = publish_classified(api_settings.served_path, CUSTOMERS, CUSTOMERS_SQL, not_personal=("email", "full_name"))
+    publish_classified(api_settings.served_path, CUSTOMERS, CUSTOMERS_SQL)
     return old.version
 
 
@@ -184,11 +163,11 @@ def test_a_continuation_of_an_older_version_masks_what_is_personal_now(
         client: TestClient[Litestar], world: dict[str, Any], api_settings: Settings) -> None:
     """A cut answer's continuation re-reads the version the answer read; a sync that then
     classifies a column personal masks it in the re-run too."""
-    publish_as(api_settings.served_path, CUSTOMERS, CUSTOMERS_SQL, not_personal=("email",))
+    publish_classified(api_settings.served_path, CUSTOMERS, CUSTOMERS_SQL, not_personal=("email",))
     cut = query(client, world["a"], "SELECT customer_id, email FROM customers ORDER BY 1", max_rows=1).json()
     assert cut["truncated"], cut
     assert cut["rows"][0][1] == "user0@corp-canary.example"  # not personal by the version's own verdict
-    publish_as(api_settings.served_path, CUSTOMERS, CUSTOMERS_SQL)
+    publish_classified(api_settings.served_path, CUSTOMERS, CUSTOMERS_SQL)
     for url in (cut["continuation"]["next_url"], cut["continuation"]["result_url"] + "?format=csv"):
         r = client.get(url, headers=world["a"])
         assert r.status_code == 200, r.text
@@ -559,8 +538,8 @@ def test_no_spelling_leaks_through_a_pinned_older_version_or_a_dry_run(
     (whose own classification missed the e-mails) and dry-run: nothing the policy hides."""
     from tests.serving.policy_support import ADVERSARIAL
 
-    old = publish_as(api_settings.served_path, CUSTOMERS, CUSTOMERS_SQL, not_personal=("email",)).version
-    publish_as(api_settings.served_path, CUSTOMERS, CUSTOMERS_SQL)
+    old = publish_classified(api_settings.served_path, CUSTOMERS, CUSTOMERS_SQL, not_personal=("email",)).version
+    publish_classified(api_settings.served_path, CUSTOMERS, CUSTOMERS_SQL)
     g = world["g"]
     for sql in ADVERSARIAL:
         reads_customers = "customers" in sql.lower()
@@ -580,8 +559,8 @@ def test_reading_an_older_version_keeps_the_newer_versions_copies(client: TestCl
     version's copies past the grace period as if they were the superseded ones."""
     import os
 
-    old = publish_as(api_settings.served_path, CUSTOMERS, CUSTOMERS_SQL).version
-    publish_as(api_settings.served_path, CUSTOMERS, CUSTOMERS_SQL)
+    old = publish_classified(api_settings.served_path, CUSTOMERS, CUSTOMERS_SQL).version
+    publish_classified(api_settings.served_path, CUSTOMERS, CUSTOMERS_SQL)
     g = world["g"]
     assert query(client, g, "SELECT count(*) FROM customers").json()["rows"] == [[20]]
     copies = api_settings.home_path / "tmp" / "policy-copies"
