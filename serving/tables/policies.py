@@ -254,7 +254,15 @@ def hides_figures(caller: Caller, manifest: Manifest | None, key: str | None = N
         return False
     if manifest is None:
         return key is None or bool(policy.rules.get(key))
-    return plan(policy, manifest).restricted
+    # Asked for every query's provenance: a plan judges every column (hundreds of µs for a wide
+    # table), so it is kept per (rules snapshot, version) beside the copies ``seen`` keeps.
+    memo_key = ("hides_figures", manifest.table_key, manifest.file)
+    hidden = policy.memo.get(memo_key)
+    if hidden is None:
+        hidden = plan(policy, manifest).restricted
+        if len(policy.memo) < 4096:
+            policy.memo[memo_key] = hidden
+    return bool(hidden)
 
 
 def check_filter(served_root: Path, manifest: Manifest, row_filter: str) -> None:
