@@ -38,7 +38,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from shared.classify import CATEGORIES, classify_names
+from shared.classify import CATEGORIES, classify_names, name_rule
 from shared.control.models import ColumnOverrideRow, ColumnUnmaskRow, GrantPolicyRow
 from shared.identifiers import duck_fold
 from shared.served import Manifest
@@ -151,13 +151,8 @@ def plan(policy: PolicySet, manifest: Manifest, current: Manifest | None = None)
     cols = []
     for c in manifest.columns:
         folded = duck_fold(c.name)
-        action, why = "plain", ""
-        for rule in rules:
-            if any(duck_fold(x) == folded for x in rule.exclude):
-                action, why = "exclude", "policy"
-            for name, kind in rule.masks:
-                if duck_fold(name) == folded:
-                    action, why = tighter(action, kind), "policy"
+        action, named = rule_action(rules, folded)
+        why = "policy" if named else ""
         if action == "plain":
             personal, source = is_personal(manifest, c.name, overrides)
             personal = personal or (source != "override" and folded in now_personal)
@@ -166,6 +161,26 @@ def plan(policy: PolicySet, manifest: Manifest, current: Manifest | None = None)
         cols.append(ColumnPlan(c.name, c.type, action, why))
     filters = tuple(r.row_filter for r in rules if r.row_filter)
     return ViewPlan(key, policy.swarm_id, tuple(cols), filters)
+
+
+def rule_action(rules: Sequence[Rule], folded: str) -> tuple[str, bool]:
+    """The action ``rules`` put on the column named ``folded`` (``duck_fold``), and whether any of
+    them names it: the same rule combination for a served version's plan and a live table's view."""
+    action, named = "plain", False
+    for rule in rules:
+        if any(duck_fold(x) == folded for x in rule.exclude):
+            action, named = "exclude", True
+        for name, kind in rule.masks:
+            if duck_fold(name) == folded:
+                action, named = tighter(action, kind), True
+    return action, named
+
+
+def live_masked(overrides: Mapping[str, bool], unmasked: frozenset[str], name: str) -> bool:
+    """Whether a live table's column (never classified: nothing of it is copied) reads as personal,
+    so masked: the admin's override, else its name's verdict; not where the swarm has it unmasked."""
+    folded = duck_fold(name)
+    return folded not in unmasked and overrides.get(folded, name_rule(name) is not None)
 
 
 def rule_digests(policy: PolicySet | None, key: str) -> list[str]:

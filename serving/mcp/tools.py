@@ -95,8 +95,9 @@ class Tools:
         Use it before writing SQL against a table. Costs one small read of the table. Names
         are written as in SQL; a table you may not read answers like one that does not exist."""
         r = await self.routes()
-        t = _ok(await r.call("GET", f"{TABLES}/{_seg(table, 'table')}"))
-        sample = await r.call("GET", f"{TABLES}/{_seg(table, 'table')}/sample", params={"method": "head", "size": 5})
+        path = f"{TABLES}/{_seg(table, 'table')}"
+        t = _ok(await r.call("GET", path))
+        sample = await r.call("GET", f"{path}/sample", params={"method": "head", "size": 5})
         f = t.get("freshness") or {}
         head = [f"table: {t['table']}", f"description: {t.get('description') or '(none)'}",
                 f"rows: {render.value(t.get('row_count'))}; bytes on disk: {render.value(t.get('bytes'))}",
@@ -301,13 +302,15 @@ class Tools:
         for the sync to finish and then returns the job to poll with get_job (job_id and table)."""
         r = await self.routes()
         body = {"max_age_s": max_age_s} if max_age_s is not None else None
-        ans = _ok(await r.call("POST", f"{TABLES}/{_seg(table, 'table')}/refresh", body=body if body else {}))
+        refresh = f"{TABLES}/{_seg(table, 'table')}/refresh"
+        ans = _ok(await r.call("POST", refresh, body=body if body else {}))
         if not ans.get("job_id"):
             return self._refresh_text(ans, waited=None)
+        status = f"{refresh}/{_seg(ans['job_id'], 'job id')}"
         deadline = time.monotonic() + max(0.0, self.settings.refresh_wait_s)
         state: dict[str, Any] = {}
         while time.monotonic() < deadline:
-            state = _ok(await r.call("GET", f"{TABLES}/{_seg(table, 'table')}/refresh/{_seg(ans['job_id'], 'job id')}"))
+            state = _ok(await r.call("GET", status))
             if state.get("status") in TERMINAL_SYNC:
                 break
             await asyncio.sleep(min(POLL_S, max(0.0, deadline - time.monotonic())))

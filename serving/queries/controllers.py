@@ -154,15 +154,8 @@ def _schema_changes(engine: QueryEngine, caller: Caller, checked: GuardedQuery,
     # too). Why: a name outside them was looked up in the served data as given, so an ungranted
     # table's schema version came back in ``current`` (and whether it exists), and a name that
     # was not a whole key (``orders=…``) failed inside the lookup as a 500.
-    keyed = {}
-    for name, version in expected.items():
-        try:
-            key = resolve_among(frozenset(checked.tables), name)
-        except ApiError:
-            raise BadRequest(f"If-Schema-Version names {name[:200]!r}, which this query does not read; "
-                             "name only tables the query reads", rule="invalid_schema_version",
-                             details={"tables": sorted(checked.tables)}) from None
-        keyed[key] = version
+    keyed = {_table_read(checked, name, "If-Schema-Version", "invalid_schema_version"): version
+             for name, version in expected.items()}
     # As the caller sees each table (through its grant policy), as the catalog states it: the raw
     # version differed whenever a column was excluded (a change reported on every query) and
     # told the agent when the columns hidden from it changed.
@@ -171,6 +164,16 @@ def _schema_changes(engine: QueryEngine, caller: Caller, checked: GuardedQuery,
         manifest = engine.current(key)
         current[key] = schema_version(engine.seen(caller, manifest) if manifest is not None else None)
     return schema_changes(keyed, current)
+
+
+def _table_read(checked: GuardedQuery, name: str, field: str, rule: str) -> str:
+    """The key of the table ``name`` (by the agents' name rule, a short name too) among the tables
+    the query reads; a 400 naming ``field`` otherwise, the same whether the table exists or not."""
+    try:
+        return resolve_among(frozenset(checked.tables), name)
+    except ApiError:
+        raise BadRequest(f"{field} names {name[:200]!r}, which this query does not read; name only tables the "
+                         "query reads", rule=rule, details={"tables": sorted(checked.tables)}) from None
 
 
 _VERSION_ID = re.compile(r"[0-9A-Za-z_-]{1,80}")  # a served version id: never a path, never empty
@@ -187,12 +190,8 @@ def _pinned_versions(engine: QueryEngine, checked: GuardedQuery, wanted: dict[st
                          "versions", rule="live_table")
     pinned: dict[str, str] = {}
     for name, version in wanted.items():
-        try:
-            key = resolve_among(frozenset(checked.tables), name)  # the name rule If-Schema-Version follows
-        except ApiError:
-            raise BadRequest(f"at_versions names {name[:200]!r}, which this query does not read",
-                             rule="invalid_version_pin", details={"tables": sorted(checked.tables)}) from None
-        if key in engine.pushdown.live_keys() or version == LIVE_VERSION:
+        key = _table_read(checked, name, "at_versions", "invalid_version_pin")
+        if version == LIVE_VERSION:  # no table the query reads is live here (``wanted`` above)
             raise BadRequest(f"{key} is live (run in Snowflake): it has no served version to pin",
                              rule="live_table")
         if not isinstance(version, str) or not _VERSION_ID.fullmatch(version):

@@ -83,10 +83,6 @@ def plan(engine: QueryEngine, caller: Caller, checked: GuardedQuery, params: Any
     return []
 
 
-def total_bytes(engine: QueryEngine, caller: Caller, checked: GuardedQuery) -> int:
-    return sum(m.bytes for m in engine.manifests(checked.tables, caller))
-
-
 def dry_run(engine: QueryEngine, caller: Caller, checked: GuardedQuery, *, params: Any, max_rows: int,
             timeout_s: float, threshold: int, versions: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The dry-run answer (``schemas.DryRun`` without ``schema_changes``), at ``versions`` where pinned. Blocking.
@@ -112,7 +108,9 @@ def dry_run(engine: QueryEngine, caller: Caller, checked: GuardedQuery, *, param
 def over_threshold(engine: QueryEngine, caller: Caller, checked: GuardedQuery, *, params: Any, timeout_s: float,
                    threshold: int) -> bool:
     """Whether a real run should go to an async job at once (blocking; cheap unless the tables are big)."""
-    if threshold <= 0 or total_bytes(engine, caller, checked) <= threshold:
+    if threshold <= 0:
         return False
-    return _scanned_bytes(plan(engine, caller, checked, params, timeout_s),
-                          engine.manifests(checked.tables, caller)) > threshold
+    manifests = engine.manifests(checked.tables, caller)
+    if sum(m.bytes for m in manifests) <= threshold:
+        return False
+    return _scanned_bytes(plan(engine, caller, checked, params, timeout_s), manifests) > threshold

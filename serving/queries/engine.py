@@ -80,7 +80,7 @@ from serving.queries.memory import memory_budget
 from serving.queries.pushdown import LIVE_VERSION, Pushdown
 from serving.queries.watchdog import Handle, MemoryGuard, Watchdog
 from serving.tables.policies import PolicyCopies
-from shared import classify, policies
+from shared import policies
 from shared.identifiers import duck_fold
 from shared.served import CURRENT, Column, Manifest, ServedDataError, list_served, read_current, table_dir
 from shared.served_storage import open_store
@@ -359,9 +359,8 @@ class QueryEngine:
             if policy.rules.get(key):
                 restricted = True
             elif key in live:
-                restricted = any(
-                    overrides.get(duck_fold(name), classify.name_rule(name) is not None)
-                    and duck_fold(name) not in unmasked for name in self.pushdown.source_columns(key))
+                restricted = any(policies.live_masked(overrides, unmasked, name)
+                                 for name in self.pushdown.source_columns(key))
             else:
                 manifest = self.current(key)
                 served = {duck_fold(c.name) for c in manifest.columns} if manifest is not None else set()

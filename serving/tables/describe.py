@@ -143,22 +143,12 @@ def live_seen(stats: dict[str, Any], policy: policies.PolicySet, key: str) -> di
     dropped here, each column says how a read would mask it (the rule's mask, else ``hash`` for a
     name that looks personal, as the pushdown check judges it), and a row filter hides the row
     count and size, which count the rows it removes."""
-    from shared import classify
-
     rules = policy.rules.get(key, ())
     overrides, unmasked = policy.overrides.get(key, {}), policy.unmasked.get(key, frozenset())
     columns = []
     for c in stats.get("columns") or []:
-        folded = duck_fold(str(c.get("name")))
-        action = "plain"
-        for rule in rules:
-            if any(duck_fold(x) == folded for x in rule.exclude):
-                action = "exclude"
-            for name, kind in rule.masks:
-                if duck_fold(name) == folded:
-                    action = policies.tighter(action, kind)
-        if action == "plain" and folded not in unmasked and overrides.get(
-                folded, classify.name_rule(str(c.get("name"))) is not None):
+        action, _ = policies.rule_action(rules, duck_fold(str(c.get("name"))))
+        if action == "plain" and policies.live_masked(overrides, unmasked, str(c.get("name"))):
             action = "hash"
         if action != "exclude":
             columns.append(c | {"masked": None if action == "plain" else action})
