@@ -48,12 +48,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import threading
-from typing import Any
+from typing import Any, ClassVar
 
 import duckdb
 import sqlglot
 from sqlglot import exp
+from sqlglot.dialects.duckdb import DuckDB
 from sqlglot.errors import ParseError, TokenError
+from sqlglot.tokens import TokenType
 
 from serving.lib import metrics
 from serving.lib.errors import ApiError, BadRequest, PayloadTooLarge, QueryRejected
@@ -229,13 +231,26 @@ class _Walker:
         node.set("this", exp.to_identifier(table, quoted=True))
 
 
+class AgentDuckDB(DuckDB):
+    """DuckDB as the guard reads agent SQL: sqlglot's DuckDB reader, minus a token DuckDB lacks.
+
+    sqlglot's tokenizer reads ``?::`` as one operator (a JSON cast in other dialects), so
+    ``a = ?::INT``, a parameter cast DuckDB itself accepts, was refused as a parse error.
+    Without it ``?`` is the placeholder and ``::`` the cast, as in DuckDB. What the guard
+    writes back is still plain DuckDB SQL.
+    """
+
+    class Tokenizer(DuckDB.Tokenizer):
+        KEYWORDS: ClassVar[dict[str, TokenType]] = {k: v for k, v in DuckDB.Tokenizer.KEYWORDS.items() if k != "?::"}
+
+
 def _parse(sql: str) -> exp.Expr:
     if len(sql) > MAX_SQL_CHARS:
         raise PayloadTooLarge(f"query is longer than {MAX_SQL_CHARS} characters", rule="query_too_long")
     if "\x00" in sql:
         raise reject("parse_error", "query contains a NUL character")
     try:
-        statements = [s for s in sqlglot.parse(sql, read="duckdb") if s is not None]
+        statements = [s for s in sqlglot.parse(sql, read=AgentDuckDB) if s is not None]
     except (ParseError, TokenError) as e:
         _classify_unparsed(sql)  # DuckDB's parser names statements sqlglot cannot read (EXPORT, CREATE SECRET …)
         raise reject("parse_error", f"could not parse the query: {shown(str(e).splitlines()[0])}") from e

@@ -382,6 +382,10 @@ PARAMS: list[tuple[str, Any, list[tuple[Any, ...]] | str]] = [
     ("SELECT id FROM orders WHERE id IN (SELECT unnest(?)) ORDER BY id", [[1, 2]], [(1,), (2,)]),
     ("SELECT * FROM range(?) LIMIT 2", [10**12], [(0,), (1,)]),
     ("SELECT COLUMNS(?) FROM orders ORDER BY id LIMIT 1", ["^id$"], [(0,)]),
+    # A parameter cast with ``::`` right after the placeholder, as DuckDB reads it.
+    ("SELECT id FROM orders WHERE id = ?::BIGINT", ["2"], [(2,)]),
+    ("SELECT ?::VARCHAR AS v, ?::INT[] AS l", [5, ["1", "2"]], [("5", [1, 2])]),
+    ("SELECT '?::' AS v WHERE ?::BOOLEAN", [True], [("?::",)]),
 ]
 
 
