@@ -30,6 +30,10 @@ VALUE_SHARE = 0.6  # share of sampled values that must match a value rule
 TEXT_SHARE = 0.05  # share of free-text values that must contain personal data
 SPARSE_SHARE, SPARSE_MIN = 0.01, 2  # share and count of values in an unambiguous personal format
 VALUE_CHARS = 512  # characters of each sampled value that are judged
+# Columns sampled per scan. A reservoir sample holds buffers for every column it carries: over
+# about 400 columns one scan ran out of the sync writer's 64 MB whatever the row count, and a wide
+# table could never be published. Each scan draws its own seeded sample of the same relation.
+COLUMNS_PER_SAMPLE = 64
 
 # Name rules: (category, pattern on the lower-cased name with separators removed, confidence).
 _NAME_RULES: tuple[tuple[str, re.Pattern[str], float], ...] = (
@@ -335,19 +339,20 @@ def classify_table(con: Any, relation: str, columns: Sequence[str], *, types: Se
     ``VALUE_CHARS`` characters, so the sample stays small whatever the column holds."""
     kinds = ["text" if types is None else judged_as(types[i]) for i in range(len(columns))]
     judged = [i for i, _ in enumerate(columns) if kinds[i] is not None]
-    rows: list[tuple[Any, ...]] = []
-    if judged:
+    sampled: dict[int, list[Any]] = {}
+    for start in range(0, len(judged), COLUMNS_PER_SAMPLE):
+        group = judged[start:start + COLUMNS_PER_SAMPLE]
         select = ", ".join(f'left(CAST("{columns[i].replace(chr(34), chr(34) * 2)}" AS VARCHAR), {VALUE_CHARS})'
-                           for i in judged)
+                           for i in group)
         rows = con.execute(f"SELECT {select} FROM {relation} USING SAMPLE reservoir({int(sample_rows)} ROWS) "
                            "REPEATABLE (0)").fetchall()
+        sampled.update((i, [r[j] for r in rows]) for j, i in enumerate(group))
     out = {}
-    position = {i: j for j, i in enumerate(judged)}
     for i, name in enumerate(columns):
-        if i not in position:
+        if i not in sampled:
             out[name] = classify_column(name, []).to_json()
             continue
-        values = [t for r in rows if (t := _text(r[position[i]])) is not None]
+        values = [t for v in sampled[i] if (t := _text(v)) is not None]
         judge = {"nested": classify_nested, "number": classify_number}.get(kinds[i] or "", classify_column)
         out[name] = judge(name, values).to_json()
     return out

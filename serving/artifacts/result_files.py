@@ -51,8 +51,8 @@ def _json_column(name: str, duck_type: str, values: list[Any]) -> pa.Array:
         return pa.array(values, type=pa.int64())
     if base in _UINT_TYPES:
         return pa.array(values, type=pa.uint64())
-    if base in ("FLOAT", "DOUBLE", "REAL"):
-        return pa.array(values, type=pa.float64())
+    if base in ("FLOAT", "DOUBLE", "REAL"):  # NaN and ±infinity are written "nan", "inf", "-inf"
+        return pa.array([float(v) if isinstance(v, str) else v for v in values], type=pa.float64())
     if base in _WIDE_INT_TYPES:
         return pa.array([None if v is None else str(v) for v in values], type=pa.string())
     if m := _DECIMAL.match(base):

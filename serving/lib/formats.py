@@ -21,9 +21,12 @@ sees half a result.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import decimal
+import math
 import os
+import re
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -89,11 +92,73 @@ def _widen(value: Any) -> Any:
 
 
 def encode_json(payload: Any) -> bytes:
-    """msgspec JSON: datetimes ISO 8601, decimals and intervals as strings, NaN as null, blobs as base64."""
+    """msgspec JSON: datetimes ISO 8601, decimals and intervals as strings, blobs as base64.
+
+    msgspec writes NaN and ±infinity as ``null`` and a decimal as ``str()`` gives it (``0E-8``):
+    result rows go through :func:`exact_rows` first, which spells them exactly."""
     try:
         return _encoder.encode(payload)
     except (OverflowError, msgspec.EncodeError, TypeError):
         return _encoder.encode(_widen(payload))
+
+
+_NON_FINITE = {math.inf: "inf", -math.inf: "-inf"}
+_EXACT_KINDS = ("double", "float", "real", "decimal", "hugeint")  # type names whose values need exact_value
+_WIDE_INTEGERS = ("HUGEINT", "UHUGEINT")  # Arrow and Parquet hold these as decimal128(38, 0)
+# Python's and Arrow's decimal-to-text switch to an exponent (``1E-7``, ``0E-8``) below this many
+# places past the point; a column of a larger scale is spelled by ``exact_value``.
+FIXED_POINT_SCALE = 6
+_PLAIN_DECIMAL = re.compile(r"^(?:DECIMAL|decimal128|decimal256)\(\d+,\s*(\d+)\)$", re.IGNORECASE)
+
+
+def exact_value(value: Any, *, integer: bool = False) -> Any:
+    """One result value as JSON can hold it exactly and tell apart from NULL.
+
+    NaN and ±infinity become ``"nan"``, ``"inf"``, ``"-inf"`` (CSV's and the profile's
+    spelling): JSON has no such numbers, and msgspec would write ``null``, the same as a
+    missing value. A decimal becomes its fixed-point digits at its own scale (``0.00000000``,
+    never ``0E-8``), as CSV and DuckDB write it; with ``integer`` (a HUGEINT read back from an
+    Arrow or Parquet result, where it is a decimal, or from a CSV result, where it is its digits)
+    it stays a number. Nested values are walked."""
+    if integer and isinstance(value, str):
+        return int(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        return _NON_FINITE.get(value, value)
+    if isinstance(value, decimal.Decimal):
+        return int(value) if integer and value == value.to_integral_value() else format(value, "f")
+    if isinstance(value, list | tuple):
+        return [exact_value(v) for v in value]
+    if isinstance(value, dict):
+        return {k: exact_value(v) for k, v in value.items()}
+    return value
+
+
+def exact_columns(types: Any) -> list[tuple[int, bool]]:
+    """(index, integer) of the columns whose values :func:`exact_value` may change, from their
+    DuckDB or Arrow types; a result without any (the usual case) costs nothing more."""
+    out = []
+    for i, typ in enumerate(types):
+        text = str(typ)
+        if (m := _PLAIN_DECIMAL.match(text)) and int(m.group(1)) <= FIXED_POINT_SCALE:
+            continue  # str() of a decimal of scale 6 or less is always fixed-point
+        if any(kind in text.lower() for kind in _EXACT_KINDS):
+            out.append((i, text.upper() in _WIDE_INTEGERS))
+    return out
+
+
+def exact_rows(rows: list[Any], columns: list[tuple[int, bool]]) -> list[Any]:
+    """``rows`` with :func:`exact_value` applied to ``columns`` (from :func:`exact_columns`)."""
+    if not columns:
+        return rows
+    out = []
+    for row in rows:
+        values = list(row)
+        for i, integer in columns:
+            values[i] = exact_value(values[i], integer=integer)
+        out.append(values)
+    return out
 
 
 Piece = bytes | memoryview  # a part of an answer as encoded: never copied to be joined
@@ -181,9 +246,9 @@ def write_file(stream: Any, fmt: str, path: Path, *, max_bytes: int, json_head: 
                         writer.write_batch(batch)
                         limit.check(fh.tell())
             elif fmt == "csv":
-                with pacsv.CSVWriter(fh, stream.schema) as writer:
+                with pacsv.CSVWriter(fh, csv_schema(stream.schema)) as writer:
                     for batch in stream:
-                        writer.write_batch(batch)
+                        writer.write_batch(csv_batch(batch))
                         limit.check(fh.tell())
             elif fmt == "parquet":
                 if _duckdb_can_write(stream.schema):
@@ -201,6 +266,41 @@ def write_file(stream: Any, fmt: str, path: Path, *, max_bytes: int, json_head: 
                          rule="unsupported_type") from e
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _is_binary(typ: pa.DataType) -> bool:
+    return bool(pa.types.is_binary(typ) or pa.types.is_large_binary(typ) or pa.types.is_fixed_size_binary(typ)
+                or pa.types.is_binary_view(typ))
+
+
+def _csv_text(typ: pa.DataType) -> bool:
+    """Whether CSV needs this column spelled by :func:`csv_batch` rather than by Arrow."""
+    return _is_binary(typ) or (pa.types.is_decimal(typ) and typ.scale > FIXED_POINT_SCALE)
+
+
+def csv_schema(schema: pa.Schema) -> pa.Schema:
+    """The CSV writer's schema: binary and high-scale decimal columns become text (:func:`csv_batch`)."""
+    return pa.schema([f.with_type(pa.string()) if _csv_text(f.type) else f for f in schema])
+
+
+def csv_batch(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """A batch as CSV writes it. Binary values (BLOB) are base64, as JSON results and CSV artifacts
+    write them: written raw, a blob that happened to be valid UTF-8 came out as text no reader could
+    tell from a string (with its NULs and line breaks), and one that was not failed the whole export.
+    Decimals of a scale past ``FIXED_POINT_SCALE`` are written in fixed point at their scale, as
+    DuckDB writes them: Arrow wrote ``0E-8`` and ``1E-37``."""
+    if not any(_csv_text(t) for t in batch.schema.types):
+        return batch
+    arrays = []
+    for col in batch.columns:
+        if _is_binary(col.type):
+            arrays.append(pa.array([None if v is None else base64.b64encode(v).decode() for v in col.to_pylist()],
+                                   type=pa.string()))
+        elif _csv_text(col.type):
+            arrays.append(pa.array([None if v is None else format(v, "f") for v in col.to_pylist()], type=pa.string()))
+        else:
+            arrays.append(col)
+    return pa.RecordBatch.from_arrays(arrays, schema=csv_schema(batch.schema))
 
 
 def parquet_batch_rows(types: list[Any], otherwise: int) -> int:
@@ -338,10 +438,11 @@ def _patch_footer(path: Path, holders: dict[str, str], values: dict[str, str]) -
 def _write_json(fh: Any, stream: Any, head: dict[str, Any], limit: _Limit) -> None:
     """``{"columns": …, "rows": [[…], …], "row_count": …, "truncated": …, "tables": …}``, one batch at a time."""
     fh.write(b'{"columns":' + encode_json(stream.columns) + b',"rows":[')
+    exact = exact_columns(c.get("type", "") for c in stream.columns)
     first = True
     for batch in stream:
         columns = [c.to_pylist() for c in batch.columns]
-        rows = encode_json([list(r) for r in zip(*columns, strict=True)])[1:-1]
+        rows = encode_json(exact_rows([list(r) for r in zip(*columns, strict=True)], exact))[1:-1]
         if rows:
             fh.write(rows if first else b"," + rows)
             first = False

@@ -173,11 +173,12 @@ def fetch_json(cur: Any, rows_cap: int, max_bytes: int) -> tuple[formats.Encoded
     """
     parts: list[formats.Piece] = []
     size, count, batch = 2, 0, FIRST_BATCH_ROWS
+    exact = formats.exact_columns(d[1] for d in cur.description or [])
     cut_by: str | None = None
     finished = False
     while True:
         want = min(batch, rows_cap + 1 - count)
-        got = cur.fetchmany(want)
+        got = formats.exact_rows(cur.fetchmany(want), exact)
         if count + len(got) > rows_cap:
             cut_by = "row_cap"
             del got[rows_cap - count:]

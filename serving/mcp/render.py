@@ -5,7 +5,12 @@ Rules, the same for every tool:
   exact decimals arrive as text from the route and stay exactly as written. NULL is ``NULL``.
 - Dates and times are ISO 8601 as the route gives them (``2026-12-06``,
   ``2026-12-06T02:44:55+00:00``); ages are said in seconds and in words.
-- A cell longer than ``CELL_CHARS`` is cut with ``…``; ``|`` and line breaks are escaped.
+- A cell longer than ``CELL_CHARS`` is cut with ``…``; ``|``, line breaks and other control
+  characters are escaped.
+- A text that bare would read as something else is written as a JSON string (in double
+  quotes): the empty string, ``NULL`` in any case, text with leading or trailing spaces
+  (the table's padding would hide them) and text starting with a double quote. So ``NULL``
+  is only ever a missing value, and ``""`` only ever the empty string.
 - Every answer ends with a footer: the tables read, each with its served version and age,
   whether rows were cut and by what, and how to get the rest. The footer is written
   first and the body gets what is left of the budget, so it is never the part that is cut.
@@ -16,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -35,8 +41,26 @@ def value(v: Any) -> str:
         return repr(v)  # shortest exact form; never locale-grouped, never 1e+06 for whole numbers below 1e16
     if isinstance(v, dict | list):
         v = json.dumps(v, ensure_ascii=False, separators=(",", ":"))
-    text = str(v).replace("\\", "\\\\").replace("|", "\\|").replace("\r", "\\r").replace("\n", "\\n")
+    text = str(v)
+    if _ambiguous(text):  # JSON escapes its backslashes and control characters itself
+        text = json.dumps(text, ensure_ascii=False).replace("|", "\\|")
+    else:
+        text = _CONTROL.sub(_escape, text.replace("\\", "\\\\").replace("|", "\\|"))
     return text if len(text) <= CELL_CHARS else text[: CELL_CHARS - 1] + "…"
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(m: re.Match[str]) -> str:
+    """A control character as a visible escape (a NUL written raw vanished from the table)."""
+    return _NAMED.get(m.group(), f"\\u{ord(m.group()):04x}")
+
+
+def _ambiguous(text: str) -> bool:
+    """Whether a bare text could be read as another value: empty, NULL, padded or already quoted."""
+    return not text or text.upper() == "NULL" or text != text.strip() or text.startswith('"')
 
 
 def table(columns: Sequence[dict[str, Any]], rows: Sequence[Sequence[Any]], budget: int) -> tuple[str, int]:

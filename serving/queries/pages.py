@@ -10,6 +10,7 @@ next to the result (``<id>.as.<ext>``) and expires with it.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,30 +30,32 @@ class _Batches:
 
     def __init__(self, row: QueryJobRow, path: Path) -> None:
         self.row, self.path = row, path
-        self.schema = schema_of(row.output_format, path)
+        self.schema = schema_of(row.output_format, path, stored_columns(row))
         self.columns = columns_of(row, self.schema)
         self.row_count = 0
         self.truncated = bool(row.truncated)
         self.tables: list[Any] = []
 
     def __iter__(self) -> Iterator[pa.RecordBatch]:
-        for batch in batches(self.row.output_format, self.path):
+        for batch in batches(self.row.output_format, self.path, columns=stored_columns(self.row)):
             self.row_count += batch.num_rows
             yield batch
 
 
-def schema_of(fmt: str, path: Path) -> pa.Schema:
+def schema_of(fmt: str, path: Path, columns: list[dict[str, Any]] | None = None) -> pa.Schema:
     if fmt == "parquet":
         return pq.ParquetFile(path).schema_arrow
     if fmt == "arrow":
         with ipc.open_stream(path) as reader:
             return reader.schema
-    first = next(batches(fmt, path), None)
+    first = next(batches(fmt, path, columns=columns), None)
     return first.schema if first is not None else pa.schema([])
 
 
-def batches(fmt: str, path: Path, *, skip: int = 0) -> Iterator[pa.RecordBatch]:
-    """Record batches of a stored result; with ``skip``, Parquet row groups before it are not read."""
+def batches(fmt: str, path: Path, *, skip: int = 0,
+            columns: list[dict[str, Any]] | None = None) -> Iterator[pa.RecordBatch]:
+    """Record batches of a stored result; with ``skip``, Parquet row groups before it are not read.
+    ``columns`` (the result's DuckDB columns, :func:`stored_columns`) types a CSV result."""
     if fmt == "parquet":
         f = pq.ParquetFile(path)
         start, groups = 0, []
@@ -69,7 +72,7 @@ def batches(fmt: str, path: Path, *, skip: int = 0) -> Iterator[pa.RecordBatch]:
             yield from reader
         return
     if fmt == "csv":
-        with pacsv.open_csv(path) as reader:
+        with pacsv.open_csv(path, convert_options=csv_options(columns)) as reader:
             yield from reader
         return
     body = json.loads(path.read_bytes())
@@ -92,10 +95,46 @@ def _first_row_of_groups(fmt: str, path: Path, skip: int) -> int:
     return start
 
 
-def columns_of(row: QueryJobRow, schema: pa.Schema) -> list[dict[str, str]]:
+def stored_columns(row: QueryJobRow) -> list[dict[str, Any]] | None:
+    """The result's columns with their DuckDB types, as the job recorded them (None if it did not)."""
     stored = (row.provenance or {}).get("columns")
+    return list(stored) if stored else None
+
+
+_CSV_TYPES = {
+    "BOOLEAN": pa.bool_(), "TINYINT": pa.int64(), "SMALLINT": pa.int64(), "INTEGER": pa.int64(), "BIGINT": pa.int64(),
+    "UTINYINT": pa.uint64(), "USMALLINT": pa.uint64(), "UINTEGER": pa.uint64(), "UBIGINT": pa.uint64(),
+    "FLOAT": pa.float64(), "DOUBLE": pa.float64(), "DATE": pa.date32(),
+}
+_DECIMAL = re.compile(r"^DECIMAL\((\d+),\s*(\d+)\)$")
+
+
+def _csv_type(duck_type: str) -> pa.DataType:
+    """The Arrow type a CSV result's column is read as: its DuckDB type where CSV's text of it reads
+    back to the same value, else text (timestamps, blobs as base64, JSON, ...), kept as written."""
+    base = duck_type.strip().upper()
+    if m := _DECIMAL.match(base):
+        return pa.decimal128(int(m.group(1)), int(m.group(2)))
+    return _CSV_TYPES.get(base, pa.string())
+
+
+def csv_options(columns: list[dict[str, Any]] | None) -> pacsv.ConvertOptions:
+    """How a stored CSV result is read back. Inferring types from the text read ``00123`` as the
+    number 123, ``nan`` or ``true`` in a text column as a float or a boolean, and an empty string
+    as whatever the column held: a page or a conversion then served values the query never
+    returned. The result's own column types decide instead, and only an empty unquoted field is
+    NULL (the writer's spelling: an empty string is written ``""``)."""
+    types = {str(c.get("name")): _csv_type(str(c.get("type", ""))) for c in columns or []}
+    if columns and len(types) != len(columns):  # duplicate names: no per-name types, all text
+        types = dict.fromkeys(types, pa.string())
+    return pacsv.ConvertOptions(column_types=types, null_values=[""], strings_can_be_null=True,
+                                quoted_strings_can_be_null=False)
+
+
+def columns_of(row: QueryJobRow, schema: pa.Schema) -> list[dict[str, str]]:
+    stored = stored_columns(row)
     if stored and len(stored) == len(schema):
-        return list(stored)
+        return stored
     return [{"name": f.name, "type": str(f.type)} for f in schema]
 
 
@@ -115,8 +154,9 @@ def page(row: QueryJobRow, path: Path, *, cursor: str | None, limit: int) -> dic
     at = _first_row_of_groups(fmt, path, offset)
     taken: list[pa.RecordBatch] = []
     want = limit
-    schema = schema_of(fmt, path)
-    for batch in batches(fmt, path, skip=offset):
+    stored = stored_columns(row)
+    schema = schema_of(fmt, path, stored)
+    for batch in batches(fmt, path, skip=offset, columns=stored):
         if want <= 0:
             break
         if at + batch.num_rows <= offset:
@@ -133,8 +173,10 @@ def page(row: QueryJobRow, path: Path, *, cursor: str | None, limit: int) -> dic
         rows.extend(list(r) for r in zip(*cols, strict=True))
     end = offset + len(rows)
     more = end < total
+    columns = columns_of(row, schema)
+    rows = formats.exact_rows(rows, formats.exact_columns(c.get("type", "") for c in columns))
     return {
-        "job_id": row.id, "columns": columns_of(row, schema), "rows": rows, "row_count": len(rows), "offset": offset,
+        "job_id": row.id, "columns": columns, "rows": rows, "row_count": len(rows), "offset": offset,
         "next_cursor": encode_cursor(end) if more else None,
         "next_url": rows_url(row.id, end, limit) if more else None, "total_rows": total,
     }

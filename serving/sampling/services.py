@@ -306,8 +306,9 @@ def arrow_bytes(table: pa.Table, fmt: str) -> bytes:
             w.write_table(table)
     elif fmt == "parquet":
         pq.write_table(table, sink, compression="zstd")
-    else:
-        pacsv.write_csv(table, sink)
+    else:  # binary values as base64, as query results write them
+        pacsv.write_csv(pa.Table.from_batches([formats.csv_batch(b) for b in table.to_batches()],
+                                              schema=formats.csv_schema(table.schema)), sink)
     return sink.getvalue()
 
 
