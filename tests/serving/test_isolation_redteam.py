@@ -22,6 +22,8 @@ from serving.app import create_app
 from serving.lib.admission import Admission
 from serving.lib.caller import Caller
 from serving.lib.limits import heavy_key
+from serving.queries.services import get_engine
+from serving.queries.watchdog import MemoryGuard
 from shared.settings import Settings
 from tests.conftest import publish_table
 from tests.serving.helpers import assert_error, bearer, mint_token
@@ -157,6 +159,27 @@ def test_heavy_places_go_to_the_swarm_with_fewest_running_not_the_agent() -> Non
     for t in waiters:
         t.join(5)
     assert granted[0] == key("s2", "x"), granted
+
+
+# -- process memory: the swarm flooding the process loses its own queries first ----------------------------
+def test_over_the_memory_budget_the_busiest_swarm_loses_a_query_first(world: World, services: Any) -> None:
+    engine = get_engine(services)
+    victim = _slow_job(world, "b1")  # the other swarm's one long query, started first
+    time.sleep(0.05)
+    flood = [(who, _slow_job(world, who)) for who in ("a1", "a2")]
+    for _ in range(200):
+        if len([h for h in engine.running() if h.running]) == 3:
+            break
+        time.sleep(0.02)
+    try:
+        guard = MemoryGuard(1, engine.running, rss=lambda: 10)  # over budget
+        guard.check()
+        stopped = {h.owner for h in engine.running() if h.memory}
+        assert stopped == {world.swarms["s1"]}, stopped
+        assert world.client.get(f"/api/v1/queries/jobs/{victim}", headers=world.h["b1"]).json()["status"] == "running"
+    finally:
+        for who, job in [("b1", victim), *flood]:
+            world.client.delete(f"/api/v1/queries/jobs/{job}", headers=world.h[who])
 
 
 # -- request and refresh rates: swarm-wide buckets ------------------------------------------------------
