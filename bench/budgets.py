@@ -60,7 +60,8 @@ def _time_check(url: str, n: int) -> float:
                 refreshes_per_hour=10**6,
             )
         )
-    settings = Settings.from_env({"AGENT_REQUESTS_PER_MINUTE": str(10**9), "DATABASE_URL": url})
+    settings = Settings.from_env({"AGENT_REQUESTS_PER_MINUTE": str(10**9), "SWARM_REQUESTS_PER_MINUTE": str(10**9),
+                                  "DATABASE_URL": url})
     budgets = Budgets(url, settings)
     caller = Caller(kind="agent", subject="a", token_id=token, swarm_id="swm_bench")
     times = []
@@ -114,6 +115,8 @@ def main() -> None:
         "SNOWFLAKE_PORT": "9",
         "AGENT_REQUESTS_PER_MINUTE": str(10**9),
         "AGENT_MAX_CONCURRENT_QUERIES": "64",
+        "SWARM_REQUESTS_PER_MINUTE": str(10**9),
+        "SWARM_MAX_CONCURRENT_QUERIES": "64",
     }
     url = f"http://127.0.0.1:{port}"
     proc = processes.start([sys.executable, "-m", "serving"], env=env, cwd=ROOT, log_path=tmp / "api.log")

@@ -104,7 +104,8 @@ def main() -> None:
         sqlite_copy(db_file, home / "bench.db")
         env = dict(os.environ, AGENTS_DATA_HOME=str(home), DATABASE_URL=f"sqlite:///{home / 'control.db'}",
                    JWT_SECRET="compare-" + "s" * 40, ADMIN_PASSWORD=ADMIN_PASSWORD, LOG_LEVEL="warning",
-                   AGENT_REQUESTS_PER_MINUTE="100000000", AGENT_MAX_CONCURRENT_QUERIES="64")
+                   AGENT_REQUESTS_PER_MINUTE="100000000", AGENT_MAX_CONCURRENT_QUERIES="64",
+                   SWARM_REQUESTS_PER_MINUTE="100000000", SWARM_MAX_CONCURRENT_QUERIES="64")
         ports = {name: processes.free_port() for name in ("bare", "ours", "datasette")}
         urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
         procs.append(start([sys.executable, str(ROOT / "bench" / "serving.py"), "--bare", str(db_file),

@@ -100,7 +100,8 @@ def start_api(home: Path, port: int, logfile: Path, *, slots: int, extra_env: di
            "QUERY_MEMORY_LIMIT": f"{MEMORY_LIMIT_MB}MB", "QUERY_TIMEOUT_S": str(SAMPLE_TIMEOUT_S),
            # The process guard acts 100 MB under the budget: room for growth between its checks.
            "QUERY_PROCESS_MEMORY_LIMIT": f"{MEMORY_LIMIT_MB * slots + 200}MB",
-           "AGENT_REQUESTS_PER_MINUTE": "1000000",
+           "AGENT_REQUESTS_PER_MINUTE": "1000000", "SWARM_REQUESTS_PER_MINUTE": "1000000",
+           "SWARM_MAX_CONCURRENT_QUERIES": "0",  # the bench sizes the load by agents and loops itself
            "PYTHONPYCACHEPREFIX": str(Path(tempfile.gettempdir()) / "agents-data-pycache"), "PYTHONDONTWRITEBYTECODE": "",
            **(extra_env or {})}
     proc = processes.start([sys.executable, "-m", "serving"], env=env, cwd=ROOT, log_path=logfile)

@@ -113,7 +113,8 @@ def main() -> None:
     env = dict(os.environ, AGENTS_DATA_HOME=str(home), DATABASE_URL=f"sqlite:///{home / 'control.db'}",
                JWT_SECRET="bench-" + "s" * 40, ADMIN_PASSWORD=ADMIN_PASSWORD, LOG_LEVEL="warning",
                API_HOST="127.0.0.1", API_PORT=str(port), API_WORKERS="1",
-               AGENT_REQUESTS_PER_MINUTE="100000000", AGENT_MAX_CONCURRENT_QUERIES="64")
+               AGENT_REQUESTS_PER_MINUTE="100000000", AGENT_MAX_CONCURRENT_QUERIES="64",
+               SWARM_REQUESTS_PER_MINUTE="100000000", SWARM_MAX_CONCURRENT_QUERIES="64")
     log_path = home / "api.log"
     proc: subprocess.Popen[bytes] = processes.start([sys.executable, "-m", "serving"], env=env, cwd=ROOT,
                                                     log_path=log_path)

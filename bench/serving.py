@@ -243,6 +243,7 @@ def main() -> None:
         env = dict(os.environ, AGENTS_DATA_HOME=str(home), DATABASE_URL=f"sqlite:///{home / 'control.db'}",
                    JWT_SECRET="bench-" + "s" * 40, ADMIN_PASSWORD=ADMIN_PASSWORD, LOG_LEVEL="warning",
                    AGENT_REQUESTS_PER_MINUTE="100000000", AGENT_MAX_CONCURRENT_QUERIES="64",
+                   SWARM_REQUESTS_PER_MINUTE="100000000", SWARM_MAX_CONCURRENT_QUERIES="64",
                    **({"TOKEN_CACHE_TTL_S": os.environ["BENCH_TOKEN_TTL"]} if os.environ.get("BENCH_TOKEN_TTL") else {}))
         bare_port, our_port = processes.free_port(), processes.free_port()
         procs.append(start([sys.executable, __file__, "--bare", str(db_file), "--port", str(bare_port)], env,

@@ -150,6 +150,7 @@ class AuthSettings:
     admin_token_ttl_s: int = env_var("ADMIN_TOKEN_TTL_S", 3600, "Lifetime of admin tokens in seconds.")
     default_token_ttl_s: int = env_var("TOKEN_DEFAULT_TTL_S", 30 * 24 * 3600, "Default lifetime of swarm and agent tokens in seconds.")
     token_cache_ttl_s: float = env_var("TOKEN_CACHE_TTL_S", 1.0, "Seconds an API replica caches a token's revocation state, grants and grant policies; revocations, grant and policy changes reach other replicas within this time.")
+    swarm_max_agent_tokens: int = env_var("SWARM_MAX_AGENT_TOKENS", 1000, "Live (unrevoked, unexpired) agent tokens a swarm token may have minted for its swarm at once; past it minting answers 409 token_limit (0: unlimited). Admin-minted tokens are not counted.")
     mask_secret: str = env_var("MASK_SECRET", "", "Secret keying the hash mask of columns (stable within a swarm, different across swarms); share it between replicas. Empty: derived from the token signing secret.")
 
 
@@ -171,7 +172,10 @@ class QuerySettings:
     max_temp_size: str = env_var("QUERY_MAX_TEMP_SIZE", "2GB", "DuckDB max_temp_directory_size for agent connections.")
     agent_concurrent: int = env_var("AGENT_MAX_CONCURRENT_QUERIES", 4, "Concurrent queries, samples and profiles per agent before 429.")
     json_max_bytes: int = env_var("QUERY_JSON_MAX_BYTES", 16 * 1024 * 1024, "Largest inline JSON result (rows encoded), in bytes; past it the answer is cut at the last whole row that fits, with a continuation (`cut_by: byte_cap`). Inline JSON is for answers a model or a script reads at once; more is a file (the continuation's Parquet), and a bigger inline answer only takes longer to cross the network while the agent waits.")
-    process_memory_limit: str = env_var("QUERY_PROCESS_MEMORY_LIMIT", "", "RSS budget of one API process (e.g. 4GB); past it the longest-running agent queries are interrupted (413 memory_limit) until it is back under. Empty: 80% of the machine's or container's memory.")
+    process_memory_limit: str = env_var("QUERY_PROCESS_MEMORY_LIMIT", "", "RSS budget of one API process (e.g. 4GB); past it agent queries are interrupted (413 memory_limit) until it is back under: the longest-running of the swarm running the most first. Empty: 80% of the machine's or container's memory.")
+    swarm_concurrent: int = env_var("SWARM_MAX_CONCURRENT_QUERIES", 16, "Concurrent queries, samples and profiles of all the tokens of one swarm together, per API process, before 429 (0: no swarm-wide limit). A swarm token mints agent tokens, each with its own AGENT_MAX_CONCURRENT_QUERIES: this bounds what minting more of them adds.")
+    swarm_rpm: int = env_var("SWARM_REQUESTS_PER_MINUTE", 24000, "Requests per minute of all the tokens of one swarm together before 429 (0: no swarm-wide rate), beside each token's own AGENT_REQUESTS_PER_MINUTE.")
+    swarm_refresh_per_minute: int = env_var("SWARM_REFRESHES_PER_MINUTE", 30, "Refresh requests per minute of all the tokens of one swarm together before 429 (0: no swarm-wide rate), beside each token's own AGENT_REFRESHES_PER_MINUTE.")
     agent_rpm: int = env_var("AGENT_REQUESTS_PER_MINUTE", 6000, "Requests per minute per agent before 429.")
     refresh_per_minute: int = env_var("AGENT_REFRESHES_PER_MINUTE", 10, "Refresh requests per minute per agent before 429.")
     async_threshold_bytes: int = env_var("QUERY_ASYNC_THRESHOLD_BYTES", 1 << 30, "A query whose dry-run estimate scans more bytes than this is sent to an async job at once (202), and a dry run says so (0: never).")
@@ -189,6 +193,7 @@ class ArtifactSettings:
     s3_region: str = env_var("ARTIFACT_S3_REGION", "us-east-1", "Region of the s3 backend (credentials come from the usual AWS_* variables or profile).")
     default_ttl_s: int = env_var("ARTIFACT_DEFAULT_TTL_S", 7 * 24 * 3600, "Default artifact lifetime in seconds.")
     deleted_swarm_grace_s: int = env_var("DELETED_SWARM_ARTIFACT_GRACE_S", 7 * 24 * 3600, "Seconds the artifacts of a deleted swarm stay readable by the admin (only) before housekeeping deletes them.")
+    swarm_storage_max_bytes: int = env_var("SWARM_STORAGE_MAX_BYTES", 20 * 1024**3, "Bytes one swarm may keep stored at once: its live artifacts and its query results not yet expired, together; past it uploads, saved results and result files answer 413 storage_quota until some expire or are deleted (0: unlimited).")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -191,7 +191,7 @@ async def mint_agent_token(caller: Caller, services: Services, data: AgentTokenC
         return store.mint_token(services.control_url, get_codec(services), kind="agent", swarm_id=swarm_id,
                                 name=data.name, expires_in=data.expires_in, allowed_tables=data.allowed_tables,
                                 default_ttl_s=services.settings.auth.default_token_ttl_s, parent_id=parent_id,
-                                not_after=parent_expiry)
+                                not_after=parent_expiry, max_minted=services.settings.auth.swarm_max_agent_tokens)
 
     return await anyio.to_thread.run_sync(mint)
 

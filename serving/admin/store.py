@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from collections.abc import Iterable
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -131,8 +132,13 @@ def delete_swarm(url: str, swarm_id: str, *, artifact_grace_s: int) -> SwarmDele
 
 def mint_token(url: str, codec: TokenCodec, *, kind: str, swarm_id: str, name: str, expires_in: int | None,
                allowed_tables: list[str] | None, default_ttl_s: int, parent_id: str | None = None,
-               not_after: dt.datetime | None = None) -> TokenCreated:
-    """Record and sign a swarm or agent token. ``not_after`` caps expiry (a minting token's own)."""
+               not_after: dt.datetime | None = None, max_minted: int = 0) -> TokenCreated:
+    """Record and sign a swarm or agent token. ``not_after`` caps expiry (a minting token's own).
+
+    ``max_minted`` (a swarm token minting, ``SWARM_MAX_AGENT_TOKENS``) bounds the live agent
+    tokens swarm tokens have minted for the swarm: every token is a row the identity store
+    loads and caches, and an unbounded number of them is an unbounded control database.
+    The per-token limits themselves are capped swarm-wide elsewhere (slots, rates, storage)."""
     name = _name(name, "token")
     if expires_in is not None and not 0 < expires_in <= MAX_TTL_S:
         raise BadRequest(f"expires_in must be between 1 and {MAX_TTL_S} seconds")
@@ -148,6 +154,8 @@ def mint_token(url: str, codec: TokenCodec, *, kind: str, swarm_id: str, name: s
         swarm = s.get(SwarmRow, swarm_id)
         if swarm is None:
             raise NotFound(f"no swarm {swarm_id!r}")
+        if parent_id and max_minted > 0:
+            _check_minted(s, swarm_id, max_minted, now)
         tables = None
         if allowed_tables is not None:
             tables = normalize_grants(allowed_tables, "allowed_tables")
@@ -164,6 +172,17 @@ def mint_token(url: str, codec: TokenCodec, *, kind: str, swarm_id: str, name: s
                        expires_at=expires))
     return TokenCreated(token_id=minted.token_id, token=minted.token, type=kind, swarm_id=swarm_id, name=name,
                         created_at=created, expires_at=expires, allowed_tables=tables, parent_id=parent_id)
+
+
+def _check_minted(s: Any, swarm_id: str, limit: int, now: dt.datetime) -> None:
+    """409 ``token_limit`` when the swarm already has ``limit`` live agent tokens minted by swarm tokens."""
+    live = s.scalar(sa.select(sa.func.count()).select_from(TokenRow).where(
+        TokenRow.swarm_id == swarm_id, TokenRow.type == "agent", TokenRow.parent_id.is_not(None),
+        TokenRow.parent_id != "", TokenRow.revoked_at.is_(None), TokenRow.expires_at > now))
+    if int(live or 0) >= limit:
+        raise Conflict(f"this swarm already has {limit} live agent tokens minted by swarm tokens; revoke some "
+                       "(or let them expire) before minting more, or ask the admin", rule="token_limit",
+                       details={"limit": limit, "live": int(live or 0)})
 
 
 def token_expiry(url: str, token_id: str) -> dt.datetime:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Callable
 from typing import Annotated, Any, cast
 
 import anyio.to_thread
@@ -18,6 +19,7 @@ from serving.artifacts.schemas import Artifact, ArtifactList, ArtifactUpdate, Jo
 from serving.artifacts.storage import RangeNotSatisfiable, etag, not_modified, parse_range, read_span
 from serving.artifacts.upload import Form, receive_upload
 from serving.artifacts.validation import Draft, content_disposition, draft_from_form
+from serving.lib import quota
 from serving.lib.audit import annotate
 from serving.lib.caller import Caller
 from serving.lib.errors import ApiError, NotFound
@@ -66,12 +68,24 @@ async def upload_artifact(request: Request[Any, Any, Any], caller: Caller, servi
         await anyio.to_thread.run_sync(svc.check_visible_to, services.control_url, caller.swarm_id, draft.visible_to)
         return draft
 
-    stored, d = await receive_upload(request, svc.get_store(services), settings.max_bytes, prepare)
+    max_bytes, refuse = await _upload_room(services, caller)
+    stored, d = await receive_upload(request, svc.get_store(services), max_bytes, prepare, refuse)
     artifact = await anyio.to_thread.run_sync(lambda: svc.create(
         services.control_url, caller, stored, name=d.name, content_type=d.content_type, tags=d.tags,
         metadata=d.metadata, visibility=d.visibility, visible_to=d.visible_to, expires_in=d.expires_in))
     annotate(request, bytes=stored.size)
     return artifact
+
+
+async def _upload_room(services: Services, caller: Caller) -> tuple[int, Callable[[], ApiError] | None]:
+    """The most an upload may add: ``ARTIFACT_MAX_BYTES``, or less when the swarm's storage quota
+    leaves less (then passing it is a 413 ``storage_quota``, and a swarm with no room left is
+    refused before its body is read)."""
+    limit = services.settings.artifacts.swarm_storage_max_bytes
+    left = await anyio.to_thread.run_sync(quota.room, services.control_url, caller, limit)
+    if left is None or left >= services.settings.artifacts.max_bytes:
+        return services.settings.artifacts.max_bytes, None
+    return left, lambda: quota.exceeded(limit)
 
 
 @get("/api/v1/artifacts", operation_id="list_artifacts", tags=TAGS)

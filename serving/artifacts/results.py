@@ -21,6 +21,7 @@ from serving.artifacts import services as svc
 from serving.artifacts.convert import convert
 from serving.artifacts.schemas import Artifact, JobArtifactCreate
 from serving.artifacts.validation import check_expires_in, check_metadata, check_name, check_tags, check_visibility
+from serving.lib import quota
 from serving.lib.caller import Caller
 from serving.lib.continuation import PROVENANCE_KEY, provenance
 from serving.lib.errors import PayloadTooLarge
@@ -40,6 +41,7 @@ def save_job_result(services: Services, caller: Caller, job_id: str, data: JobAr
     expires_in = check_expires_in(data.expires_in, settings.artifacts.default_ttl_s)
     job, source = job_result(services)(services, caller, job_id)  # served by the queries feature
     svc.check_visible_to(settings.control_url, caller.swarm_id, visible_to)
+    left = quota.room(settings.control_url, caller, settings.artifacts.swarm_storage_max_bytes)
     store = svc.get_store(services)
     tmp = settings.artifacts_path / "tmp" / f"export-{secrets.token_hex(8)}.{data.format}"
     tmp.parent.mkdir(parents=True, exist_ok=True)
@@ -53,6 +55,8 @@ def save_job_result(services: Services, caller: Caller, job_id: str, data: JobAr
         if exported.stat().st_size > settings.artifacts.max_bytes:
             raise PayloadTooLarge(f"the result is larger than the artifact limit of {settings.artifacts.max_bytes} bytes",
                                   rule="artifact_too_large", details={"max_bytes": settings.artifacts.max_bytes})
+        if left is not None and exported.stat().st_size > left:
+            raise quota.exceeded(settings.artifacts.swarm_storage_max_bytes)
         stored = put_file(store, exported)
     finally:
         with contextlib.suppress(FileNotFoundError):

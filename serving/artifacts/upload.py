@@ -218,19 +218,26 @@ def _boundary(request: Request[Any, Any, Any]) -> bytes:
 
 
 async def receive_upload(request: Request[Any, Any, Any], store: ArtifactStore, max_bytes: int,
-                         prepare: Callable[[Form], Awaitable[T]]) -> tuple[StoredObject, T]:
+                         prepare: Callable[[Form], Awaitable[T]],
+                         refuse: Callable[[], ApiError] | None = None) -> tuple[StoredObject, T]:
     """Read the request body once, streaming the ``file`` part into ``store``.
 
     ``prepare`` validates the form once the body is complete and *before* the object is
     published, so a refused upload leaves nothing behind. Raises 413 as soon as the file
     exceeds ``max_bytes`` (or ``Content-Length`` makes that certain), 415 for a
-    non-multipart body, 400 for malformed or incomplete ones.
+    non-multipart body, 400 for malformed or incomplete ones. ``refuse`` makes that 413
+    when ``max_bytes`` is not the upload limit but what a quota leaves.
     """
+    def too_large() -> ApiError:
+        if refuse is not None:
+            return refuse()
+        return PayloadTooLarge(f"artifact is larger than the limit of {max_bytes} bytes",
+                               rule="artifact_too_large", details={"max_bytes": max_bytes})
+
     boundary = _boundary(request)
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes + FIELDS_MAX_BYTES:
-        raise PayloadTooLarge(f"artifact is larger than the limit of {max_bytes} bytes",
-                              rule="artifact_too_large", details={"max_bytes": max_bytes})
+        raise too_large()
     parts = _Parts()
     parser = MultipartParser(boundary, parts.callbacks())  # type: ignore[arg-type]
     writer: ObjectWriter = store.open_writer()
@@ -244,8 +251,7 @@ async def receive_upload(request: Request[Any, Any, Any], store: ArtifactStore, 
             body: bytes = message.get("body", b"")  # type: ignore[assignment]
             received += len(body)
             if received > max_bytes + FIELDS_MAX_BYTES:
-                raise PayloadTooLarge(f"artifact is larger than the limit of {max_bytes} bytes",
-                                      rule="artifact_too_large", details={"max_bytes": max_bytes})
+                raise too_large()
             if body:
                 try:
                     parser.write(body)
@@ -254,8 +260,7 @@ async def receive_upload(request: Request[Any, Any, Any], store: ArtifactStore, 
                 if parts.file_chunks:
                     chunks, parts.file_chunks = parts.file_chunks, []
                     if pipe.size + sum(map(len, chunks)) > max_bytes:
-                        raise PayloadTooLarge(f"artifact is larger than the limit of {max_bytes} bytes",
-                                              rule="artifact_too_large", details={"max_bytes": max_bytes})
+                        raise too_large()
                     for chunk in chunks:
                         await pipe.write(chunk)
             if not message.get("more_body", False):

@@ -14,10 +14,12 @@ long and CPU-heavy). A query known cheap skips the queue; if it overstays ``SHOR
 parameters) it is charged here while it runs (``charge``), so work that only looked cheap
 still holds back further heavy admissions instead of adding to the CPU's queue.
 
-Fairness: a freed place goes to the waiting agent with the fewest heavy runs in progress,
-then to the longest waiting, so one agent's queue of bombs never starves another agent's
-single query. A wait counts against the work's own time limit (it is answered 408 at its
-deadline, queued or not) and ends at once on cancel (``poke``). A waiter sleeps until then:
+Fairness: a freed place goes to the waiting swarm with the fewest heavy runs in progress,
+then to its agent with the fewest, then to the longest waiting, so one agent's queue of
+bombs never starves another agent's single query, and a swarm that mints many agent
+tokens is one party, not many (a key is ``<group>/<agent>``; see ``limits.heavy_key``).
+A wait counts against the work's own time limit (it is answered 408 at its deadline,
+queued or not) and ends at once on cancel (``poke``). A waiter sleeps until then:
 it is woken by its grant, a poke or its deadline, never by a timer of its own.
 """
 
@@ -79,6 +81,7 @@ class Admission:
         self.capacity = max(1, capacity) if capacity else default_capacity()
         self.lock = threading.Lock()
         self.running: dict[str, int] = {}  # agent key -> heavy runs in progress (admitted or charged)
+        self.groups: dict[str, int] = {}  # group (swarm) of a key -> its heavy runs in progress
         self.total = 0
         self._waiting: list[_Waiter] = []
         self._seq = itertools.count()
@@ -147,22 +150,31 @@ class Admission:
     def _enter(self, key: str) -> None:
         self.total += 1
         self.running[key] = self.running.get(key, 0) + 1
+        group = _group(key)
+        self.groups[group] = self.groups.get(group, 0) + 1
 
     def leave(self, key: str) -> None:
         """Give back one of ``key``'s places and grant freed ones (call with ``lock`` held)."""
         self.total -= 1
-        left = self.running.get(key, 1) - 1
-        if left > 0:
-            self.running[key] = left
-        else:
-            self.running.pop(key, None)
+        for counts, k in ((self.running, key), (self.groups, _group(key))):
+            left = counts.get(k, 1) - 1
+            if left > 0:
+                counts[k] = left
+            else:
+                counts.pop(k, None)
         while self.total < self.capacity and self._waiting:
-            nxt = min(self._waiting, key=lambda w: (self.running.get(w.key, 0), w.seq))
+            nxt = min(self._waiting, key=lambda w: (self.groups.get(_group(w.key), 0), self.running.get(w.key, 0),
+                                                    w.seq))
             self._waiting.remove(nxt)
             self._enter(nxt.key)
             self.stats["admitted"] += 1
             nxt.granted = True
             nxt.event.set()
+
+
+def _group(key: str) -> str:
+    """The party a key's fairness is counted for first: what precedes its last ``/`` (the key itself without one)."""
+    return key.rpartition("/")[0] or key
 
 
 class Cancelled(Exception):

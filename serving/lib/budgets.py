@@ -12,7 +12,11 @@ agent token whether or not the admin set a budget, so usage is known when one is
   delivered), per UTC day (``row_budget``, ``byte_budget``);
 - ``refreshes``: refresh requests, per token in the same kind of bucket
   (``AGENT_REFRESHES_PER_MINUTE``, ``refresh_rate_limit``) and per agent and swarm and
-  clock hour (``refresh_budget``).
+  clock hour (``refresh_budget``);
+- both rates once more per swarm, all its tokens together (``SWARM_REQUESTS_PER_MINUTE``,
+  ``SWARM_REFRESHES_PER_MINUTE``, the same rules): a swarm token mints agent tokens, and
+  per-token buckets alone would let a swarm multiply its rate, and the Dagster runs its
+  refreshes start, by minting more of them.
 
 A route declares what it costs with ``opt={"budget": QUERY | READ}``; every other route of
 a token costs one request. Queries, requests and refreshes with a limit in force are
@@ -85,6 +89,7 @@ KINDS: dict[str, tuple[str, int, str, str]] = {
     "refreshes": ("refreshes_per_hour", HOUR, "requests", "refresh_budget"),
 }
 PER_TOKEN = {"requests": "rate_limit", "refreshes": "refresh_rate_limit"}
+PER_SWARM = {"swarm-rate": "rate_limit", "swarm-refresh-rate": "refresh_rate_limit"}  # the same rates, swarm-wide
 LEASE_S = 0.5  # a lease admits for this long, then what is left of it goes back
 LEASE_MIN_ROOM = 64  # with less room than this, a counter is charged one request at a time
 LEASE_SHARE = 8  # a lease takes at most this fraction (1/8) of the room left
@@ -191,6 +196,8 @@ class Budgets:
         self.url = control_url
         self.requests_per_minute = settings.query.agent_rpm
         self.refreshes_per_minute = settings.query.refresh_per_minute
+        self.swarm_requests_per_minute = settings.query.swarm_rpm
+        self.swarm_refreshes_per_minute = settings.query.swarm_refresh_per_minute
         self.cache_ttl_s = settings.auth.token_cache_ttl_s
         self.clock = clock
         self.writer = CounterWriter(control_url, clock=clock)
@@ -259,6 +266,14 @@ class Budgets:
             amounts[refreshes] = _cost(self.refreshes_per_minute)
         else:
             amounts[requests] = _cost(self.requests_per_minute)
+        if caller.swarm_id:
+            name, kind, per_minute = (("swarm-refresh-rate", "refreshes", self.swarm_refreshes_per_minute)
+                                      if action == REFRESH else
+                                      ("swarm-rate", "requests", self.swarm_requests_per_minute))
+            if per_minute > 0:
+                swarm_rate = Counter(f"swarmrate:{caller.swarm_id}", kind, MINUTE, rate=True)
+                policies.append(Policy(name, swarm_rate, per_minute, "requests", PER_SWARM[name]))
+                amounts[swarm_rate] = _cost(per_minute)
         for scope, subject in by_scope.items():
             for kind, (_, window, unit, rule) in KINDS.items():
                 counter = Counter(subject, kind, window)
@@ -468,10 +483,13 @@ class Budgets:
     def _refusal(self, p: Policy, used: int, now: float, snapshot: Snapshot, *, wait_s: float) -> BudgetExceeded:
         wait = max(1, math.ceil(wait_s))
         reset = dt.datetime.fromtimestamp(now + wait_s, dt.UTC).replace(microsecond=0)
-        if p.name in PER_TOKEN:
-            what = "requests" if p.name == "requests" else "refreshes"
-            message = f"rate limit exceeded: at most {p.limit} {what} per minute per token; retry in {wait} s"
+        if p.name in PER_TOKEN or p.name in PER_SWARM:
+            what = "requests" if p.counter.kind == "requests" else "refreshes"
+            per = "per token" if p.name in PER_TOKEN else "for all the tokens of this swarm together"
+            message = f"rate limit exceeded: at most {p.limit} {what} per minute {per}; retry in {wait} s"
             details: dict[str, Any] = {"limit": p.limit, "window_s": p.counter.window_s}
+            if p.name in PER_SWARM:
+                details["scope"] = "swarm"
         else:
             scope, kind = p.name.split("-", 1)
             period = "day" if p.counter.window_s == DAY else "hour"

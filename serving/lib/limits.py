@@ -8,6 +8,11 @@ work itself cannot be stopped that fast (DuckDB sees an interrupt only between c
 the slot is then given back only when the work ends, so an agent can never have more
 runaway queries than slots.
 
+Slots are counted per token and per swarm: a swarm token mints agent tokens, each with its
+own ``AGENT_MAX_CONCURRENT_QUERIES``, so without a swarm-wide ceiling
+(``SWARM_MAX_CONCURRENT_QUERIES``) one swarm could take every worker thread and DuckDB
+instance of the process by minting more tokens, and other swarms would wait behind it.
+
 Slots are not queued: a caller past its concurrent query limit is told so at once (429
 with Retry-After) instead of holding a connection. Heavy work in a slot may then wait for
 one of the process's places for heavy work (``admission.py``, all agents together),
@@ -91,7 +96,9 @@ class Limiter:
         self.settings = settings
         self.logins = RateLimiter(LOGINS_PER_MINUTE, clock)
         self.max_concurrent = settings.agent_concurrent
+        self.swarm_max_concurrent = settings.swarm_concurrent
         self._in_flight: dict[str, int] = {}
+        self._swarm_in_flight: dict[str, int] = {}
         self._pool: ThreadPoolExecutor | None = None
         self.heavy = Admission(settings.heavy_concurrent)  # the process's places for heavy work
 
@@ -114,8 +121,12 @@ class Limiter:
         key = self._key(caller)
         return self._in_flight.get(key, 0) if key else 0
 
-    def take_slot(self, caller: Caller) -> str | None:
-        """Take one of the caller's concurrent slots or raise 429; give it back with ``give_slot(key)``."""
+    def swarm_in_flight(self, swarm_id: str) -> int:
+        return self._swarm_in_flight.get(swarm_id, 0)
+
+    def take_slot(self, caller: Caller) -> SlotKey | None:
+        """Take one of the caller's concurrent slots (its token's and its swarm's) or raise 429;
+        give it back with ``give_slot(key)``."""
         key = self._key(caller)
         if key is None:
             return None
@@ -125,19 +136,27 @@ class Limiter:
                 f"too many concurrent queries: at most {self.max_concurrent} per token (queries, samples and "
                 f"profiles together); wait for one to finish", rule="concurrency_limit",
                 details={"limit": self.max_concurrent}, headers=_retry_after(1))
+        swarm = caller.swarm_id
+        if swarm and self.swarm_max_concurrent > 0:
+            if self._swarm_in_flight.get(swarm, 0) >= self.swarm_max_concurrent:
+                raise TooManyRequests(
+                    f"too many concurrent queries in this swarm: at most {self.swarm_max_concurrent} for all its "
+                    f"tokens together (queries, samples and profiles); wait for one to finish",
+                    rule="concurrency_limit", details={"limit": self.swarm_max_concurrent, "scope": "swarm"},
+                    headers=_retry_after(1))
+            self._swarm_in_flight[swarm] = self._swarm_in_flight.get(swarm, 0) + 1
         self._in_flight[key] = used + 1
         metrics.slot_taken(1)
-        return key
+        return key, swarm
 
-    def give_slot(self, key: str | None) -> None:
+    def give_slot(self, key: SlotKey | None) -> None:
         if key is None:
             return
-        left = self._in_flight.get(key, 1) - 1
+        token, swarm = key
         metrics.slot_taken(-1)
-        if left > 0:
-            self._in_flight[key] = left
-        else:
-            self._in_flight.pop(key, None)
+        _decrement(self._in_flight, token)
+        if swarm and swarm in self._swarm_in_flight:
+            _decrement(self._swarm_in_flight, swarm)
 
     @asynccontextmanager
     async def query_slot(self, caller: Caller) -> AsyncIterator[Slot]:
@@ -183,10 +202,21 @@ class Limiter:
             self._pool.shutdown(wait=False, cancel_futures=True)
 
 
+SlotKey = tuple[str, str | None]  # (token key, swarm id) of one slot taken
+
+
+def _decrement(counts: dict[str, int], key: str) -> None:
+    left = counts.get(key, 1) - 1
+    if left > 0:
+        counts[key] = left
+    else:
+        counts.pop(key, None)
+
+
 class Slot:
     """One concurrent slot held by a ``Limiter.query_slot`` block."""
 
-    def __init__(self, limiter: Limiter, key: str | None) -> None:
+    def __init__(self, limiter: Limiter, key: SlotKey | None) -> None:
         self.limiter, self.key = limiter, key
         self.handed_over = False
 
@@ -204,8 +234,12 @@ class Slot:
 
 
 def heavy_key(caller: Caller) -> str:
-    """Whose heavy work this is, for fairness: the slot key (all admin work shares one key)."""
-    return Limiter._key(caller) or "admin"
+    """Whose heavy work this is, for fairness: ``<swarm>/<token>`` (all admin work shares one key).
+
+    The swarm comes first so that admission is fair across swarms before agents: a swarm
+    that mints many tokens gets no more places than one with a single agent."""
+    token = Limiter._key(caller)
+    return f"{caller.swarm_id or '-'}/{token}" if token else "admin"
 
 
 def lower_priority(by: int = BATCH_NICE) -> None:

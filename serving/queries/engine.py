@@ -310,6 +310,8 @@ class QueryEngine:
         file_cap = FILE_MAX_ROWS if isinstance(output, ArrowBatches) and output.capped_by_bytes else None
         rows_cap, timeout = self.limits(max_rows, timeout_s, row_limit=file_cap)
         reads = table_reads(manifests)
+        handle = handle or Handle()
+        handle.owner = caller.swarm_id or caller.token_id or caller.kind  # the memory guard picks by owner first
         with self._cursor(manifests, timeout, handle) as (cur, run):
             got = output.read(cur, run, sql=sql, params=params, rows_cap=rows_cap, tables=reads)
         return QueryResult(columns=got.columns, rows=got.rows, row_count=got.row_count, truncated=got.truncated,

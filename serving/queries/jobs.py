@@ -41,11 +41,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from serving.lib import formats, metrics
+from serving.lib import formats, metrics, quota
 from serving.lib.admission import Admission, Cancelled, Place
 from serving.lib.caller import Caller
 from serving.lib.continuation import PROVENANCE_KEY, continuation, provenance
-from serving.lib.errors import ApiError, Conflict
+from serving.lib.errors import ApiError, Conflict, PayloadTooLarge
 from serving.lib.limits import heavy_key, lower_priority
 from serving.lib.results import FILE_BATCH_ROWS, FILE_MAX_ROWS, ArrowBatches, ArrowStream, JsonRows
 from serving.queries import job_rows, scheduling
@@ -263,6 +263,11 @@ class JobManager:
 
     def _run_file(self, job: Job, checked: GuardedQuery) -> None:
         path = self._path(job)
+        # A result file stays on the shared disk until it expires, collected or not: it counts
+        # against its swarm's storage quota, and the room left caps it (413 storage_quota).
+        quota_limit = self.settings.artifacts.swarm_storage_max_bytes
+        left = quota.room(self.settings.control_url, job.caller, quota_limit)
+        max_bytes = self.q.max_result_bytes if left is None else min(self.q.max_result_bytes, left)
 
         def write(stream: ArrowStream) -> int:
             job.tables = [t.as_dict() for t in stream.tables]  # known to the audit row even if writing fails
@@ -277,7 +282,12 @@ class JobManager:
                                   row_count=stream.row_count, job_id=job.id)
                 return {PROVENANCE_KEY: formats.encode_json(prov).decode()}
 
-            return formats.write_file(stream, job.fmt, path, max_bytes=self.q.max_result_bytes, metadata=metadata)
+            try:
+                return formats.write_file(stream, job.fmt, path, max_bytes=max_bytes, metadata=metadata)
+            except PayloadTooLarge as e:
+                if max_bytes < self.q.max_result_bytes and e.rule == "result_too_large":
+                    raise quota.exceeded(quota_limit) from e
+                raise
 
         result = self.engine.execute(job.caller, checked, params=job.params, max_rows=job.max_rows,
                                      timeout_s=self._left_s(job), handle=job.handle,

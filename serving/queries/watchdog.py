@@ -15,9 +15,12 @@ deadline is interrupted again every ``REPEAT_S`` until its query has stopped.
 
 The same thread guards the process's memory (``MemoryGuard``): DuckDB's
 ``memory_limit`` only covers what its buffer manager accounts for, and some functions
-build large intermediates outside it. When the process's RSS passes its budget, the
-longest-running query is interrupted (then the next, one per ``MEMORY_STEP_S``) until
-RSS is back under it; freed heap is handed back to the system (``malloc_trim``).
+build large intermediates outside it. When the process's RSS passes its budget, one query
+is interrupted (then the next, one per ``MEMORY_STEP_S``) until RSS is back under it;
+freed heap is handed back to the system (``malloc_trim``). The victim is a query of the
+party (swarm) running the most queries in the process, its longest-running one: the
+memory is most likely theirs, and choosing by age alone let a swarm that floods the
+process with big queries have another swarm's one long query stopped first.
 It also runs periodic maintenance (closing idle DuckDB instances).
 
 Priorities: a query still running after ``DEMOTE_AFTER_S`` has its thread's CPU priority
@@ -34,6 +37,7 @@ keeps the lower one: fairness among queries is unchanged, the loop still comes f
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import ctypes
 import heapq
@@ -69,6 +73,7 @@ class Handle:
         self.timed_out = False
         self.memory = False
         self.started = 0.0
+        self.owner = ""  # whose query (its swarm; the token without one): the memory guard's first criterion
         self.tid = 0  # native id of the thread running the query
         self.demoted = False
         self._nice_before = 0  # the running thread's nice value before the demotion
@@ -202,7 +207,8 @@ def _malloc_trim() -> None:
 
 
 class MemoryGuard:
-    """Interrupts running queries, longest-running first, while the process's RSS is over ``limit_bytes``."""
+    """Interrupts running queries while the process's RSS is over ``limit_bytes``: first those of the
+    owner running the most queries, longest-running first among them."""
 
     def __init__(self, limit_bytes: int, running: Callable[[], Iterable[Handle]],
                  rss: Callable[[], int] = rss_bytes) -> None:
@@ -226,7 +232,9 @@ class MemoryGuard:
             used = self._rss()
         if used <= self.limit_bytes:
             return
-        handles = sorted((h for h in self.running() if h.running), key=lambda h: h.started)
+        running = [h for h in self.running() if h.running]
+        per_owner = collections.Counter(h.owner for h in running)
+        handles = sorted(running, key=lambda h: (-per_owner[h.owner], h.started))
         for h in handles:
             if h.memory:
                 h.out_of_memory()  # already chosen: keep interrupting until it stops
@@ -236,8 +244,8 @@ class MemoryGuard:
             if not h.memory and h.out_of_memory():
                 self.interrupted += 1
                 self._next_step = now + MEMORY_STEP_S
-                log.warning("process RSS %d MB is over the %d MB budget: interrupted the longest-running query",
-                            used >> 20, self.limit_bytes >> 20)
+                log.warning("process RSS %d MB is over the %d MB budget: interrupted the longest-running query of "
+                            "the owner running the most (%d)", used >> 20, self.limit_bytes >> 20, per_owner[h.owner])
                 return
 
 
