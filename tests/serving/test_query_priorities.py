@@ -19,6 +19,7 @@ from serving.queries.instances import InstanceCache
 from serving.queries.jobs import Job, JobManager
 from serving.queries.scheduling import Scheduler
 from serving.queries.watchdog import DEMOTE_NICE, Handle, Watchdog
+from shared.control.db import migrate
 from shared.settings import Settings
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values are Linux's")
@@ -132,6 +133,7 @@ def test_with_priorities_a_slow_query_joins_the_batch_level_not_below_it() -> No
 @pytest.fixture
 def jobs(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[JobManager]:
     settings = settings_for(tmp_path, QUERY_PRIORITIES=request.param)
+    migrate(settings.control_url)  # a result file counts against its swarm's storage quota there
     engine = QueryEngine(settings)
     manager = JobManager(engine, settings, workers=2)
     warm = Job(AGENT, None, "SELECT 2", fmt="json", params=None, max_rows=10, timeout_s=5.0)
