@@ -215,11 +215,12 @@ def build_source_change_sensor(*, tables: Sequence[RegisteredTable],
                 now = dt.datetime.now(dt.UTC)
 
                 def scan(table: RegisteredTable) -> changes.SourceChanges:
-                    manifest = served().current(table.key, fresh=True)
+                    store = served()
+                    manifest = store.current(table.key, fresh=True)
                     if not table.from_files:
-                        return changes.scan(con, table, manifest, now=now)
+                        return changes.scan(con, table, manifest, now=now, served_file=store.local_path)
                     with source_connect(table) as own:
-                        return changes.scan(own, table, manifest, now=now)
+                        return changes.scan(own, table, manifest, now=now, served_file=store.local_path)
 
                 result = evaluate_source_changes(tables, context.cursor, sigs, now=now, scan=scan)
                 return with_job_names(result, job_names)
