@@ -45,7 +45,7 @@ from typing import Any
 from shared import partitions as sp
 from shared import served_keys
 from shared.registry import RegisteredTable
-from shared.served import Manifest
+from shared.served import Manifest, ServedDataError
 from shared.snowflake import SourceColumn, bound
 from shared.sources import table_columns
 
@@ -426,31 +426,35 @@ def _moved_out(con: Any, table: RegisteredTable, manifest: Manifest, *, cols: di
     if served_file is None:
         raise ChangeScanError(f"{table.key}: changed rows lie in no partition; the served version's file is needed to "
                               "find the partitions still serving their keys")
-    u = "u"
-    c, name = f"{u}.{_q(cursor.name)}", _source_name(table)
-    placed_u, params_u = _placed(table, part, u, now=now)
+    name = _source_name(table)
+    placed_u, params_u = _placed(table, part, "u", now=now)
     placed_p, params_p = _placed(table, part, "p", now=now)
-    same = " AND ".join(f"p.{_q(k.name)} IS NOT DISTINCT FROM {u}.{_q(k.name)}" for k in key_cols)
-    where = f"{c} > CAST(%s AS {_cast_type(cursor)}) AND NOT coalesce({placed_u}, FALSE)"
+    same = " AND ".join(f"p.{_q(k.name)} IS NOT DISTINCT FROM u.{_q(k.name)}" for k in key_cols)
+    where = f"u.{_q(cursor.name)} > CAST(%s AS {_cast_type(cursor)}) AND NOT coalesce({placed_u}, FALSE)"
     params = [bind(floor), *params_u]
-    with served_keys.opened(served_file(manifest)) as served:
-        if len(key_cols) == 1 and _cast_type(key_cols[0]).startswith("NUMBER("):
-            low, high = served_keys.key_range(served, key_cols[0].name)
-            if not isinstance(low, int | Decimal) or not isinstance(high, int | Decimal):
-                return {}  # nothing served, or served under another type: nothing to find
-            t = _cast_type(key_cols[0])
-            where += f" AND {u}.{_q(key_cols[0].name)} BETWEEN CAST(%s AS {t}) AND CAST(%s AS {t})"
-            params += [bind(low), bind(high)]
-        picked = ", ".join(f'{u}.{_q(k.name)} AS "k{i}"' for i, k in enumerate(key_cols))
-        sql = (f"SELECT DISTINCT {picked} FROM {name} AS {u} WHERE {where} AND NOT EXISTS "
-               f"(SELECT 1 FROM {name} AS p WHERE {same} AND coalesce({placed_p}, FALSE))")
-        params += params_p
-        cur = con.cursor()
-        try:
-            cur.execute(bound(sql, params), params)
-            found = served_keys.partitions_holding(served, table, manifest, cur.fetch_arrow_batches())
-        finally:
-            cur.close()
+    try:
+        with served_keys.opened(served_file(manifest)) as served:
+            if len(key_cols) == 1 and _cast_type(key_cols[0]).startswith("NUMBER("):
+                low, high = served_keys.key_range(served, key_cols[0].name)
+                if low is None:
+                    return {}  # nothing served
+                if isinstance(low, int | Decimal) and isinstance(high, int | Decimal):
+                    t = _cast_type(key_cols[0])
+                    where += f" AND u.{_q(key_cols[0].name)} BETWEEN CAST(%s AS {t}) AND CAST(%s AS {t})"
+                    params += [bind(low), bind(high)]
+            picked = ", ".join(f'u.{_q(k.name)} AS "k{i}"' for i, k in enumerate(key_cols))
+            sql = (f"SELECT DISTINCT {picked} FROM {name} AS u WHERE {where} AND NOT EXISTS "
+                   f"(SELECT 1 FROM {name} AS p WHERE {same} AND coalesce({placed_p}, FALSE))")
+            params += params_p
+            cur = con.cursor()
+            try:
+                cur.execute(bound(sql, params), params)
+                found = served_keys.partitions_holding(served, table, manifest, cur.fetch_arrow_batches())
+            finally:
+                cur.close()
+    except ServedDataError as e:
+        raise ChangeScanError(f"{table.key}: changed rows lie in no partition, and the served version that would say "
+                              f"which partitions still serve their keys could not be read: {e}") from e
     out: dict[str, int] = {}
     for bucket, rows in found:
         key = _key_of(table, bucket, now=now)

@@ -27,7 +27,7 @@ import pyarrow as pa
 
 from shared import partitions as sp
 from shared.registry import RegisteredTable
-from shared.served import DATA_TABLE, Manifest
+from shared.served import DATA_TABLE, Manifest, ServedDataError
 
 _ALIAS = "srv"
 _KEYS = "_keys"
@@ -42,14 +42,24 @@ def _literal(text: str) -> str:
 
 
 @contextlib.contextmanager
+def _reading(what: object) -> Iterator[None]:
+    """DuckDB's errors reading the served version as ``ServedDataError`` (the caller's to explain)."""
+    try:
+        yield
+    except duckdb.Error as e:
+        raise ServedDataError(f"reading the served version ({what}) failed: {e}") from e
+
+
+@contextlib.contextmanager
 def opened(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     """An in-memory DuckDB session with the served version at ``path`` attached read-only."""
     con = duckdb.connect()
     try:
-        con.execute("SET TimeZone = 'UTC'")  # partition windows are UTC
-        con.execute("SET memory_limit = '64MB'")
-        con.execute("SET threads = 1")
-        con.execute(f"ATTACH {_literal(str(path))} AS {_ALIAS} (READ_ONLY)")
+        with _reading(path):
+            con.execute("SET TimeZone = 'UTC'")  # partition windows are UTC
+            con.execute("SET memory_limit = '64MB'")
+            con.execute("SET threads = 1")
+            con.execute(f"ATTACH {_literal(str(path))} AS {_ALIAS} (READ_ONLY)")
         yield con
     finally:
         con.close()
@@ -61,7 +71,8 @@ def _data() -> str:
 
 def key_range(con: duckdb.DuckDBPyConnection, column: str) -> tuple[Any, Any]:
     """The lowest and highest served value of ``column`` (both None for an empty table)."""
-    row = con.execute(f"SELECT min({_q(column)}), max({_q(column)}) FROM {_data()}").fetchone()
+    with _reading(DATA_TABLE):
+        row = con.execute(f"SELECT min({_q(column)}), max({_q(column)}) FROM {_data()}").fetchone()
     return (row[0], row[1]) if row else (None, None)
 
 
@@ -99,15 +110,16 @@ def partitions_holding(con: duckdb.DuckDBPyConnection, table: RegisteredTable, m
     names, part = list(table.primary_key), str(table.partition_column)
     cols = [f"k{i}" for i in range(len(names))]
     ddl = ", ".join(f"{c} {types[n]}" for c, n in zip(cols, names, strict=True))
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {_KEYS} ({ddl})")
-    for batch in keys:
-        if batch.num_rows == 0:
-            continue
-        renamed = batch.rename_columns(cols)
-        casts = ", ".join(f"CAST({c} AS {types[n]})" for c, n in zip(cols, names, strict=True))
-        con.from_arrow(renamed).query("_batch", f"INSERT INTO {_KEYS} SELECT {casts} FROM _batch")
+    casts = ", ".join(f"CAST({c} AS {types[n]})" for c, n in zip(cols, names, strict=True))
+    with _reading(DATA_TABLE):
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {_KEYS} ({ddl})")
+    for batch in keys:  # streamed from the source: only the keys are held here, in a temp table
+        if batch.num_rows:
+            with _reading(DATA_TABLE):
+                con.from_arrow(batch.rename_columns(cols)).query("_batch", f"INSERT INTO {_KEYS} SELECT {casts} FROM _batch")
     same = " AND ".join(f"d.{_q(n)} IS NOT DISTINCT FROM k.{c}" for c, n in zip(cols, names, strict=True))
     bucket, params = _bucket(table, part, types[part])
-    rows = con.execute(f"SELECT {bucket} AS bucket, count(*) FROM {_data()} AS d "
-                       f"WHERE EXISTS (SELECT 1 FROM {_KEYS} AS k WHERE {same}) GROUP BY 1", params).fetchall()
+    with _reading(DATA_TABLE):
+        rows = con.execute(f"SELECT {bucket} AS bucket, count(*) FROM {_data()} AS d "
+                           f"WHERE EXISTS (SELECT 1 FROM {_KEYS} AS k WHERE {same}) GROUP BY 1", params).fetchall()
     return [(bucket_value, int(n)) for bucket_value, n in rows]

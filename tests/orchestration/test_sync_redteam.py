@@ -609,11 +609,10 @@ def _refresh(source: Source, settings: Settings, table: Any) -> Any:
     return found
 
 
-_TODAY = dt.datetime.now(dt.UTC).date()
 MOVED_OUT = {  # where the row's partition column goes: no partition that can be materialized holds it
     "null": ("daily", "NULL"),
     "before-start": ("daily", "'2024-12-31'"),
-    "current-window": ("daily", f"'{_TODAY.isoformat()}'"),
+    "current-window": ("daily", "'{today}'"),
     "future": ("daily", "'2099-01-01'"),
     "unlisted-static": ("static", "'2025-01-09'"),
 }
@@ -626,6 +625,7 @@ def test_a_key_moved_out_of_every_partition_stops_being_served_in_its_old_one(
     start, past the newest complete window or to an unlisted value named no partition, so its old
     partition was never rewritten and kept serving it as if the source still had it there."""
     kind, to = MOVED_OUT[move]
+    to = to.format(today=dt.datetime.now(dt.UTC).date().isoformat())
     t = source.table("T")
     source.sql(f"CREATE TABLE {t} (ID NUMBER(10,0), U NUMBER(10,0), DAY DATE, V VARCHAR)")
     source.sql(f"INSERT INTO {t} VALUES (1, 1, '2025-01-01', 'a'), (2, 2, '2025-01-01', 'b'), (3, 3, '2025-01-02', 'c')")
@@ -645,6 +645,28 @@ def test_a_key_moved_out_of_every_partition_stops_being_served_in_its_old_one(
 
     again = _scan(source, sync_settings, table)  # nothing left to rewrite: the row waits (or stays) unplaced
     assert (again.partitions, again.moved_out, again.unplaced_rows) == ([], 0, 1)
+
+
+def test_a_tz_row_moved_past_the_newest_complete_hour_and_a_composite_key_moved_to_null_leave_their_old_hours(
+        source: Source, sync_settings: Settings) -> None:
+    """Hours are UTC windows of a TIMESTAMP_TZ column (a row written at +05:00 is placed by its
+    instant), and a composite key with a NULL part is one key (IS NOT DISTINCT FROM) in the source's
+    key query and in the served lookup alike."""
+    t = source.table("T")
+    source.sql(f"CREATE TABLE {t} (A NUMBER(10,0), B VARCHAR, U NUMBER(10,0), TS TIMESTAMP_TZ, V VARCHAR)")
+    source.sql(f"INSERT INTO {t} VALUES (1, 'x', 1, '2025-01-01 01:30:00+01:00', 'a'), (1, NULL, 2, "
+               "'2025-01-01 05:10:00+00:00', 'b'), (2, 'y', 3, '2025-01-01 05:20:00+00:00', 'c')")
+    table = source.register("T", strategy="incremental", incremental_key="U", primary_key=["A", "B"],
+                            partitioning={"kind": "hourly", "column": "TS", "start": "2025-01-01"})
+    for key in ["2025-01-01-00:00", "2025-01-01-05:00"]:
+        _ok(materialize(table, sync_settings, partition_key=key))
+    later = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=2 + 5)).strftime("%Y-%m-%d %H:%M:%S+05:00")  # in 2 h, at +05:00
+    source.sql(f"UPDATE {t} SET TS = '{later}', U = 10 WHERE B = 'x'")
+    source.sql(f"UPDATE {t} SET TS = NULL, U = 11 WHERE B IS NULL")
+    found = _refresh(source, sync_settings, table)
+    assert (found.partitions, found.moved_out, found.unplaced_rows) == (["2025-01-01-00:00", "2025-01-01-05:00"], 2, 2)
+    assert rows(sync_settings, table, "SELECT A, B, V FROM data") == [(2, "y", "c")]
+    assert _scan(source, sync_settings, table).partitions == []
 
 
 def test_a_key_also_placed_in_a_partition_is_served_there_and_not_named_again(source: Source,
