@@ -357,10 +357,10 @@ def _cursorless_changes(table: RegisteredTable, manifest: Manifest | None, sourc
     out = {}
     for key in set(census) | set(source_nulls):
         had = census.get(key, 0)
-        if had is None or not _materializable(table, key, now):
-            continue  # a version written before partitions recorded the figure, or a partition no longer registered
-        if diff := abs(source_nulls.get(key, 0) - had):
-            out[key] = diff
+        if had is None:
+            continue  # written before partitions recorded the figure
+        if (diff := abs(source_nulls.get(key, 0) - had)) and _materializable(table, key, now):
+            out[key] = diff  # (a served partition no longer registered cannot be rewritten)
     return out
 
 
@@ -409,10 +409,13 @@ def _moved_out(con: Any, table: RegisteredTable, manifest: Manifest, *, cols: di
     there). A key with a row in some partition is served from that row and is not named: its
     unplaced copy would otherwise name that partition on every scan.
 
-    Cost: one query in the source for the keys of the changed rows in no partition (a single
-    numeric key is bounded by the lowest and highest served key, read from the file's
-    statistics, so new keys past them, as a sequence gives, are not fetched), and one grouped
-    semi-join in the served file (``shared/served_keys.py``).
+    Cost: one query in the source, returning the distinct keys of the changed rows in no
+    partition that have no row in one (an anti-join of the table with itself on the key), and
+    one grouped semi-join in the served file (``shared/served_keys.py``). A single numeric key
+    is bounded on both sides by the lowest and highest served key (read from the file's
+    statistics), so the new keys of a sequence, which every scan of a busy table finds in the
+    current window, are neither joined nor fetched. Other keys (text, composite) fetch the
+    keys of every changed row in no partition, the current window's new rows included.
     """
     keys = [cols.get(k.upper()) for k in table.primary_key]
     cursor, part = cols[str(table.cursor_column).upper()], cols[str(table.partition_column).upper()]
@@ -429,9 +432,13 @@ def _moved_out(con: Any, table: RegisteredTable, manifest: Manifest, *, cols: di
     name = _source_name(table)
     placed_u, params_u = _placed(table, part, "u", now=now)
     placed_p, params_p = _placed(table, part, "p", now=now)
-    same = " AND ".join(f"p.{_q(k.name)} IS NOT DISTINCT FROM u.{_q(k.name)}" for k in key_cols)
-    where = f"u.{_q(cursor.name)} > CAST(%s AS {_cast_type(cursor)}) AND NOT coalesce({placed_u}, FALSE)"
-    params = [bind(floor), *params_u]
+    # NULL parts of a key compare equal, as the merge compares them; a column declared NOT NULL
+    # is compared with ``=``, which the source can hash-join on.
+    same = " AND ".join(f"p.{_q(k.name)} {'IS NOT DISTINCT FROM' if k.nullable else '='} u.{_q(k.name)}"
+                        for k in key_cols)
+    where_u = f"u.{_q(cursor.name)} > CAST(%s AS {_cast_type(cursor)}) AND NOT coalesce({placed_u}, FALSE)"
+    where_p = f"{same} AND coalesce({placed_p}, FALSE)"
+    params_u, params_p = [bind(floor), *params_u], list(params_p)
     try:
         with served_keys.opened(served_file(manifest)) as served:
             if len(key_cols) == 1 and _cast_type(key_cols[0]).startswith("NUMBER("):
@@ -439,13 +446,15 @@ def _moved_out(con: Any, table: RegisteredTable, manifest: Manifest, *, cols: di
                 if low is None:
                     return {}  # nothing served
                 if isinstance(low, int | Decimal) and isinstance(high, int | Decimal):
-                    t = _cast_type(key_cols[0])
-                    where += f" AND u.{_q(key_cols[0].name)} BETWEEN CAST(%s AS {t}) AND CAST(%s AS {t})"
-                    params += [bind(low), bind(high)]
+                    t, k = _cast_type(key_cols[0]), _q(key_cols[0].name)
+                    where_u += f" AND u.{k} BETWEEN CAST(%s AS {t}) AND CAST(%s AS {t})"
+                    where_p += f" AND p.{k} BETWEEN CAST(%s AS {t}) AND CAST(%s AS {t})"
+                    params_u += [bind(low), bind(high)]
+                    params_p += [bind(low), bind(high)]
             picked = ", ".join(f'u.{_q(k.name)} AS "k{i}"' for i, k in enumerate(key_cols))
-            sql = (f"SELECT DISTINCT {picked} FROM {name} AS u WHERE {where} AND NOT EXISTS "
-                   f"(SELECT 1 FROM {name} AS p WHERE {same} AND coalesce({placed_p}, FALSE))")
-            params += params_p
+            sql = (f"SELECT DISTINCT {picked} FROM {name} AS u WHERE {where_u} AND NOT EXISTS "
+                   f"(SELECT 1 FROM {name} AS p WHERE {where_p})")
+            params = params_u + params_p
             cur = con.cursor()
             try:
                 cur.execute(bound(sql, params), params)
