@@ -57,7 +57,7 @@ def opened(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     try:
         with _reading(path):
             con.execute("SET TimeZone = 'UTC'")  # partition windows are UTC
-            con.execute("SET memory_limit = '64MB'")
+            con.execute("SET memory_limit = '256MB'")  # the changed rows' keys, held while they are looked up
             con.execute("SET threads = 1")
             con.execute(f"ATTACH {_literal(str(path))} AS {_ALIAS} (READ_ONLY)")
         yield con
