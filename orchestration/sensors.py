@@ -10,9 +10,10 @@ halves of the signature are needed: ``LAST_ALTERED`` catches updates on real Sno
 and ``ROW_COUNT`` catches inserts on the local stand-in, where ``LAST_ALTERED`` never
 moves. A changed partitioned, cursor-based (incremental) table is then asked which
 partitions hold rows past its served watermark (``shared.changes``, the same question an
-agent's refresh asks), and exactly those, plus new windows, are requested as runs over
-ranges of adjacent partitions: late rows and updates in old partitions are served, not
-only the newest partition. Every tick that requests nothing says why.
+agent's refresh asks, with the served version's file for the partitions still serving rows
+the source moved out of every partition), and exactly those, plus new windows, are requested
+as runs over ranges of adjacent partitions: late rows and updates in old partitions are
+served, not only the newest partition. Every tick that requests nothing says why.
 
 Run failure: a failed run writes the failure onto the table's status row (the API shows
 ``failing`` with the reason), so a broken table is never silent. A source table that no
@@ -215,11 +216,12 @@ def build_source_change_sensor(*, tables: Sequence[RegisteredTable],
                 now = dt.datetime.now(dt.UTC)
 
                 def scan(table: RegisteredTable) -> changes.SourceChanges:
-                    manifest = served().current(table.key, fresh=True)
+                    store = served()
+                    manifest = store.current(table.key, fresh=True)
                     if not table.from_files:
-                        return changes.scan(con, table, manifest, now=now)
+                        return changes.scan(con, table, manifest, now=now, served_file=store.local_path)
                     with source_connect(table) as own:
-                        return changes.scan(own, table, manifest, now=now)
+                        return changes.scan(own, table, manifest, now=now, served_file=store.local_path)
 
                 result = evaluate_source_changes(tables, context.cursor, sigs, now=now, scan=scan)
                 return with_job_names(result, job_names)

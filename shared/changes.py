@@ -7,38 +7,51 @@ source-change sensor (``orchestration/sensors.py``) ask the source the same ques
 so they rewrite the same partitions and call the same data fresh:
 
 - *fresh*: no source row has a cursor newer than the served watermark (the served
-  table's highest cursor, from the served manifest) and, unpartitioned, the source has as
-  many rows without a cursor as are served;
+  table's highest cursor, from the served manifest) and the source has as many rows
+  without a cursor as the served version was written from (unpartitioned: as are served;
+  partitioned: per partition, as its run counted in the source);
 - *changed partitions*: the partitions holding a row whose cursor is past the watermark
   minus the registration's lookback (rows committed late with an older cursor
-  are caught within the lookback). A row whose partition column changed is found in its
-  new partition; writing that partition removes the key's old copy elsewhere;
+  are caught within the lookback), and those whose number of rows without a cursor
+  changed (no watermark can tell such a row is new, moved or gone). A row whose partition
+  column changed is found in its new partition; writing that partition removes the key's
+  old copy elsewhere. A row moved to no materializable partition (NULL, before the start,
+  past the newest complete window, an unlisted static value) has no new partition to
+  write: the served partition still holding its key is named instead (``moved_out``), and
+  its rewrite, which reads the source's rows of that window, stops serving it;
 - *new partitions*: complete windows after the newest served one that hold rows, whatever
   their cursor (a daily table not synced for three days gets those days' rows).
 
 Identifiers are quoted and every value is bound; the cursor watermark is compared as the
 source column's own type. Rows outside every materializable partition (before the start,
 in the current incomplete window, an unlisted static value) cannot be served by a
-partition run; they are counted (``unplaced_rows``) so callers can say so.
+partition run; they are counted (``unplaced_rows``) so callers can say so. Changes that
+leave the cursor alone (a delete, an update without a newer cursor) of rows with a cursor
+are not seen, as for an unpartitioned table.
+
+Cost: the source answers grouped queries (one row per partition, not per row), and only
+when changed rows lie in no partition one more query takes their keys (see ``_moved_out``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import Any
 
 from shared import partitions as sp
+from shared import served_keys
 from shared.registry import RegisteredTable
-from shared.served import Manifest
+from shared.served import Manifest, ServedDataError
 from shared.snowflake import SourceColumn, bound
 from shared.sources import table_columns
 
-# DATE_TRUNC unit of each time partitioning.
-_UNITS = {sp.DAILY: "DAY", sp.HOURLY: "HOUR", sp.MONTHLY: "MONTH"}
 _TZ_TYPES = ("TIMESTAMP_TZ", "TIMESTAMP_LTZ")
+# The served version's file on this machine (``ServedStore.local_path``: downloaded first from object storage).
+ServedFile = Callable[[Manifest], Path]
 # Partitions per run of a backfill (the assets' multi-run backfill policy uses the same number).
 PARTITIONS_PER_RUN = 30
 
@@ -151,6 +164,7 @@ class SourceChanges:
     changed: tuple[str, ...] = ()  # materializable partitions with rows past the floor
     new: tuple[str, ...] = ()  # windows after the newest served partition that hold rows
     unplaced_rows: int = 0  # rows past the floor outside every materializable partition
+    moved_out: int = 0  # served rows whose key the source now places in no materializable partition (in ``changed``)
 
     @property
     def fresh(self) -> bool:
@@ -177,22 +191,23 @@ def _fetch(con: Any, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         cur.close()
 
 
-def _bucket(table: RegisteredTable, col: SourceColumn) -> str:
+def _bucket(table: RegisteredTable, col: SourceColumn, alias: str | None = None) -> str:
     """The partition a row falls in: its truncated time, or the position of its static value.
 
     Static values are compared in the source as the engine selects a partition's rows
     (``column = 'value'``, in the column's type), so a value registered as ``'1.5'`` for a
     NUMBER(10,2) or ``'TRUE'`` for a boolean names the rows the engine would rewrite; the
-    rows' own text (``1.50``, ``True``) would name no partition.
+    rows' own text (``1.50``, ``True``) would name no partition. ``alias``: the column of
+    that table alias (``u."DAY"``).
     """
     kind = sp.time_kind(table)
-    c = _q(col.name)
+    c = f"{alias}.{_q(col.name)}" if alias else _q(col.name)
     if kind is None:
         whens = " ".join(f"WHEN {c} = %s THEN {i}" for i in range(len(table.partition_values)))
         return f"CASE {whens} END"
     if col.data_type.upper() in _TZ_TYPES:  # truncate in UTC, where partition windows are
         c = f"CONVERT_TIMEZONE('UTC', {c})"
-    return f"DATE_TRUNC('{_UNITS[kind]}', {c})"
+    return f"DATE_TRUNC('{sp.TRUNC_UNITS[kind]}', {c})"
 
 
 def _key_of(table: RegisteredTable, value: Any, *, now: dt.datetime) -> str | None:
@@ -237,12 +252,16 @@ def _bound(col: SourceColumn, instant: dt.datetime) -> str:
     return instant.replace(tzinfo=None).isoformat(sep=" ")
 
 
-def scan(con: Any, table: RegisteredTable, manifest: Manifest | None, *, now: dt.datetime | None = None) -> SourceChanges:
+def scan(con: Any, table: RegisteredTable, manifest: Manifest | None, *, now: dt.datetime | None = None,
+         served_file: ServedFile | None = None) -> SourceChanges:
     """Ask the source what changed since ``manifest``'s watermark (see the module docstring).
 
     Two queries: the newest cursor and the count past the watermark; then, for partitioned
-    tables, the partitions holding rows past the floor (grouped in the source, so the
-    answer is one row per partition, not per row).
+    tables, the partitions holding rows past the floor and each one's rows without a cursor
+    (grouped in the source, so the answer is one row per partition, not per row). When
+    changed rows lie in no materializable partition, one more query takes their keys and
+    ``served_file(manifest)`` (the served version's file on this machine) says which served
+    partitions still hold them (``_moved_out``).
     """
     if not cursor_based(table):
         raise ChangeScanError(f"{table.key} has no cursor column; its changes cannot be told by cursor")
@@ -266,8 +285,7 @@ def scan(con: Any, table: RegisteredTable, manifest: Manifest | None, *, now: dt
         served_nulls = manifest.extra.get("cursor_nulls") if manifest is not None else None
         if served_nulls is not None and not sp.is_partitioned(table):
             # Rows without a cursor are past no watermark; a change in their number is a change
-            # (a merge re-reads them all). A partitioned table serves only its windows' rows, so
-            # its count is not comparable with the whole source's.
+            # (a merge re-reads them all). A partitioned table compares them per partition below.
             newer = int(newer or 0) + abs(int(nulls or 0) - int(served_nulls))
     served = manifest.watermark if manifest is not None and watermark is not None else None
     result = SourceChanges(served_watermark=served, source_newest=as_text(newest), newer_rows=int(newer or 0))
@@ -286,20 +304,172 @@ def scan(con: Any, table: RegisteredTable, manifest: Manifest | None, *, now: dt
             where += f" OR {_q(part.name)} >= CAST(%s AS {_cast_type(part)})"
             params.append(_bound(part, boundary[1]))
     values = list(table.partition_values) if sp.time_kind(table) is None else []
-    rows = _fetch(con, f"SELECT {_bucket(table, part)} AS bucket, count(*) FROM {name} WHERE {where} GROUP BY 1",
-                  values + params)
+    rows = _fetch(con, f"SELECT {_bucket(table, part)} AS bucket, count_if({where}), count_if({c} IS NULL) "
+                       f"FROM {name} WHERE ({where}) OR {c} IS NULL GROUP BY 1", values + params + params)
     changed: set[str] = set()
     new: set[str] = set()
     unplaced = 0
-    for bucket, count in rows:
+    nulls_by_key: dict[str, int] = {}
+
+    def named(key: str) -> None:
+        (new if boundary is not None and key > boundary[0] else changed).add(key)
+
+    for bucket, past, without in rows:
         key = _key_of(table, bucket, now=now)
         if key is None:
-            unplaced += int(count or 0)
-        elif boundary is not None and key > boundary[0]:
-            new.add(key)
-        else:
-            changed.add(key)
-    return dataclasses.replace(result, changed=tuple(sorted(changed)), new=tuple(sorted(new)), unplaced_rows=unplaced)
+            unplaced += int(past or 0)
+            continue
+        if past:
+            named(key)
+        nulls_by_key[key] = nulls_by_key.get(key, 0) + int(without or 0)
+    cursorless = _cursorless_changes(table, manifest, nulls_by_key, now=now) if floor is not None else {}
+    for key in cursorless:
+        named(key)
+    moved: dict[str, int] = {}
+    if unplaced and floor is not None and manifest is not None:
+        moved = _moved_out(con, table, manifest, cols=cols, floor=floor, now=now, served_file=served_file)
+        for key in moved:
+            named(key)
+    return dataclasses.replace(result, newer_rows=result.newer_rows + sum(cursorless.values()), changed=tuple(sorted(changed)),
+                               new=tuple(sorted(new)), unplaced_rows=unplaced, moved_out=sum(moved.values()))
+
+
+def _materializable(table: RegisteredTable, key: str, now: dt.datetime) -> bool:
+    try:
+        sp.validate_partition_key(table, key, now=now)
+    except sp.PartitionKeyError:
+        return False
+    return True
+
+
+def _cursorless_changes(table: RegisteredTable, manifest: Manifest | None, source_nulls: dict[str, int], *,
+                        now: dt.datetime) -> dict[str, int]:
+    """Per materializable partition, by how many its source rows without a cursor differ from the
+    number its served copy was written from (only partitions that differ).
+
+    Why: rows without a cursor are past no watermark, so a row inserted, moved or deleted without
+    one changes nothing the cursor shows; as for an unpartitioned table, a change in their number
+    is a change, here per partition, so exactly the partitions where it changed are rewritten.
+    """
+    census = _served_nulls(table, manifest)
+    if census is None:
+        return {}
+    out = {}
+    for key in set(census) | set(source_nulls):
+        had = census.get(key, 0)
+        if had is None:
+            continue  # written before partitions recorded the figure
+        if (diff := abs(source_nulls.get(key, 0) - had)) and _materializable(table, key, now):
+            out[key] = diff  # (a served partition no longer registered cannot be rewritten)
+    return out
+
+
+def _served_nulls(table: RegisteredTable, manifest: Manifest | None) -> dict[str, int | None] | None:
+    """Per served partition, the source rows without a cursor it was written from (None: not
+    recorded); None when the version's partitions cannot be compared (written under another
+    registration).
+
+    Why the source's figure, counted when the run was planned, and not the served rows': a key
+    without a cursor that a newer row of it replaced is served once but counted in the source,
+    and the two would differ for ever. A partition not served counts 0: a row without a cursor
+    in it was never served.
+    """
+    if manifest is None or written_under(table, manifest):
+        return None
+    return {key: (int(info["cursor_nulls"]) if info.get("cursor_nulls") is not None else None)
+            for key, info in manifest.partitions.items()}
+
+
+def _placed(table: RegisteredTable, part: SourceColumn, alias: str, *, now: dt.datetime) -> tuple[str, list[Any]]:
+    """A predicate over ``alias``'s row: it lies in a partition that can be materialized now (the
+    rows ``_key_of`` places), NULL or false otherwise."""
+    bucket = _bucket(table, part, alias)
+    if sp.time_kind(table) is None:
+        return f"{bucket} IS NOT NULL", list(table.partition_values)
+    latest = sp.latest_key(table, now)
+    if latest is None:
+        return "FALSE", []
+    last = sp.validate_partition_key(table, latest, now=now).start
+    assert last is not None
+    t = _cast_type(part)
+    return (f"{bucket} >= CAST(%s AS {t}) AND {bucket} <= CAST(%s AS {t})",
+            [_bound(part, sp.start_of(table)), _bound(part, last)])
+
+
+def _moved_out(con: Any, table: RegisteredTable, manifest: Manifest, *, cols: dict[str, SourceColumn], floor: Any,
+               now: dt.datetime, served_file: ServedFile | None) -> dict[str, int]:
+    """Served rows, by served partition, whose key the source now places in no partition that can
+    be materialized (changed rows past the floor, in no partition, and no row of the key in one).
+
+    Why: writing a partition removes its keys' copies from every other partition, so a row
+    moved to another partition leaves its old one when the new one is written. A row moved to
+    NULL, before the start, past the newest complete window or to an unlisted value is in no
+    partition a run writes, so nothing removed its old copy, which stayed served as if the source
+    still had it there. Rewriting the old partition removes it (the source no longer has it
+    there). A key with a row in some partition is served from that row and is not named: its
+    unplaced copy would otherwise name that partition on every scan.
+
+    Cost: one query in the source, returning the distinct keys of the changed rows in no
+    partition that have no row in one (an anti-join of the table with itself on the key), and
+    one grouped semi-join in the served file (``shared/served_keys.py``). A single numeric key
+    is bounded on both sides by the lowest and highest served key (read from the file's
+    statistics), so the new keys of a sequence, which every scan of a busy table finds in the
+    current window, are neither joined nor fetched. Other keys (text, composite) fetch the
+    keys of every changed row in no partition, the current window's new rows included.
+    """
+    keys = [cols.get(k.upper()) for k in table.primary_key]
+    cursor, part = cols[str(table.cursor_column).upper()], cols[str(table.partition_column).upper()]
+    if not keys or not manifest.partitions or written_under(table, manifest):
+        return {}  # without a key a row cannot be followed; a version under another registration is read whole
+    if any(k is None for k in keys):
+        return {}  # a key column gone: the next run fails naming it
+    key_cols = [k for k in keys if k is not None]
+    if not served_keys.can_hold(table, manifest):
+        return {}  # the served version has no such key or partition column: it holds none of these keys
+    if served_file is None:
+        raise ChangeScanError(f"{table.key}: changed rows lie in no partition; the served version's file is needed to "
+                              "find the partitions still serving their keys")
+    name = _source_name(table)
+    placed_u, params_u = _placed(table, part, "u", now=now)
+    placed_p, params_p = _placed(table, part, "p", now=now)
+    # NULL parts of a key compare equal, as the merge compares them; a column declared NOT NULL
+    # is compared with ``=``, which the source can hash-join on.
+    same = " AND ".join(f"p.{_q(k.name)} {'IS NOT DISTINCT FROM' if k.nullable else '='} u.{_q(k.name)}"
+                        for k in key_cols)
+    where_u = f"u.{_q(cursor.name)} > CAST(%s AS {_cast_type(cursor)}) AND NOT coalesce({placed_u}, FALSE)"
+    where_p = f"{same} AND coalesce({placed_p}, FALSE)"
+    params_u, params_p = [bind(floor), *params_u], list(params_p)
+    try:
+        with served_keys.opened(served_file(manifest)) as served:
+            if len(key_cols) == 1 and _cast_type(key_cols[0]).startswith("NUMBER("):
+                low, high = served_keys.key_range(served, key_cols[0].name)
+                if low is None:
+                    return {}  # nothing served
+                if isinstance(low, int | Decimal) and isinstance(high, int | Decimal):
+                    t, k = _cast_type(key_cols[0]), _q(key_cols[0].name)
+                    where_u += f" AND u.{k} BETWEEN CAST(%s AS {t}) AND CAST(%s AS {t})"
+                    where_p += f" AND p.{k} BETWEEN CAST(%s AS {t}) AND CAST(%s AS {t})"
+                    params_u += [bind(low), bind(high)]
+                    params_p += [bind(low), bind(high)]
+            picked = ", ".join(f'u.{_q(k.name)} AS "k{i}"' for i, k in enumerate(key_cols))
+            sql = (f"SELECT DISTINCT {picked} FROM {name} AS u WHERE {where_u} AND NOT EXISTS "
+                   f"(SELECT 1 FROM {name} AS p WHERE {where_p})")
+            params = params_u + params_p
+            cur = con.cursor()
+            try:
+                cur.execute(bound(sql, params), params)
+                found = served_keys.partitions_holding(served, table, manifest, cur.fetch_arrow_batches())
+            finally:
+                cur.close()
+    except ServedDataError as e:
+        raise ChangeScanError(f"{table.key}: changed rows lie in no partition, and the served version that would say "
+                              f"which partitions still serve their keys could not be read: {e}") from e
+    out: dict[str, int] = {}
+    for bucket, rows in found:
+        key = _key_of(table, bucket, now=now)
+        if key is not None:  # a served partition no longer registered cannot be rewritten
+            out[key] = out.get(key, 0) + rows
+    return out
 
 
 def ordered_keys(table: RegisteredTable, keys: Sequence[str], *, now: dt.datetime | None = None) -> list[str]:

@@ -19,6 +19,8 @@ DAILY, HOURLY, MONTHLY, STATIC = "daily", "hourly", "monthly", "static"
 KEY_FORMATS = {DAILY: "%Y-%m-%d", HOURLY: "%Y-%m-%d-%H:%M", MONTHLY: "%Y-%m-%d"}
 HUMAN_FORMATS = {DAILY: "YYYY-MM-DD", HOURLY: "YYYY-MM-DD-HH:00", MONTHLY: "YYYY-MM-01"}
 CRON_SCHEDULES = {DAILY: "0 0 * * *", HOURLY: "0 * * * *", MONTHLY: "0 0 1 * *"}
+# DATE_TRUNC unit of each time partitioning (Snowflake and DuckDB spell them alike).
+TRUNC_UNITS = {DAILY: "DAY", HOURLY: "HOUR", MONTHLY: "MONTH"}
 TIMEZONE = "UTC"
 # A snapshot table gets one daily partition per copy; today's partition exists (end
 # offset 1) because a snapshot copies the source as it is now, not a past window.

@@ -94,19 +94,32 @@ def window_slices(col: SourceColumn, windows: Sequence[Window], kind: str) -> li
 
 def window_counts(con: Any, table: RegisteredTable, windows: Sequence[Slice]) -> list[int]:
     """Source rows of every partition slice, in one query (one COUNT_IF per partition)."""
+    return window_census(con, table, windows)[0]
+
+
+def window_census(con: Any, table: RegisteredTable, windows: Sequence[Slice],
+                  cursor: str | None = None) -> tuple[list[int], list[int]]:
+    """Source rows of every partition slice and, with ``cursor``, those of them without a cursor
+    (zeros without), in one query (one or two COUNT_IF per partition)."""
     if not windows:
-        return []
-    counts = ", ".join(f"COUNT_IF({w.where})" for w in windows)
-    where = " OR ".join(f"({w.where})" for w in windows)
+        return [], []
+    counts = [f"COUNT_IF({w.where})" for w in windows]
     params = [p for w in windows for p in w.params]
+    select_params = list(params)
+    if cursor:
+        counts += [f"COUNT_IF(({w.where}) AND {qi(cursor)} IS NULL)" for w in windows]
+        select_params += params
+    where = " OR ".join(f"({w.where})" for w in windows)
     cur = con.cursor()
     try:
-        sql = f"SELECT {counts} FROM {qname(table.database, table.schema, table.table)} WHERE {where}"
-        cur.execute(bound(sql, params + params), params + params)
+        sql = f"SELECT {', '.join(counts)} FROM {qname(table.database, table.schema, table.table)} WHERE {where}"
+        cur.execute(bound(sql, select_params + params), select_params + params)
         row = cur.fetchone()
     finally:
         cur.close()
-    return [int(v or 0) for v in row] if row else [0] * len(windows)
+    values = [int(v or 0) for v in row] if row else [0] * len(counts)
+    n = len(windows)
+    return values[:n], (values[n:] if cursor else [0] * n)
 
 
 def pack_windows(windows: Sequence[Slice], counts: Sequence[int], slice_rows: int) -> tuple[list[Slice], list[Slice]]:

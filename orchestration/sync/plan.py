@@ -25,6 +25,7 @@ from orchestration.sync.extract import (
     literal,
     pack_windows,
     sf_type,
+    window_census,
     window_counts,
     window_slices,
 )
@@ -114,6 +115,9 @@ class Planned:
     source_rows: int
     windows: list[partitions.Window]
     window_rows: list[int] = dataclasses.field(default_factory=list)  # source rows per window (partition mode)
+    # Source rows without a cursor per window (partition mode of a cursor-based table): the change
+    # scan compares the source's with them, since no watermark can tell such a row is new.
+    window_nulls: list[int] = dataclasses.field(default_factory=list)
     recount: Recount | None = None  # None: not comparable (a merge counts the whole source; it only warns)
     key_changed: bool = False  # the served version was written under another primary key: check every row
     starts_empty: bool = False  # the served version's rows cannot be kept (a snapshot's and another strategy's)
@@ -156,7 +160,7 @@ def plan(req: SyncRequest) -> Planned:
                     "(dropped, renamed, or not visible to this role)"
                 )
             _require_registered_columns(table, cols)
-            slices, source_rows, window_rows, per_window = _slices(req, con, cols, mode, windows)
+            slices, source_rows, window_rows, window_nulls, per_window = _slices(req, con, cols, mode, windows)
             if mode == "merge":
                 source_rows = table_rows(con, table)
     except snowflake.connector.errors.Error as e:
@@ -172,7 +176,7 @@ def plan(req: SyncRequest) -> Planned:
     starts_empty = "strategy" in changed
     if starts_empty:
         req.logger.info(f"{table.key}: the served version was written as another strategy; its rows are not kept")
-    return Planned(mode, cols, target, slices, source_rows, windows, window_rows, recount,
+    return Planned(mode, cols, target, slices, source_rows, windows, window_rows, window_nulls, recount,
                    key_changed="primary_key" in changed, starts_empty=starts_empty, read_at=read_at)
 
 
@@ -251,20 +255,22 @@ def table_rows(con: Any, table: RegisteredTable) -> int:
     return key_range_slices(con, table, None, base=Slice("all"), slice_rows=1)[1]
 
 
-def _slices(req: SyncRequest, con: Any, cols: list[SourceColumn], mode: str,
-            windows: list[partitions.Window]) -> tuple[list[Slice], int, list[int], list[Slice]]:
-    """(slices to extract, source rows of the scope, source rows per window, one slice per window)."""
+def _slices(req: SyncRequest, con: Any, cols: list[SourceColumn], mode: str, windows: list[partitions.Window]
+            ) -> tuple[list[Slice], int, list[int], list[int], list[Slice]]:
+    """(slices to extract, source rows of the scope, source rows per window, of them without a
+    cursor (cursor-based tables), one slice per window)."""
     table, by_name = req.table, {c.name: c for c in cols}
     splitter = _slice_column(table, cols)
     bases: list[Slice] = [Slice(label="all")]
     if mode == "partition":
         per_window = _partition_slices(table, cols, windows)
-        counts = window_counts(con, table, per_window)
+        nullable = table.cursor_column if changes.cursor_based(table) else None  # rows without it are counted
+        counts, nulls = window_census(con, table, per_window, nullable)
         packed, bases = pack_windows(per_window, counts, req.slice_rows)  # only oversized windows are split further
         slices = list(packed)
         for base in bases:
             slices += key_range_slices(con, table, splitter, base=base, slice_rows=req.slice_rows)[0]
-        return slices, sum(counts), list(counts), per_window
+        return slices, sum(counts), list(counts), (list(nulls) if nullable else []), per_window
     if mode == "merge":
         cursor = by_name[str(table.cursor_column)]
         floor = _watermark_floor(table, req.served.current(table.key))
@@ -279,4 +285,4 @@ def _slices(req: SyncRequest, con: Any, cols: list[SourceColumn], mode: str,
         parts, count = key_range_slices(con, table, splitter, base=base, slice_rows=req.slice_rows)
         slices += parts
         total += count
-    return slices, total, [], []
+    return slices, total, [], [], []

@@ -5,13 +5,16 @@ once must cost one run. The order of decisions is:
 
 1. is the table fresh?
    - cursor-based (incremental) tables ask the source (``shared.changes``): fresh means no
-     source row has a cursor newer than the served watermark, however recently a
+     source row has a cursor newer than the served watermark and the rows without a cursor
+     are as many as served (per partition for a partitioned table), however recently a
      partition ran. Otherwise the refresh rewrites exactly the partitions holding rows
      past the watermark minus the lookback (late rows and updates in old
      partitions, rows whose partition column changed), plus complete windows newer
      than the newest served one; unpartitioned ones merge the cursor delta. Newer rows
      that lie in no materializable partition (the current, incomplete window) cannot be
-     rewritten yet: the answer is ``already_fresh`` and says how many wait there;
+     rewritten yet: the answer is ``already_fresh`` and says how many wait there. A served
+     row whose key moved there (or to NULL, before the start, an unlisted value) names
+     its old partition, whose rewrite stops serving it (the answer's ``note`` says so);
    - tables without a cursor keep the time rule: synced within the freshness target
      (the caller's ``max_age_s``, else the registration's ``freshness``) is fresh.
      Snapshot tables must also serve, in their newest snapshot, as many rows as the
@@ -177,9 +180,10 @@ async def changed_partitions(svc: SyncService, reg: RegisteredTable,
 async def scan_source(svc: SyncService, reg: RegisteredTable) -> changes.SourceChanges:
     """Ask the source what changed since the served watermark (503 when it cannot answer)."""
     def run() -> changes.SourceChanges:
-        manifest = open_store(svc.settings).current(reg.key)
+        served = open_store(svc.settings)
+        manifest = served.current(reg.key)
         with sources.connect(reg, svc.settings, snowflake=lambda: connect(svc.settings.snowflake)) as con:
-            return changes.scan(con, reg, manifest)
+            return changes.scan(con, reg, manifest, served_file=served.local_path)
 
     try:
         return await anyio.to_thread.run_sync(run)
@@ -189,6 +193,15 @@ async def scan_source(svc: SyncService, reg: RegisteredTable) -> changes.SourceC
     except Exception as e:  # the connector raises many unrelated types
         raise ServiceUnavailable(f"could not ask the source what changed in {reg.key}: {type(e).__name__}",
                                  rule="source_unavailable", headers={"Retry-After": "5"}) from e
+
+
+def moved_out_note(scan: changes.SourceChanges | None) -> str | None:
+    """What a job rewriting partitions for rows that left every partition is for (None: none did)."""
+    if scan is None or not scan.moved_out:
+        return None
+    return (f"{scan.moved_out} served row(s) no longer lie in their partition in the source but in none that can be "
+            "materialized (a NULL or out-of-range partition value, or the current, incomplete window); the job rewrites "
+            "the partitions that served them, so they are no longer served there")
 
 
 async def snapshot_current(svc: SyncService, reg: RegisteredTable) -> bool:
@@ -272,7 +285,8 @@ async def request_refresh(svc: SyncService, reg: RegisteredTable, *, requested_b
                 if state.job.active and not started_too_early:
                     est = await estimate(svc, key, state.job, runs=runs_needed(reg, state.job.partitions))
                     return RefreshOutcome(key, "existing_job", synced_at, version, reg.freshness_s, state.job,
-                                          est.total_s, est.basis, partitions=partitions or None, source=scan)
+                                          est.total_s, est.basis, partitions=partitions or None, source=scan,
+                                          note=moved_out_note(scan))
                 if state.job.status == "succeeded" and target is None and scan is None:
                     synced_at, version = await _sync_state(svc, key)
                     return RefreshOutcome(key, "already_fresh", synced_at, version, reg.freshness_s, state.job)
@@ -284,7 +298,7 @@ async def request_refresh(svc: SyncService, reg: RegisteredTable, *, requested_b
             est = await estimate(svc, key, job, runs=runs_needed(reg, job.partitions))
             outcome = "existing_job" if job.reason == "coalesced" else "started"
             return RefreshOutcome(key, outcome, synced_at, version, reg.freshness_s, job, est.total_s, est.basis,
-                                  partitions=partitions or None, source=scan)
+                                  partitions=partitions or None, source=scan, note=moved_out_note(scan))
     raise ServiceUnavailable(f"could not settle a refresh of {key}; retry", rule="refresh_contention")
 
 

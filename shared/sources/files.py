@@ -103,7 +103,10 @@ def to_duckdb(sql: str, names: tuple[str, str, str], *, values: bool = True) -> 
     for table in list(tree.find_all(exp.Table)):
         if (table.catalog, table.db, table.name) != names:
             raise FileSourceError(f"a file source holds one table; {table.sql('snowflake')} is not it")
-        table.replace(exp.to_table(SOURCE_RELATION))
+        source = exp.to_table(SOURCE_RELATION)
+        if table.args.get("alias") is not None:  # ``FROM t AS u`` (the change scan's self-join) keeps ``u``
+            source.set("alias", table.args["alias"])
+        table.replace(source)
     return tree.sql("duckdb")
 
 

@@ -153,6 +153,27 @@ def test_rows_moving_between_partitions(e2e_platform: Platform, agent: dict[str,
         assert [(int(k), str(d)[:10]) for k, d in moved] == [(1, "2025-01-06"), (2, "2025-01-06"), (12, "2025-01-06")]
 
 
+def test_a_row_moving_out_of_every_partition_leaves_its_old_one(e2e_platform: Platform, agent: dict[str, str]) -> None:
+    """A visit moved before the first partition named no partition, so its old day kept serving it
+    and the refresh answered ``already_fresh``. Its old day is now rewritten; moved back, it is served
+    again from there."""
+    with e2e_platform.apis["a"].client() as api:
+        with e2e_platform.source() as cur:
+            cur.execute(f"UPDATE {SRC_VISITS} SET VISIT_DATE = CAST('2024-12-31' AS DATE), "
+                        "UPDATED_AT = CAST('2025-03-04 10:00:00' AS TIMESTAMP_NTZ) WHERE VISIT_ID = 3")
+        body = refresh_and_wait(api, agent, VISITS)
+        assert body["partitions"] == ["2025-01-01"]
+        assert "1 served row(s) no longer lie in their partition" in body["note"]
+        assert query(api, agent, f"SELECT count(*) FROM {VISITS} WHERE visit_id = 3") == [[0]]
+        waiting = refresh(api, agent, VISITS)  # nothing left to rewrite; the row waits in no partition
+        assert (waiting["outcome"], waiting["newer_rows"]) == ("already_fresh", 1)
+        with e2e_platform.source() as cur:
+            cur.execute(f"UPDATE {SRC_VISITS} SET VISIT_DATE = CAST('2025-01-01' AS DATE), "
+                        "UPDATED_AT = CAST('2025-03-04 11:00:00' AS TIMESTAMP_NTZ) WHERE VISIT_ID = 3")
+        assert refresh_and_wait(api, agent, VISITS)["partitions"] == ["2025-01-01"]
+        _assert_visits_equal_source(e2e_platform, api, agent)
+
+
 SENSOR_SELECTOR = {"repositoryLocationName": "agents_data", "repositoryName": "__repository__",
                    "sensorName": "source_change_sensor"}
 SENSOR_TICKS = """query($s: SensorSelector!) { sensorOrError(sensorSelector: $s) {

@@ -16,6 +16,7 @@ import pytest
 from shared import changes
 from shared.registry import RegisteredTable
 from shared.served import Column, Manifest
+from shared.served_storage import ServedStore
 from shared.settings import Settings
 from tests.orchestration.conftest import Source, current, rows, sync
 
@@ -39,7 +40,8 @@ def _register(source: Source, name: str = "VISITS", **extra: Any) -> RegisteredT
 
 
 def _scan(source: Source, settings: Settings, table: RegisteredTable) -> changes.SourceChanges:
-    return changes.scan(source.con, table, current(settings, table), now=NOW)
+    return changes.scan(source.con, table, current(settings, table), now=NOW,
+                        served_file=ServedStore(settings.served_path).local_path)
 
 
 def _assert_served_equals_source(source: Source, settings: Settings, table: RegisteredTable) -> None:

@@ -111,3 +111,34 @@ def test_sensor_asks_the_stand_in_and_requests_the_late_partitions(source: Sourc
     with dg.build_sensor_context(cursor=baseline.cursor, resources=resources) as ctx:
         result = sensor(ctx)
     assert sorted(r.partition_key for r in result.run_requests) == ["2025-01-01", "2025-01-03"]
+
+
+def test_sensor_requests_the_partitions_of_rows_moved_out_or_without_a_cursor(source: Source, sync_settings: Settings,
+                                                                              tmp_path: Path) -> None:
+    """Dagster's path asks the same scan: a row moved to a NULL day (with a newer cursor) named no
+    partition, so the day that served it was never requested; a row inserted without a cursor
+    changed nothing the scan saw. Both days are requested, and their runs serve the source."""
+    t = source.table("VISITS")
+    source.sql(f"CREATE TABLE {t} (ID NUMBER(10,0), D DATE, UPDATED_AT TIMESTAMP_NTZ)")
+    source.sql(f"INSERT INTO {t} VALUES (1, '2025-01-01', '2025-01-01 10:00:00'), (2, '2025-01-02', "
+               "'2025-01-02 10:00:00'), (3, '2025-01-03', '2025-01-03 10:00:00')")
+    table = source.register("VISITS", strategy="incremental", incremental_key="UPDATED_AT", primary_key=["ID"],
+                            partitioning={"kind": "daily", "column": "D", "start": "2025-01-01"})
+    days = ["2025-01-01", "2025-01-02", "2025-01-03"]
+    sync(table, sync_settings, source, partition_keys=days)
+    sensor = sensors.build_source_change_sensor(tables=[table], served=lambda: ServedStore(sync_settings.served_path))
+    resources = {"snowflake": SourceResource(port=source.port)}
+    with dg.build_sensor_context(cursor=None, resources=resources) as ctx:
+        baseline = sensor(ctx)
+    source.sql(f"UPDATE {t} SET D = NULL, UPDATED_AT = '2025-02-01 00:00:00' WHERE ID = 1")
+    source.sql(f"INSERT INTO {t} VALUES (4, '2025-01-03', NULL)")
+    with dg.build_sensor_context(cursor=baseline.cursor, resources=resources) as ctx:
+        result = sensor(ctx)
+    requested = sorted(r.partition_key for r in result.run_requests)
+    assert requested == ["2025-01-01", "2025-01-03"]
+    sync(table, sync_settings, source, partition_keys=requested)
+    served = {r[0] for r in source.sql(f"SELECT ID FROM {t} WHERE D IS NOT NULL")}
+    assert served == {2, 3, 4}
+    from tests.orchestration.conftest import rows
+
+    assert {r[0] for r in rows(sync_settings, table, "SELECT ID FROM data")} == served

@@ -120,6 +120,30 @@ def test_duckdb_file_table_keeps_not_null_and_comments_and_merges_on_its_cursor(
     assert rows(file_settings, reg, "SELECT V FROM data WHERE ID IN (49, 50) ORDER BY ID") == [("changed",), ("new",)]
 
 
+def test_a_row_of_a_file_source_moved_out_of_every_partition_names_its_old_one(file_settings: Settings) -> None:
+    """The scan's key query joins the table with itself under aliases; the translation to DuckDB
+    replaced each table, alias and all, with the file's relation, so the statement failed."""
+    from shared.served_storage import ServedStore
+
+    path = Path(file_settings.sources.file_roots) / "moves.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE ev (ID BIGINT, DAY DATE, U BIGINT)")
+    con.execute("INSERT INTO ev VALUES (1, '2025-01-01', 1), (2, '2025-01-01', 2), (3, '2025-01-02', 3)")
+    con.close()
+    reg = _reg(source={"kind": "duckdb", "path": str(path), "table": "ev"}, strategy="incremental", incremental_key="U",
+               primary_key=["ID"], partitioning={"kind": "daily", "column": "DAY", "start": "2025-01-01"})
+    _sync(reg, file_settings, partition_keys=["2025-01-01", "2025-01-02"])
+    con = duckdb.connect(str(path))
+    con.execute("UPDATE ev SET DAY = NULL, U = 9 WHERE ID = 2")
+    con.close()
+    with sources.connect(reg, file_settings) as src:
+        found = changes.scan(src, reg, current(file_settings, reg),
+                             served_file=ServedStore(file_settings.served_path).local_path)
+    assert (found.partitions, found.moved_out, found.unplaced_rows) == (["2025-01-01"], 1, 1)
+    _sync(reg, file_settings, partition_keys=found.partitions)
+    assert rows(file_settings, reg, "SELECT ID FROM data ORDER BY 1") == [(1,), (3,)]
+
+
 def test_change_signatures_follow_file_sizes_and_mtimes(file_settings: Settings) -> None:
     folder = Path(file_settings.sources.file_roots) / "s"
     _write_parquet(folder / "a.parquet", 0, 10)

@@ -109,9 +109,6 @@ def test_hourly_partitions_of_a_date_column_serve_the_day_in_its_first_hour(sour
 def test_the_change_scan_finds_static_partitions_by_the_column_type(source: Source, sync_settings: Settings) -> None:
     """A refresh rewrites the partitions the scan names: a late row in '1.5' (served as 1.50) was
     counted as unplaced, so the refresh never rewrote it and the served partition stayed stale."""
-
-    from shared import changes
-
     t = source.table("T")
     source.sql(f"CREATE TABLE {t} (ID NUMBER(10,0), P NUMBER(10,2), UPDATED_AT NUMBER(10,0), V VARCHAR)")
     source.sql(f"INSERT INTO {t} VALUES (1, 1.5, 10, 'a'), (2, 2, 11, 'b')")
@@ -120,7 +117,7 @@ def test_the_change_scan_finds_static_partitions_by_the_column_type(source: Sour
     for k in ["1.5", "2"]:
         _ok(materialize(table, sync_settings, partition_key=k))
     source.sql(f"INSERT INTO {t} VALUES (3, 1.50, 20, 'late'), (4, 7, 21, 'unlisted')")
-    found = changes.scan(source.con, table, current(sync_settings, table), now=dt.datetime.now(dt.UTC))
+    found = _scan(source, sync_settings, table)
     assert (found.partitions, found.unplaced_rows, found.newer_rows) == (["1.5"], 1, 2)
     for k in found.partitions:
         _ok(materialize(table, sync_settings, partition_key=k))
@@ -591,3 +588,137 @@ def test_a_partitioned_table_registered_again_without_partitions_is_read_whole(s
     whole = source.register("T", **kw)
     _ok(materialize(whole, sync_settings))
     assert rows(sync_settings, whole) == _source_rows(source, "T")
+
+
+# -- keyed rows of a partitioned incremental table moved out of every partition --------------------------
+
+
+def _scan(source: Source, settings: Settings, table: Any) -> Any:
+    """The change scan as the refresh and the sensor ask it: with the served version's file."""
+    from shared import changes
+    from shared.served_storage import ServedStore
+
+    return changes.scan(source.con, table, current(settings, table), served_file=ServedStore(settings.served_path).local_path)
+
+
+def _refresh(source: Source, settings: Settings, table: Any) -> Any:
+    """What a refresh does: scan, then materialize exactly the partitions named (one run each)."""
+    found = _scan(source, settings, table)
+    for key in found.partitions:
+        _ok(materialize(table, settings, partition_key=key))
+    return found
+
+
+MOVED_OUT = {  # where the row's partition column goes: no partition that can be materialized holds it
+    "null": ("daily", "NULL"),
+    "before-start": ("daily", "'2024-12-31'"),
+    "current-window": ("daily", "'{today}'"),
+    "future": ("daily", "'2099-01-01'"),
+    "unlisted-static": ("static", "'2025-01-09'"),
+}
+
+
+@pytest.mark.parametrize("move", list(MOVED_OUT))
+def test_a_key_moved_out_of_every_partition_stops_being_served_in_its_old_one(
+        source: Source, sync_settings: Settings, move: str) -> None:
+    """The scan placed changed rows where the source now has them: a row moved to NULL, before the
+    start, past the newest complete window or to an unlisted value named no partition, so its old
+    partition was never rewritten and kept serving it as if the source still had it there."""
+    kind, to = MOVED_OUT[move]
+    to = to.format(today=dt.datetime.now(dt.UTC).date().isoformat())
+    t = source.table("T")
+    source.sql(f"CREATE TABLE {t} (ID NUMBER(10,0), U NUMBER(10,0), DAY DATE, V VARCHAR)")
+    source.sql(f"INSERT INTO {t} VALUES (1, 1, '2025-01-01', 'a'), (2, 2, '2025-01-01', 'b'), (3, 3, '2025-01-02', 'c')")
+    part = ({"kind": "daily", "column": "DAY", "start": "2025-01-01"} if kind == "daily" else
+            {"kind": "static", "column": "DAY", "values": ["2025-01-01", "2025-01-02"]})
+    table = source.register("T", strategy="incremental", incremental_key="U", primary_key=["ID"], partitioning=part)
+    for key in ["2025-01-01", "2025-01-02"]:
+        _ok(materialize(table, sync_settings, partition_key=key))
+    assert _scan(source, sync_settings, table).fresh
+
+    source.sql(f"UPDATE {t} SET DAY = {to}, U = 10, V = 'moved' WHERE ID = 1")
+    found = _refresh(source, sync_settings, table)
+    assert (found.partitions, found.moved_out, found.unplaced_rows, found.newer_rows) == (["2025-01-01"], 1, 1, 1)
+    placed = "DAY IN ('2025-01-01', '2025-01-02')"
+    assert rows(sync_settings, table) == _source_rows(source, "T", placed) == [
+        (2, 2, dt.date(2025, 1, 1), "b"), (3, 3, dt.date(2025, 1, 2), "c")]
+
+    again = _scan(source, sync_settings, table)  # nothing left to rewrite: the row waits (or stays) unplaced
+    assert (again.partitions, again.moved_out, again.unplaced_rows) == ([], 0, 1)
+
+
+def test_a_tz_row_moved_past_the_newest_complete_hour_and_a_composite_key_moved_to_null_leave_their_old_hours(
+        source: Source, sync_settings: Settings) -> None:
+    """Hours are UTC windows of a TIMESTAMP_TZ column (a row written at +05:00 is placed by its
+    instant), and a composite key with a NULL part is one key (IS NOT DISTINCT FROM) in the source's
+    key query and in the served lookup alike."""
+    t = source.table("T")
+    source.sql(f"CREATE TABLE {t} (A NUMBER(10,0), B VARCHAR, U NUMBER(10,0), TS TIMESTAMP_TZ, V VARCHAR)")
+    source.sql(f"INSERT INTO {t} VALUES (1, 'x', 1, '2025-01-01 01:30:00+01:00', 'a'), (1, NULL, 2, "
+               "'2025-01-01 05:10:00+00:00', 'b'), (2, 'y', 3, '2025-01-01 05:20:00+00:00', 'c')")
+    table = source.register("T", strategy="incremental", incremental_key="U", primary_key=["A", "B"],
+                            partitioning={"kind": "hourly", "column": "TS", "start": "2025-01-01"})
+    for key in ["2025-01-01-00:00", "2025-01-01-05:00"]:
+        _ok(materialize(table, sync_settings, partition_key=key))
+    later = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=2 + 5)).strftime("%Y-%m-%d %H:%M:%S+05:00")  # in 2 h, at +05:00
+    source.sql(f"UPDATE {t} SET TS = '{later}', U = 10 WHERE B = 'x'")
+    source.sql(f"UPDATE {t} SET TS = NULL, U = 11 WHERE B IS NULL")
+    found = _refresh(source, sync_settings, table)
+    assert (found.partitions, found.moved_out, found.unplaced_rows) == (["2025-01-01-00:00", "2025-01-01-05:00"], 2, 2)
+    assert rows(sync_settings, table, "SELECT A, B, V FROM data") == [(2, "y", "c")]
+    assert _scan(source, sync_settings, table).partitions == []
+
+
+def test_a_key_also_placed_in_a_partition_is_served_there_and_not_named_again(source: Source,
+                                                                              sync_settings: Settings) -> None:
+    """A key the source holds twice, once in a partition and once in none: the partition's row is
+    served, and the unplaced copy names no partition on every scan (no rewrite loop)."""
+    t = source.table("T")
+    source.sql(f"CREATE TABLE {t} (ID NUMBER(10,0), U NUMBER(10,0), DAY DATE, V VARCHAR)")
+    source.sql(f"INSERT INTO {t} VALUES (1, 1, '2025-01-01', 'a'), (2, 2, '2025-01-02', 'b')")
+    table = source.register("T", strategy="incremental", incremental_key="U", primary_key=["ID"],
+                            partitioning={"kind": "daily", "column": "DAY", "start": "2025-01-01"})
+    for key in ["2025-01-01", "2025-01-02"]:
+        _ok(materialize(table, sync_settings, partition_key=key))
+    source.sql(f"INSERT INTO {t} VALUES (1, 9, NULL, 'stray')")
+    for _ in range(2):
+        found = _refresh(source, sync_settings, table)
+        assert (found.partitions, found.moved_out, found.unplaced_rows) == ([], 0, 1)
+    assert rows(sync_settings, table) == [(1, 1, dt.date(2025, 1, 1), "a"), (2, 2, dt.date(2025, 1, 2), "b")]
+
+
+# -- rows without a cursor in a partitioned incremental table ---------------------------------------------
+
+
+def test_rows_without_a_cursor_in_a_partitioned_table_are_seen_as_changes(source: Source,
+                                                                         sync_settings: Settings) -> None:
+    """The scan named partitions by ``cursor > floor``, which no NULL satisfies: a row inserted, moved
+    or deleted without a cursor changed nothing the scan saw, so its partition was never rewritten.
+    A version now records, per partition, the source rows without a cursor it was written from."""
+    t = source.table("T")
+    source.sql(f"CREATE TABLE {t} (ID NUMBER(10,0), U NUMBER(10,0), DAY DATE, V VARCHAR)")
+    source.sql(f"INSERT INTO {t} VALUES (1, 1, '2025-01-01', 'a'), (2, NULL, '2025-01-01', 'b'), "
+               "(3, 3, '2025-01-02', 'c'), (4, NULL, '2025-01-03', 'd')")
+    table = source.register("T", strategy="incremental", incremental_key="U", primary_key=["ID"],
+                            partitioning={"kind": "daily", "column": "DAY", "start": "2025-01-01"})
+    for key in ["2025-01-01", "2025-01-02", "2025-01-03"]:
+        _ok(materialize(table, sync_settings, partition_key=key))
+    manifest = current(sync_settings, table)
+    assert manifest is not None
+    assert {k: v["cursor_nulls"] for k, v in manifest.partitions.items()} == {
+        "2025-01-01": 1, "2025-01-02": 0, "2025-01-03": 1}
+    assert _scan(source, sync_settings, table).fresh
+
+    placed = "DAY IS NOT NULL"
+    rounds = [  # (change, partitions named, newer_rows)
+        (f"INSERT INTO {t} VALUES (5, NULL, '2025-01-02', 'e')", ["2025-01-02"], 1),
+        (f"UPDATE {t} SET DAY = '2025-01-03' WHERE ID = 2", ["2025-01-01", "2025-01-03"], 2),  # moved: both
+        (f"DELETE FROM {t} WHERE ID = 4", ["2025-01-03"], 1),
+        (f"UPDATE {t} SET DAY = NULL WHERE ID = 5", ["2025-01-02"], 1),  # out of every partition
+    ]
+    for change, named, newer in rounds:
+        source.sql(change)
+        found = _refresh(source, sync_settings, table)
+        assert (found.partitions, found.newer_rows, found.fresh) == (named, newer, False), change
+        assert rows(sync_settings, table) == _source_rows(source, "T", placed), change
+        assert _scan(source, sync_settings, table).fresh, change

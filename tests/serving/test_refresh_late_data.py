@@ -139,6 +139,28 @@ def test_rows_only_in_the_current_window_are_reported_not_launched(
     assert not fake_dagster.backfills
 
 
+def test_a_row_moved_out_of_every_partition_rewrites_the_partition_still_serving_it(
+        client: Client, agent: dict[str, str], fake_dagster: FakeDagster, api_settings: Settings) -> None:
+    """The row now lies in no partition (a NULL day), so no partition was named: the refresh answered
+    ``already_fresh`` and the old day kept serving it. The served version says where its key is."""
+    with write_version(api_settings.served_path, VISITS, copy_previous=False) as pending:
+        pending.con.execute("CREATE TABLE data AS SELECT ID, CAST(DAY AS DATE) AS DAY, CAST(U AS TIMESTAMP) AS UPDATED_AT "
+                            "FROM (VALUES (1, '2025-01-01', '2025-01-01 12:00:00'), (2, '2025-01-02', '2025-01-02 12:00:00'), "
+                            "(3, '2025-01-03', '2025-01-03 12:00:00'), (4, '2025-01-07', '2025-01-07 12:00:00')) t(ID, DAY, U)")
+        publish(api_settings.served_path, pending, strategy="incremental", row_count=4,
+                columns=[Column("ID", "INTEGER"), Column("DAY", "DATE"), Column("UPDATED_AT", "TIMESTAMP")],
+                partitions={k: {"rows": 1} for k in ["2025-01-01", "2025-01-02", "2025-01-03", "2025-01-07"]},
+                watermark="2025-01-07T12:00:00", extra={"watermark_type": "TIMESTAMP"})
+    _sql(api_settings, f"UPDATE {SOURCE} SET DAY = NULL, UPDATED_AT = '2025-02-01 00:00:00' WHERE ID = 2")
+    r = client.post(REFRESH, headers=agent)
+    assert r.status_code == 202, r.text
+    body = r.json()
+    assert (body["outcome"], body["kind"], body["partitions"], body["newer_rows"]) == ("started", "run", ["2025-01-02"], 1)
+    assert "1 served row(s) no longer lie in their partition" in body["note"]
+    [run] = fake_dagster.runs.values()
+    assert run.partition == "2025-01-02"
+
+
 def test_a_source_that_cannot_answer_is_a_clear_503(client: Client, agent: dict[str, str],
                                                     fake_dagster: FakeDagster, api_settings: Settings) -> None:
     _sql(api_settings, f"DROP TABLE {SOURCE}")
