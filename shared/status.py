@@ -29,6 +29,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session
 
+from shared import served
 from shared.control.db import migrate, session_scope
 from shared.control.models import TableStatusRow, as_utc, utcnow
 from shared.served import Manifest
@@ -176,11 +177,17 @@ def _age(seconds: float) -> str:
 
 
 def last_synced(manifest: Manifest | None, status: TableStatusRow | None) -> dt.datetime | None:
-    """When the table was last synced: the last recorded success, else when the served version
-    was published (a version published before any status row was written)."""
+    """When the served data was read from the source (``shared.served.read_time``: the time a
+    run began reading, not when it published or recorded its success); for a version written
+    before runs recorded that, the last recorded success, else when it was published.
+
+    The catalog, refresh answers, ``min_freshness`` and provenance all use this one reading."""
+    recorded = served.read_time(manifest) if manifest is not None else None
+    if recorded is not None:
+        return recorded
     if status is not None and status.last_success_at is not None:
         return status.last_success_at
-    return as_utc(dt.datetime.fromisoformat(manifest.published_at)) if manifest else None
+    return served.synced_at(manifest) if manifest else None
 
 
 def freshness(manifest: Manifest | None, status: TableStatusRow | None, freshness_s: int | None,

@@ -257,9 +257,8 @@ class ControlDbCollector:
             for name in ("fresh", "stale", "failing"):
                 fresh.add_metric([reg.key, name], 1.0 if verdict["status"] == name else 0.0)
             if manifest is not None:
-                published = dt.datetime.fromisoformat(manifest.published_at)
-                published = published if published.tzinfo else published.replace(tzinfo=dt.UTC)
-                age.add_metric([reg.key], max(0.0, (now - published).total_seconds()))
+                synced = status.last_synced(manifest, row) or now  # the catalog's age: since the source was read
+                age.add_metric([reg.key], max(0.0, (now - synced).total_seconds()))
                 rows.add_metric([reg.key], float(manifest.row_count))
             stats = (row.stats or {}) if row is not None else {}
             if stats.get("runs_sampled"):

@@ -310,10 +310,11 @@ class SyncService:
 
 
 def synced_at_of(settings: Settings, key: str, status: TableStatusRow | None) -> tuple[dt.datetime | None, str | None]:
-    """When the served version was published, and its id (the manifest is the truth)."""
+    """When the served data was read from the source (``shared.status.last_synced``, the catalog's
+    reading too), and the served version's id (the manifest is the truth)."""
     manifest = open_store(settings).current(key)
     if manifest is not None:
-        return dt.datetime.fromisoformat(manifest.published_at), manifest.version
+        return table_status.last_synced(manifest, status), manifest.version
     if status is None:
         return None, None
     return status.last_success_at, status.served_version
