@@ -119,6 +119,44 @@ def record_failure(control_url: str, keys: Iterable[str], run_id: str, message: 
         return _write_failure(control_url, keys, run_id, message, failed_at)
 
 
+MISSING_SOURCE_REASON = "the source table is missing"
+
+
+def missing_source(row: TableStatusRow | None) -> bool:
+    """Whether the row says the source table is gone (a failed run's error, or the source-change sensor)."""
+    return bool(row is not None and row.stale and (row.stale_reason or "").startswith(MISSING_SOURCE_REASON))
+
+
+def record_source_presence(control_url: str, *, missing: Iterable[str], present: Iterable[str]) -> list[str]:
+    """The source-change sensor's view of which sources exist, written on the status rows.
+
+    Why the sensor and not only a failed run: a table without a schedule may not run for days,
+    and until then its catalog entry said ``fresh`` about a copy of a table that no longer
+    exists. A missing source marks the row stale (its served data stays queryable); a source
+    seen again clears that mark (and only that one), so the table is judged by its age again.
+    Returns the keys whose mark changed. One transaction, written only when something changes.
+    """
+    missing, present = set(missing), set(present)
+    changed: list[str] = []
+    if not missing and not present:
+        return changed
+    with session_scope(control_url) as s:
+        rows = {r.key: r for r in s.scalars(select(TableStatusRow).where(TableStatusRow.key.in_(missing | present)))}
+        for key in sorted(missing):
+            row = rows.get(key) or _row(s, key)
+            if not missing_source(row):
+                row.stale = True
+                row.stale_reason = (f"{MISSING_SOURCE_REASON} (dropped, renamed or no longer readable by the platform); "
+                                    "serving the last copy")
+                changed.append(key)
+        for key in sorted(present):
+            row = rows.get(key)
+            if row is not None and missing_source(row):
+                row.stale, row.stale_reason = False, None
+                changed.append(key)
+    return changed
+
+
 def _write_failure(control_url: str, keys: list[str], run_id: str, message: str, failed_at: dt.datetime) -> bool:
     changed = False
     with session_scope(control_url) as s:
@@ -128,7 +166,7 @@ def _write_failure(control_url: str, keys: list[str], run_id: str, message: str,
                 continue
             if is_missing_source(message) and not row.stale:
                 row.stale = True
-                row.stale_reason = f"the source table is missing; serving the last copy ({message[:300]})"
+                row.stale_reason = f"{MISSING_SOURCE_REASON}; serving the last copy ({message[:300]})"
                 changed = True
             if row.last_run_id == run_id and row.last_failure_at is not None and row.last_error:
                 continue

@@ -48,12 +48,13 @@ import anyio.to_thread
 
 from serving.lib.budgets import REFRESH, get_budgets
 from serving.lib.caller import Caller
-from serving.lib.errors import BadRequest, ServiceUnavailable
+from serving.lib.errors import BadRequest, Conflict, ServiceUnavailable
 from serving.lib.services import Services
 from serving.sync import jobs, store
 from serving.sync.core import SyncService, dagster_calls, get_sync, synced_at_of
 from serving.sync.dagster import QUEUED, DagsterError, DagsterUnavailable
 from shared import changes, registry, sources
+from shared import status as table_status
 from shared.dagster_names import TABLE_TAG
 from shared.partitions import is_partitioned
 from shared.registry import RegisteredTable
@@ -183,7 +184,12 @@ async def scan_source(svc: SyncService, reg: RegisteredTable) -> changes.SourceC
 
     try:
         return await anyio.to_thread.run_sync(run)
-    except (SourceError, changes.ChangeScanError) as e:
+    except changes.ChangeScanError as e:
+        if table_status.is_missing_source(str(e)):
+            raise source_missing(reg.key, str(e)) from e
+        raise ServiceUnavailable(f"could not ask the source what changed in {reg.key}: {e}", rule="source_unavailable",
+                                 headers={"Retry-After": "5"}) from e
+    except SourceError as e:
         raise ServiceUnavailable(f"could not ask the source what changed in {reg.key}: {e}", rule="source_unavailable",
                                  headers={"Retry-After": "5"}) from e
     except Exception as e:  # the connector raises many unrelated types
@@ -215,6 +221,30 @@ async def snapshot_current(svc: SyncService, reg: RegisteredTable) -> bool:
         return False
 
 
+def source_missing(key: str, why: str) -> Conflict:
+    """409 ``source_missing``: no run can bring newer data, so a refresh neither starts one nor
+    answers ``already_fresh`` (the catalog says ``stale`` with the same reason)."""
+    return Conflict(f"the source of {key} is missing ({why}); its last copy stays queryable, and a refresh cannot "
+                    "bring newer data until the source table exists again", rule="source_missing",
+                    details={"table": key})
+
+
+async def check_source_present(svc: SyncService, reg: RegisteredTable) -> None:
+    """409 ``source_missing`` when the source table has no columns (dropped, renamed, unreadable);
+    asked only of tables whose status row says the source went missing."""
+    def run() -> bool:
+        with sources.connect(reg, svc.settings, snowflake=lambda: connect(svc.settings.snowflake)) as con:
+            return bool(sources.table_columns(con, reg))
+
+    try:
+        present = await anyio.to_thread.run_sync(run)
+    except Exception as e:  # unreachable: the run would say why; do not claim it is gone
+        raise ServiceUnavailable(f"could not ask the source whether {reg.key} exists: {type(e).__name__}",
+                                 rule="source_unavailable", headers={"Retry-After": "5"}) from e
+    if not present:
+        raise source_missing(reg.key, "the table does not exist in the source or is not readable by the platform")
+
+
 def _fresh(synced_at: dt.datetime | None, target_s: float | None) -> bool:
     if synced_at is None or target_s is None:
         return False
@@ -226,6 +256,12 @@ async def _sync_state(svc: SyncService, key: str) -> tuple[dt.datetime | None, s
         return synced_at_of(svc.settings, key, store.table_status(svc.control_url, [key]).get(key))
 
     return await anyio.to_thread.run_sync(read)
+
+
+async def _marked_missing(svc: SyncService, key: str) -> bool:
+    """Whether the table's status row says its source went missing (a failed run, the sensor)."""
+    rows = await anyio.to_thread.run_sync(store.table_status, svc.control_url, [key])
+    return table_status.missing_source(rows.get(key))
 
 
 async def request_refresh(svc: SyncService, reg: RegisteredTable, *, requested_by: str | None,
@@ -245,6 +281,9 @@ async def request_refresh(svc: SyncService, reg: RegisteredTable, *, requested_b
     fresh_after = (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=max_age_s)) if max_age_s is not None else None
     not_joinable: set[str] = set()
     scan = await scan_source(svc, reg) if changes.cursor_based(reg) else None
+    gone = await _marked_missing(svc, key)
+    if gone and scan is None:  # a dropped source: neither fresh nor refreshable; re-created: refresh it
+        await check_source_present(svc, reg)
     with dagster_calls():
         for _ in range(5):  # a job finishing, or found already started, while we look is re-evaluated
             synced_at, version = await _sync_state(svc, key)
@@ -258,7 +297,8 @@ async def request_refresh(svc: SyncService, reg: RegisteredTable, *, requested_b
                     return RefreshOutcome(key, "already_fresh", synced_at, version, reg.freshness_s, source=scan,
                                           note=note)
             else:
-                if _fresh(synced_at, target) and (reg.strategy != "snapshot" or await snapshot_current(svc, reg)):
+                if not gone and _fresh(synced_at, target) and (
+                        reg.strategy != "snapshot" or await snapshot_current(svc, reg)):
                     return RefreshOutcome(key, "already_fresh", synced_at, version, reg.freshness_s)
                 kind, partitions = await target_partitions(svc, reg)
             claim = functools.partial(store.claim, svc.control_url, table_key=key, kind=kind, partitions=partitions,

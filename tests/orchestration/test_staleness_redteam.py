@@ -97,3 +97,44 @@ def test_static_partitions_are_as_fresh_as_their_oldest_value(source: Source, sy
     time.sleep(0.05)
     _ok(materialize(table, sync_settings, partition_key="us"))
     assert _synced(sync_settings, table.key) == dt.datetime.fromisoformat(eu_read)
+
+
+def test_a_dropped_source_is_stale_in_the_catalog_before_any_run_fails(
+        source: Source, sync_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A table without a schedule may not run for days: its catalog entry said ``fresh`` about a copy
+    of a table that no longer existed. The source-change sensor sees the table gone on its next tick;
+    a table seen again is judged by its age again."""
+    import dagster as dg
+
+    from orchestration import sensors
+    from shared.control.db import migrate
+    from tests.orchestration.test_sensors import SourceResource
+
+    migrate(sync_settings.control_url)
+    monkeypatch.setenv("AGENTS_DATA_HOME", str(sync_settings.home))
+    monkeypatch.setenv("DATABASE_URL", sync_settings.control_url)
+    t = source.table("T")
+    source.sql(f"CREATE TABLE {t} (ID NUMBER(10,0))")
+    source.sql(f"INSERT INTO {t} VALUES (1)")
+    table = source.register("T", freshness="1d")
+    _ok(materialize(table, sync_settings))
+    sensor = sensors.build_source_change_sensor(tables=[table])
+    resources = {"snowflake": SourceResource(port=source.port)}
+
+    def verdict() -> dict[str, Any]:
+        row = status.read(sync_settings.control_url, [table.key]).get(table.key)
+        return status.freshness(current(sync_settings, table), row, table.freshness_s, dt.datetime.now(dt.UTC))
+
+    with dg.build_sensor_context(cursor=None, resources=resources) as ctx:
+        cursor = sensor(ctx).cursor
+    assert verdict()["status"] == "fresh"
+    source.sql(f"DROP TABLE {t}")
+    with dg.build_sensor_context(cursor=cursor, resources=resources) as ctx:
+        cursor = sensor(ctx).cursor
+    stale = verdict()
+    assert stale["status"] == "stale", stale
+    assert "source table is missing" in stale["reason"]
+    source.sql(f"CREATE TABLE {t} (ID NUMBER(10,0))")
+    with dg.build_sensor_context(cursor=cursor, resources=resources) as ctx:
+        sensor(ctx)
+    assert verdict()["status"] == "fresh"
