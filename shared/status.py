@@ -150,9 +150,9 @@ def record_source_presence(control_url: str, *, missing: Iterable[str], present:
                                     "serving the last copy")
                 changed.append(key)
         for key in sorted(present):
-            row = rows.get(key)
-            if row is not None and missing_source(row):
-                row.stale, row.stale_reason = False, None
+            seen = rows.get(key)
+            if seen is not None and missing_source(seen):
+                seen.stale, seen.stale_reason = False, None
                 changed.append(key)
     return changed
 
@@ -229,11 +229,14 @@ def last_synced(manifest: Manifest | None, status: TableStatusRow | None) -> dt.
 
 
 def freshness(manifest: Manifest | None, status: TableStatusRow | None, freshness_s: int | None,
-              now: dt.datetime) -> dict[str, Any]:
+              now: dt.datetime, *, partitions: dict[str, Any] | None = None,
+              require_partitions: bool = False) -> dict[str, Any]:
     """``fresh``, ``stale`` or ``failing``, with the reason an agent can act on.
 
     Failing wins while the last failure is newer than the last success; then never
-    synced, marked stale, and older than the freshness target, in that order.
+    synced, marked stale, partitions missing (``partitions``, from
+    ``shared.partitions.freshness_coverage``, when ``require_partitions``), and older than the
+    freshness target, in that order. ``partitions`` is also shown as it is.
     """
     last_success = status.last_success_at if status else None
     last_failure = status.last_failure_at if status else None
@@ -241,6 +244,8 @@ def freshness(manifest: Manifest | None, status: TableStatusRow | None, freshnes
     age = (now - synced).total_seconds() if synced else None
     out: dict[str, Any] = {"age_s": round(age, 3) if age is not None else None, "target_s": freshness_s,
                            "last_run_status": run_status(status), "last_failure_at": last_failure}
+    if partitions is not None:
+        out["partitions"] = partitions
     if last_failure and (last_success is None or last_failure > last_success):
         error = ((status.last_error if status else None) or "no error message").strip().splitlines()[0][:300]
         return out | {"status": "failing", "reason": f"the last sync failed at {last_failure.isoformat()}: {error}"}
@@ -248,6 +253,11 @@ def freshness(manifest: Manifest | None, status: TableStatusRow | None, freshnes
         return out | {"status": "stale", "reason": "never synced: no data is served yet"}
     if status is not None and status.stale:
         return out | {"status": "stale", "reason": status.stale_reason or "marked stale by orchestration"}
+    if require_partitions and partitions and partitions.get("missing"):
+        named = ", ".join(partitions.get("missing_keys") or [])
+        more = " …" if partitions["missing"] > len(partitions.get("missing_keys") or []) else ""
+        return out | {"status": "stale", "reason": f"{partitions['missing']} of {partitions['expected']} partitions "
+                      f"are not served (missing: {named}{more}); the served rows are incomplete"}
     if freshness_s and age is not None and age > freshness_s:
         return out | {"status": "stale", "reason": f"last synced {_age(age)} ago; the freshness target is {_age(freshness_s)}"}
     target = f" (target {_age(freshness_s)})" if freshness_s else " (no freshness target)"

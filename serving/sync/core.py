@@ -336,7 +336,7 @@ def describe_table(reg: RegisteredTable, status: TableStatusRow | None, job: sto
         "source": {"kind": reg.source_kind, "path": reg.source_path, "table": reg.source_table,
                    "described": sources.describe(reg)},
         "live": reg.live,
-        **served_facts(manifest, status, reg.freshness_s, now),
+        **served_facts(manifest, status, reg.freshness_s, now, reg),
         "last_run": {"run_id": status.last_run_id if status else None,
                      "status": table_status.run_status(status),
                      "error": clean_message(status.last_error) or None if status else None},

@@ -54,6 +54,7 @@ from serving.sync import jobs, store
 from serving.sync.core import SyncService, dagster_calls, get_sync, synced_at_of
 from serving.sync.dagster import QUEUED, DagsterError, DagsterUnavailable
 from shared import changes, registry, sources
+from shared import partitions as sp
 from shared import status as table_status
 from shared.dagster_names import TABLE_TAG
 from shared.partitions import is_partitioned
@@ -146,10 +147,15 @@ async def estimate(svc: SyncService, key: str, job: store.SyncJob | None, *, run
 
 
 async def target_partitions(svc: SyncService, reg: RegisteredTable) -> tuple[str, list[str]]:
-    """What a refresh materializes: the whole table, the latest partition, or every static value.
+    """What a refresh materializes: the whole table, the latest partition plus every partition
+    never served, or every static value.
 
     Time partitions: the newest key Dagster lists (the latest complete window; today for
-    snapshots), so a refresh never asks for a partition the code location lacks.
+    snapshots), so a refresh never asks for a partition the code location lacks; with it, once
+    anything is served, every listed partition the served version lacks (a backfill that failed
+    or never finished), since the table is not fresh while they are missing (``_complete``). A
+    table never served gets its newest partition (its first sync is an admin's backfill; the
+    catalog lists what is still missing).
     """
     if not is_partitioned(reg):
         return "run", []
@@ -159,7 +165,24 @@ async def target_partitions(svc: SyncService, reg: RegisteredTable) -> tuple[str
     keys = await svc.client.partition_keys(reg.asset_key_path)
     if not keys:
         raise ServiceUnavailable(f"Dagster lists no partitions for {reg.key} yet", rule="no_partitions")
-    return "run", [keys[-1]]
+    wanted = [keys[-1]]
+    served = set(await anyio.to_thread.run_sync(_served_keys, svc, reg.key))
+    if reg.strategy != "snapshot" and served:  # never served at all: its first sync is a backfill of its own
+        wanted = sorted({k for k in keys if k not in served} | {keys[-1]})
+    return ("run" if len(wanted) == 1 else "backfill"), wanted
+
+
+def _served_keys(svc: SyncService, key: str) -> list[str]:
+    manifest = open_store(svc.settings).current(key)
+    return list(manifest.partitions) if manifest else []
+
+
+async def _complete(svc: SyncService, reg: RegisteredTable) -> bool:
+    """Whether the served version holds every partition the table has up to its newest complete
+    window (always, where partitions are not required: ``shared.partitions.freshness_coverage``)."""
+    served = await anyio.to_thread.run_sync(_served_keys, svc, reg.key)
+    found = sp.freshness_coverage(reg, served)
+    return not (found["require_partitions"] and found["partitions"] and found["partitions"]["missing"])
 
 
 async def changed_partitions(svc: SyncService, reg: RegisteredTable,
@@ -297,7 +320,7 @@ async def request_refresh(svc: SyncService, reg: RegisteredTable, *, requested_b
                     return RefreshOutcome(key, "already_fresh", synced_at, version, reg.freshness_s, source=scan,
                                           note=note)
             else:
-                if not gone and _fresh(synced_at, target) and (
+                if not gone and _fresh(synced_at, target) and await _complete(svc, reg) and (
                         reg.strategy != "snapshot" or await snapshot_current(svc, reg)):
                     return RefreshOutcome(key, "already_fresh", synced_at, version, reg.freshness_s)
                 kind, partitions = await target_partitions(svc, reg)
@@ -367,10 +390,10 @@ async def ensure_fresh(services: Services, caller: Caller, table_keys: Sequence[
     results: dict[str, dict[str, Any]] = {}
     for key in dict.fromkeys(k.lower() for k in table_keys):
         synced_at, _ = await _sync_state(svc, key)
-        if _fresh(synced_at, min_freshness_s):
+        reg = await anyio.to_thread.run_sync(registry.get_registered, svc.control_url, key)
+        if _fresh(synced_at, min_freshness_s) and (reg is None or reg.live or await _complete(svc, reg)):
             results[key] = _entry(key, synced_at, refreshed=False, job=None)
             continue
-        reg = await anyio.to_thread.run_sync(registry.get_registered, svc.control_url, key)
         if reg is not None and reg.live:  # read from Snowflake when the query runs: as fresh as it gets
             results[key] = _entry(key, dt.datetime.now(dt.UTC), refreshed=False, job=None)
             continue

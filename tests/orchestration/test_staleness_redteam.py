@@ -99,8 +99,7 @@ def test_static_partitions_are_as_fresh_as_their_oldest_value(source: Source, sy
     assert _synced(sync_settings, table.key) == dt.datetime.fromisoformat(eu_read)
 
 
-def test_a_dropped_source_is_stale_in_the_catalog_before_any_run_fails(
-        source: Source, sync_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_dropped_source_is_stale_in_the_catalog_before_any_run_fails(source: Source, sync_settings: Settings) -> None:
     """A table without a schedule may not run for days: its catalog entry said ``fresh`` about a copy
     of a table that no longer existed. The source-change sensor sees the table gone on its next tick;
     a table seen again is judged by its age again."""
@@ -110,15 +109,15 @@ def test_a_dropped_source_is_stale_in_the_catalog_before_any_run_fails(
     from shared.control.db import migrate
     from tests.orchestration.test_sensors import SourceResource
 
-    migrate(sync_settings.control_url)
-    monkeypatch.setenv("AGENTS_DATA_HOME", str(sync_settings.home))
-    monkeypatch.setenv("DATABASE_URL", sync_settings.control_url)
+    url = sync_settings.control_url
+    migrate(url)
     t = source.table("T")
     source.sql(f"CREATE TABLE {t} (ID NUMBER(10,0))")
     source.sql(f"INSERT INTO {t} VALUES (1)")
     table = source.register("T", freshness="1d")
     _ok(materialize(table, sync_settings))
-    sensor = sensors.build_source_change_sensor(tables=[table])
+    sensor = sensors.build_source_change_sensor(  # the default writes to the process settings' database
+        tables=[table], presence=lambda m, p: status.record_source_presence(url, missing=m, present=p))
     resources = {"snowflake": SourceResource(port=source.port)}
 
     def verdict() -> dict[str, Any]:
