@@ -185,12 +185,30 @@ def _served_store() -> ServedStore:
     return open_store(get_settings())
 
 
+def _presence_with_settings(missing: list[str], present: list[str]) -> list[str]:
+    from shared.control.db import migrate
+    from shared.settings import get_settings
+
+    url = get_settings().control_url
+    try:
+        return status.record_source_presence(url, missing=missing, present=present)
+    except Exception:  # a control database without its tables (a first start): create them, once
+        migrate(url)
+        return status.record_source_presence(url, missing=missing, present=present)
+
+
 def build_source_change_sensor(*, tables: Sequence[RegisteredTable],
                                default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.RUNNING,
                                minimum_interval_seconds: int = SOURCE_CHANGE_INTERVAL_S,
                                jobs: Mapping[str, TableJob] | None = None,
-                               served: Callable[[], ServedStore] = _served_store) -> dg.SensorDefinition:
+                               served: Callable[[], ServedStore] = _served_store,
+                               presence: Callable[[list[str], list[str]], list[str]] = _presence_with_settings,
+                               ) -> dg.SensorDefinition:
     """The source-change sensor over the registrations loaded with the code location.
+
+    Every tick also writes which sources are missing onto the tables' status rows
+    (``presence(missing, present)``, ``shared.status.record_source_presence``), so agents see
+    a dropped or unreadable source in the catalog without waiting for a run to fail.
 
     The Snowflake connection comes from the resource the assets use (key ``snowflake``),
     so the sensor and the syncs always look at the same account. It targets every
@@ -214,6 +232,13 @@ def build_source_change_sensor(*, tables: Sequence[RegisteredTable],
                 con = stack.enter_context(snowflake.get_connection()) if any(not t.from_files for t in tables) else None
                 sigs = change_signatures(tables, snowflake_con=con)
                 now = dt.datetime.now(dt.UTC)
+                found = {t.key for t in tables if (t.database, t.schema, t.table) in sigs}
+                try:  # the run requests below must not wait for the control database
+                    marked = presence(sorted({t.key for t in tables} - found), sorted(found))
+                    if marked:
+                        context.log.info(f"source presence changed (status rows updated): {', '.join(marked)}")
+                except Exception as e:
+                    context.log.warning(f"could not record which sources are missing: {type(e).__name__}: {e}")
 
                 def scan(table: RegisteredTable) -> changes.SourceChanges:
                     store = served()

@@ -206,7 +206,7 @@ def _schedule_name(key: str) -> str:
 def status_rows(settings: Settings, *, now: dt.datetime | None = None,
                 ticks: Mapping[str, float] | None = None) -> list[dict[str, str]]:
     """One row per registered table: freshness, last run, next scheduled run."""
-    from shared import registry, served, status
+    from shared import partitions, registry, served, status
 
     now = now or dt.datetime.now(dt.UTC)
     tables = registry.list_registered(settings.control_url)
@@ -216,7 +216,8 @@ def status_rows(settings: Settings, *, now: dt.datetime | None = None,
     for reg in tables:
         row = rows.get(reg.key)
         manifest = served.read_current(settings.served_path, reg.key)
-        fresh = status.freshness(manifest, row, reg.freshness_s, now)
+        fresh = status.freshness(manifest, row, reg.freshness_s, now, **partitions.freshness_coverage(
+            reg, manifest.partitions if manifest else None, now))
         when = row.last_success_at if row and row.last_success_at else None
         if row and row.last_failure_at and (when is None or row.last_failure_at > when):
             when = row.last_failure_at

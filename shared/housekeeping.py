@@ -33,7 +33,7 @@ from typing import Any
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
-from shared import status
+from shared import served, status
 from shared.control.db import migrate, session_scope
 from shared.control.models import (
     ArtifactRow,
@@ -41,7 +41,6 @@ from shared.control.models import (
     QueryJobRow,
     SwarmRow,
     SyncRequestRow,
-    as_utc,
     utcnow,
 )
 from shared.registry import list_registered
@@ -435,8 +434,7 @@ def table_stats(settings: Settings, key: str, runs: Iterable[RunSample] = (), *,
         "run_max_s": round(durations[-1], 3) if durations else None,
     }
     if manifest:
-        published = as_utc(dt.datetime.fromisoformat(manifest.published_at))
-        stats["age_s"] = round((now - published).total_seconds(), 1) if published else None
+        stats["age_s"] = round((now - served.synced_at(manifest)).total_seconds(), 1)  # since the source was read
     return stats
 
 

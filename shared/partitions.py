@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Iterable
+from typing import Any
 
 from shared.registry import RegisteredTable
 
@@ -138,3 +140,68 @@ def validate_partition_key(table: RegisteredTable, key: str, *, now: dt.datetime
 def windows(table: RegisteredTable, keys: list[str], *, now: dt.datetime | None = None) -> list[Window]:
     """Validated windows for ``keys`` (sorted, unique)."""
     return [validate_partition_key(table, k, now=now) for k in sorted(set(keys))]
+
+
+MISSING_NAMED = 3  # missing partitions named in a coverage report
+_MISSING_WALK = 2000  # windows walked back from the newest to name them (the count needs no walk)
+
+
+def _prev(kind: str, start: dt.datetime) -> dt.datetime:
+    if kind == MONTHLY:
+        return (start - dt.timedelta(days=1)).replace(day=1)
+    return start - (dt.timedelta(hours=1) if kind == HOURLY else dt.timedelta(days=1))
+
+
+def _count(kind: str, first: dt.datetime, last: dt.datetime) -> int:
+    if kind == MONTHLY:
+        return (last.year - first.year) * 12 + last.month - first.month + 1
+    step = 3600 if kind == HOURLY else 86400
+    return int((last - first).total_seconds() // step) + 1
+
+
+def coverage(table: RegisteredTable, served: Iterable[str], now: dt.datetime | None = None) -> dict[str, Any] | None:
+    """How much of the table's partitions a served version holds: ``{expected, served, missing,
+    newest, missing_keys}`` (``missing_keys``: up to three, newest first); None for a table without
+    partitions to complete (unpartitioned, snapshots: a past day cannot be snapshotted).
+
+    Why: a partition run publishes a whole new version, so a table whose newest complete window,
+    or half of whose backfill, never ran looked as complete and as fresh as any other. Keys
+    are compared as strings, which orders every layout's key format by time."""
+    if not is_partitioned(table) or table.strategy == "snapshot":
+        return None
+    held = set(served)
+    kind = time_kind(table)
+    if kind is None:
+        values = list(table.partition_values)
+        missing = [v for v in values if v not in held]
+        return {"expected": len(values), "served": len(values) - len(missing), "missing": len(missing),
+                "newest": values[-1] if values else None, "missing_keys": missing[:MISSING_NAMED]}
+    newest = latest_key(table, now)
+    if newest is None:
+        return {"expected": 0, "served": 0, "missing": 0, "newest": None, "missing_keys": []}
+    first = start_of(table)
+    last = dt.datetime.strptime(newest, KEY_FORMATS[kind]).replace(tzinfo=dt.UTC)
+    low = first.strftime(KEY_FORMATS[kind])
+    expected = _count(kind, first, last)
+    inside = sum(1 for k in held if low <= k <= newest)
+    named: list[str] = []
+    at = last
+    for _ in range(min(expected, _MISSING_WALK)):
+        if len(named) >= MISSING_NAMED or len(named) >= expected - inside:
+            break
+        key = at.strftime(KEY_FORMATS[kind])
+        if key not in held:
+            named.append(key)
+        at = _prev(kind, at)
+    return {"expected": expected, "served": inside, "missing": expected - inside, "newest": newest,
+            "missing_keys": named}
+
+
+def freshness_coverage(table: RegisteredTable, served_keys: Iterable[str] | None,
+                       now: dt.datetime | None = None) -> dict[str, Any]:
+    """``shared.status.freshness``'s partition arguments for ``table`` served with ``served_keys``.
+
+    Missing partitions make a table stale only where no cursor decides freshness: an incremental
+    table never materializes a window without newer rows, so a gap there may be an empty window."""
+    found = coverage(table, served_keys or (), now)
+    return {"partitions": found, "require_partitions": not (table.strategy == "incremental" and table.cursor_column)}

@@ -400,6 +400,11 @@ def _to_record(row: RegisteredTableRow) -> RegisteredTable:
     )
 
 
+def from_row(row: RegisteredTableRow) -> RegisteredTable:
+    """The registration a control-database row holds (for readers that query the rows themselves)."""
+    return _to_record(row)
+
+
 def save(url: str, reg: RegisteredTable) -> tuple[RegisteredTable, bool]:
     """Insert or update (same key: updated, never duplicated). Returns (record, created).
 

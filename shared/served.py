@@ -116,6 +116,45 @@ class Manifest:
         return cls(**raw)
 
 
+def read_time(manifest: Manifest) -> dt.datetime | None:
+    """When the data ``manifest`` serves was read from the source, as its runs recorded it; None
+    for a version written before runs recorded it.
+
+    Why not ``published_at``: a run reads the source, then writes, checks, classifies and
+    publishes, which can take minutes; a row committed in between is not served, so the
+    publish time would claim data newer than it is. What "synced at" means for a layout:
+
+    - unpartitioned: when the run that wrote the version began reading the source (a merge
+      read every change up to then: the rows it kept need no newer read);
+    - time windows and snapshots: the read time of the newest partition served, where new
+      rows land (a re-run of an old partition leaves it unchanged);
+    - static values: the oldest read time over the values, since any of them can change.
+    """
+    parts = manifest.partitions
+    if not parts:
+        return _instant(manifest.extra.get("source_read_at"))
+    kind = (manifest.extra.get("partitioning") or [None])[0]
+    chosen = list(parts.values()) if kind == "static" else [parts[max(parts)]]
+    times = [_instant(p.get("read_at") or p.get("materialized_at")) for p in chosen]
+    return None if any(t is None for t in times) else min(t for t in times if t is not None)
+
+
+def synced_at(manifest: Manifest) -> dt.datetime:
+    """When ``manifest``'s data was read from the source (``read_time``), else (a version written
+    before runs recorded it) when it was published: what every answer reports as ``synced_at``."""
+    return read_time(manifest) or _instant(manifest.published_at) or dt.datetime.now(dt.UTC)
+
+
+def _instant(value: Any) -> dt.datetime | None:
+    if not value:
+        return None
+    try:
+        at = dt.datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return at if at.tzinfo is not None else at.replace(tzinfo=dt.UTC)
+
+
 def table_dir(served_root: Path, key: str) -> Path:
     db, schema, table = split_key(key)
     return Path(served_root) / db / schema / table

@@ -29,6 +29,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session
 
+from shared import served
 from shared.control.db import migrate, session_scope
 from shared.control.models import TableStatusRow, as_utc, utcnow
 from shared.served import Manifest
@@ -118,6 +119,44 @@ def record_failure(control_url: str, keys: Iterable[str], run_id: str, message: 
         return _write_failure(control_url, keys, run_id, message, failed_at)
 
 
+MISSING_SOURCE_REASON = "the source table is missing"
+
+
+def missing_source(row: TableStatusRow | None) -> bool:
+    """Whether the row says the source table is gone (a failed run's error, or the source-change sensor)."""
+    return bool(row is not None and row.stale and (row.stale_reason or "").startswith(MISSING_SOURCE_REASON))
+
+
+def record_source_presence(control_url: str, *, missing: Iterable[str], present: Iterable[str]) -> list[str]:
+    """The source-change sensor's view of which sources exist, written on the status rows.
+
+    Why the sensor and not only a failed run: a table without a schedule may not run for days,
+    and until then its catalog entry said ``fresh`` about a copy of a table that no longer
+    exists. A missing source marks the row stale (its served data stays queryable); a source
+    seen again clears that mark (and only that one), so the table is judged by its age again.
+    Returns the keys whose mark changed. One transaction, written only when something changes.
+    """
+    missing, present = set(missing), set(present)
+    changed: list[str] = []
+    if not missing and not present:
+        return changed
+    with session_scope(control_url) as s:
+        rows = {r.key: r for r in s.scalars(select(TableStatusRow).where(TableStatusRow.key.in_(missing | present)))}
+        for key in sorted(missing):
+            row = rows.get(key) or _row(s, key)
+            if not missing_source(row):
+                row.stale = True
+                row.stale_reason = (f"{MISSING_SOURCE_REASON} (dropped, renamed or no longer readable by the platform); "
+                                    "serving the last copy")
+                changed.append(key)
+        for key in sorted(present):
+            seen = rows.get(key)
+            if seen is not None and missing_source(seen):
+                seen.stale, seen.stale_reason = False, None
+                changed.append(key)
+    return changed
+
+
 def _write_failure(control_url: str, keys: list[str], run_id: str, message: str, failed_at: dt.datetime) -> bool:
     changed = False
     with session_scope(control_url) as s:
@@ -127,7 +166,7 @@ def _write_failure(control_url: str, keys: list[str], run_id: str, message: str,
                 continue
             if is_missing_source(message) and not row.stale:
                 row.stale = True
-                row.stale_reason = f"the source table is missing; serving the last copy ({message[:300]})"
+                row.stale_reason = f"{MISSING_SOURCE_REASON}; serving the last copy ({message[:300]})"
                 changed = True
             if row.last_run_id == run_id and row.last_failure_at is not None and row.last_error:
                 continue
@@ -176,19 +215,28 @@ def _age(seconds: float) -> str:
 
 
 def last_synced(manifest: Manifest | None, status: TableStatusRow | None) -> dt.datetime | None:
-    """When the table was last synced: the last recorded success, else when the served version
-    was published (a version published before any status row was written)."""
+    """When the served data was read from the source (``shared.served.read_time``: the time a
+    run began reading, not when it published or recorded its success); for a version written
+    before runs recorded that, the last recorded success, else when it was published.
+
+    The catalog, refresh answers, ``min_freshness`` and provenance all use this one reading."""
+    recorded = served.read_time(manifest) if manifest is not None else None
+    if recorded is not None:
+        return recorded
     if status is not None and status.last_success_at is not None:
         return status.last_success_at
-    return as_utc(dt.datetime.fromisoformat(manifest.published_at)) if manifest else None
+    return served.synced_at(manifest) if manifest else None
 
 
 def freshness(manifest: Manifest | None, status: TableStatusRow | None, freshness_s: int | None,
-              now: dt.datetime) -> dict[str, Any]:
+              now: dt.datetime, *, partitions: dict[str, Any] | None = None,
+              require_partitions: bool = False) -> dict[str, Any]:
     """``fresh``, ``stale`` or ``failing``, with the reason an agent can act on.
 
     Failing wins while the last failure is newer than the last success; then never
-    synced, marked stale, and older than the freshness target, in that order.
+    synced, marked stale, partitions missing (``partitions``, from
+    ``shared.partitions.freshness_coverage``, when ``require_partitions``), and older than the
+    freshness target, in that order. ``partitions`` is also shown as it is.
     """
     last_success = status.last_success_at if status else None
     last_failure = status.last_failure_at if status else None
@@ -196,6 +244,8 @@ def freshness(manifest: Manifest | None, status: TableStatusRow | None, freshnes
     age = (now - synced).total_seconds() if synced else None
     out: dict[str, Any] = {"age_s": round(age, 3) if age is not None else None, "target_s": freshness_s,
                            "last_run_status": run_status(status), "last_failure_at": last_failure}
+    if partitions is not None:
+        out["partitions"] = partitions
     if last_failure and (last_success is None or last_failure > last_success):
         error = ((status.last_error if status else None) or "no error message").strip().splitlines()[0][:300]
         return out | {"status": "failing", "reason": f"the last sync failed at {last_failure.isoformat()}: {error}"}
@@ -203,6 +253,11 @@ def freshness(manifest: Manifest | None, status: TableStatusRow | None, freshnes
         return out | {"status": "stale", "reason": "never synced: no data is served yet"}
     if status is not None and status.stale:
         return out | {"status": "stale", "reason": status.stale_reason or "marked stale by orchestration"}
+    if require_partitions and partitions and partitions.get("missing"):
+        named = ", ".join(partitions.get("missing_keys") or [])
+        more = " …" if partitions["missing"] > len(partitions.get("missing_keys") or []) else ""
+        return out | {"status": "stale", "reason": f"{partitions['missing']} of {partitions['expected']} partitions "
+                      f"are not served (missing: {named}{more}); the served rows are incomplete"}
     if freshness_s and age is not None and age > freshness_s:
         return out | {"status": "stale", "reason": f"last synced {_age(age)} ago; the freshness target is {_age(freshness_s)}"}
     target = f" (target {_age(freshness_s)})" if freshness_s else " (no freshness target)"

@@ -91,13 +91,16 @@ def publish_version(w: Written, checked: Checked, *, classification: dict[str, d
     req, planned = w.req, w.planned
     parts = dict(w.previous.partitions) if w.previous and w.has_data else {}
     stamp = dt.datetime.now(dt.UTC).isoformat()
+    # When the source was read, not when this version is published (``served.read_time``): what
+    # agents are told their data is as fresh as.
+    read_at = planned.read_at.isoformat()
     for i, win in enumerate(planned.windows):
         rows = checked.served_by_window.get(win.key, w.rows_written)  # a snapshot's one window holds what this run wrote
-        parts[win.key] = {"rows": rows, "run_id": req.run_id, "materialized_at": stamp}
+        parts[win.key] = {"rows": rows, "run_id": req.run_id, "materialized_at": stamp, "read_at": read_at}
         if planned.window_nulls:  # what the change scan compares the source's rows without a cursor with
             parts[win.key]["cursor_nulls"] = planned.window_nulls[i]
     extra: dict[str, Any] = {
-        "mode": planned.mode, "watermark_type": w.watermark_type, "drift": checked.drift,
+        "mode": planned.mode, "watermark_type": w.watermark_type, "drift": checked.drift, "source_read_at": read_at,
         # What the rows were merged and deduplicated on: a later run under another registration
         # cannot continue from them (``changes.written_under``).
         "cursor_column": req.table.cursor_column, "primary_key": list(req.table.primary_key),

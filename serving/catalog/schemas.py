@@ -31,6 +31,19 @@ class TableColumn(msgspec.Struct, kw_only=True):
     classification: Classification | None = None
 
 
+class PartitionCoverage(msgspec.Struct, kw_only=True):
+    """How many of a partitioned table's partitions, up to its newest complete window, are served.
+
+    A table without a cursor is ``stale`` while any is missing (its rows are incomplete); an
+    incremental one only reports it (a window without newer rows is never materialized)."""
+
+    expected: int
+    served: int
+    missing: int
+    newest: str | None = None  # the newest complete partition (the last static value)
+    missing_keys: list[str] = msgspec.field(default_factory=list)  # up to three, newest first
+
+
 class Freshness(msgspec.Struct, kw_only=True):
     """``fresh`` / ``stale`` / ``failing`` (``live``: queried in Snowflake), why, the numbers behind it,
     and Dagster's own verdict."""
@@ -44,6 +57,7 @@ class Freshness(msgspec.Struct, kw_only=True):
     # Dagster's own verdict on the same policy (HEALTHY, WARNING, DEGRADED, UNKNOWN); None
     # when Dagster has none or does not answer (the status above never depends on Dagster).
     dagster_status: str | None = None
+    partitions: PartitionCoverage | None = None  # partitioned tables only
 
 
 class SourceName(msgspec.Struct):

@@ -227,7 +227,7 @@ class ControlDbCollector:
     def _collect(self) -> Iterator[Any]:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
-        from shared import registry, served, status
+        from shared import partitions, registry, served, status
         from shared.control.models import ArtifactRow, SyncRequestRow
 
         settings = self.settings
@@ -253,13 +253,13 @@ class ControlDbCollector:
         for reg in tables:
             manifest = served.read_current(settings.served_path, reg.key)
             row = statuses.get(reg.key)
-            verdict = status.freshness(manifest, row, reg.freshness_s, now)
+            verdict = status.freshness(manifest, row, reg.freshness_s, now, **partitions.freshness_coverage(
+                reg, manifest.partitions if manifest else None, now))
             for name in ("fresh", "stale", "failing"):
                 fresh.add_metric([reg.key, name], 1.0 if verdict["status"] == name else 0.0)
             if manifest is not None:
-                published = dt.datetime.fromisoformat(manifest.published_at)
-                published = published if published.tzinfo else published.replace(tzinfo=dt.UTC)
-                age.add_metric([reg.key], max(0.0, (now - published).total_seconds()))
+                synced = status.last_synced(manifest, row) or now  # the catalog's age: since the source was read
+                age.add_metric([reg.key], max(0.0, (now - synced).total_seconds()))
                 rows.add_metric([reg.key], float(manifest.row_count))
             stats = (row.stats or {}) if row is not None else {}
             if stats.get("runs_sampled"):

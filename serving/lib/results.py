@@ -17,7 +17,7 @@ import duckdb
 import pyarrow as pa
 
 from serving.lib import formats
-from shared.served import Manifest
+from shared.served import Manifest, synced_at
 
 # JSON rows are fetched and encoded in batches of about BATCH_BYTES (between 1 and MAX_BATCH_ROWS rows), so
 # one batch holds the GIL for about a millisecond and the size check comes early. The first batch is one
@@ -218,4 +218,4 @@ def _rows_within(rows: list[Any], room: int) -> tuple[bytes, int]:
 
 
 def table_reads(manifests: Iterable[Manifest]) -> list[TableRead]:
-    return [TableRead(m.table_key, m.version, m.published_at) for m in manifests]
+    return [TableRead(m.table_key, m.version, synced_at(m).isoformat()) for m in manifests]

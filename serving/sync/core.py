@@ -310,10 +310,11 @@ class SyncService:
 
 
 def synced_at_of(settings: Settings, key: str, status: TableStatusRow | None) -> tuple[dt.datetime | None, str | None]:
-    """When the served version was published, and its id (the manifest is the truth)."""
+    """When the served data was read from the source (``shared.status.last_synced``, the catalog's
+    reading too), and the served version's id (the manifest is the truth)."""
     manifest = open_store(settings).current(key)
     if manifest is not None:
-        return dt.datetime.fromisoformat(manifest.published_at), manifest.version
+        return table_status.last_synced(manifest, status), manifest.version
     if status is None:
         return None, None
     return status.last_success_at, status.served_version
@@ -335,7 +336,7 @@ def describe_table(reg: RegisteredTable, status: TableStatusRow | None, job: sto
         "source": {"kind": reg.source_kind, "path": reg.source_path, "table": reg.source_table,
                    "described": sources.describe(reg)},
         "live": reg.live,
-        **served_facts(manifest, status, reg.freshness_s, now),
+        **served_facts(manifest, status, reg.freshness_s, now, reg),
         "last_run": {"run_id": status.last_run_id if status else None,
                      "status": table_status.run_status(status),
                      "error": clean_message(status.last_error) or None if status else None},

@@ -51,12 +51,14 @@ import anyio.to_thread
 
 from serving.lib.budgets import REFRESH, get_budgets
 from serving.lib.caller import Caller
-from serving.lib.errors import BadRequest, ServiceUnavailable
+from serving.lib.errors import BadRequest, Conflict, ServiceUnavailable
 from serving.lib.services import Services
 from serving.sync import jobs, store
 from serving.sync.core import SyncService, dagster_calls, get_sync, synced_at_of
 from serving.sync.dagster import QUEUED, DagsterError, DagsterUnavailable
 from shared import changes, registry, sources
+from shared import partitions as sp
+from shared import status as table_status
 from shared.dagster_names import TABLE_TAG
 from shared.partitions import is_partitioned
 from shared.registry import RegisteredTable
@@ -148,10 +150,15 @@ async def estimate(svc: SyncService, key: str, job: store.SyncJob | None, *, run
 
 
 async def target_partitions(svc: SyncService, reg: RegisteredTable) -> tuple[str, list[str]]:
-    """What a refresh materializes: the whole table, the latest partition, or every static value.
+    """What a refresh materializes: the whole table, the latest partition plus every partition
+    never served, or every static value.
 
     Time partitions: the newest key Dagster lists (the latest complete window; today for
-    snapshots), so a refresh never asks for a partition the code location lacks.
+    snapshots), so a refresh never asks for a partition the code location lacks; with it, once
+    anything is served, every listed partition the served version lacks (a backfill that failed
+    or never finished), since the table is not fresh while they are missing (``_complete``). A
+    table never served gets its newest partition (its first sync is an admin's backfill; the
+    catalog lists what is still missing).
     """
     if not is_partitioned(reg):
         return "run", []
@@ -161,7 +168,24 @@ async def target_partitions(svc: SyncService, reg: RegisteredTable) -> tuple[str
     keys = await svc.client.partition_keys(reg.asset_key_path)
     if not keys:
         raise ServiceUnavailable(f"Dagster lists no partitions for {reg.key} yet", rule="no_partitions")
-    return "run", [keys[-1]]
+    wanted = [keys[-1]]
+    served = set(await anyio.to_thread.run_sync(_served_keys, svc, reg.key))
+    if reg.strategy != "snapshot" and served:  # never served at all: its first sync is a backfill of its own
+        wanted = sorted({k for k in keys if k not in served} | {keys[-1]})
+    return ("run" if len(wanted) == 1 else "backfill"), wanted
+
+
+def _served_keys(svc: SyncService, key: str) -> list[str]:
+    manifest = open_store(svc.settings).current(key)
+    return list(manifest.partitions) if manifest else []
+
+
+async def _complete(svc: SyncService, reg: RegisteredTable) -> bool:
+    """Whether the served version holds every partition the table has up to its newest complete
+    window (always, where partitions are not required: ``shared.partitions.freshness_coverage``)."""
+    served = await anyio.to_thread.run_sync(_served_keys, svc, reg.key)
+    found = sp.freshness_coverage(reg, served)
+    return not (found["require_partitions"] and found["partitions"] and found["partitions"]["missing"])
 
 
 async def changed_partitions(svc: SyncService, reg: RegisteredTable,
@@ -187,7 +211,12 @@ async def scan_source(svc: SyncService, reg: RegisteredTable) -> changes.SourceC
 
     try:
         return await anyio.to_thread.run_sync(run)
-    except (SourceError, changes.ChangeScanError) as e:
+    except changes.ChangeScanError as e:
+        if table_status.is_missing_source(str(e)):
+            raise source_missing(reg.key, str(e)) from e
+        raise ServiceUnavailable(f"could not ask the source what changed in {reg.key}: {e}", rule="source_unavailable",
+                                 headers={"Retry-After": "5"}) from e
+    except SourceError as e:
         raise ServiceUnavailable(f"could not ask the source what changed in {reg.key}: {e}", rule="source_unavailable",
                                  headers={"Retry-After": "5"}) from e
     except Exception as e:  # the connector raises many unrelated types
@@ -228,6 +257,30 @@ async def snapshot_current(svc: SyncService, reg: RegisteredTable) -> bool:
         return False
 
 
+def source_missing(key: str, why: str) -> Conflict:
+    """409 ``source_missing``: no run can bring newer data, so a refresh neither starts one nor
+    answers ``already_fresh`` (the catalog says ``stale`` with the same reason)."""
+    return Conflict(f"the source of {key} is missing ({why}); its last copy stays queryable, and a refresh cannot "
+                    "bring newer data until the source table exists again", rule="source_missing",
+                    details={"table": key})
+
+
+async def check_source_present(svc: SyncService, reg: RegisteredTable) -> None:
+    """409 ``source_missing`` when the source table has no columns (dropped, renamed, unreadable);
+    asked only of tables whose status row says the source went missing."""
+    def run() -> bool:
+        with sources.connect(reg, svc.settings, snowflake=lambda: connect(svc.settings.snowflake)) as con:
+            return bool(sources.table_columns(con, reg))
+
+    try:
+        present = await anyio.to_thread.run_sync(run)
+    except Exception as e:  # unreachable: the run would say why; do not claim it is gone
+        raise ServiceUnavailable(f"could not ask the source whether {reg.key} exists: {type(e).__name__}",
+                                 rule="source_unavailable", headers={"Retry-After": "5"}) from e
+    if not present:
+        raise source_missing(reg.key, "the table does not exist in the source or is not readable by the platform")
+
+
 def _fresh(synced_at: dt.datetime | None, target_s: float | None) -> bool:
     if synced_at is None or target_s is None:
         return False
@@ -239,6 +292,12 @@ async def _sync_state(svc: SyncService, key: str) -> tuple[dt.datetime | None, s
         return synced_at_of(svc.settings, key, store.table_status(svc.control_url, [key]).get(key))
 
     return await anyio.to_thread.run_sync(read)
+
+
+async def _marked_missing(svc: SyncService, key: str) -> bool:
+    """Whether the table's status row says its source went missing (a failed run, the sensor)."""
+    rows = await anyio.to_thread.run_sync(store.table_status, svc.control_url, [key])
+    return table_status.missing_source(rows.get(key))
 
 
 async def request_refresh(svc: SyncService, reg: RegisteredTable, *, requested_by: str | None,
@@ -258,6 +317,9 @@ async def request_refresh(svc: SyncService, reg: RegisteredTable, *, requested_b
     fresh_after = (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=max_age_s)) if max_age_s is not None else None
     not_joinable: set[str] = set()
     scan = await scan_source(svc, reg) if changes.cursor_based(reg) else None
+    gone = await _marked_missing(svc, key)
+    if gone and scan is None:  # a dropped source: neither fresh nor refreshable; re-created: refresh it
+        await check_source_present(svc, reg)
     with dagster_calls():
         for _ in range(5):  # a job finishing, or found already started, while we look is re-evaluated
             synced_at, version = await _sync_state(svc, key)
@@ -271,7 +333,8 @@ async def request_refresh(svc: SyncService, reg: RegisteredTable, *, requested_b
                     return RefreshOutcome(key, "already_fresh", synced_at, version, reg.freshness_s, source=scan,
                                           note=note)
             else:
-                if _fresh(synced_at, target) and (reg.strategy != "snapshot" or await snapshot_current(svc, reg)):
+                if not gone and _fresh(synced_at, target) and await _complete(svc, reg) and (
+                        reg.strategy != "snapshot" or await snapshot_current(svc, reg)):
                     return RefreshOutcome(key, "already_fresh", synced_at, version, reg.freshness_s)
                 kind, partitions = await target_partitions(svc, reg)
             claim = functools.partial(store.claim, svc.control_url, table_key=key, kind=kind, partitions=partitions,
@@ -341,10 +404,10 @@ async def ensure_fresh(services: Services, caller: Caller, table_keys: Sequence[
     results: dict[str, dict[str, Any]] = {}
     for key in dict.fromkeys(k.lower() for k in table_keys):
         synced_at, _ = await _sync_state(svc, key)
-        if _fresh(synced_at, min_freshness_s):
+        reg = await anyio.to_thread.run_sync(registry.get_registered, svc.control_url, key)
+        if _fresh(synced_at, min_freshness_s) and (reg is None or reg.live or await _complete(svc, reg)):
             results[key] = _entry(key, synced_at, refreshed=False, job=None)
             continue
-        reg = await anyio.to_thread.run_sync(registry.get_registered, svc.control_url, key)
         if reg is not None and reg.live:  # read from Snowflake when the query runs: as fresh as it gets
             results[key] = _entry(key, dt.datetime.now(dt.UTC), refreshed=False, job=None)
             continue

@@ -11,7 +11,9 @@ stat-cached by the served-tables provider), whatever the number of tables: no N+
 Freshness, from the served manifest + ``TableStatusRow`` + the registration's target
 (rules in ``shared/status.py``):
 - ``failing``: the last run failed after the last success (reason: when and the error);
-- ``stale``: never synced, marked stale by orchestration, or older than ``freshness_s``;
+- ``stale``: never synced, marked stale by orchestration (a missing source), partitions missing
+  (a table without a cursor: ``shared.partitions.freshness_coverage``), or older than ``freshness_s``
+  (age since the source was read: ``shared.served.read_time``);
 - ``fresh``: otherwise (reason: age, and the target if there is one).
 
 Each entry's ``table`` is the name an agent writes in SQL. A swarm or agent caller sees the
@@ -37,11 +39,12 @@ from serving.lib.errors import ApiError
 from serving.lib.services import Services
 from serving.tables.live import live_stats
 from serving.tables.served import served_tables
-from shared import policies
+from shared import partitions, policies, registry
 from shared import status as table_status
 from shared.control.db import session_scope
 from shared.control.models import RegisteredTableRow, TableStatusRow, utcnow
 from shared.identifiers import duck_fold, source_names, sql_part, sql_reference
+from shared.registry import RegisteredTable
 from shared.served import Manifest, split_key
 
 
@@ -87,17 +90,21 @@ def column_entries(raw: Manifest, seen: Manifest, plan: policies.ViewPlan | None
 
 
 def served_facts(manifest: Manifest | None, status: TableStatusRow | None, freshness_s: int | None,
-                 now: dt.datetime) -> dict[str, Any]:
+                 now: dt.datetime, table: RegisteredTable | None = None) -> dict[str, Any]:
     """What is served and how fresh it is: the part every description of a table shares (the
     agents' catalog entry here, the admins' sync status in the sync feature). The served
-    manifest is the truth for what is served; rows fall back to the status row when nothing is."""
+    manifest is the truth for what is served; rows fall back to the status row when nothing is.
+    With the registration (``table``), a partitioned table's freshness also says which of its
+    partitions are served (``shared.partitions.freshness_coverage``)."""
     synced = table_status.last_synced(manifest, status)
+    served = list(manifest.partitions) if manifest else []
+    coverage = partitions.freshness_coverage(table, served, now) if table is not None and not table.live else {}
     return {
         "row_count": manifest.row_count if manifest else (status.row_count if status else None),
         "bytes": manifest.bytes if manifest else None,
         "served_version": manifest.version if manifest else None,
         "last_synced_at": synced.isoformat() if synced else None,
-        "freshness": table_status.freshness(manifest, status, freshness_s, now),
+        "freshness": table_status.freshness(manifest, status, freshness_s, now, **coverage),
     }
 
 
@@ -115,7 +122,8 @@ def entry(key: str, manifest: Manifest | None, status: TableStatusRow | None, re
         "source": {"database": names[0], "schema": names[1], "table": names[2]},
         "description": reg.description if reg else "",
         "columns": columns,
-        **served_facts(manifest, status, reg.freshness_s if reg else None, now),
+        **served_facts(manifest, status, reg.freshness_s if reg else None, now,
+                       registry.from_row(reg) if reg is not None else None),
         "schema_version": schema_version(manifest),
         "strategy": reg.strategy if reg else (manifest.strategy if manifest else None),
         "partitioning": partitioning(reg.partition_kind, reg.partition_column) if reg is not None else None,

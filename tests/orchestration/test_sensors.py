@@ -119,7 +119,8 @@ def source_table(fakesnow_port: int, settings: Settings) -> Iterator[str]:
 
 def test_sensor_sees_an_insert_in_the_source_once(source_table: str, fakesnow_port: int, settings: Settings) -> None:
     tables = [_reg("orders", database=source_table), _reg("not_there", database=source_table)]
-    sensor = sensors.build_source_change_sensor(tables=tables)
+    seen: list[tuple[list[str], list[str]]] = []
+    sensor = sensors.build_source_change_sensor(tables=tables, presence=lambda m, p: seen.append((m, p)) or [])
     resources = {"snowflake": SourceResource(port=fakesnow_port)}
 
     with dg.build_sensor_context(cursor=None, resources=resources) as ctx:
@@ -127,6 +128,7 @@ def test_sensor_sees_an_insert_in_the_source_once(source_table: str, fakesnow_po
     assert not first.run_requests
     assert "first signature" in first.skip_reason.skip_message
     assert "not_there" in first.skip_reason.skip_message
+    assert seen[-1] == ([tables[1].key], [tables[0].key]), "the missing source is written on the status rows"
 
     with connect(settings.snowflake) as con:
         con.cursor().execute(f"INSERT INTO {source_table}.PUBLIC.ORDERS VALUES (3, 3.5)")
