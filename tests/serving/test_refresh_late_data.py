@@ -161,11 +161,13 @@ def test_a_row_moved_out_of_every_partition_rewrites_the_partition_still_serving
     assert run.partition == "2025-01-02"
 
 
-def test_a_source_that_cannot_answer_is_a_clear_503(client: Client, agent: dict[str, str],
-                                                    fake_dagster: FakeDagster, api_settings: Settings) -> None:
+def test_a_dropped_source_is_a_clear_409_and_starts_no_run(client: Client, agent: dict[str, str],
+                                                            fake_dagster: FakeDagster, api_settings: Settings) -> None:
+    """No run can bring newer rows from a table that is gone: the refresh says so (never
+    ``already_fresh``, never a run that can only fail), and names the cause."""
     _sql(api_settings, f"DROP TABLE {SOURCE}")
     r = client.post(REFRESH, headers=agent)
-    assert_error(r, 503, rule="source_unavailable")
+    assert_error(r, 409, rule="source_missing")
     assert "does not exist in the source" in r.json()["error"]["message"]
     assert not fake_dagster.runs
 
