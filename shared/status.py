@@ -35,7 +35,13 @@ from shared.control.models import TableStatusRow, as_utc, utcnow
 from shared.served import Manifest
 
 MAX_ERROR_CHARS = 4000
-_MISSING_SOURCE = re.compile(r"does not exist|not exist or not authorized|no longer exists|dropped", re.IGNORECASE)
+# A run's or a scan's error that says the source *table* is gone: ours ("table X does not exist in
+# the source"), Snowflake's ("Object 'X' does not exist or not authorized") and the stand-in's
+# ("Table with name X does not exist"). A missing *column* (a registered key, cursor or partition
+# column dropped or renamed) is not a missing table: the table stays readable and its error says
+# which column; read as a missing source it told agents the table was gone.
+_MISSING_SOURCE = re.compile(r"\btable\b[^;:\n]*?\b(?:does not exist|no longer exists)|does not exist or not authorized",
+                             re.IGNORECASE)
 
 
 class RunStatus(enum.StrEnum):

@@ -17,6 +17,7 @@ import dagster as dg
 import pytest
 
 from orchestration import sensors
+from shared import status
 from shared.control.db import migrate, session_scope
 from shared.control.models import TableStatusRow
 from shared.registry import build_registration
@@ -182,6 +183,29 @@ def test_failure_is_recorded_and_a_missing_source_marks_stale(sqlite_url: str) -
     assert b.last_error is None, "a late failure report must not hide a newer success"
     assert b.served_version == "v1"
     assert (c.last_run_status, c.stale) == ("failed", False)
+
+
+@pytest.mark.parametrize(("message", "table_gone"), [
+    ("SourceError: table DEMO.PUBLIC.A does not exist", True),
+    ('table "DEMO"."PUBLIC"."Order Lines" does not exist in the source (dropped, renamed, or not visible to this role)',
+     True),
+    ("SQL compilation error:\nObject 'DEMO.PUBLIC.X' does not exist or not authorized.", True),
+    ("Catalog Error: Table with name X does not exist!", True),
+    # A registered column gone from a table that is still there: the table is not missing.
+    ("cursor column UPDATED_AT does not exist in demo.public.visits", False),
+    ("partition column VISIT_DATE does not exist in demo.public.visits", False),
+    ("the source table DEMO.PUBLIC.VISITS no longer has the registered primary key column VISIT_ID (dropped or "
+     "renamed); register the table again with its current columns", False),
+    ("RuntimeError: connection reset", False),
+])
+def test_only_a_missing_table_reads_as_a_missing_source(sqlite_url: str, message: str, table_gone: bool) -> None:
+    assert sensors.is_missing_source(message) is table_gone
+    migrate(sqlite_url)
+    sensors.record_run_failure(sqlite_url, ["demo.public.visits"], "r1", message, NOW)
+    with session_scope(sqlite_url) as s:
+        row = s.get(TableStatusRow, "demo.public.visits")
+    assert (row.last_run_status, row.stale) == ("failed", table_gone)
+    assert status.missing_source(row) is table_gone
 
 
 def test_failure_sensor_reports_the_root_cause_for_each_table() -> None:
