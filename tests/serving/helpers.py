@@ -6,6 +6,7 @@ They take any client with httpx's ``get``/``post`` signature (Litestar's TestCli
 
 from __future__ import annotations
 
+import itertools
 import secrets
 from typing import Any
 
@@ -78,3 +79,21 @@ def mint_token(client: Any, headers: dict[str, str], kind: str, swarm_id: str | 
     assert r.status_code == 201, r.text
     result: dict[str, Any] = r.json()
     return result
+
+
+MCP_ACCEPT = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
+_mcp_ids = itertools.count(1)
+
+
+def mcp_rpc(client: Any, headers: dict[str, str], method: str, params: dict[str, Any]) -> dict[str, Any]:
+    """One JSON-RPC call to ``/mcp`` as ``headers``' caller (200 expected: MCP errors are in the body)."""
+    body = {"jsonrpc": "2.0", "id": next(_mcp_ids), "method": method, "params": params}
+    r = client.post("/mcp", headers=headers | MCP_ACCEPT, json=body)
+    assert r.status_code == 200, r.text
+    return r.json()  # type: ignore[no-any-return]
+
+
+def mcp_tool(client: Any, headers: dict[str, str], tool: str, **args: Any) -> tuple[str, bool]:
+    """An MCP tool's text answer and whether it is an error."""
+    result = mcp_rpc(client, headers, "tools/call", {"name": tool, "arguments": args})["result"]
+    return str(result["content"][0]["text"]), bool(result.get("isError"))

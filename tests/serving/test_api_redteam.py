@@ -22,13 +22,12 @@ from shared.settings import Settings
 from tests.conftest import publish_table
 from tests.serving import sync_support
 from tests.serving.dagster_fake import FakeDagster
-from tests.serving.helpers import assert_error, bearer, mint_token
+from tests.serving.helpers import MCP_ACCEPT, assert_error, bearer, mcp_rpc, mcp_tool, mint_token
 
 sync_source = sync_support.sync_source  # for TestRefreshPollUrl (its Snowflake stand-in and fake Dagster)
 fake_dagster = sync_support.fake_dagster
 
 ORDERS, SECRET = "demo.public.orders", "demo.public.secret"
-MCP_ACCEPT = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
 TOOLS_LIST = b'{"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}'
 
 
@@ -124,19 +123,12 @@ def test_jsonrpc_errors_stay_the_protocols_own(world: World) -> None:
 
 
 # -- MCP: a name or id is one path segment of the route a tool calls -------------------------------
-_rpc_ids = iter(range(1, 1_000_000))
-
-
 def _rpc(w: World, who: str, method: str, params: dict[str, Any]) -> dict[str, Any]:
-    body = {"jsonrpc": "2.0", "id": next(_rpc_ids), "method": method, "params": params}
-    r = w.client.post("/mcp", headers=w.h[who] | MCP_ACCEPT, json=body)
-    assert r.status_code == 200, r.text
-    return r.json()  # type: ignore[no-any-return]
+    return mcp_rpc(w.client, w.h[who], method, params)
 
 
 def _tool(w: World, who: str, tool: str, **args: Any) -> tuple[str, bool]:
-    result = _rpc(w, who, "tools/call", {"name": tool, "arguments": args})["result"]
-    return str(result["content"][0]["text"]), bool(result.get("isError"))
+    return mcp_tool(w.client, w.h[who], tool, **args)
 
 
 def _upload(w: World, who: str, content: bytes, content_type: str, visibility: str) -> str:

@@ -10,7 +10,6 @@ other swarm is served as before. The strongest cases run again on PostgreSQL.
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import threading
 import time
 from typing import Any
@@ -26,13 +25,11 @@ from serving.queries.services import get_engine
 from serving.queries.watchdog import MemoryGuard
 from shared.settings import Settings
 from tests.conftest import publish_table
-from tests.serving.helpers import assert_error, bearer, mint_token
+from tests.serving.helpers import assert_error, bearer, mcp_rpc, mcp_tool, mint_token
 
 ORDERS, OTHER = "demo.public.orders", "demo.public.other"
 SLOW = "select count(*) from range(100000000000) t(i) where hash(i) % 1000003 = 7"
-MCP_ACCEPT = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
 QUOTA = 64 * 1024
-_ids = itertools.count(1)
 
 
 @dataclasses.dataclass
@@ -76,15 +73,11 @@ def world(client: Any, api_settings: Settings, admin_headers: dict[str, str], ma
 
 
 def _rpc(w: World, who: str, method: str, params: dict[str, Any]) -> dict[str, Any]:
-    body = {"jsonrpc": "2.0", "id": next(_ids), "method": method, "params": params}
-    r = w.client.post("/mcp", headers=w.h[who] | MCP_ACCEPT, json=body)
-    assert r.status_code == 200, r.text
-    return r.json()  # type: ignore[no-any-return]
+    return mcp_rpc(w.client, w.h[who], method, params)
 
 
 def _tool(w: World, who: str, tool: str, **args: Any) -> tuple[str, bool]:
-    result = _rpc(w, who, "tools/call", {"name": tool, "arguments": args})["result"]
-    return str(result["content"][0]["text"]), bool(result.get("isError"))
+    return mcp_tool(w.client, w.h[who], tool, **args)
 
 
 def _slow_job(w: World, who: str) -> str:
