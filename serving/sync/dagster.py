@@ -37,6 +37,10 @@ REPOSITORY = "__repository__"
 QUEUED = frozenset({"QUEUED", "NOT_STARTED"})
 RUNNING = frozenset({"STARTING", "STARTED", "CANCELING", "SUSPENDED", "MANAGED"})
 TERMINAL_RUN = frozenset({"SUCCESS", "FAILURE", "CANCELED"})
+# Dagster's run retries (``run_retries`` in dagster.yaml) re-execute a run whose worker died: the
+# failed run is tagged whether it will be retried, and the new run names it as its parent.
+WILL_RETRY_TAG = "dagster/will_retry"
+PARENT_RUN_TAG = "dagster/parent_run_id"
 TERMINAL_BACKFILL = frozenset({"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"})
 
 
@@ -100,6 +104,11 @@ class RunInfo:
     @property
     def terminal(self) -> bool:
         return self.status in TERMINAL_RUN
+
+    @property
+    def will_retry(self) -> bool:
+        """A failed run Dagster re-executes (its worker died; step failures are not retried here)."""
+        return self.status == "FAILURE" and self.tags.get(WILL_RETRY_TAG) == "true"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -350,6 +359,16 @@ class DagsterClient:
         if result["__typename"] != "Run":
             raise DagsterError(result.get("message") or "could not read the run", result["__typename"])
         return _run_from(result)
+
+    async def retry_of(self, run_id: str) -> RunInfo | None:
+        """The run Dagster launched to retry ``run_id``, if there is one yet."""
+        query = ("query Retry($filter: RunsFilter, $limit: Int) { runsOrError(filter: $filter, limit: $limit) { "
+                 "__typename ... on Runs { results {" + _RUN_FIELDS + "} } } }")
+        data = await self.execute(query, {"filter": {"tags": [{"key": PARENT_RUN_TAG, "value": run_id}]}, "limit": 1})
+        runs = data["runsOrError"]
+        if runs["__typename"] != "Runs" or not runs.get("results"):
+            return None
+        return _run_from(runs["results"][0])
 
     async def run_errors(self, run_id: str, limit: int = 500) -> list[str]:
         """Dagster's error messages for a run: step failures first, then the run failure."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import time
 from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
@@ -28,6 +29,9 @@ if TYPE_CHECKING:
 ERROR_SEPARATOR = "\n---\n"
 JOB_TAG = "agents_data/job"
 STRATEGY_TAG = "agents_data/strategy"
+# How long a failed run Dagster tagged for a retry may have no retry run yet before its failure
+# stands (the daemon launches retries within a pass or two; a stopped daemon launches none).
+RETRY_WAIT_S = 120.0
 
 # Values of REASON_TAG shared with schedules and sensors (shared/dagster_names.py).
 _REASON_VALUES = {"refresh": "refresh", "freshness": "refresh", "coalesced": "refresh"}
@@ -197,6 +201,14 @@ async def _observe_run(svc: SyncService, job: store.SyncJob) -> JobState:
     if run is None:
         job = await _save(svc, job, status="failed", error="the run no longer exists in Dagster")
         return JobState(job=job, errors=_stored_errors(job))
+    if run.will_retry:
+        retry = await svc.client.retry_of(run.run_id)
+        if retry is not None:  # the job follows the run that can still bring the data
+            return await _observe_run(svc, await _save(svc, job, dagster_id=retry.run_id))
+        if run.ended_at is None or time.time() - run.ended_at < RETRY_WAIT_S:
+            # Dagster is about to launch the retry: the job has not failed, and its error would be
+            # a worker's death the retry makes good.
+            return JobState(job=await _save(svc, job, status="running", finished_at=None))
     status = run_status(run.status)
     errors: tuple[str, ...] = ()
     if status == "failed":

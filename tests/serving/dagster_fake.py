@@ -210,6 +210,11 @@ class FakeDagster:
             return {"runOrError": {"__typename": "RunNotFoundError", "message": "no run"}}
         return {"runOrError": {"__typename": "Run", **self._run_json(run)}}
 
+    def _op_Retry(self, v: dict[str, Any]) -> dict[str, Any]:
+        tags = {t["key"]: t["value"] for t in v["filter"]["tags"]}
+        runs = [r for r in reversed(list(self.runs.values())) if all(r.tags.get(k) == val for k, val in tags.items())]
+        return {"runsOrError": {"__typename": "Runs", "results": [self._run_json(r) for r in runs[: v.get("limit") or 1]]}}
+
     def _op_Logs(self, v: dict[str, Any]) -> dict[str, Any]:
         run = self.runs.get(v["id"])
         events = [{"__typename": "ExecutionStepFailureEvent", "stepKey": "s", "message": "step failed",

@@ -179,6 +179,35 @@ def test_replica_b_sees_replica_a_refresh(client: Client, agent: dict[str, str],
     assert len(fake_dagster.runs) == 1
 
 
+def test_a_run_dagster_retries_is_followed_to_its_retry(client: Client, agent: dict[str, str],
+                                                      fake_dagster: FakeDagster) -> None:
+    """A run whose worker died is re-executed by Dagster's run retries: the agent's job is not
+    failed meanwhile, and it follows the retry to its outcome (the rows the retry brings)."""
+    body = _refresh(client, agent).json()
+    first = next(iter(fake_dagster.runs))
+    fake_dagster.finish(first, "FAILURE", error="the run worker died")
+    fake_dagster.runs[first].tags["dagster/will_retry"] = "true"
+    waiting = client.get(body["poll_url"], headers=agent).json()
+    assert waiting["status"] == "running", waiting
+    retry = fake_dagster.add_run(fake_dagster.runs[first].path)
+    retry.tags["dagster/parent_run_id"] = first
+    assert client.get(body["poll_url"], headers=agent).json()["status"] == "running"
+    fake_dagster.finish(retry.run_id, "SUCCESS", rows=7)
+    done = client.get(body["poll_url"], headers=agent).json()
+    assert (done["status"], done["errors"]) == ("succeeded", []), done
+
+
+def test_a_failed_run_dagster_does_not_retry_fails_the_job_at_once(client: Client, agent: dict[str, str],
+                                                                   fake_dagster: FakeDagster) -> None:
+    body = _refresh(client, agent).json()
+    first = next(iter(fake_dagster.runs))
+    fake_dagster.finish(first, "FAILURE", error="SourceError: cannot connect")
+    fake_dagster.runs[first].tags["dagster/will_retry"] = "false"
+    polled = client.get(body["poll_url"], headers=agent).json()
+    assert polled["status"] == "failed"
+    assert "cannot connect" in polled["errors"][0]
+
+
 def test_a_launch_interrupted_by_a_dead_replica_is_given_up(client: Client, agent: dict[str, str],
                                                            api_settings: Settings, fake_dagster: FakeDagster) -> None:
     with session_scope(api_settings.control_url) as s:
