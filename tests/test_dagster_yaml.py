@@ -117,6 +117,7 @@ def test_local_default_instance_builds_with_sqlite_under_its_home(tmp_path: Path
         assert isinstance(instance.run_coordinator, QueuedRunCoordinator)
         assert isinstance(instance.run_launcher, WarmRunLauncher)
         assert instance.run_coordinator.dequeue_interval_seconds == 1
+        assert instance.run_monitoring_max_runtime_seconds == 21600  # a hung sync fails, never blocks forever
         assert "sqlite" in type(instance.run_storage).__name__.lower()
         assert (tmp_path / "history").exists()
         assert instance.freshness_enabled
