@@ -186,15 +186,9 @@ def _served_store() -> ServedStore:
 
 
 def _presence_with_settings(missing: list[str], present: list[str]) -> list[str]:
-    from shared.control.db import migrate
     from shared.settings import get_settings
 
-    url = get_settings().control_url
-    try:
-        return status.record_source_presence(url, missing=missing, present=present)
-    except Exception:  # a control database without its tables (a first start): create them, once
-        migrate(url)
-        return status.record_source_presence(url, missing=missing, present=present)
+    return status.record_source_presence(get_settings().control_url, missing=missing, present=present)
 
 
 def build_source_change_sensor(*, tables: Sequence[RegisteredTable],

@@ -224,11 +224,7 @@ def _key_of(table: RegisteredTable, value: Any, *, now: dt.datetime) -> str | No
     else:
         return None
     key = sp.key_of(kind, instant)
-    try:
-        sp.validate_partition_key(table, key, now=now)
-    except sp.PartitionKeyError:
-        return None
-    return key
+    return key if _materializable(table, key, now) else None
 
 
 def _served_boundary(table: RegisteredTable, manifest: Manifest | None, now: dt.datetime) -> tuple[str, dt.datetime] | None:

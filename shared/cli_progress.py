@@ -217,7 +217,7 @@ def status_rows(settings: Settings, *, now: dt.datetime | None = None,
         row = rows.get(reg.key)
         manifest = served.read_current(settings.served_path, reg.key)
         fresh = status.freshness(manifest, row, reg.freshness_s, now, **partitions.freshness_coverage(
-            reg, manifest.partitions if manifest else None, now))
+            reg, manifest, now))
         when = row.last_success_at if row and row.last_success_at else None
         if row and row.last_failure_at and (when is None or row.last_failure_at > when):
             when = row.last_failure_at

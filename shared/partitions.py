@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from shared.registry import RegisteredTable
+from shared.served import Manifest
 
 DAILY, HOURLY, MONTHLY, STATIC = "daily", "hourly", "monthly", "static"
 # Dagster's default key formats for daily / hourly / monthly partitions.
@@ -197,11 +198,11 @@ def coverage(table: RegisteredTable, served: Iterable[str], now: dt.datetime | N
             "missing_keys": named}
 
 
-def freshness_coverage(table: RegisteredTable, served_keys: Iterable[str] | None,
+def freshness_coverage(table: RegisteredTable, manifest: Manifest | None,
                        now: dt.datetime | None = None) -> dict[str, Any]:
-    """``shared.status.freshness``'s partition arguments for ``table`` served with ``served_keys``.
+    """``shared.status.freshness``'s partition arguments for ``table`` served as ``manifest``.
 
     Missing partitions make a table stale only where no cursor decides freshness: an incremental
     table never materializes a window without newer rows, so a gap there may be an empty window."""
-    found = coverage(table, served_keys or (), now)
+    found = coverage(table, manifest.partitions if manifest is not None else (), now)
     return {"partitions": found, "require_partitions": not (table.strategy == "incremental" and table.cursor_column)}

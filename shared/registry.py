@@ -387,7 +387,8 @@ def check_against_source(reg: RegisteredTable, columns: Sequence[SourceColumn]) 
             raise RegistrationError("partitioning.column", f"column {reg.partition_column} is {kind}, not a DATE or TIMESTAMP")
 
 
-def _to_record(row: RegisteredTableRow) -> RegisteredTable:
+def from_row(row: RegisteredTableRow) -> RegisteredTable:
+    """The registration a control-database row holds (also for readers that query the rows themselves)."""
     return RegisteredTable(
         database=row.database, schema=row.schema_name, table=row.table_name, strategy=row.strategy,
         partition_kind=row.partition_kind, partition_column=row.partition_column,
@@ -398,11 +399,6 @@ def _to_record(row: RegisteredTableRow) -> RegisteredTable:
         source_kind=row.source_kind or "snowflake", source_path=row.source_path, source_table=row.source_table,
         live=bool(row.live),
     )
-
-
-def from_row(row: RegisteredTableRow) -> RegisteredTable:
-    """The registration a control-database row holds (for readers that query the rows themselves)."""
-    return _to_record(row)
 
 
 def save(url: str, reg: RegisteredTable) -> tuple[RegisteredTable, bool]:
@@ -445,7 +441,7 @@ def list_registered(url: str) -> list[RegisteredTable]:
         rows = s.scalars(
             select(RegisteredTableRow).where(RegisteredTableRow.deleted_at.is_(None)).order_by(RegisteredTableRow.key)
         ).all()
-        return [_to_record(r) for r in rows]
+        return [from_row(r) for r in rows]
 
 
 def get_registered(url: str, key: str) -> RegisteredTable | None:
@@ -453,7 +449,7 @@ def get_registered(url: str, key: str) -> RegisteredTable | None:
         row = s.scalars(
             select(RegisteredTableRow).where(RegisteredTableRow.key == key.lower(), RegisteredTableRow.deleted_at.is_(None))
         ).first()
-        return _to_record(row) if row else None
+        return from_row(row) if row else None
 
 
 def soft_delete(url: str, key: str) -> bool:

@@ -141,11 +141,20 @@ def record_source_presence(control_url: str, *, missing: Iterable[str], present:
     exists. A missing source marks the row stale (its served data stays queryable); a source
     seen again clears that mark (and only that one), so the table is judged by its age again.
     Returns the keys whose mark changed. One transaction, written only when something changes.
+    Migrations run only if the table is missing, as for ``record_success``.
     """
     missing, present = set(missing), set(present)
-    changed: list[str] = []
     if not missing and not present:
-        return changed
+        return []
+    try:
+        return _write_presence(control_url, missing, present)
+    except (OperationalError, ProgrammingError):
+        migrate(control_url)
+        return _write_presence(control_url, missing, present)
+
+
+def _write_presence(control_url: str, missing: set[str], present: set[str]) -> list[str]:
+    changed: list[str] = []
     with session_scope(control_url) as s:
         rows = {r.key: r for r in s.scalars(select(TableStatusRow).where(TableStatusRow.key.in_(missing | present)))}
         for key in sorted(missing):

@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 from pyarrow import ipc
 
 from serving.lib.errors import Conflict
-from serving.lib.formats import encode_json
+from serving.lib.formats import csv_read_options, encode_json
 
 _INT_TYPES = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT"}
 _UINT_TYPES = {"UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT"}
@@ -83,7 +83,7 @@ def _read_json(path: Path) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
 def _csv_types(path: Path) -> dict[str, pa.DataType]:
     """The type of each CSV column: BIGINT, DOUBLE or DATE where every value converts back to the same text."""
     names = pacsv.open_csv(path).schema.names
-    reader = pacsv.open_csv(path, convert_options=_csv_options(dict.fromkeys(names, pa.string())))
+    reader = pacsv.open_csv(path, convert_options=csv_read_options(dict.fromkeys(names, pa.string())))
     candidates = {n: [pa.int64(), pa.float64(), pa.date32()] for n in names}
     seen: set[str] = set()
     for batch in reader:
@@ -102,12 +102,6 @@ def _csv_types(path: Path) -> dict[str, pa.DataType]:
     return {n: (c[0] if c and n in seen else pa.string()) for n, c in candidates.items()}
 
 
-def _csv_options(types: dict[str, pa.DataType]) -> pacsv.ConvertOptions:
-    """Only an empty field is null (the result writer's spelling); "nan", "NA" or "null" are values."""
-    return pacsv.ConvertOptions(column_types=types, null_values=[""], strings_can_be_null=True,
-                                quoted_strings_can_be_null=False)
-
-
 def read_result(path: Path, fmt: str) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
     if fmt == "parquet":
         f = pq.ParquetFile(path)
@@ -121,7 +115,7 @@ def read_result(path: Path, fmt: str) -> tuple[pa.Schema, Iterator[pa.RecordBatc
             return file_reader.schema, (file_reader.get_batch(i) for i in range(file_reader.num_record_batches))
     if fmt == "csv":
         types = _csv_types(path)
-        csv_reader = pacsv.open_csv(path, convert_options=_csv_options(types))
+        csv_reader = pacsv.open_csv(path, convert_options=csv_read_options(types))
         return csv_reader.schema, iter(csv_reader)
     if fmt == "json":
         return _read_json(path)

@@ -303,6 +303,14 @@ def csv_batch(batch: pa.RecordBatch) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(arrays, schema=csv_schema(batch.schema))
 
 
+def csv_read_options(types: dict[str, pa.DataType]) -> pacsv.ConvertOptions:
+    """How a CSV result written by ``write_file`` is read back, with each column's ``types``: only
+    an empty unquoted field is NULL (the writer's spelling; an empty string is written ``""``),
+    and "nan", "NA" or "null" are values."""
+    return pacsv.ConvertOptions(column_types=types, null_values=[""], strings_can_be_null=True,
+                                quoted_strings_can_be_null=False)
+
+
 def parquet_batch_rows(types: list[Any], otherwise: int) -> int:
     """Rows per Arrow batch of a Parquet result with columns of DuckDB ``types``: one DuckDB row group
     (``DUCKDB_ROW_GROUP_ROWS``) when such a batch of the row's estimated width stays within

@@ -254,7 +254,7 @@ class ControlDbCollector:
             manifest = served.read_current(settings.served_path, reg.key)
             row = statuses.get(reg.key)
             verdict = status.freshness(manifest, row, reg.freshness_s, now, **partitions.freshness_coverage(
-                reg, manifest.partitions if manifest else None, now))
+                reg, manifest, now))
             for name in ("fresh", "stale", "failing"):
                 fresh.add_metric([reg.key, name], 1.0 if verdict["status"] == name else 0.0)
             if manifest is not None:

@@ -127,8 +127,7 @@ def csv_options(columns: list[dict[str, Any]] | None) -> pacsv.ConvertOptions:
     types = {str(c.get("name")): _csv_type(str(c.get("type", ""))) for c in columns or []}
     if columns and len(types) != len(columns):  # duplicate names: no per-name types, all text
         types = dict.fromkeys(types, pa.string())
-    return pacsv.ConvertOptions(column_types=types, null_values=[""], strings_can_be_null=True,
-                                quoted_strings_can_be_null=False)
+    return formats.csv_read_options(types)
 
 
 def columns_of(row: QueryJobRow, schema: pa.Schema) -> list[dict[str, str]]:

@@ -62,6 +62,7 @@ from shared import status as table_status
 from shared.dagster_names import TABLE_TAG
 from shared.partitions import is_partitioned
 from shared.registry import RegisteredTable
+from shared.served import Manifest
 from shared.served_storage import open_store
 from shared.snowflake import SourceError, connect
 
@@ -169,22 +170,21 @@ async def target_partitions(svc: SyncService, reg: RegisteredTable) -> tuple[str
     if not keys:
         raise ServiceUnavailable(f"Dagster lists no partitions for {reg.key} yet", rule="no_partitions")
     wanted = [keys[-1]]
-    served = set(await anyio.to_thread.run_sync(_served_keys, svc, reg.key))
+    manifest = await anyio.to_thread.run_sync(_current, svc, reg.key)
+    served = set(manifest.partitions) if manifest is not None else set()
     if reg.strategy != "snapshot" and served:  # never served at all: its first sync is a backfill of its own
         wanted = sorted({k for k in keys if k not in served} | {keys[-1]})
     return ("run" if len(wanted) == 1 else "backfill"), wanted
 
 
-def _served_keys(svc: SyncService, key: str) -> list[str]:
-    manifest = open_store(svc.settings).current(key)
-    return list(manifest.partitions) if manifest else []
+def _current(svc: SyncService, key: str) -> Manifest | None:
+    return open_store(svc.settings).current(key)
 
 
 async def _complete(svc: SyncService, reg: RegisteredTable) -> bool:
     """Whether the served version holds every partition the table has up to its newest complete
     window (always, where partitions are not required: ``shared.partitions.freshness_coverage``)."""
-    served = await anyio.to_thread.run_sync(_served_keys, svc, reg.key)
-    found = sp.freshness_coverage(reg, served)
+    found = sp.freshness_coverage(reg, await anyio.to_thread.run_sync(_current, svc, reg.key))
     return not (found["require_partitions"] and found["partitions"] and found["partitions"]["missing"])
 
 
@@ -211,12 +211,9 @@ async def scan_source(svc: SyncService, reg: RegisteredTable) -> changes.SourceC
 
     try:
         return await anyio.to_thread.run_sync(run)
-    except changes.ChangeScanError as e:
-        if table_status.is_missing_source(str(e)):
+    except (SourceError, changes.ChangeScanError) as e:
+        if isinstance(e, changes.ChangeScanError) and table_status.is_missing_source(str(e)):
             raise source_missing(reg.key, str(e)) from e
-        raise ServiceUnavailable(f"could not ask the source what changed in {reg.key}: {e}", rule="source_unavailable",
-                                 headers={"Retry-After": "5"}) from e
-    except SourceError as e:
         raise ServiceUnavailable(f"could not ask the source what changed in {reg.key}: {e}", rule="source_unavailable",
                                  headers={"Retry-After": "5"}) from e
     except Exception as e:  # the connector raises many unrelated types

@@ -97,8 +97,7 @@ def served_facts(manifest: Manifest | None, status: TableStatusRow | None, fresh
     With the registration (``table``), a partitioned table's freshness also says which of its
     partitions are served (``shared.partitions.freshness_coverage``)."""
     synced = table_status.last_synced(manifest, status)
-    served = list(manifest.partitions) if manifest else []
-    coverage = partitions.freshness_coverage(table, served, now) if table is not None and not table.live else {}
+    coverage = partitions.freshness_coverage(table, manifest, now) if table is not None and not table.live else {}
     return {
         "row_count": manifest.row_count if manifest else (status.row_count if status else None),
         "bytes": manifest.bytes if manifest else None,
