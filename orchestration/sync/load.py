@@ -200,7 +200,7 @@ def dedupe(con: duckdb.DuckDBPyConnection, table: str, key: Sequence[str], curso
 
 def merge_stage(
     con: duckdb.DuckDBPyConnection, columns: Sequence[Column], key: Sequence[str], cursor: str | None,
-    *, source_wins: bool = False,
+    *, source_wins: bool = False, reread_from: Any = None,
 ) -> dict[str, int]:
     """Merge the staged rows into the served table on ``key``, keeping the highest cursor.
 
@@ -219,8 +219,14 @@ def merge_stage(
     row = con.execute(f"SELECT count(*) FROM {qi(STAGE_TABLE)} AS s WHERE EXISTS "
                       f"(SELECT 1 FROM {qi(DATA_TABLE)} AS d WHERE {same_key})").fetchone()
     matched = int(row[0]) if row else 0
-    newer = f" AND (d.{qi(cursor)} IS NULL OR d.{qi(cursor)} <= s.{qi(cursor)})" if cursor and not source_wins else ""
-    row = con.execute(f"DELETE FROM {qi(DATA_TABLE)} AS d USING {qi(STAGE_TABLE)} AS s WHERE {same_key}{newer}").fetchone()
+    newer, params = "", []
+    if cursor and not source_wins:
+        d = f"d.{qi(cursor)}"
+        reread = f" OR {d} >= ?" if reread_from is not None else ""
+        params = [reread_from] if reread_from is not None else []
+        newer = f" AND ({d} IS NULL OR {d} <= s.{qi(cursor)}{reread})"
+    row = con.execute(f"DELETE FROM {qi(DATA_TABLE)} AS d USING {qi(STAGE_TABLE)} AS s WHERE {same_key}{newer}",
+                      params).fetchone()
     replaced = int(row[0]) if row else 0
     names = qlist(c.name for c in columns)
     row = con.execute(

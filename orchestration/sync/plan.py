@@ -119,6 +119,9 @@ class Planned:
     # scan compares the source's with them, since no watermark can tell such a row is new.
     window_nulls: list[int] = dataclasses.field(default_factory=list)
     recount: Recount | None = None  # None: not comparable (a merge counts the whole source; it only warns)
+    # The lowest cursor a merge re-reads (None: it reads everything): every source row at or past
+    # it is in the delta, so a served row of a staged key with such a cursor is no longer the source's.
+    floor: Any = None
     key_changed: bool = False  # the served version was written under another primary key: check every row
     starts_empty: bool = False  # the served version's rows cannot be kept (a snapshot's and another strategy's)
     # When the source was first read (the real clock, not ``SyncRequest.now``): no row read
@@ -160,7 +163,8 @@ def plan(req: SyncRequest) -> Planned:
                     "(dropped, renamed, or not visible to this role)"
                 )
             _require_registered_columns(table, cols)
-            slices, source_rows, window_rows, window_nulls, per_window = _slices(req, con, cols, mode, windows)
+            floor = _watermark_floor(table, req.served.current(table.key)) if mode == "merge" else None
+            slices, source_rows, window_rows, window_nulls, per_window = _slices(req, con, cols, mode, windows, floor)
             if mode == "merge":
                 source_rows = table_rows(con, table)
     except snowflake.connector.errors.Error as e:
@@ -176,7 +180,7 @@ def plan(req: SyncRequest) -> Planned:
     starts_empty = "strategy" in changed
     if starts_empty:
         req.logger.info(f"{table.key}: the served version was written as another strategy; its rows are not kept")
-    return Planned(mode, cols, target, slices, source_rows, windows, window_rows, window_nulls, recount,
+    return Planned(mode, cols, target, slices, source_rows, windows, window_rows, window_nulls, recount, floor,
                    key_changed="primary_key" in changed, starts_empty=starts_empty, read_at=read_at)
 
 
@@ -255,8 +259,8 @@ def table_rows(con: Any, table: RegisteredTable) -> int:
     return key_range_slices(con, table, None, base=Slice("all"), slice_rows=1)[1]
 
 
-def _slices(req: SyncRequest, con: Any, cols: list[SourceColumn], mode: str, windows: list[partitions.Window]
-            ) -> tuple[list[Slice], int, list[int], list[int], list[Slice]]:
+def _slices(req: SyncRequest, con: Any, cols: list[SourceColumn], mode: str, windows: list[partitions.Window],
+            floor: Any) -> tuple[list[Slice], int, list[int], list[int], list[Slice]]:
     """(slices to extract, source rows of the scope, source rows per window, of them without a
     cursor (cursor-based tables), one slice per window)."""
     table, by_name = req.table, {c.name: c for c in cols}
@@ -273,7 +277,6 @@ def _slices(req: SyncRequest, con: Any, cols: list[SourceColumn], mode: str, win
         return slices, sum(counts), list(counts), (list(nulls) if nullable else []), per_window
     if mode == "merge":
         cursor = by_name[str(table.cursor_column)]
-        floor = _watermark_floor(table, req.served.current(table.key))
         if floor is not None:  # >= (not >): rows sharing the watermark are re-read; the merge makes it harmless
             # Rows without a cursor are re-read too: no watermark can say whether one is new, and a
             # NULL compares with none, so a row inserted without a cursor was never served.

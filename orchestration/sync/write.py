@@ -163,7 +163,7 @@ def _merge(w: Written) -> None:
         # A partition write holds the source's current rows of its keys: a key's copy in another
         # partition (its partition column changed in the source) goes, whatever its cursor.
         w.merge = load.merge_stage(w.con, w.columns, w.key, table.cursor_column,
-                                   source_wins=w.planned.mode == "partition")
+                                   source_wins=w.planned.mode == "partition", reread_from=w.planned.floor)
     elif table.strategy == "incremental" and w.key:
         w.merge = {"duplicates_dropped": load.dedupe(w.con, "data", w.key, table.cursor_column)}
 
