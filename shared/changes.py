@@ -7,7 +7,8 @@ source-change sensor (``orchestration/sensors.py``) ask the source the same ques
 so they rewrite the same partitions and call the same data fresh:
 
 - *fresh*: no source row has a cursor newer than the served watermark (the served
-  table's highest cursor, from the served manifest) and the source has as many rows
+  table's highest cursor, from the served manifest), no key at exactly the watermark is
+  missing from the served rows there (``_new_at_watermark``), and the source has as many rows
   without a cursor as the served version was written from (unpartitioned: as are served;
   partitioned: per partition, as its run counted in the source);
 - *changed partitions*: the partitions holding a row whose cursor is past the watermark
@@ -271,9 +272,9 @@ def scan(con: Any, table: RegisteredTable, manifest: Manifest | None, *, now: dt
     if watermark is None:
         newest, newer = _fetch(con, f"SELECT max({c}), count(*) FROM {name}", [])[0]
     else:
-        newest, newer, nulls = _fetch(
-            con, f"SELECT max({c}), count_if({c} > CAST(%s AS {cast})), count_if({c} IS NULL) FROM {name}",
-            [bind(watermark)])[0]
+        newest, newer, nulls, at_mark = _fetch(
+            con, f"SELECT max({c}), count_if({c} > CAST(%s AS {cast})), count_if({c} IS NULL), "
+                 f"count_if({c} = CAST(%s AS {cast})) FROM {name}", [bind(watermark), bind(watermark)])[0]
         # Served rows dated past the read that wrote them (``write.py`` caps the watermark there)
         # are past the watermark too: only rows beyond them are new.
         beyond = int((manifest.extra.get("cursor_beyond_watermark") or 0) if manifest is not None else 0)
@@ -284,6 +285,11 @@ def scan(con: Any, table: RegisteredTable, manifest: Manifest | None, *, now: dt
             # (a merge re-reads them all). A partitioned table compares them per partition below.
             newer = int(newer or 0) + abs(int(nulls or 0) - int(served_nulls))
     served = manifest.watermark if manifest is not None and watermark is not None else None
+    tied: dict[str | None, int] = {}
+    if watermark is not None and manifest is not None:
+        tied = _new_at_watermark(con, table, manifest, cols, watermark, source_rows=int(at_mark or 0), now=now,
+                                 served_file=served_file)
+        newer = int(newer or 0) + sum(tied.values())
     result = SourceChanges(served_watermark=served, source_newest=as_text(newest), newer_rows=int(newer or 0))
     if not sp.is_partitioned(table) or table.strategy == "snapshot" or not table.partition_column:
         return result
@@ -318,6 +324,11 @@ def scan(con: Any, table: RegisteredTable, manifest: Manifest | None, *, now: dt
         if past:
             named(key)
         nulls_by_key[key] = nulls_by_key.get(key, 0) + int(without or 0)
+    for key, n in tied.items():  # keys new at the watermark, which the floor (``>``) leaves out without a lookback
+        if key is None:
+            unplaced += n
+        else:
+            named(key)
     cursorless = _cursorless_changes(table, manifest, nulls_by_key, now=now) if floor is not None else {}
     for key in cursorless:
         named(key)
@@ -328,6 +339,58 @@ def scan(con: Any, table: RegisteredTable, manifest: Manifest | None, *, now: dt
             named(key)
     return dataclasses.replace(result, newer_rows=result.newer_rows + sum(cursorless.values()), changed=tuple(sorted(changed)),
                                new=tuple(sorted(new)), unplaced_rows=unplaced, moved_out=sum(moved.values()))
+
+
+def _new_at_watermark(con: Any, table: RegisteredTable, manifest: Manifest, cols: dict[str, SourceColumn],
+                      watermark: Any, *, source_rows: int, now: dt.datetime,
+                      served_file: ServedFile | None) -> dict[str | None, int]:
+    """Keys the source holds at exactly the served watermark that the served version does not, by
+    materializable partition (None: an unpartitioned table, or rows in no such partition); empty
+    when none.
+
+    Why: "fresh" is no row past the watermark, but a cursor with coarse values (a day, a batch
+    number, whole seconds) gets more rows at the watermark after a sync, and every scan called
+    the table fresh until a higher cursor came. The merge re-reads them (``>=``); the scan must
+    see them. Cost: the first query counts the source's rows at the watermark; only when they
+    outnumber the served rows there (``watermark_rows`` in the manifest; one per key) does one
+    more query count the distinct keys, grouped by partition for a partitioned table and then
+    compared with the served file's rows at the watermark per partition. Keys, not rows: a key
+    repeated by identical rows is served once. A key that left the watermark while another
+    arrived leaves the number unchanged and is not seen (as deletes are not).
+    """
+    served_rows = manifest.extra.get("watermark_rows")
+    if served_rows is None or source_rows <= int(served_rows) or written_under(table, manifest):
+        return {}  # an older version did not record it; or no more rows than served keys
+    keys = [cols.get(k.upper()) for k in table.primary_key]
+    if not keys or any(k is None for k in keys):
+        return {}  # a key column gone: the next run fails naming it
+    cursor = cols[str(table.cursor_column).upper()]
+    picked = ", ".join(_q(k.name) for k in keys if k is not None)
+    at = f"{_q(cursor.name)} = CAST(%s AS {_cast_type(cursor)})"
+    part = cols.get(str(table.partition_column or "").upper()) if sp.is_partitioned(table) else None
+    if part is None:
+        (n,) = _fetch(con, f"SELECT count(*) FROM (SELECT DISTINCT {picked} FROM {_source_name(table)} WHERE {at})",
+                      [bind(watermark)])[0]
+        return {None: int(n) - int(served_rows)} if int(n) > int(served_rows) else {}
+    values = list(table.partition_values) if sp.time_kind(table) is None else []
+    found = _fetch(con, f"SELECT bucket, count(*) FROM (SELECT DISTINCT {_bucket(table, part)} AS bucket, {picked} "
+                        f"FROM {_source_name(table)} WHERE {at}) GROUP BY 1", [*values, bind(watermark)])
+    served_by: dict[str | None, int] = {}
+    if served_file is not None and served_keys.can_hold(table, manifest):
+        try:
+            with served_keys.opened(served_file(manifest)) as served:
+                for bucket, n in served_keys.rows_at(served, table, manifest, cursor.name, bind(watermark)):
+                    key = _key_of(table, bucket, now=now)
+                    served_by[key] = served_by.get(key, 0) + n
+        except ServedDataError as e:
+            raise ChangeScanError(f"{table.key}: the source has new rows at the served watermark, and the served "
+                                  f"version that would say in which partitions could not be read: {e}") from e
+    # Without the served file every partition holding rows at the watermark is named (more is rewritten, nothing missed).
+    source_by: dict[str | None, int] = {}
+    for bucket, n in found:
+        key = _key_of(table, bucket, now=now)
+        source_by[key] = source_by.get(key, 0) + int(n)
+    return {key: n - served_by.get(key, 0) for key, n in source_by.items() if n > served_by.get(key, 0)}
 
 
 def _materializable(table: RegisteredTable, key: str, now: dt.datetime) -> bool:

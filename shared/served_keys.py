@@ -123,3 +123,18 @@ def partitions_holding(con: duckdb.DuckDBPyConnection, table: RegisteredTable, m
         rows = con.execute(f"SELECT {bucket} AS bucket, count(*) FROM {_data()} AS d "
                            f"WHERE EXISTS (SELECT 1 FROM {_KEYS} AS k WHERE {same}) GROUP BY 1", params).fetchall()
     return [(bucket_value, int(n)) for bucket_value, n in rows]
+
+
+def rows_at(con: duckdb.DuckDBPyConnection, table: RegisteredTable, manifest: Manifest, column: str,
+            value: str) -> list[tuple[Any, int]]:
+    """``(bucket, served rows)`` of the served rows whose ``column`` equals ``value`` (text cast to
+    the served type), for the change scan's rows at the watermark (``changes._new_at_watermark``)."""
+    types = {c.name: c.type for c in manifest.columns}
+    if column not in types or str(table.partition_column) not in types:
+        return []
+    bucket, params = _bucket(table, str(table.partition_column), types[str(table.partition_column)])
+    with _reading(DATA_TABLE):
+        rows = con.execute(f"SELECT {bucket} AS bucket, count(*) FROM {_data()} AS d "
+                           f"WHERE d.{_q(column)} = CAST(? AS {types[column]}) GROUP BY 1", [*params, value]).fetchall()
+    return [(bucket_value, int(n)) for bucket_value, n in rows]
+

@@ -253,6 +253,11 @@ def count_above(con: duckdb.DuckDBPyConnection, column: str, value: Any) -> int:
     return int(row[0]) if row else 0
 
 
+def count_equal(con: duckdb.DuckDBPyConnection, column: str, value: Any) -> int:
+    row = con.execute(f"SELECT count(*) FROM {qi(DATA_TABLE)} WHERE {qi(column)} = ?", [value]).fetchone()
+    return int(row[0]) if row else 0
+
+
 def count_nulls(con: duckdb.DuckDBPyConnection, column: str) -> int:
     row = con.execute(f"SELECT count(*) FROM {qi(DATA_TABLE)} WHERE {qi(column)} IS NULL").fetchone()
     return int(row[0]) if row else 0

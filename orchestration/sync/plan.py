@@ -164,7 +164,7 @@ def plan(req: SyncRequest) -> Planned:
                 )
             _require_registered_columns(table, cols)
             floor = _watermark_floor(table, req.served.current(table.key)) if mode == "merge" else None
-            slices, source_rows, window_rows, window_nulls, per_window = _slices(req, con, cols, mode, windows, floor)
+            slices, source_rows, window_rows, window_nulls, per_window = _slices(req, con, cols, mode, windows, floor=floor)
             if mode == "merge":
                 source_rows = table_rows(con, table)
     except snowflake.connector.errors.Error as e:
@@ -260,7 +260,7 @@ def table_rows(con: Any, table: RegisteredTable) -> int:
 
 
 def _slices(req: SyncRequest, con: Any, cols: list[SourceColumn], mode: str, windows: list[partitions.Window],
-            floor: Any) -> tuple[list[Slice], int, list[int], list[int], list[Slice]]:
+            *, floor: Any) -> tuple[list[Slice], int, list[int], list[int], list[Slice]]:
     """(slices to extract, source rows of the scope, source rows per window, of them without a
     cursor (cursor-based tables), one slice per window)."""
     table, by_name = req.table, {c.name: c for c in cols}

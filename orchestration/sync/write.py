@@ -46,6 +46,7 @@ class Written:
     watermark_type: str | None = None
     cursor_nulls: int | None = None  # served rows without a cursor (the change scan compares the source's)
     cursor_beyond: int = 0  # served rows whose cursor is past the (capped) watermark
+    watermark_rows: int | None = None  # served rows whose cursor equals the watermark (the change scan compares keys)
     written_table: str | None = None  # a temp copy of the windows' rows (a partition run that kept older rows)
 
     @property
@@ -188,6 +189,7 @@ def _watermark(w: Written) -> None:
         w.cursor_beyond = load.count_above(w.con, cursor, value)  # the non-finite ones
     w.watermark = value.isoformat() if isinstance(value, dt.date) else (str(value) if value is not None else None)
     w.watermark_type = w.by_name[cursor].type if w.watermark else None
+    w.watermark_rows = load.count_equal(w.con, cursor, value) if value is not None else None
     w.cursor_nulls = load.count_nulls(w.con, cursor)
 
 

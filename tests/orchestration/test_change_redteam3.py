@@ -14,6 +14,7 @@ import pytest
 import snowflake.connector
 
 from shared import changes
+from shared.served_storage import ServedStore
 from shared.settings import Settings
 from tests.orchestration.conftest import Source, connect_kwargs, current, failure_message, materialize, rows
 
@@ -25,7 +26,7 @@ def _ok(result: Any) -> None:
 def _scan(source: Source, settings: Settings, table: Any) -> changes.SourceChanges:
     con = snowflake.connector.connect(**connect_kwargs(source.port, database=source.database))
     try:
-        return changes.scan(con, table, current(settings, table))
+        return changes.scan(con, table, current(settings, table), served_file=ServedStore(settings.served_path).local_path)
     finally:
         con.close()
 
@@ -73,3 +74,64 @@ def test_a_served_row_older_than_the_floor_is_kept_against_a_source_row_without_
     source.sql(f"INSERT INTO {t} (ID, V) VALUES (1, 'no cursor')")  # the key's second row, no cursor
     _ok(materialize(table, sync_settings))
     assert rows(sync_settings, table, "SELECT ID, V FROM data ORDER BY 1") == [(1, "old"), (2, "b")]
+
+
+# -- rows committed after the sync with a cursor equal to the watermark -----------------------------------
+
+
+@pytest.mark.parametrize(("ddl", "value", "later"), [
+    ("DATE", "'2025-01-03'", "'2025-01-03'"),
+    ("NUMBER(10,0)", "7", "7"),  # a load batch number
+    ("TIMESTAMP_NTZ", "'2025-01-03 10:00:00'", "'2025-01-03 10:00:00'"),  # a cursor written to the second
+], ids=["date", "number", "timestamp"])
+def test_a_row_inserted_at_the_watermark_after_the_sync_is_not_fresh_and_the_next_merge_serves_it(
+        source: Source, sync_settings: Settings, ddl: str, value: str, later: str) -> None:
+    """"Fresh" meant no source row past the watermark (``>``). A cursor with coarse values (a day,
+    a batch number, whole seconds) gets more rows at the watermark after a sync; every scan
+    called the table fresh (refresh: already_fresh) until a row with a higher cursor came."""
+    t = source.table("T")
+    source.sql(f"CREATE TABLE {t} (ID NUMBER(10,0) NOT NULL, C {ddl} NOT NULL, V VARCHAR)")
+    source.sql(f"INSERT INTO {t} VALUES (1, {value}, 'a'), (2, {value}, 'b')")
+    table = source.register("T", strategy="incremental", incremental_key="C", primary_key=["ID"])
+    _ok(materialize(table, sync_settings))
+    assert _scan(source, sync_settings, table).fresh, "nothing changed yet"
+    source.sql(f"INSERT INTO {t} VALUES (3, {later}, 'c')")
+    found = _scan(source, sync_settings, table)
+    assert not found.fresh
+    assert found.newer_rows == 1
+    _ok(materialize(table, sync_settings))  # the merge re-reads from the watermark (>=)
+    assert rows(sync_settings, table, "SELECT ID, V FROM data ORDER BY 1") == [(1, "a"), (2, "b"), (3, "c")]
+    assert _scan(source, sync_settings, table).fresh
+
+
+def test_identical_source_rows_at_the_watermark_served_once_are_still_fresh(
+        source: Source, sync_settings: Settings) -> None:
+    """Keys, not rows, are compared at the watermark: a key repeated by identical rows is served once."""
+    t = source.table("T")
+    source.sql(f"CREATE TABLE {t} (ID NUMBER(10,0), C DATE NOT NULL, V VARCHAR)")
+    source.sql(f"INSERT INTO {t} VALUES (1, '2025-01-03', 'a'), (1, '2025-01-03', 'a'), (NULL, '2025-01-03', 'n')")
+    table = source.register("T", strategy="incremental", incremental_key="C", primary_key=["ID"])
+    _ok(materialize(table, sync_settings))
+    assert _scan(source, sync_settings, table).fresh
+
+
+def test_a_late_row_at_the_watermark_in_an_old_partition_names_that_partition(
+        source: Source, sync_settings: Settings) -> None:
+    """A partitioned table without a lookback scans partitions past the floor (the watermark): a row
+    at the watermark in an old partition named none, and the refresh had nothing to rewrite."""
+    t = source.table("T")
+    source.sql(f"CREATE TABLE {t} (ID NUMBER(10,0) NOT NULL, DAY DATE NOT NULL, C NUMBER(10,0) NOT NULL, V VARCHAR)")
+    source.sql(f"INSERT INTO {t} VALUES (1, '2025-01-01', 5, 'a'), (2, '2025-01-02', 5, 'b')")
+    table = source.register("T", strategy="incremental", incremental_key="C", primary_key=["ID"],
+                            partitioning={"kind": "daily", "column": "DAY", "start": "2025-01-01"})
+    for day in ("2025-01-01", "2025-01-02"):
+        _ok(materialize(table, sync_settings, partition_key=day))
+    assert _scan(source, sync_settings, table).fresh
+    source.sql(f"INSERT INTO {t} VALUES (3, '2025-01-01', 5, 'late, same batch')")
+    found = _scan(source, sync_settings, table)
+    assert not found.fresh
+    assert found.partitions == ["2025-01-01"]
+    _ok(materialize(table, sync_settings, partition_key="2025-01-01"))
+    assert rows(sync_settings, table, "SELECT ID, V FROM data ORDER BY 1") == [
+        (1, "a"), (2, "b"), (3, "late, same batch")]
+    assert _scan(source, sync_settings, table).fresh
