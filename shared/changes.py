@@ -102,8 +102,7 @@ def written_under(table: RegisteredTable, manifest: Manifest | None) -> list[str
         changed.append("cursor_column")
     if "primary_key" in manifest.extra and list(manifest.extra["primary_key"] or []) != list(table.primary_key):
         changed.append("primary_key")
-    layout = [table.partition_kind, table.partition_column] if table.partitioned else None
-    if "partitioning" in manifest.extra and manifest.extra["partitioning"] != layout:
+    if "partitioning" in manifest.extra and manifest.extra["partitioning"] != sp.layout(table):
         changed.append("partitioning")  # a partitioned version holds only the partitions that ran
     return changed
 
@@ -230,9 +229,10 @@ def _key_of(table: RegisteredTable, value: Any, *, now: dt.datetime) -> str | No
 
 def _served_boundary(table: RegisteredTable, manifest: Manifest | None, now: dt.datetime) -> tuple[str, dt.datetime] | None:
     """The newest served time partition and the end of its window (rows from there on are in new windows)."""
-    if sp.time_kind(table) is None or manifest is None or not manifest.partitions:
+    served = sp.served_partitions(table, manifest)
+    if sp.time_kind(table) is None or not served:
         return None
-    newest = max(manifest.partitions)
+    newest = max(served)
     try:
         end = sp.validate_partition_key(table, newest, now=now).end
     except sp.PartitionKeyError:  # served under another layout: no boundary to extend from

@@ -160,6 +160,27 @@ def _count(kind: str, first: dt.datetime, last: dt.datetime) -> int:
     return int((last - first).total_seconds() // step) + 1
 
 
+def layout(table: RegisteredTable) -> list[str | None] | None:
+    """The partitioning a served version records it was written under (``partitioning`` in its manifest)."""
+    return [table.partition_kind, table.partition_column] if table.partitioned else None
+
+
+def served_partitions(table: RegisteredTable, manifest: Manifest | None) -> dict[str, dict[str, Any]]:
+    """The partitions ``manifest``'s version serves under ``table``'s partitioning: none when it was
+    written under another one.
+
+    Why: daily and monthly keys are both ``YYYY-MM-DD`` and hourly ones sort among them, so the
+    keys of another layout (or another partition column) read as this layout's partitions: a
+    table re-registered monthly with two days served counted two months served, and called
+    itself complete with a month never read. Its rows stay served; its keys say nothing here.
+    """
+    if manifest is None:
+        return {}
+    if "partitioning" in manifest.extra and manifest.extra["partitioning"] != layout(table):
+        return {}
+    return dict(manifest.partitions)
+
+
 def coverage(table: RegisteredTable, served: Iterable[str], now: dt.datetime | None = None) -> dict[str, Any] | None:
     """How much of the table's partitions a served version holds: ``{expected, served, missing,
     newest, missing_keys}`` (``missing_keys``: up to three, newest first); None for a table without
@@ -204,5 +225,5 @@ def freshness_coverage(table: RegisteredTable, manifest: Manifest | None,
 
     Missing partitions make a table stale only where no cursor decides freshness: an incremental
     table never materializes a window without newer rows, so a gap there may be an empty window."""
-    found = coverage(table, manifest.partitions if manifest is not None else (), now)
+    found = coverage(table, served_partitions(table, manifest), now)
     return {"partitions": found, "require_partitions": not (table.strategy == "incremental" and table.cursor_column)}

@@ -17,6 +17,7 @@ from orchestration.sync import load
 from orchestration.sync.sql import qi
 from orchestration.sync.verdicts import Checked
 from orchestration.sync.write import Written
+from shared import partitions as sp
 from shared.classify import classify_table
 from shared.profile import profile_markdown
 from shared.served import Manifest
@@ -89,7 +90,8 @@ def publish_version(w: Written, checked: Checked, *, classification: dict[str, d
     """Write the manifest (partitions, watermark, figures) and make the version CURRENT."""
     t2 = time.perf_counter()
     req, planned = w.req, w.planned
-    parts = dict(w.previous.partitions) if w.previous and w.has_data else {}
+    # The kept partitions; another layout's keys are none of this one's (``partitions.served_partitions``).
+    parts = sp.served_partitions(req.table, w.previous) if w.has_data else {}
     stamp = dt.datetime.now(dt.UTC).isoformat()
     # When the source was read, not when this version is published (``served.read_time``): what
     # agents are told their data is as fresh as.
@@ -104,7 +106,7 @@ def publish_version(w: Written, checked: Checked, *, classification: dict[str, d
         # What the rows were merged and deduplicated on: a later run under another registration
         # cannot continue from them (``changes.written_under``).
         "cursor_column": req.table.cursor_column, "primary_key": list(req.table.primary_key),
-        "partitioning": [req.table.partition_kind, req.table.partition_column] if req.table.partitioned else None,
+        "partitioning": sp.layout(req.table),
         "cursor_nulls": w.cursor_nulls, "cursor_beyond_watermark": w.cursor_beyond,
         "watermark_rows": w.watermark_rows,
         "source_rows": planned.source_rows, "rows_written": w.rows_written,

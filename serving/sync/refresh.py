@@ -171,7 +171,7 @@ async def target_partitions(svc: SyncService, reg: RegisteredTable) -> tuple[str
         raise ServiceUnavailable(f"Dagster lists no partitions for {reg.key} yet", rule="no_partitions")
     wanted = [keys[-1]]
     manifest = await anyio.to_thread.run_sync(_current, svc, reg.key)
-    served = set(manifest.partitions) if manifest is not None else set()
+    served = set(sp.served_partitions(reg, manifest))
     if reg.strategy != "snapshot" and served:  # never served at all: its first sync is a backfill of its own
         wanted = sorted({k for k in keys if k not in served} | {keys[-1]})
     return ("run" if len(wanted) == 1 else "backfill"), wanted

@@ -8,12 +8,14 @@ sensor would ask.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
 import snowflake.connector
 
 from shared import changes
+from shared import partitions as sp
 from shared.served_storage import ServedStore
 from shared.settings import Settings
 from tests.orchestration.conftest import Source, connect_kwargs, current, failure_message, materialize, rows
@@ -135,3 +137,32 @@ def test_a_late_row_at_the_watermark_in_an_old_partition_names_that_partition(
     assert rows(sync_settings, table, "SELECT ID, V FROM data ORDER BY 1") == [
         (1, "a"), (2, "b"), (3, "late, same batch")]
     assert _scan(source, sync_settings, table).fresh
+
+
+# -- a table registered again with another partitioning --------------------------------------------------
+
+
+def test_partitions_served_under_another_layout_are_not_counted_as_this_layouts(
+        source: Source, sync_settings: Settings) -> None:
+    """Daily keys and monthly keys are both ``YYYY-MM-DD`` (hourly ones sort among them): a table
+    re-registered monthly counted its served daily partitions as served months, and the first
+    monthly run carried the daily keys forward. With two days served, January and February (a
+    month never read) were "every partition served": fresh, and a refresh had nothing to fill."""
+    t = source.table("T")
+    source.sql(f"CREATE TABLE {t} (ID NUMBER(10,0) NOT NULL, DAY DATE NOT NULL, V VARCHAR)")
+    source.sql(f"INSERT INTO {t} VALUES (1, '2025-01-01', 'a'), (2, '2025-01-02', 'b'), (3, '2025-02-10', 'c')")
+    daily = source.register("T", strategy="full", partitioning={"kind": "daily", "column": "DAY", "start": "2025-01-01"})
+    for day in ("2025-01-01", "2025-01-02"):
+        _ok(materialize(daily, sync_settings, partition_key=day))
+    monthly = source.register("T", strategy="full",
+                              partitioning={"kind": "monthly", "column": "DAY", "start": "2025-01-01"})
+    now = dt.datetime(2025, 3, 15, tzinfo=dt.UTC)  # January and February are complete
+    found = sp.freshness_coverage(monthly, current(sync_settings, monthly), now)["partitions"]
+    assert (found["expected"], found["served"], found["missing"]) == (2, 0, 2)
+    _ok(materialize(monthly, sync_settings, partition_key="2025-01-01"))
+    manifest = current(sync_settings, monthly)
+    assert manifest is not None
+    assert sorted(manifest.partitions) == ["2025-01-01"]  # the month, not the old days
+    found = sp.freshness_coverage(monthly, manifest, now)["partitions"]
+    assert (found["served"], found["missing"], found["missing_keys"]) == (1, 1, ["2025-02-01"])
+    assert rows(sync_settings, monthly, "SELECT ID FROM data ORDER BY 1") == [(1,), (2,)]  # February is not served
