@@ -289,7 +289,7 @@ def scan(con: Any, table: RegisteredTable, manifest: Manifest | None, *, now: dt
     if watermark is not None and manifest is not None:
         tied = _new_at_watermark(con, table, manifest, cols, watermark, source_rows=int(at_mark or 0), now=now,
                                  served_file=served_file)
-        newer = int(newer or 0) + sum(tied.values())
+        newer = int(newer or 0) + sum(tied.values()) + unread_values(con, table, manifest, list(cols.values()))
     result = SourceChanges(served_watermark=served, source_newest=as_text(newest), newer_rows=int(newer or 0))
     if not sp.is_partitioned(table) or table.strategy == "snapshot" or not table.partition_column:
         return result
@@ -339,6 +339,31 @@ def scan(con: Any, table: RegisteredTable, manifest: Manifest | None, *, now: dt
             named(key)
     return dataclasses.replace(result, newer_rows=result.newer_rows + sum(cursorless.values()), changed=tuple(sorted(changed)),
                                new=tuple(sorted(new)), unplaced_rows=unplaced, moved_out=sum(moved.values()))
+
+
+def unread_values(con: Any, table: RegisteredTable, manifest: Manifest | None, cols: Sequence[SourceColumn]) -> int:
+    """Source rows a merge would not re-read (cursor below the floor) that hold a value in a column
+    the served version lacks (0: none, or nothing to compare).
+
+    Why: a column added with a default (Snowflake fills every existing row) or renamed has values
+    in rows the merge never reads again; the merge adds the column and serves NULL there, and no
+    row is past the watermark, so the table looked fresh for ever. Such rows make the next run a
+    whole read (``orchestration/sync/plan.py``) and the scan count them as changes. A column added
+    empty costs nothing: NULL is what the merge serves. One query, only when columns were added
+    (names compared without case: a column renamed only in case keeps its values in place).
+    """
+    floor = watermark_floor(table, manifest)
+    if manifest is None or floor is None or sp.is_partitioned(table):
+        return 0
+    served = {c.name.upper() for c in manifest.columns}
+    added = [c for c in cols if c.name.upper() not in served]
+    cursor = next((c for c in cols if c.name == table.cursor_column), None)
+    if not added or cursor is None:
+        return 0
+    valued = " OR ".join(f"{_q(c.name)} IS NOT NULL" for c in added)
+    (n,) = _fetch(con, f"SELECT count(*) FROM {_source_name(table)} "
+                       f"WHERE {_q(cursor.name)} < CAST(%s AS {_cast_type(cursor)}) AND ({valued})", [bind(floor)])[0]
+    return int(n or 0)
 
 
 def _new_at_watermark(con: Any, table: RegisteredTable, manifest: Manifest, cols: dict[str, SourceColumn],

@@ -163,6 +163,11 @@ def plan(req: SyncRequest) -> Planned:
                     "(dropped, renamed, or not visible to this role)"
                 )
             _require_registered_columns(table, cols)
+            if mode == "merge" and (unread := changes.unread_values(con, table, req.served.current(table.key), cols)):
+                # A column added with a default, or renamed, has values in rows the merge would not read again.
+                req.logger.info(f"{table.key}: {unread} source row(s) below the merge's floor hold values in columns "
+                                "the served version lacks; reading the whole table instead of merging")
+                mode = "replace"
             floor = _watermark_floor(table, req.served.current(table.key)) if mode == "merge" else None
             slices, source_rows, window_rows, window_nulls, per_window = _slices(req, con, cols, mode, windows, floor=floor)
             if mode == "merge":

@@ -166,3 +166,47 @@ def test_partitions_served_under_another_layout_are_not_counted_as_this_layouts(
     found = sp.freshness_coverage(monthly, manifest, now)["partitions"]
     assert (found["served"], found["missing"], found["missing_keys"]) == (1, 1, ["2025-02-01"])
     assert rows(sync_settings, monthly, "SELECT ID FROM data ORDER BY 1") == [(1,), (2,)]  # February is not served
+
+
+# -- a column added or renamed in the source of a merged table --------------------------------------------
+
+
+@pytest.mark.parametrize("change", ["added with a default", "renamed"])
+def test_a_column_whose_values_the_merge_would_not_read_makes_the_next_run_read_the_whole_table(
+        source: Source, sync_settings: Settings, change: str) -> None:
+    """A column added with a default (Snowflake fills every existing row) or renamed has values in
+    rows the merge never re-reads (below the floor): the merge added the column and served NULL
+    there, the run succeeded, and every scan called the table fresh (no row past the watermark)."""
+    t = source.table("T")
+    source.sql(f"CREATE TABLE {t} (ID NUMBER(10,0) NOT NULL, UPDATED_AT TIMESTAMP_NTZ NOT NULL, V VARCHAR)")
+    source.sql(f"INSERT INTO {t} VALUES (1, '2025-01-01 10:00:00', 'a'), (2, '2025-01-01 11:00:00', 'b')")
+    table = source.register("T", strategy="incremental", incremental_key="UPDATED_AT", primary_key=["ID"])
+    _ok(materialize(table, sync_settings))
+    if change == "renamed":
+        source.sql(f"ALTER TABLE {t} RENAME COLUMN V TO W")
+    else:
+        source.sql(f"ALTER TABLE {t} ADD COLUMN W VARCHAR DEFAULT 'filled'")
+    found = _scan(source, sync_settings, table)
+    assert not found.fresh
+    assert found.newer_rows == 1  # row 1; row 2 is at the floor, which the merge re-reads
+    _ok(materialize(table, sync_settings))
+    expected = [(1, "a"), (2, "b")] if change == "renamed" else [(1, "filled"), (2, "filled")]
+    assert rows(sync_settings, table, "SELECT ID, W FROM data ORDER BY 1") == expected
+    assert _scan(source, sync_settings, table).fresh
+
+
+def test_a_column_added_without_values_keeps_the_merge(source: Source, sync_settings: Settings) -> None:
+    """A column added empty (NULL in every existing row) is served right by the merge: no whole read."""
+    t = source.table("T")
+    source.sql(f"CREATE TABLE {t} (ID NUMBER(10,0) NOT NULL, UPDATED_AT TIMESTAMP_NTZ NOT NULL, V VARCHAR)")
+    source.sql(f"INSERT INTO {t} VALUES (1, '2025-01-01 10:00:00', 'a'), (2, '2025-01-01 11:00:00', 'b')")
+    table = source.register("T", strategy="incremental", incremental_key="UPDATED_AT", primary_key=["ID"])
+    _ok(materialize(table, sync_settings))
+    source.sql(f"ALTER TABLE {t} ADD COLUMN W VARCHAR")
+    source.sql(f"INSERT INTO {t} VALUES (3, '2025-01-01 12:00:00', 'c', 'w')")
+    _ok(materialize(table, sync_settings))
+    manifest = current(sync_settings, table)
+    assert manifest is not None
+    assert manifest.extra["mode"] == "merge"
+    assert rows(sync_settings, table, "SELECT ID, W FROM data ORDER BY 1") == [(1, None), (2, None), (3, "w")]
+    assert _scan(source, sync_settings, table).fresh
