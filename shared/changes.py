@@ -115,7 +115,12 @@ def watermark_value(manifest: Manifest | None, table: RegisteredTable | None = N
         return None
     if table is not None and "cursor_column" in written_under(table, manifest):
         return None
-    raw, kind = manifest.watermark, str(manifest.extra.get("watermark_type") or "").upper()
+    return _typed(manifest.watermark, manifest)
+
+
+def _typed(raw: str, manifest: Manifest) -> Any:
+    """A cursor value written in ``manifest`` as text, as the Python value of its watermark type."""
+    kind = str(manifest.extra.get("watermark_type") or "").upper()
     if kind.startswith("TIMESTAMP"):
         return dt.datetime.fromisoformat(raw)
     if kind == "DATE":
@@ -279,6 +284,12 @@ def scan(con: Any, table: RegisteredTable, manifest: Manifest | None, *, now: dt
         # are past the watermark too: only rows beyond them are new.
         beyond = int((manifest.extra.get("cursor_beyond_watermark") or 0) if manifest is not None else 0)
         newer = max(0, int(newer or 0) - beyond)
+        if beyond and manifest is not None and manifest.extra.get("cursor_newest"):
+            # Their number says nothing of a row among them moved further on (an update of a row a
+            # source dated ahead, local time in a naive column): rows past the highest served are new.
+            (past,) = _fetch(con, f"SELECT count_if({c} > CAST(%s AS {cast})) FROM {name}",
+                             [bind(_typed(str(manifest.extra["cursor_newest"]), manifest))])[0]
+            newer = max(newer, int(past or 0))
         served_nulls = manifest.extra.get("cursor_nulls") if manifest is not None else None
         if served_nulls is not None and not sp.is_partitioned(table):
             # Rows without a cursor are past no watermark; a change in their number is a change

@@ -108,7 +108,7 @@ def publish_version(w: Written, checked: Checked, *, classification: dict[str, d
         "cursor_column": req.table.cursor_column, "primary_key": list(req.table.primary_key),
         "partitioning": sp.layout(req.table),
         "cursor_nulls": w.cursor_nulls, "cursor_beyond_watermark": w.cursor_beyond,
-        "watermark_rows": w.watermark_rows,
+        "watermark_rows": w.watermark_rows, "cursor_newest": w.cursor_newest,
         "source_rows": planned.source_rows, "rows_written": w.rows_written,
         "duplicates_removed": checked.duplicates_removed, "kept_newer_served": checked.kept_newer,
         "snapshot_column": w.snap_col, "slices": len(planned.slices),

@@ -46,6 +46,7 @@ class Written:
     watermark_type: str | None = None
     cursor_nulls: int | None = None  # served rows without a cursor (the change scan compares the source's)
     cursor_beyond: int = 0  # served rows whose cursor is past the (capped) watermark
+    cursor_newest: str | None = None  # the highest cursor served, when the watermark was capped below it
     watermark_rows: int | None = None  # served rows whose cursor equals the watermark (the change scan compares keys)
     written_table: str | None = None  # a temp copy of the windows' rows (a partition run that kept older rows)
 
@@ -183,6 +184,7 @@ def _watermark(w: Written) -> None:
         # A cursor later than the read (a row dated in the future, a clock gone wrong) would
         # put the next floor past every row written from now on: they would never be read.
         # The watermark stops at the read; the rows beyond it are counted for the change scan.
+        w.cursor_newest = value.isoformat()
         value = cap
         w.cursor_beyond = load.count_above(w.con, cursor, cap)
     elif floating and value is not None:

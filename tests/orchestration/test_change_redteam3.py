@@ -210,3 +210,27 @@ def test_a_column_added_without_values_keeps_the_merge(source: Source, sync_sett
     assert manifest.extra["mode"] == "merge"
     assert rows(sync_settings, table, "SELECT ID, W FROM data ORDER BY 1") == [(1, None), (2, None), (3, "w")]
     assert _scan(source, sync_settings, table).fresh
+
+
+# -- served rows dated past the read (a clock ahead, local wall-clock time in a naive column) -------------
+
+
+def test_a_row_dated_past_the_read_moved_further_on_is_a_change(source: Source, sync_settings: Settings) -> None:
+    """Served rows dated past the read that wrote them stay past the (capped) watermark, so the scan
+    subtracts their number. A source writing local time ahead of UTC into a naive column dates
+    every recent row so: an update of one (its cursor moved on, the count the same) read as
+    fresh. Rows past the highest cursor served are new whatever their number."""
+    t = source.table("T")
+    source.sql(f"CREATE TABLE {t} (ID NUMBER(10,0) NOT NULL, U TIMESTAMP_NTZ NOT NULL, V VARCHAR)")
+    ahead = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0) + dt.timedelta(hours=5)
+    source.sql(f"INSERT INTO {t} VALUES (1, '2025-01-01 00:00:00', 'a'), (2, '{ahead}', 'b'), "
+               f"(3, '{ahead + dt.timedelta(minutes=1)}', 'c')")
+    table = source.register("T", strategy="incremental", incremental_key="U", primary_key=["ID"])
+    _ok(materialize(table, sync_settings))
+    assert _scan(source, sync_settings, table).fresh
+    source.sql(f"UPDATE {t} SET U = '{ahead + dt.timedelta(minutes=30)}', V = 'b updated' WHERE ID = 2")
+    found = _scan(source, sync_settings, table)
+    assert (found.fresh, found.newer_rows) == (False, 1)
+    _ok(materialize(table, sync_settings))
+    assert rows(sync_settings, table, "SELECT ID, V FROM data ORDER BY 1") == [(1, "a"), (2, "b updated"), (3, "c")]
+    assert _scan(source, sync_settings, table).fresh
