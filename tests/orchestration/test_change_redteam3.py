@@ -85,7 +85,9 @@ def test_a_served_row_older_than_the_floor_is_kept_against_a_source_row_without_
     ("DATE", "'2025-01-03'", "'2025-01-03'"),
     ("NUMBER(10,0)", "7", "7"),  # a load batch number
     ("TIMESTAMP_NTZ", "'2025-01-03 10:00:00'", "'2025-01-03 10:00:00'"),  # a cursor written to the second
-], ids=["date", "number", "timestamp"])
+    ("TIMESTAMP_TZ", "'2025-01-03 10:00:00+00:00'", "'2025-01-03 11:00:00+01:00'"),  # the same instant
+    ("VARCHAR", "'batch-0007'", "'batch-0007'"),
+], ids=["date", "number", "timestamp", "timestamp-tz", "text"])
 def test_a_row_inserted_at_the_watermark_after_the_sync_is_not_fresh_and_the_next_merge_serves_it(
         source: Source, sync_settings: Settings, ddl: str, value: str, later: str) -> None:
     """"Fresh" meant no source row past the watermark (``>``). A cursor with coarse values (a day,
