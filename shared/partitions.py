@@ -173,12 +173,36 @@ def served_partitions(table: RegisteredTable, manifest: Manifest | None) -> dict
     keys of another layout (or another partition column) read as this layout's partitions: a
     table re-registered monthly with two days served counted two months served, and called
     itself complete with a month never read. Its rows stay served; its keys say nothing here.
+    Keys the registration no longer has (a static value dropped, a start moved later) are left
+    out as well.
     """
     if manifest is None:
         return {}
     if "partitioning" in manifest.extra and manifest.extra["partitioning"] != layout(table):
         return {}
-    return dict(manifest.partitions)
+    return {key: info for key, info in manifest.partitions.items() if registered(table, key)}
+
+
+def scope(table: RegisteredTable) -> dict[str, Any] | None:
+    """Which partitions the registration has: its static values, or its first time window (None:
+    unpartitioned, snapshots). A version records it; a run under a narrower one removes the rows of
+    partitions no longer registered (``orchestration/sync/load.py``, ``delete_unregistered``)."""
+    if not table.partitioned or table.strategy == "snapshot":
+        return None
+    if time_kind(table) is None:
+        return {"values": list(table.partition_values)}
+    return {"start": start_of(table).date().isoformat()}
+
+
+def registered(table: RegisteredTable, key: str) -> bool:
+    """Whether ``key`` names a partition the registration still has (a listed static value, a time
+    window from the start on); for a table without partitions, every key (a snapshot's days)."""
+    found = scope(table)
+    if found is None:
+        return True
+    if "values" in found:
+        return key in found["values"]
+    return key >= start_of(table).strftime(KEY_FORMATS[str(time_kind(table))])
 
 
 def coverage(table: RegisteredTable, served: Iterable[str], now: dt.datetime | None = None) -> dict[str, Any] | None:

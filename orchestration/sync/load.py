@@ -111,6 +111,18 @@ def delete_windows(con: duckdb.DuckDBPyConnection, column: Column, windows: Sequ
     return deleted
 
 
+def delete_unregistered(con: duckdb.DuckDBPyConnection, column: Column, windows: Sequence[Window],
+                        start: dt.datetime | None) -> int:
+    """Delete the served rows in no registered partition: none of the static values' ``windows``,
+    or before the first time window's ``start``; returns rows deleted."""
+    if start is not None:
+        row = con.execute(f"DELETE FROM {qi(DATA_TABLE)} WHERE {qi(column.name)} < ?", [_bound(column, start)]).fetchone()
+    else:
+        where, params = windows_predicate(column, windows)
+        row = con.execute(f"DELETE FROM {qi(DATA_TABLE)} WHERE NOT coalesce(({where}), false)", params).fetchone()
+    return int(row[0]) if row else 0
+
+
 def count_windows(con: duckdb.DuckDBPyConnection, column: Column, windows: Sequence[Window], *,
                   table: str = DATA_TABLE) -> int:
     """Served rows inside ``windows`` (the same predicate a re-run deletes), in ``table``."""

@@ -106,7 +106,7 @@ def publish_version(w: Written, checked: Checked, *, classification: dict[str, d
         # What the rows were merged and deduplicated on: a later run under another registration
         # cannot continue from them (``changes.written_under``).
         "cursor_column": req.table.cursor_column, "primary_key": list(req.table.primary_key),
-        "partitioning": sp.layout(req.table),
+        "partitioning": sp.layout(req.table), "partition_scope": sp.scope(req.table),
         "cursor_nulls": w.cursor_nulls, "cursor_beyond_watermark": w.cursor_beyond,
         "watermark_rows": w.watermark_rows, "cursor_newest": w.cursor_newest,
         "source_rows": planned.source_rows, "rows_written": w.rows_written,

@@ -23,6 +23,7 @@ from orchestration.sync.extract import Extraction, SliceStats
 from orchestration.sync.plan import Planned, SyncRequest
 from orchestration.sync.sql import qi
 from orchestration.sync.types import TIMESTAMPTZ
+from shared import partitions
 from shared.served import Column, Manifest, PendingVersion
 from shared.snowflake import SourceError
 
@@ -116,8 +117,29 @@ def _delete_rewritten(w: Written) -> None:
         return
     if w.planned.mode == "partition" and w.part_col is not None:
         load.delete_windows(w.con, w.part_col, w.planned.windows)
+        _delete_unregistered(w, w.part_col)
     if w.snap_key:
         w.con.execute(f"DELETE FROM {qi('data')} WHERE {qi(str(w.snap_col))} = ?", [dt.date.fromisoformat(w.snap_key)])
+
+
+def _delete_unregistered(w: Written, column: Column) -> None:
+    """Drop the copied rows of partitions the registration no longer has, when it was narrowed
+    since the served version (a static value dropped, a start moved later).
+
+    Why: no run can write those partitions again, so their rows stayed served for ever as of
+    their last run, beside fresh ones. Only when the recorded scope differs: the delete reads
+    the whole table.
+    """
+    table, previous = w.req.table, w.previous
+    recorded = previous.extra.get("partition_scope") if previous is not None else None
+    if recorded is None or recorded == partitions.scope(table):
+        return
+    if partitions.time_kind(table) is None:
+        gone = load.delete_unregistered(w.con, column, partitions.windows(table, list(table.partition_values)), None)
+    else:
+        gone = load.delete_unregistered(w.con, column, [], partitions.start_of(table))
+    w.req.logger.info(f"{table.key}: the registration no longer has some served partitions; {gone} row(s) of them "
+                      "are no longer served")
 
 
 def _stage(w: Written) -> None:

@@ -236,3 +236,33 @@ def test_a_row_dated_past_the_read_moved_further_on_is_a_change(source: Source, 
     _ok(materialize(table, sync_settings))
     assert rows(sync_settings, table, "SELECT ID, V FROM data ORDER BY 1") == [(1, "a"), (2, "b updated"), (3, "c")]
     assert _scan(source, sync_settings, table).fresh
+
+
+# -- a partitioned table registered again over fewer partitions ------------------------------------------
+
+
+@pytest.mark.parametrize("layout", ["static", "daily"])
+def test_rows_of_partitions_no_longer_registered_stop_being_served(
+        source: Source, sync_settings: Settings, layout: str) -> None:
+    """A static value dropped from the registration, or a start moved later, leaves partitions no run
+    can write again: their rows stayed served for ever, as of their last run, beside fresh ones,
+    and the catalog counted the table complete. The next partition run removes them."""
+    t = source.table("T")
+    source.sql(f"CREATE TABLE {t} (ID NUMBER(10,0) NOT NULL, REGION VARCHAR, DAY DATE, V VARCHAR)")
+    source.sql(f"INSERT INTO {t} VALUES (1, 'EU', '2025-01-01', 'a'), (2, 'US', '2025-01-02', 'b')")
+    if layout == "static":
+        before = {"kind": "static", "column": "REGION", "values": ["EU", "US"]}
+        after, keys, kept = {**before, "values": ["US"]}, ["EU", "US"], "US"
+    else:
+        before = {"kind": "daily", "column": "DAY", "start": "2025-01-01"}
+        after, keys, kept = {**before, "start": "2025-01-02"}, ["2025-01-01", "2025-01-02"], "2025-01-02"
+    table = source.register("T", strategy="full", partitioning=before)
+    for key in keys:
+        _ok(materialize(table, sync_settings, partition_key=key))
+    source.sql(f"DELETE FROM {t} WHERE ID = 1")  # gone from the source too: nothing can rewrite its partition
+    narrowed = source.register("T", strategy="full", partitioning=after)
+    _ok(materialize(narrowed, sync_settings, partition_key=kept))
+    assert rows(sync_settings, narrowed, "SELECT ID, V FROM data ORDER BY 1") == [(2, "b")]
+    manifest = current(sync_settings, narrowed)
+    assert manifest is not None
+    assert sorted(manifest.partitions) == [kept]
