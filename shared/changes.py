@@ -340,6 +340,11 @@ def scan(con: Any, table: RegisteredTable, manifest: Manifest | None, *, now: dt
             unplaced += n
         else:
             named(key)
+    if manifest is not None and not written_under(table, manifest):  # partitions a new column left NULL in
+        for key in manifest.extra.get("stale_partitions") or []:
+            if _materializable(table, key, now):
+                named(key)
+                result = dataclasses.replace(result, newer_rows=result.newer_rows + 1)
     cursorless = _cursorless_changes(table, manifest, nulls_by_key, now=now) if floor is not None else {}
     for key in cursorless:
         named(key)
@@ -375,6 +380,21 @@ def unread_values(con: Any, table: RegisteredTable, manifest: Manifest | None, c
     (n,) = _fetch(con, f"SELECT count(*) FROM {_source_name(table)} "
                        f"WHERE {_q(cursor.name)} < CAST(%s AS {_cast_type(cursor)}) AND ({valued})", [bind(floor)])[0]
     return int(n or 0)
+
+
+def partitions_with_values(con: Any, table: RegisteredTable, cols: Sequence[SourceColumn], names: Sequence[str], *,
+                           now: dt.datetime) -> set[str]:
+    """The materializable partitions of ``table`` holding a source row with a value in any of the
+    columns ``names`` (one grouped query).
+
+    Why: a column added with a default (Snowflake fills every existing row) or renamed has values
+    in partitions a run did not rewrite, where the served table holds NULL; those partitions are
+    recorded as not served until a run rewrites them (``partitions.served_partitions``)."""
+    part = next(c for c in cols if c.name == table.partition_column)
+    valued = " OR ".join(f"{_q(n)} IS NOT NULL" for n in names)
+    values = list(table.partition_values) if sp.time_kind(table) is None else []
+    found = _fetch(con, f"SELECT DISTINCT {_bucket(table, part)} FROM {_source_name(table)} WHERE {valued}", values)
+    return {key for (bucket,) in found if (key := _key_of(table, bucket, now=now)) is not None}
 
 
 def _new_at_watermark(con: Any, table: RegisteredTable, manifest: Manifest, cols: dict[str, SourceColumn],

@@ -174,13 +174,15 @@ def served_partitions(table: RegisteredTable, manifest: Manifest | None) -> dict
     table re-registered monthly with two days served counted two months served, and called
     itself complete with a month never read. Its rows stay served; its keys say nothing here.
     Keys the registration no longer has (a static value dropped, a start moved later) are left
-    out as well.
+    out as well, and so are partitions recorded ``stale_partitions`` (a column added since they
+    ran has values there that they serve as NULL; ``changes.partitions_with_values``).
     """
     if manifest is None:
         return {}
     if "partitioning" in manifest.extra and manifest.extra["partitioning"] != layout(table):
         return {}
-    return {key: info for key, info in manifest.partitions.items() if registered(table, key)}
+    stale = set(manifest.extra.get("stale_partitions") or [])  # a new column's values not read there yet
+    return {key: info for key, info in manifest.partitions.items() if registered(table, key) and key not in stale}
 
 
 def scope(table: RegisteredTable) -> dict[str, Any] | None:

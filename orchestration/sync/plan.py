@@ -122,6 +122,9 @@ class Planned:
     # The lowest cursor a merge re-reads (None: it reads everything): every source row at or past
     # it is in the delta, so a served row of a staged key with such a cursor is no longer the source's.
     floor: Any = None
+    # Served partitions this run does not write where a column the served version lacks has values
+    # (added with a default, renamed): recorded as not served until a run rewrites them.
+    unread_partitions: list[str] = dataclasses.field(default_factory=list)
     key_changed: bool = False  # the served version was written under another primary key: check every row
     starts_empty: bool = False  # the served version's rows cannot be kept (a snapshot's and another strategy's)
     # When the source was first read (the real clock, not ``SyncRequest.now``): no row read
@@ -169,6 +172,10 @@ def plan(req: SyncRequest) -> Planned:
                                 "the served version lacks; reading the whole table instead of merging")
                 mode = "replace"
             floor = _watermark_floor(table, req.served.current(table.key)) if mode == "merge" else None
+            stale = _unread_partitions(req, con, cols, windows) if mode == "partition" else []
+            if stale:
+                req.logger.info(f"{table.key}: a column the served version lacks has values in {len(stale)} served "
+                                "partition(s) this run does not write; they count as not served until rewritten")
             slices, source_rows, window_rows, window_nulls, per_window = _slices(req, con, cols, mode, windows, floor=floor)
             if mode == "merge":
                 source_rows = table_rows(con, table)
@@ -185,8 +192,26 @@ def plan(req: SyncRequest) -> Planned:
     starts_empty = "strategy" in changed
     if starts_empty:
         req.logger.info(f"{table.key}: the served version was written as another strategy; its rows are not kept")
-    return Planned(mode, cols, target, slices, source_rows, windows, window_rows, window_nulls, recount, floor,
+    return Planned(mode, cols, target, slices, source_rows, windows, window_rows, window_nulls, recount, floor, stale,
                    key_changed="primary_key" in changed, starts_empty=starts_empty, read_at=read_at)
+
+
+def _unread_partitions(req: SyncRequest, con: Any, cols: Sequence[SourceColumn],
+                       windows: list[partitions.Window]) -> list[str]:
+    """Served partitions outside this run's windows where a column the served version lacks has
+    values in the source (names compared without case: a rename only in case keeps its values)."""
+    previous = None if req.full_refresh else req.served.current(req.table.key)
+    served = partitions.served_partitions(req.table, previous)
+    if previous is None or not served:
+        return []
+    have = {c.name.upper() for c in previous.columns}
+    added = [c.name for c in cols if c.name.upper() not in have]
+    if not added:
+        return []
+    now = req.now or dt.datetime.now(dt.UTC)
+    written = {w.key for w in windows}
+    found = changes.partitions_with_values(con, req.table, cols, added, now=now)
+    return sorted(k for k in found if k in served and k not in written)
 
 
 def _require_registered_columns(table: RegisteredTable, cols: Sequence[SourceColumn]) -> None:

@@ -85,6 +85,15 @@ def merge_verdicts(kept: dict[str, dict[str, Any]], written: dict[str, dict[str,
     return out
 
 
+def _stale_partitions(w: Written) -> list[str]:
+    """Partitions recorded as not served (``partitions.served_partitions``): the kept version's,
+    less the windows this run wrote, plus those a new column left NULL in (``plan``)."""
+    previous = w.previous if w.has_data and sp.layout(w.req.table) == (w.previous.extra.get("partitioning")
+                                                                        if w.previous else None) else None
+    kept = set(previous.extra.get("stale_partitions") or []) if previous is not None else set()
+    return sorted((kept - {win.key for win in w.planned.windows}) | set(w.planned.unread_partitions))
+
+
 def publish_version(w: Written, checked: Checked, *, classification: dict[str, dict[str, Any]] | None = None
                     ) -> Manifest:
     """Write the manifest (partitions, watermark, figures) and make the version CURRENT."""
@@ -107,6 +116,7 @@ def publish_version(w: Written, checked: Checked, *, classification: dict[str, d
         # cannot continue from them (``changes.written_under``).
         "cursor_column": req.table.cursor_column, "primary_key": list(req.table.primary_key),
         "partitioning": sp.layout(req.table), "partition_scope": sp.scope(req.table),
+        "stale_partitions": _stale_partitions(w),
         "cursor_nulls": w.cursor_nulls, "cursor_beyond_watermark": w.cursor_beyond,
         "watermark_rows": w.watermark_rows, "cursor_newest": w.cursor_newest,
         "source_rows": planned.source_rows, "rows_written": w.rows_written,

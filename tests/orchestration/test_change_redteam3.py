@@ -266,3 +266,41 @@ def test_rows_of_partitions_no_longer_registered_stop_being_served(
     manifest = current(sync_settings, narrowed)
     assert manifest is not None
     assert sorted(manifest.partitions) == [kept]
+
+
+# -- a column with values added to a partitioned table ---------------------------------------------------
+
+
+@pytest.mark.parametrize("strategy", ["full", "incremental"])
+def test_partitions_a_new_column_has_values_in_are_not_served_until_rewritten(
+        source: Source, sync_settings: Settings, strategy: str) -> None:
+    """A column added with a default fills every existing row; a partition run adds it to the served
+    table, and the partitions it did not rewrite served NULL there, counted as served and fresh.
+    They are now partitions to rewrite: missing in the coverage, named by the change scan."""
+    t = source.table("T")
+    source.sql(f"CREATE TABLE {t} (ID NUMBER(10,0) NOT NULL, DAY DATE NOT NULL, U NUMBER(10,0) NOT NULL, V VARCHAR)")
+    source.sql(f"INSERT INTO {t} VALUES (1, '2025-01-01', 1, 'a'), (2, '2025-01-02', 1, 'b'), "
+               "(3, '2025-01-03', 1, 'c')")
+    cursor = {"incremental_key": "U", "primary_key": ["ID"]} if strategy == "incremental" else {}
+    table = source.register("T", strategy=strategy, partitioning={"kind": "daily", "column": "DAY", "start": "2025-01-01"},
+                            **cursor)
+    days = ["2025-01-01", "2025-01-02", "2025-01-03"]
+    for day in days:
+        _ok(materialize(table, sync_settings, partition_key=day))
+    source.sql(f"ALTER TABLE {t} ADD COLUMN W VARCHAR DEFAULT 'filled'")
+    source.sql(f"UPDATE {t} SET U = 2, V = 'b2' WHERE ID = 2")
+    _ok(materialize(table, sync_settings, partition_key="2025-01-02"))
+    now = dt.datetime(2025, 1, 4, 12, tzinfo=dt.UTC)
+    found = sp.freshness_coverage(table, current(sync_settings, table), now)["partitions"]
+    assert (found["served"], found["missing"], sorted(found["missing_keys"])) == (1, 2, ["2025-01-01", "2025-01-03"])
+    if strategy == "incremental":
+        scanned = _scan(source, sync_settings, table)
+        assert not scanned.fresh
+        assert scanned.partitions == ["2025-01-01", "2025-01-03"]
+    for day in ("2025-01-01", "2025-01-03"):
+        _ok(materialize(table, sync_settings, partition_key=day))
+    assert rows(sync_settings, table, "SELECT ID, W FROM data ORDER BY 1") == [(1, "filled"), (2, "filled"), (3, "filled")]
+    found = sp.freshness_coverage(table, current(sync_settings, table), now)["partitions"]
+    assert found["missing"] == 0
+    if strategy == "incremental":
+        assert _scan(source, sync_settings, table).fresh
