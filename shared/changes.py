@@ -7,8 +7,9 @@ source-change sensor (``orchestration/sensors.py``) ask the source the same ques
 so they rewrite the same partitions and call the same data fresh:
 
 - *fresh*: no source row has a cursor newer than the served watermark (the served
-  table's highest cursor, from the served manifest), no key at exactly the watermark is
-  missing from the served rows there (``_new_at_watermark``), and the source has as many rows
+  table's highest cursor, from the served manifest), no key with a cursor from the watermark
+  minus the lookback to the watermark is missing from the served rows there
+  (``_new_in_lookback``: rows committed late, ties at the watermark), and the source has as many rows
   without a cursor as the served version was written from (unpartitioned: as are served;
   partitioned: per partition, as its run counted in the source);
 - *changed partitions*: the partitions holding a row whose cursor is past the watermark
@@ -134,13 +135,16 @@ def _typed(raw: str, manifest: Manifest) -> Any:
 def watermark_floor(table: RegisteredTable, manifest: Manifest | None) -> Any:
     """Lowest cursor to re-read: the served watermark minus the lookback (None: read everything)."""
     value = watermark_value(manifest, table)
-    if value is None:
-        return None
+    return None if value is None else floor_of(table, value)
+
+
+def floor_of(table: RegisteredTable, value: Any) -> Any:
+    """``value`` (a watermark) minus the table's lookback, in the cursor's own units."""
     if isinstance(value, dt.datetime):
         return value - dt.timedelta(seconds=table.lookback_s)
     if isinstance(value, dt.date):
         return value - dt.timedelta(days=-(-table.lookback_s // 86400))
-    if isinstance(value, Decimal):
+    if isinstance(value, Decimal | int | float) and not isinstance(value, bool):
         return value - table.lookback_s  # numeric cursors: the lookback counts cursor units
     return value  # text cursors have no arithmetic: re-read from the watermark itself
 
@@ -277,9 +281,11 @@ def scan(con: Any, table: RegisteredTable, manifest: Manifest | None, *, now: dt
     if watermark is None:
         newest, newer = _fetch(con, f"SELECT max({c}), count(*) FROM {name}", [])[0]
     else:
-        newest, newer, nulls, at_mark = _fetch(
+        low = watermark_floor(table, manifest)
+        newest, newer, nulls, in_lookback = _fetch(
             con, f"SELECT max({c}), count_if({c} > CAST(%s AS {cast})), count_if({c} IS NULL), "
-                 f"count_if({c} = CAST(%s AS {cast})) FROM {name}", [bind(watermark), bind(watermark)])[0]
+                 f"count_if({c} >= CAST(%s AS {cast}) AND {c} <= CAST(%s AS {cast})) FROM {name}",
+            [bind(watermark), bind(low), bind(watermark)])[0]
         # Served rows dated past the read that wrote them (``write.py`` caps the watermark there)
         # are past the watermark too: only rows beyond them are new.
         beyond = int((manifest.extra.get("cursor_beyond_watermark") or 0) if manifest is not None else 0)
@@ -298,8 +304,8 @@ def scan(con: Any, table: RegisteredTable, manifest: Manifest | None, *, now: dt
     served = manifest.watermark if manifest is not None and watermark is not None else None
     tied: dict[str | None, int] = {}
     if watermark is not None and manifest is not None:
-        tied = _new_at_watermark(con, table, manifest, cols, watermark, source_rows=int(at_mark or 0), now=now,
-                                 served_file=served_file)
+        tied = _new_in_lookback(con, table, manifest, cols, watermark, source_rows=int(in_lookback or 0), now=now,
+                                served_file=served_file)
         newer = int(newer or 0) + sum(tied.values()) + unread_values(con, table, manifest, list(cols.values()))
     result = SourceChanges(served_watermark=served, source_newest=as_text(newest), newer_rows=int(newer or 0))
     if not sp.is_partitioned(table) or table.strategy == "snapshot" or not table.partition_column:
@@ -335,7 +341,7 @@ def scan(con: Any, table: RegisteredTable, manifest: Manifest | None, *, now: dt
         if past:
             named(key)
         nulls_by_key[key] = nulls_by_key.get(key, 0) + int(without or 0)
-    for key, n in tied.items():  # keys new at the watermark, which the floor (``>``) leaves out without a lookback
+    for key, n in tied.items():  # keys new inside the lookback (at the watermark, which ``>`` leaves out without one)
         if key is None:
             unplaced += n
         else:
@@ -397,24 +403,25 @@ def partitions_with_values(con: Any, table: RegisteredTable, cols: Sequence[Sour
     return {key for (bucket,) in found if (key := _key_of(table, bucket, now=now)) is not None}
 
 
-def _new_at_watermark(con: Any, table: RegisteredTable, manifest: Manifest, cols: dict[str, SourceColumn],
-                      watermark: Any, *, source_rows: int, now: dt.datetime,
-                      served_file: ServedFile | None) -> dict[str | None, int]:
-    """Keys the source holds at exactly the served watermark that the served version does not, by
-    materializable partition (None: an unpartitioned table, or rows in no such partition); empty
-    when none.
+def _new_in_lookback(con: Any, table: RegisteredTable, manifest: Manifest, cols: dict[str, SourceColumn],
+                     watermark: Any, *, source_rows: int, now: dt.datetime,
+                     served_file: ServedFile | None) -> dict[str | None, int]:
+    """Keys the source holds with a cursor from the floor (the watermark minus the lookback) to the
+    watermark that the served version does not hold there, by materializable partition (None: an
+    unpartitioned table, or rows in no such partition); empty when none.
 
-    Why: "fresh" is no row past the watermark, but a cursor with coarse values (a day, a batch
-    number, whole seconds) gets more rows at the watermark after a sync, and every scan called
-    the table fresh until a higher cursor came. The merge re-reads them (``>=``); the scan must
-    see them. Cost: the first query counts the source's rows at the watermark; only when they
-    outnumber the served rows there (``watermark_rows`` in the manifest; one per key) does one
-    more query count the distinct keys, grouped by partition for a partitioned table and then
-    compared with the served file's rows at the watermark per partition. Keys, not rows: a key
-    repeated by identical rows is served once. A key that left the watermark while another
-    arrived leaves the number unchanged and is not seen (as deletes are not).
+    Why: "fresh" looked only past the watermark, but the lookback exists for rows committed late
+    with an older cursor, and a cursor with coarse values (a day, a batch number, whole seconds)
+    gets more rows at the watermark after a sync: with nothing newer, every scan called the table
+    fresh while the runs would have read them (``>=`` the floor). Cost: the first query counts the
+    source's rows in that range; only when they outnumber the served rows there
+    (``lookback_rows`` in the manifest; one per key) does one more query count the distinct keys,
+    grouped by partition for a partitioned table and then compared with the served file's rows in
+    the range per partition. Keys, not rows: a key repeated by identical rows, or by older versions
+    of it, is served once. A key that left the range while another arrived leaves the number
+    unchanged and is not seen (as deletes are not).
     """
-    served_rows = manifest.extra.get("watermark_rows")
+    served_rows = manifest.extra.get("lookback_rows")
     if served_rows is None or source_rows <= int(served_rows) or written_under(table, manifest):
         return {}  # an older version did not record it; or no more rows than served keys
     keys = [cols.get(k.upper()) for k in table.primary_key]
@@ -422,26 +429,28 @@ def _new_at_watermark(con: Any, table: RegisteredTable, manifest: Manifest, cols
         return {}  # a key column gone: the next run fails naming it
     cursor = cols[str(table.cursor_column).upper()]
     picked = ", ".join(_q(k.name) for k in keys if k is not None)
-    at = f"{_q(cursor.name)} = CAST(%s AS {_cast_type(cursor)})"
+    cast, low = _cast_type(cursor), bind(floor_of(table, watermark))
+    inside = f"{_q(cursor.name)} >= CAST(%s AS {cast}) AND {_q(cursor.name)} <= CAST(%s AS {cast})"
     part = cols.get(str(table.partition_column or "").upper()) if sp.is_partitioned(table) else None
     if part is None:
-        (n,) = _fetch(con, f"SELECT count(*) FROM (SELECT DISTINCT {picked} FROM {_source_name(table)} WHERE {at})",
-                      [bind(watermark)])[0]
+        (n,) = _fetch(con, f"SELECT count(*) FROM (SELECT DISTINCT {picked} FROM {_source_name(table)} WHERE {inside})",
+                      [low, bind(watermark)])[0]
         return {None: int(n) - int(served_rows)} if int(n) > int(served_rows) else {}
     values = list(table.partition_values) if sp.time_kind(table) is None else []
     found = _fetch(con, f"SELECT bucket, count(*) FROM (SELECT DISTINCT {_bucket(table, part)} AS bucket, {picked} "
-                        f"FROM {_source_name(table)} WHERE {at}) GROUP BY 1", [*values, bind(watermark)])
+                        f"FROM {_source_name(table)} WHERE {inside}) GROUP BY 1", [*values, low, bind(watermark)])
     served_by: dict[str | None, int] = {}
     if served_file is not None and served_keys.can_hold(table, manifest):
         try:
             with served_keys.opened(served_file(manifest)) as served:
-                for bucket, n in served_keys.rows_at(served, table, manifest, cursor.name, bind(watermark)):
+                for bucket, n in served_keys.rows_between(served, table, manifest, cursor.name,
+                                                               low=low, high=bind(watermark)):
                     key = _key_of(table, bucket, now=now)
                     served_by[key] = served_by.get(key, 0) + n
         except ServedDataError as e:
-            raise ChangeScanError(f"{table.key}: the source has new rows at the served watermark, and the served "
+            raise ChangeScanError(f"{table.key}: the source has new rows inside the lookback, and the served "
                                   f"version that would say in which partitions could not be read: {e}") from e
-    # Without the served file every partition holding rows at the watermark is named (more is rewritten, nothing missed).
+    # Without the served file every partition holding rows in the range is named (more is rewritten, nothing missed).
     source_by: dict[str | None, int] = {}
     for bucket, n in found:
         key = _key_of(table, bucket, now=now)

@@ -125,16 +125,18 @@ def partitions_holding(con: duckdb.DuckDBPyConnection, table: RegisteredTable, m
     return [(bucket_value, int(n)) for bucket_value, n in rows]
 
 
-def rows_at(con: duckdb.DuckDBPyConnection, table: RegisteredTable, manifest: Manifest, column: str,
-            value: str) -> list[tuple[Any, int]]:
-    """``(bucket, served rows)`` of the served rows whose ``column`` equals ``value`` (text cast to
-    the served type), for the change scan's rows at the watermark (``changes._new_at_watermark``)."""
+def rows_between(con: duckdb.DuckDBPyConnection, table: RegisteredTable, manifest: Manifest, column: str,
+                 *, low: str, high: str) -> list[tuple[Any, int]]:
+    """``(bucket, served rows)`` of the served rows whose ``column`` lies from ``low`` to ``high``
+    (text cast to the served type), for the change scan's rows inside the lookback
+    (``changes._new_in_lookback``)."""
     types = {c.name: c.type for c in manifest.columns}
     if column not in types or str(table.partition_column) not in types:
         return []
     bucket, params = _bucket(table, str(table.partition_column), types[str(table.partition_column)])
+    c, t = f"d.{_q(column)}", types[column]
     with _reading(DATA_TABLE):
         rows = con.execute(f"SELECT {bucket} AS bucket, count(*) FROM {_data()} AS d "
-                           f"WHERE d.{_q(column)} = CAST(? AS {types[column]}) GROUP BY 1", [*params, value]).fetchall()
+                           f"WHERE {c} >= CAST(? AS {t}) AND {c} <= CAST(? AS {t}) GROUP BY 1",
+                           [*params, low, high]).fetchall()
     return [(bucket_value, int(n)) for bucket_value, n in rows]
-

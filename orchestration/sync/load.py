@@ -265,8 +265,9 @@ def count_above(con: duckdb.DuckDBPyConnection, column: str, value: Any) -> int:
     return int(row[0]) if row else 0
 
 
-def count_equal(con: duckdb.DuckDBPyConnection, column: str, value: Any) -> int:
-    row = con.execute(f"SELECT count(*) FROM {qi(DATA_TABLE)} WHERE {qi(column)} = ?", [value]).fetchone()
+def count_between(con: duckdb.DuckDBPyConnection, column: str, low: Any, high: Any) -> int:
+    row = con.execute(f"SELECT count(*) FROM {qi(DATA_TABLE)} WHERE {qi(column)} >= ? AND {qi(column)} <= ?",
+                      [low, high]).fetchone()
     return int(row[0]) if row else 0
 
 

@@ -118,7 +118,7 @@ def publish_version(w: Written, checked: Checked, *, classification: dict[str, d
         "partitioning": sp.layout(req.table), "partition_scope": sp.scope(req.table),
         "stale_partitions": _stale_partitions(w),
         "cursor_nulls": w.cursor_nulls, "cursor_beyond_watermark": w.cursor_beyond,
-        "watermark_rows": w.watermark_rows, "cursor_newest": w.cursor_newest,
+        "lookback_rows": w.lookback_rows, "cursor_newest": w.cursor_newest,
         "source_rows": planned.source_rows, "rows_written": w.rows_written,
         "duplicates_removed": checked.duplicates_removed, "kept_newer_served": checked.kept_newer,
         "snapshot_column": w.snap_col, "slices": len(planned.slices),

@@ -23,7 +23,7 @@ from orchestration.sync.extract import Extraction, SliceStats
 from orchestration.sync.plan import Planned, SyncRequest
 from orchestration.sync.sql import qi
 from orchestration.sync.types import TIMESTAMPTZ
-from shared import partitions
+from shared import changes, partitions
 from shared.served import Column, Manifest, PendingVersion
 from shared.snowflake import SourceError
 
@@ -48,7 +48,7 @@ class Written:
     cursor_nulls: int | None = None  # served rows without a cursor (the change scan compares the source's)
     cursor_beyond: int = 0  # served rows whose cursor is past the (capped) watermark
     cursor_newest: str | None = None  # the highest cursor served, when the watermark was capped below it
-    watermark_rows: int | None = None  # served rows whose cursor equals the watermark (the change scan compares keys)
+    lookback_rows: int | None = None  # served rows from the watermark minus the lookback to it (the scan compares keys)
     written_table: str | None = None  # a temp copy of the windows' rows (a partition run that kept older rows)
 
     @property
@@ -213,7 +213,8 @@ def _watermark(w: Written) -> None:
         w.cursor_beyond = load.count_above(w.con, cursor, value)  # the non-finite ones
     w.watermark = value.isoformat() if isinstance(value, dt.date) else (str(value) if value is not None else None)
     w.watermark_type = w.by_name[cursor].type if w.watermark else None
-    w.watermark_rows = load.count_equal(w.con, cursor, value) if value is not None else None
+    if value is not None:
+        w.lookback_rows = load.count_between(w.con, cursor, changes.floor_of(w.req.table, value), value)
     w.cursor_nulls = load.count_nulls(w.con, cursor)
 
 

@@ -304,3 +304,33 @@ def test_partitions_a_new_column_has_values_in_are_not_served_until_rewritten(
     assert found["missing"] == 0
     if strategy == "incremental":
         assert _scan(source, sync_settings, table).fresh
+
+
+# -- rows committed late inside the lookback, with nothing newer --------------------------------------------
+
+
+@pytest.mark.parametrize("partitioned", [False, True])
+def test_a_row_committed_late_inside_the_lookback_is_not_fresh(
+        source: Source, sync_settings: Settings, partitioned: bool) -> None:
+    """The lookback is for rows committed late with an older cursor; the merge and the partition
+    runs re-read them, but "fresh" only looked past the watermark: with nothing newer, a late row
+    inside the lookback left the table fresh (refresh: already_fresh) until a newer row came."""
+    t = source.table("T")
+    source.sql(f"CREATE TABLE {t} (ID NUMBER(10,0) NOT NULL, DAY DATE NOT NULL, U TIMESTAMP_NTZ NOT NULL, V VARCHAR)")
+    source.sql(f"INSERT INTO {t} VALUES (1, '2025-01-01', '2025-01-01 12:00:00', 'a'), "
+               "(2, '2025-01-02', '2025-01-02 12:00:00', 'b')")
+    part = {"partitioning": {"kind": "daily", "column": "DAY", "start": "2025-01-01"}} if partitioned else {}
+    table = source.register("T", strategy="incremental", incremental_key="U", primary_key=["ID"], lookback="1d", **part)
+    keys = ["2025-01-01", "2025-01-02"] if partitioned else [None]
+    for key in keys:
+        _ok(materialize(table, sync_settings, partition_key=key))
+    assert _scan(source, sync_settings, table).fresh
+    source.sql(f"INSERT INTO {t} VALUES (3, '2025-01-01', '2025-01-02 01:00:00', 'late')")  # inside the lookback
+    found = _scan(source, sync_settings, table)
+    assert (found.fresh, found.newer_rows) == (False, 1)
+    if partitioned:
+        assert found.partitions == ["2025-01-01", "2025-01-02"]  # the lookback re-reads the watermark's day too
+    for key in (["2025-01-01"] if partitioned else [None]):
+        _ok(materialize(table, sync_settings, partition_key=key))
+    assert rows(sync_settings, table, "SELECT ID, V FROM data ORDER BY 1") == [(1, "a"), (2, "b"), (3, "late")]
+    assert _scan(source, sync_settings, table).fresh

@@ -76,7 +76,7 @@ def _serve_days(settings: Settings) -> None:
         columns = [Column("ID", "BIGINT"), Column("DAY", "DATE"), Column("LOADED_ON", "DATE")]
         publish(settings.served_path, pending, strategy="incremental", row_count=3, columns=columns,
                 partitions={k: {"rows": 1, "cursor_nulls": 0} for k in DAYS[:3]}, watermark="2025-01-03",
-                extra={"watermark_type": "DATE", "watermark_rows": 3, "cursor_column": "LOADED_ON",
+                extra={"watermark_type": "DATE", "lookback_rows": 3, "cursor_column": "LOADED_ON",
                        "primary_key": ["ID"], "partitioning": ["daily", "DAY"], "cursor_nulls": 0})
 
 
