@@ -88,9 +88,9 @@ def merge_verdicts(kept: dict[str, dict[str, Any]], written: dict[str, dict[str,
 def _stale_partitions(w: Written) -> list[str]:
     """Partitions recorded as not served (``partitions.served_partitions``): the kept version's,
     less the windows this run wrote, plus those a new column left NULL in (``plan``)."""
-    previous = w.previous if w.has_data and sp.layout(w.req.table) == (w.previous.extra.get("partitioning")
-                                                                        if w.previous else None) else None
-    kept = set(previous.extra.get("stale_partitions") or []) if previous is not None else set()
+    previous = w.previous if w.has_data else None
+    same_layout = previous is not None and previous.extra.get("partitioning") == sp.layout(w.req.table)
+    kept = set(previous.extra.get("stale_partitions") or []) if previous is not None and same_layout else set()
     return sorted((kept - {win.key for win in w.planned.windows}) | set(w.planned.unread_partitions))
 
 
