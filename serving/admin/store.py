@@ -20,6 +20,7 @@ from serving.admin.schemas import Swarm, SwarmCreate, SwarmDeleted, SwarmUpdate,
 from serving.lib.errors import BadRequest, Conflict, NotFound
 from serving.lib.tokens import TokenCodec, token_hash
 from shared.control.db import session_scope
+from shared.control.locks import lock_swarm
 from shared.control.models import SwarmRow, TokenRow
 from shared.housekeeping import retire_swarm_data
 from shared.identifiers import canonical_key
@@ -152,7 +153,7 @@ def mint_token(url: str, codec: TokenCodec, *, kind: str, swarm_id: str, name: s
             raise BadRequest("the minting token has expired")
     with session_scope(url) as s:
         if parent_id and max_minted > 0:
-            _lock_swarm(s, swarm_id)
+            lock_swarm(s, swarm_id)  # mints of one swarm count and insert one after another
         swarm = s.get(SwarmRow, swarm_id)
         if swarm is None:
             raise NotFound(f"no swarm {swarm_id!r}")
@@ -174,17 +175,6 @@ def mint_token(url: str, codec: TokenCodec, *, kind: str, swarm_id: str, name: s
                        expires_at=expires))
     return TokenCreated(token_id=minted.token_id, token=minted.token, type=kind, swarm_id=swarm_id, name=name,
                         created_at=created, expires_at=expires, allowed_tables=tables, parent_id=parent_id)
-
-
-def _lock_swarm(s: Any, swarm_id: str) -> None:
-    """Hold the swarm's write lock until this transaction ends, so that mints for one swarm count
-    and insert one after another: counted apart, mints running together each saw the same total
-    and all passed the cap. A no-op UPDATE, as the first statement, is the lock both control
-    databases take: PostgreSQL locks the swarm's row (the next mint waits, then counts again),
-    SQLite takes its one write lock before the count's snapshot is read. Written values are the
-    row's own, ``updated_at`` included (its ``onupdate`` would otherwise move it)."""
-    s.execute(sa.update(SwarmRow).where(SwarmRow.id == swarm_id)
-              .values(name=SwarmRow.name, updated_at=SwarmRow.updated_at))  # changes nothing, not even updated_at
 
 
 def _check_minted(s: Any, swarm_id: str, limit: int, now: dt.datetime) -> None:

@@ -93,6 +93,7 @@ class Job:
         self.continuation: dict[str, Any] | None = None
         self.continuation_id: str | None = None  # the deferred re-run's row, recorded once this job has succeeded
         self.versions: dict[str, str] | None = None  # {table key: served version} to read (a re-run's, or at_versions)
+        self.reservation: quota.Reservation | None = None  # room held for its result file until its row counts it
         self.schema_changes: list[dict[str, str]] = []
         self.watermarks: dict[str, str | None] = {}  # table key -> source watermark of the version read
         self.columns: list[dict[str, str]] = []  # [{name, type}] as DuckDB names the types
@@ -206,6 +207,7 @@ class JobManager:
             log.exception("could not record query job %s", job.id)
         finally:
             self.running.pop(job.id, None)
+            quota.release(self.settings.control_url, job.reservation)  # the row counts the file now
         return job
 
     @contextlib.contextmanager
@@ -265,9 +267,12 @@ class JobManager:
         path = self._path(job)
         # A result file stays on the shared disk until it expires, collected or not: it counts
         # against its swarm's storage quota, and the room left caps it (413 storage_quota).
+        # Its room is reserved first, and held until the job's row records the file (``_work``).
         quota_limit = self.settings.artifacts.swarm_storage_max_bytes
-        left = quota.room(self.settings.control_url, job.caller, quota_limit)
-        max_bytes = self.q.max_result_bytes if left is None else min(self.q.max_result_bytes, left)
+        job.reservation = quota.reserve(self.settings.control_url, job.caller, quota_limit, self.q.max_result_bytes,
+                                        ttl_s=self.q.max_timeout_s + quota.WRITE_TTL_S)
+        left = job.reservation.bytes
+        max_bytes = self.q.max_result_bytes if left is None else left
 
         def write(stream: ArrowStream) -> int:
             job.tables = [t.as_dict() for t in stream.tables]  # known to the audit row even if writing fails
