@@ -6,7 +6,8 @@ bucket with every other swarm, and with the served data. Per-file caps bound one
 how many: an agent that uploads in a loop, or runs file queries and never collects them,
 would fill the disk and break everyone's uploads, results and syncs. So every swarm has
 one storage quota, counted from the control database (live artifacts by their size, result
-files of jobs not expired by their bytes), the same on every worker and replica.
+files of jobs not expired by their bytes and their conversions'), the same on every worker
+and replica.
 
 A write reserves its room before its first byte (:func:`reserved`): under its swarm's lock
 (``shared/control/locks.py``) it counts what is stored plus what the writes in progress
@@ -60,7 +61,8 @@ def _stored(s: Session, swarm_id: str, now: dt.datetime) -> int:
     live = sa.or_(ArtifactRow.expires_at.is_(None), ArtifactRow.expires_at > now)
     artifacts = (sa.select(sa.func.coalesce(sa.func.sum(ArtifactRow.size), 0))
                  .where(ArtifactRow.swarm_id == swarm_id, ArtifactRow.deleted_at.is_(None), live))
-    results = (sa.select(sa.func.coalesce(sa.func.sum(QueryJobRow.bytes), 0))
+    kept = sa.func.coalesce(QueryJobRow.bytes, 0) + sa.func.coalesce(QueryJobRow.converted_bytes, 0)
+    results = (sa.select(sa.func.coalesce(sa.func.sum(kept), 0))
                .where(QueryJobRow.swarm_id == swarm_id, QueryJobRow.result_path.is_not(None),
                       QueryJobRow.status.notin_(("expired",)),
                       sa.or_(QueryJobRow.expires_at.is_(None), QueryJobRow.expires_at > now)))
@@ -71,7 +73,7 @@ def _stored(s: Session, swarm_id: str, now: dt.datetime) -> int:
 
 def stored_bytes(url: str, swarm_id: str) -> int:
     """Bytes ``swarm_id`` keeps now: its live artifacts, the results of its jobs that have not
-    expired, and the room its writes in progress hold."""
+    expired (with their conversions), and the room its writes in progress hold."""
     with session_scope(url) as s:
         return _stored(s, swarm_id, utcnow())
 

@@ -181,16 +181,16 @@ def page(row: QueryJobRow, path: Path, *, cursor: str | None, limit: int) -> dic
     }
 
 
-def converted(row: QueryJobRow, path: Path, fmt: str, *, max_bytes: int,
-              metadata: dict[str, str] | None = None) -> Path:
-    """The result in ``fmt``: the file itself, or a conversion written once beside it. Blocking."""
-    if fmt == row.output_format:
-        return path
-    target = path.with_name(f"{row.id}.as.{formats.EXTENSIONS[fmt]}")
-    if target.is_file():
-        return target
+def conversion_path(row: QueryJobRow, path: Path, fmt: str) -> Path:
+    """Where ``row``'s result (``path``) is in ``fmt``: the file itself, or its conversion beside it
+    (written by :func:`convert` the first time it is asked for)."""
+    return path if fmt == row.output_format else path.with_name(f"{row.id}.as.{formats.EXTENSIONS[fmt]}")
+
+
+def convert(row: QueryJobRow, path: Path, fmt: str, target: Path, *, max_bytes: int,
+            metadata: dict[str, str] | None = None) -> int:
+    """Write ``row``'s result (``path``) in ``fmt`` to ``target``; return its bytes. Blocking."""
     stream = _Batches(row, path)
     head = {"job_id": row.id, "status": row.status, "sql_hash": row.sql_hash}
-    formats.write_file(stream, fmt, target, max_bytes=max_bytes, json_head=head,
-                       metadata=(lambda: metadata) if metadata else None)
-    return target
+    return formats.write_file(stream, fmt, target, max_bytes=max_bytes, json_head=head,
+                              metadata=(lambda: metadata) if metadata else None)

@@ -189,6 +189,9 @@ class QueryJobRow(Base):
     max_rows: Mapped[int] = mapped_column(Integer)
     row_count: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # Bytes of its result's conversions kept beside it (``?format=``), counted in its swarm's quota
+    # (migration 0009_storage_reservations).
+    converted_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     truncated: Mapped[bool] = mapped_column(Boolean, default=False)
     tables: Mapped[list[Any]] = mapped_column(JSON, default=list)  # [{table, version, synced_at}]
     error: Mapped[str | None] = mapped_column(Text, nullable=True)

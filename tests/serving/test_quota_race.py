@@ -11,8 +11,10 @@ process, with concurrent uploads and concurrent result files from several agents
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -75,9 +77,21 @@ def test_a_released_or_expired_reservation_gives_its_room_back(sqlite_url: str) 
     assert quota.reserve(sqlite_url, admin, 100, 100) == quota.Reservation(None, None)
 
 
+@dataclasses.dataclass
+class Swarm:
+    url: str
+    home: Path
+    id: str
+    agents: list[dict[str, str]]  # 4 agent tokens' headers
+
+    @property
+    def control(self) -> str:
+        return f"sqlite:///{self.home / 'control.db'}"
+
+
 @pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, list[dict[str, str]], dict[str, str]]]:
-    """A real API with a 64 KiB swarm quota; (url, headers of 4 agents of one swarm, admin headers)."""
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, dict[str, str]]]:
+    """A real API with a 64 KiB swarm quota: (url, its home, admin headers)."""
     work = tmp_path_factory.mktemp("quota-race")
     home = work / "home"
     home.mkdir()
@@ -86,10 +100,17 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, list[di
            "JWT_SECRET": "test-secret-" + "q" * 32, "ADMIN_PASSWORD": ADMIN_PASSWORD,
            "SWARM_STORAGE_MAX_BYTES": str(QUOTA)}
     with api_server(env, work) as (url, _pid), httpx.Client(base_url=url, timeout=30) as c:
-        admin = bearer(admin_token(c))
-        swarm = create_swarm(c, admin, ["demo.public.orders"])["id"]
-        agents = [bearer(mint_token(c, admin, "agent", swarm)["token"]) for _ in range(4)]
-        yield url, agents, admin
+        yield url, home, bearer(admin_token(c))
+
+
+@pytest.fixture
+def swarm(api: tuple[str, Path, dict[str, str]]) -> Swarm:
+    """A new swarm (its whole quota free) with 4 agents, on the shared server."""
+    url, home, admin = api
+    with httpx.Client(base_url=url, timeout=30) as c:
+        swarm_id = create_swarm(c, admin, ["demo.public.orders"])["id"]
+        agents = [bearer(mint_token(c, admin, "agent", swarm_id)["token"]) for _ in range(4)]
+    return Swarm(url, home, swarm_id, agents)
 
 
 def _stored(url: str, agents: list[dict[str, str]]) -> int:
@@ -99,18 +120,8 @@ def _stored(url: str, agents: list[dict[str, str]]) -> int:
         return sum(a["size"] for a in (listed["items"] if isinstance(listed, dict) else listed))
 
 
-def _clear(url: str, agents: list[dict[str, str]]) -> None:
-    """Delete every artifact of the swarm (each by its owner), so each test starts with the whole quota."""
-    with httpx.Client(base_url=url, timeout=30) as c:
-        listed = c.get("/api/v1/artifacts", params={"limit": 500}, headers=agents[0]).json()
-        for a in listed["items"] if isinstance(listed, dict) else listed:
-            assert any(c.delete(f"/api/v1/artifacts/{a['id']}", headers=h).status_code == 204 for h in agents)
-    assert _stored(url, agents) == 0
-
-
-def test_concurrent_uploads_stay_within_the_quota(api: Any) -> None:
-    url, agents, _admin = api
-    _clear(url, agents)
+def test_concurrent_uploads_stay_within_the_quota(swarm: Swarm) -> None:
+    url, agents = swarm.url, swarm.agents
     start = threading.Barrier(WRITERS)
 
     def upload(i: int) -> httpx.Response:
@@ -128,9 +139,8 @@ def test_concurrent_uploads_stay_within_the_quota(api: Any) -> None:
     assert _stored(url, agents) <= QUOTA
 
 
-def test_concurrent_result_files_stay_within_the_quota(api: Any) -> None:
-    url, agents, _admin = api
-    _clear(url, agents)
+def test_concurrent_result_files_stay_within_the_quota(swarm: Swarm) -> None:
+    url, agents = swarm.url, swarm.agents
     start = threading.Barrier(WRITERS)
 
     def export(i: int) -> tuple[int, int]:
@@ -154,3 +164,58 @@ def test_concurrent_result_files_stay_within_the_quota(api: Any) -> None:
     assert any(code == 413 for code, _ in answers), answers
 
 
+
+
+def _csv_job(url: str, agent: dict[str, str], rows: int) -> dict[str, Any]:
+    with httpx.Client(base_url=url, timeout=60) as c:
+        r = c.post("/api/v1/queries/execute", json={"query": f"select * from orders order by id limit {rows}",
+                                                     "output_format": "csv", "wait_s": 30}, headers=agent)
+        assert r.status_code == 200, r.text
+        job: dict[str, Any] = c.get(f"/api/v1/queries/jobs/{r.json()['job_id']}", headers=agent).json()
+    job["id"] = r.json()["job_id"]
+    return job
+
+
+def test_conversions_count_in_the_quota(swarm: Swarm) -> None:
+    url, agents, home, control = swarm.url, swarm.agents, swarm.home, swarm.control
+    job = _csv_job(url, agents[0], 100)
+    assert quota.stored_bytes(control, swarm.id) >= job["bytes"]
+    before = quota.stored_bytes(control, swarm.id)
+    with httpx.Client(base_url=url, timeout=60) as c:
+        for fmt in ("json", "arrow"):
+            r = c.get(f"/api/v1/queries/jobs/{job['id']}/result", params={"format": fmt}, headers=agents[0])
+            assert r.status_code == 200, r.text
+        kept = sum(p.stat().st_size for p in (home / "results").glob(f"{job['id']}.as.*"))
+        assert kept > 0
+        assert quota.stored_bytes(control, swarm.id) == before + kept
+        # A second fetch reads the conversion kept; it is not counted again.
+        assert c.get(f"/api/v1/queries/jobs/{job['id']}/result", params={"format": "json"},
+                     headers=agents[0]).status_code == 200
+        assert quota.stored_bytes(control, swarm.id) == before + kept
+        # With the room used up, a new conversion is refused, and what is kept is still served.
+        fill = QUOTA - quota.stored_bytes(control, swarm.id)
+        up = c.post("/api/v1/artifacts", headers=agents[1], files={"file": ("fill.bin", b"f" * (fill - 400), "x/y")})
+        assert up.status_code == 201, up.text
+        r = c.get(f"/api/v1/queries/jobs/{job['id']}/result", params={"format": "parquet"}, headers=agents[0])
+        assert r.status_code == 413, r.text
+        assert r.json()["error"]["rule"] == "storage_quota"
+        assert c.get(f"/api/v1/queries/jobs/{job['id']}/result", params={"format": "arrow"},
+                     headers=agents[0]).status_code == 200
+
+
+def test_one_conversion_asked_for_at_once_is_whole_for_every_caller(swarm: Swarm) -> None:
+    url, agents = swarm.url, swarm.agents
+    job = _csv_job(url, agents[0], 100)
+    start = threading.Barrier(WRITERS)
+
+    def fetch(_: int) -> httpx.Response:
+        start.wait()
+        with httpx.Client(base_url=url, timeout=60) as c:
+            return c.get(f"/api/v1/queries/jobs/{job['id']}/result", params={"format": "json"}, headers=agents[0])
+
+    with concurrent.futures.ThreadPoolExecutor(WRITERS) as pool:
+        answers = list(pool.map(fetch, range(WRITERS)))
+    for r in answers:
+        assert r.status_code == 200, r.text[:300]
+        body = r.json()
+        assert [row[0] for row in body["rows"]] == list(range(100))
