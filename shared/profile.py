@@ -83,13 +83,18 @@ class ColumnSpec:
 
 
 def plain(value: Any) -> Any:
-    """A JSON-ready form: numbers as int/float (non-finite as strings), times ISO 8601, long text cut."""
+    """A JSON-ready form: numbers as int/float (non-finite as strings), decimals as their digits,
+    times ISO 8601, long text cut.
+
+    A decimal is its fixed-point digits at its own scale (``"12345678901234567.89"``), as query
+    answers spell it: as a float, the minimum, maximum and top values of a NUMBER(20,2) column
+    lost their last digits, so two different values were shown as one, each with its own count."""
     if value is None or isinstance(value, bool | int):
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
     if isinstance(value, decimal.Decimal):
-        return float(value)
+        return format(value, "f")
     if isinstance(value, dt.datetime | dt.date | dt.time):
         return value.isoformat()
     if isinstance(value, str):

@@ -1,0 +1,107 @@
+"""Served tables of source shapes the earlier passes left out, read through the API: times and
+timestamps at their edges in every result format, and wide decimals in profiles.
+
+Each answer is compared with what the inline JSON answer (or DuckDB itself) says of the same rows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from shared.settings import Settings
+from tests.conftest import publish_table
+from tests.serving.test_queries_api import wait_done
+
+TABLE = "demo.public.shapes"
+DATA = r"""select * from (values
+  (1, '00:00:00'::time, '0001-01-01'::date, '0001-01-01 00:00:00'::timestamp,
+   '2024-03-31 01:30:00+00'::timestamptz, 12345678901234567.89::decimal(20,2), 0.1::decimal(38,37), '{}'::json),
+  (2, '23:59:59.999999'::time, '9999-12-31'::date, '9999-12-31 23:59:59.999999'::timestamp,
+   '0001-01-01 00:00:00+00'::timestamptz, 12345678901234567.88::decimal(20,2), 0.2::decimal(38,37), 'null'::json),
+  (3, '12:00:00.5'::time, '1969-12-31'::date, '1969-12-31 23:59:59.999999'::timestamp,
+   '1969-12-31 23:59:59.999999+00'::timestamptz, 12345678901234567.88::decimal(20,2), null, null),
+  (4, null, null, null, null, null, null, '[]'::json)
+) t(id, "t", "d", "ts", "tz", "wide", "fine", "j")"""
+QUERY = "select * from shapes order by id"
+
+
+@pytest.fixture
+def agent(client: Any, settings: Settings, make_swarm: Any, agent_headers: Any) -> dict[str, str]:
+    publish_table(settings.served_path, TABLE, DATA)
+    return agent_headers(make_swarm([TABLE])["id"])  # type: ignore[no-any-return]
+
+
+def _inline(client: Any, headers: dict[str, str]) -> list[list[Any]]:
+    r = client.post("/api/v1/queries/execute", json={"query": QUERY}, headers=headers)
+    assert r.status_code == 200, r.text
+    return r.json()["rows"]  # type: ignore[no-any-return]
+
+
+def _job(client: Any, headers: dict[str, str], fmt: str) -> dict[str, Any]:
+    r = client.post("/api/v1/queries/execute", json={"query": QUERY, "output_format": fmt}, headers=headers)
+    assert r.status_code in (200, 202), r.text
+    job = r.json()
+    if not job.get("result_url"):
+        job = wait_done(client, headers, job["job_id"])
+    assert job["status"] == "succeeded", job
+    return job  # type: ignore[no-any-return]
+
+
+def test_the_inline_answer_spells_times_as_iso_8601(client: Any, agent: dict[str, str]) -> None:
+    rows = _inline(client, agent)
+    assert [r[1:5] for r in rows] == [
+        ["00:00:00", "0001-01-01", "0001-01-01T00:00:00", "2024-03-31T01:30:00Z"],
+        ["23:59:59.999999", "9999-12-31", "9999-12-31T23:59:59.999999", "0001-01-01T00:00:00Z"],
+        ["12:00:00.500000", "1969-12-31", "1969-12-31T23:59:59.999999", "1969-12-31T23:59:59.999999Z"],
+        [None, None, None, None]]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "arrow", "parquet"])
+def test_rows_pages_and_json_conversions_of_every_result_file_say_what_the_inline_answer_says(
+        client: Any, agent: dict[str, str], fmt: str) -> None:
+    """A page (or a JSON conversion) of a CSV result read times and timestamps back as the text CSV
+    wrote: "00:00:00.000000", "0001-01-01 00:00:00.000000" and "2024-03-31 01:30:00.000000+0000"
+    where the inline answer, and the pages of Arrow and Parquet results, say "00:00:00",
+    "0001-01-01T00:00:00" and "2024-03-31T01:30:00Z"."""
+    want = _inline(client, agent)
+    job = _job(client, agent, fmt)
+    page = client.get(f"/api/v1/queries/jobs/{job['job_id']}/rows", params={"limit": 10}, headers=agent)
+    assert page.status_code == 200, page.text
+    assert page.json()["rows"] == want
+    converted = client.get(job["result_url"], params={"format": "json"}, headers=agent)
+    assert converted.status_code == 200, converted.text
+    assert converted.json()["rows"] == want
+
+
+def test_a_profile_spells_decimals_exactly(client: Any, agent: dict[str, str]) -> None:
+    """Minimum, maximum and top values went through float: 12345678901234567.88 and .89 were both
+    shown as 1.2345678901234568e16, so the top values listed one number twice with two counts."""
+    r = client.get(f"/api/v1/data/tables/{TABLE}/profile", headers=agent)
+    assert r.status_code == 200, r.text
+    cols = {c["name"]: c for c in r.json()["columns"]}
+    wide = cols["wide"]
+    assert (wide["min"], wide["max"]) == ("12345678901234567.88", "12345678901234567.89")
+    assert wide["top_k"] == [{"value": "12345678901234567.88", "count": 2}, {"value": "12345678901234567.89", "count": 1}]
+    fine = cols["fine"]
+    assert (fine["min"], fine["max"]) == ("0.1000000000000000000000000000000000000", "0.2000000000000000000000000000000000000")
+    assert isinstance(wide["mean"], float)  # the statistics computed in DOUBLE stay numbers
+
+
+def test_a_csv_result_holding_a_date_csv_cannot_spell_is_still_paged(client: Any, agent: dict[str, str]) -> None:
+    """An infinite DATE (a DuckDB or Parquet file source can hold one) is written by CSV as
+    ``<value out of range: …>``; the page read it back as a date and answered 500. The file is now
+    read as written, and the other columns still say what the inline answer says."""
+    query = "select id, \"d\", \"ts\", case when id = 1 then 'infinity'::date end as inf from shapes order by id"
+    r = client.post("/api/v1/queries/execute", json={"query": query}, headers=agent)
+    assert r.status_code == 200, r.text
+    want = [row[:2] for row in r.json()["rows"]]
+    r = client.post("/api/v1/queries/execute", json={"query": query, "output_format": "csv"}, headers=agent)
+    assert r.status_code in (200, 202), r.text
+    job = r.json() if r.json().get("result_url") else wait_done(client, agent, r.json()["job_id"])
+    page = client.get(f"/api/v1/queries/jobs/{job['job_id']}/rows", params={"limit": 10}, headers=agent)
+    assert page.status_code == 200, page.text
+    rows = page.json()["rows"]
+    assert [row[:2] for row in rows] == want
+    assert [row[3] is None for row in rows] == [False, True, True, True]
