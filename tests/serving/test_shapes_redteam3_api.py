@@ -105,3 +105,18 @@ def test_a_csv_result_holding_a_date_csv_cannot_spell_is_still_paged(client: Any
     rows = page.json()["rows"]
     assert [row[:2] for row in rows] == want
     assert [row[3] is None for row in rows] == [False, True, True, True]
+
+
+def test_the_newest_rows_of_a_wide_decimal_column_near_its_maximum_are_sampled(
+        client: Any, settings: Settings, make_swarm: Any, agent_headers: Any) -> None:
+    """``method=recent`` first tries a cutoff between the column's min and max; computed in Python's
+    28-digit decimals, the cutoff of a NUMBER(38,2) column ending at 999…999.99 rounded up to
+    10^36, which DECIMAL(38,2) cannot hold: the sample answered 400 (a conversion error)."""
+    key = "demo.public.wide_amounts"
+    publish_table(settings.served_path, key, "select i::bigint as id, "
+                  "(999999999999999999999999999999999999.99 - i)::decimal(38,2) as amount from range(2000) t(i)")
+    headers = agent_headers(make_swarm([key])["id"])
+    r = client.get(f"/api/v1/data/tables/{key}/sample", params={"method": "recent", "by": "amount", "size": 5},
+                   headers=headers)
+    assert r.status_code == 200, r.text
+    assert r.json()["rows"] == [[i, f"{999999999999999999999999999999999999 - i}.99"] for i in range(5)]
