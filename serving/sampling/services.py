@@ -118,14 +118,15 @@ def column_names(manifest: Manifest) -> list[str]:
 
 def pick_columns(manifest: Manifest, wanted: list[str] | None) -> list[str]:
     """The requested columns in the table's spelling (case-insensitive as DuckDB compares names:
-    ASCII only, so ``É`` and ``é`` stay two columns), or 400 ``unknown_column``."""
+    ASCII only, so ``É`` and ``é`` stay two columns), or 400 ``unknown_column``. Spaces around a
+    name are part of it when a column has them (``"V "`` is not ``"V"``), else ignored."""
     names = column_names(manifest)
     if not wanted:
         return names
     by_lower = {duck_fold(n): n for n in names}
     out, unknown = [], []
     for w in wanted:
-        name = by_lower.get(duck_fold(w.strip()))
+        name = by_lower.get(duck_fold(w)) or by_lower.get(duck_fold(w.strip()))
         if name is None:
             unknown.append(w)
         elif name not in out:

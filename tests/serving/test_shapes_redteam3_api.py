@@ -120,3 +120,31 @@ def test_the_newest_rows_of_a_wide_decimal_column_near_its_maximum_are_sampled(
                    headers=headers)
     assert r.status_code == 200, r.text
     assert r.json()["rows"] == [[i, f"{999999999999999999999999999999999999 - i}.99"] for i in range(5)]
+
+
+COMMA_TABLE = "demo.public.comma_names"
+COMMA_DATA = """select * from (values (1, 10, 20, 'x', 'pad'), (2, 11, 21, 'y', 'pad2'))
+  t("id", "a", "b", "a,b", "a ")"""
+
+
+@pytest.mark.parametrize("endpoint", ["sample", "profile"])
+def test_columns_whose_names_hold_a_comma_or_spaces_are_asked_for_in_quotes(
+        client: Any, settings: Settings, make_swarm: Any, agent_headers: Any, endpoint: str) -> None:
+    """``columns`` was split on every comma and each name trimmed: a column named ``a,b`` could not be
+    asked for at all (``"a`` and ``b"`` are no columns), and one named ``a `` was answered with the
+    column ``a``. A name in double quotes is now taken whole and exact, as a registration's column
+    list is read, and a name is trimmed only when no column has the spaces."""
+    publish_table(settings.served_path, COMMA_TABLE, COMMA_DATA)
+    headers = agent_headers(make_swarm([COMMA_TABLE])["id"])
+    params: dict[str, Any] = {"columns": '"a,b", "a "'}
+    if endpoint == "sample":
+        params |= {"method": "head", "size": 10}
+    r = client.get(f"/api/v1/data/tables/{COMMA_TABLE}/{endpoint}", params=params, headers=headers)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert [c["name"] for c in body["columns"]] == ["a,b", "a "]
+    if endpoint == "sample":
+        assert body["rows"] == [["x", "pad"], ["y", "pad2"]]
+    plain = client.get(f"/api/v1/data/tables/{COMMA_TABLE}/{endpoint}", params={**params, "columns": "a, b"},
+                       headers=headers)
+    assert [c["name"] for c in plain.json()["columns"]] == ["a", "b"]  # unquoted lists are as before
