@@ -148,3 +148,25 @@ def test_columns_whose_names_hold_a_comma_or_spaces_are_asked_for_in_quotes(
     plain = client.get(f"/api/v1/data/tables/{COMMA_TABLE}/{endpoint}", params={**params, "columns": "a, b"},
                        headers=headers)
     assert [c["name"] for c in plain.json()["columns"]] == ["a", "b"]  # unquoted lists are as before
+
+
+def test_a_profile_tells_the_last_date_from_infinity(client: Any, settings: Settings, make_swarm: Any,
+                                                     agent_headers: Any) -> None:
+    """DuckDB hands ±infinity to Python as the first and last representable dates, and the profile
+    judged from those objects: a column holding 9999-12-31 (the "no end" date of many tables) had
+    no histogram, and one holding infinity (a DuckDB or Parquet file source can) showed 9999-12-31."""
+    key = "demo.public.validity"
+    publish_table(settings.served_path, key, """select * from (values
+      ('2020-01-01'::date, '2020-01-01'::date), ('2021-06-01'::date, 'infinity'::date),
+      ('9999-12-31'::date, '-infinity'::date)) t(valid_to, open_end)""")
+    headers = agent_headers(make_swarm([key])["id"])
+    r = client.get(f"/api/v1/data/tables/{key}/profile", headers=headers)
+    assert r.status_code == 200, r.text
+    cols = {c["name"]: c for c in r.json()["columns"]}
+    valid_to = cols["valid_to"]
+    assert (valid_to["min"], valid_to["max"]) == ("2020-01-01", "9999-12-31")
+    assert valid_to["histogram"] is not None
+    assert (valid_to["histogram"]["edges"][0], valid_to["histogram"]["edges"][-1]) == ("2020-01-01", "9999-12-31")
+    assert sum(valid_to["histogram"]["counts"]) == 3
+    open_end = cols["open_end"]
+    assert (open_end["min"], open_end["max"], open_end["histogram"]) == ("-infinity", "infinity", None)
