@@ -1,5 +1,6 @@
-"""Source shapes the earlier passes left out, through real materializations on the stand-in:
-NUMBER values wider than Python's default decimal context (28 significant digits).
+"""Source shapes the earlier passes left out, through real materializations: NUMBER values wider
+than Python's default decimal context (on the stand-in), and nanosecond timestamps (Parquet file
+sources: the stand-in keeps microseconds only, docs/local-stand-in.md).
 
 A NUMBER(37,0) or NUMBER(38,s) value has up to 38 digits; arithmetic on it in the default
 context is rounded, and ``str`` of a decimal may use an exponent. The engine does arithmetic on
@@ -10,11 +11,17 @@ the stand-in, docs/local-stand-in.md; NUMBER(37,0) holds wide ones.)
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 
-from shared import changes
+from orchestration.sync.engine import SyncRequest, sync_table
+from shared import changes, registry, sources
 from shared.settings import Settings
 from tests.orchestration.conftest import Source, current, failure_message, materialize, rows
 
@@ -77,3 +84,71 @@ def test_a_key_near_the_maximum_of_a_wide_number_is_cut_into_ranges(source: Sour
     table = source.register("K", primary_key=["K"])
     _ok(materialize(table, sync_settings, slice_rows=2))
     assert rows(sync_settings, table) == _source_rows(source, "K")
+
+
+# -- nanosecond timestamps ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def file_settings(settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    roots = tmp_path / "files"
+    roots.mkdir()
+    monkeypatch.setenv("SOURCE_FILE_ROOTS", str(roots))
+    monkeypatch.setenv("AGENTS_DATA_HOME", settings.home)
+    from shared.settings import SourceSettings, get_settings
+
+    get_settings.cache_clear()
+    yield dataclasses.replace(settings, sources=SourceSettings(file_roots=str(roots)))
+    get_settings.cache_clear()
+
+
+def _parquet(settings: Settings, values: str) -> Path:
+    """A Parquet file of (ID, TS TIMESTAMP_NS) rows, written as DuckDB writes nanosecond timestamps."""
+    path = Path(settings.sources.file_roots) / "ns.parquet"
+    con = duckdb.connect()
+    con.execute(f"COPY (SELECT * FROM (VALUES {values}) t(ID, TS)) TO '{path}' (FORMAT parquet)")
+    con.close()
+    return path
+
+
+def _sync(settings: Settings, path: Path, **raw: Any) -> Any:
+    keys = raw.pop("partition_keys", None)
+    reg = registry.build_registration({"schema_name": "FILES", "table_name": "T",
+                                       "source": {"kind": "parquet", "path": str(path)}, **raw}, default_database="DEMO")
+    sync_table(SyncRequest(table=reg, connect=sources.connector(reg, settings=settings), served_root=settings.served_path,
+                           partition_keys=keys))
+    return reg
+
+
+NS_ROWS = ("(1, '2025-01-01 23:59:59.9999995'::TIMESTAMP_NS), (2, '1969-12-31 23:59:59.9999995'::TIMESTAMP_NS), "
+           "(3, '2025-01-01 12:00:00.000000999'::TIMESTAMP_NS)")
+FLOORED = [(1, dt.datetime(2025, 1, 1, 23, 59, 59, 999999)), (2, dt.datetime(1969, 12, 31, 23, 59, 59, 999999)),
+           (3, dt.datetime(2025, 1, 1, 12, 0))]
+
+
+def test_nanoseconds_are_cut_to_the_microsecond_they_fall_in(file_settings: Settings) -> None:
+    """DuckDB's CAST rounds: 2025-01-01 23:59:59.9999995 was served as 2025-01-02 00:00:00, a value of
+    the next day, and 12:00:00.000000999 as 12:00:00.000001."""
+    reg = _sync(file_settings, _parquet(file_settings, NS_ROWS))
+    assert rows(file_settings, reg) == FLOORED
+
+
+def test_a_daily_partition_serves_the_last_nanoseconds_of_its_day(file_settings: Settings) -> None:
+    """The source counts 23:59:59.9999995 in its day; served rounded, it fell in the next one, and the
+    day's run was refused at every attempt (source_rows=2, served_rows=1)."""
+    reg = _sync(file_settings, _parquet(file_settings, NS_ROWS), partition_keys=["2025-01-01"],
+                partitioning={"kind": "daily", "column": "TS", "start": "2025-01-01"})
+    assert rows(file_settings, reg) == [FLOORED[0], FLOORED[2]]
+
+
+def test_a_nanosecond_cursor_does_not_pass_rows_written_after_it(file_settings: Settings) -> None:
+    """A cursor of 12:00:00.0000005 served rounded up made the watermark 12:00:00.000001: a row written
+    later at 12:00:00.0000007 lay below it and was never read, and the run succeeded."""
+    first = "(1, '2025-01-01 12:00:00.0000005'::TIMESTAMP_NS)"
+    raw = {"strategy": "incremental", "incremental_key": "TS", "primary_key": ["ID"]}
+    reg = _sync(file_settings, _parquet(file_settings, first), **raw)
+    served = current(file_settings, reg)
+    assert served is not None
+    assert served.watermark == "2025-01-01T12:00:00"
+    _sync(file_settings, _parquet(file_settings, f"{first}, (2, '2025-01-01 12:00:00.0000007'::TIMESTAMP_NS)"), **raw)
+    assert [r[0] for r in rows(file_settings, reg)] == [1, 2]
