@@ -170,3 +170,20 @@ def test_a_profile_tells_the_last_date_from_infinity(client: Any, settings: Sett
     assert sum(valid_to["histogram"]["counts"]) == 3
     open_end = cols["open_end"]
     assert (open_end["min"], open_end["max"], open_end["histogram"]) == ("-infinity", "infinity", None)
+
+
+@pytest.mark.parametrize("endpoint", ["sample", "profile"])
+def test_the_python_client_asks_for_such_columns_whole(client: Any, settings: Settings, make_swarm: Any,
+                                                       agent_headers: Any, endpoint: str) -> None:
+    """The client joined the names with commas as they were, so ``a,b`` was sent as the columns a and b."""
+    from agents_data_client import _core
+
+    publish_table(settings.served_path, COMMA_TABLE, COMMA_DATA)
+    headers = agent_headers(make_swarm([COMMA_TABLE])["id"])
+    names = ["a,b", "a ", "id"]
+    call = (_core.sample_call(COMMA_TABLE, "head", size=10, fraction=None, seed=None, columns=names, where=None, by=None)
+            if endpoint == "sample" else
+            _core.profile_call(COMMA_TABLE, columns=names, sample=None, seed=None, force_refresh=False))
+    r = client.get(call.path, params=call.params, headers=headers)
+    assert r.status_code == 200, r.text
+    assert [c["name"] for c in r.json()["columns"]] == names
