@@ -23,6 +23,7 @@ from orchestration.sync.extract import Extraction, SliceStats
 from orchestration.sync.plan import Planned, SyncRequest
 from orchestration.sync.sql import qi
 from orchestration.sync.types import TIMESTAMPTZ
+from shared import changes
 from shared.served import Column, Manifest, PendingVersion
 from shared.snowflake import SourceError
 
@@ -186,7 +187,7 @@ def _watermark(w: Written) -> None:
         w.cursor_beyond = load.count_above(w.con, cursor, cap)
     elif floating and value is not None:
         w.cursor_beyond = load.count_above(w.con, cursor, value)  # the non-finite ones
-    w.watermark = value.isoformat() if isinstance(value, dt.date) else (str(value) if value is not None else None)
+    w.watermark = changes.as_text(value)
     w.watermark_type = w.by_name[cursor].type if w.watermark else None
     w.cursor_nulls = load.count_nulls(w.con, cursor)
 

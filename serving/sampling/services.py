@@ -118,14 +118,15 @@ def column_names(manifest: Manifest) -> list[str]:
 
 def pick_columns(manifest: Manifest, wanted: list[str] | None) -> list[str]:
     """The requested columns in the table's spelling (case-insensitive as DuckDB compares names:
-    ASCII only, so ``É`` and ``é`` stay two columns), or 400 ``unknown_column``."""
+    ASCII only, so ``É`` and ``é`` stay two columns), or 400 ``unknown_column``. Spaces around a
+    name are part of it when a column has them (``"V "`` is not ``"V"``), else ignored."""
     names = column_names(manifest)
     if not wanted:
         return names
     by_lower = {duck_fold(n): n for n in names}
     out, unknown = [], []
     for w in wanted:
-        name = by_lower.get(duck_fold(w.strip()))
+        name = by_lower.get(duck_fold(w)) or by_lower.get(duck_fold(w.strip()))
         if name is None:
             unknown.append(w)
         elif name not in out:
@@ -180,6 +181,11 @@ def recent_cutoff(services: Services, caller: Caller, key: str, manifest: Manife
     the value about 4·n/N of the way down from the maximum. If at least n rows pass it,
     the n newest rows all do, so the answer is exact; otherwise the caller runs the
     unfiltered query. Numbers, dates and timestamps only.
+
+    The cutoff is kept between min and max, values of the column's type, so it always casts
+    to it: computed in Python's 28-digit decimals, the cutoff of a NUMBER(38,2) column whose
+    maximum is 999…999.99 rounded up to 10^36, which DECIMAL(38,2) cannot hold, and the
+    sample failed with a conversion error instead of answering.
     """
     total = manifest.row_count
     if not n or not total or 4 * n >= total / 2:
@@ -198,6 +204,10 @@ def recent_cutoff(services: Services, caller: Caller, key: str, manifest: Manife
             return None
     except (TypeError, ValueError, OverflowError, decimal.InvalidOperation):
         return None
+    if cutoff > hi:  # rounded past the maximum (a NaN cutoff compares false and is kept)
+        cutoff = hi
+    elif cutoff < lo:
+        cutoff = lo
     extra = f" AND ({where})" if where else ""
     sql = f"SELECT {select} FROM {quote_table(key)} WHERE {q} >= CAST(? AS {ctype}){extra}{order}"
     return sql, [cutoff]
