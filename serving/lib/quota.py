@@ -6,7 +6,8 @@ bucket with every other swarm, and with the served data. Per-file caps bound one
 how many: an agent that uploads in a loop, or runs file queries and never collects them,
 would fill the disk and break everyone's uploads, results and syncs. So every swarm has
 one storage quota, counted from the control database (live artifacts by their size, result
-files of jobs not expired by their bytes), the same on every worker and replica.
+files of jobs not expired by their bytes, and the conversions of those results to other
+formats, kept beside them), the same on every worker and replica.
 
 Checked before bytes are written, and the room left caps what a write may add: an upload is
 read at most up to it, a result file is cut off at it (413 ``storage_quota``). Writes running
@@ -30,12 +31,14 @@ class StorageQuotaExceeded(PayloadTooLarge):
 
 
 def stored_bytes(url: str, swarm_id: str) -> int:
-    """Bytes ``swarm_id`` keeps now: its live artifacts and the results of its jobs that have not expired."""
+    """Bytes ``swarm_id`` keeps now: its live artifacts and the results of its jobs that have not expired,
+    with their conversions to other formats (kept beside them until they expire)."""
     now = utcnow()
     live = sa.or_(ArtifactRow.expires_at.is_(None), ArtifactRow.expires_at > now)
     artifacts = (sa.select(sa.func.coalesce(sa.func.sum(ArtifactRow.size), 0))
                  .where(ArtifactRow.swarm_id == swarm_id, ArtifactRow.deleted_at.is_(None), live))
-    results = (sa.select(sa.func.coalesce(sa.func.sum(QueryJobRow.bytes), 0))
+    kept = sa.func.coalesce(QueryJobRow.bytes, 0) + sa.func.coalesce(QueryJobRow.converted_bytes, 0)
+    results = (sa.select(sa.func.coalesce(sa.func.sum(kept), 0))
                .where(QueryJobRow.swarm_id == swarm_id, QueryJobRow.result_path.is_not(None),
                       QueryJobRow.status.notin_(("expired",)),
                       sa.or_(QueryJobRow.expires_at.is_(None), QueryJobRow.expires_at > now)))

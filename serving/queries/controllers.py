@@ -18,6 +18,7 @@ import dataclasses
 import re
 import time
 from concurrent.futures import Future
+from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
@@ -29,7 +30,7 @@ from litestar.response import File
 from litestar.response.base import ASGIResponse
 from litestar.types import ASGIApp
 
-from serving.lib import budgets, formats, metrics
+from serving.lib import budgets, formats, metrics, quota
 from serving.lib.audit import annotate
 from serving.lib.caller import Caller
 from serving.lib.continuation import HEADER_SCHEMA_CHANGED, PROVENANCE_KEY, provenance_headers
@@ -448,13 +449,35 @@ async def get_job_result(request: Request[Any, Any, Any], caller: Caller, servic
     prov = job_provenance(row)
     if fmt != row.output_format:
         meta = {PROVENANCE_KEY: formats.encode_json(prov).decode()}
-        path = await anyio.to_thread.run_sync(lambda: pages.converted(
-            row, path, fmt, max_bytes=services.settings.query.max_result_bytes, metadata=meta))
+        path = await anyio.to_thread.run_sync(lambda: _converted(services, caller, row, path, fmt, meta=meta))
     annotate(request, sql_text=row.sql_text, sql_hash=row.sql_hash, tables=_audit_tables(row.tables or []),
              rows=row.row_count, bytes=row.bytes)
     budgets.returned(request, caller, rows=row.row_count, nbytes=path.stat().st_size)
     return File(path, media_type=formats.MEDIA_TYPES[fmt], filename=f"{row.id}.{formats.EXTENSIONS[fmt]}",
                 content_disposition_type="attachment", headers=provenance_headers(prov))
+
+
+def _converted(services: Services, caller: Caller, row: QueryJobRow, path: Path, fmt: str, *,
+               meta: dict[str, str]) -> Path:
+    """``row``'s result in ``fmt``, converted once and kept beside it. Blocking.
+
+    A conversion stays on the shared disk until the result expires, and can be far larger than
+    the result (a Parquet file of repeated values against the same rows as JSON): it is capped
+    by the room the swarm's storage quota has left (413 ``storage_quota``) and counted in it,
+    as a result file is."""
+    settings = services.settings
+    cap, limit = settings.query.max_result_bytes, settings.artifacts.swarm_storage_max_bytes
+    kept = pages.conversion_path(row, path, fmt).is_file()
+    left = None if kept else quota.room(settings.control_url, caller, limit)
+    max_bytes = cap if left is None else min(cap, left)
+    try:
+        target, written = pages.converted(row, path, fmt, max_bytes=max_bytes, metadata=meta)
+    except PayloadTooLarge as e:
+        if max_bytes < cap and e.rule == "result_too_large":
+            raise quota.exceeded(limit) from e
+        raise
+    job_rows.add_converted(settings.control_url, row.id, written)
+    return target
 
 
 @get(f"{BASE}/jobs/{{job_id:str}}/rows", operation_id="getQueryJobRows", opt={"budget": budgets.READ},

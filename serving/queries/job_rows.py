@@ -20,7 +20,7 @@ import datetime as dt
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from serving.lib.caller import Caller
 from serving.lib.errors import ApiError, Forbidden, NotFound
@@ -167,6 +167,15 @@ def result_file(results_path: Path, row: QueryJobRow, caller: Caller) -> Path:
     if not path.is_file():
         raise ResultGone(f"the result of job {row.id} is no longer available; run the query again", rule="expired")
     return path
+
+
+def add_converted(control_url: str, job_id: str, nbytes: int) -> None:
+    """Count a conversion of ``job_id``'s result written beside it (``converted_bytes``, in the storage quota)."""
+    if nbytes <= 0:
+        return
+    with session_scope(control_url) as s:
+        s.execute(update(QueryJobRow).where(QueryJobRow.id == job_id).values(
+            converted_bytes=func.coalesce(QueryJobRow.converted_bytes, 0) + nbytes))
 
 
 def mark_cancelled(control_url: str, job_id: str) -> None:

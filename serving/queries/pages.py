@@ -181,16 +181,26 @@ def page(row: QueryJobRow, path: Path, *, cursor: str | None, limit: int) -> dic
     }
 
 
+def conversion_path(row: QueryJobRow, path: Path, fmt: str) -> Path:
+    """Where the conversion of ``row``'s result (at ``path``) to ``fmt`` is kept."""
+    return path.with_name(f"{row.id}.as.{formats.EXTENSIONS[fmt]}")
+
+
 def converted(row: QueryJobRow, path: Path, fmt: str, *, max_bytes: int,
-              metadata: dict[str, str] | None = None) -> Path:
-    """The result in ``fmt``: the file itself, or a conversion written once beside it. Blocking."""
+              metadata: dict[str, str] | None = None) -> tuple[Path, int]:
+    """The result in ``fmt``, and the bytes this call wrote for it: the file itself (0), or a
+    conversion written once beside it (its size the first time, then 0). Blocking.
+
+    The caller counts what was written against the swarm's storage quota: a conversion stays
+    on disk as long as the result does, and may be far larger than it (a Parquet file of
+    repeated values against the same rows as JSON)."""
     if fmt == row.output_format:
-        return path
-    target = path.with_name(f"{row.id}.as.{formats.EXTENSIONS[fmt]}")
+        return path, 0
+    target = conversion_path(row, path, fmt)
     if target.is_file():
-        return target
+        return target, 0
     stream = _Batches(row, path)
     head = {"job_id": row.id, "status": row.status, "sql_hash": row.sql_hash}
-    formats.write_file(stream, fmt, target, max_bytes=max_bytes, json_head=head,
-                       metadata=(lambda: metadata) if metadata else None)
-    return target
+    written = formats.write_file(stream, fmt, target, max_bytes=max_bytes, json_head=head,
+                                 metadata=(lambda: metadata) if metadata else None)
+    return target, written

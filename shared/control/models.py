@@ -172,6 +172,9 @@ class QueryJobRow(Base):
     max_rows: Mapped[int] = mapped_column(Integer)
     row_count: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # Bytes of the result's conversions to other formats kept beside it (migration 0009_result_conversions):
+    # they count against the swarm's storage quota as the result does.
+    converted_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     truncated: Mapped[bool] = mapped_column(Boolean, default=False)
     tables: Mapped[list[Any]] = mapped_column(JSON, default=list)  # [{table, version, synced_at}]
     error: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -1,0 +1,76 @@
+"""Third red-team pass over grants and isolation: what one agent can learn past its grants, or
+take from the others, through paths the earlier passes did not walk. Each test names the
+request that got through before its fix and asserts the exact refusal or answer now."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+
+from shared.settings import Settings
+from tests.conftest import publish_table
+from tests.serving.helpers import assert_error, bearer, mint_token
+
+ORDERS = "demo.public.orders"
+QUOTA = 256 * 1024
+# A Parquet result of one repeated value compresses to almost nothing; the same rows as JSON or CSV do not.
+COMPRESSIBLE = "SELECT repeat('z', 200) AS v FROM range(20000)"
+
+Headers = dict[str, str]
+
+
+@pytest.fixture
+def api_settings(settings: Settings) -> Settings:
+    artifacts = dataclasses.replace(settings.artifacts, swarm_storage_max_bytes=QUOTA)
+    return dataclasses.replace(settings, artifacts=artifacts)
+
+
+@pytest.fixture
+def world(client: Any, api_settings: Settings, admin_headers: Headers, make_swarm: Any) -> dict[str, Any]:
+    publish_table(api_settings.served_path, ORDERS, "SELECT range AS id, range % 7 AS k FROM range(1000)")
+    x, y = make_swarm([ORDERS])["id"], make_swarm([ORDERS])["id"]
+    return {"x": bearer(mint_token(client, admin_headers, "agent", x)["token"]),
+            "y": bearer(mint_token(client, admin_headers, "agent", y)["token"]), "admin": admin_headers}
+
+
+def _stored(api_settings: Settings) -> int:
+    return sum(f.stat().st_size for f in api_settings.results_path.iterdir() if f.is_file())
+
+
+# -- storage: every file kept for a swarm counts against its quota -----------------------------------
+
+def test_a_result_converted_to_another_format_counts_against_the_swarms_quota(
+        client: Any, world: dict[str, Any], api_settings: Settings) -> None:
+    """Was: ``GET /queries/jobs/{id}/result?format=json`` wrote the conversion beside the result,
+    uncounted: a Parquet result of a few kilobytes (counted as such) became a JSON file of
+    megabytes (up to ``QUERY_MAX_RESULT_BYTES`` each, per format, per result), so one swarm filled
+    the disk every swarm's results, uploads and syncs share, far past its storage quota."""
+    x = world["x"]
+    r = client.post("/api/v1/queries/execute", headers=x, json={"query": COMPRESSIBLE, "output_format": "parquet"})
+    assert r.status_code == 200, r.text
+    job = r.json()["job_id"]
+    counted = client.get(f"/api/v1/queries/jobs/{job}", headers=x).json()["bytes"]
+    assert counted < QUOTA // 8
+    assert_error(client.get(f"/api/v1/queries/jobs/{job}/result?format=json", headers=x), 413, rule="storage_quota")
+    assert _stored(api_settings) < QUOTA  # nothing past the quota was left on disk
+    # A conversion that fits is kept and counted: the next one finds the room taken.
+    small = client.post("/api/v1/queries/execute", headers=x,
+                        json={"query": "SELECT repeat('z', 200) AS v FROM range(400)", "output_format": "parquet"})
+    sjob = small.json()["job_id"]
+    as_csv = client.get(f"/api/v1/queries/jobs/{sjob}/result?format=csv", headers=x)
+    assert as_csv.status_code == 200, as_csv.text
+    assert len(as_csv.content) > 400 * 200
+    again = client.get(f"/api/v1/queries/jobs/{sjob}/result?format=csv", headers=x)
+    assert again.content == as_csv.content  # written once, read again
+    results = counted + client.get(f"/api/v1/queries/jobs/{sjob}", headers=x).json()["bytes"]
+    fits_beside_the_results_alone = QUOTA - results - 1024
+    r = client.post("/api/v1/artifacts", headers=x,
+                    files={"file": ("f.bin", b"z" * fits_beside_the_results_alone, "application/octet-stream")})
+    assert_error(r, 413, rule="storage_quota")  # the kept conversion holds room in the quota
+    # The other swarm is untouched; the admin is never limited.
+    other = client.post("/api/v1/queries/execute", headers=world["y"],
+                        json={"query": "SELECT repeat('z', 200) AS v FROM range(400)", "output_format": "csv"})
+    assert other.status_code == 200, other.text
+    assert client.get(f"/api/v1/queries/jobs/{job}/result?format=json", headers=world["admin"]).status_code == 200
