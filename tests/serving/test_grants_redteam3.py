@@ -13,7 +13,7 @@ from shared.settings import Settings
 from tests.conftest import publish_table
 from tests.serving.helpers import assert_error, bearer, mint_token
 
-ORDERS = "demo.public.orders"
+ORDERS, CUSTOMERS = "demo.public.orders", "demo.public.customers"
 QUOTA = 256 * 1024
 # A Parquet result of one repeated value compresses to almost nothing; the same rows as JSON or CSV do not.
 COMPRESSIBLE = "SELECT repeat('z', 200) AS v FROM range(20000)"
@@ -30,9 +30,21 @@ def api_settings(settings: Settings) -> Settings:
 @pytest.fixture
 def world(client: Any, api_settings: Settings, admin_headers: Headers, make_swarm: Any) -> dict[str, Any]:
     publish_table(api_settings.served_path, ORDERS, "SELECT range AS id, range % 7 AS k FROM range(1000)")
-    x, y = make_swarm([ORDERS])["id"], make_swarm([ORDERS])["id"]
+    publish_table(api_settings.served_path, CUSTOMERS, "SELECT range AS id, 'c' || range AS name FROM range(50)")
+    x, y = make_swarm([ORDERS, CUSTOMERS])["id"], make_swarm([ORDERS])["id"]
     return {"x": bearer(mint_token(client, admin_headers, "agent", x)["token"]),
+            "narrow": bearer(mint_token(client, admin_headers, "agent", x, allowed_tables=[ORDERS])["token"]),
             "y": bearer(mint_token(client, admin_headers, "agent", y)["token"]), "admin": admin_headers}
+
+
+def _saved(client: Any, headers: Headers, sql: str, tag: str) -> str:
+    """An artifact saved from a query's result, shared with the swarm."""
+    r = client.post("/api/v1/queries/execute", headers=headers, json={"query": sql, "output_format": "csv"})
+    assert r.status_code == 200, r.text
+    r = client.post(f"/api/v1/queries/jobs/{r.json()['job_id']}/artifact", headers=headers,
+                    json={"format": "csv", "visibility": "swarm", "tags": [tag]})
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
 
 
 def _stored(api_settings: Settings) -> int:
@@ -74,3 +86,36 @@ def test_a_result_converted_to_another_format_counts_against_the_swarms_quota(
                         json={"query": "SELECT repeat('z', 200) AS v FROM range(400)", "output_format": "csv"})
     assert other.status_code == 200, other.text
     assert client.get(f"/api/v1/queries/jobs/{job}/result?format=json", headers=world["admin"]).status_code == 200
+
+
+# -- artifacts: a listing says nothing of the artifacts it leaves out ----------------------------------
+
+def test_a_listing_reveals_no_artifact_the_caller_may_not_read(client: Any, world: dict[str, Any]) -> None:
+    """Was: ``GET /artifacts?tag=…&limit=1`` paged over the swarm's artifacts before leaving out
+    those made from tables the caller may not read, so ``next_offset`` said that more matched:
+    a token limited to other tables learned how many artifacts of a tag, content type, owner
+    or creation time its swarm-mates had made from a table it may not read (by stepping
+    ``offset``), and ``limit``-sized pages came back short or empty with a next page."""
+    x, narrow = world["x"], world["narrow"]
+    hidden = [_saved(client, x, "SELECT id, name FROM customers", "study") for _ in range(3)]
+    shown = _saved(client, x, "SELECT id FROM orders LIMIT 5", "study")
+    for offset in range(4):
+        page = client.get("/api/v1/artifacts", headers=narrow, params={"tag": "study", "limit": 1, "offset": offset})
+        assert page.status_code == 200, page.text
+        body = page.json()
+        assert body["next_offset"] is None or [i["id"] for i in body["items"]] == [shown], (offset, body)
+    first = client.get("/api/v1/artifacts", headers=narrow, params={"tag": "study", "limit": 1}).json()
+    assert [i["id"] for i in first["items"]] == [shown]
+    assert first["next_offset"] is None  # only hidden artifacts come after it
+    newest_first = [i["id"] for i in client.get("/api/v1/artifacts", headers=x, params={"tag": "study"}).json()["items"]]
+    assert newest_first == [shown, *reversed(hidden)]
+    # Pages of the caller's own view: each full, the next one where the last stopped.
+    seen, offset = [], 0
+    while True:
+        body = client.get("/api/v1/artifacts", headers=x, params={"tag": "study", "limit": 3, "offset": offset}).json()
+        assert len(body["items"]) == 3 or body["next_offset"] is None
+        seen += [i["id"] for i in body["items"]]
+        if body["next_offset"] is None:
+            break
+        offset = body["next_offset"]
+    assert seen == newest_first
