@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from serving.queries.services import get_engine
 from shared.settings import Settings
 from tests.conftest import publish_table
 from tests.serving.helpers import assert_error, bearer, mint_token
@@ -119,3 +120,34 @@ def test_a_listing_reveals_no_artifact_the_caller_may_not_read(client: Any, worl
             break
         offset = body["next_offset"]
     assert seen == newest_first
+
+
+# -- shared instances: a read of an older version on purpose retires nobody else's -------------------
+
+def test_a_pinned_older_version_does_not_retire_other_swarms_instances(
+        client: Any, world: dict[str, Any], api_settings: Settings, services: Any) -> None:
+    """Was: building the instance for an ``at_versions`` pin to the previous version retired every
+    cached instance holding any other version of the table, the current one of every swarm
+    included (as if the pinned version had superseded it): one agent alternating a pinned and a
+    current query made every agent's next query rebuild its DuckDB instance, and a query that
+    wanted a progress cursor found none on the rebuilt one either."""
+    x, y = world["x"], world["y"]
+    old = client.post("/api/v1/queries/execute", headers=y, json={"query": "SELECT count(*) FROM orders"}).json()
+    old_version = old["tables"][0]["version"]
+    publish_table(api_settings.served_path, ORDERS, "SELECT range AS id, range % 7 AS k FROM range(2000)")
+    instances = get_engine(services).instances
+
+    def count_x() -> int:
+        r = client.post("/api/v1/queries/execute", headers=x, json={"query": "SELECT count(*) FROM orders"})
+        assert r.status_code == 200, r.text
+        return int(r.json()["rows"][0][0])
+
+    assert count_x() == 2000
+    built = instances.stats()["built"]
+    for _ in range(3):
+        pinned = client.post("/api/v1/queries/execute", headers=y, json={
+            "query": "SELECT count(*) FROM orders", "at_versions": {ORDERS: old_version}})
+        assert pinned.status_code == 200, pinned.text
+        assert pinned.json()["rows"] == [[1000]]
+        assert count_x() == 2000
+    assert instances.stats()["built"] == built + 1  # the pinned one, once; x's current instance kept
