@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 
 from serving.queries.services import get_engine
+from shared.control.db import session_scope
+from shared.control.models import RegisteredTableRow
 from shared.settings import Settings
 from tests.conftest import publish_table
 from tests.serving.helpers import assert_error, bearer, mint_token
@@ -151,3 +153,46 @@ def test_a_pinned_older_version_does_not_retire_other_swarms_instances(
         assert pinned.json()["rows"] == [[1000]]
         assert count_x() == 2000
     assert instances.stats()["built"] == built + 1  # the pinned one, once; x's current instance kept
+
+
+# -- table metadata names no column the caller's policy excludes ---------------------------------------
+
+EVENTS = "demo.public.events"
+
+
+def test_table_metadata_names_no_excluded_column(client: Any, world: dict[str, Any], api_settings: Settings,
+                                                 make_swarm: Any, agent_headers: Any) -> None:
+    """Was: with the partition and cursor column excluded by the grant's policy, the catalog's
+    ``partitioning`` said ``daily on HIDDEN_TS`` and ``sample?method=recent`` answered 400
+    ``unknown columns: HIDDEN_TS``: the name of a column the catalog leaves out, on every read
+    (the MCP ``describe_table`` tool and ``table://`` resource show the same entry)."""
+    publish_table(api_settings.served_path, EVENTS,
+                  "SELECT range AS id, TIMESTAMP '2026-01-01' + INTERVAL (range) HOUR AS hidden_ts, "
+                  "range % 3 AS v FROM range(100)")
+    with session_scope(api_settings.control_url) as s:
+        s.add(RegisteredTableRow(key=EVENTS, database="DEMO", schema_name="PUBLIC", table_name="EVENTS",
+                                 strategy="incremental", partition_kind="daily", partition_column="HIDDEN_TS",
+                                 partition_start="2026-01-01", cursor_column="HIDDEN_TS"))
+    swarm = make_swarm([EVENTS])["id"]
+    r = client.put(f"/api/v1/admin/swarms/{swarm}/policies/{EVENTS}", headers=world["admin"],
+                   json={"exclude": ["hidden_ts"]})
+    assert r.status_code == 200, r.text
+    agent = agent_headers(swarm)
+    entry = client.get(f"/api/v1/data/tables/{EVENTS}", headers=agent)
+    assert entry.status_code == 200, entry.text
+    assert [c["name"] for c in entry.json()["columns"]] == ["id", "v"]
+    assert entry.json()["partitioning"] == "daily"
+    listed = client.get("/api/v1/data/tables", headers=agent)
+    recent = client.get(f"/api/v1/data/tables/{EVENTS}/sample", headers=agent, params={"method": "recent"})
+    assert_error(recent, 400, rule="no_recency_column")
+    for r in (entry, listed, recent):
+        assert "hidden_ts" not in r.text.lower(), r.text
+    by_v = client.get(f"/api/v1/data/tables/{EVENTS}/sample", headers=agent,
+                      params={"method": "recent", "by": "v", "size": 2})
+    assert by_v.status_code == 200, by_v.text
+    # Where the column is visible, both name it as before.
+    plain = agent_headers(make_swarm([EVENTS])["id"])
+    assert client.get(f"/api/v1/data/tables/{EVENTS}", headers=plain).json()["partitioning"] == "daily on HIDDEN_TS"
+    ok = client.get(f"/api/v1/data/tables/{EVENTS}/sample", headers=plain, params={"method": "recent", "size": 1})
+    assert ok.status_code == 200, ok.text
+    assert ok.json()["rows"][0][1].startswith("2026-01-05T03")
