@@ -29,7 +29,7 @@ from serving.sync.schemas import (
     TableRegistration,
     TableRegistrationCreate,
 )
-from serving.tables.policies import hides_figures
+from serving.tables.policies import hides_figures, sync_errors_seen
 from serving.tables.served import served_tables
 
 TAGS = ["sync"]
@@ -143,10 +143,10 @@ async def refresh_status(request: Request[Any, Any, Any], caller: Caller, servic
     # asked only when it was itself (the admin always); another token's name is not its business.
     if not caller.is_admin and out.get("requested_by") != caller.subject:
         out["requested_by"] = None
-    if hides_figures(caller, served_tables(services).current(key), key):
+    current = served_tables(services).current(key)
+    if hides_figures(caller, current, key):
         out["rows"] = None
-        # A sync error may quote a value it read (a failed cast, a duplicate key) from a hidden column or row.
-        out["errors"] = ["the sync failed (its error message is shown to admins)"] if out.get("errors") else []
+    out["errors"] = sync_errors_seen(caller, current, key, list(out.get("errors") or []))
     return out
 
 

@@ -56,6 +56,8 @@ from serving.lib.services import Services
 from serving.sync import jobs, store
 from serving.sync.core import SyncService, dagster_calls, get_sync, synced_at_of
 from serving.sync.dagster import QUEUED, DagsterError, DagsterUnavailable
+from serving.tables.policies import sync_errors_seen
+from serving.tables.served import served_tables
 from shared import changes, registry, sources
 from shared import partitions as sp
 from shared import status as table_status
@@ -430,7 +432,7 @@ async def ensure_fresh(services: Services, caller: Caller, table_keys: Sequence[
             break
         if time.monotonic() - last_check >= 1.0:  # watch the jobs for failures, not every tick
             last_check = time.monotonic()
-            for key in await _finished_jobs(svc, pending):  # succeeded without a newer version: source unchanged
+            for key in await _finished_jobs(svc, pending, services, caller):  # succeeded, source unchanged
                 synced_at, _ = await _sync_state(svc, key)
                 results[key] = _entry(key, synced_at, refreshed=True, job=pending.pop(key))
             if not pending:
@@ -445,8 +447,10 @@ async def ensure_fresh(services: Services, caller: Caller, table_keys: Sequence[
     return [results[k] for k in sorted(results)]
 
 
-async def _finished_jobs(svc: SyncService, pending: dict[str, store.SyncJob | None]) -> set[str]:
-    """Tables whose refresh job succeeded; raises 503 with Dagster's message if one failed."""
+async def _finished_jobs(svc: SyncService, pending: dict[str, store.SyncJob | None], services: Services,
+                         caller: Caller) -> set[str]:
+    """Tables whose refresh job succeeded; raises 503 with Dagster's message if one failed (as
+    ``caller`` may read it: ``sync_errors_seen``)."""
     done: set[str] = set()
     for key, job in pending.items():
         if job is None:
@@ -456,7 +460,8 @@ async def _finished_jobs(svc: SyncService, pending: dict[str, store.SyncJob | No
         if state.job.status == "succeeded":
             done.add(key)
         elif state.job.status in ("failed", "canceled"):
-            message = state.errors[0] if state.errors else f"the refresh was {state.job.status}"
+            seen = sync_errors_seen(caller, served_tables(services).current(key), key, list(state.errors or []))
+            message = seen[0] if seen else f"the refresh was {state.job.status}"
             raise ServiceUnavailable(f"the refresh of {key} {state.job.status}: {message}", rule="refresh_failed",
                                      details={"job_id": job.id, "table": key})
     return done

@@ -5,16 +5,25 @@ request that got through before its fix and asserts the exact refusal or answer 
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import Any
 
 import pytest
+from litestar.testing import TestClient
 
+from serving.app import create_app
 from serving.queries.services import get_engine
 from shared.control.db import session_scope
 from shared.control.models import RegisteredTableRow
 from shared.settings import Settings
 from tests.conftest import publish_table
+from tests.serving import sync_support
+from tests.serving.dagster_fake import FakeDagster
 from tests.serving.helpers import assert_error, bearer, mint_token
+from tests.serving.sync_support import ITEMS, register_body
+
+sync_source = sync_support.sync_source
+fake_dagster = sync_support.fake_dagster
 
 ORDERS, CUSTOMERS = "demo.public.orders", "demo.public.customers"
 QUOTA = 256 * 1024
@@ -196,3 +205,43 @@ def test_table_metadata_names_no_excluded_column(client: Any, world: dict[str, A
     ok = client.get(f"/api/v1/data/tables/{EVENTS}/sample", headers=plain, params={"method": "recent", "size": 1})
     assert ok.status_code == 200, ok.text
     assert ok.json()["rows"][0][1].startswith("2026-01-05T03")
+
+
+
+# -- a sync's error text reaches no caller under a policy, by any path -------------------------------
+
+CANARY_ERROR = "Conversion Error: Could not convert string 'SECRETCANARY-7' to INT32"
+
+
+def test_a_failed_refresh_behind_min_freshness_does_not_quote_the_sync_error(
+        api_settings: Settings, fake_dagster: FakeDagster) -> None:
+    """Was: a query with ``min_freshness`` whose refresh failed answered 503 ``refresh_failed``
+    with the run's error message as Dagster wrote it, to a caller under a policy too: the
+    text polling the refresh job (``errors``) and the catalog (``failing`` reason) already
+    withheld from it, since it may quote a value read from a hidden column or row."""
+    app = create_app(api_settings)
+    app.state.services.parts["dagster"] = fake_dagster.client(api_settings.dagster)
+    app.state.services.parts["load_check"] = sync_support.in_process_load_check
+    with TestClient(app) as client:
+        from tests.serving.helpers import admin_token, create_swarm
+        admin = bearer(admin_token(client))
+        r = client.post("/api/v1/sync/tables/register", json=register_body(freshness="1h"), headers=admin)
+        assert r.status_code == 201, r.text
+        publish_table(api_settings.served_path, ITEMS, "SELECT 1 AS id, 'n' AS name")
+        swarm = create_swarm(client, admin, [ITEMS])["id"]
+        r = client.put(f"/api/v1/admin/swarms/{swarm}/policies/{ITEMS}", headers=admin, json={"exclude": ["name"]})
+        assert r.status_code == 200, r.text
+        agent = bearer(mint_token(client, admin, "agent", swarm)["token"])
+        time.sleep(1.2)  # older than min_freshness=1
+        fake_dagster.fail_runs_with = CANARY_ERROR
+        body = {"query": "SELECT count(*) FROM items", "min_freshness": 1, "wait_s": 5}
+        failed = assert_error(client.post("/api/v1/queries/execute", headers=agent, json=body), 503,
+                              rule="refresh_failed")
+        assert "SECRETCANARY" not in failed["message"], failed
+        assert "(its error message is shown to admins)" in failed["message"]
+        job = failed["details"]["job_id"]
+        polled = client.get(f"/api/v1/data/tables/{ITEMS}/refresh/{job}", headers=agent).json()
+        assert polled["errors"] == ["the sync failed (its error message is shown to admins)"]
+        admin_sees = assert_error(client.post("/api/v1/queries/execute", headers=admin, json=body), 503,
+                                  rule="refresh_failed")
+        assert "SECRETCANARY-7" in admin_sees["message"]
