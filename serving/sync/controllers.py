@@ -118,9 +118,9 @@ async def refresh_table(request: Request[Any, Any, Any], caller: Caller, service
         metrics.observe_refresh("refused" if e.status < 500 else "unavailable")
         raise
     metrics.observe_refresh(outcome.outcome)
-    body = RefreshAnswer(**outcome.to_dict())
-    if hides_figures(caller, served_tables(services).current(key), key):  # table-wide figures would undo the policy
-        body.served_watermark = body.source_watermark = body.newer_rows = None
+    # Table-wide figures (row counts, watermarks, in fields or spelled in the note) would undo the policy.
+    figures = not hides_figures(caller, served_tables(services).current(key), key)
+    body = RefreshAnswer(**outcome.to_dict(figures=figures))
     if outcome.job is not None:
         # The table's key, each part one encoded path segment: the caller's own spelling (spaces,
         # quotes, any case) made a URL that did not parse or named the table differently.

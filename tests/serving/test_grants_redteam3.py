@@ -245,3 +245,58 @@ def test_a_failed_refresh_behind_min_freshness_does_not_quote_the_sync_error(
         admin_sees = assert_error(client.post("/api/v1/queries/execute", headers=admin, json=body), 503,
                                   rule="refresh_failed")
         assert "SECRETCANARY-7" in admin_sees["message"]
+
+
+# -- a refresh's answer carries no table-wide figure in its text either ------------------------------
+
+VISITS = "demo.synctest.visits_rt3"
+
+
+def test_a_refresh_note_does_not_spell_the_figures_a_policy_hides(api_settings: Settings, sync_source: str) -> None:
+    """Was: ``POST /data/tables/{t}/refresh`` hid ``newer_rows`` (and the watermarks) from a caller
+    under a row filter, since they count rows the filter removes, but its ``note`` spelled the
+    same count: ``1 source row(s) are newer than the served watermark …``."""
+    from shared import served
+    from shared.control.db import migrate
+    from shared.snowflake import connect
+
+    source = f"DEMO.{sync_support.SCHEMA}.VISITS_RT3"
+    with connect(dataclasses.replace(api_settings.snowflake, database="DEMO")) as con:
+        cur = con.cursor()
+        cur.execute(f"CREATE OR REPLACE TABLE {source} (ID NUMBER(10,0), DAY DATE, UPDATED_AT TIMESTAMP_NTZ)")
+        cur.execute(f"INSERT INTO {source} VALUES (1, '2025-01-01', '2025-01-01 12:00:00'), "
+                    "(6, '2025-01-11', '2025-02-01 00:00:00')")  # the second lies in no listed partition yet
+        cur.close()
+    migrate(api_settings.control_url)
+    days = [f"2025-01-{d:02d}" for d in range(1, 11)]
+    dagster = FakeDagster(api_settings.control_url, partition_keys={"demo/synctest/visits_rt3": days})
+    app = create_app(api_settings)
+    app.state.services.parts["dagster"] = dagster.client(api_settings.dagster)
+    app.state.services.parts["load_check"] = sync_support.in_process_load_check
+    with TestClient(app) as client:
+        from tests.serving.helpers import admin_token, create_swarm
+        admin = bearer(admin_token(client))
+        body = register_body("visits_rt3", strategy="incremental", incremental_key="updated_at", primary_key=["id"],
+                             freshness="1h", partitioning={"kind": "daily", "column": "day", "start": "2025-01-01"})
+        r = client.post("/api/v1/sync/tables/register", json=body, headers=admin)
+        assert r.status_code == 201, r.text
+        with served.write_version(api_settings.served_path, VISITS, copy_previous=False) as pending:
+            pending.con.execute("CREATE TABLE data AS SELECT 1 AS ID")
+            served.publish(api_settings.served_path, pending, strategy="incremental", row_count=1,
+                           columns=[served.Column("ID", "INTEGER")], partitions={k: {"rows": 1} for k in days[:7]},
+                           watermark="2025-01-07T12:00:00", extra={"watermark_type": "TIMESTAMP"})
+        filtered, plain = create_swarm(client, admin, [VISITS])["id"], create_swarm(client, admin, [VISITS])["id"]
+        r = client.put(f"/api/v1/admin/swarms/{filtered}/policies/{VISITS}", headers=admin, json={"row_filter": "ID < 0"})
+        assert r.status_code == 200, r.text
+        refresh = f"/api/v1/data/tables/{VISITS}/refresh"
+        hidden = client.post(refresh, headers=bearer(mint_token(client, admin, "agent", filtered)["token"]))
+        assert hidden.status_code == 200, hidden.text
+        seen = hidden.json()
+        assert seen["outcome"] == "already_fresh"
+        assert (seen["newer_rows"], seen["served_watermark"], seen["source_watermark"]) == (None, None, None)
+        assert seen["note"] == ("source rows newer than the served watermark lie in no partition that can be "
+                                "materialized yet (such as the current, incomplete window); they are served when "
+                                "their window completes")
+        shown = client.post(refresh, headers=bearer(mint_token(client, admin, "agent", plain)["token"])).json()
+        assert shown["newer_rows"] == 1
+        assert shown["note"].startswith("1 source row(s) are newer than the served watermark")
