@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
+import anyio.to_thread
 from litestar import Request, Response, delete, get, post
 
 from serving.lib import metrics
@@ -19,6 +20,7 @@ from serving.lib.caller import Caller
 from serving.lib.errors import ApiError, NotFound
 from serving.lib.guards import requires_admin
 from serving.lib.services import Services
+from serving.sync import store
 from serving.sync.core import get_sync, resolve_readable
 from serving.sync.refresh import request_refresh
 from serving.sync.schemas import (
@@ -135,9 +137,13 @@ async def refresh_status(request: Request[Any, Any, Any], caller: Caller, servic
     svc = get_sync(services)
     key = await resolve_readable(caller, table, services)
     annotate(request, tables=[{"table": key}])
+    # An unknown id and another table's job answer alike (the job is not looked at, nor Dagster
+    # asked about it): a different answer told that the id was a real job of a table the caller
+    # may not read.
+    found = await anyio.to_thread.run_sync(store.get, svc.control_url, job_id)
+    if found is None or found.table_key != key:
+        raise NotFound(f"no refresh job {job_id[:64]} for table {table[:200]}", rule="job_not_found")
     state = await svc.job(job_id)
-    if state.job.table_key != key:
-        raise NotFound(f"no refresh job {job_id} for table {table}")
     out = state.to_dict(svc, include_links=caller.is_admin)
     # One refresh per table serves whoever asks, agents of other swarms too: an agent sees who
     # asked only when it was itself (the admin always); another token's name is not its business.

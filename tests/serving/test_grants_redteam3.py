@@ -300,3 +300,21 @@ def test_a_refresh_note_does_not_spell_the_figures_a_policy_hides(api_settings: 
         shown = client.post(refresh, headers=bearer(mint_token(client, admin, "agent", plain)["token"])).json()
         assert shown["newer_rows"] == 1
         assert shown["note"].startswith("1 source row(s) are newer than the served watermark")
+
+
+# -- job ids: another table's refresh job answers as an unknown id ------------------------------------
+
+def test_another_tables_refresh_job_answers_as_an_unknown_job(client: Any, world: dict[str, Any],
+                                                              api_settings: Settings) -> None:
+    """Was: polling a refresh job of a table the caller may not read, under the path of a table it
+    may, answered ``no refresh job … for table …`` while an unknown id answered ``no sync job …``
+    (no rule): the difference told that the id was a real job of some other table."""
+    from serving.sync import store
+
+    publish_table(api_settings.served_path, "demo.public.hidden", "SELECT 1 AS id")
+    job = store.create(api_settings.control_url, table_key="demo.public.hidden", kind="run", partitions=[],
+                       requested_by="someone", reason="refresh", status="queued")
+    answers = [client.get(f"/api/v1/data/tables/orders/refresh/{job_id}", headers=world["y"])
+               for job_id in (job.id, "sync_" + "0" * len(job.id[5:]))]
+    bodies = [assert_error(r, 404, "not_found", "job_not_found") for r in answers]
+    assert bodies[0]["message"].replace(job.id, "ID") == bodies[1]["message"].replace("sync_" + "0" * len(job.id[5:]), "ID")
