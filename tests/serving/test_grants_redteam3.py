@@ -13,13 +13,16 @@ from litestar.testing import TestClient
 
 from serving.app import create_app
 from serving.queries.services import get_engine
-from shared.control.db import session_scope
+from serving.sync import store
+from shared import served
+from shared.control.db import migrate, session_scope
 from shared.control.models import RegisteredTableRow
 from shared.settings import Settings
+from shared.snowflake import connect
 from tests.conftest import publish_table
 from tests.serving import sync_support
 from tests.serving.dagster_fake import FakeDagster
-from tests.serving.helpers import assert_error, bearer, mint_token
+from tests.serving.helpers import admin_token, assert_error, bearer, create_swarm, mint_token
 from tests.serving.sync_support import ITEMS, register_body
 
 sync_source = sync_support.sync_source
@@ -223,7 +226,6 @@ def test_a_failed_refresh_behind_min_freshness_does_not_quote_the_sync_error(
     app.state.services.parts["dagster"] = fake_dagster.client(api_settings.dagster)
     app.state.services.parts["load_check"] = sync_support.in_process_load_check
     with TestClient(app) as client:
-        from tests.serving.helpers import admin_token, create_swarm
         admin = bearer(admin_token(client))
         r = client.post("/api/v1/sync/tables/register", json=register_body(freshness="1h"), headers=admin)
         assert r.status_code == 201, r.text
@@ -256,10 +258,6 @@ def test_a_refresh_note_does_not_spell_the_figures_a_policy_hides(api_settings: 
     """Was: ``POST /data/tables/{t}/refresh`` hid ``newer_rows`` (and the watermarks) from a caller
     under a row filter, since they count rows the filter removes, but its ``note`` spelled the
     same count: ``1 source row(s) are newer than the served watermark …``."""
-    from shared import served
-    from shared.control.db import migrate
-    from shared.snowflake import connect
-
     source = f"DEMO.{sync_support.SCHEMA}.VISITS_RT3"
     with connect(dataclasses.replace(api_settings.snowflake, database="DEMO")) as con:
         cur = con.cursor()
@@ -274,7 +272,6 @@ def test_a_refresh_note_does_not_spell_the_figures_a_policy_hides(api_settings: 
     app.state.services.parts["dagster"] = dagster.client(api_settings.dagster)
     app.state.services.parts["load_check"] = sync_support.in_process_load_check
     with TestClient(app) as client:
-        from tests.serving.helpers import admin_token, create_swarm
         admin = bearer(admin_token(client))
         body = register_body("visits_rt3", strategy="incremental", incremental_key="updated_at", primary_key=["id"],
                              freshness="1h", partitioning={"kind": "daily", "column": "day", "start": "2025-01-01"})
@@ -309,8 +306,6 @@ def test_another_tables_refresh_job_answers_as_an_unknown_job(client: Any, world
     """Was: polling a refresh job of a table the caller may not read, under the path of a table it
     may, answered ``no refresh job … for table …`` while an unknown id answered ``no sync job …``
     (no rule): the difference told that the id was a real job of some other table."""
-    from serving.sync import store
-
     publish_table(api_settings.served_path, "demo.public.hidden", "SELECT 1 AS id")
     job = store.create(api_settings.control_url, table_key="demo.public.hidden", kind="run", partitions=[],
                        requested_by="someone", reason="refresh", status="queued")
