@@ -313,3 +313,45 @@ def test_another_tables_refresh_job_answers_as_an_unknown_job(client: Any, world
                for job_id in (job.id, "sync_" + "0" * len(job.id[5:]))]
     bodies = [assert_error(r, 404, "not_found", "job_not_found") for r in answers]
     assert bodies[0]["message"].replace(job.id, "ID") == bodies[1]["message"].replace("sync_" + "0" * len(job.id[5:]), "ID")
+
+
+
+# -- an artifact records the rules its read was under, not those of its saving ----------------------
+
+NOTES = "demo.public.notes"
+
+
+def test_a_result_read_before_a_policy_is_not_shared_past_it_as_an_artifact(
+        client: Any, world: dict[str, Any], api_settings: Settings, agent_headers: Any) -> None:
+    """Was: saving a query result as an artifact recorded the rules the saving token was under
+    *when it saved*. A result read before the swarm's policy excluded a column, saved after,
+    was recorded as made under that policy: every swarm-mate under it downloaded the column
+    it excludes (the result itself is private to its token; the artifact is shared)."""
+    x, admin = world["x"], world["admin"]
+    publish_table(api_settings.served_path, NOTES, "SELECT range AS id, 'NOTECANARY-' || range AS body FROM range(5)")
+    swarm = client.get("/api/v1/auth/whoami", headers=x).json()["swarm_id"]
+    r = client.patch(f"/api/v1/admin/swarms/{swarm}", headers=admin, json={"grants": [ORDERS, CUSTOMERS, NOTES]})
+    assert r.status_code == 200, r.text
+    mate = agent_headers(swarm)
+    before = client.post("/api/v1/queries/execute", headers=x,
+                         json={"query": "SELECT id, body FROM notes", "output_format": "csv"})
+    assert before.status_code == 200, before.text
+    r = client.put(f"/api/v1/admin/swarms/{swarm}/policies/{NOTES}", headers=admin, json={"exclude": ["body"]})
+    assert r.status_code == 200, r.text
+    art = client.post(f"/api/v1/queries/jobs/{before.json()['job_id']}/artifact", headers=x,
+                      json={"format": "csv", "visibility": "swarm"})
+    assert art.status_code == 201, art.text
+    for who in (mate, x):
+        assert_error(client.get(f"/api/v1/artifacts/{art.json()['id']}/content", headers=who), 403,
+                     rule="table_not_granted")
+        listed = client.get("/api/v1/artifacts", headers=who).json()["items"]
+        assert art.json()["id"] not in [a["id"] for a in listed]
+    # A result read under the policy is shared as before.
+    after = client.post("/api/v1/queries/execute", headers=x, json={"query": "SELECT * FROM notes", "output_format": "csv"})
+    art = client.post(f"/api/v1/queries/jobs/{after.json()['job_id']}/artifact", headers=x,
+                      json={"format": "csv", "visibility": "swarm"})
+    assert art.status_code == 201, art.text
+    content = client.get(f"/api/v1/artifacts/{art.json()['id']}/content", headers=mate)
+    assert content.status_code == 200, content.text
+    assert "NOTECANARY" not in content.text
+    assert content.text.splitlines()[0] == '"id"'
