@@ -27,7 +27,6 @@ from serving.lib.continuation import PROVENANCE_KEY, provenance
 from serving.lib.errors import PayloadTooLarge
 from serving.lib.services import Services
 from serving.tables.hooks import job_result
-from shared import policies
 from shared.artifacts_store import put_file
 
 MEDIA = {"csv": "text/csv", "parquet": "application/vnd.apache.parquet"}
@@ -63,9 +62,13 @@ def save_job_result(services: Services, caller: Caller, job_id: str, data: JobAr
         finally:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
-        policy = caller.policy_set()
+        # The rules the job read each table under (recorded with the job when it ran), not the token's
+        # now: a result read before a policy tightened is not shared as if read under it. A job with
+        # none recorded counts as read under no rule (only readers under none may read the artifact).
+        recorded = (job.provenance or {}).get("rules")
+        read_under = recorded if isinstance(recorded, dict) else {}
         versions = [{k: t.get(k) for k in ("table", "version", "synced_at") if k in t}
-                    | {"rules": policies.rule_digests(policy, str(t.get("table")))}
+                    | {"rules": read_under.get(str(t.get("table")), [])}
                     for t in (job.tables or []) if isinstance(t, dict)]
         return svc.create(settings.control_url, caller, stored, name=name, content_type=MEDIA[data.format], tags=tags,
                           metadata=metadata, visibility=visibility, visible_to=visible_to, expires_in=expires_in,

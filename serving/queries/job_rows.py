@@ -25,6 +25,7 @@ from sqlalchemy import func, select, update
 from serving.lib.caller import Caller
 from serving.lib.errors import ApiError, Forbidden, NotFound
 from serving.lib.results import FILE_MAX_ROWS
+from shared import policies
 from shared.control.db import session_scope
 from shared.control.models import QueryJobRow, TokenRow, utcnow
 
@@ -49,7 +50,7 @@ def row_values(job: Job) -> dict[str, Any]:
         "result_path": job.result_path.name if job.result_path else None, "finished_at": finished,
         "duration_ms": duration,
         "expires_at": job.expires_at,
-        "provenance": job_extra(job),
+        "provenance": job_extra(job) | {"rules": read_rules(job.caller, job.tables)},
     }
 
 
@@ -62,6 +63,15 @@ def job_extra(job: Job) -> dict[str, Any]:
         limit = job.continuation["limit"]
     return {"cut_by": job.cut_by, "limit": limit, "continuation": job.continuation,
             "schema_changes": job.schema_changes, "watermarks": job.watermarks, "columns": job.columns}
+
+
+def read_rules(caller: Caller, tables: Any) -> dict[str, list[str]]:
+    """{table key: digests of the rules ``caller`` read it under} (``policies.rule_digests``), kept
+    with the job: an artifact saved from its result later records these, not the rules of the
+    token when it saves (a policy tightened in between would pass for one the read was under)."""
+    policy = caller.policy_set()
+    keys = {str(t["table"]) for t in tables or [] if isinstance(t, dict) and t.get("table")}
+    return {k: policies.rule_digests(policy, k) for k in sorted(keys)}
 
 
 def save(control_url: str, replica: str, job: Job, *, insert: bool) -> None:

@@ -45,6 +45,7 @@ from serving.lib.results import ArrowBatches, ArrowStream, JsonRows
 from serving.lib.services import Services
 from serving.sampling.profile import ProfileCache
 from serving.sampling.ttl import TtlCache
+from serving.tables.describe import seen_column
 from serving.tables.names import quote_ident, quote_table, stored_table
 from serving.tables.platform import LIVE_VERSION, PlatformSql, filter_guard, platform_sql
 from shared.identifiers import duck_fold, unused_name
@@ -146,7 +147,9 @@ def recency_column(services: Services, key: str, manifest: Manifest, by: str | N
     reg = get_registered(services.control_url, key)
     for candidate in ((reg.cursor_column if reg else None), (reg.partition_column if reg and reg.time_partitioned else None),
                       manifest.extra.get("cursor_column"), manifest.extra.get("partition_column")):
-        if candidate:
+        # ``manifest`` is the caller's view: a column its policy excludes is not a candidate (and is
+        # never named in a refusal: ``unknown columns: <it>`` told the name the catalog leaves out).
+        if candidate and seen_column(manifest, candidate):
             return pick_columns(manifest, [candidate])[0]
     raise _bad("method=recent needs a cursor or time-partition column; this table has none, so name one with 'by'",
                rule="no_recency_column")
