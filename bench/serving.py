@@ -14,6 +14,10 @@ Both sides are real uvicorn processes on free loopback ports, over the same serv
   server must that keeps its event loop free for other callers while DuckDB works. No auth,
   no guard, no audit. ``floor_p50_ratio_vs_bare`` is what Litestar and the thread hop cost
   before any of our code runs, and ``p50_ratio_vs_floor`` what our request path adds to it.
+- ``inline``: the same one-route Litestar app with the statement run on the event loop
+  (``sync_to_thread=False``), as the bare app does it: what Litestar alone costs, with no
+  thread hop and none of our code (``inline_p50_ratio_vs_bare``). A server built on Litestar
+  cannot go below it, whatever its request path does.
 
 Load comes from ``wrk`` (``apt-get install wrk``) with a Lua script that POSTs the body,
 at concurrency 1 and 16, for a point query (``WHERE id = ?``, a random id per request)
@@ -123,7 +127,7 @@ def bare_app(db_file: str):  # type: ignore[no-untyped-def]
     return app
 
 
-def floor_app(db_file: str):  # type: ignore[no-untyped-def]
+def floor_app(db_file: str, *, inline: bool = False):  # type: ignore[no-untyped-def]
     import threading
 
     import duckdb
@@ -144,7 +148,7 @@ def floor_app(db_file: str):  # type: ignore[no-untyped-def]
             local.cur.execute("CREATE TEMP VIEW orders AS SELECT * FROM data")
         return local.cur
 
-    @post("/", sync_to_thread=True, status_code=200)
+    @post("/", sync_to_thread=not inline, status_code=200)
     def query(data: Body) -> Response[bytes]:
         cur = cursor().execute(data.query, data.params)
         rows = cur.fetchall()
@@ -159,7 +163,7 @@ def floor_app(db_file: str):  # type: ignore[no-untyped-def]
 def serve_bare(db_file: str, port: int, app: str = "bare") -> None:
     import uvicorn
 
-    asgi = floor_app(db_file) if app == "floor" else bare_app(db_file)
+    asgi = floor_app(db_file, inline=app == "inline") if app in ("floor", "inline") else bare_app(db_file)
     uvicorn.run(asgi, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
@@ -226,7 +230,7 @@ def main() -> None:
                     help="point queries for the per-stage profile (bench/request_stages.py); 0 skips it")
     ap.add_argument("--bare", help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
-    ap.add_argument("--app", default="bare", choices=("bare", "floor"), help=argparse.SUPPRESS)
+    ap.add_argument("--app", default="bare", choices=("bare", "floor", "inline"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.bare:
         serve_bare(args.bare, args.port, args.app)
@@ -255,6 +259,9 @@ def main() -> None:
         floor_port = processes.free_port()
         procs.append(start([sys.executable, __file__, "--bare", str(db_file), "--port", str(floor_port), "--app", "floor"],
                            env, f"http://127.0.0.1:{floor_port}/schema/openapi.json"))
+        inline_port = processes.free_port()
+        procs.append(start([sys.executable, __file__, "--bare", str(db_file), "--port", str(inline_port), "--app", "inline"],
+                           env, f"http://127.0.0.1:{inline_port}/schema/openapi.json"))
         # The recommended deployment: one uvicorn worker per core (API_WORKERS), via `python -m serving`.
         scaled_port = processes.free_port()
         procs.append(start([sys.executable, "-m", "serving"],
@@ -272,7 +279,8 @@ def main() -> None:
                 raise RuntimeError(f"the API did not answer the point query: {check.text}")
 
         scripts = {}
-        for side, auth in (("bare", ""), ("ours", f'wrk.headers["Authorization"] = "Bearer {tok}"'), ("floor", "")):
+        for side, auth in (("bare", ""), ("ours", f'wrk.headers["Authorization"] = "Bearer {tok}"'), ("floor", ""),
+                           ("inline", "")):
             for mode in ("point", "agg", "literal"):
                 path = home / f"{side}-{mode}.lua"
                 path.write_text(LUA.format(auth=auth, mode=mode, rows=args.rows, point=POINT, agg=AGG,
@@ -280,12 +288,13 @@ def main() -> None:
                 scripts[side, mode] = path
         scripts["scaled", "point"] = scripts["ours", "point"]
         urls = {"bare": f"http://127.0.0.1:{bare_port}", "ours": ours, "floor": f"http://127.0.0.1:{floor_port}",
-                "scaled": f"http://127.0.0.1:{scaled_port}"}
-        pids = {"bare": procs[0].pid, "ours": procs[1].pid, "floor": procs[2].pid, "scaled": procs[3].pid}
+                "inline": f"http://127.0.0.1:{inline_port}", "scaled": f"http://127.0.0.1:{scaled_port}"}
+        pids = {"bare": procs[0].pid, "ours": procs[1].pid, "floor": procs[2].pid, "inline": procs[3].pid,
+                "scaled": procs[4].pid}
         results: dict[str, dict[str, float]] = {}
         modes = args.modes.split(",")
         for mode in modes:
-            sides = ("bare", "ours", "floor") if mode == "point" else ("bare", "ours")
+            sides = ("bare", "ours") if mode == "literal" else ("bare", "ours", "floor", "inline")
             for conns in (int(c) for c in args.conns.split(",")):
                 for side in sides:
                     run_wrk(urls[side], scripts[side, mode], conns, 1.0)  # warm up
@@ -323,11 +332,14 @@ def main() -> None:
         ratios = {k[5:]: results[k]["p50_ms"] / results["bare_" + k[5:]]["p50_ms"]
                   for k in results if k.startswith("ours_") and not k.startswith("ours_literal")}
         floors = {k[6:]: results[k]["p50_ms"] / results["bare_" + k[6:]]["p50_ms"] for k in results if k.startswith("floor_")}
+        inlines = {k[7:]: results[k]["p50_ms"] / results["bare_" + k[7:]]["p50_ms"] for k in results if k.startswith("inline_")}
         summary = {
             "p50_ratio_vs_bare": round(max(ratios.values()), 3) if ratios else None,
             # Litestar plus the worker-thread hop, before any of our code: the lowest ratio a
             # Litestar server that keeps its loop free can reach over this bare app.
             "floor_p50_ratio_vs_bare": {k: round(v, 3) for k, v in floors.items()},
+            # Litestar alone (the statement on the event loop, as bare runs it): no Litestar server goes lower.
+            "inline_p50_ratio_vs_bare": {k: round(v, 3) for k, v in inlines.items()},
             "p50_ratio_vs_floor": {k: round(results[f"ours_{k}"]["p50_ms"] / results[f"floor_{k}"]["p50_ms"], 3)
                                    for k in floors},
             "floor_point_rps": round(results.get(f"floor_point_c{top}", {}).get("rps", 0.0), 1),

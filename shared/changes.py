@@ -40,7 +40,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import Callable, Sequence
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +132,12 @@ def _typed(raw: str, manifest: Manifest) -> Any:
         return raw
 
 
+# Exact arithmetic on NUMBER values (up to 38 digits, then a scale): Python's default decimal
+# context keeps 28 significant digits and rounds the rest, so a NUMBER(37,0) watermark minus its
+# lookback came out rounded up past the watermark and rows written after it were never read.
+DECIMALS = Context(prec=80)
+
+
 def watermark_floor(table: RegisteredTable, manifest: Manifest | None) -> Any:
     """Lowest cursor to re-read: the served watermark minus the lookback (None: read everything)."""
     value = watermark_value(manifest, table)
@@ -144,23 +150,29 @@ def floor_of(table: RegisteredTable, value: Any) -> Any:
         return value - dt.timedelta(seconds=table.lookback_s)
     if isinstance(value, dt.date):
         return value - dt.timedelta(days=-(-table.lookback_s // 86400))
-    if isinstance(value, Decimal | int | float) and not isinstance(value, bool):
-        return value - table.lookback_s  # numeric cursors: the lookback counts cursor units
+    if isinstance(value, Decimal):
+        return DECIMALS.subtract(value, Decimal(table.lookback_s))  # numeric cursors: the lookback counts cursor units
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value - table.lookback_s
     return value  # text cursors have no arithmetic: re-read from the watermark itself
 
 
 def bind(value: Any) -> str:
-    """A bound value's text; the SQL casts it to the column's type."""
+    """A bound value's text; the SQL casts it to the column's type. A decimal is written in fixed
+    point (``str`` writes ``1.000E-7`` and ``1.000000000000000000000000000E+36``)."""
     if isinstance(value, dt.datetime):
         return value.isoformat(sep=" ")
+    if isinstance(value, Decimal):
+        return format(value, "f")
     return str(value)
 
 
 def as_text(value: Any) -> str | None:
-    """A cursor value written the way the served manifest writes its watermark."""
+    """A cursor value written the way the served manifest writes its watermark (the run writes
+    it with this too): dates and times ISO 8601, decimals in fixed point."""
     if value is None:
         return None
-    return value.isoformat() if isinstance(value, dt.date) else str(value)
+    return value.isoformat() if isinstance(value, dt.date) else bind(value)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -83,13 +83,18 @@ class ColumnSpec:
 
 
 def plain(value: Any) -> Any:
-    """A JSON-ready form: numbers as int/float (non-finite as strings), times ISO 8601, long text cut."""
+    """A JSON-ready form: numbers as int/float (non-finite as strings), decimals as their digits,
+    times ISO 8601, long text cut.
+
+    A decimal is its fixed-point digits at its own scale (``"12345678901234567.89"``), as query
+    answers spell it: as a float, the minimum, maximum and top values of a NUMBER(20,2) column
+    lost their last digits, so two different values were shown as one, each with its own count."""
     if value is None or isinstance(value, bool | int):
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
     if isinstance(value, decimal.Decimal):
-        return float(value)
+        return format(value, "f")
     if isinstance(value, dt.datetime | dt.date | dt.time):
         return value.isoformat()
     if isinstance(value, str):
@@ -115,6 +120,8 @@ def _stats_exprs(c: ColumnSpec, *, portable: bool = False) -> list[tuple[str, st
             out.append(("quartiles", f"approx_quantile({q}::DOUBLE, [0.25, 0.5, 0.75])"))
     elif c.kind == "text":
         out += [("min_length", f"min(length({q}))"), ("max_length", f"max(length({q}))")]
+    elif c.kind == "temporal" and not portable:  # Snowflake has no infinite dates
+        out += [("min_finite", f"isfinite(min({q}))"), ("max_finite", f"isfinite(max({q}))")]
     return out
 
 
@@ -122,15 +129,23 @@ _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 def _finite(value: Any) -> bool:
-    """Not NULL, NaN or infinite. DuckDB hands ±infinity dates and timestamps to Python as
-    ``date.min/max`` and ``datetime.min/max``, so those count as infinite (no histogram)."""
+    """Not NULL, NaN or infinite (numbers; dates and timestamps are told by SQL, ``_infinite``)."""
     if value is None:
         return False
-    if isinstance(value, dt.datetime):
-        return value.replace(tzinfo=None) not in (dt.datetime.min, dt.datetime.max)
-    if isinstance(value, dt.date):
-        return value not in (dt.date.min, dt.date.max)
     return not isinstance(value, float) or math.isfinite(value)
+
+
+def _infinite(stats: dict[str, Any], end: str, value: Any) -> str | None:
+    """``infinity`` or ``-infinity`` when the ``end`` (min or max) of a date or timestamp column is
+    infinite, else None. DuckDB hands ±infinity to Python as ``date.max``/``datetime.max`` (and
+    ``min``): the same objects as 9999-12-31, the "no end" date many tables hold, so only SQL's
+    ``isfinite`` tells them apart. Judged from the objects, a column holding 9999-12-31 had no
+    histogram, and one holding infinity showed it as 9999-12-31."""
+    if stats.get(f"{end}_finite") is not False:
+        return None
+    low = value in (dt.date.min, dt.datetime.min) or (isinstance(value, dt.datetime)
+                                                       and value.replace(tzinfo=None) == dt.datetime.min)
+    return "-infinity" if low else "infinity"
 
 
 def _bins(c: ColumnSpec, lo: Any, hi: Any, bins: int) -> tuple[float, float, int] | None:
@@ -218,6 +233,10 @@ def compute_profile(run: Runner, source: str, columns: Sequence[ColumnSpec], *, 
         for key in ("min", "max", "mean", "stddev", "min_length", "max_length"):
             if key in s:
                 entry[key] = plain(s[key])
+        infinite = [_infinite(s, end, s.get(end)) for end in ("min", "max")]
+        for end, spelled in zip(("min", "max"), infinite, strict=True):
+            if spelled:
+                entry[end] = spelled
         if "quartiles" in s:
             qs = s["quartiles"] or [None, None, None]
             entry["quantiles"] = {"p25": plain(qs[0]), "p50": plain(qs[1]), "p75": plain(qs[2])}
@@ -228,7 +247,7 @@ def compute_profile(run: Runner, source: str, columns: Sequence[ColumnSpec], *, 
             entry["top_k_note"] = "not computed: this profile ran in Snowflake with aggregates only"
             out.append(entry)
             continue
-        spec = _bins(c, s.get("min"), s.get("max"), bins) if non_null else None
+        spec = _bins(c, s.get("min"), s.get("max"), bins) if non_null and not any(infinite) else None
         if spec is not None:
             details.append(("histogram", i, f"histogram({_bin_expr(c, *spec)})"))
             entry["histogram"] = {"spec": spec}

@@ -26,6 +26,7 @@ import duckdb
 import pyarrow as pa
 
 from shared import partitions as sp
+from shared.micros import to_micros
 from shared.registry import RegisteredTable
 from shared.served import DATA_TABLE, Manifest, ServedDataError
 
@@ -116,7 +117,8 @@ def partitions_holding(con: duckdb.DuckDBPyConnection, table: RegisteredTable, m
     for batch in keys:  # streamed from the source: only the keys are held here, in a temp table
         if batch.num_rows:
             with _reading(DATA_TABLE):
-                con.from_arrow(batch.rename_columns(cols)).query("_batch", f"INSERT INTO {_KEYS} SELECT {casts} FROM _batch")
+                con.from_arrow(to_micros(batch.rename_columns(cols))).query(
+                    "_batch", f"INSERT INTO {_KEYS} SELECT {casts} FROM _batch")
     same = " AND ".join(f"d.{_q(n)} IS NOT DISTINCT FROM k.{c}" for c, n in zip(cols, names, strict=True))
     bucket, params = _bucket(table, part, types[part])
     with _reading(DATA_TABLE):

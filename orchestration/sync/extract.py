@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import Any
 
 import pyarrow as pa
@@ -26,6 +26,7 @@ import pyarrow as pa
 from orchestration.sync.memory import bound_native_memory
 from orchestration.sync.sql import qi, qlist, qname
 from orchestration.sync.types import duckdb_type
+from shared.changes import DECIMALS, bind
 from shared.partitions import HOURLY, Window
 from shared.registry import RegisteredTable
 from shared.snowflake import SourceColumn, bound
@@ -60,13 +61,6 @@ def sf_type(col: SourceColumn) -> str:
     return {"TEXT": "VARCHAR", "TIMESTAMP": "TIMESTAMP_NTZ", "DATETIME": "TIMESTAMP_NTZ"}.get(kind, kind)
 
 
-def literal(value: Any) -> str:
-    """A bound value's text; the SQL casts it to the column type (``sf_type``)."""
-    if isinstance(value, dt.datetime):
-        return value.isoformat(sep=" ")
-    return str(value)
-
-
 def select_sql(table: RegisteredTable, columns: Sequence[str], where: str = "TRUE") -> str:
     return f"SELECT {qlist(columns)} FROM {qname(table.database, table.schema, table.table)} WHERE {where}"
 
@@ -83,9 +77,9 @@ def window_slices(col: SourceColumn, windows: Sequence[Window], kind: str) -> li
         if col.data_type == "DATE" and kind != HOURLY:
             lo, hi, cast = w.start.date().isoformat(), w.end.date().isoformat(), "DATE"
         elif col.data_type in ("TIMESTAMP_TZ", "TIMESTAMP_LTZ"):
-            lo, hi, cast = literal(w.start), literal(w.end), "TIMESTAMP_TZ"
+            lo, hi, cast = bind(w.start), bind(w.end), "TIMESTAMP_TZ"
         else:  # naive timestamps hold UTC wall-clock time
-            lo, hi, cast = literal(w.start.replace(tzinfo=None)), literal(w.end.replace(tzinfo=None)), "TIMESTAMP_NTZ"
+            lo, hi, cast = bind(w.start.replace(tzinfo=None)), bind(w.end.replace(tzinfo=None)), "TIMESTAMP_NTZ"
         c = qi(col.name)
         where = f"{c} >= CAST(%s AS {cast}) AND {c} < CAST(%s AS {cast})"
         out.append(Slice(label=w.key, where=where, params=(lo, hi)))
@@ -155,6 +149,7 @@ def pack_windows(windows: Sequence[Slice], counts: Sequence[int], slice_rows: in
 
 def _boundaries(lo: Any, hi: Any, n: int) -> list[Any]:
     """``n - 1`` increasing cut points between lo and hi (equal width)."""
+    cuts: list[Any]
     if isinstance(lo, dt.datetime | dt.date) and not isinstance(lo, dt.datetime):
         span = (hi - lo).days
         cuts = [lo + dt.timedelta(days=span * i // n) for i in range(1, n)]
@@ -163,8 +158,11 @@ def _boundaries(lo: Any, hi: Any, n: int) -> list[Any]:
     elif isinstance(lo, int):
         cuts = [lo + (hi - lo) * i // n for i in range(1, n)]
     else:
-        lo, hi = Decimal(str(lo)), Decimal(str(hi))
-        cuts = [lo + (hi - lo) * i / n for i in range(1, n)]
+        low, high = Decimal(str(lo)), Decimal(str(hi))
+        with localcontext(DECIMALS):  # exact: 28 digits rounded the cuts of a NUMBER(38,2) past its maximum
+            cuts = [low + (high - low) * i / n for i in range(1, n)]
+            if not isinstance(lo, float):  # on the column's own scale: a value of its type, between lo and hi
+                cuts = [c.quantize(low) for c in cuts]
     return sorted(set(cuts))
 
 
@@ -201,10 +199,10 @@ def key_range_slices(
         parts, params = [f"({base.where})"], list(base.params)
         if lo is not None:
             parts.append(f"{c} >= CAST(%s AS {cast})")
-            params.append(literal(lo))
+            params.append(bind(lo))
         if hi is not None:
             parts.append(f"{c} < CAST(%s AS {cast})")
-            params.append(literal(hi))
+            params.append(bind(hi))
         out.append(Slice(label=f"{base.label}#{i + 1}", where=" AND ".join(parts), params=tuple(params)))
     if col.nullable:
         out.append(Slice(label=f"{base.label}#null", where=f"({base.where}) AND {c} IS NULL", params=base.params))

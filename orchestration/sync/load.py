@@ -20,6 +20,7 @@ import pyarrow as pa
 from orchestration.sync.sql import qi, qlist
 from orchestration.sync.types import cast_expr, column_ddl
 from shared.identifiers import unused_name
+from shared.micros import to_micros
 from shared.partitions import Window
 from shared.served import DATA_TABLE, Column
 
@@ -68,6 +69,7 @@ def insert_batch(
     memory. The relation's name lives for this call only.
     """
     constants = constants or {}
+    batch = to_micros(batch)
     present = set(batch.schema.names)
     exprs: list[duckdb.Expression] = []
     for c in columns:

@@ -22,7 +22,6 @@ from orchestration.sync.extract import (
     Connect,
     Slice,
     key_range_slices,
-    literal,
     pack_windows,
     sf_type,
     window_census,
@@ -312,7 +311,7 @@ def _slices(req: SyncRequest, con: Any, cols: list[SourceColumn], mode: str, win
             # NULL compares with none, so a row inserted without a cursor was never served.
             c = qi(cursor.name)
             bases = [Slice(label="delta", where=f"({c} >= CAST(%s AS {sf_type(cursor)}) OR {c} IS NULL)",
-                           params=(literal(floor),))]
+                           params=(changes.bind(floor),))]
     slices, total = [], 0
     for base in bases:
         parts, count = key_range_slices(con, table, splitter, base=base, slice_rows=req.slice_rows)

@@ -211,7 +211,7 @@ def _watermark(w: Written) -> None:
         w.cursor_beyond = load.count_above(w.con, cursor, cap)
     elif floating and value is not None:
         w.cursor_beyond = load.count_above(w.con, cursor, value)  # the non-finite ones
-    w.watermark = value.isoformat() if isinstance(value, dt.date) else (str(value) if value is not None else None)
+    w.watermark = changes.as_text(value)
     w.watermark_type = w.by_name[cursor].type if w.watermark else None
     if value is not None:
         w.lookback_rows = load.count_between(w.con, cursor, changes.floor_of(w.req.table, value), value)

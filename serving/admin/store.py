@@ -20,6 +20,7 @@ from serving.admin.schemas import Swarm, SwarmCreate, SwarmDeleted, SwarmUpdate,
 from serving.lib.errors import BadRequest, Conflict, NotFound
 from serving.lib.tokens import TokenCodec, token_hash
 from shared.control.db import session_scope
+from shared.control.locks import lock_swarm
 from shared.control.models import SwarmRow, TokenRow
 from shared.housekeeping import retire_swarm_data
 from shared.identifiers import canonical_key
@@ -151,6 +152,8 @@ def mint_token(url: str, codec: TokenCodec, *, kind: str, swarm_id: str, name: s
         if ttl <= 0:
             raise BadRequest("the minting token has expired")
     with session_scope(url) as s:
+        if parent_id and max_minted > 0:
+            lock_swarm(s, swarm_id)  # mints of one swarm count and insert one after another
         swarm = s.get(SwarmRow, swarm_id)
         if swarm is None:
             raise NotFound(f"no swarm {swarm_id!r}")

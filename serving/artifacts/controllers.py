@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Callable
 from typing import Annotated, Any, cast
 
 import anyio.to_thread
@@ -68,24 +67,24 @@ async def upload_artifact(request: Request[Any, Any, Any], caller: Caller, servi
         await anyio.to_thread.run_sync(svc.check_visible_to, services.control_url, caller.swarm_id, draft.visible_to)
         return draft
 
-    max_bytes, refuse = await _upload_room(services, caller)
-    stored, d = await receive_upload(request, svc.get_store(services), max_bytes, prepare, refuse)
-    artifact = await anyio.to_thread.run_sync(lambda: svc.create(
-        services.control_url, caller, stored, name=d.name, content_type=d.content_type, tags=d.tags,
-        metadata=d.metadata, visibility=d.visibility, visible_to=d.visible_to, expires_in=d.expires_in))
+    limit, most = services.settings.artifacts.swarm_storage_max_bytes, services.settings.artifacts.max_bytes
+    # The swarm's room is held before the body is read (none left: refused unread) until the
+    # artifact's row counts in its place: as much as the declared body (ARTIFACT_MAX_BYTES without
+    # one), or less when less is left (then passing it is a 413 storage_quota).
+    declared = request.headers.get("content-length", "")
+    want = min(most, int(declared)) if declared.isdigit() else most  # the body holds the file and its framing
+    reservation = await anyio.to_thread.run_sync(lambda: quota.reserve(services.control_url, caller, limit, want))
+    try:
+        left = reservation.bytes
+        max_bytes, refuse = (most, None) if left is None or left >= most else (left, lambda: quota.exceeded(limit))
+        stored, d = await receive_upload(request, svc.get_store(services), max_bytes, prepare, refuse)
+        artifact = await anyio.to_thread.run_sync(lambda: svc.create(
+            services.control_url, caller, stored, name=d.name, content_type=d.content_type, tags=d.tags,
+            metadata=d.metadata, visibility=d.visibility, visible_to=d.visible_to, expires_in=d.expires_in))
+    finally:
+        await anyio.to_thread.run_sync(quota.release, services.control_url, reservation)
     annotate(request, bytes=stored.size)
     return artifact
-
-
-async def _upload_room(services: Services, caller: Caller) -> tuple[int, Callable[[], ApiError] | None]:
-    """The most an upload may add: ``ARTIFACT_MAX_BYTES``, or less when the swarm's storage quota
-    leaves less (then passing it is a 413 ``storage_quota``, and a swarm with no room left is
-    refused before its body is read)."""
-    limit = services.settings.artifacts.swarm_storage_max_bytes
-    left = await anyio.to_thread.run_sync(quota.room, services.control_url, caller, limit)
-    if left is None or left >= services.settings.artifacts.max_bytes:
-        return services.settings.artifacts.max_bytes, None
-    return left, lambda: quota.exceeded(limit)
 
 
 @get("/api/v1/artifacts", operation_id="list_artifacts", tags=TAGS)

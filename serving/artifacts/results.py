@@ -27,7 +27,6 @@ from serving.lib.continuation import PROVENANCE_KEY, provenance
 from serving.lib.errors import PayloadTooLarge
 from serving.lib.services import Services
 from serving.tables.hooks import job_result
-from shared import policies
 from shared.artifacts_store import put_file
 
 MEDIA = {"csv": "text/csv", "parquet": "application/vnd.apache.parquet"}
@@ -41,30 +40,36 @@ def save_job_result(services: Services, caller: Caller, job_id: str, data: JobAr
     expires_in = check_expires_in(data.expires_in, settings.artifacts.default_ttl_s)
     job, source = job_result(services)(services, caller, job_id)  # served by the queries feature
     svc.check_visible_to(settings.control_url, caller.swarm_id, visible_to)
-    left = quota.room(settings.control_url, caller, settings.artifacts.swarm_storage_max_bytes)
-    store = svc.get_store(services)
-    tmp = settings.artifacts_path / "tmp" / f"export-{secrets.token_hex(8)}.{data.format}"
-    tmp.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        extra = job.provenance or {}
-        prov = provenance(tables=job.tables or [], watermarks=extra.get("watermarks") or {}, sql_hash=job.sql_hash,
-                          truncated=bool(job.truncated), cut_by=extra.get("cut_by"), limit=extra.get("limit"),
-                          row_count=job.row_count, job_id=job.id)
-        exported = convert(source, (job.output_format or "").lower(), data.format, tmp,
-                           metadata={PROVENANCE_KEY: json.dumps(prov, separators=(",", ":"), default=str)})
-        if exported.stat().st_size > settings.artifacts.max_bytes:
-            raise PayloadTooLarge(f"the result is larger than the artifact limit of {settings.artifacts.max_bytes} bytes",
-                                  rule="artifact_too_large", details={"max_bytes": settings.artifacts.max_bytes})
-        if left is not None and exported.stat().st_size > left:
-            raise quota.exceeded(settings.artifacts.swarm_storage_max_bytes)
-        stored = put_file(store, exported)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-    policy = caller.policy_set()
-    versions = [{k: t.get(k) for k in ("table", "version", "synced_at") if k in t}
-                | {"rules": policies.rule_digests(policy, str(t.get("table")))}
-                for t in (job.tables or []) if isinstance(t, dict)]
-    return svc.create(settings.control_url, caller, stored, name=name, content_type=MEDIA[data.format], tags=tags,
-                      metadata=metadata, visibility=visibility, visible_to=visible_to, expires_in=expires_in,
-                      source_job_id=job.id, sql_hash=job.sql_hash, served_versions=versions)
+    # The swarm's room is held from before the conversion until the artifact's row counts in its place.
+    limit = settings.artifacts.swarm_storage_max_bytes
+    with quota.reserved(settings.control_url, caller, limit, settings.artifacts.max_bytes) as left:
+        store = svc.get_store(services)
+        tmp = settings.artifacts_path / "tmp" / f"export-{secrets.token_hex(8)}.{data.format}"
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            extra = job.provenance or {}
+            prov = provenance(tables=job.tables or [], watermarks=extra.get("watermarks") or {}, sql_hash=job.sql_hash,
+                              truncated=bool(job.truncated), cut_by=extra.get("cut_by"), limit=extra.get("limit"),
+                              row_count=job.row_count, job_id=job.id)
+            exported = convert(source, (job.output_format or "").lower(), data.format, tmp,
+                               metadata={PROVENANCE_KEY: json.dumps(prov, separators=(",", ":"), default=str)})
+            if exported.stat().st_size > settings.artifacts.max_bytes:
+                raise PayloadTooLarge(f"the result is larger than the artifact limit of {settings.artifacts.max_bytes} bytes",
+                                      rule="artifact_too_large", details={"max_bytes": settings.artifacts.max_bytes})
+            if left is not None and exported.stat().st_size > left:
+                raise quota.exceeded(limit)
+            stored = put_file(store, exported)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+        # The rules the job read each table under (recorded with the job when it ran), not the token's
+        # now: a result read before a policy tightened is not shared as if read under it. A job with
+        # none recorded counts as read under no rule (only readers under none may read the artifact).
+        recorded = (job.provenance or {}).get("rules")
+        read_under = recorded if isinstance(recorded, dict) else {}
+        versions = [{k: t.get(k) for k in ("table", "version", "synced_at") if k in t}
+                    | {"rules": read_under.get(str(t.get("table")), [])}
+                    for t in (job.tables or []) if isinstance(t, dict)]
+        return svc.create(settings.control_url, caller, stored, name=name, content_type=MEDIA[data.format], tags=tags,
+                          metadata=metadata, visibility=visibility, visible_to=visible_to, expires_in=expires_in,
+                          source_job_id=job.id, sql_hash=job.sql_hash, served_versions=versions)

@@ -35,7 +35,7 @@ class Artifact(msgspec.Struct, kw_only=True):
 class ArtifactList(msgspec.Struct, kw_only=True):
     items: list[Artifact]
     count: int
-    next_offset: int | None
+    next_offset: int | None  # pass as ``offset`` for the next page (None: no more); pages are full until the last
 
 
 class ArtifactUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

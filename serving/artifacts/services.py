@@ -43,6 +43,7 @@ from shared.control.models import ArtifactRow, TokenRow, as_utc, utcnow
 
 STORE = "artifact_store"
 MAX_PAGE = 1000
+LIST_SCAN_CHUNK = 200  # rows read at a time while filling a page of a listing
 
 
 async def startup(services: Services) -> None:
@@ -197,14 +198,30 @@ def list_visible(url: str, caller: Caller, *, tag: str | None = None, content_ty
         q = q.where(ArtifactRow.created_at > created_after)
     if created_before:
         q = q.where(ArtifactRow.created_at < created_before)
-    q = q.order_by(ArtifactRow.created_at.desc(), ArtifactRow.id).offset(max(0, offset)).limit(limit + 1)
+    q = q.order_by(ArtifactRow.created_at.desc(), ArtifactRow.id)
+    # Some rows the query matches are left out here (made from a table the caller may not read,
+    # or a tag the text match took for another): the page is filled from the rows that remain,
+    # and ``next_offset`` is where the scan stopped. Paging over the query's rows and filtering
+    # afterwards gave short pages and a next page past rows the caller may not see: a count of
+    # the artifacts its swarm-mates made from tables it is not granted, per filter.
+    items: list[Artifact] = []
+    position, more = max(0, offset), False
+    chunk = max(limit + 1, LIST_SCAN_CHUNK)
     with session_scope(url) as s:
-        rows = list(s.scalars(q))
-    more = len(rows) > limit
-    rows = [r for r in rows[:limit] if can_read(r, caller) and (not tag or tag in (r.tags or []))
-            and not ungranted_tables(r, caller)]
-    items = [to_schema(r) for r in rows]
-    return ArtifactList(items=items, count=len(items), next_offset=offset + limit if more else None)
+        while not more:
+            rows = list(s.scalars(q.offset(position).limit(chunk)))
+            for r in rows:
+                if not (can_read(r, caller) and (not tag or tag in (r.tags or [])) and not ungranted_tables(r, caller)):
+                    position += 1
+                elif len(items) == limit:
+                    more = True
+                    break
+                else:
+                    items.append(to_schema(r))
+                    position += 1
+            if len(rows) < chunk:
+                break
+    return ArtifactList(items=items, count=len(items), next_offset=position if more else None)
 
 
 def update(url: str, caller: Caller, artifact_id: str, data: ArtifactUpdate, default_ttl_s: int) -> Artifact:

@@ -27,6 +27,7 @@ import decimal
 import math
 import os
 import re
+import secrets
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -234,9 +235,11 @@ def write_file(stream: Any, fmt: str, path: Path, *, max_bytes: int, json_head: 
     ``metadata`` (Parquet only) is called once every batch is written (so it may report the
     truncation) and its pairs go into the file's key-value metadata.
 
-    On any failure the partial file is removed and the error re-raised.
+    The file is written under a temporary name of its own and renamed into place: a reader
+    never sees part of it, and two writers of one path (a conversion asked for twice at once)
+    never write into one file. On any failure the partial file is removed and the error re-raised.
     """
-    tmp = path.with_name(f".tmp-{path.name}")
+    tmp = path.with_name(f".tmp-{secrets.token_hex(6)}-{path.name}")  # two writers of one path never share it
     limit = _Limit(max_bytes)
     try:
         with open(tmp, "wb") as fh:

@@ -448,8 +448,7 @@ async def get_job_result(request: Request[Any, Any, Any], caller: Caller, servic
     prov = job_provenance(row)
     if fmt != row.output_format:
         meta = {PROVENANCE_KEY: formats.encode_json(prov).decode()}
-        path = await anyio.to_thread.run_sync(lambda: pages.converted(
-            row, path, fmt, max_bytes=services.settings.query.max_result_bytes, metadata=meta))
+        path = await anyio.to_thread.run_sync(lambda: jobs.converted(row, path, caller, fmt, meta))
     annotate(request, sql_text=row.sql_text, sql_hash=row.sql_hash, tables=_audit_tables(row.tables or []),
              rows=row.row_count, bytes=row.bytes)
     budgets.returned(request, caller, rows=row.row_count, nbytes=path.stat().st_size)

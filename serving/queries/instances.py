@@ -288,9 +288,15 @@ class InstanceCache:
             threading.Thread(target=inst.close, name="duckdb-close", daemon=True).start()
 
     def _retire_superseded(self, new: Instance) -> None:
-        """Instances holding an older version of any of ``new``'s tables get no new queries."""
+        """Instances holding an older version of any of ``new``'s tables get no new queries.
+
+        Older only: version files are named by their time-sortable version id, and an instance
+        built for an older version read on purpose (``at_versions``, a continuation) supersedes
+        nothing. Retiring every instance with *another* version retired the current one of
+        every caller each time one agent read a pinned version, so alternating a pinned and a
+        current query made everyone's next query rebuild its instance."""
         files = {t: f for t, f, _ in new.key}
-        stale = [k for k in self._live if any(t in files and files[t] != f for t, f, _ in k)]
+        stale = [k for k in self._live if any(t in files and f < files[t] for t, f, _ in k)]
         self._close_later([i for k in stale if (i := self._retire(k)) is not None])
 
     def _evict(self) -> None:

@@ -20,11 +20,12 @@ import datetime as dt
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from serving.lib.caller import Caller
 from serving.lib.errors import ApiError, Forbidden, NotFound
 from serving.lib.results import FILE_MAX_ROWS
+from shared import policies
 from shared.control.db import session_scope
 from shared.control.models import QueryJobRow, TokenRow, utcnow
 
@@ -49,7 +50,7 @@ def row_values(job: Job) -> dict[str, Any]:
         "result_path": job.result_path.name if job.result_path else None, "finished_at": finished,
         "duration_ms": duration,
         "expires_at": job.expires_at,
-        "provenance": job_extra(job),
+        "provenance": job_extra(job) | {"rules": read_rules(job.caller, job.tables)},
     }
 
 
@@ -62,6 +63,15 @@ def job_extra(job: Job) -> dict[str, Any]:
         limit = job.continuation["limit"]
     return {"cut_by": job.cut_by, "limit": limit, "continuation": job.continuation,
             "schema_changes": job.schema_changes, "watermarks": job.watermarks, "columns": job.columns}
+
+
+def read_rules(caller: Caller, tables: Any) -> dict[str, list[str]]:
+    """{table key: digests of the rules ``caller`` read it under} (``policies.rule_digests``), kept
+    with the job: an artifact saved from its result later records these, not the rules of the
+    token when it saves (a policy tightened in between would pass for one the read was under)."""
+    policy = caller.policy_set()
+    keys = {str(t["table"]) for t in tables or [] if isinstance(t, dict) and t.get("table")}
+    return {k: policies.rule_digests(policy, k) for k in sorted(keys)}
 
 
 def save(control_url: str, replica: str, job: Job, *, insert: bool) -> None:
@@ -167,6 +177,13 @@ def result_file(results_path: Path, row: QueryJobRow, caller: Caller) -> Path:
     if not path.is_file():
         raise ResultGone(f"the result of job {row.id} is no longer available; run the query again", rule="expired")
     return path
+
+
+def add_converted(control_url: str, job_id: str, nbytes: int) -> None:
+    """Count a conversion kept beside ``job_id``'s result (its swarm's storage quota reads it)."""
+    with session_scope(control_url) as s:
+        s.execute(update(QueryJobRow).where(QueryJobRow.id == job_id)
+                  .values(converted_bytes=func.coalesce(QueryJobRow.converted_bytes, 0) + nbytes))
 
 
 def mark_cancelled(control_url: str, job_id: str) -> None:

@@ -48,7 +48,7 @@ from serving.lib.continuation import PROVENANCE_KEY, continuation, provenance
 from serving.lib.errors import ApiError, Conflict, PayloadTooLarge
 from serving.lib.limits import heavy_key, lower_priority
 from serving.lib.results import FILE_BATCH_ROWS, FILE_MAX_ROWS, ArrowBatches, ArrowStream, JsonRows
-from serving.queries import job_rows, scheduling
+from serving.queries import job_rows, pages, scheduling
 from serving.queries.engine import QueryCancelled, QueryEngine
 from serving.queries.guard import GuardedQuery, sql_hash
 from serving.queries.job_rows import ACTIVE, job_extra
@@ -93,6 +93,7 @@ class Job:
         self.continuation: dict[str, Any] | None = None
         self.continuation_id: str | None = None  # the deferred re-run's row, recorded once this job has succeeded
         self.versions: dict[str, str] | None = None  # {table key: served version} to read (a re-run's, or at_versions)
+        self.reservation: quota.Reservation | None = None  # room held for its result file until its row counts it
         self.schema_changes: list[dict[str, str]] = []
         self.watermarks: dict[str, str | None] = {}  # table key -> source watermark of the version read
         self.columns: list[dict[str, str]] = []  # [{name, type}] as DuckDB names the types
@@ -120,6 +121,7 @@ class JobManager:
         self.running: dict[str, Job] = {}
         self.replica = settings.api.replica_id
         self.sched = Scheduler(engine.watchdog)
+        self._conversion_locks = [threading.Lock() for _ in range(64)]  # by the conversion's name: see converted()
         settings.results_path.mkdir(parents=True, exist_ok=True)
         self._closing = threading.Event()
         self._poller = threading.Thread(target=self._poll_cancels, name="query-cancel-poller", daemon=True)
@@ -206,6 +208,7 @@ class JobManager:
             log.exception("could not record query job %s", job.id)
         finally:
             self.running.pop(job.id, None)
+            quota.release(self.settings.control_url, job.reservation)  # the row counts the file now
         return job
 
     @contextlib.contextmanager
@@ -265,9 +268,12 @@ class JobManager:
         path = self._path(job)
         # A result file stays on the shared disk until it expires, collected or not: it counts
         # against its swarm's storage quota, and the room left caps it (413 storage_quota).
+        # Its room is reserved first, and held until the job's row records the file (``_work``).
         quota_limit = self.settings.artifacts.swarm_storage_max_bytes
-        left = quota.room(self.settings.control_url, job.caller, quota_limit)
-        max_bytes = self.q.max_result_bytes if left is None else min(self.q.max_result_bytes, left)
+        job.reservation = quota.reserve(self.settings.control_url, job.caller, quota_limit, self.q.max_result_bytes,
+                                        ttl_s=self.q.max_timeout_s + quota.WRITE_TTL_S)
+        left = job.reservation.bytes
+        max_bytes = self.q.max_result_bytes if left is None else left
 
         def write(stream: ArrowStream) -> int:
             job.tables = [t.as_dict() for t in stream.tables]  # known to the audit row even if writing fails
@@ -390,6 +396,33 @@ class JobManager:
     def load(self, job_id: str, caller: Caller) -> QueryJobRow:
         """The job's row if ``caller`` may see it; 404 (same answer as unknown) otherwise."""
         return job_rows.load(self.settings.control_url, job_id, caller)
+
+    def converted(self, row: QueryJobRow, path: Path, caller: Caller, fmt: str, metadata: dict[str, str]) -> Path:
+        """``row``'s result (``path``) in ``fmt``: the file itself, or its conversion, written once beside
+        it. Blocking. A conversion stays on the shared disk with the result, so it counts in the
+        caller's swarm's storage quota: its room is reserved before it is written (it may add
+        ``QUERY_MAX_RESULT_BYTES``, or what is left: 413 ``storage_quota`` past it) and its bytes
+        are recorded on the job's row. (Two workers or replicas converting one result at the same moment
+        both count it.)"""
+        target = pages.conversion_path(row, path, fmt)
+        if target.is_file():
+            return target
+        limit, most = self.settings.artifacts.swarm_storage_max_bytes, self.q.max_result_bytes
+        # One writer per conversion in this process: the callers asking at once wait for it and read
+        # it, rather than each reserving room for the same file (and being refused for it).
+        with self._conversion_locks[hash(target.name) % len(self._conversion_locks)]:
+            if target.is_file():
+                return target
+            with quota.reserved(self.settings.control_url, caller, limit, most) as left:
+                cap = most if left is None else left
+                try:
+                    size = pages.convert(row, path, fmt, target, max_bytes=cap, metadata=metadata)
+                except PayloadTooLarge as e:
+                    if cap < most and e.rule == "result_too_large":
+                        raise quota.exceeded(limit) from e
+                    raise
+                job_rows.add_converted(self.settings.control_url, row.id, size)
+        return target
 
     def result_path(self, row: QueryJobRow, caller: Caller) -> Path:
         """The result file of ``row`` for ``caller`` (403 no longer granted, 410 expired, 404 none)."""

@@ -30,16 +30,27 @@ from serving.sampling.schemas import TableProfile
 from serving.sampling.services import SampleRequest, get_profile_cache, pick_columns
 from serving.tables.platform import LIVE_VERSION, platform_sql, report_live_budget
 from serving.tables.served import resolve_table
+from shared.identifiers import IdentifierError, split_reference
 from shared.profile import ColumnSpec
 
 TAGS = ["data"]
 MAX_PROFILE_SAMPLE = 10_000_000
 
 
+COLUMNS_HELP = 'Columns (repeat or comma-separate; a name holding a comma or spaces in double quotes: "a,b")'
+
+
 def _split(values: list[str] | None) -> list[str] | None:
+    """Column names, repeated or comma-separated; a name in double quotes is taken whole and exact
+    (``"Amount, USD"``, ``" padded "``), as a registration's column list is read. Split on every
+    comma, such a column could not be asked for, and ``"a,b"`` asked for the columns a and b."""
     if not values:
         return None
-    out = [v.strip() for raw in values for v in raw.split(",") if v.strip()]
+    try:
+        parts = [part for raw in values for part in split_reference(raw, sep=",")]
+    except IdentifierError as e:
+        raise BadRequest(f"columns: {e}", rule="invalid_sample") from e
+    out = [name for name, quoted in parts if quoted or name]
     return out or None
 
 
@@ -50,7 +61,7 @@ async def sample_table(  # noqa: PLR0917 - query parameters are keyword argument
     size: Annotated[int | None, Parameter(ge=1, description="Rows (stratified: rows per value). Default 100.")] = None,
     fraction: Annotated[float | None, Parameter(gt=0, le=1, description="random only: Bernoulli fraction")] = None,
     seed: Annotated[int | None, Parameter(ge=0, le=sampling.MAX_SEED)] = None,
-    columns: Annotated[list[str] | None, Parameter(description="Columns (repeat or comma-separate)")] = None,
+    columns: Annotated[list[str] | None, Parameter(description=COLUMNS_HELP)] = None,
     where: Annotated[str | None, Parameter(max_length=4000, description="A filter, checked by the SQL guard")] = None,
     by: Annotated[str | None, Parameter(description="stratified: column; recent: ordering column")] = None,
     format: Annotated[str, Parameter(description="json | csv | parquet | arrow (any case)")] = "json",
@@ -102,7 +113,7 @@ async def sample_table(  # noqa: PLR0917 - query parameters are keyword argument
 @get("/api/v1/data/tables/{table:str}/profile", operation_id="profileTable", tags=TAGS)
 async def profile_table(  # noqa: PLR0917 - query parameters are keyword arguments for Litestar
     request: Request[Any, Any, Any], caller: Caller, services: Services, table: str,
-    columns: Annotated[list[str] | None, Parameter(description="Columns (repeat or comma-separate)")] = None,
+    columns: Annotated[list[str] | None, Parameter(description=COLUMNS_HELP)] = None,
     sample: Annotated[int | None, Parameter(ge=1, le=MAX_PROFILE_SAMPLE,
                                             description="Profile a reservoir sample of this many rows")] = None,
     seed: Annotated[int | None, Parameter(ge=0, le=sampling.MAX_SEED)] = None,

@@ -45,6 +45,7 @@ from serving.lib.results import ArrowBatches, ArrowStream, JsonRows
 from serving.lib.services import Services
 from serving.sampling.profile import ProfileCache
 from serving.sampling.ttl import TtlCache
+from serving.tables.describe import seen_column
 from serving.tables.names import quote_ident, quote_table, stored_table
 from serving.tables.platform import LIVE_VERSION, PlatformSql, filter_guard, platform_sql
 from shared.identifiers import duck_fold, unused_name
@@ -118,14 +119,15 @@ def column_names(manifest: Manifest) -> list[str]:
 
 def pick_columns(manifest: Manifest, wanted: list[str] | None) -> list[str]:
     """The requested columns in the table's spelling (case-insensitive as DuckDB compares names:
-    ASCII only, so ``É`` and ``é`` stay two columns), or 400 ``unknown_column``."""
+    ASCII only, so ``É`` and ``é`` stay two columns), or 400 ``unknown_column``. Spaces around a
+    name are part of it when a column has them (``"V "`` is not ``"V"``), else ignored."""
     names = column_names(manifest)
     if not wanted:
         return names
     by_lower = {duck_fold(n): n for n in names}
     out, unknown = [], []
     for w in wanted:
-        name = by_lower.get(duck_fold(w.strip()))
+        name = by_lower.get(duck_fold(w)) or by_lower.get(duck_fold(w.strip()))
         if name is None:
             unknown.append(w)
         elif name not in out:
@@ -145,7 +147,9 @@ def recency_column(services: Services, key: str, manifest: Manifest, by: str | N
     reg = get_registered(services.control_url, key)
     for candidate in ((reg.cursor_column if reg else None), (reg.partition_column if reg and reg.time_partitioned else None),
                       manifest.extra.get("cursor_column"), manifest.extra.get("partition_column")):
-        if candidate:
+        # ``manifest`` is the caller's view: a column its policy excludes is not a candidate (and is
+        # never named in a refusal: ``unknown columns: <it>`` told the name the catalog leaves out).
+        if candidate and seen_column(manifest, candidate):
             return pick_columns(manifest, [candidate])[0]
     raise _bad("method=recent needs a cursor or time-partition column; this table has none, so name one with 'by'",
                rule="no_recency_column")
@@ -180,6 +184,11 @@ def recent_cutoff(services: Services, caller: Caller, key: str, manifest: Manife
     the value about 4·n/N of the way down from the maximum. If at least n rows pass it,
     the n newest rows all do, so the answer is exact; otherwise the caller runs the
     unfiltered query. Numbers, dates and timestamps only.
+
+    The cutoff is kept between min and max, values of the column's type, so it always casts
+    to it: computed in Python's 28-digit decimals, the cutoff of a NUMBER(38,2) column whose
+    maximum is 999…999.99 rounded up to 10^36, which DECIMAL(38,2) cannot hold, and the
+    sample failed with a conversion error instead of answering.
     """
     total = manifest.row_count
     if not n or not total or 4 * n >= total / 2:
@@ -198,6 +207,10 @@ def recent_cutoff(services: Services, caller: Caller, key: str, manifest: Manife
             return None
     except (TypeError, ValueError, OverflowError, decimal.InvalidOperation):
         return None
+    if cutoff > hi:  # rounded past the maximum (a NaN cutoff compares false and is kept)
+        cutoff = hi
+    elif cutoff < lo:
+        cutoff = lo
     extra = f" AND ({where})" if where else ""
     sql = f"SELECT {select} FROM {quote_table(key)} WHERE {q} >= CAST(? AS {ctype}){extra}{order}"
     return sql, [cutoff]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
+import anyio.to_thread
 from litestar import Request, Response, delete, get, post
 
 from serving.lib import metrics
@@ -19,6 +20,7 @@ from serving.lib.caller import Caller
 from serving.lib.errors import ApiError, NotFound
 from serving.lib.guards import requires_admin
 from serving.lib.services import Services
+from serving.sync import store
 from serving.sync.core import get_sync, resolve_readable
 from serving.sync.refresh import request_refresh
 from serving.sync.schemas import (
@@ -29,7 +31,7 @@ from serving.sync.schemas import (
     TableRegistration,
     TableRegistrationCreate,
 )
-from serving.tables.policies import hides_figures
+from serving.tables.policies import hides_figures, sync_errors_seen
 from serving.tables.served import served_tables
 
 TAGS = ["sync"]
@@ -118,9 +120,9 @@ async def refresh_table(request: Request[Any, Any, Any], caller: Caller, service
         metrics.observe_refresh("refused" if e.status < 500 else "unavailable")
         raise
     metrics.observe_refresh(outcome.outcome)
-    body = RefreshAnswer(**outcome.to_dict())
-    if hides_figures(caller, served_tables(services).current(key), key):  # table-wide figures would undo the policy
-        body.served_watermark = body.source_watermark = body.newer_rows = None
+    # Table-wide figures (row counts, watermarks, in fields or spelled in the note) would undo the policy.
+    figures = not hides_figures(caller, served_tables(services).current(key), key)
+    body = RefreshAnswer(**outcome.to_dict(figures=figures))
     if outcome.job is not None:
         # The table's key, each part one encoded path segment: the caller's own spelling (spaces,
         # quotes, any case) made a URL that did not parse or named the table differently.
@@ -135,18 +137,22 @@ async def refresh_status(request: Request[Any, Any, Any], caller: Caller, servic
     svc = get_sync(services)
     key = await resolve_readable(caller, table, services)
     annotate(request, tables=[{"table": key}])
+    # An unknown id and another table's job answer alike (the job is not looked at, nor Dagster
+    # asked about it): a different answer told that the id was a real job of a table the caller
+    # may not read.
+    found = await anyio.to_thread.run_sync(store.get, svc.control_url, job_id)
+    if found is None or found.table_key != key:
+        raise NotFound(f"no refresh job {job_id[:64]} for table {table[:200]}", rule="job_not_found")
     state = await svc.job(job_id)
-    if state.job.table_key != key:
-        raise NotFound(f"no refresh job {job_id} for table {table}")
     out = state.to_dict(svc, include_links=caller.is_admin)
     # One refresh per table serves whoever asks, agents of other swarms too: an agent sees who
     # asked only when it was itself (the admin always); another token's name is not its business.
     if not caller.is_admin and out.get("requested_by") != caller.subject:
         out["requested_by"] = None
-    if hides_figures(caller, served_tables(services).current(key), key):
+    current = served_tables(services).current(key)
+    if hides_figures(caller, current, key):
         out["rows"] = None
-        # A sync error may quote a value it read (a failed cast, a duplicate key) from a hidden column or row.
-        out["errors"] = ["the sync failed (its error message is shown to admins)"] if out.get("errors") else []
+    out["errors"] = sync_errors_seen(caller, current, key, list(out.get("errors") or []))
     return out
 
 

@@ -56,6 +56,8 @@ from serving.lib.services import Services
 from serving.sync import jobs, store
 from serving.sync.core import SyncService, dagster_calls, get_sync, synced_at_of
 from serving.sync.dagster import QUEUED, DagsterError, DagsterUnavailable
+from serving.tables.policies import sync_errors_seen
+from serving.tables.served import served_tables
 from shared import changes, registry, sources
 from shared import partitions as sp
 from shared import status as table_status
@@ -89,9 +91,11 @@ class RefreshOutcome:
     eta_basis: str | None = None
     partitions: list[str] | None = None  # what the job rewrites (None: the whole table)
     source: changes.SourceChanges | None = None  # cursor-based tables: what the source said
-    note: str | None = None
+    note_kind: str | None = None  # "late_rows" or "moved_out": ``note`` spells it out
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, *, figures: bool = True) -> dict[str, Any]:
+        """The answer's fields; without ``figures`` (a caller under a policy: ``hides_figures``) no
+        count or watermark taken over the whole table, in a field or spelled in ``note``."""
         now = dt.datetime.now(dt.UTC)
         out: dict[str, Any] = {
             "table": self.table, "outcome": self.outcome,
@@ -99,10 +103,11 @@ class RefreshOutcome:
             "age_s": round((now - self.synced_at).total_seconds(), 3) if self.synced_at else None,
             "served_version": self.served_version, "freshness_target_s": self.freshness_target_s,
             "job_id": None, "job_status": None, "kind": None, "eta_s": self.eta_s, "eta_basis": self.eta_basis,
-            "estimated_ready_at": None, "partitions": self.partitions, "note": self.note,
-            "served_watermark": self.source.served_watermark if self.source else None,
-            "source_watermark": self.source.source_newest if self.source else None,
-            "newer_rows": self.source.newer_rows if self.source else None,
+            "estimated_ready_at": None, "partitions": self.partitions,
+            "note": outcome_note(self.note_kind, self.source, figures=figures),
+            "served_watermark": self.source.served_watermark if self.source and figures else None,
+            "source_watermark": self.source.source_newest if self.source and figures else None,
+            "newer_rows": self.source.newer_rows if self.source and figures else None,
         }
         if self.job is not None:
             out.update(job_id=self.job.id, job_status=self.job.status, kind=self.job.kind,
@@ -221,13 +226,24 @@ async def scan_source(svc: SyncService, reg: RegisteredTable) -> changes.SourceC
                                  rule="source_unavailable", headers={"Retry-After": "5"}) from e
 
 
-def moved_out_note(scan: changes.SourceChanges | None) -> str | None:
-    """What a job rewriting partitions for rows that left every partition is for (None: none did)."""
-    if scan is None or not scan.moved_out:
+def outcome_note(kind: str | None, scan: changes.SourceChanges | None, *, figures: bool = True) -> str | None:
+    """What an answer's ``note`` says: source rows past the served watermark that no partition can
+    take yet (``late_rows``), or what a job rewriting partitions for rows that left every partition
+    is for (``moved_out``; None when none did). ``figures``: with the number of rows, which counts
+    rows of the whole table (a row filter's hidden ones too), so only for callers shown such figures."""
+    if scan is None:
         return None
-    return (f"{scan.moved_out} served row(s) no longer lie in their partition in the source but in none that can be "
-            "materialized (a NULL or out-of-range partition value, or the current, incomplete window); the job rewrites "
-            "the partitions that served them, so they are no longer served there")
+    if kind == "late_rows":
+        rows = f"{scan.newer_rows} source row(s) are newer than the served watermark but lie" if figures else \
+            "source rows newer than the served watermark lie"
+        return (f"{rows} in no partition that can be materialized yet (such as the current, incomplete window); "
+                "they are served when their window completes")
+    if kind == "moved_out" and scan.moved_out:
+        rows = f"{scan.moved_out} served row(s) no longer lie" if figures else "served rows no longer lie"
+        return (f"{rows} in their partition in the source but in none that can be materialized (a NULL or "
+                "out-of-range partition value, or the current, incomplete window); the job rewrites the partitions "
+                "that served them, so they are no longer served there")
+    return None
 
 
 async def snapshot_current(svc: SyncService, reg: RegisteredTable) -> bool:
@@ -323,12 +339,8 @@ async def request_refresh(svc: SyncService, reg: RegisteredTable, *, requested_b
             if scan is not None:
                 kind, partitions = await changed_partitions(svc, reg, scan)
                 if scan.fresh or (is_partitioned(reg) and not partitions):
-                    note = None if scan.fresh else (
-                        f"{scan.newer_rows} source row(s) are newer than the served watermark but lie in no partition "
-                        "that can be materialized yet (such as the current, incomplete window); they are served "
-                        "when their window completes")
                     return RefreshOutcome(key, "already_fresh", synced_at, version, reg.freshness_s, source=scan,
-                                          note=note)
+                                          note_kind=None if scan.fresh else "late_rows")
             else:
                 if not gone and _fresh(synced_at, target) and await _complete(svc, reg) and (
                         reg.strategy != "snapshot" or await snapshot_current(svc, reg)):
@@ -346,7 +358,7 @@ async def request_refresh(svc: SyncService, reg: RegisteredTable, *, requested_b
                     est = await estimate(svc, key, state.job, runs=runs_needed(reg, state.job.partitions))
                     return RefreshOutcome(key, "existing_job", synced_at, version, reg.freshness_s, state.job,
                                           est.total_s, est.basis, partitions=partitions or None, source=scan,
-                                          note=moved_out_note(scan))
+                                          note_kind="moved_out")
                 if state.job.status == "succeeded" and target is None and scan is None:
                     synced_at, version = await _sync_state(svc, key)
                     return RefreshOutcome(key, "already_fresh", synced_at, version, reg.freshness_s, state.job)
@@ -358,7 +370,7 @@ async def request_refresh(svc: SyncService, reg: RegisteredTable, *, requested_b
             est = await estimate(svc, key, job, runs=runs_needed(reg, job.partitions))
             outcome = "existing_job" if job.reason == "coalesced" else "started"
             return RefreshOutcome(key, outcome, synced_at, version, reg.freshness_s, job, est.total_s, est.basis,
-                                  partitions=partitions or None, source=scan, note=moved_out_note(scan))
+                                  partitions=partitions or None, source=scan, note_kind="moved_out")
     raise ServiceUnavailable(f"could not settle a refresh of {key}; retry", rule="refresh_contention")
 
 
@@ -430,7 +442,7 @@ async def ensure_fresh(services: Services, caller: Caller, table_keys: Sequence[
             break
         if time.monotonic() - last_check >= 1.0:  # watch the jobs for failures, not every tick
             last_check = time.monotonic()
-            for key in await _finished_jobs(svc, pending):  # succeeded without a newer version: source unchanged
+            for key in await _finished_jobs(svc, pending, services, caller):  # succeeded, source unchanged
                 synced_at, _ = await _sync_state(svc, key)
                 results[key] = _entry(key, synced_at, refreshed=True, job=pending.pop(key))
             if not pending:
@@ -445,8 +457,10 @@ async def ensure_fresh(services: Services, caller: Caller, table_keys: Sequence[
     return [results[k] for k in sorted(results)]
 
 
-async def _finished_jobs(svc: SyncService, pending: dict[str, store.SyncJob | None]) -> set[str]:
-    """Tables whose refresh job succeeded; raises 503 with Dagster's message if one failed."""
+async def _finished_jobs(svc: SyncService, pending: dict[str, store.SyncJob | None], services: Services,
+                         caller: Caller) -> set[str]:
+    """Tables whose refresh job succeeded; raises 503 with Dagster's message if one failed (as
+    ``caller`` may read it: ``sync_errors_seen``)."""
     done: set[str] = set()
     for key, job in pending.items():
         if job is None:
@@ -456,7 +470,8 @@ async def _finished_jobs(svc: SyncService, pending: dict[str, store.SyncJob | No
         if state.job.status == "succeeded":
             done.add(key)
         elif state.job.status in ("failed", "canceled"):
-            message = state.errors[0] if state.errors else f"the refresh was {state.job.status}"
+            seen = sync_errors_seen(caller, served_tables(services).current(key), key, list(state.errors or []))
+            message = seen[0] if seen else f"the refresh was {state.job.status}"
             raise ServiceUnavailable(f"the refresh of {key} {state.job.status}: {message}", rule="refresh_failed",
                                      details={"job_id": job.id, "table": key})
     return done

@@ -72,6 +72,16 @@ def partitioning(kind: str, column: str | None) -> str | None:
     return f"{kind} on {column}" if column else kind
 
 
+def seen_column(seen: Manifest | None, column: str | None) -> str | None:
+    """``column`` (a registration's partition or cursor column) if the caller's view of the table
+    holds it, else None: a column its grant's policy excludes is named nowhere, not in the
+    table's metadata either (the catalog leaves it out; naming it there undid that)."""
+    if not column or seen is None:
+        return None
+    folded = duck_fold(column)
+    return column if any(duck_fold(c.name) == folded for c in seen.columns) else None
+
+
 def column_entries(raw: Manifest, seen: Manifest, plan: policies.ViewPlan | None,
                    overrides: dict[str, bool]) -> list[dict[str, Any]]:
     """The visible columns with how each is masked and its classification (an override wins)."""
@@ -125,7 +135,8 @@ def entry(key: str, manifest: Manifest | None, status: TableStatusRow | None, re
                        registry.from_row(reg) if reg is not None else None),
         "schema_version": schema_version(manifest),
         "strategy": reg.strategy if reg else (manifest.strategy if manifest else None),
-        "partitioning": partitioning(reg.partition_kind, reg.partition_column) if reg is not None else None,
+        "partitioning": partitioning(reg.partition_kind, seen_column(manifest, reg.partition_column))
+        if reg is not None else None,
         "row_filter": bool(plan and plan.row_filters),
         "source_kind": reg.source_kind if reg is not None else "snowflake",
         "live": bool(reg is not None and reg.live),

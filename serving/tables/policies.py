@@ -265,6 +265,20 @@ def hides_figures(caller: Caller, manifest: Manifest | None, key: str | None = N
     return bool(hidden)
 
 
+HIDDEN_SYNC_ERROR = "the sync failed (its error message is shown to admins)"
+
+
+def sync_errors_seen(caller: Caller, manifest: Manifest | None, key: str, errors: list[str]) -> list[str]:
+    """A sync's error messages as ``caller`` may read them: as written, or one line saying there
+    were some when it reads ``key`` under a policy (``hides_figures``). Every path that reports a
+    sync's failure to an agent (a refresh job's ``errors``, a ``min_freshness`` query's 503)
+    takes them from here: an error raised while copying rows may quote a value (a cast that
+    failed, a duplicate key) taken from a column or row the policy hides."""
+    if not errors or not hides_figures(caller, manifest, key):
+        return list(errors)
+    return [HIDDEN_SYNC_ERROR]
+
+
 def check_filter(served_root: Path, manifest: Manifest, row_filter: str) -> None:
     """Raise ``duckdb.Error`` if ``row_filter`` (already guarded) does not bind on ``manifest``'s version."""
     raw = str(version_path(served_root, manifest)).replace("'", "''")

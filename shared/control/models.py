@@ -140,6 +140,23 @@ class LiveUsageRow(Base):
     queries: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class StorageReservationRow(Base):
+    """Room a write in progress holds in its swarm's storage quota (migration 0009_storage_reservations).
+
+    A result file or an upload is counted only once its row is recorded, after its bytes are
+    written; until then its reservation counts in its place (``serving/lib/quota.py``), so
+    writes running at the same moment cannot each take the same room. A reservation whose
+    writer died is ignored once ``expires_at`` passes, and deleted by the next reservation.
+    """
+
+    __tablename__ = "storage_reservations"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    swarm_id: Mapped[str] = mapped_column(String(64), index=True)
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[dt.datetime] = mapped_column()
+
+
 class TokenRow(Base):
     """An issued swarm or agent token. Only a SHA-256 of the token is stored."""
 
@@ -172,6 +189,9 @@ class QueryJobRow(Base):
     max_rows: Mapped[int] = mapped_column(Integer)
     row_count: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # Bytes of its result's conversions kept beside it (``?format=``), counted in its swarm's quota
+    # (migration 0009_storage_reservations).
+    converted_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     truncated: Mapped[bool] = mapped_column(Boolean, default=False)
     tables: Mapped[list[Any]] = mapped_column(JSON, default=list)  # [{table, version, synced_at}]
     error: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -206,14 +206,14 @@ def sample_call(
         "seed": seed,
         "where": where,
         "by": by,
-        "columns": ",".join(columns) if columns else None,
+        "columns": column_list(columns),
     }
     return Call("GET", table_path(table, "sample"), params=present(params))
 
 
 def profile_call(table: str, *, columns: Sequence[str] | None, sample: int | None, seed: int | None, force_refresh: bool) -> Call:
     params = {
-        "columns": ",".join(columns) if columns else None,
+        "columns": column_list(columns),
         "sample": sample,
         "seed": seed,
         "force_refresh": "true" if force_refresh else None,
@@ -252,6 +252,18 @@ def save_result_call(
         "tags": list(tags or []),
     }
     return Call("POST", f"{JOBS}/{job_id(job)}/artifact", json=present(body))
+
+
+def column_list(columns: Sequence[str] | None) -> str | None:
+    """Column names as the ``columns`` parameter takes them: comma-separated, a name holding a comma,
+    starting with a double quote or padded with spaces written in double quotes (``"a,b"``), so it
+    is read whole; joined as they were, such a name was read as other columns or trimmed."""
+    if not columns:
+        return None
+    def one(name: str) -> str:
+        needs = "," in name or name.startswith('"') or name != name.strip()
+        return '"' + name.replace('"', '""') + '"' if needs else name
+    return ",".join(one(c) for c in columns)
 
 
 def present(values: Mapping[str, Any]) -> dict[str, Any]:
