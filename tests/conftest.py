@@ -90,9 +90,16 @@ def postgres_schema() -> Iterator[str]:
     with engine.begin() as conn:
         conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
     sep = "&" if "?" in POSTGRES_URL else "?"
+    url = f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"
     try:
-        yield f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"
+        yield url
     finally:
+        # The control database keeps one engine per URL for the process's life: its pooled
+        # connections to this schema would stay open after the test, and a worker running many
+        # such tests (some from a dozen threads) passes the server's max_connections.
+        from shared.control.db import get_engine
+
+        get_engine(url).dispose()
         with engine.begin() as conn:
             conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
         engine.dispose()
