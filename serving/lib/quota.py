@@ -100,6 +100,13 @@ def reserve(url: str, caller: Caller, limit: int, want: int, *, ttl_s: float = W
     return Reservation(rid, grant)
 
 
+def hand_over(s: Session, reservation: Reservation | None) -> None:
+    """Drop ``reservation`` in the transaction ``s`` that records what its write stored, so the room
+    is counted once, by the row, from the moment it commits (and one transaction fewer)."""
+    if reservation is not None and reservation.id is not None:
+        s.execute(sa.delete(StorageReservationRow).where(StorageReservationRow.id == reservation.id))
+
+
 def release(url: str, reservation: Reservation | None) -> None:
     """Give a reservation's room back. Never raises: a reservation left behind expires."""
     if reservation is None or reservation.id is None:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, update
 
+from serving.lib import quota
 from serving.lib.caller import Caller
 from serving.lib.errors import ApiError, Forbidden, NotFound
 from serving.lib.results import FILE_MAX_ROWS
@@ -74,9 +75,11 @@ def read_rules(caller: Caller, tables: Any) -> dict[str, list[str]]:
     return {k: policies.rule_digests(policy, k) for k in sorted(keys)}
 
 
-def save(control_url: str, replica: str, job: Job, *, insert: bool) -> None:
+def save(control_url: str, replica: str, job: Job, *, insert: bool, reservation: quota.Reservation | None = None) -> None:
+    """Insert or update ``job``'s row; ``reservation`` (its result file's room) is handed over to it."""
     values = row_values(job)
     with session_scope(control_url) as s:
+        quota.hand_over(s, reservation)
         if insert:
             s.add(QueryJobRow(id=job.id, token_id=job.owner, swarm_id=job.caller.swarm_id, replica=replica,
                               sql_text=job.sql, sql_hash=job.sql_hash, params=job.params, output_format=job.fmt,

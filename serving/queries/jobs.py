@@ -203,12 +203,14 @@ class JobManager:
                     with job.result_path.open("wb") as fh:
                         fh.writelines(job.body)
                     job.bytes = sum(map(len, job.body))
-                self._save(job, insert=not detached)
+                job_rows.save(self.settings.control_url, self.replica, job, insert=not detached,
+                              reservation=job.reservation)
+                job.reservation = None  # the row counts the file now
         except Exception:
             log.exception("could not record query job %s", job.id)
         finally:
             self.running.pop(job.id, None)
-            quota.release(self.settings.control_url, job.reservation)  # the row counts the file now
+            quota.release(self.settings.control_url, job.reservation)  # not handed over: given back
         return job
 
     @contextlib.contextmanager
