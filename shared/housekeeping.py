@@ -39,6 +39,7 @@ from shared.control.models import (
     ArtifactRow,
     HousekeepingTotalRow,
     QueryJobRow,
+    StorageReservationRow,
     SwarmRow,
     SyncRequestRow,
     utcnow,
@@ -138,7 +139,9 @@ def retire_swarm_data(session: Session, swarm_id: str, *, now: dt.datetime, grac
     - its artifacts expire at the latest ``grace_s`` after the deletion
       (``DELETED_SWARM_ARTIFACT_GRACE_S``): until then only the admin can read them
       (the swarm's tokens are revoked and no other swarm can see them), then
-      ``purge_expired_artifacts`` deletes rows and objects.
+      ``purge_expired_artifacts`` deletes rows and objects;
+    - the room its writes in progress reserved in its storage quota is dropped (no later
+      write of the swarm would delete it).
 
     Idempotent: applying it again never extends an expiry. Returns what it changed.
     """
@@ -156,6 +159,7 @@ def retire_swarm_data(session: Session, swarm_id: str, *, now: dt.datetime, grac
         update(ArtifactRow).where(ArtifactRow.swarm_id == swarm_id, ArtifactRow.deleted_at.is_(None),
                                   or_(ArtifactRow.expires_at.is_(None), ArtifactRow.expires_at > until))
         .values(expires_at=until).execution_options(synchronize_session=False))
+    session.execute(delete(StorageReservationRow).where(StorageReservationRow.swarm_id == swarm_id))
     return {"query_jobs_cancelled": int(jobs.rowcount or 0),  # type: ignore[attr-defined]
             "query_results_expired": int(results.rowcount or 0),  # type: ignore[attr-defined]
             "artifacts_expiring": int(artifacts.rowcount or 0)}  # type: ignore[attr-defined]
@@ -197,8 +201,9 @@ def purge_expired_query_results(settings: Settings, *, now: dt.datetime | None =
     Deleted swarms' leftovers are retired first (``retire_deleted_swarms``), so their
     results go in this same pass.
 
-    Rows expired for longer than ``EXPIRED_ROW_RETENTION`` are deleted. Result files
-    named by a row (``result_path``, absolute or relative to ``<home>/results``) and any
+    Rows expired for longer than ``EXPIRED_ROW_RETENTION`` are deleted, and so are expired storage
+    reservations (``serving/lib/quota.py``: their writers died). Result files named by a row
+    (``result_path``, absolute or relative to ``<home>/results``) and any
     ``<home>/results/<job id>*`` leftovers are removed.
     """
     now = now or utcnow()
@@ -228,6 +233,11 @@ def purge_expired_query_results(settings: Settings, *, now: dt.datetime | None =
         gone = s.execute(delete(QueryJobRow).where(QueryJobRow.status == "expired", QueryJobRow.expires_at < cutoff)
                          .execution_options(synchronize_session=False))
         report.add("rows_deleted", int(gone.rowcount or 0))  # type: ignore[attr-defined]
+        # Room reserved by writers that died; it counts for no one once expired, and a swarm that
+        # never writes again would keep the row.
+        held = s.execute(delete(StorageReservationRow).where(StorageReservationRow.expires_at < now)
+                         .execution_options(synchronize_session=False))
+        report.add("storage_reservations_expired", int(held.rowcount or 0))  # type: ignore[attr-defined]
     return report
 
 

@@ -219,3 +219,26 @@ def test_one_conversion_asked_for_at_once_is_whole_for_every_caller(swarm: Swarm
         assert r.status_code == 200, r.text[:300]
         body = r.json()
         assert [row[0] for row in body["rows"]] == list(range(100))
+
+
+def test_reservations_left_by_dead_writers_or_deleted_swarms_are_dropped(tmp_path: Path) -> None:
+    from shared import housekeeping
+    from shared.control.db import session_scope
+    from shared.control.models import StorageReservationRow
+    from shared.settings import Settings
+
+    settings = Settings.from_env({"AGENTS_DATA_HOME": str(tmp_path), "DATABASE_URL": f"sqlite:///{tmp_path / 'c.db'}",
+                                  "JWT_SECRET": "r" * 48, "ADMIN_PASSWORD": ADMIN_PASSWORD})
+    url = settings.control_url
+    migrate(url)
+    kept, gone = (store.create_swarm(url, SwarmCreate(name=n)) for n in ("kept", "gone"))
+    for swarm in (kept, gone):
+        caller = Caller(kind="agent", subject="a", swarm_id=swarm.id)
+        quota.reserve(url, caller, 100, 20)  # a write in progress
+        quota.reserve(url, caller, 100, 10, ttl_s=0)  # its writer died (and no write of the swarm came after)
+    store.delete_swarm(url, gone.id, artifact_grace_s=60)
+    report = housekeeping.purge_expired_query_results(settings)
+    assert report.counts.get("storage_reservations_expired") == 1  # the deleted swarm's went with it
+    with session_scope(url) as s:
+        left = [(r.swarm_id, r.bytes) for r in s.query(StorageReservationRow)]
+    assert left == [(kept.id, 20)]
