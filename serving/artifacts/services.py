@@ -200,28 +200,30 @@ def list_visible(url: str, caller: Caller, *, tag: str | None = None, content_ty
         q = q.where(ArtifactRow.created_at < created_before)
     q = q.order_by(ArtifactRow.created_at.desc(), ArtifactRow.id)
     # Some rows the query matches are left out here (made from a table the caller may not read,
-    # or a tag the text match took for another): the page is filled from the rows that remain,
-    # and ``next_offset`` is where the scan stopped. Paging over the query's rows and filtering
-    # afterwards gave short pages and a next page past rows the caller may not see: a count of
-    # the artifacts its swarm-mates made from tables it is not granted, per filter.
+    # or a tag the text match took for another), so ``offset`` and ``next_offset`` count only the
+    # rows the caller may read, scanned from the first. Paging over the query's rows instead
+    # told the caller where rows it may not see lie (short or empty pages with a next page, the
+    # same page at two offsets): a count of the artifacts its swarm-mates made from tables it is
+    # not granted, per filter.
     items: list[Artifact] = []
-    position, more = max(0, offset), False
-    chunk = max(limit + 1, LIST_SCAN_CHUNK)
+    skip, position, more = max(0, offset), 0, False
     with session_scope(url) as s:
         while not more:
-            rows = list(s.scalars(q.offset(position).limit(chunk)))
+            rows = list(s.scalars(q.offset(position).limit(LIST_SCAN_CHUNK)))
+            position += len(rows)
             for r in rows:
                 if not (can_read(r, caller) and (not tag or tag in (r.tags or [])) and not ungranted_tables(r, caller)):
-                    position += 1
+                    continue
+                if skip:
+                    skip -= 1
                 elif len(items) == limit:
                     more = True
                     break
                 else:
                     items.append(to_schema(r))
-                    position += 1
-            if len(rows) < chunk:
+            if len(rows) < LIST_SCAN_CHUNK:
                 break
-    return ArtifactList(items=items, count=len(items), next_offset=position if more else None)
+    return ArtifactList(items=items, count=len(items), next_offset=max(0, offset) + len(items) if more else None)
 
 
 def update(url: str, caller: Caller, artifact_id: str, data: ArtifactUpdate, default_ttl_s: int) -> Artifact:

@@ -134,6 +134,14 @@ def test_a_listing_reveals_no_artifact_the_caller_may_not_read(client: Any, worl
             break
         offset = body["next_offset"]
     assert seen == newest_first
+    # Hidden artifacts between readable ones: every offset answers as if they did not exist.
+    between = _saved(client, x, "SELECT id FROM orders LIMIT 3", "study")
+    hidden.append(_saved(client, x, "SELECT id, name FROM customers", "study"))
+    newest = _saved(client, x, "SELECT id FROM orders LIMIT 2", "study")
+    pages = [client.get("/api/v1/artifacts", headers=narrow, params={"tag": "study", "limit": 1, "offset": o}).json()
+             for o in range(5)]
+    assert [([i["id"] for i in p["items"]], p["next_offset"]) for p in pages] == [
+        ([newest], 1), ([between], 2), ([shown], None), ([], None), ([], None)]
 
 
 # -- shared instances: a read of an older version on purpose retires nobody else's -------------------
