@@ -113,7 +113,7 @@ def release(url: str, reservation: Reservation | None) -> None:
         return
     try:
         with session_scope(url) as s:
-            s.execute(sa.delete(StorageReservationRow).where(StorageReservationRow.id == reservation.id))
+            hand_over(s, reservation)
     except Exception:  # the control database is away: the reservation counts until it expires
         log.warning("could not give back storage reservation %s; it expires on its own", reservation.id,
                     exc_info=True)
@@ -128,6 +128,19 @@ def reserved(url: str, caller: Caller, limit: int, want: int, *, ttl_s: float = 
         yield reservation.bytes
     finally:
         release(url, reservation)
+
+
+@contextlib.contextmanager
+def cut_at_room(limit: int, cap: int, most: int) -> Iterator[None]:
+    """Around a file write capped at ``cap`` bytes where its own cap is ``most``: stopped at a cap
+    the swarm's room set (``cap < most``), its 413 ``result_too_large`` is the quota's 413
+    ``storage_quota``, which says what to do."""
+    try:
+        yield
+    except PayloadTooLarge as e:
+        if cap < most and e.rule == "result_too_large":
+            raise exceeded(limit) from e
+        raise
 
 
 def exceeded(limit: int, used: int | None = None) -> StorageQuotaExceeded:

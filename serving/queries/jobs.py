@@ -45,7 +45,7 @@ from serving.lib import formats, metrics, quota
 from serving.lib.admission import Admission, Cancelled, Place
 from serving.lib.caller import Caller
 from serving.lib.continuation import PROVENANCE_KEY, continuation, provenance
-from serving.lib.errors import ApiError, Conflict, PayloadTooLarge
+from serving.lib.errors import ApiError, Conflict
 from serving.lib.limits import heavy_key, lower_priority
 from serving.lib.results import FILE_BATCH_ROWS, FILE_MAX_ROWS, ArrowBatches, ArrowStream, JsonRows
 from serving.queries import job_rows, pages, scheduling
@@ -290,12 +290,8 @@ class JobManager:
                                   row_count=stream.row_count, job_id=job.id)
                 return {PROVENANCE_KEY: formats.encode_json(prov).decode()}
 
-            try:
+            with quota.cut_at_room(quota_limit, max_bytes, self.q.max_result_bytes):
                 return formats.write_file(stream, job.fmt, path, max_bytes=max_bytes, metadata=metadata)
-            except PayloadTooLarge as e:
-                if max_bytes < self.q.max_result_bytes and e.rule == "result_too_large":
-                    raise quota.exceeded(quota_limit) from e
-                raise
 
         result = self.engine.execute(job.caller, checked, params=job.params, max_rows=job.max_rows,
                                      timeout_s=self._left_s(job), handle=job.handle,
@@ -417,12 +413,8 @@ class JobManager:
                 return target
             with quota.reserved(self.settings.control_url, caller, limit, most) as left:
                 cap = most if left is None else left
-                try:
+                with quota.cut_at_room(limit, cap, most):
                     size = pages.convert(row, path, fmt, target, max_bytes=cap, metadata=metadata)
-                except PayloadTooLarge as e:
-                    if cap < most and e.rule == "result_too_large":
-                        raise quota.exceeded(limit) from e
-                    raise
                 job_rows.add_converted(self.settings.control_url, row.id, size)
         return target
 
