@@ -316,8 +316,8 @@ def scan(con: Any, table: RegisteredTable, manifest: Manifest | None, *, now: dt
     served = manifest.watermark if manifest is not None and watermark is not None else None
     tied: dict[str | None, int] = {}
     if watermark is not None and manifest is not None:
-        tied = _new_in_lookback(con, table, manifest, cols, watermark, source_rows=int(in_lookback or 0), now=now,
-                                served_file=served_file)
+        tied = _new_in_lookback(con, table, manifest, cols, watermark, floor=low, source_rows=int(in_lookback or 0),
+                                now=now, served_file=served_file)
         newer = int(newer or 0) + sum(tied.values()) + unread_values(con, table, manifest, list(cols.values()))
     result = SourceChanges(served_watermark=served, source_newest=as_text(newest), newer_rows=int(newer or 0))
     if not sp.is_partitioned(table) or table.strategy == "snapshot" or not table.partition_column:
@@ -416,9 +416,9 @@ def partitions_with_values(con: Any, table: RegisteredTable, cols: Sequence[Sour
 
 
 def _new_in_lookback(con: Any, table: RegisteredTable, manifest: Manifest, cols: dict[str, SourceColumn],
-                     watermark: Any, *, source_rows: int, now: dt.datetime,
+                     watermark: Any, *, floor: Any, source_rows: int, now: dt.datetime,
                      served_file: ServedFile | None) -> dict[str | None, int]:
-    """Keys the source holds with a cursor from the floor (the watermark minus the lookback) to the
+    """Keys the source holds with a cursor from ``floor`` (the watermark minus the lookback) to the
     watermark that the served version does not hold there, by materializable partition (None: an
     unpartitioned table, or rows in no such partition); empty when none.
 
@@ -441,7 +441,7 @@ def _new_in_lookback(con: Any, table: RegisteredTable, manifest: Manifest, cols:
         return {}  # a key column gone: the next run fails naming it
     cursor = cols[str(table.cursor_column).upper()]
     picked = ", ".join(_q(k.name) for k in keys if k is not None)
-    cast, low = _cast_type(cursor), bind(floor_of(table, watermark))
+    cast, low = _cast_type(cursor), bind(floor)
     inside = f"{_q(cursor.name)} >= CAST(%s AS {cast}) AND {_q(cursor.name)} <= CAST(%s AS {cast})"
     part = cols.get(str(table.partition_column or "").upper()) if sp.is_partitioned(table) else None
     if part is None:
