@@ -6,6 +6,8 @@ Imported as a pytest plugin by ``test_sync*.py`` and ``test_refresh*.py``
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from litestar import Litestar
 
@@ -26,6 +28,20 @@ SCHEMA = "SYNCTEST"
 ITEMS = "demo.synctest.items"
 EVENTS = "demo.synctest.events"
 DAYS = [f"2025-01-{d:02d}" for d in range(1, 11)]
+# A daily-partitioned VISITS table the late-data refresh tests make in the stand-in themselves.
+VISITS = "demo.synctest.visits"
+VISITS_SOURCE = f"DEMO.{SCHEMA}.VISITS"
+VISITS_PATH = "demo/synctest/visits"
+VISITS_REFRESH = f"/api/v1/data/tables/{VISITS}/refresh"
+
+
+def source_sql(settings: Settings, *statements: str) -> None:
+    """Run ``statements`` in the stand-in's DEMO database (a test changing its source table)."""
+    with connect(dataclasses.replace(settings.snowflake, database="DEMO")) as con:
+        cur = con.cursor()
+        for sql in statements:
+            cur.execute(sql)
+        cur.close()
 
 
 @pytest.fixture(scope="session")

@@ -16,33 +16,27 @@ from litestar.testing import TestClient
 
 from shared.served import Column, publish, write_version
 from shared.settings import Settings
-from shared.snowflake import connect
 from tests.serving import sync_support
 from tests.serving.dagster_fake import FakeDagster
-from tests.serving.sync_support import SCHEMA, register_body
+from tests.serving.sync_support import (
+    DAYS,
+    VISITS,
+    VISITS_PATH,
+    VISITS_REFRESH,
+    VISITS_SOURCE,
+    register_body,
+    source_sql,
+)
 
 sync_source = sync_support.sync_source
 app = sync_support.app
 
 Client = TestClient[Litestar]
-VISITS = "demo.synctest.visits"
-SOURCE = f"DEMO.{SCHEMA}.VISITS"
-PATH = "demo/synctest/visits"
-DAYS = [f"2025-01-{d:02d}" for d in range(1, 11)]
-REFRESH = f"/api/v1/data/tables/{VISITS}/refresh"
 
 
 @pytest.fixture
 def api_settings(settings: Settings) -> Settings:
     return dataclasses.replace(settings, query=dataclasses.replace(settings.query, refresh_per_minute=100))
-
-
-def _sql(settings: Settings, *statements: str) -> None:
-    with connect(dataclasses.replace(settings.snowflake, database="DEMO")) as con:
-        cur = con.cursor()
-        for sql in statements:
-            cur.execute(sql)
-        cur.close()
 
 
 @pytest.fixture
@@ -51,10 +45,10 @@ def fake_dagster(api_settings: Settings, sync_source: str) -> FakeDagster:
     from shared.control.db import migrate
 
     migrate(api_settings.control_url)
-    _sql(api_settings, f"CREATE OR REPLACE TABLE {SOURCE} (ID NUMBER(10,0), DAY DATE, LOADED_ON DATE)",
-         f"INSERT INTO {SOURCE} VALUES (1, '2025-01-01', '2025-01-03'), (2, '2025-01-02', '2025-01-03'), "
-         "(3, '2025-01-03', '2025-01-03')")
-    return FakeDagster(api_settings.control_url, partition_keys={PATH: DAYS})
+    source_sql(api_settings, f"CREATE OR REPLACE TABLE {VISITS_SOURCE} (ID NUMBER(10,0), DAY DATE, LOADED_ON DATE)",
+               f"INSERT INTO {VISITS_SOURCE} VALUES (1, '2025-01-01', '2025-01-03'), (2, '2025-01-02', '2025-01-03'), "
+               "(3, '2025-01-03', '2025-01-03')")
+    return FakeDagster(api_settings.control_url, partition_keys={VISITS_PATH: DAYS})
 
 
 @pytest.fixture
@@ -85,11 +79,11 @@ def test_a_row_loaded_on_the_watermark_day_is_not_already_fresh_and_its_partitio
     """A DATE cursor: every row loaded later on the watermark's day ties with it. The refresh said
     ``already_fresh`` (no row past the watermark) and the late row was never served."""
     _serve_days(api_settings)
-    r = client.post(REFRESH, headers=agent)
+    r = client.post(VISITS_REFRESH, headers=agent)
     assert r.status_code == 200, r.text
     assert r.json()["outcome"] == "already_fresh"
-    _sql(api_settings, f"INSERT INTO {SOURCE} VALUES (4, '2025-01-02', '2025-01-03')")  # loaded later that day
-    r = client.post(REFRESH, headers=agent)
+    source_sql(api_settings, f"INSERT INTO {VISITS_SOURCE} VALUES (4, '2025-01-02', '2025-01-03')")  # loaded later that day
+    r = client.post(VISITS_REFRESH, headers=agent)
     assert r.status_code == 202, r.text
     body = r.json()
     assert body["outcome"] == "started"

@@ -18,7 +18,6 @@ from shared import served
 from shared.control.db import migrate, session_scope
 from shared.control.models import RegisteredTableRow
 from shared.settings import Settings
-from shared.snowflake import connect
 from tests.conftest import publish_table
 from tests.serving import sync_support
 from tests.serving.dagster_fake import FakeDagster
@@ -267,15 +266,12 @@ def test_a_refresh_note_does_not_spell_the_figures_a_policy_hides(api_settings: 
     under a row filter, since they count rows the filter removes, but its ``note`` spelled the
     same count: ``1 source row(s) are newer than the served watermark …``."""
     source = f"DEMO.{sync_support.SCHEMA}.VISITS_RT3"
-    with connect(dataclasses.replace(api_settings.snowflake, database="DEMO")) as con:
-        cur = con.cursor()
-        cur.execute(f"CREATE OR REPLACE TABLE {source} (ID NUMBER(10,0), DAY DATE, UPDATED_AT TIMESTAMP_NTZ)")
-        cur.execute(f"INSERT INTO {source} VALUES (1, '2025-01-01', '2025-01-01 12:00:00'), "
-                    "(6, '2025-01-11', '2025-02-01 00:00:00')")  # the second lies in no listed partition yet
-        cur.close()
+    sync_support.source_sql(api_settings,
+                            f"CREATE OR REPLACE TABLE {source} (ID NUMBER(10,0), DAY DATE, UPDATED_AT TIMESTAMP_NTZ)",
+                            f"INSERT INTO {source} VALUES (1, '2025-01-01', '2025-01-01 12:00:00'), "
+                            "(6, '2025-01-11', '2025-02-01 00:00:00')")  # the second lies in no listed partition yet
     migrate(api_settings.control_url)
-    days = [f"2025-01-{d:02d}" for d in range(1, 11)]
-    dagster = FakeDagster(api_settings.control_url, partition_keys={"demo/synctest/visits_rt3": days})
+    dagster = FakeDagster(api_settings.control_url, partition_keys={"demo/synctest/visits_rt3": sync_support.DAYS})
     app = create_app(api_settings)
     app.state.services.parts["dagster"] = dagster.client(api_settings.dagster)
     app.state.services.parts["load_check"] = sync_support.in_process_load_check
@@ -288,7 +284,7 @@ def test_a_refresh_note_does_not_spell_the_figures_a_policy_hides(api_settings: 
         with served.write_version(api_settings.served_path, VISITS, copy_previous=False) as pending:
             pending.con.execute("CREATE TABLE data AS SELECT 1 AS ID")
             served.publish(api_settings.served_path, pending, strategy="incremental", row_count=1,
-                           columns=[served.Column("ID", "INTEGER")], partitions={k: {"rows": 1} for k in days[:7]},
+                           columns=[served.Column("ID", "INTEGER")], partitions={k: {"rows": 1} for k in sync_support.DAYS[:7]},
                            watermark="2025-01-07T12:00:00", extra={"watermark_type": "TIMESTAMP"})
         filtered, plain = create_swarm(client, admin, [VISITS])["id"], create_swarm(client, admin, [VISITS])["id"]
         r = client.put(f"/api/v1/admin/swarms/{filtered}/policies/{VISITS}", headers=admin, json={"row_filter": "ID < 0"})

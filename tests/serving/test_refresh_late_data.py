@@ -18,34 +18,29 @@ from litestar.testing import TestClient
 
 from shared.served import Column, Manifest, publish, write_version
 from shared.settings import Settings
-from shared.snowflake import connect
 from tests.serving import sync_support
 from tests.serving.dagster_fake import FakeDagster
 from tests.serving.helpers import assert_error
-from tests.serving.sync_support import SCHEMA, register_body
+from tests.serving.sync_support import (
+    DAYS,
+    SCHEMA,
+    VISITS,
+    VISITS_PATH,
+    VISITS_REFRESH,
+    VISITS_SOURCE,
+    register_body,
+    source_sql,
+)
 
 sync_source = sync_support.sync_source
 app = sync_support.app
 
 Client = TestClient[Litestar]
-VISITS = "demo.synctest.visits"
-SOURCE = f"DEMO.{SCHEMA}.VISITS"
-PATH = "demo/synctest/visits"
-DAYS = [f"2025-01-{d:02d}" for d in range(1, 11)]
-REFRESH = f"/api/v1/data/tables/{VISITS}/refresh"
 
 
 @pytest.fixture
 def api_settings(settings: Settings) -> Settings:
     return dataclasses.replace(settings, query=dataclasses.replace(settings.query, refresh_per_minute=100))
-
-
-def _sql(settings: Settings, *statements: str) -> None:
-    with connect(dataclasses.replace(settings.snowflake, database="DEMO")) as con:
-        cur = con.cursor()
-        for sql in statements:
-            cur.execute(sql)
-        cur.close()
 
 
 @pytest.fixture
@@ -55,10 +50,12 @@ def fake_dagster(api_settings: Settings, sync_source: str) -> FakeDagster:
     from shared.control.db import migrate
 
     migrate(api_settings.control_url)
-    _sql(api_settings, f"CREATE OR REPLACE TABLE {SOURCE} (ID NUMBER(10,0), DAY DATE, UPDATED_AT TIMESTAMP_NTZ)",
-         f"INSERT INTO {SOURCE} VALUES (1, '2025-01-01', '2025-01-01 12:00:00'), (2, '2025-01-02', '2025-01-02 12:00:00'), "
-         "(3, '2025-01-03', '2025-01-03 12:00:00'), (4, '2025-01-07', '2025-01-07 12:00:00')")
-    return FakeDagster(api_settings.control_url, partition_keys={PATH: DAYS})
+    source_sql(api_settings,
+               f"CREATE OR REPLACE TABLE {VISITS_SOURCE} (ID NUMBER(10,0), DAY DATE, UPDATED_AT TIMESTAMP_NTZ)",
+               f"INSERT INTO {VISITS_SOURCE} VALUES (1, '2025-01-01', '2025-01-01 12:00:00'), "
+               "(2, '2025-01-02', '2025-01-02 12:00:00'), (3, '2025-01-03', '2025-01-03 12:00:00'), "
+               "(4, '2025-01-07', '2025-01-07 12:00:00')")
+    return FakeDagster(api_settings.control_url, partition_keys={VISITS_PATH: DAYS})
 
 
 @pytest.fixture
@@ -82,7 +79,7 @@ def _serve(settings: Settings, watermark: str, partitions: list[str]) -> Manifes
 
 def test_first_refresh_backfills_the_partitions_with_rows_with_an_eta_per_run(
         client: Client, agent: dict[str, str], fake_dagster: FakeDagster) -> None:
-    r = client.post(REFRESH, headers=agent)
+    r = client.post(VISITS_REFRESH, headers=agent)
     assert r.status_code == 202, r.text
     body = r.json()
     assert body["outcome"] == "started"
@@ -100,7 +97,7 @@ def test_fresh_means_no_source_row_past_the_served_watermark_whatever_the_age(
         client: Client, agent: dict[str, str], fake_dagster: FakeDagster, api_settings: Settings) -> None:
     _serve(api_settings, "2025-01-07T12:00:00", ["2025-01-01", "2025-01-02", "2025-01-03", "2025-01-07"])
     for body in ({}, {"max_age_s": 0}):
-        r = client.post(REFRESH, json=body or None, headers=agent)
+        r = client.post(VISITS_REFRESH, json=body or None, headers=agent)
         assert r.status_code == 200, r.text
         fresh = r.json()
         assert fresh["outcome"] == "already_fresh"
@@ -113,23 +110,23 @@ def test_fresh_means_no_source_row_past_the_served_watermark_whatever_the_age(
 def test_a_late_row_in_an_old_partition_rewrites_that_partition_although_the_sync_is_recent(
         client: Client, agent: dict[str, str], fake_dagster: FakeDagster, api_settings: Settings) -> None:
     _serve(api_settings, "2025-01-07T12:00:00", ["2025-01-01", "2025-01-02", "2025-01-03", "2025-01-07"])
-    _sql(api_settings, f"INSERT INTO {SOURCE} VALUES (5, '2025-01-02', '2025-02-01 00:00:00')")
-    r = client.post(REFRESH, headers=agent)
+    source_sql(api_settings, f"INSERT INTO {VISITS_SOURCE} VALUES (5, '2025-01-02', '2025-02-01 00:00:00')")
+    r = client.post(VISITS_REFRESH, headers=agent)
     assert r.status_code == 202, r.text
     body = r.json()
     assert (body["outcome"], body["kind"], body["partitions"], body["newer_rows"]) == (
         "started", "run", ["2025-01-02"], 1)
     [run] = fake_dagster.runs.values()
     assert run.partition == "2025-01-02"
-    again = client.post(REFRESH, headers=agent).json()  # the same change: join the same job
+    again = client.post(VISITS_REFRESH, headers=agent).json()  # the same change: join the same job
     assert (again["outcome"], again["job_id"]) == ("existing_job", body["job_id"])
 
 
 def test_rows_only_in_the_current_window_are_reported_not_launched(
         client: Client, agent: dict[str, str], fake_dagster: FakeDagster, api_settings: Settings) -> None:
     _serve(api_settings, "2025-01-07T12:00:00", DAYS[:7])
-    _sql(api_settings, f"INSERT INTO {SOURCE} VALUES (6, '2025-01-11', '2025-02-01 00:00:00')")  # not listed yet
-    r = client.post(REFRESH, headers=agent)
+    source_sql(api_settings, f"INSERT INTO {VISITS_SOURCE} VALUES (6, '2025-01-11', '2025-02-01 00:00:00')")  # not listed yet
+    r = client.post(VISITS_REFRESH, headers=agent)
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["outcome"] == "already_fresh"
@@ -151,8 +148,8 @@ def test_a_row_moved_out_of_every_partition_rewrites_the_partition_still_serving
                 columns=[Column("ID", "INTEGER"), Column("DAY", "DATE"), Column("UPDATED_AT", "TIMESTAMP")],
                 partitions={k: {"rows": 1} for k in ["2025-01-01", "2025-01-02", "2025-01-03", "2025-01-07"]},
                 watermark="2025-01-07T12:00:00", extra={"watermark_type": "TIMESTAMP"})
-    _sql(api_settings, f"UPDATE {SOURCE} SET DAY = NULL, UPDATED_AT = '2025-02-01 00:00:00' WHERE ID = 2")
-    r = client.post(REFRESH, headers=agent)
+    source_sql(api_settings, f"UPDATE {VISITS_SOURCE} SET DAY = NULL, UPDATED_AT = '2025-02-01 00:00:00' WHERE ID = 2")
+    r = client.post(VISITS_REFRESH, headers=agent)
     assert r.status_code == 202, r.text
     body = r.json()
     assert (body["outcome"], body["kind"], body["partitions"], body["newer_rows"]) == ("started", "run", ["2025-01-02"], 1)
@@ -165,8 +162,8 @@ def test_a_dropped_source_is_a_clear_409_and_starts_no_run(client: Client, agent
                                                             fake_dagster: FakeDagster, api_settings: Settings) -> None:
     """No run can bring newer rows from a table that is gone: the refresh says so (never
     ``already_fresh``, never a run that can only fail), and names the cause."""
-    _sql(api_settings, f"DROP TABLE {SOURCE}")
-    r = client.post(REFRESH, headers=agent)
+    source_sql(api_settings, f"DROP TABLE {VISITS_SOURCE}")
+    r = client.post(VISITS_REFRESH, headers=agent)
     assert_error(r, 409, rule="source_missing")
     assert "does not exist in the source" in r.json()["error"]["message"]
     assert not fake_dagster.runs
@@ -179,8 +176,8 @@ SNAPS = "demo.synctest.snaps"
 def snap_agent(client: Client, admin_headers: dict[str, str], make_swarm: Callable[..., dict[str, Any]],
                agent_headers: Callable[..., dict[str, str]], api_settings: Settings) -> dict[str, str]:
     """SNAPS (three rows) registered as a snapshot table, and an agent granted it."""
-    _sql(api_settings, f"CREATE OR REPLACE TABLE DEMO.{SCHEMA}.SNAPS (ID NUMBER(10,0))",
-         f"INSERT INTO DEMO.{SCHEMA}.SNAPS VALUES (1), (2), (3)")
+    source_sql(api_settings, f"CREATE OR REPLACE TABLE DEMO.{SCHEMA}.SNAPS (ID NUMBER(10,0))",
+               f"INSERT INTO DEMO.{SCHEMA}.SNAPS VALUES (1), (2), (3)")
     r = client.post("/api/v1/sync/tables/register", headers=admin_headers,
                     json=register_body("snaps", strategy="snapshot", freshness="1h"))
     assert r.status_code == 201, r.text
@@ -197,7 +194,7 @@ def test_a_snapshot_is_not_fresh_once_the_source_lost_rows(client: Client, snap_
                 partitions={today: {"rows": 3}})
     url = f"/api/v1/data/tables/{SNAPS}/refresh"
     assert client.post(url, headers=snap_agent).json()["outcome"] == "already_fresh"
-    _sql(api_settings, f"DELETE FROM DEMO.{SCHEMA}.SNAPS WHERE ID = 2")
+    source_sql(api_settings, f"DELETE FROM DEMO.{SCHEMA}.SNAPS WHERE ID = 2")
     body = client.post(url, headers=snap_agent).json()
     assert (body["outcome"], body["partitions"]) == ("started", [today])
     [run] = fake_dagster.runs.values()
