@@ -12,7 +12,7 @@ import threading
 import sqlalchemy as sa
 
 from serving.admin import store
-from serving.admin.schemas import SwarmCreate
+from serving.admin.schemas import Swarm, SwarmCreate, TokenCreated
 from serving.lib.errors import Conflict
 from serving.lib.tokens import TokenCodec
 from shared.control.db import migrate, session_scope
@@ -22,12 +22,19 @@ CAP = 3
 MINTERS = 12
 
 
+CODEC = TokenCodec(secret="m" * 48, audience="agents-data", issuer="agents-data")
+
+
+def _swarm_and_minter(url: str, name: str) -> tuple[Swarm, TokenCreated]:
+    """A new swarm on a migrated control database, and a swarm token of it (the minter)."""
+    migrate(url)
+    swarm = store.create_swarm(url, SwarmCreate(name=name))
+    return swarm, store.mint_token(url, CODEC, kind="swarm", swarm_id=swarm.id, name="minter", expires_in=None,
+                                   allowed_tables=None, default_ttl_s=3600)
+
+
 def test_concurrent_mints_never_pass_the_swarm_cap(control_url: str) -> None:
-    migrate(control_url)
-    codec = TokenCodec(secret="m" * 48, audience="agents-data", issuer="agents-data")
-    swarm = store.create_swarm(control_url, SwarmCreate(name="racing"))
-    parent = store.mint_token(control_url, codec, kind="swarm", swarm_id=swarm.id, name="minter", expires_in=None,
-                              allowed_tables=None, default_ttl_s=3600)
+    swarm, parent = _swarm_and_minter(control_url, "racing")
     start = threading.Barrier(MINTERS)
     minted: list[str] = []
     refused: list[str] = []
@@ -37,7 +44,7 @@ def test_concurrent_mints_never_pass_the_swarm_cap(control_url: str) -> None:
     def mint(i: int) -> None:
         start.wait()
         try:
-            got = store.mint_token(control_url, codec, kind="agent", swarm_id=swarm.id, name=f"agent-{i}",
+            got = store.mint_token(control_url, CODEC, kind="agent", swarm_id=swarm.id, name=f"agent-{i}",
                                    expires_in=None, allowed_tables=None, default_ttl_s=3600,
                                    parent_id=parent.token_id, max_minted=CAP)
             with lock:
@@ -64,12 +71,8 @@ def test_concurrent_mints_never_pass_the_swarm_cap(control_url: str) -> None:
 
 
 def test_the_mint_lock_changes_nothing_on_the_swarm(sqlite_url: str) -> None:
-    migrate(sqlite_url)
-    codec = TokenCodec(secret="m" * 48, audience="agents-data", issuer="agents-data")
-    swarm = store.create_swarm(sqlite_url, SwarmCreate(name="still"))
-    parent = store.mint_token(sqlite_url, codec, kind="swarm", swarm_id=swarm.id, name="minter", expires_in=None,
-                              allowed_tables=None, default_ttl_s=3600)
+    swarm, parent = _swarm_and_minter(sqlite_url, "still")
     before = store.get_swarm(sqlite_url, swarm.id)
-    store.mint_token(sqlite_url, codec, kind="agent", swarm_id=swarm.id, name="one", expires_in=None,
+    store.mint_token(sqlite_url, CODEC, kind="agent", swarm_id=swarm.id, name="one", expires_in=None,
                      allowed_tables=None, default_ttl_s=3600, parent_id=parent.token_id, max_minted=CAP)
     assert store.get_swarm(sqlite_url, swarm.id) == before
